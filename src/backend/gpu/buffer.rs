@@ -1,0 +1,273 @@
+//! Typed, labelled GPU buffers: upload from slices and ndarray arrays, staged readback.
+
+use std::marker::PhantomData;
+use std::sync::mpsc;
+
+use bytemuck::Pod;
+use ndarray::{Array, ArrayView, Dimension, IntoDimension};
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// Allocations are rounded up to this many bytes so kernels can read them as `vec4<f32>`
+/// (and copies meet wgpu's 4-byte alignment).
+const SIZE_ALIGNMENT: u64 = 16;
+
+/// A GPU storage buffer holding `len` values of `T`.
+///
+/// Cloning is cheap and shares the same GPU memory.
+pub struct GpuBuffer<T: Pod> {
+    raw: wgpu::Buffer,
+    len: usize,
+    label: String,
+    _element: PhantomData<T>,
+}
+
+impl<T: Pod> Clone for GpuBuffer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: self.raw.clone(),
+            len: self.len,
+            label: self.label.clone(),
+            _element: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for GpuBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GpuBuffer<{}>({:?}, {} elements)",
+            std::any::type_name::<T>(),
+            self.label,
+            self.len
+        )
+    }
+}
+
+/// Bytes needed for `len` values of `T`, or an error naming the buffer when that overflows or
+/// passes the device's `max_buffer_size`.
+fn checked_size<T>(ctx: &GpuContext, op: &'static str, label: &str, len: usize) -> Result<u64> {
+    if len == 0 {
+        return Err(Error::EmptyBuffer {
+            op,
+            label: label.to_string(),
+        });
+    }
+    let limit = ctx.limits().max_buffer_size;
+    let bytes = (len as u64)
+        .checked_mul(size_of::<T>() as u64)
+        .and_then(|b| b.checked_next_multiple_of(SIZE_ALIGNMENT))
+        .unwrap_or(u64::MAX);
+    if bytes > limit {
+        return Err(Error::BufferTooLarge {
+            op,
+            label: label.to_string(),
+            bytes,
+            limit,
+            limit_name: "max_buffer_size",
+        });
+    }
+    Ok(bytes)
+}
+
+impl<T: Pod> GpuBuffer<T> {
+    /// A new buffer of `len` zeroed elements (wgpu zero-initialises every buffer).
+    pub fn zeros(ctx: &GpuContext, label: &str, len: usize) -> Result<Self> {
+        let bytes = checked_size::<T>(ctx, "allocate buffer", label, len)?;
+        let raw = ctx.scoped("allocate buffer", || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(Self {
+            raw,
+            len,
+            label: label.to_string(),
+            _element: PhantomData,
+        })
+    }
+
+    /// A new buffer holding a copy of `data`.
+    pub fn from_slice(ctx: &GpuContext, label: &str, data: &[T]) -> Result<Self> {
+        let buffer = Self::zeros(ctx, label, data.len())?;
+        buffer.write(ctx, 0, data)?;
+        Ok(buffer)
+    }
+
+    /// A new buffer holding `array`'s elements in row-major (logical) order, whatever its strides.
+    pub fn from_array<D: Dimension>(
+        ctx: &GpuContext,
+        label: &str,
+        array: ArrayView<'_, T, D>,
+    ) -> Result<Self> {
+        let standard = array.as_standard_layout();
+        match standard.as_slice() {
+            Some(slice) => Self::from_slice(ctx, label, slice),
+            // `as_standard_layout` always yields a contiguous array; this arm only keeps the
+            // library free of `expect`.
+            None => Self::from_slice(ctx, label, &standard.iter().copied().collect::<Vec<_>>()),
+        }
+    }
+
+    /// Overwrites elements `offset..offset + data.len()` with `data` (queued before the next
+    /// submit, so later kernels see it).
+    pub fn write(&self, ctx: &GpuContext, offset: usize, data: &[T]) -> Result<()> {
+        let end = offset.checked_add(data.len()).unwrap_or(usize::MAX);
+        if end > self.len {
+            return Err(Error::Length {
+                op: "write buffer",
+                expected: self.len - offset.min(self.len),
+                actual: data.len(),
+            });
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let start = (offset * size_of::<T>()) as u64;
+        if bytes.len() % 4 == 0 && start % 4 == 0 {
+            ctx.scoped("write buffer", || {
+                ctx.queue.write_buffer(&self.raw, start, bytes)
+            })
+        } else {
+            // wgpu writes whole 4-byte words: widen to the enclosing words, keeping the
+            // neighbouring bytes as they are on the GPU.
+            let word_start = start / 4 * 4;
+            let word_end = (start + bytes.len() as u64).next_multiple_of(4);
+            let mut words = self.read_bytes(ctx, word_start, word_end - word_start)?;
+            let at = (start - word_start) as usize;
+            words[at..at + bytes.len()].copy_from_slice(bytes);
+            ctx.scoped("write buffer", || {
+                ctx.queue.write_buffer(&self.raw, word_start, &words)
+            })
+        }
+    }
+
+    /// Sets every element to `value` (used to poison outputs before a kernel writes them).
+    pub fn fill(&self, ctx: &GpuContext, value: T) -> Result<()> {
+        self.write(ctx, 0, &vec![value; self.len])
+    }
+
+    /// Copies the whole buffer back to the host; blocks until the GPU has finished.
+    pub fn read(&self, ctx: &GpuContext) -> Result<Vec<T>> {
+        let bytes = self.read_bytes(
+            ctx,
+            0,
+            (self.len * size_of::<T>()).next_multiple_of(4) as u64,
+        )?;
+        Ok(bytemuck::pod_collect_to_vec(
+            &bytes[..self.len * size_of::<T>()],
+        ))
+    }
+
+    /// Copies the buffer back into an array of `shape`, which must hold exactly `len` elements.
+    pub fn read_array<Sh: IntoDimension>(
+        &self,
+        ctx: &GpuContext,
+        shape: Sh,
+    ) -> Result<Array<T, Sh::Dim>> {
+        let shape = shape.into_dimension();
+        if shape.size() != self.len {
+            return Err(Error::Length {
+                op: "read buffer into array",
+                expected: shape.size(),
+                actual: self.len,
+            });
+        }
+        let data = self.read(ctx)?;
+        Array::from_shape_vec(shape, data).map_err(|e| Error::Readback {
+            label: self.label.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads `size` bytes from byte `offset` through a staging buffer.
+    fn read_bytes(&self, ctx: &GpuContext, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = ctx.scoped("read buffer", || {
+            let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("{} (staging)", self.label)),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("steepest readback"),
+                });
+            encoder.copy_buffer_to_buffer(&self.raw, offset, &staging, 0, size);
+            ctx.queue.submit([encoder.finish()]);
+            staging
+        })?;
+        let (sender, receiver) = mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            // The receiver outlives the wait below; a failed send only means we already failed.
+            let _ = sender.send(result);
+        });
+        ctx.wait()?;
+        let mapped = receiver.recv().map_err(|e| Error::Readback {
+            label: self.label.clone(),
+            message: e.to_string(),
+        })?;
+        mapped.map_err(|e| Error::Readback {
+            label: self.label.clone(),
+            message: e.to_string(),
+        })?;
+        let view = staging.get_mapped_range(..).map_err(|e| Error::Readback {
+            label: self.label.clone(),
+            message: e.to_string(),
+        })?;
+        let bytes = view.to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(bytes)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: GPU buffers cannot be empty. Present for API symmetry with slices.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The label given at creation (shown by wgpu's validation messages and debuggers).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Bytes allocated on the device (the element bytes rounded up to 16).
+    pub fn size_bytes(&self) -> u64 {
+        self.raw.size()
+    }
+
+    /// The wgpu buffer, for applications that bind it in their own kernels.
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.raw
+    }
+
+    /// Fails with [`Error::BufferTooLarge`] when the whole buffer cannot be bound as one storage
+    /// binding on this device.
+    pub(crate) fn check_binding(&self, ctx: &GpuContext, op: &'static str) -> Result<()> {
+        let limit = ctx.limits().max_storage_buffer_binding_size;
+        if self.raw.size() > limit {
+            return Err(Error::BufferTooLarge {
+                op,
+                label: self.label.clone(),
+                bytes: self.raw.size(),
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+}

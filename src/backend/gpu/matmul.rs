@@ -1,0 +1,162 @@
+//! Host side of `shaders/matmul.wgsl`: checks, specialisation and dispatch.
+
+use wgpu::util::DeviceExt;
+
+use super::GpuMatrix;
+use super::context::{Binding, GpuContext, Kernel};
+use crate::backend::{Matmul, Matrix, matmul_dims};
+use crate::error::{Error, Result};
+
+const KERNEL: Kernel = Kernel {
+    shader: "matmul.wgsl",
+    source: include_str!("../../../shaders/matmul.wgsl"),
+    entry: "matmul",
+    bindings: &[
+        Binding::Uniform,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+    ],
+};
+
+/// Output rows and columns per workgroup (`TILE` in the shader).
+const TILE: usize = 128;
+
+/// The shader's `Params`, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_offset: u32,
+    b_offset: u32,
+    bias_offset: u32,
+    c_offset: u32,
+    _pad: u32,
+}
+
+fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::Shape {
+        op,
+        detail: format!("{what} = {value} does not fit the kernel's 32-bit indices"),
+    })
+}
+
+/// `out ← act(op(a) · op(b) + bias)` on the GPU: the twin of [`crate::backend::cpu::matmul`].
+///
+/// Records and submits one dispatch; does not wait for it to finish.
+pub fn matmul(
+    ctx: &GpuContext,
+    spec: Matmul,
+    a: &GpuMatrix,
+    b: &GpuMatrix,
+    bias: Option<&GpuMatrix>,
+    out: &GpuMatrix,
+) -> Result<()> {
+    let op = "matmul";
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+    record(ctx, &mut encoder, spec, a, b, bias, out)?;
+    ctx.scoped(op, || ctx.queue.submit([encoder.finish()]))?;
+    Ok(())
+}
+
+/// Records the matmul into `encoder` (for callers that batch many ops into one submit).
+pub(crate) fn record(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    spec: Matmul,
+    a: &GpuMatrix,
+    b: &GpuMatrix,
+    bias: Option<&GpuMatrix>,
+    out: &GpuMatrix,
+) -> Result<()> {
+    let op = "matmul";
+    let dims = matmul_dims(
+        spec,
+        a.shape(),
+        b.shape(),
+        bias.map(Matrix::shape),
+        out.shape(),
+    )?;
+    for input in [Some(a), Some(b), bias].into_iter().flatten() {
+        if input.buffer().raw() == out.buffer().raw() {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "output buffer {:?} is also an input; write to a separate buffer",
+                    out.buffer().label()
+                ),
+            });
+        }
+    }
+    for matrix in [Some(a), Some(b), bias, Some(out)].into_iter().flatten() {
+        matrix.buffer().check_binding(ctx, op)?;
+    }
+    let limit = ctx.limits().max_compute_workgroups_per_dimension;
+    let groups_x = dims.n.div_ceil(TILE);
+    let groups_y = dims.m.div_ceil(TILE);
+    for needed in [groups_x, groups_y] {
+        if needed > limit as usize {
+            return Err(Error::TooManyWorkgroups {
+                op,
+                needed: needed as u64,
+                limit,
+            });
+        }
+    }
+
+    let params = Params {
+        m: to_u32(op, "M", dims.m)?,
+        n: to_u32(op, "N", dims.n)?,
+        k: to_u32(op, "K", dims.k)?,
+        a_offset: to_u32(op, "a offset", a.offset())?,
+        b_offset: to_u32(op, "b offset", b.offset())?,
+        bias_offset: to_u32(op, "bias offset", bias.map_or(0, GpuMatrix::offset))?,
+        c_offset: to_u32(op, "output offset", out.offset())?,
+        _pad: 0,
+    };
+    // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
+    let vec4_ok = |m: &GpuMatrix| m.shape().1 % 4 == 0 && m.offset() % 4 == 0;
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let overrides = [
+        ("TRANS_A", flag(spec.trans_a)),
+        ("TRANS_B", flag(spec.trans_b)),
+        ("HAS_BIAS", flag(bias.is_some())),
+        ("ACTIVATION", f64::from(spec.activation.shader_code())),
+        ("A_VEC4", flag(vec4_ok(a))),
+        ("B_VEC4", flag(vec4_ok(b))),
+    ];
+    let pipeline = ctx.pipeline(&KERNEL, &overrides)?;
+
+    ctx.scoped(op, || {
+        let params = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("matmul params"),
+                contents: bytemuck::bytes_of(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let bias = bias.map_or(&ctx.placeholder, |m| m.buffer().raw());
+        let group = ctx.bind_group(
+            &KERNEL,
+            &[
+                &params,
+                a.buffer().raw(),
+                b.buffer().raw(),
+                bias,
+                out.buffer().raw(),
+            ],
+        );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(op),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(groups_x as u32, groups_y as u32, 1);
+    })
+}

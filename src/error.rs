@@ -1,0 +1,150 @@
+//! The crate's one error type: every failure names the operation and the values involved.
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `steepest`.
+///
+/// Variants carry the operation (`op`) and the offending values so that a message alone is
+/// enough to find the cause. No library path panics: each failure arrives here instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No GPU adapter matched the request.
+    #[error(
+        "no GPU adapter found (backends: {backends}{name_filter}; adapters seen: {seen}). \
+         Install a Vulkan driver (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers` gives \
+         the lavapipe software adapter), unset or correct WGPU_BACKEND / WGPU_ADAPTER_NAME, or \
+         use the CPU backend (`CpuBackend`)",
+        name_filter = adapter_name.as_ref().map(|n| format!(", WGPU_ADAPTER_NAME contains {n:?}")).unwrap_or_default(),
+        seen = if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+    )]
+    NoAdapter {
+        /// The backends that were searched, as wgpu names them.
+        backends: String,
+        /// The adapter-name filter that was applied, if any.
+        adapter_name: Option<String>,
+        /// Names of every adapter that was found before filtering.
+        seen: Vec<String>,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("adapter {adapter:?} could not create a device: {message}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's explanation.
+        message: String,
+    },
+
+    /// A WGSL shader failed to parse or validate.
+    #[error("shader {name:?} is invalid: {message}")]
+    Shader {
+        /// The shader's name (its file name for built-in kernels).
+        name: String,
+        /// The compiler's message.
+        message: String,
+    },
+
+    /// wgpu reported a validation or internal error while running `op`.
+    #[error("GPU error in {op}: {message}")]
+    Gpu {
+        /// The operation that was running.
+        op: &'static str,
+        /// wgpu's description of the error.
+        message: String,
+    },
+
+    /// The device ran out of memory while running `op`.
+    #[error("GPU out of memory in {op}: {message}")]
+    OutOfMemory {
+        /// The operation that was running.
+        op: &'static str,
+        /// wgpu's description of the error.
+        message: String,
+    },
+
+    /// The GPU device was lost (driver reset, device removed); the context must be recreated.
+    #[error("GPU device lost: {message}")]
+    DeviceLost {
+        /// The driver's reason.
+        message: String,
+    },
+
+    /// A buffer of zero elements was requested; GPU buffers cannot be empty.
+    #[error("{op}: buffer {label:?} would be empty (0 elements)")]
+    EmptyBuffer {
+        /// The operation that was asked for the buffer.
+        op: &'static str,
+        /// The buffer's label.
+        label: String,
+    },
+
+    /// A buffer or binding would exceed one of the device's limits.
+    #[error(
+        "{op}: buffer {label:?} needs {bytes} bytes, over the device's {limit_name} of {limit} bytes"
+    )]
+    BufferTooLarge {
+        /// The operation that was asked for the buffer.
+        op: &'static str,
+        /// The buffer's label.
+        label: String,
+        /// Bytes needed.
+        bytes: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// Which limit (`max_buffer_size`, `max_storage_buffer_binding_size`).
+        limit_name: &'static str,
+    },
+
+    /// A dispatch would need more workgroups in one dimension than the device allows.
+    #[error("{op}: needs {needed} workgroups in one dimension, over the device's limit of {limit}")]
+    TooManyWorkgroups {
+        /// The operation.
+        op: &'static str,
+        /// Workgroups needed.
+        needed: u64,
+        /// `max_compute_workgroups_per_dimension`.
+        limit: u32,
+    },
+
+    /// Operand shapes do not fit together.
+    #[error("{op}: shape mismatch: {detail}")]
+    Shape {
+        /// The operation.
+        op: &'static str,
+        /// What was expected and what was given.
+        detail: String,
+    },
+
+    /// Host data does not have the length the operation needs.
+    #[error("{op}: expected {expected} elements, got {actual}")]
+    Length {
+        /// The operation.
+        op: &'static str,
+        /// Elements expected.
+        expected: usize,
+        /// Elements given.
+        actual: usize,
+    },
+
+    /// Reading a buffer back to the host failed.
+    #[error("reading back buffer {label:?} failed: {message}")]
+    Readback {
+        /// The buffer's label.
+        label: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Shapes print as `3×4`, the way the messages want them.
+pub(crate) struct Dims(pub usize, pub usize);
+
+impl fmt::Display for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}×{}", self.0, self.1)
+    }
+}

@@ -1,0 +1,84 @@
+//! Shared test helpers: the one GPU backend of a test binary, random data, and tolerances.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::OnceLock;
+
+use ndarray::{Array2, ArrayView2, Zip};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use steepest::{Activation, GpuBackend};
+
+/// The GPU backend shared by every test of this binary.
+///
+/// Without an adapter this panics with the library's own message, which names the fix:
+/// a GPU test never passes (or skips) silently.
+pub fn gpu() -> &'static GpuBackend {
+    static GPU: OnceLock<Result<GpuBackend, String>> = OnceLock::new();
+    match GPU.get_or_init(|| GpuBackend::new().map_err(|e| e.to_string())) {
+        Ok(gpu) => gpu,
+        Err(message) => panic!(
+            "GPU tests need a GPU adapter: {message}\n\
+             (CI installs lavapipe itself: see .ci/run)"
+        ),
+    }
+}
+
+/// `rows × cols` values uniform in [-scale, scale], different for every seed.
+pub fn random_matrix(rng: &mut StdRng, rows: usize, cols: usize, scale: f32) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |_| rng.random_range(-scale..=scale))
+}
+
+/// A seeded generator (the seed comes from proptest, so each case gets fresh data).
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// f32 unit roundoff.
+pub const UNIT_ROUNDOFF: f32 = f32::EPSILON / 2.0;
+
+/// Elementwise tolerance for a matmul result computed in a different summation order.
+///
+/// A dot product of K terms accumulated in f32 is off by at most about `K·u·Σ|a||b|`; for
+/// errors that do not all push the same way the typical error grows like √K, so the bound used
+/// is `8·√K·u·(|A|·|B|)ᵢⱼ`, scaled by the operands' magnitudes element by element. The bias
+/// adds one rounding of its own size, and the activations (1-Lipschitz) differ between the
+/// shader's formula and Rust's libm by a few ulps of a value that is at most 1 in size, hence the
+/// absolute 2e-6.
+pub fn matmul_tolerance(
+    abs_a: ArrayView2<f32>,
+    abs_b: ArrayView2<f32>,
+    bias: Option<ArrayView2<f32>>,
+    k: usize,
+    activation: Activation,
+) -> Array2<f32> {
+    let magnitude = abs_a.dot(&abs_b);
+    let mut tol = magnitude.mapv(|s| 8.0 * (k as f32).sqrt() * UNIT_ROUNDOFF * s);
+    if let Some(bias) = bias {
+        tol += &bias.row(0).mapv(|b| 4.0 * UNIT_ROUNDOFF * b.abs());
+    }
+    if activation != Activation::Identity {
+        tol.mapv_inplace(|t| t + 2e-6);
+    }
+    tol
+}
+
+/// Asserts `actual` is within `tol` of `expected` everywhere (NaN never is), naming the worst
+/// element.
+pub fn assert_close(what: &str, actual: &Array2<f32>, expected: &Array2<f32>, tol: &Array2<f32>) {
+    assert_eq!(actual.dim(), expected.dim(), "{what}: shape");
+    let mut worst: Option<(usize, usize, f32, f32, f32)> = None;
+    Zip::indexed(actual)
+        .and(expected)
+        .and(tol)
+        .for_each(|(i, j), &a, &e, &t| {
+            let err = (a - e).abs();
+            if !(err <= t)
+                && worst.is_none_or(|w| err.is_nan() || err / t > (w.2 - w.3).abs() / w.4)
+            {
+                worst = Some((i, j, a, e, t));
+            }
+        });
+    if let Some((i, j, a, e, t)) = worst {
+        panic!("{what}: element ({i}, {j}) is {a}, expected {e} ± {t}");
+    }
+}

@@ -37,3 +37,8 @@ pub use backend::{Activation, Backend, Matmul, MatmulDims, Matrix};
 pub use error::{Error, Result};
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;
+
+/// Compiles the README's snippets as doctests, so the quick start cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

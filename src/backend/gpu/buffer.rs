@@ -119,7 +119,7 @@ impl<T: Pod> GpuBuffer<T> {
     /// Overwrites elements `offset..offset + data.len()` with `data` (queued before the next
     /// submit, so later kernels see it).
     pub fn write(&self, ctx: &GpuContext, offset: usize, data: &[T]) -> Result<()> {
-        let end = offset.checked_add(data.len()).unwrap_or(usize::MAX);
+        let end = offset.saturating_add(data.len());
         if end > self.len {
             return Err(Error::Length {
                 op: "write buffer",
@@ -132,7 +132,7 @@ impl<T: Pod> GpuBuffer<T> {
             return Ok(());
         }
         let start = (offset * size_of::<T>()) as u64;
-        if bytes.len() % 4 == 0 && start % 4 == 0 {
+        if bytes.len().is_multiple_of(4) && start.is_multiple_of(4) {
             ctx.scoped("write buffer", || {
                 ctx.queue.write_buffer(&self.raw, start, bytes)
             })

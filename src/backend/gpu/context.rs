@@ -467,3 +467,66 @@ impl GpuContext {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::DeviceType::*;
+    use wgpu::PowerPreference as Pref;
+
+    fn adapters() -> Vec<(String, wgpu::DeviceType)> {
+        vec![
+            ("llvmpipe (LLVM 15)".into(), Cpu),
+            ("Intel UHD".into(), IntegratedGpu),
+            ("NVIDIA H100".into(), DiscreteGpu),
+        ]
+    }
+
+    fn options(power_preference: Pref, adapter_name: Option<&str>) -> GpuOptions {
+        GpuOptions {
+            adapter_name: adapter_name.map(str::to_string),
+            power_preference,
+            ..GpuOptions::default()
+        }
+    }
+
+    #[test]
+    fn power_preference_ranks_adapters_and_software_comes_last() {
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::HighPerformance, None)),
+            Some(2)
+        );
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::LowPower, None)),
+            Some(1)
+        );
+        // No preference: first enumerated hardware adapter.
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::None, None)),
+            Some(1)
+        );
+        assert_eq!(
+            choose_adapter(&adapters()[..1], &options(Pref::HighPerformance, None)),
+            Some(0)
+        );
+        assert_eq!(
+            choose_adapter(&[], &options(Pref::HighPerformance, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_name_filter_wins_over_the_ranking() {
+        assert_eq!(
+            choose_adapter(
+                &adapters(),
+                &options(Pref::HighPerformance, Some("LLVMpipe"))
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::HighPerformance, Some("radeon"))),
+            None
+        );
+    }
+}

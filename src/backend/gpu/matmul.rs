@@ -120,7 +120,7 @@ pub(crate) fn record(
         _pad: 0,
     };
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
-    let vec4_ok = |m: &GpuMatrix| m.shape().1 % 4 == 0 && m.offset() % 4 == 0;
+    let vec4_ok = |m: &GpuMatrix| m.shape().1.is_multiple_of(4) && m.offset().is_multiple_of(4);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let overrides = [
         ("TRANS_A", flag(spec.trans_a)),

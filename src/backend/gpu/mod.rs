@@ -119,7 +119,7 @@ impl Backend for GpuBackend {
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<GpuMatrix> {
-        let len = rows.checked_mul(cols).unwrap_or(usize::MAX);
+        let len = rows.saturating_mul(cols);
         let buffer = GpuBuffer::zeros(&self.ctx, "matrix", len)?;
         GpuMatrix::view(buffer, 0, rows, cols)
     }

@@ -1,0 +1,166 @@
+//! The GPU context: adapter selection, limits, the pipeline cache, and errors through scopes.
+
+mod common;
+
+use common::gpu;
+use ndarray::Array2;
+use steepest::wgpu;
+use steepest::{Activation, Backend, Error, GpuContext, GpuOptions, Matmul};
+
+#[test]
+fn exposes_the_adapter_name_and_backend() {
+    let ctx = gpu().context();
+    assert!(!ctx.adapter_name().is_empty());
+    assert_eq!(ctx.adapter_info().name, ctx.adapter_name());
+    assert_eq!(ctx.backend(), ctx.adapter_info().backend);
+    assert!(gpu().describe().contains(ctx.adapter_name()));
+}
+
+#[test]
+fn device_gets_the_adapters_real_limits() {
+    let ctx = gpu().context();
+    // Open the same adapter directly and compare: the device must carry its full limits.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    let same = adapters
+        .into_iter()
+        .find(|a| a.get_info() == *ctx.adapter_info())
+        .expect("the context's adapter is enumerable");
+    assert_eq!(*ctx.limits(), same.limits());
+    assert_eq!(ctx.device().limits(), same.limits());
+}
+
+#[test]
+fn a_missing_adapter_is_an_error_that_names_the_fix() {
+    let options = GpuOptions {
+        adapter_name: Some("no adapter is called this".into()),
+        ..GpuOptions::default()
+    };
+    let err = GpuContext::with_options(&options).unwrap_err();
+    assert!(matches!(err, Error::NoAdapter { .. }), "{err:?}");
+    let message = err.to_string();
+    for needle in [
+        "mesa-vulkan-drivers",
+        "CpuBackend",
+        "no adapter is called this",
+    ] {
+        assert!(
+            message.contains(needle),
+            "message lacks {needle:?}: {message}"
+        );
+    }
+
+    // Same when the backend filter leaves nothing to search.
+    let options = GpuOptions {
+        backends: wgpu::Backends::empty(),
+        ..GpuOptions::default()
+    };
+    assert!(matches!(
+        GpuContext::with_options(&options),
+        Err(Error::NoAdapter { .. })
+    ));
+}
+
+#[test]
+fn an_adapter_name_filter_selects_by_substring() {
+    let name = gpu().context().adapter_name().to_string();
+    let fragment: String = name.chars().take(4).collect::<String>().to_uppercase();
+    let options = GpuOptions {
+        adapter_name: Some(fragment),
+        ..GpuOptions::default()
+    };
+    let ctx = GpuContext::with_options(&options).unwrap();
+    assert_eq!(ctx.adapter_name(), name);
+}
+
+#[test]
+fn options_follow_wgpus_environment_variables() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(GpuOptions::from_vars(vars(&[])), GpuOptions::default());
+    let options = GpuOptions::from_vars(vars(&[
+        ("WGPU_BACKEND", "vulkan,metal"),
+        ("WGPU_ADAPTER_NAME", "llvmpipe"),
+        ("WGPU_POWER_PREF", "low"),
+    ]));
+    assert_eq!(
+        options.backends,
+        wgpu::Backends::VULKAN | wgpu::Backends::METAL
+    );
+    assert_eq!(options.adapter_name.as_deref(), Some("llvmpipe"));
+    assert_eq!(options.power_preference, wgpu::PowerPreference::LowPower);
+    let options = GpuOptions::from_vars(vars(&[
+        ("WGPU_POWER_PREF", "none"),
+        ("WGPU_BACKEND", "dx12"),
+    ]));
+    assert_eq!(options.power_preference, wgpu::PowerPreference::None);
+    assert_eq!(options.backends, wgpu::Backends::DX12);
+}
+
+#[test]
+fn pipelines_are_built_once_per_specialisation() {
+    // A private context, so other tests' pipelines do not disturb the count.
+    let gpu = steepest::GpuBackend::with_context(GpuContext::new().unwrap());
+    let a = gpu.upload(Array2::<f32>::ones((5, 6)).view()).unwrap();
+    let b = gpu.upload(Array2::<f32>::ones((6, 7)).view()).unwrap();
+    assert_eq!(gpu.context().pipeline_count(), 0);
+    gpu.matmul(Matmul::nn(), &a, &b, None).unwrap();
+    gpu.matmul(Matmul::nn(), &a, &b, None).unwrap();
+    assert_eq!(
+        gpu.context().pipeline_count(),
+        1,
+        "the same specialisation was rebuilt"
+    );
+    gpu.matmul(Matmul::nn().activation(Activation::Relu), &a, &b, None)
+        .unwrap();
+    assert_eq!(
+        gpu.context().pipeline_count(),
+        2,
+        "a new activation needs its own pipeline"
+    );
+}
+
+#[test]
+fn invalid_wgsl_is_a_shader_error_naming_the_shader() {
+    let ctx = gpu().context();
+    let err = ctx.shader_module("broken.wgsl", "fn f( {").unwrap_err();
+    match &err {
+        Error::Shader { name, message } => {
+            assert_eq!(name, "broken.wgsl");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected Error::Shader, got {other:?}"),
+    }
+    // Parses, but fails validation (a type error): caught by the validation scope too.
+    let err = ctx
+        .shader_module(
+            "mistyped.wgsl",
+            "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Shader { ref name, .. } if name == "mistyped.wgsl"),
+        "{err:?}"
+    );
+    // The context is still usable afterwards.
+    let ok = ctx.shader_module("fine.wgsl", "@compute @workgroup_size(1) fn main() {}");
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn waits_are_counted() {
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let before = ctx.waits();
+    ctx.wait().unwrap();
+    let m = gpu.upload(Array2::<f32>::ones((2, 2)).view()).unwrap();
+    gpu.download(&m).unwrap();
+    // Other tests share the context and may wait concurrently: at least our two happened.
+    assert!(ctx.waits() >= before + 2);
+}

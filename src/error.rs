@@ -130,6 +130,28 @@ pub enum Error {
         actual: usize,
     },
 
+    /// An optimizer or schedule hyperparameter is out of range.
+    #[error("{optimizer}: invalid {name} = {value}: {rule}")]
+    InvalidHyperparameter {
+        /// The optimizer (or schedule) being built.
+        optimizer: &'static str,
+        /// The hyperparameter, by PyTorch's argument name.
+        name: String,
+        /// The value given.
+        value: f64,
+        /// What it must satisfy.
+        rule: String,
+    },
+
+    /// Saved optimizer state does not fit the optimizer it is loaded into.
+    #[error("{optimizer}: cannot load state: {detail}")]
+    State {
+        /// The optimizer receiving the state.
+        optimizer: &'static str,
+        /// What does not match.
+        detail: String,
+    },
+
     /// Reading a buffer back to the host failed.
     #[error("reading back buffer {label:?} failed: {message}")]
     Readback {

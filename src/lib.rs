@@ -30,11 +30,16 @@
 
 pub mod backend;
 mod error;
+pub mod optim;
 
-pub use backend::cpu::CpuBackend;
-pub use backend::gpu::{GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptions};
+pub use backend::cpu::{CpuBackend, CpuOptimizer};
+pub use backend::gpu::{GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer, GpuOptions};
 pub use backend::{Activation, Backend, Matmul, MatmulDims, Matrix};
 pub use error::{Error, Result};
+pub use optim::{
+    Adagrad, Adam, AdamW, Clip, LrSchedule, OptimizerConfig, OptimizerState, RmsProp, Sgd,
+    UpdateStats,
+};
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;
 

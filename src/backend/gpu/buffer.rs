@@ -255,6 +255,17 @@ impl<T: Pod> GpuBuffer<T> {
         &self.raw
     }
 
+    /// A binding of elements `start..start + len` (the caller keeps them in range and aligned
+    /// to the device's `min_storage_buffer_offset_alignment`).
+    pub(crate) fn range_binding(&self, start: usize, len: usize) -> wgpu::BindingResource<'_> {
+        let element = size_of::<T>() as u64;
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.raw,
+            offset: start as u64 * element,
+            size: wgpu::BufferSize::new(len as u64 * element),
+        })
+    }
+
     /// Fails with [`Error::BufferTooLarge`] when the whole buffer cannot be bound as one storage
     /// binding on this device.
     pub(crate) fn check_binding(&self, ctx: &GpuContext, op: &'static str) -> Result<()> {

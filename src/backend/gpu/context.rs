@@ -449,15 +449,19 @@ impl GpuContext {
         Ok(pipeline)
     }
 
-    /// A bind group for `kernel` over `buffers`, binding `i` ← `buffers[i]`, whole.
-    pub(crate) fn bind_group(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    /// A bind group for `kernel`: binding `i` ← `resources[i]`.
+    pub(crate) fn bind_group(
+        &self,
+        kernel: &Kernel,
+        resources: Vec<wgpu::BindingResource<'_>>,
+    ) -> wgpu::BindGroup {
         let (layout, _) = self.layout(kernel);
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
             .enumerate()
-            .map(|(i, buffer)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: buffer.as_entire_binding(),
+                resource,
             })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -143,13 +143,15 @@ pub(crate) fn record(
         let bias = bias.map_or(&ctx.placeholder, |m| m.buffer().raw());
         let group = ctx.bind_group(
             &KERNEL,
-            &[
+            [
                 &params,
                 a.buffer().raw(),
                 b.buffer().raw(),
                 bias,
                 out.buffer().raw(),
-            ],
+            ]
+            .map(wgpu::Buffer::as_entire_binding)
+            .into(),
         );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(op),

@@ -3,10 +3,12 @@
 mod buffer;
 mod context;
 mod matmul;
+mod optim;
 
 pub use buffer::GpuBuffer;
 pub use context::{GpuContext, GpuOptions};
 pub use matmul::matmul;
+pub use optim::GpuOptimizer;
 
 use std::sync::Arc;
 

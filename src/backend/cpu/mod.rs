@@ -1,8 +1,15 @@
-//! The reference backend: plain ndarray, written to be obviously correct; the oracle for the GPU.
+//! The reference backend: plain ndarray and loops, written to be obviously correct; the oracle
+//! every GPU kernel is tested against. Each op has the name of its GPU twin.
 
-use ndarray::{Array2, ArrayView2, Axis};
+mod matmul;
+mod optim;
 
-use super::{Backend, Matmul, Matrix, matmul_dims};
+pub use matmul::matmul;
+pub use optim::CpuOptimizer;
+
+use ndarray::{Array2, ArrayView2};
+
+use super::{Backend, Matmul, Matrix};
 use crate::error::Result;
 
 /// Computes every op on the host with ndarray.
@@ -13,29 +20,6 @@ impl Matrix for Array2<f32> {
     fn shape(&self) -> (usize, usize) {
         self.dim()
     }
-}
-
-/// `out ← act(op(a) · op(b) + bias)`: the CPU twin of `shaders/matmul.wgsl`.
-///
-/// `bias` is a 1×N row added to every row of the product before the activation.
-pub fn matmul(
-    spec: Matmul,
-    a: ArrayView2<'_, f32>,
-    b: ArrayView2<'_, f32>,
-    bias: Option<ArrayView2<'_, f32>>,
-    out: &mut Array2<f32>,
-) -> Result<()> {
-    matmul_dims(spec, a.dim(), b.dim(), bias.map(|v| v.dim()), out.dim())?;
-    let a = if spec.trans_a { a.t() } else { a };
-    let b = if spec.trans_b { b.t() } else { b };
-    out.assign(&a.dot(&b));
-    if let Some(bias) = bias {
-        // `bias` is 1×N and broadcasts over the rows.
-        *out += &bias.index_axis(Axis(0), 0);
-    }
-    let activation = spec.activation;
-    out.mapv_inplace(|x| activation.apply(x));
-    Ok(())
 }
 
 impl Backend for CpuBackend {

@@ -1,0 +1,241 @@
+// optim.wgsl: fused optimizer updates over a parameter arena, and the reductions they need.
+//
+// Bindings (group 0), one bind group per chunk of the arena (a chunk is the largest aligned
+// range one storage binding may cover; small arenas are one chunk):
+//   0 step:     uniform Step, this update's scalars, computed on the host (StepScalars)
+//   1 chunk:    uniform Chunk: index of this chunk's first workgroup partial
+//   2 params:   storage rw  array<f32>  θ, this chunk (its length is the chunk's length)
+//   3 grads:    storage r   array<f32>  g, same range
+//   4..6 slot0..slot2: storage rw array<f32>  optimizer state, same range:
+//         SGD      slot0 momentum_buffer
+//         RMSprop  slot0 square_avg, slot1 momentum_buffer, slot2 grad_avg
+//         Adam(W)  slot0 exp_avg, slot1 exp_avg_sq, slot2 max_exp_avg_sq
+//         Adagrad  slot0 sum
+//   7 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² (for clipping), [1] = (Σg², Σθ², ΣΔθ², 0)
+//   8 partials: storage rw  array<vec4<f32>>: one per workgroup of every chunk
+// Dispatch: `update` and `sum_squares` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048,
+// each invocation striding through the chunk; `finalize` with (1, 1, 1) after all chunks.
+//
+// Reductions are deterministic: a fixed grid, a fixed-order tree in workgroup memory, then one
+// workgroup summing the partials in index order.
+//
+// Update rules (PyTorch's, element by element, in PyTorch's operation order; g is the raw
+// gradient, first scaled by min(1, max_norm / (‖g‖ + 1e-6)) and/or clamped, then negated if
+// MAXIMIZE; AdamW first decays θ ← θ·(1 − γλ); L2 adds λθ to g):
+//   SGD      b ← first ? g : b·μ + (1 − τ)·g;  g ← nesterov ? g + μ·b : b;  θ ← θ + (−γ)·g
+//   RMSprop  v ← v·α + ((1 − α)·g)·g;  centered: ḡ ← lerp(ḡ, g, 1 − α), d ← √(v − ḡ·ḡ) + ε,
+//            else d ← √v + ε;  momentum: b ← b·μ + g/d, θ ← θ + (−γ)·b;  else θ ← θ + ((−γ)·g)/d
+//   Adam     m ← lerp(m, g, 1 − β1);  v ← v·β2 + ((1 − β2)·g)·g;  amsgrad: v̂ ← max(v̂, v), use v̂;
+//            θ ← θ + ((−γ/(1 − β1^t))·m) / (√v / √(1 − β2^t) + ε)
+//   Adagrad  s ← s + g·g;  θ ← θ + ((−γ/(1 + (t − 1)·lr_decay))·g) / (√s + ε)
+
+override ALGORITHM: u32 = 0u;  // 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad
+override MAXIMIZE: bool = false;
+override L2: bool = false;
+override DECOUPLED: bool = false;
+override MOMENTUM: bool = false;
+override NESTEROV: bool = false;
+override CENTERED: bool = false;
+override AMSGRAD: bool = false;
+override CLIP_NORM: bool = false;
+override CLIP_VALUE: bool = false;
+override MONITOR: bool = false;
+override SLOT: u32 = 0u;       // which stats entry `finalize` writes
+
+const WORKGROUP: u32 = 256u;
+
+struct Step {
+    lr: f32,
+    weight_decay: f32,
+    momentum: f32,
+    one_minus_dampening: f32,
+    one_minus_beta1: f32,
+    beta2: f32,                 // RMSprop: α
+    one_minus_beta2: f32,       // RMSprop: 1 − α
+    eps: f32,
+    step_size: f32,             // Adam: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay)
+    bias_correction2_sqrt: f32,
+    decay_factor: f32,          // AdamW: 1 − γλ
+    first_step: u32,
+    max_norm: f32,
+    max_value: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+struct Chunk {
+    partial_base: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> chunk: Chunk;
+@group(0) @binding(2) var<storage, read_write> params: array<f32>;
+@group(0) @binding(3) var<storage, read> grads: array<f32>;
+@group(0) @binding(4) var<storage, read_write> slot0: array<f32>;
+@group(0) @binding(5) var<storage, read_write> slot1: array<f32>;
+@group(0) @binding(6) var<storage, read_write> slot2: array<f32>;
+@group(0) @binding(7) var<storage, read_write> stats: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+
+var<workgroup> sums: array<vec4<f32>, WORKGROUP>;
+
+// torch.lerp's formula, including its switch at weight 0.5 (it keeps both ends exact).
+fn lerp(start: f32, end: f32, weight: f32) -> f32 {
+    if (weight < 0.5) {
+        return start + weight * (end - start);
+    }
+    return end - (end - start) * (1.0 - weight);
+}
+
+// Sums `value` over the workgroup in a fixed tree order; the result is valid in invocation 0.
+fn workgroup_sum(lid: u32, value: vec4<f32>) -> vec4<f32> {
+    sums[lid] = value;
+    workgroupBarrier();
+    for (var width = WORKGROUP / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            sums[lid] += sums[lid + width];
+        }
+        workgroupBarrier();
+    }
+    return sums[0];
+}
+
+// The new θ of element i; updates that element's state. `g` is already clipped.
+fn update_element(i: u32, g_in: f32) -> f32 {
+    var g = g_in;
+    if (MAXIMIZE) {
+        g = -g;
+    }
+    var theta = params[i];
+    if (DECOUPLED) {
+        theta = theta * step.decay_factor;
+    }
+    if (L2) {
+        g = g + step.weight_decay * theta;
+    }
+    switch ALGORITHM {
+        case 0u: {
+            if (MOMENTUM) {
+                var b = g;
+                if (step.first_step == 0u) {
+                    b = slot0[i] * step.momentum + step.one_minus_dampening * g;
+                }
+                slot0[i] = b;
+                if (NESTEROV) {
+                    g = g + step.momentum * b;
+                } else {
+                    g = b;
+                }
+            }
+            theta = theta + (-step.lr) * g;
+        }
+        case 1u: {
+            let v = slot0[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
+            slot0[i] = v;
+            var d: f32;
+            if (CENTERED) {
+                let mean = lerp(slot2[i], g, step.one_minus_beta2);
+                slot2[i] = mean;
+                d = sqrt(v - mean * mean) + step.eps;
+            } else {
+                d = sqrt(v) + step.eps;
+            }
+            if (MOMENTUM) {
+                let b = slot1[i] * step.momentum + g / d;
+                slot1[i] = b;
+                theta = theta + (-step.lr) * b;
+            } else {
+                theta = theta + ((-step.lr) * g) / d;
+            }
+        }
+        case 2u: {
+            let m = lerp(slot0[i], g, step.one_minus_beta1);
+            slot0[i] = m;
+            var v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
+            slot1[i] = v;
+            if (AMSGRAD) {
+                v = max(slot2[i], v);
+                slot2[i] = v;
+            }
+            let denom = sqrt(v) / step.bias_correction2_sqrt + step.eps;
+            theta = theta + ((-step.step_size) * m) / denom;
+        }
+        default: {
+            let s = slot0[i] + g * g;
+            slot0[i] = s;
+            theta = theta + ((-step.step_size) * g) / (sqrt(s) + step.eps);
+        }
+    }
+    return theta;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn update(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let n = arrayLength(&params);
+    var scale = 1.0;
+    if (CLIP_NORM) {
+        scale = min(1.0, step.max_norm / (sqrt(stats[0].x) + 1e-6));
+    }
+    var monitored = vec4<f32>(0.0);
+    for (var i = wg.x * WORKGROUP + lid; i < n; i += groups.x * WORKGROUP) {
+        let raw = grads[i];
+        var g = raw;
+        if (CLIP_NORM) {
+            g = g * scale;
+        }
+        if (CLIP_VALUE) {
+            g = clamp(g, -step.max_value, step.max_value);
+        }
+        let before = params[i];
+        let after = update_element(i, g);
+        params[i] = after;
+        if (MONITOR) {
+            let delta = after - before;
+            monitored += vec4<f32>(raw * raw, before * before, delta * delta, 0.0);
+        }
+    }
+    if (MONITOR) {
+        let total = workgroup_sum(lid, monitored);
+        if (lid == 0u) {
+            partials[chunk.partial_base + wg.x] = total;
+        }
+    }
+}
+
+// Σg² of this chunk, one partial per workgroup.
+@compute @workgroup_size(256, 1, 1)
+fn sum_squares(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let n = arrayLength(&grads);
+    var acc = 0.0;
+    for (var i = wg.x * WORKGROUP + lid; i < n; i += groups.x * WORKGROUP) {
+        acc += grads[i] * grads[i];
+    }
+    let total = workgroup_sum(lid, vec4<f32>(acc, 0.0, 0.0, 0.0));
+    if (lid == 0u) {
+        partials[chunk.partial_base + wg.x] = total;
+    }
+}
+
+// stats[SLOT] ← Σ partials, in index order per invocation, then the tree.
+@compute @workgroup_size(256, 1, 1)
+fn finalize(@builtin(local_invocation_index) lid: u32) {
+    var acc = vec4<f32>(0.0);
+    for (var i = lid; i < arrayLength(&partials); i += WORKGROUP) {
+        acc += partials[i];
+    }
+    let total = workgroup_sum(lid, acc);
+    if (lid == 0u) {
+        stats[SLOT] = total;
+    }
+}

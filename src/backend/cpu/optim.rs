@@ -1,0 +1,232 @@
+//! `cpu::update`: the reference for `shaders/optim.wgsl`, and the optimizer on host slices.
+
+use crate::error::Result;
+use crate::optim::{
+    Algorithm, OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule, UpdateStats,
+};
+
+/// `torch.lerp`'s formula, including its switch at weight 0.5.
+fn lerp(start: f32, end: f32, weight: f32) -> f32 {
+    if weight < 0.5 {
+        start + weight * (end - start)
+    } else {
+        end - (end - start) * (1.0 - weight)
+    }
+}
+
+/// The optimizer state of one element, by slot (see `shaders/optim.wgsl` for the slot map).
+struct Slots<'a>([Option<&'a mut f32>; 3]);
+
+impl Slots<'_> {
+    fn get(&self, slot: usize) -> f32 {
+        self.0[slot].as_deref().copied().unwrap_or(0.0)
+    }
+    fn set(&mut self, slot: usize, value: f32) {
+        if let Some(v) = self.0[slot].as_deref_mut() {
+            *v = value;
+        }
+    }
+}
+
+/// The new θ of one element given its (already clipped) gradient: the twin of `update_element`
+/// in `shaders/optim.wgsl`, operation for operation.
+fn update_element(
+    rule: &UpdateRule,
+    s: &StepScalars,
+    theta: f32,
+    g: f32,
+    state: &mut Slots,
+) -> f32 {
+    let mut g = if rule.maximize { -g } else { g };
+    let mut theta = if rule.decoupled {
+        theta * s.decay_factor
+    } else {
+        theta
+    };
+    if rule.l2 {
+        g += s.weight_decay * theta;
+    }
+    match rule.algorithm {
+        Algorithm::Sgd => {
+            if rule.momentum {
+                let b = if s.first_step == 1 {
+                    g
+                } else {
+                    state.get(0) * s.momentum + s.one_minus_dampening * g
+                };
+                state.set(0, b);
+                g = if rule.nesterov { g + s.momentum * b } else { b };
+            }
+            theta + (-s.lr) * g
+        }
+        Algorithm::RmsProp => {
+            let v = state.get(0) * s.beta2 + (s.one_minus_beta2 * g) * g;
+            state.set(0, v);
+            let d = if rule.centered {
+                let mean = lerp(state.get(2), g, s.one_minus_beta2);
+                state.set(2, mean);
+                (v - mean * mean).sqrt() + s.eps
+            } else {
+                v.sqrt() + s.eps
+            };
+            if rule.momentum {
+                let b = state.get(1) * s.momentum + g / d;
+                state.set(1, b);
+                theta + (-s.lr) * b
+            } else {
+                theta + ((-s.lr) * g) / d
+            }
+        }
+        Algorithm::Adam => {
+            let m = lerp(state.get(0), g, s.one_minus_beta1);
+            state.set(0, m);
+            let mut v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
+            state.set(1, v);
+            if rule.amsgrad {
+                v = state.get(2).max(v);
+                state.set(2, v);
+            }
+            let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
+            theta + ((-s.step_size) * m) / denom
+        }
+        Algorithm::Adagrad => {
+            let sum = state.get(0) + g * g;
+            state.set(0, sum);
+            theta + ((-s.step_size) * g) / (sum.sqrt() + s.eps)
+        }
+    }
+}
+
+/// Σv², accumulated in f64 (the oracle is as exact as it can cheaply be).
+pub(crate) fn sum_squares(values: &[f32]) -> f64 {
+    values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+/// One update of `params` from `grads`, the twin of the `update` kernel: clipping, the rule, and
+/// (always, it is cheap here) the monitoring sums (Σg², Σθ², ΣΔθ²) in f64.
+pub(crate) fn update(
+    rule: &UpdateRule,
+    s: &StepScalars,
+    params: &mut [f32],
+    grads: &[f32],
+    slots: &mut [Option<Vec<f32>>; 3],
+) -> [f64; 3] {
+    let scale = if rule.clip_norm {
+        (s.max_norm / (sum_squares(grads).sqrt() as f32 + 1e-6)).min(1.0)
+    } else {
+        1.0
+    };
+    let [s0, s1, s2] = slots;
+    let mut s0 = s0.as_deref_mut().map(|v| v.iter_mut());
+    let mut s1 = s1.as_deref_mut().map(|v| v.iter_mut());
+    let mut s2 = s2.as_deref_mut().map(|v| v.iter_mut());
+    let mut sums = [0.0f64; 3];
+    for (theta, &raw) in params.iter_mut().zip(grads) {
+        let mut g = raw;
+        if rule.clip_norm {
+            g *= scale;
+        }
+        if rule.clip_value {
+            g = g.clamp(-s.max_value, s.max_value);
+        }
+        let mut state = Slots([
+            s0.as_mut().and_then(Iterator::next),
+            s1.as_mut().and_then(Iterator::next),
+            s2.as_mut().and_then(Iterator::next),
+        ]);
+        let before = *theta;
+        *theta = update_element(rule, s, before, g, &mut state);
+        let delta = f64::from(*theta - before);
+        sums[0] += f64::from(raw) * f64::from(raw);
+        sums[1] += f64::from(before) * f64::from(before);
+        sums[2] += delta * delta;
+    }
+    sums
+}
+
+/// An optimizer over a parameter arena held in host memory.
+///
+/// ```
+/// use steepest::{Adam, CpuOptimizer};
+/// # fn main() -> steepest::Result<()> {
+/// let mut params = vec![1.0f32, -2.0, 3.0];
+/// let mut adam = CpuOptimizer::new(Adam::default().lr(0.1), params.len())?;
+/// let grads: Vec<f32> = params.iter().map(|p| 2.0 * p).collect(); // ∇ of Σθ²
+/// adam.step(&mut params, &grads)?;
+/// assert!((params[0] - 0.9).abs() < 1e-6); // Adam's first step moves each θ by γ
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct CpuOptimizer {
+    pub(crate) core: OptimizerCore,
+    slots: [Option<Vec<f32>>; 3],
+    stats: Option<UpdateStats>,
+}
+
+impl CpuOptimizer {
+    /// An optimizer for an arena of `len` parameters; fails on invalid hyperparameters.
+    pub fn new(config: impl Into<OptimizerConfig>, len: usize) -> Result<Self> {
+        let core = OptimizerCore::new(config.into(), len)?;
+        let initial = core.initial_state_value();
+        let slots = core
+            .slot_names()
+            .map(|name| name.map(|_| vec![initial; len]));
+        Ok(Self {
+            core,
+            slots,
+            stats: None,
+        })
+    }
+
+    /// Applies one update to `params` from `grads` (both of the arena's length).
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32]) -> Result<()> {
+        self.core.check_lengths(params.len(), grads.len())?;
+        let step = self.core.step + 1;
+        let rule = self.core.rule();
+        let sums = update(
+            &rule,
+            &self.core.scalars(step),
+            params,
+            grads,
+            &mut self.slots,
+        );
+        self.core.step = step;
+        self.stats = self.core.monitor.then(|| UpdateStats {
+            grad_norm: sums[0].sqrt() as f32,
+            param_norm: sums[1].sqrt() as f32,
+            update_norm: sums[2].sqrt() as f32,
+        });
+        Ok(())
+    }
+
+    /// Norms of the last step, if monitoring is on and a step was taken.
+    pub fn stats(&self) -> Option<UpdateStats> {
+        self.stats
+    }
+
+    /// A copy of the state: step count and every state buffer by PyTorch's name.
+    pub fn state(&self) -> OptimizerState {
+        OptimizerState {
+            optimizer: self.core.config.name().to_string(),
+            step: self.core.step,
+            buffers: self
+                .core
+                .slot_names()
+                .iter()
+                .zip(&self.slots)
+                .filter_map(|(name, values)| Some((name.as_ref()?.to_string(), values.clone()?)))
+                .collect(),
+        }
+    }
+
+    /// Restores a state read by [`CpuOptimizer::state`] (or a `GpuOptimizer`'s); on error the
+    /// current state is kept.
+    pub fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.slots = self.core.check_state(state)?;
+        self.core.step = state.step;
+        Ok(())
+    }
+}
+
+crate::optim::common_optimizer_methods!(CpuOptimizer);

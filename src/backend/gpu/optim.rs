@@ -1,0 +1,409 @@
+//! `GpuOptimizer`: host side of `shaders/optim.wgsl`. One dispatch per chunk updates the whole
+//! arena; an arena over the device's storage-binding limit is split into aligned chunks.
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::GpuBuffer;
+use super::context::{Binding, GpuContext, Kernel};
+use crate::error::{Error, Result};
+use crate::optim::{OptimizerConfig, OptimizerCore, OptimizerState, UpdateRule, UpdateStats};
+
+const UPDATE: Kernel = Kernel {
+    shader: "optim.wgsl",
+    source: include_str!("../../../shaders/optim.wgsl"),
+    entry: "update",
+    bindings: &[
+        Binding::Uniform,
+        Binding::Uniform,
+        Binding::ReadWrite,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+    ],
+};
+const SUM_SQUARES: Kernel = Kernel {
+    entry: "sum_squares",
+    ..UPDATE
+};
+const FINALIZE: Kernel = Kernel {
+    entry: "finalize",
+    ..UPDATE
+};
+
+/// Invocations per workgroup (`WORKGROUP` in the shader).
+const WORKGROUP: usize = 256;
+/// Workgroups per chunk at most: enough to fill a large GPU, few enough that the partials stay
+/// small. Each invocation strides through the chunk, so any length is covered.
+const MAX_GROUPS: usize = 2048;
+/// Elements per chunk at most, so every index fits the kernel's u32 arithmetic with room to
+/// spare.
+const MAX_CHUNK: usize = 1 << 30;
+
+/// The `stats` slots `finalize` writes.
+const CLIP_SLOT: f64 = 0.0;
+const MONITOR_SLOT: f64 = 1.0;
+
+/// One bound range of the arena.
+#[derive(Debug)]
+struct Chunk {
+    start: usize,
+    len: usize,
+    groups: u32,
+    /// The shader's `Chunk` uniform (index of this chunk's first partial).
+    uniform: wgpu::Buffer,
+}
+
+/// Bind groups for one (parameters, gradients) pair, one per chunk, kept while the caller
+/// passes the same buffers.
+#[derive(Debug)]
+struct Bound {
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    groups: Vec<wgpu::BindGroup>,
+}
+
+/// An optimizer over a parameter arena in a GPU buffer, with its state in GPU buffers of the
+/// same length. Each step is one submit and does not wait for the GPU.
+///
+/// Gradients are read, never written: clipping applies to the gradient as the update reads it.
+#[derive(Debug)]
+pub struct GpuOptimizer {
+    ctx: Arc<GpuContext>,
+    pub(crate) core: OptimizerCore,
+    slots: [Option<GpuBuffer<f32>>; 3],
+    /// Bound where a slot is unused; one each so no two writable bindings alias.
+    placeholders: [wgpu::Buffer; 3],
+    step_uniform: wgpu::Buffer,
+    chunks: Vec<Chunk>,
+    partials: wgpu::Buffer,
+    /// `stats` in the shader: two vec4 (clip norm², monitoring sums).
+    stats: GpuBuffer<f32>,
+    bound: Option<Bound>,
+    /// Whether the last step filled the monitoring sums.
+    monitored: bool,
+}
+
+fn kernel_overrides(rule: &UpdateRule, monitor: bool) -> Vec<(&'static str, f64)> {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    vec![
+        ("ALGORITHM", f64::from(rule.algorithm as u32)),
+        ("MAXIMIZE", flag(rule.maximize)),
+        ("L2", flag(rule.l2)),
+        ("DECOUPLED", flag(rule.decoupled)),
+        ("MOMENTUM", flag(rule.momentum)),
+        ("NESTEROV", flag(rule.nesterov)),
+        ("CENTERED", flag(rule.centered)),
+        ("AMSGRAD", flag(rule.amsgrad)),
+        ("CLIP_NORM", flag(rule.clip_norm)),
+        ("CLIP_VALUE", flag(rule.clip_value)),
+        ("MONITOR", flag(monitor)),
+    ]
+}
+
+/// The largest chunk one storage binding may cover: a multiple of the offset alignment.
+fn max_chunk_len(ctx: &GpuContext) -> usize {
+    let limits = ctx.limits();
+    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+    let bytes = limits.max_storage_buffer_binding_size / align * align;
+    usize::try_from(bytes / 4)
+        .unwrap_or(MAX_CHUNK)
+        .min(MAX_CHUNK)
+}
+
+impl GpuOptimizer {
+    /// An optimizer for an arena of `len` parameters on `ctx`'s device; fails on invalid
+    /// hyperparameters or when the state does not fit on the device.
+    pub fn new(
+        ctx: &Arc<GpuContext>,
+        config: impl Into<OptimizerConfig>,
+        len: usize,
+    ) -> Result<Self> {
+        let core = OptimizerCore::new(config.into(), len)?;
+        let name = core.config.name();
+        let initial = core.initial_state_value();
+        let mut slots: [Option<GpuBuffer<f32>>; 3] = Default::default();
+        for (slot, state_name) in slots.iter_mut().zip(core.slot_names()) {
+            if let Some(state_name) = state_name {
+                let buffer = GpuBuffer::zeros(ctx, &format!("{name} {state_name}"), len)?;
+                if initial != 0.0 {
+                    buffer.fill(ctx, initial)?;
+                }
+                *slot = Some(buffer);
+            }
+        }
+        let (placeholders, step_uniform) = ctx.scoped("create optimizer", || {
+            let placeholder = |i: usize| {
+                ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("{name} unused slot {i}")),
+                    size: 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            };
+            let step_uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("{name} step scalars")),
+                size: size_of::<crate::optim::StepScalars>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            (
+                [placeholder(0), placeholder(1), placeholder(2)],
+                step_uniform,
+            )
+        })?;
+        let stats = GpuBuffer::zeros(ctx, &format!("{name} stats"), 8)?;
+        let (chunks, partials) = Self::chunk(ctx, len, max_chunk_len(ctx))?;
+        Ok(Self {
+            ctx: Arc::clone(ctx),
+            core,
+            slots,
+            placeholders,
+            step_uniform,
+            chunks,
+            partials,
+            stats,
+            bound: None,
+            monitored: false,
+        })
+    }
+
+    /// Splits `len` elements into chunks of at most `chunk_len` and allocates their partials.
+    fn chunk(ctx: &GpuContext, len: usize, chunk_len: usize) -> Result<(Vec<Chunk>, wgpu::Buffer)> {
+        ctx.scoped("create optimizer", || {
+            let mut chunks = Vec::new();
+            let mut partial_base = 0usize;
+            for start in (0..len).step_by(chunk_len.max(1)) {
+                let len = chunk_len.min(len - start);
+                let groups = len.div_ceil(WORKGROUP).min(MAX_GROUPS);
+                let uniform = ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("optimizer chunk"),
+                        contents: bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                chunks.push(Chunk {
+                    start,
+                    len,
+                    groups: groups as u32,
+                    uniform,
+                });
+                partial_base += groups;
+            }
+            // Sized exactly: `finalize` sums every partial the buffer holds.
+            let partials = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("optimizer partial sums"),
+                size: (partial_base * 16) as u64,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            (chunks, partials)
+        })
+    }
+
+    /// Processes the arena in chunks of at most `len` elements (rounded up to the device's
+    /// offset alignment) instead of the largest the device allows. Chunking is automatic; this
+    /// exists so tests can exercise many chunks on small arenas.
+    #[doc(hidden)]
+    pub fn with_chunk_len(mut self, len: usize) -> Result<Self> {
+        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+        let len = len
+            .max(1)
+            .next_multiple_of(align)
+            .min(max_chunk_len(&self.ctx));
+        (self.chunks, self.partials) = Self::chunk(&self.ctx, self.core.len, len)?;
+        self.bound = None;
+        Ok(self)
+    }
+
+    /// Number of chunks the arena is processed in.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Applies one update to `params` from `grads` (GPU buffers of the arena's length) in one
+    /// submit, without waiting for it.
+    pub fn step(&mut self, params: &mut GpuBuffer<f32>, grads: &GpuBuffer<f32>) -> Result<()> {
+        let op = "optimizer step";
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+        self.record_step(&mut encoder, params, grads)?;
+        self.ctx
+            .scoped(op, || self.ctx.queue.submit([encoder.finish()]))?;
+        Ok(())
+    }
+
+    /// Records one update into `encoder`. The step's scalars are written to the queue
+    /// immediately, so record at most one step per submit.
+    pub(crate) fn record_step(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &GpuBuffer<f32>,
+        grads: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let op = "optimizer step";
+        self.core.check_lengths(params.len(), grads.len())?;
+        if params.raw() == grads.raw() {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "parameters and gradients are the same buffer {:?}",
+                    params.label()
+                ),
+            });
+        }
+        let step = self.core.step + 1;
+        let rule = self.core.rule();
+        let monitor = self.core.monitor;
+        let update = self
+            .ctx
+            .pipeline(&UPDATE, &kernel_overrides(&rule, monitor))?;
+        let clip = match rule.clip_norm {
+            true => Some((
+                self.ctx.pipeline(&SUM_SQUARES, &[])?,
+                self.ctx.pipeline(&FINALIZE, &[("SLOT", CLIP_SLOT)])?,
+            )),
+            false => None,
+        };
+        let finalize_monitor = match monitor {
+            true => Some(self.ctx.pipeline(&FINALIZE, &[("SLOT", MONITOR_SLOT)])?),
+            false => None,
+        };
+        self.bind(params, grads)?;
+        let Some(bound) = &self.bound else {
+            return Err(Error::Gpu {
+                op,
+                message: "bind groups missing after binding".into(),
+            });
+        };
+        let scalars = self.core.scalars(step);
+        let chunks = &self.chunks;
+        self.ctx.scoped(op, || {
+            self.ctx
+                .queue
+                .write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&scalars));
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(op),
+                timestamp_writes: None,
+            });
+            let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
+                pass.set_pipeline(pipeline);
+                for (chunk, group) in chunks.iter().zip(&bound.groups) {
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(chunk.groups, 1, 1);
+                }
+            };
+            let finalize = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &bound.groups[0], &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            };
+            // The norm must be complete before any chunk is updated: wgpu orders the storage
+            // accesses of successive dispatches.
+            if let Some((sum_squares, finalize_clip)) = &clip {
+                run_chunks(&mut pass, sum_squares);
+                finalize(&mut pass, finalize_clip);
+            }
+            run_chunks(&mut pass, &update);
+            if let Some(finalize_monitor) = &finalize_monitor {
+                finalize(&mut pass, finalize_monitor);
+            }
+        })?;
+        self.core.step = step;
+        self.monitored = monitor;
+        Ok(())
+    }
+
+    /// Builds the per-chunk bind groups for (`params`, `grads`) unless they are already built.
+    fn bind(&mut self, params: &GpuBuffer<f32>, grads: &GpuBuffer<f32>) -> Result<()> {
+        if self
+            .bound
+            .as_ref()
+            .is_some_and(|b| &b.params == params.raw() && &b.grads == grads.raw())
+        {
+            return Ok(());
+        }
+        let groups = self.ctx.scoped("optimizer bind", || {
+            self.chunks
+                .iter()
+                .map(|chunk| {
+                    let (start, len) = (chunk.start, chunk.len);
+                    let slot = |i: usize| match &self.slots[i] {
+                        Some(buffer) => buffer.range_binding(start, len),
+                        None => self.placeholders[i].as_entire_binding(),
+                    };
+                    self.ctx.bind_group(
+                        &UPDATE,
+                        vec![
+                            self.step_uniform.as_entire_binding(),
+                            chunk.uniform.as_entire_binding(),
+                            params.range_binding(start, len),
+                            grads.range_binding(start, len),
+                            slot(0),
+                            slot(1),
+                            slot(2),
+                            self.stats.raw().as_entire_binding(),
+                            self.partials.as_entire_binding(),
+                        ],
+                    )
+                })
+                .collect()
+        })?;
+        self.bound = Some(Bound {
+            params: params.raw().clone(),
+            grads: grads.raw().clone(),
+            groups,
+        });
+        Ok(())
+    }
+
+    /// Norms of the last step, if monitoring was on for it (reads back: one wait).
+    pub fn stats(&self) -> Result<Option<UpdateStats>> {
+        if !self.monitored {
+            return Ok(None);
+        }
+        let stats = self.stats.read(&self.ctx)?;
+        Ok(Some(UpdateStats {
+            grad_norm: stats[4].sqrt(),
+            param_norm: stats[5].sqrt(),
+            update_norm: stats[6].sqrt(),
+        }))
+    }
+
+    /// The state, read back from the GPU: step count and every state buffer by PyTorch's name.
+    pub fn state(&self) -> Result<OptimizerState> {
+        let mut buffers = Vec::new();
+        for (name, slot) in self.core.slot_names().iter().zip(&self.slots) {
+            if let (Some(name), Some(buffer)) = (name, slot) {
+                buffers.push((name.to_string(), buffer.read(&self.ctx)?));
+            }
+        }
+        Ok(OptimizerState {
+            optimizer: self.core.config.name().to_string(),
+            step: self.core.step,
+            buffers,
+        })
+    }
+
+    /// Restores a state read by [`GpuOptimizer::state`] (or a `CpuOptimizer`'s); on error
+    /// nothing is changed.
+    pub fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let values = self.core.check_state(state)?;
+        for (slot, values) in self.slots.iter().zip(values) {
+            if let (Some(buffer), Some(values)) = (slot, values) {
+                buffer.write(&self.ctx, 0, &values)?;
+            }
+        }
+        self.core.step = state.step;
+        Ok(())
+    }
+}
+
+crate::optim::common_optimizer_methods!(GpuOptimizer);

@@ -1,0 +1,432 @@
+//! Optimizers with PyTorch's exact update rules, learning-rate schedules and gradient clipping.
+//!
+//! Configurations ([`Sgd`], [`RmsProp`], [`Adam`], [`AdamW`], [`Adagrad`]) are backend-agnostic;
+//! the state (momentum buffers, moments, …) lives in the backend, in arenas with the parameters'
+//! layout: [`CpuOptimizer`](crate::CpuOptimizer) on host slices,
+//! [`GpuOptimizer`](crate::GpuOptimizer) on GPU buffers (one dispatch per step for the whole
+//! arena). Both get their per-step scalars (learning rate after the schedule, bias corrections)
+//! from [`OptimizerCore`], so the host math exists once.
+
+mod config;
+mod schedule;
+
+pub use config::{Adagrad, Adam, AdamW, OptimizerConfig, RmsProp, Sgd};
+pub use schedule::{Decay, LrSchedule};
+
+use crate::error::{Error, Result};
+
+/// Gradient clipping applied to the raw gradient as the optimizer reads it (the gradient
+/// buffer itself is left untouched).
+///
+/// With both set, the norm is measured on the raw gradient, the gradient is scaled by
+/// `min(1, max_norm / (‖g‖ + 1e-6))` (as `torch.nn.utils.clip_grad_norm_`), then clamped to
+/// `[−max_value, max_value]` (as `clip_grad_value_`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Clip {
+    /// Clip by global L2 norm over the whole arena.
+    pub max_norm: Option<f32>,
+    /// Clip each element to `[−max_value, max_value]`.
+    pub max_value: Option<f32>,
+}
+
+impl Clip {
+    fn validate(&self) -> Result<()> {
+        for (name, value) in [("max_norm", self.max_norm), ("max_value", self.max_value)] {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(Error::InvalidHyperparameter {
+                    optimizer: "Clip",
+                    name: name.into(),
+                    value: f64::from(v),
+                    rule: "must be finite and > 0".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Norms measured during the last step, when monitoring is on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateStats {
+    /// ‖g‖ of the raw gradient, before clipping (what `clip_grad_norm_` returns).
+    pub grad_norm: f32,
+    /// ‖θ‖ before the update.
+    pub param_norm: f32,
+    /// ‖Δθ‖ of the update.
+    pub update_norm: f32,
+}
+
+impl UpdateStats {
+    /// ‖Δθ‖/‖θ‖ (0 when θ is all zeros and did not move, ∞ when only θ is zero).
+    pub fn update_ratio(&self) -> f32 {
+        if self.update_norm == 0.0 {
+            0.0
+        } else {
+            self.update_norm / self.param_norm
+        }
+    }
+}
+
+/// An optimizer's state, as read out by `state()` and restored by `load_state()`.
+///
+/// Buffer names are PyTorch's state keys (`exp_avg`, `momentum_buffer`, …).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// The optimizer, as [`OptimizerConfig::name`].
+    pub optimizer: String,
+    /// Updates taken so far.
+    pub step: u64,
+    /// Each state buffer by name, with the arena's length.
+    pub buffers: Vec<(String, Vec<f32>)>,
+}
+
+/// The four update kernels (AdamW is Adam with decoupled decay).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Algorithm {
+    Sgd = 0,
+    RmsProp = 1,
+    Adam = 2,
+    Adagrad = 3,
+}
+
+/// The branches of an update, fixed when the optimizer is built (override constants on the GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct UpdateRule {
+    pub algorithm: Algorithm,
+    pub maximize: bool,
+    /// L2 term λθ added to the gradient.
+    pub l2: bool,
+    /// AdamW's θ ← θ(1 − γλ).
+    pub decoupled: bool,
+    pub momentum: bool,
+    pub nesterov: bool,
+    pub centered: bool,
+    pub amsgrad: bool,
+    pub clip_norm: bool,
+    pub clip_value: bool,
+}
+
+/// Per-step scalars, computed on the host in f64 and rounded once to f32, as PyTorch passes
+/// Python floats to its kernels. Field for field the `Step` uniform of `shaders/optim.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct StepScalars {
+    /// γ after the schedule.
+    pub lr: f32,
+    pub weight_decay: f32,
+    /// SGD and RMSprop momentum μ.
+    pub momentum: f32,
+    /// SGD: 1 − τ.
+    pub one_minus_dampening: f32,
+    /// Adam: 1 − β1, the lerp weight of the first moment.
+    pub one_minus_beta1: f32,
+    /// Adam β2; RMSprop α.
+    pub beta2: f32,
+    /// Adam 1 − β2; RMSprop 1 − α.
+    pub one_minus_beta2: f32,
+    pub eps: f32,
+    /// Adam: γ / (1 − β1^t); Adagrad: γ / (1 + (t − 1)·lr_decay).
+    pub step_size: f32,
+    /// Adam: √(1 − β2^t).
+    pub bias_correction2_sqrt: f32,
+    /// AdamW: 1 − γλ.
+    pub decay_factor: f32,
+    /// 1 on the first update (SGD's momentum buffer starts as the gradient).
+    pub first_step: u32,
+    pub max_norm: f32,
+    pub max_value: f32,
+    pub _pad: [u32; 2],
+}
+
+/// State slot `i` of an update holds the buffer named `names[i]`, if any.
+pub(crate) type SlotNames = [Option<&'static str>; 3];
+
+/// What both backends share: the validated configuration, schedule, clipping, step count, and
+/// the host math of each step.
+#[derive(Clone, Debug)]
+pub(crate) struct OptimizerCore {
+    pub config: OptimizerConfig,
+    pub schedule: LrSchedule,
+    pub clip: Clip,
+    pub monitor: bool,
+    /// Updates taken so far; update `t` (from 1) uses `schedule.lr_at(t − 1)`.
+    pub step: u64,
+    pub len: usize,
+}
+
+impl OptimizerCore {
+    pub fn new(config: OptimizerConfig, len: usize) -> Result<Self> {
+        config.validate()?;
+        if len == 0 {
+            return Err(Error::EmptyBuffer {
+                op: "create optimizer",
+                label: "parameters".into(),
+            });
+        }
+        Ok(Self {
+            config,
+            schedule: LrSchedule::constant(),
+            clip: Clip::default(),
+            monitor: false,
+            step: 0,
+            len,
+        })
+    }
+
+    pub fn set_schedule(&mut self, schedule: LrSchedule) -> Result<()> {
+        schedule.validate()?;
+        self.schedule = schedule;
+        Ok(())
+    }
+
+    pub fn set_clip(&mut self, clip: Clip) -> Result<()> {
+        clip.validate()?;
+        self.clip = clip;
+        Ok(())
+    }
+
+    /// The learning rate update `step` (1-based, as PyTorch counts) will use.
+    pub fn lr_for_update(&self, step: u64) -> f64 {
+        self.schedule
+            .lr_at(self.config.lr(), step.saturating_sub(1))
+    }
+
+    pub fn rule(&self) -> UpdateRule {
+        let mut rule = UpdateRule {
+            algorithm: Algorithm::Sgd,
+            maximize: false,
+            l2: false,
+            decoupled: false,
+            momentum: false,
+            nesterov: false,
+            centered: false,
+            amsgrad: false,
+            clip_norm: self.clip.max_norm.is_some(),
+            clip_value: self.clip.max_value.is_some(),
+        };
+        match self.config {
+            OptimizerConfig::Sgd(c) => {
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+                rule.momentum = c.momentum != 0.0;
+                rule.nesterov = c.nesterov;
+            }
+            OptimizerConfig::RmsProp(c) => {
+                rule.algorithm = Algorithm::RmsProp;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+                rule.momentum = c.momentum > 0.0;
+                rule.centered = c.centered;
+            }
+            OptimizerConfig::Adam(c) => {
+                rule.algorithm = Algorithm::Adam;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+                rule.amsgrad = c.amsgrad;
+            }
+            OptimizerConfig::AdamW(c) => {
+                rule.algorithm = Algorithm::Adam;
+                rule.maximize = c.maximize;
+                rule.decoupled = true;
+                rule.amsgrad = c.amsgrad;
+            }
+            OptimizerConfig::Adagrad(c) => {
+                rule.algorithm = Algorithm::Adagrad;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
+        }
+        rule
+    }
+
+    /// Names of the state buffers in slots 0, 1, 2 (PyTorch's state keys).
+    pub fn slot_names(&self) -> SlotNames {
+        let rule = self.rule();
+        match rule.algorithm {
+            Algorithm::Sgd => [rule.momentum.then_some("momentum_buffer"), None, None],
+            Algorithm::RmsProp => [
+                Some("square_avg"),
+                rule.momentum.then_some("momentum_buffer"),
+                rule.centered.then_some("grad_avg"),
+            ],
+            Algorithm::Adam => [
+                Some("exp_avg"),
+                Some("exp_avg_sq"),
+                rule.amsgrad.then_some("max_exp_avg_sq"),
+            ],
+            Algorithm::Adagrad => [Some("sum"), None, None],
+        }
+    }
+
+    /// The value each state buffer starts at.
+    pub fn initial_state_value(&self) -> f32 {
+        match self.config {
+            OptimizerConfig::Adagrad(c) => c.initial_accumulator_value as f32,
+            _ => 0.0,
+        }
+    }
+
+    /// Scalars for update number `step` (1-based).
+    pub fn scalars(&self, step: u64) -> StepScalars {
+        let lr = self.lr_for_update(step);
+        let t = step as f64;
+        let mut s = StepScalars {
+            lr: lr as f32,
+            first_step: u32::from(step == 1),
+            max_norm: self.clip.max_norm.unwrap_or(0.0),
+            max_value: self.clip.max_value.unwrap_or(0.0),
+            ..StepScalars::default()
+        };
+        match self.config {
+            OptimizerConfig::Sgd(c) => {
+                s.weight_decay = c.weight_decay as f32;
+                s.momentum = c.momentum as f32;
+                s.one_minus_dampening = (1.0 - c.dampening) as f32;
+            }
+            OptimizerConfig::RmsProp(c) => {
+                s.weight_decay = c.weight_decay as f32;
+                s.momentum = c.momentum as f32;
+                s.beta2 = c.alpha as f32;
+                s.one_minus_beta2 = (1.0 - c.alpha) as f32;
+                s.eps = c.eps as f32;
+            }
+            OptimizerConfig::Adam(Adam {
+                betas,
+                eps,
+                weight_decay,
+                ..
+            })
+            | OptimizerConfig::AdamW(AdamW {
+                betas,
+                eps,
+                weight_decay,
+                ..
+            }) => {
+                s.weight_decay = weight_decay as f32;
+                s.one_minus_beta1 = (1.0 - betas.0) as f32;
+                s.beta2 = betas.1 as f32;
+                s.one_minus_beta2 = (1.0 - betas.1) as f32;
+                s.eps = eps as f32;
+                s.step_size = (lr / (1.0 - betas.0.powf(t))) as f32;
+                s.bias_correction2_sqrt = (1.0 - betas.1.powf(t)).sqrt() as f32;
+                s.decay_factor = (1.0 - lr * weight_decay) as f32;
+            }
+            OptimizerConfig::Adagrad(c) => {
+                s.weight_decay = c.weight_decay as f32;
+                s.eps = c.eps as f32;
+                s.step_size = (lr / (1.0 + (t - 1.0) * c.lr_decay)) as f32;
+            }
+        }
+        s
+    }
+
+    /// Checks that a step's parameter and gradient arenas have the optimizer's length.
+    pub fn check_lengths(&self, params: usize, grads: usize) -> Result<()> {
+        if params != self.len {
+            return Err(Error::Length {
+                op: "optimizer step (parameters)",
+                expected: self.len,
+                actual: params,
+            });
+        }
+        if grads != self.len {
+            return Err(Error::Length {
+                op: "optimizer step (gradients)",
+                expected: self.len,
+                actual: grads,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a saved state against this optimizer; returns the buffers in slot order.
+    pub fn check_state(&self, state: &OptimizerState) -> Result<[Option<Vec<f32>>; 3]> {
+        let optimizer = self.config.name();
+        let fail = |detail: String| Err(Error::State { optimizer, detail });
+        if state.optimizer != optimizer {
+            return fail(format!("the state was saved by {}", state.optimizer));
+        }
+        let names = self.slot_names();
+        let expected: Vec<&str> = names.iter().flatten().copied().collect();
+        let given: Vec<&str> = state.buffers.iter().map(|(n, _)| n.as_str()).collect();
+        if expected != given {
+            return fail(format!("expected buffers {expected:?}, got {given:?}"));
+        }
+        let mut slots: [Option<Vec<f32>>; 3] = Default::default();
+        let mut given = state.buffers.iter();
+        for (slot, name) in slots.iter_mut().zip(names) {
+            if name.is_some() {
+                if let Some((name, values)) = given.next() {
+                    if values.len() != self.len {
+                        return fail(format!(
+                            "buffer {name} has {} values, the arena has {}",
+                            values.len(),
+                            self.len
+                        ));
+                    }
+                    *slot = Some(values.clone());
+                }
+            }
+        }
+        Ok(slots)
+    }
+}
+
+/// The configuration methods both optimizers share (each holds its `OptimizerCore` in `core`).
+macro_rules! common_optimizer_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// Uses `schedule` for the learning rate from the next update on.
+            pub fn with_schedule(
+                mut self,
+                schedule: $crate::optim::LrSchedule,
+            ) -> $crate::Result<Self> {
+                self.core.set_schedule(schedule)?;
+                Ok(self)
+            }
+
+            /// Clips gradients as `clip` says, from the next update on.
+            pub fn with_clip(mut self, clip: $crate::optim::Clip) -> $crate::Result<Self> {
+                self.core.set_clip(clip)?;
+                Ok(self)
+            }
+
+            /// Measures ‖g‖, ‖θ‖ and ‖Δθ‖ during each update (fused into the update's own pass).
+            pub fn with_monitoring(mut self, on: bool) -> Self {
+                self.core.monitor = on;
+                self
+            }
+
+            /// The configuration.
+            pub fn config(&self) -> &$crate::optim::OptimizerConfig {
+                &self.core.config
+            }
+
+            /// The schedule.
+            pub fn schedule(&self) -> &$crate::optim::LrSchedule {
+                &self.core.schedule
+            }
+
+            /// Number of parameters in the arena.
+            pub fn len(&self) -> usize {
+                self.core.len
+            }
+
+            /// Always `false`: an optimizer is never built for an empty arena.
+            pub fn is_empty(&self) -> bool {
+                self.core.len == 0
+            }
+
+            /// Updates taken so far.
+            pub fn steps(&self) -> u64 {
+                self.core.step
+            }
+
+            /// The learning rate of update number `update` (1 is the first, as PyTorch counts).
+            pub fn lr_at(&self, update: u64) -> f64 {
+                self.core.lr_for_update(update)
+            }
+        }
+    };
+}
+pub(crate) use common_optimizer_methods;

@@ -1,0 +1,147 @@
+//! Learning-rate schedules: the rate for update `t` as a function of the base rate α₀.
+
+use std::f64::consts::PI;
+
+use crate::error::{Error, Result};
+
+/// How the learning rate decays after any warm-up. `t` counts updates from 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decay {
+    /// α₀ throughout.
+    Constant,
+    /// α₀·γ^⌊t/every⌋ (PyTorch's `StepLR` with `step_size = every`).
+    Step {
+        /// Updates between two decays (> 0).
+        every: u64,
+        /// Factor applied at each decay (> 0).
+        gamma: f64,
+    },
+    /// α₀·e^(−k·t).
+    Exponential {
+        /// Decay rate (≥ 0).
+        k: f64,
+    },
+    /// α₀ / (1 + k·t).
+    InverseTime {
+        /// Decay rate (≥ 0).
+        k: f64,
+    },
+    /// η_min + (α₀ − η_min)·(1 + cos(π·t/period))/2 for t ≤ period, then η_min (PyTorch's
+    /// `CosineAnnealingLR` without its restart: the rate stays at η_min after the period).
+    Cosine {
+        /// Updates from α₀ down to η_min (> 0).
+        period: u64,
+        /// The final rate (≥ 0).
+        min_lr: f64,
+    },
+}
+
+/// A decay with an optional linear warm-up in front: for the first `warmup` updates the rate
+/// climbs linearly, `lr_at(t) = lr_after_warmup(0)·(t + 1)/(warmup + 1)`; afterwards the decay
+/// runs with its clock starting at 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrSchedule {
+    /// The decay.
+    pub decay: Decay,
+    /// Updates of linear warm-up before the decay starts (0: none).
+    pub warmup: u64,
+}
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        Self::constant()
+    }
+}
+
+impl LrSchedule {
+    /// The base rate throughout.
+    pub fn constant() -> Self {
+        Self {
+            decay: Decay::Constant,
+            warmup: 0,
+        }
+    }
+    /// α₀·γ^⌊t/every⌋.
+    pub fn step(every: u64, gamma: f64) -> Self {
+        Self {
+            decay: Decay::Step { every, gamma },
+            warmup: 0,
+        }
+    }
+    /// α₀·e^(−k·t).
+    pub fn exponential(k: f64) -> Self {
+        Self {
+            decay: Decay::Exponential { k },
+            warmup: 0,
+        }
+    }
+    /// α₀/(1 + k·t).
+    pub fn inverse_time(k: f64) -> Self {
+        Self {
+            decay: Decay::InverseTime { k },
+            warmup: 0,
+        }
+    }
+    /// Cosine annealing from α₀ to `min_lr` over `period` updates.
+    pub fn cosine(period: u64, min_lr: f64) -> Self {
+        Self {
+            decay: Decay::Cosine { period, min_lr },
+            warmup: 0,
+        }
+    }
+    /// The same schedule behind `steps` updates of linear warm-up.
+    pub fn with_warmup(self, steps: u64) -> Self {
+        Self {
+            warmup: steps,
+            ..self
+        }
+    }
+
+    /// Checks the schedule's parameters.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, value: f64, rule: &str| {
+            Err(Error::InvalidHyperparameter {
+                optimizer: "LrSchedule",
+                name: name.to_string(),
+                value,
+                rule: rule.to_string(),
+            })
+        };
+        match self.decay {
+            Decay::Constant => Ok(()),
+            Decay::Step { every: 0, .. } => bad("every", 0.0, "must be > 0"),
+            Decay::Step { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => {
+                bad("gamma", gamma, "must be > 0")
+            }
+            Decay::Exponential { k } | Decay::InverseTime { k } if !(k.is_finite() && k >= 0.0) => {
+                bad("k", k, "must be ≥ 0")
+            }
+            Decay::Cosine { period: 0, .. } => bad("period", 0.0, "must be > 0"),
+            Decay::Cosine { min_lr, .. } if !(min_lr.is_finite() && min_lr >= 0.0) => {
+                bad("min_lr", min_lr, "must be ≥ 0")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The learning rate for update `t` (0-based) when the base rate is `base_lr`.
+    pub fn lr_at(&self, base_lr: f64, t: u64) -> f64 {
+        if t < self.warmup {
+            return self.decayed(base_lr, 0) * (t + 1) as f64 / (self.warmup + 1) as f64;
+        }
+        self.decayed(base_lr, t - self.warmup)
+    }
+
+    fn decayed(&self, base_lr: f64, t: u64) -> f64 {
+        match self.decay {
+            Decay::Constant => base_lr,
+            Decay::Step { every, gamma } => base_lr * gamma.powf((t / every.max(1)) as f64),
+            Decay::Exponential { k } => base_lr * (-k * t as f64).exp(),
+            Decay::InverseTime { k } => base_lr / (1.0 + k * t as f64),
+            Decay::Cosine { period, min_lr } => {
+                let progress = t.min(period) as f64 / period.max(1) as f64;
+                min_lr + (base_lr - min_lr) * (1.0 + (PI * progress).cos()) / 2.0
+            }
+        }
+    }
+}

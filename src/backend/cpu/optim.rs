@@ -38,7 +38,7 @@ fn update_element(
     state: &mut Slots,
 ) -> f32 {
     let mut g = if rule.maximize { -g } else { g };
-    let mut theta = if rule.decoupled {
+    let theta = if rule.decoupled {
         theta * s.decay_factor
     } else {
         theta

@@ -152,6 +152,48 @@ pub enum Error {
         detail: String,
     },
 
+    /// A class label is not an integer in `0..classes`.
+    #[error("class label {label} in row {row} is not an integer in 0..{classes}")]
+    Label {
+        /// The row holding it.
+        row: usize,
+        /// The label as given.
+        label: f32,
+        /// Number of classes the model predicts.
+        classes: usize,
+    },
+
+    /// Training diverged: the loss became NaN or infinite, or grew past the configured bound.
+    #[error("training diverged at step {step} (epoch {epoch}): loss = {loss}")]
+    Diverged {
+        /// The optimizer step after which the loss was measured (1-based).
+        step: u64,
+        /// The epoch it belongs to (1-based).
+        epoch: usize,
+        /// The loss that was measured.
+        loss: f64,
+    },
+
+    /// A dataset or training setting is unusable.
+    #[error("{op}: {detail}")]
+    Data {
+        /// The operation (`Dataset::new`, `Trainer::fit`, …).
+        op: &'static str,
+        /// What is wrong, with the values.
+        detail: String,
+    },
+
+    /// Writing or reading a file failed.
+    #[error("{op}: {path}: {message}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// The system's message.
+        message: String,
+    },
+
     /// Reading a buffer back to the host failed.
     #[error("reading back buffer {label:?} failed: {message}")]
     Readback {

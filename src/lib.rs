@@ -29,16 +29,27 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod data;
 mod error;
+pub mod nn;
 pub mod optim;
+pub mod train;
 
-pub use backend::cpu::{CpuBackend, CpuOptimizer};
-pub use backend::gpu::{GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer, GpuOptions};
-pub use backend::{Activation, Backend, Matmul, MatmulDims, Matrix};
+pub use backend::cpu::{CpuArena, CpuBackend, CpuOptimizer};
+pub use backend::gpu::{
+    GpuArena, GpuBackend, GpuBuffer, GpuContext, GpuIndices, GpuMatrix, GpuOptimizer, GpuOptions,
+};
+pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix};
+pub use data::{Dataset, Standardizer};
 pub use error::{Error, Result};
+pub use nn::{Init, Linear, Loss, Mlp, MlpSpec};
 pub use optim::{
     Adagrad, Adam, AdamW, Clip, LrSchedule, OptimizerConfig, OptimizerState, RmsProp, Sgd,
     UpdateStats,
+};
+pub use train::{
+    EpochRecord, History, LineSearch, LrFinder, LrFinderResult, Session, StepRecord, StopReason,
+    Trainer,
 };
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;

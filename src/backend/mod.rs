@@ -6,10 +6,17 @@
 
 pub mod cpu;
 pub mod gpu;
+mod shapes;
 
 use ndarray::{Array2, ArrayView2};
 
+pub(crate) use shapes::{
+    arena_len, check_labels, column_sum_dims, gather_dims, loss_dims, same_shape, totals_dims,
+};
+
 use crate::error::{Dims, Error, Result};
+use crate::nn::Loss;
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 
 /// An elementwise nonlinearity, fused into the matmul epilogue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -44,6 +51,27 @@ impl Activation {
         }
     }
 
+    /// The derivative at the point where the activation produced `output`: what the backward
+    /// pass needs, from what the forward pass kept.
+    pub fn derivative_from_output(self, output: f32) -> f32 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => f32::from(u8::from(output > 0.0)),
+            Activation::Sigmoid => output * (1.0 - output),
+            Activation::Tanh => 1.0 - output * output,
+        }
+    }
+
+    /// The name PyTorch's `nn` module gives it (`identity`, `relu`, `sigmoid`, `tanh`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+        }
+    }
+
     /// The code the WGSL kernels use for this activation (their `ACTIVATION` override).
     pub(crate) fn shader_code(self) -> u32 {
         match self {
@@ -56,7 +84,7 @@ impl Activation {
 }
 
 /// Sigmoid that neither overflows nor loses precision for large |x|.
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {
@@ -185,16 +213,50 @@ pub trait Matrix {
     fn shape(&self) -> (usize, usize);
 }
 
+/// Every parameter (or gradient) tensor of a model, in one allocation where the backend can.
+///
+/// On the GPU the tensors are views into one buffer, so one optimizer dispatch updates all of
+/// them; on the CPU each is its own array.
+pub trait Arena {
+    /// The backend's matrix type.
+    type Matrix: Matrix;
+    /// The tensors, in the order they were declared.
+    fn tensors(&self) -> &[Self::Matrix];
+    /// The tensors, writable.
+    fn tensors_mut(&mut self) -> &mut [Self::Matrix];
+    /// Elements over all tensors (without any alignment padding).
+    fn len(&self) -> usize {
+        self.tensors()
+            .iter()
+            .map(|t| t.shape().0 * t.shape().1)
+            .sum()
+    }
+    /// Whether the arena holds no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The ops models and trainers are written against, at kernel granularity.
 ///
 /// Every op exists on both backends under the same name; the CPU one is the oracle that the GPU
-/// one is tested against.
+/// one is tested against. On the GPU, ops are recorded and submitted together by
+/// [`Backend::flush`] (or by the next readback), so a training step is one submit.
 pub trait Backend {
     /// Where this backend keeps a matrix.
     type Matrix: Matrix;
+    /// A list of row indices (a shuffled epoch order).
+    type Indices;
+    /// A model's parameters or gradients.
+    type Arena: Arena<Matrix = Self::Matrix>;
+    /// An optimizer over an arena.
+    type Optimizer;
 
     /// A human-readable description: the backend and, for the GPU, the adapter.
     fn describe(&self) -> String;
+
+    /// Submits the ops recorded so far (a no-op on the CPU); does not wait.
+    fn flush(&self) -> Result<()>;
 
     /// Copies a host array into a new backend matrix.
     fn upload(&self, host: ArrayView2<'_, f32>) -> Result<Self::Matrix>;
@@ -205,6 +267,12 @@ pub trait Backend {
     /// A new matrix of zeros.
     fn zeros(&self, rows: usize, cols: usize) -> Result<Self::Matrix>;
 
+    /// Sets every element of `matrix` to `value`.
+    fn fill(&self, matrix: &mut Self::Matrix, value: f32) -> Result<()>;
+
+    /// Copies a host index list to the backend.
+    fn upload_indices(&self, indices: &[u32]) -> Result<Self::Indices>;
+
     /// `out ← act(op(a) · op(b) + bias)`, overwriting every element of `out`.
     fn matmul_into(
         &self,
@@ -214,6 +282,92 @@ pub trait Backend {
         bias: Option<&Self::Matrix>,
         out: &mut Self::Matrix,
     ) -> Result<()>;
+
+    /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).
+    fn gather_rows_into(
+        &self,
+        src: &Self::Matrix,
+        indices: &Self::Indices,
+        start: usize,
+        out: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// `grad ← grad · act'(·)`, in place, where `output` is what `activation` produced.
+    fn activation_backward(
+        &self,
+        activation: Activation,
+        output: &Self::Matrix,
+        grad: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// `out[0, c] ← Σ_r m[r, c]`: the bias gradient.
+    fn column_sum_into(&self, m: &Self::Matrix, out: &mut Self::Matrix) -> Result<()>;
+
+    /// The fused loss: writes ∂(batch-mean loss)/∂logits into `grad` (when given), sets
+    /// `totals[slot]` to the batch's summed row losses and `totals[slot + 1]` to its correct
+    /// predictions, and adds both to `totals[slot + 2]` and `totals[slot + 3]`.
+    fn loss_into(
+        &self,
+        loss: Loss,
+        logits: &Self::Matrix,
+        targets: &Self::Matrix,
+        grad: Option<&mut Self::Matrix>,
+        totals: &mut Self::Matrix,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// A new zeroed arena of tensors with these (rows, cols) shapes.
+    fn arena(&self, label: &str, shapes: &[(usize, usize)]) -> Result<Self::Arena>;
+
+    /// Every tensor's elements, concatenated in order (waits on the GPU).
+    fn read_arena(&self, arena: &Self::Arena) -> Result<Vec<f32>>;
+
+    /// Overwrites every tensor from `values`, laid out as [`Backend::read_arena`] returns them.
+    fn write_arena(&self, arena: &mut Self::Arena, values: &[f32]) -> Result<()>;
+
+    /// `dst ← src` (arenas of the same layout).
+    fn copy_arena(&self, src: &Self::Arena, dst: &mut Self::Arena) -> Result<()>;
+
+    /// `y ← y + alpha · x` over whole arenas of the same layout.
+    fn axpy_arena(&self, alpha: f32, x: &Self::Arena, y: &mut Self::Arena) -> Result<()>;
+
+    /// `totals[slot] ← Σ x²` over the whole arena (the squared global norm).
+    fn sum_squares_into(
+        &self,
+        arena: &Self::Arena,
+        totals: &mut Self::Matrix,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// An optimizer for arenas laid out as `params`.
+    fn optimizer(
+        &self,
+        config: OptimizerConfig,
+        params: &Self::Arena,
+        schedule: LrSchedule,
+        clip: Clip,
+        monitor: bool,
+    ) -> Result<Self::Optimizer>;
+
+    /// One update of `params` from `grads` (recorded, not waited for, on the GPU).
+    fn optimizer_step(
+        &self,
+        optimizer: &mut Self::Optimizer,
+        params: &mut Self::Arena,
+        grads: &Self::Arena,
+    ) -> Result<()>;
+
+    /// `totals[slot..slot + 3] ← (Σg², Σθ², ΣΔθ²)` of the last step of a monitoring optimizer
+    /// (zeros if it does not monitor).
+    fn optimizer_stats_into(
+        &self,
+        optimizer: &Self::Optimizer,
+        totals: &mut Self::Matrix,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// The optimizer's state (PyTorch's names; waits on the GPU).
+    fn optimizer_state(&self, optimizer: &Self::Optimizer) -> Result<OptimizerState>;
 
     /// `act(op(a) · op(b) + bias)` in a new matrix.
     fn matmul(

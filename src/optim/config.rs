@@ -307,6 +307,17 @@ impl OptimizerConfig {
         }
     }
 
+    /// The same optimizer with base learning rate `lr`.
+    pub fn with_lr(self, lr: f64) -> Self {
+        match self {
+            OptimizerConfig::Sgd(c) => OptimizerConfig::Sgd(Sgd { lr, ..c }),
+            OptimizerConfig::RmsProp(c) => OptimizerConfig::RmsProp(RmsProp { lr, ..c }),
+            OptimizerConfig::Adam(c) => OptimizerConfig::Adam(Adam { lr, ..c }),
+            OptimizerConfig::AdamW(c) => OptimizerConfig::AdamW(AdamW { lr, ..c }),
+            OptimizerConfig::Adagrad(c) => OptimizerConfig::Adagrad(Adagrad { lr, ..c }),
+        }
+    }
+
     /// Every hyperparameter in range, or [`Error::InvalidHyperparameter`] naming the first that
     /// is not. Non-finite values are always rejected.
     pub fn validate(&self) -> Result<()> {

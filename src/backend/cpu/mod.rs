@@ -1,16 +1,26 @@
 //! The reference backend: plain ndarray and loops, written to be obviously correct; the oracle
 //! every GPU kernel is tested against. Each op has the name of its GPU twin.
 
+mod elementwise;
+mod gather;
+mod loss;
 mod matmul;
 mod optim;
+mod reduce;
 
+pub use elementwise::{activation_backward, axpy};
+pub use gather::gather_rows;
+pub use loss::loss;
 pub use matmul::matmul;
 pub use optim::CpuOptimizer;
+pub use reduce::{column_sum, sum_squares};
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Backend, Matmul, Matrix};
+use super::{Activation, Arena, Backend, Matmul, Matrix, arena_len, totals_dims};
 use crate::error::Result;
+use crate::nn::Loss;
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 
 /// Computes every op on the host with ndarray.
 #[derive(Clone, Copy, Debug, Default)]
@@ -22,11 +32,50 @@ impl Matrix for Array2<f32> {
     }
 }
 
+/// A model's tensors on the host, one array each.
+#[derive(Clone, Debug)]
+pub struct CpuArena {
+    tensors: Vec<Array2<f32>>,
+}
+
+impl Arena for CpuArena {
+    type Matrix = Array2<f32>;
+    fn tensors(&self) -> &[Array2<f32>] {
+        &self.tensors
+    }
+    fn tensors_mut(&mut self) -> &mut [Array2<f32>] {
+        &mut self.tensors
+    }
+}
+
+impl CpuArena {
+    fn flatten(&self) -> Vec<f32> {
+        self.tensors
+            .iter()
+            .flat_map(|t| t.iter().copied())
+            .collect()
+    }
+
+    fn assign(&mut self, values: &[f32]) {
+        let mut values = values.iter();
+        for t in &mut self.tensors {
+            t.iter_mut().zip(&mut values).for_each(|(t, &v)| *t = v);
+        }
+    }
+}
+
 impl Backend for CpuBackend {
     type Matrix = Array2<f32>;
+    type Indices = Vec<u32>;
+    type Arena = CpuArena;
+    type Optimizer = CpuOptimizer;
 
     fn describe(&self) -> String {
         "cpu (ndarray)".to_string()
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
     }
 
     fn upload(&self, host: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
@@ -41,6 +90,15 @@ impl Backend for CpuBackend {
         Ok(Array2::zeros((rows, cols)))
     }
 
+    fn fill(&self, matrix: &mut Array2<f32>, value: f32) -> Result<()> {
+        matrix.fill(value);
+        Ok(())
+    }
+
+    fn upload_indices(&self, indices: &[u32]) -> Result<Vec<u32>> {
+        Ok(indices.to_vec())
+    }
+
     fn matmul_into(
         &self,
         spec: Matmul,
@@ -50,5 +108,140 @@ impl Backend for CpuBackend {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         matmul(spec, a.view(), b.view(), bias.map(|v| v.view()), out)
+    }
+
+    fn gather_rows_into(
+        &self,
+        src: &Array2<f32>,
+        indices: &Vec<u32>,
+        start: usize,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        gather_rows(src.view(), indices, start, out)
+    }
+
+    fn activation_backward(
+        &self,
+        activation: Activation,
+        output: &Array2<f32>,
+        grad: &mut Array2<f32>,
+    ) -> Result<()> {
+        activation_backward(activation, output.view(), grad)
+    }
+
+    fn column_sum_into(&self, m: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
+        column_sum(m.view(), out)
+    }
+
+    fn loss_into(
+        &self,
+        kind: Loss,
+        logits: &Array2<f32>,
+        targets: &Array2<f32>,
+        grad: Option<&mut Array2<f32>>,
+        totals: &mut Array2<f32>,
+        slot: usize,
+    ) -> Result<()> {
+        totals_dims("loss", totals.dim(), slot, 4)?;
+        let (loss_sum, correct) = loss(kind, logits.view(), targets.view(), grad)?;
+        let (loss_sum, correct) = (loss_sum as f32, correct as f32);
+        totals[[0, slot]] = loss_sum;
+        totals[[0, slot + 1]] = correct;
+        totals[[0, slot + 2]] += loss_sum;
+        totals[[0, slot + 3]] += correct;
+        Ok(())
+    }
+
+    fn arena(&self, _label: &str, shapes: &[(usize, usize)]) -> Result<CpuArena> {
+        Ok(CpuArena {
+            tensors: shapes.iter().map(|&s| Array2::zeros(s)).collect(),
+        })
+    }
+
+    fn read_arena(&self, arena: &CpuArena) -> Result<Vec<f32>> {
+        Ok(arena.flatten())
+    }
+
+    fn write_arena(&self, arena: &mut CpuArena, values: &[f32]) -> Result<()> {
+        arena_len("write arena", arena.len(), values.len())?;
+        arena.assign(values);
+        Ok(())
+    }
+
+    fn copy_arena(&self, src: &CpuArena, dst: &mut CpuArena) -> Result<()> {
+        arena_len("copy arena", dst.len(), src.len())?;
+        dst.assign(&src.flatten());
+        Ok(())
+    }
+
+    fn axpy_arena(&self, alpha: f32, x: &CpuArena, y: &mut CpuArena) -> Result<()> {
+        arena_len("axpy", y.len(), x.len())?;
+        for (x, y) in x.tensors.iter().zip(&mut y.tensors) {
+            axpy(alpha, x.view(), y)?;
+        }
+        Ok(())
+    }
+
+    fn sum_squares_into(
+        &self,
+        arena: &CpuArena,
+        totals: &mut Array2<f32>,
+        slot: usize,
+    ) -> Result<()> {
+        totals_dims("sum_squares", totals.dim(), slot, 1)?;
+        totals[[0, slot]] = arena
+            .tensors
+            .iter()
+            .map(|t| sum_squares(t.view()))
+            .sum::<f64>() as f32;
+        Ok(())
+    }
+
+    fn optimizer(
+        &self,
+        config: OptimizerConfig,
+        params: &CpuArena,
+        schedule: LrSchedule,
+        clip: Clip,
+        monitor: bool,
+    ) -> Result<CpuOptimizer> {
+        Ok(CpuOptimizer::new(config, params.len())?
+            .with_schedule(schedule)?
+            .with_clip(clip)?
+            .with_monitoring(monitor))
+    }
+
+    fn optimizer_step(
+        &self,
+        optimizer: &mut CpuOptimizer,
+        params: &mut CpuArena,
+        grads: &CpuArena,
+    ) -> Result<()> {
+        // The optimizer works on one contiguous arena; the copies cost O(parameters), small
+        // beside the O(batch · parameters) matmuls of the step.
+        let mut flat = params.flatten();
+        optimizer.step(&mut flat, &grads.flatten())?;
+        params.assign(&flat);
+        Ok(())
+    }
+
+    fn optimizer_stats_into(
+        &self,
+        optimizer: &CpuOptimizer,
+        totals: &mut Array2<f32>,
+        slot: usize,
+    ) -> Result<()> {
+        totals_dims("optimizer stats", totals.dim(), slot, 3)?;
+        let sums = optimizer.stats().map_or([0.0; 3], |s| {
+            [s.grad_norm, s.param_norm, s.update_norm].map(|n| n * n)
+        });
+        for (i, v) in sums.into_iter().enumerate() {
+            totals[[0, slot + i]] = v;
+        }
+        Ok(())
+    }
+
+    fn optimizer_state(&self, optimizer: &CpuOptimizer) -> Result<OptimizerState> {
+        Ok(optimizer.state())
     }
 }

@@ -131,6 +131,9 @@ impl<T: Pod> GpuBuffer<T> {
         if bytes.is_empty() {
             return Ok(());
         }
+        // A queued write lands before the next submit: recorded work that reads this buffer
+        // must go first.
+        ctx.flush()?;
         let start = (offset * size_of::<T>()) as u64;
         if bytes.len().is_multiple_of(4) && start.is_multiple_of(4) {
             ctx.scoped("write buffer", || {
@@ -190,6 +193,7 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Reads `size` bytes from byte `offset` through a staging buffer.
     fn read_bytes(&self, ctx: &GpuContext, offset: u64, size: u64) -> Result<Vec<u8>> {
+        ctx.flush()?;
         let staging = ctx.scoped("read buffer", || {
             let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&format!("{} (staging)", self.label)),

@@ -125,6 +125,11 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// Blocking waits on the GPU so far: a training loop's budget is counted against this.
     waits: AtomicU64,
+    /// Submits so far (a recorder can tell whether its earlier work has been submitted).
+    submits: AtomicU64,
+    /// Work recorded by ops but not yet submitted: a training step records every kernel here
+    /// and submits once (see [`GpuContext::flush`]).
+    pending: Mutex<Option<wgpu::CommandEncoder>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.
     lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
@@ -236,6 +241,8 @@ impl GpuContext {
             layouts: Mutex::default(),
             pipelines: Mutex::default(),
             waits: AtomicU64::new(0),
+            submits: AtomicU64::new(0),
+            pending: Mutex::default(),
             lost,
             uncaptured,
             placeholder,
@@ -282,8 +289,45 @@ impl GpuContext {
         lock(&self.pipelines).len()
     }
 
-    /// Blocks until every submitted command has finished; counts as one wait.
+    /// Submits so far (every [`GpuContext::flush`] that had work counts one).
+    pub fn submits(&self) -> u64 {
+        self.submits.load(Ordering::Relaxed)
+    }
+
+    /// Records work into the pending command encoder (created on first use), inside error
+    /// scopes. Nothing runs until the next [`GpuContext::flush`], which readback, host writes
+    /// and waits do first, so recorded work is always ordered before them.
+    pub(crate) fn record<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut wgpu::CommandEncoder) -> T,
+    ) -> Result<T> {
+        let mut pending = lock(&self.pending);
+        let encoder = pending.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("steepest pending work"),
+                })
+        });
+        self.scoped(op, || f(encoder))
+    }
+
+    /// Submits the recorded work, if any, in one submit; does not wait for it.
+    pub fn flush(&self) -> Result<()> {
+        // The lock is held through the submit: another thread's flush that finds nothing
+        // pending must not go on (to a readback, say) before this submit is in the queue.
+        let mut pending = lock(&self.pending);
+        let Some(encoder) = pending.take() else {
+            return Ok(());
+        };
+        self.scoped("submit", || self.queue.submit([encoder.finish()]))?;
+        self.submits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Blocks until every recorded and submitted command has finished; counts as one wait.
     pub fn wait(&self) -> Result<()> {
+        self.flush()?;
         self.waits.fetch_add(1, Ordering::Relaxed);
         self.device
             .poll(wgpu::PollType::wait_indefinitely())

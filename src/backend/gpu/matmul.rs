@@ -4,6 +4,7 @@ use wgpu::util::DeviceExt;
 
 use super::GpuMatrix;
 use super::context::{Binding, GpuContext, Kernel};
+use super::dispatch::to_u32;
 use crate::backend::{Matmul, Matrix, matmul_dims};
 use crate::error::{Error, Result};
 
@@ -37,16 +38,9 @@ struct Params {
     _pad: u32,
 }
 
-fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
-    u32::try_from(value).map_err(|_| Error::Shape {
-        op,
-        detail: format!("{what} = {value} does not fit the kernel's 32-bit indices"),
-    })
-}
-
 /// `out ← act(op(a) · op(b) + bias)` on the GPU: the twin of [`crate::backend::cpu::matmul`].
 ///
-/// Records and submits one dispatch; does not wait for it to finish.
+/// Records one dispatch into the context's pending work (see [`GpuContext::flush`]).
 pub fn matmul(
     ctx: &GpuContext,
     spec: Matmul,
@@ -55,19 +49,11 @@ pub fn matmul(
     bias: Option<&GpuMatrix>,
     out: &GpuMatrix,
 ) -> Result<()> {
-    let op = "matmul";
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
-    record(ctx, &mut encoder, spec, a, b, bias, out)?;
-    ctx.scoped(op, || ctx.queue.submit([encoder.finish()]))?;
-    Ok(())
+    record(ctx, spec, a, b, bias, out)
 }
 
-/// Records the matmul into `encoder` (for callers that batch many ops into one submit).
-pub(crate) fn record(
+fn record(
     ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
     spec: Matmul,
     a: &GpuMatrix,
     b: &GpuMatrix,
@@ -132,7 +118,7 @@ pub(crate) fn record(
     ];
     let pipeline = ctx.pipeline(&KERNEL, &overrides)?;
 
-    ctx.scoped(op, || {
+    ctx.record(op, |encoder| {
         let params = ctx
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {

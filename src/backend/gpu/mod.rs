@@ -1,21 +1,33 @@
 //! The wgpu backend: every op is a WGSL compute kernel from `shaders/`, twin of a CPU op.
 
+mod arena;
 mod buffer;
 mod context;
+mod dispatch;
+mod elementwise;
+mod gather;
+mod loss;
 mod matmul;
 mod optim;
+mod reduce;
 
+pub use arena::GpuArena;
 pub use buffer::GpuBuffer;
 pub use context::{GpuContext, GpuOptions};
+pub use elementwise::{activation_backward, axpy};
+pub use gather::{GpuIndices, gather_rows};
 pub use matmul::matmul;
 pub use optim::GpuOptimizer;
+pub use reduce::column_sum;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Backend, Matmul, Matrix};
+use super::{Activation, Backend, Matmul, Matrix, arena_len};
 use crate::error::{Error, Result};
+use crate::nn::Loss;
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 
 /// A row-major `rows × cols` matrix of `f32` in a GPU buffer, starting at element `offset`.
 ///
@@ -68,23 +80,48 @@ impl Matrix for GpuMatrix {
 }
 
 /// Runs every op on a GPU through wgpu.
+///
+/// Ops are recorded into the context's pending work and submitted together by
+/// [`Backend::flush`], or before any readback, host write or wait: a training step records its
+/// whole forward and backward pass and its update, then submits once.
 #[derive(Clone, Debug)]
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
+    /// Scratch for reductions (per-row loss sums, partial sums), grown on demand and shared by
+    /// the ops recorded into one submit (they run one after another).
+    scratch: Arc<Mutex<Option<GpuBuffer<f32>>>>,
 }
 
 impl GpuBackend {
     /// A backend on the adapter chosen by wgpu's environment variables
     /// (see [`GpuOptions::from_env`]).
     pub fn new() -> Result<Self> {
-        Ok(Self {
-            ctx: GpuContext::new()?,
-        })
+        Ok(Self::with_context(GpuContext::new()?))
     }
 
     /// A backend on an existing context (several backends may share one device).
     pub fn with_context(ctx: Arc<GpuContext>) -> Self {
-        Self { ctx }
+        Self {
+            ctx,
+            scratch: Arc::default(),
+        }
+    }
+
+    /// A scratch buffer of at least `len` elements.
+    fn scratch(&self, len: usize) -> Result<GpuBuffer<f32>> {
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        match scratch.as_ref() {
+            Some(buffer) if buffer.len() >= len => Ok(buffer.clone()),
+            _ => {
+                // Grow geometrically so a run of growing batches allocates a few times only.
+                let grown = len
+                    .max(scratch.as_ref().map_or(0, |b| 2 * b.len()))
+                    .max(256);
+                let buffer = GpuBuffer::zeros(&self.ctx, "reduction scratch", grown)?;
+                *scratch = Some(buffer.clone());
+                Ok(buffer)
+            }
+        }
     }
 
     /// The context: adapter, device, limits, caches.
@@ -95,6 +132,9 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     type Matrix = GpuMatrix;
+    type Indices = GpuIndices;
+    type Arena = GpuArena;
+    type Optimizer = GpuOptimizer;
 
     fn describe(&self) -> String {
         format!(
@@ -102,6 +142,10 @@ impl Backend for GpuBackend {
             self.ctx.adapter_name(),
             self.ctx.backend()
         )
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.ctx.flush()
     }
 
     fn upload(&self, host: ArrayView2<'_, f32>) -> Result<GpuMatrix> {
@@ -126,6 +170,17 @@ impl Backend for GpuBackend {
         GpuMatrix::view(buffer, 0, rows, cols)
     }
 
+    fn fill(&self, matrix: &mut GpuMatrix, value: f32) -> Result<()> {
+        let len = matrix.rows * matrix.cols;
+        matrix
+            .buffer
+            .write(&self.ctx, matrix.offset, &vec![value; len])
+    }
+
+    fn upload_indices(&self, indices: &[u32]) -> Result<GpuIndices> {
+        GpuIndices::new(&self.ctx, indices)
+    }
+
     fn matmul_into(
         &self,
         spec: Matmul,
@@ -136,4 +191,139 @@ impl Backend for GpuBackend {
     ) -> Result<()> {
         matmul(&self.ctx, spec, a, b, bias, out)
     }
+
+    fn gather_rows_into(
+        &self,
+        src: &GpuMatrix,
+        indices: &GpuIndices,
+        start: usize,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        gather_rows(&self.ctx, src, indices, start, out)
+    }
+
+    fn activation_backward(
+        &self,
+        activation: Activation,
+        output: &GpuMatrix,
+        grad: &mut GpuMatrix,
+    ) -> Result<()> {
+        activation_backward(&self.ctx, activation, output, grad)
+    }
+
+    fn column_sum_into(&self, m: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        column_sum(&self.ctx, m, out)
+    }
+
+    fn loss_into(
+        &self,
+        kind: Loss,
+        logits: &GpuMatrix,
+        targets: &GpuMatrix,
+        grad: Option<&mut GpuMatrix>,
+        totals: &mut GpuMatrix,
+        slot: usize,
+    ) -> Result<()> {
+        let row_sums = self.scratch(2 * logits.rows)?;
+        loss::loss(
+            &self.ctx,
+            kind,
+            logits,
+            targets,
+            grad.map(|g| &*g),
+            totals,
+            slot,
+            &row_sums,
+        )
+    }
+
+    fn arena(&self, label: &str, shapes: &[(usize, usize)]) -> Result<GpuArena> {
+        GpuArena::new(&self.ctx, label, shapes)
+    }
+
+    fn read_arena(&self, arena: &GpuArena) -> Result<Vec<f32>> {
+        arena.read(&self.ctx)
+    }
+
+    fn write_arena(&self, arena: &mut GpuArena, values: &[f32]) -> Result<()> {
+        arena.write(&self.ctx, values)
+    }
+
+    fn copy_arena(&self, src: &GpuArena, dst: &mut GpuArena) -> Result<()> {
+        check_layouts("copy arena", src, dst)?;
+        self.ctx.record("copy arena", |encoder| {
+            encoder.copy_buffer_to_buffer(
+                src.buffer().raw(),
+                0,
+                dst.buffer().raw(),
+                0,
+                src.buffer().size_bytes(),
+            )
+        })
+    }
+
+    fn axpy_arena(&self, alpha: f32, x: &GpuArena, y: &mut GpuArena) -> Result<()> {
+        check_layouts("axpy", x, y)?;
+        axpy(&self.ctx, alpha, &x.as_row()?, &y.as_row()?)
+    }
+
+    fn sum_squares_into(
+        &self,
+        arena: &GpuArena,
+        totals: &mut GpuMatrix,
+        slot: usize,
+    ) -> Result<()> {
+        crate::backend::totals_dims("sum_squares", totals.shape(), slot, 1)?;
+        let partials = self.scratch(256)?;
+        reduce::sum_squares_into(&self.ctx, &arena.as_row()?, totals, slot, &partials)
+    }
+
+    fn optimizer(
+        &self,
+        config: OptimizerConfig,
+        params: &GpuArena,
+        schedule: LrSchedule,
+        clip: Clip,
+        monitor: bool,
+    ) -> Result<GpuOptimizer> {
+        Ok(GpuOptimizer::new(&self.ctx, config, params.buffer().len())?
+            .with_schedule(schedule)?
+            .with_clip(clip)?
+            .with_monitoring(monitor))
+    }
+
+    fn optimizer_step(
+        &self,
+        optimizer: &mut GpuOptimizer,
+        params: &mut GpuArena,
+        grads: &GpuArena,
+    ) -> Result<()> {
+        check_layouts("optimizer step", params, grads)?;
+        optimizer.record_step(params.buffer(), grads.buffer())
+    }
+
+    fn optimizer_stats_into(
+        &self,
+        optimizer: &GpuOptimizer,
+        totals: &mut GpuMatrix,
+        slot: usize,
+    ) -> Result<()> {
+        optimizer.stats_into(totals, slot)
+    }
+
+    fn optimizer_state(&self, optimizer: &GpuOptimizer) -> Result<OptimizerState> {
+        optimizer.state()
+    }
+}
+
+/// Arenas combined by one op must share one layout.
+fn check_layouts(op: &'static str, a: &GpuArena, b: &GpuArena) -> Result<()> {
+    arena_len(op, a.buffer().len(), b.buffer().len())?;
+    if !a.same_layout(b) {
+        return Err(Error::Shape {
+            op,
+            detail: "the arenas hold different tensors".into(),
+        });
+    }
+    Ok(())
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use super::GpuBuffer;
+use super::GpuMatrix;
 use super::context::{Binding, GpuContext, Kernel};
+use crate::backend::Matrix;
 use crate::error::{Error, Result};
 use crate::optim::{OptimizerConfig, OptimizerCore, OptimizerState, UpdateRule, UpdateStats};
 
@@ -86,6 +88,9 @@ pub struct GpuOptimizer {
     bound: Option<Bound>,
     /// Whether the last step filled the monitoring sums.
     monitored: bool,
+    /// `ctx.submits()` when the last step was recorded: equal to the current count while that
+    /// step is still unsubmitted.
+    recorded_at: Option<u64>,
 }
 
 fn kernel_overrides(rule: &UpdateRule, monitor: bool) -> Vec<(&'static str, f64)> {
@@ -169,6 +174,7 @@ impl GpuOptimizer {
             stats,
             bound: None,
             monitored: false,
+            recorded_at: None,
         })
     }
 
@@ -227,24 +233,17 @@ impl GpuOptimizer {
     }
 
     /// Applies one update to `params` from `grads` (GPU buffers of the arena's length) in one
-    /// submit, without waiting for it.
+    /// submit, without waiting for it. Work recorded earlier on the context goes in the same
+    /// submit.
     pub fn step(&mut self, params: &mut GpuBuffer<f32>, grads: &GpuBuffer<f32>) -> Result<()> {
-        let op = "optimizer step";
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
-        self.record_step(&mut encoder, params, grads)?;
-        self.ctx
-            .scoped(op, || self.ctx.queue.submit([encoder.finish()]))?;
-        Ok(())
+        self.record_step(params, grads)?;
+        self.ctx.flush()
     }
 
-    /// Records one update into `encoder`. The step's scalars are written to the queue
-    /// immediately, so record at most one step per submit.
+    /// Records one update into the context's pending work (a training step records its whole
+    /// forward and backward pass beside it and submits once).
     pub(crate) fn record_step(
         &mut self,
-        encoder: &mut wgpu::CommandEncoder,
         params: &GpuBuffer<f32>,
         grads: &GpuBuffer<f32>,
     ) -> Result<()> {
@@ -284,11 +283,18 @@ impl GpuOptimizer {
             });
         };
         let scalars = self.core.scalars(step);
-        let chunks = &self.chunks;
+        // The scalars are a queued write, which lands before the next submit: an earlier step
+        // still waiting in the pending work would read this step's values, so submit it first.
+        if self.recorded_at == Some(self.ctx.submits()) {
+            self.ctx.flush()?;
+        }
         self.ctx.scoped(op, || {
             self.ctx
                 .queue
-                .write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&scalars));
+                .write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&scalars))
+        })?;
+        let chunks = &self.chunks;
+        self.ctx.record(op, |encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(op),
                 timestamp_writes: None,
@@ -318,6 +324,7 @@ impl GpuOptimizer {
         })?;
         self.core.step = step;
         self.monitored = monitor;
+        self.recorded_at = Some(self.ctx.submits());
         Ok(())
     }
 
@@ -362,6 +369,21 @@ impl GpuOptimizer {
             groups,
         });
         Ok(())
+    }
+
+    /// Records a copy of the last step's (Σg², Σθ², ΣΔθ²) into `totals[slot..slot + 3]`, or
+    /// zeros there when the last step was not monitored.
+    pub(crate) fn stats_into(&self, totals: &GpuMatrix, slot: usize) -> Result<()> {
+        let op = "optimizer stats";
+        crate::backend::totals_dims(op, totals.shape(), slot, 3)?;
+        let at = ((totals.offset() + slot) * 4) as u64;
+        self.ctx.record(op, |encoder| {
+            if self.monitored {
+                encoder.copy_buffer_to_buffer(self.stats.raw(), 16, totals.buffer().raw(), at, 12);
+            } else {
+                encoder.clear_buffer(totals.buffer().raw(), at, Some(12));
+            }
+        })
     }
 
     /// Norms of the last step, if monitoring was on for it (reads back: one wait).

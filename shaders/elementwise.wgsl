@@ -1,0 +1,60 @@
+// elementwise.wgsl: one-pass elementwise kernels over a range of a buffer.
+//
+// Bindings (group 0):
+//   0 params: uniform Params { len, x_offset, y_offset, alpha }
+//   1 x:      storage r   array<f32>  read from element x_offset on
+//   2 y:      storage rw  array<f32>  updated in place from element y_offset on
+// Dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding through `len`
+// elements, so any length fits the device's workgroup-count limit.
+//
+// Entry points:
+//   activation_backward  y[i] ← y[i] · act'(x[i]), where x holds the activation's OUTPUT a:
+//                        identity 1, relu [a > 0], sigmoid a(1 − a), tanh 1 − a²
+//                        (the gradient through act, computed from what the forward pass kept)
+//   axpy                 y[i] ← y[i] + alpha · x[i]
+
+override ACTIVATION: u32 = 0u; // 0 identity, 1 relu, 2 sigmoid, 3 tanh
+
+const WORKGROUP: u32 = 256u;
+
+struct Params {
+    len: u32,
+    x_offset: u32,
+    y_offset: u32,
+    alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+fn derivative_from_output(a: f32) -> f32 {
+    switch ACTIVATION {
+        case 1u: { return select(0.0, 1.0, a > 0.0); }
+        case 2u: { return a * (1.0 - a); }
+        case 3u: { return 1.0 - a * a; }
+        default: { return 1.0; }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn activation_backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
+        let yi = params.y_offset + i;
+        y[yi] = y[yi] * derivative_from_output(x[params.x_offset + i]);
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn axpy(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
+        let yi = params.y_offset + i;
+        y[yi] = y[yi] + params.alpha * x[params.x_offset + i];
+    }
+}

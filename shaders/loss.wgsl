@@ -1,0 +1,149 @@
+// loss.wgsl: loss forward and backward fused (the per-row loss, its gradient with respect to the
+// logits, and a correct-prediction count), then a deterministic total.
+//
+// Bindings (group 0):
+//   0 params:   uniform Params (below)
+//   1 logits:   storage r   array<f32>  rows × cols from element logits_offset on
+//   2 targets:  storage r   array<f32>  rows × cols (MSE, BCE) or rows × 1 class indices (CE)
+//   3 grad:     storage rw  array<f32>  rows × cols from grad_offset on (written if WRITE_GRAD)
+//   4 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch
+//   5 totals:   storage rw  array<f32>  from totals_offset on
+// Dispatch: `loss_rows` (G, 1, 1) workgroups of 256, G ≤ 4096, one invocation per row
+// (striding); then `loss_total` (1, 1, 1).
+//
+// Per row, with x the logits and t the targets (means are PyTorch's reduction='mean'):
+//   MSE (LOSS 0)   loss = Σ_c (x − t)² / cols;   ∂/∂x = 2(x − t) · scale,  scale = 1/(rows·cols)
+//   BCE (LOSS 1)   loss = Σ_c [max(x, 0) − x·t + log(1 + e^−|x|)] / cols  (never overflows);
+//                  ∂/∂x = (σ(x) − t) · scale, scale = 1/(rows·cols);
+//                  correct = Σ_c [(x > 0) = (t > 0.5)] / cols
+//   CE  (LOSS 2)   m = max x, lse = m + log Σ_c e^(x_c − m), loss = lse − x_label;
+//                  ∂/∂x_c = (e^(x_c − m) / Σ − [c = label]) · scale, scale = 1/rows;
+//                  correct = [first argmax = label]
+// `loss_total` sums the rows in index order (each invocation a fixed stride, then a fixed tree)
+// and sets totals[slot] = Σ loss, totals[slot+1] = Σ correct, and adds both to
+// totals[slot+2], totals[slot+3] (the running sums of an epoch).
+
+override LOSS: u32 = 0u;
+override WRITE_GRAD: bool = true;
+
+const WORKGROUP: u32 = 256u;
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    logits_offset: u32,
+    targets_offset: u32,
+    grad_offset: u32,
+    totals_offset: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> row_sums: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> totals: array<f32>;
+
+var<workgroup> sums: array<vec2<f32>, WORKGROUP>;
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn set_grad(i: u32, value: f32) {
+    if (WRITE_GRAD) {
+        grad[params.grad_offset + i] = value;
+    }
+}
+
+// (loss, correct) of row r; writes its gradient.
+fn elementwise_row(r: u32) -> vec2<f32> {
+    var loss = 0.0;
+    var correct = 0.0;
+    for (var c = 0u; c < params.cols; c++) {
+        let i = r * params.cols + c;
+        let x = logits[params.logits_offset + i];
+        let t = targets[params.targets_offset + i];
+        if (LOSS == 0u) {
+            let d = x - t;
+            loss += d * d;
+            set_grad(i, 2.0 * d * params.scale);
+        } else {
+            loss += max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
+            correct += select(0.0, 1.0, (x > 0.0) == (t > 0.5));
+            set_grad(i, (sigmoid(x) - t) * params.scale);
+        }
+    }
+    let cols = f32(params.cols);
+    return vec2<f32>(loss / cols, correct / cols);
+}
+
+fn cross_entropy_row(r: u32) -> vec2<f32> {
+    let base = params.logits_offset + r * params.cols;
+    let label = u32(targets[params.targets_offset + r]);
+    var m = logits[base];
+    var argmax = 0u;
+    for (var c = 1u; c < params.cols; c++) {
+        let x = logits[base + c];
+        if (x > m) {
+            m = x;
+            argmax = c;
+        }
+    }
+    var total = 0.0;
+    for (var c = 0u; c < params.cols; c++) {
+        total += exp(logits[base + c] - m);
+    }
+    let lse = m + log(total);
+    if (WRITE_GRAD) {
+        for (var c = 0u; c < params.cols; c++) {
+            let p = exp(logits[base + c] - m) / total;
+            set_grad(r * params.cols + c, (p - select(0.0, 1.0, c == label)) * params.scale);
+        }
+    }
+    let picked = logits[base + min(label, params.cols - 1u)];
+    return vec2<f32>(lse - picked, select(0.0, 1.0, argmax == label));
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn loss_rows(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var r = gid.x; r < params.rows; r += groups.x * WORKGROUP) {
+        if (LOSS == 2u) {
+            row_sums[r] = cross_entropy_row(r);
+        } else {
+            row_sums[r] = elementwise_row(r);
+        }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn loss_total(@builtin(local_invocation_index) lid: u32) {
+    var acc = vec2<f32>(0.0);
+    for (var r = lid; r < params.rows; r += WORKGROUP) {
+        acc += row_sums[r];
+    }
+    sums[lid] = acc;
+    workgroupBarrier();
+    for (var width = WORKGROUP / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            sums[lid] += sums[lid + width];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let at = params.totals_offset;
+        totals[at] = sums[0].x;
+        totals[at + 1u] = sums[0].y;
+        totals[at + 2u] += sums[0].x;
+        totals[at + 3u] += sums[0].y;
+    }
+}

@@ -1,0 +1,81 @@
+//! `cpu::loss`: the reference for `shaders/loss.wgsl`.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::backend::loss_dims;
+use crate::error::Result;
+use crate::nn::Loss;
+
+/// Σ over the batch's rows of (loss, correct predictions), with the gradient of the batch-mean
+/// loss with respect to `logits` written into `grad` when given. The formulas are in
+/// `shaders/loss.wgsl`'s header and on [`Loss`].
+pub fn loss(
+    loss: Loss,
+    logits: ArrayView2<'_, f32>,
+    targets: ArrayView2<'_, f32>,
+    mut grad: Option<&mut Array2<f32>>,
+) -> Result<(f64, f64)> {
+    let (rows, cols) = logits.dim();
+    loss_dims(
+        loss,
+        logits.dim(),
+        targets.dim(),
+        grad.as_ref().map(|g| g.dim()),
+    )?;
+    if loss == Loss::SoftmaxCrossEntropy {
+        crate::backend::check_labels(targets, cols)?;
+    }
+    let scale = loss.grad_scale(rows, cols);
+    let (mut loss_sum, mut correct_sum) = (0.0f64, 0.0f64);
+    for r in 0..rows {
+        let x = logits.row(r);
+        let (row_loss, correct) = match loss {
+            Loss::MeanSquaredError => {
+                let mut sum = 0.0f32;
+                for c in 0..cols {
+                    let d = x[c] - targets[[r, c]];
+                    sum += d * d;
+                    if let Some(g) = grad.as_deref_mut() {
+                        g[[r, c]] = 2.0 * d * scale;
+                    }
+                }
+                (sum / cols as f32, 0.0)
+            }
+            Loss::BinaryCrossEntropyWithLogits => {
+                let (mut sum, mut correct) = (0.0f32, 0.0f32);
+                for c in 0..cols {
+                    let (x, t) = (x[c], targets[[r, c]]);
+                    sum += x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
+                    correct += f32::from(u8::from((x > 0.0) == (t > 0.5)));
+                    if let Some(g) = grad.as_deref_mut() {
+                        g[[r, c]] = (crate::backend::sigmoid(x) - t) * scale;
+                    }
+                }
+                (sum / cols as f32, correct / cols as f32)
+            }
+            Loss::SoftmaxCrossEntropy => {
+                let label = targets[[r, 0]] as usize;
+                // The first index of the maximum, as the shader and torch.argmax pick it.
+                let (argmax, m) =
+                    x.iter().enumerate().fold(
+                        (0, x[0]),
+                        |(i, m), (j, &v)| {
+                            if v > m { (j, v) } else { (i, m) }
+                        },
+                    );
+                let total: f32 = x.iter().map(|&v| (v - m).exp()).sum();
+                let lse = m + total.ln();
+                if let Some(g) = grad.as_deref_mut() {
+                    for c in 0..cols {
+                        let p = (x[c] - m).exp() / total;
+                        g[[r, c]] = (p - f32::from(u8::from(c == label))) * scale;
+                    }
+                }
+                (lse - x[label], f32::from(u8::from(argmax == label)))
+            }
+        };
+        loss_sum += f64::from(row_loss);
+        correct_sum += f64::from(correct);
+    }
+    Ok((loss_sum, correct_sum))
+}

@@ -1,0 +1,96 @@
+//! `GpuArena`: every tensor of a model in one buffer, so one dispatch updates them all.
+
+use super::{GpuBuffer, GpuContext, GpuMatrix};
+use crate::backend::{Arena, Matrix, arena_len};
+use crate::error::Result;
+
+/// Each tensor starts on a multiple of this many elements: 256 bytes, the largest
+/// `min_storage_buffer_offset_alignment` any device asks for, so a tensor can be bound on its
+/// own, and a multiple of 4 so the matmul's vec4 loads apply.
+const TENSOR_ALIGNMENT: usize = 64;
+
+/// A model's tensors as views into one GPU buffer. The gaps between tensors are zeros and stay
+/// zeros: every kernel leaves them alone, and an optimizer moves nothing that starts at 0 with
+/// a 0 gradient.
+#[derive(Clone, Debug)]
+pub struct GpuArena {
+    buffer: GpuBuffer<f32>,
+    tensors: Vec<GpuMatrix>,
+}
+
+impl GpuArena {
+    /// A zeroed arena of tensors with these (rows, cols) shapes.
+    pub fn new(ctx: &GpuContext, label: &str, shapes: &[(usize, usize)]) -> Result<Self> {
+        let mut offsets = Vec::with_capacity(shapes.len());
+        let mut end = 0usize;
+        for &(rows, cols) in shapes {
+            let start = end.next_multiple_of(TENSOR_ALIGNMENT);
+            offsets.push(start);
+            end = start.saturating_add(rows.saturating_mul(cols));
+        }
+        let buffer = GpuBuffer::zeros(ctx, label, end)?;
+        let tensors = shapes
+            .iter()
+            .zip(offsets)
+            .map(|(&(rows, cols), offset)| GpuMatrix::view(buffer.clone(), offset, rows, cols))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { buffer, tensors })
+    }
+
+    /// The buffer holding every tensor (and the zero gaps between them).
+    pub fn buffer(&self) -> &GpuBuffer<f32> {
+        &self.buffer
+    }
+
+    /// The whole buffer as one 1×len matrix (for ops over every element).
+    pub(crate) fn as_row(&self) -> Result<GpuMatrix> {
+        GpuMatrix::view(self.buffer.clone(), 0, 1, self.buffer.len())
+    }
+
+    /// The tensors' values, concatenated in order (one readback).
+    pub(crate) fn read(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        let all = self.buffer.read(ctx)?;
+        Ok(self
+            .tensors
+            .iter()
+            .flat_map(|t| {
+                let (rows, cols) = t.shape();
+                all[t.offset()..t.offset() + rows * cols].iter().copied()
+            })
+            .collect())
+    }
+
+    /// Overwrites every tensor from `values` (laid out as [`GpuArena::read`] returns them).
+    pub(crate) fn write(&self, ctx: &GpuContext, values: &[f32]) -> Result<()> {
+        arena_len("write arena", self.len(), values.len())?;
+        let mut all = vec![0.0f32; self.buffer.len()];
+        let mut at = 0;
+        for t in &self.tensors {
+            let (rows, cols) = t.shape();
+            let n = rows * cols;
+            all[t.offset()..t.offset() + n].copy_from_slice(&values[at..at + n]);
+            at += n;
+        }
+        self.buffer.write(ctx, 0, &all)
+    }
+
+    /// Whether `other` has this arena's layout.
+    pub(crate) fn same_layout(&self, other: &GpuArena) -> bool {
+        self.buffer.len() == other.buffer.len()
+            && self
+                .tensors
+                .iter()
+                .zip(&other.tensors)
+                .all(|(a, b)| a.shape() == b.shape() && a.offset() == b.offset())
+    }
+}
+
+impl Arena for GpuArena {
+    type Matrix = GpuMatrix;
+    fn tensors(&self) -> &[GpuMatrix] {
+        &self.tensors
+    }
+    fn tensors_mut(&mut self) -> &mut [GpuMatrix] {
+        &mut self.tensors
+    }
+}

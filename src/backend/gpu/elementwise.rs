@@ -1,0 +1,101 @@
+//! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward` and `gpu::axpy`.
+
+use super::GpuMatrix;
+use super::context::{Binding, GpuContext, Kernel};
+use super::dispatch::{Dispatch, check_bindings, record, striding_groups, to_u32};
+use crate::backend::{Activation, Matrix, same_shape};
+use crate::error::Result;
+
+const ACTIVATION_BACKWARD: Kernel = Kernel {
+    shader: "elementwise.wgsl",
+    source: include_str!("../../../shaders/elementwise.wgsl"),
+    entry: "activation_backward",
+    bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
+};
+const AXPY: Kernel = Kernel {
+    entry: "axpy",
+    ..ACTIVATION_BACKWARD
+};
+
+/// The shader's `Params`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    x_offset: u32,
+    y_offset: u32,
+    alpha: f32,
+}
+
+/// Records `kernel` over `len` elements of `x` and `y` from their element offsets.
+#[allow(clippy::too_many_arguments)]
+fn elementwise(
+    ctx: &GpuContext,
+    op: &'static str,
+    kernel: &Kernel,
+    overrides: &[(&'static str, f64)],
+    x: (&wgpu::Buffer, usize),
+    y: (&wgpu::Buffer, usize),
+    len: usize,
+    alpha: f32,
+) -> Result<()> {
+    let params = Params {
+        len: to_u32(op, "elements", len)?,
+        x_offset: to_u32(op, "x offset", x.1)?,
+        y_offset: to_u32(op, "y offset", y.1)?,
+        alpha,
+    };
+    record(
+        ctx,
+        op,
+        bytemuck::bytes_of(&params),
+        vec![x.0.as_entire_binding(), y.0.as_entire_binding()],
+        &[Dispatch {
+            kernel,
+            overrides,
+            groups: striding_groups(len),
+        }],
+    )
+}
+
+/// `grad ← grad · act'(output)` on the GPU: the twin of
+/// [`crate::backend::cpu::activation_backward`].
+pub fn activation_backward(
+    ctx: &GpuContext,
+    activation: Activation,
+    output: &GpuMatrix,
+    grad: &GpuMatrix,
+) -> Result<()> {
+    let op = "activation_backward";
+    same_shape(op, output.shape(), grad.shape())?;
+    check_bindings(ctx, op, &[output, grad])?;
+    let (rows, cols) = grad.shape();
+    elementwise(
+        ctx,
+        op,
+        &ACTIVATION_BACKWARD,
+        &[("ACTIVATION", f64::from(activation.shader_code()))],
+        (output.buffer().raw(), output.offset()),
+        (grad.buffer().raw(), grad.offset()),
+        rows * cols,
+        0.0,
+    )
+}
+
+/// `y ← y + alpha · x` on the GPU: the twin of [`crate::backend::cpu::axpy`].
+pub fn axpy(ctx: &GpuContext, alpha: f32, x: &GpuMatrix, y: &GpuMatrix) -> Result<()> {
+    let op = "axpy";
+    same_shape(op, x.shape(), y.shape())?;
+    check_bindings(ctx, op, &[x, y])?;
+    let (rows, cols) = y.shape();
+    elementwise(
+        ctx,
+        op,
+        &AXPY,
+        &[],
+        (x.buffer().raw(), x.offset()),
+        (y.buffer().raw(), y.offset()),
+        rows * cols,
+        alpha,
+    )
+}

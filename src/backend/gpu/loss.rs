@@ -1,0 +1,110 @@
+//! Host side of `shaders/loss.wgsl`: `gpu::loss`.
+
+use super::context::{Binding, GpuContext, Kernel};
+use super::dispatch::{Dispatch, check_bindings, record, striding_groups, to_u32};
+use super::{GpuBuffer, GpuMatrix};
+use crate::backend::{Matrix, loss_dims, totals_dims};
+use crate::error::Result;
+use crate::nn::Loss;
+
+const LOSS_ROWS: Kernel = Kernel {
+    shader: "loss.wgsl",
+    source: include_str!("../../../shaders/loss.wgsl"),
+    entry: "loss_rows",
+    bindings: &[
+        Binding::Uniform,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+    ],
+};
+const LOSS_TOTAL: Kernel = Kernel {
+    entry: "loss_total",
+    ..LOSS_ROWS
+};
+
+/// The shader's `Params`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    logits_offset: u32,
+    targets_offset: u32,
+    grad_offset: u32,
+    totals_offset: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+/// The fused loss on the GPU: the twin of [`crate::backend::cpu::loss`], with the batch sums
+/// written to `totals` as [`crate::Backend::loss_into`] says. `row_sums` is scratch of at least
+/// 2 × rows elements. Class labels are not checked here (the GPU cannot fail a kernel): the
+/// dataset checks them once, when it is built.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn loss(
+    ctx: &GpuContext,
+    kind: Loss,
+    logits: &GpuMatrix,
+    targets: &GpuMatrix,
+    grad: Option<&GpuMatrix>,
+    totals: &GpuMatrix,
+    slot: usize,
+    row_sums: &GpuBuffer<f32>,
+) -> Result<()> {
+    let op = "loss";
+    loss_dims(
+        kind,
+        logits.shape(),
+        targets.shape(),
+        grad.map(Matrix::shape),
+    )?;
+    totals_dims(op, totals.shape(), slot, 4)?;
+    check_bindings(ctx, op, &[logits, targets, totals])?;
+    if let Some(grad) = grad {
+        check_bindings(ctx, op, &[grad])?;
+    }
+    let (rows, cols) = logits.shape();
+    let params = Params {
+        rows: to_u32(op, "rows", rows)?,
+        cols: to_u32(op, "cols", cols)?,
+        logits_offset: to_u32(op, "logits offset", logits.offset())?,
+        targets_offset: to_u32(op, "targets offset", targets.offset())?,
+        grad_offset: to_u32(op, "gradient offset", grad.map_or(0, GpuMatrix::offset))?,
+        totals_offset: to_u32(op, "totals offset", totals.offset() + slot)?,
+        scale: kind.grad_scale(rows, cols),
+        _pad: 0,
+    };
+    to_u32(op, "elements", rows * cols)?;
+    let overrides = [
+        ("LOSS", f64::from(kind.shader_code())),
+        ("WRITE_GRAD", if grad.is_some() { 1.0 } else { 0.0 }),
+    ];
+    record(
+        ctx,
+        op,
+        bytemuck::bytes_of(&params),
+        vec![
+            logits.buffer().raw().as_entire_binding(),
+            targets.buffer().raw().as_entire_binding(),
+            grad.map_or(&ctx.placeholder, |g| g.buffer().raw())
+                .as_entire_binding(),
+            row_sums.range_binding(0, 2 * rows),
+            totals.buffer().raw().as_entire_binding(),
+        ],
+        &[
+            Dispatch {
+                kernel: &LOSS_ROWS,
+                overrides: &overrides,
+                groups: striding_groups(rows),
+            },
+            Dispatch {
+                kernel: &LOSS_TOTAL,
+                overrides: &overrides,
+                groups: 1,
+            },
+        ],
+    )
+}

@@ -1,0 +1,154 @@
+//! Shape checks shared by both backends, run before any allocation or dispatch so that both
+//! fail alike and a rejected call changes nothing.
+
+use ndarray::ArrayView2;
+
+use crate::error::{Dims, Error, Result};
+use crate::nn::Loss;
+
+/// Operands of an elementwise op must have one shape.
+pub(crate) fn same_shape(op: &'static str, a: (usize, usize), b: (usize, usize)) -> Result<()> {
+    if a != b {
+        return Err(Error::Shape {
+            op,
+            detail: format!("operands are {} and {}", Dims(a.0, a.1), Dims(b.0, b.1)),
+        });
+    }
+    Ok(())
+}
+
+/// `out` gathers rows `indices[start..start + out.rows]` of `src`: the widths agree, the index
+/// range exists and every index names a row of `src`.
+pub(crate) fn gather_dims(
+    src: (usize, usize),
+    indices: &[u32],
+    start: usize,
+    out: (usize, usize),
+) -> Result<()> {
+    let op = "gather_rows";
+    if src.1 != out.1 {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "source is {}, output is {}: widths differ",
+                Dims(src.0, src.1),
+                Dims(out.0, out.1)
+            ),
+        });
+    }
+    let Some(range) = indices.get(start..start.saturating_add(out.0)) else {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "rows {start}..{} of an index list of {}",
+                start.saturating_add(out.0),
+                indices.len()
+            ),
+        });
+    };
+    if let Some(bad) = range.iter().find(|&&i| i as usize >= src.0) {
+        return Err(Error::Shape {
+            op,
+            detail: format!("index {bad} is out of range for a source of {} rows", src.0),
+        });
+    }
+    Ok(())
+}
+
+/// `out` is the 1×cols row of column sums of `m`.
+pub(crate) fn column_sum_dims(m: (usize, usize), out: (usize, usize)) -> Result<()> {
+    if out != (1, m.1) {
+        return Err(Error::Shape {
+            op: "column_sum",
+            detail: format!(
+                "output is {}, expected {} for an input of {}",
+                Dims(out.0, out.1),
+                Dims(1, m.1),
+                Dims(m.0, m.1)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Targets and gradient fit the logits for `loss`.
+pub(crate) fn loss_dims(
+    loss: Loss,
+    logits: (usize, usize),
+    targets: (usize, usize),
+    grad: Option<(usize, usize)>,
+) -> Result<()> {
+    let op = "loss";
+    let expected = (logits.0, loss.target_cols(logits.1));
+    if targets != expected {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "{} targets are {}, expected {} for logits of {}",
+                loss.name(),
+                Dims(targets.0, targets.1),
+                Dims(expected.0, expected.1),
+                Dims(logits.0, logits.1)
+            ),
+        });
+    }
+    if let Some(grad) = grad.filter(|&g| g != logits) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "gradient is {}, logits are {}",
+                Dims(grad.0, grad.1),
+                Dims(logits.0, logits.1)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Every class label is an integer in `0..classes`.
+pub(crate) fn check_labels(labels: ArrayView2<'_, f32>, classes: usize) -> Result<()> {
+    match labels
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| !(l >= 0.0 && l.fract() == 0.0 && (l as usize) < classes))
+    {
+        Some((row, &label)) => Err(Error::Label {
+            row,
+            label,
+            classes,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `slots` consecutive entries starting at `slot` exist in a `totals` row.
+pub(crate) fn totals_dims(
+    op: &'static str,
+    totals: (usize, usize),
+    slot: usize,
+    slots: usize,
+) -> Result<()> {
+    if totals.0 != 1 || slot + slots > totals.1 {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "totals are {}, need a 1×n row with entries {slot}..{}",
+                Dims(totals.0, totals.1),
+                slot + slots
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The arena has the tensors' total length.
+pub(crate) fn arena_len(op: &'static str, expected: usize, actual: usize) -> Result<()> {
+    if expected != actual {
+        return Err(Error::Length {
+            op,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Datasets: features and targets as ndarray, checked once; splits, standardisation and seeded
+//! synthetic generators.
+
+mod synthetic;
+
+pub use synthetic::{blobs, linear, moons, spirals};
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::RngExt;
+
+use crate::error::{Error, Result};
+use crate::nn::seeded;
+
+/// Features and targets for training or evaluation, checked when built: no NaN or infinity,
+/// one target row per sample, class labels in range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    x: Array2<f32>,
+    /// Regression targets (n × outputs), or one class index per row (n × 1) as `f32`.
+    y: Array2<f32>,
+    classes: Option<usize>,
+}
+
+/// Fails with [`Error::Data`] naming the first non-finite element of `m`.
+fn check_finite(op: &'static str, what: &str, m: ArrayView2<'_, f32>) -> Result<()> {
+    match m.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        Some(((r, c), v)) => Err(Error::Data {
+            op,
+            detail: format!("{what}[{r}, {c}] is {v}: every value must be finite"),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Dataset {
+    /// A regression dataset: `x` is samples × features, `y` samples × outputs.
+    pub fn regression(x: Array2<f32>, y: Array2<f32>) -> Result<Self> {
+        let op = "Dataset::regression";
+        Self::check_rows(op, &x, y.nrows())?;
+        check_finite(op, "x", x.view())?;
+        check_finite(op, "y", y.view())?;
+        if y.ncols() == 0 {
+            return Err(Error::Data {
+                op,
+                detail: "targets have no columns".into(),
+            });
+        }
+        Ok(Self {
+            x,
+            y,
+            classes: None,
+        })
+    }
+
+    /// A classification dataset: `x` is samples × features, `labels` one class in
+    /// `0..classes` per sample.
+    pub fn classification(x: Array2<f32>, labels: &[usize], classes: usize) -> Result<Self> {
+        let op = "Dataset::classification";
+        Self::check_rows(op, &x, labels.len())?;
+        check_finite(op, "x", x.view())?;
+        if classes < 2 {
+            return Err(Error::Data {
+                op,
+                detail: format!("{classes} classes: a classifier needs at least 2"),
+            });
+        }
+        if let Some((row, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
+            return Err(Error::Label {
+                row,
+                label: label as f32,
+                classes,
+            });
+        }
+        if classes > 1 << 24 {
+            return Err(Error::Data {
+                op,
+                detail: format!("{classes} classes: labels are stored exactly only below 2^24"),
+            });
+        }
+        let y = Array2::from_shape_fn((labels.len(), 1), |(r, _)| labels[r] as f32);
+        Ok(Self {
+            x,
+            y,
+            classes: Some(classes),
+        })
+    }
+
+    fn check_rows(op: &'static str, x: &Array2<f32>, targets: usize) -> Result<()> {
+        if x.nrows() == 0 || x.ncols() == 0 {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "the dataset is empty ({}×{} features)",
+                    x.nrows(),
+                    x.ncols()
+                ),
+            });
+        }
+        if x.nrows() != targets {
+            return Err(Error::Data {
+                op,
+                detail: format!("{} samples but {targets} targets", x.nrows()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Always `false`: a dataset is never empty.
+    pub fn is_empty(&self) -> bool {
+        self.x.nrows() == 0
+    }
+
+    /// Features per sample.
+    pub fn features(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// The features (samples × features).
+    pub fn x(&self) -> &Array2<f32> {
+        &self.x
+    }
+
+    /// The targets: samples × outputs for regression, samples × 1 class indices (as `f32`) for
+    /// classification.
+    pub fn y(&self) -> &Array2<f32> {
+        &self.y
+    }
+
+    /// Number of classes, for a classification dataset.
+    pub fn classes(&self) -> Option<usize> {
+        self.classes
+    }
+
+    /// The class labels, for a classification dataset.
+    pub fn labels(&self) -> Option<Vec<usize>> {
+        self.classes?;
+        Some(self.y.column(0).iter().map(|&l| l as usize).collect())
+    }
+
+    /// The samples at `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        Self {
+            x: self.x.select(Axis(0), rows),
+            y: self.y.select(Axis(0), rows),
+            classes: self.classes,
+        }
+    }
+
+    /// A seeded shuffle split: `(train, validation)` with `round(fraction · n)` validation
+    /// samples. Both parts must end up non-empty.
+    pub fn split(&self, validation_fraction: f64, seed: u64) -> Result<(Self, Self)> {
+        let n = self.len();
+        let n_val = (validation_fraction * n as f64).round() as usize;
+        if !(0.0..1.0).contains(&validation_fraction) || n_val == 0 || n_val >= n {
+            return Err(Error::Data {
+                op: "Dataset::split",
+                detail: format!(
+                    "a validation fraction of {validation_fraction} of {n} samples leaves an \
+                     empty part"
+                ),
+            });
+        }
+        let order = shuffled(n, &mut seeded(seed));
+        let (val, train) = order.split_at(n_val);
+        Ok((self.select(train), self.select(val)))
+    }
+}
+
+/// `0..n` in a seeded random order (Fisher–Yates).
+pub(crate) fn shuffled(n: usize, rng: &mut rand::rngs::StdRng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i);
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Per-feature standardisation `(x − mean) / std`, fitted on one split and applied to others,
+/// so no statistic of the validation data leaks into training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer {
+    mean: Array1<f32>,
+    std: Array1<f32>,
+}
+
+impl Standardizer {
+    /// Means and standard deviations of `data`'s features (a constant feature gets std 1, so
+    /// it maps to 0 instead of NaN).
+    pub fn fit(data: &Dataset) -> Self {
+        let x = data.x.mapv(f64::from);
+        let mean = x
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| Array1::zeros(x.ncols()));
+        let std = x.std_axis(Axis(0), 0.0);
+        Self {
+            mean: mean.mapv(|m| m as f32),
+            std: std.mapv(|s| if s > 0.0 { s as f32 } else { 1.0 }),
+        }
+    }
+
+    /// `data` with its features standardised.
+    pub fn transform(&self, data: &Dataset) -> Result<Dataset> {
+        if data.features() != self.mean.len() {
+            return Err(Error::Data {
+                op: "Standardizer::transform",
+                detail: format!(
+                    "fitted on {} features, given {}",
+                    self.mean.len(),
+                    data.features()
+                ),
+            });
+        }
+        let x = (&data.x - &self.mean) / &self.std;
+        Ok(Dataset {
+            x,
+            y: data.y.clone(),
+            classes: data.classes,
+        })
+    }
+
+    /// The fitted means.
+    pub fn mean(&self) -> &Array1<f32> {
+        &self.mean
+    }
+
+    /// The fitted standard deviations.
+    pub fn std(&self) -> &Array1<f32> {
+        &self.std
+    }
+}

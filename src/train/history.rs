@@ -1,0 +1,214 @@
+//! What a training run measured, per epoch and per logged step, exported as CSV or JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Measurements at the end of one epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochRecord {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Optimizer steps taken so far.
+    pub step: u64,
+    /// Mean training loss over the epoch's batches (weighted by batch size).
+    pub loss: f64,
+    /// Fraction of training samples predicted correctly (classification losses).
+    pub accuracy: Option<f64>,
+    /// Mean loss on the validation set after the epoch.
+    pub val_loss: Option<f64>,
+    /// Validation accuracy after the epoch (classification losses).
+    pub val_accuracy: Option<f64>,
+    /// ‖g‖ of the epoch's last step, before clipping (when monitoring).
+    pub grad_norm: Option<f64>,
+    /// ‖Δθ‖/‖θ‖ of the epoch's last step (when monitoring).
+    pub update_ratio: Option<f64>,
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
+}
+
+/// The loss of one logged step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepRecord {
+    /// The step, from 1.
+    pub step: u64,
+    /// The epoch it belongs to, from 1.
+    pub epoch: usize,
+    /// Mean loss of the step's batch (before its update).
+    pub loss: f64,
+    /// The step's learning rate.
+    pub lr: f64,
+}
+
+/// Why training stopped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StopReason {
+    /// Not stopped yet.
+    Running,
+    /// The configured number of epochs ran.
+    MaxEpochs,
+    /// The gradient norm fell below the tolerance.
+    GradientTolerance {
+        /// The norm that was measured.
+        grad_norm: f64,
+    },
+    /// The monitored loss did not improve for `patience` epochs.
+    Plateau {
+        /// The best loss seen.
+        best: f64,
+    },
+}
+
+/// Per-epoch and per-step measurements of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct History {
+    /// One record per finished epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// One record per logged step (see `Trainer::log_every`).
+    pub steps: Vec<StepRecord>,
+    /// Why the run ended.
+    pub stop: StopReason,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            epochs: Vec::new(),
+            steps: Vec::new(),
+            stop: StopReason::Running,
+        }
+    }
+}
+
+/// A number for CSV (empty when absent).
+fn csv_number(v: Option<f64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// A number for JSON (`null` when absent or not finite, which JSON cannot spell).
+fn json_number(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => v.to_string(),
+        _ => "null".into(),
+    }
+}
+
+const EPOCH_COLUMNS: [&str; 9] = [
+    "epoch",
+    "step",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "grad_norm",
+    "update_ratio",
+    "lr",
+];
+
+impl EpochRecord {
+    fn values(&self) -> [Option<f64>; 9] {
+        [
+            Some(self.epoch as f64),
+            Some(self.step as f64),
+            Some(self.loss),
+            self.accuracy,
+            self.val_loss,
+            self.val_accuracy,
+            self.grad_norm,
+            self.update_ratio,
+            Some(self.lr),
+        ]
+    }
+}
+
+impl History {
+    /// The last epoch's record.
+    pub fn last(&self) -> Option<&EpochRecord> {
+        self.epochs.last()
+    }
+
+    /// The per-epoch records as CSV, one header line then one line per epoch.
+    pub fn to_csv(&self) -> String {
+        let mut out = EPOCH_COLUMNS.join(",");
+        out.push('\n');
+        for record in &self.epochs {
+            let line: Vec<String> = record.values().into_iter().map(csv_number).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The logged steps as CSV (`step,epoch,loss,lr`).
+    pub fn steps_to_csv(&self) -> String {
+        let mut out = String::from("step,epoch,loss,lr\n");
+        for s in &self.steps {
+            let _ = writeln!(out, "{},{},{},{}", s.step, s.epoch, s.loss, s.lr);
+        }
+        out
+    }
+
+    /// Everything as JSON: `{"stop": …, "epochs": [{…}, …], "steps": [{…}, …]}`.
+    pub fn to_json(&self) -> String {
+        let epochs: Vec<String> = self
+            .epochs
+            .iter()
+            .map(|r| {
+                let fields: Vec<String> = EPOCH_COLUMNS
+                    .iter()
+                    .zip(r.values())
+                    .map(|(name, v)| format!("\"{name}\":{}", json_number(v)))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            })
+            .collect();
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"step\":{},\"epoch\":{},\"loss\":{},\"lr\":{}}}",
+                    s.step,
+                    s.epoch,
+                    json_number(Some(s.loss)),
+                    json_number(Some(s.lr))
+                )
+            })
+            .collect();
+        let stop = match self.stop {
+            StopReason::Running => "\"running\"".to_string(),
+            StopReason::MaxEpochs => "\"max_epochs\"".to_string(),
+            StopReason::GradientTolerance { grad_norm } => format!(
+                "{{\"gradient_tolerance\":{{\"grad_norm\":{}}}}}",
+                json_number(Some(grad_norm))
+            ),
+            StopReason::Plateau { best } => {
+                format!("{{\"plateau\":{{\"best\":{}}}}}", json_number(Some(best)))
+            }
+        };
+        format!(
+            "{{\"stop\":{stop},\"epochs\":[{}],\"steps\":[{}]}}\n",
+            epochs.join(","),
+            steps.join(",")
+        )
+    }
+
+    /// Writes [`History::to_csv`] to `path`.
+    pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_file("History::write_csv", path.as_ref(), &self.to_csv())
+    }
+
+    /// Writes [`History::to_json`] to `path`.
+    pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_file("History::write_json", path.as_ref(), &self.to_json())
+    }
+}
+
+fn write_file(op: &'static str, path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::Io {
+        op,
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}

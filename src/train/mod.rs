@@ -1,0 +1,262 @@
+//! The trainer: batch, stochastic and mini-batch descent with one submit per step, stopping
+//! rules, monitoring, Armijo line search and a learning-rate finder.
+//!
+//! ```
+//! use steepest::{Activation, Adam, CpuBackend, Loss, Mlp, MlpSpec, Init, Trainer, data};
+//! # fn main() -> steepest::Result<()> {
+//! let (train, val) = data::spirals(400, 0.05, 7)?.split(0.25, 7)?;
+//! let spec = MlpSpec::new(2).layer(32, Activation::Tanh).layer(2, Activation::Identity);
+//! let backend = CpuBackend;
+//! let mut model = Mlp::new(&backend, &spec, Init::default(), 7)?;
+//! let history = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+//!     .batch_size(32)
+//!     .epochs(3)
+//!     .fit(&backend, &mut model, &train, Some(&val))?;
+//! assert_eq!(history.epochs.len(), 3);
+//! # Ok(())
+//! # }
+//! ```
+
+mod history;
+mod search;
+mod session;
+
+pub use history::{EpochRecord, History, StepRecord, StopReason};
+pub use search::{LineSearch, LrFinder, LrFinderResult};
+pub use session::Session;
+
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::{Loss, Mlp};
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, Sgd};
+
+/// How a run is trained: the optimizer, the loss, batching and when to stop.
+///
+/// Batch descent is `full_batch()`, stochastic descent `batch_size(1)`, mini-batch descent
+/// `batch_size(B)`. Defaults: mini-batches of 32, 10 epochs, seed 0, constant learning rate,
+/// no clipping, no logging between epochs, NaN/Inf loss is divergence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trainer {
+    pub(crate) optimizer: OptimizerConfig,
+    pub(crate) loss: Loss,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) epochs: usize,
+    pub(crate) seed: u64,
+    pub(crate) schedule: LrSchedule,
+    pub(crate) clip: Clip,
+    pub(crate) log_every: Option<u64>,
+    pub(crate) grad_tolerance: Option<f64>,
+    pub(crate) plateau: Option<(usize, f64)>,
+    pub(crate) divergence_factor: Option<f64>,
+    pub(crate) monitor: bool,
+    pub(crate) progress: bool,
+}
+
+impl Default for Trainer {
+    fn default() -> Self {
+        Self::new(Sgd::default(), Loss::default())
+    }
+}
+
+impl Trainer {
+    /// A trainer with `optimizer` and `loss` and the defaults above.
+    pub fn new(optimizer: impl Into<OptimizerConfig>, loss: Loss) -> Self {
+        Self {
+            optimizer: optimizer.into(),
+            loss,
+            batch_size: Some(32),
+            epochs: 10,
+            seed: 0,
+            schedule: LrSchedule::constant(),
+            clip: Clip::default(),
+            log_every: None,
+            grad_tolerance: None,
+            plateau: None,
+            divergence_factor: None,
+            monitor: false,
+            progress: false,
+        }
+    }
+
+    /// Mini-batches of `size` samples (1: stochastic descent). The last batch of an epoch holds
+    /// what is left, as PyTorch's `DataLoader` does by default.
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = Some(size);
+        self
+    }
+
+    /// Batch gradient descent: every step sees the whole training set.
+    pub fn full_batch(mut self) -> Self {
+        self.batch_size = None;
+        self
+    }
+
+    /// Stop after `epochs` epochs (the upper bound whatever the other rules say).
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Seed of the per-epoch shuffle.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The learning-rate schedule, counted in optimizer steps.
+    pub fn schedule(mut self, schedule: LrSchedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Gradient clipping.
+    pub fn clip(mut self, clip: Clip) -> Self {
+        self.clip = clip;
+        self
+    }
+
+    /// Read the batch loss back every `steps` steps (each read is one wait on the GPU).
+    pub fn log_every(mut self, steps: u64) -> Self {
+        self.log_every = Some(steps);
+        self
+    }
+
+    /// Stop when ‖g‖ of an epoch's last step falls below `tolerance` (turns monitoring on).
+    pub fn stop_when_grad_norm_below(mut self, tolerance: f64) -> Self {
+        self.grad_tolerance = Some(tolerance);
+        self.monitor = true;
+        self
+    }
+
+    /// Stop when the validation loss (the training loss without validation data) has not
+    /// improved by more than `min_delta` for `patience` epochs.
+    pub fn stop_on_plateau(mut self, patience: usize, min_delta: f64) -> Self {
+        self.plateau = Some((patience, min_delta));
+        self
+    }
+
+    /// Also count as divergence a loss above `factor` × the first measured loss.
+    pub fn diverge_above(mut self, factor: f64) -> Self {
+        self.divergence_factor = Some(factor);
+        self
+    }
+
+    /// Measure ‖g‖ and ‖Δθ‖/‖θ‖ every step (fused into the update; read at epoch end).
+    pub fn monitor(mut self, on: bool) -> Self {
+        self.monitor = on;
+        self
+    }
+
+    /// Show a progress bar on stderr when it is a terminal (quiet otherwise).
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// The optimizer configuration.
+    pub fn optimizer(&self) -> &OptimizerConfig {
+        &self.optimizer
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// Trains `model` on `train` until a stopping rule fires, evaluating on `validation` after
+    /// every epoch. On divergence the model keeps the parameters of the last good epoch and
+    /// the error names the step and the loss.
+    pub fn fit<B: Backend>(
+        &self,
+        backend: &B,
+        model: &mut Mlp<B>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<History> {
+        let mut session = Session::new(self, backend, model, train, validation)?;
+        session.run()?;
+        Ok(session.into_history())
+    }
+
+    /// Checks the settings against the data and the model before anything is allocated.
+    pub(crate) fn check(
+        &self,
+        outputs: usize,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<()> {
+        self.optimizer.validate()?;
+        self.schedule.validate()?;
+        let op = "Trainer::fit";
+        let bad = |detail: String| Err(Error::Data { op, detail });
+        match self.batch_size {
+            Some(0) => return bad("batch size 0: a batch needs at least one sample".into()),
+            Some(b) if b > train.len() => {
+                return bad(format!(
+                    "batch size {b} is larger than the {} training samples",
+                    train.len()
+                ));
+            }
+            _ => {}
+        }
+        if self.epochs == 0 {
+            return bad("0 epochs".into());
+        }
+        if self.log_every == Some(0) {
+            return bad("log_every(0): log at least every step".into());
+        }
+        for (name, data) in [("training", Some(train)), ("validation", validation)] {
+            let Some(data) = data else { continue };
+            self.check_targets(name, outputs, data)?;
+        }
+        if let Some(val) = validation {
+            if val.features() != train.features() {
+                return bad(format!(
+                    "validation data has {} features, training data {}",
+                    val.features(),
+                    train.features()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_targets(&self, name: &str, outputs: usize, data: &Dataset) -> Result<()> {
+        let bad = |detail: String| {
+            Err(Error::Data {
+                op: "Trainer::fit",
+                detail: format!("{name} data: {detail}"),
+            })
+        };
+        match (self.loss, data.classes()) {
+            (Loss::SoftmaxCrossEntropy, Some(classes)) if classes == outputs => Ok(()),
+            (Loss::SoftmaxCrossEntropy, Some(classes)) => bad(format!(
+                "{classes} classes, but the model has {outputs} outputs"
+            )),
+            (Loss::SoftmaxCrossEntropy, None) => {
+                bad("cross-entropy needs class labels (Dataset::classification)".into())
+            }
+            (Loss::BinaryCrossEntropyWithLogits, Some(2)) if outputs == 1 => Ok(()),
+            (Loss::BinaryCrossEntropyWithLogits, Some(classes)) => bad(format!(
+                "binary cross-entropy on labels needs 2 classes and 1 output, got {classes} \
+                 classes and {outputs} outputs"
+            )),
+            (_, Some(_)) => bad("mean squared error needs regression targets".into()),
+            (loss, None) => {
+                if data.y().ncols() != outputs {
+                    return bad(format!(
+                        "targets have {} columns, the model {outputs} outputs",
+                        data.y().ncols()
+                    ));
+                }
+                if loss == Loss::BinaryCrossEntropyWithLogits {
+                    if let Some(t) = data.y().iter().find(|t| !(0.0..=1.0).contains(*t)) {
+                        return bad(format!("binary cross-entropy target {t} is outside [0, 1]"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Beyond plain descent: Armijo backtracking line search for full-batch descent, and a
+//! learning-rate finder.
+
+use super::session::{DeviceData, slot};
+use super::{EpochRecord, History, StopReason, Trainer};
+use crate::backend::{Arena, Backend, Matrix};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::{Loss, Mlp};
+use crate::optim::LrSchedule;
+
+/// Full-batch gradient descent whose step length is found each iteration by Armijo
+/// backtracking: start at `initial_step`, shrink by `shrink` until
+/// `f(θ − α∇f) ≤ f(θ) − c·α·‖∇f‖²`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineSearch {
+    /// α tried first each iteration.
+    pub initial_step: f64,
+    /// The sufficient-decrease constant c, in (0, 1).
+    pub c: f64,
+    /// The factor α shrinks by, in (0, 1).
+    pub shrink: f64,
+    /// Shrinks tried before an iteration gives up.
+    pub max_backtracks: usize,
+    /// Descent iterations.
+    pub iterations: usize,
+    /// Stop once ‖∇f‖ falls below this.
+    pub grad_tolerance: f64,
+}
+
+impl Default for LineSearch {
+    /// α₀ = 1, c = 1e-4, shrink 0.5 (Nocedal & Wright's usual choices), 100 iterations.
+    fn default() -> Self {
+        Self {
+            initial_step: 1.0,
+            c: 1e-4,
+            shrink: 0.5,
+            max_backtracks: 40,
+            iterations: 100,
+            grad_tolerance: 1e-6,
+        }
+    }
+}
+
+impl LineSearch {
+    fn validate(&self) -> Result<()> {
+        let bad = |name: &str, value: f64, rule: &str| {
+            Err(Error::InvalidHyperparameter {
+                optimizer: "LineSearch",
+                name: name.into(),
+                value,
+                rule: rule.into(),
+            })
+        };
+        if !(self.initial_step.is_finite() && self.initial_step > 0.0) {
+            return bad("initial_step", self.initial_step, "must be > 0");
+        }
+        if !(self.c > 0.0 && self.c < 1.0) {
+            return bad("c", self.c, "must be in (0, 1)");
+        }
+        if !(self.shrink > 0.0 && self.shrink < 1.0) {
+            return bad("shrink", self.shrink, "must be in (0, 1)");
+        }
+        Ok(())
+    }
+
+    /// Minimises `loss` of `model` over all of `data`. Each iteration's record holds the loss
+    /// before the step, ‖∇f‖ and the accepted α (as `lr`).
+    pub fn run<B: Backend>(
+        &self,
+        backend: &B,
+        model: &mut Mlp<B>,
+        data: &Dataset,
+        loss: Loss,
+    ) -> Result<History> {
+        self.validate()?;
+        Trainer::new(crate::Sgd::default(), loss)
+            .full_batch()
+            .check(model.spec().outputs(), data, None)?;
+        let device = DeviceData::upload(backend, data)?;
+        let n = data.len();
+        let all: Vec<u32> = (0..n as u32).collect();
+        let all = backend.upload_indices(&all)?;
+        let mut ws = model.workspace(backend, n, loss.target_cols(model.spec().outputs()))?;
+        backend.gather_rows_into(&device.x, &all, 0, &mut ws.input)?;
+        backend.gather_rows_into(&device.y, &all, 0, &mut ws.target)?;
+        let mut totals = backend.zeros(1, slot::LEN)?;
+        let shapes: Vec<(usize, usize)> =
+            model.params.tensors().iter().map(Matrix::shape).collect();
+        let mut start = backend.arena("line search start", &shapes)?;
+        let last = ws.outputs.len() - 1;
+        let mut history = History::default();
+        for iteration in 1..=self.iterations {
+            model.forward_batch(backend, &mut ws)?;
+            backend.loss_into(
+                loss,
+                &ws.outputs[last],
+                &ws.target,
+                Some(&mut ws.output_grads[last]),
+                &mut totals,
+                slot::TRAIN,
+            )?;
+            model.backward_batch(backend, &mut ws)?;
+            backend.sum_squares_into(&model.grads, &mut totals, slot::SCRATCH)?;
+            let read = backend.download(&totals)?;
+            let f = f64::from(read[[0, slot::TRAIN]]) / n as f64;
+            let g2 = f64::from(read[[0, slot::SCRATCH]]);
+            let mut record = EpochRecord {
+                epoch: iteration,
+                step: iteration as u64,
+                loss: f,
+                accuracy: loss
+                    .has_accuracy()
+                    .then(|| f64::from(read[[0, slot::TRAIN + 1]]) / n as f64),
+                val_loss: None,
+                val_accuracy: None,
+                grad_norm: Some(g2.sqrt()),
+                update_ratio: None,
+                lr: 0.0,
+            };
+            if !f.is_finite() {
+                return Err(Error::Diverged {
+                    step: iteration as u64,
+                    epoch: iteration,
+                    loss: f,
+                });
+            }
+            if g2.sqrt() < self.grad_tolerance {
+                history.epochs.push(record);
+                history.stop = StopReason::GradientTolerance {
+                    grad_norm: g2.sqrt(),
+                };
+                return Ok(history);
+            }
+            backend.copy_arena(&model.params, &mut start)?;
+            let mut alpha = self.initial_step;
+            let mut accepted = false;
+            for _ in 0..=self.max_backtracks {
+                backend.copy_arena(&start, &mut model.params)?;
+                backend.axpy_arena(-alpha as f32, &model.grads, &mut model.params)?;
+                model.forward_batch(backend, &mut ws)?;
+                backend.loss_into(
+                    loss,
+                    &ws.outputs[last],
+                    &ws.target,
+                    None,
+                    &mut totals,
+                    slot::VALIDATION,
+                )?;
+                let trial = f64::from(backend.download(&totals)?[[0, slot::VALIDATION]]) / n as f64;
+                if trial.is_finite() && trial <= f - self.c * alpha * g2 {
+                    accepted = true;
+                    break;
+                }
+                alpha *= self.shrink;
+            }
+            if !accepted {
+                // No step decreases f enough: θ is (numerically) at a minimum along −∇f.
+                backend.copy_arena(&start, &mut model.params)?;
+                history.epochs.push(record);
+                history.stop = StopReason::Plateau { best: f };
+                return Ok(history);
+            }
+            record.lr = alpha;
+            history.epochs.push(record);
+        }
+        backend.flush()?;
+        history.stop = StopReason::MaxEpochs;
+        Ok(history)
+    }
+}
+
+/// The learning-rate range test: train with a rate growing exponentially from `min_lr` to
+/// `max_lr` over `steps` steps, smooth the loss, stop once it passes `divergence` × its best,
+/// and suggest the rate where the smoothed loss fell fastest (per decade of rate).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrFinder {
+    /// The first rate.
+    pub min_lr: f64,
+    /// The last rate.
+    pub max_lr: f64,
+    /// Steps of the sweep.
+    pub steps: usize,
+    /// Exponential smoothing of the loss, in [0, 1) (0: none).
+    pub smoothing: f64,
+    /// The sweep stops when the smoothed loss exceeds this multiple of its minimum.
+    pub divergence: f64,
+}
+
+impl Default for LrFinder {
+    /// 1e-6 to 1 over 100 steps, smoothing 0.9, stop at 4× the best loss.
+    fn default() -> Self {
+        Self {
+            min_lr: 1e-6,
+            max_lr: 1.0,
+            steps: 100,
+            smoothing: 0.9,
+            divergence: 4.0,
+        }
+    }
+}
+
+/// What the finder measured and suggests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrFinderResult {
+    /// The rate of each step.
+    pub lrs: Vec<f64>,
+    /// The smoothed loss of each step.
+    pub losses: Vec<f64>,
+    /// The rate with the steepest decrease of the smoothed loss before divergence.
+    pub suggested: f64,
+}
+
+impl LrFinder {
+    /// Sweeps with `trainer`'s optimizer, loss and batch size on `data`. The model's parameters
+    /// are put back afterwards.
+    pub fn run<B: Backend>(
+        &self,
+        backend: &B,
+        model: &mut Mlp<B>,
+        trainer: &Trainer,
+        data: &Dataset,
+    ) -> Result<LrFinderResult> {
+        let bad = |name: &str, value: f64, rule: &str| Error::InvalidHyperparameter {
+            optimizer: "LrFinder",
+            name: name.into(),
+            value,
+            rule: rule.into(),
+        };
+        if !(self.min_lr > 0.0 && self.max_lr > self.min_lr && self.max_lr.is_finite()) {
+            return Err(bad("max_lr", self.max_lr, "need 0 < min_lr < max_lr"));
+        }
+        if self.steps < 3 {
+            return Err(bad("steps", self.steps as f64, "must be ≥ 3"));
+        }
+        if !(0.0..1.0).contains(&self.smoothing) {
+            return Err(bad("smoothing", self.smoothing, "must be in [0, 1)"));
+        }
+        let growth = (self.max_lr / self.min_lr).powf(1.0 / (self.steps - 1) as f64);
+        let sweep = Trainer {
+            optimizer: trainer.optimizer.with_lr(self.min_lr),
+            schedule: LrSchedule::step(1, growth),
+            log_every: Some(1),
+            epochs: usize::MAX,
+            divergence_factor: None,
+            plateau: None,
+            grad_tolerance: None,
+            monitor: false,
+            progress: false,
+            ..trainer.clone()
+        };
+        let saved = model.parameters_flat(backend)?;
+        let (lrs, losses) = {
+            let mut session = super::Session::new(&sweep, backend, model, data, None)?;
+            let mut lrs = Vec::new();
+            let mut losses = Vec::new();
+            let mut average = 0.0;
+            let mut best = f64::INFINITY;
+            for i in 0..self.steps {
+                match session.step() {
+                    Ok(()) => {}
+                    Err(Error::Diverged { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+                let Some(logged) = session.history().steps.last() else {
+                    break;
+                };
+                // Bias-corrected exponential average, as the fastai finder smooths.
+                average = self.smoothing * average + (1.0 - self.smoothing) * logged.loss;
+                let smoothed = average / (1.0 - self.smoothing.powi(i as i32 + 1));
+                lrs.push(logged.lr);
+                losses.push(smoothed);
+                best = best.min(smoothed);
+                if smoothed > self.divergence * best {
+                    break;
+                }
+            }
+            (lrs, losses)
+        };
+        model.set_parameters_flat(backend, &saved)?;
+        let suggested = steepest_descent_rate(&lrs, &losses).ok_or_else(|| Error::Data {
+            op: "LrFinder::run",
+            detail: format!("only {} finite losses were measured", losses.len()),
+        })?;
+        Ok(LrFinderResult {
+            lrs,
+            losses,
+            suggested,
+        })
+    }
+}
+
+/// The rate at which `losses` falls fastest per unit of log(rate), looking only up to the
+/// minimum of the curve (past it the loss is diverging).
+fn steepest_descent_rate(lrs: &[f64], losses: &[f64]) -> Option<f64> {
+    let end = losses
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .min_by(|a, b| a.1.total_cmp(b.1))?
+        .0;
+    (1..=end)
+        .map(|i| {
+            let slope = (losses[i] - losses[i - 1]) / (lrs[i].ln() - lrs[i - 1].ln());
+            (i, slope)
+        })
+        .filter(|(_, s)| s.is_finite())
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| lrs[i])
+}

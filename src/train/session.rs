@@ -1,0 +1,411 @@
+//! `Session`: one training run in progress, step by step. Each step records gather, forward,
+//! loss, backward, clipping and the update, then submits once; the host reads back only at
+//! epoch ends and at logged steps.
+
+use std::io::IsTerminal;
+
+use rand::rngs::StdRng;
+
+use super::{EpochRecord, History, StepRecord, StopReason, Trainer};
+use crate::backend::{Arena, Backend};
+use crate::data::{Dataset, shuffled};
+use crate::error::{Error, Result};
+use crate::nn::{Mlp, Workspace, seeded};
+
+/// Layout of the totals row the kernels accumulate into (one readback gets everything).
+pub(crate) mod slot {
+    /// Batch loss, batch correct, epoch loss, epoch correct.
+    pub const TRAIN: usize = 0;
+    /// The same for the validation pass.
+    pub const VALIDATION: usize = 4;
+    /// Σg², Σθ², ΣΔθ² of the last step.
+    pub const STATS: usize = 8;
+    /// Scratch for single values (line search).
+    pub const SCRATCH: usize = 11;
+    /// Entries in all.
+    pub const LEN: usize = 12;
+}
+
+/// The workspace for batches of `rows` samples, built on first use (one per batch size seen:
+/// the full batches, the last shorter one, the validation chunks).
+fn workspace<'w, B: Backend>(
+    workspaces: &'w mut Vec<Workspace<B::Matrix>>,
+    backend: &B,
+    model: &Mlp<B>,
+    loss: crate::nn::Loss,
+    rows: usize,
+) -> Result<&'w mut Workspace<B::Matrix>> {
+    let index = match workspaces.iter().position(|w| w.rows == rows) {
+        Some(i) => i,
+        None => {
+            let target_cols = loss.target_cols(model.spec().outputs());
+            workspaces.push(model.workspace(backend, rows, target_cols)?);
+            workspaces.len() - 1
+        }
+    };
+    Ok(&mut workspaces[index])
+}
+
+/// A dataset on the backend.
+pub(crate) struct DeviceData<B: Backend> {
+    pub x: B::Matrix,
+    pub y: B::Matrix,
+    pub len: usize,
+}
+
+impl<B: Backend> DeviceData<B> {
+    pub fn upload(backend: &B, data: &Dataset) -> Result<Self> {
+        Ok(Self {
+            x: backend.upload(data.x().view())?,
+            y: backend.upload(data.y().view())?,
+            len: data.len(),
+        })
+    }
+}
+
+/// One training run in progress: [`Session::step`] takes one optimizer step,
+/// [`Session::run_epoch`] finishes the current epoch, [`Session::run`] trains to the end.
+pub struct Session<'a, B: Backend> {
+    trainer: &'a Trainer,
+    backend: &'a B,
+    model: &'a mut Mlp<B>,
+    train: DeviceData<B>,
+    validation: Option<(DeviceData<B>, B::Indices)>,
+    optimizer: B::Optimizer,
+    totals: B::Matrix,
+    /// One per batch size seen (the full batches and the last, shorter one).
+    workspaces: Vec<Workspace<B::Matrix>>,
+    rng: StdRng,
+    /// This epoch's sample order, and how far into it the steps have gone.
+    order: Option<B::Indices>,
+    position: usize,
+    epoch: usize,
+    step: u64,
+    /// The parameters after the last epoch whose loss was finite.
+    last_good: B::Arena,
+    first_loss: Option<f64>,
+    best: Option<(f64, usize)>,
+    history: History,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl<'a, B: Backend> Session<'a, B> {
+    /// Checks the settings and data, uploads the data once and builds the optimizer.
+    pub fn new(
+        trainer: &'a Trainer,
+        backend: &'a B,
+        model: &'a mut Mlp<B>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<Self> {
+        trainer.check(model.spec().outputs(), train, validation)?;
+        if train.features() != model.spec().inputs() {
+            return Err(Error::Data {
+                op: "Trainer::fit",
+                detail: format!(
+                    "the data has {} features, the model takes {}",
+                    train.features(),
+                    model.spec().inputs()
+                ),
+            });
+        }
+        let optimizer = backend.optimizer(
+            trainer.optimizer,
+            &model.params,
+            trainer.schedule,
+            trainer.clip,
+            trainer.monitor,
+        )?;
+        let validation = match validation {
+            Some(v) => {
+                let all: Vec<u32> = (0..v.len() as u32).collect();
+                Some((
+                    DeviceData::upload(backend, v)?,
+                    backend.upload_indices(&all)?,
+                ))
+            }
+            None => None,
+        };
+        let shapes: Vec<(usize, usize)> = model
+            .params
+            .tensors()
+            .iter()
+            .map(crate::backend::Matrix::shape)
+            .collect();
+        let mut last_good = backend.arena("last good parameters", &shapes)?;
+        backend.copy_arena(&model.params, &mut last_good)?;
+        let progress = (trainer.progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(trainer.epochs as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Ok(Self {
+            trainer,
+            backend,
+            train: DeviceData::upload(backend, train)?,
+            validation,
+            optimizer,
+            totals: backend.zeros(1, slot::LEN)?,
+            workspaces: Vec::new(),
+            rng: seeded(trainer.seed),
+            order: None,
+            position: 0,
+            epoch: 0,
+            step: 0,
+            last_good,
+            first_loss: None,
+            best: None,
+            history: History::default(),
+            progress,
+            model,
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Mlp<B> {
+        self.model
+    }
+
+    /// The model, writable (to set parameters between steps).
+    pub fn model_mut(&mut self) -> &mut Mlp<B> {
+        self.model
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The measurements so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The measurements, ending the session.
+    pub fn into_history(self) -> History {
+        if let Some(bar) = &self.progress {
+            bar.finish();
+        }
+        self.history
+    }
+
+    /// The optimizer's state (PyTorch's names).
+    pub fn optimizer_state(&self) -> Result<crate::optim::OptimizerState> {
+        self.backend.optimizer_state(&self.optimizer)
+    }
+
+    fn batch_rows(&self) -> usize {
+        self.trainer.batch_size.unwrap_or(self.train.len)
+    }
+
+    /// The learning rate of step `step` (1-based).
+    fn lr_of(&self, step: u64) -> f64 {
+        self.trainer
+            .schedule
+            .lr_at(self.trainer.optimizer.lr(), step.saturating_sub(1))
+    }
+
+    /// One optimizer step on the next mini-batch, starting a new epoch (a fresh shuffle) when
+    /// the last one is used up. Recorded and submitted once; reads back only when this step is
+    /// logged.
+    pub fn step(&mut self) -> Result<()> {
+        if self.order.is_none() || self.epoch_done() {
+            let order: Vec<u32> = shuffled(self.train.len, &mut self.rng)
+                .into_iter()
+                .map(|i| i as u32)
+                .collect();
+            self.order = Some(self.backend.upload_indices(&order)?);
+            self.position = 0;
+            self.epoch += 1;
+        }
+        let rows = self.batch_rows().min(self.train.len - self.position);
+        let backend = self.backend;
+        let ws = workspace(
+            &mut self.workspaces,
+            backend,
+            self.model,
+            self.trainer.loss,
+            rows,
+        )?;
+        let Some(order) = &self.order else {
+            return Err(Error::Data {
+                op: "Session::step",
+                detail: "no epoch order".into(),
+            });
+        };
+        backend.gather_rows_into(&self.train.x, order, self.position, &mut ws.input)?;
+        backend.gather_rows_into(&self.train.y, order, self.position, &mut ws.target)?;
+        self.model.forward_batch(backend, ws)?;
+        let last = ws.outputs.len() - 1;
+        backend.loss_into(
+            self.trainer.loss,
+            &ws.outputs[last],
+            &ws.target,
+            Some(&mut ws.output_grads[last]),
+            &mut self.totals,
+            slot::TRAIN,
+        )?;
+        self.model.backward_batch(backend, ws)?;
+        backend.optimizer_step(
+            &mut self.optimizer,
+            &mut self.model.params,
+            &self.model.grads,
+        )?;
+        if self.trainer.monitor {
+            backend.optimizer_stats_into(&self.optimizer, &mut self.totals, slot::STATS)?;
+        }
+        backend.flush()?;
+        self.step += 1;
+        self.position += rows;
+        if self
+            .trainer
+            .log_every
+            .is_some_and(|every| self.step.is_multiple_of(every))
+        {
+            let totals = backend.download(&self.totals)?;
+            let loss = f64::from(totals[[0, slot::TRAIN]]) / rows as f64;
+            self.history.steps.push(StepRecord {
+                step: self.step,
+                epoch: self.epoch,
+                loss,
+                lr: self.lr_of(self.step),
+            });
+            self.check_divergence(loss)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the current epoch has used every sample.
+    fn epoch_done(&self) -> bool {
+        self.order.is_some() && self.position >= self.train.len
+    }
+
+    /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
+    /// validation pass, and one readback of every measurement.
+    pub fn run_epoch(&mut self) -> Result<EpochRecord> {
+        while !self.epoch_done() {
+            self.step()?;
+        }
+        self.order = None;
+        if let Some((data, all)) = &self.validation {
+            let rows = self.batch_rows().max(1024).min(data.len);
+            let mut start = 0;
+            while start < data.len {
+                let n = rows.min(data.len - start);
+                let backend = self.backend;
+                let ws = workspace(
+                    &mut self.workspaces,
+                    backend,
+                    self.model,
+                    self.trainer.loss,
+                    n,
+                )?;
+                backend.gather_rows_into(&data.x, all, start, &mut ws.input)?;
+                backend.gather_rows_into(&data.y, all, start, &mut ws.target)?;
+                self.model.forward_batch(backend, ws)?;
+                let last = ws.outputs.len() - 1;
+                backend.loss_into(
+                    self.trainer.loss,
+                    &ws.outputs[last],
+                    &ws.target,
+                    None,
+                    &mut self.totals,
+                    slot::VALIDATION,
+                )?;
+                start += n;
+            }
+        }
+        let totals = self.backend.download(&self.totals)?;
+        let t = |i: usize| f64::from(totals[[0, i]]);
+        let n = self.train.len as f64;
+        let classify = self.trainer.loss.has_accuracy();
+        let record = EpochRecord {
+            epoch: self.epoch,
+            step: self.step,
+            loss: t(slot::TRAIN + 2) / n,
+            accuracy: classify.then(|| t(slot::TRAIN + 3) / n),
+            val_loss: self
+                .validation
+                .as_ref()
+                .map(|(d, _)| t(slot::VALIDATION + 2) / d.len as f64),
+            val_accuracy: self
+                .validation
+                .as_ref()
+                .filter(|_| classify)
+                .map(|(d, _)| t(slot::VALIDATION + 3) / d.len as f64),
+            grad_norm: self.trainer.monitor.then(|| t(slot::STATS).sqrt()),
+            update_ratio: self.trainer.monitor.then(|| {
+                let (param, update) = (t(slot::STATS + 1).sqrt(), t(slot::STATS + 2).sqrt());
+                if update == 0.0 { 0.0 } else { update / param }
+            }),
+            lr: self.lr_of(self.step),
+        };
+        self.check_divergence(record.loss)?;
+        if let Some(val_loss) = record.val_loss {
+            self.check_divergence(val_loss)?;
+        }
+        self.backend
+            .copy_arena(&self.model.params, &mut self.last_good)?;
+        self.backend.fill(&mut self.totals, 0.0)?;
+        self.history.epochs.push(record);
+        if let Some(bar) = &self.progress {
+            bar.set_position(self.epoch as u64);
+            bar.set_message(format!("loss {:.4}", record.loss));
+        }
+        Ok(record)
+    }
+
+    /// Trains until a stopping rule fires.
+    pub fn run(&mut self) -> Result<()> {
+        while self.epoch < self.trainer.epochs {
+            let record = self.run_epoch()?;
+            if let Some(reason) = self.stop_reason(&record) {
+                self.history.stop = reason;
+                return Ok(());
+            }
+        }
+        self.history.stop = StopReason::MaxEpochs;
+        Ok(())
+    }
+
+    /// The rule that says to stop after `record`, if any.
+    fn stop_reason(&mut self, record: &EpochRecord) -> Option<StopReason> {
+        if let (Some(tol), Some(norm)) = (self.trainer.grad_tolerance, record.grad_norm) {
+            if norm < tol {
+                return Some(StopReason::GradientTolerance { grad_norm: norm });
+            }
+        }
+        let (patience, min_delta) = self.trainer.plateau?;
+        let watched = record.val_loss.unwrap_or(record.loss);
+        match self.best {
+            Some((best, _)) if watched >= best - min_delta => {}
+            _ => self.best = Some((watched, record.epoch)),
+        }
+        let (best, at) = self.best?;
+        (record.epoch - at >= patience).then_some(StopReason::Plateau { best })
+    }
+
+    /// Fails with [`Error::Diverged`] on a NaN, infinite or runaway loss, first putting the
+    /// last good parameters back into the model.
+    fn check_divergence(&mut self, loss: f64) -> Result<()> {
+        let first = *self.first_loss.get_or_insert(loss);
+        let runaway = self
+            .trainer
+            .divergence_factor
+            .is_some_and(|f| first.is_finite() && loss > f * first.abs().max(f64::MIN_POSITIVE));
+        if loss.is_finite() && !runaway {
+            return Ok(());
+        }
+        self.backend
+            .copy_arena(&self.last_good, &mut self.model.params)?;
+        self.backend.flush()?;
+        Err(Error::Diverged {
+            step: self.step,
+            epoch: self.epoch,
+            loss,
+        })
+    }
+}

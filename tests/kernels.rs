@@ -1,0 +1,340 @@
+//! Differential tests of the training kernels (gather, activation backward, axpy, column sum,
+//! sum of squares, the fused losses) against their CPU twins, over random and awkward shapes,
+//! with fresh data per case, NaN-poisoned outputs and views that start inside their buffers.
+
+mod common;
+
+use common::{assert_close, gpu, random_matrix, rng};
+use ndarray::Array2;
+use proptest::prelude::*;
+use rand::RngExt;
+use steepest::backend::cpu;
+use steepest::{Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, Loss};
+
+/// Rows and columns the named cases cover: 1, tile edges and their neighbours, and sizes
+/// that are multiples of nothing.
+const AWKWARD: [usize; 7] = [1, 3, 7, 63, 65, 257, 300];
+
+/// A `rows × cols` GPU matrix at element `offset` of a buffer filled with NaN (`offset` NaNs in
+/// front, 5 behind), and the buffer, so a test can check nothing outside the view was written.
+fn poisoned(rows: usize, cols: usize, offset: usize) -> (GpuMatrix, GpuBuffer<f32>) {
+    let ctx = gpu().context();
+    let buffer =
+        GpuBuffer::from_slice(ctx, "poisoned", &vec![f32::NAN; offset + rows * cols + 5]).unwrap();
+    (
+        GpuMatrix::view(buffer.clone(), offset, rows, cols).unwrap(),
+        buffer,
+    )
+}
+
+/// `host` uploaded at element `offset` of a buffer with garbage around it.
+fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
+    let mut data = vec![1e30f32; offset];
+    data.extend(host.iter());
+    data.extend([1e30f32; 3]);
+    let buffer = GpuBuffer::from_slice(gpu().context(), "input", &data).unwrap();
+    GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
+}
+
+/// Asserts the NaN padding around a poisoned view survived.
+fn assert_untouched(what: &str, buffer: &GpuBuffer<f32>, offset: usize, len: usize) {
+    let all = buffer.read(gpu().context()).unwrap();
+    assert!(
+        all[..offset].iter().all(|v| v.is_nan()),
+        "{what}: wrote before the view"
+    );
+    assert!(
+        all[offset + len..].iter().all(|v| v.is_nan()),
+        "{what}: wrote past the view"
+    );
+}
+
+/// An elementwise tolerance: `rel` of each expected value's size plus `abs`.
+fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
+    expected.mapv(|e| rel * e.abs() + abs)
+}
+
+fn check_gather(src_rows: usize, cols: usize, out_rows: usize, seed: u64) {
+    let mut r = rng(seed);
+    let src = random_matrix(&mut r, src_rows, cols, 5.0);
+    let start = r.random_range(0..4usize);
+    let indices: Vec<u32> = (0..start + out_rows)
+        .map(|_| r.random_range(0..src_rows as u32))
+        .collect();
+    let mut expected = Array2::zeros((out_rows, cols));
+    cpu::gather_rows(src.view(), &indices, start, &mut expected).unwrap();
+
+    let g = gpu();
+    let offset = (seed % 5) as usize;
+    let (mut out, buffer) = poisoned(out_rows, cols, offset);
+    let indices = g.upload_indices(&indices).unwrap();
+    g.gather_rows_into(&placed(&src, offset), &indices, start, &mut out)
+        .unwrap();
+    // A gather copies: the result is exact.
+    assert_eq!(g.download(&out).unwrap(), expected, "gather seed={seed}");
+    assert_untouched("gather", &buffer, offset, out_rows * cols);
+}
+
+fn check_activation_backward(rows: usize, cols: usize, activation: Activation, seed: u64) {
+    let mut r = rng(seed);
+    let pre = random_matrix(&mut r, rows, cols, 4.0);
+    let output = pre.mapv(|x| activation.apply(x));
+    let grad = random_matrix(&mut r, rows, cols, 3.0);
+    let mut expected = grad.clone();
+    cpu::activation_backward(activation, output.view(), &mut expected).unwrap();
+
+    let g = gpu();
+    let offset = (seed % 3) as usize * 4 + 1;
+    let (mut gpu_grad, buffer) = poisoned(rows, cols, offset);
+    buffer
+        .write(g.context(), offset, grad.as_slice().unwrap())
+        .unwrap();
+    g.activation_backward(activation, &placed(&output, 2), &mut gpu_grad)
+        .unwrap();
+    let actual = g.download(&gpu_grad).unwrap();
+    assert_close(
+        &format!("activation_backward {activation:?} {rows}×{cols} seed={seed}"),
+        &actual,
+        &expected,
+        &tolerance(&expected, 1e-6, 1e-7),
+    );
+    assert_untouched("activation_backward", &buffer, offset, rows * cols);
+}
+
+fn check_column_sum(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let m = random_matrix(&mut r, rows, cols, 2.0);
+    let mut expected = Array2::zeros((1, cols));
+    cpu::column_sum(m.view(), &mut expected).unwrap();
+
+    let g = gpu();
+    let offset = (seed % 7) as usize;
+    let (mut out, buffer) = poisoned(1, cols, offset);
+    g.column_sum_into(&placed(&m, offset + 1), &mut out)
+        .unwrap();
+    let actual = g.download(&out).unwrap();
+    // Each column is a sum of `rows` terms of size ≤ 2 in another order.
+    let tol = Array2::from_elem((1, cols), 4.0 * rows as f32 * 2.0 * f32::EPSILON);
+    assert_close(
+        &format!("column_sum {rows}×{cols} seed={seed}"),
+        &actual,
+        &expected,
+        &tol,
+    );
+    assert_untouched("column_sum", &buffer, offset, cols);
+}
+
+/// Targets for `loss`: values like the logits (MSE), probabilities (BCE) or class indices (CE).
+fn targets(loss: Loss, rows: usize, cols: usize, r: &mut rand::rngs::StdRng) -> Array2<f32> {
+    match loss {
+        Loss::MeanSquaredError => random_matrix(r, rows, cols, 3.0),
+        Loss::BinaryCrossEntropyWithLogits => {
+            Array2::from_shape_fn((rows, cols), |_| r.random_range(0.0..=1.0f32))
+        }
+        Loss::SoftmaxCrossEntropy => {
+            Array2::from_shape_fn((rows, 1), |_| r.random_range(0..cols) as f32)
+        }
+    }
+}
+
+fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    // Large logits exercise the stable forms (log-sum-exp, the BCE rewrite).
+    let scale = [1.0, 10.0, 80.0][(seed % 3) as usize];
+    let logits = random_matrix(&mut r, rows, cols, scale);
+    let t = targets(loss, rows, cols, &mut r);
+    let mut expected_grad = Array2::zeros((rows, cols));
+    let (loss_sum, correct) =
+        cpu::loss(loss, logits.view(), t.view(), Some(&mut expected_grad)).unwrap();
+
+    let g = gpu();
+    let offset = (seed % 4) as usize;
+    let (mut grad, buffer) = poisoned(rows, cols, offset);
+    let mut totals = g.upload(Array2::from_elem((1, 6), 0.5f32).view()).unwrap();
+    g.loss_into(
+        loss,
+        &placed(&logits, 3),
+        &placed(&t, offset),
+        Some(&mut grad),
+        &mut totals,
+        1,
+    )
+    .unwrap();
+    let what = format!("{loss:?} {rows}×{cols} scale={scale} seed={seed}");
+    let actual = g.download(&grad).unwrap();
+    assert_close(
+        &format!("{what} gradient"),
+        &actual,
+        &expected_grad,
+        &tolerance(&expected_grad, 1e-4, 1e-6 / (rows * cols) as f32),
+    );
+    assert_untouched(&what, &buffer, offset, rows * cols);
+    let totals = g.download(&totals).unwrap();
+    let loss_tol = 1e-5 * loss_sum.abs() as f32 + 1e-5 * rows as f32;
+    for (slot, want) in [(1, loss_sum as f32), (3, loss_sum as f32 + 0.5)] {
+        assert!(
+            (totals[[0, slot]] - want).abs() <= loss_tol,
+            "{what}: totals[{slot}] = {}, expected {want}",
+            totals[[0, slot]]
+        );
+    }
+    // Counts are exact for CE; BCE's per-row fractions are sums of k/cols.
+    for (slot, want) in [(2, correct as f32), (4, correct as f32 + 0.5)] {
+        assert!(
+            (totals[[0, slot]] - want).abs() <= 1e-4 * rows as f32,
+            "{what}: correct count totals[{slot}] = {}, expected {want}",
+            totals[[0, slot]]
+        );
+    }
+    assert_eq!(totals[[0, 0]], 0.5, "{what}: slot before the range written");
+    assert_eq!(totals[[0, 5]], 0.5, "{what}: slot after the range written");
+}
+
+const LOSSES: [Loss; 3] = [
+    Loss::MeanSquaredError,
+    Loss::BinaryCrossEntropyWithLogits,
+    Loss::SoftmaxCrossEntropy,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gather_matches_cpu(src_rows in 1usize..=300, cols in 1usize..=70, out_rows in 1usize..=300, seed: u64) {
+        check_gather(src_rows, cols, out_rows, seed);
+    }
+
+    #[test]
+    fn activation_backward_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, act in 0..4usize, seed: u64) {
+        check_activation_backward(rows, cols, Activation::ALL[act], seed);
+    }
+
+    #[test]
+    fn column_sum_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
+        check_column_sum(rows, cols, seed);
+    }
+
+    #[test]
+    fn loss_matches_cpu(loss in 0..3usize, rows in 1usize..=300, cols in 1usize..=40, seed: u64) {
+        let cols = if LOSSES[loss] == Loss::SoftmaxCrossEntropy { cols.max(2) } else { cols };
+        check_loss(LOSSES[loss], rows, cols, seed);
+    }
+}
+
+#[test]
+fn awkward_sizes_match_cpu() {
+    let mut seed = 1000;
+    for &rows in &AWKWARD {
+        for &cols in &[1usize, 3, 65, 257] {
+            seed += 1;
+            check_gather(rows, cols, rows, seed);
+            check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
+            check_column_sum(rows, cols, seed);
+            for loss in LOSSES {
+                let cols = if loss == Loss::SoftmaxCrossEntropy {
+                    cols.max(2)
+                } else {
+                    cols
+                };
+                check_loss(loss, rows, cols.min(65), seed);
+            }
+        }
+    }
+}
+
+#[test]
+fn arena_ops_match_cpu() {
+    let shapes = [(1, 1), (7, 3), (1, 65), (63, 5)];
+    let g = gpu();
+    for seed in 0..4u64 {
+        let mut r = rng(seed);
+        let len: usize = shapes.iter().map(|(a, b)| a * b).sum();
+        let x: Vec<f32> = (0..len).map(|_| r.random_range(-2.0..2.0f32)).collect();
+        let y: Vec<f32> = (0..len).map(|_| r.random_range(-2.0..2.0f32)).collect();
+        let alpha = r.random_range(-1.5..1.5f32);
+
+        let mut cx = CpuBackend.arena("x", &shapes).unwrap();
+        let mut cy = CpuBackend.arena("y", &shapes).unwrap();
+        CpuBackend.write_arena(&mut cx, &x).unwrap();
+        CpuBackend.write_arena(&mut cy, &y).unwrap();
+        CpuBackend.axpy_arena(alpha, &cx, &mut cy).unwrap();
+        let mut ctotals = Array2::zeros((1, 2));
+        CpuBackend.sum_squares_into(&cy, &mut ctotals, 1).unwrap();
+
+        let mut gx = g.arena("x", &shapes).unwrap();
+        let mut gy = g.arena("y", &shapes).unwrap();
+        g.write_arena(&mut gx, &x).unwrap();
+        g.write_arena(&mut gy, &y).unwrap();
+        g.axpy_arena(alpha, &gx, &mut gy).unwrap();
+        let mut gtotals = g
+            .upload(Array2::from_elem((1, 2), f32::NAN).view())
+            .unwrap();
+        g.sum_squares_into(&gy, &mut gtotals, 1).unwrap();
+
+        let expected = CpuBackend.read_arena(&cy).unwrap();
+        let actual = g.read_arena(&gy).unwrap();
+        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+            assert!(
+                (a - e).abs() <= 1e-6 * e.abs() + 1e-7,
+                "axpy element {i}: {a} vs {e}"
+            );
+        }
+        let (a, e) = (g.download(&gtotals).unwrap()[[0, 1]], ctotals[[0, 1]]);
+        assert!((a - e).abs() <= 1e-5 * e, "sum of squares {a} vs {e}");
+
+        // The copy is exact and leaves the layout's gaps alone.
+        let mut gz = g.arena("z", &shapes).unwrap();
+        g.copy_arena(&gy, &mut gz).unwrap();
+        assert_eq!(g.read_arena(&gz).unwrap(), actual);
+        assert_eq!(gz.tensors().len(), shapes.len());
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors_on_both_backends() {
+    let g = gpu();
+    let a = Array2::<f32>::zeros((4, 3));
+    let wrong = Array2::<f32>::zeros((4, 2));
+    let mut cpu_out = wrong.clone();
+    assert!(matches!(
+        CpuBackend.activation_backward(Activation::Relu, &a, &mut cpu_out),
+        Err(steepest::Error::Shape {
+            op: "activation_backward",
+            ..
+        })
+    ));
+    let mut gpu_out = g.upload(wrong.view()).unwrap();
+    assert!(matches!(
+        g.activation_backward(Activation::Relu, &g.upload(a.view()).unwrap(), &mut gpu_out),
+        Err(steepest::Error::Shape {
+            op: "activation_backward",
+            ..
+        })
+    ));
+    // Out-of-range gather indices are caught on the host before anything runs.
+    let idx = g.upload_indices(&[0, 9]).unwrap();
+    let mut out = g.zeros(2, 3).unwrap();
+    assert!(matches!(
+        g.gather_rows_into(&g.upload(a.view()).unwrap(), &idx, 0, &mut out),
+        Err(steepest::Error::Shape {
+            op: "gather_rows",
+            ..
+        })
+    ));
+    // Class labels out of range are an error on the CPU (the dataset checks them for the GPU).
+    let logits = Array2::<f32>::zeros((2, 3));
+    let labels = ndarray::array![[0.0f32], [3.0]];
+    assert!(matches!(
+        cpu::loss(
+            Loss::SoftmaxCrossEntropy,
+            logits.view(),
+            labels.view(),
+            None
+        ),
+        Err(steepest::Error::Label {
+            row: 1,
+            classes: 3,
+            ..
+        })
+    ));
+}

@@ -291,7 +291,8 @@ impl LrFinder {
 }
 
 /// The rate at which `losses` falls fastest per unit of log(rate), looking only up to the
-/// minimum of the curve (past it the loss is diverging).
+/// minimum of the curve (past it the loss is diverging). The first tenth of the sweep is
+/// skipped and slopes span a few points, as the smoothed loss is noisiest at its start.
 fn steepest_descent_rate(lrs: &[f64], losses: &[f64]) -> Option<f64> {
     let end = losses
         .iter()
@@ -299,12 +300,16 @@ fn steepest_descent_rate(lrs: &[f64], losses: &[f64]) -> Option<f64> {
         .filter(|(_, l)| l.is_finite())
         .min_by(|a, b| a.1.total_cmp(b.1))?
         .0;
-    (1..=end)
+    let span = (losses.len() / 20).max(1);
+    let skip = losses.len() / 10;
+    (skip + span..=end)
         .map(|i| {
-            let slope = (losses[i] - losses[i - 1]) / (lrs[i].ln() - lrs[i - 1].ln());
-            (i, slope)
+            let j = i - span;
+            let slope = (losses[i] - losses[j]) / (lrs[i].ln() - lrs[j].ln());
+            (j + span / 2, slope)
         })
         .filter(|(_, s)| s.is_finite())
         .min_by(|a, b| a.1.total_cmp(&b.1))
+        .or(Some((end, 0.0)))
         .map(|(i, _)| lrs[i])
 }

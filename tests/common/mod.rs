@@ -23,6 +23,13 @@ pub fn gpu() -> &'static GpuBackend {
     }
 }
 
+/// A GPU backend of its own (its own device), for tests that count waits or submits, which
+/// the shared one would mix with other tests running in parallel.
+pub fn own_gpu() -> GpuBackend {
+    gpu(); // fails with the message that names the fix when there is no adapter
+    GpuBackend::new().expect("a second device on the same adapter")
+}
+
 /// `rows × cols` values uniform in [-scale, scale], different for every seed.
 pub fn random_matrix(rng: &mut StdRng, rows: usize, cols: usize, scale: f32) -> Array2<f32> {
     Array2::from_shape_fn((rows, cols), |_| rng.random_range(-scale..=scale))

@@ -1,0 +1,409 @@
+//! End-to-end training: GPU vs CPU in lockstep for every loss and activation, a free-running
+//! loss-curve comparison, the wait budget, each stopping rule, line search and the finder.
+
+mod common;
+
+use common::gpu;
+use steepest::{
+    Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder, Mlp,
+    MlpSpec, Session, Sgd, StopReason, Trainer, data,
+};
+
+/// Data that fits `loss` for a model with `outputs` outputs and 2 inputs.
+fn dataset(loss: Loss, outputs: usize) -> Dataset {
+    match loss {
+        Loss::SoftmaxCrossEntropy => data::blobs(
+            150,
+            &[[1.0, 1.0], [-1.0, 0.5], [0.0, -1.0]][..outputs],
+            0.6,
+            3,
+        )
+        .unwrap(),
+        Loss::BinaryCrossEntropyWithLogits => data::moons(150, 0.1, 4).unwrap(),
+        Loss::MeanSquaredError => {
+            let base = data::linear(150, &[0.7, -1.3], 0.2, 0.05, 5).unwrap();
+            let y = ndarray::Array2::from_shape_fn((150, outputs), |(r, c)| {
+                base.y()[[r, 0]] * (c as f32 + 1.0)
+            });
+            Dataset::regression(base.x().clone(), y).unwrap()
+        }
+    }
+}
+
+fn outputs_for(loss: Loss) -> usize {
+    match loss {
+        Loss::SoftmaxCrossEntropy => 3,
+        Loss::BinaryCrossEntropyWithLogits => 1,
+        Loss::MeanSquaredError => 2,
+    }
+}
+
+/// Steps both backends from the same parameters each step and compares the parameters after.
+fn lockstep(loss: Loss, hidden: Activation, steps: usize) {
+    let outputs = outputs_for(loss);
+    let data = dataset(loss, outputs);
+    let spec = MlpSpec::new(2)
+        .layer(17, hidden)
+        .layer(9, hidden)
+        .layer(outputs, Activation::Identity);
+    let trainer = Trainer::new(Sgd::default().lr(0.1).momentum(0.9), loss)
+        .batch_size(40)
+        .seed(11);
+    let g = gpu();
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
+    let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
+    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+    let mut gpu_session = Session::new(&trainer, g, &mut gpu_model, &data, None).unwrap();
+    for step in 1..=steps {
+        let start = cpu.model().parameters_flat(&CpuBackend).unwrap();
+        gpu_session
+            .model_mut()
+            .set_parameters_flat(g, &start)
+            .unwrap();
+        cpu.step().unwrap();
+        gpu_session.step().unwrap();
+        let expected = cpu.model().parameters_flat(&CpuBackend).unwrap();
+        let actual = gpu_session.model().parameters_flat(g).unwrap();
+        for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(&start).enumerate() {
+            // The step moved θ by |e − s|; the two backends sum in different orders, so allow a
+            // small fraction of the move plus a few ulps of θ.
+            let tol = 1e-3 * (e - s).abs() + 4e-6 * e.abs().max(1.0);
+            assert!(
+                (a - e).abs() <= tol,
+                "{loss:?}/{hidden:?} step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from {s})"
+            );
+        }
+    }
+}
+
+#[test]
+fn lockstep_every_loss_and_activation() {
+    for loss in [
+        Loss::MeanSquaredError,
+        Loss::BinaryCrossEntropyWithLogits,
+        Loss::SoftmaxCrossEntropy,
+    ] {
+        for hidden in Activation::ALL {
+            lockstep(loss, hidden, 8);
+        }
+    }
+}
+
+#[test]
+fn free_running_loss_curves_agree() {
+    let (train, val) = data::spirals(300, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(24, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(32)
+        .epochs(6)
+        .monitor(true);
+    let g = gpu();
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::default(), 2).unwrap();
+    let mut gpu_model = Mlp::new(g, &spec, Init::default(), 2).unwrap();
+    let cpu = trainer
+        .fit(&CpuBackend, &mut cpu_model, &train, Some(&val))
+        .unwrap();
+    let gpu_history = trainer.fit(g, &mut gpu_model, &train, Some(&val)).unwrap();
+    assert_eq!(cpu.epochs.len(), 6);
+    assert!(
+        cpu.epochs[5].loss < cpu.epochs[0].loss,
+        "the CPU run did not learn: {cpu:?}"
+    );
+    for (c, gr) in cpu.epochs.iter().zip(&gpu_history.epochs) {
+        let close = |a: f64, b: f64| (a - b).abs() <= 0.02 * b.abs() + 1e-4;
+        assert!(
+            close(gr.loss, c.loss),
+            "epoch {}: loss {} (GPU) vs {} (CPU)",
+            c.epoch,
+            gr.loss,
+            c.loss
+        );
+        let (gv, cv) = (gr.val_loss.unwrap(), c.val_loss.unwrap());
+        assert!(close(gv, cv), "epoch {}: val loss {gv} vs {cv}", c.epoch);
+        let (gn, cn) = (gr.grad_norm.unwrap(), c.grad_norm.unwrap());
+        assert!(
+            close(gn, cn) || (gn - cn).abs() < 0.05 * cn,
+            "epoch {}: ‖g‖ {gn} vs {cn}",
+            c.epoch
+        );
+        assert!(gr.update_ratio.unwrap() > 0.0);
+        assert_eq!(gr.lr, c.lr);
+    }
+}
+
+#[test]
+fn an_epoch_without_logging_waits_at_most_once_and_submits_once_per_step() {
+    let (train, val) = data::moons(500, 0.1, 2).unwrap().split(0.2, 2).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Relu)
+        .layer(1, Activation::Identity);
+    let g = &common::own_gpu();
+    let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
+    let epochs = 4;
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::BinaryCrossEntropyWithLogits)
+        .batch_size(64)
+        .epochs(epochs)
+        .monitor(true);
+    let ctx = g.context();
+    let (waits, submits) = (ctx.waits(), ctx.submits());
+    let history = trainer.fit(g, &mut model, &train, Some(&val)).unwrap();
+    let waits = ctx.waits() - waits;
+    let submits = ctx.submits() - submits;
+    let steps = history.last().unwrap().step;
+    assert_eq!(steps, epochs as u64 * 400u64.div_ceil(64));
+    assert!(waits <= epochs as u64, "{waits} waits in {epochs} epochs");
+    // One submit per step; the epoch ends add the validation pass and the totals reset.
+    assert!(
+        submits <= steps + 2 * epochs as u64 + 2,
+        "{submits} submits for {steps} steps"
+    );
+}
+
+#[test]
+fn logging_reads_back_every_n_steps() {
+    let data = data::linear(64, &[1.0, 2.0], 0.5, 0.0, 1).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    let g = &common::own_gpu();
+    let mut model = Mlp::new(g, &spec, Init::default(), 1).unwrap();
+    let trainer = Trainer::new(Sgd::default().lr(0.1), Loss::MeanSquaredError)
+        .batch_size(8)
+        .epochs(2)
+        .log_every(3);
+    let waits = g.context().waits();
+    let history = trainer.fit(g, &mut model, &data, None).unwrap();
+    let steps: Vec<u64> = history.steps.iter().map(|s| s.step).collect();
+    assert_eq!(steps, vec![3, 6, 9, 12, 15]);
+    assert_eq!(g.context().waits() - waits, 5 + 2);
+    assert!(
+        history
+            .steps
+            .iter()
+            .all(|s| s.loss.is_finite() && s.lr == 0.1)
+    );
+}
+
+/// Least squares by gradient descent recovers the generating line, on `backend`.
+fn least_squares_recovers_the_line<B: Backend>(backend: &B) {
+    let data = data::linear(200, &[2.0, -3.0], 0.5, 0.01, 9).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    let mut model = Mlp::new(backend, &spec, Init::default(), 3).unwrap();
+    let history = Trainer::new(Sgd::default().lr(0.5), Loss::MeanSquaredError)
+        .full_batch()
+        .epochs(200)
+        .fit(backend, &mut model, &data, None)
+        .unwrap();
+    let p = model.parameters_flat(backend).unwrap();
+    assert!(
+        (p[0] - 2.0).abs() < 0.01 && (p[1] + 3.0).abs() < 0.01 && (p[2] - 0.5).abs() < 0.01,
+        "{p:?}"
+    );
+    assert!(history.last().unwrap().loss < 2e-4);
+}
+
+#[test]
+fn least_squares_on_both_backends() {
+    least_squares_recovers_the_line(&CpuBackend);
+    least_squares_recovers_the_line(gpu());
+}
+
+fn regression_model<B: Backend>(backend: &B) -> (Dataset, Mlp<B>) {
+    let data = data::linear(120, &[1.5, -0.5], 0.25, 0.01, 4).unwrap();
+    let model = Mlp::new(
+        backend,
+        &MlpSpec::new(2).layer(1, Activation::Identity),
+        Init::default(),
+        8,
+    )
+    .unwrap();
+    (data, model)
+}
+
+#[test]
+fn stopping_rules() {
+    let g = gpu();
+    // Gradient-norm tolerance: full-batch descent on a convex problem gets there.
+    let (data, mut model) = regression_model(g);
+    let history = Trainer::new(Sgd::default().lr(0.5), Loss::MeanSquaredError)
+        .full_batch()
+        .epochs(1000)
+        .stop_when_grad_norm_below(1e-3)
+        .fit(g, &mut model, &data, None)
+        .unwrap();
+    let last = history.last().unwrap();
+    assert!(
+        matches!(history.stop, StopReason::GradientTolerance { grad_norm } if grad_norm < 1e-3)
+    );
+    assert!(last.epoch < 1000 && last.grad_norm.unwrap() < 1e-3);
+
+    // Plateau: with a zero learning rate nothing improves after the first epoch (beyond the
+    // rounding of summing the same losses in another order).
+    let (data, mut model) = regression_model(g);
+    let history = Trainer::new(Sgd::default().lr(0.0), Loss::MeanSquaredError)
+        .batch_size(30)
+        .epochs(50)
+        .stop_on_plateau(3, 1e-6)
+        .fit(g, &mut model, &data, None)
+        .unwrap();
+    assert!(
+        matches!(history.stop, StopReason::Plateau { .. }),
+        "{:?}",
+        history.stop
+    );
+    assert_eq!(history.epochs.len(), 4);
+
+    // Max epochs.
+    let (data, mut model) = regression_model(&CpuBackend);
+    let history = Trainer::new(Sgd::default().lr(0.1), Loss::MeanSquaredError)
+        .epochs(3)
+        .fit(&CpuBackend, &mut model, &data, None)
+        .unwrap();
+    assert_eq!(history.stop, StopReason::MaxEpochs);
+    assert_eq!(history.epochs.len(), 3);
+}
+
+/// A far too large rate diverges; the error names the step and the model keeps the last good
+/// parameters.
+fn divergence_is_an_error<B: Backend>(backend: &B) {
+    let (data, mut model) = regression_model(backend);
+    let before = model.parameters_flat(backend).unwrap();
+    let result = Trainer::new(Sgd::default().lr(100.0), Loss::MeanSquaredError)
+        .batch_size(10)
+        .epochs(50)
+        .log_every(1)
+        .fit(backend, &mut model, &data, None);
+    match result {
+        Err(Error::Diverged { step, loss, .. }) => {
+            assert!(step >= 1 && !loss.is_finite(), "step {step}, loss {loss}");
+        }
+        other => panic!("expected divergence, got {other:?}"),
+    }
+    let after = model.parameters_flat(backend).unwrap();
+    assert!(after.iter().all(|v| v.is_finite()));
+    // Divergence came within the first epoch, so the last good parameters are the initial ones.
+    assert_eq!(after, before);
+
+    // Runaway growth past the bound counts too, before any overflow.
+    let (data, mut model) = regression_model(backend);
+    let result = Trainer::new(Sgd::default().lr(3.0), Loss::MeanSquaredError)
+        .full_batch()
+        .epochs(100)
+        .diverge_above(100.0)
+        .fit(backend, &mut model, &data, None);
+    assert!(
+        matches!(result, Err(Error::Diverged { loss, .. }) if loss.is_finite()),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn divergence_on_both_backends() {
+    divergence_is_an_error(&CpuBackend);
+    divergence_is_an_error(gpu());
+}
+
+#[test]
+fn line_search_minimises_least_squares() {
+    line_search_on(&CpuBackend);
+    line_search_on(gpu());
+}
+
+fn line_search_on<B: Backend>(backend: &B) {
+    let (data, mut model) = regression_model(backend);
+    let search = LineSearch {
+        iterations: 60,
+        grad_tolerance: 1e-4,
+        ..LineSearch::default()
+    };
+    let history = search
+        .run(backend, &mut model, &data, Loss::MeanSquaredError)
+        .unwrap();
+    // Armijo: every accepted step decreased the loss.
+    for pair in history.epochs.windows(2) {
+        assert!(pair[1].loss < pair[0].loss, "{:?}", pair);
+        assert!(pair[0].lr > 0.0 && pair[0].lr <= 1.0);
+    }
+    let p = model.parameters_flat(backend).unwrap();
+    assert!(
+        (p[0] - 1.5).abs() < 0.01 && (p[1] + 0.5).abs() < 0.01 && (p[2] - 0.25).abs() < 0.01,
+        "{p:?}"
+    );
+    assert!(!matches!(history.stop, StopReason::Running));
+}
+
+#[test]
+fn lr_finder_suggests_a_rate_that_trains() {
+    let g = gpu();
+    let (data, mut model) = regression_model(g);
+    let before = model.parameters_flat(g).unwrap();
+    let trainer = Trainer::new(Sgd::default(), Loss::MeanSquaredError).batch_size(16);
+    let finder = LrFinder {
+        min_lr: 1e-5,
+        max_lr: 100.0,
+        steps: 80,
+        ..LrFinder::default()
+    };
+    let result = finder.run(g, &mut model, &trainer, &data).unwrap();
+    assert_eq!(
+        model.parameters_flat(g).unwrap(),
+        before,
+        "the finder must restore the model"
+    );
+    assert!(result.lrs.windows(2).all(|w| w[1] > w[0]));
+    // It stopped early: the loss blew up well before 100.
+    assert!(result.lrs.len() < 80, "swept {} rates", result.lrs.len());
+    assert!(
+        (1e-3..=2.0).contains(&result.suggested),
+        "suggested {}",
+        result.suggested
+    );
+    // The suggestion trains.
+    let history = Trainer::new(Sgd::default().lr(result.suggested), Loss::MeanSquaredError)
+        .batch_size(16)
+        .epochs(20)
+        .fit(g, &mut model, &data, None)
+        .unwrap();
+    assert!(history.last().unwrap().loss < 0.01 * history.epochs[0].loss.max(1e-3) + 1e-3);
+}
+
+#[test]
+fn bad_settings_are_errors_before_training() {
+    let (data, mut model) = regression_model(&CpuBackend);
+    let before = model.parameters_flat(&CpuBackend).unwrap();
+    let fit = |trainer: Trainer, model: &mut Mlp<CpuBackend>| {
+        trainer.fit(&CpuBackend, model, &data, None)
+    };
+    let mse = |t: Trainer| t;
+    for (trainer, what) in [
+        (
+            mse(Trainer::new(Sgd::default(), Loss::MeanSquaredError).batch_size(0)),
+            "batch size 0",
+        ),
+        (
+            Trainer::new(Sgd::default(), Loss::MeanSquaredError).batch_size(121),
+            "batch larger than the data",
+        ),
+        (
+            Trainer::new(Sgd::default(), Loss::SoftmaxCrossEntropy),
+            "cross-entropy on regression targets",
+        ),
+        (
+            Trainer::new(Sgd::default(), Loss::MeanSquaredError).epochs(0),
+            "0 epochs",
+        ),
+    ] {
+        assert!(
+            matches!(fit(trainer, &mut model), Err(Error::Data { .. })),
+            "{what}"
+        );
+    }
+    assert!(matches!(
+        fit(
+            Trainer::new(Sgd::default().lr(-1.0), Loss::MeanSquaredError),
+            &mut model
+        ),
+        Err(Error::InvalidHyperparameter { .. })
+    ));
+    assert_eq!(model.parameters_flat(&CpuBackend).unwrap(), before);
+}

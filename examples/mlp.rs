@@ -40,12 +40,15 @@ fn settings(flags: &Flags) -> Result<Settings, String> {
         _ => 0.01,
     };
     let seed = flags.get("seed", 1)?;
-    let trainer = Trainer::new(optimizer(&name, flags.get("lr", default_lr)?)?, Loss::SoftmaxCrossEntropy)
-        .batch_size(flags.get("batch-size", 64)?)
-        .epochs(flags.get("epochs", if quick { 60 } else { 150 })?)
-        .seed(seed)
-        .monitor(true)
-        .progress(true);
+    let trainer = Trainer::new(
+        optimizer(&name, flags.get("lr", default_lr)?)?,
+        Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(flags.get("batch-size", 64)?)
+    .epochs(flags.get("epochs", if quick { 60 } else { 150 })?)
+    .seed(seed)
+    .monitor(true)
+    .progress(true);
     Ok(Settings {
         trainer,
         samples: flags.get("samples", if quick { 1000 } else { 2000 })?,
@@ -77,7 +80,11 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
     let start = Instant::now();
     let history = s.trainer.fit(backend, &mut model, &train, Some(&val))?;
     let seconds = start.elapsed().as_secs_f64();
-    for r in history.epochs.iter().filter(|r| r.epoch % 25 == 0 || r.epoch == 1) {
+    for r in history
+        .epochs
+        .iter()
+        .filter(|r| r.epoch % 25 == 0 || r.epoch == 1)
+    {
         println!(
             "epoch {:4}  loss {:.4}  val loss {:.4}  val accuracy {:.1}%",
             r.epoch,
@@ -97,7 +104,16 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
 
 fn run() -> Result<f64, String> {
     let flags = Flags::parse(
-        &["backend", "optimizer", "lr", "epochs", "batch-size", "seed", "samples", "out"],
+        &[
+            "backend",
+            "optimizer",
+            "lr",
+            "epochs",
+            "batch-size",
+            "seed",
+            "samples",
+            "out",
+        ],
         &["quick"],
     )?;
     let s = settings(&flags)?;
@@ -115,10 +131,18 @@ fn run() -> Result<f64, String> {
     .map_err(|e| e.to_string())?;
 
     std::fs::create_dir_all(&s.out).map_err(|e| format!("{}: {e}", s.out.display()))?;
-    history.write_csv(s.out.join("history.csv")).map_err(|e| e.to_string())?;
-    history.write_json(s.out.join("history.json")).map_err(|e| e.to_string())?;
+    history
+        .write_csv(s.out.join("history.csv"))
+        .map_err(|e| e.to_string())?;
+    history
+        .write_json(s.out.join("history.json"))
+        .map_err(|e| e.to_string())?;
     let curve = |f: fn(&steepest::EpochRecord) -> Option<f64>| {
-        history.epochs.iter().filter_map(|r| Some((r.epoch as f64, f(r)?))).collect::<Vec<_>>()
+        history
+            .epochs
+            .iter()
+            .filter_map(|r| Some((r.epoch as f64, f(r)?)))
+            .collect::<Vec<_>>()
     };
     plot(
         &s.out.join("loss.svg"),
@@ -129,18 +153,29 @@ fn run() -> Result<f64, String> {
             ("validation".into(), curve(|r| r.val_loss)),
         ],
     )?;
-    println!("wrote {0}/loss.svg, {0}/history.csv, {0}/history.json", s.out.display());
+    println!(
+        "wrote {0}/loss.svg, {0}/history.csv, {0}/history.json",
+        s.out.display()
+    );
     Ok(history.last().and_then(|r| r.val_accuracy).unwrap_or(0.0))
 }
 
 fn main() -> ExitCode {
     match run() {
         Ok(accuracy) if accuracy >= TARGET_ACCURACY => {
-            println!("validation accuracy {:.1}% (target {:.0}%)", 100.0 * accuracy, 100.0 * TARGET_ACCURACY);
+            println!(
+                "validation accuracy {:.1}% (target {:.0}%)",
+                100.0 * accuracy,
+                100.0 * TARGET_ACCURACY
+            );
             ExitCode::SUCCESS
         }
         Ok(accuracy) => {
-            eprintln!("validation accuracy {:.1}% is below the {:.0}% target", 100.0 * accuracy, 100.0 * TARGET_ACCURACY);
+            eprintln!(
+                "validation accuracy {:.1}% is below the {:.0}% target",
+                100.0 * accuracy,
+                100.0 * TARGET_ACCURACY
+            );
             ExitCode::FAILURE
         }
         Err(e) => {

@@ -21,7 +21,11 @@ impl Flags {
                 .strip_prefix("--")
                 .filter(|n| known.contains(n) || switches.contains(n))
                 .ok_or_else(|| {
-                    let all: Vec<String> = known.iter().chain(switches).map(|k| format!("--{k}")).collect();
+                    let all: Vec<String> = known
+                        .iter()
+                        .chain(switches)
+                        .map(|k| format!("--{k}"))
+                        .collect();
                     format!("unknown argument {arg:?}; flags: {}", all.join(", "))
                 })?;
             let value = if switches.contains(&name) {
@@ -52,7 +56,9 @@ impl Flags {
 }
 
 /// The optimizers the examples offer, by name.
-pub const OPTIMIZERS: [&str; 7] = ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"];
+pub const OPTIMIZERS: [&str; 7] = [
+    "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad",
+];
 
 /// The optimizer called `name` with learning rate `lr`.
 pub fn optimizer(name: &str, lr: f64) -> Result<OptimizerConfig, String> {
@@ -64,13 +70,27 @@ pub fn optimizer(name: &str, lr: f64) -> Result<OptimizerConfig, String> {
         "adam" => Adam::default().lr(lr).into(),
         "adamw" => AdamW::default().lr(lr).into(),
         "adagrad" => Adagrad::default().lr(lr).into(),
-        other => return Err(format!("unknown optimizer {other:?}; one of {OPTIMIZERS:?}")),
+        other => {
+            return Err(format!(
+                "unknown optimizer {other:?}; one of {OPTIMIZERS:?}"
+            ));
+        }
     })
 }
 
 /// Draws `series` (name, points) as lines in an SVG at `path`, the y axis logarithmic.
-pub fn plot(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<(), String> {
-    let points = || series.iter().flat_map(|(_, p)| p.iter()).filter(|(_, y)| y.is_finite() && *y > 0.0);
+pub fn plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    let points = || {
+        series
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|(_, y)| y.is_finite() && *y > 0.0)
+    };
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
     let y_min = points().map(|p| p.1).fold(f64::INFINITY, f64::min).min(1.0);
     let y_max = points().map(|p| p.1).fold(0.0, f64::max).max(y_min * 10.0);
@@ -83,12 +103,18 @@ pub fn plot(path: &Path, title: &str, x_label: &str, series: &[(String, Vec<(f64
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..x_max, (y_min..y_max).log_scale())?;
-        chart.configure_mesh().x_desc(x_label).y_desc("loss").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("loss")
+            .draw()?;
         for (i, (name, pts)) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             chart
                 .draw_series(LineSeries::new(
-                    pts.iter().copied().filter(|(_, y)| y.is_finite() && *y > 0.0),
+                    pts.iter()
+                        .copied()
+                        .filter(|(_, y)| y.is_finite() && *y > 0.0),
                     color.stroke_width(2),
                 ))?
                 .label(name.clone())

@@ -39,16 +39,20 @@ fn quadratic() -> steepest::Result<Dataset> {
     Dataset::regression(x, y)
 }
 
+/// (x, loss) points of one run.
+type Curve = Vec<(f64, f64)>;
+
 struct Row {
     name: &'static str,
     steps_to_tolerance: Option<u64>,
     quadratic_loss: f64,
     spirals_loss: f64,
     spirals_accuracy: f64,
-    curves: (Vec<(f64, f64)>, Vec<(f64, f64)>),
+    quadratic_curve: Curve,
+    spirals_curve: Curve,
 }
 
-fn curve(h: &History) -> Vec<(f64, f64)> {
+fn curve(h: &History) -> Curve {
     h.epochs.iter().map(|r| (r.epoch as f64, r.loss)).collect()
 }
 
@@ -92,7 +96,8 @@ fn compare<B: Backend>(backend: &B, quick: bool) -> Result<Vec<Row>, String> {
             quadratic_loss: q.last().map_or(f64::NAN, |r| r.loss),
             spirals_loss: last.loss,
             spirals_accuracy: last.val_accuracy.unwrap_or(0.0),
-            curves: (curve(&q), curve(&s)),
+            quadratic_curve: curve(&q),
+            spirals_curve: curve(&s),
         });
     }
     Ok(rows)
@@ -134,7 +139,7 @@ fn run() -> Result<(), String> {
         );
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let series = |pick: fn(&Row) -> &Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>)> {
+    let series = |pick: fn(&Row) -> &Curve| -> Vec<(String, Curve)> {
         rows.iter()
             .map(|r| (r.name.to_string(), pick(r).clone()))
             .collect()
@@ -143,13 +148,13 @@ fn run() -> Result<(), String> {
         &out.join("quadratic.svg"),
         "ill-conditioned quadratic (κ = 100)",
         "step",
-        &series(|r| &r.curves.0),
+        &series(|r| &r.quadratic_curve),
     )?;
     plot(
         &out.join("spirals.svg"),
         "two-spirals MLP: training loss",
         "epoch",
-        &series(|r| &r.curves.1),
+        &series(|r| &r.spirals_curve),
     )?;
     println!(
         "\nwrote {0}/quadratic.svg and {0}/spirals.svg",

@@ -40,20 +40,25 @@ fn outputs_for(loss: Loss) -> usize {
 
 /// Steps both backends from the same parameters each step and compares the parameters after.
 fn lockstep(loss: Loss, hidden: Activation, steps: usize) {
+    let trainer = Trainer::new(Sgd::default().lr(0.1).momentum(0.9), loss)
+        .batch_size(40)
+        .seed(11);
+    lockstep_with(&trainer, hidden, steps);
+}
+
+fn lockstep_with(trainer: &Trainer, hidden: Activation, steps: usize) {
+    let loss = trainer.loss();
     let outputs = outputs_for(loss);
     let data = dataset(loss, outputs);
     let spec = MlpSpec::new(2)
         .layer(17, hidden)
         .layer(9, hidden)
         .layer(outputs, Activation::Identity);
-    let trainer = Trainer::new(Sgd::default().lr(0.1).momentum(0.9), loss)
-        .batch_size(40)
-        .seed(11);
     let g = gpu();
     let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
     let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
-    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
-    let mut gpu_session = Session::new(&trainer, g, &mut gpu_model, &data, None).unwrap();
+    let mut cpu = Session::new(trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+    let mut gpu_session = Session::new(trainer, g, &mut gpu_model, &data, None).unwrap();
     for step in 1..=steps {
         let start = cpu.model().parameters_flat(&CpuBackend).unwrap();
         gpu_session
@@ -87,6 +92,16 @@ fn lockstep_every_loss_and_activation() {
             lockstep(loss, hidden, 8);
         }
     }
+}
+
+#[test]
+fn stochastic_and_full_batch_descent_in_lockstep() {
+    let stochastic = Trainer::new(Adam::default().lr(0.01), Loss::MeanSquaredError)
+        .batch_size(1)
+        .seed(2);
+    lockstep_with(&stochastic, Activation::Tanh, 12);
+    let full = Trainer::new(Sgd::default().lr(0.05), Loss::SoftmaxCrossEntropy).full_batch();
+    lockstep_with(&full, Activation::Relu, 4);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-/// How a linear layer's weight [out, in] and bias [out] are drawn.
+/// How a linear layer's weight `[out, in]` and bias `[out]` are drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Init {
     /// `nn.Linear`'s own: weight and bias uniform in ±1/√fan_in.

@@ -6,7 +6,7 @@ use super::init::{Init, seeded};
 use crate::backend::{Activation, Arena, Backend, Matmul, Matrix};
 use crate::error::{Error, Result};
 
-/// One linear layer: `act(x · Wᵀ + b)` with `W` stored [outputs, inputs] as PyTorch stores it.
+/// One linear layer: `act(x · Wᵀ + b)` with `W` stored `[outputs, inputs]` as PyTorch stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Linear {
     /// Input features.
@@ -186,8 +186,8 @@ impl<B: Backend> Mlp<B> {
         backend.write_arena(&mut self.params, values)
     }
 
-    /// The parameters by PyTorch's names: `layers.{i}.weight` [out, in] and `layers.{i}.bias`
-    /// [out], the layout `torch.nn.Linear` uses, so weights move between the two.
+    /// The parameters by PyTorch's names: `layers.{i}.weight` `[out, in]` and `layers.{i}.bias`
+    /// `[out]`, the layout `torch.nn.Linear` uses, so weights move between the two.
     pub fn state_dict(&self, backend: &B) -> Result<Vec<(String, ArrayD<f32>)>> {
         let flat = self.parameters_flat(backend)?;
         let mut at = 0;

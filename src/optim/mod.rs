@@ -5,7 +5,7 @@
 //! layout: [`CpuOptimizer`](crate::CpuOptimizer) on host slices,
 //! [`GpuOptimizer`](crate::GpuOptimizer) on GPU buffers (one dispatch per step for the whole
 //! arena). Both get their per-step scalars (learning rate after the schedule, bias corrections)
-//! from [`OptimizerCore`], so the host math exists once.
+//! from one shared core (`OptimizerCore`), so the host math exists once.
 
 mod config;
 mod schedule;

@@ -6,7 +6,8 @@
 //   2 b:      storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
 //   3 bias:   storage, read  array<f32>        N values, read only when HAS_BIAS
 //   4 c:      storage, rw    array<f32>        C: M×N, every element overwritten
-// Dispatch: (ceil(N / 128), ceil(M / 128), 1) workgroups of 16×16 invocations.
+// Dispatch: (ceil(N / 128), ceil(M / 128), 1) workgroups of 16×16 invocations, in pieces of at
+// most the device's per-dimension limit (row_tile_base, col_tile_base say which piece).
 //
 // Each workgroup computes one 128×128 tile of C. K advances 8 at a time: the 128×8 slice of
 // op(A) and the 8×128 slice of op(B) are staged in workgroup memory, op(A)'s transposed so both
@@ -41,7 +42,11 @@ struct Params {
     b_offset: u32,
     bias_offset: u32,
     c_offset: u32,
-    _pad: u32,
+    row_tile_base: u32,   // first tile row and column of this dispatch: a grid wider than the
+    col_tile_base: u32,   // device's per-dimension workgroup limit is dispatched in pieces
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -155,8 +160,8 @@ fn activate(x: vec4<f32>) -> vec4<f32> {
 
 @compute @workgroup_size(16, 16, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wg.y * TILE;
-    let col0 = wg.x * TILE;
+    let row0 = (wg.y + params.row_tile_base) * TILE;
+    let col0 = (wg.x + params.col_tile_base) * TILE;
     let t = lid.y * 16u + lid.x;
 
     var acc: array<vec4<f32>, 16>;  // [(h * 4 + r) * 2 + w]: row group h, row r, column group w

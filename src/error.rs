@@ -194,6 +194,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A checkpoint file is unreadable, corrupted, or made for another model or optimizer.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// Reading a buffer back to the host failed.
     #[error("reading back buffer {label:?} failed: {message}")]
     Readback {

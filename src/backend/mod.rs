@@ -235,6 +235,11 @@ pub trait Arena {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Where each tensor starts in the arena's storage (what an optimizer's state buffers
+    /// mirror), in elements.
+    fn offsets(&self) -> Vec<usize>;
+    /// Elements of storage, alignment gaps included: the length of the optimizer's buffers.
+    fn storage_len(&self) -> usize;
 }
 
 /// The ops models and trainers are written against, at kernel granularity.
@@ -368,6 +373,13 @@ pub trait Backend {
 
     /// The optimizer's state (PyTorch's names; waits on the GPU).
     fn optimizer_state(&self, optimizer: &Self::Optimizer) -> Result<OptimizerState>;
+
+    /// Restores a state read by [`Backend::optimizer_state`]; on error nothing changes.
+    fn optimizer_load_state(
+        &self,
+        optimizer: &mut Self::Optimizer,
+        state: &OptimizerState,
+    ) -> Result<()>;
 
     /// `act(op(a) · op(b) + bias)` in a new matrix.
     fn matmul(

@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod checkpoint;
 mod history;
 mod search;
 mod session;
@@ -51,6 +52,7 @@ pub struct Trainer {
     pub(crate) divergence_factor: Option<f64>,
     pub(crate) monitor: bool,
     pub(crate) progress: bool,
+    pub(crate) checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Default for Trainer {
@@ -76,6 +78,7 @@ impl Trainer {
             divergence_factor: None,
             monitor: false,
             progress: false,
+            checkpoint: None,
         }
     }
 
@@ -151,6 +154,13 @@ impl Trainer {
     /// Show a progress bar on stderr when it is a terminal (quiet otherwise).
     pub fn progress(mut self, on: bool) -> Self {
         self.progress = on;
+        self
+    }
+
+    /// Save a checkpoint to `path` before training and after every epoch (atomically). After a
+    /// divergence the file holds the last good epoch.
+    pub fn checkpoint(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
         self
     }
 

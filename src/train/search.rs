@@ -247,6 +247,7 @@ impl LrFinder {
             grad_tolerance: None,
             monitor: false,
             progress: false,
+            checkpoint: None,
             ..trainer.clone()
         };
         let saved = model.parameters_flat(backend)?;

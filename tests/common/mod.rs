@@ -94,3 +94,10 @@ pub fn assert_close(what: &str, actual: &Array2<f32>, expected: &Array2<f32>, to
         );
     }
 }
+
+/// Resident memory of this process, from /proc (Linux).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}

@@ -46,6 +46,19 @@ impl Arena for CpuArena {
     fn tensors_mut(&mut self) -> &mut [Array2<f32>] {
         &mut self.tensors
     }
+    fn offsets(&self) -> Vec<usize> {
+        self.tensors
+            .iter()
+            .scan(0, |at, t| {
+                let start = *at;
+                *at += t.len();
+                Some(start)
+            })
+            .collect()
+    }
+    fn storage_len(&self) -> usize {
+        self.len()
+    }
 }
 
 impl CpuArena {
@@ -243,5 +256,13 @@ impl Backend for CpuBackend {
 
     fn optimizer_state(&self, optimizer: &CpuOptimizer) -> Result<OptimizerState> {
         Ok(optimizer.state())
+    }
+
+    fn optimizer_load_state(
+        &self,
+        optimizer: &mut CpuOptimizer,
+        state: &OptimizerState,
+    ) -> Result<()> {
+        optimizer.load_state(state)
     }
 }

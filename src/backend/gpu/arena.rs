@@ -93,4 +93,10 @@ impl Arena for GpuArena {
     fn tensors_mut(&mut self) -> &mut [GpuMatrix] {
         &mut self.tensors
     }
+    fn offsets(&self) -> Vec<usize> {
+        self.tensors.iter().map(GpuMatrix::offset).collect()
+    }
+    fn storage_len(&self) -> usize {
+        self.buffer.len()
+    }
 }

@@ -284,6 +284,12 @@ impl GpuContext {
         self.waits.load(Ordering::Relaxed)
     }
 
+    /// GPU buffers alive on this device now (wgpu's own count): a long run that holds steady
+    /// here leaks nothing.
+    pub fn live_buffers(&self) -> isize {
+        self.device.get_internal_counters().hal.buffers.read()
+    }
+
     /// Number of compute pipelines built so far (each is built once and cached).
     pub fn pipeline_count(&self) -> usize {
         lock(&self.pipelines).len()

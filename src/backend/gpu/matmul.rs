@@ -35,7 +35,11 @@ struct Params {
     b_offset: u32,
     bias_offset: u32,
     c_offset: u32,
-    _pad: u32,
+    /// The first tile row and column of this dispatch (a grid over the device's per-dimension
+    /// workgroup limit is dispatched in pieces).
+    row_tile_base: u32,
+    col_tile_base: u32,
+    _pad: [u32; 3],
 }
 
 /// `out ← act(op(a) · op(b) + bias)` on the GPU: the twin of [`crate::backend::cpu::matmul`].
@@ -82,20 +86,17 @@ fn record(
     for matrix in [Some(a), Some(b), bias, Some(out)].into_iter().flatten() {
         matrix.buffer().check_binding(ctx, op)?;
     }
-    let limit = ctx.limits().max_compute_workgroups_per_dimension;
+    let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
     let groups_x = dims.n.div_ceil(TILE);
     let groups_y = dims.m.div_ceil(TILE);
-    for needed in [groups_x, groups_y] {
-        if needed > limit as usize {
-            return Err(Error::TooManyWorkgroups {
-                op,
-                needed: needed as u64,
-                limit,
-            });
-        }
-    }
+    // (first tile, tiles) along each dimension, each piece within the device's limit.
+    let pieces = |groups: usize| {
+        (0..groups)
+            .step_by(limit)
+            .map(move |base| (base, limit.min(groups - base)))
+    };
 
-    let params = Params {
+    let base = Params {
         m: to_u32(op, "M", dims.m)?,
         n: to_u32(op, "N", dims.n)?,
         k: to_u32(op, "K", dims.k)?,
@@ -103,7 +104,9 @@ fn record(
         b_offset: to_u32(op, "b offset", b.offset())?,
         bias_offset: to_u32(op, "bias offset", bias.map_or(0, GpuMatrix::offset))?,
         c_offset: to_u32(op, "output offset", out.offset())?,
-        _pad: 0,
+        row_tile_base: 0,
+        col_tile_base: 0,
+        _pad: [0; 3],
     };
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
     let vec4_ok = |m: &GpuMatrix| m.shape().1.is_multiple_of(4) && m.offset().is_multiple_of(4);
@@ -119,32 +122,41 @@ fn record(
     let pipeline = ctx.pipeline(&KERNEL, &overrides)?;
 
     ctx.record(op, |encoder| {
-        let params = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("matmul params"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
         let bias = bias.map_or(&ctx.placeholder, |m| m.buffer().raw());
-        let group = ctx.bind_group(
-            &KERNEL,
-            [
-                &params,
-                a.buffer().raw(),
-                b.buffer().raw(),
-                bias,
-                out.buffer().raw(),
-            ]
-            .map(wgpu::Buffer::as_entire_binding)
-            .into(),
-        );
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(op),
             timestamp_writes: None,
         });
         pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(groups_x as u32, groups_y as u32, 1);
+        for (row_base, rows) in pieces(groups_y) {
+            for (col_base, cols) in pieces(groups_x) {
+                let params = Params {
+                    row_tile_base: row_base as u32,
+                    col_tile_base: col_base as u32,
+                    ..base
+                };
+                let params = ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("matmul params"),
+                        contents: bytemuck::bytes_of(&params),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                let group = ctx.bind_group(
+                    &KERNEL,
+                    [
+                        &params,
+                        a.buffer().raw(),
+                        b.buffer().raw(),
+                        bias,
+                        out.buffer().raw(),
+                    ]
+                    .map(wgpu::Buffer::as_entire_binding)
+                    .into(),
+                );
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(cols as u32, rows as u32, 1);
+            }
+        }
     })
 }

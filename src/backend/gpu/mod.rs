@@ -314,6 +314,14 @@ impl Backend for GpuBackend {
     fn optimizer_state(&self, optimizer: &GpuOptimizer) -> Result<OptimizerState> {
         optimizer.state()
     }
+
+    fn optimizer_load_state(
+        &self,
+        optimizer: &mut GpuOptimizer,
+        state: &OptimizerState,
+    ) -> Result<()> {
+        optimizer.load_state(state)
+    }
 }
 
 /// Arenas combined by one op must share one layout.

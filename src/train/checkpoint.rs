@@ -1,0 +1,285 @@
+//! Checkpoints in safetensors: parameters under PyTorch's `state_dict` names, the optimizer's
+//! state, the position in training and the configuration as metadata. Saves are atomic.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::backend::{Arena, Backend};
+use crate::error::{Error, Result};
+use crate::nn::{Mlp, MlpSpec};
+use crate::optim::OptimizerState;
+
+/// The `format` metadata value of a full training checkpoint.
+pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
+
+/// One f32 tensor: name, shape, values in row-major order.
+pub(crate) type Tensor = (String, Vec<usize>, Vec<f32>);
+
+/// A safetensors file's f32 tensors and metadata.
+pub(crate) struct File {
+    pub tensors: Vec<Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.display().to_string(),
+        detail: detail.into(),
+    }
+}
+
+impl File {
+    /// The tensor called `name` with exactly `shape`.
+    pub fn take(&self, path: &Path, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        let Some((_, found, values)) = self.tensors.iter().find(|(n, _, _)| n == name) else {
+            return Err(corrupt(path, format!("tensor {name} is missing")));
+        };
+        if found != shape {
+            return Err(corrupt(
+                path,
+                format!("tensor {name} has shape {found:?}, expected {shape:?}"),
+            ));
+        }
+        Ok(values)
+    }
+
+    /// The metadata entry `key`.
+    pub fn meta(&self, path: &Path, key: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| corrupt(path, format!("metadata {key:?} is missing")))
+    }
+
+    /// The metadata entry `key` as an integer.
+    pub fn meta_u64(&self, path: &Path, key: &str) -> Result<u64> {
+        let text = self.meta(path, key)?;
+        text.parse().map_err(|_| {
+            corrupt(
+                path,
+                format!("metadata {key:?} = {text:?} is not an integer"),
+            )
+        })
+    }
+}
+
+/// The file's bytes: tensors in the order given, metadata in the header's `__metadata__`.
+pub(crate) fn encode(
+    path: &Path,
+    tensors: &[Tensor],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), data)| {
+            TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|view| (name.as_str(), view))
+                .map_err(|e| corrupt(path, format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|e| corrupt(path, format!("cannot encode: {e}")))
+}
+
+/// Parses safetensors bytes, keeping every F32 tensor; any other dtype is an error.
+pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<File> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| corrupt(path, format!("not a safetensors file: {e}")))?;
+    let parsed = SafeTensors::deserialize(bytes)
+        .map_err(|e| corrupt(path, format!("not a safetensors file: {e}")))?;
+    let mut tensors = Vec::new();
+    for (name, view) in parsed.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(corrupt(
+                path,
+                format!("tensor {name} is {:?}; only F32 is supported", view.dtype()),
+            ));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        tensors.push((name, view.shape().to_vec(), values));
+    }
+    Ok(File {
+        tensors,
+        metadata: header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new
+/// one: a temporary file beside it, flushed to disk, renamed over it, the directory synced.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io {
+        op: "save checkpoint",
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable once the directory entry is.
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Reads a file whole, naming it in the error.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io {
+        op: "load checkpoint",
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The architecture as one line (`2-64:relu-2:identity`), stored so that a checkpoint for
+/// another network is refused by name, not by a shape deep inside.
+pub(crate) fn architecture(spec: &MlpSpec) -> String {
+    let mut text = spec.inputs().to_string();
+    for layer in spec.layers() {
+        text.push_str(&format!("-{}:{}", layer.outputs, layer.activation.name()));
+    }
+    text
+}
+
+/// The model's parameters as `(name, shape, values)`, shapes as PyTorch holds them.
+pub(crate) fn parameter_tensors<B: Backend>(model: &Mlp<B>, backend: &B) -> Result<Vec<Tensor>> {
+    Ok(model
+        .state_dict(backend)?
+        .into_iter()
+        .map(|(name, array)| {
+            let shape = array.shape().to_vec();
+            (name, shape, array.into_iter().collect())
+        })
+        .collect())
+}
+
+/// The parameter values of `spec`'s tensors from `file`, in arena order.
+pub(crate) fn parameter_values(file: &File, path: &Path, spec: &MlpSpec) -> Result<Vec<f32>> {
+    let mut values = Vec::with_capacity(spec.parameter_count());
+    for (name, shape) in spec.tensor_names().into_iter().zip(torch_shapes(spec)) {
+        values.extend_from_slice(file.take(path, &name, &shape)?);
+    }
+    Ok(values)
+}
+
+/// Each tensor's shape as PyTorch holds it: weights [out, in], biases [out].
+fn torch_shapes(spec: &MlpSpec) -> Vec<Vec<usize>> {
+    spec.layers()
+        .iter()
+        .flat_map(|l| [vec![l.outputs, l.inputs], vec![l.outputs]])
+        .collect()
+}
+
+/// The optimizer state split per tensor: `optimizer.{buffer}.{tensor}`, each with its
+/// parameter's shape (the gaps of an aligned arena are left out).
+pub(crate) fn optimizer_tensors<A: Arena>(
+    state: &OptimizerState,
+    params: &A,
+    spec: &MlpSpec,
+) -> Vec<Tensor> {
+    let offsets = params.offsets();
+    let mut out = Vec::new();
+    for (buffer, values) in &state.buffers {
+        for ((name, shape), start) in spec
+            .tensor_names()
+            .into_iter()
+            .zip(torch_shapes(spec))
+            .zip(&offsets)
+        {
+            let len: usize = shape.iter().product();
+            out.push((
+                format!("optimizer.{buffer}.{name}"),
+                shape,
+                values[*start..*start + len].to_vec(),
+            ));
+        }
+    }
+    out
+}
+
+/// Rebuilds an optimizer state from a file, with the buffers `like` has and its arena layout.
+pub(crate) fn optimizer_state<A: Arena>(
+    file: &File,
+    path: &Path,
+    like: &OptimizerState,
+    params: &A,
+    spec: &MlpSpec,
+    step: u64,
+) -> Result<OptimizerState> {
+    let offsets = params.offsets();
+    let mut buffers = Vec::new();
+    for (buffer, _) in &like.buffers {
+        let mut values = vec![0.0f32; params.storage_len()];
+        for ((name, shape), start) in spec
+            .tensor_names()
+            .into_iter()
+            .zip(torch_shapes(spec))
+            .zip(&offsets)
+        {
+            let found = file.take(path, &format!("optimizer.{buffer}.{name}"), &shape)?;
+            values[*start..*start + found.len()].copy_from_slice(found);
+        }
+        buffers.push((buffer.clone(), values));
+    }
+    Ok(OptimizerState {
+        optimizer: like.optimizer.clone(),
+        step,
+        buffers,
+    })
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Saves the parameters alone as safetensors (`layers.{i}.weight` `[out, in]`,
+    /// `layers.{i}.bias` `[out]`), loadable by PyTorch's `safetensors.torch.load_file` into a
+    /// module holding its `nn.Linear`s in a `layers` list. The save is atomic.
+    pub fn save_safetensors(&self, backend: &B, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let metadata = HashMap::from([
+            ("format".to_string(), "pt".to_string()),
+            ("architecture".to_string(), architecture(self.spec())),
+        ]);
+        let bytes = encode(path, &parameter_tensors(self, backend)?, metadata)?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Loads parameters from safetensors (as saved by [`Mlp::save_safetensors`], by PyTorch, or
+    /// inside a training checkpoint). Every `layers.{i}.*` tensor must be present, F32, with its
+    /// exact shape; other tensors are ignored. On any error the model is unchanged.
+    pub fn load_safetensors(&mut self, backend: &B, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let file = decode(path, &read(path)?)?;
+        let values = parameter_values(&file, path, self.spec())?;
+        self.set_parameters_flat(backend, &values)
+    }
+}

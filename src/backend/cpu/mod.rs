@@ -63,16 +63,34 @@ impl Arena for CpuArena {
 
 impl CpuArena {
     fn flatten(&self) -> Vec<f32> {
-        self.tensors
-            .iter()
-            .flat_map(|t| t.iter().copied())
-            .collect()
+        let mut out = Vec::with_capacity(self.len());
+        self.flatten_into(&mut out);
+        out
     }
 
-    fn assign(&mut self, values: &[f32]) {
-        let mut values = values.iter();
+    /// Appends every tensor's values, in order, to `out`.
+    pub(crate) fn flatten_into(&self, out: &mut Vec<f32>) {
+        for t in &self.tensors {
+            match t.as_slice() {
+                Some(values) => out.extend_from_slice(values),
+                None => out.extend(t.iter()),
+            }
+        }
+    }
+
+    /// Overwrites the tensors from `values` (laid out as `flatten` gives them).
+    pub(crate) fn assign(&mut self, values: &[f32]) {
+        let mut at = 0;
         for t in &mut self.tensors {
-            t.iter_mut().zip(&mut values).for_each(|(t, &v)| *t = v);
+            let n = t.len();
+            let Some(values) = values.get(at..at + n) else {
+                return;
+            };
+            match t.as_slice_mut() {
+                Some(dst) => dst.copy_from_slice(values),
+                None => t.iter_mut().zip(values).for_each(|(t, &v)| *t = v),
+            }
+            at += n;
         }
     }
 }
@@ -230,12 +248,7 @@ impl Backend for CpuBackend {
         params: &mut CpuArena,
         grads: &CpuArena,
     ) -> Result<()> {
-        // The optimizer works on one contiguous arena; the copies cost O(parameters), small
-        // beside the O(batch · parameters) matmuls of the step.
-        let mut flat = params.flatten();
-        optimizer.step(&mut flat, &grads.flatten())?;
-        params.assign(&flat);
-        Ok(())
+        optimizer.step_arena(params, grads)
     }
 
     fn optimizer_stats_into(

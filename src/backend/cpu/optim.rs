@@ -1,5 +1,6 @@
 //! `cpu::update`: the reference for `shaders/optim.wgsl`, and the optimizer on host slices.
 
+use super::CpuArena;
 use crate::error::Result;
 use crate::optim::{
     Algorithm, OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule, UpdateStats,
@@ -102,26 +103,25 @@ pub(crate) fn sum_squares(values: &[f32]) -> f64 {
     values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
 }
 
-/// One update of `params` from `grads`, the twin of the `update` kernel: clipping, the rule, and
-/// (always, it is cheap here) the monitoring sums (Σg², Σθ², ΣΔθ²) in f64.
+/// One update of `params` from `grads`, the twin of the `update` kernel: clipping, the rule,
+/// and, when `monitor` is set, the monitoring sums (Σg², Σθ², ΣΔθ²) in f64.
 pub(crate) fn update(
     rule: &UpdateRule,
     s: &StepScalars,
     params: &mut [f32],
     grads: &[f32],
     slots: &mut [Option<Vec<f32>>; 3],
+    monitor: bool,
 ) -> [f64; 3] {
     let scale = if rule.clip_norm {
         (s.max_norm / (sum_squares(grads).sqrt() as f32 + 1e-6)).min(1.0)
     } else {
         1.0
     };
-    let [s0, s1, s2] = slots;
-    let mut s0 = s0.as_deref_mut().map(|v| v.iter_mut());
-    let mut s1 = s1.as_deref_mut().map(|v| v.iter_mut());
-    let mut s2 = s2.as_deref_mut().map(|v| v.iter_mut());
+    let [s0, s1, s2] = slots.each_mut().map(|slot| slot.as_deref_mut());
+    let (mut s0, mut s1, mut s2) = (s0, s1, s2);
     let mut sums = [0.0f64; 3];
-    for (theta, &raw) in params.iter_mut().zip(grads) {
+    for (i, (theta, &raw)) in params.iter_mut().zip(grads).enumerate() {
         let mut g = raw;
         if rule.clip_norm {
             g *= scale;
@@ -130,16 +130,18 @@ pub(crate) fn update(
             g = g.clamp(-s.max_value, s.max_value);
         }
         let mut state = Slots([
-            s0.as_mut().and_then(Iterator::next),
-            s1.as_mut().and_then(Iterator::next),
-            s2.as_mut().and_then(Iterator::next),
+            s0.as_deref_mut().map(|v| &mut v[i]),
+            s1.as_deref_mut().map(|v| &mut v[i]),
+            s2.as_deref_mut().map(|v| &mut v[i]),
         ]);
         let before = *theta;
         *theta = update_element(rule, s, before, g, &mut state);
-        let delta = f64::from(*theta - before);
-        sums[0] += f64::from(raw) * f64::from(raw);
-        sums[1] += f64::from(before) * f64::from(before);
-        sums[2] += delta * delta;
+        if monitor {
+            let delta = f64::from(*theta - before);
+            sums[0] += f64::from(raw) * f64::from(raw);
+            sums[1] += f64::from(before) * f64::from(before);
+            sums[2] += delta * delta;
+        }
     }
     sums
 }
@@ -162,6 +164,8 @@ pub struct CpuOptimizer {
     pub(crate) core: OptimizerCore,
     slots: [Option<Vec<f32>>; 3],
     stats: Option<UpdateStats>,
+    /// Reused contiguous copies of a model's tensors (see `step_arena`).
+    flat: (Vec<f32>, Vec<f32>),
 }
 
 impl CpuOptimizer {
@@ -176,6 +180,7 @@ impl CpuOptimizer {
             core,
             slots,
             stats: None,
+            flat: (Vec::new(), Vec::new()),
         })
     }
 
@@ -190,6 +195,7 @@ impl CpuOptimizer {
             params,
             grads,
             &mut self.slots,
+            self.core.monitor,
         );
         self.core.step = step;
         self.stats = self.core.monitor.then(|| UpdateStats {
@@ -198,6 +204,23 @@ impl CpuOptimizer {
             update_norm: sums[2].sqrt() as f32,
         });
         Ok(())
+    }
+
+    /// One update of a model's tensors. The update works on one contiguous arena, so the
+    /// tensors are copied into reused buffers and back: O(parameters), small beside the
+    /// O(batch · parameters) matmuls of a training step.
+    pub(crate) fn step_arena(&mut self, params: &mut CpuArena, grads: &CpuArena) -> Result<()> {
+        let (mut flat_params, mut flat_grads) = std::mem::take(&mut self.flat);
+        flat_params.clear();
+        flat_grads.clear();
+        params.flatten_into(&mut flat_params);
+        grads.flatten_into(&mut flat_grads);
+        let result = self.step(&mut flat_params, &flat_grads);
+        if result.is_ok() {
+            params.assign(&flat_params);
+        }
+        self.flat = (flat_params, flat_grads);
+        result
     }
 
     /// Norms of the last step, if monitoring is on and a step was taken.

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use super::Session;
+use super::session::slot;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, MlpSpec};
@@ -281,5 +283,109 @@ impl<B: Backend> Mlp<B> {
         let file = decode(path, &read(path)?)?;
         let values = parameter_values(&file, path, self.spec())?;
         self.set_parameters_flat(backend, &values)
+    }
+}
+
+impl<B: Backend> Session<'_, B> {
+    /// Saves everything a resumed run needs to continue the same trajectory: parameters,
+    /// optimizer state, the position in the epoch, the running sums, and the configuration as
+    /// metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let backend = self.backend;
+        let spec = self.model.spec();
+        let state = backend.optimizer_state(&self.optimizer)?;
+        let mut tensors = parameter_tensors(self.model, backend)?;
+        tensors.extend(optimizer_tensors(&state, &self.model.params, spec));
+        let totals = backend.download(&self.totals)?;
+        tensors.push((
+            "trainer.totals".into(),
+            vec![slot::LEN],
+            totals.iter().copied().collect(),
+        ));
+        let in_epoch = self.order.is_some() && !self.epoch_done();
+        let metadata = HashMap::from([
+            ("format".into(), FORMAT.into()),
+            ("architecture".into(), architecture(spec)),
+            ("optimizer".into(), self.trainer.optimizer.name().into()),
+            ("loss".into(), self.trainer.loss.name().into()),
+            ("step".into(), self.step.to_string()),
+            ("optimizer_step".into(), state.step.to_string()),
+            ("epoch".into(), self.epoch.to_string()),
+            (
+                "position".into(),
+                if in_epoch { self.position } else { 0 }.to_string(),
+            ),
+            ("in_epoch".into(), u8::from(in_epoch).to_string()),
+            ("seed".into(), self.trainer.seed.to_string()),
+            ("samples".into(), self.train.len.to_string()),
+            ("trainer".into(), format!("{:?}", self.trainer)),
+        ]);
+        let bytes = encode(path, &tensors, metadata)?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
+    /// shape, optimizer, loss and training data: the steps that follow are the ones the saved
+    /// run would have taken. On any error the session is unchanged.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let file = decode(path, &read(path)?)?;
+        let bad = |detail: String| Error::Checkpoint {
+            path: path.display().to_string(),
+            detail,
+        };
+        let spec = self.model.spec().clone();
+        let expect = |key: &str, want: &str| -> Result<()> {
+            let found = file.meta(path, key)?;
+            if found != want {
+                return Err(bad(format!(
+                    "saved with {key} {found:?}, this run has {want:?}"
+                )));
+            }
+            Ok(())
+        };
+        expect("format", FORMAT)?;
+        expect("architecture", &architecture(&spec))?;
+        expect("optimizer", self.trainer.optimizer.name())?;
+        expect("loss", self.trainer.loss.name())?;
+        expect("samples", &self.train.len.to_string())?;
+        let step = file.meta_u64(path, "step")?;
+        let epoch = file.meta_u64(path, "epoch")? as usize;
+        let position = file.meta_u64(path, "position")? as usize;
+        let in_epoch = file.meta_u64(path, "in_epoch")? == 1;
+        if position > self.train.len || (in_epoch && epoch == 0) {
+            return Err(bad(format!(
+                "position {position} of epoch {epoch} does not exist"
+            )));
+        }
+        let params = parameter_values(&file, path, &spec)?;
+        let like = self.backend.optimizer_state(&self.optimizer)?;
+        let state = optimizer_state(
+            &file,
+            path,
+            &like,
+            &self.model.params,
+            &spec,
+            file.meta_u64(path, "optimizer_step")?,
+        )?;
+        let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
+        let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
+            .map_err(|e| bad(e.to_string()))?;
+        // Everything is checked; now apply (the optimizer first: it validates its own state).
+        self.backend
+            .optimizer_load_state(&mut self.optimizer, &state)?;
+        self.model.set_parameters_flat(self.backend, &params)?;
+        self.totals = self.backend.upload(totals.view())?;
+        self.backend
+            .copy_arena(&self.model.params, &mut self.last_good)?;
+        self.step = step;
+        self.epoch = epoch;
+        self.position = position;
+        self.order = None;
+        if in_epoch {
+            self.order = Some(self.epoch_order()?);
+        }
+        Ok(())
     }
 }

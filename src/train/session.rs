@@ -2,11 +2,8 @@
 //! loss, backward, clipping and the update, then submits once; the host reads back only at
 //! epoch ends and at logged steps.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::Path;
 
-use super::checkpoint;
 use super::{EpochRecord, History, StepRecord, StopReason, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
@@ -67,22 +64,22 @@ impl<B: Backend> DeviceData<B> {
 /// One training run in progress: [`Session::step`] takes one optimizer step,
 /// [`Session::run_epoch`] finishes the current epoch, [`Session::run`] trains to the end.
 pub struct Session<'a, B: Backend> {
-    trainer: &'a Trainer,
-    backend: &'a B,
-    model: &'a mut Mlp<B>,
-    train: DeviceData<B>,
+    pub(super) trainer: &'a Trainer,
+    pub(super) backend: &'a B,
+    pub(super) model: &'a mut Mlp<B>,
+    pub(super) train: DeviceData<B>,
     validation: Option<(DeviceData<B>, B::Indices)>,
-    optimizer: B::Optimizer,
-    totals: B::Matrix,
+    pub(super) optimizer: B::Optimizer,
+    pub(super) totals: B::Matrix,
     /// One per batch size seen (the full batches and the last, shorter one).
     workspaces: Vec<Workspace<B::Matrix>>,
     /// This epoch's sample order, and how far into it the steps have gone.
-    order: Option<B::Indices>,
-    position: usize,
-    epoch: usize,
-    step: u64,
+    pub(super) order: Option<B::Indices>,
+    pub(super) position: usize,
+    pub(super) epoch: usize,
+    pub(super) step: u64,
     /// The parameters after the last epoch whose loss was finite.
-    last_good: B::Arena,
+    pub(super) last_good: B::Arena,
     first_loss: Option<f64>,
     best: Option<(f64, usize)>,
     history: History,
@@ -275,7 +272,7 @@ impl<'a, B: Backend> Session<'a, B> {
 
     /// The shuffled sample order of the current epoch. Each epoch draws from its own generator,
     /// seeded by (seed, epoch), so a resumed run shuffles exactly as an unbroken one.
-    fn epoch_order(&self) -> Result<B::Indices> {
+    pub(super) fn epoch_order(&self) -> Result<B::Indices> {
         let seed = self
             .trainer
             .seed
@@ -288,7 +285,7 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     /// Whether the current epoch has used every sample.
-    fn epoch_done(&self) -> bool {
+    pub(super) fn epoch_done(&self) -> bool {
         self.order.is_some() && self.position >= self.train.len
     }
 
@@ -385,112 +382,6 @@ impl<'a, B: Backend> Session<'a, B> {
             }
         }
         self.history.stop = StopReason::MaxEpochs;
-        Ok(())
-    }
-
-    /// Saves everything a resumed run needs to continue the same trajectory: parameters,
-    /// optimizer state, the position in the epoch, the running sums, and the configuration as
-    /// metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
-    pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let backend = self.backend;
-        let spec = self.model.spec();
-        let state = backend.optimizer_state(&self.optimizer)?;
-        let mut tensors = checkpoint::parameter_tensors(self.model, backend)?;
-        tensors.extend(checkpoint::optimizer_tensors(
-            &state,
-            &self.model.params,
-            spec,
-        ));
-        let totals = backend.download(&self.totals)?;
-        tensors.push((
-            "trainer.totals".into(),
-            vec![slot::LEN],
-            totals.iter().copied().collect(),
-        ));
-        let in_epoch = self.order.is_some() && !self.epoch_done();
-        let metadata = HashMap::from([
-            ("format".into(), checkpoint::FORMAT.into()),
-            ("architecture".into(), checkpoint::architecture(spec)),
-            ("optimizer".into(), self.trainer.optimizer.name().into()),
-            ("loss".into(), self.trainer.loss.name().into()),
-            ("step".into(), self.step.to_string()),
-            ("optimizer_step".into(), state.step.to_string()),
-            ("epoch".into(), self.epoch.to_string()),
-            (
-                "position".into(),
-                if in_epoch { self.position } else { 0 }.to_string(),
-            ),
-            ("in_epoch".into(), u8::from(in_epoch).to_string()),
-            ("seed".into(), self.trainer.seed.to_string()),
-            ("samples".into(), self.train.len.to_string()),
-            ("trainer".into(), format!("{:?}", self.trainer)),
-        ]);
-        let bytes = checkpoint::encode(path, &tensors, metadata)?;
-        checkpoint::write_atomic(path, &bytes)
-    }
-
-    /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
-    /// shape, optimizer, loss and training data: the steps that follow are the ones the saved
-    /// run would have taken. On any error the session is unchanged.
-    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let file = checkpoint::decode(path, &checkpoint::read(path)?)?;
-        let bad = |detail: String| Error::Checkpoint {
-            path: path.display().to_string(),
-            detail,
-        };
-        let spec = self.model.spec().clone();
-        let expect = |key: &str, want: &str| -> Result<()> {
-            let found = file.meta(path, key)?;
-            if found != want {
-                return Err(bad(format!(
-                    "saved with {key} {found:?}, this run has {want:?}"
-                )));
-            }
-            Ok(())
-        };
-        expect("format", checkpoint::FORMAT)?;
-        expect("architecture", &checkpoint::architecture(&spec))?;
-        expect("optimizer", self.trainer.optimizer.name())?;
-        expect("loss", self.trainer.loss.name())?;
-        expect("samples", &self.train.len.to_string())?;
-        let step = file.meta_u64(path, "step")?;
-        let epoch = file.meta_u64(path, "epoch")? as usize;
-        let position = file.meta_u64(path, "position")? as usize;
-        let in_epoch = file.meta_u64(path, "in_epoch")? == 1;
-        if position > self.train.len || (in_epoch && epoch == 0) {
-            return Err(bad(format!(
-                "position {position} of epoch {epoch} does not exist"
-            )));
-        }
-        let params = checkpoint::parameter_values(&file, path, &spec)?;
-        let like = self.backend.optimizer_state(&self.optimizer)?;
-        let state = checkpoint::optimizer_state(
-            &file,
-            path,
-            &like,
-            &self.model.params,
-            &spec,
-            file.meta_u64(path, "optimizer_step")?,
-        )?;
-        let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
-        let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
-            .map_err(|e| bad(e.to_string()))?;
-        // Everything is checked; now apply (the optimizer first: it validates its own state).
-        self.backend
-            .optimizer_load_state(&mut self.optimizer, &state)?;
-        self.model.set_parameters_flat(self.backend, &params)?;
-        self.totals = self.backend.upload(totals.view())?;
-        self.backend
-            .copy_arena(&self.model.params, &mut self.last_good)?;
-        self.step = step;
-        self.epoch = epoch;
-        self.position = position;
-        self.order = None;
-        if in_epoch {
-            self.order = Some(self.epoch_order()?);
-        }
         Ok(())
     }
 

@@ -44,6 +44,29 @@ fn workspace<'w, B: Backend>(
     Ok(&mut workspaces[index])
 }
 
+/// Gathers the batch at `start` of `data` in `order` into `ws`, runs the forward pass and the
+/// fused loss into `totals[slot..]`; with `grad`, also ∂loss/∂logits for the backward pass.
+fn forward_loss<B: Backend>(
+    backend: &B,
+    model: &Mlp<B>,
+    loss: crate::nn::Loss,
+    (data, order, start): (&DeviceData<B>, &B::Indices, usize),
+    ws: &mut Workspace<B::Matrix>,
+    (totals, slot): (&mut B::Matrix, usize),
+    grad: bool,
+) -> Result<()> {
+    backend.gather_rows_into(&data.x, order, start, &mut ws.input)?;
+    backend.gather_rows_into(&data.y, order, start, &mut ws.target)?;
+    model.forward_batch(backend, ws)?;
+    let last = ws.outputs.len() - 1;
+    let grad = if grad {
+        Some(&mut ws.output_grads[last])
+    } else {
+        None
+    };
+    backend.loss_into(loss, &ws.outputs[last], &ws.target, grad, totals, slot)
+}
+
 /// A dataset on the backend.
 pub(crate) struct DeviceData<B: Backend> {
     pub x: B::Matrix,
@@ -228,17 +251,14 @@ impl<'a, B: Backend> Session<'a, B> {
                 detail: "no epoch order".into(),
             });
         };
-        backend.gather_rows_into(&self.train.x, order, self.position, &mut ws.input)?;
-        backend.gather_rows_into(&self.train.y, order, self.position, &mut ws.target)?;
-        self.model.forward_batch(backend, ws)?;
-        let last = ws.outputs.len() - 1;
-        backend.loss_into(
+        forward_loss(
+            backend,
+            self.model,
             self.trainer.loss,
-            &ws.outputs[last],
-            &ws.target,
-            Some(&mut ws.output_grads[last]),
-            &mut self.totals,
-            slot::TRAIN,
+            (&self.train, order, self.position),
+            ws,
+            (&mut self.totals, slot::TRAIN),
+            true,
         )?;
         self.model.backward_batch(backend, ws)?;
         backend.optimizer_step(
@@ -309,17 +329,14 @@ impl<'a, B: Backend> Session<'a, B> {
                     self.trainer.loss,
                     n,
                 )?;
-                backend.gather_rows_into(&data.x, all, start, &mut ws.input)?;
-                backend.gather_rows_into(&data.y, all, start, &mut ws.target)?;
-                self.model.forward_batch(backend, ws)?;
-                let last = ws.outputs.len() - 1;
-                backend.loss_into(
+                forward_loss(
+                    backend,
+                    self.model,
                     self.trainer.loss,
-                    &ws.outputs[last],
-                    &ws.target,
-                    None,
-                    &mut self.totals,
-                    slot::VALIDATION,
+                    (data, all, start),
+                    ws,
+                    (&mut self.totals, slot::VALIDATION),
+                    false,
                 )?;
                 start += n;
             }

@@ -4,12 +4,14 @@
 //! operation (2·M·N·K per product), so elem/s reads as FLOP/s. The GPU clock stops only after
 //! the device has finished every queued product.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
-use steepest::{Backend, CpuBackend, GpuBackend, Matmul};
+use steepest::{Backend, CpuBackend, Matmul};
 
 /// (name, M, N, K). Squares, then a tall-skinny product (a batch of 16384 through a 1024→64
 /// layer).
@@ -51,17 +53,7 @@ fn run<B: Backend>(
 }
 
 fn bench_matmul(c: &mut Criterion) {
-    let gpu = match GpuBackend::new() {
-        Ok(gpu) => Some(gpu),
-        Err(e) => {
-            eprintln!("GPU benchmarks skipped: {e}");
-            None
-        }
-    };
-    println!(
-        "GPU adapter: {}",
-        gpu.as_ref().map_or("none".to_string(), |g| g.describe())
-    );
+    let gpu = common::gpu_or_skip();
 
     let mut group = c.benchmark_group("matmul (elements = FLOPs)");
     group

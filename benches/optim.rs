@@ -5,12 +5,13 @@
 //! the figure to hold against the device's copy bandwidth. The GPU clock stops only after the
 //! device has finished every queued step.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use steepest::{
-    Adagrad, Adam, AdamW, Backend, CpuOptimizer, GpuBackend, GpuBuffer, GpuOptimizer,
-    OptimizerConfig, RmsProp, Sgd,
+    Adagrad, Adam, AdamW, CpuOptimizer, GpuBuffer, GpuOptimizer, OptimizerConfig, RmsProp, Sgd,
 };
 
 const SIZES: [usize; 3] = [10_000, 1_000_000, 10_000_000];
@@ -36,17 +37,7 @@ fn bytes_per_param(state_buffers: u64) -> u64 {
 }
 
 fn bench_optim(c: &mut Criterion) {
-    let gpu = match GpuBackend::new() {
-        Ok(gpu) => Some(gpu),
-        Err(e) => {
-            eprintln!("GPU benchmarks skipped: {e}");
-            None
-        }
-    };
-    println!(
-        "GPU adapter: {}",
-        gpu.as_ref().map_or("none".to_string(), |g| g.describe())
-    );
+    let gpu = common::gpu_or_skip();
 
     let mut group = c.benchmark_group("optimizer step (elements = parameters)");
     group

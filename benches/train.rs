@@ -5,6 +5,8 @@
 //! (ReLU) at batch 512, where the matmuls dominate. The GPU clock stops only after the device
 //! has finished every queued step.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -12,8 +14,7 @@ use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Dataset, GpuBackend, Init, Loss, Mlp, MlpSpec, Session,
-    Trainer,
+    Activation, Adam, Backend, CpuBackend, Dataset, Init, Loss, Mlp, MlpSpec, Session, Trainer,
 };
 
 /// (label, layer widths, batch size).
@@ -78,17 +79,7 @@ fn bench_backend<B: Backend>(
 }
 
 fn bench_train(c: &mut Criterion) {
-    let gpu = match GpuBackend::new() {
-        Ok(gpu) => Some(gpu),
-        Err(e) => {
-            eprintln!("GPU benchmarks skipped: {e}");
-            None
-        }
-    };
-    println!(
-        "GPU adapter: {}",
-        gpu.as_ref().map_or("none".to_string(), |g| g.describe())
-    );
+    let gpu = common::gpu_or_skip();
     let mut group = c.benchmark_group("training step (elements = samples)");
     group
         .sample_size(10)

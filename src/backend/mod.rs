@@ -311,6 +311,11 @@ pub trait Backend {
     /// The fused loss: writes ∂(batch-mean loss)/∂logits into `grad` (when given), sets
     /// `totals[slot]` to the batch's summed row losses and `totals[slot + 1]` to its correct
     /// predictions, and adds both to `totals[slot + 2]` and `totals[slot + 3]`.
+    ///
+    /// Class labels must be integers in `0..cols`. The CPU backend checks them
+    /// ([`Error::Label`]); a GPU kernel cannot fail, so the GPU backend trusts them — build
+    /// training data with [`Dataset::classification`](crate::Dataset::classification), which
+    /// checks every label once.
     fn loss_into(
         &self,
         loss: Loss,

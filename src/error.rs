@@ -99,17 +99,6 @@ pub enum Error {
         limit_name: &'static str,
     },
 
-    /// A dispatch would need more workgroups in one dimension than the device allows.
-    #[error("{op}: needs {needed} workgroups in one dimension, over the device's limit of {limit}")]
-    TooManyWorkgroups {
-        /// The operation.
-        op: &'static str,
-        /// Workgroups needed.
-        needed: u64,
-        /// `max_compute_workgroups_per_dimension`.
-        limit: u32,
-    },
-
     /// Operand shapes do not fit together.
     #[error("{op}: shape mismatch: {detail}")]
     Shape {

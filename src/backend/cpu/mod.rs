@@ -17,7 +17,7 @@ pub use reduce::{column_sum, sum_squares};
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Activation, Arena, Backend, Matmul, Matrix, arena_len, totals_dims};
+use super::{Activation, Arena, Backend, Matmul, Matrix, arena_len, same_shape, totals_dims};
 use crate::error::Result;
 use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
@@ -201,7 +201,12 @@ impl Backend for CpuBackend {
 
     fn copy_arena(&self, src: &CpuArena, dst: &mut CpuArena) -> Result<()> {
         arena_len("copy arena", dst.len(), src.len())?;
-        dst.assign(&src.flatten());
+        for (d, s) in dst.tensors.iter_mut().zip(&src.tensors) {
+            same_shape("copy arena", s.dim(), d.dim())?;
+        }
+        for (d, s) in dst.tensors.iter_mut().zip(&src.tensors) {
+            d.assign(s);
+        }
         Ok(())
     }
 

@@ -1,38 +1,60 @@
 // matmul.wgsl: C = act(op(A) · op(B) + bias), f32, row-major, op() optionally transposing.
 //
 // Bindings (group 0):
-//   0 params: uniform Params (below); sizes and element offsets into each buffer
-//   1 a:      storage, read  array<vec4<f32>>  A as stored: M×K, or K×M when TRANS_A
-//   2 b:      storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
-//   3 bias:   storage, read  array<f32>        N values, read only when HAS_BIAS
-//   4 c:      storage, rw    array<f32>        C: M×N, every element overwritten
-// Dispatch: (ceil(N / 128), ceil(M / 128), 1) workgroups of 16×16 invocations, in pieces of at
-// most the device's per-dimension limit (row_tile_base, col_tile_base say which piece).
+//   0 params:   uniform Params (below); sizes, element offsets, the tile grid and the K split
+//   1 a:        storage, read  array<vec4<f32>>  A as stored: M×K, or K×M when TRANS_A
+//   2 b:        storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
+//   3 bias:     storage, read  array<f32>        N values, read only when HAS_BIAS
+//   4 c:        storage, rw    array<f32>        C: M×N, every element overwritten
+//   5 partials: storage, rw    array<f32>        SPLIT only: splits × M × N partial products
 //
-// Each workgroup computes one 128×128 tile of C. K advances 8 at a time: the 128×8 slice of
-// op(A) and the 8×128 slice of op(B) are staged in workgroup memory, op(A)'s transposed so both
-// are read as vec4 along the output's rows and columns. Each invocation accumulates an 8×8
-// block of C in registers, as rows {4·ly + r, 64 + 4·ly + r} and columns {4·lx + j, 64 + 4·lx + j}
-// of the tile, so that neighbouring invocations read neighbouring vec4s from workgroup memory.
-// The next K-slice is loaded from global memory into registers while the current one is
-// multiplied (one stage of prefetch). Out-of-range elements are loaded as zeros, so edge tiles
-// need no special path; only the final store is masked.
+// Entry points and dispatch:
+//   matmul         one workgroup of WG_X × WG_Y invocations per (tile, K slice). The flat
+//                  workgroup id wg.y · groups_x + wg.x enumerates K slice, then tile row, then
+//                  tile column (the grid is folded into two dimensions so it stays under the
+//                  device's per-dimension limit); ids past the last one return at once.
+//                  Without SPLIT it writes act(acc + bias) to C; with SPLIT, the slice's raw
+//                  sums to partials[slice · M·N + row · N + col].
+//   matmul_reduce  SPLIT only, after `matmul`: (G, 1, 1) workgroups of 256, each invocation
+//                  striding over the M·N outputs: C = act(Σ_slice partials (in slice order) +
+//                  bias). The order is fixed, so results are the same run to run.
+//
+// Tile configurations (override constants, chosen per call by the host from M, N, K): a tile
+// is TILE_M × TILE_N with TILE_M = 4·WG_Y·GROUPS_M and TILE_N = 4·WG_X·GROUPS_N. Each
+// invocation accumulates GROUPS_M × GROUPS_N blocks of 4×4 in registers, at rows
+// h·4·WG_Y + 4·ly + r and columns w·4·WG_X + 4·lx + j of the tile, so neighbouring invocations
+// read neighbouring vec4s of workgroup memory. K advances TILE_K = 8 at a time: the TILE_M×8
+// slice of op(A) (staged transposed, K-major) and the 8×TILE_N slice of op(B) sit in workgroup
+// memory, each invocation loading at most one vec4 of each (the host keeps 8·TILE_M/4 and
+// 8·TILE_N/4 within the invocation count); the next slice is loaded into registers while the
+// current one is multiplied. Out-of-range elements (past M, N, or the end of this K slice)
+// load as zeros, so edge tiles need no special path; only the final store is masked.
 //
 // Global loads are vec4 when the stored row length and the element offset are multiples of 4
 // (A_VEC4, B_VEC4, chosen by the host), else four masked scalar loads.
+//
+// Bounds: every global index is offset + row · stride + col with row and col checked against
+// the extents in `params`, which the host has checked against the bound buffers; workgroup
+// indices stay below 8 · 32 (TM4, TN4 ≤ 32); the accumulator index below 16.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
-// 0 identity, 1 ReLU, 2 sigmoid, 3 tanh (Activation::shader_code on the host).
+// 0 identity, 1 ReLU, 2 sigmoid, 3 tanh (the host's activation code; it never passes others).
 override ACTIVATION: u32 = 0u;
 override A_VEC4: bool = false;
 override B_VEC4: bool = false;
+override WG_X: u32 = 16u;
+override WG_Y: u32 = 16u;
+override GROUPS_M: u32 = 2u;   // 1 or 2
+override GROUPS_N: u32 = 2u;   // 1 or 2
+override SPLIT: bool = false;
 
-const TILE: u32 = 128u;      // output rows and columns per workgroup
-const HALF: u32 = 64u;       // an invocation's two row (column) groups are HALF apart
-const TILE_K: u32 = 8u;      // K per stage
-const TILE_VEC4: u32 = 32u;  // TILE / 4: vec4s per K-row of a staged slice
+override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4 (≤ 32)
+override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4 (≤ 32)
+override THREADS: u32 = WG_X * WG_Y;
+const TILE_K: u32 = 8u;
+const REDUCE_WORKGROUP: u32 = 256u;
 
 struct Params {
     m: u32,
@@ -42,11 +64,11 @@ struct Params {
     b_offset: u32,
     bias_offset: u32,
     c_offset: u32,
-    row_tile_base: u32,   // first tile row and column of this dispatch: a grid wider than the
-    col_tile_base: u32,   // device's per-dimension workgroup limit is dispatched in pieces
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    tiles_n: u32,        // tile columns
+    tiles: u32,          // tiles per K slice: tile rows × tile columns
+    k_per_split: u32,    // K per slice, a multiple of TILE_K
+    splits: u32,         // K slices (1 without SPLIT)
+    groups_x: u32,       // workgroups along x in this dispatch
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -54,16 +76,18 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
-// Staged slices, indexed [k * TILE_VEC4 + i / 4]: op(A)ᵀ (K-major) and op(B).
+// Staged slices, indexed [kk · TM4 + row / 4] (op(A)ᵀ, K-major) and [kk · TN4 + col / 4].
 var<workgroup> tile_a: array<vec4<f32>, 256>;
 var<workgroup> tile_b: array<vec4<f32>, 256>;
 
-// Four consecutive elements of stored row `row`, columns `col..col + 4`, zero outside rows×cols.
-fn load_a4(row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+// Four consecutive elements of stored row `row`, columns `col..col + 4` of A (row length
+// `stride`), zero where row ≥ rows or column ≥ cols.
+fn load_a4(row: u32, col: u32, rows: u32, cols: u32, stride: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     if (row < rows) {
-        let base = params.a_offset + row * cols + col;
+        let base = params.a_offset + row * stride + col;
         if (A_VEC4 && col + 3u < cols) {
             v = a[base >> 2u];
         } else {
@@ -78,10 +102,10 @@ fn load_a4(row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
     return v;
 }
 
-fn load_b4(row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+fn load_b4(row: u32, col: u32, rows: u32, cols: u32, stride: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     if (row < rows) {
-        let base = params.b_offset + row * cols + col;
+        let base = params.b_offset + row * stride + col;
         if (B_VEC4 && col + 3u < cols) {
             v = b[base >> 2u];
         } else {
@@ -96,41 +120,53 @@ fn load_b4(row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
     return v;
 }
 
-// The 4 values invocation `t` (0..256) contributes to the op(A) slice at (row0, k0). Without
-// TRANS_A they run along K (one stored row); with it, along M.
-fn fetch_a(t: u32, row0: u32, k0: u32) -> vec4<f32> {
-    if (TRANS_A) {
-        return load_a4(k0 + t / TILE_VEC4, row0 + (t % TILE_VEC4) * 4u, params.k, params.m);
+// The vec4 invocation `t` contributes to the op(A) slice at (row0, k0), K ending at k_end.
+// Without TRANS_A it runs along K (one stored row); with it, along M.
+fn fetch_a(t: u32, row0: u32, k0: u32, k_end: u32) -> vec4<f32> {
+    if (t >= 8u * TM4) {
+        return vec4<f32>(0.0);
     }
-    return load_a4(row0 + t / 2u, k0 + (t % 2u) * 4u, params.m, params.k);
+    if (TRANS_A) {
+        return load_a4(k0 + t / TM4, row0 + (t % TM4) * 4u, k_end, params.m, params.m);
+    }
+    return load_a4(row0 + t / 2u, k0 + (t % 2u) * 4u, params.m, k_end, params.k);
 }
 
-// The 4 values invocation `t` contributes to the op(B) slice at (k0, col0): along N without
+// The vec4 invocation `t` contributes to the op(B) slice at (k0, col0): along N without
 // TRANS_B, along K with it.
-fn fetch_b(t: u32, k0: u32, col0: u32) -> vec4<f32> {
-    if (TRANS_B) {
-        return load_b4(col0 + t / 2u, k0 + (t % 2u) * 4u, params.n, params.k);
+fn fetch_b(t: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
+    if (t >= 8u * TN4) {
+        return vec4<f32>(0.0);
     }
-    return load_b4(k0 + t / TILE_VEC4, col0 + (t % TILE_VEC4) * 4u, params.k, params.n);
+    if (TRANS_B) {
+        return load_b4(col0 + t / 2u, k0 + (t % 2u) * 4u, params.n, k_end, params.k);
+    }
+    return load_b4(k0 + t / TN4, col0 + (t % TN4) * 4u, k_end, params.n, params.n);
 }
 
 fn stage_a(t: u32, v: vec4<f32>) {
+    if (t >= 8u * TM4) {
+        return;
+    }
     if (TRANS_A) {
         tile_a[t] = v;
     } else {
         // v holds K = 4·(t % 2) .. +4 of tile row t / 2: scatter into the K-major slice.
         let row = t / 2u;
         for (var j = 0u; j < 4u; j++) {
-            tile_a[((t % 2u) * 4u + j) * TILE_VEC4 + row / 4u][row % 4u] = v[j];
+            tile_a[((t % 2u) * 4u + j) * TM4 + row / 4u][row % 4u] = v[j];
         }
     }
 }
 
 fn stage_b(t: u32, v: vec4<f32>) {
+    if (t >= 8u * TN4) {
+        return;
+    }
     if (TRANS_B) {
         let col = t / 2u;
         for (var j = 0u; j < 4u; j++) {
-            tile_b[((t % 2u) * 4u + j) * TILE_VEC4 + col / 4u][col % 4u] = v[j];
+            tile_b[((t % 2u) * 4u + j) * TN4 + col / 4u][col % 4u] = v[j];
         }
     } else {
         tile_b[t] = v;
@@ -153,53 +189,72 @@ fn activate(x: vec4<f32>) -> vec4<f32> {
             return sign(x) * (1.0 - e) / (1.0 + e);
         }
         default: {
+            // Code 0; the host passes no other.
             return x;
         }
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = (wg.y + params.row_tile_base) * TILE;
-    let col0 = (wg.x + params.col_tile_base) * TILE;
-    let t = lid.y * 16u + lid.x;
+    let id = wg.y * params.groups_x + wg.x;
+    if (id >= params.tiles * params.splits) {
+        return;
+    }
+    let slice = id / params.tiles;
+    let tile = id % params.tiles;
+    let row0 = (tile / params.tiles_n) * (4u * TM4);
+    let col0 = (tile % params.tiles_n) * (4u * TN4);
+    let k_begin = slice * params.k_per_split;
+    let k_end = min(k_begin + params.k_per_split, params.k);
+    let t = lid.y * WG_X + lid.x;
 
     var acc: array<vec4<f32>, 16>;  // [(h * 4 + r) * 2 + w]: row group h, row r, column group w
-    var next_a = fetch_a(t, row0, 0u);
-    var next_b = fetch_b(t, 0u, col0);
+    var next_a = fetch_a(t, row0, k_begin, k_end);
+    var next_b = fetch_b(t, k_begin, col0, k_end);
 
-    for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
         stage_a(t, next_a);
         stage_b(t, next_b);
         workgroupBarrier();
-        if (k0 + TILE_K < params.k) {
-            next_a = fetch_a(t, row0, k0 + TILE_K);
-            next_b = fetch_b(t, k0 + TILE_K, col0);
+        if (k0 + TILE_K < k_end) {
+            next_a = fetch_a(t, row0, k0 + TILE_K, k_end);
+            next_b = fetch_b(t, k0 + TILE_K, col0, k_end);
         }
         for (var kk = 0u; kk < TILE_K; kk++) {
-            let a_lo = tile_a[kk * TILE_VEC4 + lid.y];
-            let a_hi = tile_a[kk * TILE_VEC4 + 16u + lid.y];
-            let b_lo = tile_b[kk * TILE_VEC4 + lid.x];
-            let b_hi = tile_b[kk * TILE_VEC4 + 16u + lid.x];
-            for (var r = 0u; r < 4u; r++) {
-                acc[r * 2u] = fma(vec4<f32>(a_lo[r]), b_lo, acc[r * 2u]);
-                acc[r * 2u + 1u] = fma(vec4<f32>(a_lo[r]), b_hi, acc[r * 2u + 1u]);
-                acc[8u + r * 2u] = fma(vec4<f32>(a_hi[r]), b_lo, acc[8u + r * 2u]);
-                acc[8u + r * 2u + 1u] = fma(vec4<f32>(a_hi[r]), b_hi, acc[8u + r * 2u + 1u]);
+            for (var h = 0u; h < GROUPS_M; h++) {
+                let av = tile_a[kk * TM4 + h * WG_Y + lid.y];
+                for (var w = 0u; w < GROUPS_N; w++) {
+                    let bv = tile_b[kk * TN4 + w * WG_X + lid.x];
+                    for (var r = 0u; r < 4u; r++) {
+                        let i = (h * 4u + r) * 2u + w;
+                        acc[i] = fma(vec4<f32>(av[r]), bv, acc[i]);
+                    }
+                }
             }
         }
         workgroupBarrier();
     }
 
-    for (var h = 0u; h < 2u; h++) {
+    let mn = params.m * params.n;
+    for (var h = 0u; h < GROUPS_M; h++) {
         for (var r = 0u; r < 4u; r++) {
-            let row = row0 + h * HALF + lid.y * 4u + r;
+            let row = row0 + h * 4u * WG_Y + lid.y * 4u + r;
             if (row >= params.m) {
                 continue;
             }
-            for (var w = 0u; w < 2u; w++) {
-                let col = col0 + w * HALF + lid.x * 4u;
+            for (var w = 0u; w < GROUPS_N; w++) {
+                let col = col0 + w * 4u * WG_X + lid.x * 4u;
                 var v = acc[(h * 4u + r) * 2u + w];
+                if (SPLIT) {
+                    let base = slice * mn + row * params.n + col;
+                    for (var j = 0u; j < 4u; j++) {
+                        if (col + j < params.n) {
+                            partials[base + j] = v[j];
+                        }
+                    }
+                    continue;
+                }
                 if (HAS_BIAS) {
                     for (var j = 0u; j < 4u; j++) {
                         if (col + j < params.n) {
@@ -216,5 +271,23 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                 }
             }
         }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn matmul_reduce(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let mn = params.m * params.n;
+    for (var e = gid.x; e < mn; e += groups.x * REDUCE_WORKGROUP) {
+        var sum = 0.0;
+        for (var s = 0u; s < params.splits; s++) {
+            sum += partials[s * mn + e];
+        }
+        if (HAS_BIAS) {
+            sum += bias[params.bias_offset + e % params.n];
+        }
+        c[params.c_offset + e] = activate(vec4<f32>(sum)).x;
     }
 }

@@ -30,6 +30,17 @@ pub enum Error {
         seen: Vec<String>,
     },
 
+    /// An environment variable or option has a value the library does not accept.
+    #[error("{variable} = {value:?} is not accepted; use one of: {accepted}")]
+    Config {
+        /// The variable or option, e.g. `WGPU_BACKEND`.
+        variable: &'static str,
+        /// The value given.
+        value: String,
+        /// The values that are accepted.
+        accepted: &'static str,
+    },
+
     /// The adapter refused to create a device.
     #[error("adapter {adapter:?} could not create a device: {message}")]
     RequestDevice {

@@ -37,7 +37,8 @@ pub mod train;
 
 pub use backend::cpu::{CpuArena, CpuBackend, CpuOptimizer};
 pub use backend::gpu::{
-    GpuArena, GpuBackend, GpuBuffer, GpuContext, GpuIndices, GpuMatrix, GpuOptimizer, GpuOptions,
+    GpuArena, GpuBackend, GpuBuffer, GpuContext, GpuCounters, GpuIndices, GpuMatrix, GpuOptimizer,
+    GpuOptions,
 };
 pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix};
 pub use data::{Dataset, Standardizer};

@@ -65,14 +65,21 @@ fn writes_land_where_asked_even_when_not_word_aligned() {
     assert!(
         matches!(
             err,
-            Error::Length {
+            Error::Shape {
                 op: "write buffer",
-                expected: 2,
-                actual: 3
+                ..
             }
         ),
         "{err:?}"
     );
+    // The message names the offset, the length and the buffer's size.
+    let message = err.to_string();
+    for part in ["3 elements at offset 4", "\"floats\"", "6 elements"] {
+        assert!(message.contains(part), "{message:?} lacks {part:?}");
+    }
+    let err = floats.read_range(ctx, 5, 2).unwrap_err();
+    assert!(err.to_string().contains("2 elements from 5"), "{err}");
+    assert_eq!(floats.read_range(ctx, 2, 0).unwrap(), Vec::<f32>::new());
     assert!(
         floats.read(ctx).unwrap().iter().all(|v| v.is_nan()),
         "a rejected write changed data"

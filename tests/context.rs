@@ -83,12 +83,22 @@ fn options_follow_wgpus_environment_variables() {
                 .map(|(_, v)| v.to_string())
         }
     };
-    assert_eq!(GpuOptions::from_vars(vars(&[])), GpuOptions::default());
+    assert_eq!(
+        GpuOptions::from_vars(vars(&[])).unwrap(),
+        GpuOptions::default()
+    );
+    assert!(
+        !GpuOptions::default().shader_checks,
+        "kernels are trusted by default"
+    );
     let options = GpuOptions::from_vars(vars(&[
         ("WGPU_BACKEND", "vulkan,metal"),
         ("WGPU_ADAPTER_NAME", "llvmpipe"),
         ("WGPU_POWER_PREF", "low"),
-    ]));
+        ("STEEPEST_SHADER_CHECKS", "1"),
+    ]))
+    .unwrap();
+    assert!(options.shader_checks);
     assert_eq!(
         options.backends,
         wgpu::Backends::VULKAN | wgpu::Backends::METAL
@@ -98,7 +108,24 @@ fn options_follow_wgpus_environment_variables() {
     let options = GpuOptions::from_vars(vars(&[
         ("WGPU_POWER_PREF", "none"),
         ("WGPU_BACKEND", "dx12"),
-    ]));
+        ("STEEPEST_SHADER_CHECKS", "off"),
+    ]))
+    .unwrap();
+    assert!(!options.shader_checks);
+    // A value that is set but not understood is an error naming the variable, the value and
+    // what is accepted; never a silent default.
+    for (variable, value, accepted) in [
+        ("WGPU_BACKEND", "nonsense", "vulkan"),
+        ("WGPU_POWER_PREF", "fastest", "high, low or none"),
+        ("STEEPEST_SHADER_CHECKS", "maybe", "1, true"),
+    ] {
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(vec![(variable, value)].into_boxed_slice());
+        let message = GpuOptions::from_vars(vars(pairs)).unwrap_err().to_string();
+        for part in [variable, value, accepted] {
+            assert!(message.contains(part), "{message:?} lacks {part:?}");
+        }
+    }
     assert_eq!(options.power_preference, wgpu::PowerPreference::None);
     assert_eq!(options.backends, wgpu::Backends::DX12);
 }

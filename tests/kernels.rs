@@ -15,16 +15,12 @@ use steepest::{Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, Los
 /// that are multiples of nothing.
 const AWKWARD: [usize; 7] = [1, 3, 7, 63, 65, 257, 300];
 
-/// A `rows × cols` GPU matrix at element `offset` of a buffer filled with NaN (`offset` NaNs in
-/// front, 5 behind), and the buffer, so a test can check nothing outside the view was written.
-fn poisoned(rows: usize, cols: usize, offset: usize) -> (GpuMatrix, GpuBuffer<f32>) {
-    let ctx = gpu().context();
-    let buffer =
-        GpuBuffer::from_slice(ctx, "poisoned", &vec![f32::NAN; offset + rows * cols + 5]).unwrap();
-    (
-        GpuMatrix::view(buffer.clone(), offset, rows, cols).unwrap(),
-        buffer,
-    )
+/// A `rows × cols` GPU matrix at element `offset` of a buffer, NaN inside the view and
+/// canaries around it (`offset` in front, a deep band behind), so a test can check nothing
+/// outside the view was written.
+fn poisoned(rows: usize, cols: usize, offset: usize) -> (GpuMatrix, common::Guarded) {
+    let guarded = common::guarded(rows, cols, offset);
+    (guarded.matrix.clone(), guarded)
 }
 
 /// `host` uploaded at element `offset` of a buffer with garbage around it.
@@ -36,17 +32,9 @@ fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
     GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
 }
 
-/// Asserts the NaN padding around a poisoned view survived.
-fn assert_untouched(what: &str, buffer: &GpuBuffer<f32>, offset: usize, len: usize) {
-    let all = buffer.read(gpu().context()).unwrap();
-    assert!(
-        all[..offset].iter().all(|v| v.is_nan()),
-        "{what}: wrote before the view"
-    );
-    assert!(
-        all[offset + len..].iter().all(|v| v.is_nan()),
-        "{what}: wrote past the view"
-    );
+/// Asserts the canaries around a poisoned view survived.
+fn assert_untouched(what: &str, guard: &common::Guarded, _offset: usize, _len: usize) {
+    guard.assert_untouched(what);
 }
 
 /// An elementwise tolerance: `rel` of each expected value's size plus `abs`.
@@ -86,7 +74,8 @@ fn check_activation_backward(rows: usize, cols: usize, activation: Activation, s
     let g = gpu();
     let offset = (seed % 3) as usize * 4 + 1;
     let (mut gpu_grad, buffer) = poisoned(rows, cols, offset);
-    buffer
+    gpu_grad
+        .buffer()
         .write(g.context(), offset, grad.as_slice().unwrap())
         .unwrap();
     g.activation_backward(activation, &placed(&output, 2), &mut gpu_grad)

@@ -3,14 +3,42 @@
 
 mod common;
 
-use common::{assert_close, gpu, matmul_tolerance, random_matrix, rng};
+use common::{CANARY, assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
 use ndarray::Array2;
 use proptest::prelude::*;
 use steepest::backend::cpu;
-use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
+use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
+use steepest::{Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
 
-/// One GPU-vs-CPU comparison: fresh data from `seed`, the GPU output poisoned with NaN first.
+/// One GPU-vs-CPU comparison with the tiling chosen for the shape.
 fn check(m: usize, n: usize, k: usize, spec: Matmul, with_bias: bool, seed: u64) {
+    check_tiled(m, n, k, spec, None, with_bias, seed);
+}
+
+/// Every tiling a test forces: each tile whole, and each tile with K cut into 2 and 5 slices
+/// (fewer where K is short).
+fn tilings(k: usize) -> Vec<Tiling> {
+    Tile::ALL
+        .into_iter()
+        .flat_map(|tile| {
+            [1, 2, 5]
+                .into_iter()
+                .map(move |splits| Tiling::split(tile, k, splits))
+        })
+        .collect()
+}
+
+/// One GPU-vs-CPU comparison: fresh data from `seed`, the GPU output poisoned with NaN inside
+/// and canaries around it (checked afterwards), with `tiling` (or the shape's own).
+fn check_tiled(
+    m: usize,
+    n: usize,
+    k: usize,
+    spec: Matmul,
+    tiling: Option<Tiling>,
+    with_bias: bool,
+    seed: u64,
+) {
     let mut rng = rng(seed);
     // Magnitudes vary per case so the tolerance's scaling by the operands is exercised.
     let scale_a = [0.01, 1.0, 30.0][(seed % 3) as usize];
@@ -34,11 +62,18 @@ fn check(m: usize, n: usize, k: usize, spec: Matmul, with_bias: bool, seed: u64)
     let gpu = gpu();
     let (ga, gb) = (gpu.upload(a.view()).unwrap(), gpu.upload(b.view()).unwrap());
     let gbias = bias.as_ref().map(|v| gpu.upload(v.view()).unwrap());
-    let mut out = gpu.zeros(m, n).unwrap();
-    out.buffer().fill(gpu.context(), f32::NAN).unwrap();
-    gpu.matmul_into(spec, &ga, &gb, gbias.as_ref(), &mut out)
-        .unwrap();
-    let actual = gpu.download(&out).unwrap();
+    let out = guarded(m, n, (seed % 67) as usize);
+    matmul_tiled(
+        gpu.context(),
+        spec,
+        tiling,
+        &ga,
+        &gb,
+        gbias.as_ref(),
+        &out.matrix,
+    )
+    .unwrap();
+    let actual = gpu.download(&out.matrix).unwrap();
 
     let abs_a = if spec.trans_a {
         a.t().mapv(f32::abs)
@@ -57,12 +92,13 @@ fn check(m: usize, n: usize, k: usize, spec: Matmul, with_bias: bool, seed: u64)
         k,
         spec.activation,
     );
-    assert_close(
-        &format!("{m}×{n}×{k} {spec:?} bias={with_bias} seed={seed}"),
-        &actual,
-        &expected,
-        &tol,
-    );
+    let what = format!("{m}×{n}×{k} {spec:?} {tiling:?} bias={with_bias} seed={seed}");
+    assert_close(&what, &actual, &expected, &tol);
+    out.assert_untouched(&what);
+}
+
+fn tiling_strategy() -> impl Strategy<Value = (usize, usize)> {
+    (0..Tile::ALL.len(), 1usize..=6)
 }
 
 fn spec_strategy() -> impl Strategy<Value = Matmul> {
@@ -84,6 +120,131 @@ proptest! {
         spec in spec_strategy(), with_bias in any::<bool>(), seed in any::<u64>(),
     ) {
         check(m, n, k, spec, with_bias, seed);
+    }
+
+    #[test]
+    fn every_tiling_matches_cpu_on_random_shapes(
+        m in 1usize..=300, n in 1usize..=300, k in 1usize..=300,
+        spec in spec_strategy(), (tile, splits) in tiling_strategy(),
+        with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let tiling = Tiling::split(Tile::ALL[tile], k, splits);
+        check_tiled(m, n, k, spec, Some(tiling), with_bias, seed);
+    }
+}
+
+#[test]
+fn every_tiling_matches_cpu_on_awkward_shapes() {
+    // Edges of every tile size (32, 64, 128) and K around the 8-wide step, all transpose forms,
+    // with the fused bias and each activation.
+    let shapes = [
+        (1, 1, 1),
+        (3, 7, 9),
+        (33, 65, 17),
+        (65, 129, 63),
+        (129, 31, 100),
+    ];
+    let specs = [Matmul::nn(), Matmul::nt(), Matmul::tn(), Matmul::tt()];
+    let mut case = 0u64;
+    for (m, n, k) in shapes {
+        for tiling in tilings(k) {
+            let spec = specs[case as usize % 4].activation(Activation::ALL[case as usize % 4]);
+            check_tiled(m, n, k, spec, Some(tiling), case % 3 != 0, 500 + case);
+            case += 1;
+        }
+    }
+}
+
+#[test]
+fn the_mlps_own_shapes_use_their_chosen_tilings_correctly() {
+    // The bench models' forward and backward products (scaled down where they are large),
+    // with the tiling the library picks for each.
+    for (i, (m, n, k, spec)) in [
+        (128, 256, 784, Matmul::nt().activation(Activation::Relu)),
+        (256, 784, 128, Matmul::tn()),
+        (128, 784, 256, Matmul::nn()),
+        (64, 2, 64, Matmul::nt()),
+        (64, 64, 2, Matmul::nt().activation(Activation::Relu)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        check(m, n, k, spec, spec.trans_b, 700 + i as u64);
+    }
+}
+
+#[test]
+fn a_tiling_that_does_not_cover_k_is_refused() {
+    let gpu = gpu();
+    let a = gpu.upload(Array2::<f32>::ones((4, 40)).view()).unwrap();
+    let b = gpu.upload(Array2::<f32>::ones((40, 4)).view()).unwrap();
+    let out = guarded(4, 4, 3);
+    for bad in [
+        Tiling {
+            tile: Tile::Small,
+            splits: 2,
+            k_per_split: 8,
+        }, // covers 16 of 40
+        Tiling {
+            tile: Tile::Small,
+            splits: 3,
+            k_per_split: 36,
+        }, // an empty third slice
+        Tiling {
+            tile: Tile::Small,
+            splits: 2,
+            k_per_split: 20,
+        }, // not a multiple of 8
+        Tiling {
+            tile: Tile::Small,
+            splits: 0,
+            k_per_split: 40,
+        },
+    ] {
+        let err = matmul_tiled(
+            gpu.context(),
+            Matmul::nn(),
+            Some(bad),
+            &a,
+            &b,
+            None,
+            &out.matrix,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("matmul") && err.contains("K = 40"), "{err}");
+    }
+    let rows = gpu.download(&out.matrix).unwrap();
+    assert!(rows.iter().all(|v| v.is_nan()), "a refused call wrote");
+    out.assert_untouched("refused tilings");
+}
+
+/// An output that is one tensor of an arena: its neighbours (and the zero gaps between
+/// tensors) must come through every tiling untouched.
+#[test]
+fn matmul_into_an_arena_view_leaves_its_neighbours_alone() {
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let mut r = rng(41);
+    let (m, n, k) = (37, 70, 45);
+    let shapes = [(3, 5), (m, n), (2, 9)];
+    let mut arena = gpu.arena("guarded arena", &shapes).unwrap();
+    let total: usize = shapes.iter().map(|(r, c)| r * c).sum();
+    gpu.write_arena(&mut arena, &vec![CANARY; total]).unwrap();
+    let before = arena.buffer().read(ctx).unwrap();
+    let a = random_matrix(&mut r, m, k, 1.0);
+    let b = random_matrix(&mut r, n, k, 1.0);
+    let (ga, gb) = (gpu.upload(a.view()).unwrap(), gpu.upload(b.view()).unwrap());
+    let view = arena.tensors()[1].clone();
+    let start = view.offset();
+    for tiling in tilings(k) {
+        matmul_tiled(ctx, Matmul::nt(), Some(tiling), &ga, &gb, None, &view).unwrap();
+        let after = arena.buffer().read(ctx).unwrap();
+        for (i, (x, y)) in before.iter().zip(&after).enumerate() {
+            if i < start || i >= start + m * n {
+                assert_eq!(x.to_bits(), y.to_bits(), "{tiling:?} wrote element {i}");
+            }
+        }
     }
 }
 

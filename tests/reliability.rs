@@ -312,18 +312,54 @@ fn divergence_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
-fn a_validation_error_comes_back_as_an_error() {
+fn an_aliased_call_is_refused_before_anything_is_recorded() {
     let g = common::own_gpu();
-    // A gather whose output is a view into its own source: wgpu forbids binding one buffer as
-    // both read-only and writable storage in a dispatch, and says so at submit.
+    // A gather whose output is a view into its own source: wgpu would reject the binding at
+    // submit (and take the rest of the submit with it), so the host refuses it first.
     let buffer = steepest::GpuBuffer::from_slice(g.context(), "aliased", &[1.0f32; 32]).unwrap();
     let src = steepest::GpuMatrix::view(buffer.clone(), 0, 4, 4).unwrap();
-    let mut out = steepest::GpuMatrix::view(buffer, 16, 4, 4).unwrap();
+    let mut out = steepest::GpuMatrix::view(buffer.clone(), 16, 4, 4).unwrap();
     let indices = g.upload_indices(&[0, 1, 2, 3]).unwrap();
-    g.gather_rows_into(&src, &indices, 0, &mut out).unwrap();
-    let err = g.flush().unwrap_err();
+    let submits = g.context().submits();
+    let err = g.gather_rows_into(&src, &indices, 0, &mut out).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Shape {
+                op: "gather_rows",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("also an input"), "{err}");
+    g.flush().unwrap();
+    assert_eq!(
+        g.context().submits(),
+        submits,
+        "the refused call recorded work"
+    );
+    assert_eq!(buffer.read(g.context()).unwrap(), vec![1.0f32; 32]);
+}
+
+#[test]
+fn a_validation_error_outside_any_scope_comes_back_as_an_error() {
+    let g = common::own_gpu();
+    // An application using the device directly makes an invalid buffer (MAP_READ may only be
+    // paired with COPY_DST): wgpu reports it to the uncaptured-error handler, and the next
+    // call through the context returns it instead of panicking.
+    let _invalid = g
+        .context()
+        .device()
+        .create_buffer(&steepest::wgpu::BufferDescriptor {
+            label: Some("invalid usage"),
+            size: 16,
+            usage: steepest::wgpu::BufferUsages::MAP_READ | steepest::wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+    let err = g.flush().and_then(|()| g.context().wait()).unwrap_err();
     assert!(matches!(err, Error::Gpu { .. }), "{err:?}");
-    // Nothing hangs and the context stays usable.
+    // Reported once; the context stays usable.
     let m = g.upload(ndarray::array![[1.0f32]].view()).unwrap();
     assert_eq!(g.download(&m).unwrap()[[0, 0]], 1.0);
 }

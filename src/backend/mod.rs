@@ -278,6 +278,10 @@ pub trait Backend {
     /// Copies a host index list to the backend.
     fn upload_indices(&self, indices: &[u32]) -> Result<Self::Indices>;
 
+    /// Overwrites an index list in place with `values` of the same length (a new epoch's
+    /// order reuses the last one's memory).
+    fn write_indices(&self, indices: &mut Self::Indices, values: &[u32]) -> Result<()>;
+
     /// `out ← act(op(a) · op(b) + bias)`, overwriting every element of `out`.
     fn matmul_into(
         &self,

@@ -382,7 +382,7 @@ impl<B: Backend> Session<'_, B> {
         self.step = step;
         self.epoch = epoch;
         self.position = position;
-        self.order = None;
+        self.end_epoch_order();
         if in_epoch {
             self.order = Some(self.epoch_order()?);
         }

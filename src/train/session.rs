@@ -98,6 +98,8 @@ pub struct Session<'a, B: Backend> {
     workspaces: Vec<Workspace<B::Matrix>>,
     /// This epoch's sample order, and how far into it the steps have gone.
     pub(super) order: Option<B::Indices>,
+    /// The last epoch's order, kept so the next one is written into its memory.
+    spare_order: Option<B::Indices>,
     pub(super) position: usize,
     pub(super) epoch: usize,
     pub(super) step: u64,
@@ -171,6 +173,7 @@ impl<'a, B: Backend> Session<'a, B> {
             totals: backend.zeros(1, slot::LEN)?,
             workspaces: Vec::new(),
             order: None,
+            spare_order: None,
             position: 0,
             epoch: 0,
             step: 0,
@@ -292,7 +295,7 @@ impl<'a, B: Backend> Session<'a, B> {
 
     /// The shuffled sample order of the current epoch. Each epoch draws from its own generator,
     /// seeded by (seed, epoch), so a resumed run shuffles exactly as an unbroken one.
-    pub(super) fn epoch_order(&self) -> Result<B::Indices> {
+    pub(super) fn epoch_order(&mut self) -> Result<B::Indices> {
         let seed = self
             .trainer
             .seed
@@ -301,7 +304,20 @@ impl<'a, B: Backend> Session<'a, B> {
             .into_iter()
             .map(|i| i as u32)
             .collect();
-        self.backend.upload_indices(&order)
+        match self.spare_order.take() {
+            Some(mut spare) => {
+                self.backend.write_indices(&mut spare, &order)?;
+                Ok(spare)
+            }
+            None => self.backend.upload_indices(&order),
+        }
+    }
+
+    /// Closes the current epoch's order, keeping its memory for the next.
+    pub(super) fn end_epoch_order(&mut self) {
+        if let Some(order) = self.order.take() {
+            self.spare_order = Some(order);
+        }
     }
 
     /// Whether the current epoch has used every sample.
@@ -315,7 +331,7 @@ impl<'a, B: Backend> Session<'a, B> {
         while !self.epoch_done() {
             self.step()?;
         }
-        self.order = None;
+        self.end_epoch_order();
         if let Some((data, all)) = &self.validation {
             let rows = self.batch_rows().max(1024).min(data.len);
             let mut start = 0;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use steepest::{Activation, GpuBackend};
+use steepest::{Activation, GpuBackend, GpuBuffer, GpuMatrix};
 
 /// The GPU backend shared by every test of this binary.
 ///
@@ -100,4 +100,53 @@ pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
+}
+
+/// Written around every output a differential test gives a kernel and checked bit for bit
+/// afterwards: a finite value no kernel computes by accident (a NaN guard would miss a stray
+/// write of NaN).
+pub const CANARY: f32 = -7.654_321e29;
+
+/// A GPU output view with guard bands of [`CANARY`] on both sides and NaN inside (so every
+/// element the kernel should write is checked, and any it should not is caught).
+pub struct Guarded {
+    pub matrix: GpuMatrix,
+    buffer: GpuBuffer<f32>,
+    before: usize,
+    len: usize,
+}
+
+/// A guarded `rows × cols` output starting `before` elements into its buffer, with a band
+/// behind it deeper than a whole 128-row tile of overrun.
+pub fn guarded(rows: usize, cols: usize, before: usize) -> Guarded {
+    let len = rows * cols;
+    let after = 128 * cols + 300;
+    let mut data = vec![CANARY; before];
+    data.extend(std::iter::repeat_n(f32::NAN, len));
+    data.extend(std::iter::repeat_n(CANARY, after));
+    let buffer = GpuBuffer::from_slice(gpu().context(), "guarded output", &data).unwrap();
+    Guarded {
+        matrix: GpuMatrix::view(buffer.clone(), before, rows, cols).unwrap(),
+        buffer,
+        before,
+        len,
+    }
+}
+
+impl Guarded {
+    /// Asserts every canary is still there, naming the first one that changed.
+    pub fn assert_untouched(&self, what: &str) {
+        let all = self.buffer.read(gpu().context()).unwrap();
+        let end = self.before + self.len;
+        for (i, v) in all.iter().enumerate() {
+            if (i < self.before || i >= end) && v.to_bits() != CANARY.to_bits() {
+                let place = if i < self.before {
+                    format!("{} elements before the view", self.before - i)
+                } else {
+                    format!("{} elements past the view", i - end + 1)
+                };
+                panic!("{what}: wrote {v} {place}");
+            }
+        }
+    }
 }

@@ -130,6 +130,12 @@ impl Backend for CpuBackend {
         Ok(indices.to_vec())
     }
 
+    fn write_indices(&self, indices: &mut Vec<u32>, values: &[u32]) -> Result<()> {
+        crate::backend::arena_len("write indices", indices.len(), values.len())?;
+        indices.copy_from_slice(values);
+        Ok(())
+    }
+
     fn matmul_into(
         &self,
         spec: Matmul,

@@ -1,118 +1,51 @@
-//! The GPU context: adapter choice, the device with the adapter's real limits, error capture
-//! through error scopes, and the shader and pipeline caches.
+//! The GPU context: the device with the adapter's real limits, the pending work (one command
+//! encoder and one open compute pass, submitted by `flush`), waits, error capture, and counters
+//! of everything it creates.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::GpuBuffer;
+use super::kernel::{Kernel, KernelCache};
+use super::options::{GpuOptions, choose_adapter};
+use super::sites::SiteCache;
 use crate::error::{Error, Result};
 
-/// How to choose an adapter. [`GpuOptions::from_env`] reads wgpu's environment conventions.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GpuOptions {
-    /// Backends to search (`WGPU_BACKEND`, e.g. `vulkan` or `vulkan,metal`).
-    pub backends: wgpu::Backends,
-    /// Pick the first adapter whose name contains this, case-insensitively (`WGPU_ADAPTER_NAME`).
-    pub adapter_name: Option<String>,
-    /// Which kind of adapter to prefer (`WGPU_POWER_PREF`: `high`, `low` or `none`).
-    pub power_preference: wgpu::PowerPreference,
+/// What a context has created and done so far: cumulative counts, for tests and reports that
+/// assert a steady training step creates nothing (see [`GpuContext::counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuCounters {
+    /// GPU buffers created (storage, uniform, staging), by this crate on this context.
+    pub buffers_created: u64,
+    /// Bind groups created.
+    pub bind_groups_created: u64,
+    /// Compute pipelines built (each specialisation once).
+    pub pipelines_created: u64,
+    /// Shader modules compiled.
+    pub shader_modules_created: u64,
+    /// Submits of recorded work ([`GpuContext::flush`]es that had work; a readback's own
+    /// copy is not counted here, its wait is).
+    pub submits: u64,
+    /// Times the host blocked until the GPU finished.
+    pub waits: u64,
 }
 
-impl Default for GpuOptions {
-    /// The primary backends (Vulkan, Metal, DX12), any adapter name, the fastest adapter.
-    fn default() -> Self {
-        Self {
-            backends: wgpu::Backends::PRIMARY,
-            adapter_name: None,
-            power_preference: wgpu::PowerPreference::HighPerformance,
-        }
-    }
+#[derive(Default)]
+struct Counters {
+    buffers: AtomicU64,
+    bind_groups: AtomicU64,
+    pipelines: AtomicU64,
+    shader_modules: AtomicU64,
+    submits: AtomicU64,
+    waits: AtomicU64,
 }
 
-impl GpuOptions {
-    /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
-    pub fn from_env() -> Self {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    /// [`GpuOptions::from_env`] over any variable lookup (so it can be tested without the
-    /// process environment). Unknown power preferences keep the default.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let mut options = Self::default();
-        if let Some(list) = var("WGPU_BACKEND").filter(|s| !s.trim().is_empty()) {
-            options.backends = wgpu::Backends::from_comma_list(&list);
-        }
-        options.adapter_name = var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty());
-        if let Some(pref) = var("WGPU_POWER_PREF") {
-            match pref.to_lowercase().as_str() {
-                "high" => options.power_preference = wgpu::PowerPreference::HighPerformance,
-                "low" => options.power_preference = wgpu::PowerPreference::LowPower,
-                "none" => options.power_preference = wgpu::PowerPreference::None,
-                other => log::warn!("ignoring unknown WGPU_POWER_PREF {other:?}"),
-            }
-        }
-        options
-    }
+/// Work recorded but not yet submitted: kernels go into one open compute pass (so a training
+/// step is one pass, one submit); a copy ends the pass and records on the encoder.
+struct Pending {
+    encoder: wgpu::CommandEncoder,
+    pass: Option<wgpu::ComputePass<'static>>,
 }
-
-/// Ranks adapters for `preference`; lower is better. Software adapters always come last, so a
-/// real GPU wins over lavapipe whenever both are installed.
-fn adapter_rank(device_type: wgpu::DeviceType, preference: wgpu::PowerPreference) -> u8 {
-    use wgpu::DeviceType::*;
-    match (preference, device_type) {
-        (_, Cpu) => 4,
-        (wgpu::PowerPreference::HighPerformance, DiscreteGpu) => 0,
-        (wgpu::PowerPreference::HighPerformance, IntegratedGpu) => 1,
-        (wgpu::PowerPreference::LowPower, IntegratedGpu) => 0,
-        (wgpu::PowerPreference::LowPower, DiscreteGpu) => 1,
-        (wgpu::PowerPreference::None, _) => 0,
-        (_, VirtualGpu) => 2,
-        (_, _) => 3,
-    }
-}
-
-/// Picks the adapter index from (name, type) pairs: the name filter first, then the ranking;
-/// ties keep the enumeration order.
-pub(crate) fn choose_adapter(
-    adapters: &[(String, wgpu::DeviceType)],
-    options: &GpuOptions,
-) -> Option<usize> {
-    let wanted = options.adapter_name.as_ref().map(|n| n.to_lowercase());
-    adapters
-        .iter()
-        .enumerate()
-        .filter(|(_, (name, _))| {
-            wanted
-                .as_ref()
-                .is_none_or(|w| name.to_lowercase().contains(w))
-        })
-        .min_by_key(|(i, (_, ty))| (adapter_rank(*ty, options.power_preference), *i))
-        .map(|(i, _)| i)
-}
-
-/// A compute kernel: one entry point of one built-in WGSL file and its binding layout.
-#[derive(Debug)]
-pub(crate) struct Kernel {
-    /// The file name under `shaders/`, also the cache key and the name in errors.
-    pub shader: &'static str,
-    /// The WGSL source (embedded with `include_str!`).
-    pub source: &'static str,
-    /// The `@compute` entry point.
-    pub entry: &'static str,
-    /// Binding `i` of group 0 is `bindings[i]`.
-    pub bindings: &'static [Binding],
-}
-
-/// The kind of one binding in a kernel's group 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Binding {
-    Uniform,
-    ReadOnly,
-    ReadWrite,
-}
-
-/// Override constants as (name, value); values are stored as bit patterns so they can be keys.
-type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
 /// Everything a GPU op needs: device, queue, limits and the caches. Cheap to share (`Arc`).
 pub struct GpuContext {
@@ -120,22 +53,32 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
-    shaders: Mutex<HashMap<String, wgpu::ShaderModule>>,
-    layouts: Mutex<HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-    /// Blocking waits on the GPU so far: a training loop's budget is counted against this.
-    waits: AtomicU64,
-    /// Submits so far (a recorder can tell whether its earlier work has been submitted).
-    submits: AtomicU64,
+    pub(crate) options: GpuOptions,
+    /// Shader modules, layouts and pipelines, each built once.
+    pub(crate) kernels: Mutex<KernelCache>,
+    /// Uniforms and bind groups of the op sites recorded so far, reused while their buffers
+    /// live (see `sites.rs`).
+    pub(crate) sites: Mutex<SiteCache>,
+    /// Ids of `GpuBuffer`s dropped since the site cache last looked: their sites go.
+    pub(crate) retired: Arc<Mutex<Vec<u64>>>,
+    counters: Counters,
     /// Work recorded by ops but not yet submitted: a training step records every kernel here
     /// and submits once (see [`GpuContext::flush`]).
-    pending: Mutex<Option<wgpu::CommandEncoder>>,
+    pending: Mutex<Option<Pending>>,
+    /// The readback staging buffer, grown on demand and reused.
+    staging: Mutex<Option<wgpu::Buffer>>,
+    /// Scratch for split-K matmul partial sums, grown on demand and reused; ops recorded into
+    /// one submit run in order, so they can share it.
+    pub(crate) matmul_scratch: Mutex<Option<GpuBuffer<f32>>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.
     lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
     uncaptured: Arc<Mutex<Option<String>>>,
-    /// Bound where a kernel's optional input is absent (e.g. no bias).
+    /// Bound where a kernel's optional read-only input is absent (e.g. no bias).
     pub(crate) placeholder: wgpu::Buffer,
+    /// Bound where a kernel's optional writable binding is unused (it may not alias the
+    /// read-only placeholder in one bind group).
+    pub(crate) placeholder_rw: wgpu::Buffer,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -147,7 +90,7 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the maps half-updated (each update is
     // one insert), so a poisoned lock is still safe to use.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -156,7 +99,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl GpuContext {
     /// Opens the adapter chosen by the environment (see [`GpuOptions::from_env`]).
     pub fn new() -> Result<Arc<Self>> {
-        Self::with_options(&GpuOptions::from_env())
+        Self::with_options(&GpuOptions::from_env()?)
     }
 
     /// Opens the adapter chosen by `options`, requesting the adapter's full limits.
@@ -225,27 +168,38 @@ impl GpuContext {
             lock(&uncaptured_slot).get_or_insert_with(|| error.to_string());
         }));
 
-        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("steepest placeholder binding"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let placeholder = |label| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (placeholder, placeholder_rw) = (
+            placeholder("steepest placeholder binding"),
+            placeholder("steepest writable placeholder binding"),
+        );
+        let counters = Counters::default();
+        counters.buffers.store(2, Ordering::Relaxed);
 
         Ok(Arc::new(Self {
             device,
             queue,
             info,
             limits,
-            shaders: Mutex::default(),
-            layouts: Mutex::default(),
-            pipelines: Mutex::default(),
-            waits: AtomicU64::new(0),
-            submits: AtomicU64::new(0),
+            options: options.clone(),
+            kernels: Mutex::default(),
+            sites: Mutex::default(),
+            retired: Arc::default(),
+            counters,
             pending: Mutex::default(),
+            staging: Mutex::default(),
+            matmul_scratch: Mutex::default(),
             lost,
             uncaptured,
             placeholder,
+            placeholder_rw,
         }))
     }
 
@@ -279,9 +233,43 @@ impl GpuContext {
         &self.queue
     }
 
+    /// The options the context was opened with.
+    pub fn options(&self) -> &GpuOptions {
+        &self.options
+    }
+
     /// How many times the host has blocked on the GPU through this context.
     pub fn waits(&self) -> u64 {
-        self.waits.load(Ordering::Relaxed)
+        self.counters.waits.load(Ordering::Relaxed)
+    }
+
+    /// Submits so far (every [`GpuContext::flush`] that had work counts one).
+    pub fn submits(&self) -> u64 {
+        self.counters.submits.load(Ordering::Relaxed)
+    }
+
+    /// Everything created and done through this context so far. A steady training step adds
+    /// nothing to the buffers, bind groups and pipelines: they are built on first use and
+    /// reused.
+    pub fn counters(&self) -> GpuCounters {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GpuCounters {
+            buffers_created: get(&c.buffers),
+            bind_groups_created: get(&c.bind_groups),
+            pipelines_created: get(&c.pipelines),
+            shader_modules_created: get(&c.shader_modules),
+            submits: get(&c.submits),
+            waits: get(&c.waits),
+        }
+    }
+
+    pub(crate) fn count_pipeline(&self) {
+        self.counters.pipelines.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_shader_module(&self) {
+        self.counters.shader_modules.fetch_add(1, Ordering::Relaxed);
     }
 
     /// GPU buffers alive on this device now (wgpu's own count): a long run that holds steady
@@ -292,30 +280,105 @@ impl GpuContext {
 
     /// Number of compute pipelines built so far (each is built once and cached).
     pub fn pipeline_count(&self) -> usize {
-        lock(&self.pipelines).len()
+        lock(&self.kernels).pipeline_count()
     }
 
-    /// Submits so far (every [`GpuContext::flush`] that had work counts one).
-    pub fn submits(&self) -> u64 {
-        self.submits.load(Ordering::Relaxed)
-    }
-
-    /// Records work into the pending command encoder (created on first use), inside error
-    /// scopes. Nothing runs until the next [`GpuContext::flush`], which readback, host writes
-    /// and waits do first, so recorded work is always ordered before them.
-    pub(crate) fn record<T>(
+    /// A new buffer (counted), with wgpu's errors returned as [`Error`]s naming `op`.
+    pub(crate) fn create_buffer(
         &self,
         op: &'static str,
-        f: impl FnOnce(&mut wgpu::CommandEncoder) -> T,
-    ) -> Result<T> {
-        let mut pending = lock(&self.pending);
-        let encoder = pending.get_or_insert_with(|| {
+        descriptor: &wgpu::BufferDescriptor<'_>,
+    ) -> Result<wgpu::Buffer> {
+        let buffer = self.scoped(op, || self.device.create_buffer(descriptor))?;
+        self.counters.buffers.fetch_add(1, Ordering::Relaxed);
+        Ok(buffer)
+    }
+
+    /// A new uniform buffer holding `contents` (counted); later values go in with
+    /// `queue.write_buffer`.
+    pub(crate) fn create_uniform(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        use wgpu::util::DeviceExt;
+        let buffer = self.scoped("create uniform", || {
             self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                })
+        })?;
+        self.counters.buffers.fetch_add(1, Ordering::Relaxed);
+        Ok(buffer)
+    }
+
+    /// A bind group for `kernel` (counted): binding `i` ← `resources[i]`.
+    pub(crate) fn bind_group(
+        &self,
+        kernel: &Kernel,
+        resources: Vec<wgpu::BindingResource<'_>>,
+    ) -> Result<wgpu::BindGroup> {
+        let (layout, _) = self.layout(kernel);
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
+        let group = self.scoped("create bind group", || {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.shader),
+                layout: &layout,
+                entries: &entries,
+            })
+        })?;
+        self.counters.bind_groups.fetch_add(1, Ordering::Relaxed);
+        Ok(group)
+    }
+
+    /// Records work on the pending command encoder (created on first use), ending the open
+    /// compute pass first. Nothing runs until the next [`GpuContext::flush`], which readback,
+    /// host writes and waits do first, so recorded work is always ordered before them. wgpu
+    /// reports recording errors when the encoder is finished: at the flush, inside its scope.
+    pub(crate) fn record<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> Result<T> {
+        self.check_health()?;
+        let mut pending = lock(&self.pending);
+        let pending = pending.get_or_insert_with(|| self.new_pending());
+        pending.pass = None;
+        Ok(f(&mut pending.encoder))
+    }
+
+    /// Records dispatches into the pending compute pass (begun on first use). Successive
+    /// dispatches in one pass are ordered: wgpu puts a barrier between a write and a later
+    /// access of the same buffer.
+    pub(crate) fn record_pass<T>(
+        &self,
+        f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
+    ) -> Result<T> {
+        self.check_health()?;
+        let mut pending = lock(&self.pending);
+        let pending = pending.get_or_insert_with(|| self.new_pending());
+        let pass = pending.pass.get_or_insert_with(|| {
+            pending
+                .encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steepest kernels"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
+        });
+        Ok(f(pass))
+    }
+
+    fn new_pending(&self) -> Pending {
+        Pending {
+            encoder: self
+                .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("steepest pending work"),
-                })
-        });
-        self.scoped(op, || f(encoder))
+                }),
+            pass: None,
+        }
     }
 
     /// Submits the recorded work, if any, in one submit; does not wait for it.
@@ -323,18 +386,19 @@ impl GpuContext {
         // The lock is held through the submit: another thread's flush that finds nothing
         // pending must not go on (to a readback, say) before this submit is in the queue.
         let mut pending = lock(&self.pending);
-        let Some(encoder) = pending.take() else {
+        let Some(Pending { encoder, pass }) = pending.take() else {
             return Ok(());
         };
+        drop(pass);
         self.scoped("submit", || self.queue.submit([encoder.finish()]))?;
-        self.submits.fetch_add(1, Ordering::Relaxed);
+        self.counters.submits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// Blocks until every recorded and submitted command has finished; counts as one wait.
     pub fn wait(&self) -> Result<()> {
         self.flush()?;
-        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu {
@@ -342,6 +406,75 @@ impl GpuContext {
                 message: e.to_string(),
             })?;
         self.check_health()
+    }
+
+    /// Copies `size` bytes from `offset` of `source` to the host through the context's staging
+    /// buffer (grown on demand, then reused); submits and waits once.
+    pub(crate) fn read_back(
+        &self,
+        source: &wgpu::Buffer,
+        label: &str,
+        offset: u64,
+        size: u64,
+    ) -> Result<Vec<u8>> {
+        let readback_error = |message: String| Error::Readback {
+            label: label.to_string(),
+            message,
+        };
+        self.flush()?;
+        let mut staging = lock(&self.staging);
+        if staging.as_ref().is_none_or(|s| s.size() < size) {
+            let grown = size
+                .max(staging.as_ref().map_or(0, |s| 2 * s.size()))
+                .max(4096)
+                .next_multiple_of(4);
+            *staging = Some(self.create_buffer(
+                "read buffer",
+                &wgpu::BufferDescriptor {
+                    label: Some("steepest readback staging"),
+                    size: grown,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                },
+            )?);
+        }
+        let Some(staging) = staging.as_ref() else {
+            return Err(readback_error("no staging buffer".into()));
+        };
+        self.scoped("read buffer", || {
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("steepest readback"),
+                });
+            encoder.copy_buffer_to_buffer(source, offset, staging, 0, size);
+            self.queue.submit([encoder.finish()]);
+        })?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        staging
+            .slice(..size)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                // The receiver outlives the wait below; a failed send only means we already
+                // failed.
+                let _ = sender.send(result);
+            });
+        let waited = self.wait();
+        let mapped = receiver.try_recv();
+        let bytes = match (waited, mapped) {
+            (Ok(()), Ok(Ok(()))) => {
+                let view = staging
+                    .get_mapped_range(..size)
+                    .map_err(|e| readback_error(e.to_string()))?;
+                let bytes = view.to_vec();
+                drop(view);
+                Ok(bytes)
+            }
+            (Err(e), _) => Err(e),
+            (_, Ok(Err(e))) => Err(readback_error(e.to_string())),
+            (_, Err(e)) => Err(readback_error(e.to_string())),
+        };
+        staging.unmap();
+        bytes
     }
 
     /// Fails if the device was lost or an error escaped the error scopes.
@@ -383,204 +516,5 @@ impl GpuContext {
                 message: error.to_string(),
             }),
         }
-    }
-
-    /// Compiles WGSL (cached by `name`), returning validation failures as [`Error::Shader`].
-    ///
-    /// Applications that bring their own kernels can use this to get the same error handling.
-    pub fn shader_module(&self, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
-        if let Some(module) = lock(&self.shaders).get(name) {
-            return Ok(module.clone());
-        }
-        let module = self
-            .scoped("compile shader", || {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
-            })
-            .map_err(|e| Error::Shader {
-                name: name.to_string(),
-                message: e.to_string(),
-            })?;
-        lock(&self.shaders).insert(name.to_string(), module.clone());
-        Ok(module)
-    }
-
-    /// The bind group and pipeline layouts of `kernel`'s shader file (one per file: every entry
-    /// point of a file shares its bindings).
-    pub(crate) fn layout(&self, kernel: &Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-        lock(&self.layouts)
-            .entry(kernel.shader)
-            .or_insert_with(|| {
-                let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
-                    .bindings
-                    .iter()
-                    .enumerate()
-                    .map(|(i, binding)| wgpu::BindGroupLayoutEntry {
-                        binding: i as u32,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: match binding {
-                                Binding::Uniform => wgpu::BufferBindingType::Uniform,
-                                Binding::ReadOnly => {
-                                    wgpu::BufferBindingType::Storage { read_only: true }
-                                }
-                                Binding::ReadWrite => {
-                                    wgpu::BufferBindingType::Storage { read_only: false }
-                                }
-                            },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    })
-                    .collect();
-                let group =
-                    self.device
-                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                            label: Some(kernel.shader),
-                            entries: &entries,
-                        });
-                let pipeline =
-                    self.device
-                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                            label: Some(kernel.shader),
-                            bind_group_layouts: &[Some(&group)],
-                            immediate_size: 0,
-                        });
-                (group, pipeline)
-            })
-            .clone()
-    }
-
-    /// The pipeline for `kernel` specialised by `overrides`, built on first use and cached by
-    /// (shader, entry point, override constants).
-    pub(crate) fn pipeline(
-        &self,
-        kernel: &Kernel,
-        overrides: &[(&'static str, f64)],
-    ) -> Result<wgpu::ComputePipeline> {
-        let key: PipelineKey = (
-            kernel.shader,
-            kernel.entry,
-            overrides
-                .iter()
-                .map(|(name, value)| (*name, value.to_bits()))
-                .collect(),
-        );
-        if let Some(pipeline) = lock(&self.pipelines).get(&key) {
-            return Ok(pipeline.clone());
-        }
-        let module = self.shader_module(kernel.shader, kernel.source)?;
-        let (_, layout) = self.layout(kernel);
-        let label = format!("{}:{} {:?}", kernel.shader, kernel.entry, overrides);
-        let pipeline = self
-            .scoped("build pipeline", || {
-                self.device
-                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(&label),
-                        layout: Some(&layout),
-                        module: &module,
-                        entry_point: Some(kernel.entry),
-                        compilation_options: wgpu::PipelineCompilationOptions {
-                            constants: overrides,
-                            ..Default::default()
-                        },
-                        cache: None,
-                    })
-            })
-            .map_err(|e| Error::Shader {
-                name: label.clone(),
-                message: e.to_string(),
-            })?;
-        lock(&self.pipelines).insert(key, pipeline.clone());
-        Ok(pipeline)
-    }
-
-    /// A bind group for `kernel`: binding `i` ← `resources[i]`.
-    pub(crate) fn bind_group(
-        &self,
-        kernel: &Kernel,
-        resources: Vec<wgpu::BindingResource<'_>>,
-    ) -> wgpu::BindGroup {
-        let (layout, _) = self.layout(kernel);
-        let entries: Vec<wgpu::BindGroupEntry> = resources
-            .into_iter()
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource,
-            })
-            .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.shader),
-            layout: &layout,
-            entries: &entries,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wgpu::DeviceType::*;
-    use wgpu::PowerPreference as Pref;
-
-    fn adapters() -> Vec<(String, wgpu::DeviceType)> {
-        vec![
-            ("llvmpipe (LLVM 15)".into(), Cpu),
-            ("Intel UHD".into(), IntegratedGpu),
-            ("NVIDIA H100".into(), DiscreteGpu),
-        ]
-    }
-
-    fn options(power_preference: Pref, adapter_name: Option<&str>) -> GpuOptions {
-        GpuOptions {
-            adapter_name: adapter_name.map(str::to_string),
-            power_preference,
-            ..GpuOptions::default()
-        }
-    }
-
-    #[test]
-    fn power_preference_ranks_adapters_and_software_comes_last() {
-        assert_eq!(
-            choose_adapter(&adapters(), &options(Pref::HighPerformance, None)),
-            Some(2)
-        );
-        assert_eq!(
-            choose_adapter(&adapters(), &options(Pref::LowPower, None)),
-            Some(1)
-        );
-        // No preference: first enumerated hardware adapter.
-        assert_eq!(
-            choose_adapter(&adapters(), &options(Pref::None, None)),
-            Some(1)
-        );
-        assert_eq!(
-            choose_adapter(&adapters()[..1], &options(Pref::HighPerformance, None)),
-            Some(0)
-        );
-        assert_eq!(
-            choose_adapter(&[], &options(Pref::HighPerformance, None)),
-            None
-        );
-    }
-
-    #[test]
-    fn the_name_filter_wins_over_the_ranking() {
-        assert_eq!(
-            choose_adapter(
-                &adapters(),
-                &options(Pref::HighPerformance, Some("LLVMpipe"))
-            ),
-            Some(0)
-        );
-        assert_eq!(
-            choose_adapter(&adapters(), &options(Pref::HighPerformance, Some("radeon"))),
-            None
-        );
     }
 }

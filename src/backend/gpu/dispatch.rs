@@ -1,9 +1,10 @@
-//! Recording a kernel: its uniform, its bind group and its dispatches, in the pending work.
-
-use wgpu::util::DeviceExt;
+//! Recording a one-dimensional kernel: checks shared by the ops, workgroup counts, and the
+//! call into the context's op sites (a cached uniform and bind group per site).
 
 use super::GpuMatrix;
-use super::context::{GpuContext, Kernel};
+use super::context::GpuContext;
+use super::kernel::Kernel;
+use super::sites::{Bind, Dispatch};
 use crate::error::{Error, Result};
 
 /// Invocations per workgroup of the one-dimensional kernels (`WORKGROUP` in their shaders).
@@ -26,59 +27,72 @@ pub(crate) fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> 
     })
 }
 
-/// Checks that each matrix's whole buffer can be bound on this device.
+/// Checks that each matrix's whole buffer can be bound on this device and that every element
+/// index of it fits the kernels' 32-bit arithmetic.
 pub(crate) fn check_bindings(
     ctx: &GpuContext,
     op: &'static str,
     matrices: &[&GpuMatrix],
 ) -> Result<()> {
-    matrices
-        .iter()
-        .try_for_each(|m| m.buffer().check_binding(ctx, op))
+    matrices.iter().try_for_each(|m| {
+        m.buffer().check_binding(ctx, op)?;
+        to_u32(op, "buffer elements", m.buffer().len()).map(|_| ())
+    })
 }
 
-/// One dispatch of a kernel: the kernel, its override constants, its workgroup count.
-pub(crate) struct Dispatch<'a> {
+/// Fails when `output` shares a buffer with any of `inputs`: a kernel may not read a buffer it
+/// writes (wgpu rejects the aliasing at submit, where it would cost other work).
+pub(crate) fn check_no_alias(
+    op: &'static str,
+    output: &GpuMatrix,
+    inputs: &[&GpuMatrix],
+) -> Result<()> {
+    match inputs
+        .iter()
+        .find(|m| m.buffer().raw() == output.buffer().raw())
+    {
+        Some(_) => Err(Error::Shape {
+            op,
+            detail: format!(
+                "output buffer {:?} is also an input; write to a separate buffer",
+                output.buffer().label()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One entry point of a one-dimensional kernel: its override constants and workgroups.
+pub(crate) struct Entry<'a> {
     pub kernel: &'a Kernel,
     pub overrides: &'a [(&'static str, f64)],
     pub groups: u32,
 }
 
-/// Records `dispatches` (entry points of one shader file, run in order) with one uniform and
-/// one bind group: binding 0 is `uniform`, binding `i + 1` is `resources[i]`.
+/// Records `entries` (entry points of one shader file, run in order) with one uniform and
+/// one bind group: binding 0 is the uniform holding `values`, binding `i + 1` is
+/// `bindings[i]`.
 pub(crate) fn record(
     ctx: &GpuContext,
     op: &'static str,
-    uniform: &[u8],
-    resources: Vec<wgpu::BindingResource<'_>>,
-    dispatches: &[Dispatch<'_>],
+    values: &[u8],
+    bindings: &[Bind<'_>],
+    entries: &[Entry<'_>],
 ) -> Result<()> {
-    let Some(first) = dispatches.first() else {
+    let Some(first) = entries.first() else {
         return Ok(());
     };
-    let pipelines = dispatches
+    let pipelines = entries
         .iter()
-        .map(|d| ctx.pipeline(d.kernel, d.overrides))
+        .map(|e| ctx.pipeline(e.kernel, e.overrides))
         .collect::<Result<Vec<_>>>()?;
-    ctx.record(op, |encoder| {
-        let uniform = ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(op),
-                contents: uniform,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![uniform.as_entire_binding()];
-        entries.extend(resources);
-        let group = ctx.bind_group(first.kernel, entries);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(op),
-            timestamp_writes: None,
-        });
-        pass.set_bind_group(0, &group, &[]);
-        for (dispatch, pipeline) in dispatches.iter().zip(&pipelines) {
-            pass.set_pipeline(pipeline);
-            pass.dispatch_workgroups(dispatch.groups, 1, 1);
-        }
-    })
+    let dispatches: Vec<Dispatch<'_>> = entries
+        .iter()
+        .zip(&pipelines)
+        .map(|(e, pipeline)| Dispatch {
+            pipeline,
+            groups: [e.groups, 1, 1],
+        })
+        .collect();
+    ctx.dispatch(op, first.kernel, values, bindings, &dispatches)
 }

@@ -1,8 +1,9 @@
 //! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward` and `gpu::axpy`.
 
 use super::GpuMatrix;
-use super::context::{Binding, GpuContext, Kernel};
-use super::dispatch::{Dispatch, check_bindings, record, striding_groups, to_u32};
+use super::context::GpuContext;
+use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::kernel::{Binding, Kernel};
 use crate::backend::{Activation, Matrix, same_shape};
 use crate::error::Result;
 
@@ -34,23 +35,23 @@ fn elementwise(
     op: &'static str,
     kernel: &Kernel,
     overrides: &[(&'static str, f64)],
-    x: (&wgpu::Buffer, usize),
-    y: (&wgpu::Buffer, usize),
+    x: &GpuMatrix,
+    y: &GpuMatrix,
     len: usize,
     alpha: f32,
 ) -> Result<()> {
     let params = Params {
         len: to_u32(op, "elements", len)?,
-        x_offset: to_u32(op, "x offset", x.1)?,
-        y_offset: to_u32(op, "y offset", y.1)?,
+        x_offset: to_u32(op, "x offset", x.offset())?,
+        y_offset: to_u32(op, "y offset", y.offset())?,
         alpha,
     };
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        vec![x.0.as_entire_binding(), y.0.as_entire_binding()],
-        &[Dispatch {
+        &[x.buffer().bind(), y.buffer().bind()],
+        &[Entry {
             kernel,
             overrides,
             groups: striding_groups(len),
@@ -69,14 +70,15 @@ pub fn activation_backward(
     let op = "activation_backward";
     same_shape(op, output.shape(), grad.shape())?;
     check_bindings(ctx, op, &[output, grad])?;
+    check_no_alias(op, grad, &[output])?;
     let (rows, cols) = grad.shape();
     elementwise(
         ctx,
         op,
         &ACTIVATION_BACKWARD,
         &[("ACTIVATION", f64::from(activation.shader_code()))],
-        (output.buffer().raw(), output.offset()),
-        (grad.buffer().raw(), grad.offset()),
+        output,
+        grad,
         rows * cols,
         0.0,
     )
@@ -87,15 +89,7 @@ pub fn axpy(ctx: &GpuContext, alpha: f32, x: &GpuMatrix, y: &GpuMatrix) -> Resul
     let op = "axpy";
     same_shape(op, x.shape(), y.shape())?;
     check_bindings(ctx, op, &[x, y])?;
+    check_no_alias(op, y, &[x])?;
     let (rows, cols) = y.shape();
-    elementwise(
-        ctx,
-        op,
-        &AXPY,
-        &[],
-        (x.buffer().raw(), x.offset()),
-        (y.buffer().raw(), y.offset()),
-        rows * cols,
-        alpha,
-    )
+    elementwise(ctx, op, &AXPY, &[], x, y, rows * cols, alpha)
 }

@@ -1,7 +1,8 @@
 //! Host side of `shaders/gather.wgsl`: `gpu::gather_rows`.
 
-use super::context::{Binding, GpuContext, Kernel};
-use super::dispatch::{Dispatch, check_bindings, record, striding_groups, to_u32};
+use super::context::GpuContext;
+use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matrix, gather_dims};
 use crate::error::Result;
@@ -34,6 +35,14 @@ impl GpuIndices {
         })
     }
 
+    /// Overwrites the indices with `values` of the same length.
+    pub fn write(&mut self, ctx: &GpuContext, values: &[u32]) -> Result<()> {
+        crate::backend::arena_len("write indices", self.host.len(), values.len())?;
+        self.buffer.write(ctx, 0, values)?;
+        self.host.copy_from_slice(values);
+        Ok(())
+    }
+
     /// The indices, as uploaded.
     pub fn as_slice(&self) -> &[u32] {
         &self.host
@@ -64,6 +73,7 @@ pub fn gather_rows(
     let op = "gather_rows";
     gather_dims(src.shape(), &indices.host, start, out.shape())?;
     check_bindings(ctx, op, &[src, out])?;
+    check_no_alias(op, out, &[src])?;
     indices.buffer.check_binding(ctx, op)?;
     let (rows, cols) = out.shape();
     let params = Params {
@@ -80,12 +90,12 @@ pub fn gather_rows(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        vec![
-            src.buffer().raw().as_entire_binding(),
-            indices.buffer.raw().as_entire_binding(),
-            out.buffer().raw().as_entire_binding(),
+        &[
+            src.buffer().bind(),
+            indices.buffer.bind(),
+            out.buffer().bind(),
         ],
-        &[Dispatch {
+        &[Entry {
             kernel: &GATHER_ROWS,
             overrides: &[],
             groups: striding_groups(rows * cols),

@@ -1,7 +1,8 @@
 //! Host side of `shaders/loss.wgsl`: `gpu::loss`.
 
-use super::context::{Binding, GpuContext, Kernel};
-use super::dispatch::{Dispatch, check_bindings, record, striding_groups, to_u32};
+use super::context::GpuContext;
+use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matrix, loss_dims, totals_dims};
 use crate::error::Result;
@@ -63,8 +64,10 @@ pub(crate) fn loss(
     )?;
     totals_dims(op, totals.shape(), slot, 4)?;
     check_bindings(ctx, op, &[logits, targets, totals])?;
+    check_no_alias(op, totals, &[logits, targets])?;
     if let Some(grad) = grad {
         check_bindings(ctx, op, &[grad])?;
+        check_no_alias(op, grad, &[logits, targets, totals])?;
     }
     let (rows, cols) = logits.shape();
     let params = Params {
@@ -86,21 +89,20 @@ pub(crate) fn loss(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        vec![
-            logits.buffer().raw().as_entire_binding(),
-            targets.buffer().raw().as_entire_binding(),
-            grad.map_or(&ctx.placeholder, |g| g.buffer().raw())
-                .as_entire_binding(),
-            row_sums.range_binding(0, 2 * rows),
-            totals.buffer().raw().as_entire_binding(),
+        &[
+            logits.buffer().bind(),
+            targets.buffer().bind(),
+            grad.map_or(ctx.placeholder_rw_bind(), |g| g.buffer().bind()),
+            row_sums.bind_range(0, 2 * rows),
+            totals.buffer().bind(),
         ],
         &[
-            Dispatch {
+            Entry {
                 kernel: &LOSS_ROWS,
                 overrides: &overrides,
                 groups: striding_groups(rows),
             },
-            Dispatch {
+            Entry {
                 kernel: &LOSS_TOTAL,
                 overrides: &overrides,
                 groups: 1,

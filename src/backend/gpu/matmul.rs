@@ -1,14 +1,15 @@
-//! Host side of `shaders/matmul.wgsl`: checks, specialisation and dispatch.
+//! Host side of `shaders/matmul.wgsl`: checks, the tile configuration for the shape, and
+//! dispatch (with a fixed-order reduction when K is split).
 
-use wgpu::util::DeviceExt;
-
-use super::GpuMatrix;
-use super::context::{Binding, GpuContext, Kernel};
-use super::dispatch::to_u32;
+use super::context::{GpuContext, lock};
+use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
+use super::kernel::{Binding, Kernel};
+use super::sites::Dispatch;
+use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matmul, Matrix, matmul_dims};
 use crate::error::{Error, Result};
 
-const KERNEL: Kernel = Kernel {
+const MATMUL: Kernel = Kernel {
     shader: "matmul.wgsl",
     source: include_str!("../../../shaders/matmul.wgsl"),
     entry: "matmul",
@@ -18,11 +19,130 @@ const KERNEL: Kernel = Kernel {
         Binding::ReadOnly,
         Binding::ReadOnly,
         Binding::ReadWrite,
+        Binding::ReadWrite,
     ],
 };
+const MATMUL_REDUCE: Kernel = Kernel {
+    entry: "matmul_reduce",
+    ..MATMUL
+};
 
-/// Output rows and columns per workgroup (`TILE` in the shader).
-const TILE: usize = 128;
+/// A workgroup's share of the output: its tile, and how the invocations divide it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tile {
+    /// 128×128 outputs per workgroup of 16×16 invocations (8×8 each): the most reuse per load,
+    /// for outputs with enough tiles to fill the GPU.
+    Large,
+    /// 64×64 per workgroup of 16×16 (4×4 each).
+    Medium,
+    /// 32×32 per workgroup of 8×8 (4×4 each): many workgroups for small outputs.
+    Small,
+}
+
+impl Tile {
+    /// Every tile, largest first.
+    pub const ALL: [Tile; 3] = [Tile::Large, Tile::Medium, Tile::Small];
+
+    /// (invocations along N, along M, 4×4 blocks per invocation along M, along N).
+    const fn geometry(self) -> (u32, u32, u32, u32) {
+        match self {
+            Tile::Large => (16, 16, 2, 2),
+            Tile::Medium => (16, 16, 1, 1),
+            Tile::Small => (8, 8, 1, 1),
+        }
+    }
+
+    /// Output rows per tile.
+    pub const fn rows(self) -> usize {
+        let (_, wg_y, groups_m, _) = self.geometry();
+        (4 * wg_y * groups_m) as usize
+    }
+
+    /// Output columns per tile.
+    pub const fn cols(self) -> usize {
+        let (wg_x, _, _, groups_n) = self.geometry();
+        (4 * wg_x * groups_n) as usize
+    }
+
+    /// Tiles covering an `m × n` output.
+    pub fn count(self, m: usize, n: usize) -> usize {
+        m.div_ceil(self.rows())
+            .saturating_mul(n.div_ceil(self.cols()))
+    }
+}
+
+/// How one matmul is cut into workgroups: the tile, and K split into `splits` slices of
+/// `k_per_split` (the slices' partial products summed afterwards in slice order, so the result
+/// does not depend on timing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tiling {
+    /// The output tile per workgroup.
+    pub tile: Tile,
+    /// K slices (1: no split).
+    pub splits: usize,
+    /// K per slice: a multiple of 8 (the kernel's K step), or K itself without a split.
+    pub k_per_split: usize,
+}
+
+/// Workgroups that fill a large GPU (an H100 has 132 compute units): a shape with fewer tiles
+/// than this gets smaller tiles, then a K split.
+pub const TARGET_WORKGROUPS: usize = 128;
+/// The fewest K values a slice gets: below this, summing partials costs more than it brings.
+const MIN_K_PER_SPLIT: usize = 64;
+/// The most K slices.
+const MAX_SPLITS: usize = 16;
+
+impl Tiling {
+    /// One slice of `tile` over all of K.
+    pub fn whole(tile: Tile, k: usize) -> Self {
+        Self {
+            tile,
+            splits: 1,
+            k_per_split: k,
+        }
+    }
+
+    /// `tile` with K cut into at most `splits` slices of a multiple of 8 each (fewer when K is
+    /// short: every slice is non-empty).
+    pub fn split(tile: Tile, k: usize, splits: usize) -> Self {
+        let splits = splits.clamp(1, k.div_ceil(8).max(1));
+        if splits == 1 {
+            return Self::whole(tile, k);
+        }
+        let k_per_split = k.div_ceil(splits).next_multiple_of(8);
+        Self {
+            tile,
+            splits: k.div_ceil(k_per_split),
+            k_per_split,
+        }
+    }
+
+    /// The tiling for an `m × n` output over `k`, a pure function of the shape: the largest
+    /// tile that still gives [`TARGET_WORKGROUPS`] tiles; failing that the smallest tile, with K
+    /// split so that tiles × slices reaches the target (each slice at least 64 long), as far
+    /// as `max_partials` (the elements a partial-sum buffer may hold) allows.
+    pub fn choose(m: usize, n: usize, k: usize, max_partials: usize) -> Self {
+        if let Some(tile) = Tile::ALL
+            .into_iter()
+            .find(|t| t.count(m, n) >= TARGET_WORKGROUPS)
+        {
+            return Self::whole(tile, k);
+        }
+        let tile = Tile::Small;
+        let tiles = tile.count(m, n).max(1);
+        let wanted = TARGET_WORKGROUPS
+            .div_ceil(tiles)
+            .min(k / MIN_K_PER_SPLIT)
+            .min(MAX_SPLITS);
+        let fits = max_partials / m.saturating_mul(n).max(1);
+        Self::split(tile, k, wanted.min(fits))
+    }
+
+    /// Workgroups of the main dispatch.
+    pub fn workgroups(&self, m: usize, n: usize) -> usize {
+        self.tile.count(m, n).saturating_mul(self.splits)
+    }
+}
 
 /// The shader's `Params`, field for field.
 #[repr(C)]
@@ -35,16 +155,17 @@ struct Params {
     b_offset: u32,
     bias_offset: u32,
     c_offset: u32,
-    /// The first tile row and column of this dispatch (a grid over the device's per-dimension
-    /// workgroup limit is dispatched in pieces).
-    row_tile_base: u32,
-    col_tile_base: u32,
-    _pad: [u32; 3],
+    tiles_n: u32,
+    tiles: u32,
+    k_per_split: u32,
+    splits: u32,
+    groups_x: u32,
 }
 
-/// `out ← act(op(a) · op(b) + bias)` on the GPU: the twin of [`crate::backend::cpu::matmul`].
+/// `out ← act(op(a) · op(b) + bias)` on the GPU: the twin of [`crate::backend::cpu::matmul`],
+/// with the tiling [`Tiling::choose`] picks for the shape.
 ///
-/// Records one dispatch into the context's pending work (see [`GpuContext::flush`]).
+/// Records into the context's pending work (see [`GpuContext::flush`]).
 pub fn matmul(
     ctx: &GpuContext,
     spec: Matmul,
@@ -53,12 +174,15 @@ pub fn matmul(
     bias: Option<&GpuMatrix>,
     out: &GpuMatrix,
 ) -> Result<()> {
-    record(ctx, spec, a, b, bias, out)
+    matmul_tiled(ctx, spec, None, a, b, bias, out)
 }
 
-fn record(
+/// [`matmul`] with the tiling given (`None`: chosen from the shape). Every tiling computes the
+/// same product; this exists to compare and test them.
+pub fn matmul_tiled(
     ctx: &GpuContext,
     spec: Matmul,
+    tiling: Option<Tiling>,
     a: &GpuMatrix,
     b: &GpuMatrix,
     bias: Option<&GpuMatrix>,
@@ -72,91 +196,242 @@ fn record(
         bias.map(Matrix::shape),
         out.shape(),
     )?;
-    for input in [Some(a), Some(b), bias].into_iter().flatten() {
-        if input.buffer().raw() == out.buffer().raw() {
-            return Err(Error::Shape {
-                op,
-                detail: format!(
-                    "output buffer {:?} is also an input; write to a separate buffer",
-                    out.buffer().label()
-                ),
-            });
-        }
-    }
-    for matrix in [Some(a), Some(b), bias, Some(out)].into_iter().flatten() {
-        matrix.buffer().check_binding(ctx, op)?;
-    }
-    let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
-    let groups_x = dims.n.div_ceil(TILE);
-    let groups_y = dims.m.div_ceil(TILE);
-    // (first tile, tiles) along each dimension, each piece within the device's limit.
-    let pieces = |groups: usize| {
-        (0..groups)
-            .step_by(limit)
-            .map(move |base| (base, limit.min(groups - base)))
+    let inputs: Vec<&GpuMatrix> = [Some(a), Some(b), bias].into_iter().flatten().collect();
+    check_no_alias(op, out, &inputs)?;
+    check_bindings(ctx, op, &inputs)?;
+    check_bindings(ctx, op, &[out])?;
+    let (m, n, k) = (dims.m, dims.n, dims.k);
+    let outputs = to_u32(op, "M·N", m.saturating_mul(n))? as usize;
+    let max_partials = usize::try_from(ctx.limits().max_storage_buffer_binding_size / 4)
+        .unwrap_or(usize::MAX)
+        .min(u32::MAX as usize);
+    let tiling = match tiling {
+        Some(t) => check_tiling(op, t, k, outputs, max_partials)?,
+        None => Tiling::choose(m, n, k, max_partials),
     };
+    let split = tiling.splits > 1;
 
-    let base = Params {
-        m: to_u32(op, "M", dims.m)?,
-        n: to_u32(op, "N", dims.n)?,
-        k: to_u32(op, "K", dims.k)?,
+    // The grid, folded into two dimensions within the device's per-dimension limit.
+    let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
+    let workgroups = tiling.workgroups(m, n);
+    let groups_x = workgroups.min(limit);
+    let groups_y = workgroups.div_ceil(groups_x);
+    if groups_y > limit {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "{m}×{n} over K = {k} needs {workgroups} workgroups, more than this device \
+                 dispatches ({limit}²)"
+            ),
+        });
+    }
+    let params = Params {
+        m: to_u32(op, "M", m)?,
+        n: to_u32(op, "N", n)?,
+        k: to_u32(op, "K", k)?,
         a_offset: to_u32(op, "a offset", a.offset())?,
         b_offset: to_u32(op, "b offset", b.offset())?,
         bias_offset: to_u32(op, "bias offset", bias.map_or(0, GpuMatrix::offset))?,
         c_offset: to_u32(op, "output offset", out.offset())?,
-        row_tile_base: 0,
-        col_tile_base: 0,
-        _pad: [0; 3],
+        tiles_n: to_u32(op, "tile columns", n.div_ceil(tiling.tile.cols()))?,
+        tiles: to_u32(op, "tiles", tiling.tile.count(m, n))?,
+        k_per_split: to_u32(op, "K per slice", tiling.k_per_split)?,
+        splits: to_u32(op, "K slices", tiling.splits)?,
+        groups_x: groups_x as u32,
     };
+
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
     let vec4_ok = |m: &GpuMatrix| m.shape().1.is_multiple_of(4) && m.offset().is_multiple_of(4);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let overrides = [
-        ("TRANS_A", flag(spec.trans_a)),
-        ("TRANS_B", flag(spec.trans_b)),
+    let (wg_x, wg_y, groups_m, groups_n) = tiling.tile.geometry();
+    let epilogue = [
         ("HAS_BIAS", flag(bias.is_some())),
         ("ACTIVATION", f64::from(spec.activation.shader_code())),
+        ("SPLIT", flag(split)),
+    ];
+    let mut overrides = vec![
+        ("TRANS_A", flag(spec.trans_a)),
+        ("TRANS_B", flag(spec.trans_b)),
         ("A_VEC4", flag(vec4_ok(a))),
         ("B_VEC4", flag(vec4_ok(b))),
+        ("WG_X", f64::from(wg_x)),
+        ("WG_Y", f64::from(wg_y)),
+        ("GROUPS_M", f64::from(groups_m)),
+        ("GROUPS_N", f64::from(groups_n)),
     ];
-    let pipeline = ctx.pipeline(&KERNEL, &overrides)?;
-
-    ctx.record(op, |encoder| {
-        let bias = bias.map_or(&ctx.placeholder, |m| m.buffer().raw());
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(op),
-            timestamp_writes: None,
+    overrides.extend(epilogue);
+    let main = ctx.pipeline(&MATMUL, &overrides)?;
+    let reduce = match split {
+        true => Some(ctx.pipeline(&MATMUL_REDUCE, &epilogue)?),
+        false => None,
+    };
+    let partials = match split {
+        true => Some(partials(ctx, tiling.splits * outputs)?),
+        false => None,
+    };
+    let mut dispatches = vec![Dispatch {
+        pipeline: &main,
+        groups: [groups_x as u32, groups_y as u32, 1],
+    }];
+    if let Some(reduce) = &reduce {
+        dispatches.push(Dispatch {
+            pipeline: reduce,
+            groups: [striding_groups(outputs), 1, 1],
         });
-        pass.set_pipeline(&pipeline);
-        for (row_base, rows) in pieces(groups_y) {
-            for (col_base, cols) in pieces(groups_x) {
-                let params = Params {
-                    row_tile_base: row_base as u32,
-                    col_tile_base: col_base as u32,
-                    ..base
-                };
-                let params = ctx
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("matmul params"),
-                        contents: bytemuck::bytes_of(&params),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
-                let group = ctx.bind_group(
-                    &KERNEL,
-                    [
-                        &params,
-                        a.buffer().raw(),
-                        b.buffer().raw(),
-                        bias,
-                        out.buffer().raw(),
-                    ]
-                    .map(wgpu::Buffer::as_entire_binding)
-                    .into(),
+    }
+    ctx.dispatch(
+        op,
+        &MATMUL,
+        bytemuck::bytes_of(&params),
+        &[
+            a.buffer().bind(),
+            b.buffer().bind(),
+            bias.map_or(ctx.placeholder_bind(), |m| m.buffer().bind()),
+            out.buffer().bind(),
+            match &partials {
+                Some(p) => p.bind_range(0, tiling.splits * outputs),
+                None => ctx.placeholder_rw_bind(),
+            },
+        ],
+        &dispatches,
+    )
+}
+
+/// A tiling given by the caller, checked against the shape.
+fn check_tiling(
+    op: &'static str,
+    tiling: Tiling,
+    k: usize,
+    outputs: usize,
+    max_partials: usize,
+) -> Result<Tiling> {
+    let slices_cover_k = tiling.splits >= 1
+        && tiling.k_per_split >= 1
+        && tiling
+            .splits
+            .checked_mul(tiling.k_per_split)
+            .is_some_and(|c| c >= k)
+        && (tiling.splits - 1) * tiling.k_per_split < k;
+    let aligned = tiling.splits == 1 || tiling.k_per_split.is_multiple_of(8);
+    let fits = tiling.splits == 1
+        || tiling
+            .splits
+            .checked_mul(outputs)
+            .is_some_and(|p| p <= max_partials);
+    if slices_cover_k && aligned && fits {
+        Ok(tiling)
+    } else {
+        Err(Error::Shape {
+            op,
+            detail: format!(
+                "tiling {tiling:?} does not fit K = {k} with {outputs} outputs (slices must \
+                 each be non-empty, multiples of 8 when split, cover K, and their partial \
+                 sums fit {max_partials} elements)"
+            ),
+        })
+    }
+}
+
+/// The context's partial-sum scratch, grown to at least `len` elements.
+fn partials(ctx: &GpuContext, len: usize) -> Result<GpuBuffer<f32>> {
+    let mut scratch = lock(&ctx.matmul_scratch);
+    match scratch.as_ref() {
+        Some(buffer) if buffer.len() >= len => Ok(buffer.clone()),
+        _ => {
+            // Grow geometrically so a few sizes settle quickly; a steady loop then reuses it.
+            let grown = len.max(scratch.as_ref().map_or(0, |b| 2 * b.len()));
+            let buffer = GpuBuffer::zeros(ctx, "matmul partial sums", grown)
+                .or_else(|_| GpuBuffer::zeros(ctx, "matmul partial sums", len))?;
+            *scratch = Some(buffer.clone());
+            Ok(buffer)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_LIMIT: usize = usize::MAX;
+
+    #[test]
+    fn large_outputs_get_the_large_tile_and_no_split() {
+        for (m, n, k) in [(4096, 4096, 4096), (8192, 8192, 8192), (1024, 4096, 4096)] {
+            assert_eq!(
+                Tiling::choose(m, n, k, NO_LIMIT),
+                Tiling::whole(Tile::Large, k),
+                "{m}×{n}×{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn smaller_outputs_get_smaller_tiles_before_any_split() {
+        // 512×1024: 32 large tiles, 128 medium ones.
+        assert_eq!(
+            Tiling::choose(512, 1024, 1024, NO_LIMIT),
+            Tiling::whole(Tile::Medium, 1024)
+        );
+        // 256×784: 52 medium tiles, 200 small ones.
+        assert_eq!(
+            Tiling::choose(256, 784, 128, NO_LIMIT),
+            Tiling::whole(Tile::Small, 128)
+        );
+    }
+
+    #[test]
+    fn a_small_output_with_a_long_k_splits_k() {
+        // 128×256 over 784: 32 small tiles, so 4 slices of 200 (a multiple of 8).
+        let t = Tiling::choose(128, 256, 784, NO_LIMIT);
+        assert_eq!((t.tile, t.splits, t.k_per_split), (Tile::Small, 4, 200));
+        assert_eq!(t.workgroups(128, 256), TARGET_WORKGROUPS);
+        // A short K is never split below 64 per slice.
+        assert_eq!(
+            Tiling::choose(64, 64, 100, NO_LIMIT),
+            Tiling::whole(Tile::Small, 100)
+        );
+        let t = Tiling::choose(10, 10, 1 << 20, NO_LIMIT);
+        assert_eq!(t.splits, MAX_SPLITS);
+    }
+
+    #[test]
+    fn the_split_respects_the_partial_buffer() {
+        let t = Tiling::choose(128, 256, 784, 2 * 128 * 256);
+        assert_eq!(t.splits, 2);
+        let t = Tiling::choose(128, 256, 784, 128 * 256);
+        assert_eq!(t, Tiling::whole(Tile::Small, 784));
+    }
+
+    #[test]
+    fn slices_cover_k_exactly_once() {
+        for k in [1, 7, 8, 9, 63, 64, 65, 200, 784, 1000, 4097] {
+            for splits in 1..20 {
+                let t = Tiling::split(Tile::Small, k, splits);
+                assert!(
+                    t.splits >= 1 && t.splits <= splits.max(1),
+                    "{k} {splits} {t:?}"
                 );
-                pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups(cols as u32, rows as u32, 1);
+                assert!(t.splits * t.k_per_split >= k, "{k} {splits} {t:?}");
+                assert!(
+                    (t.splits - 1) * t.k_per_split < k,
+                    "empty slice: {k} {splits} {t:?}"
+                );
+                assert!(t.splits == 1 || t.k_per_split % 8 == 0, "{t:?}");
+                assert!(check_tiling("t", t, k, 1, NO_LIMIT).is_ok());
             }
         }
-    })
+    }
+
+    #[test]
+    fn every_tile_fits_the_kernel() {
+        for tile in Tile::ALL {
+            let (wg_x, wg_y, groups_m, groups_n) = tile.geometry();
+            // Each invocation stages at most one vec4 of each slice (8 K-rows).
+            assert!(8 * wg_y * groups_m <= wg_x * wg_y, "{tile:?}");
+            assert!(8 * wg_x * groups_n <= wg_x * wg_y, "{tile:?}");
+            // Workgroup arrays hold 256 vec4; the accumulator 16.
+            assert!(8 * wg_y * groups_m <= 256 && 8 * wg_x * groups_n <= 256);
+            assert!(groups_m <= 2 && groups_n <= 2);
+        }
+    }
 }

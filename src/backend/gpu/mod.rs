@@ -6,18 +6,22 @@ mod context;
 mod dispatch;
 mod elementwise;
 mod gather;
+mod kernel;
 mod loss;
 mod matmul;
 mod optim;
+mod options;
 mod reduce;
+mod sites;
 
 pub use arena::GpuArena;
 pub use buffer::GpuBuffer;
-pub use context::{GpuContext, GpuOptions};
+pub use context::{GpuContext, GpuCounters};
 pub use elementwise::{activation_backward, axpy};
 pub use gather::{GpuIndices, gather_rows};
-pub use matmul::matmul;
+pub use matmul::{Tile, Tiling, matmul, matmul_tiled};
 pub use optim::GpuOptimizer;
+pub use options::GpuOptions;
 pub use reduce::column_sum;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -155,9 +159,10 @@ impl Backend for GpuBackend {
     }
 
     fn download(&self, matrix: &GpuMatrix) -> Result<Array2<f32>> {
-        let all = matrix.buffer.read(&self.ctx)?;
-        let start = matrix.offset;
-        let values = all[start..start + matrix.rows * matrix.cols].to_vec();
+        let values =
+            matrix
+                .buffer
+                .read_range(&self.ctx, matrix.offset, matrix.rows * matrix.cols)?;
         Array2::from_shape_vec((matrix.rows, matrix.cols), values).map_err(|e| Error::Readback {
             label: matrix.buffer.label().to_string(),
             message: e.to_string(),
@@ -179,6 +184,10 @@ impl Backend for GpuBackend {
 
     fn upload_indices(&self, indices: &[u32]) -> Result<GpuIndices> {
         GpuIndices::new(&self.ctx, indices)
+    }
+
+    fn write_indices(&self, indices: &mut GpuIndices, values: &[u32]) -> Result<()> {
+        indices.write(&self.ctx, values)
     }
 
     fn matmul_into(
@@ -251,7 +260,7 @@ impl Backend for GpuBackend {
 
     fn copy_arena(&self, src: &GpuArena, dst: &mut GpuArena) -> Result<()> {
         check_layouts("copy arena", src, dst)?;
-        self.ctx.record("copy arena", |encoder| {
+        self.ctx.record(|encoder| {
             encoder.copy_buffer_to_buffer(
                 src.buffer().raw(),
                 0,

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use super::GpuBuffer;
 use super::GpuMatrix;
-use super::context::{Binding, GpuContext, Kernel};
+use super::context::GpuContext;
+use super::kernel::{Binding, Kernel};
 use crate::backend::Matrix;
 use crate::error::{Error, Result};
 use crate::optim::{OptimizerConfig, OptimizerCore, OptimizerState, UpdateRule, UpdateStats};
@@ -141,26 +140,28 @@ impl GpuOptimizer {
                 *slot = Some(buffer);
             }
         }
-        let (placeholders, step_uniform) = ctx.scoped("create optimizer", || {
-            let placeholder = |i: usize| {
-                ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        let op = "create optimizer";
+        let placeholder = |i: usize| {
+            ctx.create_buffer(
+                op,
+                &wgpu::BufferDescriptor {
                     label: Some(&format!("{name} unused slot {i}")),
                     size: 16,
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
-                })
-            };
-            let step_uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                },
+            )
+        };
+        let placeholders = [placeholder(0)?, placeholder(1)?, placeholder(2)?];
+        let step_uniform = ctx.create_buffer(
+            op,
+            &wgpu::BufferDescriptor {
                 label: Some(&format!("{name} step scalars")),
                 size: size_of::<crate::optim::StepScalars>() as u64,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            });
-            (
-                [placeholder(0), placeholder(1), placeholder(2)],
-                step_uniform,
-            )
-        })?;
+            },
+        )?;
         let stats = GpuBuffer::zeros(ctx, &format!("{name} stats"), 8)?;
         let (chunks, partials) = Self::chunk(ctx, len, max_chunk_len(ctx))?;
         Ok(Self {
@@ -180,36 +181,34 @@ impl GpuOptimizer {
 
     /// Splits `len` elements into chunks of at most `chunk_len` and allocates their partials.
     fn chunk(ctx: &GpuContext, len: usize, chunk_len: usize) -> Result<(Vec<Chunk>, wgpu::Buffer)> {
-        ctx.scoped("create optimizer", || {
-            let mut chunks = Vec::new();
-            let mut partial_base = 0usize;
-            for start in (0..len).step_by(chunk_len.max(1)) {
-                let len = chunk_len.min(len - start);
-                let groups = len.div_ceil(WORKGROUP).min(MAX_GROUPS);
-                let uniform = ctx
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("optimizer chunk"),
-                        contents: bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
-                chunks.push(Chunk {
-                    start,
-                    len,
-                    groups: groups as u32,
-                    uniform,
-                });
-                partial_base += groups;
-            }
-            // Sized exactly: `finalize` sums every partial the buffer holds.
-            let partials = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        let mut chunks = Vec::new();
+        let mut partial_base = 0usize;
+        for start in (0..len).step_by(chunk_len.max(1)) {
+            let len = chunk_len.min(len - start);
+            let groups = len.div_ceil(WORKGROUP).min(MAX_GROUPS);
+            let uniform = ctx.create_uniform(
+                "optimizer chunk",
+                bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
+            )?;
+            chunks.push(Chunk {
+                start,
+                len,
+                groups: groups as u32,
+                uniform,
+            });
+            partial_base += groups;
+        }
+        // Sized exactly: `finalize` sums every partial the buffer holds.
+        let partials = ctx.create_buffer(
+            "create optimizer",
+            &wgpu::BufferDescriptor {
                 label: Some("optimizer partial sums"),
                 size: (partial_base * 16) as u64,
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
-            });
-            (chunks, partials)
-        })
+            },
+        )?;
+        Ok((chunks, partials))
     }
 
     /// Processes the arena in chunks of at most `len` elements (rounded up to the device's
@@ -288,17 +287,12 @@ impl GpuOptimizer {
         if self.recorded_at == Some(self.ctx.submits()) {
             self.ctx.flush()?;
         }
-        self.ctx.scoped(op, || {
-            self.ctx
-                .queue
-                .write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&scalars))
-        })?;
+        self.ctx.check_health()?;
+        self.ctx
+            .queue
+            .write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&scalars));
         let chunks = &self.chunks;
-        self.ctx.record(op, |encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(op),
-                timestamp_writes: None,
-            });
+        self.ctx.record_pass(|pass| {
             let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
                 pass.set_pipeline(pipeline);
                 for (chunk, group) in chunks.iter().zip(&bound.groups) {
@@ -314,12 +308,12 @@ impl GpuOptimizer {
             // The norm must be complete before any chunk is updated: wgpu orders the storage
             // accesses of successive dispatches.
             if let Some((sum_squares, finalize_clip)) = &clip {
-                run_chunks(&mut pass, sum_squares);
-                finalize(&mut pass, finalize_clip);
+                run_chunks(pass, sum_squares);
+                finalize(pass, finalize_clip);
             }
-            run_chunks(&mut pass, &update);
+            run_chunks(pass, &update);
             if let Some(finalize_monitor) = &finalize_monitor {
-                finalize(&mut pass, finalize_monitor);
+                finalize(pass, finalize_monitor);
             }
         })?;
         self.core.step = step;
@@ -337,32 +331,31 @@ impl GpuOptimizer {
         {
             return Ok(());
         }
-        let groups = self.ctx.scoped("optimizer bind", || {
-            self.chunks
-                .iter()
-                .map(|chunk| {
-                    let (start, len) = (chunk.start, chunk.len);
-                    let slot = |i: usize| match &self.slots[i] {
-                        Some(buffer) => buffer.range_binding(start, len),
-                        None => self.placeholders[i].as_entire_binding(),
-                    };
-                    self.ctx.bind_group(
-                        &UPDATE,
-                        vec![
-                            self.step_uniform.as_entire_binding(),
-                            chunk.uniform.as_entire_binding(),
-                            params.range_binding(start, len),
-                            grads.range_binding(start, len),
-                            slot(0),
-                            slot(1),
-                            slot(2),
-                            self.stats.raw().as_entire_binding(),
-                            self.partials.as_entire_binding(),
-                        ],
-                    )
-                })
-                .collect()
-        })?;
+        let groups = self
+            .chunks
+            .iter()
+            .map(|chunk| {
+                let (start, len) = (chunk.start, chunk.len);
+                let slot = |i: usize| match &self.slots[i] {
+                    Some(buffer) => buffer.range_binding(start, len),
+                    None => self.placeholders[i].as_entire_binding(),
+                };
+                self.ctx.bind_group(
+                    &UPDATE,
+                    vec![
+                        self.step_uniform.as_entire_binding(),
+                        chunk.uniform.as_entire_binding(),
+                        params.range_binding(start, len),
+                        grads.range_binding(start, len),
+                        slot(0),
+                        slot(1),
+                        slot(2),
+                        self.stats.raw().as_entire_binding(),
+                        self.partials.as_entire_binding(),
+                    ],
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         self.bound = Some(Bound {
             params: params.raw().clone(),
             grads: grads.raw().clone(),
@@ -377,7 +370,7 @@ impl GpuOptimizer {
         let op = "optimizer stats";
         crate::backend::totals_dims(op, totals.shape(), slot, 3)?;
         let at = ((totals.offset() + slot) * 4) as u64;
-        self.ctx.record(op, |encoder| {
+        self.ctx.record(|encoder| {
             if self.monitored {
                 encoder.copy_buffer_to_buffer(self.stats.raw(), 16, totals.buffer().raw(), at, 12);
             } else {

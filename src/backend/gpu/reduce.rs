@@ -1,7 +1,10 @@
 //! Host side of `shaders/reduce.wgsl`: `gpu::column_sum` and `gpu::sum_squares`.
 
-use super::context::{Binding, GpuContext, Kernel};
-use super::dispatch::{Dispatch, WORKGROUP, check_bindings, record, striding_groups, to_u32};
+use super::context::GpuContext;
+use super::dispatch::{
+    Entry, WORKGROUP, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
+use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matrix, column_sum_dims};
 use crate::error::Result;
@@ -44,6 +47,7 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
     let op = "column_sum";
     column_sum_dims(m.shape(), out.shape())?;
     check_bindings(ctx, op, &[m, out])?;
+    check_no_alias(op, out, &[m])?;
     let (rows, cols) = m.shape();
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
@@ -56,12 +60,12 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        vec![
-            m.buffer().raw().as_entire_binding(),
-            out.buffer().raw().as_entire_binding(),
-            ctx.placeholder.as_entire_binding(),
+        &[
+            m.buffer().bind(),
+            out.buffer().bind(),
+            ctx.placeholder_rw_bind(),
         ],
-        &[Dispatch {
+        &[Entry {
             kernel: &COLUMN_SUM,
             overrides: &[],
             groups: striding_groups(cols),
@@ -80,6 +84,7 @@ pub(crate) fn sum_squares_into(
 ) -> Result<()> {
     let op = "sum_squares";
     check_bindings(ctx, op, &[m, out])?;
+    check_no_alias(op, out, &[m])?;
     let (rows, cols) = m.shape();
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
@@ -95,18 +100,18 @@ pub(crate) fn sum_squares_into(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        vec![
-            m.buffer().raw().as_entire_binding(),
-            out.buffer().raw().as_entire_binding(),
-            partials.range_binding(0, groups),
+        &[
+            m.buffer().bind(),
+            out.buffer().bind(),
+            partials.bind_range(0, groups),
         ],
         &[
-            Dispatch {
+            Entry {
                 kernel: &SUM_SQUARES,
                 overrides: &[],
                 groups: groups as u32,
             },
-            Dispatch {
+            Entry {
                 kernel: &FINISH_SUM,
                 overrides: &[],
                 groups: 1,

@@ -1,0 +1,157 @@
+"""PyTorch eager on the same work as `cargo run --release --example gpu_report`, line for line
+(same keys, prefixed `torch_`), so the two pair up when run on the same card.
+
+    python benches/pytorch/gpu_report.py [--quick] [--sections matmul,shapes,copy,optim,train]
+
+TF32 is off (steepest computes in plain f32); Adam is `fused=True`, PyTorch's fastest.
+Times are medians of three timed runs after a warm-up, synchronised before the clock stops.
+"""
+
+import argparse
+import time
+
+import torch
+
+SECTIONS = ["matmul", "shapes", "copy", "optim", "train"]
+
+
+def timed(fn, iters, warm=2):
+    for _ in range(warm):
+        fn()
+    torch.cuda.synchronize()
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        torch.cuda.synchronize()
+        runs.append((time.perf_counter() - start) / iters)
+    return sorted(runs)[1]
+
+
+def rand(*shape):
+    return torch.rand(*shape, device="cuda") * 2 - 1
+
+
+def product(key, op, a_shape, b_shape, quick):
+    a, b = rand(*a_shape), rand(*b_shape)
+    m = a_shape[1] if op == "tn" else a_shape[0]
+    k = a_shape[0] if op == "tn" else a_shape[1]
+    n = b_shape[0] if op == "nt" else b_shape[1]
+    fn = {"nn": lambda: a @ b, "nt": lambda: a @ b.T, "tn": lambda: a.T @ b}[op]
+    iters = int(min(400, max(3, 2e10 / (2 * m * n * k))))
+    if quick:
+        iters = min(iters, 5)
+    dt = timed(fn, iters)
+    print(f"torch_{key} {2 * m * n * k / dt / 1e9:.1f} GFLOP/s ({dt * 1e6:.1f} us)")
+
+
+def matmul(quick):
+    for size in [128, 256] if quick else [1024, 2048, 4096, 8192]:
+        for op in ("nn", "nt", "tn"):
+            product(f"matmul_{op}_{size}", op, (size, size), (size, size), quick)
+    m, k, n = (64, 128, 128) if quick else (512, 1024, 1024)
+    x = rand(m, k)
+    lin = torch.nn.Linear(k, n).cuda()
+    dt = timed(lambda: torch.relu(lin(x)), 5 if quick else 200)
+    print(f"torch_linear_relu_{m}x{k}x{n} {2 * m * n * k / dt / 1e9:.1f} GFLOP/s ({dt * 1e6:.1f} us)")
+
+
+def shapes(quick):
+    layers = [("784", 128, 784, 256)]
+    if not quick:
+        layers += [("1024", 512, 1024, 1024), ("4096", 1024, 4096, 4096)]
+    for model, batch, fan_in, fan_out in layers:
+        product(f"shape_{model}_fwd_nt_{batch}x{fan_out}x{fan_in}", "nt", (batch, fan_in), (fan_out, fan_in), quick)
+        product(f"shape_{model}_dw_tn_{fan_out}x{fan_in}x{batch}", "tn", (batch, fan_out), (batch, fan_in), quick)
+        product(f"shape_{model}_dx_nn_{batch}x{fan_in}x{fan_out}", "nn", (batch, fan_out), (fan_out, fan_in), quick)
+
+
+def label(n):
+    return f"1e{len(str(n)) - 1}_f32"
+
+
+def copy(quick):
+    n = 1_000_000 if quick else 100_000_000
+    src = torch.ones(n, device="cuda")
+    dst = torch.empty_like(src)
+    dt = timed(lambda: dst.copy_(src), 20)
+    print(f"torch_copy_{label(n)} {2 * 4 * n / dt / 1e9:.1f} GB/s read+write ({dt * 1e3:.3f} ms)")
+
+
+def optim(quick):
+    n = 1_000_000 if quick else 100_000_000
+    for name, make, bytes_per in (
+        ("adam", lambda p: torch.optim.Adam([p], lr=1e-3, fused=True), 28),
+        ("sgd_momentum", lambda p: torch.optim.SGD([p], lr=0.01, momentum=0.9), 20),
+    ):
+        p = torch.nn.Parameter(torch.full((n,), 0.5, device="cuda"))
+        p.grad = (torch.arange(n, device="cuda") % 101 - 50).float() * 1e-3
+        opt = make(p)
+        dt = timed(opt.step, 20)
+        print(f"torch_optim_{name}_{label(n)} {bytes_per * n / dt / 1e9:.1f} GB/s ({dt * 1e3:.3f} ms/step)")
+        del opt, p
+
+
+def train(quick):
+    models = [([784, 256, 10], 128, 5), ([2, 64, 64, 2], 64, 50)] if quick else [
+        ([784, 256, 10], 128, 300),
+        ([1024, 1024, 1024, 10], 512, 100),
+        ([4096, 4096, 4096, 10], 1024, 20),
+        ([2, 64, 64, 2], 64, 500),
+    ]
+    for widths, batch, iters in models:
+        torch.manual_seed(1)
+        n = 16 * batch
+        x = rand(n, widths[0])
+        y = torch.randint(0, widths[-1], (n,), device="cuda")
+        layers = []
+        for i in range(len(widths) - 1):
+            layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
+            if i + 2 < len(widths):
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers).cuda()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        order = torch.randperm(n, device="cuda")
+        state = {"i": 0}
+
+        def step():
+            i = state["i"] % 16
+            state["i"] += 1
+            idx = order[i * batch:(i + 1) * batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+
+        host = []
+
+        def host_step():
+            start = time.perf_counter()
+            step()
+            host.append(time.perf_counter() - start)
+
+        dt = timed(host_step, iters, warm=5)
+        key = "-".join(map(str, widths)) + f"_b{batch}"
+        print(f"torch_train_{key}_host {sorted(host)[len(host) // 2] * 1e6:.1f} us/step launched before the sync")
+        print(f"torch_train_{key} {batch / dt:.0f} samples/s ({dt * 1e3:.3f} ms/step)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
+    args = parser.parse_args()
+    wanted = [s.strip() for s in args.sections.split(",")]
+    for s in wanted:
+        if s not in SECTIONS:
+            parser.error(f"unknown section {s!r}; sections: {', '.join(SECTIONS)}")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    for s in SECTIONS:
+        if s in wanted:
+            globals()[s](args.quick)
+
+
+if __name__ == "__main__":
+    main()

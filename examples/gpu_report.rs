@@ -1,0 +1,389 @@
+//! The GPU report: how fast this adapter runs what training needs, one line per figure
+//! (`key value unit (detail)`), so it pairs line by line with `benches/pytorch/gpu_report.py`
+//! run on the same card.
+//!
+//! ```sh
+//! cargo run --release --example gpu_report                  # everything, full sizes
+//! cargo run --release --example gpu_report -- --quick       # small sizes (lavapipe, CI)
+//! cargo run --release --example gpu_report -- --sections matmul,train --tilings
+//! ```
+//!
+//! Sections: `matmul` (NN/NT/TN squares 1024–8192 and a fused linear layer), `shapes` (the
+//! bench MLPs' own forward and backward products), `copy` (buffer-to-buffer bandwidth),
+//! `optim` (Adam and SGD with momentum over 1e8 parameters), `train` (one training step of
+//! each bench MLP: samples/s, and the host's time to record and submit a step). `--tilings`
+//! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
+
+mod common;
+
+use std::time::Instant;
+
+use ndarray::Array2;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
+use steepest::{
+    Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuMatrix, GpuOptimizer, Init, Loss,
+    Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
+};
+
+const SECTIONS: [&str; 5] = ["matmul", "shapes", "copy", "optim", "train"];
+
+struct Report {
+    gpu: GpuBackend,
+    quick: bool,
+    tilings: bool,
+    rng: StdRng,
+}
+
+/// Median seconds per call of `f`, over `reps` timed runs of `iters` calls each after one
+/// warm-up call; the clock stops only after the GPU has finished.
+fn time(
+    gpu: &GpuBackend,
+    iters: u32,
+    mut f: impl FnMut() -> steepest::Result<()>,
+) -> steepest::Result<f64> {
+    let ctx = gpu.context();
+    f()?;
+    ctx.wait()?;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f()?;
+        }
+        ctx.wait()?;
+        runs.push(start.elapsed().as_secs_f64() / f64::from(iters));
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[1])
+}
+
+impl Report {
+    fn random(&mut self, rows: usize, cols: usize) -> steepest::Result<GpuMatrix> {
+        let host = Array2::from_shape_fn((rows, cols), |_| self.rng.random_range(-1.0f32..1.0));
+        self.gpu.upload(host.view())
+    }
+
+    /// Times `out ← op(a)·op(b)` for stored shapes `a`, `b` and prints one line (and one per
+    /// tiling with `--tilings`).
+    fn product(
+        &mut self,
+        key: &str,
+        spec: Matmul,
+        a: (usize, usize),
+        b: (usize, usize),
+    ) -> steepest::Result<()> {
+        let (m, k) = if spec.trans_a { (a.1, a.0) } else { a };
+        let n = if spec.trans_b { b.0 } else { b.1 };
+        let (ga, gb) = (self.random(a.0, a.1)?, self.random(b.0, b.1)?);
+        let out = self.gpu.zeros(m, n)?;
+        let flops = 2.0 * (m * n * k) as f64;
+        let iters = (2e10 / flops).clamp(3.0, 400.0) as u32;
+        let iters = if self.quick { iters.min(5) } else { iters };
+        let ctx = self.gpu.context().clone();
+        let limit = (ctx.limits().max_storage_buffer_binding_size / 4) as usize;
+        let chosen = Tiling::choose(m, n, k, limit);
+        let run = |tiling: Option<Tiling>| {
+            time(&self.gpu, iters, || {
+                matmul_tiled(&ctx, spec, tiling, &ga, &gb, None, &out)
+            })
+        };
+        let dt = run(None)?;
+        println!(
+            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices)",
+            flops / dt / 1e9,
+            dt * 1e6,
+            chosen.tile,
+            chosen.splits
+        );
+        // Every tiling of a large square would take long at the slow ones: sweep up to 2048³.
+        if self.tilings && flops <= 2.0 * 2048f64.powi(3) {
+            for tile in Tile::ALL {
+                for splits in [1, 2, 4, 8] {
+                    let tiling = Tiling::split(tile, k, splits);
+                    if splits > 1 && (tiling.splits == 1 || tiling.splits * m * n > limit) {
+                        continue;
+                    }
+                    let dt = run(Some(tiling))?;
+                    println!(
+                        "  {key}_{tile:?}_x{} {:.1} GFLOP/s ({:.1} us)",
+                        tiling.splits,
+                        flops / dt / 1e9,
+                        dt * 1e6
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn matmul(&mut self) -> steepest::Result<()> {
+        let sizes: &[usize] = if self.quick {
+            &[128, 256]
+        } else {
+            &[1024, 2048, 4096, 8192]
+        };
+        for &size in sizes {
+            for (name, spec) in [
+                ("nn", Matmul::nn()),
+                ("nt", Matmul::nt()),
+                ("tn", Matmul::tn()),
+            ] {
+                self.product(
+                    &format!("matmul_{name}_{size}"),
+                    spec,
+                    (size, size),
+                    (size, size),
+                )?;
+            }
+        }
+        // A fused linear layer as the training step runs it: relu(x·wᵀ + b).
+        let (m, k, n) = if self.quick {
+            (64, 128, 128)
+        } else {
+            (512, 1024, 1024)
+        };
+        let (x, w, bias) = (self.random(m, k)?, self.random(n, k)?, self.random(1, n)?);
+        let out = self.gpu.zeros(m, n)?;
+        let spec = Matmul::nt().activation(Activation::Relu);
+        let dt = time(&self.gpu, if self.quick { 5 } else { 200 }, || {
+            self.gpu
+                .matmul_into(spec, &x, &w, Some(&bias), &mut out.clone())
+        })?;
+        println!(
+            "linear_relu_{m}x{k}x{n} {:.1} GFLOP/s ({:.1} us)",
+            2.0 * (m * n * k) as f64 / dt / 1e9,
+            dt * 1e6
+        );
+        Ok(())
+    }
+
+    fn shapes(&mut self) -> steepest::Result<()> {
+        // (model, batch, fan-in, fan-out) of the layers whose products dominate each model.
+        let layers: &[(&str, usize, usize, usize)] = if self.quick {
+            &[("784", 128, 784, 256)]
+        } else {
+            &[
+                ("784", 128, 784, 256),
+                ("1024", 512, 1024, 1024),
+                ("4096", 1024, 4096, 4096),
+            ]
+        };
+        for &(model, batch, fan_in, fan_out) in layers {
+            // forward y = x·wᵀ; weight gradient dW = δᵀ·x; input gradient dX = δ·W.
+            self.product(
+                &format!("shape_{model}_fwd_nt_{batch}x{fan_out}x{fan_in}"),
+                Matmul::nt(),
+                (batch, fan_in),
+                (fan_out, fan_in),
+            )?;
+            self.product(
+                &format!("shape_{model}_dw_tn_{fan_out}x{fan_in}x{batch}"),
+                Matmul::tn(),
+                (batch, fan_out),
+                (batch, fan_in),
+            )?;
+            self.product(
+                &format!("shape_{model}_dx_nn_{batch}x{fan_in}x{fan_out}"),
+                Matmul::nn(),
+                (batch, fan_out),
+                (fan_out, fan_in),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn parameters(&self) -> usize {
+        if self.quick { 1_000_000 } else { 100_000_000 }
+    }
+
+    fn copy(&mut self) -> steepest::Result<()> {
+        let ctx = self.gpu.context().clone();
+        let len = self.parameters();
+        let src = GpuBuffer::<f32>::zeros(&ctx, "copy source", len)?;
+        let dst = GpuBuffer::<f32>::zeros(&ctx, "copy destination", len)?;
+        src.fill(&ctx, 1.0)?;
+        let bytes = src.size_bytes();
+        let dt = time(&self.gpu, 20, || {
+            let mut encoder =
+                ctx.device()
+                    .create_command_encoder(&steepest::wgpu::CommandEncoderDescriptor {
+                        label: Some("copy"),
+                    });
+            encoder.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, bytes);
+            ctx.queue().submit([encoder.finish()]);
+            Ok(())
+        })?;
+        println!(
+            "copy_{} {:.1} GB/s read+write ({:.3} ms)",
+            label(len),
+            2.0 * bytes as f64 / dt / 1e9,
+            dt * 1e3
+        );
+        Ok(())
+    }
+
+    fn optim(&mut self) -> steepest::Result<()> {
+        let ctx = self.gpu.context().clone();
+        let len = self.parameters();
+        let grads: Vec<f32> = (0..len).map(|i| ((i % 101) as f32 - 50.0) * 1e-3).collect();
+        let grads = GpuBuffer::from_slice(&ctx, "gradients", &grads)?;
+        let mut params = GpuBuffer::from_slice(&ctx, "parameters", &vec![0.5f32; len])?;
+        // Bytes each element moves: Adam reads θ, g, m, v and writes θ, m, v; SGD with
+        // momentum reads θ, g, b and writes θ, b.
+        let configs: [(&str, OptimizerConfig, f64); 2] = [
+            ("adam", Adam::default().into(), 28.0),
+            (
+                "sgd_momentum",
+                Sgd::default().lr(0.01).momentum(0.9).into(),
+                20.0,
+            ),
+        ];
+        for (name, config, bytes) in configs {
+            let mut optimizer = GpuOptimizer::new(&ctx, config, len)?;
+            let dt = time(&self.gpu, 20, || optimizer.step(&mut params, &grads))?;
+            println!(
+                "optim_{name}_{} {:.1} GB/s ({:.3} ms/step, {} chunks)",
+                label(len),
+                bytes * len as f64 / dt / 1e9,
+                dt * 1e3,
+                optimizer.chunk_count()
+            );
+        }
+        Ok(())
+    }
+
+    fn train(&mut self) -> steepest::Result<()> {
+        let models: &[(&[usize], usize, u32)] = if self.quick {
+            &[(&[784, 256, 10], 128, 5), (&[2, 64, 64, 2], 64, 50)]
+        } else {
+            &[
+                (&[784, 256, 10], 128, 300),
+                (&[1024, 1024, 1024, 10], 512, 100),
+                (&[4096, 4096, 4096, 10], 1024, 20),
+                (&[2, 64, 64, 2], 64, 500),
+            ]
+        };
+        let ctx = self.gpu.context().clone();
+        for &(widths, batch, iters) in models {
+            let label = format!(
+                "{}_b{batch}",
+                widths
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join("-")
+            );
+            // Enough samples that the timed steps never reach an epoch end (a readback).
+            let n = (iters as usize * 3 + 8) * batch;
+            let classes = widths[widths.len() - 1];
+            let x = Array2::from_shape_fn((n, widths[0]), |_| self.rng.random_range(-1.0f32..1.0));
+            let labels: Vec<usize> = (0..n).map(|_| self.rng.random_range(0..classes)).collect();
+            let data = Dataset::classification(x, &labels, classes)?;
+            let mut spec = MlpSpec::new(widths[0]);
+            for (i, &w) in widths[1..].iter().enumerate() {
+                let last = i + 2 == widths.len();
+                spec = spec.layer(
+                    w,
+                    if last {
+                        Activation::Identity
+                    } else {
+                        Activation::Relu
+                    },
+                );
+            }
+            let trainer =
+                Trainer::new(Adam::default().lr(1e-3), Loss::SoftmaxCrossEntropy).batch_size(batch);
+            let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
+            let mut session = Session::new(&trainer, &self.gpu, &mut model, &data, None)?;
+            for _ in 0..3 {
+                session.step()?;
+            }
+            ctx.wait()?;
+            let mut host = Vec::new();
+            let mut total = Vec::new();
+            let before = ctx.counters();
+            for _ in 0..3 {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    session.step()?;
+                }
+                host.push(start.elapsed().as_secs_f64() / f64::from(iters));
+                ctx.wait()?;
+                total.push(start.elapsed().as_secs_f64() / f64::from(iters));
+            }
+            let after = ctx.counters();
+            host.sort_by(f64::total_cmp);
+            total.sort_by(f64::total_cmp);
+            let steps = 3 * u64::from(iters);
+            println!(
+                "train_{label}_host {:.1} us/step recorded+submitted before the wait",
+                host[1] * 1e6
+            );
+            println!(
+                "train_{label} {:.0} samples/s ({:.3} ms/step, {:.2} submits/step, {} buffers \
+                 and {} bind groups created in {steps} steps)",
+                batch as f64 / total[1],
+                total[1] * 1e3,
+                (after.submits - before.submits) as f64 / steps as f64,
+                after.buffers_created - before.buffers_created,
+                after.bind_groups_created - before.bind_groups_created,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `1e8` for 100 000 000, `1e6` for 1 000 000.
+fn label(len: usize) -> String {
+    format!("1e{}_f32", (len as f64).log10().round())
+}
+
+fn main() {
+    if let Err(message) = run() {
+        eprintln!("gpu_report: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let flags = common::Flags::parse(&["sections"], &["quick", "tilings"])?;
+    let wanted: Vec<String> = flags
+        .get("sections", SECTIONS.join(","))?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    if let Some(bad) = wanted.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(format!(
+            "unknown section {bad:?}; sections: {}",
+            SECTIONS.join(", ")
+        ));
+    }
+    let gpu = GpuBackend::new().map_err(|e| e.to_string())?;
+    let ctx = gpu.context();
+    println!("adapter {}", steepest::Backend::describe(&gpu));
+    println!(
+        "options shader_checks={} max_storage_binding={} max_workgroups_per_dimension={}",
+        ctx.options().shader_checks,
+        ctx.limits().max_storage_buffer_binding_size,
+        ctx.limits().max_compute_workgroups_per_dimension
+    );
+    let mut report = Report {
+        gpu,
+        quick: flags.on("quick"),
+        tilings: flags.on("tilings"),
+        rng: StdRng::seed_from_u64(7),
+    };
+    for section in SECTIONS.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
+        let result = match *section {
+            "matmul" => report.matmul(),
+            "shapes" => report.shapes(),
+            "copy" => report.copy(),
+            "optim" => report.optim(),
+            _ => report.train(),
+        };
+        result.map_err(|e| format!("{section}: {e}"))?;
+    }
+    Ok(())
+}

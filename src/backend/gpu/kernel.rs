@@ -1,0 +1,197 @@
+//! Kernels as data (a shader file, an entry point, its bindings) and the context's caches of
+//! what is built from them once: shader modules, layouts and pipelines.
+
+use std::collections::HashMap;
+
+use super::context::{GpuContext, lock};
+use crate::error::{Error, Result};
+
+/// A compute kernel: one entry point of one built-in WGSL file and its binding layout.
+#[derive(Debug)]
+pub(crate) struct Kernel {
+    /// The file name under `shaders/`, also the cache key and the name in errors.
+    pub shader: &'static str,
+    /// The WGSL source (embedded with `include_str!`).
+    pub source: &'static str,
+    /// The `@compute` entry point.
+    pub entry: &'static str,
+    /// Binding `i` of group 0 is `bindings[i]`.
+    pub bindings: &'static [Binding],
+}
+
+/// The kind of one binding in a kernel's group 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Binding {
+    Uniform,
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Override constants as (name, value bits): a pipeline's cache key beside shader and entry.
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+/// What the context builds once and keeps: compiled modules, layouts, pipelines.
+#[derive(Default)]
+pub(crate) struct KernelCache {
+    shaders: HashMap<String, wgpu::ShaderModule>,
+    layouts: HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
+}
+
+impl KernelCache {
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.len()
+    }
+}
+
+impl GpuContext {
+    /// Compiles WGSL (cached by `name`) with wgpu's runtime bounds checks, returning validation
+    /// failures as [`Error::Shader`].
+    ///
+    /// Applications that bring their own kernels can use this to get the same error handling.
+    pub fn shader_module(&self, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        self.module(name, source, false)
+    }
+
+    /// A compiled module, cached. The crate's own shader files (`internal`) are trusted (no
+    /// runtime bounds checks) unless [`super::GpuOptions::shader_checks`] asks for them; an
+    /// application's are always checked, and cached apart from the crate's.
+    fn module(&self, name: &str, source: &str, internal: bool) -> Result<wgpu::ShaderModule> {
+        let checked = !internal || self.options.shader_checks;
+        let key = if internal {
+            format!("steepest/{name}")
+        } else {
+            name.to_string()
+        };
+        if let Some(module) = lock(&self.kernels).shaders.get(&key) {
+            return Ok(module.clone());
+        }
+        let descriptor = wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        };
+        let module = self
+            .scoped("compile shader", || {
+                if checked {
+                    self.device.create_shader_module(descriptor)
+                } else {
+                    // SAFETY: only the crate's own shaders get here, and each of them stays
+                    // inside its bindings on its own: every array index is either guarded by
+                    // the extents in its uniform (rows, cols, len, offsets) or bounded by a
+                    // workgroup array's declared size, and every loop is bounded by those
+                    // extents. The host checks each extent, offset and binding range against
+                    // the buffers it binds before it records (`matmul_dims`, `gather_dims`,
+                    // `GpuMatrix::view`, `check_binding`, the arena layouts), so the extents a
+                    // kernel sees describe memory inside its bindings. The differential tests
+                    // surround every output with canaries to catch a write outside it, and
+                    // run in both modes in CI.
+                    unsafe {
+                        self.device.create_shader_module_trusted(
+                            descriptor,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                }
+            })
+            .map_err(|e| Error::Shader {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        self.count_shader_module();
+        lock(&self.kernels).shaders.insert(key, module.clone());
+        Ok(module)
+    }
+
+    /// The bind group and pipeline layouts of `kernel`'s shader file (one per file: every entry
+    /// point of a file shares its bindings).
+    pub(crate) fn layout(&self, kernel: &Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        lock(&self.kernels)
+            .layouts
+            .entry(kernel.shader)
+            .or_insert_with(|| {
+                let entries: Vec<wgpu::BindGroupLayoutEntry> = kernel
+                    .bindings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, binding)| wgpu::BindGroupLayoutEntry {
+                        binding: i as u32,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: match binding {
+                                Binding::Uniform => wgpu::BufferBindingType::Uniform,
+                                Binding::ReadOnly => {
+                                    wgpu::BufferBindingType::Storage { read_only: true }
+                                }
+                                Binding::ReadWrite => {
+                                    wgpu::BufferBindingType::Storage { read_only: false }
+                                }
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    })
+                    .collect();
+                let group =
+                    self.device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(kernel.shader),
+                            entries: &entries,
+                        });
+                let pipeline =
+                    self.device
+                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: Some(kernel.shader),
+                            bind_group_layouts: &[Some(&group)],
+                            immediate_size: 0,
+                        });
+                (group, pipeline)
+            })
+            .clone()
+    }
+
+    /// The pipeline for `kernel` specialised by `overrides`, built on first use and cached by
+    /// (shader, entry point, override constants).
+    pub(crate) fn pipeline(
+        &self,
+        kernel: &Kernel,
+        overrides: &[(&'static str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let key: PipelineKey = (
+            kernel.shader,
+            kernel.entry,
+            overrides
+                .iter()
+                .map(|(name, value)| (*name, value.to_bits()))
+                .collect(),
+        );
+        if let Some(pipeline) = lock(&self.kernels).pipelines.get(&key) {
+            return Ok(pipeline.clone());
+        }
+        let module = self.module(kernel.shader, kernel.source, true)?;
+        let (_, layout) = self.layout(kernel);
+        let label = format!("{}:{} {:?}", kernel.shader, kernel.entry, overrides);
+        let pipeline = self
+            .scoped("build pipeline", || {
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&label),
+                        layout: Some(&layout),
+                        module: &module,
+                        entry_point: Some(kernel.entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: overrides,
+                            ..Default::default()
+                        },
+                        cache: None,
+                    })
+            })
+            .map_err(|e| Error::Shader {
+                name: label.clone(),
+                message: e.to_string(),
+            })?;
+        self.count_pipeline();
+        lock(&self.kernels).pipelines.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}

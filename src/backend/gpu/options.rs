@@ -1,0 +1,223 @@
+//! `GpuOptions`: which adapter to open and how to compile the crate's kernels, from wgpu's
+//! environment conventions or set by hand; and the adapter ranking that applies them.
+
+use crate::error::{Error, Result};
+
+/// How to choose an adapter and compile kernels. [`GpuOptions::from_env`] reads the
+/// environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuOptions {
+    /// Backends to search (`WGPU_BACKEND`, e.g. `vulkan` or `vulkan,metal`).
+    pub backends: wgpu::Backends,
+    /// Pick the first adapter whose name contains this, case-insensitively (`WGPU_ADAPTER_NAME`).
+    pub adapter_name: Option<String>,
+    /// Which kind of adapter to prefer (`WGPU_POWER_PREF`: `high`, `low` or `none`).
+    pub power_preference: wgpu::PowerPreference,
+    /// Compile the crate's own kernels with wgpu's runtime bounds checks
+    /// (`STEEPEST_SHADER_CHECKS=1`). Off by default: every kernel guards its own edges and the
+    /// host checks every extent, offset and binding before it records, and the checks cost
+    /// about 20× in the matmul's inner loop on a real GPU. Turn them on to debug a kernel: an
+    /// out-of-bounds access then reads zero or is dropped instead of touching other memory.
+    /// Shaders an application compiles through [`crate::GpuContext::shader_module`] are always
+    /// checked.
+    pub shader_checks: bool,
+}
+
+impl Default for GpuOptions {
+    /// The primary backends (Vulkan, Metal, DX12), any adapter name, the fastest adapter,
+    /// trusted kernels.
+    fn default() -> Self {
+        Self {
+            backends: wgpu::Backends::PRIMARY,
+            adapter_name: None,
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            shader_checks: false,
+        }
+    }
+}
+
+/// The values `WGPU_BACKEND` accepts, for error messages.
+const BACKENDS: &str =
+    "vulkan, metal, dx12, gl, webgpu, primary, secondary or all (comma-separated)";
+
+impl GpuOptions {
+    /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF` and
+    /// `STEEPEST_SHADER_CHECKS`. A value that is set but not understood is an error naming it.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`GpuOptions::from_env`] over any variable lookup (so it can be tested without the
+    /// process environment).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut options = Self::default();
+        let set = |name: &str| var(name).filter(|s| !s.trim().is_empty());
+        if let Some(list) = set("WGPU_BACKEND") {
+            options.backends = parse_backends(&list)?;
+        }
+        options.adapter_name = set("WGPU_ADAPTER_NAME");
+        if let Some(pref) = set("WGPU_POWER_PREF") {
+            options.power_preference = match pref.trim().to_lowercase().as_str() {
+                "high" => wgpu::PowerPreference::HighPerformance,
+                "low" => wgpu::PowerPreference::LowPower,
+                "none" => wgpu::PowerPreference::None,
+                _ => {
+                    return Err(Error::Config {
+                        variable: "WGPU_POWER_PREF",
+                        value: pref,
+                        accepted: "high, low or none",
+                    });
+                }
+            };
+        }
+        if let Some(checks) = set("STEEPEST_SHADER_CHECKS") {
+            options.shader_checks = match checks.trim().to_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                _ => {
+                    return Err(Error::Config {
+                        variable: "STEEPEST_SHADER_CHECKS",
+                        value: checks,
+                        accepted: "1, true, on, yes (checks on) or 0, false, off, no (off)",
+                    });
+                }
+            };
+        }
+        Ok(options)
+    }
+}
+
+/// `WGPU_BACKEND`'s comma list; every name must be one wgpu knows.
+fn parse_backends(list: &str) -> Result<wgpu::Backends> {
+    let mut backends = wgpu::Backends::empty();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let one = match name.to_lowercase().as_str() {
+            "primary" => wgpu::Backends::PRIMARY,
+            "secondary" => wgpu::Backends::SECONDARY,
+            "all" => wgpu::Backends::all(),
+            other => wgpu::Backends::from_comma_list(other),
+        };
+        if one.is_empty() {
+            return Err(Error::Config {
+                variable: "WGPU_BACKEND",
+                value: list.to_string(),
+                accepted: BACKENDS,
+            });
+        }
+        backends |= one;
+    }
+    Ok(backends)
+}
+
+/// Ranks adapters for `preference`; lower is better. Software adapters always come last, so a
+/// real GPU wins over lavapipe whenever both are installed.
+fn adapter_rank(device_type: wgpu::DeviceType, preference: wgpu::PowerPreference) -> u8 {
+    use wgpu::DeviceType::*;
+    match (preference, device_type) {
+        (_, Cpu) => 4,
+        (wgpu::PowerPreference::HighPerformance, DiscreteGpu) => 0,
+        (wgpu::PowerPreference::HighPerformance, IntegratedGpu) => 1,
+        (wgpu::PowerPreference::LowPower, IntegratedGpu) => 0,
+        (wgpu::PowerPreference::LowPower, DiscreteGpu) => 1,
+        (wgpu::PowerPreference::None, _) => 0,
+        (_, VirtualGpu) => 2,
+        (_, _) => 3,
+    }
+}
+
+/// Picks the adapter index from (name, type) pairs: the name filter first, then the ranking;
+/// ties keep the enumeration order.
+pub(crate) fn choose_adapter(
+    adapters: &[(String, wgpu::DeviceType)],
+    options: &GpuOptions,
+) -> Option<usize> {
+    let wanted = options.adapter_name.as_ref().map(|n| n.to_lowercase());
+    adapters
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| name.to_lowercase().contains(w))
+        })
+        .min_by_key(|(i, (_, ty))| (adapter_rank(*ty, options.power_preference), *i))
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::DeviceType::*;
+    use wgpu::PowerPreference as Pref;
+
+    fn adapters() -> Vec<(String, wgpu::DeviceType)> {
+        vec![
+            ("llvmpipe (LLVM 15)".into(), Cpu),
+            ("Intel UHD".into(), IntegratedGpu),
+            ("NVIDIA H100".into(), DiscreteGpu),
+        ]
+    }
+
+    fn options(power_preference: Pref, adapter_name: Option<&str>) -> GpuOptions {
+        GpuOptions {
+            adapter_name: adapter_name.map(str::to_string),
+            power_preference,
+            ..GpuOptions::default()
+        }
+    }
+
+    #[test]
+    fn power_preference_ranks_adapters_and_software_comes_last() {
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::HighPerformance, None)),
+            Some(2)
+        );
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::LowPower, None)),
+            Some(1)
+        );
+        // No preference: first enumerated hardware adapter.
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::None, None)),
+            Some(1)
+        );
+        assert_eq!(
+            choose_adapter(&adapters()[..1], &options(Pref::HighPerformance, None)),
+            Some(0)
+        );
+        assert_eq!(
+            choose_adapter(&[], &options(Pref::HighPerformance, None)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_name_filter_wins_over_the_ranking() {
+        assert_eq!(
+            choose_adapter(
+                &adapters(),
+                &options(Pref::HighPerformance, Some("LLVMpipe"))
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            choose_adapter(&adapters(), &options(Pref::HighPerformance, Some("radeon"))),
+            None
+        );
+    }
+
+    #[test]
+    fn backend_lists_are_checked_name_by_name() {
+        assert_eq!(
+            parse_backends("Vulkan, metal").unwrap(),
+            wgpu::Backends::VULKAN | wgpu::Backends::METAL
+        );
+        assert_eq!(parse_backends("primary").unwrap(), wgpu::Backends::PRIMARY);
+        let err = parse_backends("vulkan,nonsense").unwrap_err().to_string();
+        assert!(
+            err.contains("WGPU_BACKEND") && err.contains("nonsense"),
+            "{err}"
+        );
+        assert!(err.contains("vulkan, metal, dx12"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! A steady training step creates nothing: after a warm-up, 100 steps (epoch ends, validation
+//! passes, logged steps and a shorter last batch included) add no buffer, bind group or
+//! pipeline, submit once per step and wait once per epoch. So does `GpuOptimizer::step`.
+
+mod common;
+
+use ndarray::Array2;
+use rand::RngExt;
+use steepest::{
+    Activation, Adam, Backend, Clip, Dataset, GpuBuffer, GpuCounters, GpuOptimizer, Init, Loss,
+    Mlp, MlpSpec, Session, Sgd, Trainer, data,
+};
+
+/// What changed between two readings of the counters.
+fn added(before: GpuCounters, after: GpuCounters) -> GpuCounters {
+    GpuCounters {
+        buffers_created: after.buffers_created - before.buffers_created,
+        bind_groups_created: after.bind_groups_created - before.bind_groups_created,
+        pipelines_created: after.pipelines_created - before.pipelines_created,
+        shader_modules_created: after.shader_modules_created - before.shader_modules_created,
+        submits: after.submits - before.submits,
+        waits: after.waits - before.waits,
+    }
+}
+
+fn assert_nothing_created(what: &str, change: GpuCounters) {
+    assert_eq!(
+        (
+            change.buffers_created,
+            change.bind_groups_created,
+            change.pipelines_created,
+            change.shader_modules_created
+        ),
+        (0, 0, 0, 0),
+        "{what}: a steady phase created GPU objects: {change:?}"
+    );
+}
+
+/// Trains `spec` on `train` (with `val`) for two warm-up epochs, then for `epochs` more of
+/// `steps_per_epoch` steps each, and checks what the steady epochs created.
+fn check_steady(
+    what: &str,
+    spec: &MlpSpec,
+    trainer: &Trainer,
+    (train, val): (&Dataset, &Dataset),
+    steps_per_epoch: u64,
+    log_every: Option<u64>,
+) {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let mut model = Mlp::new(g, spec, Init::HeUniform, 3).unwrap();
+    let mut session = Session::new(trainer, g, &mut model, train, Some(val)).unwrap();
+    for _ in 0..2 {
+        session.run_epoch().unwrap();
+    }
+    let (before, sites) = (ctx.counters(), ctx.site_count());
+    let epochs = 100u64.div_ceil(steps_per_epoch);
+    for _ in 0..epochs {
+        let record = session.run_epoch().unwrap();
+        assert!(record.loss.is_finite(), "{what}: {record:?}");
+    }
+    let change = added(before, ctx.counters());
+    let steps = epochs * steps_per_epoch;
+    assert!(steps >= 100);
+    assert_nothing_created(what, change);
+    assert_eq!(ctx.site_count(), sites, "{what}: the op sites grew");
+    // One submit per step; each epoch end adds its validation pass (flushed before the
+    // readback) and the reset of the running sums. Logged steps wait once each.
+    let warm = 2 * steps_per_epoch;
+    let logged = log_every.map_or(0, |every| {
+        (warm + 1..=warm + steps)
+            .filter(|s| s.is_multiple_of(every))
+            .count() as u64
+    });
+    assert!(
+        change.submits <= steps + 2 * epochs,
+        "{what}: {} submits for {steps} steps",
+        change.submits
+    );
+    assert_eq!(
+        change.waits,
+        epochs + logged,
+        "{what}: waits (one per epoch, one per logged step)"
+    );
+}
+
+#[test]
+fn a_steady_training_step_creates_nothing() {
+    // 330 samples in batches of 64: five full batches and a last one of 10.
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    assert_eq!(train.len(), 330);
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(32, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(64)
+        .monitor(true)
+        .clip(Clip {
+            max_norm: Some(10.0),
+            max_value: None,
+        })
+        .log_every(7);
+    check_steady("spirals MLP", &spec, &trainer, (&train, &val), 6, Some(7));
+}
+
+#[test]
+fn a_steady_step_with_split_k_matmuls_creates_nothing() {
+    // 300 inputs in batches of 32: the first layer's products are small outputs over a long K,
+    // so their K is split (the partial sums live in a reused scratch buffer).
+    let mut rng = common::rng(5);
+    let x = Array2::from_shape_fn((160, 300), |_| rng.random_range(-1.0f32..1.0));
+    let labels: Vec<usize> = (0..160).map(|i| i % 4).collect();
+    let all = Dataset::classification(x, &labels, 4).unwrap();
+    let (train, val) = all.split(0.2, 2).unwrap();
+    assert_eq!(train.len(), 128);
+    let spec = MlpSpec::new(300)
+        .layer(24, Activation::Relu)
+        .layer(4, Activation::Identity);
+    let trainer = Trainer::new(
+        Sgd::default().lr(0.05).momentum(0.9),
+        Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(32);
+    check_steady("300-24-4 MLP", &spec, &trainer, (&train, &val), 4, None);
+}
+
+#[test]
+fn a_steady_optimizer_step_creates_nothing() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let len = 10_000;
+    let mut params = GpuBuffer::from_slice(ctx, "params", &vec![0.5f32; len]).unwrap();
+    let grads = GpuBuffer::from_slice(ctx, "grads", &vec![0.01f32; len]).unwrap();
+    let mut adam = GpuOptimizer::new(ctx, Adam::default(), len)
+        .unwrap()
+        .with_monitoring(true);
+    adam.step(&mut params, &grads).unwrap();
+    let before = ctx.counters();
+    for _ in 0..100 {
+        adam.step(&mut params, &grads).unwrap();
+    }
+    let change = added(before, ctx.counters());
+    assert_nothing_created("GpuOptimizer::step", change);
+    assert_eq!(change.submits, 100);
+    assert_eq!(change.waits, 0, "a step never waits");
+}
+
+#[test]
+fn dropped_buffers_take_their_op_sites_with_them() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let spec = MlpSpec::new(3).layer(5, Activation::Relu);
+    let model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
+    let sites = ctx.site_count();
+    let live = ctx.live_buffers();
+    for _ in 0..20 {
+        // A fresh input each time: each call is a new site, which must not outlive its input.
+        let x = g.upload(Array2::from_elem((4, 3), 1.0f32).view()).unwrap();
+        let y = model.forward(g, &x).unwrap();
+        drop((x, y));
+    }
+    // Sites are swept at the next recording.
+    let x = g.upload(Array2::from_elem((4, 3), 1.0f32).view()).unwrap();
+    model.forward(g, &x).unwrap();
+    ctx.wait().unwrap();
+    assert!(
+        ctx.site_count() <= sites + 1,
+        "{} sites kept for dropped buffers (from {sites})",
+        ctx.site_count()
+    );
+    assert!(
+        ctx.live_buffers() <= live + 6,
+        "{} live buffers, {live} before",
+        ctx.live_buffers()
+    );
+}

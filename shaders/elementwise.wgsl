@@ -1,9 +1,9 @@
 // elementwise.wgsl: one-pass elementwise kernels over a range of a buffer.
 //
+// Immediate data: Params { len, x_offset, y_offset, alpha }
 // Bindings (group 0):
-//   0 params: uniform Params { len, x_offset, y_offset, alpha }
-//   1 x:      storage r   array<f32>  read from element x_offset on
-//   2 y:      storage rw  array<f32>  updated in place from element y_offset on
+//   0 x:      storage r   array<f32>  read from element x_offset on
+//   1 y:      storage rw  array<f32>  updated in place from element y_offset on
 // Dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding through `len`
 // elements, so any length fits the device's workgroup-count limit.
 //
@@ -24,9 +24,9 @@ struct Params {
     alpha: f32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
 
 fn derivative_from_output(a: f32) -> f32 {
     switch ACTIVATION {

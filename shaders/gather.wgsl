@@ -1,10 +1,10 @@
 // gather.wgsl: gather rows of a matrix by index (a mini-batch from the uploaded dataset).
 //
+// Immediate data: Params { rows, cols, start, out_offset, src_offset }
 // Bindings (group 0):
-//   0 params:  uniform Params { rows, cols, start, out_offset, src_offset }
-//   1 src:     storage r   array<f32>  the source matrix, row-major, `cols` wide, from src_offset
-//   2 indices: storage r   array<u32>  source row of output row r is indices[start + r]
-//   3 out:     storage rw  array<f32>  rows × cols from element out_offset on
+//   0 src:     storage r   array<f32>  the source matrix, row-major, `cols` wide, from src_offset
+//   1 indices: storage r   array<u32>  source row of output row r is indices[start + r]
+//   2 out:     storage rw  array<f32>  rows × cols from element out_offset on
 // Dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding through the
 // rows·cols output elements (consecutive invocations copy consecutive columns: coalesced).
 //
@@ -23,10 +23,10 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> indices: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> indices: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn gather_rows(

@@ -1,13 +1,13 @@
 // loss.wgsl: loss forward and backward fused (the per-row loss, its gradient with respect to the
 // logits, and a correct-prediction count), then a deterministic total.
 //
+// Immediate data: Params (below)
 // Bindings (group 0):
-//   0 params:   uniform Params (below)
-//   1 logits:   storage r   array<f32>  rows × cols from element logits_offset on
-//   2 targets:  storage r   array<f32>  rows × cols (MSE, BCE) or rows × 1 class indices (CE)
-//   3 grad:     storage rw  array<f32>  rows × cols from grad_offset on (written if WRITE_GRAD)
-//   4 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch
-//   5 totals:   storage rw  array<f32>  from totals_offset on
+//   0 logits:   storage r   array<f32>  rows × cols from element logits_offset on
+//   1 targets:  storage r   array<f32>  rows × cols (MSE, BCE) or rows × 1 class indices (CE)
+//   2 grad:     storage rw  array<f32>  rows × cols from grad_offset on (written if WRITE_GRAD)
+//   3 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch
+//   4 totals:   storage rw  array<f32>  from totals_offset on
 // Dispatch: `loss_rows` (G, 1, 1) workgroups of 256, G ≤ 4096, one invocation per row
 // (striding); then `loss_total` (1, 1, 1).
 //
@@ -39,12 +39,12 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<f32>;
-@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(4) var<storage, read_write> row_sums: array<vec2<f32>>;
-@group(0) @binding(5) var<storage, read_write> totals: array<f32>;
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_sums: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> totals: array<f32>;
 
 var<workgroup> sums: array<vec2<f32>, WORKGROUP>;
 

@@ -1,12 +1,12 @@
 // matmul.wgsl: C = act(op(A) · op(B) + bias), f32, row-major, op() optionally transposing.
 //
+// Immediate data: Params (below); sizes, element offsets, the tile grid and the K split
 // Bindings (group 0):
-//   0 params:   uniform Params (below); sizes, element offsets, the tile grid and the K split
-//   1 a:        storage, read  array<vec4<f32>>  A as stored: M×K, or K×M when TRANS_A
-//   2 b:        storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
-//   3 bias:     storage, read  array<f32>        N values, read only when HAS_BIAS
-//   4 c:        storage, rw    array<f32>        C: M×N, every element overwritten
-//   5 partials: storage, rw    array<f32>        SPLIT only: splits × M × N partial products
+//   0 a:        storage, read  array<vec4<f32>>  A as stored: M×K, or K×M when TRANS_A
+//   1 b:        storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
+//   2 bias:     storage, read  array<f32>        N values, read only when HAS_BIAS
+//   3 c:        storage, rw    array<f32>        C: M×N, every element overwritten
+//   4 partials: storage, rw    array<f32>        SPLIT only: splits × M × N partial products
 //
 // Entry points and dispatch:
 //   matmul         one workgroup of WG_X × WG_Y invocations per (tile, K slice). The flat
@@ -71,12 +71,12 @@ struct Params {
     groups_x: u32,       // workgroups along x in this dispatch
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 
 // Staged slices, indexed [kk · TM4 + row / 4] (op(A)ᵀ, K-major) and [kk · TN4 + col / 4].
 var<workgroup> tile_a: array<vec4<f32>, 256>;

@@ -1,18 +1,18 @@
 // optim.wgsl: fused optimizer updates over a parameter arena, and the reductions they need.
 //
+// Immediate data: Step, this update's scalars, computed on the host (StepScalars).
 // Bindings (group 0), one bind group per chunk of the arena (a chunk is the largest aligned
 // range one storage binding may cover; small arenas are one chunk):
-//   0 step:     uniform Step, this update's scalars, computed on the host (StepScalars)
-//   1 chunk:    uniform Chunk: index of this chunk's first workgroup partial
-//   2 params:   storage rw  array<f32>  θ, this chunk (its length is the chunk's length)
-//   3 grads:    storage r   array<f32>  g, same range
-//   4..6 slot0..slot2: storage rw array<f32>  optimizer state, same range:
+//   0 chunk:    uniform Chunk: index of this chunk's first workgroup partial
+//   1 params:   storage rw  array<f32>  θ, this chunk (its length is the chunk's length)
+//   2 grads:    storage r   array<f32>  g, same range
+//   3..5 slot0..slot2: storage rw array<f32>  optimizer state, same range:
 //         SGD      slot0 momentum_buffer
 //         RMSprop  slot0 square_avg, slot1 momentum_buffer, slot2 grad_avg
 //         Adam(W)  slot0 exp_avg, slot1 exp_avg_sq, slot2 max_exp_avg_sq
 //         Adagrad  slot0 sum
-//   7 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² (for clipping), [1] = (Σg², Σθ², ΣΔθ², 0)
-//   8 partials: storage rw  array<vec4<f32>>: one per workgroup of every chunk
+//   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² (for clipping), [1] = (Σg², Σθ², ΣΔθ², 0)
+//   7 partials: storage rw  array<vec4<f32>>: one per workgroup of every chunk
 // Dispatch: `update` and `sum_squares` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048,
 // each invocation striding through the chunk; `finalize` with (1, 1, 1) after all chunks.
 //
@@ -70,15 +70,15 @@ struct Chunk {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> chunk: Chunk;
-@group(0) @binding(2) var<storage, read_write> params: array<f32>;
-@group(0) @binding(3) var<storage, read> grads: array<f32>;
-@group(0) @binding(4) var<storage, read_write> slot0: array<f32>;
-@group(0) @binding(5) var<storage, read_write> slot1: array<f32>;
-@group(0) @binding(6) var<storage, read_write> slot2: array<f32>;
-@group(0) @binding(7) var<storage, read_write> stats: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+var<immediate> step: Step;
+@group(0) @binding(0) var<uniform> chunk: Chunk;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> slot0: array<f32>;
+@group(0) @binding(4) var<storage, read_write> slot1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> slot2: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> partials: array<vec4<f32>>;
 
 var<workgroup> sums: array<vec4<f32>, WORKGROUP>;
 

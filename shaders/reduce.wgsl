@@ -1,10 +1,10 @@
 // reduce.wgsl: deterministic reductions (fixed grid, fixed tree, fixed final order).
 //
+// Immediate data: Params { rows, cols, in_offset, out_offset }
 // Bindings (group 0):
-//   0 params:   uniform Params { rows, cols, in_offset, out_offset }
-//   1 input:    storage r   array<f32>  rows × cols (row-major) from element in_offset on
-//   2 out:      storage rw  array<f32>  written from element out_offset on
-//   3 partials: storage rw  array<f32>  one per workgroup of `sum_squares`
+//   0 input:    storage r   array<f32>  rows × cols (row-major) from element in_offset on
+//   1 out:      storage rw  array<f32>  written from element out_offset on
+//   2 partials: storage rw  array<f32>  one per workgroup of `sum_squares`
 //
 // Entry points and dispatch:
 //   column_sum   out[c] = Σ_r input[r, c], summed over r in order by one invocation per column
@@ -24,10 +24,10 @@ struct Params {
     out_offset: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
 var<workgroup> sums: array<f32, WORKGROUP>;
 

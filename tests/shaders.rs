@@ -19,9 +19,10 @@ fn every_shader_parses_and_validates() {
                 e.emit_to_string(&source)
             )
         });
+        // Kernels take their per-dispatch values as immediate data (push constants).
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
+            naga::valid::Capabilities::IMMEDIATES,
         )
         .validate(&module)
         .unwrap_or_else(|e| {

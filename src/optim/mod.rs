@@ -107,7 +107,7 @@ pub(crate) struct UpdateRule {
 }
 
 /// Per-step scalars, computed on the host in f64 and rounded once to f32, as PyTorch passes
-/// Python floats to its kernels. Field for field the `Step` uniform of `shaders/optim.wgsl`.
+/// Python floats to its kernels. Field for field the `Step` immediate data of `shaders/optim.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct StepScalars {

@@ -40,6 +40,10 @@ struct Counters {
     waits: AtomicU64,
 }
 
+/// The immediate data every kernel may use (its largest `Params`, the optimizer's step
+/// scalars); Vulkan guarantees 128 bytes.
+pub(crate) const MIN_IMMEDIATE_SIZE: u32 = 64;
+
 /// Work recorded but not yet submitted: kernels go into one open compute pass (so a training
 /// step is one pass, one submit); a copy ends the pass and records on the encoder.
 struct Pending {
@@ -142,9 +146,29 @@ impl GpuContext {
         // wgpu's defaults are WebGPU's portable minimums (128 MiB bindings, 16 KiB workgroup
         // memory); asking for the adapter's own limits is what lets big arenas and tiles fit.
         let limits = adapter.limits();
+        // Kernels take their per-dispatch values as immediate data (push constants), so a
+        // step writes no uniform buffers; every Vulkan, Metal and DX12 adapter has them.
+        if !adapter.features().contains(wgpu::Features::IMMEDIATES)
+            || limits.max_immediate_size < MIN_IMMEDIATE_SIZE
+        {
+            return Err(Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: format!(
+                    "steepest needs immediate data (push constants) of at least \
+                     {MIN_IMMEDIATE_SIZE} bytes; this adapter offers {} bytes{}",
+                    limits.max_immediate_size,
+                    if adapter.features().contains(wgpu::Features::IMMEDIATES) {
+                        ""
+                    } else {
+                        " and not the IMMEDIATES feature"
+                    }
+                ),
+            });
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("steepest device"),
+                required_features: wgpu::Features::IMMEDIATES,
                 required_limits: limits.clone(),
                 memory_hints: wgpu::MemoryHints::Performance,
                 ..Default::default()
@@ -294,8 +318,7 @@ impl GpuContext {
         Ok(buffer)
     }
 
-    /// A new uniform buffer holding `contents` (counted); later values go in with
-    /// `queue.write_buffer`.
+    /// A new uniform buffer holding `contents` (counted).
     pub(crate) fn create_uniform(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
         use wgpu::util::DeviceExt;
         let buffer = self.scoped("create uniform", || {
@@ -303,7 +326,7 @@ impl GpuContext {
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
                     contents,
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::UNIFORM,
                 })
         })?;
         self.counters.buffers.fetch_add(1, Ordering::Relaxed);
@@ -459,7 +482,12 @@ impl GpuContext {
                 let _ = sender.send(result);
             });
         let waited = self.wait();
-        let mapped = receiver.try_recv();
+        // After a successful wait the mapping is done, but its callback may be fired by another
+        // thread's poll a moment later: block for it rather than peek.
+        let mapped = match &waited {
+            Ok(()) => receiver.recv().map_err(|e| e.to_string()),
+            Err(_) => Err("the wait failed".into()),
+        };
         let bytes = match (waited, mapped) {
             (Ok(()), Ok(Ok(()))) => {
                 let view = staging
@@ -471,7 +499,7 @@ impl GpuContext {
             }
             (Err(e), _) => Err(e),
             (_, Ok(Err(e))) => Err(readback_error(e.to_string())),
-            (_, Err(e)) => Err(readback_error(e.to_string())),
+            (_, Err(e)) => Err(readback_error(e)),
         };
         staging.unmap();
         bytes

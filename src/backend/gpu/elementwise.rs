@@ -11,7 +11,8 @@ const ACTIVATION_BACKWARD: Kernel = Kernel {
     shader: "elementwise.wgsl",
     source: include_str!("../../../shaders/elementwise.wgsl"),
     entry: "activation_backward",
-    bindings: &[Binding::Uniform, Binding::ReadOnly, Binding::ReadWrite],
+    bindings: &[Binding::ReadOnly, Binding::ReadWrite],
+    immediate_size: size_of::<Params>() as u32,
 };
 const AXPY: Kernel = Kernel {
     entry: "axpy",

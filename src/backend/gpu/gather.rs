@@ -11,12 +11,8 @@ const GATHER_ROWS: Kernel = Kernel {
     shader: "gather.wgsl",
     source: include_str!("../../../shaders/gather.wgsl"),
     entry: "gather_rows",
-    bindings: &[
-        Binding::Uniform,
-        Binding::ReadOnly,
-        Binding::ReadOnly,
-        Binding::ReadWrite,
-    ],
+    bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+    immediate_size: size_of::<Params>() as u32,
 };
 
 /// A list of row indices on the GPU, with the host copy that validates each gather.

@@ -17,6 +17,9 @@ pub(crate) struct Kernel {
     pub entry: &'static str,
     /// Binding `i` of group 0 is `bindings[i]`.
     pub bindings: &'static [Binding],
+    /// Bytes of the shader's immediate data (its per-dispatch `Params`; WGSL
+    /// `var<immediate>`), the same for every entry point of the file.
+    pub immediate_size: u32,
 }
 
 /// The kind of one binding in a kernel's group 0.
@@ -143,7 +146,7 @@ impl GpuContext {
                         .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                             label: Some(kernel.shader),
                             bind_group_layouts: &[Some(&group)],
-                            immediate_size: 0,
+                            immediate_size: kernel.immediate_size,
                         });
                 (group, pipeline)
             })

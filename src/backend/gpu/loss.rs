@@ -13,13 +13,13 @@ const LOSS_ROWS: Kernel = Kernel {
     source: include_str!("../../../shaders/loss.wgsl"),
     entry: "loss_rows",
     bindings: &[
-        Binding::Uniform,
         Binding::ReadOnly,
         Binding::ReadOnly,
         Binding::ReadWrite,
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    immediate_size: size_of::<Params>() as u32,
 };
 const LOSS_TOTAL: Kernel = Kernel {
     entry: "loss_total",

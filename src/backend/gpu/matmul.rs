@@ -14,13 +14,13 @@ const MATMUL: Kernel = Kernel {
     source: include_str!("../../../shaders/matmul.wgsl"),
     entry: "matmul",
     bindings: &[
-        Binding::Uniform,
         Binding::ReadOnly,
         Binding::ReadOnly,
         Binding::ReadOnly,
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    immediate_size: size_of::<Params>() as u32,
 };
 const MATMUL_REDUCE: Kernel = Kernel {
     entry: "matmul_reduce",
@@ -161,6 +161,9 @@ struct Params {
     splits: u32,
     groups_x: u32,
 }
+
+// Every adapter steepest opens offers at least this much immediate data.
+const _: () = assert!(size_of::<Params>() as u32 <= super::context::MIN_IMMEDIATE_SIZE);
 
 /// `out ← act(op(a) · op(b) + bias)` on the GPU: the twin of [`crate::backend::cpu::matmul`],
 /// with the tiling [`Tiling::choose`] picks for the shape.

@@ -9,14 +9,15 @@ use super::context::GpuContext;
 use super::kernel::{Binding, Kernel};
 use crate::backend::Matrix;
 use crate::error::{Error, Result};
-use crate::optim::{OptimizerConfig, OptimizerCore, OptimizerState, UpdateRule, UpdateStats};
+use crate::optim::{
+    OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule, UpdateStats,
+};
 
 const UPDATE: Kernel = Kernel {
     shader: "optim.wgsl",
     source: include_str!("../../../shaders/optim.wgsl"),
     entry: "update",
     bindings: &[
-        Binding::Uniform,
         Binding::Uniform,
         Binding::ReadWrite,
         Binding::ReadOnly,
@@ -26,6 +27,7 @@ const UPDATE: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    immediate_size: size_of::<StepScalars>() as u32,
 };
 const SUM_SQUARES: Kernel = Kernel {
     entry: "sum_squares",
@@ -79,7 +81,6 @@ pub struct GpuOptimizer {
     slots: [Option<GpuBuffer<f32>>; 3],
     /// Bound where a slot is unused; one each so no two writable bindings alias.
     placeholders: [wgpu::Buffer; 3],
-    step_uniform: wgpu::Buffer,
     chunks: Vec<Chunk>,
     partials: wgpu::Buffer,
     /// `stats` in the shader: two vec4 (clip norm², monitoring sums).
@@ -87,9 +88,6 @@ pub struct GpuOptimizer {
     bound: Option<Bound>,
     /// Whether the last step filled the monitoring sums.
     monitored: bool,
-    /// `ctx.submits()` when the last step was recorded: equal to the current count while that
-    /// step is still unsubmitted.
-    recorded_at: Option<u64>,
 }
 
 fn kernel_overrides(rule: &UpdateRule, monitor: bool) -> Vec<(&'static str, f64)> {
@@ -153,15 +151,6 @@ impl GpuOptimizer {
             )
         };
         let placeholders = [placeholder(0)?, placeholder(1)?, placeholder(2)?];
-        let step_uniform = ctx.create_buffer(
-            op,
-            &wgpu::BufferDescriptor {
-                label: Some(&format!("{name} step scalars")),
-                size: size_of::<crate::optim::StepScalars>() as u64,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            },
-        )?;
         let stats = GpuBuffer::zeros(ctx, &format!("{name} stats"), 8)?;
         let (chunks, partials) = Self::chunk(ctx, len, max_chunk_len(ctx))?;
         Ok(Self {
@@ -169,13 +158,11 @@ impl GpuOptimizer {
             core,
             slots,
             placeholders,
-            step_uniform,
             chunks,
             partials,
             stats,
             bound: None,
             monitored: false,
-            recorded_at: None,
         })
     }
 
@@ -281,20 +268,15 @@ impl GpuOptimizer {
                 message: "bind groups missing after binding".into(),
             });
         };
+        // This step's scalars travel with its dispatches as immediate data, so steps recorded
+        // into one submit each see their own.
         let scalars = self.core.scalars(step);
-        // The scalars are a queued write, which lands before the next submit: an earlier step
-        // still waiting in the pending work would read this step's values, so submit it first.
-        if self.recorded_at == Some(self.ctx.submits()) {
-            self.ctx.flush()?;
-        }
-        self.ctx.check_health()?;
-        self.ctx
-            .queue
-            .write_buffer(&self.step_uniform, 0, bytemuck::bytes_of(&scalars));
+        let immediates = bytemuck::bytes_of(&scalars);
         let chunks = &self.chunks;
         self.ctx.record_pass(|pass| {
             let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
                 pass.set_pipeline(pipeline);
+                pass.set_immediates(0, immediates);
                 for (chunk, group) in chunks.iter().zip(&bound.groups) {
                     pass.set_bind_group(0, group, &[]);
                     pass.dispatch_workgroups(chunk.groups, 1, 1);
@@ -302,6 +284,7 @@ impl GpuOptimizer {
             };
             let finalize = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
                 pass.set_pipeline(pipeline);
+                pass.set_immediates(0, immediates);
                 pass.set_bind_group(0, &bound.groups[0], &[]);
                 pass.dispatch_workgroups(1, 1, 1);
             };
@@ -318,7 +301,6 @@ impl GpuOptimizer {
         })?;
         self.core.step = step;
         self.monitored = monitor;
-        self.recorded_at = Some(self.ctx.submits());
         Ok(())
     }
 
@@ -343,7 +325,6 @@ impl GpuOptimizer {
                 self.ctx.bind_group(
                     &UPDATE,
                     vec![
-                        self.step_uniform.as_entire_binding(),
                         chunk.uniform.as_entire_binding(),
                         params.range_binding(start, len),
                         grads.range_binding(start, len),
@@ -422,3 +403,6 @@ impl GpuOptimizer {
 }
 
 crate::optim::common_optimizer_methods!(GpuOptimizer);
+
+// Every adapter steepest opens offers at least this much immediate data.
+const _: () = assert!(size_of::<StepScalars>() as u32 <= super::context::MIN_IMMEDIATE_SIZE);

@@ -13,12 +13,8 @@ const COLUMN_SUM: Kernel = Kernel {
     shader: "reduce.wgsl",
     source: include_str!("../../../shaders/reduce.wgsl"),
     entry: "column_sum",
-    bindings: &[
-        Binding::Uniform,
-        Binding::ReadOnly,
-        Binding::ReadWrite,
-        Binding::ReadWrite,
-    ],
+    bindings: &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite],
+    immediate_size: size_of::<Params>() as u32,
 };
 const SUM_SQUARES: Kernel = Kernel {
     entry: "sum_squares",

@@ -1,12 +1,10 @@
-//! Op sites: the uniform buffer and bind group of each (shader file, bound buffer ranges)
-//! combination an op has recorded, built once and reused, so a steady training step creates no
-//! wgpu object. A site's per-call values (sizes, offsets, a batch's start row) go into its
-//! uniform with one `queue.write_buffer`, only when they changed.
+//! Op sites: the bind group of each (shader file, bound buffer ranges) combination an op has
+//! recorded, built once and reused, so a steady training step creates no wgpu object. A call's
+//! own values (sizes, offsets, a batch's start row) travel as immediate data recorded with the
+//! dispatch, so nothing is written to a buffer either.
 //!
-//! A queued write lands before the next submit, so a site already recorded into the pending
-//! work is flushed before its uniform is rewritten: each recorded dispatch sees the values it
-//! was recorded with. Sites hold their buffers alive through the bind group, so a `GpuBuffer`
-//! that is dropped retires its id, and the sites that bind it go at the next lookup.
+//! Bind groups hold their buffers alive, so a `GpuBuffer` that is dropped retires its id, and
+//! the sites that bind it go at the next lookup.
 
 use std::collections::{HashMap, HashSet};
 
@@ -57,13 +55,7 @@ struct SiteKey {
 }
 
 struct Site {
-    uniform: wgpu::Buffer,
-    /// What the uniform holds (as last written).
-    values: Vec<u8>,
     group: wgpu::BindGroup,
-    /// `ctx.submits()` when last recorded: equal to the current count while that work is
-    /// still pending.
-    recorded_at: Option<u64>,
 }
 
 /// The sites of one context.
@@ -73,7 +65,7 @@ pub(crate) struct SiteCache {
 }
 
 impl SiteCache {
-    /// Number of sites kept (each one uniform buffer and one bind group).
+    /// Number of sites kept (each one bind group).
     pub fn len(&self) -> usize {
         self.sites.len()
     }
@@ -87,15 +79,26 @@ pub(crate) struct Dispatch<'a> {
 
 impl GpuContext {
     /// Records `dispatches` (pipelines of `kernel`'s shader file, run in order) with one bind
-    /// group: binding 0 is a uniform holding `values`, binding `i + 1` is `bindings[i]`.
+    /// group (binding `i` is `bindings[i]`) and `immediates` as each dispatch's immediate data.
     pub(crate) fn dispatch(
         &self,
         op: &'static str,
         kernel: &Kernel,
-        values: &[u8],
+        immediates: &[u8],
         bindings: &[Bind<'_>],
         dispatches: &[Dispatch<'_>],
     ) -> Result<()> {
+        if immediates.len() != kernel.immediate_size as usize {
+            return Err(crate::error::Error::Gpu {
+                op,
+                message: format!(
+                    "{} bytes of immediate data for {}, which takes {}",
+                    immediates.len(),
+                    kernel.shader,
+                    kernel.immediate_size
+                ),
+            });
+        }
         let mut sites = lock(&self.sites);
         let retired = std::mem::take(&mut *lock(&self.retired));
         if !retired.is_empty() {
@@ -108,51 +111,33 @@ impl GpuContext {
             shader: kernel.shader,
             bindings: bindings.iter().map(|b| (b.id, b.offset, b.size)).collect(),
         };
-        if !sites.sites.contains_key(&key) {
-            let uniform = self.create_uniform(op, values)?;
-            let mut resources = vec![uniform.as_entire_binding()];
-            resources.extend(bindings.iter().map(|b| {
-                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: b.buffer,
-                    offset: b.offset,
-                    size: b.size.and_then(wgpu::BufferSize::new),
+        let site = match sites.sites.entry(key) {
+            std::collections::hash_map::Entry::Occupied(site) => site.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let resources = bindings
+                    .iter()
+                    .map(|b| {
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: b.buffer,
+                            offset: b.offset,
+                            size: b.size.and_then(wgpu::BufferSize::new),
+                        })
+                    })
+                    .collect();
+                slot.insert(Site {
+                    group: self.bind_group(kernel, resources)?,
                 })
-            }));
-            let group = self.bind_group(kernel, resources)?;
-            sites.sites.insert(
-                key.clone(),
-                Site {
-                    uniform,
-                    values: values.to_vec(),
-                    group,
-                    recorded_at: None,
-                },
-            );
-        }
-        let Some(site) = sites.sites.get_mut(&key) else {
-            return Err(crate::error::Error::Gpu {
-                op,
-                message: "op site missing right after it was built".into(),
-            });
-        };
-        if site.values != values {
-            if site.recorded_at == Some(self.submits()) {
-                self.flush()?;
             }
-            self.check_health()?;
-            self.queue.write_buffer(&site.uniform, 0, values);
-            site.values.clear();
-            site.values.extend_from_slice(values);
-        }
+        };
         self.record_pass(|pass| {
             pass.set_bind_group(0, &site.group, &[]);
             for d in dispatches {
+                // Set after each pipeline change: a new pipeline may not keep earlier data.
                 pass.set_pipeline(d.pipeline);
+                pass.set_immediates(0, immediates);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
-        })?;
-        site.recorded_at = Some(self.submits());
-        Ok(())
+        })
     }
 
     /// Number of op sites kept (for tests: it stops growing once a training loop is steady,

@@ -97,10 +97,12 @@ impl Report {
             chosen.tile,
             chosen.splits
         );
-        // Every tiling of a large square would take long at the slow ones: sweep up to 2048³.
-        if self.tilings && flops <= 2.0 * 2048f64.powi(3) {
-            for tile in Tile::ALL {
-                for splits in [1, 2, 4, 8] {
+        // Every tiling of a large product would take long at the slow ones: past 2048³ only
+        // the large tiles, whole.
+        if self.tilings {
+            let small = flops <= 2.0 * 2048f64.powi(3);
+            for tile in Tile::ALL.into_iter().filter(|t| small || t.rows() == 128) {
+                for splits in [1, 2, 4, 8].into_iter().filter(|&s| small || s == 1) {
                     let tiling = Tiling::split(tile, k, splits);
                     if splits > 1 && (tiling.splits == 1 || tiling.splits * m * n > limit) {
                         continue;

@@ -23,11 +23,11 @@
 // is TILE_M × TILE_N with TILE_M = 4·WG_Y·GROUPS_M and TILE_N = 4·WG_X·GROUPS_N. Each
 // invocation accumulates GROUPS_M × GROUPS_N blocks of 4×4 in registers, at rows
 // h·4·WG_Y + 4·ly + r and columns w·4·WG_X + 4·lx + j of the tile, so neighbouring invocations
-// read neighbouring vec4s of workgroup memory. K advances TILE_K = 8 at a time: the TILE_M×8
-// slice of op(A) (staged transposed, K-major) and the 8×TILE_N slice of op(B) sit in workgroup
-// memory, each invocation loading at most one vec4 of each (the host keeps 8·TILE_M/4 and
-// 8·TILE_N/4 within the invocation count); the next slice is loaded into registers while the
-// current one is multiplied. Out-of-range elements (past M, N, or the end of this K slice)
+// read neighbouring vec4s of workgroup memory. K advances K_STEP (8 or 16) at a time: the
+// TILE_M×K_STEP slice of op(A) (staged transposed, K-major) and the K_STEP×TILE_N slice of
+// op(B) sit in workgroup memory, each invocation loading K_STEP/8 vec4s of each at most (the
+// host keeps 8·TILE_M/4 and 8·TILE_N/4 within the invocation count); the next slice is loaded
+// into registers while the current one is multiplied. Out-of-range elements (past M, N, or the end of this K slice)
 // load as zeros, so edge tiles need no special path; only the final store is masked.
 //
 // Global loads are vec4 when the stored row length and the element offset are multiples of 4
@@ -35,7 +35,8 @@
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
 // the extents in `params`, which the host has checked against the bound buffers; workgroup
-// indices stay below 8 · 32 (TM4, TN4 ≤ 32); the accumulator index below 16.
+// indices stay below 16 · 32 (K_STEP ≤ 16, TM4, TN4 ≤ 32); the accumulator index below 16;
+// the staging registers' below 2 (LOADS ≤ 2).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -48,12 +49,14 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override GROUPS_M: u32 = 2u;   // 1 or 2
 override GROUPS_N: u32 = 2u;   // 1 or 2
+override K_STEP: u32 = 8u;     // 8 or 16: K per staged slice
 override SPLIT: bool = false;
 
 override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4 (≤ 32)
 override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4 (≤ 32)
 override THREADS: u32 = WG_X * WG_Y;
-const TILE_K: u32 = 8u;
+override KQ: u32 = K_STEP / 4u;       // vec4s along K in a staged row
+override LOADS: u32 = K_STEP / 8u;    // vec4s each invocation loads per slice and matrix
 const REDUCE_WORKGROUP: u32 = 256u;
 
 struct Params {
@@ -66,7 +69,7 @@ struct Params {
     c_offset: u32,
     tiles_n: u32,        // tile columns
     tiles: u32,          // tiles per K slice: tile rows × tile columns
-    k_per_split: u32,    // K per slice, a multiple of TILE_K
+    k_per_split: u32,    // K per slice, a multiple of K_STEP
     splits: u32,         // K slices (1 without SPLIT)
     groups_x: u32,       // workgroups along x in this dispatch
 }
@@ -78,9 +81,10 @@ var<immediate> params: Params;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 
-// Staged slices, indexed [kk · TM4 + row / 4] (op(A)ᵀ, K-major) and [kk · TN4 + col / 4].
-var<workgroup> tile_a: array<vec4<f32>, 256>;
-var<workgroup> tile_b: array<vec4<f32>, 256>;
+// Staged slices, indexed [kk · TM4 + row / 4] (op(A)ᵀ, K-major) and [kk · TN4 + col / 4];
+// sized for the deepest slice of the largest tile (16 · 32).
+var<workgroup> tile_a: array<vec4<f32>, 512>;
+var<workgroup> tile_b: array<vec4<f32>, 512>;
 
 // Four consecutive elements of stored row `row`, columns `col..col + 4` of A (row length
 // `stride`), zero where row ≥ rows or column ≥ cols.
@@ -120,56 +124,56 @@ fn load_b4(row: u32, col: u32, rows: u32, cols: u32, stride: u32) -> vec4<f32> {
     return v;
 }
 
-// The vec4 invocation `t` contributes to the op(A) slice at (row0, k0), K ending at k_end.
-// Without TRANS_A it runs along K (one stored row); with it, along M.
-fn fetch_a(t: u32, row0: u32, k0: u32, k_end: u32) -> vec4<f32> {
-    if (t >= 8u * TM4) {
+// The vec4 number `v` of the op(A) slice at (row0, k0), K ending at k_end. Without TRANS_A
+// the slice's vec4s run along K (one stored row); with it, along M.
+fn fetch_a(v: u32, row0: u32, k0: u32, k_end: u32) -> vec4<f32> {
+    if (v >= K_STEP * TM4) {
         return vec4<f32>(0.0);
     }
     if (TRANS_A) {
-        return load_a4(k0 + t / TM4, row0 + (t % TM4) * 4u, k_end, params.m, params.m);
+        return load_a4(k0 + v / TM4, row0 + (v % TM4) * 4u, k_end, params.m, params.m);
     }
-    return load_a4(row0 + t / 2u, k0 + (t % 2u) * 4u, params.m, k_end, params.k);
+    return load_a4(row0 + v / KQ, k0 + (v % KQ) * 4u, params.m, k_end, params.k);
 }
 
-// The vec4 invocation `t` contributes to the op(B) slice at (k0, col0): along N without
-// TRANS_B, along K with it.
-fn fetch_b(t: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
-    if (t >= 8u * TN4) {
+// The vec4 number `v` of the op(B) slice at (k0, col0): along N without TRANS_B, along K
+// with it.
+fn fetch_b(v: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
+    if (v >= K_STEP * TN4) {
         return vec4<f32>(0.0);
     }
     if (TRANS_B) {
-        return load_b4(col0 + t / 2u, k0 + (t % 2u) * 4u, params.n, k_end, params.k);
+        return load_b4(col0 + v / KQ, k0 + (v % KQ) * 4u, params.n, k_end, params.k);
     }
-    return load_b4(k0 + t / TN4, col0 + (t % TN4) * 4u, k_end, params.n, params.n);
+    return load_b4(k0 + v / TN4, col0 + (v % TN4) * 4u, k_end, params.n, params.n);
 }
 
-fn stage_a(t: u32, v: vec4<f32>) {
-    if (t >= 8u * TM4) {
+fn stage_a(v: u32, x: vec4<f32>) {
+    if (v >= K_STEP * TM4) {
         return;
     }
     if (TRANS_A) {
-        tile_a[t] = v;
+        tile_a[v] = x;
     } else {
-        // v holds K = 4·(t % 2) .. +4 of tile row t / 2: scatter into the K-major slice.
-        let row = t / 2u;
+        // x holds K = 4·(v % KQ) .. +4 of tile row v / KQ: scatter into the K-major slice.
+        let row = v / KQ;
         for (var j = 0u; j < 4u; j++) {
-            tile_a[((t % 2u) * 4u + j) * TM4 + row / 4u][row % 4u] = v[j];
+            tile_a[((v % KQ) * 4u + j) * TM4 + row / 4u][row % 4u] = x[j];
         }
     }
 }
 
-fn stage_b(t: u32, v: vec4<f32>) {
-    if (t >= 8u * TN4) {
+fn stage_b(v: u32, x: vec4<f32>) {
+    if (v >= K_STEP * TN4) {
         return;
     }
     if (TRANS_B) {
-        let col = t / 2u;
+        let col = v / KQ;
         for (var j = 0u; j < 4u; j++) {
-            tile_b[((t % 2u) * 4u + j) * TN4 + col / 4u][col % 4u] = v[j];
+            tile_b[((v % KQ) * 4u + j) * TN4 + col / 4u][col % 4u] = x[j];
         }
     } else {
-        tile_b[t] = v;
+        tile_b[v] = x;
     }
 }
 
@@ -210,18 +214,26 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let t = lid.y * WG_X + lid.x;
 
     var acc: array<vec4<f32>, 16>;  // [(h * 4 + r) * 2 + w]: row group h, row r, column group w
-    var next_a = fetch_a(t, row0, k_begin, k_end);
-    var next_b = fetch_b(t, k_begin, col0, k_end);
+    var next_a: array<vec4<f32>, 2>;
+    var next_b: array<vec4<f32>, 2>;
+    for (var i = 0u; i < LOADS; i++) {
+        next_a[i] = fetch_a(t + i * THREADS, row0, k_begin, k_end);
+        next_b[i] = fetch_b(t + i * THREADS, k_begin, col0, k_end);
+    }
 
-    for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
-        stage_a(t, next_a);
-        stage_b(t, next_b);
-        workgroupBarrier();
-        if (k0 + TILE_K < k_end) {
-            next_a = fetch_a(t, row0, k0 + TILE_K, k_end);
-            next_b = fetch_b(t, k0 + TILE_K, col0, k_end);
+    for (var k0 = k_begin; k0 < k_end; k0 += K_STEP) {
+        for (var i = 0u; i < LOADS; i++) {
+            stage_a(t + i * THREADS, next_a[i]);
+            stage_b(t + i * THREADS, next_b[i]);
         }
-        for (var kk = 0u; kk < TILE_K; kk++) {
+        workgroupBarrier();
+        if (k0 + K_STEP < k_end) {
+            for (var i = 0u; i < LOADS; i++) {
+                next_a[i] = fetch_a(t + i * THREADS, row0, k0 + K_STEP, k_end);
+                next_b[i] = fetch_b(t + i * THREADS, k0 + K_STEP, col0, k_end);
+            }
+        }
+        for (var kk = 0u; kk < K_STEP; kk++) {
             for (var h = 0u; h < GROUPS_M; h++) {
                 let av = tile_a[kk * TM4 + h * WG_Y + lid.y];
                 for (var w = 0u; w < GROUPS_N; w++) {

@@ -71,9 +71,9 @@ pub struct GpuContext {
     pending: Mutex<Option<Pending>>,
     /// The readback staging buffer, grown on demand and reused.
     staging: Mutex<Option<wgpu::Buffer>>,
-    /// Scratch for split-K matmul partial sums, grown on demand and reused; ops recorded into
-    /// one submit run in order, so they can share it.
-    pub(crate) matmul_scratch: Mutex<Option<GpuBuffer<f32>>>,
+    /// Scratch for partial sums (split-K matmuls, column sums over many rows), grown on demand
+    /// and reused; ops recorded into one submit run in order, so they can share it.
+    scratch: Mutex<Option<GpuBuffer<f32>>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.
     lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
@@ -219,7 +219,7 @@ impl GpuContext {
             counters,
             pending: Mutex::default(),
             staging: Mutex::default(),
-            matmul_scratch: Mutex::default(),
+            scratch: Mutex::default(),
             lost,
             uncaptured,
             placeholder,
@@ -429,6 +429,24 @@ impl GpuContext {
                 message: e.to_string(),
             })?;
         self.check_health()
+    }
+
+    /// The shared partial-sum scratch, grown to at least `len` elements. An op writes it and
+    /// reads it back within its own dispatches, so ops never see each other's partials.
+    pub(crate) fn scratch(&self, len: usize) -> Result<GpuBuffer<f32>> {
+        let mut scratch = lock(&self.scratch);
+        match scratch.as_ref() {
+            Some(buffer) if buffer.len() >= len => Ok(buffer.clone()),
+            _ => {
+                // Grow geometrically so a few sizes settle quickly; a steady loop then reuses
+                // it.
+                let grown = len.max(scratch.as_ref().map_or(0, |b| 2 * b.len()));
+                let buffer = GpuBuffer::zeros(self, "partial sums", grown)
+                    .or_else(|_| GpuBuffer::zeros(self, "partial sums", len))?;
+                *scratch = Some(buffer.clone());
+                Ok(buffer)
+            }
+        }
     }
 
     /// Copies `size` bytes from `offset` of `source` to the host through the context's staging

@@ -62,11 +62,11 @@ pub(crate) fn check_no_alias(
     }
 }
 
-/// One entry point of a one-dimensional kernel: its override constants and workgroups.
+/// One entry point of a kernel: its override constants and workgroup counts.
 pub(crate) struct Entry<'a> {
     pub kernel: &'a Kernel,
     pub overrides: &'a [(&'static str, f64)],
-    pub groups: u32,
+    pub groups: [u32; 3],
 }
 
 /// Records `entries` (entry points of one shader file, run in order) with one uniform and
@@ -91,7 +91,7 @@ pub(crate) fn record(
         .zip(&pipelines)
         .map(|(e, pipeline)| Dispatch {
             pipeline,
-            groups: [e.groups, 1, 1],
+            groups: e.groups,
         })
         .collect();
     ctx.dispatch(op, first.kernel, values, bindings, &dispatches)

@@ -55,7 +55,7 @@ fn elementwise(
         &[Entry {
             kernel,
             overrides,
-            groups: striding_groups(len),
+            groups: [striding_groups(len), 1, 1],
         }],
     )
 }

@@ -94,7 +94,7 @@ pub fn gather_rows(
         &[Entry {
             kernel: &GATHER_ROWS,
             overrides: &[],
-            groups: striding_groups(rows * cols),
+            groups: [striding_groups(rows * cols), 1, 1],
         }],
     )
 }

@@ -100,12 +100,12 @@ pub(crate) fn loss(
             Entry {
                 kernel: &LOSS_ROWS,
                 overrides: &overrides,
-                groups: striding_groups(rows),
+                groups: [striding_groups(rows), 1, 1],
             },
             Entry {
                 kernel: &LOSS_TOTAL,
                 overrides: &overrides,
-                groups: 1,
+                groups: [1, 1, 1],
             },
         ],
     )

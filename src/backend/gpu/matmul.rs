@@ -1,11 +1,11 @@
 //! Host side of `shaders/matmul.wgsl`: checks, the tile configuration for the shape, and
 //! dispatch (with a fixed-order reduction when K is split).
 
-use super::context::{GpuContext, lock};
+use super::GpuMatrix;
+use super::context::GpuContext;
 use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::Dispatch;
-use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matmul, Matrix, matmul_dims};
 use crate::error::{Error, Result};
 
@@ -33,6 +33,8 @@ pub enum Tile {
     /// 128×128 outputs per workgroup of 16×16 invocations (8×8 each): the most reuse per load,
     /// for outputs with enough tiles to fill the GPU.
     Large,
+    /// [`Tile::Large`] with K staged 16 deep instead of 8: half the barriers per product.
+    LargeDeep,
     /// 64×64 per workgroup of 16×16 (4×4 each).
     Medium,
     /// 32×32 per workgroup of 8×8 (4×4 each): many workgroups for small outputs.
@@ -41,14 +43,22 @@ pub enum Tile {
 
 impl Tile {
     /// Every tile, largest first.
-    pub const ALL: [Tile; 3] = [Tile::Large, Tile::Medium, Tile::Small];
+    pub const ALL: [Tile; 4] = [Tile::Large, Tile::LargeDeep, Tile::Medium, Tile::Small];
 
     /// (invocations along N, along M, 4×4 blocks per invocation along M, along N).
     const fn geometry(self) -> (u32, u32, u32, u32) {
         match self {
-            Tile::Large => (16, 16, 2, 2),
+            Tile::Large | Tile::LargeDeep => (16, 16, 2, 2),
             Tile::Medium => (16, 16, 1, 1),
             Tile::Small => (8, 8, 1, 1),
+        }
+    }
+
+    /// K per staged slice.
+    const fn k_step(self) -> u32 {
+        match self {
+            Tile::LargeDeep => 16,
+            _ => 8,
         }
     }
 
@@ -84,13 +94,33 @@ pub struct Tiling {
     pub k_per_split: usize,
 }
 
-/// Workgroups that fill a large GPU (an H100 has 132 compute units): a shape with fewer tiles
-/// than this gets smaller tiles, then a K split.
-pub const TARGET_WORKGROUPS: usize = 128;
+/// Compute units the cost model fills: an H100 or H200 has 132. A smaller GPU is filled
+/// sooner, so the model's choice errs towards more workgroups there, which costs little.
+const UNITS: f64 = 132.0;
 /// The fewest K values a slice gets: below this, summing partials costs more than it brings.
 const MIN_K_PER_SPLIT: usize = 64;
-/// The most K slices.
+/// K slices tried: 1, 2, 4, 8, 16.
 const MAX_SPLITS: usize = 16;
+/// Fixed cost of the split's reduction pass, in µs (a dependent dispatch).
+const SPLIT_COST_US: f64 = 8.0;
+/// Bytes per µs the reduction moves (partials written and read, the output written).
+const REDUCE_BYTES_PER_US: f64 = 1.5e6;
+
+impl Tile {
+    /// (FLOP/µs one workgroup of this tile reaches alone on a compute unit, FLOP/µs a unit
+    /// reaches at most however many it runs), measured on an H200 through Vulkan: a large
+    /// tile reuses each load the most, a small one keeps the most units busy.
+    fn rates(self) -> (f64, f64) {
+        match self {
+            Tile::Large => (210e3, 290e3),
+            // Not yet measured apart from Large: rated just below it, so it is never chosen
+            // over it until a measurement says otherwise.
+            Tile::LargeDeep => (209e3, 289e3),
+            Tile::Medium => (84e3, 200e3),
+            Tile::Small => (24e3, 120e3),
+        }
+    }
+}
 
 impl Tiling {
     /// One slice of `tile` over all of K.
@@ -117,25 +147,44 @@ impl Tiling {
         }
     }
 
-    /// The tiling for an `m × n` output over `k`, a pure function of the shape: the largest
-    /// tile that still gives [`TARGET_WORKGROUPS`] tiles; failing that the smallest tile, with K
-    /// split so that tiles × slices reaches the target (each slice at least 64 long), as far
-    /// as `max_partials` (the elements a partial-sum buffer may hold) allows.
+    /// The tiling for an `m × n` output over `k`: a pure function of the shape (so a shape
+    /// always sums in the same order), the fastest by [`Tiling::estimate_us`] among every tile
+    /// with K whole or cut into 2, 4, 8 or 16 slices of at least 64, as far as `max_partials`
+    /// (the elements a partial-sum buffer may hold) allows. Ties keep the fewer slices and the
+    /// larger tile.
     pub fn choose(m: usize, n: usize, k: usize, max_partials: usize) -> Self {
-        if let Some(tile) = Tile::ALL
-            .into_iter()
-            .find(|t| t.count(m, n) >= TARGET_WORKGROUPS)
-        {
-            return Self::whole(tile, k);
+        let mut best = (Self::whole(Tile::Large, k), f64::INFINITY);
+        for tile in Tile::ALL {
+            for splits in (0..).map(|p| 1usize << p).take_while(|&s| s <= MAX_SPLITS) {
+                let tiling = Self::split(tile, k, splits);
+                let fits = tiling.splits == 1
+                    || (tiling.k_per_split >= MIN_K_PER_SPLIT
+                        && m.saturating_mul(n).saturating_mul(tiling.splits) <= max_partials);
+                if !fits {
+                    continue;
+                }
+                let time = tiling.estimate_us(m, n);
+                if time < best.1 {
+                    best = (tiling, time);
+                }
+            }
         }
-        let tile = Tile::Small;
-        let tiles = tile.count(m, n).max(1);
-        let wanted = TARGET_WORKGROUPS
-            .div_ceil(tiles)
-            .min(k / MIN_K_PER_SPLIT)
-            .min(MAX_SPLITS);
-        let fits = max_partials / m.saturating_mul(n).max(1);
-        Self::split(tile, k, wanted.min(fits))
+        best.0
+    }
+
+    /// The cost model behind [`Tiling::choose`], in µs on a 132-unit GPU: the workgroups are
+    /// spread over the units, each unit's share runs at its tile's rate for that many
+    /// workgroups at once, and a split adds its reduction pass.
+    pub fn estimate_us(&self, m: usize, n: usize) -> f64 {
+        let per_unit = (self.workgroups(m, n) as f64 / UNITS).ceil().max(1.0);
+        let flops = 2.0 * (self.tile.rows() * self.tile.cols() * self.k_per_split) as f64;
+        let (single, cap) = self.tile.rates();
+        let compute = per_unit * flops / (per_unit * single).min(cap);
+        if self.splits == 1 {
+            return compute;
+        }
+        let bytes = ((2 * self.splits + 1) * m * n * 4) as f64;
+        compute + SPLIT_COST_US + bytes / REDUCE_BYTES_PER_US
     }
 
     /// Workgroups of the main dispatch.
@@ -261,6 +310,7 @@ pub fn matmul_tiled(
         ("WG_Y", f64::from(wg_y)),
         ("GROUPS_M", f64::from(groups_m)),
         ("GROUPS_N", f64::from(groups_n)),
+        ("K_STEP", f64::from(tiling.tile.k_step())),
     ];
     overrides.extend(epilogue);
     let main = ctx.pipeline(&MATMUL, &overrides)?;
@@ -269,7 +319,7 @@ pub fn matmul_tiled(
         false => None,
     };
     let partials = match split {
-        true => Some(partials(ctx, tiling.splits * outputs)?),
+        true => Some(ctx.scratch(tiling.splits * outputs)?),
         false => None,
     };
     let mut dispatches = vec![Dispatch {
@@ -335,31 +385,34 @@ fn check_tiling(
     }
 }
 
-/// The context's partial-sum scratch, grown to at least `len` elements.
-fn partials(ctx: &GpuContext, len: usize) -> Result<GpuBuffer<f32>> {
-    let mut scratch = lock(&ctx.matmul_scratch);
-    match scratch.as_ref() {
-        Some(buffer) if buffer.len() >= len => Ok(buffer.clone()),
-        _ => {
-            // Grow geometrically so a few sizes settle quickly; a steady loop then reuses it.
-            let grown = len.max(scratch.as_ref().map_or(0, |b| 2 * b.len()));
-            let buffer = GpuBuffer::zeros(ctx, "matmul partial sums", grown)
-                .or_else(|_| GpuBuffer::zeros(ctx, "matmul partial sums", len))?;
-            *scratch = Some(buffer.clone());
-            Ok(buffer)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NO_LIMIT: usize = usize::MAX;
 
+    /// (M, N, K) and the tiling that measured fastest among all tried on an H200
+    /// (`gpu_report --tilings`, 2026-11-26), for the bench models' products.
+    const MEASURED_BEST: [((usize, usize, usize), Tile, usize); 6] = [
+        ((128, 256, 784), Tile::Small, 8),
+        ((256, 784, 128), Tile::Small, 1),
+        ((128, 784, 256), Tile::Small, 4),
+        ((512, 1024, 1024), Tile::Large, 4),
+        ((1024, 1024, 512), Tile::Medium, 1),
+        ((1024, 4096, 4096), Tile::Large, 1),
+    ];
+
+    #[test]
+    fn the_model_picks_what_measured_fastest() {
+        for ((m, n, k), tile, splits) in MEASURED_BEST {
+            let t = Tiling::choose(m, n, k, NO_LIMIT);
+            assert_eq!((t.tile, t.splits), (tile, splits), "{m}×{n}×{k}: {t:?}");
+        }
+    }
+
     #[test]
     fn large_outputs_get_the_large_tile_and_no_split() {
-        for (m, n, k) in [(4096, 4096, 4096), (8192, 8192, 8192), (1024, 4096, 4096)] {
+        for (m, n, k) in [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048)] {
             assert_eq!(
                 Tiling::choose(m, n, k, NO_LIMIT),
                 Tiling::whole(Tile::Large, k),
@@ -369,40 +422,26 @@ mod tests {
     }
 
     #[test]
-    fn smaller_outputs_get_smaller_tiles_before_any_split() {
-        // 512×1024: 32 large tiles, 128 medium ones.
-        assert_eq!(
-            Tiling::choose(512, 1024, 1024, NO_LIMIT),
-            Tiling::whole(Tile::Medium, 1024)
-        );
-        // 256×784: 52 medium tiles, 200 small ones.
-        assert_eq!(
-            Tiling::choose(256, 784, 128, NO_LIMIT),
-            Tiling::whole(Tile::Small, 128)
-        );
+    fn tiny_products_are_not_split() {
+        // The bench's 2-64-64-2 model: K of 2 or 64 leaves nothing to split.
+        for (m, n, k) in [(64, 64, 2), (64, 2, 64), (64, 64, 64), (1, 1, 1)] {
+            assert_eq!(Tiling::choose(m, n, k, NO_LIMIT).splits, 1, "{m}×{n}×{k}");
+        }
     }
 
     #[test]
-    fn a_small_output_with_a_long_k_splits_k() {
-        // 128×256 over 784: 32 small tiles, so 4 slices of 200 (a multiple of 8).
-        let t = Tiling::choose(128, 256, 784, NO_LIMIT);
-        assert_eq!((t.tile, t.splits, t.k_per_split), (Tile::Small, 4, 200));
-        assert_eq!(t.workgroups(128, 256), TARGET_WORKGROUPS);
-        // A short K is never split below 64 per slice.
-        assert_eq!(
-            Tiling::choose(64, 64, 100, NO_LIMIT),
-            Tiling::whole(Tile::Small, 100)
-        );
+    fn a_small_output_over_a_long_k_splits_it() {
         let t = Tiling::choose(10, 10, 1 << 20, NO_LIMIT);
         assert_eq!(t.splits, MAX_SPLITS);
+        assert!(t.k_per_split % 8 == 0 && t.k_per_split >= MIN_K_PER_SPLIT);
     }
 
     #[test]
     fn the_split_respects_the_partial_buffer() {
         let t = Tiling::choose(128, 256, 784, 2 * 128 * 256);
-        assert_eq!(t.splits, 2);
+        assert!(t.splits <= 2, "{t:?}");
         let t = Tiling::choose(128, 256, 784, 128 * 256);
-        assert_eq!(t, Tiling::whole(Tile::Small, 784));
+        assert_eq!(t.splits, 1, "{t:?}");
     }
 
     #[test]
@@ -429,12 +468,15 @@ mod tests {
     fn every_tile_fits_the_kernel() {
         for tile in Tile::ALL {
             let (wg_x, wg_y, groups_m, groups_n) = tile.geometry();
-            // Each invocation stages at most one vec4 of each slice (8 K-rows).
-            assert!(8 * wg_y * groups_m <= wg_x * wg_y, "{tile:?}");
-            assert!(8 * wg_x * groups_n <= wg_x * wg_y, "{tile:?}");
-            // Workgroup arrays hold 256 vec4; the accumulator 16.
-            assert!(8 * wg_y * groups_m <= 256 && 8 * wg_x * groups_n <= 256);
-            assert!(groups_m <= 2 && groups_n <= 2);
+            let (k_step, threads) = (tile.k_step(), wg_x * wg_y);
+            let loads = k_step / 8;
+            assert!(k_step == 8 || k_step == 16, "{tile:?}");
+            // Each invocation stages at most `loads` vec4s of each slice.
+            assert!(k_step * wg_y * groups_m <= loads * threads, "{tile:?}");
+            assert!(k_step * wg_x * groups_n <= loads * threads, "{tile:?}");
+            // Workgroup arrays hold 512 vec4; the accumulator 16; the staging registers 2.
+            assert!(k_step * wg_y * groups_m <= 512 && k_step * wg_x * groups_n <= 512);
+            assert!(groups_m <= 2 && groups_n <= 2 && loads <= 2);
         }
     }
 }

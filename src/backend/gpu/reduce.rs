@@ -20,6 +20,10 @@ const SUM_SQUARES: Kernel = Kernel {
     entry: "sum_squares",
     ..COLUMN_SUM
 };
+const COLUMN_SUM_FINISH: Kernel = Kernel {
+    entry: "column_sum_finish",
+    ..COLUMN_SUM
+};
 const FINISH_SUM: Kernel = Kernel {
     entry: "finish_sum",
     ..COLUMN_SUM
@@ -36,6 +40,34 @@ struct Params {
     cols: u32,
     in_offset: u32,
     out_offset: u32,
+    block_rows: u32,
+    row_blocks: u32,
+    _pad: [u32; 2],
+}
+
+/// Rows per block of the column sum's first pass: enough work per lane (16 rows) to keep
+/// loads in flight, few enough that a batch of a few hundred rows spreads over many
+/// workgroups.
+const COLUMN_SUM_BLOCK_ROWS: usize = 64;
+/// Columns per workgroup of the column sum (`COLUMN_BLOCK` in the shader).
+const COLUMN_SUM_BLOCK_COLS: usize = 64;
+
+/// Rows per block for a `rows × cols` column sum: the default, grown (by doubling) until the
+/// blocks fit the device's workgroup grid and their partial sums fit `max_partials`.
+fn column_sum_block_rows(
+    rows: usize,
+    cols: usize,
+    grid_limit: usize,
+    max_partials: usize,
+) -> usize {
+    let mut block_rows = COLUMN_SUM_BLOCK_ROWS;
+    while block_rows < rows
+        && (rows.div_ceil(block_rows) > grid_limit
+            || rows.div_ceil(block_rows).saturating_mul(cols) > max_partials)
+    {
+        block_rows *= 2;
+    }
+    block_rows
 }
 
 /// `out[0, c] ← Σ_r m[r, c]` on the GPU: the twin of [`crate::backend::cpu::column_sum`].
@@ -45,13 +77,46 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
     check_bindings(ctx, op, &[m, out])?;
     check_no_alias(op, out, &[m])?;
     let (rows, cols) = m.shape();
+    to_u32(op, "elements", rows * cols)?;
+    let limits = ctx.limits();
+    let grid_limit = limits.max_compute_workgroups_per_dimension.max(1) as usize;
+    let max_partials = usize::try_from(limits.max_storage_buffer_binding_size / 4)
+        .unwrap_or(usize::MAX)
+        .min(u32::MAX as usize);
+    let block_rows = column_sum_block_rows(rows, cols, grid_limit, max_partials);
+    let row_blocks = rows.div_ceil(block_rows);
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         cols: to_u32(op, "cols", cols)?,
         in_offset: to_u32(op, "input offset", m.offset())?,
         out_offset: to_u32(op, "output offset", out.offset())?,
+        block_rows: to_u32(op, "rows per block", block_rows)?,
+        row_blocks: to_u32(op, "row blocks", row_blocks)?,
+        _pad: [0; 2],
     };
-    to_u32(op, "elements", rows * cols)?;
+    let first = Entry {
+        kernel: &COLUMN_SUM,
+        overrides: &[],
+        groups: [
+            cols.div_ceil(COLUMN_SUM_BLOCK_COLS).min(grid_limit) as u32,
+            row_blocks as u32,
+            1,
+        ],
+    };
+    if row_blocks == 1 {
+        return record(
+            ctx,
+            op,
+            bytemuck::bytes_of(&params),
+            &[
+                m.buffer().bind(),
+                out.buffer().bind(),
+                ctx.placeholder_rw_bind(),
+            ],
+            &[first],
+        );
+    }
+    let partials = ctx.scratch(row_blocks * cols)?;
     record(
         ctx,
         op,
@@ -59,13 +124,16 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
         &[
             m.buffer().bind(),
             out.buffer().bind(),
-            ctx.placeholder_rw_bind(),
+            partials.bind_range(0, row_blocks * cols),
         ],
-        &[Entry {
-            kernel: &COLUMN_SUM,
-            overrides: &[],
-            groups: striding_groups(cols),
-        }],
+        &[
+            first,
+            Entry {
+                kernel: &COLUMN_SUM_FINISH,
+                overrides: &[],
+                groups: [striding_groups(cols), 1, 1],
+            },
+        ],
     )
 }
 
@@ -87,6 +155,9 @@ pub(crate) fn sum_squares_into(
         cols: to_u32(op, "cols", cols)?,
         in_offset: to_u32(op, "input offset", m.offset())?,
         out_offset: to_u32(op, "output offset", out.offset() + slot)?,
+        block_rows: 0,
+        row_blocks: 0,
+        _pad: [0; 2],
     };
     to_u32(op, "elements", rows * cols)?;
     // `finish_sum` sums every partial its binding holds, so bind exactly as many as there are
@@ -105,13 +176,33 @@ pub(crate) fn sum_squares_into(
             Entry {
                 kernel: &SUM_SQUARES,
                 overrides: &[],
-                groups: groups as u32,
+                groups: [groups as u32, 1, 1],
             },
             Entry {
                 kernel: &FINISH_SUM,
                 overrides: &[],
-                groups: 1,
+                groups: [1, 1, 1],
             },
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_sum_blocks_fit_the_grid_and_the_partials() {
+        // A batch spreads over blocks of 64 rows.
+        assert_eq!(column_sum_block_rows(512, 1024, 65535, usize::MAX), 64);
+        assert_eq!(column_sum_block_rows(10, 3, 65535, usize::MAX), 64);
+        // Too many blocks for the grid: taller blocks.
+        let rows = 64 * 65535 + 1;
+        let b = column_sum_block_rows(rows, 2, 65535, usize::MAX);
+        assert!(rows.div_ceil(b) <= 65535 && b % 4 == 0, "{b}");
+        // Partials over the binding limit: taller blocks, down to one block (no partials).
+        let b = column_sum_block_rows(1000, 100, 65535, 500);
+        assert!(1000usize.div_ceil(b) * 100 <= 500, "{b}");
+        assert!(column_sum_block_rows(1000, 100, 65535, 50) >= 1000);
+    }
 }

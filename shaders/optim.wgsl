@@ -4,9 +4,10 @@
 // Bindings (group 0), one bind group per chunk of the arena (a chunk is the largest aligned
 // range one storage binding may cover; small arenas are one chunk):
 //   0 chunk:    uniform Chunk: index of this chunk's first workgroup partial
-//   1 params:   storage rw  array<f32>  θ, this chunk (its length is the chunk's length)
-//   2 grads:    storage r   array<f32>  g, same range
-//   3..5 slot0..slot2: storage rw array<f32>  optimizer state, same range:
+//   1 params:   storage rw  array<vec4<f32>>  θ, this chunk, its length rounded up to 4 (the
+//               rounding lands in the buffer's zero padding, which every update keeps zero)
+//   2 grads:    storage r   array<vec4<f32>>  g, same range
+//   3..5 slot0..slot2: storage rw array<vec4<f32>>  optimizer state, same range:
 //         SGD      slot0 momentum_buffer
 //         RMSprop  slot0 square_avg, slot1 momentum_buffer, slot2 grad_avg
 //         Adam(W)  slot0 exp_avg, slot1 exp_avg_sq, slot2 max_exp_avg_sq
@@ -14,7 +15,8 @@
 //   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² (for clipping), [1] = (Σg², Σθ², ΣΔθ², 0)
 //   7 partials: storage rw  array<vec4<f32>>: one per workgroup of every chunk
 // Dispatch: `update` and `sum_squares` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048,
-// each invocation striding through the chunk; `finalize` with (1, 1, 1) after all chunks.
+// each invocation striding through the chunk four elements (one vec4) at a time, so each
+// load moves 16 bytes; `finalize` with (1, 1, 1) after all chunks.
 //
 // Reductions are deterministic: a fixed grid, a fixed-order tree in workgroup memory, then one
 // workgroup summing the partials in index order.
@@ -72,18 +74,18 @@ struct Chunk {
 
 var<immediate> step: Step;
 @group(0) @binding(0) var<uniform> chunk: Chunk;
-@group(0) @binding(1) var<storage, read_write> params: array<f32>;
-@group(0) @binding(2) var<storage, read> grads: array<f32>;
-@group(0) @binding(3) var<storage, read_write> slot0: array<f32>;
-@group(0) @binding(4) var<storage, read_write> slot1: array<f32>;
-@group(0) @binding(5) var<storage, read_write> slot2: array<f32>;
+@group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grads: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> slot0: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> slot1: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> slot2: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> partials: array<vec4<f32>>;
 
 var<workgroup> sums: array<vec4<f32>, WORKGROUP>;
 
 // torch.lerp's formula, including its switch at weight 0.5 (it keeps both ends exact).
-fn lerp(start: f32, end: f32, weight: f32) -> f32 {
+fn lerp(start: vec4<f32>, end: vec4<f32>, weight: f32) -> vec4<f32> {
     if (weight < 0.5) {
         return start + weight * (end - start);
     }
@@ -103,8 +105,9 @@ fn workgroup_sum(lid: u32, value: vec4<f32>) -> vec4<f32> {
     return sums[0];
 }
 
-// The new θ of element i; updates that element's state. `g` is already clipped.
-fn update_element(i: u32, g_in: f32) -> f32 {
+// The new θ of elements 4i..4i+4 (each component on its own, as the formulas above); updates
+// their state. `g` is already clipped.
+fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
     var g = g_in;
     if (MAXIMIZE) {
         g = -g;
@@ -135,7 +138,7 @@ fn update_element(i: u32, g_in: f32) -> f32 {
         case 1u: {
             let v = slot0[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
             slot0[i] = v;
-            var d: f32;
+            var d: vec4<f32>;
             if (CENTERED) {
                 let mean = lerp(slot2[i], g, step.one_minus_beta2);
                 slot2[i] = mean;
@@ -191,14 +194,14 @@ fn update(
             g = g * scale;
         }
         if (CLIP_VALUE) {
-            g = clamp(g, -step.max_value, step.max_value);
+            g = clamp(g, vec4<f32>(-step.max_value), vec4<f32>(step.max_value));
         }
         let before = params[i];
         let after = update_element(i, g);
         params[i] = after;
         if (MONITOR) {
             let delta = after - before;
-            monitored += vec4<f32>(raw * raw, before * before, delta * delta, 0.0);
+            monitored += vec4<f32>(dot(raw, raw), dot(before, before), dot(delta, delta), 0.0);
         }
     }
     if (MONITOR) {
@@ -219,7 +222,7 @@ fn sum_squares(
     let n = arrayLength(&grads);
     var acc = 0.0;
     for (var i = wg.x * WORKGROUP + lid; i < n; i += groups.x * WORKGROUP) {
-        acc += grads[i] * grads[i];
+        acc += dot(grads[i], grads[i]);
     }
     let total = workgroup_sum(lid, vec4<f32>(acc, 0.0, 0.0, 0.0));
     if (lid == 0u) {

@@ -172,7 +172,8 @@ impl GpuOptimizer {
         let mut partial_base = 0usize;
         for start in (0..len).step_by(chunk_len.max(1)) {
             let len = chunk_len.min(len - start);
-            let groups = len.div_ceil(WORKGROUP).min(MAX_GROUPS);
+            // Each invocation takes four elements (a vec4) at a time.
+            let groups = len.div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
             let uniform = ctx.create_uniform(
                 "optimizer chunk",
                 bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
@@ -317,7 +318,9 @@ impl GpuOptimizer {
             .chunks
             .iter()
             .map(|chunk| {
-                let (start, len) = (chunk.start, chunk.len);
+                // Bound as vec4s: the range rounded up to 4 elements, which stays inside the
+                // buffer (allocations are rounded to 16 bytes) and covers only zero padding.
+                let (start, len) = (chunk.start, chunk.len.next_multiple_of(4));
                 let slot = |i: usize| match &self.slots[i] {
                     Some(buffer) => buffer.range_binding(start, len),
                     None => self.placeholders[i].as_entire_binding(),

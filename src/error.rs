@@ -41,6 +41,19 @@ pub enum Error {
         accepted: &'static str,
     },
 
+    /// A buffer, model, arena or optimizer was used with a GPU context other than the one
+    /// that created it (each context is its own device).
+    #[error(
+        "{op}: buffer {label:?} belongs to another GPU context; use buffers, models and \
+         optimizers with the backend (or context) that created them"
+    )]
+    WrongContext {
+        /// The operation.
+        op: &'static str,
+        /// The buffer's label.
+        label: String,
+    },
+
     /// The adapter refused to create a device.
     #[error("adapter {adapter:?} could not create a device: {message}")]
     RequestDevice {
@@ -163,15 +176,18 @@ pub enum Error {
         classes: usize,
     },
 
-    /// Training diverged: the loss became NaN or infinite, or grew past the configured bound.
-    #[error("training diverged at step {step} (epoch {epoch}): loss = {loss}")]
+    /// Training diverged: the loss became NaN or infinite or grew past the configured bound,
+    /// or the parameters themselves stopped being finite.
+    #[error("training diverged at step {step} (epoch {epoch}): {reason}")]
     Diverged {
-        /// The optimizer step after which the loss was measured (1-based).
+        /// The optimizer step after which it was found (1-based).
         step: u64,
         /// The epoch it belongs to (1-based).
         epoch: usize,
-        /// The loss that was measured.
+        /// The last loss measured.
         loss: f64,
+        /// What was seen, e.g. `loss = inf` or `Σθ² = NaN after the epoch's last update`.
+        reason: String,
     },
 
     /// A dataset or training setting is unusable.

@@ -311,6 +311,153 @@ fn divergence_keeps_the_last_good_checkpoint() {
     assert_eq!(reloaded.parameters_flat(gpu()).unwrap(), kept);
 }
 
+/// The case: SGD at lr 1e38 on a 2-feature regression, full batch, no validation. The
+/// epoch's loss is measured before its only update, so only a check of the parameters
+/// themselves catches that the update made them infinite.
+fn an_overflowing_update_leaves_finite_parameters<B: Backend>(backend: &B, dir: &Path) {
+    let path = dir.join("overflow.safetensors");
+    let data = data::linear(32, &[1.0, -2.0], 0.5, 0.0, 1).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    let mut model = Mlp::new(backend, &spec, Init::default(), 1).unwrap();
+    let start = model.parameters_flat(backend).unwrap();
+    let result = Trainer::new(Sgd::default().lr(1e38), Loss::MeanSquaredError)
+        .full_batch()
+        .epochs(5)
+        .checkpoint(&path)
+        .fit(backend, &mut model, &data, None);
+    let Err(Error::Diverged { step, reason, .. }) = &result else {
+        panic!("expected divergence, got {result:?}");
+    };
+    assert_eq!(*step, 1, "{result:?}");
+    assert!(reason.contains("Σθ²"), "{reason}");
+    assert_eq!(model.parameters_flat(backend).unwrap(), start);
+    let mut reloaded = Mlp::new(backend, &spec, Init::default(), 2).unwrap();
+    reloaded.load_safetensors(backend, &path).unwrap();
+    assert_eq!(reloaded.parameters_flat(backend).unwrap(), start);
+}
+
+#[test]
+fn divergence_never_keeps_non_finite_parameters() {
+    let dir = scratch("overflow");
+    an_overflowing_update_leaves_finite_parameters(gpu(), &dir);
+    an_overflowing_update_leaves_finite_parameters(&CpuBackend, &dir);
+}
+
+/// A session set up as `trainer` on `blobs()`, for checkpoint tests.
+fn check_settings_refused(saved: Trainer, resumed: Trainer, words: &str, dir: &Path) {
+    let path = dir.join("settings.safetensors");
+    let g = gpu();
+    let data = blobs();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&saved, g, &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    let mut other = Mlp::new(g, &spec(), Init::default(), 9).unwrap();
+    let before = other.parameters_flat(g).unwrap();
+    let mut session = Session::new(&resumed, g, &mut other, &data, None).unwrap();
+    let err = session.load_checkpoint(&path).unwrap_err().to_string();
+    assert!(err.contains(words), "{err} lacks {words:?}");
+    assert!(err.contains("load_checkpoint_overriding_settings"), "{err}");
+    assert_eq!(session.steps(), 0);
+    session.load_checkpoint_overriding_settings(&path).unwrap();
+    assert_eq!(session.steps(), 1);
+    drop(session);
+    assert_ne!(other.parameters_flat(g).unwrap(), before);
+}
+
+#[test]
+fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
+    let dir = scratch("settings");
+    let adam = |a: Adam| {
+        Trainer::new(a, Loss::SoftmaxCrossEntropy)
+            .batch_size(16)
+            .seed(3)
+    };
+    check_settings_refused(trainer(), trainer().seed(4), "seed", &dir);
+    check_settings_refused(trainer(), trainer().batch_size(8), "batch_size", &dir);
+    check_settings_refused(
+        adam(Adam::default().lr(0.02)),
+        adam(Adam::default().lr(0.03)),
+        "lr: 0.02",
+        &dir,
+    );
+    check_settings_refused(
+        Trainer::new(
+            Sgd::default().lr(0.1).momentum(0.9),
+            Loss::SoftmaxCrossEntropy,
+        ),
+        Trainer::new(
+            Sgd::default().lr(0.1).momentum(0.5),
+            Loss::SoftmaxCrossEntropy,
+        ),
+        "momentum: 0.9",
+        &dir,
+    );
+}
+
+#[test]
+fn unused_optimizer_buffers_and_non_finite_tensors_are_refused() {
+    let dir = scratch("refused");
+    let path = dir.join("amsgrad.safetensors");
+    let g = gpu();
+    let data = blobs();
+    let ams = Trainer::new(Adam::default().amsgrad(true), Loss::SoftmaxCrossEntropy);
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&ams, g, &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    // The file keeps max_exp_avg_sq, which plain Adam does not: even with the settings
+    // overridden, that state would be dropped silently.
+    let plain = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy);
+    let mut session = Session::new(&plain, g, &mut model, &data, None).unwrap();
+    let err = session
+        .load_checkpoint_overriding_settings(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_exp_avg_sq") && err.contains("does not keep"),
+        "{err}"
+    );
+    drop(session);
+    // Non-finite parameters in a file are refused by name.
+    let bad = dir.join("nan.safetensors");
+    let mut broken = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let mut values = broken.parameters_flat(&CpuBackend).unwrap();
+    values[5] = f32::NAN;
+    broken.set_parameters_flat(&CpuBackend, &values).unwrap();
+    broken.save_safetensors(&CpuBackend, &bad).unwrap();
+    let before = model.parameters_flat(g).unwrap();
+    let err = model.load_safetensors(g, &bad).unwrap_err().to_string();
+    assert!(
+        err.contains("layers.0.weight") && err.contains("finite"),
+        "{err}"
+    );
+    assert_eq!(model.parameters_flat(g).unwrap(), before);
+}
+
+#[test]
+fn a_session_hands_out_optimizer_state_of_the_models_length() {
+    let g = gpu();
+    let data = blobs();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let count = model.parameter_count();
+    let trainer = trainer();
+    let mut session = Session::new(&trainer, g, &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    let state = session.optimizer_state().unwrap();
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+    cpu.step().unwrap();
+    let cpu_state = cpu.optimizer_state().unwrap();
+    for ((name, values), (cpu_name, cpu_values)) in state.buffers.iter().zip(&cpu_state.buffers) {
+        assert_eq!(name, cpu_name);
+        assert_eq!(values.len(), count, "{name}");
+        assert_eq!(cpu_values.len(), count, "{name} on the CPU");
+    }
+}
+
 #[test]
 fn an_aliased_call_is_refused_before_anything_is_recorded() {
     let g = common::own_gpu();

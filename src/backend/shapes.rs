@@ -128,13 +128,13 @@ pub(crate) fn totals_dims(
     slot: usize,
     slots: usize,
 ) -> Result<()> {
-    if totals.0 != 1 || slot + slots > totals.1 {
+    let end = slot.checked_add(slots);
+    if totals.0 != 1 || end.is_none_or(|end| end > totals.1) {
         return Err(Error::Shape {
             op,
             detail: format!(
-                "totals are {}, need a 1×n row with entries {slot}..{}",
+                "totals are {}, need a 1×n row with {slots} entries from slot {slot}",
                 Dims(totals.0, totals.1),
-                slot + slots
             ),
         });
     }

@@ -142,13 +142,30 @@ impl Dataset {
         Some(self.y.column(0).iter().map(|&l| l as usize).collect())
     }
 
-    /// The samples at `rows`, in that order.
-    pub fn select(&self, rows: &[usize]) -> Self {
-        Self {
+    /// The samples at `rows`, in that order (repeats allowed). Fails on an empty list or a
+    /// row past the end, changing nothing.
+    pub fn select(&self, rows: &[usize]) -> Result<Self> {
+        let op = "Dataset::select";
+        if rows.is_empty() {
+            return Err(Error::Data {
+                op,
+                detail: "no rows selected: a dataset holds at least one sample".into(),
+            });
+        }
+        if let Some((i, &row)) = rows.iter().enumerate().find(|(_, r)| **r >= self.len()) {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "rows[{i}] = {row} is past the last of the {} samples",
+                    self.len()
+                ),
+            });
+        }
+        Ok(Self {
             x: self.x.select(Axis(0), rows),
             y: self.y.select(Axis(0), rows),
             classes: self.classes,
-        }
+        })
     }
 
     /// A seeded shuffle split: `(train, validation)` with `round(fraction · n)` validation
@@ -167,7 +184,7 @@ impl Dataset {
         }
         let order = shuffled(n, &mut seeded(seed));
         let (val, train) = order.split_at(n_val);
-        Ok((self.select(train), self.select(val)))
+        Ok((self.select(train)?, self.select(val)?))
     }
 }
 
@@ -189,9 +206,22 @@ pub struct Standardizer {
     std: Array1<f32>,
 }
 
+/// `std` as a divisor in f32, or 1 where dividing by it would not give finite, meaningful
+/// values: zero, subnormal in f32, or below the rounding of the mean (a spread the f32 values
+/// cannot even represent), as scikit-learn's scaler does.
+fn usable_std(std: f64, mean: f64) -> f32 {
+    let floor = (f64::from(f32::MIN_POSITIVE)).max(10.0 * f64::from(f32::EPSILON) * mean.abs());
+    if std.is_finite() && std > floor {
+        std as f32
+    } else {
+        1.0
+    }
+}
+
 impl Standardizer {
-    /// Means and standard deviations of `data`'s features (a constant feature gets std 1, so
-    /// it maps to 0 instead of NaN).
+    /// Means and standard deviations of `data`'s features. A feature whose spread is too small
+    /// to divide by in f32 (constant, or varying only in the last bits of its values) gets
+    /// std 1, so it maps to (nearly) 0 instead of NaN or infinity.
     pub fn fit(data: &Dataset) -> Self {
         let x = data.x.mapv(f64::from);
         let mean = x
@@ -200,7 +230,11 @@ impl Standardizer {
         let std = x.std_axis(Axis(0), 0.0);
         Self {
             mean: mean.mapv(|m| m as f32),
-            std: std.mapv(|s| if s > 0.0 { s as f32 } else { 1.0 }),
+            std: std
+                .iter()
+                .zip(&mean)
+                .map(|(&s, &m)| usable_std(s, m))
+                .collect(),
         }
     }
 
@@ -216,7 +250,14 @@ impl Standardizer {
                 ),
             });
         }
-        let x = (&data.x - &self.mean) / &self.std;
+        // In f64, so a difference past f32's range cannot overflow before the division.
+        let mut x = data.x.clone();
+        for mut row in x.rows_mut() {
+            for ((v, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = ((f64::from(*v) - f64::from(m)) / f64::from(s)) as f32;
+            }
+        }
+        check_finite("Standardizer::transform", "standardised x", x.view())?;
         Ok(Dataset {
             x,
             y: data.y.clone(),

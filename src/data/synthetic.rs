@@ -83,7 +83,29 @@ pub fn moons(n: usize, noise: f32, seed: u64) -> Result<Dataset> {
 /// Gaussian blobs: `n` samples spread evenly over `centers` (one class each) with standard
 /// deviation `std` around each center.
 pub fn blobs(n: usize, centers: &[[f32; 2]], std: f32, seed: u64) -> Result<Dataset> {
-    check_count("data::blobs", n, centers.len().max(2))?;
+    let op = "data::blobs";
+    if centers.len() < 2 {
+        return Err(Error::Data {
+            op,
+            detail: format!(
+                "{} centers: blobs needs at least 2 (one class per center)",
+                centers.len()
+            ),
+        });
+    }
+    if let Some(c) = centers.iter().find(|c| !c.iter().all(|v| v.is_finite())) {
+        return Err(Error::Data {
+            op,
+            detail: format!("center {c:?} is not finite"),
+        });
+    }
+    if !std.is_finite() || std < 0.0 {
+        return Err(Error::Data {
+            op,
+            detail: format!("std = {std}: the spread must be finite and ≥ 0"),
+        });
+    }
+    check_count(op, n, centers.len())?;
     let mut rng = seeded(seed);
     let mut x = Array2::zeros((n, 2));
     let mut labels = Vec::with_capacity(n);

@@ -69,9 +69,19 @@ impl MlpSpec {
         &self.layers
     }
 
-    /// Number of weights and biases.
+    /// Number of weights and biases (`usize::MAX` if that count overflows, which
+    /// [`Mlp::new`] refuses).
     pub fn parameter_count(&self) -> usize {
-        self.layers.iter().map(|l| (l.inputs + 1) * l.outputs).sum()
+        self.checked_parameter_count().unwrap_or(usize::MAX)
+    }
+
+    fn checked_parameter_count(&self) -> Option<usize> {
+        self.layers.iter().try_fold(0usize, |sum, l| {
+            l.inputs
+                .checked_add(1)
+                .and_then(|fan_in| fan_in.checked_mul(l.outputs))
+                .and_then(|n| sum.checked_add(n))
+        })
     }
 
     /// (rows, cols) of every tensor in arena order: weight then bias (1 × outputs), per layer.
@@ -107,8 +117,23 @@ impl MlpSpec {
         {
             return bad(format!("layer {i} is {}→{}", l.inputs, l.outputs));
         }
+        if self.checked_parameter_count().is_none() {
+            return bad(format!(
+                "the layers' parameter count overflows usize ({})",
+                describe(self)
+            ));
+        }
         Ok(())
     }
+}
+
+/// The layer widths as `inputs-out-out-…`, for messages.
+fn describe(spec: &MlpSpec) -> String {
+    std::iter::once(spec.inputs)
+        .chain(spec.layers.iter().map(|l| l.outputs))
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// The intermediate values of one batch: what the forward pass keeps for the backward pass.

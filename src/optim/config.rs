@@ -252,26 +252,42 @@ macro_rules! into_config {
 }
 into_config!(Sgd, RmsProp, Adam, AdamW, Adagrad);
 
-/// Checks one hyperparameter; `ok` is the condition PyTorch (or DESIGN.md) imposes.
-fn require(optimizer: &'static str, name: &str, value: f64, ok: bool, rule: &str) -> Result<()> {
-    if ok && value.is_finite() {
-        Ok(())
-    } else {
+/// Checks one hyperparameter against `ok`, the condition PyTorch (or DESIGN.md) imposes, both
+/// as given and as the kernels apply it (in f32): 1e-50 is > 0 but rounds to 0 in f32, 1e300
+/// is finite but overflows f32.
+fn require(
+    optimizer: &'static str,
+    name: &str,
+    value: f64,
+    ok: impl Fn(f64) -> bool,
+    rule: &str,
+) -> Result<()> {
+    let applied = value as f32;
+    let fail = |rule: String| {
         Err(Error::InvalidHyperparameter {
             optimizer,
             name: name.to_string(),
             value,
-            rule: rule.to_string(),
+            rule,
         })
+    };
+    if !(ok(value) && value.is_finite()) {
+        return fail(rule.to_string());
     }
+    if !(applied.is_finite() && ok(f64::from(applied))) {
+        return fail(format!(
+            "{rule}, also in f32 as the kernels apply it (there it is {applied})"
+        ));
+    }
+    Ok(())
 }
 
 fn non_negative(optimizer: &'static str, name: &str, value: f64) -> Result<()> {
-    require(optimizer, name, value, value >= 0.0, "must be ≥ 0")
+    require(optimizer, name, value, |v| v >= 0.0, "must be ≥ 0")
 }
 
 fn positive(optimizer: &'static str, name: &str, value: f64) -> Result<()> {
-    require(optimizer, name, value, value > 0.0, "must be > 0")
+    require(optimizer, name, value, |v| v > 0.0, "must be > 0")
 }
 
 fn unit_interval(optimizer: &'static str, name: &str, value: f64) -> Result<()> {
@@ -279,7 +295,7 @@ fn unit_interval(optimizer: &'static str, name: &str, value: f64) -> Result<()> 
         optimizer,
         name,
         value,
-        (0.0..1.0).contains(&value),
+        |v| (0.0..1.0).contains(&v),
         "must be in [0, 1)",
     )
 }

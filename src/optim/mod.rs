@@ -339,12 +339,34 @@ impl OptimizerCore {
         Ok(())
     }
 
+    /// The number of the next update (1-based), or an error when the count would wrap.
+    pub fn next_step(&self) -> Result<u64> {
+        self.step.checked_add(1).ok_or_else(|| Error::State {
+            optimizer: self.config.name(),
+            detail: format!("step count {} has no next step", self.step),
+        })
+    }
+
     /// Checks a saved state against this optimizer; returns the buffers in slot order.
     pub fn check_state(&self, state: &OptimizerState) -> Result<[Option<Vec<f32>>; 3]> {
         let optimizer = self.config.name();
         let fail = |detail: String| Err(Error::State { optimizer, detail });
         if state.optimizer != optimizer {
             return fail(format!("the state was saved by {}", state.optimizer));
+        }
+        if state.step == u64::MAX {
+            return fail(format!(
+                "step count {} has no next step (the bias corrections would wrap to step 0)",
+                state.step
+            ));
+        }
+        if let Some((name, i, v)) = state.buffers.iter().find_map(|(name, values)| {
+            values
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| (name, i, values[i]))
+        }) {
+            return fail(format!("buffer {name}[{i}] is {v}: state must be finite"));
         }
         let names = self.slot_names();
         let expected: Vec<&str> = names.iter().flatten().copied().collect();

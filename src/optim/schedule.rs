@@ -107,6 +107,10 @@ impl LrSchedule {
                 rule: rule.to_string(),
             })
         };
+        if self.warmup == u64::MAX {
+            // lr_at divides by warmup + 1.
+            return bad("warmup", self.warmup as f64, "must be < 2^64 − 1 steps");
+        }
         match self.decay {
             Decay::Constant => Ok(()),
             Decay::Step { every: 0, .. } => bad("every", 0.0, "must be > 0"),
@@ -127,7 +131,8 @@ impl LrSchedule {
     /// The learning rate for update `t` (0-based) when the base rate is `base_lr`.
     pub fn lr_at(&self, base_lr: f64, t: u64) -> f64 {
         if t < self.warmup {
-            return self.decayed(base_lr, 0) * (t + 1) as f64 / (self.warmup + 1) as f64;
+            // t < warmup, so neither sum overflows (and `validate` refuses warmup = u64::MAX).
+            return self.decayed(base_lr, 0) * (t as f64 + 1.0) / (self.warmup as f64 + 1.0);
         }
         self.decayed(base_lr, t - self.warmup)
     }

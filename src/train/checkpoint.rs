@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -134,9 +135,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
+    // One temporary name per save (process, then a counter): threads saving to the same path
+    // never write into each other's file; the last rename wins, whole.
+    static SAVES: AtomicU64 = AtomicU64::new(0);
+    let prefix = format!("{}.tmp-", name.to_string_lossy());
+    let pid = std::process::id();
+    let tmp = path.with_file_name(format!(
+        "{prefix}{pid}-{}",
+        SAVES.fetch_add(1, Ordering::Relaxed)
+    ));
+    remove_stale_temporaries(path, &prefix, pid);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -155,6 +163,27 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(io)
 }
 
+/// Removes temporaries of earlier saves of `path` left by other processes (a process killed
+/// mid-save leaves one); this process's own are in flight in other threads and stay. Best
+/// effort: what cannot be listed or removed is left alone.
+fn remove_stale_temporaries(path: &Path, prefix: &str, pid: u32) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let ours = format!("{prefix}{pid}-");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && !name.starts_with(&ours) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Reads a file whole, naming it in the error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io {
@@ -162,6 +191,39 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
         path: path.display().to_string(),
         message: e.to_string(),
     })
+}
+
+/// The training settings a resumed run must share to continue the same trajectory, as
+/// (metadata key, value).
+fn settings(trainer: &super::Trainer) -> [(String, String); 5] {
+    [
+        ("seed".into(), trainer.seed.to_string()),
+        (
+            "batch_size".into(),
+            trainer
+                .batch_size
+                .map_or("full batch".into(), |b| b.to_string()),
+        ),
+        (
+            "optimizer_settings".into(),
+            format!("{:?}", trainer.optimizer),
+        ),
+        ("schedule".into(), format!("{:?}", trainer.schedule)),
+        ("clipping".into(), format!("{:?}", trainer.clip)),
+    ]
+}
+
+/// The first differing `, `-separated parts of two settings' texts (the field that differs,
+/// e.g. `amsgrad: false` and `amsgrad: true`), or the whole texts.
+fn difference(saved: &str, now: &str) -> (String, String) {
+    saved
+        .split(", ")
+        .zip(now.split(", "))
+        .find(|(a, b)| a != b)
+        .filter(|_| saved.split(", ").count() == now.split(", ").count())
+        .map_or((saved.to_string(), now.to_string()), |(a, b)| {
+            (a.to_string(), b.to_string())
+        })
 }
 
 /// The architecture as one line (`2-64:relu-2:identity`), stored so that a checkpoint for
@@ -186,13 +248,28 @@ pub(crate) fn parameter_tensors<B: Backend>(model: &Mlp<B>, backend: &B) -> Resu
         .collect())
 }
 
-/// The parameter values of `spec`'s tensors from `file`, in arena order.
+/// The parameter values of `spec`'s tensors from `file`, in arena order; a non-finite value is
+/// an error naming the tensor.
 pub(crate) fn parameter_values(file: &File, path: &Path, spec: &MlpSpec) -> Result<Vec<f32>> {
     let mut values = Vec::with_capacity(spec.parameter_count());
     for (name, shape) in spec.tensor_names().into_iter().zip(torch_shapes(spec)) {
-        values.extend_from_slice(file.take(path, &name, &shape)?);
+        values.extend_from_slice(finite(path, &name, file.take(path, &name, &shape)?)?);
     }
     Ok(values)
+}
+
+/// `values` of tensor `name`, or an error naming the first non-finite one.
+fn finite<'v>(path: &Path, name: &str, values: &'v [f32]) -> Result<&'v [f32]> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(corrupt(
+            path,
+            format!(
+                "tensor {name} holds {} at index {i}: values must be finite",
+                values[i]
+            ),
+        )),
+        None => Ok(values),
+    }
 }
 
 /// Each tensor's shape as PyTorch holds it: weights [out, in], biases [out].
@@ -239,6 +316,24 @@ pub(crate) fn optimizer_state<A: Arena>(
     spec: &MlpSpec,
     step: u64,
 ) -> Result<OptimizerState> {
+    // Every optimizer tensor in the file must be one this optimizer uses.
+    if let Some((extra, _, _)) = file.tensors.iter().find(|(name, _, _)| {
+        name.strip_prefix("optimizer.").is_some_and(|rest| {
+            !like
+                .buffers
+                .iter()
+                .any(|(buffer, _)| rest.starts_with(&format!("{buffer}.")))
+        })
+    }) {
+        return Err(corrupt(
+            path,
+            format!(
+                "tensor {extra} is optimizer state this {} does not keep (it keeps {:?})",
+                like.optimizer,
+                like.buffers.iter().map(|(b, _)| b).collect::<Vec<_>>()
+            ),
+        ));
+    }
     let offsets = params.offsets();
     let mut buffers = Vec::new();
     for (buffer, _) in &like.buffers {
@@ -304,8 +399,8 @@ impl<B: Backend> Session<'_, B> {
             totals.iter().copied().collect(),
         ));
         let in_epoch = self.order.is_some() && !self.epoch_done();
-        let metadata = HashMap::from([
-            ("format".into(), FORMAT.into()),
+        let metadata: HashMap<String, String> = [
+            ("format".into(), FORMAT.to_string()),
             ("architecture".into(), architecture(spec)),
             ("optimizer".into(), self.trainer.optimizer.name().into()),
             ("loss".into(), self.trainer.loss.name().into()),
@@ -317,19 +412,34 @@ impl<B: Backend> Session<'_, B> {
                 if in_epoch { self.position } else { 0 }.to_string(),
             ),
             ("in_epoch".into(), u8::from(in_epoch).to_string()),
-            ("seed".into(), self.trainer.seed.to_string()),
             ("samples".into(), self.train.len.to_string()),
             ("trainer".into(), format!("{:?}", self.trainer)),
-        ]);
+        ]
+        .into_iter()
+        .chain(settings(self.trainer))
+        .collect();
         let bytes = encode(path, &tensors, metadata)?;
         write_atomic(path, &bytes)
     }
 
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
-    /// shape, optimizer, loss and training data: the steps that follow are the ones the saved
-    /// run would have taken. On any error the session is unchanged.
+    /// shape, optimizer, loss, training data and training settings (seed, batch size, every
+    /// optimizer option, schedule, clipping): the steps that follow are the ones the saved run
+    /// would have taken. A setting that differs is an error naming it (see
+    /// [`Session::load_checkpoint_overriding_settings`]). On any error the session is
+    /// unchanged.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
+        self.load(path.as_ref(), false)
+    }
+
+    /// [`Session::load_checkpoint`], continuing with this run's training settings where they
+    /// differ from the saved ones (a new learning rate or batch size for the rest of a run,
+    /// say). The model shape, optimizer kind, loss and data must still match.
+    pub fn load_checkpoint_overriding_settings(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        self.load(path.as_ref(), true)
+    }
+
+    fn load(&mut self, path: &Path, override_settings: bool) -> Result<()> {
         let file = decode(path, &read(path)?)?;
         let bad = |detail: String| Error::Checkpoint {
             path: path.display().to_string(),
@@ -350,6 +460,25 @@ impl<B: Backend> Session<'_, B> {
         expect("optimizer", self.trainer.optimizer.name())?;
         expect("loss", self.trainer.loss.name())?;
         expect("samples", &self.train.len.to_string())?;
+        if !override_settings {
+            for (key, want) in settings(self.trainer) {
+                let Some(found) = file.metadata.get(&key) else {
+                    return Err(bad(format!(
+                        "saved without its {key} setting, so a resumed run cannot be checked \
+                         to continue the same trajectory; load it with \
+                         load_checkpoint_overriding_settings to use this run's"
+                    )));
+                };
+                if *found != want {
+                    return Err(bad(format!(
+                        "saved with {key} {}, this run has {}; load it with \
+                         load_checkpoint_overriding_settings to continue with this run's",
+                        difference(found, &want).0,
+                        difference(found, &want).1
+                    )));
+                }
+            }
+        }
         let step = file.meta_u64(path, "step")?;
         let epoch = file.meta_u64(path, "epoch")? as usize;
         let position = file.meta_u64(path, "position")? as usize;

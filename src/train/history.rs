@@ -58,6 +58,14 @@ pub enum StopReason {
         /// The best loss seen.
         best: f64,
     },
+    /// A line search found no step along −∇f that decreases the loss enough (Armijo), however
+    /// far it backtracked: the parameters are (numerically) at a minimum along the gradient.
+    NoDescent {
+        /// The loss at the parameters kept.
+        loss: f64,
+        /// The backtracking steps tried.
+        backtracks: usize,
+    },
 }
 
 /// Per-epoch and per-step measurements of a run.
@@ -186,6 +194,10 @@ impl History {
             StopReason::Plateau { best } => {
                 format!("{{\"plateau\":{{\"best\":{}}}}}", json_number(Some(best)))
             }
+            StopReason::NoDescent { loss, backtracks } => format!(
+                "{{\"no_descent\":{{\"loss\":{},\"backtracks\":{backtracks}}}}}",
+                json_number(Some(loss))
+            ),
         };
         format!(
             "{{\"stop\":{stop},\"epochs\":[{}],\"steps\":[{}]}}\n",

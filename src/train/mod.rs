@@ -216,6 +216,34 @@ impl Trainer {
         if self.log_every == Some(0) {
             return bad("log_every(0): log at least every step".into());
         }
+        if let Some(tol) = self.grad_tolerance {
+            if !(tol.is_finite() && tol > 0.0) {
+                return bad(format!(
+                    "stop_when_grad_norm_below({tol}): the tolerance must be finite and > 0"
+                ));
+            }
+        }
+        if let Some((patience, min_delta)) = self.plateau {
+            if patience == 0 {
+                return bad(
+                    "stop_on_plateau(0, …): a patience of 0 epochs would stop a run that is \
+                     still improving; use at least 1"
+                        .into(),
+                );
+            }
+            if !(min_delta.is_finite() && min_delta >= 0.0) {
+                return bad(format!(
+                    "stop_on_plateau(…, {min_delta}): min_delta must be finite and ≥ 0"
+                ));
+            }
+        }
+        if let Some(factor) = self.divergence_factor {
+            if !(factor.is_finite() && factor > 0.0) {
+                return bad(format!(
+                    "diverge_above({factor}): the factor must be finite and > 0"
+                ));
+            }
+        }
         for (name, data) in [("training", Some(train)), ("validation", validation)] {
             let Some(data) = data else { continue };
             self.check_targets(name, outputs, data)?;

@@ -52,8 +52,13 @@ impl LineSearch {
                 rule: rule.into(),
             })
         };
-        if !(self.initial_step.is_finite() && self.initial_step > 0.0) {
-            return bad("initial_step", self.initial_step, "must be > 0");
+        // The step is applied in f32.
+        if !(self.initial_step > 0.0 && self.initial_step <= f64::from(f32::MAX)) {
+            return bad(
+                "initial_step",
+                self.initial_step,
+                "must be > 0 and at most 3.4e38 (f32)",
+            );
         }
         if !(self.c > 0.0 && self.c < 1.0) {
             return bad("c", self.c, "must be in (0, 1)");
@@ -123,6 +128,7 @@ impl LineSearch {
                     step: iteration as u64,
                     epoch: iteration,
                     loss: f,
+                    reason: format!("loss = {f}"),
                 });
             }
             if g2.sqrt() < self.grad_tolerance {
@@ -158,7 +164,10 @@ impl LineSearch {
                 // No step decreases f enough: θ is (numerically) at a minimum along −∇f.
                 backend.copy_arena(&start, &mut model.params)?;
                 history.epochs.push(record);
-                history.stop = StopReason::Plateau { best: f };
+                history.stop = StopReason::NoDescent {
+                    loss: f,
+                    backtracks: self.max_backtracks,
+                };
                 return Ok(history);
             }
             record.lr = alpha;
@@ -227,11 +236,31 @@ impl LrFinder {
             value,
             rule: rule.into(),
         };
-        if !(self.min_lr > 0.0 && self.max_lr > self.min_lr && self.max_lr.is_finite()) {
-            return Err(bad("max_lr", self.max_lr, "need 0 < min_lr < max_lr"));
+        // The rates are applied in f32: both bounds must be normal f32 numbers.
+        let f32_range =
+            |v: f64| v.is_finite() && v >= f64::from(f32::MIN_POSITIVE) && v <= f64::from(f32::MAX);
+        if !f32_range(self.min_lr) {
+            return Err(bad(
+                "min_lr",
+                self.min_lr,
+                "must be a positive rate that f32 represents (1.2e-38 ..= 3.4e38)",
+            ));
+        }
+        if !(f32_range(self.max_lr) && self.max_lr > self.min_lr) {
+            return Err(bad(
+                "max_lr",
+                self.max_lr,
+                &format!(
+                    "must be above min_lr = {} and at most 3.4e38 (f32)",
+                    self.min_lr
+                ),
+            ));
         }
         if self.steps < 3 {
             return Err(bad("steps", self.steps as f64, "must be ≥ 3"));
+        }
+        if !(self.divergence.is_finite() && self.divergence > 1.0) {
+            return Err(bad("divergence", self.divergence, "must be finite and > 1"));
         }
         if !(0.0..1.0).contains(&self.smoothing) {
             return Err(bad("smoothing", self.smoothing, "must be in [0, 1)"));

@@ -215,8 +215,28 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     /// The optimizer's state (PyTorch's names).
+    ///
+    /// Each buffer holds one value per model parameter, in [`Mlp::parameters_flat`]'s order,
+    /// on every backend (the GPU arena's alignment gaps are left out).
     pub fn optimizer_state(&self) -> Result<crate::optim::OptimizerState> {
-        self.backend.optimizer_state(&self.optimizer)
+        let mut state = self.backend.optimizer_state(&self.optimizer)?;
+        let params = &self.model.params;
+        let ranges: Vec<(usize, usize)> = params
+            .offsets()
+            .into_iter()
+            .zip(params.tensors())
+            .map(|(start, t)| {
+                let (rows, cols) = crate::backend::Matrix::shape(t);
+                (start, rows * cols)
+            })
+            .collect();
+        for (_, values) in &mut state.buffers {
+            *values = ranges
+                .iter()
+                .flat_map(|&(start, len)| values[start..start + len].iter().copied())
+                .collect();
+        }
+        Ok(state)
     }
 
     fn batch_rows(&self) -> usize {
@@ -357,6 +377,10 @@ impl<'a, B: Backend> Session<'a, B> {
                 start += n;
             }
         }
+        // Σθ² of the parameters as the epoch's last update left them (the epoch's loss was
+        // measured before that update): they become the last good ones only if finite.
+        self.backend
+            .sum_squares_into(&self.model.params, &mut self.totals, slot::SCRATCH)?;
         let totals = self.backend.download(&self.totals)?;
         let t = |i: usize| f64::from(totals[[0, i]]);
         let n = self.train.len as f64;
@@ -385,6 +409,15 @@ impl<'a, B: Backend> Session<'a, B> {
         self.check_divergence(record.loss)?;
         if let Some(val_loss) = record.val_loss {
             self.check_divergence(val_loss)?;
+        }
+        let params_squared = t(slot::SCRATCH);
+        if !params_squared.is_finite() {
+            return self
+                .diverged(
+                    record.loss,
+                    format!("Σθ² = {params_squared} after the epoch's last update"),
+                )
+                .map(|()| record);
         }
         self.backend
             .copy_arena(&self.model.params, &mut self.last_good)?;
@@ -438,14 +471,30 @@ impl<'a, B: Backend> Session<'a, B> {
     /// Fails with [`Error::Diverged`] on a NaN, infinite or runaway loss, first putting the
     /// last good parameters back into the model.
     fn check_divergence(&mut self, loss: f64) -> Result<()> {
-        let first = *self.first_loss.get_or_insert(loss);
-        let runaway = self
-            .trainer
-            .divergence_factor
-            .is_some_and(|f| first.is_finite() && loss > f * first.abs().max(f64::MIN_POSITIVE));
+        // Growth is measured against the first finite, non-zero loss: a first loss of exactly
+        // 0 gives no scale to grow from.
+        if self.first_loss.is_none() && loss.is_finite() && loss != 0.0 {
+            self.first_loss = Some(loss);
+        }
+        let runaway = match (self.trainer.divergence_factor, self.first_loss) {
+            (Some(f), Some(first)) => loss > f * first.abs(),
+            _ => false,
+        };
         if loss.is_finite() && !runaway {
             return Ok(());
         }
+        let reason = match (runaway, self.first_loss) {
+            (true, Some(first)) => format!(
+                "loss = {loss}, more than {} × the first loss {first}",
+                self.trainer.divergence_factor.unwrap_or(f64::NAN)
+            ),
+            _ => format!("loss = {loss}"),
+        };
+        self.diverged(loss, reason)
+    }
+
+    /// Puts the last good parameters back into the model and fails with [`Error::Diverged`].
+    fn diverged(&mut self, loss: f64, reason: String) -> Result<()> {
         self.backend
             .copy_arena(&self.last_good, &mut self.model.params)?;
         self.backend.flush()?;
@@ -453,6 +502,7 @@ impl<'a, B: Backend> Session<'a, B> {
             step: self.step,
             epoch: self.epoch,
             loss,
+            reason,
         })
     }
 }

@@ -95,6 +95,25 @@ impl CpuArena {
     }
 }
 
+/// A `rows × cols` matrix of zeros in host memory, or an error naming `op` when the size
+/// overflows or the memory cannot be had (instead of an abort).
+fn host_zeros(op: &'static str, rows: usize, cols: usize) -> Result<Array2<f32>> {
+    let too_large = |detail: String| crate::error::Error::Shape { op, detail };
+    let len = rows
+        .checked_mul(cols)
+        .filter(|&n| n <= isize::MAX as usize / size_of::<f32>())
+        .ok_or_else(|| too_large(format!("{rows}×{cols} elements overflow the address space")))?;
+    let mut values: Vec<f32> = Vec::new();
+    values.try_reserve_exact(len).map_err(|e| {
+        too_large(format!(
+            "{rows}×{cols} f32 ({} bytes) do not fit in host memory: {e}",
+            len.saturating_mul(4)
+        ))
+    })?;
+    values.resize(len, 0.0);
+    Array2::from_shape_vec((rows, cols), values).map_err(|e| too_large(e.to_string()))
+}
+
 impl Backend for CpuBackend {
     type Matrix = Array2<f32>;
     type Indices = Vec<u32>;
@@ -118,7 +137,7 @@ impl Backend for CpuBackend {
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<Array2<f32>> {
-        Ok(Array2::zeros((rows, cols)))
+        host_zeros("zeros", rows, cols)
     }
 
     fn fill(&self, matrix: &mut Array2<f32>, value: f32) -> Result<()> {
@@ -191,7 +210,10 @@ impl Backend for CpuBackend {
 
     fn arena(&self, _label: &str, shapes: &[(usize, usize)]) -> Result<CpuArena> {
         Ok(CpuArena {
-            tensors: shapes.iter().map(|&s| Array2::zeros(s)).collect(),
+            tensors: shapes
+                .iter()
+                .map(|&(rows, cols)| host_zeros("arena", rows, cols))
+                .collect::<Result<_>>()?,
         })
     }
 

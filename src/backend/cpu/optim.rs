@@ -187,7 +187,7 @@ impl CpuOptimizer {
     /// Applies one update to `params` from `grads` (both of the arena's length).
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) -> Result<()> {
         self.core.check_lengths(params.len(), grads.len())?;
-        let step = self.core.step + 1;
+        let step = self.core.next_step()?;
         let rule = self.core.rule();
         let sums = update(
             &rule,

@@ -25,6 +25,8 @@ struct Shared {
     len: usize,
     label: String,
     id: u64,
+    /// The id of the context that created it.
+    context: u64,
     retired: Arc<Mutex<Vec<u64>>>,
 }
 
@@ -113,6 +115,7 @@ impl<T: Pod> GpuBuffer<T> {
                 len,
                 label: label.to_string(),
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                context: ctx.id,
                 retired: Arc::clone(&ctx.retired),
             }),
             _element: PhantomData,
@@ -144,6 +147,7 @@ impl<T: Pod> GpuBuffer<T> {
     /// Overwrites elements `offset..offset + data.len()` with `data` (queued before the next
     /// submit, so later kernels see it).
     pub fn write(&self, ctx: &GpuContext, offset: usize, data: &[T]) -> Result<()> {
+        self.check_context(ctx, "write buffer")?;
         let end = offset.saturating_add(data.len());
         if end > self.len() {
             return Err(Error::Shape {
@@ -194,6 +198,7 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Copies elements `start..start + len` back to the host (one wait).
     pub fn read_range(&self, ctx: &GpuContext, start: usize, len: usize) -> Result<Vec<T>> {
+        self.check_context(ctx, "read buffer")?;
         let element = size_of::<T>() as u64;
         if start.checked_add(len).is_none_or(|end| end > self.len()) {
             return Err(Error::Shape {
@@ -303,9 +308,22 @@ impl<T: Pod> GpuBuffer<T> {
         })
     }
 
+    /// Fails with [`Error::WrongContext`] unless `ctx` created this buffer.
+    pub(crate) fn check_context(&self, ctx: &GpuContext, op: &'static str) -> Result<()> {
+        if self.shared.context == ctx.id {
+            Ok(())
+        } else {
+            Err(Error::WrongContext {
+                op,
+                label: self.label().to_string(),
+            })
+        }
+    }
+
     /// Fails with [`Error::BufferTooLarge`] when the whole buffer cannot be bound as one storage
     /// binding on this device.
     pub(crate) fn check_binding(&self, ctx: &GpuContext, op: &'static str) -> Result<()> {
+        self.check_context(ctx, op)?;
         let limit = ctx.limits().max_storage_buffer_binding_size;
         if self.size_bytes() > limit {
             return Err(Error::BufferTooLarge {

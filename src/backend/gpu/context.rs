@@ -53,6 +53,8 @@ struct Pending {
 
 /// Everything a GPU op needs: device, queue, limits and the caches. Cheap to share (`Arc`).
 pub struct GpuContext {
+    /// Unique per context in this process: every buffer remembers its context's.
+    pub(crate) id: u64,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -207,7 +209,9 @@ impl GpuContext {
         let counters = Counters::default();
         counters.buffers.store(2, Ordering::Relaxed);
 
+        static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(Self {
+            id: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             device,
             queue,
             info,

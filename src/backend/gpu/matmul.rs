@@ -433,7 +433,7 @@ mod tests {
     fn a_small_output_over_a_long_k_splits_it() {
         let t = Tiling::choose(10, 10, 1 << 20, NO_LIMIT);
         assert_eq!(t.splits, MAX_SPLITS);
-        assert!(t.k_per_split % 8 == 0 && t.k_per_split >= MIN_K_PER_SPLIT);
+        assert!(t.k_per_split.is_multiple_of(8) && t.k_per_split >= MIN_K_PER_SPLIT);
     }
 
     #[test]
@@ -458,7 +458,7 @@ mod tests {
                     (t.splits - 1) * t.k_per_split < k,
                     "empty slice: {k} {splits} {t:?}"
                 );
-                assert!(t.splits == 1 || t.k_per_split % 8 == 0, "{t:?}");
+                assert!(t.splits == 1 || t.k_per_split.is_multiple_of(8), "{t:?}");
                 assert!(check_tiling("t", t, k, 1, NO_LIMIT).is_ok());
             }
         }

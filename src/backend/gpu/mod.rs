@@ -260,6 +260,8 @@ impl Backend for GpuBackend {
 
     fn copy_arena(&self, src: &GpuArena, dst: &mut GpuArena) -> Result<()> {
         check_layouts("copy arena", src, dst)?;
+        src.buffer().check_context(&self.ctx, "copy arena")?;
+        dst.buffer().check_context(&self.ctx, "copy arena")?;
         self.ctx.record(|encoder| {
             encoder.copy_buffer_to_buffer(
                 src.buffer().raw(),

@@ -235,6 +235,8 @@ impl GpuOptimizer {
         grads: &GpuBuffer<f32>,
     ) -> Result<()> {
         let op = "optimizer step";
+        params.check_context(&self.ctx, op)?;
+        grads.check_context(&self.ctx, op)?;
         self.core.check_lengths(params.len(), grads.len())?;
         if params.raw() == grads.raw() {
             return Err(Error::Shape {
@@ -245,7 +247,7 @@ impl GpuOptimizer {
                 ),
             });
         }
-        let step = self.core.step + 1;
+        let step = self.core.next_step()?;
         let rule = self.core.rule();
         let monitor = self.core.monitor;
         let update = self
@@ -353,6 +355,7 @@ impl GpuOptimizer {
     pub(crate) fn stats_into(&self, totals: &GpuMatrix, slot: usize) -> Result<()> {
         let op = "optimizer stats";
         crate::backend::totals_dims(op, totals.shape(), slot, 3)?;
+        totals.buffer().check_context(&self.ctx, op)?;
         let at = ((totals.offset() + slot) * 4) as u64;
         self.ctx.record(|encoder| {
             if self.monitored {

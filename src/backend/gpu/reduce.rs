@@ -199,7 +199,7 @@ mod tests {
         // Too many blocks for the grid: taller blocks.
         let rows = 64 * 65535 + 1;
         let b = column_sum_block_rows(rows, 2, 65535, usize::MAX);
-        assert!(rows.div_ceil(b) <= 65535 && b % 4 == 0, "{b}");
+        assert!(rows.div_ceil(b) <= 65535 && b.is_multiple_of(4), "{b}");
         // Partials over the binding limit: taller blocks, down to one block (no partials).
         let b = column_sum_block_rows(1000, 100, 65535, 500);
         assert!(1000usize.div_ceil(b) * 100 <= 500, "{b}");

@@ -9,7 +9,9 @@
 //   3 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch
 //   4 totals:   storage rw  array<f32>  from totals_offset on
 // Dispatch: `loss_rows` (G, 1, 1) workgroups of 256, G ≤ 4096, one invocation per row
-// (striding); then `loss_total` (1, 1, 1).
+// (striding); then `loss_total` (1, 1, 1). For a batch of at most ONE_PASS_ROWS rows the host
+// dispatches `loss_one_pass` (1, 1, 1) instead: the same rows summed in the same order by the
+// same invocations, without the round trip through row_sums (one dispatch fewer per step).
 //
 // Per row, with x the logits and t the targets (means are PyTorch's reduction='mean'):
 //   MSE (LOSS 0)   loss = Σ_c (x − t)² / cols;   ∂/∂x = 2(x − t) · scale,  scale = 1/(rows·cols)
@@ -125,12 +127,9 @@ fn loss_rows(
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
-fn loss_total(@builtin(local_invocation_index) lid: u32) {
-    var acc = vec2<f32>(0.0);
-    for (var r = lid; r < params.rows; r += WORKGROUP) {
-        acc += row_sums[r];
-    }
+// Invocation `lid`'s rows (lid, lid + 256, …) summed in order, the tree over the workgroup,
+// and the totals written: the end of both `loss_total` and `loss_one_pass`.
+fn finish_total(lid: u32, acc: vec2<f32>) {
     sums[lid] = acc;
     workgroupBarrier();
     for (var width = WORKGROUP / 2u; width > 0u; width /= 2u) {
@@ -146,4 +145,26 @@ fn loss_total(@builtin(local_invocation_index) lid: u32) {
         totals[at + 2u] += sums[0].x;
         totals[at + 3u] += sums[0].y;
     }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn loss_total(@builtin(local_invocation_index) lid: u32) {
+    var acc = vec2<f32>(0.0);
+    for (var r = lid; r < params.rows; r += WORKGROUP) {
+        acc += row_sums[r];
+    }
+    finish_total(lid, acc);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn loss_one_pass(@builtin(local_invocation_index) lid: u32) {
+    var acc = vec2<f32>(0.0);
+    for (var r = lid; r < params.rows; r += WORKGROUP) {
+        if (LOSS == 2u) {
+            acc += cross_entropy_row(r);
+        } else {
+            acc += elementwise_row(r);
+        }
+    }
+    finish_total(lid, acc);
 }

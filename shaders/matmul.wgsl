@@ -7,6 +7,8 @@
 //   2 bias:     storage, read  array<f32>        N values, read only when HAS_BIAS
 //   3 c:        storage, rw    array<f32>        C: M×N, every element overwritten
 //   4 partials: storage, rw    array<f32>        SPLIT only: splits × M × N partial products
+//   5 act_out:  storage, read  array<f32>        DERIVATIVE only: M×N outputs of the activation
+//                                                whose derivative multiplies C (from act_offset)
 //
 // Entry points and dispatch:
 //   matmul         one workgroup of WG_X × WG_Y invocations per (tile, K slice). The flat
@@ -30,6 +32,10 @@
 // into registers while the current one is multiplied. Out-of-range elements (past M, N, or the end of this K slice)
 // load as zeros, so edge tiles need no special path; only the final store is masked.
 //
+// With DERIVATIVE, C is further multiplied element by element by act'(·) computed from act_out,
+// the output of activation DERIVATIVE_OF (the backward pass's δ·W ⊙ act'(output below), fused):
+// identity 1, ReLU [a > 0], sigmoid a(1 − a), tanh 1 − a², as elementwise.wgsl computes them.
+//
 // Global loads are vec4 when the stored row length and the element offset are multiples of 4
 // (A_VEC4, B_VEC4, chosen by the host), else four masked scalar loads.
 //
@@ -51,6 +57,8 @@ override GROUPS_M: u32 = 2u;   // 1 or 2
 override GROUPS_N: u32 = 2u;   // 1 or 2
 override K_STEP: u32 = 8u;     // 8 or 16: K per staged slice
 override SPLIT: bool = false;
+override DERIVATIVE: bool = false;
+override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
 
 override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4 (≤ 32)
 override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4 (≤ 32)
@@ -72,6 +80,10 @@ struct Params {
     k_per_split: u32,    // K per slice, a multiple of K_STEP
     splits: u32,         // K slices (1 without SPLIT)
     groups_x: u32,       // workgroups along x in this dispatch
+    act_offset: u32,     // DERIVATIVE: element offset of act_out's M×N values
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 var<immediate> params: Params;
@@ -80,6 +92,7 @@ var<immediate> params: Params;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(5) var<storage, read> act_out: array<f32>;
 
 // Staged slices, indexed [kk · TM4 + row / 4] (op(A)ᵀ, K-major) and [kk · TN4 + col / 4];
 // sized for the deepest slice of the largest tile (16 · 32).
@@ -174,6 +187,16 @@ fn stage_b(v: u32, x: vec4<f32>) {
         }
     } else {
         tile_b[v] = x;
+    }
+}
+
+// act'(·) of activation DERIVATIVE_OF from its output a.
+fn derivative_from_output(a: f32) -> f32 {
+    switch DERIVATIVE_OF {
+        case 1u: { return select(0.0, 1.0, a > 0.0); }
+        case 2u: { return a * (1.0 - a); }
+        case 3u: { return 1.0 - a * a; }
+        default: { return 1.0; }  // code 0, identity; the host passes no other
     }
 }
 
@@ -278,7 +301,11 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                 let base = params.c_offset + row * params.n + col;
                 for (var j = 0u; j < 4u; j++) {
                     if (col + j < params.n) {
-                        c[base + j] = v[j];
+                        var x = v[j];
+                        if (DERIVATIVE) {
+                            x *= derivative_from_output(act_out[params.act_offset + row * params.n + col + j]);
+                        }
+                        c[base + j] = x;
                     }
                 }
             }
@@ -300,6 +327,10 @@ fn matmul_reduce(
         if (HAS_BIAS) {
             sum += bias[params.bias_offset + e % params.n];
         }
-        c[params.c_offset + e] = activate(vec4<f32>(sum)).x;
+        var x = activate(vec4<f32>(sum)).x;
+        if (DERIVATIVE) {
+            x *= derivative_from_output(act_out[params.act_offset + e]);
+        }
+        c[params.c_offset + e] = x;
     }
 }

@@ -72,7 +72,7 @@ fn invalid_calls(g: &GpuBackend) {
 fn one_threads_bad_calls_never_cost_another_its_work() {
     let g = common::own_gpu();
     let solo = train(&g);
-    for round in 0..4 {
+    for round in 0..10 {
         let stop = AtomicBool::new(false);
         let trained = std::thread::scope(|s| {
             let careless = s.spawn(|| {

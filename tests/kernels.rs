@@ -229,6 +229,14 @@ fn awkward_sizes_match_cpu() {
             }
         }
     }
+    // Batches around the one-pass loss's limit (4096 rows) take both paths; a tall column sum
+    // spans many row blocks.
+    for (i, rows) in [4096usize, 4097, 9001].into_iter().enumerate() {
+        for loss in LOSSES {
+            check_loss(loss, rows, 3, 2000 + i as u64);
+        }
+        check_column_sum(rows, 5, 2100 + i as u64);
+    }
 }
 
 #[test]

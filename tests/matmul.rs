@@ -512,3 +512,73 @@ fn output_may_not_alias_an_input() {
         "the input was changed"
     );
 }
+
+/// The backward pass's fused `(δ · W) ⊙ act'(output)` against the CPU twin (a matmul, then
+/// the activation's backward), for every activation, with and without a K split.
+#[test]
+fn fused_activation_backward_matches_cpu() {
+    let gpu = gpu();
+    let mut r = rng(91);
+    let mut case = 0u64;
+    for (m, n, k) in [(1, 1, 1), (7, 65, 33), (64, 130, 9), (5, 40, 900)] {
+        for activation in Activation::ALL {
+            let delta = random_matrix(&mut r, m, k, 1.0);
+            let weight = random_matrix(&mut r, k, n, 1.0);
+            let pre = random_matrix(&mut r, m, n, 3.0);
+            let output = pre.mapv(|x| activation.apply(x));
+            let mut expected = Array2::zeros((m, n));
+            CpuBackend
+                .matmul_activation_backward_into(
+                    Matmul::nn(),
+                    &delta,
+                    &weight,
+                    activation,
+                    &output,
+                    &mut expected,
+                )
+                .unwrap();
+            let out = guarded(m, n, (case % 7) as usize);
+            gpu.matmul_activation_backward_into(
+                Matmul::nn(),
+                &gpu.upload(delta.view()).unwrap(),
+                &gpu.upload(weight.view()).unwrap(),
+                activation,
+                &gpu.upload(output.view()).unwrap(),
+                &mut out.matrix.clone(),
+            )
+            .unwrap();
+            let actual = gpu.download(&out.matrix).unwrap();
+            // |act'| ≤ 1 for every activation, so the product's tolerance bounds the result's.
+            let tol = matmul_tolerance(
+                delta.mapv(f32::abs).view(),
+                weight.mapv(f32::abs).view(),
+                None,
+                k,
+                Activation::Identity,
+            ) + 1e-7;
+            let what = format!("{m}×{n}×{k} {activation:?}");
+            assert_close(&what, &actual, &expected, &tol);
+            out.assert_untouched(&what);
+            case += 1;
+        }
+    }
+    // The product's own activation must be identity, and the output may not alias.
+    let x = gpu.upload(Array2::<f32>::ones((2, 2)).view()).unwrap();
+    let mut y = gpu.zeros(2, 2).unwrap();
+    assert!(
+        gpu.matmul_activation_backward_into(
+            Matmul::nn().activation(Activation::Relu),
+            &x,
+            &x,
+            Activation::Relu,
+            &x,
+            &mut y
+        )
+        .is_err()
+    );
+    let mut alias = y.clone();
+    assert!(
+        gpu.matmul_activation_backward_into(Matmul::nn(), &x, &x, Activation::Tanh, &y, &mut alias)
+            .is_err()
+    );
+}

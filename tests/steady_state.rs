@@ -18,6 +18,7 @@ fn added(before: GpuCounters, after: GpuCounters) -> GpuCounters {
         bind_groups_created: after.bind_groups_created - before.bind_groups_created,
         pipelines_created: after.pipelines_created - before.pipelines_created,
         shader_modules_created: after.shader_modules_created - before.shader_modules_created,
+        dispatches: after.dispatches - before.dispatches,
         submits: after.submits - before.submits,
         waits: after.waits - before.waits,
     }
@@ -174,4 +175,39 @@ fn dropped_buffers_take_their_op_sites_with_them() {
         "{} live buffers, {live} before",
         ctx.live_buffers()
     );
+}
+
+/// What a step dispatches, counted: the batch's two gathers, one fused product per layer
+/// forward, the one-pass loss, per layer the weight and bias gradients and (below the top) the
+/// product into the layer below fused with that layer's activation backward, and the update.
+/// For L layers, 2 + L + 1 + (3L − 1) + 1 = 4L + 3.
+#[test]
+fn a_step_dispatches_four_kernels_per_layer_and_three_more() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let data = data::moons(256, 0.1, 1).unwrap();
+    let labels = data.labels().unwrap();
+    let data = Dataset::classification(data.x().clone(), &labels, 2).unwrap();
+    for layers in [1usize, 3] {
+        let mut spec = MlpSpec::new(2);
+        for _ in 1..layers {
+            spec = spec.layer(16, Activation::Tanh);
+        }
+        let spec = spec.layer(2, Activation::Identity);
+        let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
+        let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).batch_size(32);
+        let mut session = Session::new(&trainer, g, &mut model, &data, None).unwrap();
+        session.step().unwrap();
+        let before = ctx.counters();
+        for _ in 0..5 {
+            session.step().unwrap();
+        }
+        let change = added(before, ctx.counters());
+        assert_eq!(
+            change.dispatches,
+            5 * (4 * layers as u64 + 3),
+            "{layers} layers: {change:?}"
+        );
+        assert_eq!(change.submits, 5);
+    }
 }

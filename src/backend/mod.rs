@@ -292,6 +292,33 @@ pub trait Backend {
         out: &mut Self::Matrix,
     ) -> Result<()>;
 
+    /// `out ← (op(a) · op(b)) ⊙ act'(·)`, where `output` (shaped as `out`) is what
+    /// `activation` produced: a backward pass's gradient through a layer's weights and the
+    /// activation below it. The result is exactly [`Backend::matmul_into`] followed by
+    /// [`Backend::activation_backward`] (the default); the GPU fuses the two into one kernel.
+    fn matmul_activation_backward_into(
+        &self,
+        spec: Matmul,
+        a: &Self::Matrix,
+        b: &Self::Matrix,
+        activation: Activation,
+        output: &Self::Matrix,
+        out: &mut Self::Matrix,
+    ) -> Result<()> {
+        if spec.activation != Activation::Identity {
+            return Err(Error::Shape {
+                op: "matmul_activation_backward",
+                detail: format!(
+                    "the product's own activation must be identity, not {:?}",
+                    spec.activation
+                ),
+            });
+        }
+        same_shape("matmul_activation_backward", output.shape(), out.shape())?;
+        self.matmul_into(spec, a, b, None, out)?;
+        self.activation_backward(activation, output, out)
+    }
+
     /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).
     fn gather_rows_into(
         &self,

@@ -144,7 +144,8 @@ pub(crate) struct Workspace<M> {
     pub target: M,
     /// Output of each layer, after its activation (the last one holds the logits).
     pub outputs: Vec<M>,
-    /// ∂loss/∂(output of each layer); turned into ∂loss/∂(pre-activation) in place.
+    /// ∂loss/∂(pre-activation) of each layer once the backward pass has reached it (the top
+    /// layer's holds ∂loss/∂logits first and is turned in place).
     pub output_grads: Vec<M>,
 }
 
@@ -351,12 +352,14 @@ impl<B: Backend> Mlp<B> {
         ws: &mut Workspace<B::Matrix>,
     ) -> Result<()> {
         let grads = self.grads.tensors_mut();
-        for i in (0..self.spec.layers.len()).rev() {
+        let top = self.spec.layers.len() - 1;
+        for i in (0..=top).rev() {
             let layer = self.spec.layers[i];
             let (lower, upper) = ws.output_grads.split_at_mut(i);
             let delta = &mut upper[0];
-            // ∂/∂(pre-activation) = ∂/∂output · act'(output).
-            if layer.activation != Activation::Identity {
+            // ∂/∂(pre-activation) = ∂/∂output · act'(output): for the top layer here; below
+            // it, fused into the product that computes ∂/∂output (further down).
+            if i == top && layer.activation != Activation::Identity {
                 backend.activation_backward(layer.activation, &ws.outputs[i], delta)?;
             }
             let input = if i == 0 {
@@ -369,9 +372,21 @@ impl<B: Backend> Mlp<B> {
             backend.matmul_into(Matmul::tn(), delta, input, None, &mut weight_grad[0])?;
             backend.column_sum_into(delta, &mut rest[0])?;
             if let Some(below) = lower.last_mut() {
-                // ∂/∂(output of the layer below) = δ · W.
+                // ∂/∂(pre-activation of the layer below) = (δ · W) ⊙ act'(its output).
                 let weight = &self.params.tensors()[2 * i];
-                backend.matmul_into(Matmul::nn(), delta, weight, None, below)?;
+                let activation = self.spec.layers[i - 1].activation;
+                if activation == Activation::Identity {
+                    backend.matmul_into(Matmul::nn(), delta, weight, None, below)?;
+                } else {
+                    backend.matmul_activation_backward_into(
+                        Matmul::nn(),
+                        delta,
+                        weight,
+                        activation,
+                        &ws.outputs[i - 1],
+                        below,
+                    )?;
+                }
             }
         }
         Ok(())

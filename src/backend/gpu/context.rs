@@ -23,6 +23,9 @@ pub struct GpuCounters {
     pub pipelines_created: u64,
     /// Shader modules compiled.
     pub shader_modules_created: u64,
+    /// Compute dispatches recorded (each is a kernel launch and, on a GPU, a few µs of
+    /// latency between dependent kernels).
+    pub dispatches: u64,
     /// Submits of recorded work ([`GpuContext::flush`]es that had work; a readback's own
     /// copy is not counted here, its wait is).
     pub submits: u64,
@@ -36,6 +39,7 @@ struct Counters {
     bind_groups: AtomicU64,
     pipelines: AtomicU64,
     shader_modules: AtomicU64,
+    dispatches: AtomicU64,
     submits: AtomicU64,
     waits: AtomicU64,
 }
@@ -287,6 +291,7 @@ impl GpuContext {
             bind_groups_created: get(&c.bind_groups),
             pipelines_created: get(&c.pipelines),
             shader_modules_created: get(&c.shader_modules),
+            dispatches: get(&c.dispatches),
             submits: get(&c.submits),
             waits: get(&c.waits),
         }
@@ -294,6 +299,12 @@ impl GpuContext {
 
     pub(crate) fn count_pipeline(&self) {
         self.counters.pipelines.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_dispatches(&self, n: usize) {
+        self.counters
+            .dispatches
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn count_shader_module(&self) {

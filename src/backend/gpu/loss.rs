@@ -25,6 +25,15 @@ const LOSS_TOTAL: Kernel = Kernel {
     entry: "loss_total",
     ..LOSS_ROWS
 };
+const LOSS_ONE_PASS: Kernel = Kernel {
+    entry: "loss_one_pass",
+    ..LOSS_ROWS
+};
+
+/// Batches up to this many rows take `loss_one_pass`: one workgroup does rows and total in one
+/// dispatch (16 rows per invocation at most), in the same order as the two passes, so the
+/// results are the same bits.
+const ONE_PASS_ROWS: usize = 4096;
 
 /// The shader's `Params`.
 #[repr(C)]
@@ -85,6 +94,26 @@ pub(crate) fn loss(
         ("LOSS", f64::from(kind.shader_code())),
         ("WRITE_GRAD", if grad.is_some() { 1.0 } else { 0.0 }),
     ];
+    let entries: Vec<Entry<'_>> = if rows <= ONE_PASS_ROWS {
+        vec![Entry {
+            kernel: &LOSS_ONE_PASS,
+            overrides: &overrides,
+            groups: [1, 1, 1],
+        }]
+    } else {
+        vec![
+            Entry {
+                kernel: &LOSS_ROWS,
+                overrides: &overrides,
+                groups: [striding_groups(rows), 1, 1],
+            },
+            Entry {
+                kernel: &LOSS_TOTAL,
+                overrides: &overrides,
+                groups: [1, 1, 1],
+            },
+        ]
+    };
     record(
         ctx,
         op,
@@ -96,17 +125,6 @@ pub(crate) fn loss(
             row_sums.bind_range(0, 2 * rows),
             totals.buffer().bind(),
         ],
-        &[
-            Entry {
-                kernel: &LOSS_ROWS,
-                overrides: &overrides,
-                groups: [striding_groups(rows), 1, 1],
-            },
-            Entry {
-                kernel: &LOSS_TOTAL,
-                overrides: &overrides,
-                groups: [1, 1, 1],
-            },
-        ],
+        &entries,
     )
 }

@@ -6,7 +6,7 @@ use super::context::GpuContext;
 use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::Dispatch;
-use crate::backend::{Matmul, Matrix, matmul_dims};
+use crate::backend::{Activation, Matmul, Matrix, matmul_dims};
 use crate::error::{Error, Result};
 
 const MATMUL: Kernel = Kernel {
@@ -19,6 +19,7 @@ const MATMUL: Kernel = Kernel {
         Binding::ReadOnly,
         Binding::ReadWrite,
         Binding::ReadWrite,
+        Binding::ReadOnly,
     ],
     immediate_size: size_of::<Params>() as u32,
 };
@@ -209,6 +210,8 @@ struct Params {
     k_per_split: u32,
     splits: u32,
     groups_x: u32,
+    act_offset: u32,
+    _pad: [u32; 3],
 }
 
 // Every adapter steepest opens offers at least this much immediate data.
@@ -240,7 +243,54 @@ pub fn matmul_tiled(
     bias: Option<&GpuMatrix>,
     out: &GpuMatrix,
 ) -> Result<()> {
-    let op = "matmul";
+    record("matmul", ctx, spec, tiling, (a, b, bias), None, out)
+}
+
+/// `out ← (op(a) · op(b)) ⊙ act'(·)` where `output` (shaped as `out`) is what `activation`
+/// produced: the gradient through a layer's weights and the activation below it in one
+/// kernel, the twin of a [`crate::backend::cpu::matmul`] followed by
+/// [`crate::backend::cpu::activation_backward`]. `spec`'s own activation must be identity.
+pub fn matmul_activation_backward(
+    ctx: &GpuContext,
+    spec: Matmul,
+    a: &GpuMatrix,
+    b: &GpuMatrix,
+    activation: Activation,
+    output: &GpuMatrix,
+    out: &GpuMatrix,
+) -> Result<()> {
+    let op = "matmul_activation_backward";
+    if spec.activation != Activation::Identity {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "the product's own activation must be identity, not {:?}",
+                spec.activation
+            ),
+        });
+    }
+    crate::backend::same_shape(op, output.shape(), out.shape())?;
+    record(
+        op,
+        ctx,
+        spec,
+        None,
+        (a, b, None),
+        Some((activation, output)),
+        out,
+    )
+}
+
+/// Records one product: checks, tiling, the pipelines and the dispatch.
+fn record(
+    op: &'static str,
+    ctx: &GpuContext,
+    spec: Matmul,
+    tiling: Option<Tiling>,
+    (a, b, bias): (&GpuMatrix, &GpuMatrix, Option<&GpuMatrix>),
+    derivative: Option<(Activation, &GpuMatrix)>,
+    out: &GpuMatrix,
+) -> Result<()> {
     let dims = matmul_dims(
         spec,
         a.shape(),
@@ -248,7 +298,10 @@ pub fn matmul_tiled(
         bias.map(Matrix::shape),
         out.shape(),
     )?;
-    let inputs: Vec<&GpuMatrix> = [Some(a), Some(b), bias].into_iter().flatten().collect();
+    let inputs: Vec<&GpuMatrix> = [Some(a), Some(b), bias, derivative.map(|d| d.1)]
+        .into_iter()
+        .flatten()
+        .collect();
     check_no_alias(op, out, &inputs)?;
     check_bindings(ctx, op, &inputs)?;
     check_bindings(ctx, op, &[out])?;
@@ -290,6 +343,12 @@ pub fn matmul_tiled(
         k_per_split: to_u32(op, "K per slice", tiling.k_per_split)?,
         splits: to_u32(op, "K slices", tiling.splits)?,
         groups_x: groups_x as u32,
+        act_offset: to_u32(
+            op,
+            "activation output offset",
+            derivative.map_or(0, |d| d.1.offset()),
+        )?,
+        _pad: [0; 3],
     };
 
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
@@ -300,6 +359,11 @@ pub fn matmul_tiled(
         ("HAS_BIAS", flag(bias.is_some())),
         ("ACTIVATION", f64::from(spec.activation.shader_code())),
         ("SPLIT", flag(split)),
+        ("DERIVATIVE", flag(derivative.is_some())),
+        (
+            "DERIVATIVE_OF",
+            f64::from(derivative.map_or(0, |d| d.0.shader_code())),
+        ),
     ];
     let mut overrides = vec![
         ("TRANS_A", flag(spec.trans_a)),
@@ -345,6 +409,7 @@ pub fn matmul_tiled(
                 Some(p) => p.bind_range(0, tiling.splits * outputs),
                 None => ctx.placeholder_rw_bind(),
             },
+            derivative.map_or(ctx.placeholder_bind(), |d| d.1.buffer().bind()),
         ],
         &dispatches,
     )

@@ -19,7 +19,7 @@ pub use buffer::GpuBuffer;
 pub use context::{GpuContext, GpuCounters};
 pub use elementwise::{activation_backward, axpy};
 pub use gather::{GpuIndices, gather_rows};
-pub use matmul::{Tile, Tiling, matmul, matmul_tiled};
+pub use matmul::{Tile, Tiling, matmul, matmul_activation_backward, matmul_tiled};
 pub use optim::GpuOptimizer;
 pub use options::GpuOptions;
 pub use reduce::column_sum;
@@ -199,6 +199,18 @@ impl Backend for GpuBackend {
         out: &mut GpuMatrix,
     ) -> Result<()> {
         matmul(&self.ctx, spec, a, b, bias, out)
+    }
+
+    fn matmul_activation_backward_into(
+        &self,
+        spec: Matmul,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        activation: Activation,
+        output: &GpuMatrix,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        matmul_activation_backward(&self.ctx, spec, a, b, activation, output, out)
     }
 
     fn gather_rows_into(

@@ -276,6 +276,13 @@ impl GpuOptimizer {
         let scalars = self.core.scalars(step);
         let immediates = bytemuck::bytes_of(&scalars);
         let chunks = &self.chunks;
+        // The update per chunk; with clipping, Σg² per chunk and its finalize first.
+        let passes = 1 + usize::from(clip.is_some());
+        self.ctx.count_dispatches(
+            passes * chunks.len()
+                + usize::from(clip.is_some())
+                + usize::from(finalize_monitor.is_some()),
+        );
         self.ctx.record_pass(|pass| {
             let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
                 pass.set_pipeline(pipeline);

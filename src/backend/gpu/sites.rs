@@ -129,6 +129,7 @@ impl GpuContext {
                 })
             }
         };
+        self.count_dispatches(dispatches.len());
         self.record_pass(|pass| {
             pass.set_bind_group(0, &site.group, &[]);
             for d in dispatches {

@@ -41,7 +41,8 @@
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
 // the extents in `params`, which the host has checked against the bound buffers; workgroup
-// indices stay below 16 · 32 (K_STEP ≤ 16, TM4, TN4 ≤ 32); the accumulator index below 16;
+// indices stay below 512 (K_STEP · TM4 ≤ 512 per staged slice, and K_STEP · TM4 ≤ 256 where
+// DOUBLE_BUFFER keeps two); the accumulator index below 16;
 // the staging registers' below 2 (LOADS ≤ 2).
 
 override TRANS_A: bool = false;
@@ -57,6 +58,9 @@ override GROUPS_M: u32 = 2u;   // 1 or 2
 override GROUPS_N: u32 = 2u;   // 1 or 2
 override K_STEP: u32 = 8u;     // 8 or 16: K per staged slice
 override SPLIT: bool = false;
+// Two staging buffers: the next slice is staged into one while the other is multiplied, so
+// each K step needs one barrier instead of two (the host allows it where two slices fit).
+override DOUBLE_BUFFER: bool = false;
 override DERIVATIVE: bool = false;
 override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
 
@@ -161,32 +165,35 @@ fn fetch_b(v: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
     return load_b4(k0 + v / TN4, col0 + (v % TN4) * 4u, k_end, params.n, params.n);
 }
 
-fn stage_a(v: u32, x: vec4<f32>) {
+// Stages into buffer `buf` (0, or 1 with DOUBLE_BUFFER): each buffer holds one slice.
+fn stage_a(buf: u32, v: u32, x: vec4<f32>) {
+    let base = buf * K_STEP * TM4;
     if (v >= K_STEP * TM4) {
         return;
     }
     if (TRANS_A) {
-        tile_a[v] = x;
+        tile_a[base + v] = x;
     } else {
         // x holds K = 4·(v % KQ) .. +4 of tile row v / KQ: scatter into the K-major slice.
         let row = v / KQ;
         for (var j = 0u; j < 4u; j++) {
-            tile_a[((v % KQ) * 4u + j) * TM4 + row / 4u][row % 4u] = x[j];
+            tile_a[base + ((v % KQ) * 4u + j) * TM4 + row / 4u][row % 4u] = x[j];
         }
     }
 }
 
-fn stage_b(v: u32, x: vec4<f32>) {
+fn stage_b(buf: u32, v: u32, x: vec4<f32>) {
+    let base = buf * K_STEP * TN4;
     if (v >= K_STEP * TN4) {
         return;
     }
     if (TRANS_B) {
         let col = v / KQ;
         for (var j = 0u; j < 4u; j++) {
-            tile_b[((v % KQ) * 4u + j) * TN4 + col / 4u][col % 4u] = x[j];
+            tile_b[base + ((v % KQ) * 4u + j) * TN4 + col / 4u][col % 4u] = x[j];
         }
     } else {
-        tile_b[v] = x;
+        tile_b[base + v] = x;
     }
 }
 
@@ -244,29 +251,53 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         next_b[i] = fetch_b(t + i * THREADS, k_begin, col0, k_end);
     }
 
-    for (var k0 = k_begin; k0 < k_end; k0 += K_STEP) {
+    var buf = 0u;
+    if (DOUBLE_BUFFER) {
         for (var i = 0u; i < LOADS; i++) {
-            stage_a(t + i * THREADS, next_a[i]);
-            stage_b(t + i * THREADS, next_b[i]);
+            stage_a(0u, t + i * THREADS, next_a[i]);
+            stage_b(0u, t + i * THREADS, next_b[i]);
         }
         workgroupBarrier();
-        if (k0 + K_STEP < k_end) {
+    }
+    for (var k0 = k_begin; k0 < k_end; k0 += K_STEP) {
+        let more = k0 + K_STEP < k_end;
+        if (!DOUBLE_BUFFER) {
+            for (var i = 0u; i < LOADS; i++) {
+                stage_a(0u, t + i * THREADS, next_a[i]);
+                stage_b(0u, t + i * THREADS, next_b[i]);
+            }
+            workgroupBarrier();
+        }
+        if (more) {
             for (var i = 0u; i < LOADS; i++) {
                 next_a[i] = fetch_a(t + i * THREADS, row0, k0 + K_STEP, k_end);
                 next_b[i] = fetch_b(t + i * THREADS, k0 + K_STEP, col0, k_end);
             }
         }
+        let base_a = buf * K_STEP * TM4;
+        let base_b = buf * K_STEP * TN4;
         for (var kk = 0u; kk < K_STEP; kk++) {
             for (var h = 0u; h < GROUPS_M; h++) {
-                let av = tile_a[kk * TM4 + h * WG_Y + lid.y];
+                let av = tile_a[base_a + kk * TM4 + h * WG_Y + lid.y];
                 for (var w = 0u; w < GROUPS_N; w++) {
-                    let bv = tile_b[kk * TN4 + w * WG_X + lid.x];
+                    let bv = tile_b[base_b + kk * TN4 + w * WG_X + lid.x];
                     for (var r = 0u; r < 4u; r++) {
                         let i = (h * 4u + r) * 2u + w;
                         acc[i] = fma(vec4<f32>(av[r]), bv, acc[i]);
                     }
                 }
             }
+        }
+        if (DOUBLE_BUFFER) {
+            // Nobody reads the other buffer in this step (the barrier ending the last step saw
+            // to that), so the next slice goes there now, and one barrier publishes it.
+            if (more) {
+                for (var i = 0u; i < LOADS; i++) {
+                    stage_a(1u - buf, t + i * THREADS, next_a[i]);
+                    stage_b(1u - buf, t + i * THREADS, next_b[i]);
+                }
+            }
+            buf = 1u - buf;
         }
         workgroupBarrier();
     }

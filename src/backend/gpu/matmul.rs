@@ -36,6 +36,9 @@ pub enum Tile {
     Large,
     /// [`Tile::Large`] with K staged 16 deep instead of 8: half the barriers per product.
     LargeDeep,
+    /// [`Tile::Large`] with two staging buffers: the next slice is staged while the current one
+    /// is multiplied, one barrier per K step instead of two.
+    LargeDoubleBuffered,
     /// 64×64 per workgroup of 16×16 (4×4 each).
     Medium,
     /// 32×32 per workgroup of 8×8 (4×4 each): many workgroups for small outputs.
@@ -44,12 +47,18 @@ pub enum Tile {
 
 impl Tile {
     /// Every tile, largest first.
-    pub const ALL: [Tile; 4] = [Tile::Large, Tile::LargeDeep, Tile::Medium, Tile::Small];
+    pub const ALL: [Tile; 5] = [
+        Tile::Large,
+        Tile::LargeDeep,
+        Tile::LargeDoubleBuffered,
+        Tile::Medium,
+        Tile::Small,
+    ];
 
     /// (invocations along N, along M, 4×4 blocks per invocation along M, along N).
     const fn geometry(self) -> (u32, u32, u32, u32) {
         match self {
-            Tile::Large | Tile::LargeDeep => (16, 16, 2, 2),
+            Tile::Large | Tile::LargeDeep | Tile::LargeDoubleBuffered => (16, 16, 2, 2),
             Tile::Medium => (16, 16, 1, 1),
             Tile::Small => (8, 8, 1, 1),
         }
@@ -61,6 +70,11 @@ impl Tile {
             Tile::LargeDeep => 16,
             _ => 8,
         }
+    }
+
+    /// Whether two slices are staged at once.
+    const fn double_buffered(self) -> bool {
+        matches!(self, Tile::LargeDoubleBuffered)
     }
 
     /// Output rows per tile.
@@ -117,6 +131,7 @@ impl Tile {
             // Not yet measured apart from Large: rated just below it, so it is never chosen
             // over it until a measurement says otherwise.
             Tile::LargeDeep => (209e3, 289e3),
+            Tile::LargeDoubleBuffered => (208e3, 288e3),
             Tile::Medium => (84e3, 200e3),
             Tile::Small => (24e3, 120e3),
         }
@@ -375,6 +390,7 @@ fn record(
         ("GROUPS_M", f64::from(groups_m)),
         ("GROUPS_N", f64::from(groups_n)),
         ("K_STEP", f64::from(tiling.tile.k_step())),
+        ("DOUBLE_BUFFER", flag(tiling.tile.double_buffered())),
     ];
     overrides.extend(epilogue);
     let main = ctx.pipeline(&MATMUL, &overrides)?;
@@ -542,6 +558,10 @@ mod tests {
             // Workgroup arrays hold 512 vec4; the accumulator 16; the staging registers 2.
             assert!(k_step * wg_y * groups_m <= 512 && k_step * wg_x * groups_n <= 512);
             assert!(groups_m <= 2 && groups_n <= 2 && loads <= 2);
+            // Two staged slices must fit the workgroup arrays too.
+            let slices = if tile.double_buffered() { 2 } else { 1 };
+            assert!(slices * k_step * wg_y * groups_m <= 512, "{tile:?}");
+            assert!(slices * k_step * wg_x * groups_n <= 512, "{tile:?}");
         }
     }
 }

@@ -61,11 +61,6 @@ override SPLIT: bool = false;
 // Two staging buffers: the next slice is staged into one while the other is multiplied, so
 // each K step needs one barrier instead of two (the host allows it where two slices fit).
 override DOUBLE_BUFFER: bool = false;
-// A slice that must be transposed into workgroup memory (op(A) without TRANS_A, op(B) with
-// TRANS_B) is loaded in 4×4 blocks, one block per invocation (four vec4 loads along K), and
-// stored as four vec4 along M (N) after a transpose in registers: four 16-byte stores
-// instead of sixteen 4-byte ones.
-override BLOCK_STAGE: bool = false;
 override DERIVATIVE: bool = false;
 override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
 
@@ -202,52 +197,19 @@ fn stage_b(buf: u32, v: u32, x: vec4<f32>) {
     }
 }
 
-// The registers one invocation carries a slice of one operand in between loading it from
-// global memory and staging it: up to four vec4.
-alias Carry = array<vec4<f32>, 4>;
-
-// Whether op(A) / op(B) slices take the 4×4 block path.
-fn blocks_a() -> bool {
-    return BLOCK_STAGE && !TRANS_A;
-}
-
-fn blocks_b() -> bool {
-    return BLOCK_STAGE && TRANS_B;
-}
+// The registers one invocation carries its share of a slice in, between loading it from
+// global memory and staging it: LOADS vec4 (up to 2).
+alias Carry = array<vec4<f32>, 2>;
 
 // Loads invocation t's share of the op(A) slice at (row0, k0) into `carry`.
 fn fetch_slice_a(carry: ptr<function, Carry>, t: u32, row0: u32, k0: u32, k_end: u32) {
-    if (blocks_a()) {
-        // Block (rows 4·rb.., K 4·kb..) of the stored M×K rows.
-        if (t < TM4 * KQ) {
-            let rb = t / KQ;
-            let kb = t % KQ;
-            for (var i = 0u; i < 4u; i++) {
-                (*carry)[i] = load_a4(row0 + 4u * rb + i, k0 + 4u * kb, params.m, k_end, params.k);
-            }
-        }
-        return;
-    }
     for (var i = 0u; i < LOADS; i++) {
         (*carry)[i] = fetch_a(t + i * THREADS, row0, k0, k_end);
     }
 }
 
-// Loads invocation t's share of the op(B) slice at (k0, col0) into `carry`. The block path
-// uses the invocations from the middle of the workgroup on, so A's and B's blocks are loaded
-// by different invocations.
+// Loads invocation t's share of the op(B) slice at (k0, col0) into `carry`.
 fn fetch_slice_b(carry: ptr<function, Carry>, t: u32, k0: u32, col0: u32, k_end: u32) {
-    if (blocks_b()) {
-        let u = (t + THREADS / 2u) % THREADS;
-        if (u < TN4 * KQ) {
-            let cb = u / KQ;
-            let kb = u % KQ;
-            for (var i = 0u; i < 4u; i++) {
-                (*carry)[i] = load_b4(col0 + 4u * cb + i, k0 + 4u * kb, params.n, k_end, params.k);
-            }
-        }
-        return;
-    }
     for (var i = 0u; i < LOADS; i++) {
         (*carry)[i] = fetch_b(t + i * THREADS, k0, col0, k_end);
     }
@@ -255,37 +217,12 @@ fn fetch_slice_b(carry: ptr<function, Carry>, t: u32, k0: u32, col0: u32, k_end:
 
 // Stages what fetch_slice_a loaded into buffer `buf`.
 fn stage_slice_a(buf: u32, carry: ptr<function, Carry>, t: u32) {
-    if (blocks_a()) {
-        if (t < TM4 * KQ) {
-            let rb = t / KQ;
-            let kb = t % KQ;
-            let base = buf * K_STEP * TM4;
-            for (var j = 0u; j < 4u; j++) {
-                let column = vec4<f32>((*carry)[0][j], (*carry)[1][j], (*carry)[2][j], (*carry)[3][j]);
-                tile_a[base + (kb * 4u + j) * TM4 + rb] = column;
-            }
-        }
-        return;
-    }
     for (var i = 0u; i < LOADS; i++) {
         stage_a(buf, t + i * THREADS, (*carry)[i]);
     }
 }
 
 fn stage_slice_b(buf: u32, carry: ptr<function, Carry>, t: u32) {
-    if (blocks_b()) {
-        let u = (t + THREADS / 2u) % THREADS;
-        if (u < TN4 * KQ) {
-            let cb = u / KQ;
-            let kb = u % KQ;
-            let base = buf * K_STEP * TN4;
-            for (var j = 0u; j < 4u; j++) {
-                let row = vec4<f32>((*carry)[0][j], (*carry)[1][j], (*carry)[2][j], (*carry)[3][j]);
-                tile_b[base + (kb * 4u + j) * TN4 + cb] = row;
-            }
-        }
-        return;
-    }
     for (var i = 0u; i < LOADS; i++) {
         stage_b(buf, t + i * THREADS, (*carry)[i]);
     }

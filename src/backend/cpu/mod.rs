@@ -95,6 +95,24 @@ impl CpuArena {
     }
 }
 
+/// RAM plus swap in bytes, from `/proc/meminfo` (Linux; `None` elsewhere or if unreadable),
+/// read once.
+fn host_memory_bytes() -> Option<u64> {
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib = |key: &str| -> Option<u64> {
+            info.lines()
+                .find(|l| l.starts_with(key))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        Some((kib("MemTotal:")? + kib("SwapTotal:").unwrap_or(0)).saturating_mul(1024))
+    })
+}
+
 /// A `rows × cols` matrix of zeros in host memory, or an error naming `op` when the size
 /// overflows or the memory cannot be had (instead of an abort).
 fn host_zeros(op: &'static str, rows: usize, cols: usize) -> Result<Array2<f32>> {
@@ -103,11 +121,21 @@ fn host_zeros(op: &'static str, rows: usize, cols: usize) -> Result<Array2<f32>>
         .checked_mul(cols)
         .filter(|&n| n <= isize::MAX as usize / size_of::<f32>())
         .ok_or_else(|| too_large(format!("{rows}×{cols} elements overflow the address space")))?;
+    let bytes = len.saturating_mul(size_of::<f32>()) as u64;
+    // Where the kernel overcommits memory, an allocation larger than the machine succeeds and
+    // the process is killed when it is touched: refuse what RAM and swap together cannot hold.
+    if let Some(total) = host_memory_bytes() {
+        if bytes > total {
+            return Err(too_large(format!(
+                "{rows}×{cols} f32 ({bytes} bytes) do not fit in host memory ({total} bytes \
+                 of RAM and swap)"
+            )));
+        }
+    }
     let mut values: Vec<f32> = Vec::new();
     values.try_reserve_exact(len).map_err(|e| {
         too_large(format!(
-            "{rows}×{cols} f32 ({} bytes) do not fit in host memory: {e}",
-            len.saturating_mul(4)
+            "{rows}×{cols} f32 ({bytes} bytes) do not fit in host memory: {e}"
         ))
     })?;
     values.resize(len, 0.0);

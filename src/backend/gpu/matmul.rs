@@ -32,14 +32,10 @@ const MATMUL_REDUCE: Kernel = Kernel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tile {
     /// 128×128 outputs per workgroup of 16×16 invocations (8×8 each): the most reuse per load,
-    /// for outputs with enough tiles to fill the GPU.
+    /// for outputs with enough tiles to fill the GPU. Two staging buffers: the next K slice is
+    /// staged while the current one is multiplied, one barrier per K step instead of two
+    /// (11–13% faster than one buffer for TN products on an H200, the same for NN and NT).
     Large,
-    /// [`Tile::Large`] with two staging buffers: the next slice is staged while the current one
-    /// is multiplied, one barrier per K step instead of two.
-    LargeDoubleBuffered,
-    /// [`Tile::LargeDoubleBuffered`] that also stages an operand it must transpose (op(A)
-    /// without `trans_a`, op(B) with `trans_b`) as 4×4 blocks transposed in registers.
-    LargeBlockStaged,
     /// 64×64 per workgroup of 16×16 (4×4 each).
     Medium,
     /// 32×32 per workgroup of 8×8 (4×4 each): many workgroups for small outputs.
@@ -48,37 +44,27 @@ pub enum Tile {
 
 impl Tile {
     /// Every tile, largest first.
-    pub const ALL: [Tile; 5] = [
-        Tile::Large,
-        Tile::LargeDoubleBuffered,
-        Tile::LargeBlockStaged,
-        Tile::Medium,
-        Tile::Small,
-    ];
+    pub const ALL: [Tile; 3] = [Tile::Large, Tile::Medium, Tile::Small];
 
     /// (invocations along N, along M, 4×4 blocks per invocation along M, along N).
     const fn geometry(self) -> (u32, u32, u32, u32) {
         match self {
-            Tile::Large | Tile::LargeDoubleBuffered | Tile::LargeBlockStaged => (16, 16, 2, 2),
+            Tile::Large => (16, 16, 2, 2),
             Tile::Medium => (16, 16, 1, 1),
             Tile::Small => (8, 8, 1, 1),
         }
     }
 
-    /// K per staged slice. (The kernel also stages 16 deep, which measured 10–15% slower on
-    /// an H200 at every large shape, so no tile uses it.)
+    /// K per staged slice. (The kernel can stage 16 deep; that measured 10–15% slower on an
+    /// H200 at every large shape, and so did staging transposed operands as 4×4 blocks, so no
+    /// tile uses either.)
     const fn k_step(self) -> u32 {
         8
     }
 
     /// Whether two slices are staged at once.
     const fn double_buffered(self) -> bool {
-        matches!(self, Tile::LargeDoubleBuffered | Tile::LargeBlockStaged)
-    }
-
-    /// Whether slices to be transposed are staged as 4×4 blocks.
-    const fn block_staged(self) -> bool {
-        matches!(self, Tile::LargeBlockStaged)
+        matches!(self, Tile::Large)
     }
 
     /// Output rows per tile.
@@ -134,8 +120,6 @@ impl Tile {
             Tile::Large => (210e3, 290e3),
             // Not yet measured apart from Large: rated just below it, so it is never chosen
             // over it until a measurement says otherwise.
-            Tile::LargeDoubleBuffered => (209e3, 289e3),
-            Tile::LargeBlockStaged => (208e3, 288e3),
             Tile::Medium => (84e3, 200e3),
             Tile::Small => (24e3, 120e3),
         }
@@ -395,7 +379,6 @@ fn record(
         ("GROUPS_N", f64::from(groups_n)),
         ("K_STEP", f64::from(tiling.tile.k_step())),
         ("DOUBLE_BUFFER", flag(tiling.tile.double_buffered())),
-        ("BLOCK_STAGE", flag(tiling.tile.block_staged())),
     ];
     overrides.extend(epilogue);
     let main = ctx.pipeline(&MATMUL, &overrides)?;
@@ -563,11 +546,6 @@ mod tests {
             // Workgroup arrays hold 512 vec4; the accumulator 16; the staging registers 2.
             assert!(k_step * wg_y * groups_m <= 512 && k_step * wg_x * groups_n <= 512);
             assert!(groups_m <= 2 && groups_n <= 2 && loads <= 2);
-            // A block-staged slice has one 4×4 block per invocation at most.
-            if tile.block_staged() {
-                assert!(wg_y * groups_m * (k_step / 4) <= threads, "{tile:?}");
-                assert!(wg_x * groups_n * (k_step / 4) <= threads, "{tile:?}");
-            }
             // Two staged slices must fit the workgroup arrays too.
             let slices = if tile.double_buffered() { 2 } else { 1 };
             assert!(slices * k_step * wg_y * groups_m <= 512, "{tile:?}");

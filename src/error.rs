@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Variants carry the operation (`op`) and the offending values so that a message alone is
 /// enough to find the cause. No library path panics: each failure arrives here instead.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No GPU adapter matched the request.
@@ -227,6 +227,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// `Debug` prints the message (the `Display` form): `fn main() -> steepest::Result<()>` reports
+/// an error through `Debug`, and the user should read what went wrong and how to fix it, not
+/// the variant's fields.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Shapes print as `3×4`, the way the messages want them.

@@ -1,14 +1,60 @@
 //! # steepest
 //!
-//! Gradient-descent training on any GPU that [wgpu] reaches (Vulkan, Metal, DX12), with a CPU
-//! reference backend on [ndarray] that computes the same thing and is the oracle for every GPU
-//! kernel.
+//! Gradient-descent training on any GPU that [wgpu](https://wgpu.rs) reaches (Vulkan, Metal,
+//! DX12), with a CPU reference backend on [ndarray](https://docs.rs/ndarray) that computes the
+//! same thing and is the oracle for every GPU kernel.
+//!
+//! ## From data to predictions
+//!
+//! Build a [`Dataset`] from your arrays, standardise it, train an [`Mlp`] with a [`Trainer`],
+//! predict on new inputs, and save a model file that describes itself (architecture,
+//! activations, standardisation), so that tomorrow's program rebuilds it from the file alone:
+//!
+//! ```
+//! use steepest::ndarray::{Array2, array};
+//! use steepest::{Activation, Adam, CpuBackend, Dataset, Init, Loss, Mlp, MlpSpec};
+//! use steepest::{Standardizer, Trainer};
+//!
+//! # fn main() -> steepest::Result<()> {
+//! // Two features per sample, one of two classes each (from a Vec<Vec<f32>>, say).
+//! let rows: Vec<[f32; 2]> = (0..200).map(|i| [i as f32 / 10.0, (i % 7) as f32]).collect();
+//! let labels: Vec<usize> = rows.iter().map(|r| usize::from(r[0] > 10.0)).collect();
+//! let x = Array2::from_shape_fn((rows.len(), 2), |(i, j)| rows[i][j]);
+//! let data = Dataset::classification(x, &labels, 2)?;
+//! let (train, val) = data.split(0.2, 1)?;
+//!
+//! // Standardise with the training split's statistics, and keep them with the model.
+//! let standardizer = Standardizer::fit(&train);
+//! let (train, val) = (standardizer.transform(&train)?, standardizer.transform(&val)?);
+//!
+//! let backend = CpuBackend; // or GpuBackend::new()?
+//! let spec = MlpSpec::new(2).layer(16, Activation::Relu).layer(2, Activation::Identity);
+//! let mut model = Mlp::new(&backend, &spec, Init::HeUniform, 1)?;
+//! Trainer::new(Adam::default().lr(0.05), Loss::SoftmaxCrossEntropy)
+//!     .batch_size(32)
+//!     .epochs(30)
+//!     .fit(&backend, &mut model, &train, Some(&val))?;
+//! model.set_standardizer(Some(standardizer))?;
+//!
+//! // Raw inputs in, classes out (the model standardises them itself).
+//! let classes = model.predict_classes(&backend, array![[2.0, 3.0], [18.0, 1.0]].view())?;
+//! assert_eq!(classes, vec![0, 1]);
+//!
+//! let path = std::env::temp_dir().join("steepest-doc-model.safetensors");
+//! model.save_safetensors(&backend, &path)?;
+//! let again = Mlp::from_safetensors(&backend, &path)?;
+//! assert_eq!(again.predict_classes(&backend, array![[18.0, 1.0]].view())?, vec![1]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Backends
 //!
 //! Both backends implement [`Backend`]: the few kernel-granularity ops a model needs. Pick one
 //! and run the same code on it:
 //!
 //! ```no_run
-//! use ndarray::array;
+//! use steepest::ndarray::array;
 //! use steepest::{Activation, Backend, GpuBackend, Matmul};
 //!
 //! # fn main() -> steepest::Result<()> {
@@ -24,7 +70,8 @@
 //! ```
 //!
 //! With no GPU adapter, [`GpuBackend::new`] returns [`Error::NoAdapter`], whose message names
-//! the fix (a Vulkan driver such as Mesa's `mesa-vulkan-drivers`, or [`CpuBackend`]).
+//! the fix (a Vulkan driver such as Mesa's `mesa-vulkan-drivers`, or [`CpuBackend`]). Errors
+//! print their message under `{:?}` too, so `fn main() -> steepest::Result<()>` shows it.
 
 #![warn(missing_docs)]
 
@@ -43,6 +90,8 @@ pub use backend::gpu::{
 pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix};
 pub use data::{Dataset, Standardizer};
 pub use error::{Error, Result};
+/// The ndarray version this crate's host arrays are, so applications need not match it.
+pub use ndarray;
 pub use nn::{Init, Linear, Loss, Mlp, MlpSpec};
 pub use optim::{
     Adagrad, Adam, AdamW, Clip, LrSchedule, OptimizerConfig, OptimizerState, RmsProp, Sgd,

@@ -38,6 +38,8 @@ fn a_missing_adapter_is_an_error_that_names_the_fix() {
     };
     let err = GpuContext::with_options(&options).unwrap_err();
     assert!(matches!(err, Error::NoAdapter { .. }), "{err:?}");
+    // `fn main() -> steepest::Result<()>` prints the error's Debug form: it is the message.
+    assert_eq!(format!("{err:?}"), err.to_string());
     let message = err.to_string();
     for needle in [
         "mesa-vulkan-drivers",

@@ -238,31 +238,68 @@ impl Standardizer {
         }
     }
 
+    /// A standardiser from stored statistics (as [`Standardizer::mean`] and
+    /// [`Standardizer::std`] give them): one mean and one standard deviation per feature, all
+    /// finite, every std > 0.
+    pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
+        let op = "Standardizer::new";
+        let bad = |detail: String| Err(Error::Data { op, detail });
+        if mean.len() != std.len() || mean.is_empty() {
+            return bad(format!(
+                "{} means and {} standard deviations: one of each per feature, at least one",
+                mean.len(),
+                std.len()
+            ));
+        }
+        if let Some((i, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+            return bad(format!("mean[{i}] = {m} is not finite"));
+        }
+        if let Some((i, s)) = std
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && **s >= f32::MIN_POSITIVE))
+        {
+            return bad(format!("std[{i}] = {s}: a divisor must be finite and > 0"));
+        }
+        Ok(Self {
+            mean: Array1::from(mean),
+            std: Array1::from(std),
+        })
+    }
+
     /// `data` with its features standardised.
     pub fn transform(&self, data: &Dataset) -> Result<Dataset> {
-        if data.features() != self.mean.len() {
+        Ok(Dataset {
+            x: self.transform_x(data.x.view())?,
+            y: data.y.clone(),
+            classes: data.classes,
+        })
+    }
+
+    /// A feature matrix (samples × features) standardised, for inputs without targets (what
+    /// a model is asked to predict).
+    pub fn transform_x(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let op = "Standardizer::transform";
+        if x.ncols() != self.mean.len() {
             return Err(Error::Data {
-                op: "Standardizer::transform",
+                op,
                 detail: format!(
                     "fitted on {} features, given {}",
                     self.mean.len(),
-                    data.features()
+                    x.ncols()
                 ),
             });
         }
+        check_finite(op, "x", x)?;
         // In f64, so a difference past f32's range cannot overflow before the division.
-        let mut x = data.x.clone();
-        for mut row in x.rows_mut() {
+        let mut out = x.to_owned();
+        for mut row in out.rows_mut() {
             for ((v, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
                 *v = ((f64::from(*v) - f64::from(m)) / f64::from(s)) as f32;
             }
         }
-        check_finite("Standardizer::transform", "standardised x", x.view())?;
-        Ok(Dataset {
-            x,
-            y: data.y.clone(),
-            classes: data.classes,
-        })
+        check_finite(op, "standardised x", out.view())?;
+        Ok(out)
     }
 
     /// The fitted means.

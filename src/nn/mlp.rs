@@ -155,6 +155,8 @@ pub struct Mlp<B: Backend> {
     spec: MlpSpec,
     pub(crate) params: B::Arena,
     pub(crate) grads: B::Arena,
+    /// The preprocessing its inputs get before [`Mlp::predict`], saved with the model.
+    standardizer: Option<crate::data::Standardizer>,
 }
 
 impl<B: Backend> std::fmt::Debug for Mlp<B> {
@@ -184,7 +186,38 @@ impl<B: Backend> Mlp<B> {
             spec: spec.clone(),
             params,
             grads,
+            standardizer: None,
         })
+    }
+
+    /// The standardisation [`Mlp::predict`] applies to raw inputs first, if any.
+    pub fn standardizer(&self) -> Option<&crate::data::Standardizer> {
+        self.standardizer.as_ref()
+    }
+
+    /// Attaches the standardisation the training data got (or none), so that
+    /// [`Mlp::predict`] takes raw inputs and the model's file carries it
+    /// ([`Mlp::save_safetensors`]). Training still takes standardised data
+    /// ([`crate::Standardizer::transform`]). Fails if it was fitted on another number of
+    /// features.
+    pub fn set_standardizer(
+        &mut self,
+        standardizer: Option<crate::data::Standardizer>,
+    ) -> Result<()> {
+        if let Some(s) = &standardizer {
+            if s.mean().len() != self.spec.inputs() {
+                return Err(Error::Shape {
+                    op: "Mlp::set_standardizer",
+                    detail: format!(
+                        "the standardizer was fitted on {} features, the network takes {}",
+                        s.mean().len(),
+                        self.spec.inputs()
+                    ),
+                });
+            }
+        }
+        self.standardizer = standardizer;
+        Ok(())
     }
 
     /// The network's shape.

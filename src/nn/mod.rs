@@ -5,6 +5,7 @@
 mod init;
 mod loss;
 mod mlp;
+mod predict;
 
 pub use init::Init;
 pub(crate) use init::{seeded, standard_normal};

@@ -342,26 +342,30 @@ fn label(len: usize) -> String {
     format!("1e{}_f32", (len as f64).log10().round())
 }
 
-fn main() {
-    if let Err(message) = run() {
-        eprintln!("gpu_report: {message}");
-        std::process::exit(1);
-    }
+/// Time what training needs on this adapter, one `key value unit` line per figure.
+#[derive(clap::Parser)]
+struct Args {
+    /// Comma-separated sections to run: matmul, shapes, copy, optim, train [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SECTIONS))]
+    sections: Vec<String>,
+    /// Small sizes (lavapipe, CI).
+    #[arg(long)]
+    quick: bool,
+    /// Also time every matmul tiling at each shape.
+    #[arg(long)]
+    tilings: bool,
 }
 
-fn run() -> Result<(), String> {
-    let flags = common::Flags::parse(&["sections"], &["quick", "tilings"])?;
-    let wanted: Vec<String> = flags
-        .get("sections", SECTIONS.join(","))?
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
-    if let Some(bad) = wanted.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-        return Err(format!(
-            "unknown section {bad:?}; sections: {}",
-            SECTIONS.join(", ")
-        ));
-    }
+fn main() -> std::process::ExitCode {
+    common::finish(run(<Args as clap::Parser>::parse()))
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let wanted: Vec<String> = if args.sections.is_empty() {
+        SECTIONS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.sections
+    };
     let gpu = GpuBackend::new().map_err(|e| e.to_string())?;
     let ctx = gpu.context();
     println!("adapter {}", steepest::Backend::describe(&gpu));
@@ -373,8 +377,8 @@ fn run() -> Result<(), String> {
     );
     let mut report = Report {
         gpu,
-        quick: flags.on("quick"),
-        tilings: flags.on("tilings"),
+        quick: args.quick,
+        tilings: args.tilings,
         rng: StdRng::seed_from_u64(7),
     };
     for section in SECTIONS.iter().filter(|s| wanted.iter().any(|w| w == *s)) {

@@ -2,41 +2,29 @@
 //! forward pass of a linear layer, `relu(x·wᵀ + b)`, as one fused kernel on both backends, and
 //! check that they agree.
 //!
-//! `cargo run --release --example matmul -- [--size N] [--backend gpu|cpu]`
+//! `cargo run --release --example matmul -- --help` lists the flags.
 
+mod common;
+
+use std::process::ExitCode;
 use std::time::Instant;
 
-use ndarray::Array2;
-use steepest::{Activation, Backend, CpuBackend, GpuBackend, Matmul};
+use clap::Parser;
+use common::{BackendChoice, finish};
+use steepest::ndarray::Array2;
+use steepest::{Activation, Backend, CpuBackend, Matmul};
 
+/// One fused linear layer, relu(x·wᵀ + b), on the CPU backend and the GPU, checked against
+/// each other.
+#[derive(Parser)]
 struct Args {
-    size: usize,
-    cpu_only: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        size: 1024,
-        cpu_only: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--backend" => match value()?.as_str() {
-                "gpu" => args.cpu_only = false,
-                "cpu" => args.cpu_only = true,
-                other => return Err(format!("--backend must be gpu or cpu, not {other:?}")),
-            },
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (try --size N, --backend gpu|cpu)"
-                ));
-            }
-        }
-    }
-    Ok(args)
+    /// The batch, the features and the units: an N×N×N product.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16384))]
+    size: u32,
+    /// Where to run besides the CPU reference: `auto` and `gpu` also run the GPU (`gpu` fails
+    /// without one, `auto` says so and stops), `cpu` the reference alone.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
 }
 
 /// Runs the layer on `backend`, returning the output and the seconds it took (upload and
@@ -58,35 +46,27 @@ fn forward<B: Backend>(
     Ok((y, start.elapsed().as_secs_f64()))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
-    let n = args.size;
+fn run(args: Args) -> Result<(), String> {
+    let err = |e: steepest::Error| e.to_string();
+    let n = args.size as usize;
     // A batch of n samples with n features through a layer of n units.
     let x = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 23) as f32 / 23.0 - 0.5);
     let w = Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 11) % 19) as f32 / 19.0 - 0.5);
     let b = Array2::from_shape_fn((1, n), |(_, j)| (j % 5) as f32 * 0.1 - 0.2);
     let flops = 2.0 * (n as f64).powi(3);
 
-    let (reference, cpu_seconds) = forward(&CpuBackend, &x, &w, &b)?;
+    let (reference, cpu_seconds) = forward(&CpuBackend, &x, &w, &b).map_err(err)?;
     println!(
         "{:<48} {n}×{n}×{n} in {cpu_seconds:.3} s ({:.2} GFLOP/s)",
         CpuBackend.describe(),
         flops / cpu_seconds / 1e9
     );
-
-    if args.cpu_only {
+    let Some(gpu) = args.backend.open()? else {
         return Ok(());
-    }
-    let gpu = match GpuBackend::new() {
-        Ok(gpu) => gpu,
-        Err(e) => {
-            println!("no GPU, so the CPU result above is the only one: {e}");
-            return Ok(());
-        }
     };
     // The first call builds the pipeline; time the second.
-    forward(&gpu, &x, &w, &b)?;
-    let (y, gpu_seconds) = forward(&gpu, &x, &w, &b)?;
+    forward(&gpu, &x, &w, &b).map_err(err)?;
+    let (y, gpu_seconds) = forward(&gpu, &x, &w, &b).map_err(err)?;
     println!(
         "{:<48} {n}×{n}×{n} in {gpu_seconds:.3} s ({:.2} GFLOP/s)",
         gpu.describe(),
@@ -97,7 +77,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     println!("largest difference GPU vs CPU: {worst:.3e} (outputs up to {scale:.3e})");
     if worst.is_nan() || worst > 1e-4 * scale.max(1.0) {
-        return Err(format!("GPU and CPU disagree by {worst}").into());
+        return Err(format!("GPU and CPU disagree by {worst}"));
     }
     Ok(())
+}
+
+fn main() -> ExitCode {
+    finish(run(Args::parse()))
 }

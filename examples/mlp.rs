@@ -1,14 +1,14 @@
 //! The main job: train an MLP to separate two interleaved spirals, on the GPU when there is one.
 //!
 //! ```sh
-//! cargo run --release --example mlp -- [--backend gpu|cpu] [--optimizer adam] [--lr 0.01]
-//!     [--epochs 150] [--batch-size 64] [--seed 1] [--samples 2000] [--out target/mlp] [--quick]
+//! cargo run --release --example mlp -- --help
 //! ```
 //!
 //! Prints the backend and adapter, trains, reports validation accuracy (the target is 95%), and
-//! writes the loss curve (`loss.svg`) and the history (`history.csv`, `history.json`) to `--out`.
-//! With no GPU adapter it says so and trains on the CPU backend. `--quick` is the CI mode: a
-//! smaller run that must still reach the target.
+//! writes the curves (`loss.svg`: loss and accuracy per epoch) and the history
+//! (`history.csv`, `history.json`) to `--out`. By default it trains on the GPU when there is one
+//! and says so when it falls back to the CPU backend; `--backend gpu` makes a missing GPU an
+//! error. `--quick` is the CI mode: a smaller run that must still reach the target.
 
 mod common;
 
@@ -16,13 +16,46 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use common::{Flags, optimizer, plot};
+use clap::Parser;
+use common::{BackendChoice, OptimizerChoice, Panel, finish, plot_panels, positive_rate};
 use steepest::{
-    Activation, Backend, CpuBackend, GpuBackend, History, Init, Loss, Mlp, MlpSpec, Standardizer,
-    Trainer, data,
+    Activation, Backend, CpuBackend, History, Init, Loss, Mlp, MlpSpec, Standardizer, Trainer, data,
 };
 
 const TARGET_ACCURACY: f64 = 0.95;
+
+/// Train an MLP to separate two interleaved spirals.
+#[derive(Parser)]
+struct Args {
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerChoice::Adam)]
+    optimizer: OptimizerChoice,
+    /// Learning rate [default: 0.1 for sgd and adagrad, 0.05 for momentum and nesterov,
+    /// 0.01 otherwise].
+    #[arg(long, value_parser = positive_rate)]
+    lr: Option<f64>,
+    /// Epochs to train [default: 150, 60 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
+    /// Samples per mini-batch.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// Seed of the data, the initial weights and the shuffles.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Samples drawn (20% for validation) [default: 2000, 1000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(10..))]
+    samples: Option<u32>,
+    /// Directory for loss.svg, history.csv and history.json.
+    #[arg(long, default_value = "target/mlp")]
+    out: PathBuf,
+    /// A smaller run (CI) that must still reach the target accuracy.
+    #[arg(long)]
+    quick: bool,
+}
 
 struct Settings {
     trainer: Trainer,
@@ -31,29 +64,34 @@ struct Settings {
     out: PathBuf,
 }
 
-fn settings(flags: &Flags) -> Result<Settings, String> {
-    let quick = flags.on("quick");
-    let name: String = flags.get("optimizer", "adam".to_string())?;
-    let default_lr = match name.as_str() {
-        "sgd" | "adagrad" => 0.1,
-        "momentum" | "nesterov" => 0.05,
+/// The run's settings, checked before any device is opened.
+fn settings(args: &Args) -> Result<Settings, String> {
+    let default_lr = match args.optimizer {
+        OptimizerChoice::Sgd | OptimizerChoice::Adagrad => 0.1,
+        OptimizerChoice::Momentum | OptimizerChoice::Nesterov => 0.05,
         _ => 0.01,
     };
-    let seed = flags.get("seed", 1)?;
-    let trainer = Trainer::new(
-        optimizer(&name, flags.get("lr", default_lr)?)?,
-        Loss::SoftmaxCrossEntropy,
-    )
-    .batch_size(flags.get("batch-size", 64)?)
-    .epochs(flags.get("epochs", if quick { 60 } else { 150 })?)
-    .seed(seed)
-    .monitor(true)
-    .progress(true);
+    let config = args.optimizer.config(args.lr.unwrap_or(default_lr));
+    config.validate().map_err(|e| e.to_string())?;
+    let trainer = Trainer::new(config, Loss::SoftmaxCrossEntropy)
+        .batch_size(args.batch_size as usize)
+        .epochs(args.epochs.unwrap_or(if args.quick { 60 } else { 150 }) as usize)
+        .seed(args.seed)
+        .monitor(true)
+        .progress(true);
+    let samples = args.samples.unwrap_or(if args.quick { 1000 } else { 2000 }) as usize;
+    let train_samples = samples - (samples as f64 * 0.2).round() as usize;
+    if args.batch_size as usize > train_samples {
+        return Err(format!(
+            "--batch-size {} is larger than the {train_samples} training samples",
+            args.batch_size
+        ));
+    }
     Ok(Settings {
         trainer,
-        samples: flags.get("samples", if quick { 1000 } else { 2000 })?,
-        seed,
-        out: flags.get("out", PathBuf::from("target/mlp"))?,
+        samples,
+        seed: args.seed,
+        out: args.out.clone(),
     })
 }
 
@@ -102,31 +140,11 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
     Ok(history)
 }
 
-fn run() -> Result<f64, String> {
-    let flags = Flags::parse(
-        &[
-            "backend",
-            "optimizer",
-            "lr",
-            "epochs",
-            "batch-size",
-            "seed",
-            "samples",
-            "out",
-        ],
-        &["quick"],
-    )?;
-    let s = settings(&flags)?;
-    let history = match flags.get("backend", "gpu".to_string())?.as_str() {
-        "cpu" => train(&CpuBackend, &s),
-        "gpu" => match GpuBackend::new() {
-            Ok(gpu) => train(&gpu, &s),
-            Err(e) => {
-                println!("no GPU: {e}\nfalling back to the CPU backend");
-                train(&CpuBackend, &s)
-            }
-        },
-        other => return Err(format!("--backend must be gpu or cpu, not {other:?}")),
+fn run(args: Args) -> Result<f64, String> {
+    let s = settings(&args)?;
+    let history = match args.backend.open()? {
+        Some(gpu) => train(&gpu, &s),
+        None => train(&CpuBackend, &s),
     }
     .map_err(|e| e.to_string())?;
 
@@ -144,13 +162,35 @@ fn run() -> Result<f64, String> {
             .filter_map(|r| Some((r.epoch as f64, f(r)?)))
             .collect::<Vec<_>>()
     };
-    plot(
+    let losses = [
+        ("training".to_string(), curve(|r| Some(r.loss))),
+        ("validation".to_string(), curve(|r| r.val_loss)),
+    ];
+    let accuracies = [
+        (
+            "training".to_string(),
+            curve(|r| r.accuracy.map(|a| 100.0 * a)),
+        ),
+        (
+            "validation".to_string(),
+            curve(|r| r.val_accuracy.map(|a| 100.0 * a)),
+        ),
+    ];
+    plot_panels(
         &s.out.join("loss.svg"),
-        "two spirals: cross-entropy per epoch",
+        "two spirals: per epoch",
         "epoch",
         &[
-            ("training".into(), curve(|r| Some(r.loss))),
-            ("validation".into(), curve(|r| r.val_loss)),
+            Panel {
+                y_label: "cross-entropy (log scale)",
+                log: true,
+                series: &losses,
+            },
+            Panel {
+                y_label: "accuracy, % (linear scale)",
+                log: false,
+                series: &accuracies,
+            },
         ],
     )?;
     println!(
@@ -161,26 +201,20 @@ fn run() -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(accuracy) if accuracy >= TARGET_ACCURACY => {
+    finish(run(Args::parse()).and_then(|accuracy| {
+        if accuracy >= TARGET_ACCURACY {
             println!(
                 "validation accuracy {:.1}% (target {:.0}%)",
                 100.0 * accuracy,
                 100.0 * TARGET_ACCURACY
             );
-            ExitCode::SUCCESS
-        }
-        Ok(accuracy) => {
-            eprintln!(
+            Ok(())
+        } else {
+            Err(format!(
                 "validation accuracy {:.1}% is below the {:.0}% target",
                 100.0 * accuracy,
                 100.0 * TARGET_ACCURACY
-            );
-            ExitCode::FAILURE
+            ))
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    }))
 }

@@ -19,6 +19,8 @@
 
 mod checkpoint;
 mod history;
+mod model_file;
+mod safetensors;
 mod search;
 mod session;
 

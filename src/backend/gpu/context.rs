@@ -6,43 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::GpuBuffer;
+use super::counters::Counters;
 use super::kernel::{Kernel, KernelCache};
 use super::options::{GpuOptions, choose_adapter};
 use super::sites::SiteCache;
 use crate::error::{Error, Result};
-
-/// What a context has created and done so far: cumulative counts, for tests and reports that
-/// assert a steady training step creates nothing (see [`GpuContext::counters`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GpuCounters {
-    /// GPU buffers created (storage, uniform, staging), by this crate on this context.
-    pub buffers_created: u64,
-    /// Bind groups created.
-    pub bind_groups_created: u64,
-    /// Compute pipelines built (each specialisation once).
-    pub pipelines_created: u64,
-    /// Shader modules compiled.
-    pub shader_modules_created: u64,
-    /// Compute dispatches recorded (each is a kernel launch and, on a GPU, a few µs of
-    /// latency between dependent kernels).
-    pub dispatches: u64,
-    /// Submits of recorded work ([`GpuContext::flush`]es that had work; a readback's own
-    /// copy is not counted here, its wait is).
-    pub submits: u64,
-    /// Times the host blocked until the GPU finished.
-    pub waits: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    buffers: AtomicU64,
-    bind_groups: AtomicU64,
-    pipelines: AtomicU64,
-    shader_modules: AtomicU64,
-    dispatches: AtomicU64,
-    submits: AtomicU64,
-    waits: AtomicU64,
-}
 
 /// The immediate data every kernel may use (its largest `Params`, the optimizer's step
 /// scalars); Vulkan guarantees 128 bytes.
@@ -71,15 +39,15 @@ pub struct GpuContext {
     pub(crate) sites: Mutex<SiteCache>,
     /// Ids of `GpuBuffer`s dropped since the site cache last looked: their sites go.
     pub(crate) retired: Arc<Mutex<Vec<u64>>>,
-    counters: Counters,
+    pub(crate) counters: Counters,
     /// Work recorded by ops but not yet submitted: a training step records every kernel here
     /// and submits once (see [`GpuContext::flush`]).
     pending: Mutex<Option<Pending>>,
-    /// The readback staging buffer, grown on demand and reused.
-    staging: Mutex<Option<wgpu::Buffer>>,
+    /// The readback staging buffer, grown on demand and reused (see `memory.rs`).
+    pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
     /// Scratch for partial sums (split-K matmuls, column sums over many rows), grown on demand
     /// and reused; ops recorded into one submit run in order, so they can share it.
-    scratch: Mutex<Option<GpuBuffer<f32>>>,
+    pub(crate) scratch: Mutex<Option<GpuBuffer<f32>>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.
     lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
@@ -270,47 +238,6 @@ impl GpuContext {
         &self.options
     }
 
-    /// How many times the host has blocked on the GPU through this context.
-    pub fn waits(&self) -> u64 {
-        self.counters.waits.load(Ordering::Relaxed)
-    }
-
-    /// Submits so far (every [`GpuContext::flush`] that had work counts one).
-    pub fn submits(&self) -> u64 {
-        self.counters.submits.load(Ordering::Relaxed)
-    }
-
-    /// Everything created and done through this context so far. A steady training step adds
-    /// nothing to the buffers, bind groups and pipelines: they are built on first use and
-    /// reused.
-    pub fn counters(&self) -> GpuCounters {
-        let c = &self.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        GpuCounters {
-            buffers_created: get(&c.buffers),
-            bind_groups_created: get(&c.bind_groups),
-            pipelines_created: get(&c.pipelines),
-            shader_modules_created: get(&c.shader_modules),
-            dispatches: get(&c.dispatches),
-            submits: get(&c.submits),
-            waits: get(&c.waits),
-        }
-    }
-
-    pub(crate) fn count_pipeline(&self) {
-        self.counters.pipelines.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_dispatches(&self, n: usize) {
-        self.counters
-            .dispatches
-            .fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_shader_module(&self) {
-        self.counters.shader_modules.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// GPU buffers alive on this device now (wgpu's own count): a long run that holds steady
     /// here leaks nothing.
     pub fn live_buffers(&self) -> isize {
@@ -444,98 +371,6 @@ impl GpuContext {
                 message: e.to_string(),
             })?;
         self.check_health()
-    }
-
-    /// The shared partial-sum scratch, grown to at least `len` elements. An op writes it and
-    /// reads it back within its own dispatches, so ops never see each other's partials.
-    pub(crate) fn scratch(&self, len: usize) -> Result<GpuBuffer<f32>> {
-        let mut scratch = lock(&self.scratch);
-        match scratch.as_ref() {
-            Some(buffer) if buffer.len() >= len => Ok(buffer.clone()),
-            _ => {
-                // Grow geometrically so a few sizes settle quickly; a steady loop then reuses
-                // it.
-                let grown = len.max(scratch.as_ref().map_or(0, |b| 2 * b.len()));
-                let buffer = GpuBuffer::zeros(self, "partial sums", grown)
-                    .or_else(|_| GpuBuffer::zeros(self, "partial sums", len))?;
-                *scratch = Some(buffer.clone());
-                Ok(buffer)
-            }
-        }
-    }
-
-    /// Copies `size` bytes from `offset` of `source` to the host through the context's staging
-    /// buffer (grown on demand, then reused); submits and waits once.
-    pub(crate) fn read_back(
-        &self,
-        source: &wgpu::Buffer,
-        label: &str,
-        offset: u64,
-        size: u64,
-    ) -> Result<Vec<u8>> {
-        let readback_error = |message: String| Error::Readback {
-            label: label.to_string(),
-            message,
-        };
-        self.flush()?;
-        let mut staging = lock(&self.staging);
-        if staging.as_ref().is_none_or(|s| s.size() < size) {
-            let grown = size
-                .max(staging.as_ref().map_or(0, |s| 2 * s.size()))
-                .max(4096)
-                .next_multiple_of(4);
-            *staging = Some(self.create_buffer(
-                "read buffer",
-                &wgpu::BufferDescriptor {
-                    label: Some("steepest readback staging"),
-                    size: grown,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                },
-            )?);
-        }
-        let Some(staging) = staging.as_ref() else {
-            return Err(readback_error("no staging buffer".into()));
-        };
-        self.scoped("read buffer", || {
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("steepest readback"),
-                });
-            encoder.copy_buffer_to_buffer(source, offset, staging, 0, size);
-            self.queue.submit([encoder.finish()]);
-        })?;
-        let (sender, receiver) = std::sync::mpsc::channel();
-        staging
-            .slice(..size)
-            .map_async(wgpu::MapMode::Read, move |result| {
-                // The receiver outlives the wait below; a failed send only means we already
-                // failed.
-                let _ = sender.send(result);
-            });
-        let waited = self.wait();
-        // After a successful wait the mapping is done, but its callback may be fired by another
-        // thread's poll a moment later: block for it rather than peek.
-        let mapped = match &waited {
-            Ok(()) => receiver.recv().map_err(|e| e.to_string()),
-            Err(_) => Err("the wait failed".into()),
-        };
-        let bytes = match (waited, mapped) {
-            (Ok(()), Ok(Ok(()))) => {
-                let view = staging
-                    .get_mapped_range(..size)
-                    .map_err(|e| readback_error(e.to_string()))?;
-                let bytes = view.to_vec();
-                drop(view);
-                Ok(bytes)
-            }
-            (Err(e), _) => Err(e),
-            (_, Ok(Err(e))) => Err(readback_error(e.to_string())),
-            (_, Err(e)) => Err(readback_error(e)),
-        };
-        staging.unmap();
-        bytes
     }
 
     /// Fails if the device was lost or an error escaped the error scopes.

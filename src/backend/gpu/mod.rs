@@ -3,26 +3,31 @@
 mod arena;
 mod buffer;
 mod context;
+mod counters;
 mod dispatch;
 mod elementwise;
 mod gather;
 mod kernel;
 mod loss;
 mod matmul;
+mod memory;
 mod optim;
 mod options;
 mod reduce;
 mod sites;
+mod tiling;
 
 pub use arena::GpuArena;
 pub use buffer::GpuBuffer;
-pub use context::{GpuContext, GpuCounters};
+pub use context::GpuContext;
+pub use counters::GpuCounters;
 pub use elementwise::{activation_backward, axpy};
 pub use gather::{GpuIndices, gather_rows};
-pub use matmul::{Tile, Tiling, matmul, matmul_activation_backward, matmul_tiled};
+pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use optim::GpuOptimizer;
 pub use options::GpuOptions;
 pub use reduce::column_sum;
+pub use tiling::{Tile, Tiling};
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -23,6 +23,7 @@ mod model_file;
 mod safetensors;
 mod search;
 mod session;
+mod stopping;
 
 pub use history::{EpochRecord, History, StepRecord, StopReason};
 pub use search::{LineSearch, LrFinder, LrFinderResult};

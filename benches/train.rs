@@ -23,22 +23,6 @@ const MODELS: [(&str, &[usize], usize); 2] = [
     ("1024-1024-1024-10", &[1024, 1024, 1024, 10], 512),
 ];
 
-fn spec(widths: &[usize]) -> MlpSpec {
-    let mut spec = MlpSpec::new(widths[0]);
-    for (i, &w) in widths[1..].iter().enumerate() {
-        let last = i + 2 == widths.len();
-        spec = spec.layer(
-            w,
-            if last {
-                Activation::Identity
-            } else {
-                Activation::Relu
-            },
-        );
-    }
-    spec
-}
-
 /// Four batches of random inputs with random labels: the step's cost does not depend on them.
 fn dataset(features: usize, classes: usize, batch: usize) -> Dataset {
     let mut rng = StdRng::seed_from_u64(1);
@@ -58,7 +42,13 @@ fn bench_backend<B: Backend>(
         let data = dataset(widths[0], *widths.last().unwrap_or(&2), batch);
         let trainer =
             Trainer::new(Adam::default().lr(1e-3), Loss::SoftmaxCrossEntropy).batch_size(batch);
-        let mut model = Mlp::new(backend, &spec(widths), Init::HeUniform, 1).unwrap();
+        let mut model = Mlp::new(
+            backend,
+            &MlpSpec::stack(widths, Activation::Relu),
+            Init::HeUniform,
+            1,
+        )
+        .unwrap();
         let mut session = Session::new(&trainer, backend, &mut model, &data, None).unwrap();
         // Warm the pipelines and the workspace before the clock runs.
         session.step().unwrap();

@@ -283,18 +283,7 @@ impl Report {
             let x = Array2::from_shape_fn((n, widths[0]), |_| self.rng.random_range(-1.0f32..1.0));
             let labels: Vec<usize> = (0..n).map(|_| self.rng.random_range(0..classes)).collect();
             let data = Dataset::classification(x, &labels, classes)?;
-            let mut spec = MlpSpec::new(widths[0]);
-            for (i, &w) in widths[1..].iter().enumerate() {
-                let last = i + 2 == widths.len();
-                spec = spec.layer(
-                    w,
-                    if last {
-                        Activation::Identity
-                    } else {
-                        Activation::Relu
-                    },
-                );
-            }
+            let spec = MlpSpec::stack(widths, Activation::Relu);
             let trainer =
                 Trainer::new(Adam::default().lr(1e-3), Loss::SoftmaxCrossEntropy).batch_size(batch);
             let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;

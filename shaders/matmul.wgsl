@@ -25,12 +25,13 @@
 // is TILE_M × TILE_N with TILE_M = 4·WG_Y·GROUPS_M and TILE_N = 4·WG_X·GROUPS_N. Each
 // invocation accumulates GROUPS_M × GROUPS_N blocks of 4×4 in registers, at rows
 // h·4·WG_Y + 4·ly + r and columns w·4·WG_X + 4·lx + j of the tile, so neighbouring invocations
-// read neighbouring vec4s of workgroup memory. K advances K_STEP (8 or 16) at a time: the
-// TILE_M×K_STEP slice of op(A) (staged transposed, K-major) and the K_STEP×TILE_N slice of
-// op(B) sit in workgroup memory, each invocation loading K_STEP/8 vec4s of each at most (the
-// host keeps 8·TILE_M/4 and 8·TILE_N/4 within the invocation count); the next slice is loaded
-// into registers while the current one is multiplied. Out-of-range elements (past M, N, or the end of this K slice)
-// load as zeros, so edge tiles need no special path; only the final store is masked.
+// read neighbouring vec4s of workgroup memory. K advances K_STEP = 8 at a time: the
+// TILE_M×8 slice of op(A) (staged transposed, K-major) and the 8×TILE_N slice of op(B) sit in
+// workgroup memory, each invocation loading one vec4 of each at most (the host keeps
+// 8·TILE_M/4 and 8·TILE_N/4 within the invocation count); the next slice is loaded into
+// registers while the current one is multiplied (with DOUBLE_BUFFER, also staged into the
+// other buffer). Out-of-range elements (past M, N, or the end of this K slice) load as zeros,
+// so edge tiles need no special path; only the final store is masked.
 //
 // With DERIVATIVE, C is further multiplied element by element by act'(·) computed from act_out,
 // the output of activation DERIVATIVE_OF (the backward pass's δ·W ⊙ act'(output below), fused):
@@ -41,9 +42,8 @@
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
 // the extents in `params`, which the host has checked against the bound buffers; workgroup
-// indices stay below 512 (K_STEP · TM4 ≤ 512 per staged slice, and K_STEP · TM4 ≤ 256 where
-// DOUBLE_BUFFER keeps two); the accumulator index below 16;
-// the staging registers' below 2 (LOADS ≤ 2).
+// indices stay below 512 (8 · TM4 ≤ 256 per staged slice, two slices with DOUBLE_BUFFER); the
+// accumulator index below 16.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -56,7 +56,6 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override GROUPS_M: u32 = 2u;   // 1 or 2
 override GROUPS_N: u32 = 2u;   // 1 or 2
-override K_STEP: u32 = 8u;     // 8 or 16: K per staged slice
 override SPLIT: bool = false;
 // Two staging buffers: the next slice is staged into one while the other is multiplied, so
 // each K step needs one barrier instead of two (the host allows it where two slices fit).
@@ -67,8 +66,8 @@ override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
 override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4 (≤ 32)
 override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4 (≤ 32)
 override THREADS: u32 = WG_X * WG_Y;
-override KQ: u32 = K_STEP / 4u;       // vec4s along K in a staged row
-override LOADS: u32 = K_STEP / 8u;    // vec4s each invocation loads per slice and matrix
+const K_STEP: u32 = 8u;  // K per staged slice
+const KQ: u32 = 2u;      // vec4s along K in a staged row: K_STEP / 4
 const REDUCE_WORKGROUP: u32 = 256u;
 
 struct Params {
@@ -98,8 +97,8 @@ var<immediate> params: Params;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(5) var<storage, read> act_out: array<f32>;
 
-// Staged slices, indexed [kk · TM4 + row / 4] (op(A)ᵀ, K-major) and [kk · TN4 + col / 4];
-// sized for the deepest slice of the largest tile (16 · 32).
+// Staged slices, indexed [buffer · 8 · TM4 + kk · TM4 + row / 4] (op(A)ᵀ, K-major) and likewise
+// for op(B): room for two 8 × 32 slices of the largest tile.
 var<workgroup> tile_a: array<vec4<f32>, 512>;
 var<workgroup> tile_b: array<vec4<f32>, 512>;
 
@@ -197,37 +196,6 @@ fn stage_b(buf: u32, v: u32, x: vec4<f32>) {
     }
 }
 
-// The registers one invocation carries its share of a slice in, between loading it from
-// global memory and staging it: LOADS vec4 (up to 2).
-alias Carry = array<vec4<f32>, 2>;
-
-// Loads invocation t's share of the op(A) slice at (row0, k0) into `carry`.
-fn fetch_slice_a(carry: ptr<function, Carry>, t: u32, row0: u32, k0: u32, k_end: u32) {
-    for (var i = 0u; i < LOADS; i++) {
-        (*carry)[i] = fetch_a(t + i * THREADS, row0, k0, k_end);
-    }
-}
-
-// Loads invocation t's share of the op(B) slice at (k0, col0) into `carry`.
-fn fetch_slice_b(carry: ptr<function, Carry>, t: u32, k0: u32, col0: u32, k_end: u32) {
-    for (var i = 0u; i < LOADS; i++) {
-        (*carry)[i] = fetch_b(t + i * THREADS, k0, col0, k_end);
-    }
-}
-
-// Stages what fetch_slice_a loaded into buffer `buf`.
-fn stage_slice_a(buf: u32, carry: ptr<function, Carry>, t: u32) {
-    for (var i = 0u; i < LOADS; i++) {
-        stage_a(buf, t + i * THREADS, (*carry)[i]);
-    }
-}
-
-fn stage_slice_b(buf: u32, carry: ptr<function, Carry>, t: u32) {
-    for (var i = 0u; i < LOADS; i++) {
-        stage_b(buf, t + i * THREADS, (*carry)[i]);
-    }
-}
-
 // act'(·) of activation DERIVATIVE_OF from its output a.
 fn derivative_from_output(a: f32) -> f32 {
     switch DERIVATIVE_OF {
@@ -275,27 +243,25 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let t = lid.y * WG_X + lid.x;
 
     var acc: array<vec4<f32>, 16>;  // [(h * 4 + r) * 2 + w]: row group h, row r, column group w
-    var next_a: Carry;
-    var next_b: Carry;
-    fetch_slice_a(&next_a, t, row0, k_begin, k_end);
-    fetch_slice_b(&next_b, t, k_begin, col0, k_end);
+    var next_a = fetch_a(t, row0, k_begin, k_end);
+    var next_b = fetch_b(t, k_begin, col0, k_end);
 
     var buf = 0u;
     if (DOUBLE_BUFFER) {
-        stage_slice_a(0u, &next_a, t);
-        stage_slice_b(0u, &next_b, t);
+        stage_a(0u, t, next_a);
+        stage_b(0u, t, next_b);
         workgroupBarrier();
     }
     for (var k0 = k_begin; k0 < k_end; k0 += K_STEP) {
         let more = k0 + K_STEP < k_end;
         if (!DOUBLE_BUFFER) {
-            stage_slice_a(0u, &next_a, t);
-            stage_slice_b(0u, &next_b, t);
+            stage_a(0u, t, next_a);
+            stage_b(0u, t, next_b);
             workgroupBarrier();
         }
         if (more) {
-            fetch_slice_a(&next_a, t, row0, k0 + K_STEP, k_end);
-            fetch_slice_b(&next_b, t, k0 + K_STEP, col0, k_end);
+            next_a = fetch_a(t, row0, k0 + K_STEP, k_end);
+            next_b = fetch_b(t, k0 + K_STEP, col0, k_end);
         }
         let base_a = buf * K_STEP * TM4;
         let base_b = buf * K_STEP * TN4;
@@ -315,8 +281,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             // Nobody reads the other buffer in this step (the barrier ending the last step saw
             // to that), so the next slice goes there now, and one barrier publishes it.
             if (more) {
-                stage_slice_a(1u - buf, &next_a, t);
-                stage_slice_b(1u - buf, &next_b, t);
+                stage_a(1u - buf, t, next_a);
+                stage_b(1u - buf, t, next_b);
             }
             buf = 1u - buf;
         }

@@ -11,7 +11,8 @@ mod shapes;
 use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
-    arena_len, check_labels, column_sum_dims, gather_dims, loss_dims, same_shape, totals_dims,
+    arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, loss_dims,
+    same_shape, totals_dims,
 };
 
 use crate::error::{Dims, Error, Result};
@@ -305,16 +306,7 @@ pub trait Backend {
         output: &Self::Matrix,
         out: &mut Self::Matrix,
     ) -> Result<()> {
-        if spec.activation != Activation::Identity {
-            return Err(Error::Shape {
-                op: "matmul_activation_backward",
-                detail: format!(
-                    "the product's own activation must be identity, not {:?}",
-                    spec.activation
-                ),
-            });
-        }
-        same_shape("matmul_activation_backward", output.shape(), out.shape())?;
+        fused_backward_dims(spec, output.shape(), out.shape())?;
         self.matmul_into(spec, a, b, None, out)?;
         self.activation_backward(activation, output, out)
     }

@@ -17,6 +17,27 @@ pub(crate) fn same_shape(op: &'static str, a: (usize, usize), b: (usize, usize))
     Ok(())
 }
 
+/// The fused backward product `(op(a)·op(b)) ⊙ act'(output)`: its own activation is identity
+/// (the derivative is the epilogue) and `output` is shaped as `out`. The product's shapes are
+/// `matmul_dims`'.
+pub(crate) fn fused_backward_dims(
+    spec: super::Matmul,
+    output: (usize, usize),
+    out: (usize, usize),
+) -> Result<()> {
+    let op = "matmul_activation_backward";
+    if spec.activation != super::Activation::Identity {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "the product's own activation must be identity, not {:?}",
+                spec.activation
+            ),
+        });
+    }
+    same_shape(op, output, out)
+}
+
 /// `out` gathers rows `indices[start..start + out.rows]` of `src`: the widths agree, the index
 /// range exists and every index names a row of `src`.
 pub(crate) fn gather_dims(

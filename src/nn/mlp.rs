@@ -27,6 +27,7 @@ pub struct Linear {
 ///     .layer(3, Activation::Identity); // logits
 /// assert_eq!(spec.outputs(), 3);
 /// assert_eq!(spec.parameter_count(), 2 * 64 + 64 + 64 * 64 + 64 + 64 * 3 + 3);
+/// assert_eq!(spec, MlpSpec::stack(&[2, 64, 64, 3], Activation::Relu));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlpSpec {
@@ -41,6 +42,23 @@ impl MlpSpec {
             inputs,
             layers: Vec::new(),
         }
+    }
+
+    /// A network of `widths[0]` inputs and one layer per further width, each followed by
+    /// `hidden` except the last, which is linear (logits, or a regression's outputs):
+    /// `MlpSpec::stack(&[784, 256, 10], Activation::Relu)` is 784→256 ReLU →10.
+    pub fn stack(widths: &[usize], hidden: Activation) -> Self {
+        let mut spec = Self::new(widths.first().copied().unwrap_or(0));
+        let layers = widths.len().saturating_sub(1);
+        for (i, &outputs) in widths.iter().skip(1).enumerate() {
+            let activation = if i + 1 == layers {
+                Activation::Identity
+            } else {
+                hidden
+            };
+            spec = spec.layer(outputs, activation);
+        }
+        spec
     }
 
     /// Appends a linear layer of `outputs` features followed by `activation`.

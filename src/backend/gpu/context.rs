@@ -45,7 +45,7 @@ pub struct GpuContext {
     pending: Mutex<Option<Pending>>,
     /// The readback staging buffer, grown on demand and reused (see `memory.rs`).
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
-    /// Scratch for partial sums (split-K matmuls, column sums over many rows), grown on demand
+    /// Scratch for partial sums (split-K matmuls, column sums, per-row losses), grown on demand
     /// and reused; ops recorded into one submit run in order, so they can share it.
     pub(crate) scratch: Mutex<Option<GpuBuffer<f32>>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.

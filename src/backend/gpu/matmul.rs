@@ -95,16 +95,7 @@ pub fn matmul_activation_backward(
     out: &GpuMatrix,
 ) -> Result<()> {
     let op = "matmul_activation_backward";
-    if spec.activation != Activation::Identity {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "the product's own activation must be identity, not {:?}",
-                spec.activation
-            ),
-        });
-    }
-    crate::backend::same_shape(op, output.shape(), out.shape())?;
+    crate::backend::fused_backward_dims(spec, output.shape(), out.shape())?;
     record(
         op,
         ctx,
@@ -142,9 +133,7 @@ fn record(
     check_bindings(ctx, op, &[out])?;
     let (m, n, k) = (dims.m, dims.n, dims.k);
     let outputs = to_u32(op, "M·N", m.saturating_mul(n))? as usize;
-    let max_partials = usize::try_from(ctx.limits().max_storage_buffer_binding_size / 4)
-        .unwrap_or(usize::MAX)
-        .min(u32::MAX as usize);
+    let max_partials = ctx.max_partials();
     let tiling = match tiling {
         Some(t) => check_tiling(op, t, k, outputs, max_partials)?,
         None => Tiling::choose(m, n, k, max_partials),
@@ -209,7 +198,6 @@ fn record(
         ("WG_Y", f64::from(wg_y)),
         ("GROUPS_M", f64::from(groups_m)),
         ("GROUPS_N", f64::from(groups_n)),
-        ("K_STEP", f64::from(tiling.tile.k_step())),
         ("DOUBLE_BUFFER", flag(tiling.tile.double_buffered())),
     ];
     overrides.extend(epilogue);

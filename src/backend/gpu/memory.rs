@@ -7,8 +7,17 @@ use super::context::{GpuContext, lock};
 use crate::error::{Error, Result};
 
 impl GpuContext {
-    /// The shared partial-sum scratch, grown to at least `len` elements. An op writes it and
-    /// reads it back within its own dispatches, so ops never see each other's partials.
+    /// The most f32 values one partial-sum binding may hold on this device (and that 32-bit
+    /// kernel indices reach).
+    pub(crate) fn max_partials(&self) -> usize {
+        usize::try_from(self.limits().max_storage_buffer_binding_size / 4)
+            .unwrap_or(usize::MAX)
+            .min(u32::MAX as usize)
+    }
+
+    /// The shared scratch (split-K partials, column-sum blocks, per-row loss sums, reduction
+    /// partials), grown to at least `len` elements. An op writes it and reads it back within
+    /// its own dispatches, and ops run in order, so they never see each other's values.
     pub(crate) fn scratch(&self, len: usize) -> Result<GpuBuffer<f32>> {
         let mut scratch = lock(&self.scratch);
         match scratch.as_ref() {

@@ -29,7 +29,7 @@ pub use options::GpuOptions;
 pub use reduce::column_sum;
 pub use tiling::{Tile, Tiling};
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
@@ -96,9 +96,6 @@ impl Matrix for GpuMatrix {
 #[derive(Clone, Debug)]
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
-    /// Scratch for reductions (per-row loss sums, partial sums), grown on demand and shared by
-    /// the ops recorded into one submit (they run one after another).
-    scratch: Arc<Mutex<Option<GpuBuffer<f32>>>>,
 }
 
 impl GpuBackend {
@@ -110,27 +107,7 @@ impl GpuBackend {
 
     /// A backend on an existing context (several backends may share one device).
     pub fn with_context(ctx: Arc<GpuContext>) -> Self {
-        Self {
-            ctx,
-            scratch: Arc::default(),
-        }
-    }
-
-    /// A scratch buffer of at least `len` elements.
-    fn scratch(&self, len: usize) -> Result<GpuBuffer<f32>> {
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
-        match scratch.as_ref() {
-            Some(buffer) if buffer.len() >= len => Ok(buffer.clone()),
-            _ => {
-                // Grow geometrically so a run of growing batches allocates a few times only.
-                let grown = len
-                    .max(scratch.as_ref().map_or(0, |b| 2 * b.len()))
-                    .max(256);
-                let buffer = GpuBuffer::zeros(&self.ctx, "reduction scratch", grown)?;
-                *scratch = Some(buffer.clone());
-                Ok(buffer)
-            }
-        }
+        Self { ctx }
     }
 
     /// The context: adapter, device, limits, caches.
@@ -250,7 +227,7 @@ impl Backend for GpuBackend {
         totals: &mut GpuMatrix,
         slot: usize,
     ) -> Result<()> {
-        let row_sums = self.scratch(2 * logits.rows)?;
+        let row_sums = self.ctx.scratch(2 * logits.rows)?;
         loss::loss(
             &self.ctx,
             kind,
@@ -302,7 +279,7 @@ impl Backend for GpuBackend {
         slot: usize,
     ) -> Result<()> {
         crate::backend::totals_dims("sum_squares", totals.shape(), slot, 1)?;
-        let partials = self.scratch(256)?;
+        let partials = self.ctx.scratch(256)?;
         reduce::sum_squares_into(&self.ctx, &arena.as_row()?, totals, slot, &partials)
     }
 

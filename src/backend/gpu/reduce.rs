@@ -80,9 +80,7 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
     to_u32(op, "elements", rows * cols)?;
     let limits = ctx.limits();
     let grid_limit = limits.max_compute_workgroups_per_dimension.max(1) as usize;
-    let max_partials = usize::try_from(limits.max_storage_buffer_binding_size / 4)
-        .unwrap_or(usize::MAX)
-        .min(u32::MAX as usize);
+    let max_partials = ctx.max_partials();
     let block_rows = column_sum_block_rows(rows, cols, grid_limit, max_partials);
     let row_blocks = rows.div_ceil(block_rows);
     let params = Params {

@@ -30,13 +30,6 @@ impl Tile {
         }
     }
 
-    /// K per staged slice. (The kernel can stage 16 deep; that measured 10–15% slower on an
-    /// H200 at every large shape, and so did staging transposed operands as 4×4 blocks, so no
-    /// tile uses either.)
-    pub(crate) const fn k_step(self) -> u32 {
-        8
-    }
-
     /// Whether two slices are staged at once.
     pub(crate) const fn double_buffered(self) -> bool {
         matches!(self, Tile::Large)
@@ -290,19 +283,16 @@ mod tests {
     fn every_tile_fits_the_kernel() {
         for tile in Tile::ALL {
             let (wg_x, wg_y, groups_m, groups_n) = tile.geometry();
-            let (k_step, threads) = (tile.k_step(), wg_x * wg_y);
-            let loads = k_step / 8;
-            assert!(k_step == 8 || k_step == 16, "{tile:?}");
-            // Each invocation stages at most `loads` vec4s of each slice.
-            assert!(k_step * wg_y * groups_m <= loads * threads, "{tile:?}");
-            assert!(k_step * wg_x * groups_n <= loads * threads, "{tile:?}");
-            // Workgroup arrays hold 512 vec4; the accumulator 16; the staging registers 2.
-            assert!(k_step * wg_y * groups_m <= 512 && k_step * wg_x * groups_n <= 512);
-            assert!(groups_m <= 2 && groups_n <= 2 && loads <= 2);
+            let threads = wg_x * wg_y;
+            // Each invocation stages at most one vec4 of each 8-deep slice.
+            assert!(8 * wg_y * groups_m <= threads, "{tile:?}");
+            assert!(8 * wg_x * groups_n <= threads, "{tile:?}");
+            // The accumulator holds 2×2 blocks of 4×4.
+            assert!(groups_m <= 2 && groups_n <= 2);
             // Two staged slices must fit the workgroup arrays too.
             let slices = if tile.double_buffered() { 2 } else { 1 };
-            assert!(slices * k_step * wg_y * groups_m <= 512, "{tile:?}");
-            assert!(slices * k_step * wg_x * groups_n <= 512, "{tile:?}");
+            assert!(slices * 8 * wg_y * groups_m <= 512, "{tile:?}");
+            assert!(slices * 8 * wg_x * groups_n <= 512, "{tile:?}");
         }
     }
 }

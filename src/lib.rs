@@ -87,19 +87,19 @@ pub use backend::gpu::{
     GpuArena, GpuBackend, GpuBuffer, GpuContext, GpuCounters, GpuIndices, GpuMatrix, GpuOptimizer,
     GpuOptions,
 };
-pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix};
+pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix, Nonlinearity};
 pub use data::{Dataset, Standardizer};
 pub use error::{Error, Result};
 /// The ndarray version this crate's host arrays are, so applications need not match it.
 pub use ndarray;
-pub use nn::{Init, Linear, Loss, Mlp, MlpSpec};
+pub use nn::{Init, Layer, Linear, Loss, Mlp, MlpSpec, Model, Sequential};
 pub use optim::{
     Adagrad, Adam, AdamW, Clip, LrSchedule, OptimizerConfig, OptimizerState, RmsProp, Sgd,
     UpdateStats,
 };
 pub use train::{
-    EpochRecord, History, LineSearch, LrFinder, LrFinderResult, Session, StepRecord, StopReason,
-    Trainer,
+    BatchOrder, EpochRecord, History, LineSearch, LrFinder, LrFinderResult, Session, StepRecord,
+    StopReason, Trainer,
 };
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;

@@ -6,7 +6,10 @@
 
 pub mod cpu;
 pub mod gpu;
+mod nonlinearity;
 mod shapes;
+
+pub use nonlinearity::Nonlinearity;
 
 use ndarray::{Array2, ArrayView2};
 
@@ -273,6 +276,10 @@ pub trait Backend {
     /// A new matrix of zeros.
     fn zeros(&self, rows: usize, cols: usize) -> Result<Self::Matrix>;
 
+    /// Overwrites `matrix` with a host array of its shape (memory reused, not allocated: how a
+    /// batch the application produces reaches a training step).
+    fn write(&self, matrix: &mut Self::Matrix, host: ArrayView2<'_, f32>) -> Result<()>;
+
     /// Sets every element of `matrix` to `value`.
     fn fill(&self, matrix: &mut Self::Matrix, value: f32) -> Result<()>;
 
@@ -326,6 +333,24 @@ pub trait Backend {
         activation: Activation,
         output: &Self::Matrix,
         grad: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// `out ← f(x)`, element by element: an activation layer's forward pass.
+    fn nonlinearity_into(
+        &self,
+        function: Nonlinearity,
+        x: &Self::Matrix,
+        out: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// `grad_in ← grad_out · f'(x)`, element by element, where `x` is the function's input:
+    /// an activation layer's backward pass.
+    fn nonlinearity_backward(
+        &self,
+        function: Nonlinearity,
+        x: &Self::Matrix,
+        grad_out: &Self::Matrix,
+        grad_in: &mut Self::Matrix,
     ) -> Result<()>;
 
     /// `out[0, c] ← Σ_r m[r, c]`: the bias gradient.

@@ -1,19 +1,19 @@
-//! Prediction on host data: `Mlp::predict` and `Mlp::predict_classes`, in batches so that a
+//! Prediction on host data: `predict` and `predict_classes` on any model, in batches so that a
 //! large input never needs all its activations on the device at once.
 
 use ndarray::{Array2, ArrayView2, Axis, concatenate};
 
-use super::Mlp;
+use super::Sequential;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 /// Activations one batch of a prediction may hold per layer: 16 Mi values (64 MiB of f32).
 const VALUES_PER_BATCH: usize = 1 << 24;
 
-impl<B: Backend> Mlp<B> {
+impl<B: Backend> Sequential<B> {
     /// The network's outputs for every row of `x` (samples × inputs), as a host array of
     /// samples × outputs: logits for a classifier trained with a cross-entropy loss. Inputs
-    /// are standardised first when the model carries a [`Mlp::standardizer`]. Runs in batches
+    /// are standardised first when the model carries a [`Sequential::standardizer`]. Runs in batches
     /// sized so each layer's activations stay under 64 MiB.
     ///
     /// ```
@@ -30,19 +30,19 @@ impl<B: Backend> Mlp<B> {
     /// # }
     /// ```
     pub fn predict(&self, backend: &B, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        let op = "Mlp::predict";
+        let op = "predict";
         let (rows, features) = x.dim();
-        if features != self.spec().inputs() {
+        if features != self.inputs() {
             return Err(Error::Shape {
                 op,
                 detail: format!(
                     "inputs have {features} features, the network takes {}",
-                    self.spec().inputs()
+                    self.inputs()
                 ),
             });
         }
         if rows == 0 {
-            return Ok(Array2::zeros((0, self.spec().outputs())));
+            return Ok(Array2::zeros((0, self.outputs())));
         }
         if let Some((r, c)) = x
             .indexed_iter()
@@ -60,10 +60,9 @@ impl<B: Backend> Mlp<B> {
         };
         let x = standardised.as_ref().map_or(x, |s| s.view());
         let widest = self
-            .spec()
             .layers()
             .iter()
-            .map(|l| l.outputs)
+            .map(|l| l.outputs())
             .chain([features])
             .max()
             .unwrap_or(1)

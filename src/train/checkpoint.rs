@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::Session;
-use super::model_file::{architecture, parameter_tensors, parameter_values, torch_shapes};
+use super::model_file::{parameter_tensors, parameter_values};
 use super::safetensors::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 use super::session::slot;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
-use crate::nn::MlpSpec;
+use crate::nn::{Model, ParamSpec};
 use crate::optim::OptimizerState;
 
 /// The `format` metadata value of a full training checkpoint.
@@ -19,8 +19,10 @@ pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
 
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value).
-fn settings(trainer: &super::Trainer) -> [(String, String); 5] {
+fn settings(trainer: &super::Trainer) -> [(String, String); 6] {
     [
+        // Files from before batch orders were selectable lack it: they were shuffled.
+        ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
         (
             "batch_size".into(),
@@ -55,21 +57,16 @@ fn difference(saved: &str, now: &str) -> (String, String) {
 pub(crate) fn optimizer_tensors<A: Arena>(
     state: &OptimizerState,
     params: &A,
-    spec: &MlpSpec,
+    specs: &[ParamSpec],
 ) -> Vec<Tensor> {
     let offsets = params.offsets();
     let mut out = Vec::new();
     for (buffer, values) in &state.buffers {
-        for ((name, shape), start) in spec
-            .tensor_names()
-            .into_iter()
-            .zip(torch_shapes(spec))
-            .zip(&offsets)
-        {
-            let len: usize = shape.iter().product();
+        for (p, start) in specs.iter().zip(&offsets) {
+            let len = p.rows * p.cols;
             out.push((
-                format!("optimizer.{buffer}.{name}"),
-                shape,
+                format!("optimizer.{buffer}.{}", p.name),
+                p.torch_shape.clone(),
                 values[*start..*start + len].to_vec(),
             ));
         }
@@ -83,7 +80,7 @@ pub(crate) fn optimizer_state<A: Arena>(
     path: &Path,
     like: &OptimizerState,
     params: &A,
-    spec: &MlpSpec,
+    specs: &[ParamSpec],
     step: u64,
 ) -> Result<OptimizerState> {
     // Every optimizer tensor in the file must be one this optimizer uses.
@@ -108,13 +105,12 @@ pub(crate) fn optimizer_state<A: Arena>(
     let mut buffers = Vec::new();
     for (buffer, _) in &like.buffers {
         let mut values = vec![0.0f32; params.storage_len()];
-        for ((name, shape), start) in spec
-            .tensor_names()
-            .into_iter()
-            .zip(torch_shapes(spec))
-            .zip(&offsets)
-        {
-            let found = file.take(path, &format!("optimizer.{buffer}.{name}"), &shape)?;
+        for (p, start) in specs.iter().zip(&offsets) {
+            let found = file.take(
+                path,
+                &format!("optimizer.{buffer}.{}", p.name),
+                &p.torch_shape,
+            )?;
             values[*start..*start + found.len()].copy_from_slice(found);
         }
         buffers.push((buffer.clone(), values));
@@ -126,17 +122,21 @@ pub(crate) fn optimizer_state<A: Arena>(
     })
 }
 
-impl<B: Backend> Session<'_, B> {
+impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Saves everything a resumed run needs to continue the same trajectory: parameters,
     /// optimizer state, the position in the epoch, the running sums, and the configuration as
     /// metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let backend = self.backend;
-        let spec = self.model.spec();
+        let net = self.model.network();
         let state = backend.optimizer_state(&self.optimizer)?;
-        let mut tensors = parameter_tensors(self.model, backend)?;
-        tensors.extend(optimizer_tensors(&state, &self.model.params, spec));
+        let mut tensors = parameter_tensors(net, backend)?;
+        tensors.extend(optimizer_tensors(
+            &state,
+            &net.params,
+            net.parameter_specs(),
+        ));
         let totals = backend.download(&self.totals)?;
         tensors.push((
             "trainer.totals".into(),
@@ -146,7 +146,7 @@ impl<B: Backend> Session<'_, B> {
         let in_epoch = self.order.is_some() && !self.epoch_done();
         let metadata: HashMap<String, String> = [
             ("format".into(), FORMAT.to_string()),
-            ("architecture".into(), architecture(spec)),
+            ("architecture".into(), self.model.architecture()),
             ("optimizer".into(), self.trainer.optimizer.name().into()),
             ("loss".into(), self.trainer.loss.name().into()),
             ("step".into(), self.step.to_string()),
@@ -157,7 +157,10 @@ impl<B: Backend> Session<'_, B> {
                 if in_epoch { self.position } else { 0 }.to_string(),
             ),
             ("in_epoch".into(), u8::from(in_epoch).to_string()),
-            ("samples".into(), self.train.len.to_string()),
+            (
+                "samples".into(),
+                self.train_len("save_checkpoint")?.to_string(),
+            ),
             ("trainer".into(), format!("{:?}", self.trainer)),
         ]
         .into_iter()
@@ -190,7 +193,7 @@ impl<B: Backend> Session<'_, B> {
             path: path.display().to_string(),
             detail,
         };
-        let spec = self.model.spec().clone();
+        let samples = self.train_len("load_checkpoint")?;
         let expect = |key: &str, want: &str| -> Result<()> {
             let found = file.meta(path, key)?;
             if found != want {
@@ -201,13 +204,18 @@ impl<B: Backend> Session<'_, B> {
             Ok(())
         };
         expect("format", FORMAT)?;
-        expect("architecture", &architecture(&spec))?;
+        expect("architecture", &self.model.architecture())?;
         expect("optimizer", self.trainer.optimizer.name())?;
         expect("loss", self.trainer.loss.name())?;
-        expect("samples", &self.train.len.to_string())?;
+        expect("samples", &samples.to_string())?;
+        let shuffled = format!("{:?}", super::BatchOrder::Shuffled);
         if !override_settings {
             for (key, want) in settings(self.trainer) {
-                let Some(found) = file.metadata.get(&key) else {
+                let found = match file.metadata.get(&key) {
+                    None if key == "batch_order" => Some(&shuffled),
+                    found => found,
+                };
+                let Some(found) = found else {
                     return Err(bad(format!(
                         "saved without its {key} setting, so a resumed run cannot be checked \
                          to continue the same trajectory; load it with \
@@ -228,19 +236,20 @@ impl<B: Backend> Session<'_, B> {
         let epoch = file.meta_u64(path, "epoch")? as usize;
         let position = file.meta_u64(path, "position")? as usize;
         let in_epoch = file.meta_u64(path, "in_epoch")? == 1;
-        if position > self.train.len || (in_epoch && epoch == 0) {
+        if position > samples || (in_epoch && epoch == 0) {
             return Err(bad(format!(
                 "position {position} of epoch {epoch} does not exist"
             )));
         }
-        let params = parameter_values(&file, path, &spec)?;
+        let net = self.model.network();
+        let params = parameter_values(&file, path, net.parameter_specs())?;
         let like = self.backend.optimizer_state(&self.optimizer)?;
         let state = optimizer_state(
             &file,
             path,
             &like,
-            &self.model.params,
-            &spec,
+            &net.params,
+            net.parameter_specs(),
             file.meta_u64(path, "optimizer_step")?,
         )?;
         let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
@@ -249,10 +258,11 @@ impl<B: Backend> Session<'_, B> {
         // Everything is checked; now apply (the optimizer first: it validates its own state).
         self.backend
             .optimizer_load_state(&mut self.optimizer, &state)?;
-        self.model.set_parameters_flat(self.backend, &params)?;
+        let net = self.model.network_mut();
+        net.set_parameters_flat(self.backend, &params)?;
         self.totals = self.backend.upload(totals.view())?;
         self.backend
-            .copy_arena(&self.model.params, &mut self.last_good)?;
+            .copy_arena(&self.model.network().params, &mut self.last_good)?;
         self.step = step;
         self.epoch = epoch;
         self.position = position;

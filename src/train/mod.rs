@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod batches;
 mod checkpoint;
 mod history;
 mod model_file;
@@ -32,8 +33,19 @@ pub use session::Session;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::{Loss, Mlp};
+use crate::nn::{Loss, Model};
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, Sgd};
+
+/// The order an epoch visits the training samples in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BatchOrder {
+    /// A fresh permutation each epoch, drawn from a generator seeded by (seed, epoch).
+    #[default]
+    Shuffled,
+    /// The samples in the data's own order, every epoch (for data already arranged, or
+    /// sequences whose order matters).
+    InOrder,
+}
 
 /// How a run is trained: the optimizer, the loss, batching and when to stop.
 ///
@@ -45,6 +57,7 @@ pub struct Trainer {
     pub(crate) optimizer: OptimizerConfig,
     pub(crate) loss: Loss,
     pub(crate) batch_size: Option<usize>,
+    pub(crate) batch_order: BatchOrder,
     pub(crate) epochs: usize,
     pub(crate) seed: u64,
     pub(crate) schedule: LrSchedule,
@@ -71,6 +84,7 @@ impl Trainer {
             optimizer: optimizer.into(),
             loss,
             batch_size: Some(32),
+            batch_order: BatchOrder::Shuffled,
             epochs: 10,
             seed: 0,
             schedule: LrSchedule::constant(),
@@ -89,6 +103,13 @@ impl Trainer {
     /// what is left, as PyTorch's `DataLoader` does by default.
     pub fn batch_size(mut self, size: usize) -> Self {
         self.batch_size = Some(size);
+        self
+    }
+
+    /// The order each epoch visits the training samples in: a fresh shuffle per epoch (the
+    /// default), or the data's own order.
+    pub fn batch_order(mut self, order: BatchOrder) -> Self {
+        self.batch_order = order;
         self
     }
 
@@ -180,10 +201,10 @@ impl Trainer {
     /// Trains `model` on `train` until a stopping rule fires, evaluating on `validation` after
     /// every epoch. On divergence the model keeps the parameters of the last good epoch and
     /// the error names the step and the loss.
-    pub fn fit<B: Backend>(
+    pub fn fit<B: Backend, M: Model<B>>(
         &self,
         backend: &B,
-        model: &mut Mlp<B>,
+        model: &mut M,
         train: &Dataset,
         validation: Option<&Dataset>,
     ) -> Result<History> {
@@ -199,19 +220,39 @@ impl Trainer {
         train: &Dataset,
         validation: Option<&Dataset>,
     ) -> Result<()> {
+        self.check_settings()?;
+        let op = "Trainer::fit";
+        let bad = |detail: String| Err(Error::Data { op, detail });
+        if let Some(b) = self.batch_size.filter(|&b| b > train.len()) {
+            return bad(format!(
+                "batch size {b} is larger than the {} training samples",
+                train.len()
+            ));
+        }
+        for (name, data) in [("training", Some(train)), ("validation", validation)] {
+            let Some(data) = data else { continue };
+            self.check_targets(name, outputs, data)?;
+        }
+        if let Some(val) = validation {
+            if val.features() != train.features() {
+                return bad(format!(
+                    "validation data has {} features, training data {}",
+                    val.features(),
+                    train.features()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the settings that do not depend on the data.
+    pub(crate) fn check_settings(&self) -> Result<()> {
         self.optimizer.validate()?;
         self.schedule.validate()?;
         let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
-        match self.batch_size {
-            Some(0) => return bad("batch size 0: a batch needs at least one sample".into()),
-            Some(b) if b > train.len() => {
-                return bad(format!(
-                    "batch size {b} is larger than the {} training samples",
-                    train.len()
-                ));
-            }
-            _ => {}
+        if self.batch_size == Some(0) {
+            return bad("batch size 0: a batch needs at least one sample".into());
         }
         if self.epochs == 0 {
             return bad("0 epochs".into());
@@ -247,23 +288,10 @@ impl Trainer {
                 ));
             }
         }
-        for (name, data) in [("training", Some(train)), ("validation", validation)] {
-            let Some(data) = data else { continue };
-            self.check_targets(name, outputs, data)?;
-        }
-        if let Some(val) = validation {
-            if val.features() != train.features() {
-                return bad(format!(
-                    "validation data has {} features, training data {}",
-                    val.features(),
-                    train.features()
-                ));
-            }
-        }
         Ok(())
     }
 
-    fn check_targets(&self, name: &str, outputs: usize, data: &Dataset) -> Result<()> {
+    pub(crate) fn check_targets(&self, name: &str, outputs: usize, data: &Dataset) -> Result<()> {
         let bad = |detail: String| {
             Err(Error::Data {
                 op: "Trainer::fit",

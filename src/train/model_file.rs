@@ -8,7 +8,7 @@ use std::path::Path;
 use super::safetensors::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::nn::{Mlp, MlpSpec};
+use crate::nn::{Mlp, MlpSpec, ParamSpec, Sequential};
 
 /// Floats as metadata text: Rust's shortest exact form, comma-separated (parses back to the
 /// same bits).
@@ -99,18 +99,11 @@ fn architecture_difference(saved: &str, spec: &MlpSpec) -> String {
     "they differ".into()
 }
 
-/// The architecture as one line (`2-64:relu-2:identity`), stored so that a checkpoint for
-/// another network is refused by name, not by a shape deep inside.
-pub(crate) fn architecture(spec: &MlpSpec) -> String {
-    let mut text = spec.inputs().to_string();
-    for layer in spec.layers() {
-        text.push_str(&format!("-{}:{}", layer.outputs, layer.activation.name()));
-    }
-    text
-}
-
 /// The model's parameters as `(name, shape, values)`, shapes as PyTorch holds them.
-pub(crate) fn parameter_tensors<B: Backend>(model: &Mlp<B>, backend: &B) -> Result<Vec<Tensor>> {
+pub(crate) fn parameter_tensors<B: Backend>(
+    model: &Sequential<B>,
+    backend: &B,
+) -> Result<Vec<Tensor>> {
     Ok(model
         .state_dict(backend)?
         .into_iter()
@@ -121,12 +114,13 @@ pub(crate) fn parameter_tensors<B: Backend>(model: &Mlp<B>, backend: &B) -> Resu
         .collect())
 }
 
-/// The parameter values of `spec`'s tensors from `file`, in arena order; a non-finite value is
+/// The values of the tensors `specs` names from `file`, in arena order; a non-finite value is
 /// an error naming the tensor.
-pub(crate) fn parameter_values(file: &File, path: &Path, spec: &MlpSpec) -> Result<Vec<f32>> {
-    let mut values = Vec::with_capacity(spec.parameter_count());
-    for (name, shape) in spec.tensor_names().into_iter().zip(torch_shapes(spec)) {
-        values.extend_from_slice(finite(path, &name, file.take(path, &name, &shape)?)?);
+pub(crate) fn parameter_values(file: &File, path: &Path, specs: &[ParamSpec]) -> Result<Vec<f32>> {
+    let mut values = Vec::new();
+    for p in specs {
+        let found = file.take(path, &p.name, &p.torch_shape)?;
+        values.extend_from_slice(finite(path, &p.name, found)?);
     }
     Ok(values)
 }
@@ -145,14 +139,6 @@ fn finite<'v>(path: &Path, name: &str, values: &'v [f32]) -> Result<&'v [f32]> {
     }
 }
 
-/// Each tensor's shape as PyTorch holds it: weights [out, in], biases [out].
-pub(crate) fn torch_shapes(spec: &MlpSpec) -> Vec<Vec<usize>> {
-    spec.layers()
-        .iter()
-        .flat_map(|l| [vec![l.outputs, l.inputs], vec![l.outputs]])
-        .collect()
-}
-
 impl<B: Backend> Mlp<B> {
     /// Saves the parameters alone as safetensors (`layers.{i}.weight` `[out, in]`,
     /// `layers.{i}.bias` `[out]`), loadable by PyTorch's `safetensors.torch.load_file` into a
@@ -161,7 +147,7 @@ impl<B: Backend> Mlp<B> {
         let path = path.as_ref();
         let mut metadata = HashMap::from([
             ("format".to_string(), "pt".to_string()),
-            ("architecture".to_string(), architecture(self.spec())),
+            ("architecture".to_string(), self.spec().architecture()),
         ]);
         if let Some(s) = self.standardizer() {
             metadata.insert("standardizer.mean".into(), float_list(s.mean().iter()));
@@ -180,7 +166,7 @@ impl<B: Backend> Mlp<B> {
         let path = path.as_ref();
         let file = decode(path, &read(path)?)?;
         if let Some(saved) = file.metadata.get("architecture") {
-            let ours = architecture(self.spec());
+            let ours = self.spec().architecture();
             if *saved != ours {
                 return Err(corrupt(
                     path,
@@ -191,7 +177,7 @@ impl<B: Backend> Mlp<B> {
                 ));
             }
         }
-        let values = parameter_values(&file, path, self.spec())?;
+        let values = parameter_values(&file, path, self.parameter_specs())?;
         let standardizer = saved_standardizer(&file, path)?;
         if standardizer.is_some() {
             self.set_standardizer(standardizer.clone())?;
@@ -219,8 +205,8 @@ impl<B: Backend> Mlp<B> {
                 format!("architecture {text:?} is not one steepest wrote"),
             )
         })?;
-        let values = parameter_values(&file, path, &spec)?;
         let mut model = Mlp::new(backend, &spec, crate::nn::Init::default(), 0)?;
+        let values = parameter_values(&file, path, model.parameter_specs())?;
         model.set_parameters_flat(backend, &values)?;
         model.set_standardizer(saved_standardizer(&file, path)?)?;
         Ok(model)

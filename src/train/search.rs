@@ -1,12 +1,12 @@
 //! Beyond plain descent: Armijo backtracking line search for full-batch descent, and a
 //! learning-rate finder.
 
-use super::session::{DeviceData, slot};
+use super::session::{DeviceData, batch_loss, slot};
 use super::{EpochRecord, History, StopReason, Trainer};
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::{Loss, Mlp};
+use crate::nn::{Loss, Mode, Model};
 use crate::optim::LrSchedule;
 
 /// Full-batch gradient descent whose step length is found each iteration by Armijo
@@ -71,41 +71,41 @@ impl LineSearch {
 
     /// Minimises `loss` of `model` over all of `data`. Each iteration's record holds the loss
     /// before the step, ‖∇f‖ and the accepted α (as `lr`).
-    pub fn run<B: Backend>(
+    pub fn run<B: Backend, M: Model<B>>(
         &self,
         backend: &B,
-        model: &mut Mlp<B>,
+        model: &mut M,
         data: &Dataset,
         loss: Loss,
     ) -> Result<History> {
         self.validate()?;
+        let model = model.network_mut();
         Trainer::new(crate::Sgd::default(), loss)
             .full_batch()
-            .check(model.spec().outputs(), data, None)?;
+            .check(model.outputs(), data, None)?;
         let device = DeviceData::upload(backend, data)?;
         let n = data.len();
         let all: Vec<u32> = (0..n as u32).collect();
         let all = backend.upload_indices(&all)?;
-        let mut ws = model.workspace(backend, n, loss.target_cols(model.spec().outputs()))?;
+        let mut ws = model.workspace(backend, n, loss.target_cols(model.outputs()))?;
         backend.gather_rows_into(&device.x, &all, 0, &mut ws.input)?;
         backend.gather_rows_into(&device.y, &all, 0, &mut ws.target)?;
         let mut totals = backend.zeros(1, slot::LEN)?;
         let shapes: Vec<(usize, usize)> =
             model.params.tensors().iter().map(Matrix::shape).collect();
         let mut start = backend.arena("line search start", &shapes)?;
-        let last = ws.outputs.len() - 1;
         let mut history = History::default();
         for iteration in 1..=self.iterations {
-            model.forward_batch(backend, &mut ws)?;
-            backend.loss_into(
+            model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Train, 0)?;
+            batch_loss(
+                backend,
                 loss,
-                &ws.outputs[last],
+                &mut ws.acts,
                 &ws.target,
-                Some(&mut ws.output_grads[last]),
-                &mut totals,
-                slot::TRAIN,
+                (&mut totals, slot::TRAIN),
+                Mode::Train,
             )?;
-            model.backward_batch(backend, &mut ws)?;
+            model.backward_batch(backend, &ws.input, &mut ws.acts)?;
             backend.sum_squares_into(&model.grads, &mut totals, slot::SCRATCH)?;
             let read = backend.download(&totals)?;
             let f = f64::from(read[[0, slot::TRAIN]]) / n as f64;
@@ -144,14 +144,14 @@ impl LineSearch {
             for _ in 0..=self.max_backtracks {
                 backend.copy_arena(&start, &mut model.params)?;
                 backend.axpy_arena(-alpha as f32, &model.grads, &mut model.params)?;
-                model.forward_batch(backend, &mut ws)?;
-                backend.loss_into(
+                model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Eval, 0)?;
+                batch_loss(
+                    backend,
                     loss,
-                    &ws.outputs[last],
+                    &mut ws.acts,
                     &ws.target,
-                    None,
-                    &mut totals,
-                    slot::VALIDATION,
+                    (&mut totals, slot::VALIDATION),
+                    Mode::Eval,
                 )?;
                 let trial = f64::from(backend.download(&totals)?[[0, slot::VALIDATION]]) / n as f64;
                 if trial.is_finite() && trial <= f - self.c * alpha * g2 {
@@ -223,10 +223,10 @@ pub struct LrFinderResult {
 impl LrFinder {
     /// Sweeps with `trainer`'s optimizer, loss and batch size on `data`. The model's parameters
     /// are put back afterwards.
-    pub fn run<B: Backend>(
+    pub fn run<B: Backend, M: Model<B>>(
         &self,
         backend: &B,
-        model: &mut Mlp<B>,
+        model: &mut M,
         trainer: &Trainer,
         data: &Dataset,
     ) -> Result<LrFinderResult> {
@@ -279,7 +279,7 @@ impl LrFinder {
             checkpoint: None,
             ..trainer.clone()
         };
-        let saved = model.parameters_flat(backend)?;
+        let saved = model.network().parameters_flat(backend)?;
         let (lrs, losses) = {
             let mut session = super::Session::new(&sweep, backend, model, data, None)?;
             let mut lrs = Vec::new();
@@ -307,7 +307,7 @@ impl LrFinder {
             }
             (lrs, losses)
         };
-        model.set_parameters_flat(backend, &saved)?;
+        model.network_mut().set_parameters_flat(backend, &saved)?;
         let suggested = steepest_descent_rate(&lrs, &losses).ok_or_else(|| Error::Data {
             op: "LrFinder::run",
             detail: format!("only {} finite losses were measured", losses.len()),

@@ -4,11 +4,11 @@
 
 use std::io::IsTerminal;
 
-use super::{EpochRecord, History, StepRecord, StopReason, Trainer};
+use super::{BatchOrder, EpochRecord, History, StepRecord, StopReason, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
-use crate::nn::{Mlp, Workspace, seeded};
+use crate::nn::{Mlp, Mode, Model, Workspace, seeded};
 
 /// Layout of the totals row the kernels accumulate into (one readback gets everything).
 pub(crate) mod slot {
@@ -26,17 +26,17 @@ pub(crate) mod slot {
 
 /// The workspace for batches of `rows` samples, built on first use (one per batch size seen:
 /// the full batches, the last shorter one, the validation chunks).
-fn workspace<'w, B: Backend>(
+pub(super) fn workspace<'w, B: Backend>(
     workspaces: &'w mut Vec<Workspace<B::Matrix>>,
     backend: &B,
-    model: &Mlp<B>,
+    model: &crate::nn::Sequential<B>,
     loss: crate::nn::Loss,
     rows: usize,
 ) -> Result<&'w mut Workspace<B::Matrix>> {
     let index = match workspaces.iter().position(|w| w.rows == rows) {
         Some(i) => i,
         None => {
-            let target_cols = loss.target_cols(model.spec().outputs());
+            let target_cols = loss.target_cols(model.outputs());
             workspaces.push(model.workspace(backend, rows, target_cols)?);
             workspaces.len() - 1
         }
@@ -48,23 +48,44 @@ fn workspace<'w, B: Backend>(
 /// fused loss into `totals[slot..]`; with `grad`, also ∂loss/∂logits for the backward pass.
 fn forward_loss<B: Backend>(
     backend: &B,
-    model: &Mlp<B>,
+    model: &crate::nn::Sequential<B>,
     loss: crate::nn::Loss,
     (data, order, start): (&DeviceData<B>, &B::Indices, usize),
     ws: &mut Workspace<B::Matrix>,
     (totals, slot): (&mut B::Matrix, usize),
-    grad: bool,
+    (mode, step): (Mode, u64),
 ) -> Result<()> {
     backend.gather_rows_into(&data.x, order, start, &mut ws.input)?;
     backend.gather_rows_into(&data.y, order, start, &mut ws.target)?;
-    model.forward_batch(backend, ws)?;
-    let last = ws.outputs.len() - 1;
-    let grad = if grad {
-        Some(&mut ws.output_grads[last])
-    } else {
-        None
+    model.forward_batch(backend, &ws.input, &mut ws.acts, mode, step)?;
+    batch_loss(
+        backend,
+        loss,
+        &mut ws.acts,
+        &ws.target,
+        (totals, slot),
+        mode,
+    )
+}
+
+/// The fused loss of the model output in `acts` against `target` into `totals[slot..]`; in
+/// training mode, also ∂loss/∂output for the backward pass.
+pub(crate) fn batch_loss<B: Backend>(
+    backend: &B,
+    loss: crate::nn::Loss,
+    acts: &mut crate::nn::Activations<B::Matrix>,
+    target: &B::Matrix,
+    (totals, slot): (&mut B::Matrix, usize),
+    mode: Mode,
+) -> Result<()> {
+    let (Some(output), Some(grad)) = (acts.outputs.last(), acts.output_grads.last_mut()) else {
+        return Err(Error::Shape {
+            op: "loss",
+            detail: "the model has no layers".into(),
+        });
     };
-    backend.loss_into(loss, &ws.outputs[last], &ws.target, grad, totals, slot)
+    let grad = (mode == Mode::Train).then_some(grad);
+    backend.loss_into(loss, output, target, grad, totals, slot)
 }
 
 /// A dataset on the backend.
@@ -86,16 +107,17 @@ impl<B: Backend> DeviceData<B> {
 
 /// One training run in progress: [`Session::step`] takes one optimizer step,
 /// [`Session::run_epoch`] finishes the current epoch, [`Session::run`] trains to the end.
-pub struct Session<'a, B: Backend> {
+pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) trainer: &'a Trainer,
     pub(super) backend: &'a B,
-    pub(super) model: &'a mut Mlp<B>,
-    pub(super) train: DeviceData<B>,
+    pub(super) model: &'a mut M,
+    /// The training data, or none for a session that trains on given batches only.
+    pub(super) train: Option<DeviceData<B>>,
     validation: Option<(DeviceData<B>, B::Indices)>,
     pub(super) optimizer: B::Optimizer,
     pub(super) totals: B::Matrix,
     /// One per batch size seen (the full batches and the last, shorter one).
-    workspaces: Vec<Workspace<B::Matrix>>,
+    pub(super) workspaces: Vec<Workspace<B::Matrix>>,
     /// This epoch's sample order, and how far into it the steps have gone.
     pub(super) order: Option<B::Indices>,
     /// The last epoch's order, kept so the next one is written into its memory.
@@ -103,6 +125,8 @@ pub struct Session<'a, B: Backend> {
     pub(super) position: usize,
     pub(super) epoch: usize,
     pub(super) step: u64,
+    /// Samples in the last step's batch.
+    pub(super) last_rows: usize,
     /// The parameters after the last epoch whose loss was finite.
     pub(super) last_good: B::Arena,
     pub(super) first_loss: Option<f64>,
@@ -111,29 +135,50 @@ pub struct Session<'a, B: Backend> {
     progress: Option<indicatif::ProgressBar>,
 }
 
-impl<'a, B: Backend> Session<'a, B> {
+impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// Checks the settings and data, uploads the data once and builds the optimizer.
     pub fn new(
         trainer: &'a Trainer,
         backend: &'a B,
-        model: &'a mut Mlp<B>,
+        model: &'a mut M,
         train: &Dataset,
         validation: Option<&Dataset>,
     ) -> Result<Self> {
-        trainer.check(model.spec().outputs(), train, validation)?;
-        if train.features() != model.spec().inputs() {
+        let net = model.network();
+        trainer.check(net.outputs(), train, validation)?;
+        if train.features() != net.inputs() {
             return Err(Error::Data {
                 op: "Trainer::fit",
                 detail: format!(
                     "the data has {} features, the model takes {}",
                     train.features(),
-                    model.spec().inputs()
+                    net.inputs()
                 ),
             });
         }
+        let train = DeviceData::upload(backend, train)?;
+        Self::build(trainer, backend, model, Some(train), validation)
+    }
+
+    /// A session that trains only on batches given to [`Session::step_on_batch`] or
+    /// [`Session::step_on`] (a stream, or an order of the application's own): no training set,
+    /// no epochs. The trainer's batch size, epochs and stopping rules do not apply.
+    pub fn for_batches(trainer: &'a Trainer, backend: &'a B, model: &'a mut M) -> Result<Self> {
+        trainer.check_settings()?;
+        Self::build(trainer, backend, model, None, None)
+    }
+
+    fn build(
+        trainer: &'a Trainer,
+        backend: &'a B,
+        model: &'a mut M,
+        train: Option<DeviceData<B>>,
+        validation: Option<&Dataset>,
+    ) -> Result<Self> {
+        let net = model.network();
         let optimizer = backend.optimizer(
             trainer.optimizer,
-            &model.params,
+            &net.params,
             trainer.schedule,
             trainer.clip,
             trainer.monitor,
@@ -148,14 +193,14 @@ impl<'a, B: Backend> Session<'a, B> {
             }
             None => None,
         };
-        let shapes: Vec<(usize, usize)> = model
+        let shapes: Vec<(usize, usize)> = net
             .params
             .tensors()
             .iter()
             .map(crate::backend::Matrix::shape)
             .collect();
         let mut last_good = backend.arena("last good parameters", &shapes)?;
-        backend.copy_arena(&model.params, &mut last_good)?;
+        backend.copy_arena(&net.params, &mut last_good)?;
         let progress = (trainer.progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(trainer.epochs as u64);
             bar.set_style(
@@ -167,7 +212,7 @@ impl<'a, B: Backend> Session<'a, B> {
         Ok(Self {
             trainer,
             backend,
-            train: DeviceData::upload(backend, train)?,
+            train,
             validation,
             optimizer,
             totals: backend.zeros(1, slot::LEN)?,
@@ -177,6 +222,7 @@ impl<'a, B: Backend> Session<'a, B> {
             position: 0,
             epoch: 0,
             step: 0,
+            last_rows: 0,
             last_good,
             first_loss: None,
             best: None,
@@ -187,12 +233,12 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     /// The model being trained.
-    pub fn model(&self) -> &Mlp<B> {
+    pub fn model(&self) -> &M {
         self.model
     }
 
     /// The model, writable (to set parameters between steps).
-    pub fn model_mut(&mut self) -> &mut Mlp<B> {
+    pub fn model_mut(&mut self) -> &mut M {
         self.model
     }
 
@@ -216,11 +262,11 @@ impl<'a, B: Backend> Session<'a, B> {
 
     /// The optimizer's state (PyTorch's names).
     ///
-    /// Each buffer holds one value per model parameter, in [`Mlp::parameters_flat`]'s order,
+    /// Each buffer holds one value per model parameter, in [`Sequential::parameters_flat`](crate::nn::Sequential::parameters_flat)'s order,
     /// on every backend (the GPU arena's alignment gaps are left out).
     pub fn optimizer_state(&self) -> Result<crate::optim::OptimizerState> {
         let mut state = self.backend.optimizer_state(&self.optimizer)?;
-        let params = &self.model.params;
+        let params = &self.model.network().params;
         let ranges: Vec<(usize, usize)> = params
             .offsets()
             .into_iter()
@@ -240,7 +286,9 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     fn batch_rows(&self) -> usize {
-        self.trainer.batch_size.unwrap_or(self.train.len)
+        self.trainer
+            .batch_size
+            .unwrap_or(self.train.as_ref().map_or(0, |t| t.len))
     }
 
     /// The learning rate of step `step` (1-based).
@@ -250,58 +298,50 @@ impl<'a, B: Backend> Session<'a, B> {
             .lr_at(self.trainer.optimizer.lr(), step.saturating_sub(1))
     }
 
-    /// One optimizer step on the next mini-batch, starting a new epoch (a fresh shuffle) when
-    /// the last one is used up. Recorded and submitted once; reads back only when this step is
-    /// logged.
+    /// One optimizer step on the next mini-batch, starting a new epoch (a fresh shuffle, or
+    /// the data in order, as [`Trainer::batch_order`] says) when the last one is used up.
+    /// Recorded and submitted once; reads back only when this step is logged.
     pub fn step(&mut self) -> Result<()> {
+        let len = self.train_len("Session::step")?;
         if self.order.is_none() || self.epoch_done() {
             self.epoch += 1;
             self.position = 0;
             self.order = Some(self.epoch_order()?);
         }
-        let rows = self.batch_rows().min(self.train.len - self.position);
+        let rows = self.batch_rows().min(len - self.position);
         let backend = self.backend;
-        let ws = workspace(
-            &mut self.workspaces,
-            backend,
-            self.model,
-            self.trainer.loss,
-            rows,
-        )?;
-        let Some(order) = &self.order else {
+        let net = self.model.network_mut();
+        let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
+        let (Some(order), Some(train)) = (&self.order, &self.train) else {
             return Err(Error::Data {
                 op: "Session::step",
                 detail: "no epoch order".into(),
             });
         };
-        forward_loss(
+        backend.gather_rows_into(&train.x, order, self.position, &mut ws.input)?;
+        backend.gather_rows_into(&train.y, order, self.position, &mut ws.target)?;
+        let mut pass = Descent {
             backend,
-            self.model,
-            self.trainer.loss,
-            (&self.train, order, self.position),
-            ws,
-            (&mut self.totals, slot::TRAIN),
-            true,
-        )?;
-        self.model.backward_batch(backend, ws)?;
-        backend.optimizer_step(
-            &mut self.optimizer,
-            &mut self.model.params,
-            &self.model.grads,
-        )?;
-        if self.trainer.monitor {
-            backend.optimizer_stats_into(&self.optimizer, &mut self.totals, slot::STATS)?;
-        }
-        backend.flush()?;
-        self.step += 1;
+            trainer: self.trainer,
+            optimizer: &mut self.optimizer,
+            totals: &mut self.totals,
+            step: self.step,
+        };
+        pass.run(net, &ws.input, &ws.target, &mut ws.acts)?;
         self.position += rows;
+        self.after_step(rows)
+    }
+
+    /// Counts a step just submitted over `rows` samples, and logs it when due.
+    pub(super) fn after_step(&mut self, rows: usize) -> Result<()> {
+        self.step += 1;
+        self.last_rows = rows;
         if self
             .trainer
             .log_every
             .is_some_and(|every| self.step.is_multiple_of(every))
         {
-            let totals = backend.download(&self.totals)?;
-            let loss = f64::from(totals[[0, slot::TRAIN]]) / rows as f64;
+            let loss = self.last_batch_loss()?;
             self.history.steps.push(StepRecord {
                 step: self.step,
                 epoch: self.epoch,
@@ -313,17 +353,21 @@ impl<'a, B: Backend> Session<'a, B> {
         Ok(())
     }
 
-    /// The shuffled sample order of the current epoch. Each epoch draws from its own generator,
+    /// The sample order of the current epoch. A shuffled epoch draws from its own generator,
     /// seeded by (seed, epoch), so a resumed run shuffles exactly as an unbroken one.
     pub(super) fn epoch_order(&mut self) -> Result<B::Indices> {
         let seed = self
             .trainer
             .seed
             .wrapping_add((self.epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let order: Vec<u32> = shuffled(self.train.len, &mut seeded(seed))
-            .into_iter()
-            .map(|i| i as u32)
-            .collect();
+        let len = self.train_len("Session::step")?;
+        let order: Vec<u32> = match self.trainer.batch_order {
+            BatchOrder::Shuffled => shuffled(len, &mut seeded(seed))
+                .into_iter()
+                .map(|i| i as u32)
+                .collect(),
+            BatchOrder::InOrder => (0..len as u32).collect(),
+        };
         match self.spare_order.take() {
             Some(mut spare) => {
                 self.backend.write_indices(&mut spare, &order)?;
@@ -342,12 +386,27 @@ impl<'a, B: Backend> Session<'a, B> {
 
     /// Whether the current epoch has used every sample.
     pub(super) fn epoch_done(&self) -> bool {
-        self.order.is_some() && self.position >= self.train.len
+        self.order.is_some() && self.position >= self.train.as_ref().map_or(0, |t| t.len)
+    }
+
+    /// The number of training samples, or an error naming `op` for a session built without
+    /// data ([`Session::for_batches`]).
+    pub(super) fn train_len(&self, op: &'static str) -> Result<usize> {
+        match &self.train {
+            Some(train) => Ok(train.len),
+            None => Err(Error::Data {
+                op,
+                detail: "this session was built without training data (Session::for_batches): \
+                         give it batches with step_on_batch or step_on"
+                    .into(),
+            }),
+        }
     }
 
     /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
     /// validation pass, and one readback of every measurement.
     pub fn run_epoch(&mut self) -> Result<EpochRecord> {
+        let len = self.train_len("Session::run_epoch")?;
         while !self.epoch_done() {
             self.step()?;
         }
@@ -358,32 +417,30 @@ impl<'a, B: Backend> Session<'a, B> {
             while start < data.len {
                 let n = rows.min(data.len - start);
                 let backend = self.backend;
-                let ws = workspace(
-                    &mut self.workspaces,
-                    backend,
-                    self.model,
-                    self.trainer.loss,
-                    n,
-                )?;
+                let net = self.model.network();
+                let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, n)?;
                 forward_loss(
                     backend,
-                    self.model,
+                    net,
                     self.trainer.loss,
                     (data, all, start),
                     ws,
                     (&mut self.totals, slot::VALIDATION),
-                    false,
+                    (Mode::Eval, self.step),
                 )?;
                 start += n;
             }
         }
         // Σθ² of the parameters as the epoch's last update left them (the epoch's loss was
         // measured before that update): they become the last good ones only if finite.
-        self.backend
-            .sum_squares_into(&self.model.params, &mut self.totals, slot::SCRATCH)?;
+        self.backend.sum_squares_into(
+            &self.model.network().params,
+            &mut self.totals,
+            slot::SCRATCH,
+        )?;
         let totals = self.backend.download(&self.totals)?;
         let t = |i: usize| f64::from(totals[[0, i]]);
-        let n = self.train.len as f64;
+        let n = len as f64;
         let classify = self.trainer.loss.has_accuracy();
         let record = EpochRecord {
             epoch: self.epoch,
@@ -420,7 +477,7 @@ impl<'a, B: Backend> Session<'a, B> {
                 .map(|()| record);
         }
         self.backend
-            .copy_arena(&self.model.params, &mut self.last_good)?;
+            .copy_arena(&self.model.network().params, &mut self.last_good)?;
         self.backend.fill(&mut self.totals, 0.0)?;
         self.history.epochs.push(record);
         if let Some(bar) = &self.progress {
@@ -449,5 +506,44 @@ impl<'a, B: Backend> Session<'a, B> {
         }
         self.history.stop = StopReason::MaxEpochs;
         Ok(())
+    }
+}
+
+/// One descent step's recording: forward, loss, backward, update (and the monitoring sums),
+/// then one submit.
+pub(super) struct Descent<'s, B: Backend> {
+    pub backend: &'s B,
+    pub trainer: &'s Trainer,
+    pub optimizer: &'s mut B::Optimizer,
+    pub totals: &'s mut B::Matrix,
+    /// Steps taken before this one.
+    pub step: u64,
+}
+
+impl<B: Backend> Descent<'_, B> {
+    pub fn run(
+        &mut self,
+        net: &mut crate::nn::Sequential<B>,
+        input: &B::Matrix,
+        target: &B::Matrix,
+        acts: &mut crate::nn::Activations<B::Matrix>,
+    ) -> Result<()> {
+        let backend = self.backend;
+        net.forward_batch(backend, input, acts, Mode::Train, self.step)?;
+        batch_loss(
+            backend,
+            self.trainer.loss,
+            acts,
+            target,
+            (&mut *self.totals, slot::TRAIN),
+            Mode::Train,
+        )?;
+        net.backward_batch(backend, input, acts)?;
+        let (params, grads) = net.parameters_and_gradients();
+        backend.optimizer_step(self.optimizer, params, grads)?;
+        if self.trainer.monitor {
+            backend.optimizer_stats_into(self.optimizer, self.totals, slot::STATS)?;
+        }
+        backend.flush()
     }
 }

@@ -4,8 +4,9 @@
 use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::nn::Model;
 
-impl<B: Backend> Session<'_, B> {
+impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// The rule that says to stop after `record`, if any.
     pub(super) fn stop_reason(&mut self, record: &EpochRecord) -> Option<StopReason> {
         if let (Some(tol), Some(norm)) = (self.trainer.grad_tolerance, record.grad_norm) {
@@ -51,7 +52,7 @@ impl<B: Backend> Session<'_, B> {
     /// Puts the last good parameters back into the model and fails with [`Error::Diverged`].
     pub(super) fn diverged(&mut self, loss: f64, reason: String) -> Result<()> {
         self.backend
-            .copy_arena(&self.last_good, &mut self.model.params)?;
+            .copy_arena(&self.last_good, &mut self.model.network_mut().params)?;
         self.backend.flush()?;
         Err(Error::Diverged {
             step: self.step,

@@ -5,6 +5,7 @@ mod elementwise;
 mod gather;
 mod loss;
 mod matmul;
+mod nonlinearity;
 mod optim;
 mod reduce;
 
@@ -12,12 +13,15 @@ pub use elementwise::{activation_backward, axpy};
 pub use gather::gather_rows;
 pub use loss::loss;
 pub use matmul::matmul;
+pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::CpuOptimizer;
 pub use reduce::{column_sum, sum_squares};
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Activation, Arena, Backend, Matmul, Matrix, arena_len, same_shape, totals_dims};
+use super::{
+    Activation, Arena, Backend, Matmul, Matrix, Nonlinearity, arena_len, same_shape, totals_dims,
+};
 use crate::error::Result;
 use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
@@ -168,6 +172,12 @@ impl Backend for CpuBackend {
         host_zeros("zeros", rows, cols)
     }
 
+    fn write(&self, matrix: &mut Array2<f32>, host: ArrayView2<'_, f32>) -> Result<()> {
+        crate::backend::same_shape("write", matrix.dim(), host.dim())?;
+        matrix.assign(&host);
+        Ok(())
+    }
+
     fn fill(&self, matrix: &mut Array2<f32>, value: f32) -> Result<()> {
         matrix.fill(value);
         Ok(())
@@ -211,6 +221,25 @@ impl Backend for CpuBackend {
         grad: &mut Array2<f32>,
     ) -> Result<()> {
         activation_backward(activation, output.view(), grad)
+    }
+
+    fn nonlinearity_into(
+        &self,
+        function: Nonlinearity,
+        x: &Array2<f32>,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        nonlinearity(function, x.view(), out)
+    }
+
+    fn nonlinearity_backward(
+        &self,
+        function: Nonlinearity,
+        x: &Array2<f32>,
+        grad_out: &Array2<f32>,
+        grad_in: &mut Array2<f32>,
+    ) -> Result<()> {
+        nonlinearity_backward(function, x.view(), grad_out.view(), grad_in)
     }
 
     fn column_sum_into(&self, m: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {

@@ -11,6 +11,7 @@ mod kernel;
 mod loss;
 mod matmul;
 mod memory;
+mod nonlinearity;
 mod optim;
 mod options;
 mod reduce;
@@ -24,6 +25,7 @@ pub use counters::GpuCounters;
 pub use elementwise::{activation_backward, axpy};
 pub use gather::{GpuIndices, gather_rows};
 pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
+pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
 pub use options::GpuOptions;
 pub use reduce::column_sum;
@@ -33,7 +35,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Activation, Backend, Matmul, Matrix, arena_len};
+use super::{Activation, Backend, Matmul, Matrix, Nonlinearity, arena_len};
 use crate::error::{Error, Result};
 use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
@@ -157,6 +159,17 @@ impl Backend for GpuBackend {
         GpuMatrix::view(buffer, 0, rows, cols)
     }
 
+    fn write(&self, matrix: &mut GpuMatrix, host: ArrayView2<'_, f32>) -> Result<()> {
+        crate::backend::same_shape("write", matrix.shape(), host.dim())?;
+        match host.as_slice() {
+            Some(values) => matrix.buffer.write(&self.ctx, matrix.offset, values),
+            None => {
+                let values: Vec<f32> = host.iter().copied().collect();
+                matrix.buffer.write(&self.ctx, matrix.offset, &values)
+            }
+        }
+    }
+
     fn fill(&self, matrix: &mut GpuMatrix, value: f32) -> Result<()> {
         let len = matrix.rows * matrix.cols;
         matrix
@@ -212,6 +225,25 @@ impl Backend for GpuBackend {
         grad: &mut GpuMatrix,
     ) -> Result<()> {
         activation_backward(&self.ctx, activation, output, grad)
+    }
+
+    fn nonlinearity_into(
+        &self,
+        function: Nonlinearity,
+        x: &GpuMatrix,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        nonlinearity(&self.ctx, function, x, out)
+    }
+
+    fn nonlinearity_backward(
+        &self,
+        function: Nonlinearity,
+        x: &GpuMatrix,
+        grad_out: &GpuMatrix,
+        grad_in: &mut GpuMatrix,
+    ) -> Result<()> {
+        nonlinearity_backward(&self.ctx, function, x, grad_out, grad_in)
     }
 
     fn column_sum_into(&self, m: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {

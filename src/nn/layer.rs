@@ -1,0 +1,169 @@
+//! The `Layer` trait: the seam every model is built on.
+//!
+//! A layer is a batch forward and a batch backward written against [`Backend`] ops, the shapes
+//! of its parameters (stored in the model's one arena, so one optimizer dispatch updates every
+//! layer), and the matrices it keeps between its forward and its backward. [`Sequential`]
+//! chains layers, owns the arena and the per-batch matrices, and hands each layer views of
+//! them.
+//!
+//! [`Sequential`]: super::Sequential
+
+use rand::rngs::StdRng;
+
+use super::Init;
+use crate::backend::{Activation, Backend};
+use crate::error::Result;
+
+/// One parameter tensor a layer owns: its name under the layer (PyTorch's, such as `weight`),
+/// its shape as the backend stores it, and its shape as PyTorch's `state_dict` holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// The name after the layer's prefix: `weight` becomes `layers.0.weight`.
+    pub name: String,
+    /// Rows of the backend matrix.
+    pub rows: usize,
+    /// Columns of the backend matrix.
+    pub cols: usize,
+    /// The shape PyTorch gives it (a bias of `rows == 1` is `[cols]`).
+    pub torch_shape: Vec<usize>,
+}
+
+impl ParamSpec {
+    /// A matrix parameter, `[rows, cols]` in PyTorch too.
+    pub fn matrix(name: &str, rows: usize, cols: usize) -> Self {
+        Self {
+            name: name.into(),
+            rows,
+            cols,
+            torch_shape: vec![rows, cols],
+        }
+    }
+
+    /// A vector parameter of `len` elements, stored as a 1 × `len` row (a bias, a gain).
+    pub fn vector(name: &str, len: usize) -> Self {
+        Self {
+            name: name.into(),
+            rows: 1,
+            cols: len,
+            torch_shape: vec![len],
+        }
+    }
+}
+
+/// Whether a forward pass is for training (dropout drops) or evaluation (it does not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Training: the backward pass follows.
+    Train,
+    /// Evaluation and prediction.
+    #[default]
+    Eval,
+}
+
+/// What a layer's forward pass gets.
+pub struct Forward<'a, B: Backend> {
+    /// The layer's parameters, in the order [`Layer::parameters`] declared them.
+    pub params: &'a [B::Matrix],
+    /// The batch's input, rows × [`Layer::inputs`].
+    pub input: &'a B::Matrix,
+    /// Where the output goes, rows × [`Layer::outputs`]; every element must be written.
+    pub output: &'a mut B::Matrix,
+    /// The matrices [`Layer::saved_shapes`] asked for, to keep values for the backward pass.
+    pub saved: &'a mut [B::Matrix],
+    /// Training or evaluation.
+    pub mode: Mode,
+    /// Optimizer steps taken before this pass: what a random layer (dropout) seeds its draw
+    /// with, so the same step draws the same mask on every backend and after a resume.
+    pub step: u64,
+}
+
+/// Where a layer's backward pass puts the gradient with respect to its input.
+pub struct InputGrad<'a, B: Backend> {
+    /// ∂loss/∂input, rows × [`Layer::inputs`]; every element must be written.
+    pub grad: &'a mut B::Matrix,
+    /// The activation fused into the layer below ([`Layer::fused_activation`]): the gradient
+    /// written must be multiplied by its derivative, taken from `below_output`. Identity
+    /// asks for ∂loss/∂input itself.
+    pub activation: Activation,
+    /// The layer below's output (this layer's input), where that derivative is taken.
+    pub below_output: &'a B::Matrix,
+}
+
+impl<B: Backend> InputGrad<'_, B> {
+    /// Multiplies the gradient already written into `grad` by the derivative of the fused
+    /// activation below: what a layer that cannot fuse it into its own kernel calls last.
+    pub fn apply_activation(&mut self, backend: &B) -> Result<()> {
+        if self.activation == Activation::Identity {
+            return Ok(());
+        }
+        backend.activation_backward(self.activation, self.below_output, self.grad)
+    }
+}
+
+/// What a layer's backward pass gets.
+pub struct Backward<'a, B: Backend> {
+    /// The layer's parameters.
+    pub params: &'a [B::Matrix],
+    /// The input the forward pass saw.
+    pub input: &'a B::Matrix,
+    /// The output the forward pass wrote.
+    pub output: &'a B::Matrix,
+    /// The matrices the forward pass kept.
+    pub saved: &'a [B::Matrix],
+    /// ∂loss/∂output; with a [`Layer::fused_activation`], ∂loss/∂(its pre-activation). The
+    /// layer may overwrite it.
+    pub grad_output: &'a mut B::Matrix,
+    /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated).
+    pub grad_params: &'a mut [B::Matrix],
+    /// The gradient to pass down, or `None` for the model's first layer.
+    pub grad_input: Option<InputGrad<'a, B>>,
+}
+
+/// A layer of a [`Sequential`](super::Sequential) model: a batch forward and backward over the
+/// [`Backend`] ops, its parameters and what it keeps between the two.
+///
+/// Implement it for a type of your own to add a layer; `tests/custom_layer.rs` adds one with
+/// its own WGSL kernel. Every method but `forward` and `backward` has a default for a layer
+/// without parameters or saved values.
+pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
+    /// A short description for architecture lines and messages, such as `linear(2→64, relu)`.
+    fn describe(&self) -> String;
+
+    /// Input features.
+    fn inputs(&self) -> usize;
+
+    /// Output features.
+    fn outputs(&self) -> usize;
+
+    /// The parameter tensors, in arena order.
+    fn parameters(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+
+    /// Initial values of every parameter, concatenated in [`Layer::parameters`]' order, drawn
+    /// from `rng` (which the model seeds, so the same seed gives the same model).
+    fn initial_values(&self, init: Init, rng: &mut StdRng) -> Vec<f32> {
+        let _ = (init, rng);
+        Vec::new()
+    }
+
+    /// An activation this layer applies last, fused into its own kernel (a linear layer's
+    /// epilogue), whose derivative the layer above multiplies into the gradient it passes
+    /// down (so that product is fused too). Only activations whose derivative follows from
+    /// their output can be fused this way.
+    fn fused_activation(&self) -> Activation {
+        Activation::Identity
+    }
+
+    /// Shapes of the matrices kept from forward to backward for a batch of `rows` samples.
+    fn saved_shapes(&self, rows: usize) -> Vec<(usize, usize)> {
+        let _ = rows;
+        Vec::new()
+    }
+
+    /// Writes the layer's output for the batch in `pass.input`.
+    fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()>;
+
+    /// From `pass.grad_output`, writes every parameter's gradient and, when asked, the input's.
+    fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()>;
+}

@@ -1,0 +1,149 @@
+//! Loops the application drives: a step on a batch it supplies (host data or backend
+//! matrices), and optimizer state handed from one session to another in memory.
+
+use super::Session;
+use super::session::{Descent, slot, workspace};
+use crate::backend::{Arena, Backend, Matrix};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::Model;
+use crate::optim::OptimizerState;
+
+impl<B: Backend, M: Model<B>> Session<'_, B, M> {
+    /// One optimizer step on `batch`, exactly as given (no shuffle): forward, loss, backward
+    /// and update recorded and submitted once, as [`Session::step`] does. The batch is checked
+    /// as training data is (features, targets for the loss) and written into memory the
+    /// session reuses for every batch of its size, so a stream of equal batches allocates
+    /// nothing on the backend after the first.
+    ///
+    /// ```
+    /// use steepest::{Activation, Adam, CpuBackend, Dataset, Init, Loss, Mlp, MlpSpec};
+    /// use steepest::{Session, Trainer, ndarray::Array2};
+    /// # fn main() -> steepest::Result<()> {
+    /// let spec = MlpSpec::stack(&[3, 16, 1], Activation::Tanh);
+    /// let mut model = Mlp::new(&CpuBackend, &spec, Init::default(), 1)?;
+    /// let trainer = Trainer::new(Adam::default().lr(0.01), Loss::MeanSquaredError);
+    /// let mut session = Session::for_batches(&trainer, &CpuBackend, &mut model)?;
+    /// for step in 0..10 {
+    ///     let x = Array2::from_shape_fn((8, 3), |(i, j)| ((step * 8 + i + j) % 5) as f32);
+    ///     let y = x.sum_axis(steepest::ndarray::Axis(1)).insert_axis(steepest::ndarray::Axis(1));
+    ///     session.step_on_batch(&Dataset::regression(x, y)?)?;
+    /// }
+    /// assert!(session.last_batch_loss()?.is_finite());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn step_on_batch(&mut self, batch: &Dataset) -> Result<()> {
+        let net = self.model.network();
+        check_features("Session::step_on_batch", net.inputs(), batch.features())?;
+        self.trainer.check_targets("batch", net.outputs(), batch)?;
+        let rows = batch.len();
+        let backend = self.backend;
+        let net = self.model.network_mut();
+        let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
+        backend.write(&mut ws.input, batch.x().view())?;
+        backend.write(&mut ws.target, batch.y().view())?;
+        let mut pass = Descent {
+            backend,
+            trainer: self.trainer,
+            optimizer: &mut self.optimizer,
+            totals: &mut self.totals,
+            step: self.step,
+        };
+        pass.run(net, &ws.input, &ws.target, &mut ws.acts)?;
+        self.after_step(rows)
+    }
+
+    /// One optimizer step on inputs `x` (rows × the model's inputs) and targets `y` already on
+    /// the backend (rows × the model's outputs, or rows × 1 class indices for softmax
+    /// cross-entropy), with no copy. Class indices are trusted as [`Backend::loss_into`]
+    /// trusts them: check them once where they are made.
+    pub fn step_on(&mut self, x: &B::Matrix, y: &B::Matrix) -> Result<()> {
+        let op = "Session::step_on";
+        let net = self.model.network();
+        let (rows, features) = x.shape();
+        check_features(op, net.inputs(), features)?;
+        let want = (rows, self.trainer.loss.target_cols(net.outputs()));
+        if rows == 0 || y.shape() != want {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "x is {rows}×{features} and y is {}×{}; y must be {}×{} for {} and the \
+                     model's {} outputs, and a batch needs a row",
+                    y.shape().0,
+                    y.shape().1,
+                    want.0,
+                    want.1,
+                    self.trainer.loss.name(),
+                    net.outputs()
+                ),
+            });
+        }
+        let backend = self.backend;
+        let net = self.model.network_mut();
+        let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
+        let mut pass = Descent {
+            backend,
+            trainer: self.trainer,
+            optimizer: &mut self.optimizer,
+            totals: &mut self.totals,
+            step: self.step,
+        };
+        pass.run(net, x, y, &mut ws.acts)?;
+        self.after_step(rows)
+    }
+
+    /// The mean loss of the last step's batch (reads back: waits for the GPU).
+    pub fn last_batch_loss(&self) -> Result<f64> {
+        if self.last_rows == 0 {
+            return Err(Error::Data {
+                op: "Session::last_batch_loss",
+                detail: "no step has been taken".into(),
+            });
+        }
+        let totals = self.backend.download(&self.totals)?;
+        Ok(f64::from(totals[[0, slot::TRAIN]]) / self.last_rows as f64)
+    }
+
+    /// Continues from optimizer state another session gave ([`Session::optimizer_state`]) for
+    /// a model of the same parameter shapes and the same optimizer: momentum, moments and the
+    /// step count carry over, in memory. On error nothing changes.
+    pub fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let params = &self.model.network().params;
+        let mut storage = state.clone();
+        for (name, values) in &mut storage.buffers {
+            if values.len() != params.len() {
+                return Err(Error::Data {
+                    op: "Session::load_optimizer_state",
+                    detail: format!(
+                        "buffer {name} holds {} values, the model has {} parameters",
+                        values.len(),
+                        params.len()
+                    ),
+                });
+            }
+            // From one value per parameter to the arena's layout (alignment gaps are zero).
+            let mut laid_out = vec![0.0; params.storage_len()];
+            let mut at = 0;
+            for (start, tensor) in params.offsets().into_iter().zip(params.tensors()) {
+                let (rows, cols) = tensor.shape();
+                let len = rows * cols;
+                laid_out[start..start + len].copy_from_slice(&values[at..at + len]);
+                at += len;
+            }
+            *values = laid_out;
+        }
+        self.backend
+            .optimizer_load_state(&mut self.optimizer, &storage)
+    }
+}
+
+fn check_features(op: &'static str, inputs: usize, features: usize) -> Result<()> {
+    if features != inputs {
+        return Err(Error::Data {
+            op,
+            detail: format!("the batch has {features} features, the model takes {inputs}"),
+        });
+    }
+    Ok(())
+}

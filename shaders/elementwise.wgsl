@@ -1,9 +1,11 @@
 // elementwise.wgsl: one-pass elementwise kernels over a range of a buffer.
 //
-// Immediate data: Params { len, x_offset, y_offset, alpha }
-// Bindings (group 0):
+// Immediate data: Params { len, x_offset, y_offset, alpha, z_offset }
+// Bindings (group 0, shared by the entry points):
 //   0 x:      storage r   array<f32>  read from element x_offset on
-//   1 y:      storage rw  array<f32>  updated in place from element y_offset on
+//   1 z:      storage r   array<f32>  read from element z_offset on (`add` only; the others
+//                                     bind x here again)
+//   2 y:      storage rw  array<f32>  written from element y_offset on
 // Dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding through `len`
 // elements, so any length fits the device's workgroup-count limit.
 //
@@ -12,6 +14,8 @@
 //                        identity 1, relu [a > 0], sigmoid a(1 − a), tanh 1 − a²
 //                        (the gradient through act, computed from what the forward pass kept)
 //   axpy                 y[i] ← y[i] + alpha · x[i]
+//   add                  y[i] ← x[i] + z[i]
+// An unknown ACTIVATION code gives NaN, never a formula picked silently.
 
 override ACTIVATION: u32 = 0u; // 0 identity, 1 relu, 2 sigmoid, 3 tanh
 
@@ -22,18 +26,21 @@ struct Params {
     x_offset: u32,
     y_offset: u32,
     alpha: f32,
+    z_offset: u32,
 }
 
 var<immediate> params: Params;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> z: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 fn derivative_from_output(a: f32) -> f32 {
     switch ACTIVATION {
         case 1u: { return select(0.0, 1.0, a > 0.0); }
         case 2u: { return a * (1.0 - a); }
+        case 0u: { return 1.0; }
         case 3u: { return 1.0 - a * a; }
-        default: { return 1.0; }
+        default: { return bitcast<f32>(0x7fc00000u); }
     }
 }
 
@@ -56,5 +63,15 @@ fn axpy(
     for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
         let yi = params.y_offset + i;
         y[yi] = y[yi] + params.alpha * x[params.x_offset + i];
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn add(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
+        y[params.y_offset + i] = x[params.x_offset + i] + z[params.z_offset + i];
     }
 }

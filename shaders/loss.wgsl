@@ -21,6 +21,11 @@
 //   CE  (LOSS 2)   m = max x, lse = m + log Σ_c e^(x_c − m), loss = lse − x_label;
 //                  ∂/∂x_c = (e^(x_c − m) / Σ − [c = label]) · scale, scale = 1/rows;
 //                  correct = [first argmax = label]
+//   With d = x − t, scale = 1/(rows·cols), per element (loss term; ∂/∂x = slope · scale):
+//   L1        (LOSS 3)  |d|;                               slope sign(d) (0 at 0)
+//   Huber     (LOSS 4)  |d| < δ ? d²/2 : δ(|d| − δ/2);     slope |d| < δ ? d : δ·sign(d)
+//   SmoothL1  (LOSS 5)  |d| < β ? d²/(2β) : |d| − β/2;     slope |d| < β ? d/β : sign(d)
+//   (δ and β arrive as `threshold`). MSE's term is d², its slope 2d. An unknown code gives NaN.
 // `loss_total` sums the rows in index order (each invocation a fixed stride, then a fixed tree)
 // and sets totals[slot] = Σ loss, totals[slot+1] = Σ correct, and adds both to
 // totals[slot+2], totals[slot+3] (the running sums of an epoch).
@@ -38,7 +43,7 @@ struct Params {
     grad_offset: u32,
     totals_offset: u32,
     scale: f32,
-    _pad: u32,
+    threshold: f32,
 }
 
 var<immediate> params: Params;
@@ -64,7 +69,34 @@ fn set_grad(i: u32, value: f32) {
     }
 }
 
-// (loss, correct) of row r; writes its gradient.
+fn not_a_number() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+// (loss term, slope) of a regression loss at d = x − t.
+fn regression_term(d: f32) -> vec2<f32> {
+    let a = abs(d);
+    let h = params.threshold;
+    switch LOSS {
+        case 0u: { return vec2<f32>(d * d, 2.0 * d); }
+        case 3u: { return vec2<f32>(a, sign(d)); }
+        case 4u: {
+            if (a < h) {
+                return vec2<f32>(0.5 * d * d, d);
+            }
+            return vec2<f32>(h * (a - 0.5 * h), h * sign(d));
+        }
+        case 5u: {
+            if (a < h) {
+                return vec2<f32>(0.5 * d * d / h, d / h);
+            }
+            return vec2<f32>(a - 0.5 * h, sign(d));
+        }
+        default: { return vec2<f32>(not_a_number()); }
+    }
+}
+
+// (loss, correct) of row r of an elementwise loss (all but cross-entropy); writes its gradient.
 fn elementwise_row(r: u32) -> vec2<f32> {
     var loss = 0.0;
     var correct = 0.0;
@@ -72,14 +104,14 @@ fn elementwise_row(r: u32) -> vec2<f32> {
         let i = r * params.cols + c;
         let x = logits[params.logits_offset + i];
         let t = targets[params.targets_offset + i];
-        if (LOSS == 0u) {
-            let d = x - t;
-            loss += d * d;
-            set_grad(i, 2.0 * d * params.scale);
-        } else {
+        if (LOSS == 1u) {
             loss += max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
             correct += select(0.0, 1.0, (x > 0.0) == (t > 0.5));
             set_grad(i, (sigmoid(x) - t) * params.scale);
+        } else {
+            let term = regression_term(x - t);
+            loss += term.x;
+            set_grad(i, term.y * params.scale);
         }
     }
     let cols = f32(params.cols);

@@ -116,13 +116,13 @@ fn check_column_sum(rows: usize, cols: usize, seed: u64) {
 /// Targets for `loss`: values like the logits (MSE), probabilities (BCE) or class indices (CE).
 fn targets(loss: Loss, rows: usize, cols: usize, r: &mut rand::rngs::StdRng) -> Array2<f32> {
     match loss {
-        Loss::MeanSquaredError => random_matrix(r, rows, cols, 3.0),
         Loss::BinaryCrossEntropyWithLogits => {
             Array2::from_shape_fn((rows, cols), |_| r.random_range(0.0..=1.0f32))
         }
         Loss::SoftmaxCrossEntropy => {
             Array2::from_shape_fn((rows, 1), |_| r.random_range(0..cols) as f32)
         }
+        _ => random_matrix(r, rows, cols, 3.0),
     }
 }
 
@@ -179,10 +179,13 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
     assert_eq!(totals[[0, 5]], 0.5, "{what}: slot after the range written");
 }
 
-const LOSSES: [Loss; 3] = [
+const LOSSES: [Loss; 6] = [
     Loss::MeanSquaredError,
     Loss::BinaryCrossEntropyWithLogits,
     Loss::SoftmaxCrossEntropy,
+    Loss::L1,
+    Loss::Huber { delta: 1.5 },
+    Loss::SmoothL1 { beta: 0.25 },
 ];
 
 proptest! {
@@ -204,7 +207,7 @@ proptest! {
     }
 
     #[test]
-    fn loss_matches_cpu(loss in 0..3usize, rows in 1usize..=300, cols in 1usize..=40, seed: u64) {
+    fn loss_matches_cpu(loss in 0..6usize, rows in 1usize..=300, cols in 1usize..=40, seed: u64) {
         let cols = if LOSSES[loss] == Loss::SoftmaxCrossEntropy { cols.max(2) } else { cols };
         check_loss(LOSSES[loss], rows, cols, seed);
     }

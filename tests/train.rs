@@ -20,7 +20,7 @@ fn dataset(loss: Loss, outputs: usize) -> Dataset {
         )
         .unwrap(),
         Loss::BinaryCrossEntropyWithLogits => data::moons(150, 0.1, 4).unwrap(),
-        Loss::MeanSquaredError => {
+        _ => {
             let base = data::linear(150, &[0.7, -1.3], 0.2, 0.05, 5).unwrap();
             let y = ndarray::Array2::from_shape_fn((150, outputs), |(r, c)| {
                 base.y()[[r, 0]] * (c as f32 + 1.0)
@@ -34,7 +34,7 @@ fn outputs_for(loss: Loss) -> usize {
     match loss {
         Loss::SoftmaxCrossEntropy => 3,
         Loss::BinaryCrossEntropyWithLogits => 1,
-        Loss::MeanSquaredError => 2,
+        _ => 2,
     }
 }
 
@@ -87,6 +87,9 @@ fn lockstep_every_loss_and_activation() {
         Loss::MeanSquaredError,
         Loss::BinaryCrossEntropyWithLogits,
         Loss::SoftmaxCrossEntropy,
+        Loss::L1,
+        Loss::Huber { delta: 0.5 },
+        Loss::SmoothL1 { beta: 0.3 },
     ] {
         for hidden in Activation::ALL {
             lockstep(loss, hidden, 8);

@@ -5,21 +5,24 @@
 //! shapes with the same helpers in this module, so they fail with the same errors.
 
 pub mod cpu;
+mod dropout;
 pub mod gpu;
+mod loss;
 mod nonlinearity;
 mod shapes;
 
+pub use dropout::DropoutDraw;
+pub use loss::Loss;
 pub use nonlinearity::Nonlinearity;
 
 use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
-    arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, loss_dims,
-    same_shape, totals_dims,
+    arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, layer_norm_dims,
+    loss_dims, same_shape, totals_dims,
 };
 
 use crate::error::{Dims, Error, Result};
-use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 
 /// An elementwise nonlinearity, fused into the matmul epilogue.
@@ -251,7 +254,7 @@ pub trait Arena {
 /// Every op exists on both backends under the same name; the CPU one is the oracle that the GPU
 /// one is tested against. On the GPU, ops are recorded and submitted together by
 /// [`Backend::flush`] (or by the next readback), so a training step is one submit.
-pub trait Backend {
+pub trait Backend: 'static {
     /// Where this backend keeps a matrix.
     type Matrix: Matrix;
     /// A list of row indices (a shuffled epoch order).
@@ -335,6 +338,12 @@ pub trait Backend {
         grad: &mut Self::Matrix,
     ) -> Result<()>;
 
+    /// `y ← y + alpha · x`, element by element.
+    fn axpy(&self, alpha: f32, x: &Self::Matrix, y: &mut Self::Matrix) -> Result<()>;
+
+    /// `out ← a + b`, element by element (a residual connection).
+    fn add_into(&self, a: &Self::Matrix, b: &Self::Matrix, out: &mut Self::Matrix) -> Result<()>;
+
     /// `out ← f(x)`, element by element: an activation layer's forward pass.
     fn nonlinearity_into(
         &self,
@@ -350,6 +359,53 @@ pub trait Backend {
         function: Nonlinearity,
         x: &Self::Matrix,
         grad_out: &Self::Matrix,
+        grad_in: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// Layer normalisation of each row of `x` (PyTorch's `nn.LayerNorm` over the last
+    /// dimension): `out ← (x − mean) / √(var + eps) · γ + β`, with each row's (mean, 1/σ)
+    /// into `stats` (rows × 2) for the backward pass. `spare` (shaped as `x`) is not written;
+    /// the GPU binds it as the backward kernel's product buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_into(
+        &self,
+        x: &Self::Matrix,
+        gamma: &Self::Matrix,
+        beta: &Self::Matrix,
+        eps: f32,
+        stats: &mut Self::Matrix,
+        out: &mut Self::Matrix,
+        spare: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// The layer norm's backward pass: `grad_in ← ∂loss/∂x` from `grad_out` and the forward
+    /// pass's `stats`, and `prod ← grad_out ⊙ x̂`, whose column sums are ∂loss/∂γ.
+    fn layer_norm_backward(
+        &self,
+        x: &Self::Matrix,
+        gamma: &Self::Matrix,
+        grad_out: &Self::Matrix,
+        stats: &Self::Matrix,
+        grad_in: &mut Self::Matrix,
+        prod: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// Inverted dropout: `mask ← draw` (each element 0 with probability `p`, else
+    /// 1/(1 − p); a pure function of the draw's key and the element's index) and
+    /// `out ← x ⊙ mask`.
+    fn dropout_into(
+        &self,
+        draw: DropoutDraw,
+        x: &Self::Matrix,
+        mask: &mut Self::Matrix,
+        out: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// Dropout's backward pass: `grad_in ← grad_out ⊙ mask`.
+    fn dropout_backward(
+        &self,
+        grad_out: &Self::Matrix,
+        mask: &Self::Matrix,
         grad_in: &mut Self::Matrix,
     ) -> Result<()>;
 

@@ -3,8 +3,8 @@
 
 use ndarray::ArrayView2;
 
+use crate::backend::Loss;
 use crate::error::{Dims, Error, Result};
-use crate::nn::Loss;
 
 /// Operands of an elementwise op must have one shape.
 pub(crate) fn same_shape(op: &'static str, a: (usize, usize), b: (usize, usize)) -> Result<()> {
@@ -170,6 +170,40 @@ pub(crate) fn arena_len(op: &'static str, expected: usize, actual: usize) -> Res
             expected,
             actual,
         });
+    }
+    Ok(())
+}
+
+/// A layer norm over `x` (rows × cols): γ (and β) are 1 × cols, the statistics rows × 2, and
+/// `eps` is finite and > 0.
+pub(crate) fn layer_norm_dims(
+    op: &'static str,
+    x: (usize, usize),
+    gamma: (usize, usize),
+    stats: (usize, usize),
+    eps: f32,
+) -> Result<()> {
+    let bad = |detail: String| Err(Error::Shape { op, detail });
+    if x.0 == 0 || x.1 == 0 {
+        return bad(format!("empty input {}", Dims(x.0, x.1)));
+    }
+    if gamma != (1, x.1) {
+        return bad(format!(
+            "the gain (or shift) is {}, expected {} for input {}",
+            Dims(gamma.0, gamma.1),
+            Dims(1, x.1),
+            Dims(x.0, x.1)
+        ));
+    }
+    if stats != (x.0, 2) {
+        return bad(format!(
+            "the statistics are {}, expected {}",
+            Dims(stats.0, stats.1),
+            Dims(x.0, 2)
+        ));
+    }
+    if !(eps.is_finite() && eps > 0.0) {
+        return bad(format!("eps = {eps}: it must be finite and > 0"));
     }
     Ok(())
 }

@@ -108,11 +108,10 @@ pub struct Backward<'a, B: Backend> {
     pub input: &'a B::Matrix,
     /// The output the forward pass wrote.
     pub output: &'a B::Matrix,
-    /// The matrices the forward pass kept.
-    pub saved: &'a [B::Matrix],
-    /// ∂loss/∂output; with a [`Layer::fused_activation`], ∂loss/∂(its pre-activation). The
-    /// layer may overwrite it.
-    pub grad_output: &'a mut B::Matrix,
+    /// The matrices the forward pass kept (writable: a layer may use them as scratch).
+    pub saved: &'a mut [B::Matrix],
+    /// ∂loss/∂output; with a [`Layer::fused_activation`], ∂loss/∂(its pre-activation).
+    pub grad_output: &'a B::Matrix,
     /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated).
     pub grad_params: &'a mut [B::Matrix],
     /// The gradient to pass down, or `None` for the model's first layer.

@@ -3,24 +3,29 @@
 //!
 //! [`Backend`]: crate::Backend
 
+mod dropout;
 mod elementwise;
 mod init;
 mod layer;
+mod layer_norm;
 mod linear;
-mod loss;
 mod mlp;
 mod model;
 mod predict;
+mod residual;
 mod sequential;
 mod state;
 
+pub use crate::backend::Loss;
+pub use dropout::Dropout;
 pub use elementwise::Elementwise;
 pub use init::Init;
 pub(crate) use init::{seeded, standard_normal};
 pub use layer::{Backward, Forward, InputGrad, Layer, Mode, ParamSpec};
+pub use layer_norm::LayerNorm;
 pub use linear::Linear;
-pub use loss::Loss;
 pub use mlp::{Mlp, MlpSpec};
 pub use model::Model;
+pub use residual::Residual;
 pub use sequential::Sequential;
 pub(crate) use sequential::{Activations, Workspace, layer_params_error};

@@ -247,6 +247,7 @@ impl Trainer {
 
     /// Checks the settings that do not depend on the data.
     pub(crate) fn check_settings(&self) -> Result<()> {
+        self.loss.validate()?;
         self.optimizer.validate()?;
         self.schedule.validate()?;
         let op = "Trainer::fit";
@@ -311,7 +312,10 @@ impl Trainer {
                 "binary cross-entropy on labels needs 2 classes and 1 output, got {classes} \
                  classes and {outputs} outputs"
             )),
-            (_, Some(_)) => bad("mean squared error needs regression targets".into()),
+            (loss, Some(_)) => bad(format!(
+                "{} needs regression targets (Dataset::regression)",
+                loss.name()
+            )),
             (loss, None) => {
                 if data.y().ncols() != outputs {
                     return bad(format!(

@@ -1,4 +1,5 @@
-//! `cpu::activation_backward` and `cpu::axpy`: the references for `shaders/elementwise.wgsl`.
+//! `cpu::activation_backward`, `cpu::axpy` and `cpu::add`: the references for
+//! `shaders/elementwise.wgsl`.
 
 use ndarray::{Array2, ArrayView2, Zip};
 
@@ -23,5 +24,16 @@ pub fn activation_backward(
 pub fn axpy(alpha: f32, x: ArrayView2<'_, f32>, y: &mut Array2<f32>) -> Result<()> {
     same_shape("axpy", x.dim(), y.dim())?;
     Zip::from(y).and(x).for_each(|y, &x| *y += alpha * x);
+    Ok(())
+}
+
+/// `out ← a + b`: the twin of `add` in `shaders/elementwise.wgsl`.
+pub fn add(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, out: &mut Array2<f32>) -> Result<()> {
+    same_shape("add", a.dim(), out.dim())?;
+    same_shape("add", b.dim(), out.dim())?;
+    Zip::from(out)
+        .and(a)
+        .and(b)
+        .for_each(|o, &a, &b| *o = a + b);
     Ok(())
 }

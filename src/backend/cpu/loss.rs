@@ -2,9 +2,9 @@
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::backend::Loss;
 use crate::backend::loss_dims;
 use crate::error::Result;
-use crate::nn::Loss;
 
 /// Σ over the batch's rows of (loss, correct predictions), with the gradient of the batch-mean
 /// loss with respect to `logits` written into `grad` when given. The formulas are in
@@ -16,6 +16,7 @@ pub fn loss(
     mut grad: Option<&mut Array2<f32>>,
 ) -> Result<(f64, f64)> {
     let (rows, cols) = logits.dim();
+    loss.validate()?;
     loss_dims(
         loss,
         logits.dim(),
@@ -30,17 +31,6 @@ pub fn loss(
     for r in 0..rows {
         let x = logits.row(r);
         let (row_loss, correct) = match loss {
-            Loss::MeanSquaredError => {
-                let mut sum = 0.0f32;
-                for c in 0..cols {
-                    let d = x[c] - targets[[r, c]];
-                    sum += d * d;
-                    if let Some(g) = grad.as_deref_mut() {
-                        g[[r, c]] = 2.0 * d * scale;
-                    }
-                }
-                (sum / cols as f32, 0.0)
-            }
             Loss::BinaryCrossEntropyWithLogits => {
                 let (mut sum, mut correct) = (0.0f32, 0.0f32);
                 for c in 0..cols {
@@ -52,6 +42,18 @@ pub fn loss(
                     }
                 }
                 (sum / cols as f32, correct / cols as f32)
+            }
+            Loss::MeanSquaredError | Loss::L1 | Loss::Huber { .. } | Loss::SmoothL1 { .. } => {
+                let mut sum = 0.0f32;
+                for c in 0..cols {
+                    let d = x[c] - targets[[r, c]];
+                    let (term, slope) = loss.regression_term(d).unwrap_or((f32::NAN, f32::NAN));
+                    sum += term;
+                    if let Some(g) = grad.as_deref_mut() {
+                        g[[r, c]] = slope * scale;
+                    }
+                }
+                (sum / cols as f32, 0.0)
             }
             Loss::SoftmaxCrossEntropy => {
                 let label = targets[[r, 0]] as usize;

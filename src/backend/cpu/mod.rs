@@ -1,16 +1,20 @@
 //! The reference backend: plain ndarray and loops, written to be obviously correct; the oracle
 //! every GPU kernel is tested against. Each op has the name of its GPU twin.
 
+mod dropout;
 mod elementwise;
 mod gather;
+mod layer_norm;
 mod loss;
 mod matmul;
 mod nonlinearity;
 mod optim;
 mod reduce;
 
-pub use elementwise::{activation_backward, axpy};
+pub use dropout::{dropout, dropout_backward};
+pub use elementwise::{activation_backward, add, axpy};
 pub use gather::gather_rows;
+pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use loss::loss;
 pub use matmul::matmul;
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
@@ -20,10 +24,11 @@ pub use reduce::{column_sum, sum_squares};
 use ndarray::{Array2, ArrayView2};
 
 use super::{
-    Activation, Arena, Backend, Matmul, Matrix, Nonlinearity, arena_len, same_shape, totals_dims,
+    Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len, same_shape,
+    totals_dims,
 };
+use crate::backend::Loss;
 use crate::error::Result;
-use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 
 /// Computes every op on the host with ndarray.
@@ -221,6 +226,66 @@ impl Backend for CpuBackend {
         grad: &mut Array2<f32>,
     ) -> Result<()> {
         activation_backward(activation, output.view(), grad)
+    }
+
+    fn axpy(&self, alpha: f32, x: &Array2<f32>, y: &mut Array2<f32>) -> Result<()> {
+        axpy(alpha, x.view(), y)
+    }
+
+    fn add_into(&self, a: &Array2<f32>, b: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
+        add(a.view(), b.view(), out)
+    }
+
+    fn layer_norm_into(
+        &self,
+        x: &Array2<f32>,
+        gamma: &Array2<f32>,
+        beta: &Array2<f32>,
+        eps: f32,
+        stats: &mut Array2<f32>,
+        out: &mut Array2<f32>,
+        spare: &mut Array2<f32>,
+    ) -> Result<()> {
+        let _ = spare;
+        layer_norm(x.view(), gamma.view(), beta.view(), eps, stats, out)
+    }
+
+    fn layer_norm_backward(
+        &self,
+        x: &Array2<f32>,
+        gamma: &Array2<f32>,
+        grad_out: &Array2<f32>,
+        stats: &Array2<f32>,
+        grad_in: &mut Array2<f32>,
+        prod: &mut Array2<f32>,
+    ) -> Result<()> {
+        layer_norm_backward(
+            x.view(),
+            gamma.view(),
+            grad_out.view(),
+            stats.view(),
+            grad_in,
+            prod,
+        )
+    }
+
+    fn dropout_into(
+        &self,
+        draw: DropoutDraw,
+        x: &Array2<f32>,
+        mask: &mut Array2<f32>,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        dropout(draw, x.view(), mask, out)
+    }
+
+    fn dropout_backward(
+        &self,
+        grad_out: &Array2<f32>,
+        mask: &Array2<f32>,
+        grad_in: &mut Array2<f32>,
+    ) -> Result<()> {
+        dropout_backward(grad_out.view(), mask.view(), grad_in)
     }
 
     fn nonlinearity_into(

@@ -1,4 +1,5 @@
-//! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward` and `gpu::axpy`.
+//! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward`, `gpu::axpy` and
+//! `gpu::add`.
 
 use super::GpuMatrix;
 use super::context::GpuContext;
@@ -11,11 +12,15 @@ const ACTIVATION_BACKWARD: Kernel = Kernel {
     shader: "elementwise.wgsl",
     source: include_str!("../../../shaders/elementwise.wgsl"),
     entry: "activation_backward",
-    bindings: &[Binding::ReadOnly, Binding::ReadWrite],
+    bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
     immediate_size: size_of::<Params>() as u32,
 };
 const AXPY: Kernel = Kernel {
     entry: "axpy",
+    ..ACTIVATION_BACKWARD
+};
+const ADD: Kernel = Kernel {
+    entry: "add",
     ..ACTIVATION_BACKWARD
 };
 
@@ -27,17 +32,17 @@ struct Params {
     x_offset: u32,
     y_offset: u32,
     alpha: f32,
+    z_offset: u32,
 }
 
-/// Records `kernel` over `len` elements of `x` and `y` from their element offsets.
+/// Records `kernel` over `len` elements of `x`, `z` and `y` from their element offsets.
 #[allow(clippy::too_many_arguments)]
 fn elementwise(
     ctx: &GpuContext,
     op: &'static str,
     kernel: &Kernel,
     overrides: &[(&'static str, f64)],
-    x: &GpuMatrix,
-    y: &GpuMatrix,
+    (x, z, y): (&GpuMatrix, &GpuMatrix, &GpuMatrix),
     len: usize,
     alpha: f32,
 ) -> Result<()> {
@@ -46,12 +51,13 @@ fn elementwise(
         x_offset: to_u32(op, "x offset", x.offset())?,
         y_offset: to_u32(op, "y offset", y.offset())?,
         alpha,
+        z_offset: to_u32(op, "z offset", z.offset())?,
     };
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[x.buffer().bind(), y.buffer().bind()],
+        &[x.buffer().bind(), z.buffer().bind(), y.buffer().bind()],
         &[Entry {
             kernel,
             overrides,
@@ -78,8 +84,7 @@ pub fn activation_backward(
         op,
         &ACTIVATION_BACKWARD,
         &[("ACTIVATION", f64::from(activation.shader_code()))],
-        output,
-        grad,
+        (output, output, grad),
         rows * cols,
         0.0,
     )
@@ -92,5 +97,16 @@ pub fn axpy(ctx: &GpuContext, alpha: f32, x: &GpuMatrix, y: &GpuMatrix) -> Resul
     check_bindings(ctx, op, &[x, y])?;
     check_no_alias(op, y, &[x])?;
     let (rows, cols) = y.shape();
-    elementwise(ctx, op, &AXPY, &[], x, y, rows * cols, alpha)
+    elementwise(ctx, op, &AXPY, &[], (x, x, y), rows * cols, alpha)
+}
+
+/// `out ← a + b` on the GPU: the twin of [`crate::backend::cpu::add`].
+pub fn add(ctx: &GpuContext, a: &GpuMatrix, b: &GpuMatrix, out: &GpuMatrix) -> Result<()> {
+    let op = "add";
+    same_shape(op, a.shape(), out.shape())?;
+    same_shape(op, b.shape(), out.shape())?;
+    check_bindings(ctx, op, &[a, b, out])?;
+    check_no_alias(op, out, &[a, b])?;
+    let (rows, cols) = out.shape();
+    elementwise(ctx, op, &ADD, &[], (a, b, out), rows * cols, 0.0)
 }

@@ -4,9 +4,9 @@ use super::context::GpuContext;
 use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
+use crate::backend::Loss;
 use crate::backend::{Matrix, loss_dims, totals_dims};
 use crate::error::Result;
-use crate::nn::Loss;
 
 const LOSS_ROWS: Kernel = Kernel {
     shader: "loss.wgsl",
@@ -46,7 +46,7 @@ struct Params {
     grad_offset: u32,
     totals_offset: u32,
     scale: f32,
-    _pad: u32,
+    threshold: f32,
 }
 
 /// The fused loss on the GPU: the twin of [`crate::backend::cpu::loss`], with the batch sums
@@ -65,6 +65,7 @@ pub(crate) fn loss(
     row_sums: &GpuBuffer<f32>,
 ) -> Result<()> {
     let op = "loss";
+    kind.validate()?;
     loss_dims(
         kind,
         logits.shape(),
@@ -87,11 +88,11 @@ pub(crate) fn loss(
         grad_offset: to_u32(op, "gradient offset", grad.map_or(0, GpuMatrix::offset))?,
         totals_offset: to_u32(op, "totals offset", totals.offset() + slot)?,
         scale: kind.grad_scale(rows, cols),
-        _pad: 0,
+        threshold: kind.shader_code().1,
     };
     to_u32(op, "elements", rows * cols)?;
     let overrides = [
-        ("LOSS", f64::from(kind.shader_code())),
+        ("LOSS", f64::from(kind.shader_code().0)),
         ("WRITE_GRAD", if grad.is_some() { 1.0 } else { 0.0 }),
     ];
     let entries: Vec<Entry<'_>> = if rows <= ONE_PASS_ROWS {

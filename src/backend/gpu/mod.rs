@@ -5,9 +5,11 @@ mod buffer;
 mod context;
 mod counters;
 mod dispatch;
+mod dropout;
 mod elementwise;
 mod gather;
 mod kernel;
+mod layer_norm;
 mod loss;
 mod matmul;
 mod memory;
@@ -22,8 +24,10 @@ pub use arena::GpuArena;
 pub use buffer::GpuBuffer;
 pub use context::GpuContext;
 pub use counters::GpuCounters;
-pub use elementwise::{activation_backward, axpy};
+pub use dropout::{dropout, dropout_backward};
+pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_rows};
+pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
@@ -35,9 +39,9 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Activation, Backend, Matmul, Matrix, Nonlinearity, arena_len};
+use super::{Activation, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len};
+use crate::backend::Loss;
 use crate::error::{Error, Result};
-use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 
 /// A row-major `rows × cols` matrix of `f32` in a GPU buffer, starting at element `offset`.
@@ -225,6 +229,58 @@ impl Backend for GpuBackend {
         grad: &mut GpuMatrix,
     ) -> Result<()> {
         activation_backward(&self.ctx, activation, output, grad)
+    }
+
+    fn axpy(&self, alpha: f32, x: &GpuMatrix, y: &mut GpuMatrix) -> Result<()> {
+        axpy(&self.ctx, alpha, x, y)
+    }
+
+    fn add_into(&self, a: &GpuMatrix, b: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        add(&self.ctx, a, b, out)
+    }
+
+    fn layer_norm_into(
+        &self,
+        x: &GpuMatrix,
+        gamma: &GpuMatrix,
+        beta: &GpuMatrix,
+        eps: f32,
+        stats: &mut GpuMatrix,
+        out: &mut GpuMatrix,
+        spare: &mut GpuMatrix,
+    ) -> Result<()> {
+        layer_norm(&self.ctx, x, gamma, beta, eps, stats, out, spare)
+    }
+
+    fn layer_norm_backward(
+        &self,
+        x: &GpuMatrix,
+        gamma: &GpuMatrix,
+        grad_out: &GpuMatrix,
+        stats: &GpuMatrix,
+        grad_in: &mut GpuMatrix,
+        prod: &mut GpuMatrix,
+    ) -> Result<()> {
+        layer_norm_backward(&self.ctx, x, gamma, grad_out, stats, grad_in, prod)
+    }
+
+    fn dropout_into(
+        &self,
+        draw: DropoutDraw,
+        x: &GpuMatrix,
+        mask: &mut GpuMatrix,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        dropout(&self.ctx, draw, x, mask, out)
+    }
+
+    fn dropout_backward(
+        &self,
+        grad_out: &GpuMatrix,
+        mask: &GpuMatrix,
+        grad_in: &mut GpuMatrix,
+    ) -> Result<()> {
+        dropout_backward(&self.ctx, grad_out, mask, grad_in)
     }
 
     fn nonlinearity_into(

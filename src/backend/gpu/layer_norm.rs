@@ -1,0 +1,137 @@
+//! Host side of `shaders/layer_norm.wgsl`: `gpu::layer_norm` and `gpu::layer_norm_backward`,
+//! twins of the CPU functions of the same names.
+
+use super::GpuMatrix;
+use super::context::GpuContext;
+use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::kernel::{Binding, Kernel};
+use crate::backend::{Matrix, layer_norm_dims};
+use crate::error::Result;
+
+const FORWARD: Kernel = Kernel {
+    shader: "layer_norm.wgsl",
+    source: include_str!("../../../shaders/layer_norm.wgsl"),
+    entry: "forward",
+    bindings: &[
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+    ],
+    immediate_size: size_of::<Params>() as u32,
+};
+const BACKWARD: Kernel = Kernel {
+    entry: "backward",
+    ..FORWARD
+};
+
+/// The shader's `Params`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    x_offset: u32,
+    gamma_offset: u32,
+    third_offset: u32,
+    stats_offset: u32,
+    out_offset: u32,
+    prod_offset: u32,
+    eps: f32,
+}
+
+/// Records `kernel` with its six bindings, one workgroup per row.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    ctx: &GpuContext,
+    op: &'static str,
+    kernel: &Kernel,
+    [x, gamma, third, stats, out, prod]: [&GpuMatrix; 6],
+    eps: f32,
+) -> Result<()> {
+    check_bindings(ctx, op, &[x, gamma, third, stats, out, prod])?;
+    check_no_alias(op, out, &[x, gamma, third, stats, prod])?;
+    check_no_alias(op, stats, &[x, gamma, third, prod])?;
+    check_no_alias(op, prod, &[x, gamma, third])?;
+    let (rows, cols) = x.shape();
+    let params = Params {
+        rows: to_u32(op, "rows", rows)?,
+        cols: to_u32(op, "cols", cols)?,
+        x_offset: to_u32(op, "x offset", x.offset())?,
+        gamma_offset: to_u32(op, "gamma offset", gamma.offset())?,
+        third_offset: to_u32(op, "offset", third.offset())?,
+        stats_offset: to_u32(op, "stats offset", stats.offset())?,
+        out_offset: to_u32(op, "output offset", out.offset())?,
+        prod_offset: to_u32(op, "product offset", prod.offset())?,
+        eps,
+    };
+    to_u32(op, "elements", rows * cols)?;
+    record(
+        ctx,
+        op,
+        bytemuck::bytes_of(&params),
+        &[
+            x.buffer().bind(),
+            gamma.buffer().bind(),
+            third.buffer().bind(),
+            stats.buffer().bind(),
+            out.buffer().bind(),
+            prod.buffer().bind(),
+        ],
+        &[Entry {
+            kernel,
+            overrides: &[],
+            // One workgroup per row: `striding_groups` counts 256-wide groups, so ask for rows
+            // × 256 items to get one group per row (up to its cap, then rows stride).
+            groups: [striding_groups(rows.saturating_mul(256)), 1, 1],
+        }],
+    )
+}
+
+/// `out ← (x − mean) / σ · γ + β` per row, with (mean, 1/σ) per row into `stats` (rows × 2):
+/// the twin of [`crate::backend::cpu::layer_norm`]. `spare` is bound but not written (the
+/// backward kernel's product buffer; the two share a layout).
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm(
+    ctx: &GpuContext,
+    x: &GpuMatrix,
+    gamma: &GpuMatrix,
+    beta: &GpuMatrix,
+    eps: f32,
+    stats: &GpuMatrix,
+    out: &GpuMatrix,
+    spare: &GpuMatrix,
+) -> Result<()> {
+    let op = "layer_norm";
+    layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), eps)?;
+    layer_norm_dims(op, out.shape(), beta.shape(), stats.shape(), eps)?;
+    run(ctx, op, &FORWARD, [x, gamma, beta, stats, out, spare], eps)
+}
+
+/// `grad_in ← ∂loss/∂x` from `grad_out` and the forward pass's `stats`, and `prod ← g ⊙ x̂`
+/// (whose column sums are ∂loss/∂γ): the twin of [`crate::backend::cpu::layer_norm_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    ctx: &GpuContext,
+    x: &GpuMatrix,
+    gamma: &GpuMatrix,
+    grad_out: &GpuMatrix,
+    stats: &GpuMatrix,
+    grad_in: &GpuMatrix,
+    prod: &GpuMatrix,
+) -> Result<()> {
+    let op = "layer_norm_backward";
+    layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), 1.0)?;
+    crate::backend::same_shape(op, x.shape(), grad_out.shape())?;
+    crate::backend::same_shape(op, x.shape(), grad_in.shape())?;
+    crate::backend::same_shape(op, x.shape(), prod.shape())?;
+    run(
+        ctx,
+        op,
+        &BACKWARD,
+        [x, gamma, grad_out, stats, grad_in, prod],
+        0.0,
+    )
+}

@@ -1,0 +1,142 @@
+//! Loss functions, each computed with its gradient in one fused pass on either backend.
+
+/// A loss over a batch, averaged as PyTorch's `reduction='mean'` does.
+///
+/// The fused op computes the per-row loss, its gradient with respect to the model's outputs
+/// and a correct-prediction count in one pass (`shaders/loss.wgsl`, `cpu::loss`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Loss {
+    /// Mean squared error over every element (`nn.MSELoss`); targets have the outputs' shape.
+    #[default]
+    MeanSquaredError,
+    /// Binary cross-entropy on logits (`nn.BCEWithLogitsLoss`), in the form
+    /// `max(x, 0) − x·t + log(1 + e^−|x|)` that never overflows; targets in [0, 1] with the
+    /// logits' shape. A prediction is correct when `x > 0` agrees with `t > 0.5`.
+    BinaryCrossEntropyWithLogits,
+    /// Softmax cross-entropy on class indices (`nn.CrossEntropyLoss`), through log-sum-exp;
+    /// targets are one class index per row, stored as `f32` in a `rows × 1` matrix.
+    SoftmaxCrossEntropy,
+    /// Mean absolute error (`nn.L1Loss`); the gradient of |d| at d = 0 is 0, as PyTorch's.
+    L1,
+    /// Huber loss (`nn.HuberLoss(delta)`): `d²/2` where |d| < delta, else
+    /// `delta · (|d| − delta/2)`; quadratic near the target, linear far from it.
+    Huber {
+        /// Where the quadratic part ends (> 0; PyTorch's default is 1).
+        delta: f32,
+    },
+    /// Smooth L1 loss (`nn.SmoothL1Loss(beta)`): `d²/(2·beta)` where |d| < beta, else
+    /// `|d| − beta/2`, which is Huber's divided by beta.
+    SmoothL1 {
+        /// Where the quadratic part ends (> 0; PyTorch's default is 1).
+        beta: f32,
+    },
+}
+
+impl Loss {
+    /// The shader's `LOSS` override and the threshold it passes as immediate data.
+    pub(crate) fn shader_code(self) -> (u32, f32) {
+        match self {
+            Loss::MeanSquaredError => (0, 0.0),
+            Loss::BinaryCrossEntropyWithLogits => (1, 0.0),
+            Loss::SoftmaxCrossEntropy => (2, 0.0),
+            Loss::L1 => (3, 0.0),
+            Loss::Huber { delta } => (4, delta),
+            Loss::SmoothL1 { beta } => (5, beta),
+        }
+    }
+
+    /// Columns the targets have for outputs `cols` wide.
+    pub fn target_cols(self, logit_cols: usize) -> usize {
+        match self {
+            Loss::SoftmaxCrossEntropy => 1,
+            _ => logit_cols,
+        }
+    }
+
+    /// The factor that turns per-element gradients into the gradient of the batch mean.
+    pub(crate) fn grad_scale(self, rows: usize, cols: usize) -> f32 {
+        let count = match self {
+            Loss::SoftmaxCrossEntropy => rows,
+            _ => rows.saturating_mul(cols),
+        };
+        (1.0 / count as f64) as f32
+    }
+
+    /// Whether "correct predictions" mean anything for this loss (classification).
+    pub fn has_accuracy(self) -> bool {
+        matches!(
+            self,
+            Loss::BinaryCrossEntropyWithLogits | Loss::SoftmaxCrossEntropy
+        )
+    }
+
+    /// Whether the loss takes regression targets (any real numbers, the outputs' shape).
+    pub fn is_regression(self) -> bool {
+        matches!(
+            self,
+            Loss::MeanSquaredError | Loss::L1 | Loss::Huber { .. } | Loss::SmoothL1 { .. }
+        )
+    }
+
+    /// A short name for tables and files (`mse`, `bce`, `cross_entropy`, `l1`, `huber`,
+    /// `smooth_l1`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::MeanSquaredError => "mse",
+            Loss::BinaryCrossEntropyWithLogits => "bce",
+            Loss::SoftmaxCrossEntropy => "cross_entropy",
+            Loss::L1 => "l1",
+            Loss::Huber { .. } => "huber",
+            Loss::SmoothL1 { .. } => "smooth_l1",
+        }
+    }
+
+    /// Checks the loss's own setting: a Huber delta or smooth-L1 beta must be finite and > 0.
+    pub fn validate(self) -> crate::Result<()> {
+        let (name, value) = match self {
+            Loss::Huber { delta } => ("delta", delta),
+            Loss::SmoothL1 { beta } => ("beta", beta),
+            _ => return Ok(()),
+        };
+        if value.is_finite() && value > 0.0 {
+            return Ok(());
+        }
+        Err(crate::Error::InvalidHyperparameter {
+            optimizer: self.name(),
+            name: name.into(),
+            value: f64::from(value),
+            rule: "must be finite and > 0".into(),
+        })
+    }
+
+    /// Per element of a regression loss with difference `d = x − t`: (loss, ∂loss/∂x).
+    /// `None` for the classification losses, whose rows are computed whole.
+    pub(crate) fn regression_term(self, d: f32) -> Option<(f32, f32)> {
+        match self {
+            Loss::MeanSquaredError => Some((d * d, 2.0 * d)),
+            Loss::L1 => Some((d.abs(), sign(d))),
+            Loss::Huber { delta } => Some(if d.abs() < delta {
+                (0.5 * d * d, d)
+            } else {
+                (delta * (d.abs() - 0.5 * delta), delta * sign(d))
+            }),
+            Loss::SmoothL1 { beta } => Some(if d.abs() < beta {
+                (0.5 * d * d / beta, d / beta)
+            } else {
+                (d.abs() - 0.5 * beta, sign(d))
+            }),
+            Loss::BinaryCrossEntropyWithLogits | Loss::SoftmaxCrossEntropy => None,
+        }
+    }
+}
+
+/// −1, 0 or 1, as `torch.sign` (0 at 0, where PyTorch's L1 gradient is 0).
+fn sign(d: f32) -> f32 {
+    if d > 0.0 {
+        1.0
+    } else if d < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,108 @@
+//! `LayerNorm`: normalisation over each sample's features with a learned gain and shift.
+
+use rand::rngs::StdRng;
+
+use super::layer::{Backward, Forward, Layer, ParamSpec};
+use super::{Init, layer_params_error};
+use crate::backend::Backend;
+use crate::error::Result;
+
+/// `(x − mean) / √(var + eps) · γ + β` over each row's features (PyTorch's
+/// `nn.LayerNorm(width)` with `elementwise_affine=True`): parameters `weight` (γ, initially 1)
+/// and `bias` (β, initially 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerNorm {
+    /// Features normalised over.
+    pub width: usize,
+    /// Added to the variance (PyTorch's default 1e-5).
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// Layer normalisation over `width` features with PyTorch's `eps` of 1e-5.
+    pub fn new(width: usize) -> Self {
+        Self { width, eps: 1e-5 }
+    }
+}
+
+impl<B: Backend> Layer<B> for LayerNorm {
+    fn describe(&self) -> String {
+        format!("layer_norm({}, eps={:?})", self.width, self.eps)
+    }
+
+    fn inputs(&self) -> usize {
+        self.width
+    }
+
+    fn outputs(&self) -> usize {
+        self.width
+    }
+
+    fn parameters(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::vector("weight", self.width),
+            ParamSpec::vector("bias", self.width),
+        ]
+    }
+
+    fn initial_values(&self, _init: Init, _rng: &mut StdRng) -> Vec<f32> {
+        let mut values = vec![1.0; self.width];
+        values.resize(2 * self.width, 0.0);
+        values
+    }
+
+    /// Each row's (mean, 1/σ); the backward kernel's product g ⊙ x̂; and a gradient buffer
+    /// for when the layer is a model's first (its input gradient is then not asked for).
+    fn saved_shapes(&self, rows: usize) -> Vec<(usize, usize)> {
+        vec![(rows, 2), (rows, self.width), (rows, self.width)]
+    }
+
+    fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
+        let ([gamma, beta], [stats, prod, _]) = (pass.params, pass.saved) else {
+            return Err(layer_params_error(
+                "LayerNorm::forward",
+                pass.params.len(),
+                2,
+            ));
+        };
+        backend.layer_norm_into(pass.input, gamma, beta, self.eps, stats, pass.output, prod)
+    }
+
+    fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let ([gamma, _], [gamma_grad, beta_grad], [stats, prod, spare]) =
+            (pass.params, pass.grad_params, pass.saved)
+        else {
+            return Err(layer_params_error(
+                "LayerNorm::backward",
+                pass.params.len(),
+                2,
+            ));
+        };
+        match pass.grad_input {
+            Some(mut below) => {
+                backend.layer_norm_backward(
+                    pass.input,
+                    gamma,
+                    pass.grad_output,
+                    stats,
+                    below.grad,
+                    prod,
+                )?;
+                below.apply_activation(backend)?;
+            }
+            None => {
+                backend.layer_norm_backward(
+                    pass.input,
+                    gamma,
+                    pass.grad_output,
+                    stats,
+                    spare,
+                    prod,
+                )?;
+            }
+        }
+        // ∂γ = Σ_rows g ⊙ x̂, ∂β = Σ_rows g.
+        backend.column_sum_into(prod, gamma_grad)?;
+        backend.column_sum_into(pass.grad_output, beta_grad)
+    }
+}

@@ -1,0 +1,239 @@
+//! `Residual`: `x + f(x)`, where `f` is a chain of layers of the same width at both ends.
+
+use rand::rngs::StdRng;
+
+use super::Init;
+use super::layer::{Backward, Forward, InputGrad, Layer, ParamSpec};
+use crate::backend::{Activation, Backend};
+use crate::error::{Error, Result};
+
+/// A residual block, `x + f(x)`, with `f` a chain of layers (PyTorch: a module holding them in
+/// an `nn.Sequential` named `block`, so their parameters are `block.{j}.weight`, …).
+///
+/// The chain's last layer may not fuse an activation ([`Layer::fused_activation`]): its
+/// output is added to `x` as it is. End the chain with an identity [`Linear`](super::Linear)
+/// or an [`Elementwise`](super::Elementwise) layer.
+pub struct Residual<B: Backend> {
+    width: usize,
+    layers: Vec<Box<dyn Layer<B>>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Residual<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Residual")
+            .field("layers", &self.layers)
+            .finish()
+    }
+}
+
+impl<B: Backend> Residual<B> {
+    /// `x + f(x)` with `f` the chain of `layers`; fails unless the chain takes and gives the
+    /// same width, each layer takes what the one before gives, and the last fuses no
+    /// activation.
+    pub fn new(layers: Vec<Box<dyn Layer<B>>>) -> Result<Self> {
+        let bad = |detail: String| {
+            Err(Error::Shape {
+                op: "Residual::new",
+                detail,
+            })
+        };
+        let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
+            return bad("the block has no layers".into());
+        };
+        if first.inputs() != last.outputs() {
+            return bad(format!(
+                "the block takes {} features and gives {}; a residual block gives what it takes",
+                first.inputs(),
+                last.outputs()
+            ));
+        }
+        if let Some(j) = (1..layers.len()).find(|&j| layers[j].inputs() != layers[j - 1].outputs())
+        {
+            return bad(format!(
+                "layer {} ({}) gives {} features, layer {j} ({}) takes {}",
+                j - 1,
+                layers[j - 1].describe(),
+                layers[j - 1].outputs(),
+                layers[j].describe(),
+                layers[j].inputs()
+            ));
+        }
+        if last.fused_activation() != Activation::Identity {
+            return bad(format!(
+                "the last layer ({}) fuses an activation, which the skip connection would \
+                 bypass; end the block with an identity Linear or an Elementwise layer",
+                last.describe()
+            ));
+        }
+        Ok(Self {
+            width: first.inputs(),
+            layers,
+        })
+    }
+
+    /// The number of parameter tensors of each layer of the chain.
+    fn tensor_counts(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.parameters().len()).collect()
+    }
+}
+
+/// Splits `items` into consecutive chunks of `counts`.
+fn chunks<'s, T>(mut items: &'s [T], counts: &[usize]) -> Vec<&'s [T]> {
+    counts
+        .iter()
+        .map(|&n| {
+            let (head, rest) = items.split_at(n.min(items.len()));
+            items = rest;
+            head
+        })
+        .collect()
+}
+
+/// Splits `items` into consecutive writable chunks of `counts`.
+fn chunks_mut<'s, T>(mut items: &'s mut [T], counts: &[usize]) -> Vec<&'s mut [T]> {
+    counts
+        .iter()
+        .map(|&n| {
+            let at = n.min(items.len());
+            let (head, rest) = std::mem::take(&mut items).split_at_mut(at);
+            items = rest;
+            head
+        })
+        .collect()
+}
+
+impl<B: Backend> Layer<B> for Residual<B> {
+    fn describe(&self) -> String {
+        let parts: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();
+        format!("residual({})", parts.join(" | "))
+    }
+
+    fn inputs(&self) -> usize {
+        self.width
+    }
+
+    fn outputs(&self) -> usize {
+        self.width
+    }
+
+    fn parameters(&self) -> Vec<ParamSpec> {
+        let mut out = Vec::new();
+        for (j, layer) in self.layers.iter().enumerate() {
+            out.extend(layer.parameters().into_iter().map(|p| ParamSpec {
+                name: format!("block.{j}.{}", p.name),
+                ..p
+            }));
+        }
+        out
+    }
+
+    fn initial_values(&self, init: Init, rng: &mut StdRng) -> Vec<f32> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.initial_values(init, rng))
+            .collect()
+    }
+
+    /// Per layer of the chain: its output, its output's gradient, then what it keeps.
+    fn saved_shapes(&self, rows: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for layer in &self.layers {
+            out.push((rows, layer.outputs()));
+            out.push((rows, layer.outputs()));
+            out.extend(layer.saved_shapes(rows));
+        }
+        out
+    }
+
+    fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
+        let saved_counts: Vec<usize> = self
+            .layers
+            .iter()
+            .map(|l| 2 + l.saved_shapes(1).len())
+            .collect();
+        let params = chunks(pass.params, &self.tensor_counts());
+        let mut saved = chunks_mut(pass.saved, &saved_counts);
+        for (j, layer) in self.layers.iter().enumerate() {
+            let (done, rest) = saved.split_at_mut(j);
+            let input = done.last().map_or(pass.input, |chunk| &chunk[0]);
+            let (output, kept) = rest[0].split_at_mut(2);
+            layer.forward(
+                backend,
+                Forward {
+                    params: params[j],
+                    input,
+                    output: &mut output[0],
+                    saved: kept,
+                    mode: pass.mode,
+                    step: pass.step,
+                },
+            )?;
+        }
+        let branch = saved
+            .last()
+            .map(|chunk| &chunk[0])
+            .ok_or_else(|| Error::Shape {
+                op: "Residual::forward",
+                detail: "the block has no layers".into(),
+            })?;
+        backend.add_into(pass.input, branch, pass.output)
+    }
+
+    fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let saved_counts: Vec<usize> = self
+            .layers
+            .iter()
+            .map(|l| 2 + l.saved_shapes(1).len())
+            .collect();
+        let counts = self.tensor_counts();
+        let params = chunks(pass.params, &counts);
+        let mut grads = chunks_mut(pass.grad_params, &counts);
+        let mut saved = chunks_mut(pass.saved, &saved_counts);
+        let mut below = pass.grad_input;
+        let top = self.layers.len() - 1;
+        for j in (0..=top).rev() {
+            let (lower, upper) = saved.split_at_mut(j);
+            let (own, kept) = upper[0].split_at_mut(2);
+            let grad_output = if j == top { pass.grad_output } else { &own[1] };
+            let (input, grad_input) = match lower.last_mut() {
+                Some(chunk) => {
+                    let (out, grad) = chunk.split_at_mut(1);
+                    let input = &out[0];
+                    let grad_input = InputGrad {
+                        grad: &mut grad[0],
+                        activation: self.layers[j - 1].fused_activation(),
+                        below_output: input,
+                    };
+                    (input, Some(grad_input))
+                }
+                // The chain's first layer passes ∂/∂x itself down; the skip is added after.
+                None => (
+                    pass.input,
+                    below.as_mut().map(|b| InputGrad {
+                        grad: &mut *b.grad,
+                        activation: Activation::Identity,
+                        below_output: pass.input,
+                    }),
+                ),
+            };
+            self.layers[j].backward(
+                backend,
+                Backward {
+                    params: params[j],
+                    input,
+                    output: &own[0],
+                    saved: kept,
+                    grad_output,
+                    grad_params: grads[j],
+                    grad_input,
+                },
+            )?;
+        }
+        if let Some(mut below) = below {
+            // ∂/∂x = ∂/∂x through the chain + ∂/∂y through the skip.
+            backend.axpy(1.0, pass.grad_output, below.grad)?;
+            below.apply_activation(backend)?;
+        }
+        Ok(())
+    }
+}

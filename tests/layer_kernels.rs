@@ -1,0 +1,308 @@
+//! Differential tests of the layers' kernels (nonlinearity, layer norm, dropout, add) against
+//! their CPU twins, over random and awkward shapes, with fresh data per case, outputs
+//! NaN-poisoned inside and canary-guarded around, and inputs placed inside their buffers.
+
+mod common;
+
+use common::{assert_close, gpu, random_matrix, rng};
+use ndarray::Array2;
+use proptest::prelude::*;
+use steepest::backend::DropoutDraw;
+use steepest::backend::cpu;
+use steepest::{Backend, GpuBuffer, GpuMatrix, Nonlinearity};
+
+/// Rows and columns the named cases cover: 1, workgroup edges and their neighbours.
+const AWKWARD: [usize; 6] = [1, 3, 63, 65, 257, 300];
+
+/// `host` uploaded at element `offset` of a buffer with garbage around it.
+fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
+    let mut data = vec![1e30f32; offset];
+    data.extend(host.iter());
+    data.extend([1e30f32; 3]);
+    let buffer = GpuBuffer::from_slice(gpu().context(), "input", &data).unwrap();
+    GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
+}
+
+fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
+    expected.mapv(|e| rel * e.abs() + abs)
+}
+
+fn check_nonlinearity(rows: usize, cols: usize, function: Nonlinearity, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, cols, 6.0);
+    let g = random_matrix(&mut r, rows, cols, 2.0);
+    let mut y = Array2::zeros((rows, cols));
+    cpu::nonlinearity(function, x.view(), &mut y).unwrap();
+    let mut dx = Array2::zeros((rows, cols));
+    cpu::nonlinearity_backward(function, x.view(), g.view(), &mut dx).unwrap();
+
+    let gpu_x = placed(&x, (seed % 5) as usize);
+    let out = common::guarded(rows, cols, 3);
+    let grad = common::guarded(rows, cols, 1);
+    let (mut out_m, mut grad_m) = (out.matrix.clone(), grad.matrix.clone());
+    gpu()
+        .nonlinearity_into(function, &gpu_x, &mut out_m)
+        .unwrap();
+    gpu()
+        .nonlinearity_backward(function, &gpu_x, &placed(&g, 2), &mut grad_m)
+        .unwrap();
+    let what = format!("{function:?} {rows}×{cols} seed={seed}");
+    // exp and the polynomial differ by a few ulps between the shader and Rust's libm.
+    assert_close(
+        &format!("forward {what}"),
+        &gpu().download(&out_m).unwrap(),
+        &y,
+        &tolerance(&y, 1e-5, 1e-6),
+    );
+    assert_close(
+        &format!("backward {what}"),
+        &gpu().download(&grad_m).unwrap(),
+        &dx,
+        &tolerance(&dx, 1e-5, 1e-6),
+    );
+    out.assert_untouched("nonlinearity");
+    grad.assert_untouched("nonlinearity_backward");
+}
+
+fn check_layer_norm(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, cols, 3.0);
+    let gamma = random_matrix(&mut r, 1, cols, 2.0);
+    let beta = random_matrix(&mut r, 1, cols, 1.0);
+    let g = random_matrix(&mut r, rows, cols, 1.0);
+    let (mut stats, mut y) = (Array2::zeros((rows, 2)), Array2::zeros((rows, cols)));
+    cpu::layer_norm(
+        x.view(),
+        gamma.view(),
+        beta.view(),
+        1e-5,
+        &mut stats,
+        &mut y,
+    )
+    .unwrap();
+    let (mut dx, mut prod) = (Array2::zeros((rows, cols)), Array2::zeros((rows, cols)));
+    cpu::layer_norm_backward(
+        x.view(),
+        gamma.view(),
+        g.view(),
+        stats.view(),
+        &mut dx,
+        &mut prod,
+    )
+    .unwrap();
+
+    let b = gpu();
+    let gpu_x = placed(&x, 1);
+    let gpu_gamma = placed(&gamma, 2);
+    let stats_out = common::guarded(rows, 2, 5);
+    let y_out = common::guarded(rows, cols, 2);
+    let spare = common::guarded(rows, cols, 4);
+    let (mut s_m, mut y_m, mut spare_m) = (
+        stats_out.matrix.clone(),
+        y_out.matrix.clone(),
+        spare.matrix.clone(),
+    );
+    b.layer_norm_into(
+        &gpu_x,
+        &gpu_gamma,
+        &placed(&beta, 3),
+        1e-5,
+        &mut s_m,
+        &mut y_m,
+        &mut spare_m,
+    )
+    .unwrap();
+    let dx_out = common::guarded(rows, cols, 1);
+    let (mut dx_m, mut prod_m) = (dx_out.matrix.clone(), spare.matrix.clone());
+    b.layer_norm_backward(
+        &gpu_x,
+        &gpu_gamma,
+        &placed(&g, 1),
+        &s_m,
+        &mut dx_m,
+        &mut prod_m,
+    )
+    .unwrap();
+    let what = format!("{rows}×{cols} seed={seed}");
+    // Sums over `cols` terms in another order: errors grow like √cols ulps of the terms.
+    let scale = 16.0 * (cols as f32).sqrt() * f32::EPSILON;
+    assert_close(
+        &format!("layer_norm stats {what}"),
+        &b.download(&s_m).unwrap(),
+        &stats,
+        &tolerance(&stats, scale, scale * 3.0),
+    );
+    assert_close(
+        &format!("layer_norm {what}"),
+        &b.download(&y_m).unwrap(),
+        &y,
+        &tolerance(&y, scale, scale * 6.0),
+    );
+    assert_close(
+        &format!("layer_norm_backward dx {what}"),
+        &b.download(&dx_m).unwrap(),
+        &dx,
+        &tolerance(&dx, scale * 4.0, scale * 20.0),
+    );
+    assert_close(
+        &format!("layer_norm_backward prod {what}"),
+        &b.download(&prod_m).unwrap(),
+        &prod,
+        &tolerance(&prod, scale, scale * 3.0),
+    );
+    stats_out.assert_untouched("layer_norm stats");
+    y_out.assert_untouched("layer_norm");
+    dx_out.assert_untouched("layer_norm_backward");
+    spare.assert_untouched("layer_norm_backward prod");
+}
+
+fn check_dropout(rows: usize, cols: usize, p: f32, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, cols, 3.0);
+    let g = random_matrix(&mut r, rows, cols, 3.0);
+    let draw = DropoutDraw::new(p, seed, seed / 3);
+    let (mut mask, mut y) = (Array2::zeros((rows, cols)), Array2::zeros((rows, cols)));
+    cpu::dropout(draw, x.view(), &mut mask, &mut y).unwrap();
+    let mut dx = Array2::zeros((rows, cols));
+    cpu::dropout_backward(g.view(), mask.view(), &mut dx).unwrap();
+
+    let b = gpu();
+    let mask_out = common::guarded(rows, cols, 2);
+    let y_out = common::guarded(rows, cols, 3);
+    let dx_out = common::guarded(rows, cols, 1);
+    let (mut m, mut y_m, mut dx_m) = (
+        mask_out.matrix.clone(),
+        y_out.matrix.clone(),
+        dx_out.matrix.clone(),
+    );
+    b.dropout_into(draw, &placed(&x, 1), &mut m, &mut y_m)
+        .unwrap();
+    b.dropout_backward(&placed(&g, 2), &m, &mut dx_m).unwrap();
+    // The draw is integer arithmetic and the products are single roundings: exact.
+    let what = format!("p={p} {rows}×{cols} seed={seed}");
+    assert_eq!(b.download(&m).unwrap(), mask, "dropout mask {what}");
+    assert_eq!(b.download(&y_m).unwrap(), y, "dropout {what}");
+    assert_eq!(b.download(&dx_m).unwrap(), dx, "dropout_backward {what}");
+    mask_out.assert_untouched("dropout mask");
+    y_out.assert_untouched("dropout");
+    dx_out.assert_untouched("dropout_backward");
+}
+
+fn check_add(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let a = random_matrix(&mut r, rows, cols, 3.0);
+    let c = random_matrix(&mut r, rows, cols, 3.0);
+    let mut expected = Array2::zeros((rows, cols));
+    cpu::add(a.view(), c.view(), &mut expected).unwrap();
+    let out = common::guarded(rows, cols, 2);
+    let mut m = out.matrix.clone();
+    gpu()
+        .add_into(&placed(&a, 1), &placed(&c, 3), &mut m)
+        .unwrap();
+    assert_eq!(gpu().download(&m).unwrap(), expected, "add {rows}×{cols}");
+    out.assert_untouched("add");
+}
+
+#[test]
+fn nonlinearities_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate() {
+        let cols = AWKWARD[(i + 2) % AWKWARD.len()];
+        for function in Nonlinearity::ALL
+            .into_iter()
+            .chain([Nonlinearity::LeakyRelu { slope: 0.2 }])
+        {
+            check_nonlinearity(rows, cols, function, i as u64);
+        }
+    }
+}
+
+#[test]
+fn layer_norm_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate() {
+        for &cols in &[1, 7, 64, 65, 300] {
+            check_layer_norm(rows, cols, (i * 7 + cols) as u64);
+        }
+    }
+}
+
+#[test]
+fn dropout_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate() {
+        for p in [0.0, 0.1, 0.5, 0.9] {
+            check_dropout(rows, AWKWARD[(i + 1) % AWKWARD.len()], p, i as u64 + 11);
+        }
+    }
+}
+
+#[test]
+fn add_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate() {
+        check_add(rows, AWKWARD[(i + 3) % AWKWARD.len()], i as u64);
+    }
+}
+
+#[test]
+fn dropout_masks_follow_p_and_differ_by_step_and_seed() {
+    let x = Array2::from_elem((100, 100), 1.0f32);
+    let mask_of = |draw: DropoutDraw| {
+        let (mut mask, mut y) = (Array2::zeros((100, 100)), Array2::zeros((100, 100)));
+        cpu::dropout(draw, x.view(), &mut mask, &mut y).unwrap();
+        mask
+    };
+    let base = mask_of(DropoutDraw::new(0.3, 7, 1));
+    let dropped = base.iter().filter(|&&m| m == 0.0).count() as f64 / 1e4;
+    // 10,000 Bernoulli(0.3) draws: σ ≈ 0.0046, so 0.27..0.33 is over 6σ.
+    assert!(
+        (0.27..0.33).contains(&dropped),
+        "dropped fraction {dropped}"
+    );
+    let kept = base.iter().find(|&&m| m != 0.0).copied().unwrap();
+    assert!(
+        (kept - 1.0 / 0.7).abs() < 1e-6,
+        "kept elements scaled by {kept}"
+    );
+    assert_eq!(
+        base,
+        mask_of(DropoutDraw::new(0.3, 7, 1)),
+        "same step, same mask"
+    );
+    assert_ne!(
+        base,
+        mask_of(DropoutDraw::new(0.3, 7, 2)),
+        "next step, new mask"
+    );
+    assert_ne!(
+        base,
+        mask_of(DropoutDraw::new(0.3, 8, 1)),
+        "other seed, other mask"
+    );
+    let (mut mask, mut y) = (Array2::zeros((2, 2)), Array2::zeros((2, 2)));
+    let err = cpu::dropout(
+        DropoutDraw::new(1.0, 0, 0),
+        x.slice(ndarray::s![..2, ..2]),
+        &mut mask,
+        &mut y,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("p = 1") && err.contains("[0, 1)"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn nonlinearities_match_cpu(rows in 1usize..80, cols in 1usize..80, f in 0usize..7, seed: u64) {
+        check_nonlinearity(rows, cols, Nonlinearity::ALL[f], seed);
+    }
+
+    #[test]
+    fn layer_norm_matches_cpu(rows in 1usize..40, cols in 1usize..200, seed: u64) {
+        check_layer_norm(rows, cols, seed);
+    }
+
+    #[test]
+    fn dropout_matches_cpu(rows in 1usize..60, cols in 1usize..60, p in 0.0f32..0.95, seed: u64) {
+        check_dropout(rows, cols, p, seed);
+    }
+}

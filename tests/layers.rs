@@ -1,0 +1,382 @@
+//! The layers and losses against PyTorch: forward and backward values that
+//! `tests/fixtures/torch_reference.py` computed with torch (committed, so the tests need no
+//! torch), on both backends; and a model with every kind of layer, whose parameter names,
+//! output, loss and gradients must be PyTorch's.
+
+mod common;
+
+use common::{assert_close, gpu};
+use ndarray::{Array2, ArrayD};
+use steepest::nn::{
+    Backward, Dropout, Elementwise, Forward, Layer, LayerNorm, Mode, Residual, Sequential,
+};
+use steepest::{
+    Arena, Backend, CpuBackend, Dataset, Init, Linear, Loss, Nonlinearity, Session, Sgd, Trainer,
+};
+
+/// The fixture file's tensors by name; vectors come back as 1 × n rows.
+fn fixture(name: &str) -> Array2<f32> {
+    static FILE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let bytes = FILE.get_or_init(|| {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/torch_reference.safetensors"
+        ))
+        .expect("tests/fixtures/torch_reference.safetensors (written by torch_reference.py)")
+    });
+    let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let tensor = file
+        .tensor(name)
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    let values: Vec<f32> = tensor
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let shape = match tensor.shape() {
+        [n] => (1, *n),
+        [r, c] => (*r, *c),
+        other => panic!("fixture {name} has shape {other:?}"),
+    };
+    Array2::from_shape_vec(shape, values).unwrap()
+}
+
+fn tol(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
+    expected.mapv(|e| rel * e.abs() + abs)
+}
+
+/// Runs `layer`'s forward and backward on `backend` with `params`, input `x` and upstream
+/// gradient `g`: (output, input gradient, parameter gradients).
+fn run_layer<B: Backend>(
+    backend: &B,
+    layer: &dyn Layer<B>,
+    params: &[Array2<f32>],
+    x: &Array2<f32>,
+    g: &Array2<f32>,
+) -> (Array2<f32>, Array2<f32>, Vec<Array2<f32>>) {
+    let up = |a: &Array2<f32>| backend.upload(a.view()).unwrap();
+    let params: Vec<B::Matrix> = params.iter().map(up).collect();
+    let mut grads: Vec<B::Matrix> = params
+        .iter()
+        .map(|p| {
+            let (r, c) = steepest::Matrix::shape(p);
+            backend.zeros(r, c).unwrap()
+        })
+        .collect();
+    let rows = x.nrows();
+    let mut saved: Vec<B::Matrix> = layer
+        .saved_shapes(rows)
+        .into_iter()
+        .map(|(r, c)| backend.zeros(r, c).unwrap())
+        .collect();
+    let input = up(x);
+    let mut output = backend.zeros(rows, layer.outputs()).unwrap();
+    layer
+        .forward(
+            backend,
+            Forward {
+                params: &params,
+                input: &input,
+                output: &mut output,
+                saved: &mut saved,
+                mode: Mode::Train,
+                step: 0,
+            },
+        )
+        .unwrap();
+    let grad_output = up(g);
+    let mut grad_input = backend.zeros(rows, layer.inputs()).unwrap();
+    layer
+        .backward(
+            backend,
+            Backward {
+                params: &params,
+                input: &input,
+                output: &output,
+                saved: &mut saved,
+                grad_output: &grad_output,
+                grad_params: &mut grads,
+                grad_input: Some(steepest::nn::InputGrad {
+                    grad: &mut grad_input,
+                    activation: steepest::Activation::Identity,
+                    below_output: &input,
+                }),
+            },
+        )
+        .unwrap();
+    let down = |m: &B::Matrix| backend.download(m).unwrap();
+    (
+        down(&output),
+        down(&grad_input),
+        grads.iter().map(down).collect(),
+    )
+}
+
+fn nonlinearities_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let (x, g) = (fixture("nl.x"), fixture("nl.g"));
+    for (case, function) in [
+        ("relu", Nonlinearity::Relu),
+        ("leaky_relu_0.01", Nonlinearity::LeakyRelu { slope: 0.01 }),
+        ("leaky_relu_0.2", Nonlinearity::LeakyRelu { slope: 0.2 }),
+        ("gelu", Nonlinearity::Gelu),
+        ("gelu_tanh", Nonlinearity::GeluTanh),
+        ("silu", Nonlinearity::Silu),
+        ("tanh", Nonlinearity::Tanh),
+        ("sigmoid", Nonlinearity::Sigmoid),
+    ] {
+        let layer = Elementwise::new(x.ncols(), function);
+        let (y, dx, _) = run_layer(backend, &layer, &[], &x, &g);
+        let (want_y, want_dx) = (
+            fixture(&format!("nl.{case}.y")),
+            fixture(&format!("nl.{case}.dx")),
+        );
+        // erf by Abramowitz & Stegun is within 1.5e-7 of torch's; exp differs by ulps.
+        assert_close(
+            &format!("{name} {case} forward"),
+            &y,
+            &want_y,
+            &tol(&want_y, 2e-6, 1e-6),
+        );
+        assert_close(
+            &format!("{name} {case} backward"),
+            &dx,
+            &want_dx,
+            &tol(&want_dx, 2e-6, 1e-6),
+        );
+    }
+}
+
+#[test]
+fn nonlinearities_match_pytorch() {
+    nonlinearities_match_pytorch_on(&CpuBackend, "cpu");
+    nonlinearities_match_pytorch_on(gpu(), "gpu");
+}
+
+fn linear_and_layer_norm_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let f = |k: &str| fixture(&format!("linear.{k}"));
+    let layer = Linear::new(3, 4);
+    let (y, dx, grads) = run_layer(backend, &layer, &[f("weight"), f("bias")], &f("x"), &f("g"));
+    for (what, got, want) in [
+        ("y", &y, f("y")),
+        ("dx", &dx, f("dx")),
+        ("dweight", &grads[0], f("dweight")),
+        ("dbias", &grads[1], f("dbias")),
+    ] {
+        assert_close(
+            &format!("{name} linear {what}"),
+            got,
+            &want,
+            &tol(&want, 1e-5, 1e-6),
+        );
+    }
+
+    let f = |k: &str| fixture(&format!("layer_norm.{k}"));
+    let layer = LayerNorm::new(6);
+    let (y, dx, grads) = run_layer(backend, &layer, &[f("weight"), f("bias")], &f("x"), &f("g"));
+    for (what, got, want) in [
+        ("y", &y, f("y")),
+        ("dx", &dx, f("dx")),
+        ("dweight", &grads[0], f("dweight")),
+        ("dbias", &grads[1], f("dbias")),
+    ] {
+        assert_close(
+            &format!("{name} layer_norm {what}"),
+            got,
+            &want,
+            &tol(&want, 1e-5, 2e-6),
+        );
+    }
+}
+
+#[test]
+fn linear_and_layer_norm_match_pytorch() {
+    linear_and_layer_norm_match_pytorch_on(&CpuBackend, "cpu");
+    linear_and_layer_norm_match_pytorch_on(gpu(), "gpu");
+}
+
+fn losses_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let (x, t) = (fixture("loss.x"), fixture("loss.t"));
+    let (logits, targets) = (
+        backend.upload(x.view()).unwrap(),
+        backend.upload(t.view()).unwrap(),
+    );
+    for (case, loss) in [
+        ("mse", Loss::MeanSquaredError),
+        ("l1", Loss::L1),
+        ("huber_1", Loss::Huber { delta: 1.0 }),
+        ("huber_0.5", Loss::Huber { delta: 0.5 }),
+        ("smooth_l1_1", Loss::SmoothL1 { beta: 1.0 }),
+        ("smooth_l1_0.3", Loss::SmoothL1 { beta: 0.3 }),
+    ] {
+        let mut grad = backend.zeros(x.nrows(), x.ncols()).unwrap();
+        let mut totals = backend.zeros(1, 4).unwrap();
+        backend
+            .loss_into(loss, &logits, &targets, Some(&mut grad), &mut totals, 0)
+            .unwrap();
+        let value = backend.download(&totals).unwrap()[[0, 0]] / x.nrows() as f32;
+        let want = fixture(&format!("loss.{case}.value"))[[0, 0]];
+        assert!(
+            (value - want).abs() <= 1e-6 * want.abs() + 1e-7,
+            "{name} {case}: loss {value}, PyTorch {want}"
+        );
+        let want = fixture(&format!("loss.{case}.grad"));
+        assert_close(
+            &format!("{name} {case} gradient"),
+            &backend.download(&grad).unwrap(),
+            &want,
+            &tol(&want, 1e-6, 1e-8),
+        );
+    }
+}
+
+#[test]
+fn regression_losses_match_pytorch() {
+    losses_match_pytorch_on(&CpuBackend, "cpu");
+    losses_match_pytorch_on(gpu(), "gpu");
+}
+
+/// The fixture model: Linear(3, 8) → LayerNorm(8) → GELU → Residual(Linear(8, 8) → SiLU →
+/// Linear(8, 8)) → Linear(8, 2), with `dropout` after the GELU when given (PyTorch's has
+/// none; in evaluation dropout is the identity).
+fn fixture_model<B: Backend>(backend: &B, dropout: Option<Dropout>) -> Sequential<B> {
+    let residual = Residual::new(vec![
+        Box::new(Linear::new(8, 8)),
+        Box::new(Elementwise::new(8, Nonlinearity::Silu)),
+        Box::new(Linear::new(8, 8)),
+    ])
+    .unwrap();
+    let mut layers: Vec<Box<dyn Layer<B>>> = vec![
+        Box::new(Linear::new(3, 8)),
+        Box::new(LayerNorm::new(8)),
+        Box::new(Elementwise::new(8, Nonlinearity::Gelu)),
+    ];
+    if let Some(d) = dropout {
+        layers.push(Box::new(d));
+    }
+    layers.push(Box::new(residual));
+    layers.push(Box::new(Linear::new(8, 2)));
+    Sequential::new(backend, layers, Init::default(), 3).unwrap()
+}
+
+fn model_matches_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let mut model = fixture_model(backend, None);
+    let names = model.tensor_names();
+    assert_eq!(
+        names,
+        [
+            "0.weight",
+            "0.bias",
+            "1.weight",
+            "1.bias",
+            "3.block.0.weight",
+            "3.block.0.bias",
+            "3.block.2.weight",
+            "3.block.2.bias",
+            "4.weight",
+            "4.bias"
+        ],
+        "{name}: PyTorch's state_dict names"
+    );
+    let state: Vec<(String, ArrayD<f32>)> = model
+        .parameter_specs()
+        .iter()
+        .map(|p| {
+            let values = fixture(&format!("model.param.{}", p.name));
+            let array =
+                ArrayD::from_shape_vec(p.torch_shape.clone(), values.into_raw_vec_and_offset().0);
+            (p.name.clone(), array.unwrap())
+        })
+        .collect();
+    model.load_state_dict(backend, &state).unwrap();
+
+    let (x, t) = (fixture("model.x"), fixture("model.t"));
+    let y = model.predict(backend, x.view()).unwrap();
+    let want = fixture("model.y");
+    assert_close(
+        &format!("{name} model output"),
+        &y,
+        &want,
+        &tol(&want, 1e-5, 2e-6),
+    );
+
+    // One step at learning rate 0 leaves the gradients of the batch in the gradient arena.
+    let trainer = Trainer::new(Sgd::default().lr(0.0), Loss::MeanSquaredError);
+    let mut session = Session::for_batches(&trainer, backend, &mut model).unwrap();
+    session
+        .step_on_batch(&Dataset::regression(x, t).unwrap())
+        .unwrap();
+    let loss = session.last_batch_loss().unwrap();
+    let want = f64::from(fixture("model.loss")[[0, 0]]);
+    assert!(
+        (loss - want).abs() < 1e-5 * want,
+        "{name}: loss {loss}, PyTorch {want}"
+    );
+    drop(session);
+    let grads = backend.read_arena(model.gradients()).unwrap();
+    let mut at = 0;
+    for p in model.parameter_specs() {
+        let len = p.rows * p.cols;
+        let got = Array2::from_shape_vec((p.rows, p.cols), grads[at..at + len].to_vec()).unwrap();
+        at += len;
+        let want = fixture(&format!("model.grad.{}", p.name))
+            .into_shape_with_order((p.rows, p.cols))
+            .unwrap();
+        assert_close(
+            &format!("{name} ∂{}", p.name),
+            &got,
+            &want,
+            &tol(&want, 1e-4, 1e-6),
+        );
+    }
+    assert_eq!(at, model.gradients().len());
+}
+
+#[test]
+fn a_model_of_every_layer_matches_pytorch() {
+    model_matches_pytorch_on(&CpuBackend, "cpu");
+    model_matches_pytorch_on(gpu(), "gpu");
+}
+
+#[test]
+fn a_model_of_every_layer_trains_in_lockstep_on_both_backends() {
+    let dropout = Some(Dropout::new(8, 0.2, 99));
+    let mut on_cpu = fixture_model(&CpuBackend, dropout);
+    let mut on_gpu = fixture_model(gpu(), dropout);
+    let x = Array2::from_shape_fn((64, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
+    let y = Array2::from_shape_fn((64, 2), |(i, j)| {
+        (x[[i, 0]] * (j as f32 + 1.0)).sin() + x[[i, 2]]
+    });
+    let data = Dataset::regression(x, y).unwrap();
+    let trainer = Trainer::new(
+        steepest::Adam::default().lr(0.01),
+        Loss::Huber { delta: 1.0 },
+    )
+    .batch_size(16)
+    .epochs(3);
+    let a = trainer.fit(&CpuBackend, &mut on_cpu, &data, None).unwrap();
+    let b = trainer.fit(gpu(), &mut on_gpu, &data, None).unwrap();
+    let (p, q) = (
+        on_cpu.parameters_flat(&CpuBackend).unwrap(),
+        on_gpu.parameters_flat(gpu()).unwrap(),
+    );
+    let worst = p
+        .iter()
+        .zip(&q)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        worst < 1e-4,
+        "parameters differ by up to {worst} after 12 steps"
+    );
+    for (x, y) in a.epochs.iter().zip(&b.epochs) {
+        assert!(
+            (x.loss - y.loss).abs() < 1e-5 * x.loss.max(1.0),
+            "{x:?} vs {y:?}"
+        );
+    }
+    assert!(
+        a.epochs[2].loss < a.epochs[0].loss,
+        "the loss falls: {:?}",
+        a.epochs
+    );
+}

@@ -211,3 +211,51 @@ fn a_step_dispatches_four_kernels_per_layer_and_three_more() {
         assert_eq!(change.submits, 5);
     }
 }
+
+#[test]
+fn a_model_of_every_layer_steps_without_creating_anything() {
+    use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
+    use steepest::{GpuBackend, Linear, Nonlinearity};
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let block: Vec<Box<dyn Layer<GpuBackend>>> = vec![
+        Box::new(Linear::new(32, 32)),
+        Box::new(Elementwise::new(32, Nonlinearity::GeluTanh)),
+        Box::new(Linear::new(32, 32)),
+    ];
+    let layers: Vec<Box<dyn Layer<GpuBackend>>> = vec![
+        Box::new(Linear::new(2, 32)),
+        Box::new(LayerNorm::new(32)),
+        Box::new(Elementwise::new(32, Nonlinearity::Silu)),
+        Box::new(Dropout::new(32, 0.1, 5)),
+        Box::new(Residual::new(block).unwrap()),
+        Box::new(Linear::new(32, 1)),
+    ];
+    let mut model = Sequential::new(g, layers, Init::default(), 1).unwrap();
+    let (train, val) = data::linear(300, &[0.5, -1.0], 0.1, 0.05, 2)
+        .unwrap()
+        .split(0.2, 1)
+        .unwrap();
+    let trainer = Trainer::new(Adam::default().lr(0.005), Loss::Huber { delta: 1.0 })
+        .batch_size(64);
+    let mut session = Session::new(&trainer, g, &mut model, &train, Some(&val)).unwrap();
+    for _ in 0..2 {
+        session.run_epoch().unwrap();
+    }
+    let (before, sites) = (ctx.counters(), ctx.site_count());
+    let mut steps = 0;
+    while steps < 100 {
+        let start = session.steps();
+        session.run_epoch().unwrap();
+        steps += session.steps() - start;
+    }
+    let change = added(before, ctx.counters());
+    assert_nothing_created("every layer", change);
+    assert_eq!(ctx.site_count(), sites, "the op sites grew");
+    let epochs = steps.div_ceil(4);
+    assert!(
+        change.submits <= steps + 2 * epochs,
+        "{} submits for {steps} steps",
+        change.submits
+    );
+}

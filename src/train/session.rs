@@ -135,6 +135,17 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     progress: Option<indicatif::ProgressBar>,
 }
 
+impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("trainer", self.trainer)
+            .field("epoch", &self.epoch)
+            .field("step", &self.step)
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// Checks the settings and data, uploads the data once and builds the optimizer.
     pub fn new(
@@ -304,6 +315,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     pub fn step(&mut self) -> Result<()> {
         let len = self.train_len("Session::step")?;
         if self.order.is_none() || self.epoch_done() {
+            // The finished epoch's order memory takes the new one (nothing allocated).
+            self.end_epoch_order();
             self.epoch += 1;
             self.position = 0;
             self.order = Some(self.epoch_order()?);

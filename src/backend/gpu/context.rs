@@ -1,27 +1,21 @@
-//! The GPU context: the device with the adapter's real limits, the pending work (one command
-//! encoder and one open compute pass, submitted by `flush`), waits, error capture, and counters
-//! of everything it creates.
+//! The GPU context: the device opened with the adapter's real limits, and what it holds (the
+//! caches, the pending work, the reused memory, the error slots). Recording and submitting
+//! live in `pending.rs`; error capture and counted creation in `scopes.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::GpuBuffer;
 use super::counters::Counters;
-use super::kernel::{Kernel, KernelCache};
+use super::kernel::KernelCache;
 use super::options::{GpuOptions, choose_adapter};
+use super::pending::Pending;
 use super::sites::SiteCache;
 use crate::error::{Error, Result};
 
 /// The immediate data every kernel may use (its largest `Params`, the optimizer's step
 /// scalars); Vulkan guarantees 128 bytes.
 pub(crate) const MIN_IMMEDIATE_SIZE: u32 = 64;
-
-/// Work recorded but not yet submitted: kernels go into one open compute pass (so a training
-/// step is one pass, one submit); a copy ends the pass and records on the encoder.
-struct Pending {
-    encoder: wgpu::CommandEncoder,
-    pass: Option<wgpu::ComputePass<'static>>,
-}
 
 /// Everything a GPU op needs: device, queue, limits and the caches. Cheap to share (`Arc`).
 pub struct GpuContext {
@@ -42,16 +36,16 @@ pub struct GpuContext {
     pub(crate) counters: Counters,
     /// Work recorded by ops but not yet submitted: a training step records every kernel here
     /// and submits once (see [`GpuContext::flush`]).
-    pending: Mutex<Option<Pending>>,
+    pub(super) pending: Mutex<Option<Pending>>,
     /// The readback staging buffer, grown on demand and reused (see `memory.rs`).
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
     /// Scratch for partial sums (split-K matmuls, column sums, per-row losses), grown on demand
     /// and reused; ops recorded into one submit run in order, so they can share it.
     pub(crate) scratch: Mutex<Option<GpuBuffer<f32>>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.
-    lost: Arc<Mutex<Option<String>>>,
+    pub(super) lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
-    uncaptured: Arc<Mutex<Option<String>>>,
+    pub(super) uncaptured: Arc<Mutex<Option<String>>>,
     /// Bound where a kernel's optional read-only input is absent (e.g. no bias).
     pub(crate) placeholder: wgpu::Buffer,
     /// Bound where a kernel's optional writable binding is unused (it may not alias the
@@ -247,170 +241,5 @@ impl GpuContext {
     /// Number of compute pipelines built so far (each is built once and cached).
     pub fn pipeline_count(&self) -> usize {
         lock(&self.kernels).pipeline_count()
-    }
-
-    /// A new buffer (counted), with wgpu's errors returned as [`Error`]s naming `op`.
-    pub(crate) fn create_buffer(
-        &self,
-        op: &'static str,
-        descriptor: &wgpu::BufferDescriptor<'_>,
-    ) -> Result<wgpu::Buffer> {
-        let buffer = self.scoped(op, || self.device.create_buffer(descriptor))?;
-        self.counters.buffers.fetch_add(1, Ordering::Relaxed);
-        Ok(buffer)
-    }
-
-    /// A new uniform buffer holding `contents` (counted).
-    pub(crate) fn create_uniform(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
-        use wgpu::util::DeviceExt;
-        let buffer = self.scoped("create uniform", || {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                })
-        })?;
-        self.counters.buffers.fetch_add(1, Ordering::Relaxed);
-        Ok(buffer)
-    }
-
-    /// A bind group for `kernel` (counted): binding `i` ← `resources[i]`.
-    pub(crate) fn bind_group(
-        &self,
-        kernel: &Kernel,
-        resources: Vec<wgpu::BindingResource<'_>>,
-    ) -> Result<wgpu::BindGroup> {
-        let (layout, _) = self.layout(kernel);
-        let entries: Vec<wgpu::BindGroupEntry> = resources
-            .into_iter()
-            .enumerate()
-            .map(|(i, resource)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource,
-            })
-            .collect();
-        let group = self.scoped("create bind group", || {
-            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.shader),
-                layout: &layout,
-                entries: &entries,
-            })
-        })?;
-        self.counters.bind_groups.fetch_add(1, Ordering::Relaxed);
-        Ok(group)
-    }
-
-    /// Records work on the pending command encoder (created on first use), ending the open
-    /// compute pass first. Nothing runs until the next [`GpuContext::flush`], which readback,
-    /// host writes and waits do first, so recorded work is always ordered before them. wgpu
-    /// reports recording errors when the encoder is finished: at the flush, inside its scope.
-    pub(crate) fn record<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> Result<T> {
-        self.check_health()?;
-        let mut pending = lock(&self.pending);
-        let pending = pending.get_or_insert_with(|| self.new_pending());
-        pending.pass = None;
-        Ok(f(&mut pending.encoder))
-    }
-
-    /// Records dispatches into the pending compute pass (begun on first use). Successive
-    /// dispatches in one pass are ordered: wgpu puts a barrier between a write and a later
-    /// access of the same buffer.
-    pub(crate) fn record_pass<T>(
-        &self,
-        f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
-    ) -> Result<T> {
-        self.check_health()?;
-        let mut pending = lock(&self.pending);
-        let pending = pending.get_or_insert_with(|| self.new_pending());
-        let pass = pending.pass.get_or_insert_with(|| {
-            pending
-                .encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("steepest kernels"),
-                    timestamp_writes: None,
-                })
-                .forget_lifetime()
-        });
-        Ok(f(pass))
-    }
-
-    fn new_pending(&self) -> Pending {
-        Pending {
-            encoder: self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("steepest pending work"),
-                }),
-            pass: None,
-        }
-    }
-
-    /// Submits the recorded work, if any, in one submit; does not wait for it.
-    pub fn flush(&self) -> Result<()> {
-        // The lock is held through the submit: another thread's flush that finds nothing
-        // pending must not go on (to a readback, say) before this submit is in the queue.
-        let mut pending = lock(&self.pending);
-        let Some(Pending { encoder, pass }) = pending.take() else {
-            return Ok(());
-        };
-        drop(pass);
-        self.scoped("submit", || self.queue.submit([encoder.finish()]))?;
-        self.counters.submits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Blocks until every recorded and submitted command has finished; counts as one wait.
-    pub fn wait(&self) -> Result<()> {
-        self.flush()?;
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                op: "wait",
-                message: e.to_string(),
-            })?;
-        self.check_health()
-    }
-
-    /// Fails if the device was lost or an error escaped the error scopes.
-    pub(crate) fn check_health(&self) -> Result<()> {
-        if let Some(message) = lock(&self.lost).clone() {
-            return Err(Error::DeviceLost { message });
-        }
-        if let Some(message) = lock(&self.uncaptured).take() {
-            return Err(Error::Gpu {
-                op: "earlier GPU work",
-                message,
-            });
-        }
-        Ok(())
-    }
-
-    /// Runs `f` inside validation, out-of-memory and internal error scopes and turns anything
-    /// they caught into an [`Error`] naming `op`.
-    pub(crate) fn scoped<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> Result<T> {
-        self.check_health()?;
-        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
-        let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let value = f();
-        // Scopes pop innermost first. On native backends the futures are already resolved.
-        let errors = [
-            pollster::block_on(validation.pop()),
-            pollster::block_on(memory.pop()),
-            pollster::block_on(internal.pop()),
-        ];
-        match errors.into_iter().flatten().next() {
-            None => Ok(value),
-            Some(wgpu::Error::OutOfMemory { .. }) => Err(Error::OutOfMemory {
-                op,
-                message: "the device has no memory left".into(),
-            }),
-            Some(error) => Err(Error::Gpu {
-                op,
-                message: error.to_string(),
-            }),
-        }
     }
 }

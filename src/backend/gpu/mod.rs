@@ -16,7 +16,9 @@ mod memory;
 mod nonlinearity;
 mod optim;
 mod options;
+mod pending;
 mod reduce;
+mod scopes;
 mod sites;
 mod tiling;
 

@@ -1,0 +1,101 @@
+//! The context's pending work: ops record into one command encoder and one open compute pass,
+//! `flush` submits them in one submit, `wait` blocks until they are done.
+
+use std::sync::atomic::Ordering;
+
+use super::context::{GpuContext, lock};
+use crate::error::{Error, Result};
+
+/// Work recorded but not yet submitted: kernels go into one open compute pass (so a training
+/// step is one pass, one submit); a copy ends the pass and records on the encoder.
+pub(crate) struct Pending {
+    pub(super) encoder: wgpu::CommandEncoder,
+    pub(super) pass: Option<wgpu::ComputePass<'static>>,
+}
+
+impl GpuContext {
+    /// Records work on the pending command encoder (created on first use), ending the open
+    /// compute pass first. Nothing runs until the next [`GpuContext::flush`], which readback,
+    /// host writes and waits do first, so recorded work is always ordered before them. wgpu
+    /// reports recording errors when the encoder is finished: at the flush, inside its scope.
+    pub(crate) fn record<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> Result<T> {
+        self.check_health()?;
+        let mut pending = lock(&self.pending);
+        let pending = pending.get_or_insert_with(|| self.new_pending());
+        pending.pass = None;
+        Ok(f(&mut pending.encoder))
+    }
+
+    /// Records dispatches into the pending compute pass (begun on first use). Successive
+    /// dispatches in one pass are ordered: wgpu puts a barrier between a write and a later
+    /// access of the same buffer.
+    pub(crate) fn record_pass<T>(
+        &self,
+        f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
+    ) -> Result<T> {
+        self.check_health()?;
+        let mut pending = lock(&self.pending);
+        let pending = pending.get_or_insert_with(|| self.new_pending());
+        let pass = pending.pass.get_or_insert_with(|| {
+            pending
+                .encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steepest kernels"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
+        });
+        Ok(f(pass))
+    }
+
+    fn new_pending(&self) -> Pending {
+        Pending {
+            encoder: self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("steepest pending work"),
+                }),
+            pass: None,
+        }
+    }
+
+    /// Submits the recorded work, if any, in one submit; does not wait for it.
+    pub fn flush(&self) -> Result<()> {
+        // The lock is held through the submit: another thread's flush that finds nothing
+        // pending must not go on (to a readback, say) before this submit is in the queue.
+        let mut pending = lock(&self.pending);
+        let Some(Pending { encoder, pass }) = pending.take() else {
+            return Ok(());
+        };
+        drop(pass);
+        self.scoped("submit", || self.queue.submit([encoder.finish()]))?;
+        self.counters.submits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Blocks until every recorded and submitted command has finished; counts as one wait.
+    pub fn wait(&self) -> Result<()> {
+        self.flush()?;
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                op: "wait",
+                message: e.to_string(),
+            })?;
+        self.check_health()
+    }
+
+    /// Records an application's own dispatches into the pending compute pass, ordered after
+    /// every op recorded before and submitted with them by the next [`GpuContext::flush`]: how
+    /// a custom layer's kernel joins a training step's one submit (see
+    /// `tests/custom_layer.rs`). Create the pipeline with a module from
+    /// [`GpuContext::shader_module`], and build bind groups once and reuse them: a training step
+    /// should create nothing.
+    pub fn record_compute<T>(
+        &self,
+        f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
+    ) -> Result<T> {
+        self.record_pass(f)
+    }
+}

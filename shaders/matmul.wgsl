@@ -201,8 +201,9 @@ fn derivative_from_output(a: f32) -> f32 {
     switch DERIVATIVE_OF {
         case 1u: { return select(0.0, 1.0, a > 0.0); }
         case 2u: { return a * (1.0 - a); }
+        case 0u: { return 1.0; }
         case 3u: { return 1.0 - a * a; }
-        default: { return 1.0; }  // code 0, identity; the host passes no other
+        default: { return bitcast<f32>(0x7fc00000u); }  // no activation has another code
     }
 }
 
@@ -221,9 +222,12 @@ fn activate(x: vec4<f32>) -> vec4<f32> {
             let e = exp(-2.0 * abs(x));
             return sign(x) * (1.0 - e) / (1.0 + e);
         }
-        default: {
-            // Code 0; the host passes no other.
+        case 0u: {
             return x;
+        }
+        default: {
+            // No activation has another code: poison the output rather than pick one.
+            return vec4<f32>(bitcast<f32>(0x7fc00000u));
         }
     }
 }

@@ -166,10 +166,14 @@ fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
             let denom = sqrt(v) / step.bias_correction2_sqrt + step.eps;
             theta = theta + ((-step.step_size) * m) / denom;
         }
-        default: {
+        case 3u: {
             let s = slot0[i] + g * g;
             slot0[i] = s;
             theta = theta + ((-step.step_size) * g) / (sqrt(s) + step.eps);
+        }
+        default: {
+            // No algorithm has another code: poison the parameters rather than pick one.
+            theta = vec4<f32>(bitcast<f32>(0x7fc00000u));
         }
     }
     return theta;

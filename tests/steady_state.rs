@@ -236,8 +236,8 @@ fn a_model_of_every_layer_steps_without_creating_anything() {
         .unwrap()
         .split(0.2, 1)
         .unwrap();
-    let trainer = Trainer::new(Adam::default().lr(0.005), Loss::Huber { delta: 1.0 })
-        .batch_size(64);
+    let trainer =
+        Trainer::new(Adam::default().lr(0.005), Loss::Huber { delta: 1.0 }).batch_size(64);
     let mut session = Session::new(&trainer, g, &mut model, &train, Some(&val)).unwrap();
     for _ in 0..2 {
         session.run_epoch().unwrap();

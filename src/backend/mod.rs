@@ -4,15 +4,20 @@
 //! and [`GpuBackend`](gpu::GpuBackend) runs WGSL compute shaders through wgpu. Both validate
 //! shapes with the same helpers in this module, so they fail with the same errors.
 
+mod activation;
 pub mod cpu;
 mod dropout;
 pub mod gpu;
 mod loss;
+mod matmul_spec;
 mod nonlinearity;
 mod shapes;
 
+pub use activation::Activation;
+pub(crate) use activation::sigmoid;
 pub use dropout::DropoutDraw;
 pub use loss::Loss;
+pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
 pub use nonlinearity::Nonlinearity;
 
 use ndarray::{Array2, ArrayView2};
@@ -22,197 +27,8 @@ pub(crate) use shapes::{
     loss_dims, same_shape, totals_dims,
 };
 
-use crate::error::{Dims, Error, Result};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
-
-/// An elementwise nonlinearity, fused into the matmul epilogue.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Activation {
-    /// `x`
-    #[default]
-    Identity,
-    /// `max(x, 0)`
-    Relu,
-    /// `1 / (1 + e^-x)`
-    Sigmoid,
-    /// `tanh(x)`
-    Tanh,
-}
-
-impl Activation {
-    /// Every activation, for tests and tables.
-    pub const ALL: [Activation; 4] = [
-        Activation::Identity,
-        Activation::Relu,
-        Activation::Sigmoid,
-        Activation::Tanh,
-    ];
-
-    /// The activation applied to one value; the CPU backend's definition of truth.
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::Identity => x,
-            Activation::Relu => x.max(0.0),
-            Activation::Sigmoid => sigmoid(x),
-            Activation::Tanh => x.tanh(),
-        }
-    }
-
-    /// The derivative at the point where the activation produced `output`: what the backward
-    /// pass needs, from what the forward pass kept.
-    pub fn derivative_from_output(self, output: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => f32::from(u8::from(output > 0.0)),
-            Activation::Sigmoid => output * (1.0 - output),
-            Activation::Tanh => 1.0 - output * output,
-        }
-    }
-
-    /// The name PyTorch's `nn` module gives it (`identity`, `relu`, `sigmoid`, `tanh`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Identity => "identity",
-            Activation::Relu => "relu",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-        }
-    }
-
-    /// The code the WGSL kernels use for this activation (their `ACTIVATION` override).
-    pub(crate) fn shader_code(self) -> u32 {
-        match self {
-            Activation::Identity => 0,
-            Activation::Relu => 1,
-            Activation::Sigmoid => 2,
-            Activation::Tanh => 3,
-        }
-    }
-}
-
-/// Sigmoid that neither overflows nor loses precision for large |x|.
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// What a matmul computes: `act(op(A) · op(B) + bias)`, where `op` optionally transposes.
-///
-/// The three forms a backward pass needs are [`Matmul::nn`] (`A·B`), [`Matmul::nt`] (`A·Bᵀ`)
-/// and [`Matmul::tn`] (`Aᵀ·B`); [`Matmul::tt`] completes the set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Matmul {
-    /// Use `Aᵀ`: `a` is stored K×M.
-    pub trans_a: bool,
-    /// Use `Bᵀ`: `b` is stored N×K.
-    pub trans_b: bool,
-    /// Applied after the bias, element by element.
-    pub activation: Activation,
-}
-
-impl Matmul {
-    /// `A·B` with `A` M×K and `B` K×N.
-    pub fn nn() -> Self {
-        Self::default()
-    }
-    /// `A·Bᵀ` with `A` M×K and `B` N×K (input gradient of a linear layer).
-    pub fn nt() -> Self {
-        Self {
-            trans_b: true,
-            ..Self::default()
-        }
-    }
-    /// `Aᵀ·B` with `A` K×M and `B` K×N (weight gradient of a linear layer).
-    pub fn tn() -> Self {
-        Self {
-            trans_a: true,
-            ..Self::default()
-        }
-    }
-    /// `Aᵀ·Bᵀ` with `A` K×M and `B` N×K.
-    pub fn tt() -> Self {
-        Self {
-            trans_a: true,
-            trans_b: true,
-            ..Self::default()
-        }
-    }
-    /// The same product with `activation` fused into the epilogue.
-    pub fn activation(self, activation: Activation) -> Self {
-        Self { activation, ..self }
-    }
-}
-
-/// The dimensions of one matmul, checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatmulDims {
-    /// Rows of the output.
-    pub m: usize,
-    /// Columns of the output.
-    pub n: usize,
-    /// The contracted dimension.
-    pub k: usize,
-}
-
-/// Checks that operands, bias and output fit `spec`, and returns M, N and K.
-///
-/// Shapes are (rows, cols) as stored. The bias, when present, is a 1×N row added to every row.
-pub fn matmul_dims(
-    spec: Matmul,
-    a: (usize, usize),
-    b: (usize, usize),
-    bias: Option<(usize, usize)>,
-    out: (usize, usize),
-) -> Result<MatmulDims> {
-    let op = "matmul";
-    let (m, k) = if spec.trans_a { (a.1, a.0) } else { a };
-    let (kb, n) = if spec.trans_b { (b.1, b.0) } else { b };
-    let describe = || {
-        format!(
-            "a is {}{}, b is {}{}",
-            Dims(a.0, a.1),
-            if spec.trans_a { " (transposed)" } else { "" },
-            Dims(b.0, b.1),
-            if spec.trans_b { " (transposed)" } else { "" },
-        )
-    };
-    if m == 0 || n == 0 || k == 0 {
-        return Err(Error::Shape {
-            op,
-            detail: format!("empty operand: {}", describe()),
-        });
-    }
-    if k != kb {
-        return Err(Error::Shape {
-            op,
-            detail: format!("inner dimensions differ ({k} vs {kb}): {}", describe()),
-        });
-    }
-    if let Some(bias) = bias {
-        if bias != (1, n) {
-            return Err(Error::Shape {
-                op,
-                detail: format!("bias is {}, expected {}", Dims(bias.0, bias.1), Dims(1, n)),
-            });
-        }
-    }
-    if out != (m, n) {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "output is {}, expected {} for {}",
-                Dims(out.0, out.1),
-                Dims(m, n),
-                describe()
-            ),
-        });
-    }
-    Ok(MatmulDims { m, n, k })
-}
+use crate::error::Result;
+use crate::optim::{Clip, LrSchedule, Optimizer, OptimizerConfig};
 
 /// A backend's 2-D matrix of `f32`, stored row-major.
 pub trait Matrix {
@@ -262,7 +78,7 @@ pub trait Backend: 'static {
     /// A model's parameters or gradients.
     type Arena: Arena<Matrix = Self::Matrix>;
     /// An optimizer over an arena.
-    type Optimizer;
+    type Optimizer: Optimizer<Self>;
 
     /// A human-readable description: the backend and, for the GPU, the adapter.
     fn describe(&self) -> String;
@@ -462,33 +278,6 @@ pub trait Backend: 'static {
         clip: Clip,
         monitor: bool,
     ) -> Result<Self::Optimizer>;
-
-    /// One update of `params` from `grads` (recorded, not waited for, on the GPU).
-    fn optimizer_step(
-        &self,
-        optimizer: &mut Self::Optimizer,
-        params: &mut Self::Arena,
-        grads: &Self::Arena,
-    ) -> Result<()>;
-
-    /// `totals[slot..slot + 3] ← (Σg², Σθ², ΣΔθ²)` of the last step of a monitoring optimizer
-    /// (zeros if it does not monitor).
-    fn optimizer_stats_into(
-        &self,
-        optimizer: &Self::Optimizer,
-        totals: &mut Self::Matrix,
-        slot: usize,
-    ) -> Result<()>;
-
-    /// The optimizer's state (PyTorch's names; waits on the GPU).
-    fn optimizer_state(&self, optimizer: &Self::Optimizer) -> Result<OptimizerState>;
-
-    /// Restores a state read by [`Backend::optimizer_state`]; on error nothing changes.
-    fn optimizer_load_state(
-        &self,
-        optimizer: &mut Self::Optimizer,
-        state: &OptimizerState,
-    ) -> Result<()>;
 
     /// `act(op(a) · op(b) + bias)` in a new matrix.
     fn matmul(

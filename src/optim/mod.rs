@@ -7,10 +7,14 @@
 //! arena). Both get their per-step scalars (learning rate after the schedule, bias corrections)
 //! from one shared core (`OptimizerCore`), so the host math exists once.
 
+mod common;
 mod config;
+mod optimizer;
 mod schedule;
 
+pub(crate) use common::common_optimizer_methods;
 pub use config::{Adagrad, Adam, AdamW, OptimizerConfig, RmsProp, Sgd};
+pub use optimizer::Optimizer;
 pub use schedule::{Decay, LrSchedule};
 
 use crate::error::{Error, Result};
@@ -393,62 +397,3 @@ impl OptimizerCore {
         Ok(slots)
     }
 }
-
-/// The configuration methods both optimizers share (each holds its `OptimizerCore` in `core`).
-macro_rules! common_optimizer_methods {
-    ($ty:ident) => {
-        impl $ty {
-            /// Uses `schedule` for the learning rate from the next update on.
-            pub fn with_schedule(
-                mut self,
-                schedule: $crate::optim::LrSchedule,
-            ) -> $crate::Result<Self> {
-                self.core.set_schedule(schedule)?;
-                Ok(self)
-            }
-
-            /// Clips gradients as `clip` says, from the next update on.
-            pub fn with_clip(mut self, clip: $crate::optim::Clip) -> $crate::Result<Self> {
-                self.core.set_clip(clip)?;
-                Ok(self)
-            }
-
-            /// Measures ‖g‖, ‖θ‖ and ‖Δθ‖ during each update (fused into the update's own pass).
-            pub fn with_monitoring(mut self, on: bool) -> Self {
-                self.core.monitor = on;
-                self
-            }
-
-            /// The configuration.
-            pub fn config(&self) -> &$crate::optim::OptimizerConfig {
-                &self.core.config
-            }
-
-            /// The schedule.
-            pub fn schedule(&self) -> &$crate::optim::LrSchedule {
-                &self.core.schedule
-            }
-
-            /// Number of parameters in the arena.
-            pub fn len(&self) -> usize {
-                self.core.len
-            }
-
-            /// Always `false`: an optimizer is never built for an empty arena.
-            pub fn is_empty(&self) -> bool {
-                self.core.len == 0
-            }
-
-            /// Updates taken so far.
-            pub fn steps(&self) -> u64 {
-                self.core.step
-            }
-
-            /// The learning rate of update number `update` (1 is the first, as PyTorch counts).
-            pub fn lr_at(&self, update: u64) -> f64 {
-                self.core.lr_for_update(update)
-            }
-        }
-    };
-}
-pub(crate) use common_optimizer_methods;

@@ -2,12 +2,13 @@
 //! matrices), and optimizer state handed from one session to another in memory.
 
 use super::Session;
-use super::session::{Descent, slot, workspace};
+use super::session::slot;
+use super::step::{Descent, workspace};
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Model;
-use crate::optim::OptimizerState;
+use crate::optim::{Optimizer, OptimizerState};
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// One optimizer step on `batch`, exactly as given (no shuffle): forward, loss, backward
@@ -133,8 +134,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             }
             *values = laid_out;
         }
-        self.backend
-            .optimizer_load_state(&mut self.optimizer, &storage)
+        self.optimizer.load_state(&storage)
     }
 }
 

@@ -12,7 +12,7 @@ use super::session::slot;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Model, ParamSpec};
-use crate::optim::OptimizerState;
+use crate::optim::{Optimizer, OptimizerState};
 
 /// The `format` metadata value of a full training checkpoint.
 pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
@@ -130,7 +130,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         let path = path.as_ref();
         let backend = self.backend;
         let net = self.model.network();
-        let state = backend.optimizer_state(&self.optimizer)?;
+        let state = self.optimizer.state()?;
         let mut tensors = parameter_tensors(net, backend)?;
         tensors.extend(optimizer_tensors(
             &state,
@@ -243,7 +243,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         let net = self.model.network();
         let params = parameter_values(&file, path, net.parameter_specs())?;
-        let like = self.backend.optimizer_state(&self.optimizer)?;
+        let like = self.optimizer.state()?;
         let state = optimizer_state(
             &file,
             path,
@@ -256,8 +256,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
             .map_err(|e| bad(e.to_string()))?;
         // Everything is checked; now apply (the optimizer first: it validates its own state).
-        self.backend
-            .optimizer_load_state(&mut self.optimizer, &state)?;
+        self.optimizer.load_state(&state)?;
         let net = self.model.network_mut();
         net.set_parameters_flat(self.backend, &params)?;
         self.totals = self.backend.upload(totals.view())?;

@@ -19,11 +19,13 @@
 
 mod batches;
 mod checkpoint;
+mod epoch;
 mod history;
 mod model_file;
 mod safetensors;
 mod search;
 mod session;
+mod step;
 mod stopping;
 
 pub use history::{EpochRecord, History, StepRecord, StopReason};

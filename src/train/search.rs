@@ -1,7 +1,8 @@
 //! Beyond plain descent: Armijo backtracking line search for full-batch descent, and a
 //! learning-rate finder.
 
-use super::session::{DeviceData, batch_loss, slot};
+use super::session::slot;
+use super::step::{DeviceData, batch_loss};
 use super::{EpochRecord, History, StopReason, Trainer};
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;

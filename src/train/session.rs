@@ -4,11 +4,13 @@
 
 use std::io::IsTerminal;
 
-use super::{BatchOrder, EpochRecord, History, StepRecord, StopReason, Trainer};
+use super::step::{Descent, DeviceData, workspace};
+use super::{BatchOrder, History, StepRecord, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
-use crate::nn::{Mlp, Mode, Model, Workspace, seeded};
+use crate::nn::{Mlp, Model, Workspace, seeded};
+use crate::optim::Optimizer;
 
 /// Layout of the totals row the kernels accumulate into (one readback gets everything).
 pub(crate) mod slot {
@@ -24,87 +26,6 @@ pub(crate) mod slot {
     pub const LEN: usize = 12;
 }
 
-/// The workspace for batches of `rows` samples, built on first use (one per batch size seen:
-/// the full batches, the last shorter one, the validation chunks).
-pub(super) fn workspace<'w, B: Backend>(
-    workspaces: &'w mut Vec<Workspace<B::Matrix>>,
-    backend: &B,
-    model: &crate::nn::Sequential<B>,
-    loss: crate::nn::Loss,
-    rows: usize,
-) -> Result<&'w mut Workspace<B::Matrix>> {
-    let index = match workspaces.iter().position(|w| w.rows == rows) {
-        Some(i) => i,
-        None => {
-            let target_cols = loss.target_cols(model.outputs());
-            workspaces.push(model.workspace(backend, rows, target_cols)?);
-            workspaces.len() - 1
-        }
-    };
-    Ok(&mut workspaces[index])
-}
-
-/// Gathers the batch at `start` of `data` in `order` into `ws`, runs the forward pass and the
-/// fused loss into `totals[slot..]`; with `grad`, also ∂loss/∂logits for the backward pass.
-fn forward_loss<B: Backend>(
-    backend: &B,
-    model: &crate::nn::Sequential<B>,
-    loss: crate::nn::Loss,
-    (data, order, start): (&DeviceData<B>, &B::Indices, usize),
-    ws: &mut Workspace<B::Matrix>,
-    (totals, slot): (&mut B::Matrix, usize),
-    (mode, step): (Mode, u64),
-) -> Result<()> {
-    backend.gather_rows_into(&data.x, order, start, &mut ws.input)?;
-    backend.gather_rows_into(&data.y, order, start, &mut ws.target)?;
-    model.forward_batch(backend, &ws.input, &mut ws.acts, mode, step)?;
-    batch_loss(
-        backend,
-        loss,
-        &mut ws.acts,
-        &ws.target,
-        (totals, slot),
-        mode,
-    )
-}
-
-/// The fused loss of the model output in `acts` against `target` into `totals[slot..]`; in
-/// training mode, also ∂loss/∂output for the backward pass.
-pub(crate) fn batch_loss<B: Backend>(
-    backend: &B,
-    loss: crate::nn::Loss,
-    acts: &mut crate::nn::Activations<B::Matrix>,
-    target: &B::Matrix,
-    (totals, slot): (&mut B::Matrix, usize),
-    mode: Mode,
-) -> Result<()> {
-    let (Some(output), Some(grad)) = (acts.outputs.last(), acts.output_grads.last_mut()) else {
-        return Err(Error::Shape {
-            op: "loss",
-            detail: "the model has no layers".into(),
-        });
-    };
-    let grad = (mode == Mode::Train).then_some(grad);
-    backend.loss_into(loss, output, target, grad, totals, slot)
-}
-
-/// A dataset on the backend.
-pub(crate) struct DeviceData<B: Backend> {
-    pub x: B::Matrix,
-    pub y: B::Matrix,
-    pub len: usize,
-}
-
-impl<B: Backend> DeviceData<B> {
-    pub fn upload(backend: &B, data: &Dataset) -> Result<Self> {
-        Ok(Self {
-            x: backend.upload(data.x().view())?,
-            y: backend.upload(data.y().view())?,
-            len: data.len(),
-        })
-    }
-}
-
 /// One training run in progress: [`Session::step`] takes one optimizer step,
 /// [`Session::run_epoch`] finishes the current epoch, [`Session::run`] trains to the end.
 pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
@@ -113,7 +34,7 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) model: &'a mut M,
     /// The training data, or none for a session that trains on given batches only.
     pub(super) train: Option<DeviceData<B>>,
-    validation: Option<(DeviceData<B>, B::Indices)>,
+    pub(super) validation: Option<(DeviceData<B>, B::Indices)>,
     pub(super) optimizer: B::Optimizer,
     pub(super) totals: B::Matrix,
     /// One per batch size seen (the full batches and the last, shorter one).
@@ -132,7 +53,7 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) first_loss: Option<f64>,
     pub(super) best: Option<(f64, usize)>,
     pub(super) history: History,
-    progress: Option<indicatif::ProgressBar>,
+    pub(super) progress: Option<indicatif::ProgressBar>,
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -276,7 +197,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// Each buffer holds one value per model parameter, in [`Sequential::parameters_flat`](crate::nn::Sequential::parameters_flat)'s order,
     /// on every backend (the GPU arena's alignment gaps are left out).
     pub fn optimizer_state(&self) -> Result<crate::optim::OptimizerState> {
-        let mut state = self.backend.optimizer_state(&self.optimizer)?;
+        let mut state = self.optimizer.state()?;
         let params = &self.model.network().params;
         let ranges: Vec<(usize, usize)> = params
             .offsets()
@@ -296,17 +217,15 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         Ok(state)
     }
 
-    fn batch_rows(&self) -> usize {
+    pub(super) fn batch_rows(&self) -> usize {
         self.trainer
             .batch_size
             .unwrap_or(self.train.as_ref().map_or(0, |t| t.len))
     }
 
     /// The learning rate of step `step` (1-based).
-    fn lr_of(&self, step: u64) -> f64 {
-        self.trainer
-            .schedule
-            .lr_at(self.trainer.optimizer.lr(), step.saturating_sub(1))
+    pub(super) fn lr_of(&self, step: u64) -> f64 {
+        self.optimizer.lr_at(step)
     }
 
     /// One optimizer step on the next mini-batch, starting a new epoch (a fresh shuffle, or
@@ -414,149 +333,5 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
                     .into(),
             }),
         }
-    }
-
-    /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
-    /// validation pass, and one readback of every measurement.
-    pub fn run_epoch(&mut self) -> Result<EpochRecord> {
-        let len = self.train_len("Session::run_epoch")?;
-        while !self.epoch_done() {
-            self.step()?;
-        }
-        self.end_epoch_order();
-        if let Some((data, all)) = &self.validation {
-            let rows = self.batch_rows().max(1024).min(data.len);
-            let mut start = 0;
-            while start < data.len {
-                let n = rows.min(data.len - start);
-                let backend = self.backend;
-                let net = self.model.network();
-                let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, n)?;
-                forward_loss(
-                    backend,
-                    net,
-                    self.trainer.loss,
-                    (data, all, start),
-                    ws,
-                    (&mut self.totals, slot::VALIDATION),
-                    (Mode::Eval, self.step),
-                )?;
-                start += n;
-            }
-        }
-        // Σθ² of the parameters as the epoch's last update left them (the epoch's loss was
-        // measured before that update): they become the last good ones only if finite.
-        self.backend.sum_squares_into(
-            &self.model.network().params,
-            &mut self.totals,
-            slot::SCRATCH,
-        )?;
-        let totals = self.backend.download(&self.totals)?;
-        let t = |i: usize| f64::from(totals[[0, i]]);
-        let n = len as f64;
-        let classify = self.trainer.loss.has_accuracy();
-        let record = EpochRecord {
-            epoch: self.epoch,
-            step: self.step,
-            loss: t(slot::TRAIN + 2) / n,
-            accuracy: classify.then(|| t(slot::TRAIN + 3) / n),
-            val_loss: self
-                .validation
-                .as_ref()
-                .map(|(d, _)| t(slot::VALIDATION + 2) / d.len as f64),
-            val_accuracy: self
-                .validation
-                .as_ref()
-                .filter(|_| classify)
-                .map(|(d, _)| t(slot::VALIDATION + 3) / d.len as f64),
-            grad_norm: self.trainer.monitor.then(|| t(slot::STATS).sqrt()),
-            update_ratio: self.trainer.monitor.then(|| {
-                let (param, update) = (t(slot::STATS + 1).sqrt(), t(slot::STATS + 2).sqrt());
-                if update == 0.0 { 0.0 } else { update / param }
-            }),
-            lr: self.lr_of(self.step),
-        };
-        self.check_divergence(record.loss)?;
-        if let Some(val_loss) = record.val_loss {
-            self.check_divergence(val_loss)?;
-        }
-        let params_squared = t(slot::SCRATCH);
-        if !params_squared.is_finite() {
-            return self
-                .diverged(
-                    record.loss,
-                    format!("Σθ² = {params_squared} after the epoch's last update"),
-                )
-                .map(|()| record);
-        }
-        self.backend
-            .copy_arena(&self.model.network().params, &mut self.last_good)?;
-        self.backend.fill(&mut self.totals, 0.0)?;
-        self.history.epochs.push(record);
-        if let Some(bar) = &self.progress {
-            bar.set_position(self.epoch as u64);
-            bar.set_message(format!("loss {:.4}", record.loss));
-        }
-        Ok(record)
-    }
-
-    /// Trains until a stopping rule fires. With a checkpoint path configured, the state is saved
-    /// before the first epoch and after every epoch, so the file always holds the last good one.
-    pub fn run(&mut self) -> Result<()> {
-        let checkpoint = self.trainer.checkpoint.clone();
-        if let (Some(path), 0) = (&checkpoint, self.step) {
-            self.save_checkpoint(path)?;
-        }
-        while self.epoch < self.trainer.epochs || self.order.is_some() && !self.epoch_done() {
-            let record = self.run_epoch()?;
-            if let Some(path) = &checkpoint {
-                self.save_checkpoint(path)?;
-            }
-            if let Some(reason) = self.stop_reason(&record) {
-                self.history.stop = reason;
-                return Ok(());
-            }
-        }
-        self.history.stop = StopReason::MaxEpochs;
-        Ok(())
-    }
-}
-
-/// One descent step's recording: forward, loss, backward, update (and the monitoring sums),
-/// then one submit.
-pub(super) struct Descent<'s, B: Backend> {
-    pub backend: &'s B,
-    pub trainer: &'s Trainer,
-    pub optimizer: &'s mut B::Optimizer,
-    pub totals: &'s mut B::Matrix,
-    /// Steps taken before this one.
-    pub step: u64,
-}
-
-impl<B: Backend> Descent<'_, B> {
-    pub fn run(
-        &mut self,
-        net: &mut crate::nn::Sequential<B>,
-        input: &B::Matrix,
-        target: &B::Matrix,
-        acts: &mut crate::nn::Activations<B::Matrix>,
-    ) -> Result<()> {
-        let backend = self.backend;
-        net.forward_batch(backend, input, acts, Mode::Train, self.step)?;
-        batch_loss(
-            backend,
-            self.trainer.loss,
-            acts,
-            target,
-            (&mut *self.totals, slot::TRAIN),
-            Mode::Train,
-        )?;
-        net.backward_batch(backend, input, acts)?;
-        let (params, grads) = net.parameters_and_gradients();
-        backend.optimizer_step(self.optimizer, params, grads)?;
-        if self.trainer.monitor {
-            backend.optimizer_stats_into(self.optimizer, self.totals, slot::STATS)?;
-        }
-        backend.flush()
     }
 }

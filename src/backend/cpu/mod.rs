@@ -29,7 +29,7 @@ use super::{
 };
 use crate::backend::Loss;
 use crate::error::Result;
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
+use crate::optim::{Clip, LrSchedule, OptimizerConfig};
 
 /// Computes every op on the host with ndarray.
 #[derive(Clone, Copy, Debug, Default)]
@@ -395,42 +395,5 @@ impl Backend for CpuBackend {
             .with_schedule(schedule)?
             .with_clip(clip)?
             .with_monitoring(monitor))
-    }
-
-    fn optimizer_step(
-        &self,
-        optimizer: &mut CpuOptimizer,
-        params: &mut CpuArena,
-        grads: &CpuArena,
-    ) -> Result<()> {
-        optimizer.step_arena(params, grads)
-    }
-
-    fn optimizer_stats_into(
-        &self,
-        optimizer: &CpuOptimizer,
-        totals: &mut Array2<f32>,
-        slot: usize,
-    ) -> Result<()> {
-        totals_dims("optimizer stats", totals.dim(), slot, 3)?;
-        let sums = optimizer.stats().map_or([0.0; 3], |s| {
-            [s.grad_norm, s.param_norm, s.update_norm].map(|n| n * n)
-        });
-        for (i, v) in sums.into_iter().enumerate() {
-            totals[[0, slot + i]] = v;
-        }
-        Ok(())
-    }
-
-    fn optimizer_state(&self, optimizer: &CpuOptimizer) -> Result<OptimizerState> {
-        Ok(optimizer.state())
-    }
-
-    fn optimizer_load_state(
-        &self,
-        optimizer: &mut CpuOptimizer,
-        state: &OptimizerState,
-    ) -> Result<()> {
-        optimizer.load_state(state)
     }
 }

@@ -1,6 +1,6 @@
 //! `cpu::update`: the reference for `shaders/optim.wgsl`, and the optimizer on host slices.
 
-use super::CpuArena;
+use super::{CpuArena, sum_squares};
 use crate::error::Result;
 use crate::optim::{
     Algorithm, OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule, UpdateStats,
@@ -98,11 +98,6 @@ fn update_element(
     }
 }
 
-/// Σv², accumulated in f64 (the oracle is as exact as it can cheaply be).
-pub(crate) fn sum_squares(values: &[f32]) -> f64 {
-    values.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
-}
-
 /// One update of `params` from `grads`, the twin of the `update` kernel: clipping, the rule,
 /// and, when `monitor` is set, the monitoring sums (Σg², Σθ², ΣΔθ²) in f64.
 pub(crate) fn update(
@@ -114,7 +109,10 @@ pub(crate) fn update(
     monitor: bool,
 ) -> [f64; 3] {
     let scale = if rule.clip_norm {
-        (s.max_norm / (sum_squares(grads).sqrt() as f32 + 1e-6)).min(1.0)
+        (s.max_norm
+            / (sum_squares(ndarray::aview1(grads).insert_axis(ndarray::Axis(0))).sqrt() as f32
+                + 1e-6))
+            .min(1.0)
     } else {
         1.0
     };
@@ -253,3 +251,32 @@ impl CpuOptimizer {
 }
 
 crate::optim::common_optimizer_methods!(CpuOptimizer);
+
+impl crate::optim::Optimizer<super::CpuBackend> for CpuOptimizer {
+    fn step(&mut self, params: &mut CpuArena, grads: &CpuArena) -> Result<()> {
+        self.step_arena(params, grads)
+    }
+
+    fn stats_into(&self, totals: &mut ndarray::Array2<f32>, slot: usize) -> Result<()> {
+        crate::backend::totals_dims("optimizer stats", totals.dim(), slot, 3)?;
+        let sums = self.stats().map_or([0.0; 3], |s| {
+            [s.grad_norm, s.param_norm, s.update_norm].map(|n| n * n)
+        });
+        for (i, v) in sums.into_iter().enumerate() {
+            totals[[0, slot + i]] = v;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<OptimizerState> {
+        Ok(CpuOptimizer::state(self))
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        CpuOptimizer::load_state(self, state)
+    }
+
+    fn lr_at(&self, update: u64) -> f64 {
+        self.core.lr_for_update(update)
+    }
+}

@@ -44,7 +44,7 @@ use ndarray::{Array2, ArrayView2};
 use super::{Activation, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len};
 use crate::backend::Loss;
 use crate::error::{Error, Result};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
+use crate::optim::{Clip, LrSchedule, OptimizerConfig};
 
 /// A row-major `rows × cols` matrix of `f32` in a GPU buffer, starting at element `offset`.
 ///
@@ -386,41 +386,10 @@ impl Backend for GpuBackend {
             .with_clip(clip)?
             .with_monitoring(monitor))
     }
-
-    fn optimizer_step(
-        &self,
-        optimizer: &mut GpuOptimizer,
-        params: &mut GpuArena,
-        grads: &GpuArena,
-    ) -> Result<()> {
-        check_layouts("optimizer step", params, grads)?;
-        optimizer.record_step(params.buffer(), grads.buffer())
-    }
-
-    fn optimizer_stats_into(
-        &self,
-        optimizer: &GpuOptimizer,
-        totals: &mut GpuMatrix,
-        slot: usize,
-    ) -> Result<()> {
-        optimizer.stats_into(totals, slot)
-    }
-
-    fn optimizer_state(&self, optimizer: &GpuOptimizer) -> Result<OptimizerState> {
-        optimizer.state()
-    }
-
-    fn optimizer_load_state(
-        &self,
-        optimizer: &mut GpuOptimizer,
-        state: &OptimizerState,
-    ) -> Result<()> {
-        optimizer.load_state(state)
-    }
 }
 
 /// Arenas combined by one op must share one layout.
-fn check_layouts(op: &'static str, a: &GpuArena, b: &GpuArena) -> Result<()> {
+pub(crate) fn check_layouts(op: &'static str, a: &GpuArena, b: &GpuArena) -> Result<()> {
     arena_len(op, a.buffer().len(), b.buffer().len())?;
     if !a.same_layout(b) {
         return Err(Error::Shape {

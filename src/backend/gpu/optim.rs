@@ -419,3 +419,26 @@ crate::optim::common_optimizer_methods!(GpuOptimizer);
 
 // Every adapter steepest opens offers at least this much immediate data.
 const _: () = assert!(size_of::<StepScalars>() as u32 <= super::context::MIN_IMMEDIATE_SIZE);
+
+impl crate::optim::Optimizer<super::GpuBackend> for GpuOptimizer {
+    fn step(&mut self, params: &mut super::GpuArena, grads: &super::GpuArena) -> Result<()> {
+        super::check_layouts("optimizer step", params, grads)?;
+        self.record_step(params.buffer(), grads.buffer())
+    }
+
+    fn stats_into(&self, totals: &mut GpuMatrix, slot: usize) -> Result<()> {
+        GpuOptimizer::stats_into(self, totals, slot)
+    }
+
+    fn state(&self) -> Result<OptimizerState> {
+        GpuOptimizer::state(self)
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        GpuOptimizer::load_state(self, state)
+    }
+
+    fn lr_at(&self, update: u64) -> f64 {
+        self.core.lr_for_update(update)
+    }
+}

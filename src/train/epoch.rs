@@ -1,0 +1,116 @@
+//! The end of an epoch: its remaining steps, the validation pass, one readback of every
+//! measurement, the divergence checks; and `run`, epochs until a stopping rule fires.
+
+use super::session::slot;
+use super::step::{forward_loss, workspace};
+use super::{EpochRecord, Session, StopReason};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::nn::{Mode, Model};
+
+impl<B: Backend, M: Model<B>> Session<'_, B, M> {
+    /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
+    /// validation pass, and one readback of every measurement.
+    pub fn run_epoch(&mut self) -> Result<EpochRecord> {
+        let len = self.train_len("Session::run_epoch")?;
+        while !self.epoch_done() {
+            self.step()?;
+        }
+        self.end_epoch_order();
+        if let Some((data, all)) = &self.validation {
+            let rows = self.batch_rows().max(1024).min(data.len);
+            let mut start = 0;
+            while start < data.len {
+                let n = rows.min(data.len - start);
+                let backend = self.backend;
+                let net = self.model.network();
+                let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, n)?;
+                forward_loss(
+                    backend,
+                    net,
+                    self.trainer.loss,
+                    (data, all, start),
+                    ws,
+                    (&mut self.totals, slot::VALIDATION),
+                    (Mode::Eval, self.step),
+                )?;
+                start += n;
+            }
+        }
+        // Σθ² of the parameters as the epoch's last update left them (the epoch's loss was
+        // measured before that update): they become the last good ones only if finite.
+        self.backend.sum_squares_into(
+            &self.model.network().params,
+            &mut self.totals,
+            slot::SCRATCH,
+        )?;
+        let totals = self.backend.download(&self.totals)?;
+        let t = |i: usize| f64::from(totals[[0, i]]);
+        let n = len as f64;
+        let classify = self.trainer.loss.has_accuracy();
+        let record = EpochRecord {
+            epoch: self.epoch,
+            step: self.step,
+            loss: t(slot::TRAIN + 2) / n,
+            accuracy: classify.then(|| t(slot::TRAIN + 3) / n),
+            val_loss: self
+                .validation
+                .as_ref()
+                .map(|(d, _)| t(slot::VALIDATION + 2) / d.len as f64),
+            val_accuracy: self
+                .validation
+                .as_ref()
+                .filter(|_| classify)
+                .map(|(d, _)| t(slot::VALIDATION + 3) / d.len as f64),
+            grad_norm: self.trainer.monitor.then(|| t(slot::STATS).sqrt()),
+            update_ratio: self.trainer.monitor.then(|| {
+                let (param, update) = (t(slot::STATS + 1).sqrt(), t(slot::STATS + 2).sqrt());
+                if update == 0.0 { 0.0 } else { update / param }
+            }),
+            lr: self.lr_of(self.step),
+        };
+        self.check_divergence(record.loss)?;
+        if let Some(val_loss) = record.val_loss {
+            self.check_divergence(val_loss)?;
+        }
+        let params_squared = t(slot::SCRATCH);
+        if !params_squared.is_finite() {
+            return self
+                .diverged(
+                    record.loss,
+                    format!("Σθ² = {params_squared} after the epoch's last update"),
+                )
+                .map(|()| record);
+        }
+        self.backend
+            .copy_arena(&self.model.network().params, &mut self.last_good)?;
+        self.backend.fill(&mut self.totals, 0.0)?;
+        self.history.epochs.push(record);
+        if let Some(bar) = &self.progress {
+            bar.set_position(self.epoch as u64);
+            bar.set_message(format!("loss {:.4}", record.loss));
+        }
+        Ok(record)
+    }
+
+    /// Trains until a stopping rule fires. With a checkpoint path configured, the state is saved
+    /// before the first epoch and after every epoch, so the file always holds the last good one.
+    pub fn run(&mut self) -> Result<()> {
+        let checkpoint = self.trainer.checkpoint.clone();
+        if let (Some(path), 0) = (&checkpoint, self.step) {
+            self.save_checkpoint(path)?;
+        }
+        while self.epoch < self.trainer.epochs || self.order.is_some() && !self.epoch_done() {
+            let record = self.run_epoch()?;
+            if let Some(path) = &checkpoint {
+                self.save_checkpoint(path)?;
+            }
+            if let Some(reason) = self.stop_reason(&record) {
+                self.history.stop = reason;
+                return Ok(());
+            }
+        }
+        self.history.stop = StopReason::MaxEpochs;
+        Ok(())
+    }
+}

@@ -150,7 +150,7 @@ fn compare<B: Backend>(backend: &B, args: &Args) -> Result<(), String> {
          (epoch {res_epoch}, {res_params} parameters)",
         args.blocks
     );
-    if !(res_loss < plain_loss) {
+    if res_loss.is_nan() || res_loss >= plain_loss {
         return Err(format!(
             "the residual network's validation loss {res_loss:.4} did not beat the plain \
              MLP's {plain_loss:.4}"

@@ -48,6 +48,14 @@
 //! # }
 //! ```
 //!
+//! ## Models beyond the MLP
+//!
+//! [`Mlp`] builds a [`Sequential`] model of [`Linear`] layers. Any chain of layers is one:
+//! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, …), `LayerNorm`, `Dropout` and
+//! `Residual`, and the [`Layer`] trait is the seam for layers of your own (its docs show one).
+//! The trainer takes any [`Model`]; [`Session::for_batches`] trains on batches your own loop
+//! produces.
+//!
 //! ## Backends
 //!
 //! Both backends implement [`Backend`]: the few kernel-granularity ops a model needs. Pick one

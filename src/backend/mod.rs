@@ -233,7 +233,7 @@ pub trait Backend: 'static {
     /// predictions, and adds both to `totals[slot + 2]` and `totals[slot + 3]`.
     ///
     /// Class labels must be integers in `0..cols`. The CPU backend checks them
-    /// ([`Error::Label`]); a GPU kernel cannot fail, so the GPU backend trusts them — build
+    /// ([`Error::Label`](crate::Error::Label)); a GPU kernel cannot fail, so the GPU backend trusts them — build
     /// training data with [`Dataset::classification`](crate::Dataset::classification), which
     /// checks every label once.
     fn loss_into(

@@ -121,9 +121,52 @@ pub struct Backward<'a, B: Backend> {
 /// A layer of a [`Sequential`](super::Sequential) model: a batch forward and backward over the
 /// [`Backend`] ops, its parameters and what it keeps between the two.
 ///
-/// Implement it for a type of your own to add a layer; `tests/custom_layer.rs` adds one with
-/// its own WGSL kernel. Every method but `forward` and `backward` has a default for a layer
-/// without parameters or saved values.
+/// Implement it for a type of your own to add a layer. Every method but `forward` and
+/// `backward` has a default for a layer without parameters or saved values. A layer written
+/// with the [`Backend`] ops runs on both backends; one with a kernel of its own implements
+/// `Layer<GpuBackend>` with it (recorded through
+/// [`GpuContext::record_compute`](crate::GpuContext::record_compute), so it joins the step's
+/// one submit) and `Layer<CpuBackend>` with ndarray: `tests/custom_layer.rs` does both.
+///
+/// ```
+/// use steepest::nn::{Backward, Forward, Layer, Sequential};
+/// use steepest::{Backend, CpuBackend, Init, Linear};
+///
+/// /// `y = 2x`: the input added to itself.
+/// #[derive(Debug)]
+/// struct Double(usize);
+///
+/// impl<B: Backend> Layer<B> for Double {
+///     fn describe(&self) -> String {
+///         format!("double({})", self.0)
+///     }
+///     fn inputs(&self) -> usize {
+///         self.0
+///     }
+///     fn outputs(&self) -> usize {
+///         self.0
+///     }
+///     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> steepest::Result<()> {
+///         backend.add_into(pass.input, pass.input, pass.output)
+///     }
+///     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> steepest::Result<()> {
+///         // ∂/∂x = 2·∂/∂y, times the derivative of the activation fused below, if any.
+///         if let Some(mut below) = pass.grad_input {
+///             backend.add_into(pass.grad_output, pass.grad_output, below.grad)?;
+///             below.apply_activation(backend)?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # fn main() -> steepest::Result<()> {
+/// let layers: Vec<Box<dyn Layer<CpuBackend>>> =
+///     vec![Box::new(Linear::new(3, 4)), Box::new(Double(4)), Box::new(Linear::new(4, 1))];
+/// let model = Sequential::new(&CpuBackend, layers, Init::default(), 0)?;
+/// assert_eq!(model.architecture(), "linear(3→4, identity) | double(4) | linear(4→1, identity)");
+/// # Ok(())
+/// # }
+/// ```
 pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
     /// A short description for architecture lines and messages, such as `linear(2→64, relu)`.
     fn describe(&self) -> String;

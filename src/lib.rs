@@ -88,6 +88,7 @@ pub mod data;
 mod error;
 pub mod nn;
 pub mod optim;
+mod tensor_file;
 pub mod train;
 
 pub use backend::cpu::{CpuArena, CpuBackend, CpuOptimizer};

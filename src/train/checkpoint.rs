@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::Session;
-use super::model_file::{parameter_tensors, parameter_values};
-use super::safetensors::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 use super::session::slot;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Model, ParamSpec};
+use crate::nn::{parameter_tensors, parameter_values};
 use crate::optim::{Optimizer, OptimizerState};
+use crate::tensor_file::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 
 /// The `format` metadata value of a full training checkpoint.
 pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";

@@ -21,8 +21,6 @@ mod batches;
 mod checkpoint;
 mod epoch;
 mod history;
-mod model_file;
-mod safetensors;
 mod search;
 mod session;
 mod step;

@@ -15,6 +15,7 @@ mod matmul;
 mod memory;
 mod nonlinearity;
 mod optim;
+mod optim_state;
 mod options;
 mod pending;
 mod reduce;

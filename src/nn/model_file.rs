@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::safetensors::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::{Mlp, MlpSpec, ParamSpec, Sequential};
+use crate::tensor_file::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 
 /// Floats as metadata text: Rust's shortest exact form, comma-separated (parses back to the
 /// same bits).

@@ -1,0 +1,107 @@
+//! The training stack on any model built on the seam: a `Sequential` with LayerNorm, GELU,
+//! dropout and a residual block under the line search, the learning-rate finder, and
+//! checkpoints (a resumed run draws the same dropout masks and ends bit for bit where an
+//! unbroken one does; a checkpoint of another architecture is refused by name).
+
+use std::path::PathBuf;
+
+use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
+use steepest::{
+    Adam, CpuBackend, Init, LineSearch, Linear, Loss, LrFinder, Nonlinearity, Session, Trainer,
+    data,
+};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("steepest-generic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn net(dropout: f32, width: usize) -> Sequential<CpuBackend> {
+    let block: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+        Box::new(LayerNorm::new(width)),
+        Box::new(Linear::new(width, width)),
+        Box::new(Elementwise::new(width, Nonlinearity::Gelu)),
+        Box::new(Dropout::new(width, dropout, 3)),
+        Box::new(Linear::new(width, width)),
+    ];
+    let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+        Box::new(Linear::new(2, width)),
+        Box::new(Residual::new(block).unwrap()),
+        Box::new(Linear::new(width, 1)),
+    ];
+    Sequential::new(&CpuBackend, layers, Init::default(), 5).unwrap()
+}
+
+#[test]
+fn a_resumed_run_with_dropout_ends_where_an_unbroken_one_does() {
+    let data = data::linear(90, &[1.0, -0.5], 0.2, 0.1, 4).unwrap();
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::MeanSquaredError)
+        .batch_size(16)
+        .epochs(3)
+        .seed(9);
+    let mut unbroken = net(0.3, 16);
+    trainer
+        .fit(&CpuBackend, &mut unbroken, &data, None)
+        .unwrap();
+
+    let path = scratch("dropout.safetensors");
+    let mut first = net(0.3, 16);
+    {
+        let mut session = Session::new(&trainer, &CpuBackend, &mut first, &data, None).unwrap();
+        session.run_epoch().unwrap();
+        for _ in 0..2 {
+            session.step().unwrap(); // stop mid-epoch: the masks of later steps come after
+        }
+        session.save_checkpoint(&path).unwrap();
+    }
+    let mut resumed = net(0.3, 16);
+    let mut session = Session::new(&trainer, &CpuBackend, &mut resumed, &data, None).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    session.run().unwrap();
+    drop(session);
+    assert_eq!(
+        resumed.parameters_flat(&CpuBackend).unwrap(),
+        unbroken.parameters_flat(&CpuBackend).unwrap(),
+        "the same masks and the same steps"
+    );
+
+    // Another architecture is refused by name.
+    let mut other = net(0.3, 8);
+    let mut session = Session::new(&trainer, &CpuBackend, &mut other, &data, None).unwrap();
+    let err = session.load_checkpoint(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("architecture") && err.contains("linear(2→16"),
+        "{err}"
+    );
+}
+
+#[test]
+fn line_search_and_the_finder_work_on_a_sequential_model() {
+    let data = data::linear(64, &[1.0, -0.5], 0.2, 0.05, 2).unwrap();
+    let mut model = net(0.0, 8);
+    let history = LineSearch {
+        iterations: 30,
+        ..LineSearch::default()
+    }
+    .run(&CpuBackend, &mut model, &data, Loss::MeanSquaredError)
+    .unwrap();
+    let (first, last) = (history.epochs[0].loss, history.last().unwrap().loss);
+    assert!(last < 0.5 * first, "line search: {first} → {last}");
+
+    let mut model = net(0.1, 8);
+    let before = model.parameters_flat(&CpuBackend).unwrap();
+    let trainer = Trainer::new(Adam::default(), Loss::MeanSquaredError).batch_size(16);
+    let found = LrFinder {
+        steps: 40,
+        ..LrFinder::default()
+    }
+    .run(&CpuBackend, &mut model, &trainer, &data)
+    .unwrap();
+    assert!(found.suggested > 1e-6 && found.suggested < 1.0, "{found:?}");
+    assert_eq!(
+        model.parameters_flat(&CpuBackend).unwrap(),
+        before,
+        "put back"
+    );
+}

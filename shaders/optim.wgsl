@@ -12,9 +12,11 @@
 //         RMSprop  slot0 square_avg, slot1 momentum_buffer, slot2 grad_avg
 //         Adam(W)  slot0 exp_avg, slot1 exp_avg_sq, slot2 max_exp_avg_sq
 //         Adagrad  slot0 sum
-//   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² (for clipping), [1] = (Σg², Σθ², ΣΔθ², 0)
+//   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² for clipping (written before the
+//               update by reduce.wgsl's sum_squares and finish_sum, the one sum of squares),
+//               [1] = (Σg², Σθ², ΣΔθ², 0)
 //   7 partials: storage rw  array<vec4<f32>>: one per workgroup of every chunk
-// Dispatch: `update` and `sum_squares` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048,
+// Dispatch: `update` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048,
 // each invocation striding through the chunk four elements (one vec4) at a time, so each
 // load moves 16 bytes; `finalize` with (1, 1, 1) after all chunks.
 //
@@ -213,24 +215,6 @@ fn update(
         if (lid == 0u) {
             partials[chunk.partial_base + wg.x] = total;
         }
-    }
-}
-
-// Σg² of this chunk, one partial per workgroup.
-@compute @workgroup_size(256, 1, 1)
-fn sum_squares(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let n = arrayLength(&grads);
-    var acc = 0.0;
-    for (var i = wg.x * WORKGROUP + lid; i < n; i += groups.x * WORKGROUP) {
-        acc += dot(grads[i], grads[i]);
-    }
-    let total = workgroup_sum(lid, vec4<f32>(acc, 0.0, 0.0, 0.0));
-    if (lid == 0u) {
-        partials[chunk.partial_base + wg.x] = total;
     }
 }
 

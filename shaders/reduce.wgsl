@@ -1,6 +1,7 @@
 // reduce.wgsl: deterministic reductions (fixed grid, fixed tree, fixed final order).
 //
-// Immediate data: Params { rows, cols, in_offset, out_offset, block_rows, row_blocks }
+// Immediate data: Params { rows, cols, in_offset, out_offset, block_rows, row_blocks,
+//                          partial_base }
 // Bindings (group 0):
 //   0 input:    storage r   array<f32>  rows × cols (row-major) from element in_offset on
 //   1 out:      storage rw  array<f32>  written from element out_offset on
@@ -16,10 +17,14 @@
 //                      partials[block · cols + c]
 //   column_sum_finish  out[c] = Σ_block partials[block · cols + c] in block order.
 //                      (G, 1, 1) workgroups of 256, each invocation striding over columns.
-//   sum_squares  partials[w] = Σ x² over the elements that workgroup w's invocations visit
-//                (`rows·cols` elements, invocation i visits i, i + 256·G, …), summed by a fixed
-//                tree. (G, 1, 1) with G = arrayLength(partials) ≤ 256.
-//   finish_sum   out[0] = Σ_w partials[w], by one workgroup in a fixed order. (1, 1, 1).
+//   sum_squares  partials[partial_base + w] = Σ x² over the elements that workgroup w's
+//                invocations visit (`rows·cols` elements, invocation i visits i, i + 256·G,
+//                …), summed by a fixed tree. (G, 1, 1) with G ≤ 256.
+//   finish_sum   out[0] = Σ_w partials[w] over every partial bound, by one workgroup in a
+//                fixed order. (1, 1, 1).
+// The one sum of squares: `Backend::sum_squares_into` (an arena in one range) and the
+// optimizer's gradient clipping (an arena in chunks, each chunk's partials from its own base,
+// one `finish_sum` over them all) both run these two kernels.
 
 const WORKGROUP: u32 = 256u;
 
@@ -33,8 +38,8 @@ struct Params {
     out_offset: u32,
     block_rows: u32,    // rows per block of `column_sum` (a multiple of 4)
     row_blocks: u32,    // ⌈rows / block_rows⌉
-    _pad0: u32,
-    _pad1: u32,
+    partial_base: u32,  // where `sum_squares` writes its workgroups' partials
+    _pad: u32,
 }
 
 var<immediate> params: Params;
@@ -121,7 +126,7 @@ fn sum_squares(
     }
     let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
-        partials[wg.x] = total;
+        partials[params.partial_base + wg.x] = total;
     }
 }
 

@@ -25,10 +25,6 @@ const UPDATE: Kernel = Kernel {
     ],
     immediate_size: size_of::<StepScalars>() as u32,
 };
-const SUM_SQUARES: Kernel = Kernel {
-    entry: "sum_squares",
-    ..UPDATE
-};
 const FINALIZE: Kernel = Kernel {
     entry: "finalize",
     ..UPDATE
@@ -43,8 +39,8 @@ const MAX_GROUPS: usize = 2048;
 /// spare.
 const MAX_CHUNK: usize = 1 << 30;
 
-/// The `stats` slots `finalize` writes.
-const CLIP_SLOT: f64 = 0.0;
+/// The `stats` slot `finalize` writes: the monitoring sums (slot 0 holds the clipping norm²,
+/// written by `reduce.wgsl`'s `finish_sum`).
 const MONITOR_SLOT: f64 = 1.0;
 
 /// One bound range of the arena.
@@ -53,6 +49,9 @@ struct Chunk {
     start: usize,
     len: usize,
     groups: u32,
+    /// Workgroups and first partial of this chunk's Σg² (`reduce.wgsl`'s `sum_squares`).
+    square_groups: u32,
+    square_base: u32,
     /// The shader's `Chunk` uniform (index of this chunk's first partial).
     uniform: wgpu::Buffer,
 }
@@ -64,6 +63,9 @@ struct Bound {
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
     groups: Vec<wgpu::BindGroup>,
+    /// Per chunk, the bind group of its Σg² (`reduce.wgsl`'s layout), and of their total.
+    squares: Vec<wgpu::BindGroup>,
+    squares_total: wgpu::BindGroup,
 }
 
 /// An optimizer over a parameter arena in a GPU buffer, with its state in GPU buffers of the
@@ -166,10 +168,14 @@ impl GpuOptimizer {
     fn chunk(ctx: &GpuContext, len: usize, chunk_len: usize) -> Result<(Vec<Chunk>, wgpu::Buffer)> {
         let mut chunks = Vec::new();
         let mut partial_base = 0usize;
+        let mut square_base = 0usize;
         for start in (0..len).step_by(chunk_len.max(1)) {
             let len = chunk_len.min(len - start);
             // Each invocation takes four elements (a vec4) at a time.
             let groups = len.div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
+            // The clipping norm's partials share the buffer (as f32s, before the update writes
+            // its own): ⌈len/256⌉ ≤ 4·⌈len/1024⌉, so they always fit.
+            let square_groups = len.div_ceil(WORKGROUP).clamp(1, super::reduce::SUM_GROUPS);
             let uniform = ctx.create_uniform(
                 "optimizer chunk",
                 bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
@@ -178,9 +184,12 @@ impl GpuOptimizer {
                 start,
                 len,
                 groups: groups as u32,
+                square_groups: square_groups as u32,
+                square_base: square_base as u32,
                 uniform,
             });
             partial_base += groups;
+            square_base += square_groups;
         }
         // Sized exactly: `finalize` sums every partial the buffer holds.
         let partials = ctx.create_buffer(
@@ -251,8 +260,8 @@ impl GpuOptimizer {
             .pipeline(&UPDATE, &kernel_overrides(&rule, monitor))?;
         let clip = match rule.clip_norm {
             true => Some((
-                self.ctx.pipeline(&SUM_SQUARES, &[])?,
-                self.ctx.pipeline(&FINALIZE, &[("SLOT", CLIP_SLOT)])?,
+                self.ctx.pipeline(&super::reduce::SUM_SQUARES, &[])?,
+                self.ctx.pipeline(&super::reduce::FINISH_SUM, &[])?,
             )),
             false => None,
         };
@@ -295,10 +304,25 @@ impl GpuOptimizer {
                 pass.dispatch_workgroups(1, 1, 1);
             };
             // The norm must be complete before any chunk is updated: wgpu orders the storage
-            // accesses of successive dispatches.
-            if let Some((sum_squares, finalize_clip)) = &clip {
-                run_chunks(pass, sum_squares);
-                finalize(pass, finalize_clip);
+            // accesses of successive dispatches. Σg² is the one sum of squares (reduce.wgsl),
+            // each chunk's partials from its own base, then one sum of them into stats[0].
+            if let Some((sum_squares, finish)) = &clip {
+                pass.set_pipeline(sum_squares);
+                for (chunk, group) in chunks.iter().zip(&bound.squares) {
+                    let params = super::reduce::Params {
+                        rows: 1,
+                        cols: chunk.len as u32,
+                        partial_base: chunk.square_base,
+                        ..Default::default()
+                    };
+                    pass.set_immediates(0, bytemuck::bytes_of(&params));
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(chunk.square_groups, 1, 1);
+                }
+                pass.set_pipeline(finish);
+                pass.set_immediates(0, bytemuck::bytes_of(&super::reduce::Params::default()));
+                pass.set_bind_group(0, &bound.squares_total, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
             }
             run_chunks(pass, &update);
             if let Some(finalize_monitor) = &finalize_monitor {
@@ -345,10 +369,48 @@ impl GpuOptimizer {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        // Σg² per chunk through `reduce.wgsl`: (input, out, partials), then the total.
+        let square_partials = self
+            .chunks
+            .iter()
+            .map(|c| c.square_groups as u64)
+            .sum::<u64>();
+        let partials = |size: u64| {
+            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.partials,
+                offset: 0,
+                size: wgpu::BufferSize::new(size * 4),
+            })
+        };
+        let squares = self
+            .chunks
+            .iter()
+            .map(|chunk| {
+                self.ctx.bind_group(
+                    &super::reduce::SUM_SQUARES,
+                    vec![
+                        grads.range_binding(chunk.start, chunk.len.next_multiple_of(4)),
+                        self.stats.raw().as_entire_binding(),
+                        self.partials.as_entire_binding(),
+                    ],
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // `finish_sum` sums every partial bound: bind exactly the chunks' partials.
+        let squares_total = self.ctx.bind_group(
+            &super::reduce::FINISH_SUM,
+            vec![
+                grads.range_binding(0, self.chunks[0].len.next_multiple_of(4)),
+                self.stats.raw().as_entire_binding(),
+                partials(square_partials),
+            ],
+        )?;
         self.bound = Some(Bound {
             params: params.raw().clone(),
             grads: grads.raw().clone(),
             groups,
+            squares,
+            squares_total,
         });
         Ok(())
     }

@@ -16,7 +16,7 @@ const COLUMN_SUM: Kernel = Kernel {
     bindings: &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite],
     immediate_size: size_of::<Params>() as u32,
 };
-const SUM_SQUARES: Kernel = Kernel {
+pub(super) const SUM_SQUARES: Kernel = Kernel {
     entry: "sum_squares",
     ..COLUMN_SUM
 };
@@ -24,25 +24,26 @@ const COLUMN_SUM_FINISH: Kernel = Kernel {
     entry: "column_sum_finish",
     ..COLUMN_SUM
 };
-const FINISH_SUM: Kernel = Kernel {
+pub(super) const FINISH_SUM: Kernel = Kernel {
     entry: "finish_sum",
     ..COLUMN_SUM
 };
 
 /// Workgroups of the first pass of `sum_squares` at most (the partials of the second pass).
-const SUM_GROUPS: usize = 256;
+pub(super) const SUM_GROUPS: usize = 256;
 
 /// The shader's `Params`.
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    in_offset: u32,
-    out_offset: u32,
-    block_rows: u32,
-    row_blocks: u32,
-    _pad: [u32; 2],
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct Params {
+    pub rows: u32,
+    pub cols: u32,
+    pub in_offset: u32,
+    pub out_offset: u32,
+    pub block_rows: u32,
+    pub row_blocks: u32,
+    pub partial_base: u32,
+    pub _pad: u32,
 }
 
 /// Rows per block of the column sum's first pass: enough work per lane (16 rows) to keep
@@ -90,7 +91,8 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
         out_offset: to_u32(op, "output offset", out.offset())?,
         block_rows: to_u32(op, "rows per block", block_rows)?,
         row_blocks: to_u32(op, "row blocks", row_blocks)?,
-        _pad: [0; 2],
+        partial_base: 0,
+        _pad: 0,
     };
     let first = Entry {
         kernel: &COLUMN_SUM,
@@ -155,7 +157,8 @@ pub(crate) fn sum_squares_into(
         out_offset: to_u32(op, "output offset", out.offset() + slot)?,
         block_rows: 0,
         row_blocks: 0,
-        _pad: [0; 2],
+        partial_base: 0,
+        _pad: 0,
     };
     to_u32(op, "elements", rows * cols)?;
     // `finish_sum` sums every partial its binding holds, so bind exactly as many as there are

@@ -105,3 +105,36 @@ fn line_search_and_the_finder_work_on_a_sequential_model() {
         "put back"
     );
 }
+
+#[test]
+fn bad_layer_settings_are_refused_when_the_model_is_built() {
+    let build = |layer: Box<dyn Layer<CpuBackend>>| {
+        Sequential::new(
+            &CpuBackend,
+            vec![Box::new(Linear::new(2, 4)), layer],
+            Init::default(),
+            0,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let err = build(Box::new(Dropout::new(4, 1.0, 0)));
+    assert!(err.contains("p = 1") && err.contains("[0, 1)"), "{err}");
+    let err = build(Box::new(LayerNorm { width: 4, eps: 0.0 }));
+    assert!(err.contains("eps = 0"), "{err}");
+    let err = build(Box::new(Elementwise::new(
+        4,
+        Nonlinearity::LeakyRelu { slope: f32::NAN },
+    )));
+    assert!(err.contains("slope = NaN"), "{err}");
+    let err = build(Box::new(Linear::new(3, 1)));
+    assert!(
+        err.contains("gives 4 features") && err.contains("takes 3"),
+        "{err}"
+    );
+    let block: Vec<Box<dyn Layer<CpuBackend>>> = vec![Box::new(
+        Linear::new(4, 4).with_activation(steepest::Activation::Relu),
+    )];
+    let err = Residual::new(block).unwrap_err().to_string();
+    assert!(err.contains("fuses an activation"), "{err}");
+}

@@ -23,7 +23,7 @@ impl DropoutDraw {
     }
 
     /// Checks `p`.
-    pub(crate) fn validate(self, op: &'static str) -> Result<()> {
+    pub fn validate(self, op: &'static str) -> Result<()> {
         if (0.0..1.0).contains(&self.p) {
             return Ok(());
         }

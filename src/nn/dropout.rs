@@ -33,6 +33,10 @@ impl<B: Backend> Layer<B> for Dropout {
         format!("dropout({}, p={:?})", self.width, self.p)
     }
 
+    fn validate(&self) -> Result<()> {
+        DropoutDraw::new(self.p, self.seed, 0).validate("Dropout::new")
+    }
+
     fn inputs(&self) -> usize {
         self.width
     }

@@ -28,6 +28,16 @@ impl<B: Backend> Layer<B> for Elementwise {
         format!("{}({})", self.function.name(), self.width)
     }
 
+    fn validate(&self) -> Result<()> {
+        match self.function {
+            Nonlinearity::LeakyRelu { slope } if !slope.is_finite() => Err(crate::Error::Shape {
+                op: "Elementwise::new",
+                detail: format!("leaky_relu slope = {slope}: it must be finite"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn inputs(&self) -> usize {
         self.width
     }

@@ -171,6 +171,12 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
     /// A short description for architecture lines and messages, such as `linear(2→64, relu)`.
     fn describe(&self) -> String;
 
+    /// Checks the layer's own settings (a probability, an epsilon) when a model is built, so
+    /// a bad one is an error then, not at the first step. The default accepts anything.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Input features.
     fn inputs(&self) -> usize;
 

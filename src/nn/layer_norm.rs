@@ -30,6 +30,16 @@ impl<B: Backend> Layer<B> for LayerNorm {
         format!("layer_norm({}, eps={:?})", self.width, self.eps)
     }
 
+    fn validate(&self) -> Result<()> {
+        if self.eps.is_finite() && self.eps > 0.0 {
+            return Ok(());
+        }
+        Err(crate::Error::Shape {
+            op: "LayerNorm::new",
+            detail: format!("eps = {}: it must be finite and > 0", self.eps),
+        })
+    }
+
     fn inputs(&self) -> usize {
         self.width
     }

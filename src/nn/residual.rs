@@ -37,6 +37,9 @@ impl<B: Backend> Residual<B> {
                 detail,
             })
         };
+        for layer in &layers {
+            layer.validate()?;
+        }
         let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
             return bad("the block has no layers".into());
         };

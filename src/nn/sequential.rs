@@ -89,6 +89,7 @@ impl<B: Backend> Sequential<B> {
             return bad("the model has no layers".into());
         }
         for (i, layer) in layers.iter().enumerate() {
+            layer.validate()?;
             if layer.inputs() == 0 || layer.outputs() == 0 {
                 return bad(format!("layer {i} ({}) has no features", layer.describe()));
             }

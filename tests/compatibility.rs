@@ -13,15 +13,24 @@
 use ndarray::array;
 use steepest::{Activation, Adam, CpuBackend, Init, Loss, Mlp, MlpSpec, Session, Trainer, data};
 
+/// The committed files, compiled in so the test binary runs anywhere (a device machine has no
+/// source tree), and written out where the loaders can read them.
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    let bytes: &[u8] = match name {
+        "v1_model.safetensors" => include_bytes!("fixtures/v1_model.safetensors"),
+        "v1_checkpoint.safetensors" => include_bytes!("fixtures/v1_checkpoint.safetensors"),
+        other => panic!("no fixture {other}"),
+    };
+    let dir = std::env::temp_dir().join(format!("steepest-v1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
 }
 
 /// The numbers on line `key` of `v1_expected.txt`.
 fn expected(key: &str) -> Vec<f32> {
-    let text = std::fs::read_to_string(fixture("v1_expected.txt")).unwrap();
+    let text = include_str!("fixtures/v1_expected.txt");
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key} ")))

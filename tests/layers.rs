@@ -14,17 +14,13 @@ use steepest::{
     Arena, Backend, CpuBackend, Dataset, Init, Linear, Loss, Nonlinearity, Session, Sgd, Trainer,
 };
 
+/// The fixture file (written by `torch_reference.py`), compiled in so the test binary runs
+/// anywhere (a device machine has no source tree).
+const FIXTURES: &[u8] = include_bytes!("fixtures/torch_reference.safetensors");
+
 /// The fixture file's tensors by name; vectors come back as 1 × n rows.
 fn fixture(name: &str) -> Array2<f32> {
-    static FILE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let bytes = FILE.get_or_init(|| {
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/torch_reference.safetensors"
-        ))
-        .expect("tests/fixtures/torch_reference.safetensors (written by torch_reference.py)")
-    });
-    let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let file = safetensors::SafeTensors::deserialize(FIXTURES).unwrap();
     let tensor = file
         .tensor(name)
         .unwrap_or_else(|e| panic!("fixture {name}: {e}"));

@@ -58,10 +58,10 @@ impl<B: Backend> Layer<B> for Dropout {
             Mode::Eval => DropoutDraw { p: 0.0, ..draw },
         };
         let [mask] = pass.saved else {
-            return Err(crate::nn::layer_params_error(
+            return Err(crate::nn::wrong_tensors(
                 "Dropout::forward",
-                pass.saved.len(),
-                1,
+                (pass.params.len(), 0),
+                (pass.saved.len(), 1),
             ));
         };
         backend.dropout_into(draw, pass.input, mask, pass.output)

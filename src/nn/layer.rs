@@ -203,7 +203,8 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
         Activation::Identity
     }
 
-    /// Shapes of the matrices kept from forward to backward for a batch of `rows` samples.
+    /// Shapes of the matrices kept from forward to backward for a batch of `rows` samples
+    /// (how many may not depend on `rows`).
     fn saved_shapes(&self, rows: usize) -> Vec<(usize, usize)> {
         let _ = rows;
         Vec::new()

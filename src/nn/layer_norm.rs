@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 
 use super::layer::{Backward, Forward, Layer, ParamSpec};
-use super::{Init, layer_params_error};
+use super::{Init, wrong_tensors};
 use crate::backend::Backend;
 use crate::error::Result;
 
@@ -68,24 +68,26 @@ impl<B: Backend> Layer<B> for LayerNorm {
     }
 
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
+        let given = (pass.params.len(), pass.saved.len());
         let ([gamma, beta], [stats, prod, _]) = (pass.params, pass.saved) else {
-            return Err(layer_params_error(
+            return Err(wrong_tensors(
                 "LayerNorm::forward",
-                pass.params.len(),
-                2,
+                (given.0, 2),
+                (given.1, 3),
             ));
         };
         backend.layer_norm_into(pass.input, gamma, beta, self.eps, stats, pass.output, prod)
     }
 
     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let given = (pass.params.len(), pass.saved.len());
         let ([gamma, _], [gamma_grad, beta_grad], [stats, prod, spare]) =
             (pass.params, pass.grad_params, pass.saved)
         else {
-            return Err(layer_params_error(
+            return Err(wrong_tensors(
                 "LayerNorm::backward",
-                pass.params.len(),
-                2,
+                (given.0, 2),
+                (given.1, 3),
             ));
         };
         match pass.grad_input {

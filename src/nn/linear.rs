@@ -76,10 +76,10 @@ impl<B: Backend> Layer<B> for Linear {
 
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
         let [weight, bias] = pass.params else {
-            return Err(super::layer_params_error(
+            return Err(super::wrong_tensors(
                 "Linear::forward",
-                pass.params.len(),
-                2,
+                (pass.params.len(), 2),
+                (pass.saved.len(), 0),
             ));
         };
         backend.matmul_into(
@@ -93,10 +93,10 @@ impl<B: Backend> Layer<B> for Linear {
 
     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
         let ([weight, _], [weight_grad, bias_grad]) = (pass.params, pass.grad_params) else {
-            return Err(super::layer_params_error(
+            return Err(super::wrong_tensors(
                 "Linear::backward",
-                pass.params.len(),
-                2,
+                (pass.params.len(), 2),
+                (pass.saved.len(), 0),
             ));
         };
         // grad_output is ∂/∂(pre-activation): the layer above (or the model, for the top

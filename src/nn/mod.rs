@@ -30,4 +30,4 @@ pub use model::Model;
 pub(crate) use model_file::{parameter_tensors, parameter_values};
 pub use residual::Residual;
 pub use sequential::Sequential;
-pub(crate) use sequential::{Activations, Workspace, layer_params_error};
+pub(crate) use sequential::{Activations, Workspace, wrong_tensors};

@@ -16,6 +16,11 @@ use crate::error::{Error, Result};
 pub struct Residual<B: Backend> {
     width: usize,
     layers: Vec<Box<dyn Layer<B>>>,
+    /// Parameter tensors of each layer of the chain, counted once.
+    tensor_counts: Vec<usize>,
+    /// Saved matrices of each layer of the chain (its output, its output's gradient, and
+    /// what it keeps), counted once.
+    saved_counts: Vec<usize>,
 }
 
 impl<B: Backend> std::fmt::Debug for Residual<B> {
@@ -70,13 +75,10 @@ impl<B: Backend> Residual<B> {
         }
         Ok(Self {
             width: first.inputs(),
+            tensor_counts: layers.iter().map(|l| l.parameters().len()).collect(),
+            saved_counts: layers.iter().map(|l| 2 + l.saved_shapes(1).len()).collect(),
             layers,
         })
-    }
-
-    /// The number of parameter tensors of each layer of the chain.
-    fn tensor_counts(&self) -> Vec<usize> {
-        self.layers.iter().map(|l| l.parameters().len()).collect()
     }
 }
 
@@ -149,13 +151,8 @@ impl<B: Backend> Layer<B> for Residual<B> {
     }
 
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
-        let saved_counts: Vec<usize> = self
-            .layers
-            .iter()
-            .map(|l| 2 + l.saved_shapes(1).len())
-            .collect();
-        let params = chunks(pass.params, &self.tensor_counts());
-        let mut saved = chunks_mut(pass.saved, &saved_counts);
+        let params = chunks(pass.params, &self.tensor_counts);
+        let mut saved = chunks_mut(pass.saved, &self.saved_counts);
         for (j, layer) in self.layers.iter().enumerate() {
             let (done, rest) = saved.split_at_mut(j);
             let input = done.last().map_or(pass.input, |chunk| &chunk[0]);
@@ -183,15 +180,9 @@ impl<B: Backend> Layer<B> for Residual<B> {
     }
 
     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
-        let saved_counts: Vec<usize> = self
-            .layers
-            .iter()
-            .map(|l| 2 + l.saved_shapes(1).len())
-            .collect();
-        let counts = self.tensor_counts();
-        let params = chunks(pass.params, &counts);
-        let mut grads = chunks_mut(pass.grad_params, &counts);
-        let mut saved = chunks_mut(pass.saved, &saved_counts);
+        let params = chunks(pass.params, &self.tensor_counts);
+        let mut grads = chunks_mut(pass.grad_params, &self.tensor_counts);
+        let mut saved = chunks_mut(pass.saved, &self.saved_counts);
         let mut below = pass.grad_input;
         let top = self.layers.len() - 1;
         for j in (0..=top).rev() {

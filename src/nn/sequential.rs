@@ -352,10 +352,18 @@ impl<B: Backend> Sequential<B> {
     }
 }
 
-/// The message for a layer handed the wrong number of parameter tensors.
-pub(crate) fn layer_params_error(op: &'static str, got: usize, want: usize) -> Error {
+/// The message for a layer handed other numbers of parameter or saved tensors than it
+/// declared: (given, declared) of each.
+pub(crate) fn wrong_tensors(
+    op: &'static str,
+    params: (usize, usize),
+    saved: (usize, usize),
+) -> Error {
     Error::Shape {
         op,
-        detail: format!("given {got} parameter tensors, the layer has {want}"),
+        detail: format!(
+            "given {} parameter and {} saved tensors, the layer declares {} and {}",
+            params.0, saved.0, params.1, saved.1
+        ),
     }
 }

@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_matrix, rng};
+use common::{assert_close, gpu, placed, random_matrix, rng, tolerance};
 use ndarray::Array2;
 use proptest::prelude::*;
 use rand::RngExt;
 use steepest::backend::cpu;
-use steepest::{Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, Loss};
+use steepest::{Activation, Arena, Backend, CpuBackend, GpuMatrix, Loss};
 
 /// Rows and columns the named cases cover: 1, tile edges and their neighbours, and sizes
 /// that are multiples of nothing.
@@ -23,23 +23,9 @@ fn poisoned(rows: usize, cols: usize, offset: usize) -> (GpuMatrix, common::Guar
     (guarded.matrix.clone(), guarded)
 }
 
-/// `host` uploaded at element `offset` of a buffer with garbage around it.
-fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
-    let mut data = vec![1e30f32; offset];
-    data.extend(host.iter());
-    data.extend([1e30f32; 3]);
-    let buffer = GpuBuffer::from_slice(gpu().context(), "input", &data).unwrap();
-    GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
-}
-
 /// Asserts the canaries around a poisoned view survived.
 fn assert_untouched(what: &str, guard: &common::Guarded, _offset: usize, _len: usize) {
     guard.assert_untouched(what);
-}
-
-/// An elementwise tolerance: `rel` of each expected value's size plus `abs`.
-fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
-    expected.mapv(|e| rel * e.abs() + abs)
 }
 
 fn check_gather(src_rows: usize, cols: usize, out_rows: usize, seed: u64) {

@@ -4,28 +4,15 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_matrix, rng};
+use common::{assert_close, gpu, placed, random_matrix, rng, tolerance};
 use ndarray::Array2;
 use proptest::prelude::*;
 use steepest::backend::DropoutDraw;
 use steepest::backend::cpu;
-use steepest::{Backend, GpuBuffer, GpuMatrix, Nonlinearity};
+use steepest::{Backend, Nonlinearity};
 
 /// Rows and columns the named cases cover: 1, workgroup edges and their neighbours.
 const AWKWARD: [usize; 6] = [1, 3, 63, 65, 257, 300];
-
-/// `host` uploaded at element `offset` of a buffer with garbage around it.
-fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
-    let mut data = vec![1e30f32; offset];
-    data.extend(host.iter());
-    data.extend([1e30f32; 3]);
-    let buffer = GpuBuffer::from_slice(gpu().context(), "input", &data).unwrap();
-    GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
-}
-
-fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
-    expected.mapv(|e| rel * e.abs() + abs)
-}
 
 fn check_nonlinearity(rows: usize, cols: usize, function: Nonlinearity, seed: u64) {
     let mut r = rng(seed);

@@ -3,7 +3,7 @@
 
 use super::Session;
 use super::session::slot;
-use super::step::{Descent, workspace};
+use super::step::Batch;
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -38,21 +38,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         let net = self.model.network();
         check_features("Session::step_on_batch", net.inputs(), batch.features())?;
         self.trainer.check_targets("batch", net.outputs(), batch)?;
-        let rows = batch.len();
-        let backend = self.backend;
-        let net = self.model.network_mut();
-        let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
-        backend.write(&mut ws.input, batch.x().view())?;
-        backend.write(&mut ws.target, batch.y().view())?;
-        let mut pass = Descent {
-            backend,
-            trainer: self.trainer,
-            optimizer: &mut self.optimizer,
-            totals: &mut self.totals,
-            step: self.step,
-        };
-        pass.run(net, &ws.input, &ws.target, &mut ws.acts)?;
-        self.after_step(rows)
+        self.descend(batch.len(), Batch::Host(batch))
     }
 
     /// One optimizer step on inputs `x` (rows × the model's inputs) and targets `y` already on
@@ -80,18 +66,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
                 ),
             });
         }
-        let backend = self.backend;
-        let net = self.model.network_mut();
-        let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
-        let mut pass = Descent {
-            backend,
-            trainer: self.trainer,
-            optimizer: &mut self.optimizer,
-            totals: &mut self.totals,
-            step: self.step,
-        };
-        pass.run(net, x, y, &mut ws.acts)?;
-        self.after_step(rows)
+        self.descend(rows, Batch::Device(x, y))
     }
 
     /// The mean loss of the last step's batch (reads back: waits for the GPU).

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use super::step::{Descent, DeviceData, workspace};
+use super::step::{Batch, Descent, DeviceData, workspace};
 use super::{BatchOrder, History, StepRecord, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
@@ -241,17 +241,36 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             self.order = Some(self.epoch_order()?);
         }
         let rows = self.batch_rows().min(len - self.position);
+        self.descend(rows, Batch::Epoch(self.position))?;
+        self.position += rows;
+        Ok(())
+    }
+
+    /// One descent step on `rows` samples of `batch`, recorded and submitted once, then
+    /// counted (and logged when due): what every kind of step comes down to.
+    pub(super) fn descend(&mut self, rows: usize, batch: Batch<'_, B>) -> Result<()> {
         let backend = self.backend;
         let net = self.model.network_mut();
         let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
-        let (Some(order), Some(train)) = (&self.order, &self.train) else {
-            return Err(Error::Data {
-                op: "Session::step",
-                detail: "no epoch order".into(),
-            });
+        let (input, target) = match batch {
+            Batch::Epoch(start) => {
+                let (Some(order), Some(train)) = (&self.order, &self.train) else {
+                    return Err(Error::Data {
+                        op: "Session::step",
+                        detail: "no epoch order".into(),
+                    });
+                };
+                backend.gather_rows_into(&train.x, order, start, &mut ws.input)?;
+                backend.gather_rows_into(&train.y, order, start, &mut ws.target)?;
+                (&ws.input, &ws.target)
+            }
+            Batch::Host(data) => {
+                backend.write(&mut ws.input, data.x().view())?;
+                backend.write(&mut ws.target, data.y().view())?;
+                (&ws.input, &ws.target)
+            }
+            Batch::Device(x, y) => (x, y),
         };
-        backend.gather_rows_into(&train.x, order, self.position, &mut ws.input)?;
-        backend.gather_rows_into(&train.y, order, self.position, &mut ws.target)?;
         let mut pass = Descent {
             backend,
             trainer: self.trainer,
@@ -259,8 +278,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             totals: &mut self.totals,
             step: self.step,
         };
-        pass.run(net, &ws.input, &ws.target, &mut ws.acts)?;
-        self.position += rows;
+        pass.run(net, input, target, &mut ws.acts)?;
         self.after_step(rows)
     }
 

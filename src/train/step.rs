@@ -91,6 +91,17 @@ impl<B: Backend> DeviceData<B> {
     }
 }
 
+/// Where a step's batch comes from.
+pub(super) enum Batch<'b, B: Backend> {
+    /// The training set's rows at this position of the epoch's order (gathered on the
+    /// backend).
+    Epoch(usize),
+    /// Host data the application gave (written into the workspace).
+    Host(&'b Dataset),
+    /// Inputs and targets already on the backend (used as they are).
+    Device(&'b B::Matrix, &'b B::Matrix),
+}
+
 /// One descent step's recording: forward, loss, backward, update (and the monitoring sums),
 /// then one submit.
 pub(super) struct Descent<'s, B: Backend> {

@@ -1,6 +1,10 @@
 //! Shared test helpers: the one GPU backend of a test binary, random data, and tolerances.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod bad;
+pub mod checkpoint_run;
+pub mod matmul;
+
 use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayView2, Zip};
@@ -149,4 +153,19 @@ impl Guarded {
             }
         }
     }
+}
+
+/// `host` uploaded at element `offset` of a buffer with garbage around it: an input view that
+/// starts inside its buffer.
+pub fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
+    let mut data = vec![1e30f32; offset];
+    data.extend(host.iter());
+    data.extend([1e30f32; 3]);
+    let buffer = GpuBuffer::from_slice(gpu().context(), "input", &data).unwrap();
+    GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
+}
+
+/// An elementwise tolerance: `rel` of each expected value's size plus `abs`.
+pub fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
+    expected.mapv(|e| rel * e.abs() + abs)
 }

@@ -1,0 +1,292 @@
+//! The bad-input table, continued: inputs that used to panic, objects from another context,
+//! hyperparameters and stopping rules validated as they are applied, and the searches' own
+//! settings. Each gets its typed error and changes nothing.
+
+mod common;
+
+use common::bad::{blobs, cross_entropy, fit_error, spec};
+use common::gpu;
+use ndarray::{Array2, array};
+use steepest::{
+    Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
+    Mlp, MlpSpec, Sgd, Trainer, data,
+};
+
+/// Inputs that used to panic now return errors naming the op.
+#[test]
+fn inputs_that_used_to_panic_are_errors() {
+    // Blobs need two centers (one class each), finite ones.
+    for centers in [
+        &[][..],
+        &[[0.0f32, 0.0]][..],
+        &[[0.0, f32::NAN], [1.0, 1.0]][..],
+    ] {
+        let err = data::blobs(10, centers, 0.1, 1).unwrap_err();
+        assert!(err.to_string().contains("data::blobs"), "{err}");
+    }
+    // Selecting rows past the end, or none at all.
+    let d = blobs();
+    let err = d.select(&[0, 30]).unwrap_err().to_string();
+    assert!(
+        err.contains("rows[1] = 30") && err.contains("30 samples"),
+        "{err}"
+    );
+    assert!(d.select(&[]).is_err());
+    assert_eq!(d.select(&[2, 2]).unwrap().len(), 2);
+    // Sizes whose element count overflows, or that no host memory can hold.
+    for (rows, cols) in [(usize::MAX, 2), (1 << 20, 1 << 20)] {
+        let err = CpuBackend.zeros(rows, cols).unwrap_err();
+        assert!(matches!(err, Error::Shape { op: "zeros", .. }), "{err}");
+    }
+    let wide = MlpSpec::new(usize::MAX).layer(2, Activation::Identity);
+    assert_eq!(wide.parameter_count(), usize::MAX, "the count saturates");
+    let err = Mlp::new(&CpuBackend, &wide, Init::default(), 1).unwrap_err();
+    assert!(err.to_string().contains("overflows"), "{err}");
+    let err = Mlp::new(
+        &CpuBackend,
+        &MlpSpec::new(1 << 20).layer(1 << 20, Activation::Identity),
+        Init::default(),
+        1,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("host memory"), "{err}");
+    // A totals slot whose end overflows.
+    let logits = array![[1.0f32, 2.0]];
+    let targets = array![[0.0f32, 1.0]];
+    let mut totals = CpuBackend.zeros(1, 8).unwrap();
+    let err = CpuBackend
+        .loss_into(
+            Loss::MeanSquaredError,
+            &logits,
+            &targets,
+            None,
+            &mut totals,
+            usize::MAX - 1,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    let arena = CpuBackend.arena("a", &[(1, 2)]).unwrap();
+    assert!(
+        CpuBackend
+            .sum_squares_into(&arena, &mut totals, usize::MAX)
+            .is_err()
+    );
+    let g = gpu();
+    let mut totals = g.zeros(1, 8).unwrap();
+    let err = g
+        .loss_into(
+            Loss::MeanSquaredError,
+            &g.upload(logits.view()).unwrap(),
+            &g.upload(targets.view()).unwrap(),
+            None,
+            &mut totals,
+            usize::MAX - 1,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
+
+/// Buffers, models and optimizers carry their context: another context refuses them with a
+/// typed error instead of tripping an assertion inside wgpu.
+#[test]
+fn objects_from_another_context_are_refused() {
+    let a = gpu();
+    let b = common::own_gpu();
+    let model = Mlp::new(a, &spec(), Init::default(), 1).unwrap();
+    let x = b.upload(array![[1.0f32, 2.0]].view()).unwrap();
+    let err = model.forward(&b, &x).unwrap_err();
+    assert!(matches!(err, Error::WrongContext { .. }), "{err}");
+    let x_a = a.upload(array![[1.0f32, 2.0]].view()).unwrap();
+    let err = model.forward(&b, &x_a).unwrap_err();
+    assert!(matches!(err, Error::WrongContext { .. }), "{err}");
+    assert!(err.to_string().contains("another GPU context"), "{err}");
+    // A buffer read, written or stepped through the wrong context.
+    let buffer = GpuBuffer::from_slice(a.context(), "on a", &[1.0f32; 4]).unwrap();
+    assert!(matches!(
+        buffer.read(b.context()),
+        Err(Error::WrongContext { .. })
+    ));
+    assert!(matches!(
+        buffer.write(b.context(), 0, &[2.0]),
+        Err(Error::WrongContext { .. })
+    ));
+    let mut on_b = GpuBuffer::from_slice(b.context(), "on b", &[1.0f32; 4]).unwrap();
+    let grads_b = GpuBuffer::from_slice(b.context(), "grads on b", &[1.0f32; 4]).unwrap();
+    let mut adam_a = GpuOptimizer::new(a.context(), Adam::default(), 4).unwrap();
+    let err = adam_a.step(&mut on_b, &grads_b).unwrap_err();
+    assert!(matches!(err, Error::WrongContext { .. }), "{err}");
+    assert_eq!(adam_a.steps(), 0, "the refused step counted");
+    assert_eq!(on_b.read(b.context()).unwrap(), vec![1.0; 4]);
+    assert_eq!(buffer.read(a.context()).unwrap(), vec![1.0; 4]);
+}
+
+/// Hyperparameters are checked in the precision the kernels apply them in.
+#[test]
+fn hyperparameters_are_validated_as_applied() {
+    let ctx = gpu().context();
+    for (config, name) in [
+        (Adam::default().eps(1e-50).into(), "eps"),
+        (Sgd::default().lr(1e300).into(), "lr"),
+        (Adam::default().betas(0.9, 1.0 - 1e-12).into(), "beta2"),
+    ] {
+        let config: steepest::OptimizerConfig = config;
+        let err = GpuOptimizer::new(ctx, config, 4).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, Error::InvalidHyperparameter { .. }) && message.contains(name),
+            "{message}"
+        );
+        assert!(message.contains("f32"), "{message}");
+    }
+    let err = GpuOptimizer::new(ctx, Adam::default(), 4)
+        .unwrap()
+        .with_schedule(steepest::LrSchedule::constant().with_warmup(u64::MAX))
+        .unwrap_err();
+    assert!(err.to_string().contains("warmup"), "{err}");
+    // A step count with no successor, from saved state.
+    let mut adam = GpuOptimizer::new(ctx, Adam::default(), 4).unwrap();
+    let mut state = adam.state().unwrap();
+    state.step = u64::MAX;
+    let err = adam.load_state(&state).unwrap_err();
+    assert!(matches!(err, Error::State { .. }), "{err}");
+    let mut state = adam.state().unwrap();
+    state.buffers[0].1[2] = f32::INFINITY;
+    let err = adam.load_state(&state).unwrap_err();
+    assert!(err.to_string().contains("exp_avg[2]"), "{err}");
+    assert_eq!(adam.steps(), 0);
+}
+
+/// Stopping rules are settings like any other: nonsense is refused before training.
+#[test]
+fn stopping_rules_are_validated() {
+    let trainers = [
+        (
+            cross_entropy().stop_on_plateau(0, 1e-4),
+            "stop_on_plateau(0",
+        ),
+        (cross_entropy().stop_on_plateau(3, f64::NAN), "min_delta"),
+        (cross_entropy().stop_on_plateau(3, -1.0), "min_delta"),
+        (cross_entropy().diverge_above(0.0), "diverge_above(0)"),
+        (
+            cross_entropy().diverge_above(f64::NAN),
+            "diverge_above(NaN)",
+        ),
+        (
+            cross_entropy().stop_when_grad_norm_below(f64::NAN),
+            "stop_when_grad_norm_below",
+        ),
+        (
+            cross_entropy().stop_when_grad_norm_below(-1.0),
+            "stop_when_grad_norm_below",
+        ),
+    ];
+    for (trainer, words) in trainers {
+        let err = fit_error(trainer, &blobs());
+        assert!(matches!(err, Error::Data { .. }), "{err}");
+        assert!(err.to_string().contains(words), "{err} lacks {words}");
+    }
+}
+
+/// A first loss of exactly 0 gives divergence no scale: later losses are judged against the
+/// first non-zero one.
+#[test]
+fn a_first_loss_of_zero_is_not_a_scale_for_divergence() {
+    let b = &CpuBackend;
+    let x = array![[1.0f32, 2.0], [3.0, 4.0], [-1.0, 0.5], [0.0, 1.0]];
+    let data = Dataset::regression(x, Array2::zeros((4, 1))).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    let mut model = Mlp::new(b, &spec, Init::default(), 1).unwrap();
+    model.set_parameters_flat(b, &[0.0; 3]).unwrap();
+    let trainer = Trainer::new(Sgd::default().lr(1e-3), Loss::MeanSquaredError)
+        .full_batch()
+        .diverge_above(10.0);
+    let mut session = steepest::Session::new(&trainer, b, &mut model, &data, None).unwrap();
+    assert_eq!(session.run_epoch().unwrap().loss, 0.0);
+    session
+        .model_mut()
+        .set_parameters_flat(b, &[0.1, 0.1, 0.1])
+        .unwrap();
+    let record = session.run_epoch().unwrap();
+    assert!(record.loss > 0.0, "{record:?}");
+}
+
+/// Standardising never produces non-finite features, whatever the spread.
+#[test]
+fn standardising_tiny_and_huge_spreads_stays_finite() {
+    let x = array![[0.0f32, -3.0e38, 5.0], [1.0e-45, 3.0e38, 5.0]];
+    let data = Dataset::regression(x, array![[0.0f32], [1.0]]).unwrap();
+    let s = steepest::Standardizer::fit(&data);
+    let t = s.transform(&data).unwrap();
+    assert!(t.x().iter().all(|v| v.is_finite()), "{:?}", t.x());
+    assert_eq!(
+        s.std()[0],
+        1.0,
+        "a spread f32 cannot divide by counts as none"
+    );
+    assert_eq!(s.std()[2], 1.0);
+}
+
+/// The learning-rate finder names its own settings, and a line search that cannot descend
+/// says so.
+#[test]
+fn searches_say_what_went_wrong() {
+    let g = gpu();
+    let data = blobs();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    for (finder, name) in [
+        (
+            steepest::LrFinder {
+                min_lr: 1e-300,
+                ..Default::default()
+            },
+            "min_lr",
+        ),
+        (
+            steepest::LrFinder {
+                max_lr: 1e300,
+                ..Default::default()
+            },
+            "max_lr",
+        ),
+        (
+            steepest::LrFinder {
+                divergence: f64::NAN,
+                ..Default::default()
+            },
+            "divergence",
+        ),
+    ] {
+        let err = finder
+            .run(g, &mut model, &cross_entropy(), &data)
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("LrFinder") && message.contains(name),
+            "{message}"
+        );
+        assert!(!message.contains("LrSchedule"), "{message}");
+    }
+    let search = steepest::LineSearch {
+        initial_step: 1e30,
+        max_backtracks: 0,
+        iterations: 3,
+        ..Default::default()
+    };
+    let before = model.parameters_flat(g).unwrap();
+    let history = search
+        .run(g, &mut model, &data, Loss::SoftmaxCrossEntropy)
+        .unwrap();
+    assert!(
+        matches!(
+            history.stop,
+            steepest::StopReason::NoDescent { backtracks: 0, .. }
+        ),
+        "{:?}",
+        history.stop
+    );
+    assert_eq!(
+        model.parameters_flat(g).unwrap(),
+        before,
+        "a rejected step was kept"
+    );
+}

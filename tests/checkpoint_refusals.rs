@@ -1,0 +1,175 @@
+//! Checkpoints refused without touching anything: corrupted, truncated or foreign files, files
+//! saved under other training settings (named), unused optimizer buffers and non-finite
+//! tensors.
+
+mod common;
+
+use std::path::Path;
+
+use common::checkpoint_run::{blobs, scratch, spec, trainer};
+use common::gpu;
+use steepest::{
+    Activation, Adam, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, Session, Sgd, Trainer,
+};
+
+#[test]
+fn bad_checkpoints_are_refused_and_change_nothing() {
+    let dir = scratch("bad");
+    let path = dir.join("good.safetensors");
+    let (data, trainer) = (blobs(), trainer());
+    let mut model = Mlp::new(gpu(), &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, gpu(), &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    session.step().unwrap();
+    let params = session.model().parameters_flat(gpu()).unwrap();
+    let state = session.optimizer_state().unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    let bad = dir.join("bad.safetensors");
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in [0, 4, 8, 20, good.len() / 2, good.len() - 1] {
+        cases.push((format!("truncated at {cut}"), good[..cut].to_vec()));
+    }
+    let mut flipped = good.clone();
+    flipped[12] ^= 0x55;
+    cases.push(("a corrupted header".into(), flipped));
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    cases.push(("a header length past the end".into(), huge));
+    for (what, bytes) in cases {
+        std::fs::write(&bad, &bytes).unwrap();
+        let err = session.load_checkpoint(&bad).unwrap_err();
+        assert!(matches!(err, Error::Checkpoint { .. }), "{what}: {err:?}");
+    }
+    // A checkpoint of another network, and one of another optimizer.
+    let other_spec = MlpSpec::new(2)
+        .layer(5, Activation::Relu)
+        .layer(3, Activation::Identity);
+    let mut other = Mlp::new(gpu(), &other_spec, Init::default(), 1).unwrap();
+    let other_path = dir.join("other.safetensors");
+    Session::new(&trainer, gpu(), &mut other, &data, None)
+        .unwrap()
+        .save_checkpoint(&other_path)
+        .unwrap();
+    let err = session.load_checkpoint(&other_path).unwrap_err();
+    assert!(err.to_string().contains("architecture"), "{err}");
+    let sgd = Trainer::new(Sgd::default(), Loss::SoftmaxCrossEntropy).batch_size(16);
+    let mut same_shape = Mlp::new(gpu(), &spec(), Init::default(), 1).unwrap();
+    let sgd_path = dir.join("sgd.safetensors");
+    Session::new(&sgd, gpu(), &mut same_shape, &data, None)
+        .unwrap()
+        .save_checkpoint(&sgd_path)
+        .unwrap();
+    let err = session.load_checkpoint(&sgd_path).unwrap_err();
+    assert!(err.to_string().contains("optimizer"), "{err}");
+    assert!(matches!(
+        session.load_checkpoint(dir.join("missing")),
+        Err(Error::Io { .. })
+    ));
+    // Parameters-only files are not training checkpoints.
+    let plain = dir.join("plain.safetensors");
+    session.model().save_safetensors(gpu(), &plain).unwrap();
+    assert!(matches!(
+        session.load_checkpoint(&plain),
+        Err(Error::Checkpoint { .. })
+    ));
+
+    assert_eq!(session.model().parameters_flat(gpu()).unwrap(), params);
+    assert_eq!(session.optimizer_state().unwrap(), state);
+    assert_eq!(session.steps(), 2);
+}
+
+/// A session set up as `trainer` on `blobs()`, for checkpoint tests.
+fn check_settings_refused(saved: Trainer, resumed: Trainer, words: &str, dir: &Path) {
+    let path = dir.join("settings.safetensors");
+    let g = gpu();
+    let data = blobs();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&saved, g, &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    let mut other = Mlp::new(g, &spec(), Init::default(), 9).unwrap();
+    let before = other.parameters_flat(g).unwrap();
+    let mut session = Session::new(&resumed, g, &mut other, &data, None).unwrap();
+    let err = session.load_checkpoint(&path).unwrap_err().to_string();
+    assert!(err.contains(words), "{err} lacks {words:?}");
+    assert!(err.contains("load_checkpoint_overriding_settings"), "{err}");
+    assert_eq!(session.steps(), 0);
+    session.load_checkpoint_overriding_settings(&path).unwrap();
+    assert_eq!(session.steps(), 1);
+    drop(session);
+    assert_ne!(other.parameters_flat(g).unwrap(), before);
+}
+
+#[test]
+fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
+    let dir = scratch("settings");
+    let adam = |a: Adam| {
+        Trainer::new(a, Loss::SoftmaxCrossEntropy)
+            .batch_size(16)
+            .seed(3)
+    };
+    check_settings_refused(trainer(), trainer().seed(4), "seed", &dir);
+    check_settings_refused(trainer(), trainer().batch_size(8), "batch_size", &dir);
+    check_settings_refused(
+        adam(Adam::default().lr(0.02)),
+        adam(Adam::default().lr(0.03)),
+        "lr: 0.02",
+        &dir,
+    );
+    check_settings_refused(
+        Trainer::new(
+            Sgd::default().lr(0.1).momentum(0.9),
+            Loss::SoftmaxCrossEntropy,
+        ),
+        Trainer::new(
+            Sgd::default().lr(0.1).momentum(0.5),
+            Loss::SoftmaxCrossEntropy,
+        ),
+        "momentum: 0.9",
+        &dir,
+    );
+}
+
+#[test]
+fn unused_optimizer_buffers_and_non_finite_tensors_are_refused() {
+    let dir = scratch("refused");
+    let path = dir.join("amsgrad.safetensors");
+    let g = gpu();
+    let data = blobs();
+    let ams = Trainer::new(Adam::default().amsgrad(true), Loss::SoftmaxCrossEntropy);
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&ams, g, &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    // The file keeps max_exp_avg_sq, which plain Adam does not: even with the settings
+    // overridden, that state would be dropped silently.
+    let plain = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy);
+    let mut session = Session::new(&plain, g, &mut model, &data, None).unwrap();
+    let err = session
+        .load_checkpoint_overriding_settings(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_exp_avg_sq") && err.contains("does not keep"),
+        "{err}"
+    );
+    drop(session);
+    // Non-finite parameters in a file are refused by name.
+    let bad = dir.join("nan.safetensors");
+    let mut broken = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let mut values = broken.parameters_flat(&CpuBackend).unwrap();
+    values[5] = f32::NAN;
+    broken.set_parameters_flat(&CpuBackend, &values).unwrap();
+    broken.save_safetensors(&CpuBackend, &bad).unwrap();
+    let before = model.parameters_flat(g).unwrap();
+    let err = model.load_safetensors(g, &bad).unwrap_err().to_string();
+    assert!(
+        err.contains("layers.0.weight") && err.contains("finite"),
+        "{err}"
+    );
+    assert_eq!(model.parameters_flat(g).unwrap(), before);
+}

@@ -1,0 +1,324 @@
+//! Checkpoints: the safetensors format byte for byte, files PyTorch writes, resumes that are
+//! bit-identical, atomic saves, divergence never saved, and fuzzed loading that never panics
+//! (refused files are in `checkpoint_refusals.rs`).
+
+mod common;
+
+use std::path::Path;
+
+use common::checkpoint_run::{blobs, scratch, spec, trainer};
+use common::gpu;
+use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
+use steepest::{
+    Activation, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, Session, Sgd, Trainer, data,
+};
+
+/// The header of a safetensors file: its JSON text and where the data starts.
+fn header(bytes: &[u8]) -> (String, usize) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (String::from_utf8(bytes[8..8 + n].to_vec()).unwrap(), 8 + n)
+}
+
+/// `data_offsets` of tensor `name` in a header, read with plain string search.
+fn offsets(header: &str, name: &str) -> (usize, usize) {
+    let entry = &header[header.find(&format!("\"{name}\"")).unwrap()..];
+    let list = &entry[entry.find("\"data_offsets\"").unwrap()..];
+    let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
+    let mut it = list.split(',').map(|v| v.trim().parse::<usize>().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+#[test]
+fn saved_parameters_follow_the_safetensors_format_byte_for_byte() {
+    let dir = scratch("format");
+    let model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let path = dir.join("model.safetensors");
+    model.save_safetensors(&CpuBackend, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let (text, data_start) = header(&bytes);
+    assert!(
+        text.starts_with('{') && text.trim_end().ends_with('}'),
+        "{text}"
+    );
+    assert_eq!(data_start % 8, 0, "the header is padded to 8 bytes");
+    let mut end = 0;
+    for (name, array) in model.state_dict(&CpuBackend).unwrap() {
+        let shape: Vec<String> = array.shape().iter().map(|d| d.to_string()).collect();
+        let entry = &text[text.find(&format!("\"{name}\"")).unwrap()..];
+        assert!(entry.contains("\"dtype\":\"F32\""), "{name}: {entry}");
+        assert!(
+            entry.contains(&format!("\"shape\":[{}]", shape.join(","))),
+            "{name}: {entry}"
+        );
+        let (from, to) = offsets(&text, &name);
+        let expected: Vec<u8> = array.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(
+            &bytes[data_start + from..data_start + to],
+            &expected[..],
+            "{name}"
+        );
+        end = end.max(to);
+    }
+    assert_eq!(
+        bytes.len(),
+        data_start + end,
+        "nothing after the last tensor"
+    );
+    assert!(text.contains("\"__metadata__\""));
+}
+
+#[test]
+fn a_file_written_as_pytorch_writes_it_loads() {
+    // safetensors.torch.save_file's layout, built by hand: header length, JSON header padded
+    // with spaces to 8 bytes, then little-endian F32 data.
+    let weight: Vec<f32> = (0..24).map(|i| i as f32 * 0.25 - 3.0).collect();
+    let bias = [0.5f32, -0.5, 1.5];
+    let spec = MlpSpec::new(8).layer(3, Activation::Relu);
+    let mut json = String::from(
+        "{\"__metadata__\":{\"format\":\"pt\"},\
+         \"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},\
+         \"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[3,8],\"data_offsets\":[12,108]}}",
+    );
+    while json.len() % 8 != 0 {
+        json.push(' ');
+    }
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(json.as_bytes());
+    bytes.extend(bias.iter().chain(&weight).flat_map(|v| v.to_le_bytes()));
+    let dir = scratch("pytorch");
+    let path = dir.join("torch.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+
+    for backend in [0, 1] {
+        let check = |state: Vec<(String, ArrayD<f32>)>| {
+            assert_eq!(
+                state[0].1,
+                ArrayD::from_shape_vec(IxDyn(&[3, 8]), weight.clone()).unwrap()
+            );
+            assert_eq!(state[1].1.as_slice().unwrap(), &bias);
+        };
+        if backend == 0 {
+            let mut model = Mlp::new(&CpuBackend, &spec, Init::default(), 1).unwrap();
+            model.load_safetensors(&CpuBackend, &path).unwrap();
+            check(model.state_dict(&CpuBackend).unwrap());
+        } else {
+            let mut model = Mlp::new(gpu(), &spec, Init::default(), 1).unwrap();
+            model.load_safetensors(gpu(), &path).unwrap();
+            check(model.state_dict(gpu()).unwrap());
+        }
+    }
+}
+
+/// 2N steps straight, against N steps, a save, a load into a fresh model and session, and N
+/// more: the parameters and optimizer state must be bit-identical.
+fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path) {
+    let (data, trainer) = (blobs(), trainer());
+    let n = 10; // 100 samples in batches of 16: step 10 is in the middle of epoch 2
+    let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut straight, &data, None).unwrap();
+    for _ in 0..2 * n {
+        session.step().unwrap();
+    }
+    let straight_state = session.optimizer_state().unwrap();
+    let straight_record = session.run_epoch().unwrap();
+    drop(session);
+    let straight_params = straight.parameters_flat(backend).unwrap();
+
+    let path = dir.join("resume.safetensors");
+    let mut first = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut first, &data, None).unwrap();
+    for _ in 0..n {
+        session.step().unwrap();
+    }
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+
+    // Another initialisation: everything must come from the file.
+    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut resumed, &data, None).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    assert_eq!(session.steps(), n as u64);
+    for _ in 0..n {
+        session.step().unwrap();
+    }
+    assert_eq!(session.optimizer_state().unwrap(), straight_state);
+    let resumed_record = session.run_epoch().unwrap();
+    assert_eq!(
+        resumed_record, straight_record,
+        "the epoch's sums continue too"
+    );
+    drop(session);
+    let resumed_params = resumed.parameters_flat(backend).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&resumed_params), bits(&straight_params));
+}
+
+#[test]
+fn resuming_continues_a_bit_identical_trajectory() {
+    let dir = scratch("resume");
+    resume_is_bit_identical(&CpuBackend, &dir);
+    resume_is_bit_identical(gpu(), &dir);
+}
+
+#[test]
+fn saves_replace_the_file_atomically() {
+    let dir = scratch("atomic");
+    let path = dir.join("ckpt.safetensors");
+    let (data, trainer) = (blobs(), trainer());
+    let mut model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, &CpuBackend, &mut model, &data, None).unwrap();
+    session.save_checkpoint(&path).unwrap();
+    let first = std::fs::read(&path).unwrap();
+    // A reader that opened the old file keeps seeing it whole: the new one arrives by rename,
+    // never by rewriting the old bytes in place.
+    let mut old = std::fs::File::open(&path).unwrap();
+    session.step().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    let mut seen = Vec::new();
+    std::io::Read::read_to_end(&mut old, &mut seen).unwrap();
+    assert_eq!(seen, first);
+    assert_ne!(std::fs::read(&path).unwrap(), first);
+    // No temporary file is left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("ckpt.safetensors")]);
+    // A crash mid-save leaves at most a stray temporary file; the checkpoint itself still loads.
+    std::fs::write(
+        dir.join("ckpt.safetensors.tmp-1"),
+        &first[..first.len() / 2],
+    )
+    .unwrap();
+    session.load_checkpoint(&path).unwrap();
+}
+
+#[test]
+fn divergence_keeps_the_last_good_checkpoint() {
+    let dir = scratch("diverge");
+    let path = dir.join("run.safetensors");
+    let data = data::linear(64, &[1.0, -1.0], 0.0, 0.0, 1).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    let mut model = Mlp::new(gpu(), &spec, Init::default(), 1).unwrap();
+    // Stable for a few epochs, then the rate grows past stability.
+    let result = Trainer::new(Sgd::default().lr(0.05), Loss::MeanSquaredError)
+        .batch_size(64)
+        .epochs(200)
+        .schedule(steepest::LrSchedule::step(1, 1.5))
+        .checkpoint(&path)
+        .fit(gpu(), &mut model, &data, None);
+    let Err(Error::Diverged { step, .. }) = result else {
+        panic!("expected divergence, got {result:?}");
+    };
+    assert!(step > 3, "diverged at step {step}");
+    let kept = model.parameters_flat(gpu()).unwrap();
+    assert!(kept.iter().all(|v| v.is_finite()));
+    let mut reloaded = Mlp::new(gpu(), &spec, Init::default(), 2).unwrap();
+    reloaded.load_safetensors(gpu(), &path).unwrap();
+    assert_eq!(reloaded.parameters_flat(gpu()).unwrap(), kept);
+}
+
+/// The issue's case: SGD at lr 1e38 on a 2-feature regression, full batch, no validation. The
+/// epoch's loss is measured before its only update, so only a check of the parameters
+/// themselves catches that the update made them infinite.
+fn an_overflowing_update_leaves_finite_parameters<B: Backend>(backend: &B, dir: &Path) {
+    let path = dir.join("overflow.safetensors");
+    let data = data::linear(32, &[1.0, -2.0], 0.5, 0.0, 1).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    let mut model = Mlp::new(backend, &spec, Init::default(), 1).unwrap();
+    let start = model.parameters_flat(backend).unwrap();
+    let result = Trainer::new(Sgd::default().lr(1e38), Loss::MeanSquaredError)
+        .full_batch()
+        .epochs(5)
+        .checkpoint(&path)
+        .fit(backend, &mut model, &data, None);
+    let Err(Error::Diverged { step, reason, .. }) = &result else {
+        panic!("expected divergence, got {result:?}");
+    };
+    assert_eq!(*step, 1, "{result:?}");
+    assert!(reason.contains("Σθ²"), "{reason}");
+    assert_eq!(model.parameters_flat(backend).unwrap(), start);
+    let mut reloaded = Mlp::new(backend, &spec, Init::default(), 2).unwrap();
+    reloaded.load_safetensors(backend, &path).unwrap();
+    assert_eq!(reloaded.parameters_flat(backend).unwrap(), start);
+}
+
+#[test]
+fn divergence_never_keeps_non_finite_parameters() {
+    let dir = scratch("overflow");
+    an_overflowing_update_leaves_finite_parameters(gpu(), &dir);
+    an_overflowing_update_leaves_finite_parameters(&CpuBackend, &dir);
+}
+
+#[test]
+fn a_session_hands_out_optimizer_state_of_the_models_length() {
+    let g = gpu();
+    let data = blobs();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let count = model.parameter_count();
+    let trainer = trainer();
+    let mut session = Session::new(&trainer, g, &mut model, &data, None).unwrap();
+    session.step().unwrap();
+    let state = session.optimizer_state().unwrap();
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+    cpu.step().unwrap();
+    let cpu_state = cpu.optimizer_state().unwrap();
+    for ((name, values), (cpu_name, cpu_values)) in state.buffers.iter().zip(&cpu_state.buffers) {
+        assert_eq!(name, cpu_name);
+        assert_eq!(values.len(), count, "{name}");
+        assert_eq!(cpu_values.len(), count, "{name} on the CPU");
+    }
+}
+
+/// A file name no other case of this process uses (cases may run on several threads).
+fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("case-{n}.safetensors")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes never panic the loader: they are refused with an error.
+    #[test]
+    fn loading_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let dir = std::env::temp_dir().join(format!("steepest-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(unique_name());
+        std::fs::write(&path, &bytes).unwrap();
+        let mut model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+        prop_assert!(model.load_safetensors(&CpuBackend, &path).is_err());
+        let data = blobs();
+        let trainer = trainer();
+        let mut session = Session::new(&trainer, &CpuBackend, &mut model, &data, None).unwrap();
+        prop_assert!(session.load_checkpoint(&path).is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A valid checkpoint with random bytes changed loads or is refused, never panics.
+    #[test]
+    fn mutated_checkpoints_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let dir = std::env::temp_dir().join(format!("steepest-mutate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.safetensors");
+        let data = blobs();
+        let trainer = trainer();
+        let mut model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+        let mut session = Session::new(&trainer, &CpuBackend, &mut model, &data, None).unwrap();
+        if !good.exists() {
+            session.save_checkpoint(&good).unwrap();
+        }
+        let mut bytes = std::fs::read(&good).unwrap();
+        for (at, value) in flips {
+            let at = at % bytes.len();
+            bytes[at] = value;
+        }
+        let path = dir.join(unique_name());
+        std::fs::write(&path, &bytes).unwrap();
+        let _ = session.load_checkpoint(&path);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,338 @@
+//! The GPU matmul on named cases against the CPU reference (sizes, K dwarfing M and N, every
+//! fused activation and bias, views at offsets, huge inputs, bad shapes and aliasing, the fused
+//! backward product), and the reference against a plain triple loop.
+
+mod common;
+
+use common::matmul::check;
+use common::{assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
+use ndarray::Array2;
+use steepest::backend::cpu;
+use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
+
+#[test]
+fn gpu_matches_cpu_on_named_sizes() {
+    // Cubes on either side of every power-of-two tile edge, for all transpose forms.
+    for (i, size) in [1, 3, 7, 63, 65, 257].into_iter().enumerate() {
+        for (j, spec) in [Matmul::nn(), Matmul::nt(), Matmul::tn(), Matmul::tt()]
+            .into_iter()
+            .enumerate()
+        {
+            check(size, size, size, spec, i % 2 == 0, (i * 4 + j) as u64);
+        }
+    }
+}
+
+#[test]
+fn gpu_matches_cpu_when_k_dwarfs_m_and_n() {
+    for (j, spec) in [Matmul::nn(), Matmul::nt(), Matmul::tn()]
+        .into_iter()
+        .enumerate()
+    {
+        check(3, 5, 20_001, spec, true, 100 + j as u64);
+        check(
+            65,
+            2,
+            4_099,
+            spec.activation(Activation::Tanh),
+            false,
+            200 + j as u64,
+        );
+    }
+}
+
+#[test]
+fn every_activation_and_bias_is_fused() {
+    for (i, activation) in Activation::ALL.into_iter().enumerate() {
+        check(
+            130,
+            129,
+            33,
+            Matmul::nn().activation(activation),
+            true,
+            300 + i as u64,
+        );
+        check(
+            17,
+            200,
+            9,
+            Matmul::nt().activation(activation),
+            true,
+            310 + i as u64,
+        );
+    }
+}
+
+/// Views that start at an element offset: multiples of 4 take the vec4 path, others the scalar.
+#[test]
+fn gpu_matmul_reads_and_writes_views_at_offsets() {
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let mut r = rng(7);
+    for (offset, (m, n, k)) in [
+        (0usize, (64, 68, 36)),
+        (4, (64, 68, 36)),
+        (3, (33, 9, 70)),
+        (1, (5, 130, 12)),
+    ] {
+        let a = random_matrix(&mut r, m, k, 1.0);
+        let b = random_matrix(&mut r, k, n, 1.0);
+        let bias = random_matrix(&mut r, 1, n, 1.0);
+        let mut expected = Array2::zeros((m, n));
+        cpu::matmul(
+            Matmul::nn(),
+            a.view(),
+            b.view(),
+            Some(bias.view()),
+            &mut expected,
+        )
+        .unwrap();
+
+        // Pad each operand with `offset` garbage values in front and some behind.
+        let padded = |x: &Array2<f32>, label: &str| {
+            let mut data = vec![1e30f32; offset];
+            data.extend(x.iter());
+            data.extend([1e30f32; 5]);
+            let buffer = GpuBuffer::from_slice(ctx, label, &data).unwrap();
+            GpuMatrix::view(buffer, offset, x.nrows(), x.ncols()).unwrap()
+        };
+        let (ga, gb, gbias) = (padded(&a, "a"), padded(&b, "b"), padded(&bias, "bias"));
+        let out_buffer =
+            GpuBuffer::from_slice(ctx, "out", &vec![f32::NAN; offset + m * n + 3]).unwrap();
+        let mut out = GpuMatrix::view(out_buffer.clone(), offset, m, n).unwrap();
+        gpu.matmul_into(Matmul::nn(), &ga, &gb, Some(&gbias), &mut out)
+            .unwrap();
+
+        let all = out_buffer.read(ctx).unwrap();
+        assert!(
+            all[..offset].iter().all(|v| v.is_nan()),
+            "offset {offset}: wrote before the view"
+        );
+        assert!(
+            all[offset + m * n..].iter().all(|v| v.is_nan()),
+            "offset {offset}: wrote past the view"
+        );
+        let actual = gpu.download(&out).unwrap();
+        let tol = common::matmul_tolerance(
+            a.mapv(f32::abs).view(),
+            b.mapv(f32::abs).view(),
+            Some(bias.view()),
+            k,
+            Activation::Identity,
+        );
+        assert_close(&format!("offset {offset}"), &actual, &expected, &tol);
+    }
+}
+
+/// The oracle itself, against the definition written out as loops in f64.
+#[test]
+fn cpu_matmul_matches_the_definition() {
+    let mut r = rng(11);
+    for (m, n, k) in [(1, 1, 1), (3, 5, 7), (8, 2, 9)] {
+        for spec in [Matmul::nn(), Matmul::nt(), Matmul::tn(), Matmul::tt()] {
+            for activation in Activation::ALL {
+                let spec = spec.activation(activation);
+                let a = random_matrix(
+                    &mut r,
+                    if spec.trans_a { k } else { m },
+                    if spec.trans_a { m } else { k },
+                    2.0,
+                );
+                let b = random_matrix(
+                    &mut r,
+                    if spec.trans_b { n } else { k },
+                    if spec.trans_b { k } else { n },
+                    2.0,
+                );
+                let bias = random_matrix(&mut r, 1, n, 2.0);
+                let mut out = Array2::from_elem((m, n), f32::NAN);
+                cpu::matmul(spec, a.view(), b.view(), Some(bias.view()), &mut out).unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut sum = f64::from(bias[[0, j]]);
+                        for p in 0..k {
+                            let x = if spec.trans_a { a[[p, i]] } else { a[[i, p]] };
+                            let y = if spec.trans_b { b[[j, p]] } else { b[[p, j]] };
+                            sum += f64::from(x) * f64::from(y);
+                        }
+                        let want = match activation {
+                            Activation::Identity => sum,
+                            Activation::Relu => sum.max(0.0),
+                            Activation::Sigmoid => 1.0 / (1.0 + (-sum).exp()),
+                            Activation::Tanh => sum.tanh(),
+                        };
+                        let got = f64::from(out[[i, j]]);
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{spec:?} ({i},{j}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sigmoid_and_tanh_stay_finite_for_huge_inputs() {
+    let gpu = gpu();
+    let a = ndarray::array![[1.0f32], [-1.0], [0.0]];
+    let b = ndarray::array![[1e6f32, -1e6, 100.0, -100.0, 1e-4]];
+    for activation in [Activation::Sigmoid, Activation::Tanh] {
+        let spec = Matmul::nn().activation(activation);
+        let out = gpu
+            .matmul(
+                spec,
+                &gpu.upload(a.view()).unwrap(),
+                &gpu.upload(b.view()).unwrap(),
+                None,
+            )
+            .unwrap();
+        let actual = gpu.download(&out).unwrap();
+        let expected = CpuBackend.matmul(spec, &a, &b, None).unwrap();
+        assert!(
+            actual.iter().all(|v| v.is_finite()),
+            "{activation:?}: {actual}"
+        );
+        assert_close(
+            &format!("{activation:?}"),
+            &actual,
+            &expected,
+            &Array2::from_elem(expected.dim(), 2e-6),
+        );
+    }
+}
+
+#[test]
+fn both_backends_reject_mismatched_shapes_alike() {
+    let gpu = gpu();
+    let a = Array2::<f32>::zeros((3, 4));
+    let b = Array2::<f32>::zeros((5, 6));
+    let cpu_err = CpuBackend
+        .matmul(Matmul::nn(), &a, &b, None)
+        .unwrap_err()
+        .to_string();
+    let gpu_err = gpu
+        .matmul(
+            Matmul::nn(),
+            &gpu.upload(a.view()).unwrap(),
+            &gpu.upload(b.view()).unwrap(),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert_eq!(cpu_err, gpu_err);
+    assert!(
+        cpu_err.contains("matmul") && cpu_err.contains("3×4") && cpu_err.contains("5×6"),
+        "{cpu_err}"
+    );
+
+    // A bias that is not 1×N, and an output of the wrong shape.
+    let (x, w) = (Array2::<f32>::zeros((2, 3)), Array2::<f32>::zeros((3, 4)));
+    let bad_bias = Array2::<f32>::zeros((4, 1));
+    let err = CpuBackend
+        .matmul(Matmul::nn(), &x, &w, Some(&bad_bias))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bias is 4×1, expected 1×4"), "{err}");
+    let mut wrong_out = gpu.zeros(3, 3).unwrap();
+    let err = gpu
+        .matmul_into(
+            Matmul::nn(),
+            &gpu.upload(x.view()).unwrap(),
+            &gpu.upload(w.view()).unwrap(),
+            None,
+            &mut wrong_out,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("output is 3×3, expected 2×4"), "{err}");
+    assert_eq!(wrong_out.shape(), (3, 3));
+}
+
+#[test]
+fn output_may_not_alias_an_input() {
+    let gpu = gpu();
+    let mut a = gpu.upload(Array2::<f32>::ones((4, 4)).view()).unwrap();
+    let b = gpu.upload(Array2::<f32>::ones((4, 4)).view()).unwrap();
+    let alias = a.clone();
+    let err = gpu
+        .matmul_into(Matmul::nn(), &alias, &b, None, &mut a)
+        .unwrap_err();
+    assert!(err.to_string().contains("is also an input"), "{err}");
+    assert_eq!(
+        gpu.download(&a).unwrap(),
+        Array2::<f32>::ones((4, 4)),
+        "the input was changed"
+    );
+}
+
+/// The backward pass's fused `(δ · W) ⊙ act'(output)` against the CPU twin (a matmul, then
+/// the activation's backward), for every activation, with and without a K split.
+#[test]
+fn fused_activation_backward_matches_cpu() {
+    let gpu = gpu();
+    let mut r = rng(91);
+    let mut case = 0u64;
+    for (m, n, k) in [(1, 1, 1), (7, 65, 33), (64, 130, 9), (5, 40, 900)] {
+        for activation in Activation::ALL {
+            let delta = random_matrix(&mut r, m, k, 1.0);
+            let weight = random_matrix(&mut r, k, n, 1.0);
+            let pre = random_matrix(&mut r, m, n, 3.0);
+            let output = pre.mapv(|x| activation.apply(x));
+            let mut expected = Array2::zeros((m, n));
+            CpuBackend
+                .matmul_activation_backward_into(
+                    Matmul::nn(),
+                    &delta,
+                    &weight,
+                    activation,
+                    &output,
+                    &mut expected,
+                )
+                .unwrap();
+            let out = guarded(m, n, (case % 7) as usize);
+            gpu.matmul_activation_backward_into(
+                Matmul::nn(),
+                &gpu.upload(delta.view()).unwrap(),
+                &gpu.upload(weight.view()).unwrap(),
+                activation,
+                &gpu.upload(output.view()).unwrap(),
+                &mut out.matrix.clone(),
+            )
+            .unwrap();
+            let actual = gpu.download(&out.matrix).unwrap();
+            // |act'| ≤ 1 for every activation, so the product's tolerance bounds the result's.
+            let tol = matmul_tolerance(
+                delta.mapv(f32::abs).view(),
+                weight.mapv(f32::abs).view(),
+                None,
+                k,
+                Activation::Identity,
+            ) + 1e-7;
+            let what = format!("{m}×{n}×{k} {activation:?}");
+            assert_close(&what, &actual, &expected, &tol);
+            out.assert_untouched(&what);
+            case += 1;
+        }
+    }
+    // The product's own activation must be identity, and the output may not alias.
+    let x = gpu.upload(Array2::<f32>::ones((2, 2)).view()).unwrap();
+    let mut y = gpu.zeros(2, 2).unwrap();
+    assert!(
+        gpu.matmul_activation_backward_into(
+            Matmul::nn().activation(Activation::Relu),
+            &x,
+            &x,
+            Activation::Relu,
+            &x,
+            &mut y
+        )
+        .is_err()
+    );
+    let mut alias = y.clone();
+    assert!(
+        gpu.matmul_activation_backward_into(Matmul::nn(), &x, &x, Activation::Tanh, &y, &mut alias)
+            .is_err()
+    );
+}

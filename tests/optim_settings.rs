@@ -1,0 +1,320 @@
+//! The optimizers' settings on the CPU backend: PyTorch's defaults, hyperparameter validation,
+//! learning-rate schedules, clipping, monitoring, and state that round-trips (the update rules
+//! themselves are in `optim_rules.rs`).
+
+use steepest::optim::Decay;
+use steepest::{
+    Adagrad, Adam, AdamW, Clip, CpuOptimizer, Error, LrSchedule, OptimizerConfig, RmsProp, Sgd,
+};
+
+#[test]
+fn defaults_are_pytorchs() {
+    assert_eq!(
+        Sgd::default(),
+        Sgd {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false
+        }
+    );
+    let adam = Adam::default();
+    assert_eq!(
+        (
+            adam.lr,
+            adam.betas,
+            adam.eps,
+            adam.weight_decay,
+            adam.amsgrad
+        ),
+        (1e-3, (0.9, 0.999), 1e-8, 0.0, false)
+    );
+    let adamw = AdamW::default();
+    assert_eq!(
+        (adamw.lr, adamw.betas, adamw.eps, adamw.weight_decay),
+        (1e-3, (0.9, 0.999), 1e-8, 1e-2)
+    );
+    let rms = RmsProp::default();
+    assert_eq!(
+        (rms.lr, rms.alpha, rms.eps, rms.momentum, rms.centered),
+        (1e-2, 0.99, 1e-8, 0.0, false)
+    );
+    let ada = Adagrad::default();
+    assert_eq!(
+        (ada.lr, ada.lr_decay, ada.initial_accumulator_value, ada.eps),
+        (1e-2, 0.0, 0.0, 1e-10)
+    );
+    // Builders are named after PyTorch's arguments.
+    let built = Adam::default()
+        .lr(0.5)
+        .betas(0.8, 0.9)
+        .eps(1e-6)
+        .weight_decay(0.1)
+        .amsgrad(true)
+        .maximize(true);
+    assert_eq!(
+        built,
+        Adam {
+            lr: 0.5,
+            betas: (0.8, 0.9),
+            eps: 1e-6,
+            weight_decay: 0.1,
+            amsgrad: true,
+            maximize: true
+        }
+    );
+}
+
+#[test]
+fn invalid_hyperparameters_fail_when_the_optimizer_is_built() {
+    let cases: Vec<(OptimizerConfig, &str)> = vec![
+        (Sgd::default().lr(-0.1).into(), "lr"),
+        (Sgd::default().momentum(-0.5).into(), "momentum"),
+        (Sgd::default().nesterov(true).into(), "nesterov"),
+        (
+            Sgd::default()
+                .momentum(0.9)
+                .dampening(0.1)
+                .nesterov(true)
+                .into(),
+            "nesterov",
+        ),
+        (Sgd::default().lr(f64::NAN).into(), "lr"),
+        (Adam::default().betas(1.0, 0.999).into(), "beta1"),
+        (Adam::default().betas(0.9, -0.1).into(), "beta2"),
+        (Adam::default().eps(0.0).into(), "eps"),
+        (AdamW::default().weight_decay(-1.0).into(), "weight_decay"),
+        (AdamW::default().lr(f64::INFINITY).into(), "lr"),
+        (RmsProp::default().eps(-1e-8).into(), "eps"),
+        (RmsProp::default().alpha(-0.1).into(), "alpha"),
+        (Adagrad::default().lr_decay(-1.0).into(), "lr_decay"),
+        (
+            Adagrad::default().initial_accumulator_value(-1.0).into(),
+            "initial_accumulator_value",
+        ),
+        (Adagrad::default().eps(0.0).into(), "eps"),
+    ];
+    for (config, field) in cases {
+        match CpuOptimizer::new(config, 4) {
+            Err(Error::InvalidHyperparameter {
+                name, optimizer, ..
+            }) => {
+                assert_eq!(name, field, "{config:?}");
+                assert_eq!(optimizer, config.name());
+            }
+            other => {
+                panic!("{config:?}: expected InvalidHyperparameter for {field}, got {other:?}")
+            }
+        }
+    }
+    let message = CpuOptimizer::new(Adam::default().betas(1.5, 0.9), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("Adam") && message.contains("beta1") && message.contains("1.5"),
+        "{message}"
+    );
+    assert!(matches!(
+        CpuOptimizer::new(Adam::default(), 0),
+        Err(Error::EmptyBuffer { .. })
+    ));
+    let bad_clip = CpuOptimizer::new(Sgd::default(), 3)
+        .unwrap()
+        .with_clip(Clip {
+            max_norm: Some(-1.0),
+            max_value: None,
+        });
+    assert!(matches!(bad_clip, Err(Error::InvalidHyperparameter { .. })));
+}
+
+#[test]
+fn schedules_give_the_documented_rates() {
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    close(LrSchedule::constant().lr_at(0.1, 1000), 0.1);
+    let step = LrSchedule::step(10, 0.5);
+    for (t, want) in [(0, 0.1), (9, 0.1), (10, 0.05), (25, 0.025)] {
+        close(step.lr_at(0.1, t), want);
+    }
+    close(
+        LrSchedule::exponential(0.1).lr_at(2.0, 10),
+        2.0 * (-1.0f64).exp(),
+    );
+    close(LrSchedule::inverse_time(0.5).lr_at(1.0, 4), 1.0 / 3.0);
+    let cosine = LrSchedule::cosine(100, 0.01);
+    close(cosine.lr_at(1.0, 0), 1.0);
+    close(cosine.lr_at(1.0, 50), 0.505);
+    close(cosine.lr_at(1.0, 100), 0.01);
+    close(cosine.lr_at(1.0, 1000), 0.01);
+    // Warm-up climbs linearly to the decay's start, then the decay's clock starts at 0.
+    let warm = LrSchedule::step(10, 0.5).with_warmup(4);
+    let rates: Vec<f64> = (0..6).map(|t| warm.lr_at(1.0, t)).collect();
+    for (a, b) in rates.iter().zip([0.2, 0.4, 0.6, 0.8, 1.0, 1.0]) {
+        close(*a, b);
+    }
+    close(warm.lr_at(1.0, 14), 0.5);
+    assert!(matches!(
+        LrSchedule {
+            decay: Decay::Step {
+                every: 0,
+                gamma: 0.5
+            },
+            warmup: 0
+        }
+        .validate(),
+        Err(Error::InvalidHyperparameter { .. })
+    ));
+    assert!(LrSchedule::exponential(-1.0).validate().is_err());
+    assert!(LrSchedule::cosine(0, 0.0).validate().is_err());
+}
+
+#[test]
+fn the_optimizer_applies_its_schedule() {
+    let schedule = LrSchedule::step(2, 0.1);
+    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 1)
+        .unwrap()
+        .with_schedule(schedule)
+        .unwrap();
+    let mut theta = [0.0f32];
+    let mut moves = Vec::new();
+    for update in 1..=5 {
+        let before = theta[0];
+        opt.step(&mut theta, &[-1.0]).unwrap();
+        moves.push(f64::from(theta[0] - before));
+        assert_eq!(opt.lr_at(update), schedule.lr_at(1.0, update - 1));
+    }
+    for (m, want) in moves.iter().zip([1.0, 1.0, 0.1, 0.1, 0.01]) {
+        assert!((m - want).abs() < 1e-6, "{moves:?}");
+    }
+    assert_eq!(opt.steps(), 5);
+}
+
+#[test]
+fn clipping_matches_torchs_definitions() {
+    // ‖g‖ = 5: clip_grad_norm_(max_norm = 1) scales by 1/(5 + 1e-6).
+    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 2)
+        .unwrap()
+        .with_clip(Clip {
+            max_norm: Some(1.0),
+            max_value: None,
+        })
+        .unwrap();
+    let mut theta = [0.0f32, 0.0];
+    opt.step(&mut theta, &[3.0, 4.0]).unwrap();
+    let scale = 1.0 / (5.0 + 1e-6);
+    assert!(
+        (theta[0] + 3.0 * scale).abs() < 1e-6 && (theta[1] + 4.0 * scale).abs() < 1e-6,
+        "{theta:?}"
+    );
+    // Under the norm, nothing changes.
+    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 2)
+        .unwrap()
+        .with_clip(Clip {
+            max_norm: Some(10.0),
+            max_value: None,
+        })
+        .unwrap();
+    let mut theta = [0.0f32, 0.0];
+    opt.step(&mut theta, &[3.0, 4.0]).unwrap();
+    assert_eq!(theta, [-3.0, -4.0]);
+    // clip_grad_value_ clamps each element.
+    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 3)
+        .unwrap()
+        .with_clip(Clip {
+            max_norm: None,
+            max_value: Some(0.5),
+        })
+        .unwrap();
+    let mut theta = [0.0f32; 3];
+    opt.step(&mut theta, &[3.0, -4.0, 0.25]).unwrap();
+    assert_eq!(theta, [-0.5, 0.5, -0.25]);
+}
+
+#[test]
+fn monitoring_reports_norms_and_the_update_ratio() {
+    let mut opt = CpuOptimizer::new(Sgd::default().lr(0.1), 2)
+        .unwrap()
+        .with_monitoring(true);
+    assert_eq!(opt.stats(), None);
+    let mut theta = [3.0f32, 4.0];
+    opt.step(&mut theta, &[6.0, 8.0]).unwrap();
+    let stats = opt.stats().unwrap();
+    assert!((stats.grad_norm - 10.0).abs() < 1e-5);
+    assert!((stats.param_norm - 5.0).abs() < 1e-5);
+    assert!((stats.update_norm - 1.0).abs() < 1e-5);
+    assert!((stats.update_ratio() - 0.2).abs() < 1e-5);
+}
+
+#[test]
+fn state_round_trips_and_bad_state_is_refused_without_change() {
+    let grads: Vec<Vec<f32>> = (0..10)
+        .map(|s| {
+            (0..5)
+                .map(|i| ((s * 7 + i * 3) % 11) as f32 - 5.0)
+                .collect()
+        })
+        .collect();
+    let config = Adam::default().lr(0.05).amsgrad(true);
+    let mut straight = CpuOptimizer::new(config, 5).unwrap();
+    let mut theta_straight = vec![1.0f32; 5];
+    for g in &grads {
+        straight.step(&mut theta_straight, g).unwrap();
+    }
+    let mut first = CpuOptimizer::new(config, 5).unwrap();
+    let mut theta = vec![1.0f32; 5];
+    for g in &grads[..4] {
+        first.step(&mut theta, g).unwrap();
+    }
+    let saved = first.state();
+    assert_eq!(saved.step, 4);
+    let names: Vec<&str> = saved.buffers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]);
+    let mut resumed = CpuOptimizer::new(config, 5).unwrap();
+    resumed.load_state(&saved).unwrap();
+    for g in &grads[4..] {
+        resumed.step(&mut theta, g).unwrap();
+    }
+    assert_eq!(
+        theta, theta_straight,
+        "resuming from saved state changed the trajectory"
+    );
+
+    let before = resumed.state();
+    let mut wrong_name = saved.clone();
+    wrong_name.optimizer = "SGD".into();
+    let mut wrong_len = saved.clone();
+    wrong_len.buffers[1].1.pop();
+    let mut missing = saved.clone();
+    missing.buffers.pop();
+    for bad in [wrong_name, wrong_len, missing] {
+        assert!(matches!(resumed.load_state(&bad), Err(Error::State { .. })));
+        assert_eq!(
+            resumed.state(),
+            before,
+            "a refused state changed the optimizer"
+        );
+    }
+    let mut short = vec![0.0f32; 4];
+    assert!(matches!(
+        resumed.step(&mut short, &[0.0; 4]),
+        Err(Error::Length {
+            expected: 5,
+            actual: 4,
+            ..
+        })
+    ));
+    assert!(matches!(
+        resumed.step(&mut theta, &[0.0; 6]),
+        Err(Error::Length {
+            expected: 5,
+            actual: 6,
+            ..
+        })
+    ));
+    assert_eq!(
+        resumed.state(),
+        before,
+        "a refused step changed the optimizer"
+    );
+}

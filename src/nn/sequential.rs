@@ -53,7 +53,8 @@ pub(crate) struct Activations<M> {
     /// Each layer's output (the last one holds the model's output).
     pub outputs: Vec<M>,
     /// ∂loss/∂output of each layer once the backward pass reaches it (∂/∂pre-activation for
-    /// a fused activation); the last one holds ∂loss/∂(model output) first.
+    /// a fused activation); the last one holds ∂loss/∂(model output) first. Empty for a
+    /// forward pass alone.
     pub output_grads: Vec<M>,
     /// What each layer asked to keep ([`Layer::saved_shapes`]).
     pub saved: Vec<Vec<M>>,
@@ -215,7 +216,7 @@ impl<B: Backend> Sequential<B> {
     /// The model's output for `x` (rows × inputs) in evaluation mode, in a new matrix.
     pub fn forward(&self, backend: &B, x: &B::Matrix) -> Result<B::Matrix> {
         self.check_input("Sequential::forward", x)?;
-        let mut acts = self.activations(backend, x.shape().0)?;
+        let mut acts = self.activations(backend, x.shape().0, Mode::Eval)?;
         self.forward_batch(backend, x, &mut acts, Mode::Eval, 0)?;
         acts.outputs.pop().ok_or_else(|| Error::Shape {
             op: "Sequential::forward",
@@ -237,8 +238,14 @@ impl<B: Backend> Sequential<B> {
         Ok(())
     }
 
-    /// Matrices for the passes over a batch of `rows` samples.
-    pub(crate) fn activations(&self, backend: &B, rows: usize) -> Result<Activations<B::Matrix>> {
+    /// Matrices for the passes over a batch of `rows` samples (the gradients' only for
+    /// training: a forward pass alone writes none).
+    pub(crate) fn activations(
+        &self,
+        backend: &B,
+        rows: usize,
+        mode: Mode,
+    ) -> Result<Activations<B::Matrix>> {
         let mut acts = Activations {
             outputs: Vec::new(),
             output_grads: Vec::new(),
@@ -246,8 +253,10 @@ impl<B: Backend> Sequential<B> {
         };
         for layer in &self.layers {
             acts.outputs.push(backend.zeros(rows, layer.outputs())?);
-            acts.output_grads
-                .push(backend.zeros(rows, layer.outputs())?);
+            if mode == Mode::Train {
+                acts.output_grads
+                    .push(backend.zeros(rows, layer.outputs())?);
+            }
             let saved = layer
                 .saved_shapes(rows)
                 .into_iter()
@@ -269,7 +278,7 @@ impl<B: Backend> Sequential<B> {
             rows,
             input: backend.zeros(rows, self.inputs())?,
             target: backend.zeros(rows, target_cols)?,
-            acts: self.activations(backend, rows)?,
+            acts: self.activations(backend, rows, Mode::Train)?,
         })
     }
 

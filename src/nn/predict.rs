@@ -32,15 +32,7 @@ impl<B: Backend> Sequential<B> {
     pub fn predict(&self, backend: &B, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let op = "predict";
         let (rows, features) = x.dim();
-        if features != self.inputs() {
-            return Err(Error::Shape {
-                op,
-                detail: format!(
-                    "inputs have {features} features, the network takes {}",
-                    self.inputs()
-                ),
-            });
-        }
+        self.check_input(op, features)?;
         if rows == 0 {
             return Ok(Array2::zeros((0, self.outputs())));
         }

@@ -215,7 +215,7 @@ impl<B: Backend> Sequential<B> {
 
     /// The model's output for `x` (rows × inputs) in evaluation mode, in a new matrix.
     pub fn forward(&self, backend: &B, x: &B::Matrix) -> Result<B::Matrix> {
-        self.check_input("Sequential::forward", x)?;
+        self.check_input("Sequential::forward", x.shape().1)?;
         let mut acts = self.activations(backend, x.shape().0, Mode::Eval)?;
         self.forward_batch(backend, x, &mut acts, Mode::Eval, 0)?;
         acts.outputs.pop().ok_or_else(|| Error::Shape {
@@ -224,13 +224,13 @@ impl<B: Backend> Sequential<B> {
         })
     }
 
-    pub(crate) fn check_input(&self, op: &'static str, x: &B::Matrix) -> Result<()> {
-        if x.shape().1 != self.inputs() {
+    /// Fails unless inputs of `features` columns are what the model takes.
+    pub(crate) fn check_input(&self, op: &'static str, features: usize) -> Result<()> {
+        if features != self.inputs() {
             return Err(Error::Shape {
                 op,
                 detail: format!(
-                    "inputs have {} features, the model takes {}",
-                    x.shape().1,
+                    "inputs have {features} features, the model takes {}",
                     self.inputs()
                 ),
             });

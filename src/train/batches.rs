@@ -3,7 +3,7 @@
 
 use super::Session;
 use super::session::slot;
-use super::step::Batch;
+use super::step::{Batch, check_features};
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -36,7 +36,12 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// ```
     pub fn step_on_batch(&mut self, batch: &Dataset) -> Result<()> {
         let net = self.model.network();
-        check_features("Session::step_on_batch", net.inputs(), batch.features())?;
+        check_features(
+            "Session::step_on_batch",
+            "the batch",
+            batch.features(),
+            net.inputs(),
+        )?;
         self.trainer.check_targets("batch", net.outputs(), batch)?;
         self.descend(batch.len(), Batch::Host(batch))
     }
@@ -49,7 +54,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         let op = "Session::step_on";
         let net = self.model.network();
         let (rows, features) = x.shape();
-        check_features(op, net.inputs(), features)?;
+        check_features(op, "the batch", features, net.inputs())?;
         let want = (rows, self.trainer.loss.target_cols(net.outputs()));
         if rows == 0 || y.shape() != want {
             return Err(Error::Shape {
@@ -111,14 +116,4 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         self.optimizer.load_state(&storage)
     }
-}
-
-fn check_features(op: &'static str, inputs: usize, features: usize) -> Result<()> {
-    if features != inputs {
-        return Err(Error::Data {
-            op,
-            detail: format!("the batch has {features} features, the model takes {inputs}"),
-        });
-    }
-    Ok(())
 }

@@ -4,12 +4,12 @@
 
 use std::io::IsTerminal;
 
-use super::step::{Batch, Descent, DeviceData, workspace};
+use super::step::{Batch, DeviceData, batch_loss, check_features, workspace};
 use super::{BatchOrder, History, StepRecord, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
-use crate::nn::{Mlp, Model, Workspace, seeded};
+use crate::nn::{Mlp, Mode, Model, Workspace, seeded};
 use crate::optim::Optimizer;
 
 /// Layout of the totals row the kernels accumulate into (one readback gets everything).
@@ -78,16 +78,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     ) -> Result<Self> {
         let net = model.network();
         trainer.check(net.outputs(), train, validation)?;
-        if train.features() != net.inputs() {
-            return Err(Error::Data {
-                op: "Trainer::fit",
-                detail: format!(
-                    "the data has {} features, the model takes {}",
-                    train.features(),
-                    net.inputs()
-                ),
-            });
-        }
+        check_features("Trainer::fit", "the data", train.features(), net.inputs())?;
         let train = DeviceData::upload(backend, train)?;
         Self::build(trainer, backend, model, Some(train), validation)
     }
@@ -271,19 +262,29 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             }
             Batch::Device(x, y) => (x, y),
         };
-        let mut pass = Descent {
+        let acts = &mut ws.acts;
+        net.forward_batch(backend, input, acts, Mode::Train, self.step)?;
+        let totals = (&mut self.totals, slot::TRAIN);
+        batch_loss(
             backend,
-            trainer: self.trainer,
-            optimizer: &mut self.optimizer,
-            totals: &mut self.totals,
-            step: self.step,
-        };
-        pass.run(net, input, target, &mut ws.acts)?;
+            self.trainer.loss,
+            acts,
+            target,
+            totals,
+            Mode::Train,
+        )?;
+        net.backward_batch(backend, input, acts)?;
+        let (params, grads) = net.parameters_and_gradients();
+        self.optimizer.step(params, grads)?;
+        if self.trainer.monitor {
+            self.optimizer.stats_into(&mut self.totals, slot::STATS)?;
+        }
+        backend.flush()?;
         self.after_step(rows)
     }
 
     /// Counts a step just submitted over `rows` samples, and logs it when due.
-    pub(super) fn after_step(&mut self, rows: usize) -> Result<()> {
+    fn after_step(&mut self, rows: usize) -> Result<()> {
         self.step += 1;
         self.last_rows = rows;
         if self

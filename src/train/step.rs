@@ -1,14 +1,12 @@
 //! What one step records, shared by the session's own steps, the steps on given batches, the
 //! validation pass and the line search: the per-batch-size workspaces, the data on the
-//! backend, the fused loss, and `Descent` (forward, loss, backward, update, one submit).
+//! backend, the fused loss, and where a step's batch comes from (`Batch`); `Session::descend`
+//! records the step itself.
 
-use super::Trainer;
-use super::session::slot;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Workspace};
-use crate::optim::Optimizer;
 
 /// The workspace for batches of `rows` samples, built on first use (one per batch size seen:
 /// the full batches, the last shorter one, the validation chunks).
@@ -102,41 +100,18 @@ pub(super) enum Batch<'b, B: Backend> {
     Device(&'b B::Matrix, &'b B::Matrix),
 }
 
-/// One descent step's recording: forward, loss, backward, update (and the monitoring sums),
-/// then one submit.
-pub(super) struct Descent<'s, B: Backend> {
-    pub backend: &'s B,
-    pub trainer: &'s Trainer,
-    pub optimizer: &'s mut B::Optimizer,
-    pub totals: &'s mut B::Matrix,
-    /// Steps taken before this one.
-    pub step: u64,
-}
-
-impl<B: Backend> Descent<'_, B> {
-    pub fn run(
-        &mut self,
-        net: &mut crate::nn::Sequential<B>,
-        input: &B::Matrix,
-        target: &B::Matrix,
-        acts: &mut crate::nn::Activations<B::Matrix>,
-    ) -> Result<()> {
-        let backend = self.backend;
-        net.forward_batch(backend, input, acts, Mode::Train, self.step)?;
-        batch_loss(
-            backend,
-            self.trainer.loss,
-            acts,
-            target,
-            (&mut *self.totals, slot::TRAIN),
-            Mode::Train,
-        )?;
-        net.backward_batch(backend, input, acts)?;
-        let (params, grads) = net.parameters_and_gradients();
-        self.optimizer.step(params, grads)?;
-        if self.trainer.monitor {
-            self.optimizer.stats_into(self.totals, slot::STATS)?;
-        }
-        backend.flush()
+/// Fails unless `what` (the data, a batch) has the `inputs` features the model takes.
+pub(super) fn check_features(
+    op: &'static str,
+    what: &str,
+    features: usize,
+    inputs: usize,
+) -> Result<()> {
+    if features != inputs {
+        return Err(Error::Data {
+            op,
+            detail: format!("{what} has {features} features, the model takes {inputs}"),
+        });
     }
+    Ok(())
 }

@@ -288,7 +288,7 @@ impl GpuOptimizer {
                 + usize::from(clip.is_some())
                 + usize::from(finalize_monitor.is_some()),
         );
-        self.ctx.record_pass(|pass| {
+        self.ctx.record_compute(|pass| {
             let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
                 pass.set_pipeline(pipeline);
                 pass.set_immediates(0, immediates);

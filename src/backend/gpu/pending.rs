@@ -26,10 +26,14 @@ impl GpuContext {
         Ok(f(&mut pending.encoder))
     }
 
-    /// Records dispatches into the pending compute pass (begun on first use). Successive
-    /// dispatches in one pass are ordered: wgpu puts a barrier between a write and a later
-    /// access of the same buffer.
-    pub(crate) fn record_pass<T>(
+    /// Records dispatches into the pending compute pass (begun on first use), ordered after
+    /// every op recorded before and submitted with them by the next [`GpuContext::flush`]
+    /// (wgpu puts a barrier between a write and a later access of the same buffer). The
+    /// crate's ops record through it, and so can an application's own kernels: how a custom
+    /// layer joins a training step's one submit (see `tests/custom_layer.rs`). Create the
+    /// pipeline with a module from [`GpuContext::shader_module`], and build bind groups once
+    /// and reuse them: a training step should create nothing.
+    pub fn record_compute<T>(
         &self,
         f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
     ) -> Result<T> {
@@ -84,18 +88,5 @@ impl GpuContext {
                 message: e.to_string(),
             })?;
         self.check_health()
-    }
-
-    /// Records an application's own dispatches into the pending compute pass, ordered after
-    /// every op recorded before and submitted with them by the next [`GpuContext::flush`]: how
-    /// a custom layer's kernel joins a training step's one submit (see
-    /// `tests/custom_layer.rs`). Create the pipeline with a module from
-    /// [`GpuContext::shader_module`], and build bind groups once and reuse them: a training step
-    /// should create nothing.
-    pub fn record_compute<T>(
-        &self,
-        f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
-    ) -> Result<T> {
-        self.record_pass(f)
     }
 }

@@ -130,7 +130,7 @@ impl GpuContext {
             }
         };
         self.count_dispatches(dispatches.len());
-        self.record_pass(|pass| {
+        self.record_compute(|pass| {
             pass.set_bind_group(0, &site.group, &[]);
             for d in dispatches {
                 // Set after each pipeline change: a new pipeline may not keep earlier data.

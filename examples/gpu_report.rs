@@ -11,7 +11,8 @@
 //! Sections: `matmul` (NN/NT/TN squares 1024–8192 and a fused linear layer), `shapes` (the
 //! bench MLPs' own forward and backward products), `copy` (buffer-to-buffer bandwidth),
 //! `optim` (Adam and SGD with momentum over 1e8 parameters), `train` (one training step of
-//! each bench MLP: samples/s, and the host's time to record and submit a step). `--tilings`
+//! each bench MLP: samples/s, and the host's time to record and submit a step), `host` (that
+//! host time taken apart: recording one small op, and one submit). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
 
 mod common;
@@ -27,7 +28,7 @@ use steepest::{
     Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
 };
 
-const SECTIONS: [&str; 5] = ["matmul", "shapes", "copy", "optim", "train"];
+const SECTIONS: [&str; 6] = ["matmul", "shapes", "copy", "optim", "train", "host"];
 
 struct Report {
     gpu: GpuBackend,
@@ -91,17 +92,22 @@ impl Report {
         };
         let dt = run(None)?;
         println!(
-            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices)",
+            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{})",
             flops / dt / 1e9,
             dt * 1e6,
             chosen.tile,
-            chosen.splits
+            chosen.splits,
+            if chosen.pretranspose {
+                ", pretransposed"
+            } else {
+                ""
+            }
         );
         // Every tiling of a large product would take long at the slow ones: past 2048³ only
         // the large tiles, whole.
         if self.tilings {
             let small = flops <= 2.0 * 2048f64.powi(3);
-            for tile in Tile::ALL.into_iter().filter(|t| small || t.rows() == 128) {
+            for tile in Tile::ALL.into_iter().filter(|t| small || t.rows() >= 128) {
                 for splits in [1, 2, 4, 8].into_iter().filter(|&s| small || s == 1) {
                     let tiling = Tiling::split(tile, k, splits);
                     if splits > 1 && (tiling.splits == 1 || tiling.splits * m * n > limit) {
@@ -114,6 +120,18 @@ impl Report {
                         flops / dt / 1e9,
                         dt * 1e6
                     );
+                    if splits == 1 && (!spec.trans_a || spec.trans_b) {
+                        let tiling = Tiling {
+                            pretranspose: true,
+                            ..tiling
+                        };
+                        let dt = run(Some(tiling))?;
+                        println!(
+                            "  {key}_{tile:?}_x1_pretransposed {:.1} GFLOP/s ({:.1} us)",
+                            flops / dt / 1e9,
+                            dt * 1e6
+                        );
+                    }
                 }
             }
         }
@@ -305,6 +323,11 @@ impl Report {
                 total.push(start.elapsed().as_secs_f64() / f64::from(iters));
             }
             let after = ctx.counters();
+            let runs = total
+                .iter()
+                .map(|t| format!("{:.3}", t * 1e3))
+                .collect::<Vec<_>>()
+                .join(", ");
             host.sort_by(f64::total_cmp);
             total.sort_by(f64::total_cmp);
             let steps = 3 * u64::from(iters);
@@ -313,14 +336,94 @@ impl Report {
                 host[1] * 1e6
             );
             println!(
-                "train_{label} {:.0} samples/s ({:.3} ms/step, {:.2} submits/step, {} buffers \
-                 and {} bind groups created in {steps} steps)",
+                "train_{label} {:.0} samples/s ({:.3} ms/step, median of {runs}; {:.2} \
+                 submits/step, {} buffers and {} bind groups created in {steps} steps)",
                 batch as f64 / total[1],
                 total[1] * 1e3,
                 (after.submits - before.submits) as f64 / steps as f64,
                 after.buffers_created - before.buffers_created,
                 after.bind_groups_created - before.bind_groups_created,
             );
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// What a step's host time is made of, on ops too small for the GPU to matter: the time to
+    /// record one op (many recorded, then one submit, the submit not counted) and the time of
+    /// one submit of one op.
+    fn host(&mut self) -> steepest::Result<()> {
+        let ctx = self.gpu.context().clone();
+        let (x, y) = (self.random(64, 64)?, self.random(64, 64)?);
+        let mut out = self.gpu.zeros(64, 64)?;
+        let ops = if self.quick { 200 } else { 2000 };
+        type Op<'a> = Box<dyn FnMut(&mut GpuMatrix) -> steepest::Result<()> + 'a>;
+        let gpu = &self.gpu;
+        let kinds: [(&str, Op<'_>); 2] = [
+            ("add", Box::new(|out| gpu.add_into(&x, &y, out))),
+            (
+                "matmul",
+                Box::new(|out| gpu.matmul_into(Matmul::nt(), &x, &y, None, out)),
+            ),
+        ];
+        for (name, mut op) in kinds {
+            op(&mut out)?;
+            ctx.wait()?;
+            let mut record = Vec::new();
+            let mut submit = [Vec::new(), Vec::new()];
+            for _ in 0..3 {
+                let start = Instant::now();
+                for _ in 0..ops {
+                    op(&mut out)?;
+                }
+                record.push(start.elapsed().as_secs_f64() / f64::from(ops));
+                ctx.wait()?;
+                // Submits of 1 and of 16 recorded ops, the GPU idle before each.
+                for (times, per_submit) in submit.iter_mut().zip([1, 16]) {
+                    let mut spent = 0.0;
+                    for _ in 0..ops / 20 {
+                        for _ in 0..per_submit {
+                            op(&mut out)?;
+                        }
+                        let start = Instant::now();
+                        ctx.flush()?;
+                        spent += start.elapsed().as_secs_f64();
+                        ctx.wait()?;
+                    }
+                    times.push(spent / f64::from(ops / 20));
+                }
+            }
+            record.sort_by(f64::total_cmp);
+            println!(
+                "host_record_{name} {:.2} us/op recorded, not submitted",
+                record[1] * 1e6
+            );
+            // A step's pattern: 15 ops and a submit, over and over, the GPU never waited for.
+            let mut steady = Vec::new();
+            for _ in 0..3 {
+                let start = Instant::now();
+                for _ in 0..ops / 15 {
+                    for _ in 0..15 {
+                        op(&mut out)?;
+                    }
+                    ctx.flush()?;
+                }
+                steady.push(start.elapsed().as_secs_f64() / f64::from(ops / 15));
+                ctx.wait()?;
+            }
+            steady.sort_by(f64::total_cmp);
+            println!(
+                "host_steady_{name}_x15 {:.2} us per 15 ops and a submit, never waited for",
+                steady[1] * 1e6
+            );
+            for (mut times, per_submit) in submit.into_iter().zip([1, 16]) {
+                times.sort_by(f64::total_cmp);
+                println!(
+                    "host_submit_{name}_x{per_submit} {:.2} us/submit of {per_submit} recorded ops",
+                    times[1] * 1e6
+                );
+            }
         }
         Ok(())
     }
@@ -376,6 +479,7 @@ fn run(args: Args) -> Result<(), String> {
             "shapes" => report.shapes(),
             "copy" => report.copy(),
             "optim" => report.optim(),
+            "host" => report.host(),
             _ => report.train(),
         };
         result.map_err(|e| format!("{section}: {e}"))?;

@@ -26,12 +26,12 @@
 // invocation accumulates GROUPS_M × GROUPS_N blocks of 4×4 in registers, at rows
 // h·4·WG_Y + 4·ly + r and columns w·4·WG_X + 4·lx + j of the tile, so neighbouring invocations
 // read neighbouring vec4s of workgroup memory. K advances K_STEP = 8 at a time: the
-// TILE_M×8 slice of op(A) (staged transposed, K-major) and the 8×TILE_N slice of op(B) sit in
-// workgroup memory, each invocation loading one vec4 of each at most (the host keeps
-// 8·TILE_M/4 and 8·TILE_N/4 within the invocation count); the next slice is loaded into
-// registers while the current one is multiplied (with DOUBLE_BUFFER, also staged into the
-// other buffer). Out-of-range elements (past M, N, or the end of this K slice) load as zeros,
-// so edge tiles need no special path; only the final store is masked.
+// TILE_M×8 slice of op(A) (staged transposed, K-major) and the 8×TILE_N slice of op(B) sit
+// in workgroup memory, each invocation loading LOADS_A and LOADS_B vec4s of them (at most 4:
+// the host keeps 8·TILE/4 within four times the invocation count); the next
+// slice is loaded into registers while the current one is multiplied (with DOUBLE_BUFFER, also
+// staged into the other buffer). Out-of-range elements (past M, N, or the end of this K slice)
+// load as zeros, so edge tiles need no special path; only the final store is masked.
 //
 // With DERIVATIVE, C is further multiplied element by element by act'(·) computed from act_out,
 // the output of activation DERIVATIVE_OF (the backward pass's δ·W ⊙ act'(output below), fused):
@@ -42,8 +42,11 @@
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
 // the extents in `params`, which the host has checked against the bound buffers; workgroup
-// indices stay below 512 (8 · TM4 ≤ 256 per staged slice, two slices with DOUBLE_BUFFER); the
-// accumulator index below 16.
+// indices stay below BUFFERS · SLICE_A and BUFFERS · SLICE_B, the arrays' lengths (stage_a and
+// stage_b skip v ≥ SLICE, and the multiply reads kk < K_STEP, h·WG_Y + ly < TM4,
+// w·WG_X + lx < TN4); accumulator indices stay below 4 · GROUPS_M · GROUPS_N ≤ 16 and the
+// per-invocation load and operand indices below 4 (the host keeps GROUPS_M, GROUPS_N ≤ 2
+// and LOADS ≤ 4).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -63,11 +66,18 @@ override DOUBLE_BUFFER: bool = false;
 override DERIVATIVE: bool = false;
 override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
 
-override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4 (≤ 32)
-override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4 (≤ 32)
+override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4
+override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4
 override THREADS: u32 = WG_X * WG_Y;
 const K_STEP: u32 = 8u;  // K per staged slice
 const KQ: u32 = 2u;      // vec4s along K in a staged row: K_STEP / 4
+override SLICE_A: u32 = K_STEP * TM4;  // vec4s in one staged slice of op(A)
+override SLICE_B: u32 = K_STEP * TN4;
+override LOADS_A: u32 = (SLICE_A + THREADS - 1u) / THREADS;  // vec4s each invocation stages
+override LOADS_B: u32 = (SLICE_B + THREADS - 1u) / THREADS;
+override BUFFERS: u32 = select(1u, 2u, DOUBLE_BUFFER);
+override STAGE_A: u32 = BUFFERS * SLICE_A;
+override STAGE_B: u32 = BUFFERS * SLICE_B;
 const REDUCE_WORKGROUP: u32 = 256u;
 
 struct Params {
@@ -97,10 +107,11 @@ var<immediate> params: Params;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(5) var<storage, read> act_out: array<f32>;
 
-// Staged slices, indexed [buffer · 8 · TM4 + kk · TM4 + row / 4] (op(A)ᵀ, K-major) and likewise
-// for op(B): room for two 8 × 32 slices of the largest tile.
-var<workgroup> tile_a: array<vec4<f32>, 512>;
-var<workgroup> tile_b: array<vec4<f32>, 512>;
+// Staged slices, indexed [buffer · SLICE_A + kk · TM4 + row / 4] (op(A)ᵀ, K-major) and
+// likewise for op(B); sized for this configuration, so small tiles leave room for more
+// workgroups per compute unit.
+var<workgroup> tile_a: array<vec4<f32>, STAGE_A>;
+var<workgroup> tile_b: array<vec4<f32>, STAGE_B>;
 
 // Four consecutive elements of stored row `row`, columns `col..col + 4` of A (row length
 // `stride`), zero where row ≥ rows or column ≥ cols.
@@ -143,7 +154,7 @@ fn load_b4(row: u32, col: u32, rows: u32, cols: u32, stride: u32) -> vec4<f32> {
 // The vec4 number `v` of the op(A) slice at (row0, k0), K ending at k_end. Without TRANS_A
 // the slice's vec4s run along K (one stored row); with it, along M.
 fn fetch_a(v: u32, row0: u32, k0: u32, k_end: u32) -> vec4<f32> {
-    if (v >= K_STEP * TM4) {
+    if (v >= SLICE_A) {
         return vec4<f32>(0.0);
     }
     if (TRANS_A) {
@@ -155,7 +166,7 @@ fn fetch_a(v: u32, row0: u32, k0: u32, k_end: u32) -> vec4<f32> {
 // The vec4 number `v` of the op(B) slice at (k0, col0): along N without TRANS_B, along K
 // with it.
 fn fetch_b(v: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
-    if (v >= K_STEP * TN4) {
+    if (v >= SLICE_B) {
         return vec4<f32>(0.0);
     }
     if (TRANS_B) {
@@ -166,8 +177,8 @@ fn fetch_b(v: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
 
 // Stages into buffer `buf` (0, or 1 with DOUBLE_BUFFER): each buffer holds one slice.
 fn stage_a(buf: u32, v: u32, x: vec4<f32>) {
-    let base = buf * K_STEP * TM4;
-    if (v >= K_STEP * TM4) {
+    let base = buf * SLICE_A;
+    if (v >= SLICE_A) {
         return;
     }
     if (TRANS_A) {
@@ -182,8 +193,8 @@ fn stage_a(buf: u32, v: u32, x: vec4<f32>) {
 }
 
 fn stage_b(buf: u32, v: u32, x: vec4<f32>) {
-    let base = buf * K_STEP * TN4;
-    if (v >= K_STEP * TN4) {
+    let base = buf * SLICE_B;
+    if (v >= SLICE_B) {
         return;
     }
     if (TRANS_B) {
@@ -246,37 +257,59 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let k_end = min(k_begin + params.k_per_split, params.k);
     let t = lid.y * WG_X + lid.x;
 
-    var acc: array<vec4<f32>, 16>;  // [(h * 4 + r) * 2 + w]: row group h, row r, column group w
-    var next_a = fetch_a(t, row0, k_begin, k_end);
-    var next_b = fetch_b(t, k_begin, col0, k_end);
+    // [(h · 4 + r) · GROUPS_N + w]: row group h, row r, column group w
+    var acc: array<vec4<f32>, 16>;
+    var next_a: array<vec4<f32>, 4>;
+    var next_b: array<vec4<f32>, 4>;
+    for (var i = 0u; i < LOADS_A; i++) {
+        next_a[i] = fetch_a(t + i * THREADS, row0, k_begin, k_end);
+    }
+    for (var i = 0u; i < LOADS_B; i++) {
+        next_b[i] = fetch_b(t + i * THREADS, k_begin, col0, k_end);
+    }
 
     var buf = 0u;
     if (DOUBLE_BUFFER) {
-        stage_a(0u, t, next_a);
-        stage_b(0u, t, next_b);
+        for (var i = 0u; i < LOADS_A; i++) {
+            stage_a(0u, t + i * THREADS, next_a[i]);
+        }
+        for (var i = 0u; i < LOADS_B; i++) {
+            stage_b(0u, t + i * THREADS, next_b[i]);
+        }
         workgroupBarrier();
     }
     for (var k0 = k_begin; k0 < k_end; k0 += K_STEP) {
         let more = k0 + K_STEP < k_end;
         if (!DOUBLE_BUFFER) {
-            stage_a(0u, t, next_a);
-            stage_b(0u, t, next_b);
+            for (var i = 0u; i < LOADS_A; i++) {
+                stage_a(0u, t + i * THREADS, next_a[i]);
+            }
+            for (var i = 0u; i < LOADS_B; i++) {
+                stage_b(0u, t + i * THREADS, next_b[i]);
+            }
             workgroupBarrier();
         }
         if (more) {
-            next_a = fetch_a(t, row0, k0 + K_STEP, k_end);
-            next_b = fetch_b(t, k0 + K_STEP, col0, k_end);
+            for (var i = 0u; i < LOADS_A; i++) {
+                next_a[i] = fetch_a(t + i * THREADS, row0, k0 + K_STEP, k_end);
+            }
+            for (var i = 0u; i < LOADS_B; i++) {
+                next_b[i] = fetch_b(t + i * THREADS, k0 + K_STEP, col0, k_end);
+            }
         }
-        let base_a = buf * K_STEP * TM4;
-        let base_b = buf * K_STEP * TN4;
+        let base_a = buf * SLICE_A;
+        let base_b = buf * SLICE_B;
         for (var kk = 0u; kk < K_STEP; kk++) {
+            var bv: array<vec4<f32>, 2>;
+            for (var w = 0u; w < GROUPS_N; w++) {
+                bv[w] = tile_b[base_b + kk * TN4 + w * WG_X + lid.x];
+            }
             for (var h = 0u; h < GROUPS_M; h++) {
                 let av = tile_a[base_a + kk * TM4 + h * WG_Y + lid.y];
-                for (var w = 0u; w < GROUPS_N; w++) {
-                    let bv = tile_b[base_b + kk * TN4 + w * WG_X + lid.x];
-                    for (var r = 0u; r < 4u; r++) {
-                        let i = (h * 4u + r) * 2u + w;
-                        acc[i] = fma(vec4<f32>(av[r]), bv, acc[i]);
+                for (var r = 0u; r < 4u; r++) {
+                    for (var w = 0u; w < GROUPS_N; w++) {
+                        let i = (h * 4u + r) * GROUPS_N + w;
+                        acc[i] = fma(vec4<f32>(av[r]), bv[w], acc[i]);
                     }
                 }
             }
@@ -285,8 +318,12 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             // Nobody reads the other buffer in this step (the barrier ending the last step saw
             // to that), so the next slice goes there now, and one barrier publishes it.
             if (more) {
-                stage_a(1u - buf, t, next_a);
-                stage_b(1u - buf, t, next_b);
+                for (var i = 0u; i < LOADS_A; i++) {
+                    stage_a(1u - buf, t + i * THREADS, next_a[i]);
+                }
+                for (var i = 0u; i < LOADS_B; i++) {
+                    stage_b(1u - buf, t + i * THREADS, next_b[i]);
+                }
             }
             buf = 1u - buf;
         }
@@ -302,7 +339,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             }
             for (var w = 0u; w < GROUPS_N; w++) {
                 let col = col0 + w * 4u * WG_X + lid.x * 4u;
-                var v = acc[(h * 4u + r) * 2u + w];
+                var v = acc[(h * 4u + r) * GROUPS_N + w];
                 if (SPLIT) {
                     let base = slice * mn + row * params.n + col;
                     for (var j = 0u; j < 4u; j++) {

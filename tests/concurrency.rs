@@ -1,5 +1,6 @@
 //! Threads sharing one backend or one checkpoint path: one thread's bad calls never cost
-//! another its work, and concurrent saves never leave a corrupt or missing file.
+//! another its work, ops that pass values through the shared scratch keep them their own,
+//! and concurrent saves never leave a corrupt or missing file.
 
 mod common;
 
@@ -93,6 +94,41 @@ fn one_threads_bad_calls_never_cost_another_its_work() {
             "round {round}: the training thread's result changed"
         );
     }
+}
+
+/// Products whose operands are transposed into the context's scratch first, recorded by
+/// four threads at once with nothing waited for between them: each thread's transposes and
+/// product are recorded together, so no other thread's transpose lands in between.
+#[test]
+fn pretransposed_products_from_many_threads_keep_their_operands() {
+    use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
+    let g = common::gpu();
+    let (m, n, k) = (40, 36, 50);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            scope.spawn(move || {
+                let mut r = common::rng(900 + t);
+                let a = common::random_matrix(&mut r, m, k, 1.0);
+                let b = common::random_matrix(&mut r, n, k, 1.0);
+                let expected = a.dot(&b.t());
+                let (ga, gb) = (g.upload(a.view()).unwrap(), g.upload(b.view()).unwrap());
+                let tiling = Tiling {
+                    pretranspose: true,
+                    ..Tiling::whole(Tile::Small, k)
+                };
+                let outs: Vec<_> = (0..20).map(|_| g.zeros(m, n).unwrap()).collect();
+                for out in &outs {
+                    matmul_tiled(g.context(), Matmul::nt(), Some(tiling), &ga, &gb, None, out)
+                        .unwrap();
+                }
+                for out in &outs {
+                    let got = g.download(out).unwrap();
+                    let worst = (&got - &expected).iter().fold(0f32, |w, d| w.max(d.abs()));
+                    assert!(worst < 1e-3, "thread {t}: off by {worst}");
+                }
+            });
+        }
+    });
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Differential tests of the training kernels (gather, activation backward, axpy, column sum,
-//! sum of squares, the fused losses) against their CPU twins, over random and awkward shapes,
+//! Differential tests of the training kernels (gather, transpose, activation backward, axpy,
+//! column sum, sum of squares, the fused losses) against their CPU twins, over random and awkward shapes,
 //! with fresh data per case, NaN-poisoned outputs and views that start inside their buffers.
 
 mod common;
@@ -47,6 +47,25 @@ fn check_gather(src_rows: usize, cols: usize, out_rows: usize, seed: u64) {
     // A gather copies: the result is exact.
     assert_eq!(g.download(&out).unwrap(), expected, "gather seed={seed}");
     assert_untouched("gather", &buffer, offset, out_rows * cols);
+}
+
+fn check_transpose(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let src = random_matrix(&mut r, rows, cols, 5.0);
+    let mut expected = Array2::zeros((cols, rows));
+    cpu::transpose(src.view(), &mut expected).unwrap();
+
+    let g = gpu();
+    let offset = (seed % 5) as usize;
+    let (out, buffer) = poisoned(cols, rows, offset);
+    steepest::backend::gpu::transpose(g.context(), &placed(&src, offset + 1), &out).unwrap();
+    // A transpose moves values: the result is exact.
+    assert_eq!(
+        g.download(&out).unwrap(),
+        expected,
+        "transpose {rows}×{cols} seed={seed}"
+    );
+    assert_untouched("transpose", &buffer, offset, rows * cols);
 }
 
 fn check_activation_backward(rows: usize, cols: usize, activation: Activation, seed: u64) {
@@ -183,6 +202,11 @@ proptest! {
     }
 
     #[test]
+    fn transpose_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
+        check_transpose(rows, cols, seed);
+    }
+
+    #[test]
     fn activation_backward_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, act in 0..4usize, seed: u64) {
         check_activation_backward(rows, cols, Activation::ALL[act], seed);
     }
@@ -206,6 +230,8 @@ fn awkward_sizes_match_cpu() {
         for &cols in &[1usize, 3, 65, 257] {
             seed += 1;
             check_gather(rows, cols, rows, seed);
+            check_transpose(rows, cols, seed);
+            check_transpose(cols, rows, seed + 7);
             check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
             check_column_sum(rows, cols, seed);
             for loss in LOSSES {

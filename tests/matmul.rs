@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
 use steepest::{Activation, Arena, Backend, Matmul};
 
-fn tiling_strategy() -> impl Strategy<Value = (usize, usize)> {
-    (0..Tile::ALL.len(), 1usize..=6)
+fn tiling_strategy() -> impl Strategy<Value = (usize, usize, bool)> {
+    (0..Tile::ALL.len(), 1usize..=6, any::<bool>())
 }
 
 fn spec_strategy() -> impl Strategy<Value = Matmul> {
@@ -38,10 +38,11 @@ proptest! {
     #[test]
     fn every_tiling_matches_cpu_on_random_shapes(
         m in 1usize..=300, n in 1usize..=300, k in 1usize..=300,
-        spec in spec_strategy(), (tile, splits) in tiling_strategy(),
+        spec in spec_strategy(), (tile, splits, pretranspose) in tiling_strategy(),
         with_bias in any::<bool>(), seed in any::<u64>(),
     ) {
         let tiling = Tiling::split(Tile::ALL[tile], k, splits);
+        let tiling = Tiling { pretranspose: pretranspose && tiling.splits == 1, ..tiling };
         check_tiled(m, n, k, spec, Some(tiling), with_bias, seed);
     }
 }
@@ -94,6 +95,49 @@ fn the_mlps_own_shapes_use_their_chosen_tilings_correctly() {
     }
 }
 
+/// Transposing the K-contiguous operands first changes where the kernel reads them, not what
+/// it sums or in what order: the products are bit for bit the same, in all four forms.
+#[test]
+fn a_pretransposed_product_is_the_same_bits() {
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let mut r = rng(77);
+    for (i, (m, n, k)) in [(37, 70, 45), (128, 64, 300), (5, 257, 9)]
+        .into_iter()
+        .enumerate()
+    {
+        for (j, spec) in [Matmul::nn(), Matmul::nt(), Matmul::tn(), Matmul::tt()]
+            .into_iter()
+            .enumerate()
+        {
+            let spec = spec.activation(Activation::ALL[(i + j) % Activation::ALL.len()]);
+            let a_shape = if spec.trans_a { (k, m) } else { (m, k) };
+            let b_shape = if spec.trans_b { (n, k) } else { (k, n) };
+            let a = gpu
+                .upload(random_matrix(&mut r, a_shape.0, a_shape.1, 2.0).view())
+                .unwrap();
+            let b = gpu
+                .upload(random_matrix(&mut r, b_shape.0, b_shape.1, 2.0).view())
+                .unwrap();
+            let bias = gpu.upload(random_matrix(&mut r, 1, n, 1.0).view()).unwrap();
+            for tile in Tile::ALL {
+                let direct = Tiling::whole(tile, k);
+                let staged = Tiling {
+                    pretranspose: true,
+                    ..direct
+                };
+                let mut results = Vec::new();
+                for tiling in [direct, staged] {
+                    let out = gpu.zeros(m, n).unwrap();
+                    matmul_tiled(ctx, spec, Some(tiling), &a, &b, Some(&bias), &out).unwrap();
+                    results.push(gpu.download(&out).unwrap().mapv(f32::to_bits));
+                }
+                assert_eq!(results[0], results[1], "{m}×{n}×{k} {spec:?} {tile:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_tiling_that_does_not_cover_k_is_refused() {
     let gpu = gpu();
@@ -105,21 +149,25 @@ fn a_tiling_that_does_not_cover_k_is_refused() {
             tile: Tile::Small,
             splits: 2,
             k_per_split: 8,
+            pretranspose: false,
         }, // covers 16 of 40
         Tiling {
             tile: Tile::Small,
             splits: 3,
             k_per_split: 36,
+            pretranspose: false,
         }, // an empty third slice
         Tiling {
             tile: Tile::Small,
             splits: 2,
             k_per_split: 20,
+            pretranspose: false,
         }, // not a multiple of 8
         Tiling {
             tile: Tile::Small,
             splits: 0,
             k_per_split: 40,
+            pretranspose: false,
         },
     ] {
         let err = matmul_tiled(

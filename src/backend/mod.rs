@@ -24,7 +24,7 @@ use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
     arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, layer_norm_dims,
-    loss_dims, same_shape, totals_dims,
+    loss_dims, same_shape, totals_dims, transpose_dims,
 };
 
 use crate::error::Result;

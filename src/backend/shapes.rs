@@ -38,6 +38,26 @@ pub(crate) fn fused_backward_dims(
     same_shape(op, output, out)
 }
 
+/// `out` is the transpose's shape: `cols × rows` of a `rows × cols` source.
+pub(crate) fn transpose_dims(
+    op: &'static str,
+    src: (usize, usize),
+    out: (usize, usize),
+) -> Result<()> {
+    if out != (src.1, src.0) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "source is {}, so the output must be {}, not {}",
+                Dims(src.0, src.1),
+                Dims(src.1, src.0),
+                Dims(out.0, out.1)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `out` gathers rows `indices[start..start + out.rows]` of `src`: the widths agree, the index
 /// range exists and every index names a row of `src`.
 pub(crate) fn gather_dims(

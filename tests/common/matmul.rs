@@ -13,15 +13,20 @@ pub fn check(m: usize, n: usize, k: usize, spec: Matmul, with_bias: bool, seed: 
     check_tiled(m, n, k, spec, None, with_bias, seed);
 }
 
-/// Every tiling a test forces: each tile whole, and each tile with K cut into 2 and 5 slices
-/// (fewer where K is short).
+/// Every tiling a test forces: each tile whole, whole with its K-contiguous operands
+/// transposed first, and with K cut into 2 and 5 slices (fewer where K is short).
 pub fn tilings(k: usize) -> Vec<Tiling> {
     Tile::ALL
         .into_iter()
         .flat_map(|tile| {
+            let pretransposed = Tiling {
+                pretranspose: true,
+                ..Tiling::whole(tile, k)
+            };
             [1, 2, 5]
                 .into_iter()
                 .map(move |splits| Tiling::split(tile, k, splits))
+                .chain([pretransposed])
         })
         .collect()
 }

@@ -10,6 +10,7 @@ mod matmul;
 mod nonlinearity;
 mod optim;
 mod reduce;
+mod transpose;
 
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
@@ -20,6 +21,7 @@ pub use matmul::matmul;
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::CpuOptimizer;
 pub use reduce::{column_sum, sum_squares};
+pub use transpose::transpose;
 
 use ndarray::{Array2, ArrayView2};
 

@@ -5,8 +5,9 @@ use super::GpuMatrix;
 use super::context::GpuContext;
 use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
-use super::sites::Dispatch;
-use super::tiling::{Tiling, check_tiling};
+use super::sites::{Dispatch, Step};
+use super::tiling::{Tiling, check_tiling, pretransposed_len};
+use super::transpose::Planned;
 use crate::backend::{Activation, Matmul, Matrix, matmul_dims};
 use crate::error::{Error, Result};
 
@@ -107,6 +108,47 @@ pub fn matmul_activation_backward(
     )
 }
 
+/// Where the K-contiguous operands of an `m × n` over `k` product go when they are transposed
+/// first (see [`Tiling::pretranspose`]): views of the context's scratch, K-major, for A
+/// (without `trans_a`) and B (with `trans_b`), and the spec that multiplies them there.
+fn pretransposed(
+    op: &'static str,
+    ctx: &GpuContext,
+    mut spec: Matmul,
+    (m, n, k): (usize, usize, usize),
+) -> Result<(Matmul, Option<GpuMatrix>, Option<GpuMatrix>)> {
+    // A multiple of 4 keeps op(B)'s rows on 16-byte boundaries, for vec4 loads.
+    let align = (ctx.limits().min_storage_buffer_offset_alignment as usize / 4).max(4);
+    let max = ctx.max_partials();
+    let Some(len) = pretransposed_len(m, n, k, align).filter(|&len| len <= max) else {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "{m}×{n} over K = {k} transposed first needs more scratch than one binding \
+                 holds ({max} elements); use a tiling without pretranspose"
+            ),
+        });
+    };
+    let scratch = ctx.scratch(len)?;
+    let a = match spec.trans_a {
+        true => None,
+        false => {
+            spec.trans_a = true;
+            Some(GpuMatrix::view(scratch.clone(), 0, k, m)?)
+        }
+    };
+    let b = match spec.trans_b {
+        false => None,
+        true => {
+            spec.trans_b = false;
+            // m·k cannot overflow: `len` above is a larger sum.
+            let start = (m * k).next_multiple_of(align);
+            Some(GpuMatrix::view(scratch, start, k, n)?)
+        }
+    };
+    Ok((spec, a, b))
+}
+
 /// Records one product: checks, tiling, the pipelines and the dispatch.
 fn record(
     op: &'static str,
@@ -138,6 +180,22 @@ fn record(
         Some(t) => check_tiling(op, t, k, outputs, max_partials)?,
         None => Tiling::choose(m, n, k, max_partials),
     };
+    // With pretranspose, the K-contiguous operands are transposed into scratch first, and
+    // the product reads them there.
+    let (spec, staged_a, staged_b) = match tiling.pretranspose {
+        true => pretransposed(op, ctx, spec, (m, n, k))?,
+        false => (spec, None, None),
+    };
+    let transpose_a = staged_a
+        .as_ref()
+        .map(|t| Planned::new(ctx, a, t))
+        .transpose()?;
+    let transpose_b = staged_b
+        .as_ref()
+        .map(|t| Planned::new(ctx, b, t))
+        .transpose()?;
+    let a = staged_a.as_ref().unwrap_or(a);
+    let b = staged_b.as_ref().unwrap_or(b);
     let split = tiling.splits > 1;
 
     // The grid, folded into two dimensions within the device's per-dimension limit.
@@ -178,7 +236,7 @@ fn record(
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
     let vec4_ok = |m: &GpuMatrix| m.shape().1.is_multiple_of(4) && m.offset().is_multiple_of(4);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let (wg_x, wg_y, groups_m, groups_n) = tiling.tile.geometry();
+    let shape = tiling.tile.shape();
     let epilogue = [
         ("HAS_BIAS", flag(bias.is_some())),
         ("ACTIVATION", f64::from(spec.activation.shader_code())),
@@ -194,11 +252,11 @@ fn record(
         ("TRANS_B", flag(spec.trans_b)),
         ("A_VEC4", flag(vec4_ok(a))),
         ("B_VEC4", flag(vec4_ok(b))),
-        ("WG_X", f64::from(wg_x)),
-        ("WG_Y", f64::from(wg_y)),
-        ("GROUPS_M", f64::from(groups_m)),
-        ("GROUPS_N", f64::from(groups_n)),
-        ("DOUBLE_BUFFER", flag(tiling.tile.double_buffered())),
+        ("WG_X", f64::from(shape.wg_x)),
+        ("WG_Y", f64::from(shape.wg_y)),
+        ("GROUPS_M", f64::from(shape.groups_m)),
+        ("GROUPS_N", f64::from(shape.groups_n)),
+        ("DOUBLE_BUFFER", flag(shape.double_buffer)),
     ];
     overrides.extend(epilogue);
     let main = ctx.pipeline(&MATMUL, &overrides)?;
@@ -220,21 +278,31 @@ fn record(
             groups: [striding_groups(outputs), 1, 1],
         });
     }
-    ctx.dispatch(
-        op,
-        &MATMUL,
-        bytemuck::bytes_of(&params),
-        &[
-            a.buffer().bind(),
-            b.buffer().bind(),
-            bias.map_or(ctx.placeholder_bind(), |m| m.buffer().bind()),
-            out.buffer().bind(),
-            match &partials {
-                Some(p) => p.bind_range(0, tiling.splits * outputs),
-                None => ctx.placeholder_rw_bind(),
-            },
-            derivative.map_or(ctx.placeholder_bind(), |d| d.1.buffer().bind()),
-        ],
-        &dispatches,
-    )
+    let bindings = [
+        a.buffer().bind(),
+        b.buffer().bind(),
+        bias.map_or(ctx.placeholder_bind(), |m| m.buffer().bind()),
+        out.buffer().bind(),
+        match &partials {
+            Some(p) => p.bind_range(0, tiling.splits * outputs),
+            None => ctx.placeholder_rw_bind(),
+        },
+        derivative.map_or(ctx.placeholder_bind(), |d| d.1.buffer().bind()),
+    ];
+    // The transposes and the product are recorded together: nothing else may use the scratch
+    // between them.
+    let transposes =
+        [&transpose_a, &transpose_b].map(|t| t.as_ref().map(|t| (t, t.bindings(), [t.dispatch()])));
+    let mut steps: Vec<Step<'_>> = transposes
+        .iter()
+        .flatten()
+        .map(|(t, bindings, dispatch)| t.step(bindings, dispatch))
+        .collect();
+    steps.push(Step {
+        kernel: &MATMUL,
+        immediates: bytemuck::bytes_of(&params),
+        bindings: &bindings,
+        dispatches: &dispatches,
+    });
+    ctx.dispatch_steps(op, &steps)
 }

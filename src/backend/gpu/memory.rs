@@ -25,7 +25,10 @@ impl GpuContext {
             _ => {
                 // Grow geometrically so a few sizes settle quickly; a steady loop then reuses
                 // it.
-                let grown = len.max(scratch.as_ref().map_or(0, |b| 2 * b.len()));
+                // (Never past what one binding holds: ops bind it whole.)
+                let grown = len
+                    .max(scratch.as_ref().map_or(0, |b| 2 * b.len()))
+                    .min(self.max_partials().max(len));
                 let buffer = GpuBuffer::zeros(self, "partial sums", grown)
                     .or_else(|_| GpuBuffer::zeros(self, "partial sums", len))?;
                 *scratch = Some(buffer.clone());

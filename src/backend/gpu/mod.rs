@@ -22,6 +22,7 @@ mod reduce;
 mod scopes;
 mod sites;
 mod tiling;
+mod transpose;
 
 pub use arena::GpuArena;
 pub use buffer::GpuBuffer;
@@ -37,6 +38,7 @@ pub use optim::GpuOptimizer;
 pub use options::GpuOptions;
 pub use reduce::column_sum;
 pub use tiling::{Tile, Tiling};
+pub use transpose::transpose;
 
 use std::sync::Arc;
 

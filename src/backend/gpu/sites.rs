@@ -77,9 +77,18 @@ pub(crate) struct Dispatch<'a> {
     pub groups: [u32; 3],
 }
 
+/// One op's share of a recording: `dispatches` (pipelines of `kernel`'s shader file, run in
+/// order) with one bind group (binding `i` is `bindings[i]`) and `immediates` as each
+/// dispatch's immediate data.
+pub(crate) struct Step<'a> {
+    pub kernel: &'a Kernel,
+    pub immediates: &'a [u8],
+    pub bindings: &'a [Bind<'a>],
+    pub dispatches: &'a [Dispatch<'a>],
+}
+
 impl GpuContext {
-    /// Records `dispatches` (pipelines of `kernel`'s shader file, run in order) with one bind
-    /// group (binding `i` is `bindings[i]`) and `immediates` as each dispatch's immediate data.
+    /// Records one op's dispatches (see [`Step`]).
     pub(crate) fn dispatch(
         &self,
         op: &'static str,
@@ -88,17 +97,52 @@ impl GpuContext {
         bindings: &[Bind<'_>],
         dispatches: &[Dispatch<'_>],
     ) -> Result<()> {
-        if immediates.len() != kernel.immediate_size as usize {
-            return Err(crate::error::Error::Gpu {
-                op,
-                message: format!(
-                    "{} bytes of immediate data for {}, which takes {}",
-                    immediates.len(),
-                    kernel.shader,
-                    kernel.immediate_size
-                ),
-            });
+        self.dispatch_steps(
+            op,
+            &[Step {
+                kernel,
+                immediates,
+                bindings,
+                dispatches,
+            }],
+        )
+    }
+
+    /// Records `steps` in order, with nothing from another thread between them: how an op
+    /// whose steps pass values through the shared scratch (a matmul's transposed operands)
+    /// keeps them its own.
+    pub(crate) fn dispatch_steps(&self, op: &'static str, steps: &[Step<'_>]) -> Result<()> {
+        let mut groups = Vec::with_capacity(steps.len());
+        for step in steps {
+            if step.immediates.len() != step.kernel.immediate_size as usize {
+                return Err(crate::error::Error::Gpu {
+                    op,
+                    message: format!(
+                        "{} bytes of immediate data for {}, which takes {}",
+                        step.immediates.len(),
+                        step.kernel.shader,
+                        step.kernel.immediate_size
+                    ),
+                });
+            }
+            groups.push(self.site_group(step.kernel, step.bindings)?);
         }
+        self.count_dispatches(steps.iter().map(|s| s.dispatches.len()).sum());
+        self.record_compute(|pass| {
+            for (step, group) in steps.iter().zip(&groups) {
+                pass.set_bind_group(0, group, &[]);
+                for d in step.dispatches {
+                    // Set after each pipeline change: a new pipeline may not keep earlier data.
+                    pass.set_pipeline(d.pipeline);
+                    pass.set_immediates(0, step.immediates);
+                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                }
+            }
+        })
+    }
+
+    /// The bind group of `kernel` over `bindings`: the op site's, built on first use.
+    fn site_group(&self, kernel: &Kernel, bindings: &[Bind<'_>]) -> Result<wgpu::BindGroup> {
         let mut sites = lock(&self.sites);
         let retired = std::mem::take(&mut *lock(&self.retired));
         if !retired.is_empty() {
@@ -129,16 +173,7 @@ impl GpuContext {
                 })
             }
         };
-        self.count_dispatches(dispatches.len());
-        self.record_compute(|pass| {
-            pass.set_bind_group(0, &site.group, &[]);
-            for d in dispatches {
-                // Set after each pipeline change: a new pipeline may not keep earlier data.
-                pass.set_pipeline(d.pipeline);
-                pass.set_immediates(0, immediates);
-                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
-            }
-        })
+        Ok(site.group.clone())
     }
 
     /// Number of op sites kept (for tests: it stops growing once a training loop is steady,

@@ -11,40 +11,65 @@ pub enum Tile {
     /// staged while the current one is multiplied, one barrier per K step instead of two
     /// (11–13% faster than one buffer for TN products on an H200, the same for NN and NT).
     Large,
+    /// 128×64 per workgroup of 8×16 (8×8 each, double-buffered): the large tile's reuse per
+    /// invocation in half the outputs, so mid-sized products get twice the workgroups. On an
+    /// H200 it was the fastest of twelve tilings at the 1024-wide MLP's products (measured
+    /// 2026-11-26, `gpu_report --tilings`); wider per-invocation blocks (8×16, 16×8) and
+    /// 16-deep K slices were all slower at every size.
+    Tall,
     /// 64×64 per workgroup of 16×16 (4×4 each).
     Medium,
     /// 32×32 per workgroup of 8×8 (4×4 each): many workgroups for small outputs.
     Small,
 }
 
+/// How the kernel runs one tile: its invocations, the 4×4 blocks each accumulates and whether
+/// it stages the next K slice while multiplying the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TileShape {
+    /// Invocations along N.
+    pub wg_x: u32,
+    /// Invocations along M.
+    pub wg_y: u32,
+    /// 4×4 blocks per invocation along M (1 or 2).
+    pub groups_m: u32,
+    /// 4×4 blocks per invocation along N (1 or 2).
+    pub groups_n: u32,
+    /// Two staging buffers.
+    pub double_buffer: bool,
+}
+
 impl Tile {
     /// Every tile, largest first.
-    pub const ALL: [Tile; 3] = [Tile::Large, Tile::Medium, Tile::Small];
+    pub const ALL: [Tile; 4] = [Tile::Large, Tile::Tall, Tile::Medium, Tile::Small];
 
-    /// (invocations along N, along M, 4×4 blocks per invocation along M, along N).
-    pub(crate) const fn geometry(self) -> (u32, u32, u32, u32) {
-        match self {
-            Tile::Large => (16, 16, 2, 2),
-            Tile::Medium => (16, 16, 1, 1),
-            Tile::Small => (8, 8, 1, 1),
+    /// The kernel configuration of this tile.
+    pub(crate) const fn shape(self) -> TileShape {
+        let (wg_x, wg_y, groups_m, groups_n, double_buffer) = match self {
+            Tile::Large => (16, 16, 2, 2, true),
+            Tile::Tall => (8, 16, 2, 2, true),
+            Tile::Medium => (16, 16, 1, 1, false),
+            Tile::Small => (8, 8, 1, 1, false),
+        };
+        TileShape {
+            wg_x,
+            wg_y,
+            groups_m,
+            groups_n,
+            double_buffer,
         }
-    }
-
-    /// Whether two slices are staged at once.
-    pub(crate) const fn double_buffered(self) -> bool {
-        matches!(self, Tile::Large)
     }
 
     /// Output rows per tile.
     pub const fn rows(self) -> usize {
-        let (_, wg_y, groups_m, _) = self.geometry();
-        (4 * wg_y * groups_m) as usize
+        let s = self.shape();
+        (4 * s.wg_y * s.groups_m) as usize
     }
 
     /// Output columns per tile.
     pub const fn cols(self) -> usize {
-        let (wg_x, _, _, groups_n) = self.geometry();
-        (4 * wg_x * groups_n) as usize
+        let s = self.shape();
+        (4 * s.wg_x * s.groups_n) as usize
     }
 
     /// Tiles covering an `m × n` output.
@@ -65,6 +90,12 @@ pub struct Tiling {
     pub splits: usize,
     /// K per slice: a multiple of 8 (the kernel's K step), or K itself without a split.
     pub k_per_split: usize,
+    /// Whether operands stored K-contiguous (A without `trans_a`, B with `trans_b`) are first
+    /// transposed into the context's scratch memory, so the kernel stages both operands
+    /// without transposing them (on an H200 the TN form ran 20–25% faster than NN and NT at
+    /// 2048–8192). The sums are the same, in the same order: the result is bit for bit the
+    /// one without. Only without a K split.
+    pub pretranspose: bool,
 }
 
 /// Compute units the cost model fills: an H100 or H200 has 132. A smaller GPU is filled
@@ -78,6 +109,13 @@ const MAX_SPLITS: usize = 16;
 const SPLIT_COST_US: f64 = 8.0;
 /// Bytes per µs the reduction moves (partials written and read, the output written).
 const REDUCE_BYTES_PER_US: f64 = 1.5e6;
+/// The share of a product's time that staging a K-contiguous operand costs (NN and NT against
+/// TN at 2048–8192 on an H200: 18–22%), which transposing it first saves.
+const PRETRANSPOSE_GAIN: f64 = 0.18;
+/// Fixed cost of one transpose dispatch, in µs.
+const TRANSPOSE_COST_US: f64 = 6.0;
+/// Bytes per µs a transpose moves (read and written).
+const TRANSPOSE_BYTES_PER_US: f64 = 2.5e6;
 
 impl Tile {
     /// (FLOP/µs one workgroup of this tile reaches alone on a compute unit, FLOP/µs a unit
@@ -86,9 +124,10 @@ impl Tile {
     fn rates(self) -> (f64, f64) {
         match self {
             Tile::Large => (210e3, 290e3),
-            // Not yet measured apart from Large: rated just below it, so it is never chosen
-            // over it until a measurement says otherwise.
-            Tile::Medium => (84e3, 200e3),
+            // From the 1024-wide MLP's products, where one or two workgroups of it ran per
+            // unit (1024×1024×512: 128 of them in 50 µs; Medium's 256 in 64 µs).
+            Tile::Tall => (170e3, 250e3),
+            Tile::Medium => (66e3, 200e3),
             Tile::Small => (24e3, 120e3),
         }
     }
@@ -101,6 +140,7 @@ impl Tiling {
             tile,
             splits: 1,
             k_per_split: k,
+            pretranspose: false,
         }
     }
 
@@ -116,6 +156,7 @@ impl Tiling {
             tile,
             splits: k.div_ceil(k_per_split),
             k_per_split,
+            pretranspose: false,
         }
     }
 
@@ -141,7 +182,14 @@ impl Tiling {
                 }
             }
         }
-        best.0
+        let (mut tiling, time) = best;
+        // Both operands are counted, whichever of them the product's form transposes.
+        let operands = m.saturating_mul(k).saturating_add(k.saturating_mul(n));
+        let cost = 2.0 * TRANSPOSE_COST_US + 8.0 * operands as f64 / TRANSPOSE_BYTES_PER_US;
+        tiling.pretranspose = tiling.splits == 1
+            && PRETRANSPOSE_GAIN * time > cost
+            && pretransposed_len(m, n, k, 1).is_some_and(|len| len <= max_partials);
+        tiling
     }
 
     /// The cost model behind [`Tiling::choose`], in µs on a 132-unit GPU: the workgroups are
@@ -165,6 +213,14 @@ impl Tiling {
     }
 }
 
+/// Scratch elements a pretransposed product needs: op(A) (K×M) from element 0, op(B) (K×N)
+/// from the next multiple of `align` elements (a binding's offset alignment). `None` on
+/// overflow.
+pub(crate) fn pretransposed_len(m: usize, n: usize, k: usize, align: usize) -> Option<usize> {
+    let b_start = m.checked_mul(k)?.checked_next_multiple_of(align.max(1))?;
+    b_start.checked_add(k.checked_mul(n)?)
+}
+
 /// A tiling given by the caller, checked against the shape.
 pub(crate) fn check_tiling(
     op: &'static str,
@@ -181,12 +237,13 @@ pub(crate) fn check_tiling(
             .is_some_and(|c| c >= k)
         && (tiling.splits - 1) * tiling.k_per_split < k;
     let aligned = tiling.splits == 1 || tiling.k_per_split.is_multiple_of(8);
+    let whole_if_pretransposed = !tiling.pretranspose || tiling.splits == 1;
     let fits = tiling.splits == 1
         || tiling
             .splits
             .checked_mul(outputs)
             .is_some_and(|p| p <= max_partials);
-    if slices_cover_k && aligned && fits {
+    if slices_cover_k && aligned && fits && whole_if_pretransposed {
         Ok(tiling)
     } else {
         Err(Error::Shape {
@@ -194,7 +251,7 @@ pub(crate) fn check_tiling(
             detail: format!(
                 "tiling {tiling:?} does not fit K = {k} with {outputs} outputs (slices must \
                  each be non-empty, multiples of 8 when split, cover K, and their partial \
-                 sums fit {max_partials} elements)"
+                 sums fit {max_partials} elements; a pretransposed product is not split)"
             ),
         })
     }
@@ -207,13 +264,14 @@ mod tests {
     const NO_LIMIT: usize = usize::MAX;
 
     /// (M, N, K) and the tiling that measured fastest among all tried on an H200
-    /// (`gpu_report --tilings`, 2026-11-26), for the bench models' products.
+    /// (`gpu_report --tilings`, 2026-11-26, among Large, Tall, Medium, Small and eight other
+    /// configurations since dropped), for the bench models' products.
     const MEASURED_BEST: [((usize, usize, usize), Tile, usize); 6] = [
         ((128, 256, 784), Tile::Small, 8),
         ((256, 784, 128), Tile::Small, 1),
         ((128, 784, 256), Tile::Small, 4),
-        ((512, 1024, 1024), Tile::Large, 4),
-        ((1024, 1024, 512), Tile::Medium, 1),
+        ((512, 1024, 1024), Tile::Tall, 4),
+        ((1024, 1024, 512), Tile::Tall, 1),
         ((1024, 4096, 4096), Tile::Large, 1),
     ];
 
@@ -282,17 +340,17 @@ mod tests {
     #[test]
     fn every_tile_fits_the_kernel() {
         for tile in Tile::ALL {
-            let (wg_x, wg_y, groups_m, groups_n) = tile.geometry();
-            let threads = wg_x * wg_y;
-            // Each invocation stages at most one vec4 of each 8-deep slice.
-            assert!(8 * wg_y * groups_m <= threads, "{tile:?}");
-            assert!(8 * wg_x * groups_n <= threads, "{tile:?}");
-            // The accumulator holds 2×2 blocks of 4×4.
-            assert!(groups_m <= 2 && groups_n <= 2);
-            // Two staged slices must fit the workgroup arrays too.
-            let slices = if tile.double_buffered() { 2 } else { 1 };
-            assert!(slices * 8 * wg_y * groups_m <= 512, "{tile:?}");
-            assert!(slices * 8 * wg_x * groups_n <= 512, "{tile:?}");
+            let s = tile.shape();
+            let threads = s.wg_x * s.wg_y;
+            // Each invocation stages at most four vec4s of each 8-deep slice.
+            assert!(8 * s.wg_y * s.groups_m <= 4 * threads, "{tile:?}");
+            assert!(8 * s.wg_x * s.groups_n <= 4 * threads, "{tile:?}");
+            // The accumulator holds up to 2×2 blocks of 4×4.
+            assert!((1..=2).contains(&s.groups_m) && (1..=2).contains(&s.groups_n));
+            // The staged slices fit the workgroup memory every adapter has (16 KiB).
+            let slices = if s.double_buffer { 2 } else { 1 };
+            let bytes = slices * 16 * 8 * (s.wg_y * s.groups_m + s.wg_x * s.groups_n);
+            assert!(bytes <= 16384, "{tile:?}: {bytes} bytes");
         }
     }
 }

@@ -1,0 +1,121 @@
+//! Host side of `shaders/transpose.wgsl`: `gpu::transpose`.
+
+use super::GpuMatrix;
+use super::context::GpuContext;
+use super::dispatch::{check_bindings, check_no_alias, to_u32};
+use super::kernel::{Binding, Kernel};
+use super::sites::{Bind, Dispatch, Step};
+use crate::backend::{Matrix, transpose_dims};
+use crate::error::{Error, Result};
+
+const TRANSPOSE: Kernel = Kernel {
+    shader: "transpose.wgsl",
+    source: include_str!("../../../shaders/transpose.wgsl"),
+    entry: "transpose",
+    bindings: &[Binding::ReadOnly, Binding::ReadWrite],
+    immediate_size: size_of::<Params>() as u32,
+};
+
+/// The source tile each workgroup moves is `TILE × TILE`.
+const TILE: usize = 32;
+
+/// The shader's `Params`, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    src_offset: u32,
+    out_offset: u32,
+    tiles_c: u32,
+    tiles: u32,
+    groups_x: u32,
+    _pad: u32,
+}
+
+/// `out ← srcᵀ` on the GPU: the twin of [`crate::backend::cpu::transpose`]. `out` must be
+/// `cols × rows` of the `rows × cols` source and must not overlap it.
+///
+/// Records into the context's pending work (see [`GpuContext::flush`]).
+pub fn transpose(ctx: &GpuContext, src: &GpuMatrix, out: &GpuMatrix) -> Result<()> {
+    let planned = Planned::new(ctx, src, out)?;
+    let (bindings, dispatch) = (planned.bindings(), [planned.dispatch()]);
+    ctx.dispatch_steps("transpose", &[planned.step(&bindings, &dispatch)])
+}
+
+/// A checked transpose, to record alone or as one [`Step`] of a longer recording.
+pub(crate) struct Planned<'a> {
+    src: &'a GpuMatrix,
+    out: &'a GpuMatrix,
+    params: Params,
+    pipeline: wgpu::ComputePipeline,
+    groups: [u32; 3],
+}
+
+impl<'a> Planned<'a> {
+    /// Checks `out ← srcᵀ` and builds its pipeline and values.
+    pub(crate) fn new(ctx: &GpuContext, src: &'a GpuMatrix, out: &'a GpuMatrix) -> Result<Self> {
+        let op = "transpose";
+        transpose_dims(op, src.shape(), out.shape())?;
+        check_bindings(ctx, op, &[src, out])?;
+        check_no_alias(op, out, &[src])?;
+        let (rows, cols) = src.shape();
+        let tiles_c = cols.div_ceil(TILE);
+        let tiles = rows.div_ceil(TILE).saturating_mul(tiles_c);
+        let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
+        let groups_x = tiles.min(limit);
+        let groups_y = tiles.div_ceil(groups_x);
+        if groups_y > limit {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "{rows}×{cols} needs {tiles} workgroups, more than this device dispatches \
+                     ({limit}²)"
+                ),
+            });
+        }
+        Ok(Self {
+            src,
+            out,
+            params: Params {
+                rows: to_u32(op, "rows", rows)?,
+                cols: to_u32(op, "cols", cols)?,
+                src_offset: to_u32(op, "source offset", src.offset())?,
+                out_offset: to_u32(op, "output offset", out.offset())?,
+                tiles_c: to_u32(op, "tile columns", tiles_c)?,
+                tiles: to_u32(op, "tiles", tiles)?,
+                groups_x: to_u32(op, "workgroups", groups_x)?,
+                _pad: 0,
+            },
+            pipeline: ctx.pipeline(&TRANSPOSE, &[])?,
+            groups: [groups_x as u32, groups_y as u32, 1],
+        })
+    }
+
+    /// The buffers it binds.
+    pub(crate) fn bindings(&self) -> [Bind<'a>; 2] {
+        [self.src.buffer().bind(), self.out.buffer().bind()]
+    }
+
+    /// Its one dispatch.
+    pub(crate) fn dispatch(&self) -> Dispatch<'_> {
+        Dispatch {
+            pipeline: &self.pipeline,
+            groups: self.groups,
+        }
+    }
+
+    /// The step recording it, over its [`Planned::bindings`] and [`Planned::dispatch`].
+    pub(crate) fn step<'s>(
+        &'s self,
+        bindings: &'s [Bind<'s>],
+        dispatch: &'s [Dispatch<'s>],
+    ) -> Step<'s> {
+        Step {
+            kernel: &TRANSPOSE,
+            immediates: bytemuck::bytes_of(&self.params),
+            bindings,
+            dispatches: dispatch,
+        }
+    }
+}

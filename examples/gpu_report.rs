@@ -91,17 +91,15 @@ impl Report {
             })
         };
         let dt = run(None)?;
+        let transposes = chosen.pretranspose && (!spec.trans_a || spec.trans_b);
         println!(
-            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{})",
+            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{}, band {})",
             flops / dt / 1e9,
             dt * 1e6,
             chosen.tile,
             chosen.splits,
-            if chosen.pretranspose {
-                ", pretransposed"
-            } else {
-                ""
-            }
+            if transposes { ", pretransposed" } else { "" },
+            chosen.band
         );
         // Every tiling of a large product would take long at the slow ones: past 2048³ only
         // the large tiles, whole.
@@ -120,14 +118,26 @@ impl Report {
                         flops / dt / 1e9,
                         dt * 1e6
                     );
-                    if splits == 1 && (!spec.trans_a || spec.trans_b) {
+                    // Whole: also with the K-contiguous operands transposed first (where
+                    // there are any), and for the large products in bands of tile rows.
+                    if splits > 1 {
+                        continue;
+                    }
+                    let transposes = !spec.trans_a || spec.trans_b;
+                    let bands: &[usize] = if small { &[1] } else { &[1, 4, 8, 16] };
+                    for &band in bands {
+                        if band == 1 && !transposes {
+                            continue; // the plain row above
+                        }
                         let tiling = Tiling {
-                            pretranspose: true,
+                            pretranspose: transposes,
+                            band,
                             ..tiling
                         };
                         let dt = run(Some(tiling))?;
                         println!(
-                            "  {key}_{tile:?}_x1_pretransposed {:.1} GFLOP/s ({:.1} us)",
+                            "  {key}_{tile:?}_x1{}_band{band} {:.1} GFLOP/s ({:.1} us)",
+                            if transposes { "_pretransposed" } else { "" },
                             flops / dt / 1e9,
                             dt * 1e6
                         );

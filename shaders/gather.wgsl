@@ -1,14 +1,24 @@
-// gather.wgsl: gather rows of a matrix by index (a mini-batch from the uploaded dataset).
+// gather.wgsl: gather rows of a matrix by index (a mini-batch from the uploaded dataset), or of
+// two matrices by the same indices at once (a batch's inputs and targets, in one dispatch).
 //
-// Immediate data: Params { rows, cols, start, out_offset, src_offset }
+// Immediate data: Params { rows, cols, start, out_offset, src_offset,
+//                          y_cols, y_src_offset, y_out_offset }
 // Bindings (group 0):
 //   0 src:     storage r   array<f32>  the source matrix, row-major, `cols` wide, from src_offset
 //   1 indices: storage r   array<u32>  source row of output row r is indices[start + r]
 //   2 out:     storage rw  array<f32>  rows × cols from element out_offset on
-// Dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding through the
-// rows·cols output elements (consecutive invocations copy consecutive columns: coalesced).
+//   3 y_src:   storage r   array<f32>  gather_batch only: the second source, `y_cols` wide,
+//                                      from y_src_offset
+//   4 y_out:   storage rw  array<f32>  gather_batch only: rows × y_cols from y_out_offset on
+// Entry points and dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding
+// through the output elements (consecutive invocations copy consecutive columns: coalesced):
+//   gather_rows   the rows·cols elements of out
+//   gather_batch  the rows·cols elements of out, then the rows·y_cols of y_out
 //
-// Formula: out[r, c] = src[indices[start + r], c]
+// Formula: out[r, c] = src[indices[start + r], c]; y_out[r, c] = y_src[indices[start + r], c]
+//
+// Bounds: r < rows, c < cols (y_cols) by construction of the element index; the host has
+// checked every index against the source's rows and every extent against the bound buffers.
 
 const WORKGROUP: u32 = 256u;
 
@@ -18,15 +28,17 @@ struct Params {
     start: u32,
     out_offset: u32,
     src_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    y_cols: u32,
+    y_src_offset: u32,
+    y_out_offset: u32,
 }
 
 var<immediate> params: Params;
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read> indices: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> y_src: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y_out: array<f32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn gather_rows(
@@ -39,5 +51,29 @@ fn gather_rows(
         let c = e - r * params.cols;
         let source_row = indices[params.start + r];
         out[params.out_offset + e] = src[params.src_offset + source_row * params.cols + c];
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gather_batch(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let x_total = params.rows * params.cols;
+    let total = x_total + params.rows * params.y_cols;
+    for (var e = gid.x; e < total; e += groups.x * WORKGROUP) {
+        if (e < x_total) {
+            let r = e / params.cols;
+            let c = e - r * params.cols;
+            let source_row = indices[params.start + r];
+            out[params.out_offset + e] = src[params.src_offset + source_row * params.cols + c];
+        } else {
+            let f = e - x_total;
+            let r = f / params.y_cols;
+            let c = f - r * params.y_cols;
+            let source_row = indices[params.start + r];
+            y_out[params.y_out_offset + f] =
+                y_src[params.y_src_offset + source_row * params.y_cols + c];
+        }
     }
 }

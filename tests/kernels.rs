@@ -1,4 +1,4 @@
-//! Differential tests of the training kernels (gather, transpose, activation backward, axpy,
+//! Differential tests of the training kernels (gathers, transpose, activation backward, axpy,
 //! column sum, sum of squares, the fused losses) against their CPU twins, over random and awkward shapes,
 //! with fresh data per case, NaN-poisoned outputs and views that start inside their buffers.
 
@@ -47,6 +47,44 @@ fn check_gather(src_rows: usize, cols: usize, out_rows: usize, seed: u64) {
     // A gather copies: the result is exact.
     assert_eq!(g.download(&out).unwrap(), expected, "gather seed={seed}");
     assert_untouched("gather", &buffer, offset, out_rows * cols);
+}
+
+/// A batch's inputs and targets gathered in one kernel: both outputs poisoned and guarded.
+fn check_gather_batch(src_rows: usize, cols: usize, y_cols: usize, out_rows: usize, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, src_rows, cols, 5.0);
+    let y = random_matrix(&mut r, src_rows, y_cols, 2.0);
+    let start = r.random_range(0..4usize);
+    let indices: Vec<u32> = (0..start + out_rows)
+        .map(|_| r.random_range(0..src_rows as u32))
+        .collect();
+    let mut expected_x = Array2::zeros((out_rows, cols));
+    let mut expected_y = Array2::zeros((out_rows, y_cols));
+    cpu::gather_batch(
+        (x.view(), y.view()),
+        &indices,
+        start,
+        (&mut expected_x, &mut expected_y),
+    )
+    .unwrap();
+
+    let g = gpu();
+    let offset = (seed % 5) as usize;
+    let (mut x_out, x_guard) = poisoned(out_rows, cols, offset);
+    let (mut y_out, y_guard) = poisoned(out_rows, y_cols, offset + 2);
+    let indices = g.upload_indices(&indices).unwrap();
+    g.gather_batch_into(
+        (&placed(&x, offset), &placed(&y, offset + 1)),
+        &indices,
+        start,
+        (&mut x_out, &mut y_out),
+    )
+    .unwrap();
+    let what = format!("gather_batch {src_rows}×({cols}, {y_cols}) seed={seed}");
+    assert_eq!(g.download(&x_out).unwrap(), expected_x, "{what}: inputs");
+    assert_eq!(g.download(&y_out).unwrap(), expected_y, "{what}: targets");
+    assert_untouched(&what, &x_guard, offset, out_rows * cols);
+    assert_untouched(&what, &y_guard, offset + 2, out_rows * y_cols);
 }
 
 fn check_transpose(rows: usize, cols: usize, seed: u64) {
@@ -202,6 +240,11 @@ proptest! {
     }
 
     #[test]
+    fn gather_batch_matches_cpu(src_rows in 1usize..=300, cols in 1usize..=70, y_cols in 1usize..=12, out_rows in 1usize..=300, seed: u64) {
+        check_gather_batch(src_rows, cols, y_cols, out_rows, seed);
+    }
+
+    #[test]
     fn transpose_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
         check_transpose(rows, cols, seed);
     }
@@ -230,6 +273,7 @@ fn awkward_sizes_match_cpu() {
         for &cols in &[1usize, 3, 65, 257] {
             seed += 1;
             check_gather(rows, cols, rows, seed);
+            check_gather_batch(rows, cols, 1 + cols % 3, rows, seed);
             check_transpose(rows, cols, seed);
             check_transpose(cols, rows, seed + 7);
             check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
@@ -333,6 +377,22 @@ fn bad_shapes_are_errors_on_both_backends() {
             ..
         })
     ));
+    // A batch gather with one bad index writes neither output.
+    let (mut x_out, x_guard) = poisoned(2, 3, 1);
+    let (mut y_out, y_guard) = poisoned(2, 2, 0);
+    let x = g.upload(a.view()).unwrap();
+    let y = g.upload(Array2::<f32>::zeros((4, 2)).view()).unwrap();
+    assert!(matches!(
+        g.gather_batch_into((&x, &y), &idx, 0, (&mut x_out, &mut y_out)),
+        Err(steepest::Error::Shape {
+            op: "gather_batch",
+            ..
+        })
+    ));
+    for (out, guard) in [(&x_out, &x_guard), (&y_out, &y_guard)] {
+        assert!(g.download(out).unwrap().iter().all(|v| v.is_nan()));
+        guard.assert_untouched("refused gather_batch");
+    }
     // Class labels out of range are an error on the CPU (the dataset checks them for the GPU).
     let logits = Array2::<f32>::zeros((2, 3));
     let labels = ndarray::array![[0.0f32], [3.0]];

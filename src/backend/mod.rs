@@ -146,6 +146,16 @@ pub trait Backend: 'static {
         out: &mut Self::Matrix,
     ) -> Result<()>;
 
+    /// The rows `indices[start..]` of `x` into `x_out` and of `y` into `y_out`: a batch's
+    /// inputs and targets, in one kernel on the GPU. Checks both before writing either.
+    fn gather_batch_into(
+        &self,
+        sources: (&Self::Matrix, &Self::Matrix),
+        indices: &Self::Indices,
+        start: usize,
+        outputs: (&mut Self::Matrix, &mut Self::Matrix),
+    ) -> Result<()>;
+
     /// `grad ← grad · act'(·)`, in place, where `output` is what `activation` produced.
     fn activation_backward(
         &self,

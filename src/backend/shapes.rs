@@ -61,12 +61,12 @@ pub(crate) fn transpose_dims(
 /// `out` gathers rows `indices[start..start + out.rows]` of `src`: the widths agree, the index
 /// range exists and every index names a row of `src`.
 pub(crate) fn gather_dims(
+    op: &'static str,
     src: (usize, usize),
     indices: &[u32],
     start: usize,
     out: (usize, usize),
 ) -> Result<()> {
-    let op = "gather_rows";
     if src.1 != out.1 {
         return Err(Error::Shape {
             op,

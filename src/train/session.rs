@@ -251,8 +251,12 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
                         detail: "no epoch order".into(),
                     });
                 };
-                backend.gather_rows_into(&train.x, order, start, &mut ws.input)?;
-                backend.gather_rows_into(&train.y, order, start, &mut ws.target)?;
+                backend.gather_batch_into(
+                    (&train.x, &train.y),
+                    order,
+                    start,
+                    (&mut ws.input, &mut ws.target),
+                )?;
                 (&ws.input, &ws.target)
             }
             Batch::Host(data) => {

@@ -39,8 +39,12 @@ pub(super) fn forward_loss<B: Backend>(
     (totals, slot): (&mut B::Matrix, usize),
     (mode, step): (Mode, u64),
 ) -> Result<()> {
-    backend.gather_rows_into(&data.x, order, start, &mut ws.input)?;
-    backend.gather_rows_into(&data.y, order, start, &mut ws.target)?;
+    backend.gather_batch_into(
+        (&data.x, &data.y),
+        order,
+        start,
+        (&mut ws.input, &mut ws.target),
+    )?;
     model.forward_batch(backend, &ws.input, &mut ws.acts, mode, step)?;
     batch_loss(
         backend,

@@ -14,7 +14,7 @@ mod transpose;
 
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
-pub use gather::gather_rows;
+pub use gather::{gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use loss::loss;
 pub use matmul::matmul;
@@ -219,6 +219,16 @@ impl Backend for CpuBackend {
         out: &mut Array2<f32>,
     ) -> Result<()> {
         gather_rows(src.view(), indices, start, out)
+    }
+
+    fn gather_batch_into(
+        &self,
+        (x, y): (&Array2<f32>, &Array2<f32>),
+        indices: &Vec<u32>,
+        start: usize,
+        (x_out, y_out): (&mut Array2<f32>, &mut Array2<f32>),
+    ) -> Result<()> {
+        gather_batch((x.view(), y.view()), indices, start, (x_out, y_out))
     }
 
     fn activation_backward(

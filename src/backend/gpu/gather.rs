@@ -1,4 +1,4 @@
-//! Host side of `shaders/gather.wgsl`: `gpu::gather_rows`.
+//! Host side of `shaders/gather.wgsl`: `gpu::gather_rows` and `gpu::gather_batch`.
 
 use super::context::GpuContext;
 use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
@@ -11,8 +11,18 @@ const GATHER_ROWS: Kernel = Kernel {
     shader: "gather.wgsl",
     source: include_str!("../../../shaders/gather.wgsl"),
     entry: "gather_rows",
-    bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+    bindings: &[
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+    ],
     immediate_size: size_of::<Params>() as u32,
+};
+const GATHER_BATCH: Kernel = Kernel {
+    entry: "gather_batch",
+    ..GATHER_ROWS
 };
 
 /// A list of row indices on the GPU, with the host copy that validates each gather.
@@ -54,7 +64,9 @@ struct Params {
     start: u32,
     out_offset: u32,
     src_offset: u32,
-    _pad: [u32; 3],
+    y_cols: u32,
+    y_src_offset: u32,
+    y_out_offset: u32,
 }
 
 /// `out[r, :] ← src[indices[start + r], :]` on the GPU: the twin of
@@ -67,7 +79,7 @@ pub fn gather_rows(
     out: &GpuMatrix,
 ) -> Result<()> {
     let op = "gather_rows";
-    gather_dims(src.shape(), &indices.host, start, out.shape())?;
+    gather_dims(op, src.shape(), &indices.host, start, out.shape())?;
     check_bindings(ctx, op, &[src, out])?;
     check_no_alias(op, out, &[src])?;
     indices.buffer.check_binding(ctx, op)?;
@@ -78,7 +90,9 @@ pub fn gather_rows(
         start: to_u32(op, "start", start)?,
         out_offset: to_u32(op, "output offset", out.offset())?,
         src_offset: to_u32(op, "source offset", src.offset())?,
-        _pad: [0; 3],
+        y_cols: 0,
+        y_src_offset: 0,
+        y_out_offset: 0,
     };
     to_u32(op, "source elements", src.buffer().len())?;
     to_u32(op, "output elements", rows * cols)?;
@@ -90,11 +104,71 @@ pub fn gather_rows(
             src.buffer().bind(),
             indices.buffer.bind(),
             out.buffer().bind(),
+            ctx.placeholder_bind(),
+            ctx.placeholder_rw_bind(),
         ],
         &[Entry {
             kernel: &GATHER_ROWS,
             overrides: &[],
             groups: [striding_groups(rows * cols), 1, 1],
+        }],
+    )
+}
+
+/// The rows `indices[start..]` of `x` into `x_out` and of `y` into `y_out` in one dispatch (a
+/// batch's inputs and targets): the twin of [`crate::backend::cpu::gather_batch`]. Checks both
+/// before recording either.
+pub fn gather_batch(
+    ctx: &GpuContext,
+    (x, y): (&GpuMatrix, &GpuMatrix),
+    indices: &GpuIndices,
+    start: usize,
+    (x_out, y_out): (&GpuMatrix, &GpuMatrix),
+) -> Result<()> {
+    let op = "gather_batch";
+    gather_dims(op, x.shape(), &indices.host, start, x_out.shape())?;
+    gather_dims(op, y.shape(), &indices.host, start, y_out.shape())?;
+    check_bindings(ctx, op, &[x, y, x_out, y_out])?;
+    check_no_alias(op, x_out, &[x, y, y_out])?;
+    check_no_alias(op, y_out, &[x, y])?;
+    indices.buffer.check_binding(ctx, op)?;
+    let (rows, cols) = x_out.shape();
+    let y_cols = y_out.shape().1;
+    let params = Params {
+        rows: to_u32(op, "rows", rows)?,
+        cols: to_u32(op, "cols", cols)?,
+        start: to_u32(op, "start", start)?,
+        out_offset: to_u32(op, "output offset", x_out.offset())?,
+        src_offset: to_u32(op, "source offset", x.offset())?,
+        y_cols: to_u32(op, "target cols", y_cols)?,
+        y_src_offset: to_u32(op, "target source offset", y.offset())?,
+        y_out_offset: to_u32(op, "target output offset", y_out.offset())?,
+    };
+    // Both sources' elements and the outputs' sum fit the kernel's 32-bit element index.
+    let total = rows
+        .checked_mul(cols + y_cols)
+        .ok_or(crate::error::Error::Shape {
+            op,
+            detail: format!("{rows} rows of {cols} + {y_cols} columns overflow"),
+        })?;
+    to_u32(op, "output elements", total)?;
+    to_u32(op, "source elements", x.buffer().len())?;
+    to_u32(op, "target source elements", y.buffer().len())?;
+    record(
+        ctx,
+        op,
+        bytemuck::bytes_of(&params),
+        &[
+            x.buffer().bind(),
+            indices.buffer.bind(),
+            x_out.buffer().bind(),
+            y.buffer().bind(),
+            y_out.buffer().bind(),
+        ],
+        &[Entry {
+            kernel: &GATHER_BATCH,
+            overrides: &[],
+            groups: [striding_groups(total), 1, 1],
         }],
     )
 }

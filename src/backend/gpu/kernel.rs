@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::context::{GpuContext, lock};
+use super::fingerprint::Fingerprint;
 use crate::error::{Error, Result};
 
 /// A compute kernel: one entry point of one built-in WGSL file and its binding layout.
@@ -30,20 +31,48 @@ pub(crate) enum Binding {
     ReadWrite,
 }
 
-/// Override constants as (name, value bits): a pipeline's cache key beside shader and entry.
-type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+/// A pipeline's cache key: shader, entry point and override constants as (name, value bits).
+struct PipelineKey {
+    shader: &'static str,
+    entry: &'static str,
+    overrides: Vec<(&'static str, u64)>,
+}
+
+impl PipelineKey {
+    fn fingerprint(kernel: &Kernel, overrides: &[(&'static str, f64)]) -> u64 {
+        overrides
+            .iter()
+            .fold(
+                Fingerprint::new().str(kernel.shader).str(kernel.entry),
+                |f, (name, value)| f.str(name).word(value.to_bits()),
+            )
+            .finish()
+    }
+
+    fn matches(&self, kernel: &Kernel, overrides: &[(&'static str, f64)]) -> bool {
+        self.shader == kernel.shader
+            && self.entry == kernel.entry
+            && self.overrides.len() == overrides.len()
+            && self
+                .overrides
+                .iter()
+                .zip(overrides)
+                .all(|((n, bits), (name, value))| n == name && *bits == value.to_bits())
+    }
+}
 
 /// What the context builds once and keeps: compiled modules, layouts, pipelines.
 #[derive(Default)]
 pub(crate) struct KernelCache {
     shaders: HashMap<String, wgpu::ShaderModule>,
     layouts: HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
-    pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
+    /// By fingerprint (see [`PipelineKey::fingerprint`]); a list in case two keys share one.
+    pipelines: HashMap<u64, Vec<(PipelineKey, wgpu::ComputePipeline)>>,
 }
 
 impl KernelCache {
     pub fn pipeline_count(&self) -> usize {
-        self.pipelines.len()
+        self.pipelines.values().map(Vec::len).sum()
     }
 }
 
@@ -160,15 +189,12 @@ impl GpuContext {
         kernel: &Kernel,
         overrides: &[(&'static str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
-        let key: PipelineKey = (
-            kernel.shader,
-            kernel.entry,
-            overrides
-                .iter()
-                .map(|(name, value)| (*name, value.to_bits()))
-                .collect(),
-        );
-        if let Some(pipeline) = lock(&self.kernels).pipelines.get(&key) {
+        let fingerprint = PipelineKey::fingerprint(kernel, overrides);
+        if let Some((_, pipeline)) = lock(&self.kernels)
+            .pipelines
+            .get(&fingerprint)
+            .and_then(|list| list.iter().find(|(key, _)| key.matches(kernel, overrides)))
+        {
             return Ok(pipeline.clone());
         }
         let module = self.module(kernel.shader, kernel.source, true)?;
@@ -194,7 +220,21 @@ impl GpuContext {
                 message: e.to_string(),
             })?;
         self.count_pipeline();
-        lock(&self.kernels).pipelines.insert(key, pipeline.clone());
+        let key = PipelineKey {
+            shader: kernel.shader,
+            entry: kernel.entry,
+            overrides: overrides
+                .iter()
+                .map(|(name, value)| (*name, value.to_bits()))
+                .collect(),
+        };
+        let mut kernels = lock(&self.kernels);
+        let list = kernels.pipelines.entry(fingerprint).or_default();
+        // Another thread may have built the same pipeline meanwhile: keep one.
+        if let Some((_, built)) = list.iter().find(|(key, _)| key.matches(kernel, overrides)) {
+            return Ok(built.clone());
+        }
+        list.push((key, pipeline.clone()));
         Ok(pipeline)
     }
 }

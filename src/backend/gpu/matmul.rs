@@ -47,7 +47,9 @@ struct Params {
     splits: u32,
     groups_x: u32,
     act_offset: u32,
-    _pad: [u32; 3],
+    tiles_m: u32,
+    band: u32,
+    _pad: u32,
 }
 
 // Every adapter steepest opens offers at least this much immediate data.
@@ -230,7 +232,10 @@ fn record(
             "activation output offset",
             derivative.map_or(0, |d| d.1.offset()),
         )?,
-        _pad: [0; 3],
+        tiles_m: to_u32(op, "tile rows", m.div_ceil(tiling.tile.rows()))?,
+        // No band is taller than the output: band · tile columns stays within the tile count.
+        band: to_u32(op, "band", tiling.band.min(m.div_ceil(tiling.tile.rows())))?,
+        _pad: 0,
     };
 
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.

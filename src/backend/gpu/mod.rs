@@ -7,6 +7,7 @@ mod counters;
 mod dispatch;
 mod dropout;
 mod elementwise;
+mod fingerprint;
 mod gather;
 mod kernel;
 mod layer_norm;
@@ -30,7 +31,7 @@ pub use context::GpuContext;
 pub use counters::GpuCounters;
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
-pub use gather::{GpuIndices, gather_rows};
+pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
@@ -225,6 +226,16 @@ impl Backend for GpuBackend {
         out: &mut GpuMatrix,
     ) -> Result<()> {
         gather_rows(&self.ctx, src, indices, start, out)
+    }
+
+    fn gather_batch_into(
+        &self,
+        (x, y): (&GpuMatrix, &GpuMatrix),
+        indices: &GpuIndices,
+        start: usize,
+        (x_out, y_out): (&mut GpuMatrix, &mut GpuMatrix),
+    ) -> Result<()> {
+        gather_batch(&self.ctx, (x, y), indices, start, (x_out, y_out))
     }
 
     fn activation_backward(

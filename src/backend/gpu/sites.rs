@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::context::{GpuContext, lock};
+use super::fingerprint::Fingerprint;
 use super::kernel::Kernel;
 use crate::error::Result;
 
@@ -48,26 +49,51 @@ impl GpuContext {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+/// What identifies a site: the shader file and each binding's (buffer id, offset, size).
 struct SiteKey {
     shader: &'static str,
     bindings: Vec<(u64, u64, Option<u64>)>,
 }
 
+impl SiteKey {
+    fn fingerprint(shader: &str, bindings: &[Bind<'_>]) -> u64 {
+        bindings
+            .iter()
+            .fold(Fingerprint::new().str(shader), |f, b| {
+                f.word(b.id)
+                    .word(b.offset)
+                    .word(b.size.map_or(u64::MAX, |s| s))
+            })
+            .finish()
+    }
+
+    fn matches(&self, shader: &str, bindings: &[Bind<'_>]) -> bool {
+        self.shader == shader
+            && self.bindings.len() == bindings.len()
+            && self
+                .bindings
+                .iter()
+                .zip(bindings)
+                .all(|(&key, b)| key == (b.id, b.offset, b.size))
+    }
+}
+
 struct Site {
+    key: SiteKey,
     group: wgpu::BindGroup,
 }
 
-/// The sites of one context.
+/// The sites of one context, by fingerprint (see [`SiteKey::fingerprint`]); a list in case
+/// two keys share one.
 #[derive(Default)]
 pub(crate) struct SiteCache {
-    sites: HashMap<SiteKey, Site>,
+    sites: HashMap<u64, Vec<Site>>,
 }
 
 impl SiteCache {
     /// Number of sites kept (each one bind group).
     pub fn len(&self) -> usize {
-        self.sites.len()
+        self.sites.values().map(Vec::len).sum()
     }
 }
 
@@ -147,33 +173,38 @@ impl GpuContext {
         let retired = std::mem::take(&mut *lock(&self.retired));
         if !retired.is_empty() {
             let retired: HashSet<u64> = retired.into_iter().collect();
-            sites
-                .sites
-                .retain(|key, _| !key.bindings.iter().any(|b| retired.contains(&b.0)));
-        }
-        let key = SiteKey {
-            shader: kernel.shader,
-            bindings: bindings.iter().map(|b| (b.id, b.offset, b.size)).collect(),
-        };
-        let site = match sites.sites.entry(key) {
-            std::collections::hash_map::Entry::Occupied(site) => site.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let resources = bindings
-                    .iter()
-                    .map(|b| {
-                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: b.buffer,
-                            offset: b.offset,
-                            size: b.size.and_then(wgpu::BufferSize::new),
-                        })
-                    })
-                    .collect();
-                slot.insert(Site {
-                    group: self.bind_group(kernel, resources)?,
-                })
+            for list in sites.sites.values_mut() {
+                list.retain(|site| !site.key.bindings.iter().any(|b| retired.contains(&b.0)));
             }
-        };
-        Ok(site.group.clone())
+            sites.sites.retain(|_, list| !list.is_empty());
+        }
+        let fingerprint = SiteKey::fingerprint(kernel.shader, bindings);
+        let list = sites.sites.entry(fingerprint).or_default();
+        if let Some(site) = list
+            .iter()
+            .find(|site| site.key.matches(kernel.shader, bindings))
+        {
+            return Ok(site.group.clone());
+        }
+        let resources = bindings
+            .iter()
+            .map(|b| {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer,
+                    offset: b.offset,
+                    size: b.size.and_then(wgpu::BufferSize::new),
+                })
+            })
+            .collect();
+        let group = self.bind_group(kernel, resources)?;
+        list.push(Site {
+            key: SiteKey {
+                shader: kernel.shader,
+                bindings: bindings.iter().map(|b| (b.id, b.offset, b.size)).collect(),
+            },
+            group: group.clone(),
+        });
+        Ok(group)
     }
 
     /// Number of op sites kept (for tests: it stops growing once a training loop is steady,

@@ -93,13 +93,12 @@ impl Report {
         let dt = run(None)?;
         let transposes = chosen.pretranspose && (!spec.trans_a || spec.trans_b);
         println!(
-            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{}, band {})",
+            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{})",
             flops / dt / 1e9,
             dt * 1e6,
             chosen.tile,
             chosen.splits,
             if transposes { ", pretransposed" } else { "" },
-            chosen.band
         );
         // Every tiling of a large product would take long at the slow ones: past 2048³ only
         // the large tiles, whole.
@@ -118,26 +117,15 @@ impl Report {
                         flops / dt / 1e9,
                         dt * 1e6
                     );
-                    // Whole: also with the K-contiguous operands transposed first (where
-                    // there are any), and for the large products in bands of tile rows.
-                    if splits > 1 {
-                        continue;
-                    }
-                    let transposes = !spec.trans_a || spec.trans_b;
-                    let bands: &[usize] = if small { &[1] } else { &[1, 4, 8, 16] };
-                    for &band in bands {
-                        if band == 1 && !transposes {
-                            continue; // the plain row above
-                        }
+                    // Whole, also with the K-contiguous operands transposed first.
+                    if splits == 1 && (!spec.trans_a || spec.trans_b) {
                         let tiling = Tiling {
-                            pretranspose: transposes,
-                            band,
+                            pretranspose: true,
                             ..tiling
                         };
                         let dt = run(Some(tiling))?;
                         println!(
-                            "  {key}_{tile:?}_x1{}_band{band} {:.1} GFLOP/s ({:.1} us)",
-                            if transposes { "_pretransposed" } else { "" },
+                            "  {key}_{tile:?}_x1_pretransposed {:.1} GFLOP/s ({:.1} us)",
                             flops / dt / 1e9,
                             dt * 1e6
                         );

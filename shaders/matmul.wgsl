@@ -12,10 +12,9 @@
 //
 // Entry points and dispatch:
 //   matmul         one workgroup of WG_X × WG_Y invocations per (tile, K slice). The flat
-//                  workgroup id wg.y · groups_x + wg.x enumerates K slice, then tile in band
-//                  order (see `band`) (the grid is folded into two dimensions so it stays
-//                  under the device's per-dimension limit); ids past the last one return at
-//                  once.
+//                  workgroup id wg.y · groups_x + wg.x enumerates K slice, then tile row, then
+//                  tile column (the grid is folded into two dimensions so it stays under the
+//                  device's per-dimension limit); ids past the last one return at once.
 //                  Without SPLIT it writes act(acc + bias) to C; with SPLIT, the slice's raw
 //                  sums to partials[slice · M·N + row · N + col].
 //   matmul_reduce  SPLIT only, after `matmul`: (G, 1, 1) workgroups of 256, each invocation
@@ -95,9 +94,9 @@ struct Params {
     splits: u32,         // K slices (1 without SPLIT)
     groups_x: u32,       // workgroups along x in this dispatch
     act_offset: u32,     // DERIVATIVE: element offset of act_out's M×N values
-    tiles_m: u32,        // tile rows
-    band: u32,           // tile rows per band of the launch order (≥ 1)
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 var<immediate> params: Params;
@@ -252,15 +251,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     }
     let slice = id / params.tiles;
     let tile = id % params.tiles;
-    // Tiles run band by band (`band` tile rows each, fewer in the last), down each band's
-    // columns: the workgroups running at once share a few rows of op(A) and a few columns of
-    // op(B), which then stay in cache. band = 1 is plain row-major order.
-    let band_tiles = params.band * params.tiles_n;
-    let first_row = (tile / band_tiles) * params.band;
-    let rows_here = min(params.band, params.tiles_m - first_row);
-    let within = tile % band_tiles;
-    let row0 = (first_row + within % rows_here) * (4u * TM4);
-    let col0 = (within / rows_here) * (4u * TN4);
+    let row0 = (tile / params.tiles_n) * (4u * TM4);
+    let col0 = (tile % params.tiles_n) * (4u * TN4);
     let k_begin = slice * params.k_per_split;
     let k_end = min(k_begin + params.k_per_split, params.k);
     let t = lid.y * WG_X + lid.x;

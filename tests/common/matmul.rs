@@ -14,24 +14,18 @@ pub fn check(m: usize, n: usize, k: usize, spec: Matmul, with_bias: bool, seed: 
 }
 
 /// Every tiling a test forces: each tile whole, whole with its K-contiguous operands
-/// transposed first, and with K cut into 2 and 5 slices (fewer where K is short); the split
-/// ones launched in bands of 2 tile rows, the pretransposed in bands of 3.
+/// transposed first, and with K cut into 2 and 5 slices (fewer where K is short).
 pub fn tilings(k: usize) -> Vec<Tiling> {
     Tile::ALL
         .into_iter()
         .flat_map(|tile| {
             let pretransposed = Tiling {
                 pretranspose: true,
-                band: 3,
                 ..Tiling::whole(tile, k)
             };
             [1, 2, 5]
                 .into_iter()
                 .map(move |splits| Tiling::split(tile, k, splits))
-                .map(|t| Tiling {
-                    band: if t.splits > 1 { 2 } else { 1 },
-                    ..t
-                })
                 .chain([pretransposed])
         })
         .collect()

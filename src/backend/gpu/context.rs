@@ -2,6 +2,7 @@
 //! caches, the pending work, the reused memory, the error slots). Recording and submitting
 //! live in `pending.rs`; error capture and counted creation in `scopes.rs`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,6 +29,9 @@ pub struct GpuContext {
     pub(crate) options: GpuOptions,
     /// Shader modules, layouts and pipelines, each built once.
     pub(crate) kernels: Mutex<KernelCache>,
+    /// The tiling [`super::Tiling::choose`] picked for each matmul shape (M, N, K) seen, so a
+    /// training step looks its products' tilings up instead of running the cost model.
+    pub(crate) tilings: Mutex<HashMap<(usize, usize, usize), super::Tiling>>,
     /// Uniforms and bind groups of the op sites recorded so far, reused while their buffers
     /// live (see `sites.rs`).
     pub(crate) sites: Mutex<SiteCache>,
@@ -184,6 +188,7 @@ impl GpuContext {
             limits,
             options: options.clone(),
             kernels: Mutex::default(),
+            tilings: Mutex::default(),
             sites: Mutex::default(),
             retired: Arc::default(),
             counters,

@@ -82,6 +82,21 @@ pub(crate) fn record(
     let Some(first) = entries.first() else {
         return Ok(());
     };
+    if let [only] = entries {
+        // The common case, without allocating.
+        let pipeline = ctx.pipeline(only.kernel, only.overrides)?;
+        let dispatch = Dispatch {
+            pipeline: &pipeline,
+            groups: only.groups,
+        };
+        return ctx.dispatch(
+            op,
+            only.kernel,
+            values,
+            bindings,
+            std::slice::from_ref(&dispatch),
+        );
+    }
     let pipelines = entries
         .iter()
         .map(|e| ctx.pipeline(e.kernel, e.overrides))

@@ -147,7 +147,7 @@ pub fn gather_batch(
     // Both sources' elements and the outputs' sum fit the kernel's 32-bit element index.
     let total = rows
         .checked_mul(cols + y_cols)
-        .ok_or(crate::error::Error::Shape {
+        .ok_or_else(|| crate::error::Error::Shape {
             op,
             detail: format!("{rows} rows of {cols} + {y_cols} columns overflow"),
         })?;

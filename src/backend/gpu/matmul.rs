@@ -2,7 +2,7 @@
 //! dispatch (with a fixed-order reduction when K is split).
 
 use super::GpuMatrix;
-use super::context::GpuContext;
+use super::context::{GpuContext, lock};
 use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::{Dispatch, Step};
@@ -47,9 +47,7 @@ struct Params {
     splits: u32,
     groups_x: u32,
     act_offset: u32,
-    tiles_m: u32,
-    band: u32,
-    _pad: u32,
+    _pad: [u32; 3],
 }
 
 // Every adapter steepest opens offers at least this much immediate data.
@@ -168,19 +166,24 @@ fn record(
         bias.map(Matrix::shape),
         out.shape(),
     )?;
-    let inputs: Vec<&GpuMatrix> = [Some(a), Some(b), bias, derivative.map(|d| d.1)]
-        .into_iter()
-        .flatten()
-        .collect();
-    check_no_alias(op, out, &inputs)?;
-    check_bindings(ctx, op, &inputs)?;
+    let mut inputs = [a; 4];
+    let mut count = 2;
+    for input in [bias, derivative.map(|d| d.1)].into_iter().flatten() {
+        inputs[count] = input;
+        count += 1;
+    }
+    let inputs = &inputs[..count];
+    check_no_alias(op, out, inputs)?;
+    check_bindings(ctx, op, inputs)?;
     check_bindings(ctx, op, &[out])?;
     let (m, n, k) = (dims.m, dims.n, dims.k);
     let outputs = to_u32(op, "M·N", m.saturating_mul(n))? as usize;
     let max_partials = ctx.max_partials();
     let tiling = match tiling {
         Some(t) => check_tiling(op, t, k, outputs, max_partials)?,
-        None => Tiling::choose(m, n, k, max_partials),
+        None => *lock(&ctx.tilings)
+            .entry((m, n, k))
+            .or_insert_with(|| Tiling::choose(m, n, k, max_partials)),
     };
     // With pretranspose, the K-contiguous operands are transposed into scratch first, and
     // the product reads them there.
@@ -232,10 +235,7 @@ fn record(
             "activation output offset",
             derivative.map_or(0, |d| d.1.offset()),
         )?,
-        tiles_m: to_u32(op, "tile rows", m.div_ceil(tiling.tile.rows()))?,
-        // No band is taller than the output: band · tile columns stays within the tile count.
-        band: to_u32(op, "band", tiling.band.min(m.div_ceil(tiling.tile.rows())))?,
-        _pad: 0,
+        _pad: [0; 3],
     };
 
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
@@ -252,7 +252,8 @@ fn record(
             f64::from(derivative.map_or(0, |d| d.0.shader_code())),
         ),
     ];
-    let mut overrides = vec![
+    let [e0, e1, e2, e3, e4] = epilogue;
+    let overrides = [
         ("TRANS_A", flag(spec.trans_a)),
         ("TRANS_B", flag(spec.trans_b)),
         ("A_VEC4", flag(vec4_ok(a))),
@@ -262,8 +263,12 @@ fn record(
         ("GROUPS_M", f64::from(shape.groups_m)),
         ("GROUPS_N", f64::from(shape.groups_n)),
         ("DOUBLE_BUFFER", flag(shape.double_buffer)),
+        e0,
+        e1,
+        e2,
+        e3,
+        e4,
     ];
-    overrides.extend(epilogue);
     let main = ctx.pipeline(&MATMUL, &overrides)?;
     let reduce = match split {
         true => Some(ctx.pipeline(&MATMUL_REDUCE, &epilogue)?),
@@ -273,16 +278,24 @@ fn record(
         true => Some(ctx.scratch(tiling.splits * outputs)?),
         false => None,
     };
-    let mut dispatches = vec![Dispatch {
+    let product = Dispatch {
         pipeline: &main,
         groups: [groups_x as u32, groups_y as u32, 1],
-    }];
-    if let Some(reduce) = &reduce {
-        dispatches.push(Dispatch {
-            pipeline: reduce,
-            groups: [striding_groups(outputs), 1, 1],
-        });
-    }
+    };
+    let with_reduce;
+    let dispatches = match &reduce {
+        Some(reduce) => {
+            with_reduce = [
+                product,
+                Dispatch {
+                    pipeline: reduce,
+                    groups: [striding_groups(outputs), 1, 1],
+                },
+            ];
+            &with_reduce[..]
+        }
+        None => std::slice::from_ref(&product),
+    };
     let bindings = [
         a.buffer().bind(),
         b.buffer().bind(),
@@ -294,6 +307,15 @@ fn record(
         },
         derivative.map_or(ctx.placeholder_bind(), |d| d.1.buffer().bind()),
     ];
+    let step = Step {
+        kernel: &MATMUL,
+        immediates: bytemuck::bytes_of(&params),
+        bindings: &bindings,
+        dispatches,
+    };
+    if transpose_a.is_none() && transpose_b.is_none() {
+        return ctx.dispatch_steps(op, std::slice::from_ref(&step));
+    }
     // The transposes and the product are recorded together: nothing else may use the scratch
     // between them.
     let transposes =
@@ -303,11 +325,6 @@ fn record(
         .flatten()
         .map(|(t, bindings, dispatch)| t.step(bindings, dispatch))
         .collect();
-    steps.push(Step {
-        kernel: &MATMUL,
-        immediates: bytemuck::bytes_of(&params),
-        bindings: &bindings,
-        dispatches: &dispatches,
-    });
+    steps.push(step);
     ctx.dispatch_steps(op, &steps)
 }

@@ -138,8 +138,15 @@ impl GpuContext {
     /// whose steps pass values through the shared scratch (a matmul's transposed operands)
     /// keeps them its own.
     pub(crate) fn dispatch_steps(&self, op: &'static str, steps: &[Step<'_>]) -> Result<()> {
-        let mut groups = Vec::with_capacity(steps.len());
-        for step in steps {
+        // At most three steps (a product and its two transposes): no allocation.
+        let mut groups: [Option<wgpu::BindGroup>; 3] = Default::default();
+        if steps.len() > groups.len() {
+            return Err(crate::error::Error::Gpu {
+                op,
+                message: format!("{} steps recorded together; at most 3", steps.len()),
+            });
+        }
+        for (step, slot) in steps.iter().zip(&mut groups) {
             if step.immediates.len() != step.kernel.immediate_size as usize {
                 return Err(crate::error::Error::Gpu {
                     op,
@@ -151,11 +158,11 @@ impl GpuContext {
                     ),
                 });
             }
-            groups.push(self.site_group(step.kernel, step.bindings)?);
+            *slot = Some(self.site_group(step.kernel, step.bindings)?);
         }
         self.count_dispatches(steps.iter().map(|s| s.dispatches.len()).sum());
         self.record_compute(|pass| {
-            for (step, group) in steps.iter().zip(&groups) {
+            for (step, group) in steps.iter().zip(groups.iter().flatten()) {
                 pass.set_bind_group(0, group, &[]);
                 for d in step.dispatches {
                     // Set after each pipeline change: a new pipeline may not keep earlier data.

@@ -96,11 +96,6 @@ pub struct Tiling {
     /// 2048–8192). The sums are the same, in the same order: the result is bit for bit the
     /// one without. Only without a K split.
     pub pretranspose: bool,
-    /// Tile rows per band of the launch order (at least 1): the workgroups run band by band,
-    /// down each band's columns, so those running at once share a few rows of op(A) and a few
-    /// columns of op(B), which stay in cache; 1 is plain row-major order. The order changes
-    /// which workgroup runs when, not what any of them sums.
-    pub band: usize,
 }
 
 /// Compute units the cost model fills: an H100 or H200 has 132. A smaller GPU is filled
@@ -117,8 +112,6 @@ const REDUCE_BYTES_PER_US: f64 = 1.5e6;
 /// The share of a product's time that staging a K-contiguous operand costs (NN and NT against
 /// TN at 2048–8192 on an H200: 18–22%), which transposing it first saves.
 const PRETRANSPOSE_GAIN: f64 = 0.18;
-/// Tile rows per band when a product has more tiles than run at once.
-const BAND: usize = 8;
 /// Fixed cost of one transpose dispatch, in µs.
 const TRANSPOSE_COST_US: f64 = 6.0;
 /// Bytes per µs a transpose moves (read and written).
@@ -148,7 +141,6 @@ impl Tiling {
             splits: 1,
             k_per_split: k,
             pretranspose: false,
-            band: 1,
         }
     }
 
@@ -165,7 +157,6 @@ impl Tiling {
             splits: k.div_ceil(k_per_split),
             k_per_split,
             pretranspose: false,
-            band: 1,
         }
     }
 
@@ -198,10 +189,6 @@ impl Tiling {
         tiling.pretranspose = tiling.splits == 1
             && PRETRANSPOSE_GAIN * time > cost
             && pretransposed_len(m, n, k, 1).is_some_and(|len| len <= max_partials);
-        // More tiles than run at once: banded, so the ones that do share their operands.
-        if tiling.tile.count(m, n) as f64 > UNITS {
-            tiling.band = BAND;
-        }
         tiling
     }
 
@@ -251,13 +238,12 @@ pub(crate) fn check_tiling(
         && (tiling.splits - 1) * tiling.k_per_split < k;
     let aligned = tiling.splits == 1 || tiling.k_per_split.is_multiple_of(8);
     let whole_if_pretransposed = !tiling.pretranspose || tiling.splits == 1;
-    let banded = tiling.band >= 1;
     let fits = tiling.splits == 1
         || tiling
             .splits
             .checked_mul(outputs)
             .is_some_and(|p| p <= max_partials);
-    if slices_cover_k && aligned && fits && whole_if_pretransposed && banded {
+    if slices_cover_k && aligned && fits && whole_if_pretransposed {
         Ok(tiling)
     } else {
         Err(Error::Shape {
@@ -265,8 +251,7 @@ pub(crate) fn check_tiling(
             detail: format!(
                 "tiling {tiling:?} does not fit K = {k} with {outputs} outputs (slices must \
                  each be non-empty, multiples of 8 when split, cover K, and their partial \
-                 sums fit {max_partials} elements; a pretransposed product is not split; a band \
-                 has at least one tile row)"
+                 sums fit {max_partials} elements; a pretransposed product is not split)"
             ),
         })
     }
@@ -299,11 +284,10 @@ mod tests {
     }
 
     #[test]
-    fn large_outputs_get_the_large_tile_unsplit_pretransposed_and_banded() {
+    fn large_outputs_get_the_large_tile_unsplit_and_pretransposed() {
         for (m, n, k) in [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048)] {
             let expected = Tiling {
                 pretranspose: true,
-                band: BAND,
                 ..Tiling::whole(Tile::Large, k)
             };
             assert_eq!(Tiling::choose(m, n, k, NO_LIMIT), expected, "{m}×{n}×{k}");
@@ -311,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn small_products_are_not_pretransposed_nor_banded() {
+    fn small_products_are_not_pretransposed() {
         // The 784- and 1024-wide MLPs' products: a transpose costs more than it saves.
         for (m, n, k) in [
             (128, 256, 784),
@@ -322,7 +306,6 @@ mod tests {
             let t = Tiling::choose(m, n, k, NO_LIMIT);
             assert!(!t.pretranspose, "{m}×{n}×{k}: {t:?}");
         }
-        assert_eq!(Tiling::choose(64, 64, 64, NO_LIMIT).band, 1);
     }
 
     #[test]

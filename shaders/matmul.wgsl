@@ -41,7 +41,8 @@
 // (A_VEC4, B_VEC4, chosen by the host), else four masked scalar loads.
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
-// the extents in `params`, which the host has checked against the bound buffers; workgroup
+// the extents in `params`, which the host has checked against the bound buffers (the
+// `_inside` loads skip the checks only where the tile and the slice lie inside them); workgroup
 // indices stay below BUFFERS · SLICE_A and BUFFERS · SLICE_B, the arrays' lengths (stage_a and
 // stage_b skip v ≥ SLICE, and the multiply reads kk < K_STEP, h·WG_Y + ly < TM4,
 // w·WG_X + lx < TN4); accumulator indices stay below 4 · GROUPS_M · GROUPS_N ≤ 16 and the
@@ -175,6 +176,29 @@ fn fetch_b(v: u32, k0: u32, col0: u32, k_end: u32) -> vec4<f32> {
     return load_b4(k0 + v / TN4, col0 + (v % TN4) * 4u, k_end, params.n, params.n);
 }
 
+// `fetch_a` and `fetch_b` without the edge checks, for a workgroup whose tile lies inside
+// M × N with both operands loaded as whole vec4s (A_VEC4, B_VEC4) and a slice that ends
+// inside the K slice (k0 + K_STEP ≤ k_end): every element they read then exists.
+fn fetch_a_inside(v: u32, row0: u32, k0: u32) -> vec4<f32> {
+    if (v >= SLICE_A) {
+        return vec4<f32>(0.0);
+    }
+    if (TRANS_A) {
+        return a[(params.a_offset + (k0 + v / TM4) * params.m + row0 + (v % TM4) * 4u) >> 2u];
+    }
+    return a[(params.a_offset + (row0 + v / KQ) * params.k + k0 + (v % KQ) * 4u) >> 2u];
+}
+
+fn fetch_b_inside(v: u32, k0: u32, col0: u32) -> vec4<f32> {
+    if (v >= SLICE_B) {
+        return vec4<f32>(0.0);
+    }
+    if (TRANS_B) {
+        return b[(params.b_offset + (col0 + v / KQ) * params.k + k0 + (v % KQ) * 4u) >> 2u];
+    }
+    return b[(params.b_offset + (k0 + v / TN4) * params.n + col0 + (v % TN4) * 4u) >> 2u];
+}
+
 // Stages into buffer `buf` (0, or 1 with DOUBLE_BUFFER): each buffer holds one slice.
 fn stage_a(buf: u32, v: u32, x: vec4<f32>) {
     let base = buf * SLICE_A;
@@ -261,11 +285,23 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     var acc: array<vec4<f32>, 16>;
     var next_a: array<vec4<f32>, 4>;
     var next_b: array<vec4<f32>, 4>;
-    for (var i = 0u; i < LOADS_A; i++) {
-        next_a[i] = fetch_a(t + i * THREADS, row0, k_begin, k_end);
-    }
-    for (var i = 0u; i < LOADS_B; i++) {
-        next_b[i] = fetch_b(t + i * THREADS, k_begin, col0, k_end);
+    // Tiles inside M × N (most of a large product's) load interior slices unchecked; the
+    // choice is the same for the whole workgroup, so it costs no divergence.
+    let inside = A_VEC4 && B_VEC4 && row0 + 4u * TM4 <= params.m && col0 + 4u * TN4 <= params.n;
+    if (inside && k_begin + K_STEP <= k_end) {
+        for (var i = 0u; i < LOADS_A; i++) {
+            next_a[i] = fetch_a_inside(t + i * THREADS, row0, k_begin);
+        }
+        for (var i = 0u; i < LOADS_B; i++) {
+            next_b[i] = fetch_b_inside(t + i * THREADS, k_begin, col0);
+        }
+    } else {
+        for (var i = 0u; i < LOADS_A; i++) {
+            next_a[i] = fetch_a(t + i * THREADS, row0, k_begin, k_end);
+        }
+        for (var i = 0u; i < LOADS_B; i++) {
+            next_b[i] = fetch_b(t + i * THREADS, k_begin, col0, k_end);
+        }
     }
 
     var buf = 0u;
@@ -289,7 +325,14 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             }
             workgroupBarrier();
         }
-        if (more) {
+        if (inside && k0 + 2u * K_STEP <= k_end) {
+            for (var i = 0u; i < LOADS_A; i++) {
+                next_a[i] = fetch_a_inside(t + i * THREADS, row0, k0 + K_STEP);
+            }
+            for (var i = 0u; i < LOADS_B; i++) {
+                next_b[i] = fetch_b_inside(t + i * THREADS, k0 + K_STEP, col0);
+            }
+        } else if (more) {
             for (var i = 0u; i < LOADS_A; i++) {
                 next_a[i] = fetch_a(t + i * THREADS, row0, k0 + K_STEP, k_end);
             }

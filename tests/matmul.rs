@@ -138,6 +138,38 @@ fn a_pretransposed_product_is_the_same_bits() {
     }
 }
 
+/// Only the operands a product's form stores K-contiguous are transposed: a TN product asked
+/// to pretranspose takes no scratch, an NN one takes room for op(A) and a TT one for op(B).
+#[test]
+fn pretransposing_takes_scratch_only_for_the_operands_it_transposes() {
+    let g = common::own_gpu();
+    let ctx = g.context();
+    let (m, n, k) = (40, 24, 16);
+    let mut r = rng(5);
+    let mut upload = |rows, cols| {
+        g.upload(random_matrix(&mut r, rows, cols, 1.0).view())
+            .unwrap()
+    };
+    let (a_mk, a_km, b_kn, b_nk) = (upload(m, k), upload(k, m), upload(k, n), upload(n, k));
+    let out = g.zeros(m, n).unwrap();
+    let tiling = Tiling {
+        pretranspose: true,
+        ..Tiling::whole(Tile::Small, k)
+    };
+    let before = ctx.counters().buffers_created;
+    matmul_tiled(ctx, Matmul::tn(), Some(tiling), &a_km, &b_kn, None, &out).unwrap();
+    assert_eq!(ctx.counters().buffers_created, before, "TN took scratch");
+    matmul_tiled(ctx, Matmul::nn(), Some(tiling), &a_mk, &b_kn, None, &out).unwrap();
+    assert_eq!(
+        ctx.counters().buffers_created,
+        before + 1,
+        "NN took no scratch"
+    );
+    // op(B) alone (16×24) fits what op(A) took (16×40): nothing new.
+    matmul_tiled(ctx, Matmul::tt(), Some(tiling), &a_km, &b_nk, None, &out).unwrap();
+    assert_eq!(ctx.counters().buffers_created, before + 1);
+}
+
 #[test]
 fn a_tiling_that_does_not_cover_k_is_refused() {
     let gpu = gpu();

@@ -30,7 +30,8 @@ pub struct GpuContext {
     /// Shader modules, layouts and pipelines, each built once.
     pub(crate) kernels: Mutex<KernelCache>,
     /// The tiling [`super::Tiling::choose`] picked for each matmul shape (M, N, K) seen, so a
-    /// training step looks its products' tilings up instead of running the cost model.
+    /// training step looks its products' tilings up instead of running the cost model (one
+    /// small entry per distinct shape).
     pub(crate) tilings: Mutex<HashMap<(usize, usize, usize), super::Tiling>>,
     /// Uniforms and bind groups of the op sites recorded so far, reused while their buffers
     /// live (see `sites.rs`).

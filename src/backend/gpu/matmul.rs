@@ -6,7 +6,7 @@ use super::context::{GpuContext, lock};
 use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::{Dispatch, Step};
-use super::tiling::{Tiling, check_tiling, pretransposed_len};
+use super::tiling::{Tiling, check_tiling};
 use super::transpose::Planned;
 use crate::backend::{Activation, Matmul, Matrix, matmul_dims};
 use crate::error::{Error, Result};
@@ -110,17 +110,37 @@ pub fn matmul_activation_backward(
 
 /// Where the K-contiguous operands of an `m × n` over `k` product go when they are transposed
 /// first (see [`Tiling::pretranspose`]): views of the context's scratch, K-major, for A
-/// (without `trans_a`) and B (with `trans_b`), and the spec that multiplies them there.
+/// (without `trans_a`) and B (with `trans_b`), and the spec that multiplies them there. A
+/// product with neither (TN) needs no scratch and gets none.
 fn pretransposed(
     op: &'static str,
     ctx: &GpuContext,
     mut spec: Matmul,
     (m, n, k): (usize, usize, usize),
 ) -> Result<(Matmul, Option<GpuMatrix>, Option<GpuMatrix>)> {
+    let (transpose_a, transpose_b) = (!spec.trans_a, spec.trans_b);
+    if !transpose_a && !transpose_b {
+        return Ok((spec, None, None));
+    }
     // A multiple of 4 keeps op(B)'s rows on 16-byte boundaries, for vec4 loads.
     let align = (ctx.limits().min_storage_buffer_offset_alignment as usize / 4).max(4);
     let max = ctx.max_partials();
-    let Some(len) = pretransposed_len(m, n, k, align).filter(|&len| len <= max) else {
+    let a_len = if transpose_a {
+        m.checked_mul(k)
+    } else {
+        Some(0)
+    };
+    let b_start = a_len.and_then(|len| len.checked_next_multiple_of(align));
+    let b_len = if transpose_b {
+        k.checked_mul(n)
+    } else {
+        Some(0)
+    };
+    let fits = b_start
+        .zip(b_len)
+        .and_then(|(start, len)| start.checked_add(len))
+        .filter(|&len| len <= max);
+    let (Some(len), Some(b_start)) = (fits, b_start) else {
         return Err(Error::Shape {
             op,
             detail: format!(
@@ -130,20 +150,18 @@ fn pretransposed(
         });
     };
     let scratch = ctx.scratch(len)?;
-    let a = match spec.trans_a {
-        true => None,
-        false => {
+    let a = match transpose_a {
+        false => None,
+        true => {
             spec.trans_a = true;
             Some(GpuMatrix::view(scratch.clone(), 0, k, m)?)
         }
     };
-    let b = match spec.trans_b {
+    let b = match transpose_b {
         false => None,
         true => {
             spec.trans_b = false;
-            // m·k cannot overflow: `len` above is a larger sum.
-            let start = (m * k).next_multiple_of(align);
-            Some(GpuMatrix::view(scratch, start, k, n)?)
+            Some(GpuMatrix::view(scratch, b_start, k, n)?)
         }
     };
     Ok((spec, a, b))

@@ -112,6 +112,9 @@ const REDUCE_BYTES_PER_US: f64 = 1.5e6;
 /// The share of a product's time that staging a K-contiguous operand costs (NN and NT against
 /// TN at 2048–8192 on an H200: 18–22%), which transposing it first saves.
 const PRETRANSPOSE_GAIN: f64 = 0.18;
+/// Elements a pretransposed product's scratch may need beyond its operands: op(B) starts at
+/// the next multiple of a binding's offset alignment (at most 256 bytes on every adapter).
+const PRETRANSPOSE_ALIGN_SLACK: usize = 64;
 /// Fixed cost of one transpose dispatch, in µs.
 const TRANSPOSE_COST_US: f64 = 6.0;
 /// Bytes per µs a transpose moves (read and written).
@@ -164,7 +167,8 @@ impl Tiling {
     /// always sums in the same order), the fastest by [`Tiling::estimate_us`] among every tile
     /// with K whole or cut into 2, 4, 8 or 16 slices of at least 64, as far as `max_partials`
     /// (the elements a partial-sum buffer may hold) allows. Ties keep the fewer slices and the
-    /// larger tile.
+    /// larger tile. An unsplit product is [`Tiling::pretranspose`]d where transposing both
+    /// operands would cost less than the staging it saves and both fit `max_partials`.
     pub fn choose(m: usize, n: usize, k: usize, max_partials: usize) -> Self {
         let mut best = (Self::whole(Tile::Large, k), f64::INFINITY);
         for tile in Tile::ALL {
@@ -188,7 +192,8 @@ impl Tiling {
         let cost = 2.0 * TRANSPOSE_COST_US + 8.0 * operands as f64 / TRANSPOSE_BYTES_PER_US;
         tiling.pretranspose = tiling.splits == 1
             && PRETRANSPOSE_GAIN * time > cost
-            && pretransposed_len(m, n, k, 1).is_some_and(|len| len <= max_partials);
+            // (with room for the second operand's aligned start)
+            && operands.saturating_add(PRETRANSPOSE_ALIGN_SLACK) <= max_partials;
         tiling
     }
 
@@ -211,14 +216,6 @@ impl Tiling {
     pub fn workgroups(&self, m: usize, n: usize) -> usize {
         self.tile.count(m, n).saturating_mul(self.splits)
     }
-}
-
-/// Scratch elements a pretransposed product needs: op(A) (K×M) from element 0, op(B) (K×N)
-/// from the next multiple of `align` elements (a binding's offset alignment). `None` on
-/// overflow.
-pub(crate) fn pretransposed_len(m: usize, n: usize, k: usize, align: usize) -> Option<usize> {
-    let b_start = m.checked_mul(k)?.checked_next_multiple_of(align.max(1))?;
-    b_start.checked_add(k.checked_mul(n)?)
 }
 
 /// A tiling given by the caller, checked against the shape.
@@ -313,7 +310,7 @@ mod tests {
         let (m, n, k) = (4096, 4096, 4096);
         let t = Tiling::choose(m, n, k, 2 * m * k - 1);
         assert!(!t.pretranspose, "{t:?}");
-        assert!(Tiling::choose(m, n, k, 2 * m * k + 8).pretranspose);
+        assert!(Tiling::choose(m, n, k, 2 * m * k + 64).pretranspose);
     }
 
     #[test]

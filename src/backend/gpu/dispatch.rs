@@ -19,6 +19,31 @@ pub(crate) fn striding_groups(items: usize) -> u32 {
     items.div_ceil(WORKGROUP).clamp(1, MAX_STRIDING_GROUPS) as u32
 }
 
+/// `workgroups` folded into a two-dimensional grid `[x, y]` within the device's
+/// per-dimension limit (the kernel takes its flat id as wg.y · x + wg.x and returns at once
+/// past the last); `work` names what needed them in the error.
+pub(crate) fn folded_grid(
+    ctx: &GpuContext,
+    op: &'static str,
+    workgroups: usize,
+    work: impl FnOnce() -> String,
+) -> Result<[u32; 2]> {
+    let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
+    let x = workgroups.clamp(1, limit);
+    let y = workgroups.div_ceil(x);
+    if y > limit {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "{} needs {workgroups} workgroups, more than this device dispatches ({limit}²)",
+                work()
+            ),
+        });
+    }
+    // Both are at most the limit, a u32.
+    Ok([x as u32, y as u32])
+}
+
 /// `value` as a kernel's 32-bit index, or an error naming what did not fit.
 pub(crate) fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::Shape {

@@ -3,7 +3,7 @@
 
 use super::GpuMatrix;
 use super::context::{GpuContext, lock};
-use super::dispatch::{check_bindings, check_no_alias, striding_groups, to_u32};
+use super::dispatch::{check_bindings, check_no_alias, folded_grid, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::{Dispatch, Step};
 use super::tiling::{Tiling, check_tiling};
@@ -221,20 +221,9 @@ fn record(
     let b = staged_b.as_ref().unwrap_or(b);
     let split = tiling.splits > 1;
 
-    // The grid, folded into two dimensions within the device's per-dimension limit.
-    let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
-    let workgroups = tiling.workgroups(m, n);
-    let groups_x = workgroups.min(limit);
-    let groups_y = workgroups.div_ceil(groups_x);
-    if groups_y > limit {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "{m}×{n} over K = {k} needs {workgroups} workgroups, more than this device \
-                 dispatches ({limit}²)"
-            ),
-        });
-    }
+    let [groups_x, groups_y] = folded_grid(ctx, op, tiling.workgroups(m, n), || {
+        format!("{m}×{n} over K = {k}")
+    })?;
     let params = Params {
         m: to_u32(op, "M", m)?,
         n: to_u32(op, "N", n)?,
@@ -247,7 +236,7 @@ fn record(
         tiles: to_u32(op, "tiles", tiling.tile.count(m, n))?,
         k_per_split: to_u32(op, "K per slice", tiling.k_per_split)?,
         splits: to_u32(op, "K slices", tiling.splits)?,
-        groups_x: groups_x as u32,
+        groups_x,
         act_offset: to_u32(
             op,
             "activation output offset",
@@ -298,7 +287,7 @@ fn record(
     };
     let product = Dispatch {
         pipeline: &main,
-        groups: [groups_x as u32, groups_y as u32, 1],
+        groups: [groups_x, groups_y, 1],
     };
     let with_reduce;
     let dispatches = match &reduce {

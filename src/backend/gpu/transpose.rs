@@ -2,11 +2,11 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{check_bindings, check_no_alias, to_u32};
+use super::dispatch::{check_bindings, check_no_alias, folded_grid, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::{Bind, Dispatch, Step};
 use crate::backend::{Matrix, transpose_dims};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const TRANSPOSE: Kernel = Kernel {
     shader: "transpose.wgsl",
@@ -62,18 +62,7 @@ impl<'a> Planned<'a> {
         let (rows, cols) = src.shape();
         let tiles_c = cols.div_ceil(TILE);
         let tiles = rows.div_ceil(TILE).saturating_mul(tiles_c);
-        let limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
-        let groups_x = tiles.min(limit);
-        let groups_y = tiles.div_ceil(groups_x);
-        if groups_y > limit {
-            return Err(Error::Shape {
-                op,
-                detail: format!(
-                    "{rows}×{cols} needs {tiles} workgroups, more than this device dispatches \
-                     ({limit}²)"
-                ),
-            });
-        }
+        let [groups_x, groups_y] = folded_grid(ctx, op, tiles, || format!("{rows}×{cols}"))?;
         Ok(Self {
             src,
             out,
@@ -84,11 +73,11 @@ impl<'a> Planned<'a> {
                 out_offset: to_u32(op, "output offset", out.offset())?,
                 tiles_c: to_u32(op, "tile columns", tiles_c)?,
                 tiles: to_u32(op, "tiles", tiles)?,
-                groups_x: to_u32(op, "workgroups", groups_x)?,
+                groups_x,
                 _pad: 0,
             },
             pipeline: ctx.pipeline(&TRANSPOSE, &[])?,
-            groups: [groups_x as u32, groups_y as u32, 1],
+            groups: [groups_x, groups_y, 1],
         })
     }
 

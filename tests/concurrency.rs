@@ -123,7 +123,7 @@ fn pretransposed_products_from_many_threads_keep_their_operands() {
                 }
                 for out in &outs {
                     let got = g.download(out).unwrap();
-                    let worst = (&got - &expected).iter().fold(0f32, |w, d| w.max(d.abs()));
+                    let worst = common::max_abs_diff(&got, &expected);
                     assert!(worst < 1e-3, "thread {t}: off by {worst}");
                 }
             });

@@ -307,11 +307,7 @@ fn a_custom_layer_trains_in_lockstep_on_both_backends() {
         on_cpu.parameters_flat(&CpuBackend).unwrap(),
         on_gpu.parameters_flat(&gpu).unwrap(),
     );
-    let worst = p
-        .iter()
-        .zip(&q)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let worst = common::max_abs_diff(&p, &q);
     assert!(
         worst < 1e-4,
         "parameters differ by up to {worst} after 15 steps"

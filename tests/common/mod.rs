@@ -165,6 +165,17 @@ pub fn placed(host: &Array2<f32>, offset: usize) -> GpuMatrix {
     GpuMatrix::view(buffer, offset, host.nrows(), host.ncols()).unwrap()
 }
 
+/// The largest elementwise |a − b| of two equally long runs of values.
+pub fn max_abs_diff<'a>(
+    a: impl IntoIterator<Item = &'a f32>,
+    b: impl IntoIterator<Item = &'a f32>,
+) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// An elementwise tolerance: `rel` of each expected value's size plus `abs`.
 pub fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
     expected.mapv(|e| rel * e.abs() + abs)

@@ -44,8 +44,9 @@ pub struct GpuContext {
     pub(super) pending: Mutex<Option<Pending>>,
     /// The readback staging buffer, grown on demand and reused (see `memory.rs`).
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
-    /// Scratch for partial sums (split-K matmuls, column sums, per-row losses), grown on demand
-    /// and reused; ops recorded into one submit run in order, so they can share it.
+    /// Scratch for partial sums (split-K matmuls, column sums, per-row losses) and transposed
+    /// matmul operands, grown on demand and reused; ops recorded into one submit run in order,
+    /// so they can share it.
     pub(crate) scratch: Mutex<Option<GpuBuffer<f32>>>,
     /// Set by wgpu's device-lost callback; every later op fails with it.
     pub(super) lost: Arc<Mutex<Option<String>>>,

@@ -145,8 +145,9 @@ pub fn gather_batch(
         y_out_offset: to_u32(op, "target output offset", y_out.offset())?,
     };
     // Both sources' elements and the outputs' sum fit the kernel's 32-bit element index.
-    let total = rows
-        .checked_mul(cols + y_cols)
+    let total = cols
+        .checked_add(y_cols)
+        .and_then(|width| rows.checked_mul(width))
         .ok_or_else(|| crate::error::Error::Shape {
             op,
             detail: format!("{rows} rows of {cols} + {y_cols} columns overflow"),

@@ -16,8 +16,9 @@ impl GpuContext {
     }
 
     /// The shared scratch (split-K partials, column-sum blocks, per-row loss sums, reduction
-    /// partials), grown to at least `len` elements. An op writes it and reads it back within
-    /// its own dispatches, and ops run in order, so they never see each other's values.
+    /// partials, a large product's transposed operands), grown to at least `len` elements. An
+    /// op writes it and reads it back within its own dispatches, recorded together (see
+    /// `dispatch_steps`), and ops run in order, so they never see each other's values.
     pub(crate) fn scratch(&self, len: usize) -> Result<GpuBuffer<f32>> {
         let mut scratch = lock(&self.scratch);
         match scratch.as_ref() {

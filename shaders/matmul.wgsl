@@ -5,7 +5,8 @@
 //   0 a:        storage, read  array<vec4<f32>>  A as stored: M×K, or K×M when TRANS_A
 //   1 b:        storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
 //   2 bias:     storage, read  array<f32>        N values, read only when HAS_BIAS
-//   3 c:        storage, rw    array<f32>        C: M×N, every element overwritten
+//   3 c:        storage, rw    array<f32>        C: M×N, every element overwritten (and, with
+//                                                BIAS_GRAD, M sums from sums_offset)
 //   4 partials: storage, rw    array<f32>        SPLIT only: splits × M × N partial products
 //   5 act_out:  storage, read  array<f32>        DERIVATIVE only: M×N outputs of the activation
 //                                                whose derivative multiplies C (from act_offset)
@@ -37,6 +38,14 @@
 // the output of activation DERIVATIVE_OF (the backward pass's δ·W ⊙ act'(output below), fused):
 // identity 1, ReLU [a > 0], sigmoid a(1 − a), tanh 1 − a², as elementwise.wgsl computes them.
 //
+// With BIAS_GRAD (TRANS_A only, op(A) = δᵀ with δ stored K×M: a linear layer's weight
+// gradient δᵀ·x), ⌈M / THREADS⌉ workgroups past the product's (flat ids tiles · splits and
+// on) also write each Σ_k op(A)[m, k], the layer's bias gradient, to c[sums_offset + m], one
+// invocation per m. The sums are added in `reduce.wgsl`'s `column_sum` order (blocks of
+// sum_block_rows rows; in each, four lanes each summing every 4th row from 0.0, then the lanes
+// in order; with several blocks, their totals summed from 0.0 in block order), so the result
+// is bit for bit column_sum's.
+//
 // Global loads are vec4 when the stored row length and the element offset are multiples of 4
 // (A_VEC4, B_VEC4, chosen by the host), else four masked scalar loads.
 //
@@ -47,7 +56,8 @@
 // stage_b skip v ≥ SLICE, and the multiply reads kk < K_STEP, h·WG_Y + ly < TM4,
 // w·WG_X + lx < TN4); accumulator indices stay below 4 · GROUPS_M · GROUPS_N ≤ 16 and the
 // per-invocation load and operand indices below 4 (the host keeps GROUPS_M, GROUPS_N ≤ 2
-// and LOADS ≤ 4).
+// and LOADS ≤ 4). `bias_grad` reads A at rows below K and columns below M, and writes
+// c[sums_offset + m] for m < M, a 1×M view of c's buffer the host has checked.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -66,6 +76,7 @@ override SPLIT: bool = false;
 override DOUBLE_BUFFER: bool = false;
 override DERIVATIVE: bool = false;
 override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
+override BIAS_GRAD: bool = false;
 
 override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4
 override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4
@@ -95,9 +106,9 @@ struct Params {
     splits: u32,         // K slices (1 without SPLIT)
     groups_x: u32,       // workgroups along x in this dispatch
     act_offset: u32,     // DERIVATIVE: element offset of act_out's M×N values
+    sums_offset: u32,    // BIAS_GRAD: element offset in c of the M sums
+    sum_block_rows: u32, // BIAS_GRAD: rows per block of the sums (column_sum's)
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 var<immediate> params: Params;
@@ -267,9 +278,44 @@ fn activate(x: vec4<f32>) -> vec4<f32> {
     }
 }
 
+// BIAS_GRAD: Σ_k op(A)[m, k] for the m of invocation t of the extra workgroup `group`, in
+// `column_sum`'s order (see the header). Every index is checked against M and K.
+fn bias_grad(group: u32, t: u32) {
+    let m = group * THREADS + t;
+    if (m >= params.m) {
+        return;
+    }
+    let blocks = (params.k + params.sum_block_rows - 1u) / params.sum_block_rows;
+    var total = 0.0;
+    for (var block = 0u; block < blocks; block++) {
+        let begin = block * params.sum_block_rows;
+        let end = min(begin + params.sum_block_rows, params.k);
+        var lanes = vec4<f32>(0.0);
+        for (var r = begin; r < end; r += 4u) {
+            for (var lane = 0u; lane < 4u; lane++) {
+                if (r + lane < end) {
+                    let i = params.a_offset + (r + lane) * params.m + m;
+                    lanes[lane] += a[i >> 2u][i & 3u];
+                }
+            }
+        }
+        let block_total = ((lanes.x + lanes.y) + lanes.z) + lanes.w;
+        if (blocks == 1u) {
+            total = block_total;
+        } else {
+            total += block_total;
+        }
+    }
+    c[params.sums_offset + m] = total;
+}
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let id = wg.y * params.groups_x + wg.x;
+    if (BIAS_GRAD && TRANS_A && id >= params.tiles * params.splits) {
+        bias_grad(id - params.tiles * params.splits, lid.y * WG_X + lid.x);
+        return;
+    }
     if (id >= params.tiles * params.splits) {
         return;
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::matmul::{check, check_tiled, tilings};
+use common::matmul::{check, check_linear_grads, check_tiled, tilings};
 use common::{CANARY, gpu, guarded, random_matrix, rng};
 use ndarray::Array2;
 use proptest::prelude::*;
@@ -36,6 +36,14 @@ proptest! {
     }
 
     #[test]
+    fn linear_grads_match_cpu_and_the_separate_ops_on_random_shapes(
+        rows in 1usize..=200, outputs in 1usize..=300, inputs in 1usize..=300,
+        seed in any::<u64>(),
+    ) {
+        check_linear_grads(rows, outputs, inputs, None, seed);
+    }
+
+    #[test]
     fn every_tiling_matches_cpu_on_random_shapes(
         m in 1usize..=300, n in 1usize..=300, k in 1usize..=300,
         spec in spec_strategy(), (tile, splits, pretranspose) in tiling_strategy(),
@@ -44,6 +52,28 @@ proptest! {
         let tiling = Tiling::split(Tile::ALL[tile], k, splits);
         let tiling = Tiling { pretranspose: pretranspose && tiling.splits == 1, ..tiling };
         check_tiled(m, n, k, spec, Some(tiling), with_bias, seed);
+    }
+}
+
+/// The bias gradient summed in the weight gradient's dispatch, with every tiling (each tile
+/// and K split), at the edges of the tiles, of a workgroup's invocations, of the column sum's
+/// 64-row blocks and of the fused path's 128 rows.
+#[test]
+fn every_tiling_of_linear_grads_matches_on_awkward_shapes() {
+    let shapes = [
+        (1, 1, 1),
+        (3, 7, 9),
+        (64, 65, 17),
+        (65, 257, 63),
+        (128, 33, 130),
+        (129, 5, 3),
+    ];
+    let mut case = 0u64;
+    for (rows, outputs, inputs) in shapes {
+        for tiling in tilings(rows) {
+            check_linear_grads(rows, outputs, inputs, Some(tiling), 900 + case);
+            case += 1;
+        }
     }
 }
 

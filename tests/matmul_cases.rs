@@ -8,7 +8,7 @@ use common::matmul::check;
 use common::{assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
 use ndarray::Array2;
 use steepest::backend::cpu;
-use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
+use steepest::{Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
 
 #[test]
 fn gpu_matches_cpu_on_named_sizes() {
@@ -335,4 +335,77 @@ fn fused_activation_backward_matches_cpu() {
         gpu.matmul_activation_backward_into(Matmul::nn(), &x, &x, Activation::Tanh, &y, &mut alias)
             .is_err()
     );
+}
+
+/// `linear_grads` records one dispatch where both gradients are views of one buffer and the
+/// batch is at most 128 rows, and the matmul's and the column sum's otherwise, with the same
+/// values either way; it refuses overlapping gradients and gradients that alias an input,
+/// changing nothing.
+#[test]
+fn linear_grads_fuse_where_they_can_and_refuse_overlaps() {
+    let gpu = common::own_gpu();
+    let ctx = gpu.context();
+    let mut r = rng(77);
+    for (rows, fused) in [(1, true), (128, true), (129, false)] {
+        let delta = random_matrix(&mut r, rows, 6, 1.0);
+        let input = random_matrix(&mut r, rows, 5, 1.0);
+        let (g_delta, g_input) = (
+            gpu.upload(delta.view()).unwrap(),
+            gpu.upload(input.view()).unwrap(),
+        );
+        let arena = gpu.arena("grads", &[(6, 5), (1, 6)]).unwrap();
+        let [mut w, mut b] = [0, 1].map(|i| arena.tensors()[i].clone());
+        let mut w_apart = gpu.zeros(6, 5).unwrap();
+        let mut b_apart = gpu.zeros(1, 6).unwrap();
+        let before = ctx.counters().dispatches;
+        gpu.linear_grads_into(&g_delta, &g_input, &mut w, &mut b)
+            .unwrap();
+        let one_buffer = ctx.counters().dispatches - before;
+        let before = ctx.counters().dispatches;
+        gpu.linear_grads_into(&g_delta, &g_input, &mut w_apart, &mut b_apart)
+            .unwrap();
+        let two_buffers = ctx.counters().dispatches - before;
+        // Apart: the matmul's dispatch, then the column sum's (two passes past 64 rows).
+        assert!(two_buffers >= 2, "{rows} rows, gradients in two buffers");
+        match fused {
+            true => assert_eq!(one_buffer, 1, "{rows} rows"),
+            false => assert_eq!(one_buffer, two_buffers, "{rows} rows"),
+        }
+        let mut expected = (Array2::zeros((6, 5)), Array2::zeros((1, 6)));
+        CpuBackend
+            .linear_grads_into(&delta, &input, &mut expected.0, &mut expected.1)
+            .unwrap();
+        for (what, actual, expected) in [
+            ("weight", gpu.download(&w).unwrap(), &expected.0),
+            ("bias", gpu.download(&b).unwrap(), &expected.1),
+            ("weight apart", gpu.download(&w_apart).unwrap(), &expected.0),
+            ("bias apart", gpu.download(&b_apart).unwrap(), &expected.1),
+        ] {
+            let diff = common::max_abs_diff(&actual, expected);
+            assert!(diff < 1e-5, "{rows} rows, {what}: off by {diff}");
+        }
+    }
+
+    // Overlapping gradients, and a gradient in an input's buffer: refused, nothing written.
+    let ones = Array2::<f32>::ones((4, 3));
+    let delta = gpu.upload(ones.view()).unwrap();
+    let input = gpu.upload(ones.view()).unwrap();
+    let shared = GpuBuffer::<f32>::zeros(ctx, "shared", 16).unwrap();
+    let mut w = GpuMatrix::view(shared.clone(), 0, 3, 3).unwrap();
+    let mut b = GpuMatrix::view(shared.clone(), 8, 1, 3).unwrap();
+    let err = gpu
+        .linear_grads_into(&delta, &input, &mut w, &mut b)
+        .unwrap_err();
+    assert!(err.to_string().contains("overlaps"), "{err}");
+    let mut in_delta = GpuMatrix::view(delta.buffer().clone(), 0, 1, 3).unwrap();
+    let err = gpu
+        .linear_grads_into(&delta, &input, &mut gpu.zeros(3, 3).unwrap(), &mut in_delta)
+        .unwrap_err();
+    assert!(err.to_string().contains("is also an input"), "{err}");
+    assert_eq!(
+        shared.read(ctx).unwrap(),
+        vec![0.0; 16],
+        "the gradients were written"
+    );
+    assert_eq!(gpu.download(&delta).unwrap(), ones, "the input was changed");
 }

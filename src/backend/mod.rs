@@ -137,6 +137,30 @@ pub trait Backend: 'static {
         self.activation_backward(activation, output, out)
     }
 
+    /// A linear layer's parameter gradients from `delta` (∂/∂ its pre-activation output,
+    /// batch × outputs) and its `input` (batch × inputs): `weight_grad ← deltaᵀ · input` and
+    /// `bias_grad ← Σ_rows delta`. The result is exactly [`Backend::matmul_into`] (`Matmul::tn()`)
+    /// followed by [`Backend::column_sum_into`] (the default); the GPU computes both in one
+    /// kernel where it can. Checks both before writing either.
+    fn linear_grads_into(
+        &self,
+        delta: &Self::Matrix,
+        input: &Self::Matrix,
+        weight_grad: &mut Self::Matrix,
+        bias_grad: &mut Self::Matrix,
+    ) -> Result<()> {
+        matmul_dims(
+            Matmul::tn(),
+            delta.shape(),
+            input.shape(),
+            None,
+            weight_grad.shape(),
+        )?;
+        column_sum_dims(delta.shape(), bias_grad.shape())?;
+        self.matmul_into(Matmul::tn(), delta, input, None, weight_grad)?;
+        self.column_sum_into(delta, bias_grad)
+    }
+
     /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).
     fn gather_rows_into(
         &self,

@@ -102,8 +102,7 @@ impl<B: Backend> Layer<B> for Linear {
         // grad_output is ∂/∂(pre-activation): the layer above (or the model, for the top
         // layer) multiplied the derivative in. ∂W = δᵀ · x, ∂b = Σ_rows δ.
         let delta = pass.grad_output;
-        backend.matmul_into(Matmul::tn(), delta, pass.input, None, weight_grad)?;
-        backend.column_sum_into(delta, bias_grad)?;
+        backend.linear_grads_into(delta, pass.input, weight_grad, bias_grad)?;
         if let Some(below) = pass.grad_input {
             // ∂/∂(pre-activation below) = (δ · W) ⊙ act'(its output), in one kernel.
             if below.activation == Activation::Identity {

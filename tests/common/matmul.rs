@@ -3,10 +3,10 @@
 
 use ndarray::Array2;
 use steepest::backend::cpu;
-use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
-use steepest::{Backend, Matmul};
+use steepest::backend::gpu::{Tile, Tiling, linear_grads_tiled, matmul_tiled};
+use steepest::{Activation, Backend, GpuBuffer, GpuMatrix, Matmul};
 
-use super::{assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
+use super::{CANARY, assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
 
 /// One GPU-vs-CPU comparison with the tiling chosen for the shape.
 pub fn check(m: usize, n: usize, k: usize, spec: Matmul, with_bias: bool, seed: u64) {
@@ -98,4 +98,105 @@ pub fn check_tiled(
     let what = format!("{m}×{n}×{k} {spec:?} {tiling:?} bias={with_bias} seed={seed}");
     assert_close(&what, &actual, &expected, &tol);
     out.assert_untouched(&what);
+}
+
+/// A linear layer's parameter gradients (`linear_grads`: δᵀ·x and Σ_rows δ, the bias gradient
+/// summed in the weight gradient's dispatch where the batch is short) against the CPU twin
+/// (a matmul, then a column sum), and bit for bit against the two GPU ops run separately.
+/// Both gradients are views of one buffer, as in a model's gradient arena (the bias before
+/// or after the weight, as `seed` says), NaN inside and canaries everywhere else.
+pub fn check_linear_grads(
+    rows: usize,
+    outputs: usize,
+    inputs: usize,
+    tiling: Option<Tiling>,
+    seed: u64,
+) {
+    let mut rng = rng(seed);
+    let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
+    let delta = random_matrix(&mut rng, rows, outputs, scale);
+    let input = random_matrix(&mut rng, rows, inputs, 1.0);
+    let mut weight = Array2::zeros((outputs, inputs));
+    cpu::matmul(Matmul::tn(), delta.view(), input.view(), None, &mut weight).unwrap();
+    let mut bias = Array2::zeros((1, outputs));
+    cpu::column_sum(delta.view(), &mut bias).unwrap();
+
+    // [canaries][first view][canaries][second view][canaries past a whole tile of overrun]
+    let (lead, gap) = ((seed % 13) as usize, (seed / 13 % 9) as usize);
+    let (w_len, b_len) = (outputs * inputs, outputs);
+    let bias_first = seed.is_multiple_of(2);
+    let (first, second) = if bias_first {
+        (b_len, w_len)
+    } else {
+        (w_len, b_len)
+    };
+    let tail = 128 * inputs.max(outputs) + 300;
+    let mut data = vec![CANARY; lead];
+    data.extend(std::iter::repeat_n(f32::NAN, first));
+    data.extend(std::iter::repeat_n(CANARY, gap));
+    data.extend(std::iter::repeat_n(f32::NAN, second));
+    data.extend(std::iter::repeat_n(CANARY, tail));
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let buffer = GpuBuffer::from_slice(ctx, "linear gradients", &data).unwrap();
+    let (w_at, b_at) = match bias_first {
+        true => (lead + b_len + gap, lead),
+        false => (lead, lead + w_len + gap),
+    };
+    let w_view = GpuMatrix::view(buffer.clone(), w_at, outputs, inputs).unwrap();
+    let b_view = GpuMatrix::view(buffer.clone(), b_at, 1, outputs).unwrap();
+    let (g_delta, g_input) = (
+        super::placed(&delta, (seed % 5) as usize),
+        gpu.upload(input.view()).unwrap(),
+    );
+    linear_grads_tiled(ctx, tiling, &g_delta, &g_input, &w_view, &b_view).unwrap();
+
+    let what = format!("linear_grads {rows} rows, {inputs}→{outputs} {tiling:?} seed={seed}");
+    let abs_delta_t = delta.t().mapv(f32::abs);
+    let w_tol = matmul_tolerance(
+        abs_delta_t.view(),
+        input.mapv(f32::abs).view(),
+        None,
+        rows,
+        Activation::Identity,
+    );
+    let actual_w = gpu.download(&w_view).unwrap();
+    let actual_b = gpu.download(&b_view).unwrap();
+    assert_close(&format!("{what}: weight"), &actual_w, &weight, &w_tol);
+    // Each bias element is a sum of `rows` terms of size ≤ scale in another order.
+    let b_tol = Array2::from_elem((1, outputs), 4.0 * rows as f32 * scale * f32::EPSILON);
+    assert_close(&format!("{what}: bias"), &actual_b, &bias, &b_tol);
+    let all = buffer.read(ctx).unwrap();
+    for (i, v) in all.iter().enumerate() {
+        let inside = (w_at..w_at + w_len).contains(&i) || (b_at..b_at + b_len).contains(&i);
+        assert!(
+            inside || v.to_bits() == CANARY.to_bits(),
+            "{what}: wrote {v} at element {i} outside both views"
+        );
+    }
+
+    // The fusion changes no bit: the two ops on their own, with the same tiling.
+    let separate_w = gpu.zeros(outputs, inputs).unwrap();
+    let mut separate_b = gpu.zeros(1, outputs).unwrap();
+    matmul_tiled(
+        ctx,
+        Matmul::tn(),
+        tiling,
+        &g_delta,
+        &g_input,
+        None,
+        &separate_w,
+    )
+    .unwrap();
+    gpu.column_sum_into(&g_delta, &mut separate_b).unwrap();
+    let same_bits =
+        |x: &Array2<f32>, y: &Array2<f32>| x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(
+        same_bits(&actual_w, &gpu.download(&separate_w).unwrap()),
+        "{what}: the weight gradient differs from matmul's"
+    );
+    assert!(
+        same_bits(&actual_b, &gpu.download(&separate_b).unwrap()),
+        "{what}: the bias gradient differs from column_sum's"
+    );
 }

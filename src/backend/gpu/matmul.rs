@@ -5,10 +5,11 @@ use super::GpuMatrix;
 use super::context::{GpuContext, lock};
 use super::dispatch::{check_bindings, check_no_alias, folded_grid, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
+use super::reduce::{column_sum, column_sum_block_rows};
 use super::sites::{Dispatch, Step};
 use super::tiling::{Tiling, check_tiling};
 use super::transpose::Planned;
-use crate::backend::{Activation, Matmul, Matrix, matmul_dims};
+use crate::backend::{Activation, Matmul, Matrix, column_sum_dims, matmul_dims};
 use crate::error::{Error, Result};
 
 const MATMUL: Kernel = Kernel {
@@ -47,7 +48,9 @@ struct Params {
     splits: u32,
     groups_x: u32,
     act_offset: u32,
-    _pad: [u32; 3],
+    sums_offset: u32,
+    sum_block_rows: u32,
+    _pad: u32,
 }
 
 // Every adapter steepest opens offers at least this much immediate data.
@@ -68,6 +71,16 @@ pub fn matmul(
     matmul_tiled(ctx, spec, None, a, b, bias, out)
 }
 
+/// What a product's dispatch computes beside `act(op(a) · op(b) + bias)`.
+#[derive(Clone, Copy, Default)]
+struct Fused<'a> {
+    /// The result multiplied by act'(·) of this activation's output
+    /// ([`matmul_activation_backward`]).
+    derivative: Option<(Activation, &'a GpuMatrix)>,
+    /// Σ_k op(A)[m, k] into this 1×M view of the output's buffer ([`linear_grads`]).
+    bias_grad: Option<&'a GpuMatrix>,
+}
+
 /// [`matmul`] with the tiling given (`None`: chosen from the shape). Every tiling computes the
 /// same product; this exists to compare and test them.
 pub fn matmul_tiled(
@@ -79,7 +92,15 @@ pub fn matmul_tiled(
     bias: Option<&GpuMatrix>,
     out: &GpuMatrix,
 ) -> Result<()> {
-    record("matmul", ctx, spec, tiling, (a, b, bias), None, out)
+    record(
+        "matmul",
+        ctx,
+        spec,
+        tiling,
+        (a, b, bias),
+        Fused::default(),
+        out,
+    )
 }
 
 /// `out ← (op(a) · op(b)) ⊙ act'(·)` where `output` (shaped as `out`) is what `activation`
@@ -103,9 +124,97 @@ pub fn matmul_activation_backward(
         spec,
         None,
         (a, b, None),
-        Some((activation, output)),
+        Fused {
+            derivative: Some((activation, output)),
+            bias_grad: None,
+        },
         out,
     )
+}
+
+/// Batches of at most this many rows have their bias gradient summed in the weight
+/// gradient's dispatch ([`linear_grads`]): each sum is one invocation's loop over the rows, so
+/// longer batches keep the separate, wider [`column_sum`].
+const FUSED_BIAS_GRAD_ROWS: usize = 128;
+
+/// A linear layer's parameter gradients from `delta` (δ, batch × outputs) and the layer's
+/// `input` (batch × inputs): `weight_grad ← δᵀ · input` and `bias_grad ← Σ_rows δ`. The twin
+/// of [`crate::backend::cpu::matmul`] followed by [`crate::backend::cpu::column_sum`], and bit
+/// for bit [`matmul`] followed by [`column_sum`]: when both gradients are views of one buffer
+/// (a model's gradient arena) and the batch has at most 128 rows, one dispatch computes both
+/// (a training step records one kernel fewer per layer). Checks both before writing either.
+pub fn linear_grads(
+    ctx: &GpuContext,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    weight_grad: &GpuMatrix,
+    bias_grad: &GpuMatrix,
+) -> Result<()> {
+    linear_grads_tiled(ctx, None, delta, input, weight_grad, bias_grad)
+}
+
+/// [`linear_grads`] with the weight gradient's tiling given (`None`: chosen from the shape),
+/// fused or not as `linear_grads` decides. This exists to test every tiling fused.
+pub fn linear_grads_tiled(
+    ctx: &GpuContext,
+    tiling: Option<Tiling>,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    weight_grad: &GpuMatrix,
+    bias_grad: &GpuMatrix,
+) -> Result<()> {
+    let op = "linear_grads";
+    let spec = Matmul::tn();
+    matmul_dims(
+        spec,
+        delta.shape(),
+        input.shape(),
+        None,
+        weight_grad.shape(),
+    )?;
+    column_sum_dims(delta.shape(), bias_grad.shape())?;
+    check_bindings(ctx, op, &[delta, input, weight_grad, bias_grad])?;
+    for out in [weight_grad, bias_grad] {
+        check_no_alias(op, out, &[delta, input])?;
+    }
+    let shared = weight_grad.buffer().raw() == bias_grad.buffer().raw();
+    if shared && overlap(weight_grad, bias_grad) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "the bias gradient (elements {}..{}) overlaps the weight gradient ({}..{}) in \
+                 {:?}",
+                bias_grad.offset(),
+                bias_grad.offset() + bias_grad.shape().1,
+                weight_grad.offset(),
+                weight_grad.offset() + weight_grad.shape().0 * weight_grad.shape().1,
+                weight_grad.buffer().label()
+            ),
+        });
+    }
+    if !shared || delta.shape().0 > FUSED_BIAS_GRAD_ROWS {
+        matmul_tiled(ctx, spec, tiling, delta, input, None, weight_grad)?;
+        return column_sum(ctx, delta, bias_grad);
+    }
+    let fused = Fused {
+        derivative: None,
+        bias_grad: Some(bias_grad),
+    };
+    record(
+        op,
+        ctx,
+        spec,
+        tiling,
+        (delta, input, None),
+        fused,
+        weight_grad,
+    )
+}
+
+/// Whether two views share an element (of one buffer).
+fn overlap(x: &GpuMatrix, y: &GpuMatrix) -> bool {
+    let end = |v: &GpuMatrix| v.offset() + v.shape().0 * v.shape().1;
+    x.offset() < end(y) && y.offset() < end(x)
 }
 
 /// Where the K-contiguous operands of an `m × n` over `k` product go when they are transposed
@@ -174,9 +283,13 @@ fn record(
     spec: Matmul,
     tiling: Option<Tiling>,
     (a, b, bias): (&GpuMatrix, &GpuMatrix, Option<&GpuMatrix>),
-    derivative: Option<(Activation, &GpuMatrix)>,
+    fused: Fused<'_>,
     out: &GpuMatrix,
 ) -> Result<()> {
+    let Fused {
+        derivative,
+        bias_grad,
+    } = fused;
     let dims = matmul_dims(
         spec,
         a.shape(),
@@ -195,6 +308,17 @@ fn record(
     check_bindings(ctx, op, inputs)?;
     check_bindings(ctx, op, &[out])?;
     let (m, n, k) = (dims.m, dims.n, dims.k);
+    if let Some(sums) = bias_grad {
+        // The sums read op(A) as stored K×M and go to the output's buffer.
+        column_sum_dims(a.shape(), sums.shape())?;
+        if !spec.trans_a || sums.buffer().raw() != out.buffer().raw() {
+            return Err(Error::Gpu {
+                op,
+                message: "a fused bias gradient needs a transposed A and the output's buffer"
+                    .into(),
+            });
+        }
+    }
     let outputs = to_u32(op, "M·N", m.saturating_mul(n))? as usize;
     let max_partials = ctx.max_partials();
     let tiling = match tiling {
@@ -220,10 +344,24 @@ fn record(
     let a = staged_a.as_ref().unwrap_or(a);
     let b = staged_b.as_ref().unwrap_or(b);
     let split = tiling.splits > 1;
-
-    let [groups_x, groups_y] = folded_grid(ctx, op, tiling.workgroups(m, n), || {
-        format!("{m}×{n} over K = {k}")
-    })?;
+    let shape = tiling.tile.shape();
+    // With a bias gradient, one invocation per sum in workgroups after the product's.
+    let sum_groups = match bias_grad {
+        Some(_) => m.div_ceil((shape.wg_x * shape.wg_y) as usize),
+        None => 0,
+    };
+    let sum_block_rows = match bias_grad {
+        Some(_) => column_sum_block_rows(
+            k,
+            m,
+            ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize,
+            max_partials,
+        ),
+        None => 0,
+    };
+    let workgroups = tiling.workgroups(m, n).saturating_add(sum_groups);
+    let [groups_x, groups_y] =
+        folded_grid(ctx, op, workgroups, || format!("{m}×{n} over K = {k}"))?;
     let params = Params {
         m: to_u32(op, "M", m)?,
         n: to_u32(op, "N", n)?,
@@ -242,13 +380,18 @@ fn record(
             "activation output offset",
             derivative.map_or(0, |d| d.1.offset()),
         )?,
-        _pad: [0; 3],
+        sums_offset: to_u32(
+            op,
+            "bias gradient offset",
+            bias_grad.map_or(0, |s| s.offset()),
+        )?,
+        sum_block_rows: to_u32(op, "rows per block", sum_block_rows)?,
+        _pad: 0,
     };
 
     // A whole vec4 load needs the stored rows to start on 16-byte boundaries.
     let vec4_ok = |m: &GpuMatrix| m.shape().1.is_multiple_of(4) && m.offset().is_multiple_of(4);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let shape = tiling.tile.shape();
     let epilogue = [
         ("HAS_BIAS", flag(bias.is_some())),
         ("ACTIVATION", f64::from(spec.activation.shader_code())),
@@ -275,6 +418,7 @@ fn record(
         e2,
         e3,
         e4,
+        ("BIAS_GRAD", flag(bias_grad.is_some())),
     ];
     let main = ctx.pipeline(&MATMUL, &overrides)?;
     let reduce = match split {

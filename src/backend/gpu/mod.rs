@@ -33,7 +33,9 @@ pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
-pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
+pub use matmul::{
+    linear_grads, linear_grads_tiled, matmul, matmul_activation_backward, matmul_tiled,
+};
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
 pub use options::GpuOptions;
@@ -216,6 +218,16 @@ impl Backend for GpuBackend {
         out: &mut GpuMatrix,
     ) -> Result<()> {
         matmul_activation_backward(&self.ctx, spec, a, b, activation, output, out)
+    }
+
+    fn linear_grads_into(
+        &self,
+        delta: &GpuMatrix,
+        input: &GpuMatrix,
+        weight_grad: &mut GpuMatrix,
+        bias_grad: &mut GpuMatrix,
+    ) -> Result<()> {
+        linear_grads(&self.ctx, delta, input, weight_grad, bias_grad)
     }
 
     fn gather_rows_into(

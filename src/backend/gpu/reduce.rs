@@ -55,7 +55,7 @@ const COLUMN_SUM_BLOCK_COLS: usize = 64;
 
 /// Rows per block for a `rows × cols` column sum: the default, grown (by doubling) until the
 /// blocks fit the device's workgroup grid and their partial sums fit `max_partials`.
-fn column_sum_block_rows(
+pub(super) fn column_sum_block_rows(
     rows: usize,
     cols: usize,
     grid_limit: usize,

@@ -290,13 +290,23 @@ fn bias_grad(group: u32, t: u32) {
     for (var block = 0u; block < blocks; block++) {
         let begin = block * params.sum_block_rows;
         let end = min(begin + params.sum_block_rows, params.k);
+        // lanes[l] sums rows begin + l, begin + l + 4, …. Sixteen rows are loaded before any
+        // is added, so the loads overlap; a row past the block loads as 0.0, which leaves the
+        // sum unchanged bit for bit (a sum that starts at +0.0 is never −0.0).
         var lanes = vec4<f32>(0.0);
-        for (var r = begin; r < end; r += 4u) {
-            for (var lane = 0u; lane < 4u; lane++) {
-                if (r + lane < end) {
-                    let i = params.a_offset + (r + lane) * params.m + m;
-                    lanes[lane] += a[i >> 2u][i & 3u];
+        for (var r = begin; r < end; r += 16u) {
+            var rows: array<vec4<f32>, 4>;
+            for (var j = 0u; j < 4u; j++) {
+                for (var lane = 0u; lane < 4u; lane++) {
+                    let row = r + 4u * j + lane;
+                    if (row < end) {
+                        let i = params.a_offset + row * params.m + m;
+                        rows[j][lane] = a[i >> 2u][i & 3u];
+                    }
                 }
+            }
+            for (var j = 0u; j < 4u; j++) {
+                lanes += rows[j];
             }
         }
         let block_total = ((lanes.x + lanes.y) + lanes.z) + lanes.w;

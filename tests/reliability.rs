@@ -61,6 +61,23 @@ fn a_validation_error_outside_any_scope_comes_back_as_an_error() {
 }
 
 #[test]
+fn work_that_fails_at_submit_comes_back_as_the_submits_error() {
+    let g = common::own_gpu();
+    let ctx = g.context();
+    // An application's own recording that dispatches with no pipeline set: wgpu rejects the
+    // command buffer when it is finished and submitted (outside any error scope), and the
+    // flush returns that as its error instead of losing it.
+    ctx.record_compute(|pass| pass.dispatch_workgroups(1, 1, 1))
+        .unwrap();
+    let err = g.flush().unwrap_err();
+    assert!(matches!(err, Error::Gpu { op: "submit", .. }), "{err:?}");
+    // Reported once; the context stays usable.
+    g.flush().unwrap();
+    let m = g.upload(ndarray::array![[2.0f32]].view()).unwrap();
+    assert_eq!(g.download(&m).unwrap()[[0, 0]], 2.0);
+}
+
+#[test]
 fn twenty_thousand_steps_leak_no_buffers_and_no_memory() {
     let g = common::own_gpu();
     let data = data::moons(64, 0.1, 1).unwrap();

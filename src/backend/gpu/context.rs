@@ -51,7 +51,7 @@ pub struct GpuContext {
     /// Set by wgpu's device-lost callback; every later op fails with it.
     pub(super) lost: Arc<Mutex<Option<String>>>,
     /// Errors that escaped every error scope (wgpu would otherwise panic on them).
-    pub(super) uncaptured: Arc<Mutex<Option<String>>>,
+    pub(super) uncaptured: Arc<Mutex<Option<super::scopes::Uncaptured>>>,
     /// Bound where a kernel's optional read-only input is absent (e.g. no bias).
     pub(crate) placeholder: wgpu::Buffer,
     /// Bound where a kernel's optional writable binding is unused (it may not alias the
@@ -163,7 +163,7 @@ impl GpuContext {
         let uncaptured_slot = Arc::clone(&uncaptured);
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             log::error!("uncaptured GPU error: {error}");
-            lock(&uncaptured_slot).get_or_insert_with(|| error.to_string());
+            lock(&uncaptured_slot).get_or_insert_with(|| error.into());
         }));
 
         let placeholder = |label| {

@@ -72,9 +72,14 @@ impl GpuContext {
             return Ok(());
         };
         drop(pass);
-        self.scoped("submit", || self.queue.submit([encoder.finish()]))?;
+        // No error scope: pushing and popping three scopes is a measurable share of a small
+        // step's host time. wgpu reports what finishing or submitting rejects to the
+        // uncaptured-error handler, on this thread, before `submit` returns; it is taken
+        // right after (and anything from before is reported as such first).
+        self.check_health()?;
+        self.queue.submit([encoder.finish()]);
         self.counters.submits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.take_uncaptured("submit")
     }
 
     /// Blocks until every recorded and submitted command has finished; counts as one wait.

@@ -1,6 +1,6 @@
 //! Error capture and counted creation: wgpu's errors come back as [`Error`] values (error
-//! scopes around each creation and submit, the device-lost and uncaptured-error slots), and
-//! every buffer and bind group created is counted.
+//! scopes around each creation, the device-lost and uncaptured-error slots, the latter also
+//! read right after each submit), and every buffer and bind group created is counted.
 
 use std::sync::atomic::Ordering;
 
@@ -66,13 +66,16 @@ impl GpuContext {
         if let Some(message) = lock(&self.lost).clone() {
             return Err(Error::DeviceLost { message });
         }
-        if let Some(message) = lock(&self.uncaptured).take() {
-            return Err(Error::Gpu {
-                op: "earlier GPU work",
-                message,
-            });
+        self.take_uncaptured("earlier GPU work")
+    }
+
+    /// Fails with the error wgpu reported outside every error scope since the last look, if
+    /// any, naming `op`.
+    pub(crate) fn take_uncaptured(&self, op: &'static str) -> Result<()> {
+        match lock(&self.uncaptured).take() {
+            None => Ok(()),
+            Some(error) => Err(error.into_error(op)),
         }
-        Ok(())
     }
 
     /// Runs `f` inside validation, out-of-memory and internal error scopes and turns anything
@@ -91,14 +94,39 @@ impl GpuContext {
         ];
         match errors.into_iter().flatten().next() {
             None => Ok(value),
-            Some(wgpu::Error::OutOfMemory { .. }) => Err(Error::OutOfMemory {
+            Some(error) => Err(Uncaptured::from(error).into_error(op)),
+        }
+    }
+}
+
+/// An error wgpu reported: whether the device ran out of memory, and its message.
+#[derive(Debug)]
+pub(crate) struct Uncaptured {
+    out_of_memory: bool,
+    message: String,
+}
+
+impl From<wgpu::Error> for Uncaptured {
+    fn from(error: wgpu::Error) -> Self {
+        Self {
+            out_of_memory: matches!(error, wgpu::Error::OutOfMemory { .. }),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl Uncaptured {
+    /// The [`Error`] naming `op`.
+    pub(crate) fn into_error(self, op: &'static str) -> Error {
+        match self.out_of_memory {
+            true => Error::OutOfMemory {
                 op,
                 message: "the device has no memory left".into(),
-            }),
-            Some(error) => Err(Error::Gpu {
+            },
+            false => Error::Gpu {
                 op,
-                message: error.to_string(),
-            }),
+                message: self.message,
+            },
         }
     }
 }

@@ -8,6 +8,11 @@
 //! cargo run --release --example gpu_report -- --sections matmul,train --tilings
 //! ```
 //!
+//! With `WGPU_BACKEND=noop WGPU_NOOP_BACKEND=1` (wgpu's noop backend, enabled for the
+//! examples) nothing runs, and the `host` lines and the training rows' host µs measure
+//! steepest's and wgpu-core's own share of a step, without a driver: the part of the host
+//! time this crate controls, the same on any machine with this CPU.
+//!
 //! Sections: `matmul` (NN/NT/TN squares 1024–8192 and a fused linear layer), `shapes` (the
 //! bench MLPs' own forward and backward products), `copy` (buffer-to-buffer bandwidth),
 //! `optim` (Adam and SGD with momentum over 1e8 parameters), `train` (one training step of
@@ -465,6 +470,12 @@ fn run(args: Args) -> Result<(), String> {
         ctx.limits().max_storage_buffer_binding_size,
         ctx.limits().max_compute_workgroups_per_dimension
     );
+    if ctx.adapter_info().backend == steepest::wgpu::Backend::Noop {
+        println!(
+            "note wgpu's noop backend runs nothing: only the host lines (steepest's and \
+             wgpu-core's own time, no driver) mean anything"
+        );
+    }
     let mut report = Report {
         gpu,
         quick: args.quick,

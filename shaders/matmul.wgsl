@@ -291,8 +291,8 @@ fn bias_grad(group: u32, t: u32) {
         let begin = block * params.sum_block_rows;
         let end = min(begin + params.sum_block_rows, params.k);
         // lanes[l] sums rows begin + l, begin + l + 4, …. Sixteen rows are loaded before any
-        // is added, so the loads overlap; a row past the block loads as 0.0, which leaves the
-        // sum unchanged bit for bit (a sum that starts at +0.0 is never −0.0).
+        // is added, so the loads overlap; a lane whose row is past the block keeps its sum
+        // (selected, not added to, so nothing depends on how a driver treats x + 0.0).
         var lanes = vec4<f32>(0.0);
         for (var r = begin; r < end; r += 16u) {
             var rows: array<vec4<f32>, 4>;
@@ -306,7 +306,8 @@ fn bias_grad(group: u32, t: u32) {
                 }
             }
             for (var j = 0u; j < 4u; j++) {
-                lanes += rows[j];
+                let row = vec4<u32>(r + 4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
+                lanes = select(lanes, lanes + rows[j], row < vec4<u32>(end));
             }
         }
         let block_total = ((lanes.x + lanes.y) + lanes.z) + lanes.w;

@@ -22,6 +22,10 @@
 //                  striding over the M·N outputs: C = act(Σ_slice partials (in slice order) +
 //                  bias). The order is fixed, so results are the same run to run.
 //
+// `linear_backward.wgsl` sums a small layer's products in this kernel's order for an unsplit
+// K (one fma per k, from 0.0, K padded with zeros to a multiple of K_STEP) and multiplies the
+// derivative as it does: they must change together (tests compare their bits).
+//
 // Tile configurations (override constants, chosen per call by the host from M, N, K): a tile
 // is TILE_M × TILE_N with TILE_M = 4·WG_Y·GROUPS_M and TILE_N = 4·WG_X·GROUPS_N. Each
 // invocation accumulates GROUPS_M × GROUPS_N blocks of 4×4 in registers, at rows

@@ -17,9 +17,9 @@
 //                      partials[block · cols + c]
 //   column_sum_finish  out[c] = Σ_block partials[block · cols + c] in block order.
 //                      (G, 1, 1) workgroups of 256, each invocation striding over columns.
-//                      `matmul.wgsl`'s BIAS_GRAD sums a linear layer's bias gradient in
-//                      exactly this order (the two must change together: a test compares
-//                      their bits).
+//                      `matmul.wgsl`'s BIAS_GRAD and `linear_backward.wgsl` sum a linear
+//                      layer's bias gradient in exactly this order (they must change
+//                      together: tests compare their bits).
 //   sum_squares  partials[partial_base + w] = Σ x² over the elements that workgroup w's
 //                invocations visit (`rows·cols` elements, invocation i visits i, i + 256·G,
 //                …), summed by a fixed tree. (G, 1, 1) with G ≤ 256.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::matmul::{check, check_linear_grads, check_tiled, tilings};
+use common::matmul::{check, check_linear_backward, check_linear_grads, check_tiled, tilings};
 use common::{CANARY, gpu, guarded, random_matrix, rng};
 use ndarray::Array2;
 use proptest::prelude::*;
@@ -44,6 +44,14 @@ proptest! {
     }
 
     #[test]
+    fn linear_backward_matches_cpu_and_the_separate_ops_on_random_shapes(
+        rows in 1usize..=160, outputs in 1usize..=300, inputs in 1usize..=100,
+        below in proptest::option::of(0..Activation::ALL.len()), seed in any::<u64>(),
+    ) {
+        check_linear_backward(rows, outputs, inputs, below.map(|a| Activation::ALL[a]), seed);
+    }
+
+    #[test]
     fn every_tiling_matches_cpu_on_random_shapes(
         m in 1usize..=300, n in 1usize..=300, k in 1usize..=300,
         spec in spec_strategy(), (tile, splits, pretranspose) in tiling_strategy(),
@@ -72,6 +80,31 @@ fn every_tiling_of_linear_grads_matches_on_awkward_shapes() {
     for (rows, outputs, inputs) in shapes {
         for tiling in tilings(rows) {
             check_linear_grads(rows, outputs, inputs, Some(tiling), 900 + case);
+            case += 1;
+        }
+    }
+}
+
+/// A linear layer's backward pass in one kernel (and, past its limits of 128 rows, 256 outputs
+/// or a product's size, as separate ops) at the edges of a workgroup, of K's 8-wide padding, of
+/// the column sum's blocks, with every activation below and none.
+#[test]
+fn linear_backward_matches_on_awkward_shapes() {
+    let shapes = [
+        (1, 1, 1),
+        (3, 7, 9),
+        (8, 64, 65),
+        (64, 65, 17),
+        (65, 9, 63),
+        (128, 256, 64),
+        (128, 257, 3),
+        (129, 5, 3),
+        (100, 200, 120),
+    ];
+    let mut case = 0u64;
+    for (rows, outputs, inputs) in shapes {
+        for below in [None].into_iter().chain(Activation::ALL.map(Some)) {
+            check_linear_backward(rows, outputs, inputs, below, 1300 + case);
             case += 1;
         }
     }

@@ -409,3 +409,92 @@ fn linear_grads_fuse_where_they_can_and_refuse_overlaps() {
     );
     assert_eq!(gpu.download(&delta).unwrap(), ones, "the input was changed");
 }
+
+/// A small layer's backward pass is one dispatch (weight, bias and input gradients), a layer
+/// past the one kernel's limits or with its gradients in two buffers the separate ops'; bad
+/// shapes and an output that aliases an input are refused before anything is written.
+#[test]
+fn linear_backward_is_one_dispatch_for_a_small_layer_and_refuses_bad_input() {
+    let gpu = common::own_gpu();
+    let ctx = gpu.context();
+    let mut r = rng(78);
+    let mut dispatches = |rows: usize, outputs: usize, inputs: usize, one_buffer: bool| {
+        let delta = gpu
+            .upload(random_matrix(&mut r, rows, outputs, 1.0).view())
+            .unwrap();
+        let input = gpu
+            .upload(random_matrix(&mut r, rows, inputs, 1.0).view())
+            .unwrap();
+        let weight = gpu
+            .upload(random_matrix(&mut r, outputs, inputs, 1.0).view())
+            .unwrap();
+        let arena = gpu
+            .arena("grads", &[(outputs, inputs), (1, outputs)])
+            .unwrap();
+        let (mut w, mut b) = match one_buffer {
+            true => (arena.tensors()[0].clone(), arena.tensors()[1].clone()),
+            false => (
+                gpu.zeros(outputs, inputs).unwrap(),
+                gpu.zeros(1, outputs).unwrap(),
+            ),
+        };
+        let mut below = gpu.zeros(rows, inputs).unwrap();
+        let before = ctx.counters().dispatches;
+        gpu.linear_backward_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut w, &mut b),
+            Some((Activation::Relu, &input, &mut below)),
+        )
+        .unwrap();
+        ctx.counters().dispatches - before
+    };
+    assert_eq!(dispatches(16, 8, 5, true), 1, "a small layer");
+    assert_eq!(dispatches(64, 64, 64, true), 1, "2-64-64-2's middle layer");
+    assert_eq!(dispatches(128, 10, 256, true), 1, "784-256-10's top layer");
+    assert!(dispatches(16, 8, 5, false) >= 3, "gradients in two buffers");
+    assert!(dispatches(129, 8, 5, true) >= 2, "past 128 rows");
+    assert!(dispatches(16, 257, 5, true) >= 2, "past 256 outputs");
+    assert!(
+        dispatches(128, 256, 65, true) >= 2,
+        "a product past 2²¹ multiply-adds"
+    );
+
+    let ones = Array2::<f32>::ones((4, 3));
+    let delta = gpu.upload(ones.view()).unwrap();
+    let input = gpu.upload(ones.view()).unwrap();
+    let weight = gpu.upload(Array2::<f32>::ones((3, 3)).view()).unwrap();
+    let arena = gpu.arena("grads", &[(3, 3), (1, 3)]).unwrap();
+    let (mut w, mut b) = (arena.tensors()[0].clone(), arena.tensors()[1].clone());
+    // A gradient below of the wrong shape.
+    let mut wrong = gpu.zeros(3, 3).unwrap();
+    let err = gpu
+        .linear_backward_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut w, &mut b),
+            Some((Activation::Tanh, &input, &mut wrong)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("gradient below is 3×3"), "{err}");
+    // The gradient below written into the layer's own input.
+    let mut into_input = input.clone();
+    let err = gpu
+        .linear_backward_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut w, &mut b),
+            Some((Activation::Tanh, &delta, &mut into_input)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("is also an input"), "{err}");
+    assert_eq!(
+        gpu.read_arena(&arena).unwrap(),
+        vec![0.0; 12],
+        "gradients written"
+    );
+    assert_eq!(gpu.download(&input).unwrap(), ones, "the input was changed");
+}

@@ -24,7 +24,7 @@ use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
     arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, layer_norm_dims,
-    loss_dims, same_shape, totals_dims, transpose_dims,
+    linear_backward_dims, loss_dims, same_shape, totals_dims, transpose_dims,
 };
 
 use crate::error::Result;
@@ -159,6 +159,47 @@ pub trait Backend: 'static {
         column_sum_dims(delta.shape(), bias_grad.shape())?;
         self.matmul_into(Matmul::tn(), delta, input, None, weight_grad)?;
         self.column_sum_into(delta, bias_grad)
+    }
+
+    /// A linear layer's backward pass from `delta` (∂/∂ its pre-activation output, batch ×
+    /// outputs), its `input` (batch × inputs) and `weight` (outputs × inputs):
+    /// [`Backend::linear_grads_into`] into `weight_grad` and `bias_grad`, then, given the layer
+    /// below as `(activation, output, grad)`, `grad ← (delta · weight) ⊙ act'(output)`
+    /// ([`Backend::matmul_activation_backward_into`], or [`Backend::matmul_into`] when the
+    /// activation is identity). The result is exactly those ops (the default); the GPU runs a
+    /// small layer's whole backward pass in one kernel. Checks everything before writing.
+    fn linear_backward_into(
+        &self,
+        delta: &Self::Matrix,
+        input: &Self::Matrix,
+        weight: &Self::Matrix,
+        (weight_grad, bias_grad): (&mut Self::Matrix, &mut Self::Matrix),
+        below: Option<(Activation, &Self::Matrix, &mut Self::Matrix)>,
+    ) -> Result<()> {
+        linear_backward_dims(
+            delta.shape(),
+            input.shape(),
+            weight.shape(),
+            (weight_grad.shape(), bias_grad.shape()),
+            below
+                .as_ref()
+                .map(|(_, output, grad)| (output.shape(), grad.shape())),
+        )?;
+        self.linear_grads_into(delta, input, weight_grad, bias_grad)?;
+        match below {
+            None => Ok(()),
+            Some((Activation::Identity, _, grad)) => {
+                self.matmul_into(Matmul::nn(), delta, weight, None, grad)
+            }
+            Some((activation, output, grad)) => self.matmul_activation_backward_into(
+                Matmul::nn(),
+                delta,
+                weight,
+                activation,
+                output,
+                grad,
+            ),
+        }
     }
 
     /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).

@@ -38,6 +38,56 @@ pub(crate) fn fused_backward_dims(
     same_shape(op, output, out)
 }
 
+/// A linear layer's backward pass fits: `delta` is batch × outputs, `input` batch × inputs,
+/// `weight` and its gradient outputs × inputs, the bias gradient 1 × outputs, and the layer
+/// below's output and gradient (when given) batch × inputs.
+pub(crate) fn linear_backward_dims(
+    delta: (usize, usize),
+    input: (usize, usize),
+    weight: (usize, usize),
+    (weight_grad, bias_grad): ((usize, usize), (usize, usize)),
+    below: Option<((usize, usize), (usize, usize))>,
+) -> Result<()> {
+    let op = "linear_backward";
+    let ((batch, outputs), inputs) = (delta, input.1);
+    let expected = [
+        ("input", input, (batch, inputs)),
+        ("weight", weight, (outputs, inputs)),
+        ("weight gradient", weight_grad, (outputs, inputs)),
+        ("bias gradient", bias_grad, (1, outputs)),
+    ];
+    let below = below.map(|(output, grad)| {
+        [
+            ("output below", output, (batch, inputs)),
+            ("gradient below", grad, (batch, inputs)),
+        ]
+    });
+    for (what, actual, wanted) in expected.into_iter().chain(below.into_iter().flatten()) {
+        if actual != wanted {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "{what} is {}, expected {} for δ of {}",
+                    Dims(actual.0, actual.1),
+                    Dims(wanted.0, wanted.1),
+                    Dims(batch, outputs)
+                ),
+            });
+        }
+    }
+    if batch == 0 || outputs == 0 || inputs == 0 {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "empty operand: δ is {}, the input {}",
+                Dims(batch, outputs),
+                Dims(input.0, input.1)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `out` is the transpose's shape: `cols × rows` of a `rows × cols` source.
 pub(crate) fn transpose_dims(
     op: &'static str,

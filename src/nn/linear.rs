@@ -101,23 +101,16 @@ impl<B: Backend> Layer<B> for Linear {
         };
         // grad_output is ∂/∂(pre-activation): the layer above (or the model, for the top
         // layer) multiplied the derivative in. ∂W = δᵀ · x, ∂b = Σ_rows δ.
-        let delta = pass.grad_output;
-        backend.linear_grads_into(delta, pass.input, weight_grad, bias_grad)?;
-        if let Some(below) = pass.grad_input {
-            // ∂/∂(pre-activation below) = (δ · W) ⊙ act'(its output), in one kernel.
-            if below.activation == Activation::Identity {
-                backend.matmul_into(Matmul::nn(), delta, weight, None, below.grad)?;
-            } else {
-                backend.matmul_activation_backward_into(
-                    Matmul::nn(),
-                    delta,
-                    weight,
-                    below.activation,
-                    below.below_output,
-                    below.grad,
-                )?;
-            }
-        }
-        Ok(())
+        // ∂/∂(pre-activation below) = (δ · W) ⊙ act'(its output).
+        let below = pass
+            .grad_input
+            .map(|below| (below.activation, below.below_output, below.grad));
+        backend.linear_backward_into(
+            pass.grad_output,
+            pass.input,
+            weight,
+            (weight_grad, bias_grad),
+            below,
+        )
     }
 }

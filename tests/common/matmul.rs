@@ -3,8 +3,8 @@
 
 use ndarray::Array2;
 use steepest::backend::cpu;
-use steepest::backend::gpu::{Tile, Tiling, linear_grads_tiled, matmul_tiled};
-use steepest::{Activation, Backend, GpuBuffer, GpuMatrix, Matmul};
+use steepest::backend::gpu::{Tile, Tiling, linear_backward, linear_grads_tiled, matmul_tiled};
+use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
 
 use super::{CANARY, assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
 
@@ -129,59 +129,30 @@ pub fn check_linear_grads(
     let mut bias = Array2::zeros((1, outputs));
     cpu::column_sum(delta.view(), &mut bias).unwrap();
 
-    // [canaries][first view][canaries][second view][canaries past a whole tile of overrun]
-    let (lead, gap) = ((seed % 13) as usize, (seed / 13 % 9) as usize);
-    let (w_len, b_len) = (outputs * inputs, outputs);
-    let bias_first = seed.is_multiple_of(2);
-    let (first, second) = if bias_first {
-        (b_len, w_len)
-    } else {
-        (w_len, b_len)
-    };
-    let tail = 128 * inputs.max(outputs) + 300;
-    let mut data = vec![CANARY; lead];
-    data.extend(std::iter::repeat_n(f32::NAN, first));
-    data.extend(std::iter::repeat_n(CANARY, gap));
-    data.extend(std::iter::repeat_n(f32::NAN, second));
-    data.extend(std::iter::repeat_n(CANARY, tail));
     let gpu = gpu();
     let ctx = gpu.context();
-    let buffer = GpuBuffer::from_slice(ctx, "linear gradients", &data).unwrap();
-    let (w_at, b_at) = match bias_first {
-        true => (lead + b_len + gap, lead),
-        false => (lead, lead + w_len + gap),
-    };
-    let w_view = GpuMatrix::view(buffer.clone(), w_at, outputs, inputs).unwrap();
-    let b_view = GpuMatrix::view(buffer.clone(), b_at, 1, outputs).unwrap();
+    let grads = GuardedGrads::new(outputs, inputs, seed);
     let (g_delta, g_input) = (
         super::placed(&delta, (seed % 5) as usize),
         gpu.upload(input.view()).unwrap(),
     );
-    linear_grads_tiled(ctx, tiling, &g_delta, &g_input, &w_view, &b_view).unwrap();
+    linear_grads_tiled(ctx, tiling, &g_delta, &g_input, &grads.weight, &grads.bias).unwrap();
 
     let what = format!("linear_grads {rows} rows, {inputs}→{outputs} {tiling:?} seed={seed}");
-    let abs_delta_t = delta.t().mapv(f32::abs);
     let w_tol = matmul_tolerance(
-        abs_delta_t.view(),
+        delta.t().mapv(f32::abs).view(),
         input.mapv(f32::abs).view(),
         None,
         rows,
         Activation::Identity,
     );
-    let actual_w = gpu.download(&w_view).unwrap();
-    let actual_b = gpu.download(&b_view).unwrap();
+    let actual_w = gpu.download(&grads.weight).unwrap();
+    let actual_b = gpu.download(&grads.bias).unwrap();
     assert_close(&format!("{what}: weight"), &actual_w, &weight, &w_tol);
     // Each bias element is a sum of `rows` terms of size ≤ scale in another order.
     let b_tol = Array2::from_elem((1, outputs), 4.0 * rows as f32 * scale * f32::EPSILON);
     assert_close(&format!("{what}: bias"), &actual_b, &bias, &b_tol);
-    let all = buffer.read(ctx).unwrap();
-    for (i, v) in all.iter().enumerate() {
-        let inside = (w_at..w_at + w_len).contains(&i) || (b_at..b_at + b_len).contains(&i);
-        assert!(
-            inside || v.to_bits() == CANARY.to_bits(),
-            "{what}: wrote {v} at element {i} outside both views"
-        );
-    }
+    grads.assert_untouched(&what);
 
     // The fusion changes no bit: the two ops on their own, with the same tiling.
     let separate_w = gpu.zeros(outputs, inputs).unwrap();
@@ -197,8 +168,6 @@ pub fn check_linear_grads(
     )
     .unwrap();
     gpu.column_sum_into(&g_delta, &mut separate_b).unwrap();
-    let same_bits =
-        |x: &Array2<f32>, y: &Array2<f32>| x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
     assert!(
         same_bits(&actual_w, &gpu.download(&separate_w).unwrap()),
         "{what}: the weight gradient differs from matmul's"
@@ -206,5 +175,192 @@ pub fn check_linear_grads(
     assert!(
         same_bits(&actual_b, &gpu.download(&separate_b).unwrap()),
         "{what}: the bias gradient differs from column_sum's"
+    );
+}
+
+/// Whether two arrays hold the same bits, element for element.
+pub fn same_bits(x: &Array2<f32>, y: &Array2<f32>) -> bool {
+    x.dim() == y.dim() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
+/// A linear layer's weight and bias gradients as views of one buffer, as in a model's
+/// gradient arena: the bias before or after the weight (as `seed` says), NaN inside and
+/// canaries everywhere else, deeper behind than a whole tile of overrun.
+pub struct GuardedGrads {
+    pub weight: GpuMatrix,
+    pub bias: GpuMatrix,
+    buffer: GpuBuffer<f32>,
+}
+
+impl GuardedGrads {
+    pub fn new(outputs: usize, inputs: usize, seed: u64) -> Self {
+        let (lead, gap) = ((seed % 13) as usize, (seed / 13 % 9) as usize);
+        let (w_len, b_len) = (outputs * inputs, outputs);
+        let bias_first = seed.is_multiple_of(2);
+        let (first, second) = if bias_first {
+            (b_len, w_len)
+        } else {
+            (w_len, b_len)
+        };
+        let tail = 128 * inputs.max(outputs) + 300;
+        let mut data = vec![CANARY; lead];
+        data.extend(std::iter::repeat_n(f32::NAN, first));
+        data.extend(std::iter::repeat_n(CANARY, gap));
+        data.extend(std::iter::repeat_n(f32::NAN, second));
+        data.extend(std::iter::repeat_n(CANARY, tail));
+        let buffer = GpuBuffer::from_slice(gpu().context(), "linear gradients", &data).unwrap();
+        let (w_at, b_at) = match bias_first {
+            true => (lead + b_len + gap, lead),
+            false => (lead, lead + w_len + gap),
+        };
+        Self {
+            weight: GpuMatrix::view(buffer.clone(), w_at, outputs, inputs).unwrap(),
+            bias: GpuMatrix::view(buffer.clone(), b_at, 1, outputs).unwrap(),
+            buffer,
+        }
+    }
+
+    /// Asserts every element outside the two views is still a canary.
+    pub fn assert_untouched(&self, what: &str) {
+        let all = self.buffer.read(gpu().context()).unwrap();
+        let span = |m: &GpuMatrix| m.offset()..m.offset() + m.shape().0 * m.shape().1;
+        let (w, b) = (span(&self.weight), span(&self.bias));
+        for (i, v) in all.iter().enumerate() {
+            assert!(
+                w.contains(&i) || b.contains(&i) || v.to_bits() == CANARY.to_bits(),
+                "{what}: wrote {v} at element {i} outside both views"
+            );
+        }
+    }
+}
+
+/// A linear layer's whole backward pass (`linear_backward`: one kernel for a small layer)
+/// against the CPU twin (the separate ops), and bit for bit against the GPU's separate ops
+/// (`linear_grads`, then the product into the layer below with its activation's derivative),
+/// every output poisoned and guarded. `below`: the activation of the layer below, if any.
+pub fn check_linear_backward(
+    rows: usize,
+    outputs: usize,
+    inputs: usize,
+    below: Option<Activation>,
+    seed: u64,
+) {
+    let mut rng = rng(seed);
+    let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
+    let delta = random_matrix(&mut rng, rows, outputs, scale);
+    let input = random_matrix(&mut rng, rows, inputs, 1.0);
+    let weight = random_matrix(&mut rng, outputs, inputs, 1.0);
+    // The layer below's output, as its activation leaves it (ReLU's zeros included).
+    let below_output =
+        below.map(|act| random_matrix(&mut rng, rows, inputs, 3.0).mapv(|x| act.apply(x)));
+
+    let (mut cpu_w, mut cpu_b) = (
+        Array2::zeros((outputs, inputs)),
+        Array2::zeros((1, outputs)),
+    );
+    let mut cpu_below = Array2::zeros((rows, inputs));
+    CpuBackend
+        .linear_backward_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut cpu_w, &mut cpu_b),
+            below
+                .zip(below_output.as_ref())
+                .map(|(act, out)| (act, out, &mut cpu_below)),
+        )
+        .unwrap();
+
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let g_delta = super::placed(&delta, (seed % 5) as usize);
+    let g_input = super::placed(&input, (seed % 3) as usize);
+    let g_weight = gpu.upload(weight.view()).unwrap();
+    let g_output = below_output
+        .as_ref()
+        .map(|m| super::placed(m, (seed % 7) as usize));
+    let grads = GuardedGrads::new(outputs, inputs, seed);
+    let grad_below = guarded(rows, inputs, (seed % 11) as usize);
+    let g_below = below
+        .zip(g_output.as_ref())
+        .map(|(act, out)| (act, out, &grad_below.matrix));
+    linear_backward(
+        ctx,
+        &g_delta,
+        &g_input,
+        &g_weight,
+        (&grads.weight, &grads.bias),
+        g_below,
+    )
+    .unwrap();
+
+    let what =
+        format!("linear_backward {rows} rows, {inputs}→{outputs}, below {below:?} seed={seed}");
+    let actual_w = gpu.download(&grads.weight).unwrap();
+    let actual_b = gpu.download(&grads.bias).unwrap();
+    let w_tol = matmul_tolerance(
+        delta.t().mapv(f32::abs).view(),
+        input.mapv(f32::abs).view(),
+        None,
+        rows,
+        Activation::Identity,
+    );
+    assert_close(&format!("{what}: weight"), &actual_w, &cpu_w, &w_tol);
+    let b_tol = Array2::from_elem((1, outputs), 4.0 * rows as f32 * scale * f32::EPSILON);
+    assert_close(&format!("{what}: bias"), &actual_b, &cpu_b, &b_tol);
+    grads.assert_untouched(&what);
+    grad_below.assert_untouched(&what);
+
+    // The separate GPU ops, each into a buffer of its own: the same bits.
+    let separate_w = gpu.zeros(outputs, inputs).unwrap();
+    let separate_b = gpu.zeros(1, outputs).unwrap();
+    linear_grads_tiled(ctx, None, &g_delta, &g_input, &separate_w, &separate_b).unwrap();
+    let weight_bits = same_bits(&actual_w, &gpu.download(&separate_w).unwrap());
+    assert!(
+        weight_bits,
+        "{what}: the weight gradient differs from matmul's"
+    );
+    let bias_bits = same_bits(&actual_b, &gpu.download(&separate_b).unwrap());
+    assert!(
+        bias_bits,
+        "{what}: the bias gradient differs from column_sum's"
+    );
+    let (Some(act), Some(g_out)) = (below, g_output.as_ref()) else {
+        return;
+    };
+    let actual_below = gpu.download(&grad_below.matrix).unwrap();
+    // |act'| ≤ 1 for every activation, so the product's tolerance bounds the result's.
+    let below_tol = matmul_tolerance(
+        delta.mapv(f32::abs).view(),
+        weight.mapv(f32::abs).view(),
+        None,
+        outputs,
+        Activation::Identity,
+    ) + 1e-7;
+    assert_close(
+        &format!("{what}: below"),
+        &actual_below,
+        &cpu_below,
+        &below_tol,
+    );
+    let mut separate = gpu.zeros(rows, inputs).unwrap();
+    match act {
+        Activation::Identity => {
+            gpu.matmul_into(Matmul::nn(), &g_delta, &g_weight, None, &mut separate)
+        }
+        _ => gpu.matmul_activation_backward_into(
+            Matmul::nn(),
+            &g_delta,
+            &g_weight,
+            act,
+            g_out,
+            &mut separate,
+        ),
+    }
+    .unwrap();
+    let below_bits = same_bits(&actual_below, &gpu.download(&separate).unwrap());
+    assert!(
+        below_bits,
+        "{what}: the gradient below differs from the product's"
     );
 }

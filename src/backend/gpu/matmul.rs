@@ -212,9 +212,17 @@ pub fn linear_grads_tiled(
 }
 
 /// Whether two views share an element (of one buffer).
-fn overlap(x: &GpuMatrix, y: &GpuMatrix) -> bool {
+pub(super) fn overlap(x: &GpuMatrix, y: &GpuMatrix) -> bool {
     let end = |v: &GpuMatrix| v.offset() + v.shape().0 * v.shape().1;
     x.offset() < end(y) && y.offset() < end(x)
+}
+
+/// The tiling [`Tiling::choose`] picks for an `m × n` product over `k` on this context,
+/// looked up in the context's memo.
+pub(super) fn chosen_tiling(ctx: &GpuContext, (m, n, k): (usize, usize, usize)) -> Tiling {
+    *lock(&ctx.tilings)
+        .entry((m, n, k))
+        .or_insert_with(|| Tiling::choose(m, n, k, ctx.max_partials()))
 }
 
 /// Where the K-contiguous operands of an `m × n` over `k` product go when they are transposed
@@ -323,9 +331,7 @@ fn record(
     let max_partials = ctx.max_partials();
     let tiling = match tiling {
         Some(t) => check_tiling(op, t, k, outputs, max_partials)?,
-        None => *lock(&ctx.tilings)
-            .entry((m, n, k))
-            .or_insert_with(|| Tiling::choose(m, n, k, max_partials)),
+        None => chosen_tiling(ctx, (m, n, k)),
     };
     // With pretranspose, the K-contiguous operands are transposed into scratch first, and
     // the product reads them there.

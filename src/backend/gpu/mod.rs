@@ -11,6 +11,7 @@ mod fingerprint;
 mod gather;
 mod kernel;
 mod layer_norm;
+mod linear_backward;
 mod loss;
 mod matmul;
 mod memory;
@@ -33,6 +34,7 @@ pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
+pub use linear_backward::linear_backward;
 pub use matmul::{
     linear_grads, linear_grads_tiled, matmul, matmul_activation_backward, matmul_tiled,
 };
@@ -218,6 +220,25 @@ impl Backend for GpuBackend {
         out: &mut GpuMatrix,
     ) -> Result<()> {
         matmul_activation_backward(&self.ctx, spec, a, b, activation, output, out)
+    }
+
+    fn linear_backward_into(
+        &self,
+        delta: &GpuMatrix,
+        input: &GpuMatrix,
+        weight: &GpuMatrix,
+        (weight_grad, bias_grad): (&mut GpuMatrix, &mut GpuMatrix),
+        below: Option<(Activation, &GpuMatrix, &mut GpuMatrix)>,
+    ) -> Result<()> {
+        let below = below.map(|(activation, output, grad)| (activation, output, &*grad));
+        linear_backward(
+            &self.ctx,
+            delta,
+            input,
+            weight,
+            (weight_grad, bias_grad),
+            below,
+        )
     }
 
     fn linear_grads_into(

@@ -1,0 +1,199 @@
+// linear_backward.wgsl: a small linear layer's whole backward pass in one dispatch, from δ
+// (∂/∂ the layer's pre-activation output) and the layer's input x and weight W:
+//   weight_grad = δᵀ · x                       (outputs × inputs)
+//   bias_grad   = Σ_rows δ                     (1 × outputs)
+//   grad_below  = (δ · W) ⊙ act'(output below)  (rows × inputs; only with HAS_BELOW)
+// each summed in exactly the order of the kernels it stands for, so the result is bit for bit
+// theirs: the products as `matmul.wgsl` sums an unsplit K (one fma per k in order, from 0.0,
+// K padded with zeros to a multiple of 8), the bias gradient in `reduce.wgsl`'s `column_sum`
+// order (as `matmul.wgsl`'s BIAS_GRAD), the derivative as `matmul.wgsl` computes it. The host
+// uses it only where those kernels would not split K, and only for small layers: each output is
+// one invocation's serial loop.
+//
+// Immediate data: Params (below); sizes and element offsets
+// Bindings (group 0):
+//   0 delta:        storage, read  array<f32>  δ: rows × outputs (from delta_offset)
+//   1 input:        storage, read  array<vec4<f32>>  x: rows × inputs
+//   2 weight:       storage, read  array<vec4<f32>>  W: outputs × inputs
+//   3 below_output: storage, read  array<f32>  HAS_BELOW: rows × inputs, the output of the
+//                                              activation DERIVATIVE_OF below
+//   4 grads:        storage, rw    array<f32>  weight_grad and bias_grad, each from its offset
+//   5 grad_below:   storage, rw    array<f32>  HAS_BELOW: rows × inputs
+//
+// Dispatch: (G, 1, 1) workgroups of 64. Each invocation computes four neighbouring elements
+// of a row (columns 4q..4q + 3, so a row of x or W is read as vec4s, with VEC4 whole): ids
+// enumerate the weight gradient's quads (o · ⌈inputs/4⌉ + q), then the bias gradient's
+// elements (o, one each), then the gradient below's quads (r · ⌈inputs/4⌉ + q); ids past the
+// last return at once.
+//
+// Bounds: every index is an offset plus a row below rows (or outputs) times a row length plus
+// a column below it, each checked against the extents in `params`, which the host has checked
+// against the bound buffers.
+
+override HAS_BELOW: bool = false;
+// inputs, and x's and W's element offsets, are multiples of 4: their rows load as whole vec4s.
+override VEC4: bool = false;
+override DERIVATIVE_OF: u32 = 0u;  // activation code: 0 identity, 1 ReLU, 2 sigmoid, 3 tanh
+const WORKGROUP: u32 = 64u;
+const K_STEP: u32 = 8u;  // matmul.wgsl's K slice: its products run K up to a multiple of it
+
+struct Params {
+    rows: u32,
+    inputs: u32,
+    outputs: u32,
+    delta_offset: u32,
+    input_offset: u32,
+    weight_offset: u32,
+    below_offset: u32,
+    weight_grad_offset: u32,
+    bias_grad_offset: u32,
+    grad_below_offset: u32,
+    sum_block_rows: u32,  // column_sum's rows per block
+    _pad: u32,
+}
+
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> delta: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> below_output: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grad_below: array<f32>;
+
+// act'(·) of activation DERIVATIVE_OF from its output a, as matmul.wgsl computes it.
+fn derivative_from_output(a: f32) -> f32 {
+    switch DERIVATIVE_OF {
+        case 1u: { return select(0.0, 1.0, a > 0.0); }
+        case 2u: { return a * (1.0 - a); }
+        case 0u: { return 1.0; }
+        case 3u: { return 1.0 - a * a; }
+        default: { return bitcast<f32>(0x7fc00000u); }  // no activation has another code
+    }
+}
+
+// x[r, 4q..4q + 4] and W[o, 4q..4q + 4], zero past the row's end.
+fn input4(r: u32, q: u32) -> vec4<f32> {
+    let base = params.input_offset + r * params.inputs + 4u * q;
+    if (VEC4) {
+        return input[base >> 2u];
+    }
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        if (4u * q + j < params.inputs) {
+            v[j] = input[(base + j) >> 2u][(base + j) & 3u];
+        }
+    }
+    return v;
+}
+
+fn weight4(o: u32, q: u32) -> vec4<f32> {
+    let base = params.weight_offset + o * params.inputs + 4u * q;
+    if (VEC4) {
+        return weight[base >> 2u];
+    }
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        if (4u * q + j < params.inputs) {
+            v[j] = weight[(base + j) >> 2u][(base + j) & 3u];
+        }
+    }
+    return v;
+}
+
+// Σ_r δ[r, o] · x[r, 4q..4q + 4], each element as matmul.wgsl's TN product sums it.
+fn weight_grad(o: u32, q: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    let k_end = (params.rows + K_STEP - 1u) / K_STEP * K_STEP;
+    for (var r = 0u; r < k_end; r++) {
+        var d = 0.0;
+        var x = vec4<f32>(0.0);
+        if (r < params.rows) {
+            d = delta[params.delta_offset + r * params.outputs + o];
+            x = input4(r, q);
+        }
+        acc = fma(vec4<f32>(d), x, acc);
+    }
+    return acc;
+}
+
+// Σ_r δ[r, o] in column_sum's order (see reduce.wgsl and matmul.wgsl's `bias_grad`).
+fn bias_grad(o: u32) -> f32 {
+    let blocks = (params.rows + params.sum_block_rows - 1u) / params.sum_block_rows;
+    var total = 0.0;
+    for (var block = 0u; block < blocks; block++) {
+        let begin = block * params.sum_block_rows;
+        let end = min(begin + params.sum_block_rows, params.rows);
+        // Lane l sums rows begin + l, begin + l + 4, … from 0.0; then the lanes in order.
+        var lanes = vec4<f32>(0.0);
+        for (var r = begin; r < end; r += 4u) {
+            var row = vec4<f32>(0.0);
+            for (var lane = 0u; lane < 4u; lane++) {
+                if (r + lane < end) {
+                    row[lane] = delta[params.delta_offset + (r + lane) * params.outputs + o];
+                }
+            }
+            let valid = vec4<u32>(r) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(end);
+            lanes = select(lanes, lanes + row, valid);
+        }
+        let block_total = ((lanes.x + lanes.y) + lanes.z) + lanes.w;
+        if (blocks == 1u) {
+            total = block_total;
+        } else {
+            total += block_total;
+        }
+    }
+    return total;
+}
+
+// Σ_o δ[r, o] · W[o, 4q..4q + 4], each element as matmul.wgsl's NN product sums it.
+fn grad_into_below(r: u32, q: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    let k_end = (params.outputs + K_STEP - 1u) / K_STEP * K_STEP;
+    for (var o = 0u; o < k_end; o++) {
+        var d = 0.0;
+        var w = vec4<f32>(0.0);
+        if (o < params.outputs) {
+            d = delta[params.delta_offset + r * params.outputs + o];
+            w = weight4(o, q);
+        }
+        acc = fma(vec4<f32>(d), w, acc);
+    }
+    return acc;
+}
+
+@compute @workgroup_size(WORKGROUP, 1, 1)
+fn linear_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let id = gid.x;
+    let quads = (params.inputs + 3u) / 4u;
+    let weight_quads = params.outputs * quads;
+    if (id < weight_quads) {
+        let o = id / quads;
+        let q = id % quads;
+        let v = weight_grad(o, q);
+        let base = params.weight_grad_offset + o * params.inputs + 4u * q;
+        for (var j = 0u; j < 4u; j++) {
+            if (4u * q + j < params.inputs) {
+                grads[base + j] = v[j];
+            }
+        }
+        return;
+    }
+    let o = id - weight_quads;
+    if (o < params.outputs) {
+        grads[params.bias_grad_offset + o] = bias_grad(o);
+        return;
+    }
+    let e = o - params.outputs;
+    if (HAS_BELOW && e < params.rows * quads) {
+        let r = e / quads;
+        let q = e % quads;
+        let v = grad_into_below(r, q);
+        let base = r * params.inputs + 4u * q;
+        for (var j = 0u; j < 4u; j++) {
+            if (4u * q + j < params.inputs) {
+                let below = below_output[params.below_offset + base + j];
+                grad_below[params.grad_below_offset + base + j] = v[j] * derivative_from_output(below);
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Host side of `shaders/linear_backward.wgsl`: `gpu::linear_backward`, a small linear layer's
+//! whole backward pass (weight, bias and input gradients) in one dispatch.
+
+use super::GpuMatrix;
+use super::context::GpuContext;
+use super::dispatch::{Entry, check_bindings, check_no_alias, record, to_u32};
+use super::kernel::{Binding, Kernel};
+use super::matmul::{chosen_tiling, linear_grads, matmul, matmul_activation_backward, overlap};
+use super::reduce::column_sum_block_rows;
+use crate::backend::{Activation, Matmul, Matrix, linear_backward_dims};
+use crate::error::Result;
+
+const LINEAR_BACKWARD: Kernel = Kernel {
+    shader: "linear_backward.wgsl",
+    source: include_str!("../../../shaders/linear_backward.wgsl"),
+    entry: "linear_backward",
+    bindings: &[
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+    ],
+    immediate_size: size_of::<Params>() as u32,
+};
+
+/// Invocations per workgroup (`WORKGROUP` in the shader).
+const WORKGROUP: usize = 64;
+
+/// A layer runs in one kernel when its batch has at most this many rows (the bias gradient is
+/// then summed as `linear_grads` sums it in its fused form)…
+const MAX_ROWS: usize = 128;
+/// …it has at most this many outputs (each element of the gradient below is one invocation's
+/// loop over them)…
+const MAX_OUTPUTS: usize = 256;
+/// …and each of its two products has at most this many multiply-adds: beyond that the tiled
+/// matmul, which shares its operands through workgroup memory, is the faster kernel.
+const MAX_PRODUCT: usize = 1 << 21;
+
+/// The shader's `Params`, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    inputs: u32,
+    outputs: u32,
+    delta_offset: u32,
+    input_offset: u32,
+    weight_offset: u32,
+    below_offset: u32,
+    weight_grad_offset: u32,
+    bias_grad_offset: u32,
+    grad_below_offset: u32,
+    sum_block_rows: u32,
+    _pad: u32,
+}
+
+// Every adapter steepest opens offers at least this much immediate data.
+const _: () = assert!(size_of::<Params>() as u32 <= super::context::MIN_IMMEDIATE_SIZE);
+
+/// A linear layer's backward pass on the GPU: [`linear_grads`] (`weight_grad ← δᵀ · input`,
+/// `bias_grad ← Σ_rows δ`), then, given the layer below as `(activation, output, grad)`,
+/// `grad ← (δ · weight) ⊙ act'(output)`. The twin of
+/// [`Backend::linear_backward_into`](crate::Backend::linear_backward_into)'s default (the
+/// separate ops), and bit for bit the GPU's separate ops: a small layer (at most 128 rows and
+/// 256 outputs, products of at most 2²¹ multiply-adds, both gradients in one buffer) runs in
+/// one dispatch that sums every element in the order those kernels do; any other runs them.
+/// Checks everything before recording anything.
+pub fn linear_backward(
+    ctx: &GpuContext,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    weight: &GpuMatrix,
+    (weight_grad, bias_grad): (&GpuMatrix, &GpuMatrix),
+    below: Option<(Activation, &GpuMatrix, &GpuMatrix)>,
+) -> Result<()> {
+    let op = "linear_backward";
+    linear_backward_dims(
+        delta.shape(),
+        input.shape(),
+        weight.shape(),
+        (weight_grad.shape(), bias_grad.shape()),
+        below.map(|(_, output, grad)| (output.shape(), grad.shape())),
+    )?;
+    let below_output = below.map(|b| b.1);
+    let read: Vec<&GpuMatrix> = [delta, input, weight]
+        .into_iter()
+        .chain(below_output)
+        .collect();
+    let written: Vec<&GpuMatrix> = [weight_grad, bias_grad]
+        .into_iter()
+        .chain(below.map(|b| b.2))
+        .collect();
+    check_bindings(ctx, op, &read)?;
+    check_bindings(ctx, op, &written)?;
+    for out in &written {
+        check_no_alias(op, out, &read)?;
+    }
+    if !one_kernel(ctx, delta, input, (weight_grad, bias_grad), below) {
+        linear_grads(ctx, delta, input, weight_grad, bias_grad)?;
+        return match below {
+            None => Ok(()),
+            Some((Activation::Identity, _, grad)) => {
+                matmul(ctx, Matmul::nn(), delta, weight, None, grad)
+            }
+            Some((activation, output, grad)) => matmul_activation_backward(
+                ctx,
+                Matmul::nn(),
+                delta,
+                weight,
+                activation,
+                output,
+                grad,
+            ),
+        };
+    }
+
+    let ((rows, outputs), inputs) = (delta.shape(), input.shape().1);
+    let limits = ctx.limits();
+    let grid_limit = limits.max_compute_workgroups_per_dimension.max(1) as usize;
+    let params = Params {
+        rows: to_u32(op, "rows", rows)?,
+        inputs: to_u32(op, "inputs", inputs)?,
+        outputs: to_u32(op, "outputs", outputs)?,
+        delta_offset: to_u32(op, "δ offset", delta.offset())?,
+        input_offset: to_u32(op, "input offset", input.offset())?,
+        weight_offset: to_u32(op, "weight offset", weight.offset())?,
+        below_offset: to_u32(
+            op,
+            "offset below",
+            below_output.map_or(0, GpuMatrix::offset),
+        )?,
+        weight_grad_offset: to_u32(op, "weight gradient offset", weight_grad.offset())?,
+        bias_grad_offset: to_u32(op, "bias gradient offset", bias_grad.offset())?,
+        grad_below_offset: to_u32(
+            op,
+            "gradient offset below",
+            below.map_or(0, |b| b.2.offset()),
+        )?,
+        sum_block_rows: to_u32(
+            op,
+            "rows per block",
+            column_sum_block_rows(rows, outputs, grid_limit, ctx.max_partials()),
+        )?,
+        _pad: 0,
+    };
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    // Rows of x and W start on 16-byte boundaries: they load as whole vec4s.
+    let vec4 = inputs.is_multiple_of(4)
+        && input.offset().is_multiple_of(4)
+        && weight.offset().is_multiple_of(4);
+    let overrides = [
+        ("HAS_BELOW", flag(below.is_some())),
+        ("VEC4", flag(vec4)),
+        (
+            "DERIVATIVE_OF",
+            f64::from(below.map_or(0, |b| b.0.shader_code())),
+        ),
+    ];
+    let invocations = invocations(rows, outputs, inputs, below.is_some());
+    record(
+        ctx,
+        op,
+        bytemuck::bytes_of(&params),
+        &[
+            delta.buffer().bind(),
+            input.buffer().bind(),
+            weight.buffer().bind(),
+            below_output.map_or(ctx.placeholder_bind(), |m| m.buffer().bind()),
+            weight_grad.buffer().bind(),
+            below.map_or(ctx.placeholder_rw_bind(), |b| b.2.buffer().bind()),
+        ],
+        &[Entry {
+            kernel: &LINEAR_BACKWARD,
+            overrides: &overrides,
+            groups: [
+                to_u32(op, "workgroups", invocations.div_ceil(WORKGROUP))?,
+                1,
+                1,
+            ],
+        }],
+    )
+}
+
+/// Whether this layer's backward pass runs as one kernel (see [`linear_backward`]): it is
+/// small, its two gradients are apart in one buffer and the gradient below in another, and
+/// the separate products would not split K (the one kernel sums each element over all of K,
+/// as an unsplit product does).
+fn one_kernel(
+    ctx: &GpuContext,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    (weight_grad, bias_grad): (&GpuMatrix, &GpuMatrix),
+    below: Option<(Activation, &GpuMatrix, &GpuMatrix)>,
+) -> bool {
+    let ((rows, outputs), inputs) = (delta.shape(), input.shape().1);
+    let grads = weight_grad.buffer().raw();
+    let small = rows <= MAX_ROWS
+        && outputs <= MAX_OUTPUTS
+        && rows
+            .checked_mul(inputs)
+            .and_then(|n| n.checked_mul(outputs))
+            .is_some_and(|n| n <= MAX_PRODUCT);
+    if !small {
+        return false;
+    }
+    // Small: none of these overflows.
+    let grid_limit = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    invocations(rows, outputs, inputs, below.is_some()).div_ceil(WORKGROUP) <= grid_limit
+        && bias_grad.buffer().raw() == grads
+        && !overlap(weight_grad, bias_grad)
+        && below.is_none_or(|b| b.2.buffer().raw() != grads)
+        && chosen_tiling(ctx, (outputs, inputs, rows)).splits == 1
+        && below.is_none_or(|_| chosen_tiling(ctx, (rows, inputs, outputs)).splits == 1)
+}
+
+/// The kernel's invocations: one per four weight gradient elements of a row, one per bias
+/// gradient element, one per four elements of a row of the gradient below.
+fn invocations(rows: usize, outputs: usize, inputs: usize, below: bool) -> usize {
+    let quads = inputs.div_ceil(4);
+    outputs * quads + outputs + if below { rows * quads } else { 0 }
+}

@@ -491,6 +491,18 @@ fn linear_backward_is_one_dispatch_for_a_small_layer_and_refuses_bad_input() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("is also an input"), "{err}");
+    // The gradient below written over the weight gradient.
+    let mut over = GpuMatrix::view(w.buffer().clone(), w.offset(), 4, 3).unwrap();
+    let err = gpu
+        .linear_backward_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut w, &mut b),
+            Some((Activation::Tanh, &input, &mut over)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("overlaps"), "{err}");
     assert_eq!(
         gpu.read_arena(&arena).unwrap(),
         vec![0.0; 12],

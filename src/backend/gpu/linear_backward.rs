@@ -8,7 +8,7 @@ use super::kernel::{Binding, Kernel};
 use super::matmul::{chosen_tiling, linear_grads, matmul, matmul_activation_backward, overlap};
 use super::reduce::column_sum_block_rows;
 use crate::backend::{Activation, Matmul, Matrix, linear_backward_dims};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 const LINEAR_BACKWARD: Kernel = Kernel {
     shader: "linear_backward.wgsl",
@@ -84,18 +84,34 @@ pub fn linear_backward(
         below.map(|(_, output, grad)| (output.shape(), grad.shape())),
     )?;
     let below_output = below.map(|b| b.1);
-    let read: Vec<&GpuMatrix> = [delta, input, weight]
-        .into_iter()
-        .chain(below_output)
-        .collect();
-    let written: Vec<&GpuMatrix> = [weight_grad, bias_grad]
-        .into_iter()
-        .chain(below.map(|b| b.2))
-        .collect();
+    let grad_below = below.map(|b| b.2);
+    // δ stands in for the output below where there is none (it is read either way).
+    let read = [delta, input, weight, below_output.unwrap_or(delta)];
     check_bindings(ctx, op, &read)?;
-    check_bindings(ctx, op, &written)?;
-    for out in &written {
+    check_bindings(ctx, op, &[weight_grad, bias_grad])?;
+    for out in [Some(weight_grad), Some(bias_grad), grad_below]
+        .into_iter()
+        .flatten()
+    {
         check_no_alias(op, out, &read)?;
+    }
+    if let Some(grad) = grad_below {
+        check_bindings(ctx, op, &[grad])?;
+        let clash = [weight_grad, bias_grad]
+            .into_iter()
+            .find(|g| g.buffer().raw() == grad.buffer().raw() && overlap(g, grad));
+        if let Some(clash) = clash {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "the gradient below (elements {}..) overlaps a parameter gradient \
+                     (elements {}..) in {:?}",
+                    grad.offset(),
+                    clash.offset(),
+                    grad.buffer().label()
+                ),
+            });
+        }
     }
     if !one_kernel(ctx, delta, input, (weight_grad, bias_grad), below) {
         linear_grads(ctx, delta, input, weight_grad, bias_grad)?;

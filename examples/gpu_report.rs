@@ -340,10 +340,12 @@ impl Report {
             );
             println!(
                 "train_{label} {:.0} samples/s ({:.3} ms/step, median of {runs}; {:.2} \
-                 submits/step, {} buffers and {} bind groups created in {steps} steps)",
+                 submits/step, {:.1} dispatches/step, {} buffers and {} bind groups created in \
+                 {steps} steps)",
                 batch as f64 / total[1],
                 total[1] * 1e3,
                 (after.submits - before.submits) as f64 / steps as f64,
+                (after.dispatches - before.dispatches) as f64 / steps as f64,
                 after.buffers_created - before.buffers_created,
                 after.bind_groups_created - before.bind_groups_created,
             );

@@ -37,7 +37,7 @@ proptest! {
 
     #[test]
     fn linear_grads_match_cpu_and_the_separate_ops_on_random_shapes(
-        rows in 1usize..=200, outputs in 1usize..=300, inputs in 1usize..=300,
+        rows in 1usize..=600, outputs in 1usize..=300, inputs in 1usize..=300,
         seed in any::<u64>(),
     ) {
         check_linear_grads(rows, outputs, inputs, None, seed);
@@ -65,7 +65,7 @@ proptest! {
 
 /// The bias gradient summed in the weight gradient's dispatch, with every tiling (each tile
 /// and K split), at the edges of the tiles, of a workgroup's invocations, of the column sum's
-/// 64-row blocks and of the fused path's 128 rows.
+/// 64-row blocks and of the fused path's 512 rows.
 #[test]
 fn every_tiling_of_linear_grads_matches_on_awkward_shapes() {
     let shapes = [
@@ -74,7 +74,9 @@ fn every_tiling_of_linear_grads_matches_on_awkward_shapes() {
         (64, 65, 17),
         (65, 257, 63),
         (128, 33, 130),
-        (129, 5, 3),
+        (300, 9, 17),
+        (512, 65, 5),
+        (513, 5, 3),
     ];
     let mut case = 0u64;
     for (rows, outputs, inputs) in shapes {

@@ -133,15 +133,16 @@ pub fn matmul_activation_backward(
 }
 
 /// Batches of at most this many rows have their bias gradient summed in the weight
-/// gradient's dispatch ([`linear_grads`]): each sum is one invocation's loop over the rows, so
-/// longer batches keep the separate, wider [`column_sum`].
-const FUSED_BIAS_GRAD_ROWS: usize = 128;
+/// gradient's dispatch ([`linear_grads`]): each sum is one invocation's loop over the rows
+/// (sixteen loads in flight at a time), which runs beside the product's tiles; longer batches
+/// keep the separate, wider [`column_sum`].
+const FUSED_BIAS_GRAD_ROWS: usize = 512;
 
 /// A linear layer's parameter gradients from `delta` (δ, batch × outputs) and the layer's
 /// `input` (batch × inputs): `weight_grad ← δᵀ · input` and `bias_grad ← Σ_rows δ`. The twin
 /// of [`crate::backend::cpu::matmul`] followed by [`crate::backend::cpu::column_sum`], and bit
 /// for bit [`matmul`] followed by [`column_sum`]: when both gradients are views of one buffer
-/// (a model's gradient arena) and the batch has at most 128 rows, one dispatch computes both
+/// (a model's gradient arena) and the batch has at most 512 rows, one dispatch computes both
 /// (a training step records one kernel fewer per layer). Checks both before writing either.
 pub fn linear_grads(
     ctx: &GpuContext,

@@ -1,14 +1,105 @@
-//! Host side of `shaders/linear_backward.wgsl`: `gpu::linear_backward`, a small linear layer's
-//! whole backward pass (weight, bias and input gradients) in one dispatch.
+//! A linear layer's gradients on the GPU: `gpu::linear_grads` (the weight gradient's product
+//! with the bias gradient summed in its dispatch, `matmul.wgsl`'s `BIAS_GRAD`) and
+//! `gpu::linear_backward`, the host side of `shaders/linear_backward.wgsl` (a small layer's
+//! whole backward pass, weight, bias and input gradients, in one dispatch).
 
 use super::GpuMatrix;
 use super::context::GpuContext;
 use super::dispatch::{Entry, check_bindings, check_no_alias, record, to_u32};
 use super::kernel::{Binding, Kernel};
-use super::matmul::{chosen_tiling, linear_grads, matmul, matmul_activation_backward, overlap};
-use super::reduce::column_sum_block_rows;
-use crate::backend::{Activation, Matmul, Matrix, linear_backward_dims};
+use super::matmul::{Fused, chosen_tiling, matmul, matmul_activation_backward, matmul_tiled};
+use super::reduce::{column_sum, column_sum_block_rows};
+use super::tiling::Tiling;
+use crate::backend::{
+    Activation, Matmul, Matrix, column_sum_dims, linear_backward_dims, matmul_dims,
+};
 use crate::error::{Error, Result};
+
+/// Batches of at most this many rows have their bias gradient summed in the weight
+/// gradient's dispatch ([`linear_grads`]): each sum is one invocation's loop over the rows
+/// (sixteen loads in flight at a time), which runs beside the product's tiles; longer batches
+/// keep the separate, wider [`column_sum`].
+const FUSED_BIAS_GRAD_ROWS: usize = 512;
+
+/// A linear layer's parameter gradients from `delta` (δ, batch × outputs) and the layer's
+/// `input` (batch × inputs): `weight_grad ← δᵀ · input` and `bias_grad ← Σ_rows δ`. The twin
+/// of [`crate::backend::cpu::matmul`] followed by [`crate::backend::cpu::column_sum`], and bit
+/// for bit [`matmul`] followed by [`column_sum`]: when both gradients are views of one buffer
+/// (a model's gradient arena) and the batch has at most 512 rows, one dispatch computes both
+/// (a training step records one kernel fewer per layer). Checks both before writing either.
+pub fn linear_grads(
+    ctx: &GpuContext,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    weight_grad: &GpuMatrix,
+    bias_grad: &GpuMatrix,
+) -> Result<()> {
+    linear_grads_tiled(ctx, None, delta, input, weight_grad, bias_grad)
+}
+
+/// [`linear_grads`] with the weight gradient's tiling given (`None`: chosen from the shape),
+/// fused or not as `linear_grads` decides. This exists to test every tiling fused.
+pub fn linear_grads_tiled(
+    ctx: &GpuContext,
+    tiling: Option<Tiling>,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    weight_grad: &GpuMatrix,
+    bias_grad: &GpuMatrix,
+) -> Result<()> {
+    let op = "linear_grads";
+    let spec = Matmul::tn();
+    matmul_dims(
+        spec,
+        delta.shape(),
+        input.shape(),
+        None,
+        weight_grad.shape(),
+    )?;
+    column_sum_dims(delta.shape(), bias_grad.shape())?;
+    check_bindings(ctx, op, &[delta, input, weight_grad, bias_grad])?;
+    for out in [weight_grad, bias_grad] {
+        check_no_alias(op, out, &[delta, input])?;
+    }
+    let shared = weight_grad.buffer().raw() == bias_grad.buffer().raw();
+    if shared && overlap(weight_grad, bias_grad) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "the bias gradient (elements {}..{}) overlaps the weight gradient ({}..{}) in \
+                 {:?}",
+                bias_grad.offset(),
+                bias_grad.offset() + bias_grad.shape().1,
+                weight_grad.offset(),
+                weight_grad.offset() + weight_grad.shape().0 * weight_grad.shape().1,
+                weight_grad.buffer().label()
+            ),
+        });
+    }
+    if !shared || delta.shape().0 > FUSED_BIAS_GRAD_ROWS {
+        matmul_tiled(ctx, spec, tiling, delta, input, None, weight_grad)?;
+        return column_sum(ctx, delta, bias_grad);
+    }
+    let fused = Fused {
+        derivative: None,
+        bias_grad: Some(bias_grad),
+    };
+    super::matmul::record(
+        op,
+        ctx,
+        spec,
+        tiling,
+        (delta, input, None),
+        fused,
+        weight_grad,
+    )
+}
+
+/// Whether two views share an element (of one buffer).
+fn overlap(x: &GpuMatrix, y: &GpuMatrix) -> bool {
+    let end = |v: &GpuMatrix| v.offset() + v.shape().0 * v.shape().1;
+    x.offset() < end(y) && y.offset() < end(x)
+}
 
 const LINEAR_BACKWARD: Kernel = Kernel {
     shader: "linear_backward.wgsl",

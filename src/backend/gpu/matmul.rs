@@ -5,7 +5,7 @@ use super::GpuMatrix;
 use super::context::{GpuContext, lock};
 use super::dispatch::{check_bindings, check_no_alias, folded_grid, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
-use super::reduce::{column_sum, column_sum_block_rows};
+use super::reduce::column_sum_block_rows;
 use super::sites::{Dispatch, Step};
 use super::tiling::{Tiling, check_tiling};
 use super::transpose::Planned;
@@ -73,12 +73,13 @@ pub fn matmul(
 
 /// What a product's dispatch computes beside `act(op(a) · op(b) + bias)`.
 #[derive(Clone, Copy, Default)]
-struct Fused<'a> {
+pub(super) struct Fused<'a> {
     /// The result multiplied by act'(·) of this activation's output
     /// ([`matmul_activation_backward`]).
-    derivative: Option<(Activation, &'a GpuMatrix)>,
-    /// Σ_k op(A)[m, k] into this 1×M view of the output's buffer ([`linear_grads`]).
-    bias_grad: Option<&'a GpuMatrix>,
+    pub derivative: Option<(Activation, &'a GpuMatrix)>,
+    /// Σ_k op(A)[m, k] into this 1×M view of the output's buffer
+    /// ([`super::linear_grads`]).
+    pub bias_grad: Option<&'a GpuMatrix>,
 }
 
 /// [`matmul`] with the tiling given (`None`: chosen from the shape). Every tiling computes the
@@ -130,92 +131,6 @@ pub fn matmul_activation_backward(
         },
         out,
     )
-}
-
-/// Batches of at most this many rows have their bias gradient summed in the weight
-/// gradient's dispatch ([`linear_grads`]): each sum is one invocation's loop over the rows
-/// (sixteen loads in flight at a time), which runs beside the product's tiles; longer batches
-/// keep the separate, wider [`column_sum`].
-const FUSED_BIAS_GRAD_ROWS: usize = 512;
-
-/// A linear layer's parameter gradients from `delta` (δ, batch × outputs) and the layer's
-/// `input` (batch × inputs): `weight_grad ← δᵀ · input` and `bias_grad ← Σ_rows δ`. The twin
-/// of [`crate::backend::cpu::matmul`] followed by [`crate::backend::cpu::column_sum`], and bit
-/// for bit [`matmul`] followed by [`column_sum`]: when both gradients are views of one buffer
-/// (a model's gradient arena) and the batch has at most 512 rows, one dispatch computes both
-/// (a training step records one kernel fewer per layer). Checks both before writing either.
-pub fn linear_grads(
-    ctx: &GpuContext,
-    delta: &GpuMatrix,
-    input: &GpuMatrix,
-    weight_grad: &GpuMatrix,
-    bias_grad: &GpuMatrix,
-) -> Result<()> {
-    linear_grads_tiled(ctx, None, delta, input, weight_grad, bias_grad)
-}
-
-/// [`linear_grads`] with the weight gradient's tiling given (`None`: chosen from the shape),
-/// fused or not as `linear_grads` decides. This exists to test every tiling fused.
-pub fn linear_grads_tiled(
-    ctx: &GpuContext,
-    tiling: Option<Tiling>,
-    delta: &GpuMatrix,
-    input: &GpuMatrix,
-    weight_grad: &GpuMatrix,
-    bias_grad: &GpuMatrix,
-) -> Result<()> {
-    let op = "linear_grads";
-    let spec = Matmul::tn();
-    matmul_dims(
-        spec,
-        delta.shape(),
-        input.shape(),
-        None,
-        weight_grad.shape(),
-    )?;
-    column_sum_dims(delta.shape(), bias_grad.shape())?;
-    check_bindings(ctx, op, &[delta, input, weight_grad, bias_grad])?;
-    for out in [weight_grad, bias_grad] {
-        check_no_alias(op, out, &[delta, input])?;
-    }
-    let shared = weight_grad.buffer().raw() == bias_grad.buffer().raw();
-    if shared && overlap(weight_grad, bias_grad) {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "the bias gradient (elements {}..{}) overlaps the weight gradient ({}..{}) in \
-                 {:?}",
-                bias_grad.offset(),
-                bias_grad.offset() + bias_grad.shape().1,
-                weight_grad.offset(),
-                weight_grad.offset() + weight_grad.shape().0 * weight_grad.shape().1,
-                weight_grad.buffer().label()
-            ),
-        });
-    }
-    if !shared || delta.shape().0 > FUSED_BIAS_GRAD_ROWS {
-        matmul_tiled(ctx, spec, tiling, delta, input, None, weight_grad)?;
-        return column_sum(ctx, delta, bias_grad);
-    }
-    let fused = Fused {
-        derivative: None,
-        bias_grad: Some(bias_grad),
-    };
-    record(
-        op,
-        ctx,
-        spec,
-        tiling,
-        (delta, input, None),
-        fused,
-        weight_grad,
-    )
-}
-
-/// Whether two views share an element (of one buffer).
-pub(super) fn overlap(x: &GpuMatrix, y: &GpuMatrix) -> bool {
-    let end = |v: &GpuMatrix| v.offset() + v.shape().0 * v.shape().1;
-    x.offset() < end(y) && y.offset() < end(x)
 }
 
 /// The tiling [`Tiling::choose`] picks for an `m × n` product over `k` on this context,
@@ -286,7 +201,7 @@ fn pretransposed(
 }
 
 /// Records one product: checks, tiling, the pipelines and the dispatch.
-fn record(
+pub(super) fn record(
     op: &'static str,
     ctx: &GpuContext,
     spec: Matmul,

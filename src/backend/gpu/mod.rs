@@ -34,10 +34,8 @@ pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
-pub use linear_backward::linear_backward;
-pub use matmul::{
-    linear_grads, linear_grads_tiled, matmul, matmul_activation_backward, matmul_tiled,
-};
+pub use linear_backward::{linear_backward, linear_grads, linear_grads_tiled};
+pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
 pub use options::GpuOptions;

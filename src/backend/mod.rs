@@ -24,7 +24,7 @@ use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
     arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, layer_norm_dims,
-    linear_backward_dims, loss_dims, same_shape, totals_dims, transpose_dims,
+    linear_backward_dims, linear_grads_dims, loss_dims, same_shape, totals_dims, transpose_dims,
 };
 
 use crate::error::Result;
@@ -149,14 +149,11 @@ pub trait Backend: 'static {
         weight_grad: &mut Self::Matrix,
         bias_grad: &mut Self::Matrix,
     ) -> Result<()> {
-        matmul_dims(
-            Matmul::tn(),
+        linear_grads_dims(
             delta.shape(),
             input.shape(),
-            None,
-            weight_grad.shape(),
+            (weight_grad.shape(), bias_grad.shape()),
         )?;
-        column_sum_dims(delta.shape(), bias_grad.shape())?;
         self.matmul_into(Matmul::tn(), delta, input, None, weight_grad)?;
         self.column_sum_into(delta, bias_grad)
     }

@@ -38,6 +38,17 @@ pub(crate) fn fused_backward_dims(
     same_shape(op, output, out)
 }
 
+/// A linear layer's parameter gradients fit δ (`delta`, batch × outputs) and the layer's input:
+/// the weight gradient is δᵀ · input's shape, the bias gradient 1 × outputs.
+pub(crate) fn linear_grads_dims(
+    delta: (usize, usize),
+    input: (usize, usize),
+    (weight_grad, bias_grad): ((usize, usize), (usize, usize)),
+) -> Result<()> {
+    super::matmul_dims(super::Matmul::tn(), delta, input, None, weight_grad)?;
+    column_sum_dims(delta, bias_grad)
+}
+
 /// A linear layer's backward pass fits: `delta` is batch × outputs, `input` batch × inputs,
 /// `weight` and its gradient outputs × inputs, the bias gradient 1 × outputs, and the layer
 /// below's output and gradient (when given) batch × inputs.

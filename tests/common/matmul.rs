@@ -139,18 +139,10 @@ pub fn check_linear_grads(
     linear_grads_tiled(ctx, tiling, &g_delta, &g_input, &grads.weight, &grads.bias).unwrap();
 
     let what = format!("linear_grads {rows} rows, {inputs}→{outputs} {tiling:?} seed={seed}");
-    let w_tol = matmul_tolerance(
-        delta.t().mapv(f32::abs).view(),
-        input.mapv(f32::abs).view(),
-        None,
-        rows,
-        Activation::Identity,
-    );
     let actual_w = gpu.download(&grads.weight).unwrap();
     let actual_b = gpu.download(&grads.bias).unwrap();
+    let (w_tol, b_tol) = linear_grads_tolerance(&delta, &input, scale);
     assert_close(&format!("{what}: weight"), &actual_w, &weight, &w_tol);
-    // Each bias element is a sum of `rows` terms of size ≤ scale in another order.
-    let b_tol = Array2::from_elem((1, outputs), 4.0 * rows as f32 * scale * f32::EPSILON);
     assert_close(&format!("{what}: bias"), &actual_b, &bias, &b_tol);
     grads.assert_untouched(&what);
 
@@ -176,6 +168,25 @@ pub fn check_linear_grads(
         same_bits(&actual_b, &gpu.download(&separate_b).unwrap()),
         "{what}: the bias gradient differs from column_sum's"
     );
+}
+
+/// Tolerances for a linear layer's weight gradient δᵀ·x (a product over the batch) and bias
+/// gradient (each a sum of `rows` terms of size ≤ `scale`, in another order than the CPU's).
+fn linear_grads_tolerance(
+    delta: &Array2<f32>,
+    input: &Array2<f32>,
+    scale: f32,
+) -> (Array2<f32>, Array2<f32>) {
+    let (rows, outputs) = delta.dim();
+    let weight = matmul_tolerance(
+        delta.t().mapv(f32::abs).view(),
+        input.mapv(f32::abs).view(),
+        None,
+        rows,
+        Activation::Identity,
+    );
+    let bias = Array2::from_elem((1, outputs), 4.0 * rows as f32 * scale * f32::EPSILON);
+    (weight, bias)
 }
 
 /// Whether two arrays hold the same bits, element for element.
@@ -298,15 +309,8 @@ pub fn check_linear_backward(
         format!("linear_backward {rows} rows, {inputs}→{outputs}, below {below:?} seed={seed}");
     let actual_w = gpu.download(&grads.weight).unwrap();
     let actual_b = gpu.download(&grads.bias).unwrap();
-    let w_tol = matmul_tolerance(
-        delta.t().mapv(f32::abs).view(),
-        input.mapv(f32::abs).view(),
-        None,
-        rows,
-        Activation::Identity,
-    );
+    let (w_tol, b_tol) = linear_grads_tolerance(&delta, &input, scale);
     assert_close(&format!("{what}: weight"), &actual_w, &cpu_w, &w_tol);
-    let b_tol = Array2::from_elem((1, outputs), 4.0 * rows as f32 * scale * f32::EPSILON);
     assert_close(&format!("{what}: bias"), &actual_b, &cpu_b, &b_tol);
     grads.assert_untouched(&what);
     grad_below.assert_untouched(&what);

@@ -10,9 +10,7 @@ use super::kernel::{Binding, Kernel};
 use super::matmul::{Fused, chosen_tiling, matmul, matmul_activation_backward, matmul_tiled};
 use super::reduce::{column_sum, column_sum_block_rows};
 use super::tiling::Tiling;
-use crate::backend::{
-    Activation, Matmul, Matrix, column_sum_dims, linear_backward_dims, matmul_dims,
-};
+use crate::backend::{Activation, Matmul, Matrix, linear_backward_dims, linear_grads_dims};
 use crate::error::{Error, Result};
 
 /// Batches of at most this many rows have their bias gradient summed in the weight
@@ -49,33 +47,21 @@ pub fn linear_grads_tiled(
 ) -> Result<()> {
     let op = "linear_grads";
     let spec = Matmul::tn();
-    matmul_dims(
-        spec,
+    linear_grads_dims(
         delta.shape(),
         input.shape(),
-        None,
-        weight_grad.shape(),
+        (weight_grad.shape(), bias_grad.shape()),
     )?;
-    column_sum_dims(delta.shape(), bias_grad.shape())?;
     check_bindings(ctx, op, &[delta, input, weight_grad, bias_grad])?;
     for out in [weight_grad, bias_grad] {
         check_no_alias(op, out, &[delta, input])?;
     }
+    check_apart(
+        op,
+        ("weight gradient", weight_grad),
+        ("bias gradient", bias_grad),
+    )?;
     let shared = weight_grad.buffer().raw() == bias_grad.buffer().raw();
-    if shared && overlap(weight_grad, bias_grad) {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "the bias gradient (elements {}..{}) overlaps the weight gradient ({}..{}) in \
-                 {:?}",
-                bias_grad.offset(),
-                bias_grad.offset() + bias_grad.shape().1,
-                weight_grad.offset(),
-                weight_grad.offset() + weight_grad.shape().0 * weight_grad.shape().1,
-                weight_grad.buffer().label()
-            ),
-        });
-    }
     if !shared || delta.shape().0 > FUSED_BIAS_GRAD_ROWS {
         matmul_tiled(ctx, spec, tiling, delta, input, None, weight_grad)?;
         return column_sum(ctx, delta, bias_grad);
@@ -95,10 +81,24 @@ pub fn linear_grads_tiled(
     )
 }
 
-/// Whether two views share an element (of one buffer).
-fn overlap(x: &GpuMatrix, y: &GpuMatrix) -> bool {
-    let end = |v: &GpuMatrix| v.offset() + v.shape().0 * v.shape().1;
-    x.offset() < end(y) && y.offset() < end(x)
+/// Fails when two of an op's outputs share an element of one buffer.
+fn check_apart(
+    op: &'static str,
+    (x_name, x): (&str, &GpuMatrix),
+    (y_name, y): (&str, &GpuMatrix),
+) -> Result<()> {
+    let span = |v: &GpuMatrix| v.offset()..v.offset() + v.shape().0 * v.shape().1;
+    let (xs, ys) = (span(x), span(y));
+    if x.buffer().raw() != y.buffer().raw() || xs.end <= ys.start || ys.end <= xs.start {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        op,
+        detail: format!(
+            "the {y_name} (elements {ys:?}) overlaps the {x_name} ({xs:?}) in {:?}",
+            x.buffer().label()
+        ),
+    })
 }
 
 const LINEAR_BACKWARD: Kernel = Kernel {
@@ -186,23 +186,19 @@ pub fn linear_backward(
     {
         check_no_alias(op, out, &read)?;
     }
+    check_apart(
+        op,
+        ("weight gradient", weight_grad),
+        ("bias gradient", bias_grad),
+    )?;
     if let Some(grad) = grad_below {
         check_bindings(ctx, op, &[grad])?;
-        let clash = [weight_grad, bias_grad]
-            .into_iter()
-            .find(|g| g.buffer().raw() == grad.buffer().raw() && overlap(g, grad));
-        if let Some(clash) = clash {
-            return Err(Error::Shape {
-                op,
-                detail: format!(
-                    "the gradient below (elements {}..) overlaps a parameter gradient \
-                     (elements {}..) in {:?}",
-                    grad.offset(),
-                    clash.offset(),
-                    grad.buffer().label()
-                ),
-            });
-        }
+        check_apart(
+            op,
+            ("weight gradient", weight_grad),
+            ("gradient below", grad),
+        )?;
+        check_apart(op, ("bias gradient", bias_grad), ("gradient below", grad))?;
     }
     if !one_kernel(ctx, delta, input, (weight_grad, bias_grad), below) {
         linear_grads(ctx, delta, input, weight_grad, bias_grad)?;
@@ -316,7 +312,6 @@ fn one_kernel(
     let grid_limit = ctx.limits().max_compute_workgroups_per_dimension as usize;
     invocations(rows, outputs, inputs, below.is_some()).div_ceil(WORKGROUP) <= grid_limit
         && bias_grad.buffer().raw() == grads
-        && !overlap(weight_grad, bias_grad)
         && below.is_none_or(|b| b.2.buffer().raw() != grads)
         && chosen_tiling(ctx, (outputs, inputs, rows)).splits == 1
         && below.is_none_or(|_| chosen_tiling(ctx, (rows, inputs, outputs)).splits == 1)

@@ -98,9 +98,15 @@ fn options_follow_wgpus_environment_variables() {
         ("WGPU_ADAPTER_NAME", "llvmpipe"),
         ("WGPU_POWER_PREF", "low"),
         ("STEEPEST_SHADER_CHECKS", "1"),
+        ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", " 64 "),
     ]))
     .unwrap();
     assert!(options.shader_checks);
+    assert_eq!(options.max_dispatches_in_flight, 64);
+    assert_eq!(
+        GpuOptions::default().max_dispatches_in_flight,
+        steepest::backend::gpu::DEFAULT_MAX_DISPATCHES_IN_FLIGHT
+    );
     assert_eq!(
         options.backends,
         wgpu::Backends::VULKAN | wgpu::Backends::METAL
@@ -120,6 +126,8 @@ fn options_follow_wgpus_environment_variables() {
         ("WGPU_BACKEND", "nonsense", "vulkan"),
         ("WGPU_POWER_PREF", "fastest", "high, low or none"),
         ("STEEPEST_SHADER_CHECKS", "maybe", "1, true"),
+        ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "-1", "0 or more"),
+        ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "lots", "whole number"),
     ] {
         let pairs: &'static [(&'static str, &'static str)] =
             Box::leak(vec![(variable, value)].into_boxed_slice());

@@ -21,6 +21,7 @@ fn added(before: GpuCounters, after: GpuCounters) -> GpuCounters {
         dispatches: after.dispatches - before.dispatches,
         submits: after.submits - before.submits,
         waits: after.waits - before.waits,
+        throttles: after.throttles - before.throttles,
     }
 }
 
@@ -83,6 +84,7 @@ fn check_steady(
         epochs + logged,
         "{what}: waits (one per epoch, one per logged step)"
     );
+    assert_eq!(change.throttles, 0, "{what}: far below the in-flight bound");
 }
 
 #[test]
@@ -145,6 +147,10 @@ fn a_steady_optimizer_step_creates_nothing() {
     assert_nothing_created("GpuOptimizer::step", change);
     assert_eq!(change.submits, 100);
     assert_eq!(change.waits, 0, "a step never waits");
+    assert_eq!(
+        change.throttles, 0,
+        "200 dispatches: within the in-flight bound"
+    );
 }
 
 #[test]
@@ -210,6 +216,62 @@ fn a_step_dispatches_two_kernels_per_layer_and_three_more() {
             "{layers} layers: {change:?}"
         );
         assert_eq!(change.submits, 5);
+    }
+}
+
+/// A host further ahead of the GPU than `max_dispatches_in_flight` waits for the oldest
+/// submissions until half the bound is left, never for the newest, and the results are the
+/// ones it computes unthrottled, bit for bit. Counted, not timed: every submission counts as
+/// in flight until the host waits for it, so the throttles fall where the bound says, on any
+/// adapter.
+#[test]
+fn a_host_far_ahead_of_the_gpu_waits_for_the_oldest_work_at_the_bound() {
+    use steepest::{GpuBackend, GpuContext, GpuOptions, Model};
+    common::gpu(); // fails with the message that names the fix when there is no adapter
+    let x = Array2::from_shape_fn((640, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
+    let labels: Vec<usize> = (0..640).map(|i| i % 2).collect();
+    let data = Dataset::classification(x, &labels, 2).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(8, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).batch_size(32);
+    let default = steepest::backend::gpu::DEFAULT_MAX_DISPATCHES_IN_FLIGHT;
+    // Ten steps of 2L + 3 = 7 dispatches, no epoch end. A bound of 20: the third step puts 21
+    // in flight, the two oldest are waited for (7 left ≤ 10), and so again at the 5th, 7th and
+    // 9th. A bound of 0: every step waits for the one before.
+    let mut trained = Vec::new();
+    for (bound, throttles) in [(default, 0), (20, 4), (0, 9)] {
+        let options = GpuOptions {
+            max_dispatches_in_flight: bound,
+            ..GpuOptions::from_env().unwrap()
+        };
+        let g = GpuBackend::with_context(GpuContext::with_options(&options).unwrap());
+        let ctx = g.context();
+        let mut model = Mlp::new(&g, &spec, Init::HeUniform, 4).unwrap();
+        let mut session = Session::new(&trainer, &g, &mut model, &data, None).unwrap();
+        ctx.wait().unwrap();
+        let before = ctx.counters();
+        for _ in 0..10 {
+            session.step().unwrap();
+        }
+        let change = added(before, ctx.counters());
+        assert_eq!(
+            (change.submits, change.dispatches, change.waits),
+            (10, 70, 0),
+            "bound {bound}: {change:?}"
+        );
+        assert_eq!(change.throttles, throttles, "bound {bound}: {change:?}");
+        drop(session);
+        trained.push(model.network().parameters_flat(&g).unwrap());
+    }
+    for (i, values) in trained.iter().enumerate().skip(1) {
+        assert!(
+            values
+                .iter()
+                .zip(&trained[0])
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "run {i} trained to other values than the unthrottled run"
+        );
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::GpuBuffer;
 use super::counters::Counters;
+use super::in_flight::InFlight;
 use super::kernel::KernelCache;
 use super::options::{GpuOptions, choose_adapter};
 use super::pending::Pending;
@@ -42,6 +43,8 @@ pub struct GpuContext {
     /// Work recorded by ops but not yet submitted: a training step records every kernel here
     /// and submits once (see [`GpuContext::flush`]).
     pub(super) pending: Mutex<Option<Pending>>,
+    /// Submissions the host has not seen finish, and the bound on them (see `in_flight.rs`).
+    pub(super) in_flight: Mutex<InFlight>,
     /// The readback staging buffer, grown on demand and reused (see `memory.rs`).
     pub(crate) staging: Mutex<Option<wgpu::Buffer>>,
     /// Scratch for partial sums (split-K matmuls, column sums, per-row losses) and transposed
@@ -195,6 +198,7 @@ impl GpuContext {
             retired: Arc::default(),
             counters,
             pending: Mutex::default(),
+            in_flight: Mutex::default(),
             staging: Mutex::default(),
             scratch: Mutex::default(),
             lost,

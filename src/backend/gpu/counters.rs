@@ -25,6 +25,12 @@ pub struct GpuCounters {
     pub submits: u64,
     /// Times the host blocked until the GPU finished.
     pub waits: u64,
+    /// Times a submit waited for older work because more than
+    /// [`crate::GpuOptions::max_dispatches_in_flight`] dispatches had been submitted since the
+    /// host last waited (not counted in `waits`). The host counts every submission as in
+    /// flight until it waits for it, so a throttle whose work the GPU had already finished
+    /// returns at once; one that blocks means the host was that far ahead of the GPU.
+    pub throttles: u64,
 }
 
 #[derive(Default)]
@@ -36,6 +42,7 @@ pub(crate) struct Counters {
     pub(crate) dispatches: AtomicU64,
     pub(crate) submits: AtomicU64,
     pub(crate) waits: AtomicU64,
+    pub(crate) throttles: AtomicU64,
 }
 
 impl GpuContext {
@@ -63,6 +70,7 @@ impl GpuContext {
             dispatches: get(&c.dispatches),
             submits: get(&c.submits),
             waits: get(&c.waits),
+            throttles: get(&c.throttles),
         }
     }
 

@@ -21,17 +21,31 @@ pub struct GpuOptions {
     /// Shaders an application compiles through [`crate::GpuContext::shader_module`] are always
     /// checked.
     pub shader_checks: bool,
+    /// How many dispatches may be submitted and not yet finished before a submit waits
+    /// (`STEEPEST_MAX_DISPATCHES_IN_FLIGHT`; default [`DEFAULT_MAX_DISPATCHES_IN_FLIGHT`]).
+    /// Steps never wait for the GPU while it keeps up; when the host runs further ahead than
+    /// this, a submit waits until the oldest work has finished and half the bound is left
+    /// queued, so the GPU stays busy while the memory that submitted work holds (command
+    /// pools, recorded commands, wgpu's tracking) stays bounded. The newest submission is
+    /// never waited for: 0 keeps one submission in flight. Each such wait counts in
+    /// [`crate::GpuCounters::throttles`].
+    pub max_dispatches_in_flight: u64,
 }
+
+/// [`GpuOptions::max_dispatches_in_flight`]'s default: about the kernels CUDA queues before a
+/// launch blocks, and over a hundred steps of a small MLP.
+pub const DEFAULT_MAX_DISPATCHES_IN_FLIGHT: u64 = 1024;
 
 impl Default for GpuOptions {
     /// The primary backends (Vulkan, Metal, DX12), any adapter name, the fastest adapter,
-    /// trusted kernels.
+    /// trusted kernels, [`DEFAULT_MAX_DISPATCHES_IN_FLIGHT`].
     fn default() -> Self {
         Self {
             backends: wgpu::Backends::PRIMARY,
             adapter_name: None,
             power_preference: wgpu::PowerPreference::HighPerformance,
             shader_checks: false,
+            max_dispatches_in_flight: DEFAULT_MAX_DISPATCHES_IN_FLIGHT,
         }
     }
 }
@@ -41,8 +55,8 @@ const BACKENDS: &str =
     "vulkan, metal, dx12, gl, webgpu, primary, secondary or all (comma-separated)";
 
 impl GpuOptions {
-    /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF` and
-    /// `STEEPEST_SHADER_CHECKS`. A value that is set but not understood is an error naming it.
+    /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`,
+    /// `STEEPEST_SHADER_CHECKS` and `STEEPEST_MAX_DISPATCHES_IN_FLIGHT`. A value that is set but not understood is an error naming it.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -82,6 +96,13 @@ impl GpuOptions {
                     });
                 }
             };
+        }
+        if let Some(bound) = set("STEEPEST_MAX_DISPATCHES_IN_FLIGHT") {
+            options.max_dispatches_in_flight = bound.trim().parse().map_err(|_| Error::Config {
+                variable: "STEEPEST_MAX_DISPATCHES_IN_FLIGHT",
+                value: bound,
+                accepted: "a whole number of dispatches, 0 or more",
+            })?;
         }
         Ok(options)
     }

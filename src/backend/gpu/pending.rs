@@ -63,7 +63,10 @@ impl GpuContext {
         }
     }
 
-    /// Submits the recorded work, if any, in one submit; does not wait for it.
+    /// Submits the recorded work, if any, in one submit. It does not wait for it, nor for
+    /// anything else unless the host is far ahead: with more than
+    /// [`GpuOptions::max_dispatches_in_flight`](crate::GpuOptions::max_dispatches_in_flight)
+    /// dispatches in flight it first waits for the oldest (see `in_flight.rs`).
     pub fn flush(&self) -> Result<()> {
         // The lock is held through the submit: another thread's flush that finds nothing
         // pending must not go on (to a readback, say) before this submit is in the queue.
@@ -77,19 +80,45 @@ impl GpuContext {
         // uncaptured-error handler, on this thread, before `submit` returns; it is taken
         // right after (and anything from before is reported as such first).
         self.check_health()?;
-        self.queue.submit([encoder.finish()]);
+        let index = self.queue.submit([encoder.finish()]);
         self.counters.submits.fetch_add(1, Ordering::Relaxed);
-        self.take_uncaptured("submit")
+        let oldest = {
+            let mut in_flight = lock(&self.in_flight);
+            in_flight.submitted(index, self.counters.dispatches.load(Ordering::Relaxed));
+            in_flight.over(self.options.max_dispatches_in_flight)
+        };
+        drop(pending);
+        self.take_uncaptured("submit")?;
+        let Some((serial, index)) = oldest else {
+            return Ok(());
+        };
+        self.counters.throttles.fetch_add(1, Ordering::Relaxed);
+        self.poll_until("flush", Some(index))?;
+        lock(&self.in_flight).finished_through(serial);
+        Ok(())
     }
 
     /// Blocks until every recorded and submitted command has finished; counts as one wait.
     pub fn wait(&self) -> Result<()> {
         self.flush()?;
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        let last = lock(&self.in_flight).last_serial();
+        self.poll_until("wait", None)?;
+        if let Some(serial) = last {
+            lock(&self.in_flight).finished_through(serial);
+        }
+        Ok(())
+    }
+
+    /// Blocks until `index` (the latest submission: `None`) has finished.
+    fn poll_until(&self, op: &'static str, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: None,
+            })
             .map_err(|e| Error::Gpu {
-                op: "wait",
+                op,
                 message: e.to_string(),
             })?;
         self.check_health()

@@ -278,25 +278,38 @@ impl Report {
     }
 
     fn train(&mut self) -> steepest::Result<()> {
-        let models: &[(&[usize], usize, u32)] = if self.quick {
-            &[(&[784, 256, 10], 128, 5), (&[2, 64, 64, 2], 64, 50)]
+        // (widths, batch, timed steps, steps per submit): the small model also with four steps
+        // to a submit (`Trainer::steps_per_submit`), where the submit's fixed cost is most of
+        // a step's host time.
+        let models: &[(&[usize], usize, u32, u64)] = if self.quick {
+            &[
+                (&[784, 256, 10], 128, 5, 1),
+                (&[2, 64, 64, 2], 64, 48, 1),
+                (&[2, 64, 64, 2], 64, 48, 4),
+            ]
         } else {
             &[
-                (&[784, 256, 10], 128, 300),
-                (&[1024, 1024, 1024, 10], 512, 100),
-                (&[4096, 4096, 4096, 10], 1024, 20),
-                (&[2, 64, 64, 2], 64, 500),
+                (&[784, 256, 10], 128, 300, 1),
+                (&[1024, 1024, 1024, 10], 512, 100, 1),
+                (&[4096, 4096, 4096, 10], 1024, 20, 1),
+                (&[2, 64, 64, 2], 64, 500, 1),
+                (&[2, 64, 64, 2], 64, 500, 4),
             ]
         };
         let ctx = self.gpu.context().clone();
-        for &(widths, batch, iters) in models {
+        for &(widths, batch, iters, every) in models {
             let label = format!(
-                "{}_b{batch}",
+                "{}_b{batch}{}",
                 widths
                     .iter()
                     .map(usize::to_string)
                     .collect::<Vec<_>>()
-                    .join("-")
+                    .join("-"),
+                if every > 1 {
+                    format!("_x{every}")
+                } else {
+                    String::new()
+                }
             );
             // Enough samples that the timed steps never reach an epoch end (a readback).
             let n = (iters as usize * 3 + 8) * batch;
@@ -305,11 +318,13 @@ impl Report {
             let labels: Vec<usize> = (0..n).map(|_| self.rng.random_range(0..classes)).collect();
             let data = Dataset::classification(x, &labels, classes)?;
             let spec = MlpSpec::stack(widths, Activation::Relu);
-            let trainer =
-                Trainer::new(Adam::default().lr(1e-3), Loss::SoftmaxCrossEntropy).batch_size(batch);
+            let trainer = Trainer::new(Adam::default().lr(1e-3), Loss::SoftmaxCrossEntropy)
+                .batch_size(batch)
+                .steps_per_submit(every);
             let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
             let mut session = Session::new(&trainer, &self.gpu, &mut model, &data, None)?;
-            for _ in 0..3 {
+            // Whole groups of `every` steps: each timed group ends with its own submit.
+            for _ in 0..3u64.div_ceil(every) * every {
                 session.step()?;
             }
             ctx.wait()?;
@@ -332,11 +347,15 @@ impl Report {
             // A fresh session, so its timed steps do not reach the epoch end either.
             drop(session);
             let mut session = Session::new(&trainer, &self.gpu, &mut model, &data, None)?;
-            for _ in 0..3 {
+            // Whole groups of `every` steps: each timed group ends with its own submit.
+            for _ in 0..3u64.div_ceil(every) * every {
                 session.step()?;
             }
             ctx.wait()?;
-            let burst = (ctx.options().max_dispatches_in_flight / 2 / per_step.max(1)).max(1);
+            // Whole groups of `every` steps, so each burst ends with its submit.
+            let burst = (ctx.options().max_dispatches_in_flight / 2 / per_step.max(1)).max(every)
+                / every
+                * every;
             let mut host = Vec::new();
             for _ in 0..3 {
                 let mut spent = 0.0;

@@ -158,7 +158,7 @@ fn hyperparameters_are_validated_as_applied() {
 
 /// Stopping rules are settings like any other: nonsense is refused before training.
 #[test]
-fn stopping_rules_are_validated() {
+fn stopping_rules_and_submits_are_validated() {
     let trainers = [
         (
             cross_entropy().stop_on_plateau(0, 1e-4),
@@ -179,6 +179,7 @@ fn stopping_rules_are_validated() {
             cross_entropy().stop_when_grad_norm_below(-1.0),
             "stop_when_grad_norm_below",
         ),
+        (cross_entropy().steps_per_submit(0), "steps_per_submit(0)"),
     ];
     for (trainer, words) in trainers {
         let err = fit_error(trainer, &blobs());

@@ -179,6 +179,76 @@ fn an_epoch_without_logging_waits_at_most_once_and_submits_once_per_step() {
     );
 }
 
+/// Steps grouped into fewer submits (`steps_per_submit`) compute the same values, bit for
+/// bit, through logged steps, epoch ends, validation passes and the monitor; only the submits
+/// are fewer.
+#[test]
+fn steps_grouped_into_fewer_submits_train_the_same_bits() {
+    let (train, val) = data::moons(500, 0.1, 2).unwrap().split(0.2, 2).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Relu)
+        .layer(1, Activation::Identity);
+    let mut runs = Vec::new();
+    for every in [1, 4] {
+        let g = common::own_gpu();
+        let mut model = Mlp::new(&g, &spec, Init::HeUniform, 1).unwrap();
+        let trainer = Trainer::new(Adam::default().lr(0.01), Loss::BinaryCrossEntropyWithLogits)
+            .batch_size(64)
+            .epochs(3)
+            .monitor(true)
+            .log_every(5)
+            .steps_per_submit(every);
+        let submits = g.context().submits();
+        let history = trainer.fit(&g, &mut model, &train, Some(&val)).unwrap();
+        let submits = g.context().submits() - submits;
+        let params = model.parameters_flat(&g).unwrap();
+        runs.push((params, history, submits));
+    }
+    let (one, four) = (&runs[0], &runs[1]);
+    assert!(
+        one.0
+            .iter()
+            .zip(&four.0)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "the parameters differ"
+    );
+    assert_eq!(one.1, four.1, "the histories differ");
+    assert_eq!(one.1.epochs.len(), 3);
+    // 21 steps: every step submits, or only those the logged steps (5, 10, 15, 20), the epoch
+    // ends and every 4th step reach first.
+    assert!(four.2 < one.2, "{} submits grouped, {} not", four.2, one.2);
+}
+
+/// Every `steps_per_submit`-th step submits, counting from the run's first; a readback submits
+/// what is pending first.
+#[test]
+fn a_group_of_steps_is_submitted_when_its_last_is_recorded_or_something_reads_back() {
+    let data = data::moons(640, 0.1, 3).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(8, Activation::Tanh)
+        .layer(1, Activation::Identity);
+    let g = common::own_gpu();
+    let ctx = g.context();
+    let mut model = Mlp::new(&g, &spec, Init::HeUniform, 1).unwrap();
+    let trainer = Trainer::new(Sgd::default().lr(0.1), Loss::BinaryCrossEntropyWithLogits)
+        .batch_size(32)
+        .steps_per_submit(4);
+    let mut session = Session::new(&trainer, &g, &mut model, &data, None).unwrap();
+    ctx.wait().unwrap();
+    let (submits, waits) = (ctx.submits(), ctx.waits());
+    for _ in 0..10 {
+        session.step().unwrap();
+    }
+    assert_eq!(ctx.submits() - submits, 2, "steps 4 and 8 submit");
+    assert!(session.last_batch_loss().unwrap().is_finite());
+    assert_eq!(
+        ctx.submits() - submits,
+        3,
+        "the readback submits steps 9 and 10"
+    );
+    assert_eq!(ctx.waits() - waits, 1);
+}
+
 #[test]
 fn logging_reads_back_every_n_steps() {
     let data = data::linear(64, &[1.0, 2.0], 0.5, 0.0, 1).unwrap();

@@ -1,6 +1,7 @@
 //! `Session`: one training run in progress, step by step. Each step records gather, forward,
-//! loss, backward, clipping and the update, then submits once; the host reads back only at
-//! epoch ends and at logged steps.
+//! loss, backward, clipping and the update, then submits once (or every
+//! `Trainer::steps_per_submit` steps); the host reads back only at epoch ends and at logged
+//! steps.
 
 use std::io::IsTerminal;
 
@@ -221,7 +222,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
 
     /// One optimizer step on the next mini-batch, starting a new epoch (a fresh shuffle, or
     /// the data in order, as [`Trainer::batch_order`] says) when the last one is used up.
-    /// Recorded and submitted once; reads back only when this step is logged.
+    /// Recorded and submitted once (with the steps before it, every
+    /// [`Trainer::steps_per_submit`] steps); reads back only when this step is logged.
     pub fn step(&mut self) -> Result<()> {
         let len = self.train_len("Session::step")?;
         if self.order.is_none() || self.epoch_done() {
@@ -237,8 +239,9 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         Ok(())
     }
 
-    /// One descent step on `rows` samples of `batch`, recorded and submitted once, then
-    /// counted (and logged when due): what every kind of step comes down to.
+    /// One descent step on `rows` samples of `batch`, recorded and submitted (every
+    /// `steps_per_submit` steps), then counted (and logged when due): what every kind of step
+    /// comes down to.
     pub(super) fn descend(&mut self, rows: usize, batch: Batch<'_, B>) -> Result<()> {
         let backend = self.backend;
         let net = self.model.network_mut();
@@ -283,7 +286,11 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         if self.trainer.monitor {
             self.optimizer.stats_into(&mut self.totals, slot::STATS)?;
         }
-        backend.flush()?;
+        // Every `steps_per_submit`-th step submits what is pending (its own and the steps
+        // recorded since the last submit); anything that reads back submits first.
+        if (self.step + 1).is_multiple_of(self.trainer.steps_per_submit) {
+            backend.flush()?;
+        }
         self.after_step(rows)
     }
 

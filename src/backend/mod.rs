@@ -83,7 +83,8 @@ pub trait Backend: 'static {
     /// A human-readable description: the backend and, for the GPU, the adapter.
     fn describe(&self) -> String;
 
-    /// Submits the ops recorded so far (a no-op on the CPU); does not wait.
+    /// Submits the ops recorded so far (a no-op on the CPU); does not wait for them (on the GPU
+    /// it waits for older work only past `GpuOptions::max_dispatches_in_flight`).
     fn flush(&self) -> Result<()>;
 
     /// Copies a host array into a new backend matrix.

@@ -69,7 +69,8 @@ struct Bound {
 }
 
 /// An optimizer over a parameter arena in a GPU buffer, with its state in GPU buffers of the
-/// same length. Each step is one submit and does not wait for the GPU.
+/// same length. Each step is one submit and does not wait for the GPU (unless the host is
+/// further ahead than [`crate::GpuOptions::max_dispatches_in_flight`]).
 ///
 /// Gradients are read, never written: clipping applies to the gradient as the update reads it.
 #[derive(Debug)]
@@ -225,7 +226,7 @@ impl GpuOptimizer {
     }
 
     /// Applies one update to `params` from `grads` (GPU buffers of the arena's length) in one
-    /// submit, without waiting for it. Work recorded earlier on the context goes in the same
+    /// submit, without waiting for it (see [`GpuContext::flush`]). Work recorded earlier on the context goes in the same
     /// submit.
     pub fn step(&mut self, params: &mut GpuBuffer<f32>, grads: &GpuBuffer<f32>) -> Result<()> {
         self.record_step(params, grads)?;

@@ -226,8 +226,8 @@ impl GpuOptimizer {
     }
 
     /// Applies one update to `params` from `grads` (GPU buffers of the arena's length) in one
-    /// submit, without waiting for it (see [`GpuContext::flush`]). Work recorded earlier on the context goes in the same
-    /// submit.
+    /// submit, without waiting for it (see [`GpuContext::flush`]). Work recorded earlier on
+    /// the context goes in the same submit.
     pub fn step(&mut self, params: &mut GpuBuffer<f32>, grads: &GpuBuffer<f32>) -> Result<()> {
         self.record_step(params, grads)?;
         self.ctx.flush()

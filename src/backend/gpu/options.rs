@@ -56,7 +56,8 @@ const BACKENDS: &str =
 
 impl GpuOptions {
     /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`,
-    /// `STEEPEST_SHADER_CHECKS` and `STEEPEST_MAX_DISPATCHES_IN_FLIGHT`. A value that is set but not understood is an error naming it.
+    /// `STEEPEST_SHADER_CHECKS` and `STEEPEST_MAX_DISPATCHES_IN_FLIGHT`. A value that is set
+    /// but not understood is an error naming it.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok())
     }

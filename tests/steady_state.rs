@@ -25,6 +25,13 @@ fn added(before: GpuCounters, after: GpuCounters) -> GpuCounters {
     }
 }
 
+/// Whether `ctx` runs with the default in-flight bound: CI also runs these tests with
+/// `STEEPEST_MAX_DISPATCHES_IN_FLIGHT=0`, where every submit waits for the one before.
+fn default_bound(ctx: &steepest::GpuContext) -> bool {
+    ctx.options().max_dispatches_in_flight
+        == steepest::backend::gpu::DEFAULT_MAX_DISPATCHES_IN_FLIGHT
+}
+
 fn assert_nothing_created(what: &str, change: GpuCounters) {
     assert_eq!(
         (
@@ -84,7 +91,9 @@ fn check_steady(
         epochs + logged,
         "{what}: waits (one per epoch, one per logged step)"
     );
-    assert_eq!(change.throttles, 0, "{what}: far below the in-flight bound");
+    if default_bound(ctx) {
+        assert_eq!(change.throttles, 0, "{what}: far below the in-flight bound");
+    }
 }
 
 #[test]
@@ -147,10 +156,9 @@ fn a_steady_optimizer_step_creates_nothing() {
     assert_nothing_created("GpuOptimizer::step", change);
     assert_eq!(change.submits, 100);
     assert_eq!(change.waits, 0, "a step never waits");
-    assert_eq!(
-        change.throttles, 0,
-        "200 dispatches: within the in-flight bound"
-    );
+    if default_bound(ctx) {
+        assert_eq!(change.throttles, 0, "200 dispatches: within the bound");
+    }
 }
 
 #[test]

@@ -153,8 +153,8 @@ impl Trainer {
 
     /// Record `steps` steps before submitting them to the GPU together (default 1: every step
     /// is submitted as it is recorded), as Keras's `steps_per_execution`. A submit has a fixed
-    /// host cost (on an NVIDIA GPU through Vulkan, 12–19 µs measured), which dominates the step
-    /// of a small model; fewer submits save it. The steps compute exactly the same values: a
+    /// host cost (on an NVIDIA GPU through Vulkan, 12–19 µs measured), a large share of a small
+    /// model's step; fewer submits save most of it. The steps compute exactly the same values: a
     /// readback (a logged step, an epoch's end, a checkpoint, reading the model) and a write
     /// through the crate submit what is pending first. What it costs: the GPU starts a group's
     /// steps only once the last is recorded, and an application that writes a step's input

@@ -56,7 +56,7 @@ impl InFlight {
             if s > serial {
                 break;
             }
-            self.dispatches -= d;
+            self.dispatches = self.dispatches.saturating_sub(d);
             self.submissions.pop_front();
         }
     }

@@ -29,8 +29,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
 use steepest::{
-    Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuMatrix, GpuOptimizer, Init, Loss,
-    Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
+    Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer,
+    Init, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
 };
 
 const SECTIONS: [&str; 6] = ["matmul", "shapes", "copy", "optim", "train", "host"];
@@ -322,12 +322,7 @@ impl Report {
                 .batch_size(batch)
                 .steps_per_submit(every);
             let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
-            let mut session = Session::new(&trainer, &self.gpu, &mut model, &data, None)?;
-            // Whole groups of `every` steps: each timed group ends with its own submit.
-            for _ in 0..3u64.div_ceil(every) * every {
-                session.step()?;
-            }
-            ctx.wait()?;
+            let mut session = warmed_up(&self.gpu, &trainer, &mut model, &data, every)?;
             let mut total = Vec::new();
             // The time to record and submit the steps in a row, before their wait, as the
             // reference probe times it: where the GPU is the slower side, the in-flight bound
@@ -347,47 +342,25 @@ impl Report {
             let after = ctx.counters();
             let steps = 3 * u64::from(iters);
             let per_step = (after.dispatches - before.dispatches) / steps;
-            // The host's own time per step, in bursts the in-flight bound never throttles, the
-            // GPU caught up before each: where the GPU is slower than the host, timing the
-            // steps above before their wait would time the GPU.
-            // A fresh session, so its timed steps do not reach the epoch end either.
+            // The host's own time, in a fresh session (so its timed steps do not reach the
+            // epoch end either), in bursts of whole groups of `every` steps, each ending with
+            // its submit.
             drop(session);
-            let mut session = Session::new(&trainer, &self.gpu, &mut model, &data, None)?;
-            // Whole groups of `every` steps: each timed group ends with its own submit.
-            for _ in 0..3u64.div_ceil(every) * every {
-                session.step()?;
-            }
-            ctx.wait()?;
-            // Whole groups of `every` steps, so each burst ends with its submit.
+            let mut session = warmed_up(&self.gpu, &trainer, &mut model, &data, every)?;
             let burst = (ctx.options().max_dispatches_in_flight / 2 / per_step.max(1)).max(every)
                 / every
                 * every;
-            let mut host = Vec::new();
-            for _ in 0..3 {
-                let mut spent = 0.0;
-                let mut done = 0;
-                while done < iters {
-                    let start = Instant::now();
-                    for _ in 0..burst.min(u64::from(iters - done)) {
-                        session.step()?;
-                        done += 1;
-                    }
-                    spent += start.elapsed().as_secs_f64();
-                    ctx.wait()?;
-                }
-                host.push(spent / f64::from(iters));
-            }
+            let host = host_in_bursts(&ctx, &mut session, iters, burst)?;
             let runs = total
                 .iter()
                 .map(|t| format!("{:.3}", t * 1e3))
                 .collect::<Vec<_>>()
                 .join(", ");
-            host.sort_by(f64::total_cmp);
             total.sort_by(f64::total_cmp);
             println!(
                 "train_{label}_host {:.1} us/step recorded+submitted (bursts of at most {burst} \
                  steps, the GPU caught up before each; {:.1} us/step for {iters} steps in a row)",
-                host[1] * 1e6,
+                host * 1e6,
                 in_a_row[1] * 1e6
             );
             println!(
@@ -484,6 +457,52 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// A training session on `data`, past its first steps (whole groups of `every`, so each timed
+/// group ends with its own submit), the GPU caught up.
+fn warmed_up<'a>(
+    gpu: &'a GpuBackend,
+    trainer: &'a Trainer,
+    model: &'a mut Mlp<GpuBackend>,
+    data: &'a Dataset,
+    every: u64,
+) -> steepest::Result<Session<'a, GpuBackend>> {
+    let mut session = Session::new(trainer, gpu, model, data, None)?;
+    for _ in 0..3u64.div_ceil(every) * every {
+        session.step()?;
+    }
+    gpu.context().wait()?;
+    Ok(session)
+}
+
+/// The host's own seconds per step: the median of three runs of `iters` steps, each timed in
+/// bursts of at most `burst` steps with the GPU caught up before each. Bursts the in-flight
+/// bound never reaches: where the GPU is slower than the host, timing the steps in a row would
+/// time the GPU.
+fn host_in_bursts(
+    ctx: &GpuContext,
+    session: &mut Session<'_, GpuBackend>,
+    iters: u32,
+    burst: u64,
+) -> steepest::Result<f64> {
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let mut spent = 0.0;
+        let mut done = 0;
+        while done < iters {
+            let start = Instant::now();
+            for _ in 0..burst.min(u64::from(iters - done)) {
+                session.step()?;
+                done += 1;
+            }
+            spent += start.elapsed().as_secs_f64();
+            ctx.wait()?;
+        }
+        runs.push(spent / f64::from(iters));
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(runs[1])
 }
 
 /// `1e8` for 100 000 000, `1e6` for 1 000 000.

@@ -471,42 +471,32 @@ fn linear_backward_is_one_dispatch_for_a_small_layer_and_refuses_bad_input() {
     let weight = gpu.upload(Array2::<f32>::ones((3, 3)).view()).unwrap();
     let arena = gpu.arena("grads", &[(3, 3), (1, 3)]).unwrap();
     let (mut w, mut b) = (arena.tensors()[0].clone(), arena.tensors()[1].clone());
-    // A gradient below of the wrong shape.
-    let mut wrong = gpu.zeros(3, 3).unwrap();
-    let err = gpu
-        .linear_backward_into(
-            &delta,
+    // Each refused before anything is recorded: (the activation output, the gradient below,
+    // what the error says).
+    let refusals = [
+        // A gradient below of the wrong shape.
+        (&input, gpu.zeros(3, 3).unwrap(), "gradient below is 3×3"),
+        // The gradient below written into the layer's own input.
+        (&delta, input.clone(), "is also an input"),
+        // The gradient below written over the weight gradient.
+        (
             &input,
-            &weight,
-            (&mut w, &mut b),
-            Some((Activation::Tanh, &input, &mut wrong)),
-        )
-        .unwrap_err();
-    assert!(err.to_string().contains("gradient below is 3×3"), "{err}");
-    // The gradient below written into the layer's own input.
-    let mut into_input = input.clone();
-    let err = gpu
-        .linear_backward_into(
-            &delta,
-            &input,
-            &weight,
-            (&mut w, &mut b),
-            Some((Activation::Tanh, &delta, &mut into_input)),
-        )
-        .unwrap_err();
-    assert!(err.to_string().contains("is also an input"), "{err}");
-    // The gradient below written over the weight gradient.
-    let mut over = GpuMatrix::view(w.buffer().clone(), w.offset(), 4, 3).unwrap();
-    let err = gpu
-        .linear_backward_into(
-            &delta,
-            &input,
-            &weight,
-            (&mut w, &mut b),
-            Some((Activation::Tanh, &input, &mut over)),
-        )
-        .unwrap_err();
-    assert!(err.to_string().contains("overlaps"), "{err}");
+            GpuMatrix::view(w.buffer().clone(), w.offset(), 4, 3).unwrap(),
+            "overlaps",
+        ),
+    ];
+    for (act_out, mut below, words) in refusals {
+        let err = gpu
+            .linear_backward_into(
+                &delta,
+                &input,
+                &weight,
+                (&mut w, &mut b),
+                Some((Activation::Tanh, act_out, &mut below)),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains(words), "{err}");
+    }
     assert_eq!(
         gpu.read_arena(&arena).unwrap(),
         vec![0.0; 12],

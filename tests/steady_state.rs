@@ -274,10 +274,7 @@ fn a_host_far_ahead_of_the_gpu_waits_for_the_oldest_work_at_the_bound() {
     }
     for (i, values) in trained.iter().enumerate().skip(1) {
         assert!(
-            values
-                .iter()
-                .zip(&trained[0])
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            common::bit_identical(values, &trained[0]),
             "run {i} trained to other values than the unthrottled run"
         );
     }

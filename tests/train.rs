@@ -206,10 +206,7 @@ fn steps_grouped_into_fewer_submits_train_the_same_bits() {
     }
     let (one, four) = (&runs[0], &runs[1]);
     assert!(
-        one.0
-            .iter()
-            .zip(&four.0)
-            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        common::bit_identical(&one.0, &four.0),
         "the parameters differ"
     );
     assert_eq!(one.1, four.1, "the histories differ");

@@ -191,7 +191,7 @@ fn linear_grads_tolerance(
 
 /// Whether two arrays hold the same bits, element for element.
 pub fn same_bits(x: &Array2<f32>, y: &Array2<f32>) -> bool {
-    x.dim() == y.dim() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+    x.dim() == y.dim() && super::bit_identical(x, y)
 }
 
 /// A linear layer's weight and bias gradients as views of one buffer, as in a model's

@@ -176,6 +176,18 @@ pub fn max_abs_diff<'a>(
         .fold(0.0, f32::max)
 }
 
+/// Whether two runs of values are equally long and hold the same bits, element for element.
+pub fn bit_identical<'a, X, Y>(x: X, y: Y) -> bool
+where
+    X: IntoIterator<Item = &'a f32>,
+    X::IntoIter: ExactSizeIterator,
+    Y: IntoIterator<Item = &'a f32>,
+    Y::IntoIter: ExactSizeIterator,
+{
+    let (x, y) = (x.into_iter(), y.into_iter());
+    x.len() == y.len() && x.zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
 /// An elementwise tolerance: `rel` of each expected value's size plus `abs`.
 pub fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
     expected.mapv(|e| rel * e.abs() + abs)

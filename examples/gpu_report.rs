@@ -14,10 +14,11 @@
 //! time this crate controls, the same on any machine with this CPU.
 //!
 //! Sections: `matmul` (NN/NT/TN squares 1024–8192 and a fused linear layer), `shapes` (the
-//! bench MLPs' own forward and backward products), `copy` (buffer-to-buffer bandwidth),
-//! `optim` (Adam and SGD with momentum over 1e8 parameters), `train` (one training step of
-//! each bench MLP: samples/s, and the host's time to record and submit a step), `host` (that
-//! host time taken apart: recording one small op, and one submit). `--tilings`
+//! bench MLPs' own forward and backward products), `copy` (buffer-to-buffer bandwidth, and the
+//! transposes a pretransposed product runs first), `optim` (Adam and SGD with momentum over
+//! 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
+//! time to record and submit a step), `host` (that host time taken apart: recording one small
+//! op, and one submit). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
 
 mod common;
@@ -27,7 +28,7 @@ use std::time::Instant;
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
+use steepest::backend::gpu::{Tile, Tiling, matmul_tiled, transpose};
 use steepest::{
     Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer,
     Init, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
@@ -244,6 +245,23 @@ impl Report {
             2.0 * bytes as f64 / dt / 1e9,
             dt * 1e3
         );
+        // The transposes a pretransposed product runs first (the 4096 model's weight and
+        // batch), against the copy above: what they cost is what that product pays.
+        let shapes: &[(usize, usize)] = if self.quick {
+            &[(256, 256)]
+        } else {
+            &[(4096, 4096), (1024, 4096)]
+        };
+        for &(rows, cols) in shapes {
+            let src = self.random(rows, cols)?;
+            let out = self.gpu.zeros(cols, rows)?;
+            let dt = time(&self.gpu, 20, || transpose(&ctx, &src, &out))?;
+            println!(
+                "transpose_{rows}x{cols} {:.1} GB/s read+write ({:.1} us)",
+                8.0 * (rows * cols) as f64 / dt / 1e9,
+                dt * 1e6
+            );
+        }
         Ok(())
     }
 

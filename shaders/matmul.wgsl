@@ -5,10 +5,11 @@
 //   0 a:        storage, read  array<vec4<f32>>  A as stored: M×K, or K×M when TRANS_A
 //   1 b:        storage, read  array<vec4<f32>>  B as stored: K×N, or N×K when TRANS_B
 //   2 bias:     storage, read  array<f32>        N values, read only when HAS_BIAS
-//   3 c:        storage, rw    array<f32>        C: M×N, every element overwritten (and, with
-//                                                BIAS_GRAD, M sums from sums_offset)
+//   3 c:        storage, rw    array<vec4<f32>>  C: M×N from element c_offset, every element
+//                                                overwritten (and, with BIAS_GRAD, M sums from
+//                                                sums_offset); element i is c[i / 4][i % 4]
 //   4 partials: storage, rw    array<f32>        SPLIT only: splits × M × N partial products
-//   5 act_out:  storage, read  array<f32>        DERIVATIVE only: M×N outputs of the activation
+//   5 act_out:  storage, read  array<vec4<f32>>  DERIVATIVE only: M×N outputs of the activation
 //                                                whose derivative multiplies C (from act_offset)
 //
 // Entry points and dispatch:
@@ -51,7 +52,10 @@
 // is bit for bit column_sum's.
 //
 // Global loads are vec4 when the stored row length and the element offset are multiples of 4
-// (A_VEC4, B_VEC4, chosen by the host), else four masked scalar loads.
+// (A_VEC4, B_VEC4, chosen by the host), else four masked scalar loads. Likewise the epilogue
+// stores (and reads act_out) four columns at a time where C_VEC4 says C's rows (and
+// act_out's) start on 16-byte boundaries and all four columns are inside N, else element by
+// element; the bias of an invocation's columns is loaded once, before the stores.
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
 // the extents in `params`, which the host has checked against the bound buffers (the
@@ -61,7 +65,10 @@
 // w·WG_X + lx < TN4); accumulator indices stay below 4 · GROUPS_M · GROUPS_N ≤ 16 and the
 // per-invocation load and operand indices below 4 (the host keeps GROUPS_M, GROUPS_N ≤ 2
 // and LOADS ≤ 4). `bias_grad` reads A at rows below K and columns below M, and writes
-// c[sums_offset + m] for m < M, a 1×M view of c's buffer the host has checked.
+// c[sums_offset + m] for m < M, a 1×M view of c's buffer the host has checked. A whole-vec4
+// store to C (or load of act_out) covers elements base..base + 3 of one row, all below N, with
+// base a multiple of 4 (C_VEC4: the offset and N are, and col always is); C and act_out are
+// bound whole, in multiples of 16 bytes, so element i of the view is inside vec4 i / 4.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -70,6 +77,9 @@ override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;
 override A_VEC4: bool = false;
 override B_VEC4: bool = false;
+// C's rows (and act_out's, with DERIVATIVE) start on 16-byte boundaries: the epilogue stores
+// four columns as one vec4 where all four are inside N.
+override C_VEC4: bool = false;
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override GROUPS_M: u32 = 2u;   // 1 or 2
@@ -119,9 +129,9 @@ var<immediate> params: Params;
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(5) var<storage, read> act_out: array<f32>;
+@group(0) @binding(5) var<storage, read> act_out: array<vec4<f32>>;
 
 // Staged slices, indexed [buffer · SLICE_A + kk · TM4 + row / 4] (op(A)ᵀ, K-major) and
 // likewise for op(B); sized for this configuration, so small tiles leave room for more
@@ -257,6 +267,35 @@ fn derivative_from_output(a: f32) -> f32 {
     }
 }
 
+// Element `i` of C, written alone (the other three of its vec4 are other invocations' or
+// outside the view).
+fn store_c(i: u32, x: f32) {
+    c[i >> 2u][i & 3u] = x;
+}
+
+fn act_out_at(i: u32) -> f32 {
+    return act_out[i >> 2u][i & 3u];
+}
+
+// act'(·) of the four activation outputs from element `i` of act_out (column `col`): one vec4
+// load where `whole`, else each element inside N (those past it are never stored).
+fn derivative4(i: u32, col: u32, whole: bool) -> vec4<f32> {
+    var d = vec4<f32>(0.0);
+    if (whole) {
+        let a = act_out[i >> 2u];
+        for (var j = 0u; j < 4u; j++) {
+            d[j] = derivative_from_output(a[j]);
+        }
+    } else {
+        for (var j = 0u; j < 4u; j++) {
+            if (col + j < params.n) {
+                d[j] = derivative_from_output(act_out_at(i + j));
+            }
+        }
+    }
+    return d;
+}
+
 fn activate(x: vec4<f32>) -> vec4<f32> {
     switch ACTIVATION {
         case 1u: {
@@ -321,7 +360,7 @@ fn bias_grad(group: u32, t: u32) {
             total += block_total;
         }
     }
-    c[params.sums_offset + m] = total;
+    store_c(params.sums_offset + m, total);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
@@ -434,6 +473,19 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         workgroupBarrier();
     }
 
+    // The bias of this invocation's columns, loaded once (zero past N, where nothing is
+    // stored): per element it would be reloaded after every store, which may alias it.
+    var bias_n: array<vec4<f32>, 2>;
+    if (HAS_BIAS && !SPLIT) {
+        for (var w = 0u; w < GROUPS_N; w++) {
+            let col = col0 + w * 4u * WG_X + lid.x * 4u;
+            for (var j = 0u; j < 4u; j++) {
+                if (col + j < params.n) {
+                    bias_n[w][j] = bias[params.bias_offset + col + j];
+                }
+            }
+        }
+    }
     let mn = params.m * params.n;
     for (var h = 0u; h < GROUPS_M; h++) {
         for (var r = 0u; r < 4u; r++) {
@@ -454,21 +506,23 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                     continue;
                 }
                 if (HAS_BIAS) {
-                    for (var j = 0u; j < 4u; j++) {
-                        if (col + j < params.n) {
-                            v[j] += bias[params.bias_offset + col + j];
-                        }
-                    }
+                    v += bias_n[w];
                 }
                 v = activate(v);
-                let base = params.c_offset + row * params.n + col;
-                for (var j = 0u; j < 4u; j++) {
-                    if (col + j < params.n) {
-                        var x = v[j];
-                        if (DERIVATIVE) {
-                            x *= derivative_from_output(act_out[params.act_offset + row * params.n + col + j]);
+                let at = row * params.n + col;
+                // C_VEC4: the four columns start on a 16-byte boundary of C (and of act_out).
+                let whole = C_VEC4 && col + 3u < params.n;
+                if (DERIVATIVE) {
+                    v *= derivative4(params.act_offset + at, col, whole);
+                }
+                let base = params.c_offset + at;
+                if (whole) {
+                    c[base >> 2u] = v;
+                } else {
+                    for (var j = 0u; j < 4u; j++) {
+                        if (col + j < params.n) {
+                            store_c(base + j, v[j]);
                         }
-                        c[base + j] = x;
                     }
                 }
             }
@@ -492,8 +546,8 @@ fn matmul_reduce(
         }
         var x = activate(vec4<f32>(sum)).x;
         if (DERIVATIVE) {
-            x *= derivative_from_output(act_out[params.act_offset + e]);
+            x *= derivative_from_output(act_out_at(params.act_offset + e));
         }
-        c[params.c_offset + e] = x;
+        store_c(params.c_offset + e, x);
     }
 }

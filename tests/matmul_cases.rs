@@ -337,6 +337,94 @@ fn fused_activation_backward_matches_cpu() {
     );
 }
 
+/// The epilogue stores four columns as one vec4 where the output's rows start on 16-byte
+/// boundaries (and the activation output's, for the fused derivative), element by element
+/// elsewhere: every placement of the output and of the activation output gives the same bits,
+/// close to the CPU's, and leaves everything around the output as it was.
+#[test]
+fn aligned_and_unaligned_outputs_get_the_same_bits() {
+    let gpu = gpu();
+    let mut r = rng(97);
+    // N a multiple of 4 (vec4 stores where the offset allows) and not; K short, so unsplit.
+    for (m, n, k) in [(70, 68, 40), (33, 66, 24), (130, 132, 16)] {
+        let a = random_matrix(&mut r, m, k, 1.0);
+        let b = random_matrix(&mut r, k, n, 1.0);
+        let bias = random_matrix(&mut r, 1, n, 1.0);
+        let output = random_matrix(&mut r, m, n, 3.0).mapv(|x| Activation::Tanh.apply(x));
+        let (ga, gb, gbias) = (
+            gpu.upload(a.view()).unwrap(),
+            gpu.upload(b.view()).unwrap(),
+            gpu.upload(bias.view()).unwrap(),
+        );
+        let spec = Matmul::nn().activation(Activation::Sigmoid);
+        let mut expected = Array2::zeros((m, n));
+        cpu::matmul(spec, a.view(), b.view(), Some(bias.view()), &mut expected).unwrap();
+        let tol = matmul_tolerance(
+            a.mapv(f32::abs).view(),
+            b.mapv(f32::abs).view(),
+            Some(bias.view()),
+            k,
+            spec.activation,
+        );
+        let mut first: Option<Array2<f32>> = None;
+        for before in 0..6 {
+            let out = guarded(m, n, before);
+            gpu.matmul_into(spec, &ga, &gb, Some(&gbias), &mut out.matrix.clone())
+                .unwrap();
+            let actual = gpu.download(&out.matrix).unwrap();
+            let what = format!("{m}×{n}×{k} output at {before}");
+            out.assert_untouched(&what);
+            assert_close(&what, &actual, &expected, &tol);
+            let first = first.get_or_insert_with(|| actual.clone());
+            assert!(
+                common::bit_identical(first.iter(), actual.iter()),
+                "{what}: other bits"
+            );
+        }
+
+        let mut backward = Array2::zeros((m, n));
+        CpuBackend
+            .matmul_activation_backward_into(
+                Matmul::nn(),
+                &a,
+                &b,
+                Activation::Tanh,
+                &output,
+                &mut backward,
+            )
+            .unwrap();
+        let tol = matmul_tolerance(
+            a.mapv(f32::abs).view(),
+            b.mapv(f32::abs).view(),
+            None,
+            k,
+            Activation::Identity,
+        ) + 1e-7;
+        let mut first: Option<Array2<f32>> = None;
+        for (before, output_at) in [(0, 0), (4, 8), (0, 1), (3, 0), (2, 6), (5, 3)] {
+            let out = guarded(m, n, before);
+            gpu.matmul_activation_backward_into(
+                Matmul::nn(),
+                &ga,
+                &gb,
+                Activation::Tanh,
+                &common::placed(&output, output_at),
+                &mut out.matrix.clone(),
+            )
+            .unwrap();
+            let actual = gpu.download(&out.matrix).unwrap();
+            let what = format!("{m}×{n}×{k} backward, output at {before}, act_out at {output_at}");
+            out.assert_untouched(&what);
+            assert_close(&what, &actual, &backward, &tol);
+            let first = first.get_or_insert_with(|| actual.clone());
+            assert!(
+                common::bit_identical(first.iter(), actual.iter()),
+                "{what}: other bits"
+            );
+        }
+    }
+}
+
 /// `linear_grads` records only the matmul's dispatches where both gradients are views of one
 /// buffer and the batch is at most 512 rows, and the matmul's and the column sum's otherwise, with the same
 /// values either way; it refuses overlapping gradients and gradients that alias an input,

@@ -77,6 +77,11 @@ def copy(quick):
     dst = torch.empty_like(src)
     dt = timed(lambda: dst.copy_(src), 20)
     print(f"torch_copy_{label(n)} {2 * 4 * n / dt / 1e9:.1f} GB/s read+write ({dt * 1e3:.3f} ms)")
+    for rows, cols in [(256, 256)] if quick else [(4096, 4096), (1024, 4096)]:
+        src = rand(rows, cols)
+        out = torch.empty(cols, rows, device="cuda")
+        dt = timed(lambda: out.copy_(src.t()), 20)
+        print(f"torch_transpose_{rows}x{cols} {8 * rows * cols / dt / 1e9:.1f} GB/s read+write ({dt * 1e6:.1f} us)")
 
 
 def optim(quick):

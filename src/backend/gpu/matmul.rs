@@ -330,6 +330,10 @@ pub(super) fn record(
         ("TRANS_B", flag(spec.trans_b)),
         ("A_VEC4", flag(vec4_ok(a))),
         ("B_VEC4", flag(vec4_ok(b))),
+        (
+            "C_VEC4",
+            flag(vec4_ok(out) && derivative.is_none_or(|d| vec4_ok(d.1))),
+        ),
         ("WG_X", f64::from(shape.wg_x)),
         ("WG_Y", f64::from(shape.wg_y)),
         ("GROUPS_M", f64::from(shape.groups_m)),

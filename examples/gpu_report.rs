@@ -18,7 +18,7 @@
 //! transposes a pretransposed product runs first), `optim` (Adam and SGD with momentum over
 //! 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
 //! time to record and submit a step), `host` (that host time taken apart: recording one small
-//! op, and one submit). `--tilings`
+//! op, and one submit; and the GPU's time per dependent dispatch of small kernels). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
 
 mod common;
@@ -472,6 +472,52 @@ impl Report {
                     times[1] * 1e6
                 );
             }
+        }
+        self.chains(ops)
+    }
+
+    /// The GPU's side of a small step: `ops` dispatches of one kernel in one submit, each
+    /// writing the output the one before wrote (so each waits for it, as a step's kernels
+    /// do), timed from the submit to the GPU's end. A 64×64 product over K = 64 and over
+    /// K = 512 (the small tile, whole: 8 and 64 K slices) tells a slice's latency apart from
+    /// a dispatch's.
+    fn chains(&mut self, ops: u32) -> steepest::Result<()> {
+        let ctx = self.gpu.context().clone();
+        let (x, y) = (self.random(64, 64)?, self.random(64, 64)?);
+        let (wide, tall) = (self.random(64, 512)?, self.random(512, 64)?);
+        let out = self.gpu.zeros(64, 64)?;
+        let small = |k| Some(Tiling::whole(Tile::Small, k));
+        type Op<'a> = Box<dyn FnMut() -> steepest::Result<()> + 'a>;
+        let gpu = &self.gpu;
+        let kinds: [(&str, Op<'_>); 3] = [
+            (
+                "add_64x64",
+                Box::new(|| gpu.add_into(&x, &y, &mut out.clone())),
+            ),
+            (
+                "matmul_64x64x64_small",
+                Box::new(|| matmul_tiled(&ctx, Matmul::nn(), small(64), &x, &y, None, &out)),
+            ),
+            (
+                "matmul_64x64x512_small",
+                Box::new(|| matmul_tiled(&ctx, Matmul::nn(), small(512), &wide, &tall, None, &out)),
+            ),
+        ];
+        for (name, mut op) in kinds {
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                for _ in 0..ops {
+                    op()?;
+                }
+                let start = Instant::now();
+                ctx.wait()?;
+                runs.push(start.elapsed().as_secs_f64() / f64::from(ops));
+            }
+            runs.sort_by(f64::total_cmp);
+            println!(
+                "gpu_chain_{name} {:.2} us per dependent dispatch ({ops} in one submit)",
+                runs[1] * 1e6
+            );
         }
         Ok(())
     }

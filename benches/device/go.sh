@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine, from what benches/device/stage.sh put in .devcarry/: in about
+# six minutes, on one card, the reference probe and PyTorch's, every test binary, the probe's
+# training rows alone, then the GPU report (alternated with the baseline's, when staged) and
+# its PyTorch twin. Everything printed is also kept in $OUT (or .devcarry/out).
+set -uo pipefail
+cd "$(dirname "$0")"
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+for f in gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+export XDG_RUNTIME_DIR=/tmp/xdg; mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+export PYTHONUNBUFFERED=1
+echo "steepest $(cat commit); baseline $(cat baseline 2>/dev/null || echo none)"
+# The SM clock, every 250 ms: a GPU left idle drops it to a third, which shows as slow rows.
+nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv -lms 250 > "$OUT/clocks.csv" &
+clocks=$!
+trap 'kill $clocks 2>/dev/null' EXIT
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+
+timeout 240 ./gpu_probe 2>&1 | tee "$OUT/probe.txt"
+timeout 120 python3 torch_probe.py 2>&1 | tee "$OUT/torch.txt"
+
+mkdir -p /tmp/tests && tar xJf t.txz -C /tmp/tests
+for t in /tmp/tests/t/*; do
+  echo "-- $(basename "$t")"
+  timeout 120 "$t" --test-threads 8 > "/tmp/$(basename "$t").log" 2>&1; echo "exit $?"
+  grep -E '^test result|FAILED|panicked' "/tmp/$(basename "$t").log" | head -20
+done 2>&1 | tee "$OUT/tests.txt"
+
+# The probe's training rows as their own process, the GPU busy just before (full clock).
+timeout 60 ./gpu_probe train 2>&1 | tee "$OUT/probe_train.txt"
+
+report() {
+  for r in "$@"; do
+    echo "== $r --sections host,train"
+    timeout 90 "./$r" --sections host,train 2>&1
+  done
+}
+if [ -x gpu_report_baseline ]; then
+  report gpu_report_baseline gpu_report gpu_report_baseline gpu_report 2>&1 | tee "$OUT/report_train.txt"
+else
+  report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"
+fi
+timeout 150 ./gpu_report --sections matmul,shapes,copy 2>&1 | tee "$OUT/report_matmul.txt"
+timeout 90 python3 torch_report.py --sections shapes,copy 2>&1 | tee "$OUT/torch_report.txt"

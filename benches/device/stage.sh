@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Stages one measuring run on a lent GPU machine (see BENCHMARKS.md, "Measuring on a GPU").
+# Run from the project root on the build machine:
+#   bash benches/device/stage.sh [BASELINE_COMMIT]
+# It runs the reference probe's prepare.sh (the probe, PyTorch's twin, every test binary),
+# then adds this checkout's GPU report, its PyTorch twin and go.sh to .devcarry/; with
+# BASELINE_COMMIT, also the report built at that commit, which go.sh alternates with this
+# one. Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
+set -euo pipefail
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}
+probe="$root/../shared/gpu-probe"
+[ -f "$probe/prepare.sh" ] || { echo "no reference probe at $probe" >&2; exit 1; }
+CARGO_TARGET_DIR="$target" bash "$probe/prepare.sh" --tests
+# The test binaries as xz: a third smaller than gzip, which keeps the carry under its limit.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+tar xzf .devcarry/t.tgz -C "$scratch"
+tar cf - -C "$scratch" t | xz -6 -T2 > .devcarry/t.txz
+rm .devcarry/t.tgz
+CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report
+cp "$target/release/examples/gpu_report" .devcarry/gpu_report
+strip .devcarry/gpu_report
+cp benches/pytorch/gpu_report.py .devcarry/torch_report.py
+cp benches/device/go.sh .devcarry/go.sh
+git describe --always --dirty > .devcarry/commit
+if [ -n "${1:-}" ]; then
+  tree="$scratch/baseline"
+  git worktree add -q --detach "$tree" "$1"
+  (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report)
+  git worktree remove --force "$tree"
+  cp "$target/release/examples/gpu_report" .devcarry/gpu_report_baseline
+  strip .devcarry/gpu_report_baseline
+  git rev-parse --short "$1" > .devcarry/baseline
+fi
+du -sh .devcarry

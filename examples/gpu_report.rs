@@ -28,7 +28,7 @@ use std::time::Instant;
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use steepest::backend::gpu::{Tile, Tiling, matmul_tiled, transpose};
+use steepest::backend::gpu::{Tile, Tiling, linear_backward, matmul_tiled, transpose};
 use steepest::{
     Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer,
     Init, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
@@ -480,16 +480,21 @@ impl Report {
     /// writing the output the one before wrote (so each waits for it, as a step's kernels
     /// do), timed from the submit to the GPU's end. A 64×64 product over K = 64 and over
     /// K = 512 (the small tile, whole: 8 and 64 K slices) tells a slice's latency apart from
-    /// a dispatch's.
+    /// a dispatch's; a small layer's one-kernel backward is the other half of a small step.
     fn chains(&mut self, ops: u32) -> steepest::Result<()> {
         let ctx = self.gpu.context().clone();
         let (x, y) = (self.random(64, 64)?, self.random(64, 64)?);
         let (wide, tall) = (self.random(64, 512)?, self.random(512, 64)?);
         let out = self.gpu.zeros(64, 64)?;
+        // A 64-wide layer's backward at batch 64, its gradients in one buffer as in a model.
+        let (below, grad_below) = (self.random(64, 64)?, self.gpu.zeros(64, 64)?);
+        let grads = GpuBuffer::<f32>::zeros(&ctx, "gradients", 64 * 64 + 64)?;
+        let weight_grad = GpuMatrix::view(grads.clone(), 0, 64, 64)?;
+        let bias_grad = GpuMatrix::view(grads, 64 * 64, 1, 64)?;
         let small = |k| Some(Tiling::whole(Tile::Small, k));
         type Op<'a> = Box<dyn FnMut() -> steepest::Result<()> + 'a>;
         let gpu = &self.gpu;
-        let kinds: [(&str, Op<'_>); 3] = [
+        let kinds: [(&str, Op<'_>); 4] = [
             (
                 "add_64x64",
                 Box::new(|| gpu.add_into(&x, &y, &mut out.clone())),
@@ -501,6 +506,19 @@ impl Report {
             (
                 "matmul_64x64x512_small",
                 Box::new(|| matmul_tiled(&ctx, Matmul::nn(), small(512), &wide, &tall, None, &out)),
+            ),
+            (
+                "linear_backward_64x64_b64",
+                Box::new(|| {
+                    linear_backward(
+                        &ctx,
+                        &x,
+                        &y,
+                        &y,
+                        (&weight_grad, &bias_grad),
+                        Some((Activation::Relu, &below, &grad_below)),
+                    )
+                }),
             ),
         ];
         for (name, mut op) in kinds {

@@ -28,7 +28,8 @@
 //
 // Bounds: every index is an offset plus a row below rows (or outputs) times a row length plus
 // a column below it, each checked against the extents in `params`, which the host has checked
-// against the bound buffers.
+// against the bound buffers; the per-invocation row arrays are indexed below K_STEP, their
+// length.
 
 override HAS_BELOW: bool = false;
 // inputs, and x's and W's element offsets, are multiples of 4: their rows load as whole vec4s.
@@ -100,18 +101,25 @@ fn weight4(o: u32, q: u32) -> vec4<f32> {
     return v;
 }
 
-// Σ_r δ[r, o] · x[r, 4q..4q + 4], each element as matmul.wgsl's TN product sums it.
+// Σ_r δ[r, o] · x[r, 4q..4q + 4], each element as matmul.wgsl's TN product sums it. A serial
+// sum is latency-bound on a GPU: K_STEP rows are loaded before any is added, so their loads
+// overlap (the fmas stay one per row, in row order).
 fn weight_grad(o: u32, q: u32) -> vec4<f32> {
     var acc = vec4<f32>(0.0);
     let k_end = (params.rows + K_STEP - 1u) / K_STEP * K_STEP;
-    for (var r = 0u; r < k_end; r++) {
-        var d = 0.0;
-        var x = vec4<f32>(0.0);
-        if (r < params.rows) {
-            d = delta[params.delta_offset + r * params.outputs + o];
-            x = input4(r, q);
+    for (var r0 = 0u; r0 < k_end; r0 += K_STEP) {
+        var d: array<f32, K_STEP>;
+        var x: array<vec4<f32>, K_STEP>;
+        for (var j = 0u; j < K_STEP; j++) {
+            let r = r0 + j;
+            if (r < params.rows) {
+                d[j] = delta[params.delta_offset + r * params.outputs + o];
+                x[j] = input4(r, q);
+            }
         }
-        acc = fma(vec4<f32>(d), x, acc);
+        for (var j = 0u; j < K_STEP; j++) {
+            acc = fma(vec4<f32>(d[j]), x[j], acc);
+        }
     }
     return acc;
 }
@@ -145,18 +153,24 @@ fn bias_grad(o: u32) -> f32 {
     return total;
 }
 
-// Σ_o δ[r, o] · W[o, 4q..4q + 4], each element as matmul.wgsl's NN product sums it.
+// Σ_o δ[r, o] · W[o, 4q..4q + 4], each element as matmul.wgsl's NN product sums it (K_STEP
+// outputs loaded at a time, as `weight_grad`).
 fn grad_into_below(r: u32, q: u32) -> vec4<f32> {
     var acc = vec4<f32>(0.0);
     let k_end = (params.outputs + K_STEP - 1u) / K_STEP * K_STEP;
-    for (var o = 0u; o < k_end; o++) {
-        var d = 0.0;
-        var w = vec4<f32>(0.0);
-        if (o < params.outputs) {
-            d = delta[params.delta_offset + r * params.outputs + o];
-            w = weight4(o, q);
+    for (var o0 = 0u; o0 < k_end; o0 += K_STEP) {
+        var d: array<f32, K_STEP>;
+        var w: array<vec4<f32>, K_STEP>;
+        for (var j = 0u; j < K_STEP; j++) {
+            let o = o0 + j;
+            if (o < params.outputs) {
+                d[j] = delta[params.delta_offset + r * params.outputs + o];
+                w[j] = weight4(o, q);
+            }
         }
-        acc = fma(vec4<f32>(d), w, acc);
+        for (var j = 0u; j < K_STEP; j++) {
+            acc = fma(vec4<f32>(d[j]), w[j], acc);
+        }
     }
     return acc;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine, from what benches/device/stage.sh put in .devcarry/: in about
 # six minutes, on one card, the reference probe and PyTorch's, every test binary, the probe's
-# training rows alone, then the GPU report (alternated with the baseline's, when staged) and
-# its PyTorch twin. Everything printed is also kept in $OUT (or .devcarry/out).
+# training rows alone (with the in-flight bound and without), then the GPU report (alternated
+# with the baseline's, when staged) and its PyTorch twin. Everything printed is also kept in
+# $OUT (or .devcarry/out).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -27,8 +28,13 @@ for t in /tmp/tests/t/*; do
   grep -E '^test result|FAILED|panicked' "/tmp/$(basename "$t").log" | head -20
 done 2>&1 | tee "$OUT/tests.txt"
 
-# The probe's training rows as their own process, the GPU busy just before (full clock).
+# The probe's training rows as their own process, the GPU busy just before (full clock); then
+# with the in-flight bound out of reach: where the GPU is slower than the host, the probe's
+# 500 steps in a row wait for it once the bound is reached, and its host line reads the GPU's
+# pace (the report's host lines are timed in bursts, and do not).
 timeout 60 ./gpu_probe train 2>&1 | tee "$OUT/probe_train.txt"
+STEEPEST_MAX_DISPATCHES_IN_FLIGHT=1000000000 timeout 60 ./gpu_probe train 2>&1 |
+  tee "$OUT/probe_train_unbounded.txt"
 
 report() {
   for r in "$@"; do

@@ -2,12 +2,12 @@
 //! caches, the pending work, the reused memory, the error slots). Recording and submitting
 //! live in `pending.rs`; error capture and counted creation in `scopes.rs`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::GpuBuffer;
 use super::counters::Counters;
+use super::fingerprint::KeyMap;
 use super::in_flight::InFlight;
 use super::kernel::KernelCache;
 use super::options::{GpuOptions, choose_adapter};
@@ -33,7 +33,7 @@ pub struct GpuContext {
     /// The tiling [`super::Tiling::choose`] picked for each matmul shape (M, N, K) seen, so a
     /// training step looks its products' tilings up instead of running the cost model (one
     /// small entry per distinct shape).
-    pub(crate) tilings: Mutex<HashMap<(usize, usize, usize), super::Tiling>>,
+    pub(crate) tilings: Mutex<KeyMap<(usize, usize, usize), super::Tiling>>,
     /// Uniforms and bind groups of the op sites recorded so far, reused while their buffers
     /// live (see `sites.rs`).
     pub(crate) sites: Mutex<SiteCache>,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::context::{GpuContext, lock};
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{Fingerprint, KeyMap};
 use crate::error::{Error, Result};
 
 /// A compute kernel: one entry point of one built-in WGSL file and its binding layout.
@@ -75,7 +75,7 @@ pub(crate) struct KernelCache {
     shaders: HashMap<String, wgpu::ShaderModule>,
     layouts: HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     /// By fingerprint (see [`PipelineKey::fingerprint`]); a list in case two keys share one.
-    pipelines: HashMap<u64, Vec<(PipelineKey, wgpu::ComputePipeline)>>,
+    pipelines: KeyMap<u64, Vec<(PipelineKey, wgpu::ComputePipeline)>>,
 }
 
 impl KernelCache {

@@ -6,10 +6,10 @@
 //! Bind groups hold their buffers alive, so a `GpuBuffer` that is dropped retires its id, and
 //! the sites that bind it go at the next lookup.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::context::{GpuContext, lock};
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{Fingerprint, KeyMap};
 use super::kernel::Kernel;
 use crate::error::Result;
 
@@ -87,7 +87,7 @@ struct Site {
 /// two keys share one.
 #[derive(Default)]
 pub(crate) struct SiteCache {
-    sites: HashMap<u64, Vec<Site>>,
+    sites: KeyMap<u64, Vec<Site>>,
 }
 
 impl SiteCache {

@@ -18,15 +18,20 @@ impl Fingerprint {
         Self(0xcbf2_9ce4_8422_2325)
     }
 
-    pub fn str(mut self, s: &str) -> Self {
-        // Eight bytes at a time (override names and shader files are short).
-        for chunk in s.as_bytes().chunks(8) {
+    pub fn str(self, s: &str) -> Self {
+        // The length ends it, so ("ab", "c") and ("a", "bc") differ.
+        self.bytes(s.as_bytes()).word(s.len() as u64)
+    }
+
+    /// Eight bytes at a time, the last word padded with zeros (override names and shader
+    /// files are short).
+    fn bytes(mut self, bytes: &[u8]) -> Self {
+        for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
             self = self.word(u64::from_le_bytes(word));
         }
-        // The length ends it, so ("ab", "c") and ("a", "bc") differ.
-        self.word(s.len() as u64)
+        self
     }
 
     pub fn word(mut self, w: u64) -> Self {
@@ -55,11 +60,7 @@ impl Default for KeyHasher {
 
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.word(u64::from_le_bytes(word));
-        }
+        self.0 = self.0.bytes(bytes);
     }
 
     fn write_u64(&mut self, w: u64) {

@@ -20,6 +20,8 @@
 //! time to record and submit a step), `host` (that host time taken apart: recording one small
 //! op, and one submit; and the GPU's time per dependent dispatch of small kernels). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
+//! With `STEEPEST_PROFILE=1` (`GpuOptions::profile`), each product and training row also
+//! prints its GPU time op by op (`profile_*` lines; every submit then waits for the GPU).
 
 mod common;
 
@@ -96,7 +98,10 @@ impl Report {
                 matmul_tiled(&ctx, spec, tiling, &ga, &gb, None, &out)
             })
         };
+        restart_kernel_times(&ctx)?;
         let dt = run(None)?;
+        // The warm-up call and three timed runs of `iters`.
+        kernel_times(&ctx, key, 3 * u64::from(iters) + 1)?;
         let transposes = chosen.pretranspose && (!spec.trans_a || spec.trans_b);
         println!(
             "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{})",
@@ -346,6 +351,7 @@ impl Report {
             // reference probe times it: where the GPU is the slower side, the in-flight bound
             // makes this the GPU's step time.
             let mut in_a_row = Vec::new();
+            restart_kernel_times(&ctx)?;
             let before = ctx.counters();
             for _ in 0..3 {
                 let start = Instant::now();
@@ -359,6 +365,7 @@ impl Report {
             in_a_row.sort_by(f64::total_cmp);
             let after = ctx.counters();
             let steps = 3 * u64::from(iters);
+            kernel_times(&ctx, &format!("train_{label}"), steps)?;
             let per_step = (after.dispatches - before.dispatches) / steps;
             // The host's own time, in a fresh session (so its timed steps do not reach the
             // epoch end either), in bursts of whole groups of `every` steps, each ending with
@@ -597,6 +604,42 @@ fn host_in_bursts(
     Ok(runs[1])
 }
 
+/// With profiling on (`STEEPEST_PROFILE=1`), one line of the GPU time per `runs` of what was
+/// timed since the last call, op by op; without, nothing.
+fn kernel_times(ctx: &GpuContext, key: &str, runs: u64) -> steepest::Result<()> {
+    if !ctx.options().profile {
+        return Ok(());
+    }
+    let times = ctx.take_kernel_times()?;
+    let runs = runs.max(1) as f64;
+    let total: f64 = times.iter().map(|t| t.gpu_us).sum::<f64>() / runs;
+    let ops: Vec<String> = times
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {:.1} ({:.3}×)",
+                t.op,
+                t.gpu_us / runs,
+                t.runs as f64 / runs
+            )
+        })
+        .collect();
+    println!(
+        "profile_{key} {total:.1} us of GPU time: {}",
+        ops.join(", ")
+    );
+    Ok(())
+}
+
+/// With profiling on, forgets the GPU times so far (what [`kernel_times`] prints next starts
+/// here).
+fn restart_kernel_times(ctx: &GpuContext) -> steepest::Result<()> {
+    if ctx.options().profile {
+        ctx.take_kernel_times()?;
+    }
+    Ok(())
+}
+
 /// `1e8` for 100 000 000, `1e6` for 1 000 000.
 fn label(len: usize) -> String {
     format!("1e{}_f32", (len as f64).log10().round())
@@ -639,6 +682,13 @@ fn run(args: Args) -> Result<(), String> {
         println!(
             "note wgpu's noop backend runs nothing: only the host lines (steepest's and \
              wgpu-core's own time, no driver) mean anything"
+        );
+    }
+    if ctx.options().profile {
+        println!(
+            "note profiling (STEEPEST_PROFILE): every submit waits for the GPU, so throughput \
+             and host lines are not the unprofiled ones; profile_* lines give GPU µs per call \
+             or step, op by op (runs per call or step in brackets)"
         );
     }
     let mut report = Report {

@@ -94,7 +94,7 @@ pub mod train;
 pub use backend::cpu::{CpuArena, CpuBackend, CpuOptimizer};
 pub use backend::gpu::{
     GpuArena, GpuBackend, GpuBuffer, GpuContext, GpuCounters, GpuIndices, GpuMatrix, GpuOptimizer,
-    GpuOptions,
+    GpuOptions, KernelTime,
 };
 pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix, Nonlinearity};
 pub use data::{Dataset, Standardizer};

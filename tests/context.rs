@@ -99,9 +99,12 @@ fn options_follow_wgpus_environment_variables() {
         ("WGPU_POWER_PREF", "low"),
         ("STEEPEST_SHADER_CHECKS", "1"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", " 64 "),
+        ("STEEPEST_PROFILE", "yes"),
     ]))
     .unwrap();
     assert!(options.shader_checks);
+    assert!(options.profile);
+    assert!(!GpuOptions::default().profile, "no profiling by default");
     assert_eq!(options.max_dispatches_in_flight, 64);
     assert_eq!(
         GpuOptions::default().max_dispatches_in_flight,
@@ -126,6 +129,7 @@ fn options_follow_wgpus_environment_variables() {
         ("WGPU_BACKEND", "nonsense", "vulkan"),
         ("WGPU_POWER_PREF", "fastest", "high, low or none"),
         ("STEEPEST_SHADER_CHECKS", "maybe", "1, true"),
+        ("STEEPEST_PROFILE", "sometimes", "0, false"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "-1", "0 or more"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "lots", "whole number"),
     ] {

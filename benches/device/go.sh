@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine, from what benches/device/stage.sh put in .devcarry/: in about
-# six minutes, on one card, the reference probe and PyTorch's, every test binary, the probe's
-# training rows alone (with the in-flight bound and without), then the GPU report (alternated
-# with the baseline's, when staged) and its PyTorch twin. Everything printed is also kept in
-# $OUT (or .devcarry/out).
+# seven minutes, on one card, the reference probe and PyTorch's, every test binary, the probe's
+# training rows alone (with the in-flight bound and without), the GPU report (alternated with
+# the baseline's, when staged), its products and training rows profiled op by op, and its
+# PyTorch twin. Most important first: a run cut short by the call's time limit loses the
+# last. Everything printed is also kept in $OUT (or .devcarry/out).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -48,4 +49,7 @@ else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"
 fi
 timeout 150 ./gpu_report --sections matmul,shapes,copy 2>&1 | tee "$OUT/report_matmul.txt"
+# Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
+STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
+  grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"
 timeout 90 python3 torch_report.py --sections shapes,copy 2>&1 | tee "$OUT/torch_report.txt"

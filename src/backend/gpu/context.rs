@@ -12,6 +12,7 @@ use super::in_flight::InFlight;
 use super::kernel::KernelCache;
 use super::options::{GpuOptions, choose_adapter};
 use super::pending::Pending;
+use super::profile::Profiler;
 use super::sites::SiteCache;
 use crate::error::{Error, Result};
 
@@ -60,6 +61,9 @@ pub struct GpuContext {
     /// Bound where a kernel's optional writable binding is unused (it may not alias the
     /// read-only placeholder in one bind group).
     pub(crate) placeholder_rw: wgpu::Buffer,
+    /// With [`GpuOptions::profile`]: the timestamps of the pending work and the times so far
+    /// (see `profile.rs`).
+    pub(super) profiler: Option<Mutex<Profiler>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -142,10 +146,23 @@ impl GpuContext {
                 ),
             });
         }
+        let profile_features = match options.profile {
+            true => Profiler::FEATURES,
+            false => wgpu::Features::empty(),
+        };
+        if !adapter.features().contains(profile_features) {
+            return Err(Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: format!(
+                    "profiling (GpuOptions::profile, STEEPEST_PROFILE) needs timestamps inside                      compute passes; this adapter lacks {:?}",
+                    profile_features.difference(adapter.features())
+                ),
+            });
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("steepest device"),
-                required_features: wgpu::Features::IMMEDIATES,
+                required_features: wgpu::Features::IMMEDIATES | profile_features,
                 required_limits: limits.clone(),
                 memory_hints: wgpu::MemoryHints::Performance,
                 ..Default::default()
@@ -181,6 +198,9 @@ impl GpuContext {
             placeholder("steepest placeholder binding"),
             placeholder("steepest writable placeholder binding"),
         );
+        let profiler = options
+            .profile
+            .then(|| Mutex::new(Profiler::new(&device, &queue)));
         let counters = Counters::default();
         counters.buffers.store(2, Ordering::Relaxed);
 
@@ -205,6 +225,7 @@ impl GpuContext {
             uncaptured,
             placeholder,
             placeholder_rw,
+            profiler,
         }))
     }
 

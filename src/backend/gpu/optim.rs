@@ -289,7 +289,8 @@ impl GpuOptimizer {
                 + usize::from(clip.is_some())
                 + usize::from(finalize_monitor.is_some()),
         );
-        self.ctx.record_compute(|pass| {
+        self.ctx.record_ops(|recording| {
+            let pass = &mut *recording.pass;
             let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
                 pass.set_pipeline(pipeline);
                 pass.set_immediates(0, immediates);
@@ -324,11 +325,13 @@ impl GpuOptimizer {
                 pass.set_immediates(0, bytemuck::bytes_of(&super::reduce::Params::default()));
                 pass.set_bind_group(0, &bound.squares_total, &[]);
                 pass.dispatch_workgroups(1, 1, 1);
+                recording.ended("gradient clipping");
             }
-            run_chunks(pass, &update);
+            run_chunks(&mut *recording.pass, &update);
             if let Some(finalize_monitor) = &finalize_monitor {
-                finalize(pass, finalize_monitor);
+                finalize(&mut *recording.pass, finalize_monitor);
             }
+            recording.ended("optimizer step");
         })?;
         self.core.step = step;
         self.monitored = monitor;

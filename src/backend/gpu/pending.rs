@@ -4,7 +4,24 @@
 use std::sync::atomic::Ordering;
 
 use super::context::{GpuContext, lock};
+use super::profile::Profiler;
 use crate::error::{Error, Result};
+
+/// What an op records into: the open compute pass, and where it says which op ended (a GPU
+/// timestamp when profiling, nothing otherwise).
+pub(crate) struct Recording<'a> {
+    pub pass: &'a mut wgpu::ComputePass<'static>,
+    profiler: Option<&'a mut Profiler>,
+}
+
+impl Recording<'_> {
+    /// Marks the end of `op`'s dispatches: its time runs from the mark before.
+    pub fn ended(&mut self, op: &'static str) {
+        if let Some(profiler) = self.profiler.as_deref_mut() {
+            profiler.stamp(self.pass, Some(op));
+        }
+    }
+}
 
 /// Work recorded but not yet submitted: kernels go into one open compute pass (so a training
 /// step is one pass, one submit); a copy ends the pass and records on the encoder.
@@ -32,14 +49,32 @@ impl GpuContext {
     /// crate's ops record through it, and so can an application's own kernels: how a custom
     /// layer joins a training step's one submit (see `tests/custom_layer.rs`). Create the
     /// pipeline with a module from [`GpuContext::shader_module`], and build bind groups once
-    /// and reuse them: a training step should create nothing.
+    /// and reuse them: a training step should create nothing. With
+    /// [`GpuOptions::profile`](crate::GpuOptions::profile), what `f` records is timed as
+    /// `application kernels`.
     pub fn record_compute<T>(
         &self,
         f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
     ) -> Result<T> {
+        self.record_ops(|recording| {
+            let out = f(recording.pass);
+            recording.ended("application kernels");
+            out
+        })
+    }
+
+    /// [`GpuContext::record_compute`] for ops that name what they record (see [`Recording`]).
+    pub(crate) fn record_ops<T>(&self, f: impl FnOnce(&mut Recording<'_>) -> T) -> Result<T> {
         self.check_health()?;
+        // A profiled submit holds so many timestamps: when they run out, submit first.
+        if let Some(profiler) = &self.profiler
+            && !lock(profiler).has_room()
+        {
+            self.flush()?;
+        }
         let mut pending = lock(&self.pending);
         let pending = pending.get_or_insert_with(|| self.new_pending());
+        let begins = pending.pass.is_none();
         let pass = pending.pass.get_or_insert_with(|| {
             pending
                 .encoder
@@ -49,7 +84,14 @@ impl GpuContext {
                 })
                 .forget_lifetime()
         });
-        Ok(f(pass))
+        let mut profiler = self.profiler.as_ref().map(lock);
+        if begins && let Some(profiler) = profiler.as_deref_mut() {
+            profiler.stamp(pass, None);
+        }
+        Ok(f(&mut Recording {
+            pass,
+            profiler: profiler.as_deref_mut(),
+        }))
     }
 
     fn new_pending(&self) -> Pending {
@@ -71,10 +113,15 @@ impl GpuContext {
         // The lock is held through the submit: another thread's flush that finds nothing
         // pending must not go on (to a readback, say) before this submit is in the queue.
         let mut pending = lock(&self.pending);
-        let Some(Pending { encoder, pass }) = pending.take() else {
+        let Some(Pending { mut encoder, pass }) = pending.take() else {
             return Ok(());
         };
         drop(pass);
+        // Profiling: the pass's timestamps are resolved into this submit and read right after.
+        let mut profiler = self.profiler.as_ref().map(lock);
+        let stamps = profiler
+            .as_deref_mut()
+            .and_then(|p| p.resolve(&mut encoder));
         // No error scope: pushing and popping three scopes is a measurable share of a small
         // step's host time. wgpu reports what finishing or submitting rejects to the
         // uncaptured-error handler, on this thread, before `submit` returns; it is taken
@@ -84,9 +131,17 @@ impl GpuContext {
         self.counters.submits.fetch_add(1, Ordering::Relaxed);
         let oldest = {
             let mut in_flight = lock(&self.in_flight);
-            in_flight.submitted(index, self.counters.dispatches.load(Ordering::Relaxed));
+            in_flight.submitted(
+                index.clone(),
+                self.counters.dispatches.load(Ordering::Relaxed),
+            );
             in_flight.over(self.options.max_dispatches_in_flight)
         };
+        if let (Some(profiler), Some(stamps)) = (profiler.as_deref_mut(), stamps) {
+            self.counters.waits.fetch_add(1, Ordering::Relaxed);
+            profiler.read(self, index, stamps)?;
+        }
+        drop(profiler);
         drop(pending);
         self.take_uncaptured("submit")?;
         let Some((serial, index)) = oldest else {

@@ -161,8 +161,9 @@ impl GpuContext {
             *slot = Some(self.site_group(step.kernel, step.bindings)?);
         }
         self.count_dispatches(steps.iter().map(|s| s.dispatches.len()).sum());
-        self.record_compute(|pass| {
+        self.record_ops(|recording| {
             for (step, group) in steps.iter().zip(groups.iter().flatten()) {
+                let pass = &mut *recording.pass;
                 pass.set_bind_group(0, group, &[]);
                 for d in step.dispatches {
                     // Set after each pipeline change: a new pipeline may not keep earlier data.
@@ -170,6 +171,11 @@ impl GpuContext {
                     pass.set_immediates(0, step.immediates);
                     pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
                 }
+                // Profiled under the op's name, or each step's kernel where there are several.
+                recording.ended(match steps.len() {
+                    1 => op,
+                    _ => step.kernel.entry,
+                });
             }
         })
     }

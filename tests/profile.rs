@@ -1,0 +1,125 @@
+//! Kernel timings (`GpuOptions::profile`): every op of a training step is timed under its
+//! name, one run per recorded op; the values trained are the ones an unprofiled run gets, bit
+//! for bit; past the timestamps one submit holds, the work is submitted in parts and still
+//! every op is timed; and without profiling, asking for the times says how to turn it on.
+
+mod common;
+
+use ndarray::Array2;
+use steepest::{
+    Activation, Adam, Backend, Dataset, GpuBackend, GpuContext, GpuOptions, Init, KernelTime, Loss,
+    Mlp, MlpSpec, Model, Session, Trainer,
+};
+
+/// A backend on its own context, profiled or not (the rest from the environment).
+fn backend(profile: bool) -> GpuBackend {
+    common::gpu(); // fails with the message that names the fix when there is no adapter
+    let options = GpuOptions {
+        profile,
+        ..GpuOptions::from_env().unwrap()
+    };
+    GpuBackend::with_context(GpuContext::with_options(&options).unwrap())
+}
+
+/// `steps` steps of a 2-16-16-2 MLP at batch 32 (no epoch end among them); its parameters.
+fn train(g: &GpuBackend, steps: usize) -> Vec<f32> {
+    let x = Array2::from_shape_fn((640, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
+    let labels: Vec<usize> = (0..640).map(|i| (i / 3) % 2).collect();
+    let data = Dataset::classification(x, &labels, 2).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Tanh)
+        .layer(16, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).batch_size(32);
+    let mut model = Mlp::new(g, &spec, Init::HeUniform, 3).unwrap();
+    let mut session = Session::new(&trainer, g, &mut model, &data, None).unwrap();
+    for _ in 0..steps {
+        session.step().unwrap();
+    }
+    drop(session);
+    model.network().parameters_flat(g).unwrap()
+}
+
+fn runs(times: &[KernelTime], op: &str) -> u64 {
+    times.iter().find(|t| t.op == op).map_or(0, |t| t.runs)
+}
+
+#[test]
+fn every_op_of_a_step_is_timed_under_its_name() {
+    let g = backend(true);
+    let ctx = g.context();
+    let steps = 5;
+    train(&g, steps);
+    let times = ctx.take_kernel_times().unwrap();
+    let steps = steps as u64;
+    // One gather, a fused product per layer, the loss, a one-kernel backward per layer, the
+    // update: the 2L + 3 dispatches of a step, each its own op.
+    for (op, per_step) in [
+        ("gather_batch", 1),
+        ("matmul", 3),
+        ("loss", 1),
+        ("linear_backward", 3),
+        ("optimizer step", 1),
+    ] {
+        assert_eq!(runs(&times, op), per_step * steps, "{op}: {times:?}");
+    }
+    let total: f64 = times.iter().map(|t| t.gpu_us).sum();
+    assert!(
+        times
+            .iter()
+            .all(|t| t.gpu_us.is_finite() && t.gpu_us >= 0.0)
+            && total > 0.0,
+        "{times:?}"
+    );
+    // Taken: a fresh start.
+    assert_eq!(ctx.take_kernel_times().unwrap(), Vec::new());
+    // An application's own kernels are timed under one name.
+    ctx.record_compute(|_| ()).unwrap();
+    let times = ctx.take_kernel_times().unwrap();
+    assert_eq!(runs(&times, "application kernels"), 1, "{times:?}");
+}
+
+#[test]
+fn a_profiled_run_trains_the_same_values() {
+    let plain = train(&backend(false), 7);
+    let profiled = train(&backend(true), 7);
+    assert!(
+        common::bit_identical(&plain, &profiled),
+        "profiling changed what was trained"
+    );
+}
+
+#[test]
+fn past_one_submits_timestamps_the_work_is_submitted_in_parts() {
+    let g = backend(true);
+    let ctx = g.context();
+    let x = g.upload(Array2::<f32>::ones((4, 4)).view()).unwrap();
+    let mut out = g.zeros(4, 4).unwrap();
+    ctx.take_kernel_times().unwrap();
+    let submits = ctx.submits();
+    // Far more ops than one submit has timestamps for, none submitted by the caller.
+    let ops = 5000;
+    for _ in 0..ops {
+        g.add_into(&x, &x, &mut out).unwrap();
+    }
+    let times = ctx.take_kernel_times().unwrap();
+    assert_eq!(runs(&times, "add"), ops, "{times:?}");
+    assert!(
+        ctx.submits() - submits >= 2,
+        "all {ops} ops went in one submit"
+    );
+    assert_eq!(g.download(&out).unwrap(), Array2::from_elem((4, 4), 2.0));
+}
+
+#[test]
+fn without_profiling_asking_for_times_says_how_to_turn_it_on() {
+    let g = backend(false);
+    let message = g.context().take_kernel_times().unwrap_err().to_string();
+    for needle in [
+        "profiling is off",
+        "GpuOptions::profile",
+        "STEEPEST_PROFILE=1",
+    ] {
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    }
+}

@@ -67,9 +67,8 @@ impl GpuContext {
     pub(crate) fn record_ops<T>(&self, f: impl FnOnce(&mut Recording<'_>) -> T) -> Result<T> {
         self.check_health()?;
         // A profiled submit holds so many timestamps: when they run out, submit first.
-        if let Some(profiler) = &self.profiler
-            && !lock(profiler).has_room()
-        {
+        let full = self.profiler.as_ref().is_some_and(|p| !lock(p).has_room());
+        if full {
             self.flush()?;
         }
         let mut pending = lock(&self.pending);

@@ -8,8 +8,12 @@
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 
-/// Timestamps one submit may hold; an op that would pass this submits what is pending first.
+/// Timestamps one submit may hold; a recording that might pass this submits what is pending
+/// first.
 const CAPACITY: u32 = 4096;
+/// The most stamps one recording writes: where a pass begins, and after each of at most three
+/// steps of an op (a product and its two transposes) or the optimizer's clipping and update.
+const MAX_STAMPS_PER_RECORDING: usize = 4;
 
 /// The GPU time one kind of op took, summed over its runs since the last
 /// [`GpuContext::take_kernel_times`].
@@ -79,9 +83,9 @@ impl Profiler {
     pub(crate) const FEATURES: wgpu::Features =
         wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
 
-    /// Whether an op (two stamps at most: a pass's first, its own) still fits this submit.
+    /// Whether one more recording's stamps still fit this submit.
     pub(crate) fn has_room(&self) -> bool {
-        self.stamps.len() + 2 <= CAPACITY as usize
+        self.stamps.len() + MAX_STAMPS_PER_RECORDING <= CAPACITY as usize
     }
 
     /// Writes a stamp into `pass`: where it began (`None`) or where `op` ended.

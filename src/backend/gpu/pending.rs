@@ -46,8 +46,9 @@ impl GpuContext {
     /// Records dispatches into the pending compute pass (begun on first use), ordered after
     /// every op recorded before and submitted with them by the next [`GpuContext::flush`]
     /// (wgpu puts a barrier between a write and a later access of the same buffer). The
-    /// crate's ops record through it, and so can an application's own kernels: how a custom
-    /// layer joins a training step's one submit (see `tests/custom_layer.rs`). Create the
+    /// crate's ops record into the same pass, and so can an application's own kernels through
+    /// this: how a custom layer joins a training step's one submit (see
+    /// `tests/custom_layer.rs`). Create the
     /// pipeline with a module from [`GpuContext::shader_module`], and build bind groups once
     /// and reuse them: a training step should create nothing. With
     /// [`GpuOptions::profile`](crate::GpuOptions::profile), what `f` records is timed as
@@ -107,7 +108,9 @@ impl GpuContext {
     /// Submits the recorded work, if any, in one submit. It does not wait for it, nor for
     /// anything else unless the host is far ahead: with more than
     /// [`GpuOptions::max_dispatches_in_flight`](crate::GpuOptions::max_dispatches_in_flight)
-    /// dispatches in flight it first waits for the oldest (see `in_flight.rs`).
+    /// dispatches in flight it first waits for the oldest (see `in_flight.rs`). With
+    /// [`GpuOptions::profile`](crate::GpuOptions::profile) it waits for the submit to read its
+    /// timestamps (counted in [`crate::GpuCounters::waits`]).
     pub fn flush(&self) -> Result<()> {
         // The lock is held through the submit: another thread's flush that finds nothing
         // pending must not go on (to a readback, say) before this submit is in the queue.

@@ -48,11 +48,10 @@ impl GpuContext {
     /// (wgpu puts a barrier between a write and a later access of the same buffer). The
     /// crate's ops record into the same pass, and so can an application's own kernels through
     /// this: how a custom layer joins a training step's one submit (see
-    /// `tests/custom_layer.rs`). Create the
-    /// pipeline with a module from [`GpuContext::shader_module`], and build bind groups once
-    /// and reuse them: a training step should create nothing. With
-    /// [`GpuOptions::profile`](crate::GpuOptions::profile), what `f` records is timed as
-    /// `application kernels`.
+    /// `tests/custom_layer.rs`). Create the pipeline with a module from
+    /// [`GpuContext::shader_module`], and build bind groups once and reuse them: a training
+    /// step should create nothing. With [`GpuOptions::profile`](crate::GpuOptions::profile),
+    /// what `f` records is timed as `application kernels`.
     pub fn record_compute<T>(
         &self,
         f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,

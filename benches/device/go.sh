@@ -49,6 +49,12 @@ else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"
 fi
 timeout 150 ./gpu_report --sections matmul,shapes,copy 2>&1 | tee "$OUT/report_matmul.txt"
+if [ -x gpu_report_baseline ]; then
+  for r in gpu_report_baseline gpu_report; do
+    echo "== $r --sections shapes"
+    timeout 60 "./$r" --sections shapes 2>&1
+  done | tee "$OUT/report_shapes.txt"
+fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
   grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"

@@ -73,10 +73,39 @@ fn every_op_of_a_step_is_timed_under_its_name() {
     );
     // Taken: a fresh start.
     assert_eq!(ctx.take_kernel_times().unwrap(), Vec::new());
-    // An application's own kernels are timed under one name.
+    // An application's own kernels are timed under one name, or the one it gives.
     ctx.record_compute(|_| ()).unwrap();
+    ctx.record_compute_as("my layer", |_| ()).unwrap();
+    ctx.record_compute_as("my layer", |_| ()).unwrap();
     let times = ctx.take_kernel_times().unwrap();
     assert_eq!(runs(&times, "application kernels"), 1, "{times:?}");
+    assert_eq!(runs(&times, "my layer"), 2, "{times:?}");
+}
+
+/// Each op gets the time between the stamp before it and its own: a slow product between two
+/// fast adds takes its own time, not theirs (on any adapter the 256³ product does some 2 000
+/// times the add's arithmetic).
+#[test]
+fn each_op_is_charged_its_own_time() {
+    let g = backend(true);
+    let ctx = g.context();
+    let small = g.upload(Array2::<f32>::ones((8, 8)).view()).unwrap();
+    let mut sum = g.zeros(8, 8).unwrap();
+    let big = g
+        .upload(Array2::from_shape_fn((256, 256), |(i, j)| ((i + j) % 7) as f32).view())
+        .unwrap();
+    let mut product = g.zeros(256, 256).unwrap();
+    ctx.take_kernel_times().unwrap();
+    for _ in 0..3 {
+        g.add_into(&small, &small, &mut sum).unwrap();
+        g.matmul_into(steepest::Matmul::nn(), &big, &big, None, &mut product)
+            .unwrap();
+        g.add_into(&small, &small, &mut sum).unwrap();
+    }
+    let times = ctx.take_kernel_times().unwrap();
+    let us = |op| times.iter().find(|t| t.op == op).map_or(0.0, |t| t.gpu_us);
+    assert_eq!((runs(&times, "add"), runs(&times, "matmul")), (6, 3), "{times:?}");
+    assert!(us("matmul") > us("add"), "{times:?}");
 }
 
 #[test]

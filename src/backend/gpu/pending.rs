@@ -51,14 +51,25 @@ impl GpuContext {
     /// `tests/custom_layer.rs`). Create the pipeline with a module from
     /// [`GpuContext::shader_module`], and build bind groups once and reuse them: a training
     /// step should create nothing. With [`GpuOptions::profile`](crate::GpuOptions::profile),
-    /// what `f` records is timed as `application kernels`.
+    /// what `f` records is timed as `application kernels` (name it with
+    /// [`GpuContext::record_compute_as`]).
     pub fn record_compute<T>(
         &self,
         f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
     ) -> Result<T> {
+        self.record_compute_as("application kernels", f)
+    }
+
+    /// [`GpuContext::record_compute`], with what `f` records timed as `op` when profiling
+    /// (see [`GpuContext::take_kernel_times`]): a custom layer's kernels under their own name.
+    pub fn record_compute_as<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut wgpu::ComputePass<'static>) -> T,
+    ) -> Result<T> {
         self.record_ops(|recording| {
             let out = f(recording.pass);
-            recording.ended("application kernels");
+            recording.ended(op);
             out
         })
     }

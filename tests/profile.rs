@@ -104,7 +104,11 @@ fn each_op_is_charged_its_own_time() {
     }
     let times = ctx.take_kernel_times().unwrap();
     let us = |op| times.iter().find(|t| t.op == op).map_or(0.0, |t| t.gpu_us);
-    assert_eq!((runs(&times, "add"), runs(&times, "matmul")), (6, 3), "{times:?}");
+    assert_eq!(
+        (runs(&times, "add"), runs(&times, "matmul")),
+        (6, 3),
+        "{times:?}"
+    );
     assert!(us("matmul") > us("add"), "{times:?}");
 }
 

@@ -356,33 +356,46 @@ fn aligned_and_unaligned_outputs_get_the_same_bits() {
             gpu.upload(b.view()).unwrap(),
             gpu.upload(bias.view()).unwrap(),
         );
+        let tolerance = |bias: Option<&Array2<f32>>, activation| {
+            let (a, b) = (a.mapv(f32::abs), b.mapv(f32::abs));
+            matmul_tolerance(a.view(), b.view(), bias.map(|v| v.view()), k, activation)
+        };
+        // Each case at each placement (output offset, activation output offset): the bits of
+        // the first, close to the CPU's, nothing around the output touched.
+        let same_everywhere =
+            |what: &str,
+             expected: &Array2<f32>,
+             tol: &Array2<f32>,
+             placements: &[(usize, usize)],
+             record: &dyn Fn(&mut GpuMatrix, usize)| {
+                let mut first: Option<Array2<f32>> = None;
+                for &(before, output_at) in placements {
+                    let out = guarded(m, n, before);
+                    record(&mut out.matrix.clone(), output_at);
+                    let actual = gpu.download(&out.matrix).unwrap();
+                    let what =
+                        format!("{m}×{n}×{k} {what}, output at {before}, act_out at {output_at}");
+                    out.assert_untouched(&what);
+                    assert_close(&what, &actual, expected, tol);
+                    let first = first.get_or_insert_with(|| actual.clone());
+                    assert!(
+                        common::bit_identical(first.iter(), actual.iter()),
+                        "{what}: other bits"
+                    );
+                }
+            };
+
         let spec = Matmul::nn().activation(Activation::Sigmoid);
         let mut expected = Array2::zeros((m, n));
         cpu::matmul(spec, a.view(), b.view(), Some(bias.view()), &mut expected).unwrap();
-        let tol = matmul_tolerance(
-            a.mapv(f32::abs).view(),
-            b.mapv(f32::abs).view(),
-            Some(bias.view()),
-            k,
-            spec.activation,
+        same_everywhere(
+            "forward",
+            &expected,
+            &tolerance(Some(&bias), spec.activation),
+            &[(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0)],
+            &|out, _| gpu.matmul_into(spec, &ga, &gb, Some(&gbias), out).unwrap(),
         );
-        let mut first: Option<Array2<f32>> = None;
-        for before in 0..6 {
-            let out = guarded(m, n, before);
-            gpu.matmul_into(spec, &ga, &gb, Some(&gbias), &mut out.matrix.clone())
-                .unwrap();
-            let actual = gpu.download(&out.matrix).unwrap();
-            let what = format!("{m}×{n}×{k} output at {before}");
-            out.assert_untouched(&what);
-            assert_close(&what, &actual, &expected, &tol);
-            let first = first.get_or_insert_with(|| actual.clone());
-            assert!(
-                common::bit_identical(first.iter(), actual.iter()),
-                "{what}: other bits"
-            );
-        }
 
-        let mut backward = Array2::zeros((m, n));
         CpuBackend
             .matmul_activation_backward_into(
                 Matmul::nn(),
@@ -390,38 +403,28 @@ fn aligned_and_unaligned_outputs_get_the_same_bits() {
                 &b,
                 Activation::Tanh,
                 &output,
-                &mut backward,
+                &mut expected,
             )
             .unwrap();
-        let tol = matmul_tolerance(
-            a.mapv(f32::abs).view(),
-            b.mapv(f32::abs).view(),
-            None,
-            k,
-            Activation::Identity,
-        ) + 1e-7;
-        let mut first: Option<Array2<f32>> = None;
-        for (before, output_at) in [(0, 0), (4, 8), (0, 1), (3, 0), (2, 6), (5, 3)] {
-            let out = guarded(m, n, before);
-            gpu.matmul_activation_backward_into(
-                Matmul::nn(),
-                &ga,
-                &gb,
-                Activation::Tanh,
-                &common::placed(&output, output_at),
-                &mut out.matrix.clone(),
-            )
-            .unwrap();
-            let actual = gpu.download(&out.matrix).unwrap();
-            let what = format!("{m}×{n}×{k} backward, output at {before}, act_out at {output_at}");
-            out.assert_untouched(&what);
-            assert_close(&what, &actual, &backward, &tol);
-            let first = first.get_or_insert_with(|| actual.clone());
-            assert!(
-                common::bit_identical(first.iter(), actual.iter()),
-                "{what}: other bits"
-            );
-        }
+        same_everywhere(
+            "backward",
+            &expected,
+            // |act'| ≤ 1 for every activation: the product's tolerance bounds the result's.
+            &(tolerance(None, Activation::Identity) + 1e-7),
+            &[(0, 0), (4, 8), (0, 1), (3, 0), (2, 6), (5, 3)],
+            &|out, output_at| {
+                let output = common::placed(&output, output_at);
+                gpu.matmul_activation_backward_into(
+                    Matmul::nn(),
+                    &ga,
+                    &gb,
+                    Activation::Tanh,
+                    &output,
+                    out,
+                )
+                .unwrap()
+            },
+        );
     }
 }
 

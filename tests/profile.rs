@@ -21,8 +21,8 @@ fn backend(profile: bool) -> GpuBackend {
     GpuBackend::with_context(GpuContext::with_options(&options).unwrap())
 }
 
-/// `steps` steps of a 2-16-16-2 MLP at batch 32 (no epoch end among them); its parameters.
-fn train(g: &GpuBackend, steps: usize) -> Vec<f32> {
+/// A 2-16-16-2 MLP on `g`, its trainer (batch 32) and data (20 batches).
+fn setup(g: &GpuBackend) -> (Trainer, Mlp<GpuBackend>, Dataset) {
     let x = Array2::from_shape_fn((640, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
     let labels: Vec<usize> = (0..640).map(|i| (i / 3) % 2).collect();
     let data = Dataset::classification(x, &labels, 2).unwrap();
@@ -31,7 +31,16 @@ fn train(g: &GpuBackend, steps: usize) -> Vec<f32> {
         .layer(16, Activation::Relu)
         .layer(2, Activation::Identity);
     let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).batch_size(32);
-    let mut model = Mlp::new(g, &spec, Init::HeUniform, 3).unwrap();
+    (
+        trainer,
+        Mlp::new(g, &spec, Init::HeUniform, 3).unwrap(),
+        data,
+    )
+}
+
+/// `steps` steps of [`setup`]'s model (no epoch end among them); its parameters.
+fn train(g: &GpuBackend, steps: usize) -> Vec<f32> {
+    let (trainer, mut model, data) = setup(g);
     let mut session = Session::new(&trainer, g, &mut model, &data, None).unwrap();
     for _ in 0..steps {
         session.step().unwrap();
@@ -110,6 +119,34 @@ fn each_op_is_charged_its_own_time() {
         "{times:?}"
     );
     assert!(us("matmul") > us("add"), "{times:?}");
+}
+
+/// The profiler's two buffers are created with the context and counted like every other; a
+/// profiled steady step creates nothing either.
+#[test]
+fn a_profiled_context_counts_its_buffers_and_its_steps_create_nothing() {
+    let (plain, g) = (backend(false), backend(true));
+    let ctx = g.context();
+    assert_eq!(
+        ctx.counters().buffers_created,
+        plain.context().counters().buffers_created + 2
+    );
+    let (trainer, mut model, data) = setup(&g);
+    let mut session = Session::new(&trainer, &g, &mut model, &data, None).unwrap();
+    let created = || {
+        let c = ctx.counters();
+        (
+            c.buffers_created,
+            c.bind_groups_created,
+            c.pipelines_created,
+        )
+    };
+    session.step().unwrap();
+    let before = created();
+    for _ in 0..5 {
+        session.step().unwrap();
+    }
+    assert_eq!(created(), before);
 }
 
 #[test]

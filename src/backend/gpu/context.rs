@@ -202,7 +202,9 @@ impl GpuContext {
             .profile
             .then(|| Mutex::new(Profiler::new(&device, &queue)));
         let counters = Counters::default();
-        counters.buffers.store(2, Ordering::Relaxed);
+        // The placeholders, and the profiler's resolve and readback buffers.
+        let buffers = 2 + 2 * u64::from(options.profile);
+        counters.buffers.store(buffers, Ordering::Relaxed);
 
         static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(Self {

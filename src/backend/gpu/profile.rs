@@ -21,8 +21,8 @@ const MAX_STAMPS_PER_RECORDING: usize = 4;
 pub struct KernelTime {
     /// The op (`matmul`, `linear_backward`, `loss`, `optimizer step`, …); the steps of an op
     /// recorded in several (a product whose operands are transposed first) each under their
-    /// kernel's entry point (`transpose`, `matmul`); an application's own kernels recorded
-    /// through [`GpuContext::record_compute`] as `application kernels`.
+    /// kernel's entry point (`transpose`, `matmul`); an application's own kernels under the
+    /// name it gave [`GpuContext::record_compute_as`], or as `application kernels`.
     pub op: &'static str,
     /// Times it ran.
     pub runs: u64,

@@ -1,7 +1,9 @@
 //! Kernel timings (`GpuOptions::profile`): every op of a training step is timed under its
-//! name, one run per recorded op; the values trained are the ones an unprofiled run gets, bit
-//! for bit; past the timestamps one submit holds, the work is submitted in parts and still
-//! every op is timed; and without profiling, asking for the times says how to turn it on.
+//! name, one run per recorded op, each charged its own time; the values trained are the ones
+//! an unprofiled run gets, bit for bit; the profiler's buffers are counted and a steady step
+//! still creates nothing; past the timestamps one submit holds, the work is submitted in parts
+//! and still every op is timed; and without profiling, asking for the times says how to turn
+//! it on.
 
 mod common;
 

@@ -8,7 +8,9 @@
 //! writes the curves (`loss.svg`: loss and accuracy per epoch) and the history
 //! (`history.csv`, `history.json`) to `--out`. By default it trains on the GPU when there is one
 //! and says so when it falls back to the CPU backend; `--backend gpu` makes a missing GPU an
-//! error. `--quick` is the CI mode: a smaller run that must still reach the target.
+//! error. `--quick` is the CI mode: a smaller run that must still reach the target. With
+//! `STEEPEST_PROFILE=1` it also prints where the GPU's time went, op by op (every submit then
+//! waits for the GPU, so steps/s is not the unprofiled figure).
 
 mod common;
 
@@ -143,7 +145,7 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
 fn run(args: Args) -> Result<f64, String> {
     let s = settings(&args)?;
     let history = match args.backend.open()? {
-        Some(gpu) => train(&gpu, &s),
+        Some(gpu) => train(&gpu, &s).and_then(|h| common::print_kernel_times(&gpu).map(|()| h)),
         None => train(&CpuBackend, &s),
     }
     .map_err(|e| e.to_string())?;

@@ -104,6 +104,30 @@ pub fn positive_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// With profiling on (`STEEPEST_PROFILE=1`), where the GPU's time went since the context
+/// opened, op by op, largest first; without, nothing.
+pub fn print_kernel_times(gpu: &GpuBackend) -> steepest::Result<()> {
+    let ctx = gpu.context();
+    if !ctx.options().profile {
+        return Ok(());
+    }
+    let mut times = ctx.take_kernel_times()?;
+    times.sort_by(|a, b| b.gpu_us.total_cmp(&a.gpu_us));
+    let total: f64 = times.iter().map(|t| t.gpu_us).sum();
+    println!("GPU time by op (STEEPEST_PROFILE; every submit waited for its timestamps):");
+    for t in &times {
+        println!(
+            "  {:<28} {:>10.0} us  {:>5.1}%  {:>8} runs  {:>8.1} us/run",
+            t.op,
+            t.gpu_us,
+            100.0 * t.gpu_us / total.max(f64::MIN_POSITIVE),
+            t.runs,
+            t.gpu_us / t.runs.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
 /// The one way the examples end: `error: …` on stderr and exit status 1 when `run` failed.
 pub fn finish(result: Result<(), String>) -> ExitCode {
     match result {

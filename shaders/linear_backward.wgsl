@@ -101,24 +101,32 @@ fn weight4(o: u32, q: u32) -> vec4<f32> {
     return v;
 }
 
-// Σ_r δ[r, o] · x[r, 4q..4q + 4], each element as matmul.wgsl's TN product sums it. A serial
-// sum is latency-bound on a GPU: K_STEP rows are loaded before any is added, so their loads
-// overlap (the fmas stay one per row, in row order).
-fn weight_grad(o: u32, q: u32) -> vec4<f32> {
+// The two products, each element as matmul.wgsl sums it (one fma per k, in order, from 0.0,
+// K padded with zeros to a multiple of K_STEP): with `over_rows`, the weight gradient's
+// Σ_r δ[r, o] · x[r, 4q..4q + 4] for o = `fixed` (its TN product); without, the gradient
+// below's Σ_o δ[r, o] · W[o, 4q..4q + 4] for r = `fixed` (its NN product). A serial sum is
+// latency-bound on a GPU: K_STEP terms are loaded before any is added, so their loads overlap.
+fn serial_sum(over_rows: bool, fixed: u32, q: u32) -> vec4<f32> {
     var acc = vec4<f32>(0.0);
-    let k_end = (params.rows + K_STEP - 1u) / K_STEP * K_STEP;
-    for (var r0 = 0u; r0 < k_end; r0 += K_STEP) {
+    let k = select(params.outputs, params.rows, over_rows);
+    let k_end = (k + K_STEP - 1u) / K_STEP * K_STEP;
+    for (var k0 = 0u; k0 < k_end; k0 += K_STEP) {
         var d: array<f32, K_STEP>;
-        var x: array<vec4<f32>, K_STEP>;
+        var v: array<vec4<f32>, K_STEP>;
         for (var j = 0u; j < K_STEP; j++) {
-            let r = r0 + j;
-            if (r < params.rows) {
-                d[j] = delta[params.delta_offset + r * params.outputs + o];
-                x[j] = input4(r, q);
+            let kk = k0 + j;
+            if (kk < k) {
+                if (over_rows) {
+                    d[j] = delta[params.delta_offset + kk * params.outputs + fixed];
+                    v[j] = input4(kk, q);
+                } else {
+                    d[j] = delta[params.delta_offset + fixed * params.outputs + kk];
+                    v[j] = weight4(kk, q);
+                }
             }
         }
         for (var j = 0u; j < K_STEP; j++) {
-            acc = fma(vec4<f32>(d[j]), x[j], acc);
+            acc = fma(vec4<f32>(d[j]), v[j], acc);
         }
     }
     return acc;
@@ -153,28 +161,6 @@ fn bias_grad(o: u32) -> f32 {
     return total;
 }
 
-// Σ_o δ[r, o] · W[o, 4q..4q + 4], each element as matmul.wgsl's NN product sums it (K_STEP
-// outputs loaded at a time, as `weight_grad`).
-fn grad_into_below(r: u32, q: u32) -> vec4<f32> {
-    var acc = vec4<f32>(0.0);
-    let k_end = (params.outputs + K_STEP - 1u) / K_STEP * K_STEP;
-    for (var o0 = 0u; o0 < k_end; o0 += K_STEP) {
-        var d: array<f32, K_STEP>;
-        var w: array<vec4<f32>, K_STEP>;
-        for (var j = 0u; j < K_STEP; j++) {
-            let o = o0 + j;
-            if (o < params.outputs) {
-                d[j] = delta[params.delta_offset + r * params.outputs + o];
-                w[j] = weight4(o, q);
-            }
-        }
-        for (var j = 0u; j < K_STEP; j++) {
-            acc = fma(vec4<f32>(d[j]), w[j], acc);
-        }
-    }
-    return acc;
-}
-
 @compute @workgroup_size(WORKGROUP, 1, 1)
 fn linear_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let id = gid.x;
@@ -183,7 +169,7 @@ fn linear_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (id < weight_quads) {
         let o = id / quads;
         let q = id % quads;
-        let v = weight_grad(o, q);
+        let v = serial_sum(true, o, q);
         let base = params.weight_grad_offset + o * params.inputs + 4u * q;
         for (var j = 0u; j < 4u; j++) {
             if (4u * q + j < params.inputs) {
@@ -201,7 +187,7 @@ fn linear_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (HAS_BELOW && e < params.rows * quads) {
         let r = e / quads;
         let q = e % quads;
-        let v = grad_into_below(r, q);
+        let v = serial_sum(false, r, q);
         let base = r * params.inputs + 4u * q;
         for (var j = 0u; j < 4u; j++) {
             if (4u * q + j < params.inputs) {

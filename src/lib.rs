@@ -96,7 +96,9 @@ pub use backend::gpu::{
     GpuArena, GpuBackend, GpuBuffer, GpuContext, GpuCounters, GpuIndices, GpuMatrix, GpuOptimizer,
     GpuOptions, KernelTime,
 };
-pub use backend::{Activation, Arena, Backend, Matmul, MatmulDims, Matrix, Nonlinearity};
+pub use backend::{
+    Activation, Arena, Backend, LinearLink, Matmul, MatmulDims, Matrix, Nonlinearity,
+};
 pub use data::{Dataset, Standardizer};
 pub use error::{Error, Result};
 /// The ndarray version this crate's host arrays are, so applications need not match it.

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::matmul::{check, check_linear_backward, check_linear_grads, check_tiled, tilings};
+use common::matmul::{
+    check, check_linear_backward, check_linear_chain, check_linear_grads, check_tiled, tilings,
+};
 use common::{CANARY, gpu, guarded, random_matrix, rng};
 use ndarray::Array2;
 use proptest::prelude::*;
@@ -49,6 +51,18 @@ proptest! {
         below in proptest::option::of(0..Activation::ALL.len()), seed in any::<u64>(),
     ) {
         check_linear_backward(rows, outputs, inputs, below.map(|a| Activation::ALL[a]), seed);
+    }
+
+    #[test]
+    fn linear_chain_matches_cpu_and_the_separate_products_on_random_shapes(
+        rows in 1usize..=200,
+        widths in proptest::collection::vec(1usize..=300, 3..=6),
+        activations in proptest::collection::vec(0..Activation::ALL.len(), 5),
+        seed in any::<u64>(),
+    ) {
+        let activations: Vec<Activation> =
+            activations.iter().map(|&a| Activation::ALL[a]).collect();
+        check_linear_chain(rows, &widths, &activations[..widths.len() - 1], seed);
     }
 
     #[test]
@@ -109,6 +123,32 @@ fn linear_backward_matches_on_awkward_shapes() {
             check_linear_backward(rows, outputs, inputs, below, 1300 + case);
             case += 1;
         }
+    }
+}
+
+/// Linear chains at the edges of the one kernel: a workgroup's 64 invocations and its rows,
+/// widths around 4 (whole vec4s or not) and K's 8-wide padding, the 256-wide and 2²¹ limits
+/// (links past them run as products, between fused ones), chains longer than one dispatch
+/// takes, and every activation.
+#[test]
+fn linear_chain_matches_on_awkward_shapes() {
+    let cases: [(usize, &[usize]); 10] = [
+        (1, &[1, 1, 1]),
+        (64, &[2, 64, 64, 2]),
+        (3, &[7, 9, 5]),
+        (65, &[17, 65, 63, 3]),
+        (129, &[8, 16, 4, 12]),
+        (32, &[256, 256, 256]),
+        (33, &[256, 256, 256]),
+        (5, &[3, 257, 5, 6, 2]),
+        (7, &[4, 8, 12, 16, 20, 24, 28]),
+        (300, &[64, 64, 64, 1]),
+    ];
+    for (case, (rows, widths)) in cases.into_iter().enumerate() {
+        let activations: Vec<Activation> = (0..widths.len() - 1)
+            .map(|l| Activation::ALL[(case + l) % Activation::ALL.len()])
+            .collect();
+        check_linear_chain(rows, widths, &activations, 1700 + case as u64);
     }
 }
 

@@ -8,7 +8,9 @@ use common::matmul::check;
 use common::{assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
 use ndarray::Array2;
 use steepest::backend::cpu;
-use steepest::{Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
+use steepest::{
+    Activation, Arena, Backend, CpuBackend, GpuBuffer, GpuMatrix, LinearLink, Matmul, Matrix,
+};
 
 #[test]
 fn gpu_matches_cpu_on_named_sizes() {
@@ -594,4 +596,168 @@ fn linear_backward_is_one_dispatch_for_a_small_layer_and_refuses_bad_input() {
         "gradients written"
     );
     assert_eq!(gpu.download(&input).unwrap(), ones, "the input was changed");
+}
+
+/// Two or three small links of a chain run in one dispatch (their parameters in one buffer, as
+/// in a model's arena), longer chains in one dispatch per three, and links past the kernel's
+/// limits, or with parameters in separate buffers, as products; bad shapes and outputs that
+/// alias what the chain reads are refused before anything is written, on both backends alike.
+#[test]
+fn linear_chain_is_one_dispatch_for_small_links_and_refuses_bad_input() {
+    let gpu = common::own_gpu();
+    let ctx = gpu.context();
+    let mut r = rng(79);
+    let mut dispatches = |rows: usize, widths: &[usize], one_buffer: bool| {
+        let x = gpu
+            .upload(random_matrix(&mut r, rows, widths[0], 1.0).view())
+            .unwrap();
+        let shapes: Vec<(usize, usize)> = widths
+            .windows(2)
+            .flat_map(|w| [(w[1], w[0]), (1, w[1])])
+            .collect();
+        let arena = gpu.arena("parameters", &shapes).unwrap();
+        let params: Vec<GpuMatrix> = match one_buffer {
+            true => arena.tensors().to_vec(),
+            false => shapes
+                .iter()
+                .map(|&(r, c)| gpu.zeros(r, c).unwrap())
+                .collect(),
+        };
+        let links: Vec<LinearLink<'_, GpuMatrix>> = params
+            .chunks(2)
+            .map(|p| LinearLink {
+                weight: &p[0],
+                bias: &p[1],
+                activation: Activation::Relu,
+            })
+            .collect();
+        let mut outputs: Vec<GpuMatrix> = widths[1..]
+            .iter()
+            .map(|&w| gpu.zeros(rows, w).unwrap())
+            .collect();
+        let before = ctx.counters().dispatches;
+        gpu.linear_chain_into(&x, &links, &mut outputs).unwrap();
+        ctx.counters().dispatches - before
+    };
+    assert_eq!(dispatches(64, &[2, 64, 64, 2], true), 1, "2-64-64-2");
+    assert_eq!(
+        dispatches(16, &[5, 8], true),
+        1,
+        "a single link: its product"
+    );
+    assert_eq!(
+        dispatches(16, &[5, 8, 3, 9, 4], true),
+        2,
+        "four links: three, then one"
+    );
+    assert_eq!(
+        dispatches(16, &[5, 8, 3, 9, 4, 4], true),
+        2,
+        "five: three, then two"
+    );
+    assert_eq!(
+        dispatches(16, &[5, 8, 3], false),
+        2,
+        "parameters in separate buffers"
+    );
+    let wide_product = dispatches(16, &[300, 8], true);
+    assert_eq!(
+        dispatches(16, &[300, 8, 3, 9], true),
+        wide_product + 1,
+        "past 256 inputs, then two"
+    );
+    assert_eq!(
+        dispatches(513, &[64, 64, 64, 64], true),
+        3,
+        "products past 2²¹ multiply-adds"
+    );
+
+    let ones = Array2::<f32>::ones((4, 3));
+    let x = gpu.upload(ones.view()).unwrap();
+    let arena = gpu
+        .arena("parameters", &[(3, 3), (1, 3), (2, 3), (1, 2)])
+        .unwrap();
+    let p = arena.tensors();
+    let cpu_p: Vec<Array2<f32>> = p.iter().map(|m| gpu.download(m).unwrap()).collect();
+    fn links<'a, M>(p: &'a [M], order: &[usize]) -> Vec<LinearLink<'a, M>> {
+        order
+            .iter()
+            .map(|&l| LinearLink {
+                weight: &p[2 * l],
+                bias: &p[2 * l + 1],
+                activation: Activation::Tanh,
+            })
+            .collect()
+    }
+    let poisoned = |rows, cols| {
+        gpu.upload(Array2::from_elem((rows, cols), 9.0).view())
+            .unwrap()
+    };
+    // (the links by index, the outputs, what the error says, whether the CPU refuses it too:
+    // it has no buffers to alias).
+    let refusals: [(&[usize], Vec<GpuMatrix>, &str, bool); 6] = [
+        (&[], vec![], "0 links and 0 outputs", true),
+        (&[0, 1], vec![poisoned(4, 3)], "2 links and 1 outputs", true),
+        (
+            &[1, 0],
+            vec![poisoned(4, 2), poisoned(4, 3)],
+            "link 1's weight is 3×3, expected 3×2 after an input of 4×2",
+            true,
+        ),
+        (
+            &[0, 1],
+            vec![poisoned(4, 3), poisoned(3, 2)],
+            "link 1's output is 3×2, expected 4×2",
+            true,
+        ),
+        // The second output written into the chain's input.
+        (
+            &[0, 1],
+            vec![
+                poisoned(4, 3),
+                GpuMatrix::view(x.buffer().clone(), 0, 4, 2).unwrap(),
+            ],
+            "is also an input",
+            false,
+        ),
+        // The first output written over the second link's weight.
+        (
+            &[0, 1],
+            vec![
+                GpuMatrix::view(p[2].buffer().clone(), 0, 4, 3).unwrap(),
+                poisoned(4, 2),
+            ],
+            "is also an input",
+            false,
+        ),
+    ];
+    for (order, mut outputs, words, on_cpu) in refusals {
+        let before: Vec<Array2<f32>> = outputs.iter().map(|o| gpu.download(o).unwrap()).collect();
+        let err = gpu
+            .linear_chain_into(&x, &links(p, order), &mut outputs)
+            .unwrap_err();
+        assert!(err.to_string().contains(words), "{err}");
+        assert!(err.to_string().contains("linear_chain"), "{err}");
+        for (out, was) in outputs.iter().zip(&before) {
+            assert_eq!(
+                &gpu.download(out).unwrap(),
+                was,
+                "{words}: an output was written"
+            );
+        }
+        if on_cpu {
+            let mut cpu_outputs: Vec<Array2<f32>> =
+                outputs.iter().map(|o| Array2::zeros(o.shape())).collect();
+            let cpu_err = CpuBackend
+                .linear_chain_into(&ones, &links(&cpu_p, order), &mut cpu_outputs)
+                .unwrap_err();
+            assert_eq!(cpu_err.to_string(), err.to_string(), "the backends differ");
+        }
+    }
+    assert_eq!(gpu.download(&x).unwrap(), ones, "the input was changed");
+    assert_eq!(
+        gpu.read_arena(&arena).unwrap(),
+        vec![0.0; 9 + 3 + 6 + 2],
+        "the parameters were changed"
+    );
 }

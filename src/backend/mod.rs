@@ -24,7 +24,8 @@ use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
     arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, layer_norm_dims,
-    linear_backward_dims, linear_grads_dims, loss_dims, same_shape, totals_dims, transpose_dims,
+    linear_backward_dims, linear_chain_dims, linear_grads_dims, loss_dims, same_shape, totals_dims,
+    transpose_dims,
 };
 
 use crate::error::Result;
@@ -64,6 +65,27 @@ pub trait Arena {
     /// Elements of storage, alignment gaps included: the length of the optimizer's buffers.
     fn storage_len(&self) -> usize;
 }
+
+/// One linear layer of a chain ([`Backend::linear_chain_into`]): `act(x · weightᵀ + bias)`,
+/// with `weight` stored `outputs × inputs` (as [`crate::Linear`] stores it) and `bias`
+/// `1 × outputs`.
+#[derive(Debug)]
+pub struct LinearLink<'a, M> {
+    /// `outputs × inputs`.
+    pub weight: &'a M,
+    /// `1 × outputs`.
+    pub bias: &'a M,
+    /// Applied to the link's output.
+    pub activation: Activation,
+}
+
+impl<M> Clone for LinearLink<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for LinearLink<'_, M> {}
 
 /// The ops models and trainers are written against, at kernel granularity.
 ///
@@ -136,6 +158,35 @@ pub trait Backend: 'static {
         fused_backward_dims(spec, output.shape(), out.shape())?;
         self.matmul_into(spec, a, b, None, out)?;
         self.activation_backward(activation, output, out)
+    }
+
+    /// The forward pass of linear layers in a chain: `outputs[0] ← act₀(input · W₀ᵀ + b₀)`,
+    /// then each link's output from the one before (`links[l]` gives `W`, `b` and `act`), every
+    /// output kept (the backward pass reads them). The result is exactly
+    /// [`Backend::matmul_into`] (`Matmul::nt()` with the link's activation) link by link (the
+    /// default); the GPU runs consecutive small links in one kernel, with the same bits. Checks
+    /// the whole chain before writing anything.
+    fn linear_chain_into(
+        &self,
+        input: &Self::Matrix,
+        links: &[LinearLink<'_, Self::Matrix>],
+        outputs: &mut [Self::Matrix],
+    ) -> Result<()> {
+        linear_chain_dims(
+            input.shape(),
+            links.iter().map(|l| (l.weight.shape(), l.bias.shape())),
+            outputs.iter().map(Matrix::shape),
+        )?;
+        for (l, link) in links.iter().enumerate() {
+            let (done, rest) = outputs.split_at_mut(l);
+            let x = done.last().unwrap_or(input);
+            // One output per link (checked above), so `rest` holds this one's.
+            if let Some(out) = rest.first_mut() {
+                let spec = Matmul::nt().activation(link.activation);
+                self.matmul_into(spec, x, link.weight, Some(link.bias), out)?;
+            }
+        }
+        Ok(())
     }
 
     /// A linear layer's parameter gradients from `delta` (∂/∂ its pre-activation output,

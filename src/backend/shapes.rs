@@ -99,6 +99,49 @@ pub(crate) fn linear_backward_dims(
     Ok(())
 }
 
+/// A chain of linear layers fits: at least one link, one output per link, and link `l`'s
+/// weight `outputs × inputs` (its inputs the previous width: the input's columns for the
+/// first), its bias `1 × outputs` and its output `rows × outputs`, none of them empty.
+pub(crate) fn linear_chain_dims(
+    input: (usize, usize),
+    links: impl ExactSizeIterator<Item = ((usize, usize), (usize, usize))>,
+    outputs: impl ExactSizeIterator<Item = (usize, usize)>,
+) -> Result<()> {
+    let op = "linear_chain";
+    let bad = |detail: String| Err(Error::Shape { op, detail });
+    if links.len() == 0 || links.len() != outputs.len() {
+        return bad(format!(
+            "{} links and {} outputs: give one output per link, at least one",
+            links.len(),
+            outputs.len()
+        ));
+    }
+    let (rows, mut width) = input;
+    if rows == 0 || width == 0 {
+        return bad(format!("empty input: {}", Dims(rows, width)));
+    }
+    for (l, ((weight, bias), out)) in links.zip(outputs).enumerate() {
+        let features = weight.0;
+        let expected = [
+            ("weight", weight, (features, width)),
+            ("bias", bias, (1, features)),
+            ("output", out, (rows, features)),
+        ];
+        for (what, actual, wanted) in expected {
+            if actual != wanted || features == 0 {
+                return bad(format!(
+                    "link {l}'s {what} is {}, expected {} after an input of {}",
+                    Dims(actual.0, actual.1),
+                    Dims(wanted.0, wanted.1),
+                    Dims(rows, width)
+                ));
+            }
+        }
+        width = features;
+    }
+    Ok(())
+}
+
 /// `out` is the transpose's shape: `cols × rows` of a `rows × cols` source.
 pub(crate) fn transpose_dims(
     op: &'static str,

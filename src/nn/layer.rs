@@ -203,6 +203,19 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
         Activation::Identity
     }
 
+    /// `Some(activation)` when this layer's forward pass is exactly a linear layer's:
+    /// `act(x · Wᵀ + b)` over its two parameters `[weight, bias]` as [`Linear`] declares them,
+    /// keeping nothing, the same in every [`Mode`]. A [`Sequential`] then runs consecutive
+    /// such layers' forward passes as one op ([`Backend::linear_chain_into`]: on the GPU, small
+    /// ones in one kernel) instead of calling [`Layer::forward`]. The default, `None`, always
+    /// calls it.
+    ///
+    /// [`Linear`]: crate::Linear
+    /// [`Sequential`]: super::Sequential
+    fn fusable_linear(&self) -> Option<Activation> {
+        None
+    }
+
     /// Shapes of the matrices kept from forward to backward for a batch of `rows` samples
     /// (how many may not depend on `rows`).
     fn saved_shapes(&self, rows: usize) -> Vec<(usize, usize)> {

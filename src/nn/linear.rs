@@ -74,6 +74,10 @@ impl<B: Backend> Layer<B> for Linear {
         self.activation
     }
 
+    fn fusable_linear(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
         let [weight, bias] = pass.params else {
             return Err(super::wrong_tensors(

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::layer::{Backward, Forward, InputGrad, Layer, Mode, ParamSpec};
 use super::{Init, seeded};
-use crate::backend::{Activation, Arena, Backend, Matrix};
+use crate::backend::{Activation, Arena, Backend, LinearLink, Matrix};
 use crate::error::{Error, Result};
 
 /// A model on backend `B`: layers applied in order, every parameter in one arena and every
@@ -32,6 +32,9 @@ pub struct Sequential<B: Backend> {
     layers: Vec<Box<dyn Layer<B>>>,
     /// Each layer's parameters as a range of the arena's tensors.
     ranges: Vec<Range<usize>>,
+    /// Runs of two or more consecutive layers that are linear ([`Layer::fusable_linear`]),
+    /// in order: each one's forward pass is one [`Backend::linear_chain_into`].
+    chains: Vec<Range<usize>>,
     /// Every parameter tensor, in arena order, with its full name.
     specs: Vec<ParamSpec>,
     pub(crate) params: B::Arena,
@@ -146,9 +149,11 @@ impl<B: Backend> Sequential<B> {
             values.extend(drawn);
         }
         backend.write_arena(&mut params, &values)?;
+        let chains = linear_chains(&layers);
         Ok(Self {
             layers,
             ranges,
+            chains,
             specs,
             params,
             grads,
@@ -292,21 +297,62 @@ impl<B: Backend> Sequential<B> {
         step: u64,
     ) -> Result<()> {
         let tensors = self.params.tensors();
-        for (i, layer) in self.layers.iter().enumerate() {
+        let mut chains = self.chains.iter().peekable();
+        let mut i = 0;
+        while let Some(layer) = self.layers.get(i) {
             let (done, rest) = acts.outputs.split_at_mut(i);
+            let input = done.last().unwrap_or(input);
+            if let Some(chain) = chains.next_if(|c| c.start == i) {
+                let links = chain
+                    .clone()
+                    .map(|j| self.link(tensors, j))
+                    .collect::<Result<Vec<_>>>()?;
+                let outputs = rest.get_mut(..chain.len()).ok_or_else(|| Error::Shape {
+                    op: "Sequential::forward",
+                    detail: format!("no outputs for layers {chain:?}"),
+                })?;
+                backend.linear_chain_into(input, &links, outputs)?;
+                i = chain.end;
+                continue;
+            }
+            let output = rest.first_mut().ok_or_else(|| Error::Shape {
+                op: "Sequential::forward",
+                detail: format!("no output for layer {i}"),
+            })?;
             layer.forward(
                 backend,
                 Forward {
                     params: &tensors[self.ranges[i].clone()],
-                    input: done.last().unwrap_or(input),
-                    output: &mut rest[0],
+                    input,
+                    output,
                     saved: &mut acts.saved[i],
                     mode,
                     step,
                 },
             )?;
+            i += 1;
         }
         Ok(())
+    }
+
+    /// Layer `i` of a chain as a link: its activation and its two parameters.
+    fn link<'a>(&self, tensors: &'a [B::Matrix], i: usize) -> Result<LinearLink<'a, B::Matrix>> {
+        let layer = &self.layers[i];
+        match (&tensors[self.ranges[i].clone()], layer.fusable_linear()) {
+            ([weight, bias], Some(activation)) => Ok(LinearLink {
+                weight,
+                bias,
+                activation,
+            }),
+            (params, _) => Err(Error::Shape {
+                op: "Sequential::forward",
+                detail: format!(
+                    "layer {i} ({}) runs as a linear link but declares {} parameters, not 2",
+                    layer.describe(),
+                    params.len()
+                ),
+            }),
+        }
     }
 
     /// The backward pass: from ∂loss/∂output in the last `acts.output_grads`, every
@@ -359,6 +405,23 @@ impl<B: Backend> Sequential<B> {
         }
         Ok(())
     }
+}
+
+/// The runs of two or more consecutive layers whose forward pass is a linear layer's.
+fn linear_chains<B: Backend>(layers: &[Box<dyn Layer<B>>]) -> Vec<Range<usize>> {
+    let mut chains = Vec::new();
+    let mut start = 0;
+    for (i, layer) in layers.iter().enumerate() {
+        if layer.fusable_linear().is_none() {
+            start = i + 1;
+        } else if i + 1 == layers.len() || layers[i + 1].fusable_linear().is_none() {
+            if i > start {
+                chains.push(start..i + 1);
+            }
+            start = i + 1;
+        }
+    }
+    chains
 }
 
 /// The message for a layer handed other numbers of parameter or saved tensors than it

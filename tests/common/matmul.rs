@@ -3,8 +3,10 @@
 
 use ndarray::Array2;
 use steepest::backend::cpu;
-use steepest::backend::gpu::{Tile, Tiling, linear_backward, linear_grads_tiled, matmul_tiled};
-use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, Matmul, Matrix};
+use steepest::backend::gpu::{
+    Tile, Tiling, linear_backward, linear_chain, linear_grads_tiled, matmul_tiled,
+};
+use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, LinearLink, Matmul, Matrix};
 
 use super::{CANARY, assert_close, gpu, guarded, matmul_tolerance, random_matrix, rng};
 
@@ -367,4 +369,111 @@ pub fn check_linear_backward(
         below_bits,
         "{what}: the gradient below differs from the product's"
     );
+}
+
+/// The forward pass of a chain of linear layers (`linear_chain`: two or three small links in
+/// one kernel, any other link as its product) over `rows` rows and the layer `widths`
+/// (inputs first), each link's output against the CPU's product of the GPU's input to it,
+/// and bit for bit against the GPU's products run link by link. The weights and biases are
+/// views of one buffer at offsets `seed` varies (whole vec4s or not), the input starts at an
+/// awkward offset, and every output is NaN inside and guarded by canaries.
+pub fn check_linear_chain(rows: usize, widths: &[usize], activations: &[Activation], seed: u64) {
+    let mut rng = rng(seed);
+    let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
+    let x = random_matrix(&mut rng, rows, widths[0], scale);
+    let links: Vec<(Array2<f32>, Array2<f32>)> = widths
+        .windows(2)
+        .map(|w| {
+            let weight = random_matrix(&mut rng, w[1], w[0], 1.0 / (w[0] as f32).sqrt());
+            (weight, random_matrix(&mut rng, 1, w[1], 0.5))
+        })
+        .collect();
+
+    // Every weight and bias in one buffer (as in a model's parameter arena), each after a gap
+    // of 0–3 elements.
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let mut data = Vec::new();
+    let mut place = |m: &Array2<f32>, gap: usize| {
+        data.extend(std::iter::repeat_n(1e30f32, gap));
+        let offset = data.len();
+        data.extend(m.iter());
+        (offset, m.dim())
+    };
+    let places: Vec<_> = links
+        .iter()
+        .enumerate()
+        .map(|(l, (w, b))| {
+            let gap = (seed as usize + l) % 4;
+            (place(w, gap), place(b, gap / 2))
+        })
+        .collect();
+    let params = GpuBuffer::from_slice(ctx, "parameters", &data).unwrap();
+    let view = |(offset, (r, c)): (usize, (usize, usize))| {
+        GpuMatrix::view(params.clone(), offset, r, c).unwrap()
+    };
+    let g_params: Vec<(GpuMatrix, GpuMatrix)> = places
+        .into_iter()
+        .map(|(w, b)| (view(w), view(b)))
+        .collect();
+    let g_links: Vec<LinearLink<'_, GpuMatrix>> = g_params
+        .iter()
+        .zip(activations)
+        .map(|((weight, bias), &activation)| LinearLink {
+            weight,
+            bias,
+            activation,
+        })
+        .collect();
+    let g_x = super::placed(&x, (seed % 5) as usize);
+    let outs: Vec<_> = widths[1..]
+        .iter()
+        .enumerate()
+        .map(|(l, &w)| guarded(rows, w, (seed as usize + 3 * l) % 7))
+        .collect();
+    let g_outs: Vec<GpuMatrix> = outs.iter().map(|o| o.matrix.clone()).collect();
+    linear_chain(ctx, &g_x, &g_links, &g_outs).unwrap();
+
+    let what = format!("linear_chain {rows} rows, widths {widths:?}, {activations:?} seed={seed}");
+    let mut below = x.clone();
+    let mut separate_below = g_x.clone();
+    for (l, ((weight, bias), link)) in links.iter().zip(&g_links).enumerate() {
+        let actual = gpu.download(&outs[l].matrix).unwrap();
+        let mut expected = Array2::zeros(actual.dim());
+        let spec = Matmul::nt().activation(link.activation);
+        cpu::matmul(
+            spec,
+            below.view(),
+            weight.view(),
+            Some(bias.view()),
+            &mut expected,
+        )
+        .unwrap();
+        let tol = matmul_tolerance(
+            below.mapv(f32::abs).view(),
+            weight.t().mapv(f32::abs).view(),
+            Some(bias.view()),
+            weight.ncols(),
+            link.activation,
+        );
+        assert_close(&format!("{what}: link {l}"), &actual, &expected, &tol);
+        outs[l].assert_untouched(&format!("{what}: link {l}"));
+
+        // The GPU's own product, link by link from its own outputs: the same bits.
+        let mut separate = gpu.zeros(rows, weight.nrows()).unwrap();
+        gpu.matmul_into(
+            spec,
+            &separate_below,
+            link.weight,
+            Some(link.bias),
+            &mut separate,
+        )
+        .unwrap();
+        assert!(
+            same_bits(&actual, &gpu.download(&separate).unwrap()),
+            "{what}: link {l} differs from matmul's"
+        );
+        below = actual;
+        separate_below = separate;
+    }
 }

@@ -13,6 +13,7 @@ mod in_flight;
 mod kernel;
 mod layer_norm;
 mod linear_backward;
+mod linear_chain;
 mod loss;
 mod matmul;
 mod memory;
@@ -37,6 +38,7 @@ pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use linear_backward::{linear_backward, linear_grads, linear_grads_tiled};
+pub use linear_chain::linear_chain;
 pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
@@ -50,7 +52,9 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::{Activation, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len};
+use super::{
+    Activation, Backend, DropoutDraw, LinearLink, Matmul, Matrix, Nonlinearity, arena_len,
+};
 use crate::backend::Loss;
 use crate::error::{Error, Result};
 use crate::optim::{Clip, LrSchedule, OptimizerConfig};
@@ -221,6 +225,15 @@ impl Backend for GpuBackend {
         out: &mut GpuMatrix,
     ) -> Result<()> {
         matmul_activation_backward(&self.ctx, spec, a, b, activation, output, out)
+    }
+
+    fn linear_chain_into(
+        &self,
+        input: &GpuMatrix,
+        links: &[LinearLink<'_, GpuMatrix>],
+        outputs: &mut [GpuMatrix],
+    ) -> Result<()> {
+        linear_chain(&self.ctx, input, links, outputs)
     }
 
     fn linear_backward_into(

@@ -20,20 +20,22 @@
 //
 // Dispatch: (X, Y, 1) workgroups of 64, the flat id wg.y · X + wg.x taking rows
 // id · ROWS .. id · ROWS + ROWS (rows past the batch are skipped). In each layer, invocation
-// t = r · ⌈outputs / 4⌉ + q computes outputs 4q..4q + 3 of the workgroup's row r (the host
-// keeps ROWS · QUADS ≤ 64). The workgroup stages STAGE columns of K at a time in workgroup
-// memory: that slice of W (transposed, so an invocation reads its four outputs' weights as one
-// vec4) and of its rows' inputs; then each invocation adds the slice's terms to its sums.
+// t = b · ⌈outputs / 4⌉ + q computes outputs 4q..4q + 3 of the workgroup's rows 4b..4b + 3 (the
+// host keeps ROWS / 4 · QUADS ≤ 64): sixteen sums, each its own chain of fmas. The workgroup
+// stages STAGE columns of K at a time in workgroup memory, that slice of W and of its rows'
+// inputs, each transposed so that an invocation reads four outputs' weights, or four rows'
+// inputs, as one vec4; then each invocation adds the slice's terms to its sums.
 //
 // Bounds: every global index is an offset plus a row below `rows` (or below a link's outputs)
 // times a row length plus a column below it, each checked against the extents in `params`,
 // which the host has checked against the bound buffers; a whole-vec4 load covers elements
 // base..base + 3 with base a multiple of 4 and base + 3 inside the row (rows load whole only
 // where their length and offset are multiples of 4). Workgroup indices: kk < STAGE,
-// o / 4 < ⌈outputs / 4⌉ ≤ QUADS and r < ROWS (the host sets QUADS from the widest layer).
+// o / 4 < ⌈outputs / 4⌉ ≤ QUADS and row / 4 < ROWS / 4 (the host sets QUADS from the widest
+// layer, ROWS a multiple of 4); the sums' array is indexed below 4.
 
 override LINKS: u32 = 2u;  // 2 or 3
-override ROWS: u32 = 1u;   // rows per workgroup
+override ROWS: u32 = 4u;   // rows per workgroup, a multiple of 4
 override QUADS: u32 = 1u;  // vec4s across the widest layer's outputs: ⌈outputs / 4⌉ ≤ 64
 // K staged at a time: a multiple of K_STEP, as deep as the device's workgroup memory allows
 // (the host's choice), so that a small layer's weights load in one round trip.
@@ -71,10 +73,10 @@ var<immediate> params: Params;
 @group(0) @binding(4) var<storage, read_write> out2: array<vec4<f32>>;
 
 // STAGE columns of K of the layer being computed, staged by the whole workgroup so that each
-// global load is shared: W's slice transposed, [kk · QUADS + q] holding W[4q..4q + 3, k0 + kk],
-// and its rows' inputs, [kk · ROWS + r] holding in[row0 + r, k0 + kk].
+// global load is shared: W's slice, [kk · QUADS + q] holding W[4q..4q + 3, k0 + kk], and its
+// rows' inputs, [kk · ROWS / 4 + b] holding in[row0 + 4b..row0 + 4b + 3, k0 + kk].
 var<workgroup> w_slice: array<vec4<f32>, STAGE * QUADS>;
-var<workgroup> x_slice: array<f32, STAGE * ROWS>;
+var<workgroup> x_slice: array<vec4<f32>, STAGE * ROWS / 4u>;
 
 fn link(l: u32) -> Link {
     switch l {
@@ -176,19 +178,20 @@ fn layer(l: u32, row0: u32, t: u32, k: u32) {
     let in_offset = select(link(l - 1u).output_offset, params.input_offset, l == 0u);
     let in_whole = k % 4u == 0u && in_offset % 4u == 0u;
     let w_whole = k % 4u == 0u && lk.weight_offset % 4u == 0u;
-    // This invocation's item: outputs 4q..4q + 3 of the workgroup's row r (the host keeps
-    // ROWS · QUADS ≤ WORKGROUP, so one item each covers the layer).
-    let r = t / quads;
+    // This invocation's item: outputs 4q..4q + 3 of the workgroup's rows 4b..4b + 3 (the host
+    // keeps ROWS / 4 · QUADS ≤ WORKGROUP, so one item each covers the layer).
+    let b = t / quads;
     let q = t % quads;
-    let has_item = t < ROWS * quads && row0 + r < params.rows;
-    var acc = vec4<f32>(0.0);
+    let has_item = t < ROWS / 4u * quads && row0 + 4u * b < params.rows;
+    // acc[i]: the four outputs of row 4b + i.
+    var acc: array<vec4<f32>, 4>;
     // The loop's bounds are the same for the whole workgroup, so its barriers are reached in
     // uniform control flow.
     let k_end = (k + K_STEP - 1u) / K_STEP * K_STEP;
     for (var k0 = 0u; k0 < k_end; k0 += STAGE) {
         // Stage W[o, k0..k0 + STAGE] for every o below 4 · quads (zero past K and past the
-        // outputs, so the padded fmas add 0·0 as the matmul's do), four outputs a vec4;
-        // neighbouring invocations load neighbouring vec4s of a row.
+        // outputs, so the padded fmas add 0·0 as the matmul's do); neighbouring invocations
+        // load neighbouring vec4s of a row.
         for (var u = t; u < quads * STAGE; u += WORKGROUP) {
             let o = u / (STAGE / 4u);
             let c = u % (STAGE / 4u);
@@ -201,7 +204,8 @@ fn layer(l: u32, row0: u32, t: u32, k: u32) {
                 w_slice[(4u * c + e) * QUADS + o / 4u][o % 4u] = w[e];
             }
         }
-        // And the workgroup's rows of the layer's input, in[row, k0..k0 + STAGE].
+        // And the workgroup's rows of the layer's input, in[row, k0..k0 + STAGE] (zero past
+        // the batch).
         for (var u = t; u < ROWS * STAGE / 4u; u += WORKGROUP) {
             let rr = u / (STAGE / 4u);
             let c = u % (STAGE / 4u);
@@ -211,7 +215,7 @@ fn layer(l: u32, row0: u32, t: u32, k: u32) {
                 x = input4(l, in_offset + (row0 + rr) * k + kh, in_row(k, kh), in_whole);
             }
             for (var e = 0u; e < 4u; e++) {
-                x_slice[(4u * c + e) * ROWS + rr] = x[e];
+                x_slice[(4u * c + e) * (ROWS / 4u) + rr / 4u][rr % 4u] = x[e];
             }
         }
         workgroupBarrier();
@@ -219,7 +223,11 @@ fn layer(l: u32, row0: u32, t: u32, k: u32) {
         let depth = min(STAGE, k_end - k0);
         if (has_item) {
             for (var kk = 0u; kk < depth; kk++) {
-                acc = fma(vec4<f32>(x_slice[kk * ROWS + r]), w_slice[kk * QUADS + q], acc);
+                let x = x_slice[kk * (ROWS / 4u) + b];
+                let w = w_slice[kk * QUADS + q];
+                for (var i = 0u; i < 4u; i++) {
+                    acc[i] = fma(vec4<f32>(x[i]), w, acc[i]);
+                }
             }
         }
         workgroupBarrier();
@@ -232,11 +240,17 @@ fn layer(l: u32, row0: u32, t: u32, k: u32) {
                 bias[j] = weights[i >> 2u][i & 3u];
             }
         }
-        let v = activate(activation(l), acc + bias);
-        let base = lk.output_offset + (row0 + r) * lk.outputs + 4u * q;
-        for (var j = 0u; j < 4u; j++) {
-            if (4u * q + j < lk.outputs) {
-                store(l, base + j, v[j]);
+        for (var i = 0u; i < 4u; i++) {
+            let row = row0 + 4u * b + i;
+            if (row >= params.rows) {
+                break;
+            }
+            let v = activate(activation(l), acc[i] + bias);
+            let base = lk.output_offset + row * lk.outputs + 4u * q;
+            for (var j = 0u; j < 4u; j++) {
+                if (4u * q + j < lk.outputs) {
+                    store(l, base + j, v[j]);
+                }
             }
         }
     }

@@ -188,10 +188,11 @@ fn small(rows: usize, outputs: usize, inputs: usize) -> bool {
             .is_some_and(|n| n <= MAX_PRODUCT)
 }
 
-/// Rows a workgroup takes through the chain: enough that the widest layer's items (four
-/// outputs of a row each) fill its invocations, at least one.
+/// Rows a workgroup takes through the chain, a multiple of 4 (each invocation computes four
+/// outputs of four rows): enough blocks of four rows that the widest layer's items fill its
+/// invocations, at most 64 rows.
 fn rows_per_workgroup(widest: usize) -> usize {
-    (WORKGROUP / widest.div_ceil(4).max(1)).max(1)
+    4 * (WORKGROUP / widest.div_ceil(4).max(1)).clamp(1, 16)
 }
 
 /// Columns of K the kernel stages at a time (`STAGE`): the deepest of 64, 32, 16 and 8 (a
@@ -278,31 +279,33 @@ mod tests {
 
     #[test]
     fn a_workgroup_takes_enough_rows_to_fill_its_invocations() {
-        // 2-64-64-2: sixteen items of four outputs per row, four rows.
-        assert_eq!(rows_per_workgroup(64), 4);
+        // 2-64-64-2: sixteen items of four outputs per block of four rows, four blocks.
+        assert_eq!(rows_per_workgroup(64), 16);
+        assert_eq!(rows_per_workgroup(65), 12);
+        assert_eq!(rows_per_workgroup(256), 4);
+        assert_eq!(rows_per_workgroup(1000), 4);
+        // Narrow layers: at most 64 rows.
+        assert_eq!(rows_per_workgroup(16), 64);
         assert_eq!(rows_per_workgroup(2), 64);
         assert_eq!(rows_per_workgroup(1), 64);
-        assert_eq!(rows_per_workgroup(65), 3);
-        assert_eq!(rows_per_workgroup(256), 1);
-        assert_eq!(rows_per_workgroup(1000), 1);
     }
 
     #[test]
     fn the_stage_is_as_deep_as_memory_and_the_deepest_layer_allow() {
-        // 2-64-64-2 (four rows a workgroup): a 64-deep stage is 17 KiB.
-        assert_eq!(stage_depth(48 * 1024, 64, 4, 64), Some(64));
-        assert_eq!(stage_depth(16 * 1024, 64, 4, 64), Some(32));
+        // 2-64-64-2 (sixteen rows a workgroup): a 64-deep stage is 20 KiB.
+        assert_eq!(stage_depth(48 * 1024, 64, 16, 64), Some(64));
+        assert_eq!(stage_depth(16 * 1024, 64, 16, 64), Some(32));
         // No deeper than K needs: K = 2 pads to 8, K = 20 to 24.
-        assert_eq!(stage_depth(48 * 1024, 64, 4, 2), Some(8));
-        assert_eq!(stage_depth(48 * 1024, 64, 4, 20), Some(32));
-        assert_eq!(stage_depth(48 * 1024, 64, 4, 17), Some(32));
-        assert_eq!(stage_depth(48 * 1024, 64, 4, 16), Some(16));
-        // 256 wide: a KiB a column of K.
-        assert_eq!(stage_depth(16 * 1024, 256, 1, 256), Some(8));
-        assert_eq!(stage_depth(48 * 1024, 256, 1, 256), Some(32));
-        assert_eq!(stage_depth(64 * 1024, 256, 1, 256), Some(32));
+        assert_eq!(stage_depth(48 * 1024, 64, 16, 2), Some(8));
+        assert_eq!(stage_depth(48 * 1024, 64, 16, 20), Some(32));
+        assert_eq!(stage_depth(48 * 1024, 64, 16, 17), Some(32));
+        assert_eq!(stage_depth(48 * 1024, 64, 16, 16), Some(16));
+        // 256 wide (four rows): a KiB a column of K.
+        assert_eq!(stage_depth(16 * 1024, 256, 4, 256), Some(8));
+        assert_eq!(stage_depth(48 * 1024, 256, 4, 256), Some(32));
+        assert_eq!(stage_depth(64 * 1024, 256, 4, 256), Some(32));
         // Not even eight columns.
-        assert_eq!(stage_depth(8 * 1024, 256, 1, 256), None);
+        assert_eq!(stage_depth(8 * 1024, 256, 4, 256), None);
     }
 
     #[test]

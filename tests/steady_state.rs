@@ -329,3 +329,63 @@ fn a_model_of_every_layer_steps_without_creating_anything() {
         change.submits
     );
 }
+
+/// A `Sequential`'s forward pass runs each run of two or more linear layers as one chain
+/// (three links to a dispatch) and calls every other layer's `forward`: counted, and bit for
+/// bit the layers' own forward passes called one by one.
+#[test]
+fn a_sequential_runs_its_linear_layers_as_chains() {
+    use steepest::nn::{Elementwise, Forward, Layer, Mode, Sequential};
+    use steepest::{Arena, GpuBackend, Linear, Nonlinearity};
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let linear = |i, o, a| Box::new(Linear::new(i, o).with_activation(a)) as Box<dyn Layer<_>>;
+    let layers: Vec<Box<dyn Layer<GpuBackend>>> = vec![
+        linear(3, 8, Activation::Tanh),
+        linear(8, 8, Activation::Relu),
+        Box::new(Elementwise::new(8, Nonlinearity::Silu)),
+        linear(8, 8, Activation::Sigmoid),
+        linear(8, 5, Activation::Identity),
+        linear(5, 8, Activation::Relu),
+        linear(8, 2, Activation::Identity),
+        Box::new(Elementwise::new(2, Nonlinearity::Gelu)),
+        linear(2, 2, Activation::Identity),
+    ];
+    let model = Sequential::new(g, layers, Init::HeUniform, 3).unwrap();
+    let mut r = common::rng(31);
+    let x = g
+        .upload(common::random_matrix(&mut r, 37, 3, 1.0).view())
+        .unwrap();
+    let before = ctx.counters();
+    let chained = g.download(&model.forward(g, &x).unwrap()).unwrap();
+    // Layers 0–1 (one chain), 2, 3–6 (a chain of three, then one product), 7, 8.
+    assert_eq!(added(before, ctx.counters()).dispatches, 6);
+
+    let params = model.parameters().tensors();
+    let mut first = 0;
+    let mut input = x;
+    for layer in model.layers() {
+        let count = layer.parameters().len();
+        let mut output = g.zeros(37, layer.outputs()).unwrap();
+        layer
+            .forward(
+                g,
+                Forward {
+                    params: &params[first..first + count],
+                    input: &input,
+                    output: &mut output,
+                    saved: &mut [],
+                    mode: Mode::Eval,
+                    step: 0,
+                },
+            )
+            .unwrap();
+        first += count;
+        input = output;
+    }
+    let one_by_one = g.download(&input).unwrap();
+    assert!(
+        common::bit_identical(&chained, &one_by_one),
+        "the chained forward pass differs from the layers' own"
+    );
+}

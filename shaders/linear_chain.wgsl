@@ -94,13 +94,22 @@ fn activation(l: u32) -> u32 {
     }
 }
 
-// The vec4 holding element i of layer l's input: x for the first layer, else the output of
-// the layer before.
+// Layer l's input: x for the first layer, else the output of the layer before. The vec4 from
+// element i (a multiple of 4), and element i alone: an output row's neighbours may be another
+// workgroup's rows, written while this one reads, so a partial row is read element by element.
 fn input_vec4(l: u32, i: u32) -> vec4<f32> {
     switch l {
         case 0u: { return input[i >> 2u]; }
         case 1u: { return out0[i >> 2u]; }
         default: { return out1[i >> 2u]; }
+    }
+}
+
+fn input_at(l: u32, i: u32) -> f32 {
+    switch l {
+        case 0u: { return input[i >> 2u][i & 3u]; }
+        case 1u: { return out0[i >> 2u][i & 3u]; }
+        default: { return out1[i >> 2u][i & 3u]; }
     }
 }
 
@@ -113,7 +122,7 @@ fn input4(l: u32, base: u32, count: u32, whole: bool) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
         if (j < count) {
-            v[j] = input_vec4(l, base + j)[(base + j) & 3u];
+            v[j] = input_at(l, base + j);
         }
     }
     return v;

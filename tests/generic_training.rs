@@ -137,4 +137,51 @@ fn bad_layer_settings_are_refused_when_the_model_is_built() {
     )];
     let err = Residual::new(block).unwrap_err().to_string();
     assert!(err.contains("fuses an activation"), "{err}");
+    let err = build(Box::new(ClaimsLinear));
+    assert!(
+        err.contains("layer 1 (claims-linear) says it is linear")
+            && err.contains("[(4, 4), (1, 4)], not [(1, 4)]"),
+        "{err}"
+    );
+}
+
+/// A layer that says its forward pass is a linear layer's (`Layer::fusable_linear`) with
+/// parameters that are not a weight and a bias.
+#[derive(Debug)]
+struct ClaimsLinear;
+
+impl Layer<CpuBackend> for ClaimsLinear {
+    fn describe(&self) -> String {
+        "claims-linear".into()
+    }
+    fn inputs(&self) -> usize {
+        4
+    }
+    fn outputs(&self) -> usize {
+        4
+    }
+    fn parameters(&self) -> Vec<steepest::nn::ParamSpec> {
+        vec![steepest::nn::ParamSpec::vector("bias", 4)]
+    }
+    fn initial_values(&self, _: Init, _: &mut rand::rngs::StdRng) -> Vec<f32> {
+        vec![0.0; 4]
+    }
+    fn fusable_linear(&self) -> Option<steepest::Activation> {
+        Some(steepest::Activation::Identity)
+    }
+    // Never run: a model of it is refused when built.
+    fn forward(
+        &self,
+        _: &CpuBackend,
+        _: steepest::nn::Forward<'_, CpuBackend>,
+    ) -> steepest::Result<()> {
+        Ok(())
+    }
+    fn backward(
+        &self,
+        _: &CpuBackend,
+        _: steepest::nn::Backward<'_, CpuBackend>,
+    ) -> steepest::Result<()> {
+        Ok(())
+    }
 }

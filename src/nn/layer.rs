@@ -208,7 +208,8 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
     /// keeping nothing, the same in every [`Mode`]. A [`Sequential`] then runs consecutive
     /// such layers' forward passes as one op ([`Backend::linear_chain_into`]: on the GPU, small
     /// ones in one kernel) instead of calling [`Layer::forward`]. The default, `None`, always
-    /// calls it.
+    /// calls it. A model is refused when built if a layer says so and its parameters are not
+    /// a weight of `outputs × inputs` and a bias of `1 × outputs`.
     ///
     /// [`Linear`]: crate::Linear
     /// [`Sequential`]: super::Sequential

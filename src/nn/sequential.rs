@@ -131,6 +131,20 @@ impl<B: Backend> Sequential<B> {
             }
             ranges.push(start..specs.len());
         }
+        for (i, (layer, range)) in layers.iter().zip(&ranges).enumerate() {
+            let declared: Vec<(usize, usize)> = specs[range.clone()]
+                .iter()
+                .map(|p| (p.rows, p.cols))
+                .collect();
+            let linear = [(layer.outputs(), layer.inputs()), (1, layer.outputs())];
+            if layer.fusable_linear().is_some() && declared != linear {
+                return bad(format!(
+                    "layer {i} ({}) says it is linear, so its parameters must be a weight and a \
+                     bias of shapes {linear:?}, not {declared:?}",
+                    layer.describe()
+                ));
+            }
+        }
         let shapes: Vec<(usize, usize)> = specs.iter().map(|p| (p.rows, p.cols)).collect();
         let mut params = backend.arena("parameters", &shapes)?;
         let grads = backend.arena("gradients", &shapes)?;
@@ -335,7 +349,8 @@ impl<B: Backend> Sequential<B> {
         Ok(())
     }
 
-    /// Layer `i` of a chain as a link: its activation and its two parameters.
+    /// Layer `i` of a chain as a link: its activation and its two parameters (checked when the
+    /// model was built).
     fn link<'a>(&self, tensors: &'a [B::Matrix], i: usize) -> Result<LinearLink<'a, B::Matrix>> {
         let layer = &self.layers[i];
         match (&tensors[self.ranges[i].clone()], layer.fusable_linear()) {
@@ -410,15 +425,18 @@ impl<B: Backend> Sequential<B> {
 /// The runs of two or more consecutive layers whose forward pass is a linear layer's.
 fn linear_chains<B: Backend>(layers: &[Box<dyn Layer<B>>]) -> Vec<Range<usize>> {
     let mut chains = Vec::new();
-    let mut start = 0;
-    for (i, layer) in layers.iter().enumerate() {
-        if layer.fusable_linear().is_none() {
-            start = i + 1;
-        } else if i + 1 == layers.len() || layers[i + 1].fusable_linear().is_none() {
-            if i > start {
-                chains.push(start..i + 1);
+    let mut start = None;
+    for i in 0..=layers.len() {
+        let linear = layers.get(i).is_some_and(|l| l.fusable_linear().is_some());
+        match (linear, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= 2 {
+                    chains.push(s..i);
+                }
+                start = None;
             }
-            start = i + 1;
+            _ => {}
         }
     }
     chains

@@ -1,0 +1,216 @@
+//! A batch's matrices and the passes over them: the [`Activations`] a forward pass keeps for
+//! the backward pass, a training step's [`Workspace`], and [`Sequential`]'s batch forward (runs
+//! of linear layers as one [`Backend::linear_chain_into`]) and backward.
+
+use std::ops::Range;
+
+use super::Sequential;
+use super::layer::{Backward, Forward, InputGrad, Layer, Mode};
+use crate::backend::{Activation, Arena, Backend, LinearLink};
+use crate::error::{Error, Result};
+
+/// The matrices of one batch: what each layer's forward pass keeps for its backward pass.
+pub(crate) struct Activations<M> {
+    /// Each layer's output (the last one holds the model's output).
+    pub outputs: Vec<M>,
+    /// ∂loss/∂output of each layer once the backward pass reaches it (∂/∂pre-activation for
+    /// a fused activation); the last one holds ∂loss/∂(model output) first. Empty for a
+    /// forward pass alone.
+    pub output_grads: Vec<M>,
+    /// What each layer asked to keep ([`Layer::saved_shapes`]).
+    pub saved: Vec<Vec<M>>,
+}
+
+/// A batch's inputs and targets on the backend and its [`Activations`].
+pub(crate) struct Workspace<M> {
+    pub rows: usize,
+    pub input: M,
+    pub target: M,
+    pub acts: Activations<M>,
+}
+
+impl<B: Backend> Sequential<B> {
+    /// Matrices for the passes over a batch of `rows` samples (the gradients' only for
+    /// training: a forward pass alone writes none).
+    pub(crate) fn activations(
+        &self,
+        backend: &B,
+        rows: usize,
+        mode: Mode,
+    ) -> Result<Activations<B::Matrix>> {
+        let mut acts = Activations {
+            outputs: Vec::new(),
+            output_grads: Vec::new(),
+            saved: Vec::new(),
+        };
+        for layer in &self.layers {
+            acts.outputs.push(backend.zeros(rows, layer.outputs())?);
+            if mode == Mode::Train {
+                acts.output_grads
+                    .push(backend.zeros(rows, layer.outputs())?);
+            }
+            let saved = layer
+                .saved_shapes(rows)
+                .into_iter()
+                .map(|(r, c)| backend.zeros(r, c))
+                .collect::<Result<Vec<_>>>()?;
+            acts.saved.push(saved);
+        }
+        Ok(acts)
+    }
+
+    /// Buffers for a batch of `rows` samples with targets `target_cols` wide.
+    pub(crate) fn workspace(
+        &self,
+        backend: &B,
+        rows: usize,
+        target_cols: usize,
+    ) -> Result<Workspace<B::Matrix>> {
+        Ok(Workspace {
+            rows,
+            input: backend.zeros(rows, self.inputs())?,
+            target: backend.zeros(rows, target_cols)?,
+            acts: self.activations(backend, rows, Mode::Train)?,
+        })
+    }
+
+    /// The forward pass over `input`, keeping every layer's output in `acts`.
+    pub(crate) fn forward_batch(
+        &self,
+        backend: &B,
+        input: &B::Matrix,
+        acts: &mut Activations<B::Matrix>,
+        mode: Mode,
+        step: u64,
+    ) -> Result<()> {
+        let tensors = self.params.tensors();
+        let mut chains = self.chains.iter().peekable();
+        let mut i = 0;
+        while let Some(layer) = self.layers.get(i) {
+            let (done, rest) = acts.outputs.split_at_mut(i);
+            let input = done.last().unwrap_or(input);
+            if let Some(chain) = chains.next_if(|c| c.start == i) {
+                let links = chain
+                    .clone()
+                    .map(|j| self.link(tensors, j))
+                    .collect::<Result<Vec<_>>>()?;
+                let outputs = rest.get_mut(..chain.len()).ok_or_else(|| Error::Shape {
+                    op: "Sequential::forward",
+                    detail: format!("no outputs for layers {chain:?}"),
+                })?;
+                backend.linear_chain_into(input, &links, outputs)?;
+                i = chain.end;
+                continue;
+            }
+            let output = rest.first_mut().ok_or_else(|| Error::Shape {
+                op: "Sequential::forward",
+                detail: format!("no output for layer {i}"),
+            })?;
+            layer.forward(
+                backend,
+                Forward {
+                    params: &tensors[self.ranges[i].clone()],
+                    input,
+                    output,
+                    saved: &mut acts.saved[i],
+                    mode,
+                    step,
+                },
+            )?;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Layer `i` of a chain as a link: its activation and its two parameters (checked when the
+    /// model was built).
+    fn link<'a>(&self, tensors: &'a [B::Matrix], i: usize) -> Result<LinearLink<'a, B::Matrix>> {
+        let layer = &self.layers[i];
+        match (&tensors[self.ranges[i].clone()], layer.fusable_linear()) {
+            ([weight, bias], Some(activation)) => Ok(LinearLink {
+                weight,
+                bias,
+                activation,
+            }),
+            (params, _) => Err(Error::Shape {
+                op: "Sequential::forward",
+                detail: format!(
+                    "layer {i} ({}) runs as a linear link but declares {} parameters, not 2",
+                    layer.describe(),
+                    params.len()
+                ),
+            }),
+        }
+    }
+
+    /// The backward pass: from ∂loss/∂output in the last `acts.output_grads`, every
+    /// parameter's gradient into the gradient arena.
+    pub(crate) fn backward_batch(
+        &mut self,
+        backend: &B,
+        input: &B::Matrix,
+        acts: &mut Activations<B::Matrix>,
+    ) -> Result<()> {
+        let top = self.layers.len() - 1;
+        // The top layer's fused activation: its derivative comes from no layer above.
+        let activation = self.layers[top].fused_activation();
+        if activation != Activation::Identity {
+            backend.activation_backward(
+                activation,
+                &acts.outputs[top],
+                &mut acts.output_grads[top],
+            )?;
+        }
+        let params = self.params.tensors();
+        let grads = self.grads.tensors_mut();
+        for i in (0..=top).rev() {
+            let (lower, upper) = acts.output_grads.split_at_mut(i);
+            let below = i.checked_sub(1);
+            let grad_input = match (lower.last_mut(), below) {
+                (Some(grad), Some(b)) => Some(InputGrad {
+                    grad,
+                    activation: self.layers[b].fused_activation(),
+                    below_output: &acts.outputs[b],
+                }),
+                _ => None,
+            };
+            let range = self.ranges[i].clone();
+            if grad_input.is_none() && range.is_empty() {
+                continue; // nothing to compute for a first layer without parameters
+            }
+            self.layers[i].backward(
+                backend,
+                Backward {
+                    params: &params[range.clone()],
+                    input: below.map_or(input, |b| &acts.outputs[b]),
+                    output: &acts.outputs[i],
+                    saved: &mut acts.saved[i],
+                    grad_output: &upper[0],
+                    grad_params: &mut grads[range],
+                    grad_input,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The runs of two or more consecutive layers whose forward pass is a linear layer's.
+pub(super) fn linear_chains<B: Backend>(layers: &[Box<dyn Layer<B>>]) -> Vec<Range<usize>> {
+    let mut chains = Vec::new();
+    let mut start = None;
+    for i in 0..=layers.len() {
+        let linear = layers.get(i).is_some_and(|l| l.fusable_linear().is_some());
+        match (linear, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= 2 {
+                    chains.push(s..i);
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    chains
+}

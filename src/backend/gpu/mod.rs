@@ -16,6 +16,7 @@ mod linear_backward;
 mod linear_chain;
 mod loss;
 mod matmul;
+mod matrix;
 mod memory;
 mod nonlinearity;
 mod optim;
@@ -40,6 +41,7 @@ pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use linear_backward::{linear_backward, linear_grads, linear_grads_tiled};
 pub use linear_chain::linear_chain;
 pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
+pub use matrix::GpuMatrix;
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
 pub use options::{DEFAULT_MAX_DISPATCHES_IN_FLIGHT, GpuOptions};
@@ -58,56 +60,6 @@ use super::{
 use crate::backend::Loss;
 use crate::error::{Error, Result};
 use crate::optim::{Clip, LrSchedule, OptimizerConfig};
-
-/// A row-major `rows × cols` matrix of `f32` in a GPU buffer, starting at element `offset`.
-///
-/// Cloning shares the GPU memory (it is a view, not a copy).
-#[derive(Clone, Debug)]
-pub struct GpuMatrix {
-    buffer: GpuBuffer<f32>,
-    offset: usize,
-    rows: usize,
-    cols: usize,
-}
-
-impl GpuMatrix {
-    /// A `rows × cols` view of `buffer` starting at element `offset`.
-    pub fn view(buffer: GpuBuffer<f32>, offset: usize, rows: usize, cols: usize) -> Result<Self> {
-        let needed = rows.checked_mul(cols).and_then(|n| n.checked_add(offset));
-        match needed {
-            Some(end) if end <= buffer.len() && rows > 0 && cols > 0 => Ok(Self {
-                buffer,
-                offset,
-                rows,
-                cols,
-            }),
-            _ => Err(Error::Shape {
-                op: "matrix view",
-                detail: format!(
-                    "{rows}×{cols} at offset {offset} does not fit in buffer {:?} of {} elements",
-                    buffer.label(),
-                    buffer.len()
-                ),
-            }),
-        }
-    }
-
-    /// The buffer this matrix lives in.
-    pub fn buffer(&self) -> &GpuBuffer<f32> {
-        &self.buffer
-    }
-
-    /// Index of element (0, 0) within [`GpuMatrix::buffer`].
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-}
-
-impl Matrix for GpuMatrix {
-    fn shape(&self) -> (usize, usize) {
-        (self.rows, self.cols)
-    }
-}
 
 /// Runs every op on a GPU through wgpu.
 ///
@@ -162,12 +114,11 @@ impl Backend for GpuBackend {
     }
 
     fn download(&self, matrix: &GpuMatrix) -> Result<Array2<f32>> {
-        let values =
-            matrix
-                .buffer
-                .read_range(&self.ctx, matrix.offset, matrix.rows * matrix.cols)?;
-        Array2::from_shape_vec((matrix.rows, matrix.cols), values).map_err(|e| Error::Readback {
-            label: matrix.buffer.label().to_string(),
+        let (rows, cols) = matrix.shape();
+        let buffer = matrix.buffer();
+        let values = buffer.read_range(&self.ctx, matrix.offset(), rows * cols)?;
+        Array2::from_shape_vec((rows, cols), values).map_err(|e| Error::Readback {
+            label: buffer.label().to_string(),
             message: e.to_string(),
         })
     }
@@ -181,19 +132,19 @@ impl Backend for GpuBackend {
     fn write(&self, matrix: &mut GpuMatrix, host: ArrayView2<'_, f32>) -> Result<()> {
         crate::backend::same_shape("write", matrix.shape(), host.dim())?;
         match host.as_slice() {
-            Some(values) => matrix.buffer.write(&self.ctx, matrix.offset, values),
+            Some(values) => matrix.buffer().write(&self.ctx, matrix.offset(), values),
             None => {
                 let values: Vec<f32> = host.iter().copied().collect();
-                matrix.buffer.write(&self.ctx, matrix.offset, &values)
+                matrix.buffer().write(&self.ctx, matrix.offset(), &values)
             }
         }
     }
 
     fn fill(&self, matrix: &mut GpuMatrix, value: f32) -> Result<()> {
-        let len = matrix.rows * matrix.cols;
+        let (rows, cols) = matrix.shape();
         matrix
-            .buffer
-            .write(&self.ctx, matrix.offset, &vec![value; len])
+            .buffer()
+            .write(&self.ctx, matrix.offset(), &vec![value; rows * cols])
     }
 
     fn upload_indices(&self, indices: &[u32]) -> Result<GpuIndices> {
@@ -378,7 +329,7 @@ impl Backend for GpuBackend {
         totals: &mut GpuMatrix,
         slot: usize,
     ) -> Result<()> {
-        let row_sums = self.ctx.scratch(2 * logits.rows)?;
+        let row_sums = self.ctx.scratch(2 * logits.shape().0)?;
         loss::loss(
             &self.ctx,
             kind,

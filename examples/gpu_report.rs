@@ -30,10 +30,12 @@ use std::time::Instant;
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use steepest::backend::gpu::{Tile, Tiling, linear_backward, matmul_tiled, transpose};
+use steepest::backend::gpu::{
+    Tile, Tiling, linear_backward, linear_chain, matmul_tiled, transpose,
+};
 use steepest::{
     Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer,
-    Init, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
+    Init, LinearLink, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
 };
 
 const SECTIONS: [&str; 6] = ["matmul", "shapes", "copy", "optim", "train", "host"];
@@ -487,7 +489,9 @@ impl Report {
     /// the one before wrote (so each waits for it, as a step's kernels do), timed from the
     /// first recording to the GPU's end. A 64×64 product over K = 64 and over
     /// K = 512 (the small tile, whole: 8 and 64 K slices) tells a slice's latency apart from
-    /// a dispatch's; a small layer's one-kernel backward is the other half of a small step.
+    /// a dispatch's; a small layer's one-kernel backward is the other half of a small step,
+    /// and three such layers' forward pass in one kernel (`linear_chain`) stands for three of
+    /// the 64 × 64 × 64 products.
     fn chains(&mut self, ops: u32) -> steepest::Result<()> {
         let ctx = self.gpu.context().clone();
         let (x, y) = (self.random(64, 64)?, self.random(64, 64)?);
@@ -498,10 +502,33 @@ impl Report {
         let grads = GpuBuffer::<f32>::zeros(&ctx, "gradients", 64 * 64 + 64)?;
         let weight_grad = GpuMatrix::view(grads.clone(), 0, 64, 64)?;
         let bias_grad = GpuMatrix::view(grads, 64 * 64, 1, 64)?;
+        // Three 64-wide layers' forward pass at batch 64, their parameters in one buffer.
+        let params = GpuBuffer::<f32>::zeros(&ctx, "parameters", 3 * (64 * 64 + 64))?;
+        let views = (0..3)
+            .map(|l| {
+                let at = l * (64 * 64 + 64);
+                let weight = GpuMatrix::view(params.clone(), at, 64, 64)?;
+                Ok((
+                    weight,
+                    GpuMatrix::view(params.clone(), at + 64 * 64, 1, 64)?,
+                ))
+            })
+            .collect::<steepest::Result<Vec<_>>>()?;
+        let links: Vec<LinearLink<'_, GpuMatrix>> = views
+            .iter()
+            .map(|(weight, bias)| LinearLink {
+                weight,
+                bias,
+                activation: Activation::Relu,
+            })
+            .collect();
+        let chain_outputs = (0..3)
+            .map(|_| self.gpu.zeros(64, 64))
+            .collect::<steepest::Result<Vec<_>>>()?;
         let small = |k| Some(Tiling::whole(Tile::Small, k));
         type Op<'a> = Box<dyn FnMut() -> steepest::Result<()> + 'a>;
         let gpu = &self.gpu;
-        let kinds: [(&str, Op<'_>); 4] = [
+        let kinds: [(&str, Op<'_>); 5] = [
             (
                 "add_64x64",
                 Box::new(|| gpu.add_into(&x, &y, &mut out.clone())),
@@ -526,6 +553,10 @@ impl Report {
                         Some((Activation::Relu, &below, &grad_below)),
                     )
                 }),
+            ),
+            (
+                "linear_chain_3x64_b64",
+                Box::new(|| linear_chain(&ctx, &x, &links, &chain_outputs)),
             ),
         ];
         // wgpu encodes a submit's commands when it is submitted, on the host: submitted in

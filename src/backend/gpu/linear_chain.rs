@@ -31,11 +31,12 @@ const WORKGROUP: usize = 64;
 /// Links one dispatch runs at most: what the immediate data has room for.
 const MAX_LINKS: usize = 3;
 
-/// A link joins a chain when it has at most this many inputs and outputs (each output is one
-/// invocation's serial loop over the inputs)…
+/// A link joins a chain when it has at most this many inputs and outputs (a row's outputs, four
+/// to an invocation, must fit one workgroup)…
 const MAX_WIDTH: usize = 256;
-/// …and its product has at most this many multiply-adds: beyond that the tiled matmul, which
-/// shares its operands through workgroup memory, is the faster kernel.
+/// …and its product has at most this many multiply-adds: beyond that the tiled matmul, with
+/// more workgroups and more sums to each, should be the faster kernel (the limit is the one-
+/// kernel backward's; where the two cross on a GPU is unmeasured).
 const MAX_PRODUCT: usize = 1 << 21;
 
 /// One link's part of the shader's `Params`.

@@ -104,10 +104,10 @@ pub fn linear_chain(
             .checked_sub(1)
             .and_then(|b| outputs.get(b))
             .unwrap_or(input);
-        let fused = fused_links(ctx, rows, x, &links[l..], &outputs[l..]);
-        if fused >= 2 {
-            record_links(ctx, x, &links[l..l + fused], &outputs[l..l + fused])?;
-            l += fused;
+        if let Some(plan) = plan(ctx, rows, x, &links[l..], &outputs[l..]) {
+            let end = l + plan.links;
+            record_links(ctx, &plan, x, &links[l..end], &outputs[l..end])?;
+            l = end;
         } else {
             let spec = Matmul::nt().activation(link.activation);
             matmul(ctx, spec, x, link.weight, Some(link.bias), &outputs[l])?;
@@ -117,22 +117,34 @@ pub fn linear_chain(
     Ok(())
 }
 
-/// How many of `links` (from the first, with input `x`) run in one dispatch: the longest run
-/// of at most [`MAX_LINKS`] small links whose weights and biases share the first's buffer and
-/// whose outputs are each in a buffer of its own (and not `x`'s); fewer than two run as
-/// products.
-fn fused_links(
+/// How the chain kernel runs the first of `links` (with input `x`): how many, and the
+/// workgroups' shape.
+struct Plan {
+    /// Links in the dispatch, two or three.
+    links: usize,
+    /// Rows a workgroup takes through them (`ROWS`).
+    rows_per_group: usize,
+    /// Vec4s across the widest one's outputs (`QUADS`).
+    quads: usize,
+    /// Columns of K staged at a time (`STAGE`).
+    stage: usize,
+}
+
+/// The dispatch that runs the longest run of at most [`MAX_LINKS`] small links from the first
+/// of `links` (input `x`) whose weights and biases share the first's buffer and whose outputs
+/// are each in a buffer of its own (and not `x`'s); `None` where that is fewer than two links,
+/// or their rows need more workgroups than the grid holds (millions), or not even one K step
+/// fits workgroup memory: those links run as products.
+fn plan(
     ctx: &GpuContext,
     rows: usize,
     x: &GpuMatrix,
     links: &[LinearLink<'_, GpuMatrix>],
     outputs: &[GpuMatrix],
-) -> usize {
-    let Some(first) = links.first() else {
-        return 0;
-    };
-    let weights = first.weight.buffer().raw();
+) -> Option<Plan> {
+    let weights = links.first()?.weight.buffer().raw();
     let mut count = 0;
+    let (mut widest, mut deepest) = (1, 1);
     for (l, (link, out)) in links.iter().zip(outputs).take(MAX_LINKS).enumerate() {
         let (features, inputs) = link.weight.shape();
         let apart = out.buffer().raw() != x.buffer().raw()
@@ -149,34 +161,25 @@ fn fused_links(
             break;
         }
         count += 1;
+        widest = widest.max(features);
+        deepest = deepest.max(inputs);
     }
-    let grid_limit = ctx.limits().max_compute_workgroups_per_dimension.max(1) as usize;
-    let shape = Shape::of(&links[..count]);
-    let per_group = rows_per_workgroup(shape.widest);
-    let fits_grid = rows.div_ceil(per_group).div_ceil(grid_limit) <= grid_limit;
-    let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
-    // Past the grid's two dimensions (millions of rows), or without workgroup memory for one
-    // K step, the products run.
-    if !fits_grid || stage_depth(memory, shape.widest, per_group, shape.deepest).is_none() {
-        return 0;
+    if count < 2 {
+        return None;
     }
-    count
-}
-
-/// The widest layer's outputs and the deepest K (inputs) of a run of links.
-struct Shape {
-    widest: usize,
-    deepest: usize,
-}
-
-impl Shape {
-    fn of(links: &[LinearLink<'_, GpuMatrix>]) -> Self {
-        let (widest, deepest) = links.iter().fold((1, 1), |(w, d), link| {
-            let (outputs, inputs) = link.weight.shape();
-            (w.max(outputs), d.max(inputs))
-        });
-        Self { widest, deepest }
+    let limits = ctx.limits();
+    let grid_limit = limits.max_compute_workgroups_per_dimension.max(1) as usize;
+    let rows_per_group = rows_per_workgroup(widest);
+    if rows.div_ceil(rows_per_group).div_ceil(grid_limit) > grid_limit {
+        return None;
     }
+    let memory = limits.max_compute_workgroup_storage_size as usize;
+    Some(Plan {
+        links: count,
+        rows_per_group,
+        quads: widest.div_ceil(4),
+        stage: stage_depth(memory, widest, rows_per_group, deepest)?,
+    })
 }
 
 /// Whether a link of `outputs × inputs` over `rows` rows is small enough for the chain kernel.
@@ -210,9 +213,10 @@ fn stage_depth(memory: usize, widest: usize, rows: usize, deepest: usize) -> Opt
         .find(|&stage| stage * per_column <= memory)
 }
 
-/// Records `links` (two or three, checked as [`fused_links`] checks them) as one dispatch.
+/// Records `links` (those `plan` counted) as one dispatch shaped by `plan`.
 fn record_links(
     ctx: &GpuContext,
+    plan: &Plan,
     x: &GpuMatrix,
     links: &[LinearLink<'_, GpuMatrix>],
     outputs: &[GpuMatrix],
@@ -235,19 +239,14 @@ fn record_links(
         };
         activations[l] = f64::from(link.activation.shader_code());
     }
-    let shape = Shape::of(links);
-    let per_group = rows_per_workgroup(shape.widest);
-    let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
-    // `fused_links` saw that one K step fits.
-    let stage = stage_depth(memory, shape.widest, per_group, shape.deepest).unwrap_or(8);
-    let [groups_x, groups_y] = folded_grid(ctx, op, rows.div_ceil(per_group), || {
+    let [groups_x, groups_y] = folded_grid(ctx, op, rows.div_ceil(plan.rows_per_group), || {
         format!("a chain over {rows} rows")
     })?;
     let overrides = [
-        ("LINKS", links.len().min(MAX_LINKS) as f64),
-        ("ROWS", per_group as f64),
-        ("QUADS", shape.widest.div_ceil(4) as f64),
-        ("STAGE", stage as f64),
+        ("LINKS", plan.links as f64),
+        ("ROWS", plan.rows_per_group as f64),
+        ("QUADS", plan.quads as f64),
+        ("STAGE", plan.stage as f64),
         ("ACT0", activations[0]),
         ("ACT1", activations[1]),
         ("ACT2", activations[2]),
@@ -257,7 +256,7 @@ fn record_links(
             .get(l)
             .map_or(ctx.placeholder_rw_bind(), |o| o.buffer().bind())
     };
-    // Weights and biases share one buffer (checked by `fused_links`).
+    // Weights and biases share one buffer (checked by `plan`).
     let weights = links
         .first()
         .map_or(ctx.placeholder_bind(), |link| link.weight.buffer().bind());

@@ -168,6 +168,50 @@ fn pipelines_are_built_once_per_specialisation() {
 }
 
 #[test]
+fn built_kernels_list_each_pipeline_with_its_source_and_overrides() {
+    let gpu = steepest::GpuBackend::with_context(GpuContext::new().unwrap());
+    assert!(gpu.context().built_kernels().is_empty());
+    let a = gpu.upload(Array2::<f32>::ones((5, 6)).view()).unwrap();
+    let w = gpu.upload(Array2::<f32>::ones((7, 6)).view()).unwrap();
+    let bias = gpu.upload(Array2::<f32>::ones((1, 7)).view()).unwrap();
+    gpu.matmul(Matmul::nt(), &a, &w, None).unwrap();
+    gpu.matmul(
+        Matmul::nt().activation(Activation::Relu),
+        &a,
+        &w,
+        Some(&bias),
+    )
+    .unwrap();
+    let built = gpu.context().built_kernels();
+    assert_eq!(built.len(), gpu.context().pipeline_count());
+    assert_eq!(built.len(), 2, "{built:#?}");
+    let value = |k: &steepest::backend::gpu::BuiltKernel, name: &str| {
+        k.overrides
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
+            .unwrap_or_else(|| panic!("{name} missing from {:?}", k.overrides))
+    };
+    for kernel in &built {
+        assert_eq!((kernel.shader, kernel.entry), ("matmul.wgsl", "matmul"));
+        assert!(kernel.source.contains("fn matmul("));
+        assert_eq!(value(kernel, "TRANS_B"), 1.0);
+        assert!(kernel.immediate_size > 0);
+        assert!(
+            kernel
+                .bindings
+                .contains(&steepest::backend::gpu::KernelBinding::ReadWrite)
+        );
+        assert_eq!(kernel.checked, gpu.context().options().shader_checks);
+    }
+    // Listed in a stable order: by overrides, the plain product before the fused one.
+    let fused: Vec<f64> = built.iter().map(|k| value(k, "HAS_BIAS")).collect();
+    assert_eq!(fused, [0.0, 1.0]);
+    assert_eq!(value(&built[1], "ACTIVATION"), 1.0);
+    assert_eq!(built, gpu.context().built_kernels());
+}
+
+#[test]
 fn invalid_wgsl_is_a_shader_error_naming_the_shader() {
     let ctx = gpu().context();
     let err = ctx.shader_module("broken.wgsl", "fn f( {").unwrap_err();

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine, from what benches/device/stage.sh put in .devcarry/: in about
-# seven minutes, on one card, the reference probe and PyTorch's, every test binary, the probe's
-# training rows alone (with the in-flight bound and without), the GPU report (alternated with
-# the baseline's, when staged), its products and training rows profiled op by op, and its
-# PyTorch twin. Most important first: a run cut short by the call's time limit loses the
-# last. Everything printed is also kept in $OUT (or .devcarry/out).
+# seven minutes, on one card, the reference probe and PyTorch's, what the driver compiled each
+# kernel into, every test binary, the probe's training rows alone (with the in-flight bound
+# and without), the GPU report (alternated with the baseline's, when staged), its products and
+# training rows profiled op by op, and its PyTorch twin. Most important first: a run cut short
+# by the call's time limit loses the last. Everything printed is also kept in $OUT (or
+# .devcarry/out).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -21,6 +22,10 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/car
 
 timeout 240 ./gpu_probe 2>&1 | tee "$OUT/probe.txt"
 timeout 120 python3 torch_probe.py 2>&1 | tee "$OUT/torch.txt"
+# What the driver compiled each of the report's kernels into (registers, spills,
+# instructions): seconds, and what no timing shows directly (with the register count, how
+# many workgroups of a kernel fit on a compute unit at once).
+timeout 90 ./gpu_report --sections kernels 2>&1 | tee "$OUT/kernels.txt"
 
 mkdir -p /tmp/tests && tar xJf t.txz -C /tmp/tests
 for t in /tmp/tests/t/*; do

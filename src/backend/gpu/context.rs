@@ -9,7 +9,7 @@ use super::GpuBuffer;
 use super::counters::Counters;
 use super::fingerprint::KeyMap;
 use super::in_flight::InFlight;
-use super::kernel::KernelCache;
+use super::kernel::{BuiltKernel, KernelCache};
 use super::options::{GpuOptions, choose_adapter};
 use super::pending::Pending;
 use super::profile::Profiler;
@@ -275,5 +275,12 @@ impl GpuContext {
     /// Number of compute pipelines built so far (each is built once and cached).
     pub fn pipeline_count(&self) -> usize {
         lock(&self.kernels).pipeline_count()
+    }
+
+    /// The crate's kernels this context has built a pipeline for, one entry per pipeline
+    /// (shader, entry point and override constants), in a stable order: which
+    /// specialisations a workload runs, and the sources to compile them again outside wgpu.
+    pub fn built_kernels(&self) -> Vec<BuiltKernel> {
+        lock(&self.kernels).built(self.options.shader_checks)
     }
 }

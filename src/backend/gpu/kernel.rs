@@ -1,6 +1,7 @@
 //! Kernels as data (a shader file, an entry point, its bindings) and the context's caches of
 //! what is built from them once: shader modules, layouts and pipelines.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::context::{GpuContext, lock};
@@ -8,7 +9,7 @@ use super::fingerprint::{Fingerprint, KeyMap};
 use crate::error::{Error, Result};
 
 /// A compute kernel: one entry point of one built-in WGSL file and its binding layout.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Kernel {
     /// The file name under `shaders/`, also the cache key and the name in errors.
     pub shader: &'static str,
@@ -23,18 +24,45 @@ pub(crate) struct Kernel {
     pub immediate_size: u32,
 }
 
-/// The kind of one binding in a kernel's group 0.
+/// The kind of one binding in a kernel's group 0 (public as
+/// [`KernelBinding`](super::KernelBinding)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Binding {
+pub enum Binding {
+    /// A uniform buffer.
     Uniform,
+    /// A read-only storage buffer.
     ReadOnly,
+    /// A read-write storage buffer.
     ReadWrite,
 }
 
-/// A pipeline's cache key: shader, entry point and override constants as (name, value bits).
+/// A compute pipeline a context has built for the crate's own kernels, with everything needed
+/// to compile it again outside wgpu: its WGSL, entry point, bindings, immediate data and the
+/// override constants it was specialised with. `gpu_report --sections kernels` compiles each
+/// one on the driver again to read what it made of it (registers, spills, instructions).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuiltKernel {
+    /// The file name under `shaders/`.
+    pub shader: &'static str,
+    /// The file's WGSL source.
+    pub source: &'static str,
+    /// The `@compute` entry point.
+    pub entry: &'static str,
+    /// Binding `i` of group 0 is `bindings[i]`.
+    pub bindings: &'static [Binding],
+    /// Bytes of immediate data (push constants) the pipeline layout declares.
+    pub immediate_size: u32,
+    /// The override constants, by name, as wgpu received them.
+    pub overrides: Vec<(&'static str, f64)>,
+    /// Whether the module was compiled with wgpu's runtime bounds checks
+    /// ([`GpuOptions::shader_checks`](super::GpuOptions::shader_checks)).
+    pub checked: bool,
+}
+
+/// A pipeline's cache key: the kernel (its shader and entry point are the key; the rest is
+/// kept for [`GpuContext::built_kernels`]) and override constants as (name, value bits).
 struct PipelineKey {
-    shader: &'static str,
-    entry: &'static str,
+    kernel: Kernel,
     overrides: Vec<(&'static str, u64)>,
 }
 
@@ -52,8 +80,8 @@ impl PipelineKey {
     }
 
     fn matches(&self, kernel: &Kernel, overrides: &[(&'static str, f64)]) -> bool {
-        same(self.shader, kernel.shader)
-            && same(self.entry, kernel.entry)
+        same(self.kernel.shader, kernel.shader)
+            && same(self.kernel.entry, kernel.entry)
             && self.overrides.len() == overrides.len()
             && self
                 .overrides
@@ -81,6 +109,37 @@ pub(crate) struct KernelCache {
 impl KernelCache {
     pub fn pipeline_count(&self) -> usize {
         self.pipelines.values().map(Vec::len).sum()
+    }
+
+    /// Every pipeline built, as [`BuiltKernel`]s (`checked`: the context's setting), ordered
+    /// by shader, entry point and overrides so that listings compare from run to run.
+    pub fn built(&self, checked: bool) -> Vec<BuiltKernel> {
+        let mut built: Vec<BuiltKernel> = self
+            .pipelines
+            .values()
+            .flatten()
+            .map(|(key, _)| BuiltKernel {
+                shader: key.kernel.shader,
+                source: key.kernel.source,
+                entry: key.kernel.entry,
+                bindings: key.kernel.bindings,
+                immediate_size: key.kernel.immediate_size,
+                overrides: key
+                    .overrides
+                    .iter()
+                    .map(|&(name, bits)| (name, f64::from_bits(bits)))
+                    .collect(),
+                checked,
+            })
+            .collect();
+        built.sort_by(|a, b| {
+            (a.shader, a.entry).cmp(&(b.shader, b.entry)).then_with(|| {
+                a.overrides
+                    .partial_cmp(&b.overrides)
+                    .unwrap_or(Ordering::Equal)
+            })
+        });
+        built
     }
 }
 
@@ -229,8 +288,7 @@ impl GpuContext {
             })?;
         self.count_pipeline();
         let key = PipelineKey {
-            shader: kernel.shader,
-            entry: kernel.entry,
+            kernel: *kernel,
             overrides: overrides
                 .iter()
                 .map(|(name, value)| (*name, value.to_bits()))

@@ -37,6 +37,7 @@ pub use counters::GpuCounters;
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
+pub use kernel::{Binding as KernelBinding, BuiltKernel};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use linear_backward::{linear_backward, linear_grads, linear_grads_tiled};
 pub use linear_chain::linear_chain;

@@ -18,12 +18,16 @@
 //! transposes a pretransposed product runs first), `optim` (Adam and SGD with momentum over
 //! 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
 //! time to record and submit a step), `host` (that host time taken apart: recording one small
-//! op, and one submit; and the GPU's time per dependent dispatch of small kernels). `--tilings`
+//! op, and one submit; and the GPU's time per dependent dispatch of small kernels), `kernels`
+//! (what the driver compiled each pipeline of the other sections into: registers, spills,
+//! instructions, where a Vulkan driver reports them; see `kernels.rs`). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
 //! With `STEEPEST_PROFILE=1` (`GpuOptions::profile`), each product and training row also
 //! prints its GPU time op by op (`profile_*` lines; every submit then waits for the GPU).
 
+#[path = "../common/mod.rs"]
 mod common;
+mod kernels;
 
 use std::time::Instant;
 
@@ -38,7 +42,9 @@ use steepest::{
     Init, LinearLink, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
 };
 
-const SECTIONS: [&str; 6] = ["matmul", "shapes", "copy", "optim", "train", "host"];
+const SECTIONS: [&str; 7] = [
+    "matmul", "shapes", "copy", "optim", "train", "host", "kernels",
+];
 
 struct Report {
     gpu: GpuBackend,
@@ -149,13 +155,61 @@ impl Report {
         Ok(())
     }
 
-    fn matmul(&mut self) -> steepest::Result<()> {
-        let sizes: &[usize] = if self.quick {
+    /// The square products' sizes (`matmul`).
+    fn squares(&self) -> &'static [usize] {
+        if self.quick {
             &[128, 256]
         } else {
             &[1024, 2048, 4096, 8192]
-        };
-        for &size in sizes {
+        }
+    }
+
+    /// (M, K, N) of the fused linear layer relu(x·wᵀ + b) (`matmul`).
+    fn linear_layer(&self) -> (usize, usize, usize) {
+        if self.quick {
+            (64, 128, 128)
+        } else {
+            (512, 1024, 1024)
+        }
+    }
+
+    /// (model, batch, fan-in, fan-out) of the layers whose products dominate each bench MLP
+    /// (`shapes`).
+    fn layers(&self) -> &'static [(&'static str, usize, usize, usize)] {
+        if self.quick {
+            &[("784", 128, 784, 256)]
+        } else {
+            &[
+                ("784", 128, 784, 256),
+                ("1024", 512, 1024, 1024),
+                ("4096", 1024, 4096, 4096),
+            ]
+        }
+    }
+
+    /// (widths, batch, timed steps, steps per submit) of the training rows (`train`): the
+    /// small model also with four steps to a submit (`Trainer::steps_per_submit`), where the
+    /// submit's fixed cost is most of a step's host time.
+    fn models(&self) -> &'static [(&'static [usize], usize, u32, u64)] {
+        if self.quick {
+            &[
+                (&[784, 256, 10], 128, 5, 1),
+                (&[2, 64, 64, 2], 64, 48, 1),
+                (&[2, 64, 64, 2], 64, 48, 4),
+            ]
+        } else {
+            &[
+                (&[784, 256, 10], 128, 300, 1),
+                (&[1024, 1024, 1024, 10], 512, 100, 1),
+                (&[4096, 4096, 4096, 10], 1024, 20, 1),
+                (&[2, 64, 64, 2], 64, 500, 1),
+                (&[2, 64, 64, 2], 64, 500, 4),
+            ]
+        }
+    }
+
+    fn matmul(&mut self) -> steepest::Result<()> {
+        for &size in self.squares() {
             for (name, spec) in [
                 ("nn", Matmul::nn()),
                 ("nt", Matmul::nt()),
@@ -170,11 +224,7 @@ impl Report {
             }
         }
         // A fused linear layer as the training step runs it: relu(x·wᵀ + b).
-        let (m, k, n) = if self.quick {
-            (64, 128, 128)
-        } else {
-            (512, 1024, 1024)
-        };
+        let (m, k, n) = self.linear_layer();
         let (x, w, bias) = (self.random(m, k)?, self.random(n, k)?, self.random(1, n)?);
         let out = self.gpu.zeros(m, n)?;
         let spec = Matmul::nt().activation(Activation::Relu);
@@ -191,17 +241,7 @@ impl Report {
     }
 
     fn shapes(&mut self) -> steepest::Result<()> {
-        // (model, batch, fan-in, fan-out) of the layers whose products dominate each model.
-        let layers: &[(&str, usize, usize, usize)] = if self.quick {
-            &[("784", 128, 784, 256)]
-        } else {
-            &[
-                ("784", 128, 784, 256),
-                ("1024", 512, 1024, 1024),
-                ("4096", 1024, 4096, 4096),
-            ]
-        };
-        for &(model, batch, fan_in, fan_out) in layers {
+        for &(model, batch, fan_in, fan_out) in self.layers() {
             // forward y = x·wᵀ; weight gradient dW = δᵀ·x; input gradient dX = δ·W.
             self.product(
                 &format!("shape_{model}_fwd_nt_{batch}x{fan_out}x{fan_in}"),
@@ -303,26 +343,8 @@ impl Report {
     }
 
     fn train(&mut self) -> steepest::Result<()> {
-        // (widths, batch, timed steps, steps per submit): the small model also with four steps
-        // to a submit (`Trainer::steps_per_submit`), where the submit's fixed cost is most of
-        // a step's host time.
-        let models: &[(&[usize], usize, u32, u64)] = if self.quick {
-            &[
-                (&[784, 256, 10], 128, 5, 1),
-                (&[2, 64, 64, 2], 64, 48, 1),
-                (&[2, 64, 64, 2], 64, 48, 4),
-            ]
-        } else {
-            &[
-                (&[784, 256, 10], 128, 300, 1),
-                (&[1024, 1024, 1024, 10], 512, 100, 1),
-                (&[4096, 4096, 4096, 10], 1024, 20, 1),
-                (&[2, 64, 64, 2], 64, 500, 1),
-                (&[2, 64, 64, 2], 64, 500, 4),
-            ]
-        };
         let ctx = self.gpu.context().clone();
-        for &(widths, batch, iters, every) in models {
+        for &(widths, batch, iters, every) in self.models() {
             let label = format!(
                 "{}_b{batch}{}",
                 widths
@@ -679,7 +701,8 @@ fn label(len: usize) -> String {
 /// Time what training needs on this adapter, one `key value unit` line per figure.
 #[derive(clap::Parser)]
 struct Args {
-    /// Comma-separated sections to run: matmul, shapes, copy, optim, train [default: all].
+    /// Comma-separated sections to run: matmul, shapes, copy, optim, train, host, kernels
+    /// [default: all].
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SECTIONS))]
     sections: Vec<String>,
     /// Small sizes (lavapipe, CI).
@@ -735,7 +758,11 @@ fn run(args: Args) -> Result<(), String> {
             "copy" => report.copy(),
             "optim" => report.optim(),
             "host" => report.host(),
-            _ => report.train(),
+            "train" => report.train(),
+            _ => {
+                kernels::kernels(&mut report)?;
+                continue;
+            }
         };
         result.map_err(|e| format!("{section}: {e}"))?;
     }

@@ -25,7 +25,7 @@ timeout 120 python3 torch_probe.py 2>&1 | tee "$OUT/torch.txt"
 # What the driver compiled each of the report's kernels into (registers, spills,
 # instructions): seconds, and what no timing shows directly (with the register count, how
 # many workgroups of a kernel fit on a compute unit at once).
-timeout 90 ./gpu_report --sections kernels 2>&1 | tee "$OUT/kernels.txt"
+timeout 90 ./gpu_report --sections kernels --ir-dir "$OUT/kernel_ir" 2>&1 | tee "$OUT/kernels.txt"
 
 mkdir -p /tmp/tests && tar xJf t.txz -C /tmp/tests
 for t in /tmp/tests/t/*; do

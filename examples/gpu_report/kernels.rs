@@ -11,6 +11,7 @@
 //! many workgroups fit on a compute unit at once, which no timing shows directly.
 
 use std::ffi::CStr;
+use std::path::Path;
 
 use ash::vk;
 use ndarray::Array2;
@@ -21,6 +22,14 @@ use steepest::{
 };
 
 use super::Report;
+
+/// What the driver says of one compiled pipeline: its statistics as (name, value), and its
+/// internal representations (as it names them: assembly, intermediate code) as (name, bytes).
+#[derive(Default)]
+struct Compiled {
+    statistics: Vec<(String, String)>,
+    representations: Vec<(String, Vec<u8>)>,
+}
 
 /// NVIDIA's PCI vendor id: the occupancy estimate below uses its compute units' limits.
 const NVIDIA: u32 = 0x10de;
@@ -79,8 +88,9 @@ impl Report {
     }
 }
 
-/// Prints one `kernel` line per pipeline the timed sections build.
-pub(super) fn kernels(report: &mut Report) -> Result<(), String> {
+/// Prints one `kernel` line per pipeline the timed sections build; with `ir_dir`, writes the
+/// driver's internal representations of each there (created if missing).
+pub(super) fn kernels(report: &mut Report, ir_dir: Option<&Path>) -> Result<(), String> {
     let info = report.gpu.context().adapter_info().clone();
     if info.backend != steepest::wgpu::Backend::Vulkan {
         println!(
@@ -114,8 +124,11 @@ pub(super) fn kernels(report: &mut Report) -> Result<(), String> {
         },
         if driver.device.robust2 { "on" } else { "off" },
     );
-    for kernel in &built {
-        let line = driver.describe(kernel)?;
+    if let Some(dir) = ir_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("kernels: {}: {e}", dir.display()))?;
+    }
+    for (number, kernel) in built.iter().enumerate() {
+        let line = driver.describe(kernel, ir_dir.map(|dir| (dir, number)))?;
         println!("kernel {line}");
     }
     Ok(())
@@ -312,8 +325,14 @@ impl Driver {
         })
     }
 
-    /// One line for `kernel`: its specialisation, workgroup, and the driver's statistics.
-    fn describe(&self, kernel: &BuiltKernel) -> Result<String, String> {
+    /// One line for `kernel`: its specialisation, workgroup, and the driver's statistics;
+    /// with `ir_dir` (a folder, and the kernel's number in the listing), the driver's internal
+    /// representations written there, one file each.
+    fn describe(
+        &self,
+        kernel: &BuiltKernel,
+        ir_dir: Option<(&Path, usize)>,
+    ) -> Result<String, String> {
         let module = naga::front::wgsl::parse_str(kernel.source).map_err(|e| {
             format!(
                 "kernels: {}: {}",
@@ -362,7 +381,8 @@ impl Driver {
             .sum();
         let spirv = naga::back::spv::write_vec(&module, &info, &self.spirv_options(kernel), None)
             .map_err(|e| format!("kernels: {}: {e}", kernel.shader))?;
-        let statistics = unsafe { self.statistics(kernel, &spirv) }?;
+        let compiled = unsafe { self.compile(kernel, &spirv) }?;
+        let statistics = &compiled.statistics;
 
         let overrides: Vec<String> = kernel
             .overrides
@@ -375,8 +395,25 @@ impl Driver {
             kernel.entry,
             overrides.join(" ")
         );
-        for (name, value) in &statistics {
+        for (name, value) in statistics {
             line.push_str(&format!("; {name} {value}"));
+        }
+        for (name, data) in &compiled.representations {
+            line.push_str(&format!(
+                "; internal representation {name:?} ({} B)",
+                data.len()
+            ));
+            if let Some((dir, number)) = ir_dir {
+                let file = dir.join(format!(
+                    "{number:03}_{}_{}_{}.txt",
+                    kernel.shader.trim_end_matches(".wgsl"),
+                    kernel.entry,
+                    name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                ));
+                std::fs::write(&file, data)
+                    .map_err(|e| format!("kernels: {}: {e}", file.display()))?;
+                line.push_str(&format!(" in {}", file.display()));
+            }
         }
         if self.device.vendor == NVIDIA
             && let Some(registers) = statistics
@@ -446,16 +483,11 @@ impl Driver {
         }
     }
 
-    /// Creates `kernel`'s pipeline from `spirv` with statistics captured, and reads them as
-    /// (name, value) pairs.
+    /// Creates `kernel`'s pipeline from `spirv` and reads what the driver says of it.
     ///
     /// # Safety
     /// `spirv` is valid SPIR-V for `kernel`'s bindings and immediate data.
-    unsafe fn statistics(
-        &self,
-        kernel: &BuiltKernel,
-        spirv: &[u32],
-    ) -> Result<Vec<(String, String)>, String> {
+    unsafe fn compile(&self, kernel: &BuiltKernel, spirv: &[u32]) -> Result<Compiled, String> {
         let device = &self.device.raw;
         let bindings: Vec<vk::DescriptorSetLayoutBinding> = kernel
             .bindings
@@ -500,7 +532,10 @@ impl Driver {
                     .module(module)
                     .name(&entry);
                 let flags = match self.executables {
-                    Some(_) => vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR,
+                    Some(_) => {
+                        vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
+                            | vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
+                    }
                     None => vk::PipelineCreateFlags::empty(),
                 };
                 let create = [vk::ComputePipelineCreateInfo::default()
@@ -512,7 +547,7 @@ impl Driver {
                 };
                 let read = match pipelines {
                     Ok(pipelines) => {
-                        let read = unsafe { self.read_statistics(pipelines[0]) };
+                        let read = unsafe { self.read_executables(pipelines[0]) };
                         for pipeline in pipelines {
                             unsafe { device.destroy_pipeline(pipeline, None) };
                         }
@@ -545,16 +580,15 @@ impl Driver {
         result
     }
 
-    /// The statistics of every executable of `pipeline` (a compute pipeline has one).
+    /// What the driver says of every executable of `pipeline` (a compute pipeline has one).
     ///
     /// # Safety
-    /// `pipeline` was created on this device with statistics captured.
-    unsafe fn read_statistics(
-        &self,
-        pipeline: vk::Pipeline,
-    ) -> Result<Vec<(String, String)>, String> {
+    /// `pipeline` was created on this device with statistics and internal representations
+    /// captured.
+    unsafe fn read_executables(&self, pipeline: vk::Pipeline) -> Result<Compiled, String> {
+        let mut compiled = Compiled::default();
         let Some(reader) = &self.executables else {
-            return Ok(Vec::new());
+            return Ok(compiled);
         };
         let executables = unsafe {
             reader.get_pipeline_executable_properties(
@@ -562,7 +596,6 @@ impl Driver {
             )
         }
         .map_err(vk_error("executables"))?;
-        let mut all = Vec::new();
         for index in 0..executables.len() as u32 {
             let info = vk::PipelineExecutableInfoKHR::default()
                 .pipeline(pipeline)
@@ -592,11 +625,60 @@ impl Driver {
                         other => format!("{other:?}"),
                     }
                 };
-                all.push((name, value));
+                compiled.statistics.push((name, value));
             }
+            compiled
+                .representations
+                .extend(unsafe { internal_representations(reader, &info) }?);
         }
-        Ok(all)
+        Ok(compiled)
     }
+}
+
+/// The internal representations of executable `info` (name, bytes; text without its final
+/// NUL): asked for their sizes first, then for their contents.
+///
+/// # Safety
+/// `info` names an executable of a pipeline created on `reader`'s device with internal
+/// representations captured.
+unsafe fn internal_representations(
+    reader: &ash::khr::pipeline_executable_properties::Device,
+    info: &vk::PipelineExecutableInfoKHR<'_>,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let read = reader
+        .fp()
+        .get_pipeline_executable_internal_representations_khr;
+    let mut count = 0u32;
+    unsafe { read(reader.device(), info, &mut count, std::ptr::null_mut()) }
+        .result()
+        .map_err(vk_error("internal representations"))?;
+    let mut found =
+        vec![vk::PipelineExecutableInternalRepresentationKHR::default(); count as usize];
+    // With `p_data` null, each `data_size` comes back: the bytes to make room for.
+    unsafe { read(reader.device(), info, &mut count, found.as_mut_ptr()) }
+        .result()
+        .map_err(vk_error("internal representation sizes"))?;
+    let mut contents: Vec<Vec<u8>> = found.iter().map(|r| vec![0u8; r.data_size]).collect();
+    for (representation, bytes) in found.iter_mut().zip(&mut contents) {
+        representation.p_data = bytes.as_mut_ptr().cast();
+    }
+    unsafe { read(reader.device(), info, &mut count, found.as_mut_ptr()) }
+        .result()
+        .map_err(vk_error("internal representation contents"))?;
+    Ok(found
+        .iter()
+        .zip(contents)
+        .map(|(representation, mut bytes)| {
+            if representation.is_text == vk::TRUE && bytes.last() == Some(&0) {
+                bytes.pop();
+            }
+            let name = representation
+                .name_as_c_str()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, bytes)
+        })
+        .collect())
 }
 
 /// Workgroups of `threads` invocations using `registers` registers each and `shared` bytes

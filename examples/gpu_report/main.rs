@@ -711,6 +711,10 @@ struct Args {
     /// Also time every matmul tiling at each shape.
     #[arg(long)]
     tilings: bool,
+    /// With the `kernels` section: write the driver's internal representations of each
+    /// pipeline (where it gives any: assembly, intermediate code) into this folder.
+    #[arg(long, value_name = "DIR")]
+    ir_dir: Option<std::path::PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -760,7 +764,7 @@ fn run(args: Args) -> Result<(), String> {
             "host" => report.host(),
             "train" => report.train(),
             _ => {
-                kernels::kernels(&mut report)?;
+                kernels::kernels(&mut report, args.ir_dir.as_deref())?;
                 continue;
             }
         };

@@ -627,9 +627,14 @@ impl Driver {
                 };
                 compiled.statistics.push((name, value));
             }
-            compiled
-                .representations
-                .extend(unsafe { internal_representations(reader, &info) }?);
+            // The statistics matter most: a driver that will not hand its representations
+            // over still has them printed, with why beside them.
+            match unsafe { internal_representations(reader, &info) } {
+                Ok(found) => compiled.representations.extend(found),
+                Err(e) => compiled
+                    .statistics
+                    .push(("internal representations".into(), e)),
+            }
         }
         Ok(compiled)
     }
@@ -662,9 +667,11 @@ unsafe fn internal_representations(
     for (representation, bytes) in found.iter_mut().zip(&mut contents) {
         representation.p_data = bytes.as_mut_ptr().cast();
     }
-    unsafe { read(reader.device(), info, &mut count, found.as_mut_ptr()) }
-        .result()
-        .map_err(vk_error("internal representation contents"))?;
+    // VK_INCOMPLETE: a representation larger than its size said; what fitted is kept.
+    match unsafe { read(reader.device(), info, &mut count, found.as_mut_ptr()) } {
+        vk::Result::SUCCESS | vk::Result::INCOMPLETE => {}
+        e => return Err(vk_error("internal representation contents")(e)),
+    }
     Ok(found
         .iter()
         .zip(contents)

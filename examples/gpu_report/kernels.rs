@@ -15,7 +15,7 @@ use std::path::Path;
 
 use ash::vk;
 use ndarray::Array2;
-use steepest::backend::gpu::{BuiltKernel, KernelBinding};
+use steepest::backend::gpu::{BuiltKernel, KernelBinding, Tiling};
 use steepest::wgpu::AdapterInfo;
 use steepest::{
     Activation, Adam, Backend, Dataset, Init, Loss, Matmul, Mlp, MlpSpec, Session, Trainer,
@@ -61,6 +61,23 @@ impl Report {
             let mut out = self.gpu.zeros(m, n)?;
             self.gpu.matmul_into(spec, &a, &b, None, &mut out)?;
             self.gpu.context().wait()?;
+            // Which `kernel` line below is this product's: its tile (WG_X, WG_Y, GROUPS_M,
+            // GROUPS_N there), K split and layout.
+            let limit = (self.gpu.context().limits().max_storage_buffer_binding_size / 4) as usize;
+            let tiling = Tiling::choose(m, n, k, limit);
+            let transposes = tiling.pretranspose && (!spec.trans_a || spec.trans_b);
+            println!(
+                "kernel_product {}{}_{m}x{n}x{k} {:?} ×{} K slices{}",
+                if spec.trans_a { "t" } else { "n" },
+                if spec.trans_b { "t" } else { "n" },
+                tiling.tile,
+                tiling.splits,
+                if transposes {
+                    ", operands transposed first (TRANS_A=1 TRANS_B=0)"
+                } else {
+                    ""
+                },
+            );
         }
         let (m, k, n) = self.linear_layer();
         let (x, w, bias) = (

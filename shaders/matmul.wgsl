@@ -59,7 +59,10 @@
 //
 // Bounds: every global index is offset + row · stride + col with row and col checked against
 // the extents in `params`, which the host has checked against the bound buffers (the
-// `_inside` loads skip the checks only where the tile and the slice lie inside them); workgroup
+// `_inside` loads skip the checks only where the tile and the slice lie inside them; with
+// ALL_INSIDE the host has checked that every tile lies inside M × N, both operands' rows
+// start on 16-byte boundaries and every K slice is whole K_STEPs, so every row, column and
+// K index a workgroup loads or stores is inside, unchecked); workgroup
 // indices stay below BUFFERS · SLICE_A and BUFFERS · SLICE_B, the arrays' lengths (stage_a and
 // stage_b skip v ≥ SLICE, and the multiply reads kk < K_STEP, h·WG_Y + ly < TM4,
 // w·WG_X + lx < TN4); accumulator indices stay below 4 · GROUPS_M · GROUPS_N ≤ 16 and the
@@ -91,6 +94,11 @@ override DOUBLE_BUFFER: bool = false;
 override DERIVATIVE: bool = false;
 override DERIVATIVE_OF: u32 = 0u;  // activation code, as ACTIVATION
 override BIAS_GRAD: bool = false;
+// Every tile lies inside M × N, both operands load as whole vec4s (A_VEC4, B_VEC4) and every
+// K slice is a non-empty whole number of K_STEPs: the host sets it only then. The kernel is
+// then compiled with no edge path at all (every load the `_inside` one, no row or column
+// check in the epilogue): less code, and no edge-path values live beside the accumulators.
+override ALL_INSIDE: bool = false;
 
 override TM4: u32 = WG_Y * GROUPS_M;  // vec4s across a tile's rows: TILE_M / 4
 override TN4: u32 = WG_X * GROUPS_N;  // vec4s across a tile's columns: TILE_N / 4
@@ -288,7 +296,7 @@ fn derivative4(i: u32, col: u32, whole: bool) -> vec4<f32> {
         }
     } else {
         for (var j = 0u; j < 4u; j++) {
-            if (col + j < params.n) {
+            if (ALL_INSIDE || col + j < params.n) {
                 d[j] = derivative_from_output(act_out_at(i + j));
             }
         }
@@ -387,8 +395,9 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     var next_b: array<vec4<f32>, 4>;
     // Tiles inside M × N (most of a large product's) load interior slices unchecked; the
     // choice is the same for the whole workgroup, so it costs no divergence.
-    let inside = A_VEC4 && B_VEC4 && row0 + 4u * TM4 <= params.m && col0 + 4u * TN4 <= params.n;
-    if (inside && k_begin + K_STEP <= k_end) {
+    let inside = ALL_INSIDE
+        || (A_VEC4 && B_VEC4 && row0 + 4u * TM4 <= params.m && col0 + 4u * TN4 <= params.n);
+    if (ALL_INSIDE || (inside && k_begin + K_STEP <= k_end)) {
         for (var i = 0u; i < LOADS_A; i++) {
             next_a[i] = fetch_a_inside(t + i * THREADS, row0, k_begin);
         }
@@ -425,7 +434,17 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             }
             workgroupBarrier();
         }
-        if (inside && k0 + 2u * K_STEP <= k_end) {
+        if (ALL_INSIDE) {
+            // The next slice, if any, is whole (every slice is whole K_STEPs).
+            if (more) {
+                for (var i = 0u; i < LOADS_A; i++) {
+                    next_a[i] = fetch_a_inside(t + i * THREADS, row0, k0 + K_STEP);
+                }
+                for (var i = 0u; i < LOADS_B; i++) {
+                    next_b[i] = fetch_b_inside(t + i * THREADS, k0 + K_STEP, col0);
+                }
+            }
+        } else if (inside && k0 + 2u * K_STEP <= k_end) {
             for (var i = 0u; i < LOADS_A; i++) {
                 next_a[i] = fetch_a_inside(t + i * THREADS, row0, k0 + K_STEP);
             }
@@ -480,7 +499,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         for (var w = 0u; w < GROUPS_N; w++) {
             let col = col0 + w * 4u * WG_X + lid.x * 4u;
             for (var j = 0u; j < 4u; j++) {
-                if (col + j < params.n) {
+                if (ALL_INSIDE || col + j < params.n) {
                     bias_n[w][j] = bias[params.bias_offset + col + j];
                 }
             }
@@ -490,7 +509,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     for (var h = 0u; h < GROUPS_M; h++) {
         for (var r = 0u; r < 4u; r++) {
             let row = row0 + h * 4u * WG_Y + lid.y * 4u + r;
-            if (row >= params.m) {
+            if (!ALL_INSIDE && row >= params.m) {
                 continue;
             }
             for (var w = 0u; w < GROUPS_N; w++) {
@@ -499,7 +518,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                 if (SPLIT) {
                     let base = slice * mn + row * params.n + col;
                     for (var j = 0u; j < 4u; j++) {
-                        if (col + j < params.n) {
+                        if (ALL_INSIDE || col + j < params.n) {
                             partials[base + j] = v[j];
                         }
                     }
@@ -511,7 +530,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                 v = activate(v);
                 let at = row * params.n + col;
                 // C_VEC4: the four columns start on a 16-byte boundary of C (and of act_out).
-                let whole = C_VEC4 && col + 3u < params.n;
+                let whole = C_VEC4 && (ALL_INSIDE || col + 3u < params.n);
                 if (DERIVATIVE) {
                     v *= derivative4(params.act_offset + at, col, whole);
                 }
@@ -520,7 +539,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                     c[base >> 2u] = v;
                 } else {
                     for (var j = 0u; j < 4u; j++) {
-                        if (col + j < params.n) {
+                        if (ALL_INSIDE || col + j < params.n) {
                             store_c(base + j, v[j]);
                         }
                     }

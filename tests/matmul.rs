@@ -243,6 +243,141 @@ fn a_pretransposed_product_is_the_same_bits() {
     }
 }
 
+/// A product whose tiles its output fills exactly, with whole K steps and aligned operands, runs
+/// the kernel compiled without edge checks (`ALL_INSIDE`): it must give the bits of the kernel
+/// with them (the same operands placed one element off, so their rows load element by
+/// element), stay close to the CPU and write nothing outside its output. Every tile, every
+/// tiling of it (whole, split, pretransposed), all four forms, the fused epilogue and the
+/// fused activation derivative.
+#[test]
+fn a_product_that_fills_its_tiles_gets_the_bits_of_the_edge_checked_kernel() {
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let mut r = rng(91);
+    let forms = [Matmul::nn(), Matmul::nt(), Matmul::tn(), Matmul::tt()];
+    let mut case = 0usize;
+    for tile in Tile::ALL {
+        let (m, n, k) = (2 * tile.rows(), tile.cols(), 64);
+        for tiling in tilings(k) {
+            let spec = forms[case % 4].activation(Activation::ALL[case % Activation::ALL.len()]);
+            let with_bias = case % 3 != 2;
+            case += 1;
+            let a_shape = if spec.trans_a { (k, m) } else { (m, k) };
+            let b_shape = if spec.trans_b { (n, k) } else { (k, n) };
+            let a = random_matrix(&mut r, a_shape.0, a_shape.1, 1.0);
+            let b = random_matrix(&mut r, b_shape.0, b_shape.1, 1.0);
+            let bias = random_matrix(&mut r, 1, n, 1.0);
+            let mut expected = Array2::zeros((m, n));
+            steepest::backend::cpu::matmul(
+                spec,
+                a.view(),
+                b.view(),
+                with_bias.then(|| bias.view()),
+                &mut expected,
+            )
+            .unwrap();
+            let tol = common::matmul_tolerance(
+                (if spec.trans_a {
+                    a.t().mapv(f32::abs)
+                } else {
+                    a.mapv(f32::abs)
+                })
+                .view(),
+                (if spec.trans_b {
+                    b.t().mapv(f32::abs)
+                } else {
+                    b.mapv(f32::abs)
+                })
+                .view(),
+                with_bias.then(|| bias.view()),
+                k,
+                spec.activation,
+            );
+            let gbias = gpu.upload(bias.view()).unwrap();
+            let mut results = Vec::new();
+            for offset in [0, 1] {
+                let (ga, gb) = (common::placed(&a, offset), common::placed(&b, offset));
+                let out = guarded(m, n, 4);
+                let what = format!("{m}×{n}×{k} {spec:?} {tiling:?} operands at {offset}");
+                matmul_tiled(
+                    ctx,
+                    spec,
+                    Some(tiling),
+                    &ga,
+                    &gb,
+                    with_bias.then_some(&gbias),
+                    &out.matrix,
+                )
+                .unwrap();
+                out.assert_untouched(&what);
+                let actual = gpu.download(&out.matrix).unwrap();
+                common::assert_close(&what, &actual, &expected, &tol);
+                results.push(actual);
+            }
+            assert!(
+                common::bit_identical(results[0].iter(), results[1].iter()),
+                "{m}×{n}×{k} {spec:?} {tiling:?}: other bits without edge checks"
+            );
+        }
+        // The fused activation derivative (a layer's input gradient), with the shape's own
+        // tiling (a tile the output fills whichever it is).
+        let (a, b) = (
+            random_matrix(&mut r, m, k, 1.0),
+            random_matrix(&mut r, k, n, 1.0),
+        );
+        let output = common::placed(&random_matrix(&mut r, m, n, 1.0).mapv(|x| x.max(0.0)), 0);
+        let mut results = Vec::new();
+        for offset in [0, 1] {
+            let out = guarded(m, n, 0);
+            steepest::backend::gpu::matmul_activation_backward(
+                ctx,
+                Matmul::nn(),
+                &common::placed(&a, offset),
+                &common::placed(&b, offset),
+                Activation::Relu,
+                &output,
+                &out.matrix,
+            )
+            .unwrap();
+            out.assert_untouched(&format!("{m}×{n}×{k} derivative, operands at {offset}"));
+            results.push(gpu.download(&out.matrix).unwrap());
+        }
+        assert!(
+            common::bit_identical(results[0].iter(), results[1].iter()),
+            "{m}×{n}×{k}: the fused derivative's bits differ without edge checks"
+        );
+        // The weight gradient with the bias gradient summed in its dispatch, every tiling.
+        for (i, tiling) in tilings(k).into_iter().enumerate() {
+            check_linear_grads(k, m, n, Some(tiling), 950 + 10 * case as u64 + i as u64);
+        }
+    }
+    // The aligned placements did run the edge-free kernel, for every tile.
+    let value = |kernel: &steepest::backend::gpu::BuiltKernel, name: &str| {
+        kernel
+            .overrides
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |&(_, v)| v)
+    };
+    let edge_free_tiles: Vec<(f64, f64)> = ctx
+        .built_kernels()
+        .iter()
+        .filter(|kernel| kernel.entry == "matmul" && value(kernel, "ALL_INSIDE") == 1.0)
+        .map(|kernel| {
+            (
+                4.0 * value(kernel, "WG_Y") * value(kernel, "GROUPS_M"),
+                4.0 * value(kernel, "WG_X") * value(kernel, "GROUPS_N"),
+            )
+        })
+        .collect();
+    for tile in Tile::ALL {
+        assert!(
+            edge_free_tiles.contains(&(tile.rows() as f64, tile.cols() as f64)),
+            "no edge-free pipeline was built for {tile:?}: {edge_free_tiles:?}"
+        );
+    }
+}
+
 /// Only the operands a product's form stores K-contiguous are transposed: a TN product asked
 /// to pretranspose takes no scratch, an NN one takes room for op(A) and a TT one for op(B).
 #[test]

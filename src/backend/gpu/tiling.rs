@@ -216,6 +216,21 @@ impl Tiling {
     pub fn workgroups(&self, m: usize, n: usize) -> usize {
         self.tile.count(m, n).saturating_mul(self.splits)
     }
+
+    /// Whether an `m × n` output over `k` fills this tiling exactly: every tile inside the
+    /// output, every K slice a non-empty whole number of the kernel's 8-wide K steps. With
+    /// both operands' rows on 16-byte boundaries, the kernel then needs no edge checks at all
+    /// (`matmul.wgsl`'s `ALL_INSIDE`).
+    pub(crate) fn fills(&self, m: usize, n: usize, k: usize) -> bool {
+        let slices_whole = self.splits == 1 || self.k_per_split.is_multiple_of(8);
+        m > 0
+            && n > 0
+            && k > 0
+            && m.is_multiple_of(self.tile.rows())
+            && n.is_multiple_of(self.tile.cols())
+            && k.is_multiple_of(8)
+            && slices_whole
+    }
 }
 
 /// A tiling given by the caller, checked against the shape.
@@ -259,6 +274,27 @@ mod tests {
     use super::*;
 
     const NO_LIMIT: usize = usize::MAX;
+
+    #[test]
+    fn an_output_fills_its_tiles_only_with_whole_tiles_and_k_steps() {
+        let large = Tiling::whole(Tile::Large, 4096);
+        assert!(large.fills(4096, 4096, 4096));
+        assert!(large.fills(1024, 128, 4096));
+        assert!(!large.fills(1024, 64, 4096), "a half tile of columns");
+        assert!(!large.fills(1000, 128, 4096), "a partial tile of rows");
+        assert!(!large.fills(128, 128, 0), "no K");
+        assert!(!large.fills(0, 128, 64), "no rows");
+        let small = Tiling::whole(Tile::Small, 20);
+        assert!(small.fills(32, 64, 16));
+        assert!(!small.fills(32, 64, 20), "K not whole 8-wide steps");
+        // Split K: slices of 16 (whole steps) over K = 64, and one that would end mid-step.
+        assert!(Tiling::split(Tile::Small, 64, 4).fills(32, 32, 64));
+        assert!(!Tiling::split(Tile::Small, 60, 4).fills(32, 32, 60));
+        // The tall tile is 128 × 64: its rows and columns are not interchangeable.
+        let tall = Tiling::whole(Tile::Tall, 8);
+        assert!(tall.fills(128, 64, 8));
+        assert!(!tall.fills(64, 128, 8));
+    }
 
     /// (M, N, K) and the tiling that measured fastest among all tried on an H200
     /// (`gpu_report --tilings`, 2026-11-26, among Large, Tall, Medium, Small and eight other

@@ -176,9 +176,11 @@ impl GpuContext {
                 } else {
                     // SAFETY: only the crate's own shaders get here, and each of them stays
                     // inside its bindings on its own: every array index is either guarded by
-                    // the extents in its uniform (rows, cols, len, offsets) or bounded by a
-                    // workgroup array's declared size, and every loop is bounded by those
-                    // extents. The host checks each extent, offset and binding range against
+                    // the extents in its immediate data (rows, cols, len, offsets) or bounded
+                    // by a workgroup array's declared size, and every loop is bounded by those
+                    // extents. The one specialisation without edge guards (the matmul's
+                    // `ALL_INSIDE`) is built only for shapes with no edges (`Tiling::fills`,
+                    // operands vec4-aligned), where every index it forms is inside. The host checks each extent, offset and binding range against
                     // the buffers it binds before it records (`matmul_dims`, `gather_dims`,
                     // `GpuMatrix::view`, `check_binding`, the arena layouts), so the extents a
                     // kernel sees describe memory inside its bindings. The differential tests

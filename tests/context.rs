@@ -186,10 +186,7 @@ fn built_kernels_list_each_pipeline_with_its_source_and_overrides() {
     assert_eq!(built.len(), gpu.context().pipeline_count());
     assert_eq!(built.len(), 2, "{built:#?}");
     let value = |k: &steepest::backend::gpu::BuiltKernel, name: &str| {
-        k.overrides
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, v)| v)
+        k.override_value(name)
             .unwrap_or_else(|| panic!("{name} missing from {:?}", k.overrides))
     };
     for kernel in &built {

@@ -353,11 +353,7 @@ fn a_product_that_fills_its_tiles_gets_the_bits_of_the_edge_checked_kernel() {
     }
     // The aligned placements did run the edge-free kernel, for every tile.
     let value = |kernel: &steepest::backend::gpu::BuiltKernel, name: &str| {
-        kernel
-            .overrides
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(f64::NAN, |&(_, v)| v)
+        kernel.override_value(name).unwrap_or(f64::NAN)
     };
     let edge_free_tiles: Vec<(f64, f64)> = ctx
         .built_kernels()

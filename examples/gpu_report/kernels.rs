@@ -15,13 +15,13 @@ use std::path::Path;
 
 use ash::vk;
 use ndarray::Array2;
-use steepest::backend::gpu::{BuiltKernel, KernelBinding, Tiling};
+use steepest::backend::gpu::{BuiltKernel, KernelBinding};
 use steepest::wgpu::AdapterInfo;
 use steepest::{
     Activation, Adam, Backend, Dataset, Init, Loss, Matmul, Mlp, MlpSpec, Session, Trainer,
 };
 
-use super::Report;
+use super::{Report, chosen_tiling, tiling_label};
 
 /// What the driver says of one compiled pipeline: its statistics as (name, value), and its
 /// internal representations (as it names them: assembly, intermediate code) as (name, bytes).
@@ -31,6 +31,16 @@ struct Compiled {
     representations: Vec<(String, Vec<u8>)>,
 }
 
+/// Runs its closure when dropped: how each Vulkan object made for one pipeline is destroyed
+/// on every path out.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
 /// NVIDIA's PCI vendor id: the occupancy estimate below uses its compute units' limits.
 const NVIDIA: u32 = 0x10de;
 
@@ -38,45 +48,22 @@ impl Report {
     /// Builds every pipeline the timed sections run, by running each of their products once
     /// and one step of each training row's model (nothing timed).
     fn build_every_pipeline(&mut self) -> steepest::Result<()> {
-        let mut products: Vec<(Matmul, usize, usize, usize)> = Vec::new();
-        for &size in self.squares() {
-            for spec in [Matmul::nn(), Matmul::nt(), Matmul::tn()] {
-                products.push((spec, size, size, size));
-            }
-        }
-        for &(_, batch, fan_in, fan_out) in self.layers() {
-            products.push((Matmul::nt(), batch, fan_out, fan_in));
-            products.push((Matmul::tn(), fan_out, fan_in, batch));
-            products.push((Matmul::nn(), batch, fan_in, fan_out));
-        }
-        for (spec, m, n, k) in products {
-            let a = match spec.trans_a {
-                true => self.gpu.zeros(k, m)?,
-                false => self.gpu.zeros(m, k)?,
-            };
-            let b = match spec.trans_b {
-                true => self.gpu.zeros(n, k)?,
-                false => self.gpu.zeros(k, n)?,
-            };
+        let mut products = self.square_products();
+        products.extend(self.layer_products());
+        for product in products {
+            let (a, b) = (product.a, product.b);
+            let (m, n, k) = product.mnk();
             let mut out = self.gpu.zeros(m, n)?;
-            self.gpu.matmul_into(spec, &a, &b, None, &mut out)?;
+            let (a, b) = (self.gpu.zeros(a.0, a.1)?, self.gpu.zeros(b.0, b.1)?);
+            self.gpu.matmul_into(product.spec, &a, &b, None, &mut out)?;
             self.gpu.context().wait()?;
             // Which `kernel` line below is this product's: its tile (WG_X, WG_Y, GROUPS_M,
-            // GROUPS_N there), K split and layout.
-            let limit = (self.gpu.context().limits().max_storage_buffer_binding_size / 4) as usize;
-            let tiling = Tiling::choose(m, n, k, limit);
-            let transposes = tiling.pretranspose && (!spec.trans_a || spec.trans_b);
+            // GROUPS_N there), K split and layout (pretransposed: TRANS_A=1 TRANS_B=0).
+            let tiling = chosen_tiling(self.gpu.context(), (m, n, k));
             println!(
-                "kernel_product {}{}_{m}x{n}x{k} {:?} ×{} K slices{}",
-                if spec.trans_a { "t" } else { "n" },
-                if spec.trans_b { "t" } else { "n" },
-                tiling.tile,
-                tiling.splits,
-                if transposes {
-                    ", operands transposed first (TRANS_A=1 TRANS_B=0)"
-                } else {
-                    ""
-                },
+                "kernel_product {} {}",
+                product.key,
+                tiling_label(product.spec, tiling)
             );
         }
         let (m, k, n) = self.linear_layer();
@@ -521,6 +508,7 @@ impl Driver {
                     .stage_flags(vk::ShaderStageFlags::COMPUTE)
             })
             .collect();
+        // Each object is destroyed when its guard drops, on every path (in reverse order).
         let set_layout = unsafe {
             device.create_descriptor_set_layout(
                 &vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings),
@@ -528,6 +516,8 @@ impl Driver {
             )
         }
         .map_err(vk_error("descriptor set layout"))?;
+        let _set_layout =
+            OnDrop(|| unsafe { device.destroy_descriptor_set_layout(set_layout, None) });
         let ranges = [vk::PushConstantRange::default()
             .stage_flags(vk::ShaderStageFlags::COMPUTE)
             .size(kernel.immediate_size)];
@@ -537,64 +527,38 @@ impl Driver {
             0 => layout_info,
             _ => layout_info.push_constant_ranges(&ranges),
         };
-        let layout = unsafe { device.create_pipeline_layout(&layout_info, None) };
+        let layout = unsafe { device.create_pipeline_layout(&layout_info, None) }
+            .map_err(vk_error("pipeline layout"))?;
+        let _layout = OnDrop(|| unsafe { device.destroy_pipeline_layout(layout, None) });
         let module = unsafe {
             device.create_shader_module(&vk::ShaderModuleCreateInfo::default().code(spirv), None)
-        };
+        }
+        .map_err(vk_error("shader module"))?;
+        let _module = OnDrop(|| unsafe { device.destroy_shader_module(module, None) });
         let entry = std::ffi::CString::new(kernel.entry).map_err(|e| e.to_string())?;
-        let result = match (layout, module) {
-            (Ok(layout), Ok(module)) => {
-                let stage = vk::PipelineShaderStageCreateInfo::default()
-                    .stage(vk::ShaderStageFlags::COMPUTE)
-                    .module(module)
-                    .name(&entry);
-                let flags = match self.executables {
-                    Some(_) => {
-                        vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
-                            | vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
-                    }
-                    None => vk::PipelineCreateFlags::empty(),
-                };
-                let create = [vk::ComputePipelineCreateInfo::default()
-                    .flags(flags)
-                    .stage(stage)
-                    .layout(layout)];
-                let pipelines = unsafe {
-                    device.create_compute_pipelines(vk::PipelineCache::null(), &create, None)
-                };
-                let read = match pipelines {
-                    Ok(pipelines) => {
-                        let read = unsafe { self.read_executables(pipelines[0]) };
-                        for pipeline in pipelines {
-                            unsafe { device.destroy_pipeline(pipeline, None) };
-                        }
-                        read
-                    }
-                    Err((_, e)) => Err(vk_error("create pipeline")(e)),
-                };
-                unsafe {
-                    device.destroy_shader_module(module, None);
-                    device.destroy_pipeline_layout(layout, None);
-                }
-                read
+        let stage = vk::PipelineShaderStageCreateInfo::default()
+            .stage(vk::ShaderStageFlags::COMPUTE)
+            .module(module)
+            .name(&entry);
+        let flags = match self.executables {
+            Some(_) => {
+                vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
+                    | vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
             }
-            (layout, module) => {
-                unsafe {
-                    if let Ok(layout) = layout {
-                        device.destroy_pipeline_layout(layout, None);
-                    }
-                    if let Ok(module) = module {
-                        device.destroy_shader_module(module, None);
-                    }
-                }
-                Err(layout
-                    .err()
-                    .or(module.err())
-                    .map_or_else(String::new, vk_error("layout or module")))
-            }
+            None => vk::PipelineCreateFlags::empty(),
         };
-        unsafe { device.destroy_descriptor_set_layout(set_layout, None) };
-        result
+        let create = [vk::ComputePipelineCreateInfo::default()
+            .flags(flags)
+            .stage(stage)
+            .layout(layout)];
+        let pipeline =
+            unsafe { device.create_compute_pipelines(vk::PipelineCache::null(), &create, None) }
+                .map_err(|(_, e)| vk_error("create pipeline")(e))?
+                .into_iter()
+                .next()
+                .ok_or("kernels: the driver made no pipeline")?;
+        let _pipeline = OnDrop(|| unsafe { device.destroy_pipeline(pipeline, None) });
+        unsafe { self.read_executables(pipeline) }
     }
 
     /// What the driver says of every executable of `pipeline` (a compute pipeline has one).

@@ -76,23 +76,58 @@ fn time(
     Ok(runs[1])
 }
 
+/// One product the report times: its key, form, and operands' stored shapes.
+struct Product {
+    key: String,
+    spec: Matmul,
+    a: (usize, usize),
+    b: (usize, usize),
+}
+
+impl Product {
+    /// (M, N, K) of `op(a)·op(b)`.
+    fn mnk(&self) -> (usize, usize, usize) {
+        let (m, k) = if self.spec.trans_a {
+            (self.a.1, self.a.0)
+        } else {
+            self.a
+        };
+        let n = if self.spec.trans_b {
+            self.b.0
+        } else {
+            self.b.1
+        };
+        (m, n, k)
+    }
+}
+
+/// The tiling the library chooses for an `m × n` product over `k` on `ctx`'s adapter.
+fn chosen_tiling(ctx: &GpuContext, (m, n, k): (usize, usize, usize)) -> Tiling {
+    let limit = (ctx.limits().max_storage_buffer_binding_size / 4) as usize;
+    Tiling::choose(m, n, k, limit)
+}
+
+/// How a product of form `spec` runs with `tiling`: "Large ×1 K slices, pretransposed".
+fn tiling_label(spec: Matmul, tiling: Tiling) -> String {
+    let transposes = tiling.pretranspose && (!spec.trans_a || spec.trans_b);
+    format!(
+        "{:?} ×{} K slices{}",
+        tiling.tile,
+        tiling.splits,
+        if transposes { ", pretransposed" } else { "" }
+    )
+}
+
 impl Report {
     fn random(&mut self, rows: usize, cols: usize) -> steepest::Result<GpuMatrix> {
         let host = Array2::from_shape_fn((rows, cols), |_| self.rng.random_range(-1.0f32..1.0));
         self.gpu.upload(host.view())
     }
 
-    /// Times `out ← op(a)·op(b)` for stored shapes `a`, `b` and prints one line (and one per
-    /// tiling with `--tilings`).
-    fn product(
-        &mut self,
-        key: &str,
-        spec: Matmul,
-        a: (usize, usize),
-        b: (usize, usize),
-    ) -> steepest::Result<()> {
-        let (m, k) = if spec.trans_a { (a.1, a.0) } else { a };
-        let n = if spec.trans_b { b.0 } else { b.1 };
+    /// Times `out ← op(a)·op(b)` and prints one line (and one per tiling with `--tilings`).
+    fn product(&mut self, product: &Product) -> steepest::Result<()> {
+        let Product { key, spec, a, b } = product;
+        let (spec, (m, n, k)) = (*spec, product.mnk());
         let (ga, gb) = (self.random(a.0, a.1)?, self.random(b.0, b.1)?);
         let out = self.gpu.zeros(m, n)?;
         let flops = 2.0 * (m * n * k) as f64;
@@ -100,7 +135,7 @@ impl Report {
         let iters = if self.quick { iters.min(5) } else { iters };
         let ctx = self.gpu.context().clone();
         let limit = (ctx.limits().max_storage_buffer_binding_size / 4) as usize;
-        let chosen = Tiling::choose(m, n, k, limit);
+        let chosen = chosen_tiling(&ctx, (m, n, k));
         let run = |tiling: Option<Tiling>| {
             time(&self.gpu, iters, || {
                 matmul_tiled(&ctx, spec, tiling, &ga, &gb, None, &out)
@@ -110,14 +145,11 @@ impl Report {
         let dt = run(None)?;
         // The warm-up call and three timed runs of `iters`.
         kernel_times(&ctx, key, 3 * u64::from(iters) + 1)?;
-        let transposes = chosen.pretranspose && (!spec.trans_a || spec.trans_b);
         println!(
-            "{key} {:.1} GFLOP/s ({:.1} us, {:?} ×{} K slices{})",
+            "{key} {:.1} GFLOP/s ({:.1} us, {})",
             flops / dt / 1e9,
             dt * 1e6,
-            chosen.tile,
-            chosen.splits,
-            if transposes { ", pretransposed" } else { "" },
+            tiling_label(spec, chosen),
         );
         // Every tiling of a large product would take long at the slow ones: past 2048³ only
         // the large tiles, whole.
@@ -208,20 +240,58 @@ impl Report {
         }
     }
 
-    fn matmul(&mut self) -> steepest::Result<()> {
+    /// The square products NN, NT and TN at each of [`Report::squares`] (`matmul`).
+    fn square_products(&self) -> Vec<Product> {
+        let mut products = Vec::new();
         for &size in self.squares() {
             for (name, spec) in [
                 ("nn", Matmul::nn()),
                 ("nt", Matmul::nt()),
                 ("tn", Matmul::tn()),
             ] {
-                self.product(
-                    &format!("matmul_{name}_{size}"),
+                products.push(Product {
+                    key: format!("matmul_{name}_{size}"),
                     spec,
-                    (size, size),
-                    (size, size),
-                )?;
+                    a: (size, size),
+                    b: (size, size),
+                });
             }
+        }
+        products
+    }
+
+    /// Each of [`Report::layers`]' forward y = x·wᵀ, weight gradient dW = δᵀ·x and input
+    /// gradient dX = δ·W (`shapes`).
+    fn layer_products(&self) -> Vec<Product> {
+        let mut products = Vec::new();
+        for &(model, batch, fan_in, fan_out) in self.layers() {
+            products.extend([
+                Product {
+                    key: format!("shape_{model}_fwd_nt_{batch}x{fan_out}x{fan_in}"),
+                    spec: Matmul::nt(),
+                    a: (batch, fan_in),
+                    b: (fan_out, fan_in),
+                },
+                Product {
+                    key: format!("shape_{model}_dw_tn_{fan_out}x{fan_in}x{batch}"),
+                    spec: Matmul::tn(),
+                    a: (batch, fan_out),
+                    b: (batch, fan_in),
+                },
+                Product {
+                    key: format!("shape_{model}_dx_nn_{batch}x{fan_in}x{fan_out}"),
+                    spec: Matmul::nn(),
+                    a: (batch, fan_out),
+                    b: (fan_out, fan_in),
+                },
+            ]);
+        }
+        products
+    }
+
+    fn matmul(&mut self) -> steepest::Result<()> {
+        for product in self.square_products() {
+            self.product(&product)?;
         }
         // A fused linear layer as the training step runs it: relu(x·wᵀ + b).
         let (m, k, n) = self.linear_layer();
@@ -241,26 +311,8 @@ impl Report {
     }
 
     fn shapes(&mut self) -> steepest::Result<()> {
-        for &(model, batch, fan_in, fan_out) in self.layers() {
-            // forward y = x·wᵀ; weight gradient dW = δᵀ·x; input gradient dX = δ·W.
-            self.product(
-                &format!("shape_{model}_fwd_nt_{batch}x{fan_out}x{fan_in}"),
-                Matmul::nt(),
-                (batch, fan_in),
-                (fan_out, fan_in),
-            )?;
-            self.product(
-                &format!("shape_{model}_dw_tn_{fan_out}x{fan_in}x{batch}"),
-                Matmul::tn(),
-                (batch, fan_out),
-                (batch, fan_in),
-            )?;
-            self.product(
-                &format!("shape_{model}_dx_nn_{batch}x{fan_in}x{fan_out}"),
-                Matmul::nn(),
-                (batch, fan_out),
-                (fan_out, fan_in),
-            )?;
+        for product in self.layer_products() {
+            self.product(&product)?;
         }
         Ok(())
     }

@@ -59,6 +59,16 @@ pub struct BuiltKernel {
     pub checked: bool,
 }
 
+impl BuiltKernel {
+    /// The value the pipeline gave override constant `name`, if it set one.
+    pub fn override_value(&self, name: &str) -> Option<f64> {
+        self.overrides
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, value)| value)
+    }
+}
+
 /// A pipeline's cache key: the kernel (its shader and entry point are the key; the rest is
 /// kept for [`GpuContext::built_kernels`]) and override constants as (name, value bits).
 struct PipelineKey {
@@ -180,8 +190,9 @@ impl GpuContext {
                     // by a workgroup array's declared size, and every loop is bounded by those
                     // extents. The one specialisation without edge guards (the matmul's
                     // `ALL_INSIDE`) is built only for shapes with no edges (`Tiling::fills`,
-                    // operands vec4-aligned), where every index it forms is inside. The host checks each extent, offset and binding range against
-                    // the buffers it binds before it records (`matmul_dims`, `gather_dims`,
+                    // operands vec4-aligned), where every index it forms is inside. The host
+                    // checks each extent, offset and binding range against the buffers it
+                    // binds before it records (`matmul_dims`, `gather_dims`,
                     // `GpuMatrix::view`, `check_binding`, the arena layouts), so the extents a
                     // kernel sees describe memory inside its bindings. The differential tests
                     // surround every output with canaries to catch a write outside it, and

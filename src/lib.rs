@@ -103,7 +103,7 @@ pub use data::{Dataset, Standardizer};
 pub use error::{Error, Result};
 /// The ndarray version this crate's host arrays are, so applications need not match it.
 pub use ndarray;
-pub use nn::{Init, Layer, Linear, Loss, Mlp, MlpSpec, Model, Sequential};
+pub use nn::{Init, Layer, Linear, Loss, Mlp, MlpSpec, Model, Predictor, Sequential};
 pub use optim::{
     Adagrad, Adam, AdamW, Clip, LrSchedule, OptimizerConfig, OptimizerState, RmsProp, Sgd,
     UpdateStats,

@@ -1,6 +1,7 @@
 //! From host data to predictions, and models rebuilt from their files alone: `predict` and
-//! `predict_classes` on both backends (batched), `Mlp::from_safetensors`, and files refused by a
-//! model of another architecture.
+//! `predict_classes` on both backends (batched), a `Predictor` that keeps its device memory
+//! from one call to the next, `Mlp::from_safetensors`, and files refused by a model of another
+//! architecture.
 
 mod common;
 
@@ -91,6 +92,145 @@ fn bad_inputs_to_predict_are_errors() {
         .predict(gpu(), array![[1.0f32, f32::NAN]].view())
         .unwrap_err();
     assert!(err.to_string().contains("x[0, 1] is NaN"), "{err}");
+}
+
+#[test]
+fn a_predictor_keeps_its_device_memory_from_one_call_to_the_next() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let spec = MlpSpec::new(5)
+        .layer(24, Activation::Relu)
+        .layer(3, Activation::Identity);
+    let mut model = Mlp::new(g, &spec, Init::default(), 4).unwrap();
+    let mut r = rng(4);
+    // Passes of 8, 8 and 4 rows; 3; 8.
+    let inputs = [20, 3, 8].map(|rows| random_matrix(&mut r, rows, 5, 2.0));
+    let expected: Vec<Array2<f32>> = inputs
+        .iter()
+        .map(|x| model.predict(g, x.view()).unwrap())
+        .collect();
+    let mut predictor = model.predictor(8).unwrap();
+    assert_eq!(predictor.batch(), 8);
+    assert!(
+        predictor.sizes_kept().is_empty(),
+        "nothing before the first call"
+    );
+    for x in &inputs {
+        predictor.predict(g, &model, x.view()).unwrap();
+    }
+    assert_eq!(
+        predictor.sizes_kept(),
+        vec![4, 3, 8],
+        "least recently used first"
+    );
+    let (before, sites) = (ctx.counters(), ctx.site_count());
+    for _ in 0..10 {
+        for (x, expected) in inputs.iter().zip(&expected) {
+            assert_eq!(&predictor.predict(g, &model, x.view()).unwrap(), expected);
+        }
+    }
+    let after = ctx.counters();
+    assert_eq!(
+        (
+            after.buffers_created - before.buffers_created,
+            after.bind_groups_created - before.bind_groups_created,
+            after.pipelines_created - before.pipelines_created,
+        ),
+        (0, 0, 0),
+        "30 predictions through kept buffers created device objects"
+    );
+    assert_eq!(ctx.site_count(), sites, "the op sites grew");
+    assert_eq!(
+        after.waits - before.waits,
+        10 * (3 + 1 + 1),
+        "one wait per pass"
+    );
+    // The model is read at each call: trained (here: set) since, it predicts anew.
+    let params = model.parameters_flat(g).unwrap();
+    let doubled: Vec<f32> = params.iter().map(|p| 2.0 * p).collect();
+    model.set_parameters_flat(g, &doubled).unwrap();
+    let x = &inputs[0];
+    let now = predictor.predict(g, &model, x.view()).unwrap();
+    assert_ne!(&now, &expected[0]);
+    assert_eq!(now, model.predict(g, x.view()).unwrap());
+    assert_eq!(
+        predictor.predict_classes(g, &model, x.view()).unwrap(),
+        model.predict_classes(g, x.view()).unwrap()
+    );
+    // Sizes 3, 8 and 4 are kept, 4 used last; a fifth size makes room by dropping the least
+    // recently used one (3).
+    assert_eq!(predictor.sizes_kept(), vec![3, 8, 4]);
+    for rows in [1, 2] {
+        let x = random_matrix(&mut r, rows, 5, 1.0);
+        predictor.predict(g, &model, x.view()).unwrap();
+    }
+    assert_eq!(predictor.sizes_kept(), vec![8, 4, 1, 2]);
+}
+
+#[test]
+fn a_predictor_refuses_another_architecture_and_changes_nothing() {
+    let spec = MlpSpec::new(2)
+        .layer(6, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    for (backend_name, result) in [
+        ("cpu", refusals(&CpuBackend, &spec)),
+        ("gpu", refusals(gpu(), &spec)),
+    ] {
+        let messages = result.unwrap_or_else(|e| panic!("{backend_name}: {e}"));
+        assert!(
+            messages[0].contains("a model of linear(2→6, tanh)")
+                && messages[0].contains("not linear(2→6, relu)"),
+            "{backend_name}: {}",
+            messages[0]
+        );
+        assert!(messages[1].contains("3 features"), "{}", messages[1]);
+        assert!(messages[2].contains("x[1, 0] is inf"), "{}", messages[2]);
+        assert!(messages[3].contains("at least 1 row"), "{}", messages[3]);
+    }
+}
+
+/// The messages of a predictor's refusals on `backend` (another architecture, another width,
+/// a value that is not finite, a batch of 0), after checking that none changed what it keeps.
+fn refusals<B: Backend>(backend: &B, spec: &MlpSpec) -> Result<Vec<String>, String> {
+    let model = Mlp::new(backend, spec, Init::default(), 1).map_err(|e| e.to_string())?;
+    let relu = MlpSpec::new(2)
+        .layer(6, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let other = Mlp::new(backend, &relu, Init::default(), 1).map_err(|e| e.to_string())?;
+    let mut predictor = model.predictor(4).map_err(|e| e.to_string())?;
+    let x = array![[1.0f32, 2.0], [3.0, 4.0]];
+    let first = predictor
+        .predict(backend, &model, x.view())
+        .map_err(|e| e.to_string())?;
+    let mut messages = Vec::new();
+    for attempt in [
+        predictor.predict(backend, &other, x.view()),
+        predictor.predict(backend, &model, array![[1.0f32, 2.0, 3.0]].view()),
+        predictor.predict(
+            backend,
+            &model,
+            array![[1.0f32, 2.0], [f32::INFINITY, 0.0]].view(),
+        ),
+    ] {
+        messages.push(match attempt {
+            Ok(_) => return Err("a bad call was accepted".into()),
+            Err(e) => e.to_string(),
+        });
+        if predictor.sizes_kept() != [2] {
+            return Err(format!("kept {:?} after a refusal", predictor.sizes_kept()));
+        }
+    }
+    messages.push(match model.predictor(0) {
+        Ok(_) => return Err("a batch of 0 was accepted".into()),
+        Err(e) => e.to_string(),
+    });
+    let again = predictor
+        .predict(backend, &model, x.view())
+        .map_err(|e| e.to_string())?;
+    if again != first {
+        return Err("a refusal changed the predictions".into());
+    }
+    Ok(messages)
 }
 
 #[test]

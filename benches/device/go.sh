@@ -63,4 +63,4 @@ fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
   grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"
-timeout 90 python3 torch_report.py --sections shapes,copy 2>&1 | tee "$OUT/torch_report.txt"
+timeout 90 python3 torch_report.py --sections shapes,copy,host 2>&1 | tee "$OUT/torch_report.txt"

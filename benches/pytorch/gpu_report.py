@@ -1,7 +1,7 @@
 """PyTorch eager on the same work as `cargo run --release --example gpu_report`, line for line
 (same keys, prefixed `torch_`), so the two pair up when run on the same card.
 
-    python benches/pytorch/gpu_report.py [--quick] [--sections matmul,shapes,copy,optim,train]
+    python benches/pytorch/gpu_report.py [--quick] [--sections matmul,shapes,copy,optim,train,host]
 
 TF32 is off (steepest computes in plain f32); Adam is `fused=True`, PyTorch's fastest.
 Times are medians of three timed runs after a warm-up, synchronised before the clock stops.
@@ -12,7 +12,7 @@ import time
 
 import torch
 
-SECTIONS = ["matmul", "shapes", "copy", "optim", "train"]
+SECTIONS = ["matmul", "shapes", "copy", "optim", "train", "host"]
 
 
 def timed(fn, iters, warm=2):
@@ -140,6 +140,23 @@ def train(quick):
         key = "-".join(map(str, widths)) + f"_b{batch}"
         print(f"torch_train_{key}_host {sorted(host)[len(host) // 2] * 1e6:.1f} us/step launched before the sync")
         print(f"torch_train_{key} {batch / dt:.0f} samples/s ({dt * 1e3:.3f} ms/step)")
+
+
+def host(quick):
+    """The report's prediction line: a 64-row prediction of the small model, host array in,
+    host array out (the report's other host lines take steepest's own step apart)."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2)
+    ).cuda()
+    x = (torch.rand(64, 2) * 2 - 1).numpy()
+
+    def predict():
+        with torch.no_grad():
+            model(torch.from_numpy(x).cuda()).cpu().numpy()
+
+    dt = timed(predict, 20 if quick else 500)
+    print(f"torch_host_predict_2-64-64-2_b64 {dt * 1e6:.1f} us per 64-row prediction, host to host")
 
 
 def main():

@@ -18,7 +18,8 @@
 //! transposes a pretransposed product runs first), `optim` (Adam and SGD with momentum over
 //! 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
 //! time to record and submit a step), `host` (that host time taken apart: recording one small
-//! op, and one submit; and the GPU's time per dependent dispatch of small kernels), `kernels`
+//! op, and one submit; a small model's prediction with and without a kept `Predictor`; and
+//! the GPU's time per dependent dispatch of small kernels), `kernels`
 //! (what the driver compiled each pipeline of the other sections into: registers, spills,
 //! instructions, where a Vulkan driver reports them; see `kernels.rs`). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
@@ -556,7 +557,28 @@ impl Report {
                 );
             }
         }
+        self.predictions()?;
         self.chains(ops)
+    }
+
+    /// One 64-row prediction of the small model, from host inputs to host outputs (a wait
+    /// each): through `Sequential::predict`, which allocates its device memory on every call,
+    /// and through a kept `Predictor`, which allocates nothing once warm.
+    fn predictions(&mut self) -> steepest::Result<()> {
+        let ctx = self.gpu.context().clone();
+        let spec = MlpSpec::stack(&[2, 64, 64, 2], Activation::Relu);
+        let model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
+        let x = Array2::from_shape_fn((64, 2), |_| self.rng.random_range(-1.0f32..1.0));
+        let calls = if self.quick { 20 } else { 500 };
+        let mut predictor = model.predictor(64)?;
+        let gpu = &self.gpu;
+        print_calls(&ctx, "predict", calls, || {
+            model.predict(gpu, x.view()).map(drop)
+        })?;
+        print_calls(&ctx, "predictor", calls, || {
+            predictor.predict(gpu, &model, x.view()).map(drop)
+        })?;
+        Ok(())
     }
 
     /// The GPU's side of a small step: `ops` dispatches of one kernel, each writing the output
@@ -665,6 +687,37 @@ impl Report {
 
 /// A training session on `data`, past its first steps (whole groups of `every`, so each timed
 /// group ends with its own submit), the GPU caught up.
+/// Times `calls` calls of `call` (a 64-row prediction of the small model, named `name`) after
+/// one warm-up call: the median of three runs, and what they created per call.
+fn print_calls(
+    ctx: &GpuContext,
+    name: &str,
+    calls: u32,
+    mut call: impl FnMut() -> steepest::Result<()>,
+) -> steepest::Result<()> {
+    call()?;
+    let mut times = Vec::new();
+    let before = ctx.counters();
+    for _ in 0..3 {
+        let start = Instant::now();
+        for _ in 0..calls {
+            call()?;
+        }
+        times.push(start.elapsed().as_secs_f64() / f64::from(calls));
+    }
+    let after = ctx.counters();
+    times.sort_by(f64::total_cmp);
+    let per_call = |n: u64| n as f64 / f64::from(3 * calls);
+    println!(
+        "host_{name}_2-64-64-2_b64 {:.1} us per 64-row prediction, host to host ({:.1} buffers \
+         and {:.1} bind groups created per call)",
+        times[1] * 1e6,
+        per_call(after.buffers_created - before.buffers_created),
+        per_call(after.bind_groups_created - before.bind_groups_created),
+    );
+    Ok(())
+}
+
 fn warmed_up<'a>(
     gpu: &'a GpuBackend,
     trainer: &'a Trainer,

@@ -30,6 +30,7 @@ pub use mlp::{Mlp, MlpSpec};
 pub use model::Model;
 pub(crate) use model_file::{parameter_tensors, parameter_values};
 pub(crate) use passes::{Activations, Workspace};
+pub use predict::Predictor;
 pub use residual::Residual;
 pub use sequential::Sequential;
 pub(crate) use sequential::wrong_tensors;

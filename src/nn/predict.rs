@@ -1,20 +1,28 @@
 //! Prediction on host data: `predict` and `predict_classes` on any model, in batches so that a
-//! large input never needs all its activations on the device at once.
+//! large input never needs all its activations on the device at once, and [`Predictor`], the
+//! same with its device memory kept from one call to the next (a serving loop's).
 
-use ndarray::{Array2, ArrayView2, Axis, concatenate};
+use ndarray::{Array2, ArrayView2, s};
 
-use super::Sequential;
+use super::passes::Activations;
+use super::{Mode, Sequential};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 /// Activations one batch of a prediction may hold per layer: 16 Mi values (64 MiB of f32).
 const VALUES_PER_BATCH: usize = 1 << 24;
 
+/// Batch sizes a [`Predictor`] keeps buffers for; the least recently used goes first.
+const SIZES_KEPT: usize = 4;
+
 impl<B: Backend> Sequential<B> {
     /// The network's outputs for every row of `x` (samples × inputs), as a host array of
     /// samples × outputs: logits for a classifier trained with a cross-entropy loss. Inputs
     /// are standardised first when the model carries a [`Sequential::standardizer`]. Runs in batches
     /// sized so each layer's activations stay under 64 MiB.
+    ///
+    /// Each call allocates the batch's device memory anew; a loop that predicts again and
+    /// again keeps it in a [`Predictor`] ([`Sequential::predictor`]) instead.
     ///
     /// ```
     /// use ndarray::array;
@@ -30,12 +38,159 @@ impl<B: Backend> Sequential<B> {
     /// # }
     /// ```
     pub fn predict(&self, backend: &B, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-        let op = "predict";
-        let (rows, features) = x.dim();
-        self.check_input(op, features)?;
-        if rows == 0 {
-            return Ok(Array2::zeros((0, self.outputs())));
+        let widest = self
+            .layers()
+            .iter()
+            .map(|l| l.outputs())
+            .chain([self.inputs()])
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let batch = (VALUES_PER_BATCH / widest).clamp(1, x.nrows().max(1));
+        self.predictor(batch)?.run("predict", backend, self, x)
+    }
+
+    /// The predicted class of every row of `x`: the index of the largest output (the first
+    /// of equals) for a network with several outputs, as softmax cross-entropy trains it; for
+    /// one output, a logit as binary cross-entropy trains it, class 1 when it is above 0.
+    pub fn predict_classes(&self, backend: &B, x: ArrayView2<'_, f32>) -> Result<Vec<usize>> {
+        Ok(classes(&self.predict(backend, x)?))
+    }
+
+    /// A [`Predictor`] for this model (or any of its architecture) that runs up to `batch`
+    /// rows per forward pass. It allocates nothing until its first prediction.
+    ///
+    /// Fails when `batch` is 0.
+    pub fn predictor(&self, batch: usize) -> Result<Predictor<B>> {
+        if batch == 0 {
+            return Err(Error::Shape {
+                op: "Sequential::predictor",
+                detail: "a batch of 0 rows: a prediction needs at least 1 row per pass".into(),
+            });
         }
+        Ok(Predictor {
+            batch,
+            architecture: self.architecture(),
+            inputs: self.inputs(),
+            kept: Vec::new(),
+        })
+    }
+}
+
+/// Prediction with its device memory kept from one call to the next: what a loop that
+/// predicts again and again (a server answering requests, an evaluation every epoch) wants on
+/// the GPU, where [`Sequential::predict`] would allocate its input, its activations and their
+/// bind groups on every call.
+///
+/// Inputs run in passes of up to `batch` rows (the last pass of a call takes what is left).
+/// The predictor keeps one set of buffers per pass size for the four sizes used most recently,
+/// so once each size has been seen a call creates no buffer, bind group or pipeline
+/// ([`GpuContext::counters`](crate::GpuContext::counters) counts them), writes its input
+/// into device memory that is already there, and waits once per pass for the outputs.
+///
+/// A predictor belongs to no model: each call names the model, which may have been trained
+/// since the last call, and must have the architecture the predictor was made for.
+///
+/// ```
+/// use ndarray::array;
+/// use steepest::{Activation, CpuBackend, Init, Mlp, MlpSpec};
+/// # fn main() -> steepest::Result<()> {
+/// let spec = MlpSpec::new(2).layer(8, Activation::Relu).layer(3, Activation::Identity);
+/// let model = Mlp::new(&CpuBackend, &spec, Init::default(), 1)?;
+/// let mut predictor = model.predictor(64)?;
+/// for request in [array![[0.5, -1.0]], array![[2.0, 0.0]]] {
+///     let logits = predictor.predict(&CpuBackend, &model, request.view())?;
+///     assert_eq!(logits, model.predict(&CpuBackend, request.view())?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct Predictor<B: Backend> {
+    batch: usize,
+    architecture: String,
+    inputs: usize,
+    /// The buffers of each pass size kept, the most recently used last.
+    kept: Vec<Pass<B::Matrix>>,
+}
+
+/// One pass size's device memory: its input and every layer's activations.
+struct Pass<M> {
+    rows: usize,
+    input: M,
+    acts: Activations<M>,
+}
+
+impl<B: Backend> std::fmt::Debug for Predictor<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("batch", &self.batch)
+            .field("architecture", &self.architecture)
+            .field("sizes_kept", &self.sizes_kept())
+            .finish()
+    }
+}
+
+impl<B: Backend> Predictor<B> {
+    /// Rows per forward pass at most.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The pass sizes (rows) whose buffers are kept, the most recently used last.
+    pub fn sizes_kept(&self) -> Vec<usize> {
+        self.kept.iter().map(|p| p.rows).collect()
+    }
+
+    /// `model`'s outputs for every row of `x`, as [`Sequential::predict`] gives them (inputs
+    /// standardised first when the model carries a standardizer), in passes of at most
+    /// [`Predictor::batch`] rows through the kept buffers.
+    ///
+    /// Fails, changing nothing, when `model` has another architecture than the model the
+    /// predictor was made for, or `x` has another number of features or a value that is not
+    /// finite.
+    pub fn predict(
+        &mut self,
+        backend: &B,
+        model: &Sequential<B>,
+        x: ArrayView2<'_, f32>,
+    ) -> Result<Array2<f32>> {
+        self.run("Predictor::predict", backend, model, x)
+    }
+
+    /// The predicted class of every row of `x`, as [`Sequential::predict_classes`] gives it.
+    pub fn predict_classes(
+        &mut self,
+        backend: &B,
+        model: &Sequential<B>,
+        x: ArrayView2<'_, f32>,
+    ) -> Result<Vec<usize>> {
+        Ok(classes(&self.run(
+            "Predictor::predict_classes",
+            backend,
+            model,
+            x,
+        )?))
+    }
+
+    fn run(
+        &mut self,
+        op: &'static str,
+        backend: &B,
+        model: &Sequential<B>,
+        x: ArrayView2<'_, f32>,
+    ) -> Result<Array2<f32>> {
+        if model.inputs() != self.inputs || model.architecture() != self.architecture {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "the predictor was made for a model of {}, not {}",
+                    self.architecture,
+                    model.architecture()
+                ),
+            });
+        }
+        let (rows, features) = x.dim();
+        model.check_input(op, features)?;
         if let Some((r, c)) = x
             .indexed_iter()
             .find(|(_, v)| !v.is_finite())
@@ -46,54 +201,79 @@ impl<B: Backend> Sequential<B> {
                 detail: format!("x[{r}, {c}] is {}: every input must be finite", x[[r, c]]),
             });
         }
-        let standardised = match self.standardizer() {
+        let mut outputs = Array2::zeros((rows, model.outputs()));
+        if rows == 0 {
+            return Ok(outputs);
+        }
+        let standardised = match model.standardizer() {
             Some(s) => Some(s.transform_x(x)?),
             None => None,
         };
         let x = standardised.as_ref().map_or(x, |s| s.view());
-        let widest = self
-            .layers()
-            .iter()
-            .map(|l| l.outputs())
-            .chain([features])
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let batch = (VALUES_PER_BATCH / widest).clamp(1, rows);
-        let mut parts = Vec::with_capacity(rows.div_ceil(batch));
-        for start in (0..rows).step_by(batch) {
-            let chunk = x.slice(ndarray::s![start..(start + batch).min(rows), ..]);
-            let input = backend.upload(chunk)?;
-            let output = self.forward(backend, &input)?;
-            parts.push(backend.download(&output)?);
+        for start in (0..rows).step_by(self.batch) {
+            let end = (start + self.batch).min(rows);
+            let pass = self.pass(backend, model, end - start)?;
+            backend.write(&mut pass.input, x.slice(s![start..end, ..]))?;
+            model.forward_batch(backend, &pass.input, &mut pass.acts, Mode::Eval, 0)?;
+            let output = pass.acts.outputs.last().ok_or_else(|| Error::Shape {
+                op,
+                detail: "the model has no layers".into(),
+            })?;
+            outputs
+                .slice_mut(s![start..end, ..])
+                .assign(&backend.download(output)?);
         }
-        let views: Vec<ArrayView2<'_, f32>> = parts.iter().map(|p| p.view()).collect();
-        concatenate(Axis(0), &views).map_err(|e| Error::Shape {
-            op,
-            detail: e.to_string(),
-        })
+        Ok(outputs)
     }
 
-    /// The predicted class of every row of `x`: the index of the largest output (the first
-    /// of equals) for a network with several outputs, as softmax cross-entropy trains it; for
-    /// one output, a logit as binary cross-entropy trains it, class 1 when it is above 0.
-    pub fn predict_classes(&self, backend: &B, x: ArrayView2<'_, f32>) -> Result<Vec<usize>> {
-        let outputs = self.predict(backend, x)?;
-        Ok(outputs
-            .rows()
-            .into_iter()
-            .map(|row| {
-                if row.len() == 1 {
-                    usize::from(row[0] > 0.0)
-                } else {
-                    row.iter()
-                        .enumerate()
-                        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                            if v > best.1 { (i, v) } else { best }
-                        })
-                        .0
+    /// The buffers for a pass of `rows` rows: kept ones, or new ones (the least recently used
+    /// size's dropped when four are kept already).
+    fn pass(
+        &mut self,
+        backend: &B,
+        model: &Sequential<B>,
+        rows: usize,
+    ) -> Result<&mut Pass<B::Matrix>> {
+        match self.kept.iter().position(|p| p.rows == rows) {
+            Some(i) => {
+                let pass = self.kept.remove(i);
+                self.kept.push(pass);
+            }
+            None => {
+                let pass = Pass {
+                    rows,
+                    input: backend.zeros(rows, model.inputs())?,
+                    acts: model.activations(backend, rows, Mode::Eval)?,
+                };
+                if self.kept.len() == SIZES_KEPT {
+                    self.kept.remove(0);
                 }
-            })
-            .collect())
+                self.kept.push(pass);
+            }
+        }
+        self.kept.last_mut().ok_or_else(|| Error::Shape {
+            op: "Predictor::predict",
+            detail: "no buffers kept after making them".into(),
+        })
     }
+}
+
+/// Each row's class: the first largest output, or for one output a logit above 0.
+fn classes(outputs: &Array2<f32>) -> Vec<usize> {
+    outputs
+        .rows()
+        .into_iter()
+        .map(|row| {
+            if row.len() == 1 {
+                usize::from(row[0] > 0.0)
+            } else {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                        if v > best.1 { (i, v) } else { best }
+                    })
+                    .0
+            }
+        })
+        .collect()
 }

@@ -3,9 +3,9 @@
 # seven minutes, on one card, the reference probe and PyTorch's, what the driver compiled each
 # kernel into, every test binary, the probe's training rows alone (with the in-flight bound
 # and without), the GPU report (alternated with the baseline's, when staged), its products and
-# training rows profiled op by op, and its PyTorch twin. Most important first: a run cut short
-# by the call's time limit loses the last. Everything printed is also kept in $OUT (or
-# .devcarry/out).
+# training rows profiled op by op, its PyTorch twin, and every tiling at the MLPs' shapes.
+# Most important first: a run cut short by the call's time limit loses the last. Everything
+# printed is also kept in $OUT (or .devcarry/out).
 set -uo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
@@ -64,3 +64,7 @@ fi
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
   grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"
 timeout 90 python3 torch_report.py --sections shapes,copy,host 2>&1 | tee "$OUT/torch_report.txt"
+# Every tiling at the MLPs' shapes (the 4096 model's: the large tiles, whole and with the
+# K-contiguous operands transposed first): what Tiling::choose should pick there, if not its
+# pick. Last: the least needed.
+timeout 90 ./gpu_report --sections shapes --tilings 2>&1 | tee "$OUT/report_tilings.txt"

@@ -88,22 +88,39 @@ fn check_gather_batch(src_rows: usize, cols: usize, y_cols: usize, out_rows: usi
 }
 
 fn check_transpose(rows: usize, cols: usize, seed: u64) {
+    // The source one element after the output's offset: never both on 16-byte boundaries, so
+    // the element-wise kernel runs.
+    let offset = (seed % 5) as usize;
+    check_transpose_at(rows, cols, (offset + 1, offset), seed);
+}
+
+/// `transpose` of a random `rows × cols` source placed at element `offsets.0` of its buffer
+/// into a poisoned, canary-guarded output at element `offsets.1` of its own.
+fn check_transpose_at(rows: usize, cols: usize, offsets: (usize, usize), seed: u64) {
     let mut r = rng(seed);
     let src = random_matrix(&mut r, rows, cols, 5.0);
     let mut expected = Array2::zeros((cols, rows));
     cpu::transpose(src.view(), &mut expected).unwrap();
 
     let g = gpu();
-    let offset = (seed % 5) as usize;
-    let (out, buffer) = poisoned(cols, rows, offset);
-    steepest::backend::gpu::transpose(g.context(), &placed(&src, offset + 1), &out).unwrap();
+    let (out, buffer) = poisoned(cols, rows, offsets.1);
+    steepest::backend::gpu::transpose(g.context(), &placed(&src, offsets.0), &out).unwrap();
+    let what = format!("transpose {rows}×{cols} at {offsets:?} seed={seed}");
     // A transpose moves values: the result is exact.
-    assert_eq!(
-        g.download(&out).unwrap(),
-        expected,
-        "transpose {rows}×{cols} seed={seed}"
+    assert_eq!(g.download(&out).unwrap(), expected, "{what}");
+    assert_untouched(&what, &buffer, offsets.1, rows * cols);
+    // Which kernel moved them: whole vec4s exactly where every row starts on 16 bytes.
+    let vec4 = [rows, cols, offsets.0, offsets.1]
+        .iter()
+        .all(|n| n % 4 == 0);
+    let entry = if vec4 { "transpose_vec4" } else { "transpose" };
+    assert!(
+        g.context()
+            .built_kernels()
+            .iter()
+            .any(|k| k.shader == "transpose.wgsl" && k.entry == entry),
+        "{what}: no {entry} pipeline was built"
     );
-    assert_untouched("transpose", &buffer, offset, rows * cols);
 }
 
 fn check_activation_backward(rows: usize, cols: usize, activation: Activation, seed: u64) {
@@ -250,6 +267,11 @@ proptest! {
     }
 
     #[test]
+    fn transpose_in_whole_vec4s_matches_cpu(rows in 1usize..=80, cols in 1usize..=80, src_at in 0usize..3, out_at in 0usize..3, seed: u64) {
+        check_transpose_at(4 * rows, 4 * cols, (4 * src_at, 4 * out_at), seed);
+    }
+
+    #[test]
     fn activation_backward_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, act in 0..4usize, seed: u64) {
         check_activation_backward(rows, cols, Activation::ALL[act], seed);
     }
@@ -276,6 +298,8 @@ fn awkward_sizes_match_cpu() {
             check_gather_batch(rows, cols, 1 + cols % 3, rows, seed);
             check_transpose(rows, cols, seed);
             check_transpose(cols, rows, seed + 7);
+            // Whole vec4s: the tile's edges (64) fall inside and past these.
+            check_transpose_at(4 * rows, 4 * cols, (4, 8), seed);
             check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
             check_column_sum(rows, cols, seed);
             for loss in LOSSES {

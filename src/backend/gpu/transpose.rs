@@ -16,8 +16,17 @@ const TRANSPOSE: Kernel = Kernel {
     immediate_size: size_of::<Params>() as u32,
 };
 
-/// The source tile each workgroup moves is `TILE × TILE`.
+/// The same file's whole-vec4 entry point, for shapes and offsets in multiples of 4.
+const TRANSPOSE_VEC4: Kernel = Kernel {
+    entry: "transpose_vec4",
+    ..TRANSPOSE
+};
+
+/// The source tile each workgroup of `transpose` moves is `TILE × TILE`.
 const TILE: usize = 32;
+
+/// The source tile each workgroup of `transpose_vec4` moves is `TILE_VEC4 × TILE_VEC4`.
+const TILE_VEC4: usize = 64;
 
 /// The shader's `Params`, field for field.
 #[repr(C)]
@@ -34,7 +43,8 @@ struct Params {
 }
 
 /// `out ← srcᵀ` on the GPU: the twin of [`crate::backend::cpu::transpose`]. `out` must be
-/// `cols × rows` of the `rows × cols` source and must not overlap it.
+/// `cols × rows` of the `rows × cols` source and must not overlap it. Shapes and offsets in
+/// multiples of 4 move whole vec4s (`transpose_vec4`); others, one element at a time.
 ///
 /// Records into the context's pending work (see [`GpuContext::flush`]).
 pub fn transpose(ctx: &GpuContext, src: &GpuMatrix, out: &GpuMatrix) -> Result<()> {
@@ -47,6 +57,7 @@ pub fn transpose(ctx: &GpuContext, src: &GpuMatrix, out: &GpuMatrix) -> Result<(
 pub(crate) struct Planned<'a> {
     src: &'a GpuMatrix,
     out: &'a GpuMatrix,
+    kernel: &'static Kernel,
     params: Params,
     pipeline: wgpu::ComputePipeline,
     groups: [u32; 3],
@@ -60,12 +71,23 @@ impl<'a> Planned<'a> {
         check_bindings(ctx, op, &[src, out])?;
         check_no_alias(op, out, &[src])?;
         let (rows, cols) = src.shape();
-        let tiles_c = cols.div_ceil(TILE);
-        let tiles = rows.div_ceil(TILE).saturating_mul(tiles_c);
+        // Whole vec4s where every row of both starts on a 16-byte boundary (both buffers are
+        // allocated in multiples of 16 bytes).
+        let vec4 = [rows, cols, src.offset(), out.offset()]
+            .iter()
+            .all(|n| n % 4 == 0);
+        let (kernel, tile) = if vec4 {
+            (&TRANSPOSE_VEC4, TILE_VEC4)
+        } else {
+            (&TRANSPOSE, TILE)
+        };
+        let tiles_c = cols.div_ceil(tile);
+        let tiles = rows.div_ceil(tile).saturating_mul(tiles_c);
         let [groups_x, groups_y] = folded_grid(ctx, op, tiles, || format!("{rows}×{cols}"))?;
         Ok(Self {
             src,
             out,
+            kernel,
             params: Params {
                 rows: to_u32(op, "rows", rows)?,
                 cols: to_u32(op, "cols", cols)?,
@@ -76,7 +98,7 @@ impl<'a> Planned<'a> {
                 groups_x,
                 _pad: 0,
             },
-            pipeline: ctx.pipeline(&TRANSPOSE, &[])?,
+            pipeline: ctx.pipeline(kernel, &[])?,
             groups: [groups_x, groups_y, 1],
         })
     }
@@ -101,7 +123,7 @@ impl<'a> Planned<'a> {
         dispatch: &'s [Dispatch<'s>],
     ) -> Step<'s> {
         Step {
-            kernel: &TRANSPOSE,
+            kernel: self.kernel,
             immediates: bytemuck::bytes_of(&self.params),
             bindings,
             dispatches: dispatch,

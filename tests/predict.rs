@@ -165,6 +165,15 @@ fn a_predictor_keeps_its_device_memory_from_one_call_to_the_next() {
         predictor.predict(g, &model, x.view()).unwrap();
     }
     assert_eq!(predictor.sizes_kept(), vec![8, 4, 1, 2]);
+    // The kept buffers live on the device that made them: another device's model is refused
+    // by the first op that meets them, and they stay kept, in the same order.
+    let other = common::own_gpu();
+    let elsewhere = Mlp::new(&other, &spec, Init::default(), 4).unwrap();
+    let err = predictor
+        .predict(&other, &elsewhere, inputs[2].view())
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongContext { .. }), "{err}");
+    assert_eq!(predictor.sizes_kept(), vec![8, 4, 1, 2]);
 }
 
 #[test]

@@ -73,6 +73,7 @@ impl<B: Backend> Sequential<B> {
             architecture: self.architecture(),
             inputs: self.inputs(),
             kept: Vec::new(),
+            passes: 0,
         })
     }
 }
@@ -89,7 +90,9 @@ impl<B: Backend> Sequential<B> {
 /// into device memory that is already there, and waits once per pass for the outputs.
 ///
 /// A predictor belongs to no model: each call names the model, which may have been trained
-/// since the last call, and must have the architecture the predictor was made for.
+/// since the last call, and must have the architecture the predictor was made for. Its
+/// buffers live on the backend of the calls that made them (on the GPU, one context: another
+/// context's model fails with [`Error::WrongContext`]).
 ///
 /// ```
 /// use ndarray::array;
@@ -109,13 +112,17 @@ pub struct Predictor<B: Backend> {
     batch: usize,
     architecture: String,
     inputs: usize,
-    /// The buffers of each pass size kept, the most recently used last.
+    /// The buffers of each pass size kept.
     kept: Vec<Pass<B::Matrix>>,
+    /// Passes run so far: each kept size remembers the number of its latest.
+    passes: u64,
 }
 
 /// One pass size's device memory: its input and every layer's activations.
 struct Pass<M> {
     rows: usize,
+    /// The number of the latest pass that ran through these buffers (0: none has yet).
+    used: u64,
     input: M,
     acts: Activations<M>,
 }
@@ -138,7 +145,9 @@ impl<B: Backend> Predictor<B> {
 
     /// The pass sizes (rows) whose buffers are kept, the most recently used last.
     pub fn sizes_kept(&self) -> Vec<usize> {
-        self.kept.iter().map(|p| p.rows).collect()
+        let mut kept: Vec<(u64, usize)> = self.kept.iter().map(|p| (p.used, p.rows)).collect();
+        kept.sort_unstable();
+        kept.into_iter().map(|(_, rows)| rows).collect()
     }
 
     /// `model`'s outputs for every row of `x`, as [`Sequential::predict`] gives them (inputs
@@ -212,6 +221,8 @@ impl<B: Backend> Predictor<B> {
         let x = standardised.as_ref().map_or(x, |s| s.view());
         for start in (0..rows).step_by(self.batch) {
             let end = (start + self.batch).min(rows);
+            self.passes += 1;
+            let number = self.passes;
             let pass = self.pass(backend, model, end - start)?;
             backend.write(&mut pass.input, x.slice(s![start..end, ..]))?;
             model.forward_batch(backend, &pass.input, &mut pass.acts, Mode::Eval, 0)?;
@@ -222,6 +233,8 @@ impl<B: Backend> Predictor<B> {
             outputs
                 .slice_mut(s![start..end, ..])
                 .assign(&backend.download(output)?);
+            // Only a pass that ran counts as a use: a refused one reorders nothing.
+            pass.used = number;
         }
         Ok(outputs)
     }
@@ -234,26 +247,27 @@ impl<B: Backend> Predictor<B> {
         model: &Sequential<B>,
         rows: usize,
     ) -> Result<&mut Pass<B::Matrix>> {
-        match self.kept.iter().position(|p| p.rows == rows) {
-            Some(i) => {
-                let pass = self.kept.remove(i);
-                self.kept.push(pass);
-            }
+        let index = match self.kept.iter().position(|p| p.rows == rows) {
+            Some(i) => i,
             None => {
                 let pass = Pass {
                     rows,
+                    used: 0,
                     input: backend.zeros(rows, model.inputs())?,
                     acts: model.activations(backend, rows, Mode::Eval)?,
                 };
-                if self.kept.len() == SIZES_KEPT {
-                    self.kept.remove(0);
+                if self.kept.len() == SIZES_KEPT
+                    && let Some(oldest) = (0..self.kept.len()).min_by_key(|&i| self.kept[i].used)
+                {
+                    self.kept.swap_remove(oldest);
                 }
                 self.kept.push(pass);
+                self.kept.len() - 1
             }
-        }
-        self.kept.last_mut().ok_or_else(|| Error::Shape {
+        };
+        self.kept.get_mut(index).ok_or_else(|| Error::Shape {
             op: "Predictor::predict",
-            detail: "no buffers kept after making them".into(),
+            detail: format!("no buffers kept for passes of {rows} rows"),
         })
     }
 }

@@ -12,7 +12,8 @@
 // Entry points:
 //   activation_backward  y[i] ← y[i] · act'(x[i]), where x holds the activation's OUTPUT a:
 //                        identity 1, relu [a > 0], sigmoid a(1 − a), tanh 1 − a²
-//                        (the gradient through act, computed from what the forward pass kept)
+//                        (the gradient through act, computed from what the forward pass kept,
+//                        by `activation.wgsl`, which the host prepends to this file)
 //   axpy                 y[i] ← y[i] + alpha · x[i]
 //   add                  y[i] ← x[i] + z[i]
 // An unknown ACTIVATION code gives NaN, never a formula picked silently.
@@ -34,16 +35,6 @@ var<immediate> params: Params;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-fn derivative_from_output(a: f32) -> f32 {
-    switch ACTIVATION {
-        case 1u: { return select(0.0, 1.0, a > 0.0); }
-        case 2u: { return a * (1.0 - a); }
-        case 0u: { return 1.0; }
-        case 3u: { return 1.0 - a * a; }
-        default: { return bitcast<f32>(0x7fc00000u); }
-    }
-}
-
 @compute @workgroup_size(256, 1, 1)
 fn activation_backward(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -51,7 +42,7 @@ fn activation_backward(
 ) {
     for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
         let yi = params.y_offset + i;
-        y[yi] = y[yi] * derivative_from_output(x[params.x_offset + i]);
+        y[yi] = y[yi] * derivative_from_output(ACTIVATION, x[params.x_offset + i]);
     }
 }
 

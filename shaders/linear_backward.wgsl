@@ -6,7 +6,7 @@
 // each summed in exactly the order of the kernels it stands for, so the result is bit for bit
 // theirs: the products as `matmul.wgsl` sums an unsplit K (one fma per k in order, from 0.0,
 // K padded with zeros to a multiple of 8), the bias gradient in `reduce.wgsl`'s `column_sum`
-// order (as `matmul.wgsl`'s BIAS_GRAD), the derivative as `matmul.wgsl` computes it. The host
+// order (as `matmul.wgsl`'s BIAS_GRAD), the derivative by `activation.wgsl` (prepended). The host
 // uses it only where those kernels would not split K, and only for small layers: each output is
 // one invocation's serial loop.
 //
@@ -60,17 +60,6 @@ var<immediate> params: Params;
 @group(0) @binding(3) var<storage, read> below_output: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grad_below: array<f32>;
-
-// act'(·) of activation DERIVATIVE_OF from its output a, as matmul.wgsl computes it.
-fn derivative_from_output(a: f32) -> f32 {
-    switch DERIVATIVE_OF {
-        case 1u: { return select(0.0, 1.0, a > 0.0); }
-        case 2u: { return a * (1.0 - a); }
-        case 0u: { return 1.0; }
-        case 3u: { return 1.0 - a * a; }
-        default: { return bitcast<f32>(0x7fc00000u); }  // no activation has another code
-    }
-}
 
 // x[r, 4q..4q + 4] and W[o, 4q..4q + 4], zero past the row's end.
 fn input4(r: u32, q: u32) -> vec4<f32> {
@@ -192,7 +181,8 @@ fn linear_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 4u; j++) {
             if (4u * q + j < params.inputs) {
                 let below = below_output[params.below_offset + base + j];
-                grad_below[params.grad_below_offset + base + j] = v[j] * derivative_from_output(below);
+                grad_below[params.grad_below_offset + base + j] =
+                    v[j] * derivative_from_output(DERIVATIVE_OF, below);
             }
         }
     }

@@ -3,7 +3,7 @@
 //   h₀ = x,   h_{l+1} = act_l(h_l · W_lᵀ + b_l)   written to out_l,
 // each element summed as `matmul.wgsl` sums an unsplit K (one fma per k in order, from 0.0, K
 // padded with zeros to a multiple of 8) and finished as its epilogue finishes it (the bias
-// added, then the activation), so every output is bit for bit the separate products'. The host
+// added, then `activation.wgsl`'s activation, prepended by the host), so every output is bit for bit the separate products'. The host
 // uses it only where those products would not split K. Rows are independent all the way up
 // the chain: a workgroup takes ROWS rows through every layer, reading its own outputs of layer l
 // back (after a storage barrier) as layer l + 1's inputs, and never another workgroup's.
@@ -151,29 +151,6 @@ fn store(l: u32, i: u32, x: f32) {
         case 0u: { out0[i >> 2u][i & 3u] = x; }
         case 1u: { out1[i >> 2u][i & 3u] = x; }
         default: { out2[i >> 2u][i & 3u] = x; }
-    }
-}
-
-// matmul.wgsl's activation, code for code.
-fn activate(code: u32, x: vec4<f32>) -> vec4<f32> {
-    switch code {
-        case 1u: {
-            return max(x, vec4<f32>(0.0));
-        }
-        case 2u: {
-            let e = exp(-abs(x));
-            return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= vec4<f32>(0.0));
-        }
-        case 3u: {
-            let e = exp(-2.0 * abs(x));
-            return sign(x) * (1.0 - e) / (1.0 + e);
-        }
-        case 0u: {
-            return x;
-        }
-        default: {
-            return vec4<f32>(bitcast<f32>(0x7fc00000u));
-        }
     }
 }
 

@@ -41,7 +41,8 @@
 //
 // With DERIVATIVE, C is further multiplied element by element by act'(·) computed from act_out,
 // the output of activation DERIVATIVE_OF (the backward pass's δ·W ⊙ act'(output below), fused):
-// identity 1, ReLU [a > 0], sigmoid a(1 − a), tanh 1 − a², as elementwise.wgsl computes them.
+// identity 1, ReLU [a > 0], sigmoid a(1 − a), tanh 1 − a² (`activation.wgsl`, which the host
+// prepends to this file: `activate` and `derivative_from_output`).
 //
 // With BIAS_GRAD (TRANS_A only, op(A) = δᵀ with δ stored K×M: a linear layer's weight
 // gradient δᵀ·x), ⌈M / THREADS⌉ workgroups past the product's (flat ids tiles · splits and
@@ -264,17 +265,6 @@ fn stage_b(buf: u32, v: u32, x: vec4<f32>) {
     }
 }
 
-// act'(·) of activation DERIVATIVE_OF from its output a.
-fn derivative_from_output(a: f32) -> f32 {
-    switch DERIVATIVE_OF {
-        case 1u: { return select(0.0, 1.0, a > 0.0); }
-        case 2u: { return a * (1.0 - a); }
-        case 0u: { return 1.0; }
-        case 3u: { return 1.0 - a * a; }
-        default: { return bitcast<f32>(0x7fc00000u); }  // no activation has another code
-    }
-}
-
 // Element `i` of C, written alone (the other three of its vec4 are other invocations' or
 // outside the view).
 fn store_c(i: u32, x: f32) {
@@ -292,41 +282,16 @@ fn derivative4(i: u32, col: u32, whole: bool) -> vec4<f32> {
     if (whole) {
         let a = act_out[i >> 2u];
         for (var j = 0u; j < 4u; j++) {
-            d[j] = derivative_from_output(a[j]);
+            d[j] = derivative_from_output(DERIVATIVE_OF, a[j]);
         }
     } else {
         for (var j = 0u; j < 4u; j++) {
             if (ALL_INSIDE || col + j < params.n) {
-                d[j] = derivative_from_output(act_out_at(i + j));
+                d[j] = derivative_from_output(DERIVATIVE_OF, act_out_at(i + j));
             }
         }
     }
     return d;
-}
-
-fn activate(x: vec4<f32>) -> vec4<f32> {
-    switch ACTIVATION {
-        case 1u: {
-            return max(x, vec4<f32>(0.0));
-        }
-        case 2u: {
-            // Never exponentiates a positive number, so no overflow for any x.
-            let e = exp(-abs(x));
-            return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= vec4<f32>(0.0));
-        }
-        case 3u: {
-            // Built-in tanh is NaN for large |x| on some drivers; this form is finite everywhere.
-            let e = exp(-2.0 * abs(x));
-            return sign(x) * (1.0 - e) / (1.0 + e);
-        }
-        case 0u: {
-            return x;
-        }
-        default: {
-            // No activation has another code: poison the output rather than pick one.
-            return vec4<f32>(bitcast<f32>(0x7fc00000u));
-        }
-    }
 }
 
 // BIAS_GRAD: Σ_k op(A)[m, k] for the m of invocation t of the extra workgroup `group`, in
@@ -527,7 +492,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
                 if (HAS_BIAS) {
                     v += bias_n[w];
                 }
-                v = activate(v);
+                v = activate(ACTIVATION, v);
                 let at = row * params.n + col;
                 // C_VEC4: the four columns start on a 16-byte boundary of C (and of act_out).
                 let whole = C_VEC4 && (ALL_INSIDE || col + 3u < params.n);
@@ -563,9 +528,9 @@ fn matmul_reduce(
         if (HAS_BIAS) {
             sum += bias[params.bias_offset + e % params.n];
         }
-        var x = activate(vec4<f32>(sum)).x;
+        var x = activate(ACTIVATION, vec4<f32>(sum)).x;
         if (DERIVATIVE) {
-            x *= derivative_from_output(act_out_at(params.act_offset + e));
+            x *= derivative_from_output(DERIVATIVE_OF, act_out_at(params.act_offset + e));
         }
         store_c(params.c_offset + e, x);
     }

@@ -10,7 +10,10 @@ use crate::error::Result;
 
 const ACTIVATION_BACKWARD: Kernel = Kernel {
     shader: "elementwise.wgsl",
-    source: include_str!("../../../shaders/elementwise.wgsl"),
+    source: concat!(
+        include_str!("../../../shaders/activation.wgsl"),
+        include_str!("../../../shaders/elementwise.wgsl")
+    ),
     entry: "activation_backward",
     bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
     immediate_size: size_of::<Params>() as u32,

@@ -103,7 +103,10 @@ fn check_apart(
 
 const LINEAR_BACKWARD: Kernel = Kernel {
     shader: "linear_backward.wgsl",
-    source: include_str!("../../../shaders/linear_backward.wgsl"),
+    source: concat!(
+        include_str!("../../../shaders/activation.wgsl"),
+        include_str!("../../../shaders/linear_backward.wgsl")
+    ),
     entry: "linear_backward",
     bindings: &[
         Binding::ReadOnly,

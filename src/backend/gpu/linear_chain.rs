@@ -13,7 +13,10 @@ use crate::error::Result;
 
 const LINEAR_CHAIN: Kernel = Kernel {
     shader: "linear_chain.wgsl",
-    source: include_str!("../../../shaders/linear_chain.wgsl"),
+    source: concat!(
+        include_str!("../../../shaders/activation.wgsl"),
+        include_str!("../../../shaders/linear_chain.wgsl")
+    ),
     entry: "linear_chain",
     bindings: &[
         Binding::ReadOnly,

@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 
 const MATMUL: Kernel = Kernel {
     shader: "matmul.wgsl",
-    source: include_str!("../../../shaders/matmul.wgsl"),
+    source: concat!(
+        include_str!("../../../shaders/activation.wgsl"),
+        include_str!("../../../shaders/matmul.wgsl")
+    ),
     entry: "matmul",
     bindings: &[
         Binding::ReadOnly,

@@ -7,7 +7,8 @@ mod common;
 
 use common::{gpu, random_matrix, rng};
 use ndarray::{Array2, array};
-use steepest::{Activation, Backend, CpuBackend, Error, Init, Mlp, MlpSpec};
+use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
+use steepest::{Activation, Backend, CpuBackend, Error, Init, Linear, Mlp, MlpSpec, Nonlinearity};
 
 fn scratch(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("steepest-{test}-{}", std::process::id()));
@@ -174,6 +175,67 @@ fn a_predictor_keeps_its_device_memory_from_one_call_to_the_next() {
         .unwrap_err();
     assert!(matches!(err, Error::WrongContext { .. }), "{err}");
     assert_eq!(predictor.sizes_kept(), vec![8, 4, 1, 2]);
+}
+
+/// A model of every kind of layer: LayerNorm, GELU, dropout (off when predicting) and a
+/// residual block between linear layers.
+fn layered<B: Backend>(backend: &B) -> Sequential<B> {
+    let block: Vec<Box<dyn Layer<B>>> = vec![
+        Box::new(LayerNorm::new(12)),
+        Box::new(Linear::new(12, 12)),
+        Box::new(Elementwise::new(12, Nonlinearity::Gelu)),
+        Box::new(Dropout::new(12, 0.5, 3)),
+        Box::new(Linear::new(12, 12)),
+    ];
+    let layers: Vec<Box<dyn Layer<B>>> = vec![
+        Box::new(Linear::new(3, 12)),
+        Box::new(Residual::new(block).unwrap()),
+        Box::new(Linear::new(12, 2)),
+    ];
+    Sequential::new(backend, layers, Init::default(), 6).unwrap()
+}
+
+#[test]
+fn a_predictor_runs_every_kind_of_layer_in_evaluation_mode() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let model = layered(g);
+    let mut reference = layered(&CpuBackend);
+    reference
+        .set_parameters_flat(&CpuBackend, &model.parameters_flat(g).unwrap())
+        .unwrap();
+    let x = random_matrix(&mut rng(6), 37, 3, 2.0);
+    // A fresh forward pass (new buffers) of each batch the predictor will run: 16, 16, 5.
+    let fresh: Vec<Array2<f32>> = [0..16, 16..32, 32..37]
+        .into_iter()
+        .map(|rows| {
+            let batch = g.upload(x.slice(ndarray::s![rows, ..])).unwrap();
+            g.download(&model.forward(g, &batch).unwrap()).unwrap()
+        })
+        .collect();
+    let views: Vec<_> = fresh.iter().map(|a| a.view()).collect();
+    let fresh = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
+    let mut predictor = model.predictor(16).unwrap();
+    let first = predictor.predict(g, &model, x.view()).unwrap();
+    assert_eq!(first, fresh, "kept buffers, not the bits of fresh ones");
+    let on_cpu = reference.predict(&CpuBackend, x.view()).unwrap();
+    let worst = (&first - &on_cpu)
+        .iter()
+        .fold(0.0f32, |m, d| m.max(d.abs()));
+    assert!(worst < 1e-4, "off the CPU twin by {worst}");
+    // Dropout is off when predicting: the same outputs every call, and nothing created.
+    let before = ctx.counters();
+    for _ in 0..5 {
+        assert_eq!(predictor.predict(g, &model, x.view()).unwrap(), first);
+    }
+    let after = ctx.counters();
+    assert_eq!(
+        (
+            after.buffers_created - before.buffers_created,
+            after.bind_groups_created - before.bind_groups_created,
+        ),
+        (0, 0)
+    );
 }
 
 #[test]

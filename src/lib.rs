@@ -48,6 +48,10 @@
 //! # }
 //! ```
 //!
+//! A loop that predicts again and again (a server, an evaluation every epoch) keeps the
+//! device memory of its predictions in a [`Predictor`] (`model.predictor(batch)?`), which
+//! allocates nothing once each batch size has been seen.
+//!
 //! ## Models beyond the MLP
 //!
 //! [`Mlp`] builds a [`Sequential`] model of [`Linear`] layers. Any chain of layers is one:

@@ -346,7 +346,8 @@ impl Report {
             dt * 1e3
         );
         // The transposes a pretransposed product runs first (the 4096 model's weight and
-        // batch), against the copy above: what they cost is what that product pays.
+        // batch), against the copy above: what they cost is what that product pays; and the
+        // element-wise kernel on the same shapes, against the whole-vec4 one they run.
         let shapes: &[(usize, usize)] = if self.quick {
             &[(256, 256)]
         } else {
@@ -355,12 +356,18 @@ impl Report {
         for &(rows, cols) in shapes {
             let src = self.random(rows, cols)?;
             let out = self.gpu.zeros(cols, rows)?;
-            let dt = time(&self.gpu, 20, || transpose(&ctx, &src, &out))?;
-            println!(
-                "transpose_{rows}x{cols} {:.1} GB/s read+write ({:.1} us)",
-                8.0 * (rows * cols) as f64 / dt / 1e9,
-                dt * 1e6
-            );
+            // The same source one element into its buffer: no row starts on 16 bytes, so the
+            // element-wise kernel runs, the one these shapes used before `transpose_vec4`.
+            let shifted = GpuBuffer::<f32>::zeros(&ctx, "shifted source", rows * cols + 1)?;
+            let shifted = GpuMatrix::view(shifted, 1, rows, cols)?;
+            for (suffix, src) in [("", &src), ("_elementwise", &shifted)] {
+                let dt = time(&self.gpu, 20, || transpose(&ctx, src, &out))?;
+                println!(
+                    "transpose_{rows}x{cols}{suffix} {:.1} GB/s read+write ({:.1} us)",
+                    8.0 * (rows * cols) as f64 / dt / 1e9,
+                    dt * 1e6
+                );
+            }
         }
         Ok(())
     }

@@ -572,17 +572,16 @@ impl Report {
     /// each): through `Sequential::predict`, which allocates its device memory on every call,
     /// and through a kept `Predictor`, which allocates nothing once warm.
     fn predictions(&mut self) -> steepest::Result<()> {
-        let ctx = self.gpu.context().clone();
         let spec = MlpSpec::stack(&[2, 64, 64, 2], Activation::Relu);
         let model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
         let x = Array2::from_shape_fn((64, 2), |_| self.rng.random_range(-1.0f32..1.0));
         let calls = if self.quick { 20 } else { 500 };
         let mut predictor = model.predictor(64)?;
         let gpu = &self.gpu;
-        print_calls(&ctx, "predict", calls, || {
+        print_calls(gpu, "predict", calls, || {
             model.predict(gpu, x.view()).map(drop)
         })?;
-        print_calls(&ctx, "predictor", calls, || {
+        print_calls(gpu, "predictor", calls, || {
             predictor.predict(gpu, &model, x.view()).map(drop)
         })?;
         Ok(())
@@ -694,31 +693,25 @@ impl Report {
 
 /// A training session on `data`, past its first steps (whole groups of `every`, so each timed
 /// group ends with its own submit), the GPU caught up.
-/// Times `calls` calls of `call` (a 64-row prediction of the small model, named `name`) after
-/// one warm-up call: the median of three runs, and what they created per call.
+/// Times `calls` calls of `call` (a 64-row prediction of the small model, named `name`) with
+/// [`time`], after a warm-up call of its own, and counts what the timed calls created.
 fn print_calls(
-    ctx: &GpuContext,
+    gpu: &GpuBackend,
     name: &str,
     calls: u32,
     mut call: impl FnMut() -> steepest::Result<()>,
 ) -> steepest::Result<()> {
     call()?;
-    let mut times = Vec::new();
+    let ctx = gpu.context();
     let before = ctx.counters();
-    for _ in 0..3 {
-        let start = Instant::now();
-        for _ in 0..calls {
-            call()?;
-        }
-        times.push(start.elapsed().as_secs_f64() / f64::from(calls));
-    }
+    let dt = time(gpu, calls, &mut call)?;
     let after = ctx.counters();
-    times.sort_by(f64::total_cmp);
-    let per_call = |n: u64| n as f64 / f64::from(3 * calls);
+    // `time` makes one call before its three timed runs.
+    let per_call = |n: u64| n as f64 / f64::from(3 * calls + 1);
     println!(
         "host_{name}_2-64-64-2_b64 {:.1} us per 64-row prediction, host to host ({:.1} buffers \
          and {:.1} bind groups created per call)",
-        times[1] * 1e6,
+        dt * 1e6,
         per_call(after.buffers_created - before.buffers_created),
         per_call(after.bind_groups_created - before.bind_groups_created),
     );

@@ -219,8 +219,8 @@ impl Tiling {
 
     /// Whether an `m × n` output over `k` fills this tiling exactly: every tile inside the
     /// output, every K slice a non-empty whole number of the kernel's 8-wide K steps. With
-    /// both operands' rows on 16-byte boundaries, the kernel then needs no edge checks at all
-    /// (`matmul.wgsl`'s `ALL_INSIDE`).
+    /// both operands' rows on 16-byte boundaries, every tile then loads its slices and stores
+    /// its outputs without edge checks (`matmul.wgsl`'s `ALL_INSIDE`).
     pub(crate) fn fills(&self, m: usize, n: usize, k: usize) -> bool {
         let slices_whole = self.splits == 1 || self.k_per_split.is_multiple_of(8);
         m > 0

@@ -1,46 +1,56 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine, from what benches/device/stage.sh put in .devcarry/: in about
-# seven minutes, on one card, the reference probe and PyTorch's, what the driver compiled each
-# kernel into, every test binary, the probe's training rows alone (with the in-flight bound
-# and without), the GPU report (alternated with the baseline's, when staged), its products and
-# training rows profiled op by op, its PyTorch twin, and every tiling at the MLPs' shapes.
+# three minutes (159 s on an H200), on one card, the reference probe and PyTorch's, what the
+# driver compiled each kernel into, every test binary, the probe's training rows alone (with
+# the in-flight bound and without), the GPU report (alternated with the baseline's, when
+# staged), its products and training rows profiled op by op, its PyTorch twin, and every
+# tiling at the MLPs' shapes.
 # Most important first: a run cut short by the call's time limit loses the last. Everything
-# printed is also kept in $OUT (or .devcarry/out).
+# printed is also kept, as results.tgz in $OUT (or .devcarry/out): the device call brings back
+# at most 8 files, so the outputs travel as one archive, written anew after each step.
 set -uo pipefail
 cd "$(dirname "$0")"
-OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+DEST=${OUT:-$PWD/out}; mkdir -p "$DEST"
+OUT=/tmp/steepest-results; rm -rf "$OUT"; mkdir -p "$OUT"
+keep() { tar czf "$DEST/results.tgz.part" -C "$OUT" . && mv "$DEST/results.tgz.part" "$DEST/results.tgz"; }
+clocks=
+trap 'keep; kill $clocks 2>/dev/null' EXIT
+# The Vulkan loader and glvnd (NVIDIA's Vulkan driver lives in libGLX_nvidia, which needs
+# glvnd's dispatch libraries; some machine images lack them).
 for f in gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+export __EGL_VENDOR_LIBRARY_FILENAMES=${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}
 export XDG_RUNTIME_DIR=/tmp/xdg; mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 export PYTHONUNBUFFERED=1
 echo "steepest $(cat commit); baseline $(cat baseline 2>/dev/null || echo none)"
 # The SM clock, every 250 ms: a GPU left idle drops it to a third, which shows as slow rows.
 nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv -lms 250 > "$OUT/clocks.csv" &
 clocks=$!
-trap 'kill $clocks 2>/dev/null' EXIT
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"; keep
 
-timeout 240 ./gpu_probe 2>&1 | tee "$OUT/probe.txt"
-timeout 120 python3 torch_probe.py 2>&1 | tee "$OUT/torch.txt"
+timeout 240 ./gpu_probe 2>&1 | tee "$OUT/probe.txt"; keep
+# No adapter: nothing below can run, and the lease's time is better kept.
+grep -q 'no GPU adapter found' "$OUT/probe.txt" && exit 1
+timeout 120 python3 torch_probe.py 2>&1 | tee "$OUT/torch.txt"; keep
 # What the driver compiled each of the report's kernels into (registers, spills,
 # instructions): seconds, and what no timing shows directly (with the register count, how
 # many workgroups of a kernel fit on a compute unit at once).
-timeout 90 ./gpu_report --sections kernels --ir-dir "$OUT/kernel_ir" 2>&1 | tee "$OUT/kernels.txt"
+timeout 90 ./gpu_report --sections kernels --ir-dir "$OUT/kernel_ir" 2>&1 | tee "$OUT/kernels.txt"; keep
 
 mkdir -p /tmp/tests && tar xJf t.txz -C /tmp/tests
 for t in /tmp/tests/t/*; do
   echo "-- $(basename "$t")"
   timeout 120 "$t" --test-threads 8 > "/tmp/$(basename "$t").log" 2>&1; echo "exit $?"
   grep -E '^test result|FAILED|panicked' "/tmp/$(basename "$t").log" | head -20
-done 2>&1 | tee "$OUT/tests.txt"
+done 2>&1 | tee "$OUT/tests.txt"; keep
 
 # The probe's training rows as their own process, the GPU busy just before (full clock); then
 # with the in-flight bound out of reach: where the GPU is slower than the host, the probe's
 # 500 steps in a row wait for it once the bound is reached, and its host line reads the GPU's
 # pace (the report's host lines are timed in bursts, and do not).
-timeout 60 ./gpu_probe train 2>&1 | tee "$OUT/probe_train.txt"
+timeout 60 ./gpu_probe train 2>&1 | tee "$OUT/probe_train.txt"; keep
 STEEPEST_MAX_DISPATCHES_IN_FLIGHT=1000000000 timeout 60 ./gpu_probe train 2>&1 |
-  tee "$OUT/probe_train_unbounded.txt"
+  tee "$OUT/probe_train_unbounded.txt"; keep
 
 report() {
   for r in "$@"; do
@@ -49,22 +59,22 @@ report() {
   done
 }
 if [ -x gpu_report_baseline ]; then
-  report gpu_report_baseline gpu_report gpu_report_baseline gpu_report 2>&1 | tee "$OUT/report_train.txt"
+  report gpu_report_baseline gpu_report gpu_report_baseline gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 else
-  report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"
+  report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
-timeout 150 ./gpu_report --sections matmul,shapes,copy 2>&1 | tee "$OUT/report_matmul.txt"
+timeout 150 ./gpu_report --sections matmul,shapes,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
 if [ -x gpu_report_baseline ]; then
   for r in gpu_report_baseline gpu_report; do
     echo "== $r --sections shapes"
     timeout 60 "./$r" --sections shapes 2>&1
-  done | tee "$OUT/report_shapes.txt"
+  done | tee "$OUT/report_shapes.txt"; keep
 fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
-  grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"
-timeout 90 python3 torch_report.py --sections shapes,copy,host 2>&1 | tee "$OUT/torch_report.txt"
+  grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"; keep
+timeout 90 python3 torch_report.py --sections shapes,copy,host 2>&1 | tee "$OUT/torch_report.txt"; keep
 # Every tiling at the MLPs' shapes (the 4096 model's: the large tiles, whole and with the
 # K-contiguous operands transposed first): what Tiling::choose should pick there, if not its
 # pick. Last: the least needed.
-timeout 90 ./gpu_report --sections shapes --tilings 2>&1 | tee "$OUT/report_tilings.txt"
+timeout 90 ./gpu_report --sections shapes --tilings 2>&1 | tee "$OUT/report_tilings.txt"; keep

@@ -3,9 +3,9 @@
 # Run from the project root on the build machine:
 #   bash benches/device/stage.sh [BASELINE_COMMIT]
 # It runs the reference probe's prepare.sh (the probe, PyTorch's twin, every test binary),
-# then adds this checkout's GPU report, its PyTorch twin and go.sh to .devcarry/; with
-# BASELINE_COMMIT, also the report built at that commit, which go.sh alternates with this
-# one. Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
+# adds glvnd's libraries beside its Vulkan loader, then this checkout's GPU report, its
+# PyTorch twin and go.sh to .devcarry/; with BASELINE_COMMIT, also the report built at that
+# commit, which go.sh alternates with this one. Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -13,6 +13,11 @@ target=${CARGO_TARGET_DIR:-$root/target}
 probe="$root/../shared/gpu-probe"
 [ -f "$probe/prepare.sh" ] || { echo "no reference probe at $probe" >&2; exit 1; }
 CARGO_TARGET_DIR="$target" bash "$probe/prepare.sh" --tests
+# prepare.sh brings the Vulkan loader; NVIDIA's Vulkan driver (in libGLX_nvidia) also needs
+# glvnd, which some of the lent machines' images lack ("Could not get 'vkCreateInstance'" from
+# the loader, then no adapter).
+o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+(cd .devcarry/gl && apt-get $o download -qq libglvnd0 libegl1 libglx0 libgl1 libopengl0 libgles2)
 # The test binaries as xz: a third smaller than gzip, which keeps the carry under its limit.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -14,7 +14,8 @@
 //! time this crate controls, the same on any machine with this CPU.
 //!
 //! Sections: `matmul` (NN/NT/TN squares 1024–8192 and a fused linear layer), `shapes` (the
-//! bench MLPs' own forward and backward products), `copy` (buffer-to-buffer bandwidth, and the
+//! bench MLPs' own forward and backward products), `waves` (the large tile's rate over the
+//! number of tiles and over K, in long runs), `copy` (buffer-to-buffer bandwidth, and the
 //! transposes a pretransposed product runs first), `optim` (Adam and SGD with momentum over
 //! 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
 //! time to record and submit a step), `host` (that host time taken apart: recording one small
@@ -43,8 +44,8 @@ use steepest::{
     Init, LinearLink, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
 };
 
-const SECTIONS: [&str; 7] = [
-    "matmul", "shapes", "copy", "optim", "train", "host", "kernels",
+const SECTIONS: [&str; 8] = [
+    "matmul", "shapes", "waves", "copy", "optim", "train", "host", "kernels",
 ];
 
 struct Report {
@@ -314,6 +315,65 @@ impl Report {
     fn shapes(&mut self) -> steepest::Result<()> {
         for product in self.layer_products() {
             self.product(&product)?;
+        }
+        Ok(())
+    }
+
+    /// (M, N, K) of the `waves` products: the 4096 model's forward and input-gradient shape
+    /// (256 large tiles: one workgroup short of two per unit on 132 units, 8 units with one),
+    /// one full round (264 tiles), then 2, 4 and 8 times its tiles at the same K; that shape
+    /// and the 4096³ one over K (the weight gradient's 4096×4096×1024 among them).
+    fn wave_shapes(&self) -> Vec<(usize, usize, usize)> {
+        let full = [
+            (1024, 4096, 4096),
+            (1024, 4224, 4096),
+            (2048, 4096, 4096),
+            (4096, 4096, 4096),
+            (8192, 4096, 4096),
+            (1024, 4096, 1024),
+            (1024, 4096, 16384),
+            (4096, 4096, 1024),
+            (4096, 4096, 2048),
+            (4096, 4096, 8192),
+        ];
+        let scale = if self.quick { 16 } else { 1 };
+        full.iter()
+            .map(|&(m, n, k)| (m / scale, n / scale, k / scale))
+            .collect()
+    }
+
+    /// Where the large tile's rate changes with the shape (`waves`): TN products (both
+    /// operands K-major, so nothing is transposed first), the large tile over all of K, each
+    /// run of products about 30 ms long so that a run's fixed costs (the submit, the wait)
+    /// weigh under 1%; the first shape also with three products a run, as `shapes` times it.
+    /// On an H200 the 4096 model's products ran ~10% slower per tile and K step than 4096³
+    /// did (tenth session); these rows tell whether the number of tiles, K or the length of
+    /// a run explains it.
+    fn waves(&mut self) -> steepest::Result<()> {
+        let ctx = self.gpu.context().clone();
+        for (i, (m, n, k)) in self.wave_shapes().into_iter().enumerate() {
+            let (a, b) = (self.random(k, m)?, self.random(k, n)?);
+            let out = self.gpu.zeros(m, n)?;
+            let tiling = Tiling::whole(Tile::Large, k);
+            let flops = 2.0 * (m * n * k) as f64;
+            let long = (1.35e12 / flops).clamp(3.0, 200.0) as u32;
+            let runs: &[u32] = match (self.quick, i) {
+                (true, _) => &[2],
+                (false, 0) => &[long, 3],
+                (false, _) => &[long],
+            };
+            for &iters in runs {
+                let dt = time(&self.gpu, iters, || {
+                    matmul_tiled(&ctx, Matmul::tn(), Some(tiling), &a, &b, None, &out)
+                })?;
+                println!(
+                    "waves_tn_{m}x{n}x{k}_x{iters} {:.1} GFLOP/s ({:.1} us, {} tiles, {iters} \
+                     products a run)",
+                    flops / dt / 1e9,
+                    dt * 1e6,
+                    Tile::Large.count(m, n),
+                );
+            }
         }
         Ok(())
     }
@@ -806,8 +866,8 @@ fn label(len: usize) -> String {
 /// Time what training needs on this adapter, one `key value unit` line per figure.
 #[derive(clap::Parser)]
 struct Args {
-    /// Comma-separated sections to run: matmul, shapes, copy, optim, train, host, kernels
-    /// [default: all].
+    /// Comma-separated sections to run: matmul, shapes, waves, copy, optim, train, host,
+    /// kernels [default: all].
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SECTIONS))]
     sections: Vec<String>,
     /// Small sizes (lavapipe, CI).
@@ -864,6 +924,7 @@ fn run(args: Args) -> Result<(), String> {
         let result = match *section {
             "matmul" => report.matmul(),
             "shapes" => report.shapes(),
+            "waves" => report.waves(),
             "copy" => report.copy(),
             "optim" => report.optim(),
             "host" => report.host(),

@@ -3,8 +3,8 @@
 # three minutes (159 s on an H200), on one card, the reference probe and PyTorch's, what the
 # driver compiled each kernel into, every test binary, the probe's training rows alone (with
 # the in-flight bound and without), the GPU report (alternated with the baseline's, when
-# staged), its products and training rows profiled op by op, its PyTorch twin, and every
-# tiling at the MLPs' shapes.
+# staged), staged experiments beside it (about 25 s each), its products and training rows
+# profiled op by op, its PyTorch twin, and every tiling at the MLPs' shapes.
 # Most important first: a run cut short by the call's time limit loses the last. Everything
 # printed is also kept, as results.tgz in $OUT (or .devcarry/out): the device call brings back
 # at most 8 files, so the outputs travel as one archive, written anew after each step.
@@ -63,7 +63,23 @@ if [ -x gpu_report_baseline ]; then
 else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
-timeout 150 ./gpu_report --sections matmul,shapes,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
+timeout 150 ./gpu_report --sections matmul,shapes,waves,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
+# Staged experiments (stage.sh's EXPERIMENTS: a name, a report built elsewhere, its
+# environment), each beside this report's own, in turn and then in reverse; then what the
+# driver compiled each into.
+if [ -s experiments.txt ]; then
+  for pass in forward reverse; do
+    if [ $pass = forward ]; then order=cat; else order=tac; fi
+    { echo "main ./gpu_report"; cat experiments.txt; } | $order | while read -r name bin vars; do
+      echo "== $pass $name: ${vars:-(no environment)}"
+      env $vars timeout 60 "./$bin" --sections shapes,waves < /dev/null 2>&1
+    done
+  done | tee "$OUT/experiments.txt"; keep
+  while read -r name bin vars; do
+    echo "== $name: ${vars:-(no environment)}"
+    env $vars timeout 60 "./$bin" --sections kernels < /dev/null 2>&1 | grep -E '^kernel.*matmul'
+  done < experiments.txt | tee "$OUT/experiments_kernels.txt"; keep
+fi
 if [ -x gpu_report_baseline ]; then
   for r in gpu_report_baseline gpu_report; do
     echo "== $r --sections shapes"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Stages one measuring run on a lent GPU machine (see BENCHMARKS.md, "Measuring on a GPU").
 # Run from the project root on the build machine:
-#   bash benches/device/stage.sh [BASELINE_COMMIT]
+#   [EXPERIMENTS=FILE] bash benches/device/stage.sh [BASELINE_COMMIT]
 # It runs the reference probe's prepare.sh (the probe, PyTorch's twin, every test binary),
 # adds glvnd's libraries beside its Vulkan loader, then this checkout's GPU report, its
 # PyTorch twin and go.sh to .devcarry/; with BASELINE_COMMIT, also the report built at that
-# commit, which go.sh alternates with this one. Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
+# commit, which go.sh alternates with this one. With EXPERIMENTS, a file of lines
+# `NAME REV [VAR=VALUE ...]` (# starts a comment), also the report built at each REV (a
+# kernel variant on a branch, say), which go.sh times beside this one's with each line's
+# environment (its `shapes,waves` sections, in turn and then in reverse, and its `kernels`).
+# Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -30,13 +34,28 @@ strip .devcarry/gpu_report
 cp benches/pytorch/gpu_report.py .devcarry/torch_report.py
 cp benches/device/go.sh .devcarry/go.sh
 git describe --always --dirty > .devcarry/commit
-if [ -n "${1:-}" ]; then
-  tree="$scratch/baseline"
+# The GPU report built at commit $1, stripped, as .devcarry/$2.
+report_at() {
+  local tree="$scratch/tree-$2"
   git worktree add -q --detach "$tree" "$1"
   (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report)
   git worktree remove --force "$tree"
-  cp "$target/release/examples/gpu_report" .devcarry/gpu_report_baseline
-  strip .devcarry/gpu_report_baseline
+  cp "$target/release/examples/gpu_report" ".devcarry/$2"
+  strip ".devcarry/$2"
+}
+if [ -n "${1:-}" ]; then
+  report_at "$1" gpu_report_baseline
   git rev-parse --short "$1" > .devcarry/baseline
+fi
+if [ -n "${EXPERIMENTS:-}" ]; then
+  mkdir -p .devcarry/exp
+  : > .devcarry/experiments.txt
+  while read -r name rev vars; do
+    case "$name" in ''|'#'*) continue ;; esac
+    short=$(git rev-parse --short "$rev")
+    [ -f ".devcarry/exp/gpu_report_$short" ] || report_at "$rev" "exp/gpu_report_$short" < /dev/null
+    echo "$name exp/gpu_report_$short $vars" >> .devcarry/experiments.txt
+  done < "$EXPERIMENTS"
+  cat .devcarry/experiments.txt
 fi
 du -sh .devcarry

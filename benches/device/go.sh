@@ -89,7 +89,7 @@ fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
   grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"; keep
-timeout 90 python3 torch_report.py --sections shapes,copy,host 2>&1 | tee "$OUT/torch_report.txt"; keep
+timeout 90 python3 torch_report.py --sections shapes,waves,copy,host 2>&1 | tee "$OUT/torch_report.txt"; keep
 # Every tiling at the MLPs' shapes (the 4096 model's: the large tiles, whole and with the
 # K-contiguous operands transposed first): what Tiling::choose should pick there, if not its
 # pick. Last: the least needed.

@@ -1,7 +1,7 @@
 """PyTorch eager on the same work as `cargo run --release --example gpu_report`, line for line
 (same keys, prefixed `torch_`), so the two pair up when run on the same card.
 
-    python benches/pytorch/gpu_report.py [--quick] [--sections matmul,shapes,copy,optim,train,host]
+    python benches/pytorch/gpu_report.py [--quick] [--sections matmul,shapes,waves,copy,optim,train,host]
 
 TF32 is off (steepest computes in plain f32); Adam is `fused=True`, PyTorch's fastest.
 Times are medians of three timed runs after a warm-up, synchronised before the clock stops.
@@ -12,7 +12,7 @@ import time
 
 import torch
 
-SECTIONS = ["matmul", "shapes", "copy", "optim", "train", "host"]
+SECTIONS = ["matmul", "shapes", "waves", "copy", "optim", "train", "host"]
 
 
 def timed(fn, iters, warm=2):
@@ -65,6 +65,26 @@ def shapes(quick):
         product(f"shape_{model}_fwd_nt_{batch}x{fan_out}x{fan_in}", "nt", (batch, fan_in), (fan_out, fan_in), quick)
         product(f"shape_{model}_dw_tn_{fan_out}x{fan_in}x{batch}", "tn", (batch, fan_out), (batch, fan_in), quick)
         product(f"shape_{model}_dx_nn_{batch}x{fan_in}x{fan_out}", "nn", (batch, fan_out), (fan_out, fan_in), quick)
+
+
+def waves(quick):
+    """The report's `waves` products, TN (aᵀ·b with a stored K×M), in runs of about 30 ms
+    (the first shape also in runs of three): cuBLAS's rate over the same shapes."""
+    shapes = [
+        (1024, 4096, 4096), (1024, 4224, 4096), (2048, 4096, 4096), (4096, 4096, 4096),
+        (8192, 4096, 4096), (1024, 4096, 1024), (1024, 4096, 16384), (4096, 4096, 1024),
+        (4096, 4096, 2048), (4096, 4096, 8192),
+    ]
+    scale = 16 if quick else 1
+    for i, (m, n, k) in enumerate(shapes):
+        m, n, k = m // scale, n // scale, k // scale
+        a, b = rand(k, m), rand(k, n)
+        flops = 2 * m * n * k
+        long = int(min(200, max(3, 1.35e12 / flops)))
+        for iters in [2] if quick else ([long, 3] if i == 0 else [long]):
+            dt = timed(lambda: a.T @ b, iters)
+            print(f"torch_waves_tn_{m}x{n}x{k}_x{iters} {flops / dt / 1e9:.1f} GFLOP/s ({dt * 1e6:.1f} us)")
+        del a, b
 
 
 def label(n):

@@ -64,27 +64,24 @@ else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
 timeout 150 ./gpu_report --sections matmul,shapes,waves,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
-# Staged experiments (stage.sh's EXPERIMENTS: a name, a report built elsewhere, its
-# environment), each beside this report's own, in turn and then in reverse; then what the
-# driver compiled each into.
+# Staged experiments (stage.sh's EXPERIMENTS: a name, a report and matmul tests built
+# elsewhere, an environment), each beside this report's own, in turn and then in reverse; then
+# what the driver compiled each into, and each one's matmul tests (its bits on this GPU).
 if [ -s experiments.txt ]; then
+  tar xJf exp.txz
   for pass in forward reverse; do
     if [ $pass = forward ]; then order=cat; else order=tac; fi
-    { echo "main ./gpu_report"; cat experiments.txt; } | $order | while read -r name bin vars; do
+    { echo "main ./gpu_report -"; cat experiments.txt; } | $order | while read -r name bin tests vars; do
       echo "== $pass $name: ${vars:-(no environment)}"
       env $vars timeout 60 "./$bin" --sections shapes,waves < /dev/null 2>&1
     done
   done | tee "$OUT/experiments.txt"; keep
-  while read -r name bin vars; do
+  while read -r name bin tests vars; do
     echo "== $name: ${vars:-(no environment)}"
     env $vars timeout 60 "./$bin" --sections kernels < /dev/null 2>&1 | grep -E '^kernel.*matmul'
+    env $vars timeout 120 "./$tests" --test-threads 8 < /dev/null 2>&1 |
+      grep -E '^test result|FAILED|panicked' | head -20
   done < experiments.txt | tee "$OUT/experiments_kernels.txt"; keep
-fi
-if [ -x gpu_report_baseline ]; then
-  for r in gpu_report_baseline gpu_report; do
-    echo "== $r --sections shapes"
-    timeout 60 "./$r" --sections shapes 2>&1
-  done | tee "$OUT/report_shapes.txt"; keep
 fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |

@@ -8,7 +8,8 @@
 # commit, which go.sh alternates with this one. With EXPERIMENTS, a file of lines
 # `NAME REV [VAR=VALUE ...]` (# starts a comment), also the report built at each REV (a
 # kernel variant on a branch, say), which go.sh times beside this one's with each line's
-# environment (its `shapes,waves` sections, in turn and then in reverse, and its `kernels`).
+# environment (its `shapes,waves` sections, in turn and then in reverse, its `kernels`, and
+# the matmul tests built there: a variant's bits on the GPU).
 # Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -34,28 +35,41 @@ strip .devcarry/gpu_report
 cp benches/pytorch/gpu_report.py .devcarry/torch_report.py
 cp benches/device/go.sh .devcarry/go.sh
 git describe --always --dirty > .devcarry/commit
-# The GPU report built at commit $1, stripped, as .devcarry/$2.
+# The GPU report built at commit $1, stripped, as .devcarry/$2; with a third argument, also
+# that commit's matmul test binary, stripped, as .devcarry/$3.
 report_at() {
-  local tree="$scratch/tree-$2"
+  local tree="$scratch/tree-${2//\//-}"
   git worktree add -q --detach "$tree" "$1"
   (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report)
-  git worktree remove --force "$tree"
   cp "$target/release/examples/gpu_report" ".devcarry/$2"
   strip ".devcarry/$2"
+  if [ -n "${3:-}" ]; then
+    local test
+    test=$(cd "$tree" && CARGO_TARGET_DIR="$target" cargo test --release --locked --no-run \
+      --test matmul 2>&1 | sed -n 's/.*Executable tests\/matmul.rs (\(.*\))/\1/p')
+    (cd "$tree" && strip -o "$root/.devcarry/$3" "$test")
+  fi
+  git worktree remove --force "$tree"
 }
 if [ -n "${1:-}" ]; then
   report_at "$1" gpu_report_baseline
   git rev-parse --short "$1" > .devcarry/baseline
 fi
+# Each experiment's report and matmul tests, xz-compressed (a third of their size: the
+# carry holds 64 MiB); go.sh unpacks them.
 if [ -n "${EXPERIMENTS:-}" ]; then
-  mkdir -p .devcarry/exp
+  mkdir -p "$scratch/exp"
   : > .devcarry/experiments.txt
   while read -r name rev vars; do
     case "$name" in ''|'#'*) continue ;; esac
     short=$(git rev-parse --short "$rev")
-    [ -f ".devcarry/exp/gpu_report_$short" ] || report_at "$rev" "exp/gpu_report_$short" < /dev/null
-    echo "$name exp/gpu_report_$short $vars" >> .devcarry/experiments.txt
+    if [ ! -f "$scratch/exp/gpu_report_$short" ]; then
+      report_at "$rev" "gpu_report_$short" "matmul_$short" < /dev/null
+      mv ".devcarry/gpu_report_$short" ".devcarry/matmul_$short" "$scratch/exp/"
+    fi
+    echo "$name exp/gpu_report_$short exp/matmul_$short $vars" >> .devcarry/experiments.txt
   done < "$EXPERIMENTS"
+  tar cf - -C "$scratch" exp | xz -6 -T2 > .devcarry/exp.txz
   cat .devcarry/experiments.txt
 fi
 du -sh .devcarry

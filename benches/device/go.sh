@@ -3,7 +3,7 @@
 # three minutes (159 s on an H200), on one card, the reference probe and PyTorch's, what the
 # driver compiled each kernel into, every test binary, the probe's training rows alone (with
 # the in-flight bound and without), the GPU report (alternated with the baseline's, when
-# staged), staged experiments beside it (about 25 s each), its products and training rows
+# staged), staged experiments beside it (about 35 s each), its products and training rows
 # profiled op by op, its PyTorch twin, and every tiling at the MLPs' shapes.
 # Most important first: a run cut short by the call's time limit loses the last. Everything
 # printed is also kept, as results.tgz in $OUT (or .devcarry/out): the device call brings back
@@ -73,7 +73,7 @@ if [ -s experiments.txt ]; then
     if [ $pass = forward ]; then order=cat; else order=tac; fi
     { echo "main ./gpu_report -"; cat experiments.txt; } | $order | while read -r name bin tests vars; do
       echo "== $pass $name: ${vars:-(no environment)}"
-      env $vars timeout 60 "./$bin" --sections shapes,waves < /dev/null 2>&1
+      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves < /dev/null 2>&1
     done
   done | tee "$OUT/experiments.txt"; keep
   while read -r name bin tests vars; do

@@ -8,7 +8,7 @@
 # commit, which go.sh alternates with this one. With EXPERIMENTS, a file of lines
 # `NAME REV [VAR=VALUE ...]` (# starts a comment), also the report built at each REV (a
 # kernel variant on a branch, say), which go.sh times beside this one's with each line's
-# environment (its `shapes,waves` sections, in turn and then in reverse, its `kernels`, and
+# environment (its `matmul,shapes,waves` sections, in turn and then in reverse, its `kernels`, and
 # the matmul tests built there: a variant's bits on the GPU).
 # Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
 set -euo pipefail

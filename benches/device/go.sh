@@ -64,6 +64,12 @@ else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
 timeout 150 ./gpu_report --sections matmul,shapes,waves,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
+if [ -x gpu_report_baseline ]; then
+  for r in gpu_report_baseline gpu_report; do
+    echo "== $r --sections shapes"
+    timeout 60 "./$r" --sections shapes 2>&1
+  done | tee "$OUT/report_shapes.txt"; keep
+fi
 # Staged experiments (stage.sh's EXPERIMENTS: a name, a report and matmul tests built
 # elsewhere, an environment), each beside this report's own, in turn and then in reverse; then
 # what the driver compiled each into, and each one's matmul tests (its bits on this GPU).

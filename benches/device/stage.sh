@@ -38,7 +38,7 @@ git describe --always --dirty > .devcarry/commit
 # The GPU report built at commit $1, stripped, as .devcarry/$2; with a third argument, also
 # that commit's matmul test binary, stripped, as .devcarry/$3.
 report_at() {
-  local tree="$scratch/tree-${2//\//-}"
+  local tree="$scratch/tree-$2"
   git worktree add -q --detach "$tree" "$1"
   (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report)
   cp "$target/release/examples/gpu_report" ".devcarry/$2"

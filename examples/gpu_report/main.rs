@@ -320,9 +320,9 @@ impl Report {
     }
 
     /// (M, N, K) of the `waves` products: the 4096 model's forward and input-gradient shape
-    /// (256 large tiles: one workgroup short of two per unit on 132 units, 8 units with one),
-    /// one full round (264 tiles), then 2, 4 and 8 times its tiles at the same K; that shape
-    /// and the 4096³ one over K (the weight gradient's 4096×4096×1024 among them).
+    /// (256 large tiles: two per unit on 124 of an H200's 132 units, one on the other 8), one
+    /// full round (264 tiles), then 2, 4 and 8 times its tiles at the same K; that shape and
+    /// the 4096³ one over K (the weight gradient's 4096×4096×1024 among them).
     fn wave_shapes(&self) -> Vec<(usize, usize, usize)> {
         let full = [
             (1024, 4096, 4096),

@@ -33,17 +33,29 @@ def rand(*shape):
     return torch.rand(*shape, device="cuda") * 2 - 1
 
 
+# Floating-point operations in one timed run of products (the report's RUN_FLOPS): about
+# 30 ms of work, so a run's fixed costs weigh about 1%.
+RUN_FLOPS = 1.35e12
+
+
+def products_per_run(flops, most):
+    return int(min(most, max(3, RUN_FLOPS / flops)))
+
+
 def product(key, op, a_shape, b_shape, quick):
+    """Times one product in long runs, and in runs of three (as the report does)."""
     a, b = rand(*a_shape), rand(*b_shape)
     m = a_shape[1] if op == "tn" else a_shape[0]
     k = a_shape[0] if op == "tn" else a_shape[1]
     n = b_shape[0] if op == "nt" else b_shape[1]
     fn = {"nn": lambda: a @ b, "nt": lambda: a @ b.T, "tn": lambda: a.T @ b}[op]
-    iters = int(min(400, max(3, 2e10 / (2 * m * n * k))))
+    flops = 2 * m * n * k
+    iters = products_per_run(flops, 400)
     if quick:
         iters = min(iters, 5)
     dt = timed(fn, iters)
-    print(f"torch_{key} {2 * m * n * k / dt / 1e9:.1f} GFLOP/s ({dt * 1e6:.1f} us)")
+    dt_of_three = timed(fn, 3)
+    print(f"torch_{key} {flops / dt / 1e9:.1f} GFLOP/s ({dt * 1e6:.1f} us; {dt_of_three * 1e6:.1f} us in runs of 3)")
 
 
 def matmul(quick):
@@ -80,7 +92,7 @@ def waves(quick):
         m, n, k = m // scale, n // scale, k // scale
         a, b = rand(k, m), rand(k, n)
         flops = 2 * m * n * k
-        long = int(min(200, max(3, 1.35e12 / flops)))
+        long = products_per_run(flops, 200)
         for iters in [2] if quick else ([long, 3] if i == 0 else [long]):
             dt = timed(lambda: a.T @ b, iters)
             print(f"torch_waves_tn_{m}x{n}x{k}_x{iters} {flops / dt / 1e9:.1f} GFLOP/s ({dt * 1e6:.1f} us)")

@@ -78,6 +78,19 @@ fn time(
     Ok(runs[1])
 }
 
+/// Floating-point operations in one timed run of products: about 30 ms at the large tile's
+/// 45 TFLOP/s on an H200, so a run's fixed costs (the submit, the GPU starting from idle, the
+/// wait) weigh about 1%. In the 4096 model's training step (tenth session, H200) its five
+/// large products took at most 757 µs each on average, where runs of three products a submit
+/// timed them at 825: the step keeps the GPU busy, and long runs time what it sees.
+const RUN_FLOPS: f64 = 1.35e12;
+
+/// How many products of `flops` each make one timed run: about [`RUN_FLOPS`]' worth, at
+/// least 3 and at most `most`.
+fn products_per_run(flops: f64, most: u32) -> u32 {
+    (RUN_FLOPS / flops).clamp(3.0, f64::from(most)) as u32
+}
+
 /// One product the report times: its key, form, and operands' stored shapes.
 struct Product {
     key: String,
@@ -126,32 +139,35 @@ impl Report {
         self.gpu.upload(host.view())
     }
 
-    /// Times `out ← op(a)·op(b)` and prints one line (and one per tiling with `--tilings`).
+    /// Times `out ← op(a)·op(b)` in long runs (and in runs of three, as reports before the
+    /// twelfth session did) and prints one line (and one per tiling with `--tilings`).
     fn product(&mut self, product: &Product) -> steepest::Result<()> {
         let Product { key, spec, a, b } = product;
         let (spec, (m, n, k)) = (*spec, product.mnk());
         let (ga, gb) = (self.random(a.0, a.1)?, self.random(b.0, b.1)?);
         let out = self.gpu.zeros(m, n)?;
         let flops = 2.0 * (m * n * k) as f64;
-        let iters = (2e10 / flops).clamp(3.0, 400.0) as u32;
+        let iters = products_per_run(flops, 400);
         let iters = if self.quick { iters.min(5) } else { iters };
         let ctx = self.gpu.context().clone();
         let limit = (ctx.limits().max_storage_buffer_binding_size / 4) as usize;
         let chosen = chosen_tiling(&ctx, (m, n, k));
-        let run = |tiling: Option<Tiling>| {
+        let run = |tiling: Option<Tiling>, iters: u32| {
             time(&self.gpu, iters, || {
                 matmul_tiled(&ctx, spec, tiling, &ga, &gb, None, &out)
             })
         };
         restart_kernel_times(&ctx)?;
-        let dt = run(None)?;
+        let dt = run(None, iters)?;
         // The warm-up call and three timed runs of `iters`.
         kernel_times(&ctx, key, 3 * u64::from(iters) + 1)?;
+        let dt_of_three = run(None, 3)?;
         println!(
-            "{key} {:.1} GFLOP/s ({:.1} us, {})",
+            "{key} {:.1} GFLOP/s ({:.1} us, {}; {:.1} us in runs of 3)",
             flops / dt / 1e9,
             dt * 1e6,
             tiling_label(spec, chosen),
+            dt_of_three * 1e6,
         );
         // Every tiling of a large product would take long at the slow ones: past 2048³ only
         // the large tiles, whole.
@@ -163,7 +179,7 @@ impl Report {
                     if splits > 1 && (tiling.splits == 1 || tiling.splits * m * n > limit) {
                         continue;
                     }
-                    let dt = run(Some(tiling))?;
+                    let dt = run(Some(tiling), iters)?;
                     println!(
                         "  {key}_{tile:?}_x{} {:.1} GFLOP/s ({:.1} us)",
                         tiling.splits,
@@ -176,7 +192,7 @@ impl Report {
                             pretranspose: true,
                             ..tiling
                         };
-                        let dt = run(Some(tiling))?;
+                        let dt = run(Some(tiling), iters)?;
                         println!(
                             "  {key}_{tile:?}_x1_pretransposed {:.1} GFLOP/s ({:.1} us)",
                             flops / dt / 1e9,
@@ -343,9 +359,9 @@ impl Report {
     }
 
     /// Where the large tile's rate changes with the shape (`waves`): TN products (both
-    /// operands K-major, so nothing is transposed first), the large tile over all of K, each
-    /// run of products about 30 ms long so that a run's fixed costs (the submit, the wait)
-    /// weigh under 1%; the first shape also with three products a run, as `shapes` times it.
+    /// operands K-major, so nothing is transposed first), the large tile over all of K, in
+    /// runs of about [`RUN_FLOPS`]; the first shape also with three products a run, as
+    /// reports before the twelfth session timed `shapes`.
     /// On an H200 the 4096 model's products ran ~10% slower per tile and K step than 4096³
     /// did (tenth session); these rows tell whether the number of tiles, K or the length of
     /// a run explains it.
@@ -356,7 +372,7 @@ impl Report {
             let out = self.gpu.zeros(m, n)?;
             let tiling = Tiling::whole(Tile::Large, k);
             let flops = 2.0 * (m * n * k) as f64;
-            let long = (1.35e12 / flops).clamp(3.0, 200.0) as u32;
+            let long = products_per_run(flops, 200);
             let runs: &[u32] = match (self.quick, i) {
                 (true, _) => &[2],
                 (false, 0) => &[long, 3],

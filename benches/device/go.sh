@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine, from what benches/device/stage.sh put in .devcarry/: in about
-# three minutes (159 s on an H200), on one card, the reference probe and PyTorch's, what the
-# driver compiled each kernel into, every test binary, the probe's training rows alone (with
-# the in-flight bound and without), the GPU report (alternated with the baseline's, when
-# staged), staged experiments beside it (about 35 s each), its products and training rows
-# profiled op by op, its PyTorch twin, and every tiling at the MLPs' shapes.
+# three minutes (159 s on an H200, tenth session), on one card, the reference probe and
+# PyTorch's, the GPU report's products and its PyTorch twin's, what the driver compiled each
+# kernel into, every test binary, the probe's training rows alone (with the in-flight bound
+# and without), the report's training rows (alternated with the baseline's, when staged),
+# staged experiments beside it (about 35 s each), its products and training rows profiled op
+# by op, and every tiling at the MLPs' shapes.
 # Most important first: a run cut short by the call's time limit loses the last. Everything
 # printed is also kept, as results.tgz in $OUT (or .devcarry/out): the device call brings back
 # at most 8 files, so the outputs travel as one archive, written anew after each step.
@@ -32,6 +33,10 @@ timeout 240 ./gpu_probe 2>&1 | tee "$OUT/probe.txt"; keep
 # No adapter: nothing below can run, and the lease's time is better kept.
 grep -q 'no GPU adapter found' "$OUT/probe.txt" && exit 1
 timeout 120 python3 torch_probe.py 2>&1 | tee "$OUT/torch.txt"; keep
+# The report's products and the same from PyTorch, both in long runs (and runs of three):
+# what the speed targets are read from, so they come before anything that could run long.
+timeout 150 ./gpu_report --sections matmul,shapes,waves,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
+timeout 150 python3 torch_report.py --sections matmul,shapes,waves,copy,host 2>&1 | tee "$OUT/torch_report.txt"; keep
 # What the driver compiled each of the report's kernels into (registers, spills,
 # instructions): seconds, and what no timing shows directly (with the register count, how
 # many workgroups of a kernel fit on a compute unit at once).
@@ -63,7 +68,6 @@ if [ -x gpu_report_baseline ]; then
 else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
-timeout 150 ./gpu_report --sections matmul,shapes,waves,copy 2>&1 | tee "$OUT/report_matmul.txt"; keep
 if [ -x gpu_report_baseline ]; then
   for r in gpu_report_baseline gpu_report; do
     echo "== $r --sections shapes"
@@ -92,7 +96,6 @@ fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
   grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"; keep
-timeout 90 python3 torch_report.py --sections shapes,waves,copy,host 2>&1 | tee "$OUT/torch_report.txt"; keep
 # Every tiling at the MLPs' shapes (the 4096 model's: the large tiles, whole and with the
 # K-contiguous operands transposed first): what Tiling::choose should pick there, if not its
 # pick. Last: the least needed.

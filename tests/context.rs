@@ -100,11 +100,14 @@ fn options_follow_wgpus_environment_variables() {
         ("STEEPEST_SHADER_CHECKS", "1"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", " 64 "),
         ("STEEPEST_PROFILE", "yes"),
+        ("STEEPEST_SPIN_WAIT", "on"),
     ]))
     .unwrap();
     assert!(options.shader_checks);
     assert!(options.profile);
     assert!(!GpuOptions::default().profile, "no profiling by default");
+    assert!(options.spin_wait);
+    assert!(!GpuOptions::default().spin_wait, "waits sleep by default");
     assert_eq!(options.max_dispatches_in_flight, 64);
     assert_eq!(
         GpuOptions::default().max_dispatches_in_flight,
@@ -130,6 +133,7 @@ fn options_follow_wgpus_environment_variables() {
         ("WGPU_POWER_PREF", "fastest", "high, low or none"),
         ("STEEPEST_SHADER_CHECKS", "maybe", "1, true"),
         ("STEEPEST_PROFILE", "sometimes", "0, false"),
+        ("STEEPEST_SPIN_WAIT", "fast", "1, true"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "-1", "0 or more"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "lots", "whole number"),
     ] {
@@ -233,6 +237,51 @@ fn invalid_wgsl_is_a_shader_error_naming_the_shader() {
     // The context is still usable afterwards.
     let ok = ctx.shader_module("fine.wgsl", "@compute @workgroup_size(1) fn main() {}");
     assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn spinning_waits_end_with_the_work_done() {
+    use rand::SeedableRng;
+    gpu(); // fails with the message that names the fix when there is no adapter
+    let open = |spin_wait| {
+        let options = GpuOptions {
+            spin_wait,
+            ..GpuOptions::from_env().unwrap()
+        };
+        steepest::GpuBackend::with_context(GpuContext::with_options(&options).unwrap())
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let a = common::random_matrix(&mut rng, 256, 1024, 1.0);
+    let b = common::random_matrix(&mut rng, 1024, 256, 1.0);
+    let mut products = Vec::new();
+    for spin_wait in [true, false] {
+        let g = open(spin_wait);
+        let ctx = g.context();
+        assert_eq!(ctx.options().spin_wait, spin_wait);
+        // A wait with nothing submitted returns.
+        ctx.wait().unwrap();
+        let (ga, gb) = (g.upload(a.view()).unwrap(), g.upload(b.view()).unwrap());
+        let before = ctx.counters();
+        // Recorded, then read back at once (a product still running on lavapipe when the
+        // wait begins, so a spinning wait polls): the readback's wait covers the product and the
+        // copy after it; then a wait with nothing left in flight.
+        let product = g
+            .download(&g.matmul(Matmul::nn(), &ga, &gb, None).unwrap())
+            .unwrap();
+        ctx.wait().unwrap();
+        assert_eq!(
+            ctx.counters().waits - before.waits,
+            2,
+            "spin_wait {spin_wait}"
+        );
+        products.push(product);
+    }
+    let expected = a.dot(&b);
+    for (product, spin_wait) in products.iter().zip([true, false]) {
+        let worst = common::max_abs_diff(product, &expected);
+        assert!(worst < 1e-3, "spin_wait {spin_wait}: off by {worst}");
+    }
+    assert!(common::bit_identical(&products[0], &products[1]));
 }
 
 #[test]

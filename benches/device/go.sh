@@ -68,6 +68,10 @@ if [ -x gpu_report_baseline ]; then
 else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
+# Waits that poll instead of sleeping in the driver: the round trip of one small op, the
+# predictions, and the products' runs of three against their long runs (where a run's fixed
+# costs show), beside the sleeping waits' lines above.
+STEEPEST_SPIN_WAIT=1 timeout 90 ./gpu_report --sections shapes,host 2>&1 | tee "$OUT/report_spin.txt"; keep
 if [ -x gpu_report_baseline ]; then
   for r in gpu_report_baseline gpu_report; do
     echo "== $r --sections shapes"

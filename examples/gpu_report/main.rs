@@ -640,6 +640,24 @@ impl Report {
                 );
             }
         }
+        // One small op recorded, submitted and waited for, host to host: the submit, the
+        // GPU's start and end, and the host seeing the end (woken by the driver, or polling
+        // with `STEEPEST_SPIN_WAIT=1`).
+        let mut trips = Vec::new();
+        for _ in 0..ops / 10 {
+            let start = Instant::now();
+            self.gpu.add_into(&x, &y, &mut out)?;
+            ctx.wait()?;
+            trips.push(start.elapsed().as_secs_f64());
+        }
+        trips.sort_by(f64::total_cmp);
+        println!(
+            "host_roundtrip_add {:.1} us per op submitted and waited for, host to host \
+             (median of {}; spin_wait={})",
+            trips[trips.len() / 2] * 1e6,
+            trips.len(),
+            ctx.options().spin_wait
+        );
         self.predictions()?;
         self.chains(ops)
     }
@@ -912,8 +930,10 @@ fn run(args: Args) -> Result<(), String> {
     let ctx = gpu.context();
     println!("adapter {}", steepest::Backend::describe(&gpu));
     println!(
-        "options shader_checks={} max_storage_binding={} max_workgroups_per_dimension={}",
+        "options shader_checks={} spin_wait={} max_storage_binding={} \
+         max_workgroups_per_dimension={}",
         ctx.options().shader_checks,
+        ctx.options().spin_wait,
         ctx.limits().max_storage_buffer_binding_size,
         ctx.limits().max_compute_workgroups_per_dimension
     );

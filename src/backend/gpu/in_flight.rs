@@ -45,9 +45,18 @@ impl InFlight {
         Some((*serial, index.clone()))
     }
 
-    /// The latest submission's serial, if any is in flight.
-    pub fn last_serial(&self) -> Option<u64> {
-        self.submissions.back().map(|&(serial, _, _)| serial)
+    /// Notes a submission that carried no dispatch (a readback's copy), so that a wait sees
+    /// it as the latest.
+    pub fn submitted_copy(&mut self, index: wgpu::SubmissionIndex) {
+        self.submissions.push_back((self.next_serial, index, 0));
+        self.next_serial += 1;
+    }
+
+    /// The latest submission in flight, if any: its serial and index.
+    pub fn last(&self) -> Option<(u64, wgpu::SubmissionIndex)> {
+        self.submissions
+            .back()
+            .map(|(serial, index, _)| (*serial, index.clone()))
     }
 
     /// Forgets the submissions up to and including `serial`: the GPU has finished them.

@@ -71,15 +71,16 @@ impl GpuContext {
         let Some(staging) = staging.as_ref() else {
             return Err(readback_error("no staging buffer".into()));
         };
-        self.scoped("read buffer", || {
+        let index = self.scoped("read buffer", || {
             let mut encoder = self
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("steepest readback"),
                 });
             encoder.copy_buffer_to_buffer(source, offset, staging, 0, size);
-            self.queue.submit([encoder.finish()]);
+            self.queue.submit([encoder.finish()])
         })?;
+        lock(&self.in_flight).submitted_copy(index);
         let (sender, receiver) = std::sync::mpsc::channel();
         staging
             .slice(..size)

@@ -36,6 +36,16 @@ pub struct GpuOptions {
     /// compute passes (Vulkan, DX12 and Metal on Apple silicon do); opening a context with it
     /// elsewhere fails, naming what is missing.
     pub profile: bool,
+    /// Wait for the GPU by asking wgpu, again and again, whether the work is done, the thread
+    /// yielding between asks (`STEEPEST_SPIN_WAIT=1`; off by default), instead of sleeping in
+    /// the driver until the GPU signals. Every [`crate::GpuContext::wait`] and readback then
+    /// returns as soon as the work ends, at the cost of a CPU core kept busy while it waits
+    /// (CUDA's default is alike). Training steps never wait, so it shortens readbacks,
+    /// predictions and the end of a run, not steps. Whether waking from the driver's sleep
+    /// costs enough to matter depends on the driver and the host (BENCHMARKS.md, twelfth
+    /// session: on an H200, runs of three products took 190–340 µs longer on the host's clock
+    /// than on the GPU's).
+    pub spin_wait: bool,
 }
 
 /// [`GpuOptions::max_dispatches_in_flight`]'s default: about the kernels CUDA queues before a
@@ -44,7 +54,7 @@ pub const DEFAULT_MAX_DISPATCHES_IN_FLIGHT: u64 = 1024;
 
 impl Default for GpuOptions {
     /// The primary backends (Vulkan, Metal, DX12), any adapter name, the fastest adapter,
-    /// trusted kernels, [`DEFAULT_MAX_DISPATCHES_IN_FLIGHT`], no profiling.
+    /// trusted kernels, [`DEFAULT_MAX_DISPATCHES_IN_FLIGHT`], no profiling, waits that sleep.
     fn default() -> Self {
         Self {
             backends: wgpu::Backends::PRIMARY,
@@ -53,6 +63,7 @@ impl Default for GpuOptions {
             shader_checks: false,
             max_dispatches_in_flight: DEFAULT_MAX_DISPATCHES_IN_FLIGHT,
             profile: false,
+            spin_wait: false,
         }
     }
 }
@@ -63,8 +74,8 @@ const BACKENDS: &str =
 
 impl GpuOptions {
     /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`,
-    /// `STEEPEST_SHADER_CHECKS`, `STEEPEST_MAX_DISPATCHES_IN_FLIGHT` and `STEEPEST_PROFILE`. A value that is set
-    /// but not understood is an error naming it.
+    /// `STEEPEST_SHADER_CHECKS`, `STEEPEST_MAX_DISPATCHES_IN_FLIGHT`, `STEEPEST_PROFILE` and
+    /// `STEEPEST_SPIN_WAIT`. A value that is set but not understood is an error naming it.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -97,6 +108,9 @@ impl GpuOptions {
         }
         if let Some(profile) = set("STEEPEST_PROFILE") {
             options.profile = switch("STEEPEST_PROFILE", profile)?;
+        }
+        if let Some(spin) = set("STEEPEST_SPIN_WAIT") {
+            options.spin_wait = switch("STEEPEST_SPIN_WAIT", spin)?;
         }
         if let Some(bound) = set("STEEPEST_MAX_DISPATCHES_IN_FLIGHT") {
             options.max_dispatches_in_flight = bound.trim().parse().map_err(|_| Error::Config {

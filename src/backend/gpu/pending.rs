@@ -169,12 +169,40 @@ impl GpuContext {
     pub fn wait(&self) -> Result<()> {
         self.flush()?;
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        let last = lock(&self.in_flight).last_serial();
+        let last = lock(&self.in_flight).last();
+        if let (true, Some((_, index))) = (self.options.spin_wait, &last) {
+            self.spin_until("wait", index)?;
+        }
+        // Also what was submitted other than through the context (an application's own
+        // submits): with `spin_wait`, everything the context submitted has finished by now.
         self.poll_until("wait", None)?;
-        if let Some(serial) = last {
+        if let Some((serial, _)) = last {
             lock(&self.in_flight).finished_through(serial);
         }
         Ok(())
+    }
+
+    /// Polls until `index` has finished, yielding the thread between polls
+    /// ([`GpuOptions::spin_wait`](crate::GpuOptions::spin_wait)): the host sees the end at
+    /// once instead of when the driver wakes it. Only [`GpuContext::wait`] (and so every
+    /// readback) spins; a flush held back by the in-flight bound sleeps, since the GPU has
+    /// work queued behind what it waits for and nothing is gained by seeing it end early.
+    fn spin_until(&self, op: &'static str, index: &wgpu::SubmissionIndex) -> Result<()> {
+        loop {
+            match self.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(index.clone()),
+                timeout: Some(std::time::Duration::ZERO),
+            }) {
+                Ok(_) => return Ok(()),
+                Err(wgpu::PollError::Timeout) => std::thread::yield_now(),
+                Err(e) => {
+                    return Err(Error::Gpu {
+                        op,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
     }
 
     /// Blocks until `index` (the latest submission: `None`) has finished.

@@ -4,7 +4,7 @@
 # PyTorch's, the GPU report's products and its PyTorch twin's, what the driver compiled each
 # kernel into, every test binary, the probe's training rows alone (with the in-flight bound
 # and without), the report's training rows (alternated with the baseline's, when staged),
-# staged experiments beside it (about 35 s each), its products and training rows profiled op
+# staged experiments beside it (about 20 s each, and their tests), its products and training rows profiled op
 # by op, and every tiling at the MLPs' shapes.
 # Most important first: a run cut short by the call's time limit loses the last. Everything
 # printed is also kept, as results.tgz in $OUT (or .devcarry/out): the device call brings back
@@ -79,8 +79,9 @@ if [ -x gpu_report_baseline ]; then
   done | tee "$OUT/report_shapes.txt"; keep
 fi
 # Staged experiments (stage.sh's EXPERIMENTS: a name, a report and matmul tests built
-# elsewhere, an environment), each beside this report's own, in turn and then in reverse; then
-# what the driver compiled each into, and each one's matmul tests (its bits on this GPU).
+# elsewhere, an environment), each beside this report's own, in turn and then in reverse;
+# then what the driver compiled each into (seconds). Their tests come after the profile: a
+# variant's speed decides whether it is worth merging, and its bits are checked before.
 if [ -s experiments.txt ]; then
   tar xJf exp.txz
   for pass in forward reverse; do
@@ -93,13 +94,19 @@ if [ -s experiments.txt ]; then
   while read -r name bin tests vars; do
     echo "== $name: ${vars:-(no environment)}"
     env $vars timeout 60 "./$bin" --sections kernels < /dev/null 2>&1 | grep -E '^kernel.*matmul'
-    env $vars timeout 120 "./$tests" --test-threads 8 < /dev/null 2>&1 |
-      grep -E '^test result|FAILED|panicked' | head -20
   done < experiments.txt | tee "$OUT/experiments_kernels.txt"; keep
 fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).
 STEEPEST_PROFILE=1 timeout 120 ./gpu_report --sections shapes,train 2>&1 |
   grep -E '^(note|profile_)' | tee "$OUT/report_profile.txt"; keep
+# Each experiment's matmul tests, built at its commit, with its environment: its bits here.
+if [ -s experiments.txt ]; then
+  while read -r name bin tests vars; do
+    echo "== $name: ${vars:-(no environment)}"
+    env $vars timeout 120 "./$tests" --test-threads 8 < /dev/null 2>&1 |
+      grep -E '^test result|FAILED|panicked' | head -20
+  done < experiments.txt | tee "$OUT/experiments_tests.txt"; keep
+fi
 # Every tiling at the MLPs' shapes (the 4096 model's: the large tiles, whole and with the
 # K-contiguous operands transposed first): what Tiling::choose should pick there, if not its
 # pick. Last: the least needed.

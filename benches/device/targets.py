@@ -6,7 +6,8 @@ value, PyTorch's, their ratio and the target, read from the unpacked results.tgz
 Reads report_matmul.txt (the report's products and copy), torch_report.txt (its PyTorch
 twin), torch.txt and probe.txt (the reference probes: PyTorch's training rows, fused Adam
 and copy; steepest's Adam), and report_train.txt (the report's training rows, the current
-build's runs only, not a baseline's: the median of its runs). Products are compared in long
+build's runs only, not a baseline's: the median of its runs); then, from report_spin.txt,
+the same products and host lines with waits that poll (`STEEPEST_SPIN_WAIT=1`). Products are compared in long
 runs (the report's first figure) and, where both lines give it, in runs of three. Standard
 library only.
 """
@@ -118,6 +119,20 @@ def main():
     for name, mine, other, ratio, target, verdict in rows:
         ratio_text = "" if ratio is None else f"{ratio:.3f}"
         print(f"| {name} | {fmt(mine)} | {fmt(other)} | {ratio_text} | {target} | {verdict} |")
+
+    # Waits that poll (report_spin.txt, STEEPEST_SPIN_WAIT=1) against waits that sleep: the
+    # products' runs of three and the host-to-host lines.
+    spin = lines(dir_ / "report_spin.txt")
+    if spin:
+        print()
+        print("| with waits that poll | sleeping | polling |")
+        print("|---|---:|---:|")
+        for key in sorted(k for k in spin if k.startswith("shape_")):
+            print(f"| {key} in runs of 3, µs | {fmt(of_three(ours, key))} | {fmt(of_three(spin, key))} |")
+            print(f"| {key} in long runs, GFLOP/s | {fmt(median(ours, key))} | {fmt(median(spin, key))} |")
+        for key in ("host_roundtrip_add", "host_predictor_2-64-64-2_b64",
+                    "host_predict_2-64-64-2_b64"):
+            print(f"| {key}, µs | {fmt(median(train, key))} | {fmt(median(spin, key))} |")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ impl InFlight {
     pub fn submitted(&mut self, index: wgpu::SubmissionIndex, dispatches_so_far: u64) {
         let carried = dispatches_so_far.saturating_sub(self.counted);
         self.counted = dispatches_so_far;
+        self.push(index, carried);
+    }
+
+    fn push(&mut self, index: wgpu::SubmissionIndex, carried: u64) {
         self.submissions
             .push_back((self.next_serial, index, carried));
         self.next_serial += 1;
@@ -48,8 +52,7 @@ impl InFlight {
     /// Notes a submission that carried no dispatch (a readback's copy), so that a wait sees
     /// it as the latest.
     pub fn submitted_copy(&mut self, index: wgpu::SubmissionIndex) {
-        self.submissions.push_back((self.next_serial, index, 0));
-        self.next_serial += 1;
+        self.push(index, 0);
     }
 
     /// The latest submission in flight, if any: its serial and index.

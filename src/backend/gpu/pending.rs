@@ -170,7 +170,9 @@ impl GpuContext {
         self.flush()?;
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
         let last = lock(&self.in_flight).last();
-        if let (true, Some((_, index))) = (self.options.spin_wait, &last) {
+        if self.options.spin_wait
+            && let Some((_, index)) = &last
+        {
             self.spin_until("wait", index)?;
         }
         // Also what was submitted other than through the context (an application's own

@@ -210,8 +210,10 @@ pub enum Error {
         message: String,
     },
 
-    /// A checkpoint file is unreadable, corrupted, or made for another model or optimizer.
-    #[error("checkpoint {path}: {detail}")]
+    /// A checkpoint or model file is unreadable, corrupted, or made for another model or
+    /// optimizer. (The message names the file, not which of the two it is: a model file read
+    /// as a checkpoint, or the other way round, fails here too.)
+    #[error("{path}: {detail}")]
     Checkpoint {
         /// The file.
         path: String,

@@ -119,9 +119,9 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<File> {
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the new
 /// one: a temporary file beside it, flushed to disk, renamed over it, the directory synced.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(op: &'static str, path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e: std::io::Error| Error::Io {
-        op: "save checkpoint",
+        op,
         path: path.display().to_string(),
         message: e.to_string(),
     };
@@ -177,10 +177,10 @@ fn remove_stale_temporaries(path: &Path, prefix: &str, pid: u32) {
     }
 }
 
-/// Reads a file whole, naming it in the error.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+/// Reads a file whole, naming it and `op` in the error.
+pub(crate) fn read(op: &'static str, path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io {
-        op: "load checkpoint",
+        op,
         path: path.display().to_string(),
         message: e.to_string(),
     })

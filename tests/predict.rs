@@ -368,6 +368,46 @@ fn a_file_from_another_architecture_is_refused_by_name() {
     assert!(err.contains("load_safetensors"), "{err}");
 }
 
+#[test]
+fn a_model_file_that_cannot_be_read_or_written_says_so_by_its_name() {
+    let dir = scratch("unreadable");
+    let missing = dir.join("missing.safetensors");
+    let err = Mlp::from_safetensors(&CpuBackend, &missing).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "load model file",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let spec = MlpSpec::new(2).layer(2, Activation::Identity);
+    let model = Mlp::new(&CpuBackend, &spec, Init::default(), 1).unwrap();
+    // A directory is no file to save into.
+    let err = model.save_safetensors(&CpuBackend, &dir).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "save model file",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a safetensors file").unwrap();
+    let message = Mlp::from_safetensors(&CpuBackend, &garbage)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(&garbage.display().to_string()) && !message.contains("checkpoint"),
+        "{message}"
+    );
+}
+
 /// A minimal safetensors file holding one F32 tensor `layers.0.bias` [2] and no metadata.
 fn safetensors_view(data: &[u8]) -> Vec<u8> {
     let header =

@@ -154,7 +154,7 @@ impl<B: Backend> Mlp<B> {
             metadata.insert("standardizer.std".into(), float_list(s.std().iter()));
         }
         let bytes = encode(path, &parameter_tensors(self, backend)?, metadata)?;
-        write_atomic(path, &bytes)
+        write_atomic("save model file", path, &bytes)
     }
 
     /// Loads parameters from safetensors (as saved by [`Mlp::save_safetensors`], by PyTorch, or
@@ -164,7 +164,7 @@ impl<B: Backend> Mlp<B> {
     /// not load into a relu one. On any error the model is unchanged.
     pub fn load_safetensors(&mut self, backend: &B, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let file = decode(path, &read(path)?)?;
+        let file = decode(path, &read("load model file", path)?)?;
         if let Some(saved) = file.metadata.get("architecture") {
             let ours = self.spec().architecture();
             if *saved != ours {
@@ -191,7 +191,7 @@ impl<B: Backend> Mlp<B> {
     /// follow its layers: build the [`MlpSpec`] and use [`Mlp::load_safetensors`].
     pub fn from_safetensors(backend: &B, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = decode(path, &read(path)?)?;
+        let file = decode(path, &read("load model file", path)?)?;
         let text = file.meta(path, "architecture").map_err(|_| {
             corrupt(
                 path,

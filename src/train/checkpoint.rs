@@ -167,7 +167,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         .chain(settings(self.trainer))
         .collect();
         let bytes = encode(path, &tensors, metadata)?;
-        write_atomic(path, &bytes)
+        write_atomic("save checkpoint", path, &bytes)
     }
 
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
@@ -188,7 +188,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     }
 
     fn load(&mut self, path: &Path, override_settings: bool) -> Result<()> {
-        let file = decode(path, &read(path)?)?;
+        let file = decode(path, &read("load checkpoint", path)?)?;
         let bad = |detail: String| Error::Checkpoint {
             path: path.display().to_string(),
             detail,

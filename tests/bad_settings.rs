@@ -227,8 +227,8 @@ fn standardising_tiny_and_huge_spreads_stays_finite() {
     assert_eq!(s.std()[2], 1.0);
 }
 
-/// The learning-rate finder names its own settings, and a line search that cannot descend
-/// says so.
+/// The learning-rate finder and the line search name their own settings, and a line search
+/// that cannot descend says so.
 #[test]
 fn searches_say_what_went_wrong() {
     let g = gpu();
@@ -267,6 +267,48 @@ fn searches_say_what_went_wrong() {
         );
         assert!(!message.contains("LrSchedule"), "{message}");
     }
+    for (search, name) in [
+        (
+            steepest::LineSearch {
+                iterations: 0,
+                ..Default::default()
+            },
+            "iterations",
+        ),
+        (
+            steepest::LineSearch {
+                grad_tolerance: f64::NAN,
+                ..Default::default()
+            },
+            "grad_tolerance",
+        ),
+        (
+            steepest::LineSearch {
+                grad_tolerance: -1.0,
+                ..Default::default()
+            },
+            "grad_tolerance",
+        ),
+    ] {
+        let before = model.parameters_flat(g).unwrap();
+        let err = search
+            .run(g, &mut model, &data, Loss::SoftmaxCrossEntropy)
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("LineSearch") && message.contains(name),
+            "{message}"
+        );
+        assert_eq!(model.parameters_flat(g).unwrap(), before);
+    }
+    let err = steepest::LineSearch::default()
+        .run(g, &mut model, &data, Loss::MeanSquaredError)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("LineSearch::run") && err.contains("regression targets"),
+        "{err}"
+    );
     let search = steepest::LineSearch {
         initial_step: 1e30,
         max_backtracks: 0,

@@ -42,7 +42,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             batch.features(),
             net.inputs(),
         )?;
-        self.trainer.check_targets("batch", net.outputs(), batch)?;
+        self.trainer
+            .check_targets("Session::step_on_batch", "batch", net.outputs(), batch)?;
         self.descend(batch.len(), Batch::Host(batch))
     }
 

@@ -232,14 +232,15 @@ impl Trainer {
     }
 
     /// Checks the settings against the data and the model before anything is allocated.
+    /// `op` names the caller in the errors about the data.
     pub(crate) fn check(
         &self,
+        op: &'static str,
         outputs: usize,
         train: &Dataset,
         validation: Option<&Dataset>,
     ) -> Result<()> {
         self.check_settings()?;
-        let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
         if let Some(b) = self.batch_size.filter(|&b| b > train.len()) {
             return bad(format!(
@@ -249,7 +250,7 @@ impl Trainer {
         }
         for (name, data) in [("training", Some(train)), ("validation", validation)] {
             let Some(data) = data else { continue };
-            self.check_targets(name, outputs, data)?;
+            self.check_targets(op, name, outputs, data)?;
         }
         if let Some(val) = validation {
             if val.features() != train.features() {
@@ -313,10 +314,18 @@ impl Trainer {
         Ok(())
     }
 
-    pub(crate) fn check_targets(&self, name: &str, outputs: usize, data: &Dataset) -> Result<()> {
+    /// Whether `data`'s targets suit the loss and the model's `outputs` (`name` says which
+    /// data it is in the error, `op` who asked).
+    pub(crate) fn check_targets(
+        &self,
+        op: &'static str,
+        name: &str,
+        outputs: usize,
+        data: &Dataset,
+    ) -> Result<()> {
         let bad = |detail: String| {
             Err(Error::Data {
-                op: "Trainer::fit",
+                op,
                 detail: format!("{name} data: {detail}"),
             })
         };

@@ -23,9 +23,9 @@ pub struct LineSearch {
     pub shrink: f64,
     /// Shrinks tried before an iteration gives up.
     pub max_backtracks: usize,
-    /// Descent iterations.
+    /// Descent iterations, at least 1.
     pub iterations: usize,
-    /// Stop once ‖∇f‖ falls below this.
+    /// Stop once ‖∇f‖ falls below this (finite, ≥ 0; 0 runs every iteration).
     pub grad_tolerance: f64,
 }
 
@@ -67,6 +67,16 @@ impl LineSearch {
         if !(self.shrink > 0.0 && self.shrink < 1.0) {
             return bad("shrink", self.shrink, "must be in (0, 1)");
         }
+        if self.iterations == 0 {
+            return bad("iterations", 0.0, "must be ≥ 1");
+        }
+        if !(self.grad_tolerance.is_finite() && self.grad_tolerance >= 0.0) {
+            return bad(
+                "grad_tolerance",
+                self.grad_tolerance,
+                "must be finite and ≥ 0",
+            );
+        }
         Ok(())
     }
 
@@ -83,7 +93,7 @@ impl LineSearch {
         let model = model.network_mut();
         Trainer::new(crate::Sgd::default(), loss)
             .full_batch()
-            .check(model.outputs(), data, None)?;
+            .check("LineSearch::run", model.outputs(), data, None)?;
         let device = DeviceData::upload(backend, data)?;
         let n = data.len();
         let all: Vec<u32> = (0..n as u32).collect();
@@ -312,7 +322,9 @@ impl LrFinder {
             }
             (lrs, losses)
         };
-        model.network_mut().set_parameters_flat(backend, &saved)?;
+        // What was there before, as it was (set_parameters_flat would refuse a model that
+        // came in with non-finite values).
+        backend.write_arena(&mut model.network_mut().params, &saved)?;
         let suggested = steepest_descent_rate(&lrs, &losses).ok_or_else(|| Error::Data {
             op: "LrFinder::run",
             detail: format!("only {} finite losses were measured", losses.len()),

@@ -78,7 +78,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         validation: Option<&Dataset>,
     ) -> Result<Self> {
         let net = model.network();
-        trainer.check(net.outputs(), train, validation)?;
+        trainer.check("Trainer::fit", net.outputs(), train, validation)?;
         check_features("Trainer::fit", "the data", train.features(), net.inputs())?;
         let train = DeviceData::upload(backend, train)?;
         Self::build(trainer, backend, model, Some(train), validation)

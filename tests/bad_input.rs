@@ -118,6 +118,27 @@ fn mismatched_state_dict() {
 }
 
 #[test]
+fn non_finite_parameters() {
+    let g = gpu();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let before = model.parameters_flat(g).unwrap();
+    let mut values = before.clone();
+    values[3] = f32::INFINITY;
+    let err = model.set_parameters_flat(g, &values).unwrap_err();
+    assert!(matches!(err, Error::Data { .. }), "{err}");
+    assert!(err.to_string().contains("values[3] is inf"), "{err}");
+    let mut state = model.state_dict(g).unwrap();
+    state[1].1[[2]] = f32::NAN;
+    let err = model.load_state_dict(g, &state).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("tensor {} holds NaN at index 2", state[1].0)),
+        "{err}"
+    );
+    assert_eq!(model.parameters_flat(g).unwrap(), before);
+}
+
+#[test]
 fn empty_dataset() {
     assert!(matches!(
         Dataset::classification(Array2::zeros((0, 2)), &[], 3),

@@ -14,8 +14,18 @@ impl<B: Backend> Sequential<B> {
     }
 
     /// Sets every parameter from values laid out as [`Sequential::parameters_flat`] returns
-    /// them.
+    /// them. A value that is not finite is refused (as a model file's or an optimizer state's
+    /// are), and nothing changes.
     pub fn set_parameters_flat(&mut self, backend: &B, values: &[f32]) -> Result<()> {
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Data {
+                op: "set_parameters_flat",
+                detail: format!(
+                    "values[{i}] is {}: every parameter must be finite",
+                    values[i]
+                ),
+            });
+        }
         backend.write_arena(&mut self.params, values)
     }
 
@@ -41,7 +51,8 @@ impl<B: Backend> Sequential<B> {
     }
 
     /// Loads parameters by name (as [`Sequential::state_dict`] gives them). Every expected name
-    /// must be present with its exact shape; on any error nothing is changed.
+    /// must be present with its exact shape and finite values; on any error nothing is
+    /// changed.
     pub fn load_state_dict(
         &mut self,
         backend: &B,
@@ -63,6 +74,15 @@ impl<B: Backend> Sequential<B> {
                         p.name,
                         array.shape(),
                         p.torch_shape
+                    ),
+                });
+            }
+            if let Some((i, v)) = array.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::Data {
+                    op: "load_state_dict",
+                    detail: format!(
+                        "tensor {} holds {v} at index {i}: every parameter must be finite",
+                        p.name
                     ),
                 });
             }

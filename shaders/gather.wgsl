@@ -2,7 +2,7 @@
 // two matrices by the same indices at once (a batch's inputs and targets, in one dispatch).
 //
 // Immediate data: Params { rows, cols, start, out_offset, src_offset,
-//                          y_cols, y_src_offset, y_out_offset }
+//                          y_cols, y_src_offset, y_out_offset, first_row, shard_rows }
 // Bindings (group 0):
 //   0 src:     storage r   array<f32>  the source matrix, row-major, `cols` wide, from src_offset
 //   1 indices: storage r   array<u32>  source row of output row r is indices[start + r]
@@ -13,12 +13,19 @@
 // Entry points and dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding
 // through the output elements (consecutive invocations copy consecutive columns: coalesced):
 //   gather_rows   the rows·cols elements of out
-//   gather_batch  the rows·cols elements of out, then the rows·y_cols of y_out
+//   gather_batch  the rows·cols elements of out, then the rows·y_cols of y_out. The sources
+//                 hold one shard of the data: its rows first_row .. first_row + shard_rows
+//                 (a dataset over the binding limit is held in several, one dispatch each).
+//                 Output rows whose index falls outside the shard are left as they are.
 //
-// Formula: out[r, c] = src[indices[start + r], c]; y_out[r, c] = y_src[indices[start + r], c]
+// Formula: out[r, c] = src[indices[start + r], c]; gather_batch, where
+// first_row ≤ i = indices[start + r] < first_row + shard_rows:
+// out[r, c] = src[i − first_row, c], y_out[r, c] = y_src[i − first_row, c]
 //
-// Bounds: r < rows, c < cols (y_cols) by construction of the element index; the host has
-// checked every index against the source's rows and every extent against the bound buffers.
+// Bounds: r < rows, c < cols (y_cols) by construction of the element index; a shard's source
+// row i − first_row < shard_rows by the check before the read; the host has checked every
+// index against the source's rows (gather_batch: against the rows of all shards together) and
+// every extent against the bound buffers.
 
 const WORKGROUP: u32 = 256u;
 
@@ -31,6 +38,10 @@ struct Params {
     y_cols: u32,
     y_src_offset: u32,
     y_out_offset: u32,
+    first_row: u32,  // gather_batch: the shard's first row of the data
+    shard_rows: u32, // gather_batch: the shard's rows
+    _pad0: u32,
+    _pad1: u32,
 }
 
 var<immediate> params: Params;
@@ -65,15 +76,22 @@ fn gather_batch(
         if (e < x_total) {
             let r = e / params.cols;
             let c = e - r * params.cols;
-            let source_row = indices[params.start + r];
-            out[params.out_offset + e] = src[params.src_offset + source_row * params.cols + c];
+            let index = indices[params.start + r];
+            if (index >= params.first_row && index - params.first_row < params.shard_rows) {
+                let source_row = index - params.first_row;
+                out[params.out_offset + e] =
+                    src[params.src_offset + source_row * params.cols + c];
+            }
         } else {
             let f = e - x_total;
             let r = f / params.y_cols;
             let c = f - r * params.y_cols;
-            let source_row = indices[params.start + r];
-            y_out[params.y_out_offset + f] =
-                y_src[params.y_src_offset + source_row * params.y_cols + c];
+            let index = indices[params.start + r];
+            if (index >= params.first_row && index - params.first_row < params.shard_rows) {
+                let source_row = index - params.first_row;
+                y_out[params.y_out_offset + f] =
+                    y_src[params.y_src_offset + source_row * params.y_cols + c];
+            }
         }
     }
 }

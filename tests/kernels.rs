@@ -49,7 +49,9 @@ fn check_gather(src_rows: usize, cols: usize, out_rows: usize, seed: u64) {
     assert_untouched("gather", &buffer, offset, out_rows * cols);
 }
 
-/// A batch's inputs and targets gathered in one kernel: both outputs poisoned and guarded.
+/// A batch's inputs and targets gathered in one kernel per shard: the data split into 1 to 4
+/// shards of consecutive rows (each pair placed inside its own buffers), against the CPU's
+/// gather from the data whole and from the same shards; both outputs poisoned and guarded.
 fn check_gather_batch(src_rows: usize, cols: usize, y_cols: usize, out_rows: usize, seed: u64) {
     let mut r = rng(seed);
     let x = random_matrix(&mut r, src_rows, cols, 5.0);
@@ -61,26 +63,62 @@ fn check_gather_batch(src_rows: usize, cols: usize, y_cols: usize, out_rows: usi
     let mut expected_x = Array2::zeros((out_rows, cols));
     let mut expected_y = Array2::zeros((out_rows, y_cols));
     cpu::gather_batch(
-        (x.view(), y.view()),
+        &[(x.view(), y.view())],
         &indices,
         start,
         (&mut expected_x, &mut expected_y),
     )
     .unwrap();
+    // Where the shards begin: row 0, then up to three distinct cuts inside the data.
+    let mut cuts: Vec<usize> = (0..seed % 4)
+        .filter(|_| src_rows > 1)
+        .map(|_| r.random_range(1..src_rows))
+        .collect();
+    cuts.push(0);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let ends: Vec<usize> = cuts.iter().skip(1).copied().chain([src_rows]).collect();
+    let ranges: Vec<_> = cuts.iter().zip(&ends).map(|(&a, &b)| a..b).collect();
+    let host_shards: Vec<_> = ranges
+        .iter()
+        .map(|rows| {
+            (
+                x.slice(ndarray::s![rows.clone(), ..]),
+                y.slice(ndarray::s![rows.clone(), ..]),
+            )
+        })
+        .collect();
+    let (mut cpu_x, mut cpu_y) = (
+        Array2::zeros((out_rows, cols)),
+        Array2::zeros((out_rows, y_cols)),
+    );
+    cpu::gather_batch(&host_shards, &indices, start, (&mut cpu_x, &mut cpu_y)).unwrap();
+    let what =
+        format!("gather_batch {src_rows}×({cols}, {y_cols}) in shards {ranges:?} seed={seed}");
+    assert_eq!(
+        (&cpu_x, &cpu_y),
+        (&expected_x, &expected_y),
+        "{what}: CPU shards"
+    );
 
     let g = gpu();
     let offset = (seed % 5) as usize;
     let (mut x_out, x_guard) = poisoned(out_rows, cols, offset);
     let (mut y_out, y_guard) = poisoned(out_rows, y_cols, offset + 2);
     let indices = g.upload_indices(&indices).unwrap();
-    g.gather_batch_into(
-        (&placed(&x, offset), &placed(&y, offset + 1)),
-        &indices,
-        start,
-        (&mut x_out, &mut y_out),
-    )
-    .unwrap();
-    let what = format!("gather_batch {src_rows}×({cols}, {y_cols}) seed={seed}");
+    let shards: Vec<_> = host_shards
+        .iter()
+        .enumerate()
+        .map(|(i, (x, y))| {
+            (
+                placed(&x.to_owned(), offset + i),
+                placed(&y.to_owned(), offset + i + 1),
+            )
+        })
+        .collect();
+    let shard_refs: Vec<_> = shards.iter().map(|(x, y)| (x, y)).collect();
+    g.gather_batch_into(&shard_refs, &indices, start, (&mut x_out, &mut y_out))
+        .unwrap();
     assert_eq!(g.download(&x_out).unwrap(), expected_x, "{what}: inputs");
     assert_eq!(g.download(&y_out).unwrap(), expected_y, "{what}: targets");
     assert_untouched(&what, &x_guard, offset, out_rows * cols);
@@ -422,12 +460,32 @@ fn bad_shapes_are_errors_on_both_backends() {
     let x = g.upload(a.view()).unwrap();
     let y = g.upload(Array2::<f32>::zeros((4, 2)).view()).unwrap();
     assert!(matches!(
-        g.gather_batch_into((&x, &y), &idx, 0, (&mut x_out, &mut y_out)),
+        g.gather_batch_into(&[(&x, &y)], &idx, 0, (&mut x_out, &mut y_out)),
         Err(steepest::Error::Shape {
             op: "gather_batch",
             ..
         })
     ));
+    // Nor does one from shards whose rows together do not reach the index (4 + 4 ≤ 9), one
+    // whose shard has inputs and targets of different rows, or one from no shard at all.
+    let short_y = g.upload(Array2::<f32>::zeros((3, 2)).view()).unwrap();
+    let refusals: [&[(&GpuMatrix, &GpuMatrix)]; 3] =
+        [&[(&x, &y), (&x, &y)], &[(&x, &y), (&x, &short_y)], &[]];
+    for shards in refusals {
+        let err = g
+            .gather_batch_into(shards, &idx, 0, (&mut x_out, &mut y_out))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                steepest::Error::Shape {
+                    op: "gather_batch",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
     for (out, guard) in [(&x_out, &x_guard), (&y_out, &y_guard)] {
         assert!(g.download(out).unwrap().iter().all(|v| v.is_nan()));
         guard.assert_untouched("refused gather_batch");

@@ -23,9 +23,9 @@ pub use nonlinearity::Nonlinearity;
 use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
-    arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_dims, layer_norm_dims,
-    linear_backward_dims, linear_chain_dims, linear_grads_dims, loss_dims, same_shape, totals_dims,
-    transpose_dims,
+    arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_batch_dims, gather_dims,
+    layer_norm_dims, linear_backward_dims, linear_chain_dims, linear_grads_dims, loss_dims,
+    same_shape, totals_dims, transpose_dims,
 };
 
 use crate::error::Result;
@@ -111,6 +111,11 @@ pub trait Backend: 'static {
 
     /// Copies a host array into a new backend matrix.
     fn upload(&self, host: ArrayView2<'_, f32>) -> Result<Self::Matrix>;
+
+    /// The most elements one matrix may hold so that every kernel can read it whole: on the
+    /// GPU, what the device's storage binding and buffer limits allow; unbounded on the CPU.
+    /// A dataset over it is held in several matrices (see [`Backend::gather_batch_into`]).
+    fn max_matrix_elements(&self) -> usize;
 
     /// Copies a backend matrix back to the host (waits for the GPU on the GPU backend).
     fn download(&self, matrix: &Self::Matrix) -> Result<Array2<f32>>;
@@ -260,11 +265,14 @@ pub trait Backend: 'static {
         out: &mut Self::Matrix,
     ) -> Result<()>;
 
-    /// The rows `indices[start..]` of `x` into `x_out` and of `y` into `y_out`: a batch's
-    /// inputs and targets, in one kernel on the GPU. Checks both before writing either.
+    /// A batch's inputs and targets: row `r` of `x_out` and `y_out` is row
+    /// `indices[start + r]` of the data whose rows the `(x, y)` pairs of `shards` hold in
+    /// order: one pair, or several where the data is over
+    /// [`Backend::max_matrix_elements`]. One kernel per shard on the GPU. Checks every shard
+    /// and index before writing either output.
     fn gather_batch_into(
         &self,
-        sources: (&Self::Matrix, &Self::Matrix),
+        shards: &[(&Self::Matrix, &Self::Matrix)],
         indices: &Self::Indices,
         start: usize,
         outputs: (&mut Self::Matrix, &mut Self::Matrix),

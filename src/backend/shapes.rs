@@ -200,6 +200,50 @@ pub(crate) fn gather_dims(
     Ok(())
 }
 
+/// The (inputs, targets) shapes of one shard of a dataset.
+pub(crate) type ShardDims = ((usize, usize), (usize, usize));
+
+/// A batch gathered from a dataset held in shards: `shards` are the (x, y) shapes of each,
+/// holding the data's rows in order (x and y of a shard have the same rows, and the widths of
+/// `x_out` and `y_out`), and `indices[start..]` pick `x_out`'s rows among all of them. Returns
+/// the rows of all shards together.
+pub(crate) fn gather_batch_dims(
+    op: &'static str,
+    shards: impl IntoIterator<Item = ShardDims>,
+    indices: &[u32],
+    start: usize,
+    (x_out, y_out): ((usize, usize), (usize, usize)),
+) -> Result<usize> {
+    let mut rows = 0usize;
+    let mut count = 0;
+    for (i, (x, y)) in shards.into_iter().enumerate() {
+        count += 1;
+        if x.0 != y.0 || x.1 != x_out.1 || y.1 != y_out.1 {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "source {i} is {} and {}, the outputs {} and {}: a source's inputs and \
+                     targets have the same rows, and the outputs' widths",
+                    Dims(x.0, x.1),
+                    Dims(y.0, y.1),
+                    Dims(x_out.0, x_out.1),
+                    Dims(y_out.0, y_out.1)
+                ),
+            });
+        }
+        rows = rows.saturating_add(x.0);
+    }
+    if count == 0 {
+        return Err(Error::Shape {
+            op,
+            detail: "no source to gather from".into(),
+        });
+    }
+    gather_dims(op, (rows, x_out.1), indices, start, x_out)?;
+    gather_dims(op, (rows, y_out.1), indices, start, y_out)?;
+    Ok(rows)
+}
+
 /// `out` is the 1×cols row of column sums of `m`.
 pub(crate) fn column_sum_dims(m: (usize, usize), out: (usize, usize)) -> Result<()> {
     if out != (1, m.1) {

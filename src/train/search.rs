@@ -99,12 +99,7 @@ impl LineSearch {
         let all: Vec<u32> = (0..n as u32).collect();
         let all = backend.upload_indices(&all)?;
         let mut ws = model.workspace(backend, n, loss.target_cols(model.outputs()))?;
-        backend.gather_batch_into(
-            (&device.x, &device.y),
-            &all,
-            0,
-            (&mut ws.input, &mut ws.target),
-        )?;
+        device.gather(backend, &all, 0, (&mut ws.input, &mut ws.target))?;
         let mut totals = backend.zeros(1, slot::LEN)?;
         let shapes: Vec<(usize, usize)> =
             model.params.tensors().iter().map(Matrix::shape).collect();

@@ -69,7 +69,9 @@ impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
 }
 
 impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
-    /// Checks the settings and data, uploads the data once and builds the optimizer.
+    /// Checks the settings and data, uploads the data once and builds the optimizer. Data over
+    /// the backend's [`Backend::max_matrix_elements`] (more than one GPU binding holds) is
+    /// uploaded in shards of consecutive rows; batches are gathered from all of them.
     pub fn new(
         trainer: &'a Trainer,
         backend: &'a B,
@@ -254,12 +256,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
                         detail: "no epoch order".into(),
                     });
                 };
-                backend.gather_batch_into(
-                    (&train.x, &train.y),
-                    order,
-                    start,
-                    (&mut ws.input, &mut ws.target),
-                )?;
+                train.gather(backend, order, start, (&mut ws.input, &mut ws.target))?;
                 (&ws.input, &ws.target)
             }
             Batch::Host(data) => {

@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::backend::gather_dims;
+use crate::backend::{gather_batch_dims, gather_dims};
 use crate::error::Result;
 
 /// `out[r, :] ← src[indices[start + r], :]` for every row of `out`.
@@ -19,16 +19,35 @@ pub fn gather_rows(
     Ok(())
 }
 
-/// The rows `indices[start..]` of `x` into `x_out` and of `y` into `y_out`: a batch's inputs
-/// and targets. Checks both before writing either.
+/// A batch's inputs and targets: row `r` of `x_out` and `y_out` is row `indices[start + r]`
+/// of the data whose rows the `(x, y)` pairs of `shards` hold in order (one pair, or several
+/// where the data is over a backend's [`max_matrix_elements`](crate::Backend::max_matrix_elements)).
+/// Checks every shard and index before writing either output.
 pub fn gather_batch(
-    (x, y): (ArrayView2<'_, f32>, ArrayView2<'_, f32>),
+    shards: &[(ArrayView2<'_, f32>, ArrayView2<'_, f32>)],
     indices: &[u32],
     start: usize,
     (x_out, y_out): (&mut Array2<f32>, &mut Array2<f32>),
 ) -> Result<()> {
-    gather_dims("gather_batch", x.dim(), indices, start, x_out.dim())?;
-    gather_dims("gather_batch", y.dim(), indices, start, y_out.dim())?;
-    gather_rows(x, indices, start, x_out)?;
-    gather_rows(y, indices, start, y_out)
+    gather_batch_dims(
+        "gather_batch",
+        shards.iter().map(|(x, y)| (x.dim(), y.dim())),
+        indices,
+        start,
+        (x_out.dim(), y_out.dim()),
+    )?;
+    for (r, &index) in indices[start..start + x_out.nrows()].iter().enumerate() {
+        // The shard holding row `index`, and the row within it (the check above has put every
+        // index below the shards' rows together).
+        let mut row = index as usize;
+        for (x, y) in shards {
+            if row < x.nrows() {
+                x_out.row_mut(r).assign(&x.row(row));
+                y_out.row_mut(r).assign(&y.row(row));
+                break;
+            }
+            row -= x.nrows();
+        }
+    }
+    Ok(())
 }

@@ -171,6 +171,10 @@ impl Backend for CpuBackend {
         Ok(host.to_owned())
     }
 
+    fn max_matrix_elements(&self) -> usize {
+        usize::MAX
+    }
+
     fn download(&self, matrix: &Array2<f32>) -> Result<Array2<f32>> {
         Ok(matrix.clone())
     }
@@ -223,12 +227,13 @@ impl Backend for CpuBackend {
 
     fn gather_batch_into(
         &self,
-        (x, y): (&Array2<f32>, &Array2<f32>),
+        shards: &[(&Array2<f32>, &Array2<f32>)],
         indices: &Vec<u32>,
         start: usize,
         (x_out, y_out): (&mut Array2<f32>, &mut Array2<f32>),
     ) -> Result<()> {
-        gather_batch((x.view(), y.view()), indices, start, (x_out, y_out))
+        let views: Vec<_> = shards.iter().map(|(x, y)| (x.view(), y.view())).collect();
+        gather_batch(&views, indices, start, (x_out, y_out))
     }
 
     fn activation_backward(

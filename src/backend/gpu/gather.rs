@@ -4,7 +4,7 @@ use super::context::GpuContext;
 use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
-use crate::backend::{Matrix, gather_dims};
+use crate::backend::{Matrix, gather_batch_dims, gather_dims};
 use crate::error::Result;
 
 const GATHER_ROWS: Kernel = Kernel {
@@ -67,6 +67,9 @@ struct Params {
     y_cols: u32,
     y_src_offset: u32,
     y_out_offset: u32,
+    first_row: u32,
+    shard_rows: u32,
+    _pad: [u32; 2],
 }
 
 /// `out[r, :] ← src[indices[start + r], :]` on the GPU: the twin of
@@ -93,6 +96,9 @@ pub fn gather_rows(
         y_cols: 0,
         y_src_offset: 0,
         y_out_offset: 0,
+        first_row: 0,
+        shard_rows: 0,
+        _pad: [0; 2],
     };
     to_u32(op, "source elements", src.buffer().len())?;
     to_u32(op, "output elements", rows * cols)?;
@@ -115,36 +121,30 @@ pub fn gather_rows(
     )
 }
 
-/// The rows `indices[start..]` of `x` into `x_out` and of `y` into `y_out` in one dispatch (a
-/// batch's inputs and targets): the twin of [`crate::backend::cpu::gather_batch`]. Checks both
-/// before recording either.
+/// A batch's inputs and targets (row `r` of `x_out` and `y_out` is row `indices[start + r]`
+/// of the data whose rows the `(x, y)` pairs of `shards` hold in order), one dispatch per
+/// shard, each copying the rows it holds: the twin of [`crate::backend::cpu::gather_batch`].
+/// Checks every shard and index before recording any.
 pub fn gather_batch(
     ctx: &GpuContext,
-    (x, y): (&GpuMatrix, &GpuMatrix),
+    shards: &[(&GpuMatrix, &GpuMatrix)],
     indices: &GpuIndices,
     start: usize,
     (x_out, y_out): (&GpuMatrix, &GpuMatrix),
 ) -> Result<()> {
     let op = "gather_batch";
-    gather_dims(op, x.shape(), &indices.host, start, x_out.shape())?;
-    gather_dims(op, y.shape(), &indices.host, start, y_out.shape())?;
-    check_bindings(ctx, op, &[x, y, x_out, y_out])?;
-    check_no_alias(op, x_out, &[x, y, y_out])?;
-    check_no_alias(op, y_out, &[x, y])?;
+    gather_batch_dims(
+        op,
+        shards.iter().map(|(x, y)| (x.shape(), y.shape())),
+        &indices.host,
+        start,
+        (x_out.shape(), y_out.shape()),
+    )?;
+    check_bindings(ctx, op, &[x_out, y_out])?;
     indices.buffer.check_binding(ctx, op)?;
     let (rows, cols) = x_out.shape();
     let y_cols = y_out.shape().1;
-    let params = Params {
-        rows: to_u32(op, "rows", rows)?,
-        cols: to_u32(op, "cols", cols)?,
-        start: to_u32(op, "start", start)?,
-        out_offset: to_u32(op, "output offset", x_out.offset())?,
-        src_offset: to_u32(op, "source offset", x.offset())?,
-        y_cols: to_u32(op, "target cols", y_cols)?,
-        y_src_offset: to_u32(op, "target source offset", y.offset())?,
-        y_out_offset: to_u32(op, "target output offset", y_out.offset())?,
-    };
-    // Both sources' elements and the outputs' sum fit the kernel's 32-bit element index.
+    // Both outputs' elements together fit the kernel's 32-bit element index.
     let total = cols
         .checked_add(y_cols)
         .and_then(|width| rows.checked_mul(width))
@@ -153,23 +153,55 @@ pub fn gather_batch(
             detail: format!("{rows} rows of {cols} + {y_cols} columns overflow"),
         })?;
     to_u32(op, "output elements", total)?;
-    to_u32(op, "source elements", x.buffer().len())?;
-    to_u32(op, "target source elements", y.buffer().len())?;
-    record(
-        ctx,
-        op,
-        bytemuck::bytes_of(&params),
-        &[
-            x.buffer().bind(),
-            indices.buffer.bind(),
-            x_out.buffer().bind(),
-            y.buffer().bind(),
-            y_out.buffer().bind(),
-        ],
-        &[Entry {
-            kernel: &GATHER_BATCH,
-            overrides: &[],
-            groups: [striding_groups(total), 1, 1],
-        }],
-    )
+    // Shard `x, y` from data row `first_row` on: its values, checked.
+    let plan = |x: &GpuMatrix, y: &GpuMatrix, first_row: usize| -> Result<Params> {
+        check_bindings(ctx, op, &[x, y])?;
+        check_no_alias(op, x_out, &[x, y, y_out])?;
+        check_no_alias(op, y_out, &[x, y])?;
+        to_u32(op, "source elements", x.buffer().len())?;
+        to_u32(op, "target source elements", y.buffer().len())?;
+        Ok(Params {
+            rows: to_u32(op, "rows", rows)?,
+            cols: to_u32(op, "cols", cols)?,
+            start: to_u32(op, "start", start)?,
+            out_offset: to_u32(op, "output offset", x_out.offset())?,
+            src_offset: to_u32(op, "source offset", x.offset())?,
+            y_cols: to_u32(op, "target cols", y_cols)?,
+            y_src_offset: to_u32(op, "target source offset", y.offset())?,
+            y_out_offset: to_u32(op, "target output offset", y_out.offset())?,
+            first_row: to_u32(op, "a source's first row", first_row)?,
+            shard_rows: to_u32(op, "a source's rows", x.shape().0)?,
+            _pad: [0; 2],
+        })
+    };
+    // Every shard is checked before any is recorded (the plan is pure: planned again below,
+    // it gives the same values).
+    let mut first_row = 0;
+    for &(x, y) in shards {
+        plan(x, y, first_row)?;
+        first_row += x.shape().0;
+    }
+    let mut first_row = 0;
+    for &(x, y) in shards {
+        let params = plan(x, y, first_row)?;
+        first_row += x.shape().0;
+        record(
+            ctx,
+            op,
+            bytemuck::bytes_of(&params),
+            &[
+                x.buffer().bind(),
+                indices.buffer.bind(),
+                x_out.buffer().bind(),
+                y.buffer().bind(),
+                y_out.buffer().bind(),
+            ],
+            &[Entry {
+                kernel: &GATHER_BATCH,
+                overrides: &[],
+                groups: [striding_groups(total), 1, 1],
+            }],
+        )?;
+    }
+    Ok(())
 }

@@ -114,6 +114,17 @@ impl Backend for GpuBackend {
         GpuMatrix::view(buffer, 0, rows, cols)
     }
 
+    fn max_matrix_elements(&self) -> usize {
+        let limits = self.ctx.limits();
+        let bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        // Whole 16-byte blocks (buffers are allocated in them), and elements the kernels'
+        // 32-bit indices reach.
+        let elements = (bytes / 16 * 4).min(u64::from(u32::MAX) / 4 * 4);
+        usize::try_from(elements).unwrap_or(usize::MAX)
+    }
+
     fn download(&self, matrix: &GpuMatrix) -> Result<Array2<f32>> {
         let (rows, cols) = matrix.shape();
         let buffer = matrix.buffer();
@@ -229,12 +240,12 @@ impl Backend for GpuBackend {
 
     fn gather_batch_into(
         &self,
-        (x, y): (&GpuMatrix, &GpuMatrix),
+        shards: &[(&GpuMatrix, &GpuMatrix)],
         indices: &GpuIndices,
         start: usize,
         (x_out, y_out): (&mut GpuMatrix, &mut GpuMatrix),
     ) -> Result<()> {
-        gather_batch(&self.ctx, (x, y), indices, start, (x_out, y_out))
+        gather_batch(&self.ctx, shards, indices, start, (x_out, y_out))
     }
 
     fn activation_backward(

@@ -249,3 +249,38 @@ fn buffers_over_the_device_limits() {
         Err(Error::BufferTooLarge { .. })
     ));
 }
+
+/// A batch whose matrices one GPU binding cannot hold is refused before the step, with the
+/// batch size that fits, and the parameters stay as they were; a predictor's too.
+#[test]
+fn a_batch_over_one_binding_is_refused_with_the_size_that_fits() {
+    let g = gpu();
+    let width = 64;
+    let fits = g.max_matrix_elements() / width;
+    let rows = fits + 1;
+    let x = Array2::from_shape_fn((rows, 2), |(i, j)| ((i + j) % 7) as f32);
+    let labels: Vec<usize> = (0..rows).map(|i| i % 2).collect();
+    let data = Dataset::classification(x, &labels, 2).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(width, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let mut model = Mlp::new(g, &spec, Init::default(), 1).unwrap();
+    let before = model.parameters_flat(g).unwrap();
+    let err = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy)
+        .full_batch()
+        .fit(g, &mut model, &data, None)
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::Shape { op: "batch", .. }), "{message}");
+    assert!(
+        message.contains(&format!("{rows}×{width} matrix for layer 0's outputs"))
+            && message.contains(&format!("at most {fits} rows")),
+        "{message}"
+    );
+    assert_eq!(model.parameters_flat(g).unwrap(), before);
+    let mut predictor = model.predictor(rows).unwrap();
+    let err = predictor.predict(g, &model, data.x().view()).unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+    // The model's own batching fits itself under the limit.
+    assert_eq!(model.predict(g, data.x().view()).unwrap().dim(), (rows, 2));
+}

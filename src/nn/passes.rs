@@ -38,6 +38,7 @@ impl<B: Backend> Sequential<B> {
         rows: usize,
         mode: Mode,
     ) -> Result<Activations<B::Matrix>> {
+        self.check_batch_fits(backend, rows, None)?;
         let mut acts = Activations {
             outputs: Vec::new(),
             output_grads: Vec::new(),
@@ -59,6 +60,44 @@ impl<B: Backend> Sequential<B> {
         Ok(acts)
     }
 
+    /// Fails, before anything is allocated, where a batch of `rows` samples (with targets
+    /// `target_cols` wide, for training) needs a matrix over the backend's
+    /// [`Backend::max_matrix_elements`], naming it and the batch size that would fit: a batch
+    /// too large for one GPU binding is refused here rather than by the first kernel to bind it.
+    fn check_batch_fits(&self, backend: &B, rows: usize, target_cols: Option<usize>) -> Result<()> {
+        let max = backend.max_matrix_elements();
+        // `what` names the matrix, built only for the error.
+        let check = |what: &dyn Fn() -> String, (r, c): (usize, usize)| {
+            let elements = r.saturating_mul(c);
+            if elements <= max {
+                return Ok(());
+            }
+            // The matrix's elements per sample, so the advice holds for any batch size.
+            let per_row = elements.div_ceil(rows.max(1)).max(1);
+            Err(Error::Shape {
+                op: "batch",
+                detail: format!(
+                    "a batch of {rows} rows needs a {r}×{c} matrix for {}, over the {max} \
+                     elements one matrix may hold on this backend \
+                     (Backend::max_matrix_elements); use batches of at most {} rows",
+                    what(),
+                    max / per_row
+                ),
+            })
+        };
+        check(&|| "the inputs".into(), (rows, self.inputs()))?;
+        if let Some(cols) = target_cols {
+            check(&|| "the targets".into(), (rows, cols))?;
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            check(&|| format!("layer {i}'s outputs"), (rows, layer.outputs()))?;
+            for shape in layer.saved_shapes(rows) {
+                check(&|| format!("what layer {i} keeps"), shape)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Buffers for a batch of `rows` samples with targets `target_cols` wide.
     pub(crate) fn workspace(
         &self,
@@ -66,6 +105,7 @@ impl<B: Backend> Sequential<B> {
         rows: usize,
         target_cols: usize,
     ) -> Result<Workspace<B::Matrix>> {
+        self.check_batch_fits(backend, rows, Some(target_cols))?;
         Ok(Workspace {
             rows,
             input: backend.zeros(rows, self.inputs())?,

@@ -101,8 +101,11 @@ fn options_follow_wgpus_environment_variables() {
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", " 64 "),
         ("STEEPEST_PROFILE", "yes"),
         ("STEEPEST_SPIN_WAIT", "on"),
+        ("STEEPEST_MAX_STORAGE_BINDING", "1048576"),
     ]))
     .unwrap();
+    assert_eq!(options.max_storage_binding, Some(1 << 20));
+    assert_eq!(GpuOptions::default().max_storage_binding, None);
     assert!(options.shader_checks);
     assert!(options.profile);
     assert!(!GpuOptions::default().profile, "no profiling by default");
@@ -136,6 +139,12 @@ fn options_follow_wgpus_environment_variables() {
         ("STEEPEST_SPIN_WAIT", "fast", "1, true"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "-1", "0 or more"),
         ("STEEPEST_MAX_DISPATCHES_IN_FLIGHT", "lots", "whole number"),
+        ("STEEPEST_MAX_STORAGE_BINDING", "1024", "65536 or more"),
+        (
+            "STEEPEST_MAX_STORAGE_BINDING",
+            "big",
+            "whole number of bytes",
+        ),
     ] {
         let pairs: &'static [(&'static str, &'static str)] =
             Box::leak(vec![(variable, value)].into_boxed_slice());

@@ -19,7 +19,7 @@ impl<B: Backend> Sequential<B> {
     /// The network's outputs for every row of `x` (samples × inputs), as a host array of
     /// samples × outputs: logits for a classifier trained with a cross-entropy loss. Inputs
     /// are standardised first when the model carries a [`Sequential::standardizer`]. Runs in batches
-    /// sized so each layer's activations stay under 64 MiB.
+    /// sized so each layer's activations stay under 64 MiB (and one GPU binding).
     ///
     /// Each call allocates the batch's device memory anew; a loop that predicts again and
     /// again keeps it in a [`Predictor`] ([`Sequential::predictor`]) instead.
@@ -46,7 +46,9 @@ impl<B: Backend> Sequential<B> {
             .max()
             .unwrap_or(1)
             .max(1);
-        let batch = (VALUES_PER_BATCH / widest).clamp(1, x.nrows().max(1));
+        // (and within what one matrix may hold on the backend: one GPU binding)
+        let values = VALUES_PER_BATCH.min(backend.max_matrix_elements());
+        let batch = (values / widest).clamp(1, x.nrows().max(1));
         self.predictor(batch)?.run("predict", backend, self, x)
     }
 

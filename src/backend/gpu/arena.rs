@@ -42,9 +42,20 @@ impl GpuArena {
         &self.buffer
     }
 
-    /// The whole buffer as one 1×len matrix (for ops over every element).
-    pub(crate) fn as_row(&self) -> Result<GpuMatrix> {
-        GpuMatrix::view(self.buffer.clone(), 0, 1, self.buffer.len())
+    /// The whole buffer as 1×len matrices in order (for ops over every element): one, or for
+    /// a buffer larger than one storage binding on `ctx`'s device, pieces of the largest
+    /// aligned binding.
+    pub(crate) fn as_rows(&self, ctx: &GpuContext) -> Result<Vec<GpuMatrix>> {
+        let limits = ctx.limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let piece = usize::try_from(limits.max_storage_buffer_binding_size / align * align / 4)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let len = self.buffer.len();
+        (0..len)
+            .step_by(piece)
+            .map(|start| GpuMatrix::view(self.buffer.clone(), start, 1, piece.min(len - start)))
+            .collect()
     }
 
     /// The tensors' values, concatenated in order (one readback).

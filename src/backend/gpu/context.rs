@@ -126,7 +126,21 @@ impl GpuContext {
 
         // wgpu's defaults are WebGPU's portable minimums (128 MiB bindings, 16 KiB workgroup
         // memory); asking for the adapter's own limits is what lets big arenas and tiles fit.
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(cap) = options.max_storage_binding {
+            if cap < super::options::MIN_STORAGE_BINDING {
+                return Err(Error::RequestDevice {
+                    adapter: info.name.clone(),
+                    message: format!(
+                        "GpuOptions::max_storage_binding = {cap} bytes is under the least \
+                         steepest takes ({} bytes)",
+                        super::options::MIN_STORAGE_BINDING
+                    ),
+                });
+            }
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
         // Kernels take their per-dispatch values as immediate data (push constants), so a
         // step writes no uniform buffers; every Vulkan, Metal and DX12 adapter has them.
         if !adapter.features().contains(wgpu::Features::IMMEDIATES)

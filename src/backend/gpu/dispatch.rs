@@ -5,6 +5,7 @@ use super::GpuMatrix;
 use super::context::GpuContext;
 use super::kernel::Kernel;
 use super::sites::{Bind, Dispatch};
+use crate::backend::Matrix;
 use crate::error::{Error, Result};
 
 /// Invocations per workgroup of the one-dimensional kernels (`WORKGROUP` in their shaders).
@@ -52,16 +53,108 @@ pub(crate) fn to_u32(op: &'static str, what: &str, value: usize) -> Result<u32> 
     })
 }
 
-/// Checks that each matrix's whole buffer can be bound on this device and that every element
-/// index of it fits the kernels' 32-bit arithmetic.
+/// Checks that each matrix can be bound on this device (see [`bound`]) and that every element
+/// index of its binding fits the kernels' 32-bit arithmetic.
 pub(crate) fn check_bindings(
     ctx: &GpuContext,
     op: &'static str,
     matrices: &[&GpuMatrix],
 ) -> Result<()> {
-    matrices.iter().try_for_each(|m| {
-        m.buffer().check_binding(ctx, op)?;
-        to_u32(op, "buffer elements", m.buffer().len()).map(|_| ())
+    matrices
+        .iter()
+        .try_for_each(|m| bound(ctx, op, &[m]).map(|_| ()))
+}
+
+/// The part of a buffer an op binds for some views of it, and the element where that part
+/// starts: a kernel indexes each view from its offset less `base`.
+#[derive(Clone, Copy)]
+pub(crate) struct Bound<'a> {
+    pub bind: Bind<'a>,
+    pub base: usize,
+}
+
+impl Bound<'_> {
+    /// `view`'s first element counted from the bound part's start, as the kernel's index.
+    pub fn offset(&self, op: &'static str, what: &str, view: &GpuMatrix) -> Result<u32> {
+        to_u32(op, what, view.offset().saturating_sub(self.base))
+    }
+}
+
+/// How an op binds `views` (views of one buffer, at least one). A buffer that fits one storage
+/// binding is bound whole, so every op over it shares one bind group and indexes views by their
+/// own offsets (`base` 0): every buffer but an arena larger than the device's
+/// `max_storage_buffer_binding_size`. Of such a buffer, an op binds a window that holds all of
+/// `views`: one of a grid of windows of the largest aligned binding, each starting half a
+/// window after the last (so views close to each other, such as a layer's weight and bias,
+/// share one, and its bind group), else one starting at the views' first element. Fails when
+/// `views` span more than one binding holds, or another context made the buffer.
+pub(crate) fn bound<'a>(
+    ctx: &GpuContext,
+    op: &'static str,
+    views: &[&'a GpuMatrix],
+) -> Result<Bound<'a>> {
+    let Some(first) = views.first() else {
+        return Err(Error::Gpu {
+            op,
+            message: "a binding of no view".into(),
+        });
+    };
+    let buffer = first.buffer();
+    buffer.check_context(ctx, op)?;
+    if views.iter().any(|v| v.buffer().raw() != buffer.raw()) {
+        return Err(Error::Gpu {
+            op,
+            message: "one binding of views of different buffers".into(),
+        });
+    }
+    let limits = ctx.limits();
+    let limit = limits.max_storage_buffer_binding_size;
+    let size = buffer.size_bytes();
+    if size <= limit {
+        to_u32(op, "buffer elements", buffer.len())?;
+        return Ok(Bound {
+            bind: buffer.bind(),
+            base: 0,
+        });
+    }
+    // Bytes, each view's end rounded up to whole 16-byte blocks (vec4 loads read them).
+    let start = views
+        .iter()
+        .map(|v| v.offset() as u64 * 4)
+        .min()
+        .unwrap_or(0);
+    let end = views
+        .iter()
+        .map(|v| {
+            let (rows, cols) = v.shape();
+            ((v.offset() + rows * cols) as u64 * 4).next_multiple_of(16)
+        })
+        .max()
+        .unwrap_or(0)
+        .min(size);
+    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+    let window = limit / align * align;
+    let stride = (window / 2 / align * align).max(align);
+    let on_grid = start / stride * stride;
+    let (offset, len) = if end <= on_grid + window {
+        (on_grid, window.min(size - on_grid))
+    } else {
+        let own = start / align * align;
+        (own, end - own)
+    };
+    if len > limit {
+        return Err(Error::BufferTooLarge {
+            op,
+            label: buffer.label().to_string(),
+            bytes: end - start,
+            limit,
+            limit_name: "max_storage_buffer_binding_size",
+        });
+    }
+    to_u32(op, "bound elements", (len / 4) as usize)?;
+    Ok(Bound {
+        bind: buffer.bind_range((offset / 4) as usize, (len / 4) as usize),
+        base: (offset / 4) as usize,
     })
 }
 

@@ -3,7 +3,9 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use crate::backend::{DropoutDraw, Matrix, same_shape};
 use crate::error::Result;
@@ -49,11 +51,16 @@ fn run(
     let (rows, cols) = out.shape();
     let len = rows * cols;
     let (key0, key1, threshold, scale) = draw.kernel_params();
+    let (ib, mb, ob) = (
+        bound(ctx, op, &[input])?,
+        bound(ctx, op, &[mask])?,
+        bound(ctx, op, &[out])?,
+    );
     let params = Params {
         len: to_u32(op, "elements", len)?,
-        in_offset: to_u32(op, "input offset", input.offset())?,
-        mask_offset: to_u32(op, "mask offset", mask.offset())?,
-        out_offset: to_u32(op, "output offset", out.offset())?,
+        in_offset: ib.offset(op, "input offset", input)?,
+        mask_offset: mb.offset(op, "mask offset", mask)?,
+        out_offset: ob.offset(op, "output offset", out)?,
         key0,
         key1,
         threshold,
@@ -63,11 +70,7 @@ fn run(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[
-            input.buffer().bind(),
-            mask.buffer().bind(),
-            out.buffer().bind(),
-        ],
+        &[ib.bind, mb.bind, ob.bind],
         &[Entry {
             kernel,
             overrides: &[],

@@ -3,7 +3,9 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use crate::backend::{Activation, Matrix, same_shape};
 use crate::error::Result;
@@ -49,18 +51,23 @@ fn elementwise(
     len: usize,
     alpha: f32,
 ) -> Result<()> {
+    let (xb, zb, yb) = (
+        bound(ctx, op, &[x])?,
+        bound(ctx, op, &[z])?,
+        bound(ctx, op, &[y])?,
+    );
     let params = Params {
         len: to_u32(op, "elements", len)?,
-        x_offset: to_u32(op, "x offset", x.offset())?,
-        y_offset: to_u32(op, "y offset", y.offset())?,
+        x_offset: xb.offset(op, "x offset", x)?,
+        y_offset: yb.offset(op, "y offset", y)?,
         alpha,
-        z_offset: to_u32(op, "z offset", z.offset())?,
+        z_offset: zb.offset(op, "z offset", z)?,
     };
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[x.buffer().bind(), z.buffer().bind(), y.buffer().bind()],
+        &[xb.bind, zb.bind, yb.bind],
         &[Entry {
             kernel,
             overrides,

@@ -1,7 +1,9 @@
 //! Host side of `shaders/gather.wgsl`: `gpu::gather_rows` and `gpu::gather_batch`.
 
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matrix, gather_batch_dims, gather_dims};
@@ -87,12 +89,13 @@ pub fn gather_rows(
     check_no_alias(op, out, &[src])?;
     indices.buffer.check_binding(ctx, op)?;
     let (rows, cols) = out.shape();
+    let (sb, ob) = (bound(ctx, op, &[src])?, bound(ctx, op, &[out])?);
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         cols: to_u32(op, "cols", cols)?,
         start: to_u32(op, "start", start)?,
-        out_offset: to_u32(op, "output offset", out.offset())?,
-        src_offset: to_u32(op, "source offset", src.offset())?,
+        out_offset: ob.offset(op, "output offset", out)?,
+        src_offset: sb.offset(op, "source offset", src)?,
         y_cols: 0,
         y_src_offset: 0,
         y_out_offset: 0,
@@ -100,16 +103,15 @@ pub fn gather_rows(
         shard_rows: 0,
         _pad: [0; 2],
     };
-    to_u32(op, "source elements", src.buffer().len())?;
     to_u32(op, "output elements", rows * cols)?;
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
         &[
-            src.buffer().bind(),
+            sb.bind,
             indices.buffer.bind(),
-            out.buffer().bind(),
+            ob.bind,
             ctx.placeholder_bind(),
             ctx.placeholder_rw_bind(),
         ],
@@ -125,9 +127,9 @@ pub fn gather_rows(
 /// of the data whose rows the `(x, y)` pairs of `shards` hold in order), one dispatch per
 /// shard, each copying the rows it holds: the twin of [`crate::backend::cpu::gather_batch`].
 /// Checks every shard and index before recording any.
-pub fn gather_batch(
+pub fn gather_batch<'a>(
     ctx: &GpuContext,
-    shards: &[(&GpuMatrix, &GpuMatrix)],
+    shards: &[(&'a GpuMatrix, &'a GpuMatrix)],
     indices: &GpuIndices,
     start: usize,
     (x_out, y_out): (&GpuMatrix, &GpuMatrix),
@@ -153,26 +155,26 @@ pub fn gather_batch(
             detail: format!("{rows} rows of {cols} + {y_cols} columns overflow"),
         })?;
     to_u32(op, "output elements", total)?;
-    // Shard `x, y` from data row `first_row` on: its values, checked.
-    let plan = |x: &GpuMatrix, y: &GpuMatrix, first_row: usize| -> Result<Params> {
-        check_bindings(ctx, op, &[x, y])?;
+    let (xob, yob) = (bound(ctx, op, &[x_out])?, bound(ctx, op, &[y_out])?);
+    // Shard `x, y` from data row `first_row` on: its bindings and values, checked.
+    let plan = |x: &'a GpuMatrix, y: &'a GpuMatrix, first_row: usize| {
         check_no_alias(op, x_out, &[x, y, y_out])?;
         check_no_alias(op, y_out, &[x, y])?;
-        to_u32(op, "source elements", x.buffer().len())?;
-        to_u32(op, "target source elements", y.buffer().len())?;
-        Ok(Params {
+        let (xb, yb) = (bound(ctx, op, &[x])?, bound(ctx, op, &[y])?);
+        let params = Params {
             rows: to_u32(op, "rows", rows)?,
             cols: to_u32(op, "cols", cols)?,
             start: to_u32(op, "start", start)?,
-            out_offset: to_u32(op, "output offset", x_out.offset())?,
-            src_offset: to_u32(op, "source offset", x.offset())?,
+            out_offset: xob.offset(op, "output offset", x_out)?,
+            src_offset: xb.offset(op, "source offset", x)?,
             y_cols: to_u32(op, "target cols", y_cols)?,
-            y_src_offset: to_u32(op, "target source offset", y.offset())?,
-            y_out_offset: to_u32(op, "target output offset", y_out.offset())?,
+            y_src_offset: yb.offset(op, "target source offset", y)?,
+            y_out_offset: yob.offset(op, "target output offset", y_out)?,
             first_row: to_u32(op, "a source's first row", first_row)?,
             shard_rows: to_u32(op, "a source's rows", x.shape().0)?,
             _pad: [0; 2],
-        })
+        };
+        Result::Ok((xb.bind, yb.bind, params))
     };
     // Every shard is checked before any is recorded (the plan is pure: planned again below,
     // it gives the same values).
@@ -183,19 +185,13 @@ pub fn gather_batch(
     }
     let mut first_row = 0;
     for &(x, y) in shards {
-        let params = plan(x, y, first_row)?;
+        let (xb, yb, params) = plan(x, y, first_row)?;
         first_row += x.shape().0;
         record(
             ctx,
             op,
             bytemuck::bytes_of(&params),
-            &[
-                x.buffer().bind(),
-                indices.buffer.bind(),
-                x_out.buffer().bind(),
-                y.buffer().bind(),
-                y_out.buffer().bind(),
-            ],
+            &[xb, indices.buffer.bind(), xob.bind, yb, yob.bind],
             &[Entry {
                 kernel: &GATHER_BATCH,
                 overrides: &[],

@@ -3,7 +3,9 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use crate::backend::{Matrix, layer_norm_dims};
 use crate::error::Result;
@@ -56,15 +58,18 @@ fn run(
     check_no_alias(op, stats, &[x, gamma, third, prod])?;
     check_no_alias(op, prod, &[x, gamma, third])?;
     let (rows, cols) = x.shape();
+    let [xb, gb, tb, sb, ob, pb] =
+        [x, gamma, third, stats, out, prod].map(|m| bound(ctx, op, &[m]));
+    let [xb, gb, tb, sb, ob, pb] = [xb?, gb?, tb?, sb?, ob?, pb?];
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         cols: to_u32(op, "cols", cols)?,
-        x_offset: to_u32(op, "x offset", x.offset())?,
-        gamma_offset: to_u32(op, "gamma offset", gamma.offset())?,
-        third_offset: to_u32(op, "offset", third.offset())?,
-        stats_offset: to_u32(op, "stats offset", stats.offset())?,
-        out_offset: to_u32(op, "output offset", out.offset())?,
-        prod_offset: to_u32(op, "product offset", prod.offset())?,
+        x_offset: xb.offset(op, "x offset", x)?,
+        gamma_offset: gb.offset(op, "gamma offset", gamma)?,
+        third_offset: tb.offset(op, "offset", third)?,
+        stats_offset: sb.offset(op, "stats offset", stats)?,
+        out_offset: ob.offset(op, "output offset", out)?,
+        prod_offset: pb.offset(op, "product offset", prod)?,
         eps,
     };
     to_u32(op, "elements", rows * cols)?;
@@ -72,14 +77,7 @@ fn run(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[
-            x.buffer().bind(),
-            gamma.buffer().bind(),
-            third.buffer().bind(),
-            stats.buffer().bind(),
-            out.buffer().bind(),
-            prod.buffer().bind(),
-        ],
+        &[xb.bind, gb.bind, tb.bind, sb.bind, ob.bind, pb.bind],
         &[Entry {
             kernel,
             overrides: &[],

@@ -5,7 +5,7 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, to_u32};
+use super::dispatch::{Entry, bound, check_bindings, check_no_alias, record, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::matmul::{Fused, chosen_tiling, matmul, matmul_activation_backward, matmul_tiled};
 use super::reduce::{column_sum, column_sum_block_rows};
@@ -61,7 +61,8 @@ pub fn linear_grads_tiled(
         ("weight gradient", weight_grad),
         ("bias gradient", bias_grad),
     )?;
-    let shared = weight_grad.buffer().raw() == bias_grad.buffer().raw();
+    // The sums go to the product's binding: both gradients in one.
+    let shared = bound(ctx, op, &[weight_grad, bias_grad]).is_ok();
     if !shared || delta.shape().0 > FUSED_BIAS_GRAD_ROWS {
         matmul_tiled(ctx, spec, tiling, delta, input, None, weight_grad)?;
         return column_sum(ctx, delta, bias_grad);
@@ -225,25 +226,32 @@ pub fn linear_backward(
     let ((rows, outputs), inputs) = (delta.shape(), input.shape().1);
     let limits = ctx.limits();
     let grid_limit = limits.max_compute_workgroups_per_dimension.max(1) as usize;
+    let (db, ib, wb) = (
+        bound(ctx, op, &[delta])?,
+        bound(ctx, op, &[input])?,
+        bound(ctx, op, &[weight])?,
+    );
+    // Both gradients in one binding (`one_kernel` has checked that one holds them).
+    let gb = bound(ctx, op, &[weight_grad, bias_grad])?;
+    let below_output_b = below_output.map(|m| bound(ctx, op, &[m])).transpose()?;
+    let below_b = below.map(|b| bound(ctx, op, &[b.2])).transpose()?;
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         inputs: to_u32(op, "inputs", inputs)?,
         outputs: to_u32(op, "outputs", outputs)?,
-        delta_offset: to_u32(op, "δ offset", delta.offset())?,
-        input_offset: to_u32(op, "input offset", input.offset())?,
-        weight_offset: to_u32(op, "weight offset", weight.offset())?,
-        below_offset: to_u32(
-            op,
-            "offset below",
-            below_output.map_or(0, GpuMatrix::offset),
-        )?,
-        weight_grad_offset: to_u32(op, "weight gradient offset", weight_grad.offset())?,
-        bias_grad_offset: to_u32(op, "bias gradient offset", bias_grad.offset())?,
-        grad_below_offset: to_u32(
-            op,
-            "gradient offset below",
-            below.map_or(0, |b| b.2.offset()),
-        )?,
+        delta_offset: db.offset(op, "δ offset", delta)?,
+        input_offset: ib.offset(op, "input offset", input)?,
+        weight_offset: wb.offset(op, "weight offset", weight)?,
+        below_offset: match (&below_output_b, below_output) {
+            (Some(b), Some(m)) => b.offset(op, "offset below", m)?,
+            _ => 0,
+        },
+        weight_grad_offset: gb.offset(op, "weight gradient offset", weight_grad)?,
+        bias_grad_offset: gb.offset(op, "bias gradient offset", bias_grad)?,
+        grad_below_offset: match (&below_b, below) {
+            (Some(b), Some(below)) => b.offset(op, "gradient offset below", below.2)?,
+            _ => 0,
+        },
         sum_block_rows: to_u32(
             op,
             "rows per block",
@@ -270,12 +278,12 @@ pub fn linear_backward(
         op,
         bytemuck::bytes_of(&params),
         &[
-            delta.buffer().bind(),
-            input.buffer().bind(),
-            weight.buffer().bind(),
-            below_output.map_or(ctx.placeholder_bind(), |m| m.buffer().bind()),
-            weight_grad.buffer().bind(),
-            below.map_or(ctx.placeholder_rw_bind(), |b| b.2.buffer().bind()),
+            db.bind,
+            ib.bind,
+            wb.bind,
+            below_output_b.map_or(ctx.placeholder_bind(), |b| b.bind),
+            gb.bind,
+            below_b.map_or(ctx.placeholder_rw_bind(), |b| b.bind),
         ],
         &[Entry {
             kernel: &LINEAR_BACKWARD,
@@ -315,6 +323,7 @@ fn one_kernel(
     let grid_limit = ctx.limits().max_compute_workgroups_per_dimension as usize;
     invocations(rows, outputs, inputs, below.is_some()).div_ceil(WORKGROUP) <= grid_limit
         && bias_grad.buffer().raw() == grads
+        && bound(ctx, "linear_backward", &[weight_grad, bias_grad]).is_ok()
         && below.is_none_or(|b| b.2.buffer().raw() != grads)
         && chosen_tiling(ctx, (outputs, inputs, rows)).splits == 1
         && below.is_none_or(|_| chosen_tiling(ctx, (rows, inputs, outputs)).splits == 1)

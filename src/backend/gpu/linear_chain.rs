@@ -5,7 +5,7 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, folded_grid, record, to_u32};
+use super::dispatch::{Entry, bound, check_bindings, check_no_alias, folded_grid, record, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::matmul::{chosen_tiling, matmul};
 use crate::backend::{LinearLink, Matmul, Matrix, linear_chain_dims};
@@ -146,6 +146,8 @@ fn plan(
     outputs: &[GpuMatrix],
 ) -> Option<Plan> {
     let weights = links.first()?.weight.buffer().raw();
+    // Every link's weight and bias, in the one binding the kernel reads them through.
+    let mut parameters: [&GpuMatrix; 2 * MAX_LINKS] = [links.first()?.weight; 2 * MAX_LINKS];
     let mut count = 0;
     let (mut widest, mut deepest) = (1, 1);
     for (l, (link, out)) in links.iter().zip(outputs).take(MAX_LINKS).enumerate() {
@@ -157,6 +159,11 @@ fn plan(
         let fits = small(rows, features, inputs)
             && link.weight.buffer().raw() == weights
             && link.bias.buffer().raw() == weights
+            && {
+                parameters[2 * l] = link.weight;
+                parameters[2 * l + 1] = link.bias;
+                bound(ctx, "linear_chain", &parameters[..2 * l + 2]).is_ok()
+            }
             && apart
             // The kernel sums each element over all of K, as an unsplit product does.
             && chosen_tiling(ctx, (rows, features, inputs)).splits == 1;
@@ -226,19 +233,37 @@ fn record_links(
 ) -> Result<()> {
     let op = "linear_chain";
     let (rows, inputs) = x.shape();
+    let xb = bound(ctx, op, &[x])?;
+    // Weights and biases share one binding (checked by `plan`); arrays, not vectors: this
+    // runs every step of a small model.
+    let count = links.len().min(MAX_LINKS);
+    let mut parameters = [x; 2 * MAX_LINKS];
+    for (l, link) in links.iter().take(count).enumerate() {
+        (parameters[2 * l], parameters[2 * l + 1]) = (link.weight, link.bias);
+    }
+    let wb = bound(ctx, op, &parameters[..2 * count])?;
+    let mut out_b = [None; MAX_LINKS];
+    for (slot, out) in out_b.iter_mut().zip(outputs.iter().take(count)) {
+        *slot = Some(bound(ctx, op, &[out])?);
+    }
     let mut params = Params {
         rows: to_u32(op, "rows", rows)?,
         inputs: to_u32(op, "inputs", inputs)?,
-        input_offset: to_u32(op, "input offset", x.offset())?,
+        input_offset: xb.offset(op, "input offset", x)?,
         ..Params::default()
     };
     let mut activations = [0.0; MAX_LINKS];
-    for (l, (link, out)) in links.iter().zip(outputs).enumerate().take(MAX_LINKS) {
+    for (l, ((link, out), ob)) in links
+        .iter()
+        .zip(outputs)
+        .zip(out_b.iter().flatten())
+        .enumerate()
+    {
         params.links[l] = LinkParams {
             outputs: to_u32(op, "outputs", link.weight.shape().0)?,
-            weight_offset: to_u32(op, "weight offset", link.weight.offset())?,
-            bias_offset: to_u32(op, "bias offset", link.bias.offset())?,
-            output_offset: to_u32(op, "output offset", out.offset())?,
+            weight_offset: wb.offset(op, "weight offset", link.weight)?,
+            bias_offset: wb.offset(op, "bias offset", link.bias)?,
+            output_offset: ob.offset(op, "output offset", out)?,
         };
         activations[l] = f64::from(link.activation.shader_code());
     }
@@ -255,19 +280,15 @@ fn record_links(
         ("ACT2", activations[2]),
     ];
     let out = |l: usize| {
-        outputs
-            .get(l)
-            .map_or(ctx.placeholder_rw_bind(), |o| o.buffer().bind())
+        out_b[l]
+            .as_ref()
+            .map_or(ctx.placeholder_rw_bind(), |o| o.bind)
     };
-    // Weights and biases share one buffer (checked by `plan`).
-    let weights = links
-        .first()
-        .map_or(ctx.placeholder_bind(), |link| link.weight.buffer().bind());
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[x.buffer().bind(), weights, out(0), out(1), out(2)],
+        &[xb.bind, wb.bind, out(0), out(1), out(2)],
         &[Entry {
             kernel: &LINEAR_CHAIN,
             overrides: &overrides,

@@ -1,7 +1,9 @@
 //! Host side of `shaders/loss.wgsl`: `gpu::loss`.
 
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
 use crate::backend::Loss;
@@ -80,13 +82,22 @@ pub(crate) fn loss(
         check_no_alias(op, grad, &[logits, targets, totals])?;
     }
     let (rows, cols) = logits.shape();
+    let (lb, tb, sb) = (
+        bound(ctx, op, &[logits])?,
+        bound(ctx, op, &[targets])?,
+        bound(ctx, op, &[totals])?,
+    );
+    let gb = grad.map(|g| bound(ctx, op, &[g])).transpose()?;
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         cols: to_u32(op, "cols", cols)?,
-        logits_offset: to_u32(op, "logits offset", logits.offset())?,
-        targets_offset: to_u32(op, "targets offset", targets.offset())?,
-        grad_offset: to_u32(op, "gradient offset", grad.map_or(0, GpuMatrix::offset))?,
-        totals_offset: to_u32(op, "totals offset", totals.offset() + slot)?,
+        logits_offset: lb.offset(op, "logits offset", logits)?,
+        targets_offset: tb.offset(op, "targets offset", targets)?,
+        grad_offset: match (&gb, grad) {
+            (Some(gb), Some(grad)) => gb.offset(op, "gradient offset", grad)?,
+            _ => 0,
+        },
+        totals_offset: to_u32(op, "totals offset", totals.offset() - sb.base + slot)?,
         scale: kind.grad_scale(rows, cols),
         threshold: kind.shader_code().1,
     };
@@ -120,11 +131,11 @@ pub(crate) fn loss(
         op,
         bytemuck::bytes_of(&params),
         &[
-            logits.buffer().bind(),
-            targets.buffer().bind(),
-            grad.map_or(ctx.placeholder_rw_bind(), |g| g.buffer().bind()),
+            lb.bind,
+            tb.bind,
+            gb.map_or(ctx.placeholder_rw_bind(), |g| g.bind),
             row_sums.bind_range(0, 2 * rows),
-            totals.buffer().bind(),
+            sb.bind,
         ],
         &entries,
     )

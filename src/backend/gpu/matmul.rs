@@ -3,7 +3,9 @@
 
 use super::GpuMatrix;
 use super::context::{GpuContext, lock};
-use super::dispatch::{check_bindings, check_no_alias, folded_grid, striding_groups, to_u32};
+use super::dispatch::{
+    bound, check_bindings, check_no_alias, folded_grid, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use super::reduce::column_sum_block_rows;
 use super::sites::{Dispatch, Step};
@@ -287,29 +289,38 @@ pub(super) fn record(
     let workgroups = tiling.workgroups(m, n).saturating_add(sum_groups);
     let [groups_x, groups_y] =
         folded_grid(ctx, op, workgroups, || format!("{m}×{n} over K = {k}"))?;
+    let (ab, bb) = (bound(ctx, op, &[a])?, bound(ctx, op, &[b])?);
+    let bias_b = bias.map(|v| bound(ctx, op, &[v])).transpose()?;
+    // The bias gradient's sums go to the output's binding.
+    let cb = match bias_grad {
+        Some(sums) => bound(ctx, op, &[out, sums])?,
+        None => bound(ctx, op, &[out])?,
+    };
+    let act_b = derivative.map(|d| bound(ctx, op, &[d.1])).transpose()?;
     let params = Params {
         m: to_u32(op, "M", m)?,
         n: to_u32(op, "N", n)?,
         k: to_u32(op, "K", k)?,
-        a_offset: to_u32(op, "a offset", a.offset())?,
-        b_offset: to_u32(op, "b offset", b.offset())?,
-        bias_offset: to_u32(op, "bias offset", bias.map_or(0, GpuMatrix::offset))?,
-        c_offset: to_u32(op, "output offset", out.offset())?,
+        a_offset: ab.offset(op, "a offset", a)?,
+        b_offset: bb.offset(op, "b offset", b)?,
+        bias_offset: match (&bias_b, bias) {
+            (Some(vb), Some(v)) => vb.offset(op, "bias offset", v)?,
+            _ => 0,
+        },
+        c_offset: cb.offset(op, "output offset", out)?,
         tiles_n: to_u32(op, "tile columns", n.div_ceil(tiling.tile.cols()))?,
         tiles: to_u32(op, "tiles", tiling.tile.count(m, n))?,
         k_per_split: to_u32(op, "K per slice", tiling.k_per_split)?,
         splits: to_u32(op, "K slices", tiling.splits)?,
         groups_x,
-        act_offset: to_u32(
-            op,
-            "activation output offset",
-            derivative.map_or(0, |d| d.1.offset()),
-        )?,
-        sums_offset: to_u32(
-            op,
-            "bias gradient offset",
-            bias_grad.map_or(0, |s| s.offset()),
-        )?,
+        act_offset: match (&act_b, derivative) {
+            (Some(db), Some(d)) => db.offset(op, "activation output offset", d.1)?,
+            _ => 0,
+        },
+        sums_offset: match bias_grad {
+            Some(sums) => cb.offset(op, "bias gradient offset", sums)?,
+            None => 0,
+        },
         sum_block_rows: to_u32(op, "rows per block", sum_block_rows)?,
         _pad: 0,
     };
@@ -376,15 +387,15 @@ pub(super) fn record(
         None => std::slice::from_ref(&product),
     };
     let bindings = [
-        a.buffer().bind(),
-        b.buffer().bind(),
-        bias.map_or(ctx.placeholder_bind(), |m| m.buffer().bind()),
-        out.buffer().bind(),
+        ab.bind,
+        bb.bind,
+        bias_b.map_or(ctx.placeholder_bind(), |v| v.bind),
+        cb.bind,
         match &partials {
             Some(p) => p.bind_range(0, tiling.splits * outputs),
             None => ctx.placeholder_rw_bind(),
         },
-        derivative.map_or(ctx.placeholder_bind(), |d| d.1.buffer().bind()),
+        act_b.map_or(ctx.placeholder_bind(), |d| d.bind),
     ];
     let step = Step {
         kernel: &MATMUL,

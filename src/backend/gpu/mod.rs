@@ -45,7 +45,7 @@ pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use matrix::GpuMatrix;
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
-pub use options::{DEFAULT_MAX_DISPATCHES_IN_FLIGHT, GpuOptions};
+pub use options::{DEFAULT_MAX_DISPATCHES_IN_FLIGHT, GpuOptions, MIN_STORAGE_BINDING};
 pub use profile::KernelTime;
 pub use reduce::column_sum;
 pub use tiling::{Tile, Tiling};
@@ -383,7 +383,14 @@ impl Backend for GpuBackend {
 
     fn axpy_arena(&self, alpha: f32, x: &GpuArena, y: &mut GpuArena) -> Result<()> {
         check_layouts("axpy", x, y)?;
-        axpy(&self.ctx, alpha, &x.as_row()?, &y.as_row()?)
+        let (xs, ys) = (x.as_rows(&self.ctx)?, y.as_rows(&self.ctx)?);
+        // The same layout: the same pieces, which each op checks before it records.
+        for (x, y) in xs.iter().zip(&ys) {
+            dispatch::check_bindings(&self.ctx, "axpy", &[x, y])?;
+        }
+        xs.iter()
+            .zip(&ys)
+            .try_for_each(|(x, y)| axpy(&self.ctx, alpha, x, y))
     }
 
     fn sum_squares_into(
@@ -393,8 +400,9 @@ impl Backend for GpuBackend {
         slot: usize,
     ) -> Result<()> {
         crate::backend::totals_dims("sum_squares", totals.shape(), slot, 1)?;
-        let partials = self.ctx.scratch(256)?;
-        reduce::sum_squares_into(&self.ctx, &arena.as_row()?, totals, slot, &partials)
+        let parts = arena.as_rows(&self.ctx)?;
+        let partials = self.ctx.scratch(256 * parts.len())?;
+        reduce::sum_squares_into(&self.ctx, &parts, totals, slot, &partials)
     }
 
     fn optimizer(

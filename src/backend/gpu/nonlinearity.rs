@@ -3,7 +3,9 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, check_bindings, check_no_alias, record, striding_groups, to_u32};
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
 use super::kernel::{Binding, Kernel};
 use crate::backend::{Matrix, Nonlinearity, same_shape};
 use crate::error::Result;
@@ -42,22 +44,23 @@ fn run(
     let (rows, cols) = out.shape();
     let len = rows * cols;
     let (code, slope) = function.shader_code();
+    let (xb, gb, ob) = (
+        bound(ctx, op, &[x])?,
+        bound(ctx, op, &[grad_out])?,
+        bound(ctx, op, &[out])?,
+    );
     let params = Params {
         len: to_u32(op, "elements", len)?,
-        x_offset: to_u32(op, "x offset", x.offset())?,
-        out_offset: to_u32(op, "output offset", out.offset())?,
-        grad_offset: to_u32(op, "gradient offset", grad_out.offset())?,
+        x_offset: xb.offset(op, "x offset", x)?,
+        out_offset: ob.offset(op, "output offset", out)?,
+        grad_offset: gb.offset(op, "gradient offset", grad_out)?,
         slope,
     };
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[
-            x.buffer().bind(),
-            grad_out.buffer().bind(),
-            out.buffer().bind(),
-        ],
+        &[xb.bind, gb.bind, ob.bind],
         &[Entry {
             kernel,
             overrides: &[("FUNCTION", f64::from(code))],

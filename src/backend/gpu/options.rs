@@ -46,7 +46,16 @@ pub struct GpuOptions {
     /// session: on an H200, runs of three products took 190–340 µs longer on the host's clock
     /// than on the GPU's).
     pub spin_wait: bool,
+    /// Open the device with storage bindings of at most this many bytes, below what the
+    /// adapter offers (`STEEPEST_MAX_STORAGE_BINDING`; default `None`: the adapter's own, 2 GiB
+    /// on an H200, 128 MiB on lavapipe). A program then meets the limits of a smaller device
+    /// here: datasets uploaded in shards, parameter arenas bound a window at a time, batches
+    /// refused that one binding cannot hold. At least [`MIN_STORAGE_BINDING`].
+    pub max_storage_binding: Option<u64>,
 }
+
+/// The smallest [`GpuOptions::max_storage_binding`]: 64 KiB.
+pub const MIN_STORAGE_BINDING: u64 = 64 << 10;
 
 /// [`GpuOptions::max_dispatches_in_flight`]'s default: about the kernels CUDA queues before a
 /// launch blocks, and over a hundred steps of a small MLP.
@@ -64,6 +73,7 @@ impl Default for GpuOptions {
             max_dispatches_in_flight: DEFAULT_MAX_DISPATCHES_IN_FLIGHT,
             profile: false,
             spin_wait: false,
+            max_storage_binding: None,
         }
     }
 }
@@ -74,8 +84,9 @@ const BACKENDS: &str =
 
 impl GpuOptions {
     /// The defaults, overridden by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `WGPU_POWER_PREF`,
-    /// `STEEPEST_SHADER_CHECKS`, `STEEPEST_MAX_DISPATCHES_IN_FLIGHT`, `STEEPEST_PROFILE` and
-    /// `STEEPEST_SPIN_WAIT`. A value that is set but not understood is an error naming it.
+    /// `STEEPEST_SHADER_CHECKS`, `STEEPEST_MAX_DISPATCHES_IN_FLIGHT`, `STEEPEST_PROFILE`,
+    /// `STEEPEST_SPIN_WAIT` and `STEEPEST_MAX_STORAGE_BINDING`. A value that is set but not
+    /// understood is an error naming it.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -118,6 +129,18 @@ impl GpuOptions {
                 value: bound,
                 accepted: "a whole number of dispatches, 0 or more",
             })?;
+        }
+        if let Some(bytes) = set("STEEPEST_MAX_STORAGE_BINDING") {
+            let parsed = bytes.trim().parse().ok();
+            options.max_storage_binding = Some(
+                parsed
+                    .filter(|&b| b >= MIN_STORAGE_BINDING)
+                    .ok_or(Error::Config {
+                        variable: "STEEPEST_MAX_STORAGE_BINDING",
+                        value: bytes,
+                        accepted: "a whole number of bytes, 65536 or more",
+                    })?,
+            );
         }
         Ok(options)
     }

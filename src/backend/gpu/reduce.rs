@@ -2,12 +2,13 @@
 
 use super::context::GpuContext;
 use super::dispatch::{
-    Entry, WORKGROUP, check_bindings, check_no_alias, record, striding_groups, to_u32,
+    Entry, WORKGROUP, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
 };
 use super::kernel::{Binding, Kernel};
+use super::sites::{Bind, Dispatch, Step};
 use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Matrix, column_sum_dims};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 const COLUMN_SUM: Kernel = Kernel {
     shader: "reduce.wgsl",
@@ -84,11 +85,12 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
     let max_partials = ctx.max_partials();
     let block_rows = column_sum_block_rows(rows, cols, grid_limit, max_partials);
     let row_blocks = rows.div_ceil(block_rows);
+    let (mb, ob) = (bound(ctx, op, &[m])?, bound(ctx, op, &[out])?);
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         cols: to_u32(op, "cols", cols)?,
-        in_offset: to_u32(op, "input offset", m.offset())?,
-        out_offset: to_u32(op, "output offset", out.offset())?,
+        in_offset: mb.offset(op, "input offset", m)?,
+        out_offset: ob.offset(op, "output offset", out)?,
         block_rows: to_u32(op, "rows per block", block_rows)?,
         row_blocks: to_u32(op, "row blocks", row_blocks)?,
         partial_base: 0,
@@ -108,11 +110,7 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
             ctx,
             op,
             bytemuck::bytes_of(&params),
-            &[
-                m.buffer().bind(),
-                out.buffer().bind(),
-                ctx.placeholder_rw_bind(),
-            ],
+            &[mb.bind, ob.bind, ctx.placeholder_rw_bind()],
             &[first],
         );
     }
@@ -121,11 +119,7 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
         ctx,
         op,
         bytemuck::bytes_of(&params),
-        &[
-            m.buffer().bind(),
-            out.buffer().bind(),
-            partials.bind_range(0, row_blocks * cols),
-        ],
+        &[mb.bind, ob.bind, partials.bind_range(0, row_blocks * cols)],
         &[
             first,
             Entry {
@@ -137,55 +131,113 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
     )
 }
 
-/// `out[0, slot] ← Σ x²` over every element of `m`, in a fixed order: the twin of
-/// [`crate::backend::cpu::sum_squares`]. `partials` is scratch of at least 256 elements.
+/// `out[0, slot] ← Σ x²` over every element of `parts`, in a fixed order: the twin of
+/// [`crate::backend::cpu::sum_squares`]. `parts` are views each bound on its own: one, or an
+/// arena larger than one binding in pieces. `partials` is scratch of at least 256 elements per
+/// part.
 pub(crate) fn sum_squares_into(
     ctx: &GpuContext,
-    m: &GpuMatrix,
+    parts: &[GpuMatrix],
     out: &GpuMatrix,
     slot: usize,
     partials: &GpuBuffer<f32>,
 ) -> Result<()> {
     let op = "sum_squares";
-    check_bindings(ctx, op, &[m, out])?;
-    check_no_alias(op, out, &[m])?;
-    let (rows, cols) = m.shape();
-    let params = Params {
-        rows: to_u32(op, "rows", rows)?,
-        cols: to_u32(op, "cols", cols)?,
-        in_offset: to_u32(op, "input offset", m.offset())?,
-        out_offset: to_u32(op, "output offset", out.offset() + slot)?,
-        block_rows: 0,
-        row_blocks: 0,
-        partial_base: 0,
-        _pad: 0,
-    };
-    to_u32(op, "elements", rows * cols)?;
+    if parts.is_empty() {
+        return Err(Error::Gpu {
+            op,
+            message: "a sum of squares over no part".into(),
+        });
+    }
+    check_bindings(ctx, op, &[out])?;
+    let ob = bound(ctx, op, &[out])?;
+    let out_offset = to_u32(op, "output offset", out.offset() - ob.base + slot)?;
+    // Each part's values and binding; its partials follow the earlier parts'.
+    let mut planned = Vec::with_capacity(parts.len());
+    let mut partial_base = 0;
+    for m in parts {
+        check_bindings(ctx, op, &[m])?;
+        check_no_alias(op, out, &[m])?;
+        let (rows, cols) = m.shape();
+        to_u32(op, "elements", rows * cols)?;
+        let mb = bound(ctx, op, &[m])?;
+        let groups = (rows * cols).div_ceil(WORKGROUP).clamp(1, SUM_GROUPS);
+        let params = Params {
+            rows: to_u32(op, "rows", rows)?,
+            cols: to_u32(op, "cols", cols)?,
+            in_offset: mb.offset(op, "input offset", m)?,
+            out_offset,
+            block_rows: 0,
+            row_blocks: 0,
+            partial_base: to_u32(op, "partial base", partial_base)?,
+            _pad: 0,
+        };
+        planned.push((mb.bind, params, groups));
+        partial_base += groups;
+    }
     // `finish_sum` sums every partial its binding holds, so bind exactly as many as there are
     // workgroups.
-    let groups = (rows * cols).div_ceil(WORKGROUP).clamp(1, SUM_GROUPS);
-    record(
-        ctx,
-        op,
-        bytemuck::bytes_of(&params),
-        &[
-            m.buffer().bind(),
-            out.buffer().bind(),
-            partials.bind_range(0, groups),
-        ],
-        &[
-            Entry {
-                kernel: &SUM_SQUARES,
-                overrides: &[],
+    let partials = partials.bind_range(0, partial_base);
+    let sum = ctx.pipeline(&SUM_SQUARES, &[])?;
+    let finish = ctx.pipeline(&FINISH_SUM, &[])?;
+    if let [(input, params, groups)] = planned[..] {
+        // One part: both passes in one step, as the single-binding case always ran.
+        return record(
+            ctx,
+            op,
+            bytemuck::bytes_of(&params),
+            &[input, ob.bind, partials],
+            &[
+                Entry {
+                    kernel: &SUM_SQUARES,
+                    overrides: &[],
+                    groups: [groups as u32, 1, 1],
+                },
+                Entry {
+                    kernel: &FINISH_SUM,
+                    overrides: &[],
+                    groups: [1, 1, 1],
+                },
+            ],
+        );
+    }
+    let bindings: Vec<[Bind<'_>; 3]> = planned
+        .iter()
+        .map(|&(input, _, _)| [input, ob.bind, partials])
+        .collect();
+    let dispatches: Vec<[Dispatch<'_>; 1]> = planned
+        .iter()
+        .map(|&(_, _, groups)| {
+            [Dispatch {
+                pipeline: &sum,
                 groups: [groups as u32, 1, 1],
-            },
-            Entry {
-                kernel: &FINISH_SUM,
-                overrides: &[],
-                groups: [1, 1, 1],
-            },
-        ],
-    )
+            }]
+        })
+        .collect();
+    let finish_dispatch = [Dispatch {
+        pipeline: &finish,
+        groups: [1, 1, 1],
+    }];
+    let mut steps: Vec<Step<'_>> = planned
+        .iter()
+        .zip(&bindings)
+        .zip(&dispatches)
+        .map(|(((_, params, _), bindings), dispatches)| Step {
+            kernel: &SUM_SQUARES,
+            immediates: bytemuck::bytes_of(params),
+            bindings,
+            dispatches,
+        })
+        .collect();
+    // The parts' partials, then their sum (through the first part's bind group layout).
+    steps.push(Step {
+        kernel: &FINISH_SUM,
+        immediates: bytemuck::bytes_of(&planned[0].1),
+        bindings: &bindings[0],
+        dispatches: &finish_dispatch,
+    });
+    // All in one recording: the partials are the context's scratch.
+    ctx.dispatch_steps(op, &steps)
 }
 
 #[cfg(test)]

@@ -138,15 +138,18 @@ impl GpuContext {
     /// whose steps pass values through the shared scratch (a matmul's transposed operands)
     /// keeps them its own.
     pub(crate) fn dispatch_steps(&self, op: &'static str, steps: &[Step<'_>]) -> Result<()> {
-        // At most three steps (a product and its two transposes): no allocation.
-        let mut groups: [Option<wgpu::BindGroup>; 3] = Default::default();
-        if steps.len() > groups.len() {
-            return Err(crate::error::Error::Gpu {
-                op,
-                message: format!("{} steps recorded together; at most 3", steps.len()),
-            });
-        }
-        for (step, slot) in steps.iter().zip(&mut groups) {
+        // Up to three steps (a product and its two transposes) without allocating; more (a sum
+        // over an arena larger than one binding, a part at a time) in a vector.
+        let mut few: [Option<wgpu::BindGroup>; 3] = Default::default();
+        let mut many = Vec::new();
+        let groups: &mut [Option<wgpu::BindGroup>] = match steps.len() {
+            n if n <= few.len() => &mut few,
+            n => {
+                many.resize(n, None);
+                &mut many
+            }
+        };
+        for (step, slot) in steps.iter().zip(groups.iter_mut()) {
             if step.immediates.len() != step.kernel.immediate_size as usize {
                 return Err(crate::error::Error::Gpu {
                     op,

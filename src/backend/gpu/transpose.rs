@@ -2,7 +2,7 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{check_bindings, check_no_alias, folded_grid, to_u32};
+use super::dispatch::{bound, check_bindings, check_no_alias, folded_grid, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::sites::{Bind, Dispatch, Step};
 use crate::backend::{Matrix, transpose_dims};
@@ -55,8 +55,8 @@ pub fn transpose(ctx: &GpuContext, src: &GpuMatrix, out: &GpuMatrix) -> Result<(
 
 /// A checked transpose, to record alone or as one [`Step`] of a longer recording.
 pub(crate) struct Planned<'a> {
-    src: &'a GpuMatrix,
-    out: &'a GpuMatrix,
+    src: Bind<'a>,
+    out: Bind<'a>,
     kernel: &'static Kernel,
     params: Params,
     pipeline: wgpu::ComputePipeline,
@@ -71,6 +71,7 @@ impl<'a> Planned<'a> {
         check_bindings(ctx, op, &[src, out])?;
         check_no_alias(op, out, &[src])?;
         let (rows, cols) = src.shape();
+        let (sb, ob) = (bound(ctx, op, &[src])?, bound(ctx, op, &[out])?);
         // Whole vec4s where every row of both starts on a 16-byte boundary (both buffers are
         // allocated in multiples of 16 bytes).
         let vec4 = [rows, cols, src.offset(), out.offset()]
@@ -85,14 +86,14 @@ impl<'a> Planned<'a> {
         let tiles = rows.div_ceil(tile).saturating_mul(tiles_c);
         let [groups_x, groups_y] = folded_grid(ctx, op, tiles, || format!("{rows}×{cols}"))?;
         Ok(Self {
-            src,
-            out,
+            src: sb.bind,
+            out: ob.bind,
             kernel,
             params: Params {
                 rows: to_u32(op, "rows", rows)?,
                 cols: to_u32(op, "cols", cols)?,
-                src_offset: to_u32(op, "source offset", src.offset())?,
-                out_offset: to_u32(op, "output offset", out.offset())?,
+                src_offset: sb.offset(op, "source offset", src)?,
+                out_offset: ob.offset(op, "output offset", out)?,
                 tiles_c: to_u32(op, "tile columns", tiles_c)?,
                 tiles: to_u32(op, "tiles", tiles)?,
                 groups_x,
@@ -105,7 +106,7 @@ impl<'a> Planned<'a> {
 
     /// The buffers it binds.
     pub(crate) fn bindings(&self) -> [Bind<'a>; 2] {
-        [self.src.buffer().bind(), self.out.buffer().bind()]
+        [self.src, self.out]
     }
 
     /// Its one dispatch.

@@ -1,0 +1,241 @@
+//! A device opened with storage bindings of 64 KiB (`GpuOptions::max_storage_binding`), so
+//! that small models meet what large ones meet on any device: a parameter arena larger than
+//! one binding, bound a window at a time by every op, summed and updated in pieces; data in
+//! shards; batches and views placed far into buffers larger than a binding. Each against the
+//! CPU backend.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{random_matrix, rng};
+use ndarray::Array2;
+use steepest::backend::cpu;
+use steepest::{
+    Activation, Backend, CpuBackend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix,
+    GpuOptions, Init, LineSearch, Loss, Matmul, Mlp, MlpSpec, Session, Sgd, Trainer, data,
+};
+
+/// The storage bindings this file's device is opened with: 16 Ki f32.
+const BINDING: u64 = steepest::backend::gpu::MIN_STORAGE_BINDING;
+
+/// The capped GPU backend shared by this file's tests.
+fn small() -> &'static GpuBackend {
+    static SMALL: OnceLock<GpuBackend> = OnceLock::new();
+    SMALL.get_or_init(|| {
+        common::gpu(); // fails with the message that names the fix when there is no adapter
+        let options = GpuOptions {
+            max_storage_binding: Some(BINDING),
+            ..GpuOptions::from_env().unwrap()
+        };
+        GpuBackend::with_context(GpuContext::with_options(&options).unwrap())
+    })
+}
+
+/// Four wide layers (each weight 8 100 values, under half a binding) and twenty narrow ones
+/// (the linear chain's kind): both models' arenas are larger than one binding.
+fn specs() -> [MlpSpec; 2] {
+    let wide = MlpSpec::stack(&[2, 90, 90, 90, 90, 3], Activation::Relu);
+    let mut narrow = MlpSpec::new(2);
+    for _ in 0..20 {
+        narrow = narrow.layer(32, Activation::Tanh);
+    }
+    [wide, narrow.layer(3, Activation::Identity)]
+}
+
+fn blobs() -> Dataset {
+    data::blobs(200, &[[1.0, 1.0], [-1.0, 0.5], [0.0, -1.0]], 0.6, 3).unwrap()
+}
+
+#[test]
+fn the_device_has_the_bindings_it_was_asked_for() {
+    let g = small();
+    assert_eq!(
+        g.context().limits().max_storage_buffer_binding_size,
+        BINDING
+    );
+    assert_eq!(g.max_matrix_elements() as u64, BINDING / 4);
+    let wrong = GpuOptions {
+        max_storage_binding: Some(BINDING - 1),
+        ..GpuOptions::from_env().unwrap()
+    };
+    let err = GpuContext::with_options(&wrong).unwrap_err();
+    assert!(err.to_string().contains("max_storage_binding"), "{err}");
+}
+
+/// Steps both backends from the same parameters each step, as `tests/train.rs` does: every op
+/// of the step (the products, the fused bias gradients, the chain, the update in pieces) reads
+/// and writes its tensors through windows of the arena.
+#[test]
+fn models_over_one_binding_step_like_the_cpu() {
+    let g = small();
+    let data = blobs();
+    let trainer = Trainer::new(
+        Sgd::default().lr(0.05).momentum(0.9),
+        Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(32)
+    .monitor(true)
+    .seed(7);
+    for spec in specs() {
+        let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
+        let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
+        let bytes = 4 * gpu_model.parameter_count() as u64;
+        assert!(
+            bytes > BINDING,
+            "{bytes} bytes of parameters fit one binding"
+        );
+        let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+        let mut gpu = Session::new(&trainer, g, &mut gpu_model, &data, None).unwrap();
+        for step in 1..=4 {
+            let start = cpu.model().parameters_flat(&CpuBackend).unwrap();
+            gpu.model_mut().set_parameters_flat(g, &start).unwrap();
+            cpu.step().unwrap();
+            gpu.step().unwrap();
+            let expected = cpu.model().parameters_flat(&CpuBackend).unwrap();
+            let actual = gpu.model().parameters_flat(g).unwrap();
+            for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(&start).enumerate() {
+                let tol = 1e-3 * (e - s).abs() + 4e-6 * e.abs().max(1.0);
+                assert!(
+                    (a - e).abs() <= tol,
+                    "{}: step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from {s})",
+                    cpu.model().architecture()
+                );
+            }
+        }
+        // The epoch's end reads the monitoring sums (the update in pieces).
+        let (c, gr) = (cpu.run_epoch().unwrap(), gpu.run_epoch().unwrap());
+        let (c_norm, g_norm) = (c.grad_norm.unwrap(), gr.grad_norm.unwrap());
+        assert!(
+            (c_norm - g_norm).abs() <= 1e-3 * c_norm,
+            "{c_norm} {g_norm}"
+        );
+        drop((cpu, gpu));
+        let x = random_matrix(&mut rng(3), 50, 2, 1.0);
+        let (p_cpu, p_gpu) = (
+            cpu_model.predict(&CpuBackend, x.view()).unwrap(),
+            gpu_model.predict(g, x.view()).unwrap(),
+        );
+        let gap = (&p_cpu - &p_gpu).iter().fold(0f32, |m, d| m.max(d.abs()));
+        let scale = p_cpu.iter().fold(1f32, |m, v| m.max(v.abs()));
+        assert!(
+            gap <= 1e-3 * scale,
+            "predictions differ by {gap}: GPU {p_gpu}, CPU {p_cpu}"
+        );
+    }
+}
+
+/// The line search's sums of squares and steps over the whole arena run a binding at a time.
+#[test]
+fn a_line_search_over_one_binding_descends_like_the_cpu() {
+    let g = small();
+    // Full batches of 150 rows: 150 × 90 activations fit one binding.
+    let data = data::blobs(150, &[[1.0, 1.0], [-1.0, 0.5], [0.0, -1.0]], 0.6, 3).unwrap();
+    let [wide, _] = specs();
+    let search = LineSearch {
+        iterations: 3,
+        ..Default::default()
+    };
+    let mut cpu_model = Mlp::new(&CpuBackend, &wide, Init::XavierUniform, 2).unwrap();
+    let mut gpu_model = Mlp::new(g, &wide, Init::XavierUniform, 2).unwrap();
+    let c = search
+        .run(
+            &CpuBackend,
+            &mut cpu_model,
+            &data,
+            Loss::SoftmaxCrossEntropy,
+        )
+        .unwrap();
+    let gr = search
+        .run(g, &mut gpu_model, &data, Loss::SoftmaxCrossEntropy)
+        .unwrap();
+    assert_eq!(c.epochs.len(), gr.epochs.len());
+    for (c, gr) in c.epochs.iter().zip(&gr.epochs) {
+        let (cn, gn) = (c.grad_norm.unwrap(), gr.grad_norm.unwrap());
+        assert!(
+            (c.loss - gr.loss).abs() <= 1e-4 * c.loss.abs().max(1.0),
+            "{c:?} {gr:?}"
+        );
+        assert!((cn - gn).abs() <= 1e-3 * cn, "{c:?} {gr:?}");
+        assert_eq!(c.lr, gr.lr, "the accepted step differs: {c:?} {gr:?}");
+    }
+}
+
+/// Views of one buffer three bindings long: the product reads its operands, bias and writes
+/// its output each in a window of its own (one of them across a grid line), the weight
+/// gradient and its bias gradient share one, and nothing outside the outputs changes.
+#[test]
+fn kernels_reach_views_anywhere_in_a_buffer_over_one_binding() {
+    let g = small();
+    let window = (BINDING / 4) as usize;
+    let len = 3 * window;
+    let values: Vec<f32> = (0..len)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let buffer = GpuBuffer::from_slice(g.context(), "three bindings", &values).unwrap();
+    let view = |offset: usize, rows: usize, cols: usize| {
+        GpuMatrix::view(buffer.clone(), offset, rows, cols).unwrap()
+    };
+    let host = |m: &GpuMatrix| g.download(m).unwrap();
+    // x (48×40) in the first window, W (30×40) across the line at 1½ windows, b near the end.
+    let x = view(100, 48, 40);
+    let w = view(window + window / 2 - 600, 30, 40);
+    let b = view(len - 64, 1, 30);
+    let mut out = g.zeros(48, 30).unwrap();
+    let spec = Matmul::nt().activation(Activation::Tanh);
+    g.matmul_into(spec, &x, &w, Some(&b), &mut out).unwrap();
+    let mut expected = Array2::zeros((48, 30));
+    cpu::matmul(
+        spec,
+        host(&x).view(),
+        host(&w).view(),
+        Some(host(&b).view()),
+        &mut expected,
+    )
+    .unwrap();
+    let gap = (&host(&out) - &expected)
+        .iter()
+        .fold(0f32, |m, d| m.max(d.abs()));
+    assert!(gap <= 1e-5, "the product is {gap} off");
+
+    // Gradients written into the far windows of a buffer of canaries.
+    let canary = 7.25f32;
+    let grads = GpuBuffer::from_slice(g.context(), "gradients", &vec![canary; len]).unwrap();
+    let (wg_at, bg_at) = (2 * window + 128, 2 * window + 128 + 30 * 40 + 64);
+    let mut weight_grad = GpuMatrix::view(grads.clone(), wg_at, 30, 40).unwrap();
+    let mut bias_grad = GpuMatrix::view(grads.clone(), bg_at, 1, 30).unwrap();
+    let delta = view(window - 700, 48, 30);
+    g.linear_grads_into(&delta, &x, &mut weight_grad, &mut bias_grad)
+        .unwrap();
+    let (d, xs) = (host(&delta), host(&x));
+    let mut expected_w = Array2::zeros((30, 40));
+    cpu::matmul(Matmul::tn(), d.view(), xs.view(), None, &mut expected_w).unwrap();
+    let mut expected_b = Array2::zeros((1, 30));
+    cpu::column_sum(d.view(), &mut expected_b).unwrap();
+    let gap = (&host(&weight_grad) - &expected_w)
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
+    assert!(gap <= 1e-4, "the weight gradient is {gap} off");
+    let gap = (&host(&bias_grad) - &expected_b)
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()));
+    assert!(gap <= 1e-4, "the bias gradient is {gap} off");
+    let all = grads.read(g.context()).unwrap();
+    for (i, v) in all.iter().enumerate() {
+        let inside = (wg_at..wg_at + 1200).contains(&i) || (bg_at..bg_at + 30).contains(&i);
+        assert!(
+            inside || *v == canary,
+            "element {i} of the gradients' buffer became {v}"
+        );
+    }
+    // A view no binding can hold is refused, naming the limit.
+    let too_long = view(10, 1, window + 10);
+    let mut sums = g.zeros(1, window + 10).unwrap();
+    let err = g.matmul_into(Matmul::nn(), &view(0, 1, 1), &too_long, None, &mut sums);
+    assert!(
+        err.unwrap_err()
+            .to_string()
+            .contains("max_storage_buffer_binding_size"),
+        "a view longer than a binding was bound"
+    );
+}

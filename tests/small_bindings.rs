@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::OnceLock;
 
+use common::lockstep::step_both;
 use common::{random_matrix, rng};
 use ndarray::Array2;
 use steepest::backend::cpu;
@@ -88,20 +89,8 @@ fn models_over_one_binding_step_like_the_cpu() {
         let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
         let mut gpu = Session::new(&trainer, g, &mut gpu_model, &data, None).unwrap();
         for step in 1..=4 {
-            let start = cpu.model().parameters_flat(&CpuBackend).unwrap();
-            gpu.model_mut().set_parameters_flat(g, &start).unwrap();
-            cpu.step().unwrap();
-            gpu.step().unwrap();
-            let expected = cpu.model().parameters_flat(&CpuBackend).unwrap();
-            let actual = gpu.model().parameters_flat(g).unwrap();
-            for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(&start).enumerate() {
-                let tol = 1e-3 * (e - s).abs() + 4e-6 * e.abs().max(1.0);
-                assert!(
-                    (a - e).abs() <= tol,
-                    "{}: step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from {s})",
-                    cpu.model().architecture()
-                );
-            }
+            let what = format!("{}: step {step}", cpu.model().architecture());
+            step_both(&mut cpu, (g, &mut gpu), &what);
         }
         // The epoch's end reads the monitoring sums (the update in pieces).
         let (c, gr) = (cpu.run_epoch().unwrap(), gpu.run_epoch().unwrap());

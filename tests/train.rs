@@ -4,6 +4,7 @@
 mod common;
 
 use common::gpu;
+use common::lockstep::step_both;
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder, Mlp,
     MlpSpec, Session, Sgd, StopReason, Trainer, data,
@@ -60,24 +61,8 @@ fn lockstep_with(trainer: &Trainer, hidden: Activation, steps: usize) {
     let mut cpu = Session::new(trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
     let mut gpu_session = Session::new(trainer, g, &mut gpu_model, &data, None).unwrap();
     for step in 1..=steps {
-        let start = cpu.model().parameters_flat(&CpuBackend).unwrap();
-        gpu_session
-            .model_mut()
-            .set_parameters_flat(g, &start)
-            .unwrap();
-        cpu.step().unwrap();
-        gpu_session.step().unwrap();
-        let expected = cpu.model().parameters_flat(&CpuBackend).unwrap();
-        let actual = gpu_session.model().parameters_flat(g).unwrap();
-        for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(&start).enumerate() {
-            // The step moved θ by |e − s|; the two backends sum in different orders, so allow a
-            // small fraction of the move plus a few ulps of θ.
-            let tol = 1e-3 * (e - s).abs() + 4e-6 * e.abs().max(1.0);
-            assert!(
-                (a - e).abs() <= tol,
-                "{loss:?}/{hidden:?} step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from {s})"
-            );
-        }
+        let what = format!("{loss:?}/{hidden:?} step {step}");
+        step_both(&mut cpu, (g, &mut gpu_session), &what);
     }
 }
 
@@ -127,22 +112,7 @@ fn a_dataset_over_one_binding_trains_in_shards() {
     let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, Some(&data)).unwrap();
     let mut gpu_session = Session::new(&trainer, g, &mut gpu_model, &data, Some(&data)).unwrap();
     for step in 1..=4 {
-        let start = cpu.model().parameters_flat(&CpuBackend).unwrap();
-        gpu_session
-            .model_mut()
-            .set_parameters_flat(g, &start)
-            .unwrap();
-        cpu.step().unwrap();
-        gpu_session.step().unwrap();
-        let expected = cpu.model().parameters_flat(&CpuBackend).unwrap();
-        let actual = gpu_session.model().parameters_flat(g).unwrap();
-        for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(&start).enumerate() {
-            let tol = 1e-3 * (e - s).abs() + 4e-6 * e.abs().max(1.0);
-            assert!(
-                (a - e).abs() <= tol,
-                "step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from {s})"
-            );
-        }
+        step_both(&mut cpu, (g, &mut gpu_session), &format!("step {step}"));
     }
     let (cpu_epoch, gpu_epoch) = (cpu.run_epoch().unwrap(), gpu_session.run_epoch().unwrap());
     let (Some(cpu_val), Some(gpu_val)) = (cpu_epoch.val_loss, gpu_epoch.val_loss) else {

@@ -3,6 +3,7 @@
 
 pub mod bad;
 pub mod checkpoint_run;
+pub mod lockstep;
 pub mod matmul;
 
 use std::sync::OnceLock;

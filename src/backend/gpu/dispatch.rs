@@ -80,6 +80,15 @@ impl Bound<'_> {
     }
 }
 
+/// The offset of an optional view in its binding (see [`Bound::offset`]), 0 without one.
+pub(crate) fn offset_in(
+    op: &'static str,
+    what: &str,
+    view: Option<(Bound<'_>, &GpuMatrix)>,
+) -> Result<u32> {
+    view.map_or(Ok(0), |(bound, view)| bound.offset(op, what, view))
+}
+
 /// How an op binds `views` (views of one buffer, at least one). A buffer that fits one storage
 /// binding is bound whole, so every op over it shares one bind group and indexes views by their
 /// own offsets (`base` 0): every buffer but an arena larger than the device's

@@ -5,7 +5,7 @@
 
 use super::GpuMatrix;
 use super::context::GpuContext;
-use super::dispatch::{Entry, bound, check_bindings, check_no_alias, record, to_u32};
+use super::dispatch::{Entry, bound, check_bindings, check_no_alias, offset_in, record, to_u32};
 use super::kernel::{Binding, Kernel};
 use super::matmul::{Fused, chosen_tiling, matmul, matmul_activation_backward, matmul_tiled};
 use super::reduce::{column_sum, column_sum_block_rows};
@@ -242,16 +242,10 @@ pub fn linear_backward(
         delta_offset: db.offset(op, "δ offset", delta)?,
         input_offset: ib.offset(op, "input offset", input)?,
         weight_offset: wb.offset(op, "weight offset", weight)?,
-        below_offset: match (&below_output_b, below_output) {
-            (Some(b), Some(m)) => b.offset(op, "offset below", m)?,
-            _ => 0,
-        },
+        below_offset: offset_in(op, "offset below", below_output_b.zip(below_output))?,
         weight_grad_offset: gb.offset(op, "weight gradient offset", weight_grad)?,
         bias_grad_offset: gb.offset(op, "bias gradient offset", bias_grad)?,
-        grad_below_offset: match (&below_b, below) {
-            (Some(b), Some(below)) => b.offset(op, "gradient offset below", below.2)?,
-            _ => 0,
-        },
+        grad_below_offset: offset_in(op, "gradient offset below", below_b.zip(below.map(|b| b.2)))?,
         sum_block_rows: to_u32(
             op,
             "rows per block",

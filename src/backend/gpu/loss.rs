@@ -2,7 +2,7 @@
 
 use super::context::GpuContext;
 use super::dispatch::{
-    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+    Entry, bound, check_bindings, check_no_alias, offset_in, record, striding_groups, to_u32,
 };
 use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
@@ -93,10 +93,7 @@ pub(crate) fn loss(
         cols: to_u32(op, "cols", cols)?,
         logits_offset: lb.offset(op, "logits offset", logits)?,
         targets_offset: tb.offset(op, "targets offset", targets)?,
-        grad_offset: match (&gb, grad) {
-            (Some(gb), Some(grad)) => gb.offset(op, "gradient offset", grad)?,
-            _ => 0,
-        },
+        grad_offset: offset_in(op, "gradient offset", gb.zip(grad))?,
         totals_offset: to_u32(op, "totals offset", totals.offset() - sb.base + slot)?,
         scale: kind.grad_scale(rows, cols),
         threshold: kind.shader_code().1,

@@ -4,7 +4,7 @@
 use super::GpuMatrix;
 use super::context::{GpuContext, lock};
 use super::dispatch::{
-    bound, check_bindings, check_no_alias, folded_grid, striding_groups, to_u32,
+    bound, check_bindings, check_no_alias, folded_grid, offset_in, striding_groups, to_u32,
 };
 use super::kernel::{Binding, Kernel};
 use super::reduce::column_sum_block_rows;
@@ -303,20 +303,18 @@ pub(super) fn record(
         k: to_u32(op, "K", k)?,
         a_offset: ab.offset(op, "a offset", a)?,
         b_offset: bb.offset(op, "b offset", b)?,
-        bias_offset: match (&bias_b, bias) {
-            (Some(vb), Some(v)) => vb.offset(op, "bias offset", v)?,
-            _ => 0,
-        },
+        bias_offset: offset_in(op, "bias offset", bias_b.zip(bias))?,
         c_offset: cb.offset(op, "output offset", out)?,
         tiles_n: to_u32(op, "tile columns", n.div_ceil(tiling.tile.cols()))?,
         tiles: to_u32(op, "tiles", tiling.tile.count(m, n))?,
         k_per_split: to_u32(op, "K per slice", tiling.k_per_split)?,
         splits: to_u32(op, "K slices", tiling.splits)?,
         groups_x,
-        act_offset: match (&act_b, derivative) {
-            (Some(db), Some(d)) => db.offset(op, "activation output offset", d.1)?,
-            _ => 0,
-        },
+        act_offset: offset_in(
+            op,
+            "activation output offset",
+            act_b.zip(derivative.map(|d| d.1)),
+        )?,
         sums_offset: match bias_grad {
             Some(sums) => cb.offset(op, "bias gradient offset", sums)?,
             None => 0,

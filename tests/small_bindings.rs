@@ -114,6 +114,49 @@ fn models_over_one_binding_step_like_the_cpu() {
     }
 }
 
+/// A dataset over one binding (4 000 × 64 values; a binding holds 256 of its rows) is kept
+/// in shards: its steps match the CPU's in lockstep, whichever shards a batch's rows are in,
+/// and so does the validation pass over all of it.
+#[test]
+fn a_dataset_over_one_binding_trains_in_shards() {
+    let g = small();
+    let features = 64;
+    let rows = 4000;
+    assert!(rows * features > g.max_matrix_elements());
+    let hash = |i: usize, j: usize| (i as u64 * 2_654_435_761 + j as u64 * 40_503) % 65_521;
+    let x = Array2::from_shape_fn((rows, features), |(i, j)| {
+        hash(i, j) as f32 / 65_521.0 - 0.5
+    });
+    let labels: Vec<usize> = (0..rows)
+        .map(|i| (hash(i, features) % 2) as usize)
+        .collect();
+    let data = Dataset::classification(x, &labels, 2).unwrap();
+    let spec = MlpSpec::new(features)
+        .layer(16, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(
+        Sgd::default().lr(0.05).momentum(0.9),
+        Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(128)
+    .seed(3);
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::HeUniform, 5).unwrap();
+    let mut gpu_model = Mlp::new(g, &spec, Init::HeUniform, 5).unwrap();
+    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, Some(&data)).unwrap();
+    let mut gpu = Session::new(&trainer, g, &mut gpu_model, &data, Some(&data)).unwrap();
+    for step in 1..=4 {
+        step_both(&mut cpu, (g, &mut gpu), &format!("step {step}"));
+    }
+    let (cpu_epoch, gpu_epoch) = (cpu.run_epoch().unwrap(), gpu.run_epoch().unwrap());
+    let (Some(cpu_val), Some(gpu_val)) = (cpu_epoch.val_loss, gpu_epoch.val_loss) else {
+        panic!("no validation loss: {cpu_epoch:?} {gpu_epoch:?}");
+    };
+    assert!(
+        (cpu_val - gpu_val).abs() <= 1e-3 * cpu_val.abs(),
+        "validation loss {gpu_val} on the GPU, {cpu_val} on the CPU"
+    );
+}
+
 /// The line search's sums of squares and steps over the whole arena run a binding at a time.
 #[test]
 fn a_line_search_over_one_binding_descends_like_the_cpu() {

@@ -82,48 +82,6 @@ fn lockstep_every_loss_and_activation() {
     }
 }
 
-/// A dataset over [`Backend::max_matrix_elements`] (more than one GPU binding holds) is kept
-/// in shards: its steps match the CPU's in lockstep, whichever shard a batch's rows are in,
-/// and so does the validation pass over all of it.
-#[test]
-fn a_dataset_over_one_binding_trains_in_shards() {
-    let g = gpu();
-    let features = 64;
-    let limit_rows = g.max_matrix_elements() / features;
-    // A fifth of the rows past the limit, so a fifth of every shuffled batch comes from the
-    // second shard.
-    let rows = limit_rows + limit_rows / 4;
-    let hash = |i: usize, j: usize| (i as u64 * 2_654_435_761 + j as u64 * 40_503) % 65_521;
-    let x = ndarray::Array2::from_shape_fn((rows, features), |(i, j)| {
-        hash(i, j) as f32 / 65_521.0 - 0.5
-    });
-    let labels: Vec<usize> = (0..rows)
-        .map(|i| (hash(i, features) % 2) as usize)
-        .collect();
-    let data = Dataset::classification(x, &labels, 2).unwrap();
-    let spec = MlpSpec::new(features)
-        .layer(16, Activation::Relu)
-        .layer(2, Activation::Identity);
-    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
-        .batch_size(4096)
-        .seed(3);
-    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::HeUniform, 5).unwrap();
-    let mut gpu_model = Mlp::new(g, &spec, Init::HeUniform, 5).unwrap();
-    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, Some(&data)).unwrap();
-    let mut gpu_session = Session::new(&trainer, g, &mut gpu_model, &data, Some(&data)).unwrap();
-    for step in 1..=4 {
-        step_both(&mut cpu, (g, &mut gpu_session), &format!("step {step}"));
-    }
-    let (cpu_epoch, gpu_epoch) = (cpu.run_epoch().unwrap(), gpu_session.run_epoch().unwrap());
-    let (Some(cpu_val), Some(gpu_val)) = (cpu_epoch.val_loss, gpu_epoch.val_loss) else {
-        panic!("no validation loss: {cpu_epoch:?} {gpu_epoch:?}");
-    };
-    assert!(
-        (cpu_val - gpu_val).abs() <= 1e-3 * cpu_val.abs(),
-        "validation loss {gpu_val} on the GPU, {cpu_val} on the CPU"
-    );
-}
-
 #[test]
 fn stochastic_and_full_batch_descent_in_lockstep() {
     let stochastic = Trainer::new(Adam::default().lr(0.01), Loss::MeanSquaredError)

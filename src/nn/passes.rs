@@ -64,7 +64,12 @@ impl<B: Backend> Sequential<B> {
     /// `target_cols` wide, for training) needs a matrix over the backend's
     /// [`Backend::max_matrix_elements`], naming it and the batch size that would fit: a batch
     /// too large for one GPU binding is refused here rather than by the first kernel to bind it.
-    fn check_batch_fits(&self, backend: &B, rows: usize, target_cols: Option<usize>) -> Result<()> {
+    pub(crate) fn check_batch_fits(
+        &self,
+        backend: &B,
+        rows: usize,
+        target_cols: Option<usize>,
+    ) -> Result<()> {
         let max = backend.max_matrix_elements();
         // `what` names the matrix, built only for the error.
         let check = |what: &dyn Fn() -> String, (r, c): (usize, usize)| {

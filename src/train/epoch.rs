@@ -18,7 +18,19 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         self.end_epoch_order();
         if let Some((data, all)) = &self.validation {
-            let rows = self.batch_rows().max(1024).min(data.len);
+            // Chunks of at least 1 024 rows, unless one GPU binding cannot hold their
+            // activations: then the training batch's size, which it can.
+            let (batch, net) = (self.batch_rows(), self.model.network());
+            let target_cols = self.trainer.loss.target_cols(net.outputs());
+            let rows = match batch.max(1024).min(data.len) {
+                rows if net
+                    .check_batch_fits(self.backend, rows, Some(target_cols))
+                    .is_ok() =>
+                {
+                    rows
+                }
+                _ => batch.min(data.len),
+            };
             let mut start = 0;
             while start < data.len {
                 let n = rows.min(data.len - start);

@@ -1,8 +1,8 @@
 //! A device opened with storage bindings of 64 KiB (`GpuOptions::max_storage_binding`), so
 //! that small models meet what large ones meet on any device: a parameter arena larger than
-//! one binding, bound a window at a time by every op, summed and updated in pieces; data in
-//! shards; batches and views placed far into buffers larger than a binding. Each against the
-//! CPU backend.
+//! one binding, bound a window at a time by every op (linear layers, the linear chain,
+//! LayerNorm, GELU, dropout, a residual block), summed and updated in pieces; data in shards;
+//! views placed far into buffers larger than a binding. Each against the CPU backend.
 
 mod common;
 
@@ -12,9 +12,11 @@ use common::lockstep::step_both;
 use common::{random_matrix, rng};
 use ndarray::Array2;
 use steepest::backend::cpu;
+use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
 use steepest::{
-    Activation, Backend, CpuBackend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix,
-    GpuOptions, Init, LineSearch, Loss, Matmul, Mlp, MlpSpec, Session, Sgd, Trainer, data,
+    Activation, Adam, Backend, CpuBackend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix,
+    GpuOptions, Init, LineSearch, Linear, Loss, Matmul, Mlp, MlpSpec, Nonlinearity, Session, Sgd,
+    Trainer, data,
 };
 
 /// The storage bindings this file's device is opened with: 16 Ki f32.
@@ -155,6 +157,42 @@ fn a_dataset_over_one_binding_trains_in_shards() {
         (cpu_val - gpu_val).abs() <= 1e-3 * cpu_val.abs(),
         "validation loss {gpu_val} on the GPU, {cpu_val} on the CPU"
     );
+}
+
+/// A residual block with LayerNorm, GELU and dropout, and a LayerNorm after it: their
+/// kernels read γ and β, and write their gradients, through windows of arenas over one
+/// binding (the CPU draws the same dropout masks).
+#[test]
+fn layers_beyond_linear_over_one_binding_step_like_the_cpu() {
+    let g = small();
+    let width = 90;
+    fn net<B: Backend>(backend: &B, width: usize) -> Sequential<B> {
+        let block: Vec<Box<dyn Layer<B>>> = vec![
+            Box::new(LayerNorm::new(width)),
+            Box::new(Linear::new(width, width)),
+            Box::new(Elementwise::new(width, Nonlinearity::Gelu)),
+            Box::new(Dropout::new(width, 0.2, 3)),
+            Box::new(Linear::new(width, width)),
+        ];
+        let layers: Vec<Box<dyn Layer<B>>> = vec![
+            Box::new(Linear::new(2, width)),
+            Box::new(Residual::new(block).unwrap()),
+            Box::new(LayerNorm::new(width)),
+            Box::new(Linear::new(width, 3)),
+        ];
+        Sequential::new(backend, layers, Init::default(), 5).unwrap()
+    }
+    let (mut cpu_model, mut gpu_model) = (net(&CpuBackend, width), net(g, width));
+    assert!(4 * gpu_model.parameter_count() as u64 > BINDING);
+    let data = blobs();
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(32)
+        .seed(4);
+    let mut cpu = Session::new(&trainer, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+    let mut gpu = Session::new(&trainer, g, &mut gpu_model, &data, None).unwrap();
+    for step in 1..=4 {
+        step_both(&mut cpu, (g, &mut gpu), &format!("residual step {step}"));
+    }
 }
 
 /// The line search's sums of squares and steps over the whole arena run a binding at a time.

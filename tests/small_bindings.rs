@@ -195,6 +195,47 @@ fn layers_beyond_linear_over_one_binding_step_like_the_cpu() {
     }
 }
 
+/// Steady epochs on data in shards and an arena in windows create nothing: each shard's and
+/// each window's bind group is built once, in the warm-up.
+#[test]
+fn steady_epochs_over_shards_and_windows_create_nothing() {
+    common::gpu();
+    // A device of its own: the counters see this test's work alone.
+    let options = GpuOptions {
+        max_storage_binding: Some(BINDING),
+        ..GpuOptions::from_env().unwrap()
+    };
+    let g = &GpuBackend::with_context(GpuContext::with_options(&options).unwrap());
+    let ctx = g.context();
+    let x = random_matrix(&mut rng(11), 4000, 64, 1.0);
+    let labels: Vec<usize> = (0..4000).map(|i| i % 3).collect();
+    let data = Dataset::classification(x, &labels, 3).unwrap();
+    let spec = MlpSpec::stack(&[64, 90, 90, 90, 3], Activation::Relu);
+    let mut model = Mlp::new(g, &spec, Init::HeUniform, 3).unwrap();
+    assert!(4 * model.parameter_count() as u64 > BINDING);
+    let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).batch_size(128);
+    let mut session = Session::new(&trainer, g, &mut model, &data, Some(&data)).unwrap();
+    for _ in 0..2 {
+        session.run_epoch().unwrap();
+    }
+    let (before, sites) = (ctx.counters(), ctx.site_count());
+    for _ in 0..3 {
+        session.run_epoch().unwrap();
+    }
+    let after = ctx.counters();
+    assert_eq!(
+        (
+            after.buffers_created - before.buffers_created,
+            after.bind_groups_created - before.bind_groups_created,
+            after.pipelines_created - before.pipelines_created,
+        ),
+        (0, 0, 0),
+        "steady epochs created GPU objects: {before:?} → {after:?}"
+    );
+    assert_eq!(ctx.site_count(), sites);
+    assert_eq!(after.waits - before.waits, 3, "one wait an epoch");
+}
+
 /// The line search's sums of squares and steps over the whole arena run a binding at a time.
 #[test]
 fn a_line_search_over_one_binding_descends_like_the_cpu() {

@@ -132,11 +132,7 @@ fn a_predictor_keeps_its_device_memory_from_one_call_to_the_next() {
     }
     let after = ctx.counters();
     assert_eq!(
-        (
-            after.buffers_created - before.buffers_created,
-            after.bind_groups_created - before.bind_groups_created,
-            after.pipelines_created - before.pipelines_created,
-        ),
+        common::created(before, after),
         (0, 0, 0),
         "30 predictions through kept buffers created device objects"
     );

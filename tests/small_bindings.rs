@@ -224,11 +224,7 @@ fn steady_epochs_over_shards_and_windows_create_nothing() {
     }
     let after = ctx.counters();
     assert_eq!(
-        (
-            after.buffers_created - before.buffers_created,
-            after.bind_groups_created - before.bind_groups_created,
-            after.pipelines_created - before.pipelines_created,
-        ),
+        common::created(before, after),
         (0, 0, 0),
         "steady epochs created GPU objects: {before:?} → {after:?}"
     );

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use steepest::{Activation, GpuBackend, GpuBuffer, GpuMatrix};
+use steepest::{Activation, GpuBackend, GpuBuffer, GpuCounters, GpuMatrix};
 
 /// The GPU backend shared by every test of this binary.
 ///
@@ -26,6 +26,15 @@ pub fn gpu() -> &'static GpuBackend {
              (CI installs lavapipe itself: see .ci/run)"
         ),
     }
+}
+
+/// Buffers, bind groups and pipelines a context created between two readings of its counters.
+pub fn created(before: GpuCounters, after: GpuCounters) -> (u64, u64, u64) {
+    (
+        after.buffers_created - before.buffers_created,
+        after.bind_groups_created - before.bind_groups_created,
+        after.pipelines_created - before.pipelines_created,
+    )
 }
 
 /// A GPU backend of its own (its own device), for tests that count waits or submits, which

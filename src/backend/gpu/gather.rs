@@ -142,7 +142,8 @@ pub fn gather_batch<'a>(
         start,
         (x_out.shape(), y_out.shape()),
     )?;
-    check_bindings(ctx, op, &[x_out, y_out])?;
+    // (`bound` checks each binding: the outputs' here, each shard's in `plan`.)
+    let (xob, yob) = (bound(ctx, op, &[x_out])?, bound(ctx, op, &[y_out])?);
     indices.buffer.check_binding(ctx, op)?;
     let (rows, cols) = x_out.shape();
     let y_cols = y_out.shape().1;
@@ -155,7 +156,6 @@ pub fn gather_batch<'a>(
             detail: format!("{rows} rows of {cols} + {y_cols} columns overflow"),
         })?;
     to_u32(op, "output elements", total)?;
-    let (xob, yob) = (bound(ctx, op, &[x_out])?, bound(ctx, op, &[y_out])?);
     // Shard `x, y` from data row `first_row` on: its bindings and values, checked.
     let plan = |x: &'a GpuMatrix, y: &'a GpuMatrix, first_row: usize| {
         check_no_alias(op, x_out, &[x, y, y_out])?;

@@ -149,14 +149,13 @@ pub(crate) fn sum_squares_into(
             message: "a sum of squares over no part".into(),
         });
     }
-    check_bindings(ctx, op, &[out])?;
+    // (`bound` checks each binding.)
     let ob = bound(ctx, op, &[out])?;
     let out_offset = to_u32(op, "output offset", out.offset() - ob.base + slot)?;
     // Each part's values and binding; its partials follow the earlier parts'.
     let mut planned = Vec::with_capacity(parts.len());
     let mut partial_base = 0;
     for m in parts {
-        check_bindings(ctx, op, &[m])?;
         check_no_alias(op, out, &[m])?;
         let (rows, cols) = m.shape();
         to_u32(op, "elements", rows * cols)?;

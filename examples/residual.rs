@@ -6,10 +6,15 @@
 //! small enough that a deep network can overfit it (dropout's job) and deep enough models are
 //! needed to fit it (the skip connections' and LayerNorm's job: gradients reach the bottom).
 //!
+//! The trained residual network is then saved (`--out`, a safetensors file with its
+//! architecture line) and loaded into the same layers built on the CPU backend, which must
+//! predict what it predicts.
+//!
 //! `cargo run --release --example residual -- --help` lists the flags.
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -41,6 +46,9 @@ struct Args {
     /// Seed of the data, the weights and the shuffles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Where the trained residual network's file goes.
+    #[arg(long, default_value = "target/residual")]
+    out: PathBuf,
     /// A short run (CI): 25 epochs.
     #[arg(long)]
     quick: bool,
@@ -159,6 +167,38 @@ fn compare<B: Backend>(backend: &B, args: &Args) -> Result<(), String> {
     println!(
         "  the residual network's validation loss is {:.0}% of the plain MLP's",
         100.0 * res_loss / plain_loss
+    );
+    reload_on_cpu(backend, &residual, &val_set, args)
+}
+
+/// Saves `trained` and loads the file into the same layers built on the CPU backend; their
+/// validation predictions must agree.
+fn reload_on_cpu<B: Backend>(
+    backend: &B,
+    trained: &Sequential<B>,
+    val_set: &Dataset,
+    args: &Args,
+) -> Result<(), String> {
+    let err = |e: steepest::Error| e.to_string();
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let path = args.out.join("residual.safetensors");
+    trained.save_safetensors(backend, &path).map_err(err)?;
+    let mut reloaded = residual_net(&CpuBackend, args).map_err(err)?;
+    reloaded.load_safetensors(&CpuBackend, &path).map_err(err)?;
+    let x = val_set.x().view();
+    let ours = trained.predict(backend, x).map_err(err)?;
+    let theirs = reloaded.predict(&CpuBackend, x).map_err(err)?;
+    let worst = (&ours - &theirs).iter().fold(0.0f32, |m, d| m.max(d.abs()));
+    if worst.is_nan() || worst > 1e-3 {
+        return Err(format!(
+            "the network loaded from {} predicts up to {worst} away from the trained one",
+            path.display()
+        ));
+    }
+    println!(
+        "  saved to {}; the same layers built on the CPU backend load it and predict within \
+         {worst:.1e} of the trained network",
+        path.display()
     );
     Ok(())
 }

@@ -58,7 +58,8 @@
 //! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, …), `LayerNorm`, `Dropout` and
 //! `Residual`, and the [`Layer`] trait is the seam for layers of your own (its docs show one).
 //! The trainer takes any [`Model`]; [`Session::for_batches`] trains on batches your own loop
-//! produces.
+//! produces. [`Sequential::save_safetensors`] keeps any model in a file that names its layers,
+//! and [`Sequential::load_safetensors`] loads it into the same layers built by the same code.
 //!
 //! ## Backends
 //!

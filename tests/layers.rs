@@ -279,6 +279,22 @@ fn model_matches_pytorch_on<B: Backend>(backend: &B, name: &str) {
         })
         .collect();
     model.load_state_dict(backend, &state).unwrap();
+    // The same tensors in a file as PyTorch's `save_file(model.state_dict(), …)` writes it
+    // load into a model built by the same code, by name.
+    let file = std::env::temp_dir().join(format!(
+        "steepest-torch-state-{name}-{}.safetensors",
+        std::process::id()
+    ));
+    let tensors: Vec<(&str, &[usize], &[f32])> = state
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.shape(), a.as_slice().unwrap()))
+        .collect();
+    std::fs::write(&file, common::bare_safetensors(&tensors)).unwrap();
+    let mut from_file = fixture_model(backend, None);
+    let loaded = model.parameters_flat(backend).unwrap();
+    assert_ne!(from_file.parameters_flat(backend).unwrap(), loaded);
+    from_file.load_safetensors(backend, &file).unwrap();
+    assert_eq!(from_file.parameters_flat(backend).unwrap(), loaded);
 
     let (x, t) = (fixture("model.x"), fixture("model.t"));
     let y = model.predict(backend, x.view()).unwrap();

@@ -1,14 +1,16 @@
-//! From host data to predictions, and models rebuilt from their files alone: `predict` and
-//! `predict_classes` on both backends (batched), a `Predictor` that keeps its device memory
-//! from one call to the next, `Mlp::from_safetensors`, and files refused by a model of another
-//! architecture.
+//! From host data to predictions, and models kept in files: `predict` and `predict_classes`
+//! on both backends (batched), a `Predictor` that keeps its device memory from one call to the
+//! next, any model's file loaded into a model of the same layers, `Mlp::from_safetensors`, and
+//! files refused by a model of another architecture.
 
 mod common;
 
-use common::{gpu, random_matrix, rng};
+use common::{bare_safetensors, gpu, random_matrix, rng};
 use ndarray::{Array2, array};
 use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
-use steepest::{Activation, Backend, CpuBackend, Error, Init, Linear, Mlp, MlpSpec, Nonlinearity};
+use steepest::{
+    Activation, Backend, CpuBackend, Error, Init, Linear, Mlp, MlpSpec, Nonlinearity, Standardizer,
+};
 
 fn scratch(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("steepest-{test}-{}", std::process::id()));
@@ -176,19 +178,143 @@ fn a_predictor_keeps_its_device_memory_from_one_call_to_the_next() {
 /// A model of every kind of layer: LayerNorm, GELU, dropout (off when predicting) and a
 /// residual block between linear layers.
 fn layered<B: Backend>(backend: &B) -> Sequential<B> {
+    layered_with(backend, Nonlinearity::Gelu, false, 6)
+}
+
+/// [`layered`]'s layers with `activation` in the residual block and, if `extra`, a tanh
+/// after the output layer; weights from `seed`.
+fn layered_with<B: Backend>(
+    backend: &B,
+    activation: Nonlinearity,
+    extra: bool,
+    seed: u64,
+) -> Sequential<B> {
     let block: Vec<Box<dyn Layer<B>>> = vec![
         Box::new(LayerNorm::new(12)),
         Box::new(Linear::new(12, 12)),
-        Box::new(Elementwise::new(12, Nonlinearity::Gelu)),
+        Box::new(Elementwise::new(12, activation)),
         Box::new(Dropout::new(12, 0.5, 3)),
         Box::new(Linear::new(12, 12)),
     ];
-    let layers: Vec<Box<dyn Layer<B>>> = vec![
+    let mut layers: Vec<Box<dyn Layer<B>>> = vec![
         Box::new(Linear::new(3, 12)),
         Box::new(Residual::new(block).unwrap()),
         Box::new(Linear::new(12, 2)),
     ];
-    Sequential::new(backend, layers, Init::default(), 6).unwrap()
+    if extra {
+        layers.push(Box::new(Elementwise::new(2, Nonlinearity::Tanh)));
+    }
+    Sequential::new(backend, layers, Init::default(), seed).unwrap()
+}
+
+#[test]
+fn a_model_of_any_layers_keeps_its_parameters_and_standardisation_in_its_file() {
+    let dir = scratch("layers-file");
+    let path = dir.join("layered.safetensors");
+    let g = gpu();
+    let mut model = layered_with(g, Nonlinearity::Gelu, false, 6);
+    let standardizer = Standardizer::new(vec![1.0, -2.0, 0.5], vec![2.0, 0.25, 3.0]).unwrap();
+    model.set_standardizer(Some(standardizer.clone())).unwrap();
+    model.save_safetensors(g, &path).unwrap();
+    let saved = model.parameters_flat(g).unwrap();
+    let x = random_matrix(&mut rng(9), 10, 3, 4.0);
+    let want = model.predict(g, x.view()).unwrap();
+
+    // A model built by the same code, with other weights, on the CPU backend.
+    let mut on_cpu = layered_with(&CpuBackend, Nonlinearity::Gelu, false, 7);
+    assert_ne!(on_cpu.parameters_flat(&CpuBackend).unwrap(), saved);
+    on_cpu.load_safetensors(&CpuBackend, &path).unwrap();
+    assert_eq!(on_cpu.parameters_flat(&CpuBackend).unwrap(), saved);
+    assert_eq!(on_cpu.standardizer(), Some(&standardizer), "bit for bit");
+    let got = on_cpu.predict(&CpuBackend, x.view()).unwrap();
+    let worst = (&got - &want).iter().fold(0.0f32, |m, d| m.max(d.abs()));
+    assert!(worst < 1e-4, "the CPU's predictions are off by {worst}");
+
+    // And on the GPU: the same bits as the model that saved it.
+    let mut again = layered_with(g, Nonlinearity::Gelu, false, 8);
+    again.load_safetensors(g, &path).unwrap();
+    assert_eq!(again.predict(g, x.view()).unwrap(), want);
+}
+
+#[test]
+fn a_file_from_other_layers_is_refused_naming_the_first_that_differs() {
+    let dir = scratch("layers-refused");
+    let path = dir.join("layered.safetensors");
+    layered_with(&CpuBackend, Nonlinearity::Gelu, false, 6)
+        .save_safetensors(&CpuBackend, &path)
+        .unwrap();
+    let silu = "layer 1 is residual(layer_norm(12, eps=1e-5) | linear(12→12, identity) | \
+                gelu(12) | dropout(12, p=0.5) | linear(12→12, identity)) in the file, \
+                residual(layer_norm(12, eps=1e-5) | linear(12→12, identity) | silu(12) | \
+                dropout(12, p=0.5) | linear(12→12, identity)) in the model";
+    for (activation, extra, words) in [
+        (Nonlinearity::Silu, false, silu),
+        (
+            Nonlinearity::Gelu,
+            true,
+            "the file has 3 layers, the model 4",
+        ),
+    ] {
+        let mut model = layered_with(&CpuBackend, activation, extra, 1);
+        let standardizer = Standardizer::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+        model.set_standardizer(Some(standardizer.clone())).unwrap();
+        let before = model.parameters_flat(&CpuBackend).unwrap();
+        let err = model.load_safetensors(&CpuBackend, &path).unwrap_err();
+        assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+        assert!(err.to_string().contains(words), "{err}");
+        assert_eq!(model.parameters_flat(&CpuBackend).unwrap(), before);
+        assert_eq!(model.standardizer(), Some(&standardizer));
+    }
+}
+
+#[test]
+fn an_mlp_file_and_its_network_file_load_into_either() {
+    let dir = scratch("mlp-or-network");
+    let (as_mlp, as_network) = (dir.join("mlp.safetensors"), dir.join("network.safetensors"));
+    let tanh = MlpSpec::new(2)
+        .layer(6, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let mlp = Mlp::new(&CpuBackend, &tanh, Init::default(), 1).unwrap();
+    let saved = mlp.parameters_flat(&CpuBackend).unwrap();
+    mlp.save_safetensors(&CpuBackend, &as_mlp).unwrap();
+    let mut network = Mlp::new(&CpuBackend, &tanh, Init::default(), 2)
+        .unwrap()
+        .into_sequential();
+    network.load_safetensors(&CpuBackend, &as_mlp).unwrap();
+    assert_eq!(network.parameters_flat(&CpuBackend).unwrap(), saved);
+    network.save_safetensors(&CpuBackend, &as_network).unwrap();
+    let mut again = Mlp::new(&CpuBackend, &tanh, Init::default(), 3).unwrap();
+    again.load_safetensors(&CpuBackend, &as_network).unwrap();
+    assert_eq!(again.parameters_flat(&CpuBackend).unwrap(), saved);
+
+    // Only an MLP's own line rebuilds an MLP from the file alone.
+    let err = Mlp::from_safetensors(&CpuBackend, &as_network)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not an MLP's") && err.contains("load_safetensors"),
+        "{err}"
+    );
+    // Another activation is refused either way, by the layer that differs.
+    let relu = MlpSpec::new(2)
+        .layer(6, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let mut other = Mlp::new(&CpuBackend, &relu, Init::default(), 4).unwrap();
+    let err = other
+        .load_safetensors(&CpuBackend, &as_network)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("layer 0 is linear(2→6, tanh) in the file, linear(2→6, relu) in the model"),
+        "{err}"
+    );
+    let mut other = other.into_sequential();
+    let err = other.load_safetensors(&CpuBackend, &as_mlp).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("layer 0 is linear(2→6, tanh) in the file, linear(2→6, relu) in the model"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -355,9 +481,8 @@ fn a_file_from_another_architecture_is_refused_by_name() {
     assert_eq!(model.parameters_flat(gpu()).unwrap(), before);
     // A file that does not describe itself cannot rebuild a model, and says what to do.
     let bare = dir.join("bare.safetensors");
-    let data: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors_view(&data);
-    std::fs::write(&bare, view).unwrap();
+    let bias: &[f32] = &[1.0, 2.0];
+    std::fs::write(&bare, bare_safetensors(&[("layers.0.bias", &[2], bias)])).unwrap();
     let err = Mlp::from_safetensors(&CpuBackend, &bare)
         .unwrap_err()
         .to_string();
@@ -402,20 +527,6 @@ fn a_model_file_that_cannot_be_read_or_written_says_so_by_its_name() {
         message.starts_with(&garbage.display().to_string()) && !message.contains("checkpoint"),
         "{message}"
     );
-}
-
-/// A minimal safetensors file holding one F32 tensor `layers.0.bias` [2] and no metadata.
-fn safetensors_view(data: &[u8]) -> Vec<u8> {
-    let header =
-        r#"{"layers.0.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#.to_string();
-    let mut header = header.into_bytes();
-    while !header.len().is_multiple_of(8) {
-        header.push(b' ');
-    }
-    let mut file = (header.len() as u64).to_le_bytes().to_vec();
-    file.extend(header);
-    file.extend(data);
-    file
 }
 
 #[test]

@@ -202,3 +202,26 @@ where
 pub fn tolerance(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
     expected.mapv(|e| rel * e.abs() + abs)
 }
+
+/// A safetensors file as PyTorch's `save_file(module.state_dict(), …)` writes one: F32
+/// tensors `(name, shape, values)`, no metadata.
+pub fn bare_safetensors(tensors: &[(&str, &[usize], &[f32])]) -> Vec<u8> {
+    let (mut entries, mut at) = (Vec::new(), 0);
+    for (name, shape, values) in tensors {
+        let end = at + 4 * values.len();
+        entries.push(format!(
+            r#""{name}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[{at},{end}]}}"#
+        ));
+        at = end;
+    }
+    let mut header = format!("{{{}}}", entries.join(",")).into_bytes();
+    while !header.len().is_multiple_of(8) {
+        header.push(b' ');
+    }
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend(header);
+    for (_, _, values) in tensors {
+        file.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    file
+}

@@ -168,7 +168,8 @@ impl GpuContext {
             return Err(Error::RequestDevice {
                 adapter: info.name.clone(),
                 message: format!(
-                    "profiling (GpuOptions::profile, STEEPEST_PROFILE) needs timestamps inside                      compute passes; this adapter lacks {:?}",
+                    "profiling (GpuOptions::profile, STEEPEST_PROFILE) needs timestamps inside \
+                     compute passes; this adapter lacks {:?}",
                     profile_features.difference(adapter.features())
                 ),
             });

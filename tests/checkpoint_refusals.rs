@@ -1,6 +1,6 @@
 //! Checkpoints refused without touching anything: corrupted, truncated or foreign files, files
-//! saved under other training settings (named), unused optimizer buffers and non-finite
-//! tensors.
+//! saved under other training settings (named), unused optimizer buffers, non-finite
+//! tensors, and stopping-rule memory that does not parse.
 
 mod common;
 
@@ -175,4 +175,89 @@ fn unused_optimizer_buffers_and_non_finite_tensors_are_refused() {
         "{err}"
     );
     assert_eq!(model.parameters_flat(g).unwrap(), before);
+}
+
+/// `file` with metadata entry `key` set to `value` (`None`: the entry renamed away), the header
+/// reframed around its new length.
+fn with_metadata(file: &[u8], key: &str, value: Option<&str>) -> Vec<u8> {
+    let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&file[8..8 + n]).unwrap();
+    let entry = format!("\"{key}\":\"");
+    let start = header
+        .find(&entry)
+        .unwrap_or_else(|| panic!("no {key} in the file"));
+    let end = start + entry.len() + header[start + entry.len()..].find('"').unwrap() + 1;
+    let replacement = match value {
+        Some(v) => format!("{entry}{v}\""),
+        None => format!("\"renamed_{}", &header[start + 1..end]),
+    };
+    let header = format!("{}{replacement}{}", &header[..start], &header[end..]);
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header.as_bytes());
+    out.extend(&file[8 + n..]);
+    out
+}
+
+#[test]
+fn what_the_stopping_rules_remember_is_checked_when_loaded() {
+    let dir = scratch("stopping-memory");
+    let path = dir.join("plateau.safetensors");
+    let data = blobs();
+    let run = trainer()
+        .epochs(2)
+        .stop_on_plateau(5, 0.0)
+        .diverge_above(100.0);
+    let mut model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    run.clone()
+        .checkpoint(&path)
+        .fit(&CpuBackend, &mut model, &data, None)
+        .unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let mut session = Session::new(&run, &CpuBackend, &mut model, &data, None).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    let params = session.model().parameters_flat(&CpuBackend).unwrap();
+    let bad = dir.join("bad.safetensors");
+    for (key, value, words) in [
+        (
+            "plateau_best",
+            Some("NaN"),
+            "\"plateau_best\" = \"NaN\" is not a finite loss",
+        ),
+        ("plateau_best", Some("0.5x"), "is not a finite loss"),
+        (
+            "first_loss",
+            Some("inf"),
+            "\"first_loss\" = \"inf\" is not a finite loss",
+        ),
+        ("plateau_best_epoch", Some("-1"), "is not an integer"),
+        (
+            "plateau_best",
+            None,
+            "one of plateau_best and plateau_best_epoch",
+        ),
+        (
+            "plateau_best_epoch",
+            None,
+            "one of plateau_best and plateau_best_epoch",
+        ),
+    ] {
+        std::fs::write(&bad, with_metadata(&good, key, value)).unwrap();
+        let err = session.load_checkpoint(&bad).unwrap_err();
+        assert!(
+            matches!(err, Error::Checkpoint { .. }) && err.to_string().contains(words),
+            "{key} = {value:?}: {err}"
+        );
+        assert_eq!(
+            session.steps(),
+            14,
+            "{key}: unchanged (two epochs of 7 steps)"
+        );
+        assert_eq!(
+            session.model().parameters_flat(&CpuBackend).unwrap(),
+            params
+        );
+    }
+    // The editing itself leaves a file that loads.
+    std::fs::write(&bad, with_metadata(&good, "first_loss", Some("1.5"))).unwrap();
+    session.load_checkpoint(&bad).unwrap();
 }

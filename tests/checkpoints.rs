@@ -1,5 +1,5 @@
 //! Checkpoints: the safetensors format byte for byte, files PyTorch writes, resumes that are
-//! bit-identical, atomic saves, divergence never saved, and fuzzed loading that never panics
+//! bit-identical and stop where the run they continue stops, atomic saves, divergence never saved, and fuzzed loading that never panics
 //! (refused files are in `checkpoint_refusals.rs`).
 
 mod common;
@@ -11,7 +11,8 @@ use common::gpu;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use steepest::{
-    Activation, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, Session, Sgd, Trainer, data,
+    Activation, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, Session, Sgd, StopReason,
+    Trainer, data,
 };
 
 /// The header of a safetensors file: its JSON text and where the data starts.
@@ -159,6 +160,113 @@ fn resuming_continues_a_bit_identical_trajectory() {
     let dir = scratch("resume");
     resume_is_bit_identical(&CpuBackend, &dir);
     resume_is_bit_identical(gpu(), &dir);
+}
+
+/// A run that stops on a plateau, resumed from a checkpoint of its best epoch, stops at the
+/// epoch the run it continues stops at, with the same parameters: the best loss so far is in
+/// the file (a resumed run that forgot it would wait its patience out from a worse one).
+fn a_plateau_stops_where_it_did<B: Backend>(backend: &B, dir: &Path) {
+    let (train, val) = blobs().split(0.4, 2).unwrap();
+    let trainer = trainer().epochs(300).stop_on_plateau(3, 0.0);
+    let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut straight, &train, Some(&val)).unwrap();
+    session.run().unwrap();
+    let history = session.into_history();
+    let StopReason::Plateau { best } = history.stop else {
+        panic!("expected a plateau, got {:?}", history.stop);
+    };
+    let best_epoch = history
+        .epochs
+        .iter()
+        .find(|r| r.val_loss == Some(best))
+        .unwrap()
+        .epoch;
+    let stopped = history.last().unwrap().epoch;
+    assert_eq!(stopped, best_epoch + 3, "three epochs of patience");
+    let straight = straight.parameters_flat(backend).unwrap();
+
+    // The same run to its best epoch, checkpointed after each.
+    let path = dir.join("plateau.safetensors");
+    let mut first = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    trainer
+        .clone()
+        .epochs(best_epoch)
+        .checkpoint(&path)
+        .fit(backend, &mut first, &train, Some(&val))
+        .unwrap();
+
+    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut resumed, &train, Some(&val)).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    session.run().unwrap();
+    let history = session.into_history();
+    assert_eq!(history.stop, StopReason::Plateau { best });
+    assert_eq!(history.last().unwrap().epoch, stopped);
+    assert_eq!(resumed.parameters_flat(backend).unwrap(), straight);
+}
+
+/// A run that diverges past a multiple of its first loss, resumed from a checkpoint after its
+/// loss has fallen, diverges at the same step: the first loss is in the file.
+fn divergence_keeps_its_scale<B: Backend>(backend: &B, dir: &Path) {
+    let data = data::linear(64, &[1.0, -1.0], 0.5, 0.1, 1).unwrap();
+    let spec = MlpSpec::new(2).layer(1, Activation::Identity);
+    // Full batches, so a step is an epoch; the rate grows each step until it overshoots.
+    let trainer = Trainer::new(Sgd::default().lr(0.02), Loss::MeanSquaredError)
+        .full_batch()
+        .epochs(500)
+        .schedule(steepest::LrSchedule::step(1, 1.1))
+        .diverge_above(4.0);
+    let run = |resume_from: Option<&Path>| {
+        let mut model = Mlp::new(backend, &spec, Init::default(), 1).unwrap();
+        let mut session = Session::new(&trainer, backend, &mut model, &data, None).unwrap();
+        if let Some(path) = resume_from {
+            session.load_checkpoint(path).unwrap();
+        }
+        let mut losses = Vec::new();
+        let err = loop {
+            match session.run_epoch() {
+                Ok(record) => losses.push(record.loss),
+                Err(e) => break e,
+            }
+        };
+        drop(session);
+        (err, losses, model.parameters_flat(backend).unwrap())
+    };
+    let (Error::Diverged { step, .. }, losses, params) = run(None) else {
+        panic!("expected divergence");
+    };
+    // A checkpoint where the loss is at its lowest, far under the first.
+    let lowest = (0..losses.len())
+        .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
+        .unwrap();
+    assert!(
+        losses[lowest] * 4.0 < losses[0],
+        "the loss fell from {} to {} before it grew",
+        losses[0],
+        losses[lowest]
+    );
+    let path = dir.join("diverge-scale.safetensors");
+    let mut model = Mlp::new(backend, &spec, Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut model, &data, None).unwrap();
+    for _ in 0..=lowest {
+        session.run_epoch().unwrap();
+    }
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    let (Error::Diverged { step: again, .. }, _, resumed) = run(Some(&path)) else {
+        panic!("expected divergence after the resume");
+    };
+    assert_eq!(again, step);
+    assert_eq!(resumed, params);
+}
+
+#[test]
+fn stopping_rules_fire_at_the_same_epoch_after_a_resume() {
+    let dir = scratch("stopping-resume");
+    a_plateau_stops_where_it_did(&CpuBackend, &dir);
+    a_plateau_stops_where_it_did(gpu(), &dir);
+    divergence_keeps_its_scale(&CpuBackend, &dir);
+    divergence_keeps_its_scale(gpu(), &dir);
 }
 
 #[test]

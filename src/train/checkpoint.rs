@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::Session;
 use super::session::slot;
+use super::stopping::Memory;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Model, ParamSpec};
@@ -124,7 +125,8 @@ pub(crate) fn optimizer_state<A: Arena>(
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Saves everything a resumed run needs to continue the same trajectory: parameters,
-    /// optimizer state, the position in the epoch, the running sums, and the configuration as
+    /// optimizer state, the position in the epoch, the running sums, what the stopping rules
+    /// remember (the best loss so far and its epoch, the first loss), and the configuration as
     /// metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
@@ -165,6 +167,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         ]
         .into_iter()
         .chain(settings(self.trainer))
+        .chain(self.memory.metadata())
         .collect();
         let bytes = encode(path, &tensors, metadata)?;
         write_atomic("save checkpoint", path, &bytes)
@@ -173,7 +176,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
     /// shape, optimizer, loss, training data and training settings (seed, batch size, every
     /// optimizer option, schedule, clipping): the steps that follow are the ones the saved run
-    /// would have taken. A setting that differs is an error naming it (see
+    /// would have taken, and its stopping rules fire at the same epoch. A setting that differs is an error naming it (see
     /// [`Session::load_checkpoint_overriding_settings`]). On any error the session is
     /// unchanged.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
@@ -252,6 +255,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             net.parameter_specs(),
             file.meta_u64(path, "optimizer_step")?,
         )?;
+        let memory = Memory::from_metadata(&file, path)?;
         let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
         let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
             .map_err(|e| bad(e.to_string()))?;
@@ -265,6 +269,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.step = step;
         self.epoch = epoch;
         self.position = position;
+        self.memory = memory;
         self.end_epoch_order();
         if in_epoch {
             self.order = Some(self.epoch_order()?);

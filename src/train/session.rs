@@ -51,8 +51,8 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) last_rows: usize,
     /// The parameters after the last epoch whose loss was finite.
     pub(super) last_good: B::Arena,
-    pub(super) first_loss: Option<f64>,
-    pub(super) best: Option<(f64, usize)>,
+    /// What the stopping rules remember between epochs.
+    pub(super) memory: super::stopping::Memory,
     pub(super) history: History,
     pub(super) progress: Option<indicatif::ProgressBar>,
 }
@@ -150,8 +150,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             step: 0,
             last_rows: 0,
             last_good,
-            first_loss: None,
-            best: None,
+            memory: Default::default(),
             history: History::default(),
             progress,
             model,

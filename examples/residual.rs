@@ -102,7 +102,8 @@ fn plain_net<B: Backend>(backend: &B, args: &Args) -> steepest::Result<Mlp<B>> {
     )
 }
 
-/// Trains `model` and returns (best validation loss, its epoch, parameters).
+/// Trains `model`, which ends with its best epoch's parameters, and returns (best validation
+/// loss, its epoch, parameters).
 fn train<B: Backend, M: Model<B>>(
     backend: &B,
     model: &mut M,
@@ -113,6 +114,7 @@ fn train<B: Backend, M: Model<B>>(
         .batch_size(64)
         .epochs(args.epochs)
         .seed(args.seed)
+        .restore_best(true) // the model ends as it was at its best epoch
         .fit(backend, model, train, Some(val))?;
     let (epoch, best) = history
         .epochs

@@ -131,6 +131,13 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         "momentum: 0.9",
         &dir,
     );
+    // Turning restore_best on would keep no parameters from before the resume.
+    check_settings_refused(
+        trainer(),
+        trainer().restore_best(true),
+        "restore_best false, this run has true",
+        &dir,
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Checkpoints: the safetensors format byte for byte, files PyTorch writes, resumes that are
-//! bit-identical and stop where the run they continue stops, atomic saves, divergence never saved, and fuzzed loading that never panics
+//! bit-identical and stop (or restore the best epoch) where the run they continue does, atomic
+//! saves, divergence never saved, and fuzzed loading that never panics
 //! (refused files are in `checkpoint_refusals.rs`).
 
 mod common;
@@ -258,6 +259,64 @@ fn divergence_keeps_its_scale<B: Backend>(backend: &B, dir: &Path) {
     };
     assert_eq!(again, step);
     assert_eq!(resumed, params);
+}
+
+/// With `restore_best`, a run that overfits ends with the parameters of its lowest-validation
+/// epoch, bit for bit those of the same run stopped there; and so does a run resumed from a
+/// checkpoint saved after that epoch (the kept parameters are in the file).
+fn the_lowest_epoch_is_restored<B: Backend>(backend: &B, dir: &Path) {
+    let (train, val) = blobs().split(0.4, 2).unwrap();
+    let epochs = 30;
+    let keeping = trainer().epochs(epochs).restore_best(true);
+    let fresh = || Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut model = fresh();
+    let history = keeping
+        .fit(backend, &mut model, &train, Some(&val))
+        .unwrap();
+    let lowest = history
+        .epochs
+        .iter()
+        .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
+        .unwrap()
+        .epoch;
+    assert!(lowest < epochs, "the run overfits after epoch {lowest}");
+    assert_eq!(history.restored_epoch, Some(lowest));
+    let restored = model.parameters_flat(backend).unwrap();
+    let mut short = fresh();
+    trainer()
+        .epochs(lowest)
+        .fit(backend, &mut short, &train, Some(&val))
+        .unwrap();
+    assert_eq!(short.parameters_flat(backend).unwrap(), restored);
+    let mut last = fresh();
+    let plain = trainer()
+        .epochs(epochs)
+        .fit(backend, &mut last, &train, Some(&val))
+        .unwrap();
+    assert_eq!(plain.restored_epoch, None);
+    assert_ne!(last.parameters_flat(backend).unwrap(), restored);
+
+    // Checkpointed one epoch after the lowest, resumed into another initialisation.
+    let path = dir.join("restore-best.safetensors");
+    keeping
+        .clone()
+        .epochs(lowest + 1)
+        .checkpoint(&path)
+        .fit(backend, &mut fresh(), &train, Some(&val))
+        .unwrap();
+    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+    let mut session = Session::new(&keeping, backend, &mut resumed, &train, Some(&val)).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    session.run().unwrap();
+    assert_eq!(session.into_history().restored_epoch, Some(lowest));
+    assert_eq!(resumed.parameters_flat(backend).unwrap(), restored);
+}
+
+#[test]
+fn restore_best_gives_back_the_lowest_epoch_also_after_a_resume() {
+    let dir = scratch("restore-best");
+    the_lowest_epoch_is_restored(&CpuBackend, &dir);
+    the_lowest_epoch_is_restored(gpu(), &dir);
 }
 
 #[test]

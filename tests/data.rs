@@ -230,6 +230,7 @@ fn history_exports_csv_and_json() {
             lr: 0.01,
         }],
         stop: StopReason::Plateau { best: 0.25 },
+        restored_epoch: Some(1),
     };
     assert_eq!(
         history.to_csv(),
@@ -239,7 +240,7 @@ fn history_exports_csv_and_json() {
     );
     assert_eq!(
         history.to_json(),
-        "{\"stop\":{\"plateau\":{\"best\":0.25}},\"epochs\":[\
+        "{\"stop\":{\"plateau\":{\"best\":0.25}},\"restored_epoch\":1,\"epochs\":[\
          {\"epoch\":1,\"step\":10,\"loss\":0.5,\"accuracy\":0.75,\"val_loss\":0.6,\"val_accuracy\":null,\"grad_norm\":null,\"update_ratio\":null,\"lr\":0.01},\
          {\"epoch\":2,\"step\":20,\"loss\":0.25,\"accuracy\":0.75,\"val_loss\":null,\"val_accuracy\":null,\"grad_norm\":null,\"update_ratio\":null,\"lr\":0.01}],\
          \"steps\":[{\"step\":5,\"epoch\":1,\"loss\":0.7,\"lr\":0.01}]}\n"

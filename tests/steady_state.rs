@@ -117,6 +117,33 @@ fn a_steady_training_step_creates_nothing() {
 }
 
 #[test]
+fn epochs_that_keep_and_restore_the_best_parameters_create_nothing() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(64)
+        .epochs(20)
+        .restore_best(true);
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let mut model = Mlp::new(g, &spec, Init::HeUniform, 3).unwrap();
+    let mut session = Session::new(&trainer, g, &mut model, &train, Some(&val)).unwrap();
+    for _ in 0..2 {
+        session.run_epoch().unwrap();
+    }
+    let before = ctx.counters();
+    session.run().unwrap();
+    let change = added(before, ctx.counters());
+    assert_nothing_created("restore_best", change);
+    // One wait an epoch: keeping and restoring are copies on the device.
+    assert_eq!(change.waits, 18);
+    let history = session.into_history();
+    assert!(history.restored_epoch.is_some_and(|e| e > 2), "{history:?}");
+}
+
+#[test]
 fn a_steady_step_with_split_k_matmuls_creates_nothing() {
     // 300 inputs in batches of 32: the first layer's products are small outputs over a long K,
     // so their K is split (the partial sums live in a reused scratch buffer).

@@ -219,10 +219,22 @@ pub(crate) fn parameter_tensors<B: Backend>(
 /// The values of the tensors `specs` names from `file`, in arena order; a non-finite value is
 /// an error naming the tensor.
 pub(crate) fn parameter_values(file: &File, path: &Path, specs: &[ParamSpec]) -> Result<Vec<f32>> {
+    prefixed_values(file, path, "", specs)
+}
+
+/// [`parameter_values`] of the tensors named `{prefix}{name}` (a copy of the parameters kept
+/// beside them, say).
+pub(crate) fn prefixed_values(
+    file: &File,
+    path: &Path,
+    prefix: &str,
+    specs: &[ParamSpec],
+) -> Result<Vec<f32>> {
     let mut values = Vec::new();
     for p in specs {
-        let found = file.take(path, &p.name, &p.torch_shape)?;
-        values.extend_from_slice(finite(path, &p.name, found)?);
+        let name = format!("{prefix}{}", p.name);
+        let found = file.take(path, &name, &p.torch_shape)?;
+        values.extend_from_slice(finite(path, &name, found)?);
     }
     Ok(values)
 }

@@ -11,16 +11,19 @@ use super::stopping::Memory;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Model, ParamSpec};
-use crate::nn::{parameter_tensors, parameter_values};
+use crate::nn::{parameter_tensors, parameter_values, prefixed_values};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::tensor_file::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 
 /// The `format` metadata value of a full training checkpoint.
 pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
 
+/// The prefix of the tensors that hold the parameters `Trainer::restore_best` keeps.
+const KEPT: &str = "restore_best.";
+
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value).
-fn settings(trainer: &super::Trainer) -> [(String, String); 6] {
+fn settings(trainer: &super::Trainer) -> [(String, String); 7] {
     [
         // Files from before batch orders were selectable lack it: they were shuffled.
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
@@ -37,7 +40,24 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 6] {
         ),
         ("schedule".into(), format!("{:?}", trainer.schedule)),
         ("clipping".into(), format!("{:?}", trainer.clip)),
+        // Files from before it was a setting lack it: it was off.
+        ("restore_best".into(), trainer.restore_best.to_string()),
     ]
+}
+
+/// An arena's values (in arena order, as `read_arena` gives them) as tensors named
+/// `{prefix}{parameter}`, each with its parameter's shape.
+fn named_tensors(prefix: &str, values: &[f32], specs: &[ParamSpec]) -> Vec<Tensor> {
+    let mut at = 0;
+    specs
+        .iter()
+        .map(|p| {
+            let len = p.rows * p.cols;
+            let part = values.get(at..at + len).unwrap_or_default().to_vec();
+            at += len;
+            (format!("{prefix}{}", p.name), p.torch_shape.clone(), part)
+        })
+        .collect()
 }
 
 /// The first differing `, `-separated parts of two settings' texts (the field that differs,
@@ -126,7 +146,8 @@ pub(crate) fn optimizer_state<A: Arena>(
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Saves everything a resumed run needs to continue the same trajectory: parameters,
     /// optimizer state, the position in the epoch, the running sums, what the stopping rules
-    /// remember (the best loss so far and its epoch, the first loss), and the configuration as
+    /// remember (the best loss so far and its epoch, the first loss; with
+    /// `Trainer::restore_best`, the kept parameters and their loss), and the configuration as
     /// metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
@@ -139,6 +160,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             &net.params,
             net.parameter_specs(),
         ));
+        if let Some(kept) = &self.kept {
+            let values = backend.read_arena(kept)?;
+            tensors.extend(named_tensors(KEPT, &values, net.parameter_specs()));
+        }
         let totals = backend.download(&self.totals)?;
         tensors.push((
             "trainer.totals".into(),
@@ -211,11 +236,15 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         expect("optimizer", self.trainer.optimizer.name())?;
         expect("loss", self.trainer.loss.name())?;
         expect("samples", &samples.to_string())?;
-        let shuffled = format!("{:?}", super::BatchOrder::Shuffled);
+        let (shuffled, off) = (
+            format!("{:?}", super::BatchOrder::Shuffled),
+            false.to_string(),
+        );
         if !override_settings {
             for (key, want) in settings(self.trainer) {
                 let found = match file.metadata.get(&key) {
                     None if key == "batch_order" => Some(&shuffled),
+                    None if key == "restore_best" => Some(&off),
                     found => found,
                 };
                 let Some(found) = found else {
@@ -255,12 +284,24 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             net.parameter_specs(),
             file.meta_u64(path, "optimizer_step")?,
         )?;
-        let memory = Memory::from_metadata(&file, path)?;
+        let mut memory = Memory::from_metadata(&file, path)?;
+        // The kept parameters come with the lowest loss; a run without restore_best forgets
+        // both, and one that turns it on (settings overridden) starts keeping from here.
+        let kept = match (&self.kept, memory.lowest) {
+            (Some(_), Some(_)) => Some(prefixed_values(&file, path, KEPT, net.parameter_specs())?),
+            _ => None,
+        };
+        if self.kept.is_none() {
+            memory.lowest = None;
+        }
         let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
         let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
             .map_err(|e| bad(e.to_string()))?;
         // Everything is checked; now apply (the optimizer first: it validates its own state).
         self.optimizer.load_state(&state)?;
+        if let (Some(arena), Some(values)) = (&mut self.kept, &kept) {
+            self.backend.write_arena(arena, values)?;
+        }
         let net = self.model.network_mut();
         net.set_parameters_flat(self.backend, &params)?;
         self.totals = self.backend.upload(totals.view())?;

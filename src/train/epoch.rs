@@ -115,16 +115,17 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         while self.epoch < self.trainer.epochs || self.order.is_some() && !self.epoch_done() {
             let record = self.run_epoch()?;
             // The rules see the epoch before it is saved, so the file remembers it too.
+            self.keep_if_lowest(&record)?;
             let stop = self.stop_reason(&record);
             if let Some(path) = &checkpoint {
                 self.save_checkpoint(path)?;
             }
             if let Some(reason) = stop {
                 self.history.stop = reason;
-                return Ok(());
+                return self.restore_lowest();
             }
         }
         self.history.stop = StopReason::MaxEpochs;
-        Ok(())
+        self.restore_lowest()
     }
 }

@@ -77,6 +77,9 @@ pub struct History {
     pub steps: Vec<StepRecord>,
     /// Why the run ended.
     pub stop: StopReason,
+    /// The epoch whose parameters the model was given back at the end of the run
+    /// ([`crate::Trainer::restore_best`]); `None` without it.
+    pub restored_epoch: Option<usize>,
 }
 
 impl Default for History {
@@ -85,6 +88,7 @@ impl Default for History {
             epochs: Vec::new(),
             steps: Vec::new(),
             stop: StopReason::Running,
+            restored_epoch: None,
         }
     }
 }
@@ -157,7 +161,8 @@ impl History {
         out
     }
 
-    /// Everything as JSON: `{"stop": …, "epochs": [{…}, …], "steps": [{…}, …]}`.
+    /// Everything as JSON: `{"stop": …, "restored_epoch": …, "epochs": [{…}, …], "steps":
+    /// [{…}, …]}`.
     pub fn to_json(&self) -> String {
         let epochs: Vec<String> = self
             .epochs
@@ -199,8 +204,11 @@ impl History {
                 json_number(Some(loss))
             ),
         };
+        let restored = self
+            .restored_epoch
+            .map_or("null".to_string(), |e| e.to_string());
         format!(
-            "{{\"stop\":{stop},\"epochs\":[{}],\"steps\":[{}]}}\n",
+            "{{\"stop\":{stop},\"restored_epoch\":{restored},\"epochs\":[{}],\"steps\":[{}]}}\n",
             epochs.join(","),
             steps.join(",")
         )

@@ -67,6 +67,7 @@ pub struct Trainer {
     pub(crate) grad_tolerance: Option<f64>,
     pub(crate) plateau: Option<(usize, f64)>,
     pub(crate) divergence_factor: Option<f64>,
+    pub(crate) restore_best: bool,
     pub(crate) monitor: bool,
     pub(crate) progress: bool,
     pub(crate) checkpoint: Option<std::path::PathBuf>,
@@ -95,6 +96,7 @@ impl Trainer {
             grad_tolerance: None,
             plateau: None,
             divergence_factor: None,
+            restore_best: false,
             monitor: false,
             progress: false,
             checkpoint: None,
@@ -184,6 +186,17 @@ impl Trainer {
     /// Also count as divergence a loss above `factor` × the first measured loss.
     pub fn diverge_above(mut self, factor: f64) -> Self {
         self.divergence_factor = Some(factor);
+        self
+    }
+
+    /// At the end of the run (its last epoch, a plateau, the gradient tolerance), put back the
+    /// parameters of the epoch whose watched loss was lowest: the validation loss, or the
+    /// training loss without validation data (Keras's `restore_best_weights`). It keeps one
+    /// more copy of the parameters on the backend, copied there (device to device) after each
+    /// epoch that sets a new lowest; checkpoints carry it. [`History::restored_epoch`] says
+    /// which epoch the model holds. A divergence still leaves the last good epoch's.
+    pub fn restore_best(mut self, on: bool) -> Self {
+        self.restore_best = on;
         self
     }
 

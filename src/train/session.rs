@@ -53,6 +53,8 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) last_good: B::Arena,
     /// What the stopping rules remember between epochs.
     pub(super) memory: super::stopping::Memory,
+    /// The parameters of the epoch with the lowest watched loss (`Trainer::restore_best`).
+    pub(super) kept: Option<B::Arena>,
     pub(super) history: History,
     pub(super) progress: Option<indicatif::ProgressBar>,
 }
@@ -127,6 +129,10 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             .collect();
         let mut last_good = backend.arena("last good parameters", &shapes)?;
         backend.copy_arena(&net.params, &mut last_good)?;
+        let kept = match trainer.restore_best {
+            true => Some(backend.arena("best epoch's parameters", &shapes)?),
+            false => None,
+        };
         let progress = (trainer.progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(trainer.epochs as u64);
             bar.set_style(
@@ -151,6 +157,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             last_rows: 0,
             last_good,
             memory: Default::default(),
+            kept,
             history: History::default(),
             progress,
             model,

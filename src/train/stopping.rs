@@ -11,12 +11,14 @@ use crate::nn::Model;
 use crate::tensor_file::{File, corrupt};
 
 /// What the stopping rules remember from earlier epochs: the best watched loss and its epoch
-/// (the plateau rule's), and the first finite, non-zero loss (divergence's scale). A resumed
-/// run that forgot them would stop at another epoch than the run it continues.
+/// (the plateau rule's), the first finite, non-zero loss (divergence's scale), and the lowest
+/// watched loss and its epoch, whose parameters `Trainer::restore_best` keeps. A resumed run
+/// that forgot them would stop at another epoch, or restore another, than the run it continues.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Memory {
     pub best: Option<(f64, usize)>,
     pub first_loss: Option<f64>,
+    pub lowest: Option<(f64, usize)>,
 }
 
 impl Memory {
@@ -24,9 +26,11 @@ impl Memory {
     /// same bits).
     pub fn metadata(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        if let Some((loss, epoch)) = self.best {
-            out.push(("plateau_best".into(), format!("{loss:?}")));
-            out.push(("plateau_best_epoch".into(), epoch.to_string()));
+        for (key, value) in [("plateau_best", self.best), ("lowest", self.lowest)] {
+            if let Some((loss, epoch)) = value {
+                out.push((key.to_string(), format!("{loss:?}")));
+                out.push((format!("{key}_epoch"), epoch.to_string()));
+            }
         }
         if let Some(loss) = self.first_loss {
             out.push(("first_loss".into(), format!("{loss:?}")));
@@ -49,24 +53,21 @@ impl Memory {
                 )),
             }
         };
-        let best = match (
-            loss("plateau_best")?,
-            file.metadata.get("plateau_best_epoch"),
-        ) {
-            (Some(loss), Some(_)) => {
-                Some((loss, file.meta_u64(path, "plateau_best_epoch")? as usize))
-            }
-            (None, None) => None,
-            _ => {
-                return Err(corrupt(
+        let at_epoch = |key: &str| -> Result<Option<(f64, usize)>> {
+            let epoch_key = format!("{key}_epoch");
+            match (loss(key)?, file.metadata.contains_key(&epoch_key)) {
+                (Some(loss), true) => Ok(Some((loss, file.meta_u64(path, &epoch_key)? as usize))),
+                (None, false) => Ok(None),
+                _ => Err(corrupt(
                     path,
-                    "the file has one of plateau_best and plateau_best_epoch without the other",
-                ));
+                    format!("the file has one of {key} and {epoch_key} without the other"),
+                )),
             }
         };
         Ok(Self {
-            best,
+            best: at_epoch("plateau_best")?,
             first_loss: loss("first_loss")?,
+            lowest: at_epoch("lowest")?,
         })
     }
 }
@@ -87,6 +88,38 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         let (best, at) = self.memory.best?;
         (record.epoch - at >= patience).then_some(StopReason::Plateau { best })
+    }
+
+    /// With `Trainer::restore_best`, keeps the parameters after an epoch whose watched loss is
+    /// the lowest so far (a copy on the backend, nothing created).
+    pub(super) fn keep_if_lowest(&mut self, record: &EpochRecord) -> Result<()> {
+        let Some(kept) = &mut self.kept else {
+            return Ok(());
+        };
+        let watched = record.val_loss.unwrap_or(record.loss);
+        if self
+            .memory
+            .lowest
+            .is_some_and(|(lowest, _)| watched >= lowest)
+        {
+            return Ok(());
+        }
+        self.backend
+            .copy_arena(&self.model.network().params, kept)?;
+        self.memory.lowest = Some((watched, record.epoch));
+        Ok(())
+    }
+
+    /// With `Trainer::restore_best`, gives the model back the kept parameters at the end of
+    /// a run, and records whose they are.
+    pub(super) fn restore_lowest(&mut self) -> Result<()> {
+        let (Some(kept), Some((_, epoch))) = (&self.kept, self.memory.lowest) else {
+            return Ok(());
+        };
+        self.backend
+            .copy_arena(kept, &mut self.model.network_mut().params)?;
+        self.history.restored_epoch = Some(epoch);
+        Ok(())
     }
 
     /// Fails with [`Error::Diverged`] on a NaN, infinite or runaway loss, first putting the

@@ -90,7 +90,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
 
     /// A session that trains only on batches given to [`Session::step_on_batch`] or
     /// [`Session::step_on`] (a stream, or an order of the application's own): no training set,
-    /// no epochs. The trainer's batch size, epochs and stopping rules do not apply.
+    /// no epochs. The trainer's batch size, epochs, stopping rules and `restore_best` do not
+    /// apply.
     pub fn for_batches(trainer: &'a Trainer, backend: &'a B, model: &'a mut M) -> Result<Self> {
         trainer.check_settings()?;
         Self::build(trainer, backend, model, None, None)
@@ -129,7 +130,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             .collect();
         let mut last_good = backend.arena("last good parameters", &shapes)?;
         backend.copy_arena(&net.params, &mut last_good)?;
-        let kept = match trainer.restore_best {
+        // Only runs of epochs restore (a session of the application's batches has none).
+        let kept = match trainer.restore_best && train.is_some() {
             true => Some(backend.arena("best epoch's parameters", &shapes)?),
             false => None,
         };

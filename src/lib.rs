@@ -114,8 +114,8 @@ pub use optim::{
     UpdateStats,
 };
 pub use train::{
-    BatchOrder, EpochRecord, History, LineSearch, LrFinder, LrFinderResult, Session, StepRecord,
-    StopReason, Trainer,
+    BatchOrder, EpochRecord, Evaluation, History, LineSearch, LrFinder, LrFinderResult, Session,
+    StepRecord, StopReason, Trainer,
 };
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;

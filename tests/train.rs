@@ -1,5 +1,6 @@
 //! End-to-end training: GPU vs CPU in lockstep for every loss and activation, a free-running
-//! loss-curve comparison, the wait budget, each stopping rule, line search and the finder.
+//! loss-curve comparison, the wait budget, each stopping rule, evaluation, line search and the
+//! finder.
 
 mod common;
 
@@ -288,6 +289,61 @@ fn regression_model<B: Backend>(backend: &B) -> (Dataset, Mlp<B>) {
     )
     .unwrap();
     (data, model)
+}
+
+/// `Trainer::evaluate` reports what the validation pass reports for the same data, bit for
+/// bit (the same chunks: 1 300 rows take two), for a classification and a regression loss.
+fn evaluation_is_the_validation_pass<B: Backend>(backend: &B) {
+    for (loss, outputs) in [(Loss::SoftmaxCrossEntropy, 3), (Loss::MeanSquaredError, 2)] {
+        let train = dataset(loss, outputs);
+        let held_out = match loss {
+            Loss::SoftmaxCrossEntropy => {
+                data::blobs(1300, &[[1.0, 1.0], [-1.0, 0.5], [0.0, -1.0]], 0.6, 8).unwrap()
+            }
+            _ => {
+                let base = data::linear(1300, &[0.7, -1.3], 0.2, 0.05, 8).unwrap();
+                let y = ndarray::Array2::from_shape_fn((1300, 2), |(r, c)| {
+                    base.y()[[r, 0]] * (c as f32 + 1.0)
+                });
+                Dataset::regression(base.x().clone(), y).unwrap()
+            }
+        };
+        let spec = MlpSpec::new(2)
+            .layer(8, Activation::Tanh)
+            .layer(outputs, Activation::Identity);
+        let mut model = Mlp::new(backend, &spec, Init::default(), 2).unwrap();
+        let trainer = Trainer::new(Adam::default().lr(0.01), loss)
+            .batch_size(32)
+            .epochs(3);
+        let history = trainer
+            .fit(backend, &mut model, &train, Some(&held_out))
+            .unwrap();
+        let last = history.last().unwrap();
+        let evaluation = trainer.evaluate(backend, &model, &held_out).unwrap();
+        assert_eq!(evaluation.samples, 1300);
+        assert_eq!(Some(evaluation.loss), last.val_loss, "{loss:?}");
+        assert_eq!(evaluation.accuracy, last.val_accuracy, "{loss:?}");
+        assert_eq!(evaluation.accuracy.is_some(), loss.has_accuracy());
+        // Data the model cannot take, or targets the loss cannot, are refused by name.
+        let wide = data::linear(10, &[1.0, 2.0, 3.0], 0.0, 0.0, 1).unwrap();
+        let err = trainer.evaluate(backend, &model, &wide).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Data {
+                    op: "Trainer::evaluate",
+                    ..
+                }
+            ) && err.to_string().contains("3 features, the model takes 2"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn evaluation_reports_what_the_validation_pass_reports() {
+    evaluation_is_the_validation_pass(&CpuBackend);
+    evaluation_is_the_validation_pass(gpu());
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! The end of an epoch: its remaining steps, the validation pass, one readback of every
 //! measurement, the divergence checks; and `run`, epochs until a stopping rule fires.
 
+use super::evaluate::evaluation_pass;
 use super::session::slot;
-use super::step::{forward_loss, workspace};
 use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::nn::{Mode, Model};
+use crate::nn::Model;
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
@@ -18,36 +18,16 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         self.end_epoch_order();
         if let Some((data, all)) = &self.validation {
-            // Chunks of at least 1 024 rows, unless one GPU binding cannot hold their
-            // activations: then the training batch's size, which it can.
-            let (batch, net) = (self.batch_rows(), self.model.network());
-            let target_cols = self.trainer.loss.target_cols(net.outputs());
-            let rows = match batch.max(1024).min(data.len) {
-                rows if net
-                    .check_batch_fits(self.backend, rows, Some(target_cols))
-                    .is_ok() =>
-                {
-                    rows
-                }
-                _ => batch.min(data.len),
-            };
-            let mut start = 0;
-            while start < data.len {
-                let n = rows.min(data.len - start);
-                let backend = self.backend;
-                let net = self.model.network();
-                let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, n)?;
-                forward_loss(
-                    backend,
-                    net,
-                    self.trainer.loss,
-                    (data, all, start),
-                    ws,
-                    (&mut self.totals, slot::VALIDATION),
-                    (Mode::Eval, self.step),
-                )?;
-                start += n;
-            }
+            let batch = self.batch_rows();
+            evaluation_pass(
+                self.backend,
+                (self.model.network(), self.trainer.loss),
+                (data, all),
+                batch,
+                &mut self.workspaces,
+                (&mut self.totals, slot::VALIDATION),
+                self.step,
+            )?;
         }
         // Σθ² of the parameters as the epoch's last update left them (the epoch's loss was
         // measured before that update): they become the last good ones only if finite.

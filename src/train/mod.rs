@@ -20,12 +20,14 @@
 mod batches;
 mod checkpoint;
 mod epoch;
+mod evaluate;
 mod history;
 mod search;
 mod session;
 mod step;
 mod stopping;
 
+pub use evaluate::Evaluation;
 pub use history::{EpochRecord, History, StepRecord, StopReason};
 pub use search::{LineSearch, LrFinder, LrFinderResult};
 pub use session::Session;

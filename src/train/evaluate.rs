@@ -1,0 +1,128 @@
+//! The evaluation pass: a model's loss (and accuracy) over a whole dataset in evaluation mode,
+//! chunk by chunk on the backend, as the session's validation pass and `Trainer::evaluate`
+//! measure it.
+
+use super::Trainer;
+use super::session::slot;
+use super::step::{DeviceData, check_features, forward_loss, workspace};
+use crate::backend::Backend;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::{Loss, Mode, Model, Sequential, Workspace};
+
+/// A model's loss over a dataset, measured as the validation pass measures it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The mean loss per sample (what [`crate::EpochRecord::val_loss`] reports).
+    pub loss: f64,
+    /// The fraction of samples classified right, for the classification losses.
+    pub accuracy: Option<f64>,
+    /// The samples evaluated.
+    pub samples: usize,
+}
+
+/// Runs `net` in evaluation mode over every row of `data` (`all` lists them), adding the loss
+/// and correct-count sums into `totals` at `at` + 2 and `at` + 3. Chunks of at least 1 024
+/// rows, unless one GPU binding cannot hold their activations: then `batch` rows, which it
+/// can (the training batch's size).
+pub(super) fn evaluation_pass<B: Backend>(
+    backend: &B,
+    (net, loss): (&Sequential<B>, Loss),
+    (data, all): (&DeviceData<B>, &B::Indices),
+    batch: usize,
+    workspaces: &mut Vec<Workspace<B::Matrix>>,
+    (totals, at): (&mut B::Matrix, usize),
+    step: u64,
+) -> Result<()> {
+    let target_cols = loss.target_cols(net.outputs());
+    let rows = match batch.max(1024).min(data.len) {
+        rows if net
+            .check_batch_fits(backend, rows, Some(target_cols))
+            .is_ok() =>
+        {
+            rows
+        }
+        _ => batch.min(data.len),
+    };
+    let mut start = 0;
+    while start < data.len {
+        let n = rows.min(data.len - start);
+        let ws = workspace(workspaces, backend, net, loss, n)?;
+        forward_loss(
+            backend,
+            net,
+            loss,
+            (data, all, start),
+            ws,
+            (&mut *totals, at),
+            (Mode::Eval, step),
+        )?;
+        start += n;
+    }
+    Ok(())
+}
+
+impl Trainer {
+    /// The mean loss, and for classification the accuracy, of `model` over all of `data` in
+    /// evaluation mode (dropout off): what this trainer's validation pass would report for it,
+    /// in the same chunks (a test set after training, say). The data is checked as validation
+    /// data is and uploaded for the call; nothing of the model changes.
+    ///
+    /// ```
+    /// use steepest::{Activation, Adam, CpuBackend, Init, Loss, Mlp, MlpSpec, Trainer, data};
+    /// # fn main() -> steepest::Result<()> {
+    /// let (train, test) = data::spirals(300, 0.05, 1)?.split(0.3, 1)?;
+    /// let spec = MlpSpec::stack(&[2, 32, 2], Activation::Relu);
+    /// let mut model = Mlp::new(&CpuBackend, &spec, Init::HeUniform, 1)?;
+    /// let trainer = Trainer::new(Adam::default().lr(0.02), Loss::SoftmaxCrossEntropy).epochs(20);
+    /// trainer.fit(&CpuBackend, &mut model, &train, None)?;
+    /// let test = trainer.evaluate(&CpuBackend, &model, &test)?;
+    /// assert_eq!(test.samples, 90);
+    /// println!("test loss {:.3}, accuracy {:.1}%", test.loss, 100.0 * test.accuracy.unwrap());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn evaluate<B: Backend, M: Model<B>>(
+        &self,
+        backend: &B,
+        model: &M,
+        data: &Dataset,
+    ) -> Result<Evaluation> {
+        let op = "Trainer::evaluate";
+        self.loss.validate()?;
+        if self.batch_size == Some(0) {
+            return Err(Error::Data {
+                op,
+                detail: "batch size 0: a batch needs at least one sample".into(),
+            });
+        }
+        let net = model.network();
+        check_features(op, "the data", data.features(), net.inputs())?;
+        self.check_targets(op, "evaluation", net.outputs(), data)?;
+        let samples = data.len();
+        let rows = u32::try_from(samples).map_err(|_| Error::Data {
+            op,
+            detail: format!("{samples} samples: at most {} can be indexed", u32::MAX),
+        })?;
+        let all: Vec<u32> = (0..rows).collect();
+        let device = DeviceData::upload(backend, data)?;
+        let all = backend.upload_indices(&all)?;
+        let mut totals = backend.zeros(1, slot::LEN)?;
+        evaluation_pass(
+            backend,
+            (net, self.loss),
+            (&device, &all),
+            self.batch_size.unwrap_or(samples),
+            &mut Vec::new(),
+            (&mut totals, slot::VALIDATION),
+            0,
+        )?;
+        let totals = backend.download(&totals)?;
+        let mean = |i: usize| f64::from(totals[[0, slot::VALIDATION + i]]) / samples as f64;
+        Ok(Evaluation {
+            loss: mean(2),
+            accuracy: self.loss.has_accuracy().then(|| mean(3)),
+            samples,
+        })
+    }
+}

@@ -7,7 +7,9 @@
 # PyTorch twin and go.sh to .devcarry/; with BASELINE_COMMIT, also the report built at that
 # commit, which go.sh alternates with this one. With EXPERIMENTS, a file of lines
 # `NAME REV [VAR=VALUE ...]` (# starts a comment), also the report built at each REV (a
-# kernel variant on a branch, say), which go.sh times beside this one's with each line's
+# commit, or a `.patch` file applied to this checkout's HEAD: a kernel variant kept on main as
+# a patch, since branches do not outlive a session), which go.sh times beside this one's with
+# each line's
 # environment (its `matmul,shapes,waves` sections, in turn and then in reverse, its `kernels`, and
 # the matmul tests built there: a variant's bits on the GPU).
 # Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
@@ -35,11 +37,18 @@ strip .devcarry/gpu_report
 cp benches/pytorch/gpu_report.py .devcarry/torch_report.py
 cp benches/device/go.sh .devcarry/go.sh
 git describe --always --dirty > .devcarry/commit
-# The GPU report built at commit $1, stripped, as .devcarry/$2; with a third argument, also
-# that commit's matmul test binary, stripped, as .devcarry/$3.
+# The GPU report built at $1 (a commit, or a patch applied to HEAD), stripped, as
+# .devcarry/$2; with a third argument, also that tree's matmul test binary, stripped, as
+# .devcarry/$3.
 report_at() {
   local tree="$scratch/tree-$2"
-  git worktree add -q --detach "$tree" "$1"
+  case "$1" in
+    *.patch)
+      git worktree add -q --detach "$tree" HEAD
+      git -C "$tree" apply "$root/$1"
+      ;;
+    *) git worktree add -q --detach "$tree" "$1" ;;
+  esac
   (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report)
   cp "$target/release/examples/gpu_report" ".devcarry/$2"
   strip ".devcarry/$2"
@@ -62,7 +71,19 @@ if [ -n "${EXPERIMENTS:-}" ]; then
   : > .devcarry/experiments.txt
   while read -r name rev vars; do
     case "$name" in ''|'#'*) continue ;; esac
-    short=$(git rev-parse --short "$rev")
+    case "$rev" in
+      *.patch)
+        [ -f "$rev" ] || { echo "experiment $name: no patch $rev" >&2; exit 1; }
+        short=p$(git hash-object "$rev" | cut -c1-8)
+        ;;
+      *)
+        short=$(git rev-parse --short "$rev" 2>/dev/null) || {
+          echo "experiment $name: no commit or branch $rev here (branches do not outlive a" \
+            "session: keep a variant as a patch on main)" >&2
+          exit 1
+        }
+        ;;
+    esac
     if [ ! -f "$scratch/exp/gpu_report_$short" ]; then
       report_at "$rev" "gpu_report_$short" "matmul_$short" < /dev/null
       mv ".devcarry/gpu_report_$short" ".devcarry/matmul_$short" "$scratch/exp/"

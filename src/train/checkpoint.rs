@@ -200,8 +200,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
 
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
     /// shape, optimizer, loss, training data and training settings (seed, batch size, every
-    /// optimizer option, schedule, clipping): the steps that follow are the ones the saved run
-    /// would have taken, and its stopping rules fire at the same epoch. A setting that differs is an error naming it (see
+    /// optimizer option, schedule, clipping, `restore_best`): the steps that follow are the
+    /// ones the saved run would have taken, and its stopping rules fire (and `restore_best`
+    /// restores) as they would have. A setting that differs is an error naming it (see
     /// [`Session::load_checkpoint_overriding_settings`]). On any error the session is
     /// unchanged.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {

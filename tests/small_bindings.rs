@@ -157,6 +157,17 @@ fn a_dataset_over_one_binding_trains_in_shards() {
         (cpu_val - gpu_val).abs() <= 1e-3 * cpu_val.abs(),
         "validation loss {gpu_val} on the GPU, {cpu_val} on the CPU"
     );
+    drop((cpu, gpu));
+    // Evaluated with a full-batch trainer: 4 000 rows do not fit one binding, nor do 1 024;
+    // the chunks halve until they do.
+    let full = trainer.clone().full_batch();
+    let on_cpu = full.evaluate(&CpuBackend, &cpu_model, &data).unwrap();
+    let on_gpu = full.evaluate(g, &gpu_model, &data).unwrap();
+    assert!(
+        (on_cpu.loss - on_gpu.loss).abs() <= 1e-3 * on_cpu.loss.abs(),
+        "evaluated {on_gpu:?} on the GPU, {on_cpu:?} on the CPU"
+    );
+    assert_eq!(on_gpu.samples, rows);
 }
 
 /// A residual block with LayerNorm, GELU and dropout, and a LayerNorm after it: their

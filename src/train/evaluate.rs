@@ -23,8 +23,8 @@ pub struct Evaluation {
 
 /// Runs `net` in evaluation mode over every row of `data` (`all` lists them), adding the loss
 /// and correct-count sums into `totals` at `at` + 2 and `at` + 3. Chunks of at least 1 024
-/// rows, unless one GPU binding cannot hold their activations: then `batch` rows, which it
-/// can (the training batch's size).
+/// rows, unless one GPU binding cannot hold their activations: then `batch` rows (the
+/// training batch's size, whose workspace exists), or as many as fit, halving.
 pub(super) fn evaluation_pass<B: Backend>(
     backend: &B,
     (net, loss): (&Sequential<B>, Loss),
@@ -34,16 +34,18 @@ pub(super) fn evaluation_pass<B: Backend>(
     (totals, at): (&mut B::Matrix, usize),
     step: u64,
 ) -> Result<()> {
-    let target_cols = loss.target_cols(net.outputs());
-    let rows = match batch.max(1024).min(data.len) {
-        rows if net
-            .check_batch_fits(backend, rows, Some(target_cols))
-            .is_ok() =>
-        {
-            rows
-        }
+    let fits = |rows| {
+        net.check_batch_fits(backend, rows, Some(loss.target_cols(net.outputs())))
+            .is_ok()
+    };
+    let mut rows = match batch.max(1024).min(data.len) {
+        rows if fits(rows) => rows,
         _ => batch.min(data.len),
     };
+    // (A row that one binding cannot hold is refused when its workspace is built.)
+    while rows > 1 && !fits(rows) {
+        rows = rows.div_ceil(2);
+    }
     let mut start = 0;
     while start < data.len {
         let n = rows.min(data.len - start);

@@ -170,8 +170,8 @@ impl<B: Backend> Sequential<B> {
         self.layers.last().map_or(0, |l| l.outputs())
     }
 
-    /// The layers described in one line (`linear(2→16, identity) | gelu(erf) | …`), stored
-    /// in checkpoints so that one from another model is refused by name.
+    /// The layers described in one line (`linear(2→16, identity) | gelu(16) | …`), stored
+    /// in checkpoints and model files so that one from another model is refused by name.
     pub fn architecture(&self) -> String {
         let parts: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();
         parts.join(" | ")

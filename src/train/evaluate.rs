@@ -80,7 +80,8 @@ impl Trainer {
     /// trainer.fit(&CpuBackend, &mut model, &train, None)?;
     /// let test = trainer.evaluate(&CpuBackend, &model, &test)?;
     /// assert_eq!(test.samples, 90);
-    /// println!("test loss {:.3}, accuracy {:.1}%", test.loss, 100.0 * test.accuracy.unwrap());
+    /// let accuracy = test.accuracy.unwrap_or(0.0); // Some for the classification losses
+    /// println!("test loss {:.3}, accuracy {:.1}%", test.loss, 100.0 * accuracy);
     /// # Ok(())
     /// # }
     /// ```

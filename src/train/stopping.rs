@@ -26,7 +26,7 @@ impl Memory {
     /// same bits).
     pub fn metadata(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (key, value) in [("plateau_best", self.best), ("lowest", self.lowest)] {
+        for (key, value) in [("plateau_best", self.best), ("lowest_loss", self.lowest)] {
             if let Some((loss, epoch)) = value {
                 out.push((key.to_string(), format!("{loss:?}")));
                 out.push((format!("{key}_epoch"), epoch.to_string()));
@@ -67,7 +67,7 @@ impl Memory {
         Ok(Self {
             best: at_epoch("plateau_best")?,
             first_loss: loss("first_loss")?,
-            lowest: at_epoch("lowest")?,
+            lowest: at_epoch("lowest_loss")?,
         })
     }
 }

@@ -67,8 +67,10 @@ pub(super) fn evaluation_pass<B: Backend>(
 impl Trainer {
     /// The mean loss, and for classification the accuracy, of `model` over all of `data` in
     /// evaluation mode (dropout off): what this trainer's validation pass would report for it,
-    /// in the same chunks (a test set after training, say). The data is checked as validation
-    /// data is and uploaded for the call; nothing of the model changes.
+    /// in the same chunks (a test set after training, say). `data` is taken as `fit` takes it:
+    /// standardised already where training data was (a standardizer attached to the model
+    /// applies to predictions only). It is checked as validation data is and uploaded for the
+    /// call; nothing of the model changes.
     ///
     /// ```
     /// use steepest::{Activation, Adam, CpuBackend, Init, Loss, Mlp, MlpSpec, Trainer, data};

@@ -313,6 +313,59 @@ fn the_lowest_epoch_is_restored<B: Backend>(backend: &B, dir: &Path) {
 }
 
 #[test]
+fn restore_best_turned_on_or_off_at_a_resume_keeps_from_there_or_forgets() {
+    let dir = scratch("restore-best-override");
+    let (train, val) = blobs().split(0.4, 2).unwrap();
+    let (path, again) = (dir.join("off.safetensors"), dir.join("again.safetensors"));
+    let model = || Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    // Saved without it after 4 epochs, continued with it for 6 more: only epochs 5..=10 count.
+    trainer()
+        .epochs(4)
+        .checkpoint(&path)
+        .fit(&CpuBackend, &mut model(), &train, Some(&val))
+        .unwrap();
+    let keeping = trainer().epochs(10).restore_best(true);
+    let mut on = model();
+    let mut session = Session::new(&keeping, &CpuBackend, &mut on, &train, Some(&val)).unwrap();
+    assert!(
+        session.load_checkpoint(&path).is_err(),
+        "a strict resume refuses"
+    );
+    session.load_checkpoint_overriding_settings(&path).unwrap();
+    session.run().unwrap();
+    let history = session.into_history();
+    let lowest = history
+        .epochs
+        .iter()
+        .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
+        .unwrap()
+        .epoch;
+    assert_eq!(history.epochs.first().unwrap().epoch, 5);
+    assert_eq!(history.restored_epoch, Some(lowest));
+    // Saved with it, continued without it: nothing restored, and its checkpoints forget the
+    // kept parameters (a later resume with it on starts keeping afresh).
+    let with = dir.join("on.safetensors");
+    keeping
+        .clone()
+        .epochs(4)
+        .checkpoint(&with)
+        .fit(&CpuBackend, &mut model(), &train, Some(&val))
+        .unwrap();
+    let plain = trainer().epochs(6).checkpoint(&again);
+    let mut off = model();
+    let mut session = Session::new(&plain, &CpuBackend, &mut off, &train, Some(&val)).unwrap();
+    session.load_checkpoint_overriding_settings(&with).unwrap();
+    session.run().unwrap();
+    assert_eq!(session.into_history().restored_epoch, None);
+    let saved = std::fs::read(&again).unwrap();
+    let (header, _) = header(&saved);
+    assert!(
+        !header.contains("lowest_loss") && !header.contains("restore_best.layers"),
+        "{header}"
+    );
+}
+
+#[test]
 fn restore_best_gives_back_the_lowest_epoch_also_after_a_resume() {
     let dir = scratch("restore-best");
     the_lowest_epoch_is_restored(&CpuBackend, &dir);

@@ -1,6 +1,6 @@
 //! Checkpoints refused without touching anything: corrupted, truncated or foreign files, files
 //! saved under other training settings (named), unused optimizer buffers, non-finite
-//! tensors, and stopping-rule memory that does not parse.
+//! tensors, and stopping-rule memory or a history that does not parse.
 
 mod common;
 
@@ -206,7 +206,7 @@ fn with_metadata(file: &[u8], key: &str, value: Option<&str>) -> Vec<u8> {
 }
 
 #[test]
-fn what_the_stopping_rules_remember_is_checked_when_loaded() {
+fn what_the_stopping_rules_remember_and_the_history_are_checked_when_loaded() {
     let dir = scratch("stopping-memory");
     let path = dir.join("plateau.safetensors");
     let data = blobs();
@@ -246,6 +246,11 @@ fn what_the_stopping_rules_remember_is_checked_when_loaded() {
             "plateau_best_epoch",
             None,
             "one of plateau_best and plateau_best_epoch",
+        ),
+        (
+            "history.epochs",
+            Some("epoch,loss\\n1,0.5"),
+            "not a history steepest wrote",
         ),
     ] {
         std::fs::write(&bad, with_metadata(&good, key, value)).unwrap();

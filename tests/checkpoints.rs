@@ -172,7 +172,8 @@ fn a_plateau_stops_where_it_did<B: Backend>(backend: &B, dir: &Path) {
     let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
     let mut session = Session::new(&trainer, backend, &mut straight, &train, Some(&val)).unwrap();
     session.run().unwrap();
-    let history = session.into_history();
+    let straight_history = session.into_history();
+    let history = &straight_history;
     let StopReason::Plateau { best } = history.stop else {
         panic!("expected a plateau, got {:?}", history.stop);
     };
@@ -203,6 +204,10 @@ fn a_plateau_stops_where_it_did<B: Backend>(backend: &B, dir: &Path) {
     let history = session.into_history();
     assert_eq!(history.stop, StopReason::Plateau { best });
     assert_eq!(history.last().unwrap().epoch, stopped);
+    assert_eq!(
+        history.epochs, straight_history.epochs,
+        "the epochs before the resume come back from the file"
+    );
     assert_eq!(resumed.parameters_flat(backend).unwrap(), straight);
 }
 
@@ -334,13 +339,15 @@ fn restore_best_turned_on_or_off_at_a_resume_keeps_from_there_or_forgets() {
     session.load_checkpoint_overriding_settings(&path).unwrap();
     session.run().unwrap();
     let history = session.into_history();
-    let lowest = history
-        .epochs
+    let lowest = history.epochs[4..]
         .iter()
         .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
         .unwrap()
         .epoch;
-    assert_eq!(history.epochs.first().unwrap().epoch, 5);
+    assert_eq!(
+        history.epochs[4].epoch, 5,
+        "the file's four epochs, then these"
+    );
     assert_eq!(history.restored_epoch, Some(lowest));
     // Saved with it, continued without it: nothing restored, and its checkpoints forget the
     // kept parameters (a later resume with it on starts keeping afresh).

@@ -147,8 +147,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Saves everything a resumed run needs to continue the same trajectory: parameters,
     /// optimizer state, the position in the epoch, the running sums, what the stopping rules
     /// remember (the best loss so far and its epoch, the first loss; with
-    /// `Trainer::restore_best`, the kept parameters and their loss), and the configuration as
-    /// metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
+    /// `Trainer::restore_best`, the kept parameters and their loss), the epochs' history (not
+    /// the logged steps), and the configuration as metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let backend = self.backend;
@@ -193,6 +193,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         .into_iter()
         .chain(settings(self.trainer))
         .chain(self.memory.metadata())
+        .chain([("history.epochs".to_string(), self.history.to_csv())])
         .collect();
         let bytes = encode(path, &tensors, metadata)?;
         write_atomic("save checkpoint", path, &bytes)
@@ -286,6 +287,13 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             file.meta_u64(path, "optimizer_step")?,
         )?;
         let mut memory = Memory::from_metadata(&file, path)?;
+        // Files from before the history was saved resume with an empty one.
+        let epochs = match file.metadata.get("history.epochs") {
+            None => Vec::new(),
+            Some(text) => super::History::epochs_from_csv(text).ok_or_else(|| {
+                bad("metadata \"history.epochs\" is not a history steepest wrote".into())
+            })?,
+        };
         // The kept parameters come with the lowest loss; a run without restore_best forgets
         // both, and one that turns it on (settings overridden) starts keeping from here.
         let kept = match (&self.kept, memory.lowest) {
@@ -312,6 +320,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.epoch = epoch;
         self.position = position;
         self.memory = memory;
+        self.history = super::History {
+            epochs,
+            ..Default::default()
+        };
         self.end_epoch_order();
         if in_epoch {
             self.order = Some(self.epoch_order()?);

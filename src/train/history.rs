@@ -152,6 +152,50 @@ impl History {
         out
     }
 
+    /// The epoch records back from [`History::to_csv`]'s text (checkpoints carry it: numbers
+    /// in Rust's shortest exact form parse back to the same bits), or `None` if the text is
+    /// not one it wrote.
+    pub(crate) fn epochs_from_csv(text: &str) -> Option<Vec<EpochRecord>> {
+        let mut lines = text.lines();
+        if lines.next()? != EPOCH_COLUMNS.join(",") {
+            return None;
+        }
+        lines
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                let [
+                    epoch,
+                    step,
+                    loss,
+                    accuracy,
+                    val_loss,
+                    val_accuracy,
+                    grad_norm,
+                    ratio,
+                    lr,
+                ] = fields[..]
+                else {
+                    return None;
+                };
+                let optional = |f: &str| match f {
+                    "" => Some(None),
+                    f => f.parse::<f64>().ok().map(Some),
+                };
+                Some(EpochRecord {
+                    epoch: epoch.parse().ok()?,
+                    step: step.parse().ok()?,
+                    loss: loss.parse().ok()?,
+                    accuracy: optional(accuracy)?,
+                    val_loss: optional(val_loss)?,
+                    val_accuracy: optional(val_accuracy)?,
+                    grad_norm: optional(grad_norm)?,
+                    update_ratio: optional(ratio)?,
+                    lr: lr.parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
     /// The logged steps as CSV (`step,epoch,loss,lr`).
     pub fn steps_to_csv(&self) -> String {
         let mut out = String::from("step,epoch,loss,lr\n");

@@ -181,7 +181,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         self.step
     }
 
-    /// The measurements so far.
+    /// The measurements so far (after [`Session::load_checkpoint`], the saved run's epochs
+    /// first; its logged steps are not kept).
     pub fn history(&self) -> &History {
         &self.history
     }

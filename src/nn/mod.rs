@@ -28,7 +28,9 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};
 pub use model::Model;
-pub(crate) use model_file::{parameter_tensors, parameter_values, prefixed_values};
+pub(crate) use model_file::{
+    parameter_tensors, parameter_values, prefixed_tensors, prefixed_values,
+};
 pub(crate) use passes::{Activations, Workspace};
 pub use predict::Predictor;
 pub use residual::Residual;

@@ -206,14 +206,23 @@ pub(crate) fn parameter_tensors<B: Backend>(
     model: &Sequential<B>,
     backend: &B,
 ) -> Result<Vec<Tensor>> {
-    Ok(model
-        .state_dict(backend)?
-        .into_iter()
-        .map(|(name, array)| {
-            let shape = array.shape().to_vec();
-            (name, shape, array.into_iter().collect())
+    let values = model.parameters_flat(backend)?;
+    Ok(prefixed_tensors("", &values, model.parameter_specs()))
+}
+
+/// An arena's values (in arena order, as `read_arena` gives them) as tensors named
+/// `{prefix}{name}` with their parameters' shapes: [`prefixed_values`] read back.
+pub(crate) fn prefixed_tensors(prefix: &str, values: &[f32], specs: &[ParamSpec]) -> Vec<Tensor> {
+    let mut at = 0;
+    specs
+        .iter()
+        .map(|p| {
+            let len = p.rows * p.cols;
+            let part = values.get(at..at + len).unwrap_or_default().to_vec();
+            at += len;
+            (format!("{prefix}{}", p.name), p.torch_shape.clone(), part)
         })
-        .collect())
+        .collect()
 }
 
 /// The values of the tensors `specs` names from `file`, in arena order; a non-finite value is

@@ -11,7 +11,7 @@ use super::stopping::Memory;
 use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Model, ParamSpec};
-use crate::nn::{parameter_tensors, parameter_values, prefixed_values};
+use crate::nn::{parameter_tensors, parameter_values, prefixed_tensors, prefixed_values};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::tensor_file::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 
@@ -43,21 +43,6 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 7] {
         // Files from before it was a setting lack it: it was off.
         ("restore_best".into(), trainer.restore_best.to_string()),
     ]
-}
-
-/// An arena's values (in arena order, as `read_arena` gives them) as tensors named
-/// `{prefix}{parameter}`, each with its parameter's shape.
-fn named_tensors(prefix: &str, values: &[f32], specs: &[ParamSpec]) -> Vec<Tensor> {
-    let mut at = 0;
-    specs
-        .iter()
-        .map(|p| {
-            let len = p.rows * p.cols;
-            let part = values.get(at..at + len).unwrap_or_default().to_vec();
-            at += len;
-            (format!("{prefix}{}", p.name), p.torch_shape.clone(), part)
-        })
-        .collect()
 }
 
 /// The first differing `, `-separated parts of two settings' texts (the field that differs,
@@ -162,7 +147,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         ));
         if let Some(kept) = &self.kept {
             let values = backend.read_arena(kept)?;
-            tensors.extend(named_tensors(KEPT, &values, net.parameter_specs()));
+            tensors.extend(prefixed_tensors(KEPT, &values, net.parameter_specs()));
         }
         let totals = backend.download(&self.totals)?;
         tensors.push((

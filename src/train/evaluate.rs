@@ -95,12 +95,7 @@ impl Trainer {
     ) -> Result<Evaluation> {
         let op = "Trainer::evaluate";
         self.loss.validate()?;
-        if self.batch_size == Some(0) {
-            return Err(Error::Data {
-                op,
-                detail: "batch size 0: a batch needs at least one sample".into(),
-            });
-        }
+        self.check_batch_size(op)?;
         let net = model.network();
         check_features(op, "the data", data.features(), net.inputs())?;
         self.check_targets(op, "evaluation", net.outputs(), data)?;

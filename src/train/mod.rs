@@ -279,6 +279,17 @@ impl Trainer {
         Ok(())
     }
 
+    /// Refuses batches of 0 samples, naming `op`.
+    pub(crate) fn check_batch_size(&self, op: &'static str) -> Result<()> {
+        match self.batch_size {
+            Some(0) => Err(Error::Data {
+                op,
+                detail: "batch size 0: a batch needs at least one sample".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the settings that do not depend on the data.
     pub(crate) fn check_settings(&self) -> Result<()> {
         self.loss.validate()?;
@@ -286,9 +297,7 @@ impl Trainer {
         self.schedule.validate()?;
         let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
-        if self.batch_size == Some(0) {
-            return bad("batch size 0: a batch needs at least one sample".into());
-        }
+        self.check_batch_size(op)?;
         if self.epochs == 0 {
             return bad("0 epochs".into());
         }

@@ -146,7 +146,7 @@ pub enum Error {
     /// An optimizer or schedule hyperparameter is out of range.
     #[error("{optimizer}: invalid {name} = {value}: {rule}")]
     InvalidHyperparameter {
-        /// The optimizer (or schedule) being built.
+        /// The optimizer (or schedule, or learning-rate rule) being built.
         optimizer: &'static str,
         /// The hyperparameter, by PyTorch's argument name.
         name: String,

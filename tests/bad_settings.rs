@@ -1,6 +1,6 @@
 //! The bad-input table, continued: inputs that used to panic, objects from another context,
-//! hyperparameters and stopping rules validated as they are applied, and the searches' own
-//! settings. Each gets its typed error and changes nothing.
+//! hyperparameters, stopping rules and the learning-rate rule validated as they are applied,
+//! and the searches' own settings. Each gets its typed error and changes nothing.
 
 mod common;
 
@@ -9,7 +9,7 @@ use common::gpu;
 use ndarray::{Array2, array};
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
-    Mlp, MlpSpec, Sgd, Trainer, data,
+    Mlp, MlpSpec, ReduceLrOnPlateau, Sgd, Trainer, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -184,6 +184,18 @@ fn stopping_rules_and_submits_are_validated() {
     for (trainer, words) in trainers {
         let err = fit_error(trainer, &blobs());
         assert!(matches!(err, Error::Data { .. }), "{err}");
+        assert!(err.to_string().contains(words), "{err} lacks {words}");
+    }
+    let rule = ReduceLrOnPlateau::default();
+    for (rule, words) in [
+        (
+            rule.factor(1.0),
+            "ReduceLrOnPlateau: invalid factor = 1: must be in (0, 1)",
+        ),
+        (rule.min_lr(-1e-3), "invalid min_lr = -0.001: must be ≥ 0"),
+    ] {
+        let err = fit_error(cross_entropy().reduce_lr_on_plateau(rule), &blobs());
+        assert!(matches!(err, Error::InvalidHyperparameter { .. }), "{err}");
         assert!(err.to_string().contains(words), "{err} lacks {words}");
     }
 }

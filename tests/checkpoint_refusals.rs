@@ -1,6 +1,7 @@
 //! Checkpoints refused without touching anything: corrupted, truncated or foreign files, files
 //! saved under other training settings (named), unused optimizer buffers, non-finite
-//! tensors, and stopping-rule memory or a history that does not parse.
+//! tensors, and stopping-rule memory (the learning-rate rule's too) or a history that does not
+//! parse.
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::path::Path;
 use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, Session, Sgd, Trainer,
+    Activation, Adam, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, ReduceLrOnPlateau,
+    Session, Sgd, Trainer,
 };
 
 #[test]
@@ -138,6 +140,18 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         "restore_best false, this run has true",
         &dir,
     );
+    check_settings_refused(
+        trainer().reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
+        trainer().reduce_lr_on_plateau(ReduceLrOnPlateau::default().patience(3)),
+        "patience: 10, this run has patience: 3",
+        &dir,
+    );
+    check_settings_refused(
+        trainer(),
+        trainer().reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
+        "lr_on_plateau None, this run has Some(",
+        &dir,
+    );
 }
 
 #[test]
@@ -213,7 +227,8 @@ fn what_the_stopping_rules_remember_and_the_history_are_checked_when_loaded() {
     let run = trainer()
         .epochs(2)
         .stop_on_plateau(5, 0.0)
-        .diverge_above(100.0);
+        .diverge_above(100.0)
+        .reduce_lr_on_plateau(ReduceLrOnPlateau::default());
     let mut model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
     run.clone()
         .checkpoint(&path)
@@ -252,6 +267,15 @@ fn what_the_stopping_rules_remember_and_the_history_are_checked_when_loaded() {
             Some("epoch,loss\\n1,0.5"),
             "not a history steepest wrote",
         ),
+        (
+            "lr_plateau_lr",
+            Some("-0.5"),
+            "\"lr_plateau_lr\" = \"-0.5\" is not a learning rate",
+        ),
+        ("lr_plateau_lr", Some("inf"), "is not a learning rate"),
+        ("lr_plateau_best", Some("NaN"), "is not a loss"),
+        ("lr_plateau_bad_epochs", Some("1.5"), "is not an integer"),
+        ("lr_plateau_cooldown_left", None, "but not all"),
     ] {
         std::fs::write(&bad, with_metadata(&good, key, value)).unwrap();
         let err = session.load_checkpoint(&bad).unwrap_err();

@@ -191,6 +191,33 @@ fn the_optimizer_applies_its_schedule() {
 }
 
 #[test]
+fn a_new_rate_is_the_base_the_schedule_scales_from_the_next_update() {
+    let schedule = LrSchedule::step(2, 0.1);
+    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 1)
+        .unwrap()
+        .with_schedule(schedule)
+        .unwrap();
+    let mut theta = [0.0f32];
+    opt.step(&mut theta, &[-1.0]).unwrap();
+    opt.set_lr(0.5).unwrap();
+    assert_eq!(opt.config().lr(), 0.5);
+    opt.step(&mut theta, &[-1.0]).unwrap();
+    opt.step(&mut theta, &[-1.0]).unwrap();
+    // 1 at the base of 1, then 0.5 and 0.5 · 0.1 at the base of 0.5.
+    assert!((theta[0] - 1.55).abs() < 1e-6, "{theta:?}");
+    assert_eq!(opt.lr_at(3), 0.5 * 0.1);
+    for bad in [-0.1, f64::NAN, 1e300] {
+        let err = opt.set_lr(bad).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidHyperparameter { name, .. } if name == "lr"),
+            "{err}"
+        );
+        assert_eq!(opt.config().lr(), 0.5, "a refused rate changes nothing");
+    }
+    assert_eq!(opt.steps(), 3);
+}
+
+#[test]
 fn clipping_matches_torchs_definitions() {
     // ‖g‖ = 5: clip_grad_norm_(max_norm = 1) scales by 1/(5 + 1e-6).
     let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 2)

@@ -6,9 +6,10 @@ mod common;
 
 use ndarray::Array2;
 use rand::RngExt;
+use steepest::optim::Threshold;
 use steepest::{
     Activation, Adam, Backend, Clip, Dataset, GpuBuffer, GpuCounters, GpuOptimizer, Init, Loss,
-    Mlp, MlpSpec, Session, Sgd, Trainer, data,
+    Mlp, MlpSpec, ReduceLrOnPlateau, Session, Sgd, Trainer, data,
 };
 
 /// What changed between two readings of the counters.
@@ -117,7 +118,7 @@ fn a_steady_training_step_creates_nothing() {
 }
 
 #[test]
-fn epochs_that_keep_and_restore_the_best_parameters_create_nothing() {
+fn epochs_that_keep_the_best_parameters_and_lower_the_rate_create_nothing() {
     let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
     let spec = MlpSpec::new(2)
         .layer(32, Activation::Relu)
@@ -125,7 +126,13 @@ fn epochs_that_keep_and_restore_the_best_parameters_create_nothing() {
     let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
         .batch_size(64)
         .epochs(20)
-        .restore_best(true);
+        .restore_best(true)
+        .reduce_lr_on_plateau(
+            ReduceLrOnPlateau::default()
+                .factor(0.5)
+                .patience(1)
+                .threshold(0.05, Threshold::Relative),
+        );
     let g = &common::own_gpu();
     let ctx = g.context();
     let mut model = Mlp::new(g, &spec, Init::HeUniform, 3).unwrap();
@@ -136,11 +143,16 @@ fn epochs_that_keep_and_restore_the_best_parameters_create_nothing() {
     let before = ctx.counters();
     session.run().unwrap();
     let change = added(before, ctx.counters());
-    assert_nothing_created("restore_best", change);
-    // One wait an epoch: keeping and restoring are copies on the device.
+    assert_nothing_created("restore_best and reduce_lr_on_plateau", change);
+    // One wait an epoch: keeping and restoring are copies on the device, a new rate is a
+    // host value the next step's scalars carry.
     assert_eq!(change.waits, 18);
     let history = session.into_history();
     assert!(history.restored_epoch.is_some_and(|e| e > 2), "{history:?}");
+    assert!(
+        history.last().unwrap().lr < 0.01,
+        "the rate fell: {history:?}"
+    );
 }
 
 #[test]

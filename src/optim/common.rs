@@ -13,6 +13,14 @@ macro_rules! common_optimizer_methods {
                 Ok(self)
             }
 
+            /// Sets the base learning rate γ (the rate a schedule scales) from the next update
+            /// on, as assigning PyTorch's `param_group["lr"]` does; the rest of the
+            /// configuration and the state stay. A rate that is negative or not finite (also
+            /// once rounded to f32) is refused, changing nothing.
+            pub fn set_lr(&mut self, lr: f64) -> $crate::Result<()> {
+                self.core.set_lr(lr)
+            }
+
             /// Clips gradients as `clip` says, from the next update on.
             pub fn with_clip(mut self, clip: $crate::optim::Clip) -> $crate::Result<Self> {
                 self.core.set_clip(clip)?;

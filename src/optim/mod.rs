@@ -10,11 +10,13 @@
 mod common;
 mod config;
 mod optimizer;
+mod plateau;
 mod schedule;
 
 pub(crate) use common::common_optimizer_methods;
 pub use config::{Adagrad, Adam, AdamW, OptimizerConfig, RmsProp, Sgd};
 pub use optimizer::Optimizer;
+pub use plateau::{PlateauState, ReduceLrOnPlateau, Threshold};
 pub use schedule::{Decay, LrSchedule};
 
 use crate::error::{Error, Result};
@@ -180,6 +182,15 @@ impl OptimizerCore {
     pub fn set_schedule(&mut self, schedule: LrSchedule) -> Result<()> {
         schedule.validate()?;
         self.schedule = schedule;
+        Ok(())
+    }
+
+    /// Replaces the base learning rate, keeping everything else; an invalid rate changes
+    /// nothing.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        let config = self.config.with_lr(lr);
+        config.validate()?;
+        self.config = config;
         Ok(())
     }
 

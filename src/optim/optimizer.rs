@@ -21,6 +21,10 @@ pub trait Optimizer<B: Backend + ?Sized> {
     /// Restores a state read by [`Optimizer::state`]; on error nothing changes.
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
 
+    /// Sets the base learning rate (what the schedule scales) from the next update on; an
+    /// invalid rate changes nothing.
+    fn set_lr(&mut self, lr: f64) -> Result<()>;
+
     /// The learning rate of update number `update` (1 is the first, as PyTorch counts), after
     /// the schedule.
     fn lr_at(&self, update: u64) -> f64;

@@ -23,7 +23,7 @@ const KEPT: &str = "restore_best.";
 
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value).
-fn settings(trainer: &super::Trainer) -> [(String, String); 7] {
+fn settings(trainer: &super::Trainer) -> [(String, String); 8] {
     [
         // Files from before batch orders were selectable lack it: they were shuffled.
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
@@ -42,6 +42,8 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 7] {
         ("clipping".into(), format!("{:?}", trainer.clip)),
         // Files from before it was a setting lack it: it was off.
         ("restore_best".into(), trainer.restore_best.to_string()),
+        // Files from before it was a setting lack it: there was no such rule.
+        ("lr_on_plateau".into(), format!("{:?}", trainer.lr_plateau)),
     ]
 }
 
@@ -132,7 +134,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Saves everything a resumed run needs to continue the same trajectory: parameters,
     /// optimizer state, the position in the epoch, the running sums, what the stopping rules
     /// remember (the best loss so far and its epoch, the first loss; with
-    /// `Trainer::restore_best`, the kept parameters and their loss), the epochs' history (not
+    /// `Trainer::restore_best`, the kept parameters and their loss; with
+    /// `Trainer::reduce_lr_on_plateau`, its state and rate), the epochs' history (not
     /// the logged steps), and the configuration as metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
@@ -186,9 +189,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
 
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
     /// shape, optimizer, loss, training data and training settings (seed, batch size, every
-    /// optimizer option, schedule, clipping, `restore_best`): the steps that follow are the
-    /// ones the saved run would have taken, and its stopping rules fire (and `restore_best`
-    /// restores) as they would have. A setting that differs is an error naming it (see
+    /// optimizer option, schedule, clipping, `restore_best`, `reduce_lr_on_plateau`): the steps
+    /// that follow are the ones the saved run would have taken, and its stopping rules fire,
+    /// its learning rate falls and `restore_best` restores at the same epochs as they would
+    /// have. A setting that differs is an error naming it (see
     /// [`Session::load_checkpoint_overriding_settings`]). On any error the session is
     /// unchanged.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
@@ -197,7 +201,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
 
     /// [`Session::load_checkpoint`], continuing with this run's training settings where they
     /// differ from the saved ones (a new learning rate or batch size for the rest of a run,
-    /// say). The model shape, optimizer kind, loss and data must still match.
+    /// say). The model shape, optimizer kind, loss and data must still match. A
+    /// `reduce_lr_on_plateau` rule continues from the saved rate and counts only when neither
+    /// it nor the optimizer's settings changed; otherwise it starts afresh from this run's
+    /// rate.
     pub fn load_checkpoint_overriding_settings(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.load(path.as_ref(), true)
     }
@@ -223,15 +230,17 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         expect("optimizer", self.trainer.optimizer.name())?;
         expect("loss", self.trainer.loss.name())?;
         expect("samples", &samples.to_string())?;
-        let (shuffled, off) = (
+        let (shuffled, off, no_rule) = (
             format!("{:?}", super::BatchOrder::Shuffled),
             false.to_string(),
+            format!("{:?}", None::<crate::optim::ReduceLrOnPlateau>),
         );
         if !override_settings {
             for (key, want) in settings(self.trainer) {
                 let found = match file.metadata.get(&key) {
                     None if key == "batch_order" => Some(&shuffled),
                     None if key == "restore_best" => Some(&off),
+                    None if key == "lr_on_plateau" => Some(&no_rule),
                     found => found,
                 };
                 let Some(found) = found else {
@@ -288,11 +297,28 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         if self.kept.is_none() {
             memory.lowest = None;
         }
+        // The learning-rate rule continues from its saved state when neither it nor the
+        // optimizer's settings changed (always so in a strict resume); otherwise it starts
+        // afresh from this run's rate, and a run without it trains at its own rate.
+        let unchanged = settings(self.trainer)
+            .into_iter()
+            .filter(|(key, _)| key == "optimizer_settings" || key == "lr_on_plateau")
+            .all(|(key, want)| file.metadata.get(&key) == Some(&want));
+        memory.lr_plateau = match (self.memory.lr_plateau, memory.lr_plateau) {
+            (Some(_), Some(saved)) if unchanged => Some(saved),
+            (Some(_), _) => Some(crate::optim::PlateauState::new(self.trainer.optimizer.lr())),
+            (None, _) => None,
+        };
+        let lr = memory
+            .lr_plateau
+            .map_or(self.trainer.optimizer.lr(), |state| state.lr);
+        self.trainer.optimizer.with_lr(lr).validate()?;
         let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
         let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
             .map_err(|e| bad(e.to_string()))?;
         // Everything is checked; now apply (the optimizer first: it validates its own state).
         self.optimizer.load_state(&state)?;
+        self.optimizer.set_lr(lr)?;
         if let (Some(arena), Some(values)) = (&mut self.kept, &kept) {
             self.backend.write_arena(arena, values)?;
         }

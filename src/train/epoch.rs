@@ -97,6 +97,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             // The rules see the epoch before it is saved, so the file remembers it too.
             self.keep_if_lowest(&record)?;
             let stop = self.stop_reason(&record);
+            self.reduce_lr_on_plateau(&record)?;
             if let Some(path) = &checkpoint {
                 self.save_checkpoint(path)?;
             }

@@ -36,7 +36,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Model};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, Sgd};
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, ReduceLrOnPlateau, Sgd};
 
 /// The order an epoch visits the training samples in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -63,6 +63,7 @@ pub struct Trainer {
     pub(crate) epochs: usize,
     pub(crate) seed: u64,
     pub(crate) schedule: LrSchedule,
+    pub(crate) lr_plateau: Option<ReduceLrOnPlateau>,
     pub(crate) clip: Clip,
     pub(crate) log_every: Option<u64>,
     pub(crate) steps_per_submit: u64,
@@ -92,6 +93,7 @@ impl Trainer {
             epochs: 10,
             seed: 0,
             schedule: LrSchedule::constant(),
+            lr_plateau: None,
             clip: Clip::default(),
             log_every: None,
             steps_per_submit: 1,
@@ -140,6 +142,20 @@ impl Trainer {
     /// The learning-rate schedule, counted in optimizer steps.
     pub fn schedule(mut self, schedule: LrSchedule) -> Self {
         self.schedule = schedule;
+        self
+    }
+
+    /// Lowers the learning rate when the validation loss (the training loss without validation
+    /// data) stops improving: `rule` takes each epoch's loss, as PyTorch's `ReduceLROnPlateau`
+    /// does when its `step(val_loss)` is called after every epoch, and the rate it leaves is
+    /// the optimizer's base rate from the next step on. With the default constant schedule
+    /// that is PyTorch's trajectory; with another schedule, the schedule scales the lowered
+    /// base rate (a warm-up climbs to it, a cosine decays from it). Runs (`fit`,
+    /// [`Session::run`]) apply it after each epoch, before the epoch's checkpoint is
+    /// saved; checkpoints carry what it remembers, so a resumed run lowers the rate at the
+    /// same epochs. [`EpochRecord::lr`] shows the rate each epoch ended with.
+    pub fn reduce_lr_on_plateau(mut self, rule: ReduceLrOnPlateau) -> Self {
+        self.lr_plateau = Some(rule);
         self
     }
 
@@ -295,6 +311,9 @@ impl Trainer {
         self.loss.validate()?;
         self.optimizer.validate()?;
         self.schedule.validate()?;
+        if let Some(rule) = &self.lr_plateau {
+            rule.validate()?;
+        }
         let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
         self.check_batch_size(op)?;

@@ -90,8 +90,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
 
     /// A session that trains only on batches given to [`Session::step_on_batch`] or
     /// [`Session::step_on`] (a stream, or an order of the application's own): no training set,
-    /// no epochs. The trainer's batch size, epochs, stopping rules and `restore_best` do not
-    /// apply.
+    /// no epochs. The trainer's batch size, epochs, stopping rules, `restore_best` and
+    /// `reduce_lr_on_plateau` do not apply.
     pub fn for_batches(trainer: &'a Trainer, backend: &'a B, model: &'a mut M) -> Result<Self> {
         trainer.check_settings()?;
         Self::build(trainer, backend, model, None, None)
@@ -135,6 +135,9 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             true => Some(backend.arena("best epoch's parameters", &shapes)?),
             false => None,
         };
+        // Only runs of epochs have an epoch's loss to watch.
+        let lr_plateau = (trainer.lr_plateau.is_some() && train.is_some())
+            .then(|| crate::optim::PlateauState::new(trainer.optimizer.lr()));
         let progress = (trainer.progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(trainer.epochs as u64);
             bar.set_style(
@@ -158,7 +161,10 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             step: 0,
             last_rows: 0,
             last_good,
-            memory: Default::default(),
+            memory: super::stopping::Memory {
+                lr_plateau,
+                ..Default::default()
+            },
             kept,
             history: History::default(),
             progress,

@@ -1,6 +1,7 @@
 //! When a run stops: the stopping rules checked after each epoch, and divergence (a non-finite
-//! or runaway loss, or non-finite parameters), which puts the last good parameters back; and
-//! what the rules remember between epochs, which checkpoints carry.
+//! or runaway loss, or non-finite parameters), which puts the last good parameters back; the
+//! learning-rate rule that watches the same loss; and what the rules remember between epochs,
+//! which checkpoints carry.
 
 use std::path::Path;
 
@@ -8,18 +9,29 @@ use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::nn::Model;
+use crate::optim::{Optimizer, PlateauState};
 use crate::tensor_file::{File, corrupt};
 
 /// What the stopping rules remember from earlier epochs: the best watched loss and its epoch
 /// (the plateau rule's), the first finite, non-zero loss (divergence's scale), and the lowest
-/// watched loss and its epoch, whose parameters `Trainer::restore_best` keeps. A resumed run
-/// that forgot them would stop at another epoch, or restore another, than the run it continues.
+/// watched loss and its epoch, whose parameters `Trainer::restore_best` keeps; and the state
+/// of `Trainer::reduce_lr_on_plateau`. A resumed run that forgot them would stop at another
+/// epoch, restore another or lower its rate at another than the run it continues.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Memory {
     pub best: Option<(f64, usize)>,
     pub first_loss: Option<f64>,
     pub lowest: Option<(f64, usize)>,
+    pub lr_plateau: Option<PlateauState>,
 }
+
+/// The checkpoint metadata keys of a [`PlateauState`]'s fields.
+const LR_PLATEAU_KEYS: [&str; 4] = [
+    "lr_plateau_lr",
+    "lr_plateau_best",
+    "lr_plateau_bad_epochs",
+    "lr_plateau_cooldown_left",
+];
 
 impl Memory {
     /// As checkpoint metadata (values in Rust's shortest exact form: they parse back to the
@@ -34,6 +46,15 @@ impl Memory {
         }
         if let Some(loss) = self.first_loss {
             out.push(("first_loss".into(), format!("{loss:?}")));
+        }
+        if let Some(state) = self.lr_plateau {
+            let values = [
+                format!("{:?}", state.lr),
+                format!("{:?}", state.best),
+                state.bad_epochs.to_string(),
+                state.cooldown_left.to_string(),
+            ];
+            out.extend(LR_PLATEAU_KEYS.map(String::from).into_iter().zip(values));
         }
         out
     }
@@ -68,8 +89,44 @@ impl Memory {
             best: at_epoch("plateau_best")?,
             first_loss: loss("first_loss")?,
             lowest: at_epoch("lowest_loss")?,
+            lr_plateau: lr_plateau_from_metadata(file, path)?,
         })
     }
+}
+
+/// A [`PlateauState`] from a checkpoint's metadata: all four keys or none.
+fn lr_plateau_from_metadata(file: &File, path: &Path) -> Result<Option<PlateauState>> {
+    let present = LR_PLATEAU_KEYS.map(|k| file.metadata.contains_key(k));
+    if present.iter().all(|&p| !p) {
+        return Ok(None);
+    }
+    if !present.iter().all(|&p| p) {
+        return Err(corrupt(
+            path,
+            format!("the file has some of {LR_PLATEAU_KEYS:?} but not all"),
+        ));
+    }
+    let number = |key: &str, ok: fn(f64) -> bool, rule: &str| -> Result<f64> {
+        let text = file.metadata.get(key).map_or("", String::as_str);
+        match text.parse::<f64>() {
+            Ok(v) if ok(v) => Ok(v),
+            _ => Err(corrupt(
+                path,
+                format!("metadata {key:?} = {text:?} is not {rule}"),
+            )),
+        }
+    };
+    Ok(Some(PlateauState {
+        lr: number(
+            LR_PLATEAU_KEYS[0],
+            |v| v.is_finite() && v >= 0.0,
+            "a learning rate",
+        )?,
+        // +∞ before the first epoch.
+        best: number(LR_PLATEAU_KEYS[1], |v| !v.is_nan(), "a loss")?,
+        bad_epochs: file.meta_u64(path, LR_PLATEAU_KEYS[2])? as usize,
+        cooldown_left: file.meta_u64(path, LR_PLATEAU_KEYS[3])? as usize,
+    }))
 }
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
@@ -88,6 +145,17 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         let (best, at) = self.memory.best?;
         (record.epoch - at >= patience).then_some(StopReason::Plateau { best })
+    }
+
+    /// With `Trainer::reduce_lr_on_plateau`, takes `record`'s watched loss into the rule and
+    /// gives the optimizer the rate it leaves.
+    pub(super) fn reduce_lr_on_plateau(&mut self, record: &EpochRecord) -> Result<()> {
+        let (Some(rule), Some(state)) = (self.trainer.lr_plateau, &mut self.memory.lr_plateau)
+        else {
+            return Ok(());
+        };
+        let lr = rule.step(state, record.val_loss.unwrap_or(record.loss));
+        self.optimizer.set_lr(lr)
     }
 
     /// With `Trainer::restore_best`, keeps the parameters after an epoch whose watched loss is

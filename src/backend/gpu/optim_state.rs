@@ -84,6 +84,10 @@ impl crate::optim::Optimizer<super::GpuBackend> for GpuOptimizer {
         GpuOptimizer::load_state(self, state)
     }
 
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.core.set_lr(lr)
+    }
+
     fn lr_at(&self, update: u64) -> f64 {
         self.core.lr_for_update(update)
     }

@@ -115,7 +115,7 @@ pub use optim::{
 };
 pub use train::{
     BatchOrder, EpochRecord, Evaluation, History, LineSearch, LrFinder, LrFinderResult, Session,
-    StepRecord, StopReason, Trainer,
+    StepRecord, StopReason, Trainer, Watched,
 };
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;

@@ -7,9 +7,10 @@ mod common;
 use common::bad::{blobs, cross_entropy, fit_error, spec};
 use common::gpu;
 use ndarray::{Array2, array};
+use steepest::optim::Mode;
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
-    Mlp, MlpSpec, ReduceLrOnPlateau, Sgd, Trainer, data,
+    Mlp, MlpSpec, ReduceLrOnPlateau, Sgd, Trainer, Watched, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -185,6 +186,40 @@ fn stopping_rules_and_submits_are_validated() {
         let err = fit_error(trainer, &blobs());
         assert!(matches!(err, Error::Data { .. }), "{err}");
         assert!(err.to_string().contains(words), "{err} lacks {words}");
+    }
+    let max = ReduceLrOnPlateau::default().mode(Mode::Max);
+    let mse = Trainer::new(Adam::default(), Loss::MeanSquaredError).batch_size(8);
+    let regression = data::linear(40, &[1.0, -1.0], 0.0, 0.1, 1).unwrap();
+    let spec_1 = MlpSpec::new(2).layer(1, Activation::Identity);
+    for (trainer, data, spec, words) in [
+        (
+            mse.watch(Watched::Accuracy),
+            &regression,
+            &spec_1,
+            "watch(Watched::Accuracy) with mse: only the classification losses",
+        ),
+        (
+            cross_entropy()
+                .watch(Watched::Accuracy)
+                .reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
+            &blobs(),
+            &spec(),
+            "reduce_lr_on_plateau in Mode::Min while watching Accuracy, where higher is better",
+        ),
+        (
+            cross_entropy().reduce_lr_on_plateau(max),
+            &blobs(),
+            &spec(),
+            "reduce_lr_on_plateau in Mode::Max while watching Loss, where lower is better",
+        ),
+    ] {
+        let g = gpu();
+        let mut model = Mlp::new(g, spec, Init::default(), 1).unwrap();
+        let before = model.parameters_flat(g).unwrap();
+        let err = trainer.fit(g, &mut model, data, None).unwrap_err();
+        assert!(matches!(err, Error::Data { .. }), "{err}");
+        assert!(err.to_string().contains(words), "{err} lacks {words}");
+        assert_eq!(model.parameters_flat(g).unwrap(), before);
     }
     let rule = ReduceLrOnPlateau::default();
     for (rule, words) in [

@@ -11,7 +11,7 @@ use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, ReduceLrOnPlateau,
-    Session, Sgd, Trainer,
+    Session, Sgd, Trainer, Watched,
 };
 
 #[test]
@@ -150,6 +150,12 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         trainer(),
         trainer().reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
         "lr_on_plateau None, this run has Some(",
+        &dir,
+    );
+    check_settings_refused(
+        trainer(),
+        trainer().watch(Watched::Accuracy),
+        "watched Loss, this run has Accuracy",
         &dir,
     );
 }

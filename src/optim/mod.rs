@@ -16,7 +16,7 @@ mod schedule;
 pub(crate) use common::common_optimizer_methods;
 pub use config::{Adagrad, Adam, AdamW, OptimizerConfig, RmsProp, Sgd};
 pub use optimizer::Optimizer;
-pub use plateau::{PlateauState, ReduceLrOnPlateau, Threshold};
+pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};
 pub use schedule::{Decay, LrSchedule};
 
 use crate::error::{Error, Result};

@@ -1,35 +1,48 @@
-//! Lowering the learning rate when a watched loss stops improving: PyTorch's
-//! `ReduceLROnPlateau` in its `"min"` mode, step for step.
+//! Lowering the learning rate when a watched quantity stops improving: PyTorch's
+//! `ReduceLROnPlateau`, step for step.
 
 use crate::error::{Error, Result};
 
-/// How much lower than the best loss so far a loss must be to count as an improvement
-/// (PyTorch's `threshold_mode`).
+/// Whether the watched quantity improves by falling (a loss) or by rising (an accuracy):
+/// PyTorch's `mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Lower is better (PyTorch's `"min"`, its default).
+    #[default]
+    Min,
+    /// Higher is better (PyTorch's `"max"`).
+    Max,
+}
+
+/// How much better than the best value so far a loss must be to count as an improvement
+/// a value must be to count as an improvement (PyTorch's `threshold_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Threshold {
-    /// Below `best · (1 − threshold)` (PyTorch's `"rel"`, its default).
+    /// Below `best · (1 − threshold)` in [`Mode::Min`], above `best · (1 + threshold)` in
+    /// [`Mode::Max`] (PyTorch's `"rel"`, its default).
     #[default]
     Relative,
-    /// Below `best − threshold` (PyTorch's `"abs"`).
+    /// Below `best − threshold`, or above `best + threshold` (PyTorch's `"abs"`).
     Absolute,
 }
 
-/// Multiplies the learning rate by `factor` once the watched loss has not improved for more
-/// than `patience` epochs: PyTorch's `torch.optim.lr_scheduler.ReduceLROnPlateau` with
-/// `mode="min"`, with its defaults (factor 0.1, patience 10, threshold 1e-4 relative, no
-/// cooldown, no floor, eps 1e-8), its order of checks and its arithmetic in f64.
+/// Multiplies the learning rate by `factor` once the watched quantity has not improved for
+/// more than `patience` epochs: PyTorch's `torch.optim.lr_scheduler.ReduceLROnPlateau`, with
+/// its defaults (mode min, factor 0.1, patience 10, threshold 1e-4 relative, no cooldown, no
+/// floor, eps 1e-8), its order of checks and its arithmetic in f64.
 ///
 /// [`Trainer::reduce_lr_on_plateau`](crate::Trainer::reduce_lr_on_plateau) applies it after
-/// every epoch to the validation loss (the training loss without validation data). A loop of
-/// your own applies it with [`ReduceLrOnPlateau::step`] and hands the rate to the optimizer
+/// every epoch to what the trainer watches ([`Trainer::watch`](crate::Trainer::watch): the
+/// validation loss by default, in mode min). A loop of your own applies it with
+/// [`ReduceLrOnPlateau::step`] and hands the rate to the optimizer
 /// ([`GpuOptimizer::set_lr`](crate::GpuOptimizer::set_lr)).
 ///
 /// ```
-/// use steepest::optim::{PlateauState, ReduceLrOnPlateau};
+/// use steepest::optim::ReduceLrOnPlateau;
 /// # fn main() -> steepest::Result<()> {
 /// let rule = ReduceLrOnPlateau::default().factor(0.5).patience(1);
 /// rule.validate()?;
-/// let mut state = PlateauState::new(0.1);
+/// let mut state = rule.start(0.1);
 /// let lrs: Vec<f64> = [1.0, 0.9, 0.95, 0.92, 0.91]
 ///     .into_iter()
 ///     .map(|loss| rule.step(&mut state, loss))
@@ -41,6 +54,8 @@ pub enum Threshold {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReduceLrOnPlateau {
+    /// Whether lower or higher values are better.
+    pub mode: Mode,
     /// The multiplier of each reduction, in (0, 1).
     pub factor: f64,
     /// Epochs without improvement that are tolerated: the rate falls on the next one.
@@ -60,6 +75,7 @@ pub struct ReduceLrOnPlateau {
 impl Default for ReduceLrOnPlateau {
     fn default() -> Self {
         Self {
+            mode: Mode::Min,
             factor: 0.1,
             patience: 10,
             threshold: 1e-4,
@@ -76,7 +92,7 @@ impl Default for ReduceLrOnPlateau {
 pub struct PlateauState {
     /// The learning rate after the last epoch's reduction, if any.
     pub lr: f64,
-    /// The best loss so far (+∞ before the first epoch).
+    /// The best value so far (the worst possible, ±∞, before the first epoch).
     pub best: f64,
     /// Epochs since the best, not counting those in a cooldown.
     pub bad_epochs: usize,
@@ -84,19 +100,25 @@ pub struct PlateauState {
     pub cooldown_left: usize,
 }
 
-impl PlateauState {
+impl ReduceLrOnPlateau {
+    /// Lower (`Mode::Min`) or higher (`Mode::Max`) values are better.
+    pub fn mode(self, mode: Mode) -> Self {
+        Self { mode, ..self }
+    }
+
     /// The state before the first epoch, starting from learning rate `lr`.
-    pub fn new(lr: f64) -> Self {
-        Self {
+    pub fn start(&self, lr: f64) -> PlateauState {
+        PlateauState {
             lr,
-            best: f64::INFINITY,
+            best: match self.mode {
+                Mode::Min => f64::INFINITY,
+                Mode::Max => f64::NEG_INFINITY,
+            },
             bad_epochs: 0,
             cooldown_left: 0,
         }
     }
-}
 
-impl ReduceLrOnPlateau {
     /// Each reduction multiplies the rate by `factor`.
     pub fn factor(self, factor: f64) -> Self {
         Self { factor, ..self }
@@ -156,20 +178,23 @@ impl ReduceLrOnPlateau {
         check("eps", self.eps, self.eps >= 0.0, "must be ≥ 0")
     }
 
-    /// Whether `loss` improves on `best` by the threshold.
-    fn is_better(&self, loss: f64, best: f64) -> bool {
-        match self.threshold_mode {
-            Threshold::Relative => loss < best * (1.0 - self.threshold),
-            Threshold::Absolute => loss < best - self.threshold,
+    /// Whether `value` improves on `best` by the threshold.
+    fn is_better(&self, value: f64, best: f64) -> bool {
+        match (self.mode, self.threshold_mode) {
+            (Mode::Min, Threshold::Relative) => value < best * (1.0 - self.threshold),
+            (Mode::Min, Threshold::Absolute) => value < best - self.threshold,
+            (Mode::Max, Threshold::Relative) => value > best * (self.threshold + 1.0),
+            (Mode::Max, Threshold::Absolute) => value > best + self.threshold,
         }
     }
 
-    /// Takes one epoch's watched loss into `state` and returns the learning rate for the
-    /// epochs that follow (`state.lr`), as PyTorch's `scheduler.step(loss)` leaves
-    /// `param_group["lr"]`. A loss that is not a number never improves.
-    pub fn step(&self, state: &mut PlateauState, loss: f64) -> f64 {
-        if self.is_better(loss, state.best) {
-            state.best = loss;
+    /// Takes one epoch's watched value into `state` (made by [`ReduceLrOnPlateau::start`])
+    /// and returns the learning rate for the epochs that follow (`state.lr`), as PyTorch's
+    /// `scheduler.step(value)` leaves `param_group["lr"]`. A value that is not a number never
+    /// improves.
+    pub fn step(&self, state: &mut PlateauState, value: f64) -> f64 {
+        if self.is_better(value, state.best) {
+            state.best = value;
             state.bad_epochs = 0;
         } else {
             state.bad_epochs = state.bad_epochs.saturating_add(1);
@@ -195,7 +220,7 @@ mod tests {
     use super::*;
 
     fn lrs(rule: ReduceLrOnPlateau, lr: f64, losses: &[f64]) -> Vec<f64> {
-        let mut state = PlateauState::new(lr);
+        let mut state = rule.start(lr);
         losses.iter().map(|&l| rule.step(&mut state, l)).collect()
     }
 
@@ -220,6 +245,20 @@ mod tests {
         let rule = rule.threshold(0.5, Threshold::Absolute);
         assert_eq!(lrs(rule, 1.0, &[100.0, 99.6]), [1.0, 0.1]);
         assert_eq!(lrs(rule, 1.0, &[100.0, 99.4]), [1.0, 1.0]);
+    }
+
+    #[test]
+    fn in_mode_max_higher_values_improve() {
+        // Best 0.5: relative 1e-2 needs more than 0.505, absolute 0.01 more than 0.51.
+        let rule = ReduceLrOnPlateau::default().mode(Mode::Max).patience(0);
+        let rel = rule.threshold(1e-2, Threshold::Relative);
+        assert_eq!(lrs(rel, 1.0, &[0.5, 0.505]), [1.0, 0.1]);
+        assert_eq!(lrs(rel, 1.0, &[0.5, 0.506]), [1.0, 1.0]);
+        let abs = rule.threshold(0.01, Threshold::Absolute);
+        assert_eq!(lrs(abs, 1.0, &[0.5, 0.51]), [1.0, 0.1]);
+        assert_eq!(lrs(abs, 1.0, &[0.5, 0.52]), [1.0, 1.0]);
+        // The first value always improves on −∞, a falling one never does.
+        assert_eq!(lrs(rule, 1.0, &[-3.0, -4.0]), [1.0, 0.1]);
     }
 
     #[test]

@@ -22,10 +22,10 @@ pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
 const KEPT: &str = "restore_best.";
 
 /// The training settings a resumed run must share to continue the same trajectory, as
-/// (metadata key, value).
-fn settings(trainer: &super::Trainer) -> [(String, String); 8] {
+/// (metadata key, value); those added since the first files have their value in older files
+/// in `saved_setting`.
+fn settings(trainer: &super::Trainer) -> [(String, String); 9] {
     [
-        // Files from before batch orders were selectable lack it: they were shuffled.
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
         (
@@ -40,11 +40,33 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 8] {
         ),
         ("schedule".into(), format!("{:?}", trainer.schedule)),
         ("clipping".into(), format!("{:?}", trainer.clip)),
-        // Files from before it was a setting lack it: it was off.
         ("restore_best".into(), trainer.restore_best.to_string()),
-        // Files from before it was a setting lack it: there was no such rule.
         ("lr_on_plateau".into(), format!("{:?}", trainer.lr_plateau)),
+        ("watched".into(), format!("{:?}", trainer.watched)),
     ]
+}
+
+/// A setting as the file saved it. Files from before a setting existed lack it: they get the
+/// value every run had then.
+fn saved_setting(file: &File, key: &str) -> Option<String> {
+    if let Some(value) = file.metadata.get(key) {
+        return Some(value.clone());
+    }
+    match key {
+        "batch_order" => Some(format!("{:?}", super::BatchOrder::Shuffled)),
+        "restore_best" => Some(false.to_string()),
+        "lr_on_plateau" => Some(format!("{:?}", None::<crate::optim::ReduceLrOnPlateau>)),
+        "watched" => Some(format!("{:?}", super::Watched::Loss)),
+        _ => None,
+    }
+}
+
+/// Whether the settings named by `keys` are the same in the file as in `trainer`.
+fn unchanged(file: &File, trainer: &super::Trainer, keys: &[&str]) -> bool {
+    settings(trainer)
+        .into_iter()
+        .filter(|(key, _)| keys.contains(&key.as_str()))
+        .all(|(key, want)| saved_setting(file, &key) == Some(want))
 }
 
 /// The first differing `, `-separated parts of two settings' texts (the field that differs,
@@ -189,10 +211,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
 
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
     /// shape, optimizer, loss, training data and training settings (seed, batch size, every
-    /// optimizer option, schedule, clipping, `restore_best`, `reduce_lr_on_plateau`): the steps
-    /// that follow are the ones the saved run would have taken, and its stopping rules fire,
-    /// its learning rate falls and `restore_best` restores at the same epochs as they would
-    /// have. A setting that differs is an error naming it (see
+    /// optimizer option, schedule, clipping, `restore_best`, `reduce_lr_on_plateau`, what the
+    /// rules watch): the steps that follow are the ones the saved run would have taken, and
+    /// its stopping rules fire, its learning rate falls and `restore_best` restores at the
+    /// same epochs as they would have. A setting that differs is an error naming it (see
     /// [`Session::load_checkpoint_overriding_settings`]). On any error the session is
     /// unchanged.
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
@@ -203,8 +225,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// differ from the saved ones (a new learning rate or batch size for the rest of a run,
     /// say). The model shape, optimizer kind, loss and data must still match. A
     /// `reduce_lr_on_plateau` rule continues from the saved rate and counts only when neither
-    /// it nor the optimizer's settings changed; otherwise it starts afresh from this run's
-    /// rate.
+    /// it, the optimizer's settings nor what the rules watch changed; otherwise it starts
+    /// afresh from this run's rate. Watching something else, the rules also forget the best
+    /// values they saw.
     pub fn load_checkpoint_overriding_settings(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.load(path.as_ref(), true)
     }
@@ -230,19 +253,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         expect("optimizer", self.trainer.optimizer.name())?;
         expect("loss", self.trainer.loss.name())?;
         expect("samples", &samples.to_string())?;
-        let (shuffled, off, no_rule) = (
-            format!("{:?}", super::BatchOrder::Shuffled),
-            false.to_string(),
-            format!("{:?}", None::<crate::optim::ReduceLrOnPlateau>),
-        );
         if !override_settings {
             for (key, want) in settings(self.trainer) {
-                let found = match file.metadata.get(&key) {
-                    None if key == "batch_order" => Some(&shuffled),
-                    None if key == "restore_best" => Some(&off),
-                    None if key == "lr_on_plateau" => Some(&no_rule),
-                    found => found,
-                };
+                let found = saved_setting(&file, &key);
                 let Some(found) = found else {
                     return Err(bad(format!(
                         "saved without its {key} setting, so a resumed run cannot be checked \
@@ -250,12 +263,11 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
                          load_checkpoint_overriding_settings to use this run's"
                     )));
                 };
-                if *found != want {
+                if found != want {
+                    let (saved, now) = difference(&found, &want);
                     return Err(bad(format!(
-                        "saved with {key} {}, this run has {}; load it with \
-                         load_checkpoint_overriding_settings to continue with this run's",
-                        difference(found, &want).0,
-                        difference(found, &want).1
+                        "saved with {key} {saved}, this run has {now}; load it with \
+                         load_checkpoint_overriding_settings to continue with this run's"
                     )));
                 }
             }
@@ -281,6 +293,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             file.meta_u64(path, "optimizer_step")?,
         )?;
         let mut memory = Memory::from_metadata(&file, path)?;
+        // Best values of another watched quantity (settings overridden) mean nothing here.
+        if !unchanged(&file, self.trainer, &["watched"]) {
+            (memory.best, memory.kept_best) = (None, None);
+        }
         // Files from before the history was saved resume with an empty one.
         let epochs = match file.metadata.get("history.epochs") {
             None => Vec::new(),
@@ -288,25 +304,30 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
                 bad("metadata \"history.epochs\" is not a history steepest wrote".into())
             })?,
         };
-        // The kept parameters come with the lowest loss; a run without restore_best forgets
+        // The kept parameters come with their watched value; a run without restore_best forgets
         // both, and one that turns it on (settings overridden) starts keeping from here.
-        let kept = match (&self.kept, memory.lowest) {
+        let kept = match (&self.kept, memory.kept_best) {
             (Some(_), Some(_)) => Some(prefixed_values(&file, path, KEPT, net.parameter_specs())?),
             _ => None,
         };
         if self.kept.is_none() {
-            memory.lowest = None;
+            memory.kept_best = None;
         }
-        // The learning-rate rule continues from its saved state when neither it nor the
-        // optimizer's settings changed (always so in a strict resume); otherwise it starts
-        // afresh from this run's rate, and a run without it trains at its own rate.
-        let unchanged = settings(self.trainer)
-            .into_iter()
-            .filter(|(key, _)| key == "optimizer_settings" || key == "lr_on_plateau")
-            .all(|(key, want)| file.metadata.get(&key) == Some(&want));
+        // The learning-rate rule continues from its saved state when neither it, the
+        // optimizer's settings nor what it watches changed (always so in a strict resume);
+        // otherwise it starts afresh from this run's rate, and a run without it trains at its
+        // own rate.
+        let rule_unchanged = unchanged(
+            &file,
+            self.trainer,
+            &["optimizer_settings", "lr_on_plateau", "watched"],
+        );
         memory.lr_plateau = match (self.memory.lr_plateau, memory.lr_plateau) {
-            (Some(_), Some(saved)) if unchanged => Some(saved),
-            (Some(_), _) => Some(crate::optim::PlateauState::new(self.trainer.optimizer.lr())),
+            (Some(_), Some(saved)) if rule_unchanged => Some(saved),
+            (Some(_), _) => self
+                .trainer
+                .lr_plateau
+                .map(|rule| rule.start(self.trainer.optimizer.lr())),
             (None, _) => None,
         };
         let lr = memory

@@ -95,7 +95,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         while self.epoch < self.trainer.epochs || self.order.is_some() && !self.epoch_done() {
             let record = self.run_epoch()?;
             // The rules see the epoch before it is saved, so the file remembers it too.
-            self.keep_if_lowest(&record)?;
+            self.keep_if_best(&record)?;
             let stop = self.stop_reason(&record);
             self.reduce_lr_on_plateau(&record)?;
             if let Some(path) = &checkpoint {
@@ -103,10 +103,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             }
             if let Some(reason) = stop {
                 self.history.stop = reason;
-                return self.restore_lowest();
+                return self.restore_best_epoch();
             }
         }
         self.history.stop = StopReason::MaxEpochs;
-        self.restore_lowest()
+        self.restore_best_epoch()
     }
 }

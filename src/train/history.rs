@@ -53,9 +53,10 @@ pub enum StopReason {
         /// The norm that was measured.
         grad_norm: f64,
     },
-    /// The monitored loss did not improve for `patience` epochs.
+    /// The watched value (the loss, or the accuracy: `Trainer::watch`) did not improve for
+    /// `patience` epochs.
     Plateau {
-        /// The best loss seen.
+        /// The best value seen.
         best: f64,
     },
     /// A line search found no step along −∇f that decreases the loss enough (Armijo), however

@@ -36,7 +36,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Model};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, ReduceLrOnPlateau, Sgd};
+use crate::optim::{Clip, LrSchedule, Mode, OptimizerConfig, ReduceLrOnPlateau, Sgd};
 
 /// The order an epoch visits the training samples in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -47,6 +47,37 @@ pub enum BatchOrder {
     /// The samples in the data's own order, every epoch (for data already arranged, or
     /// sequences whose order matters).
     InOrder,
+}
+
+/// What the rules applied after each epoch watch: [`Trainer::stop_on_plateau`],
+/// [`Trainer::restore_best`] and [`Trainer::reduce_lr_on_plateau`]. Each is measured on the
+/// validation data, or on the training data in a run without any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Watched {
+    /// The mean loss: lower is better.
+    #[default]
+    Loss,
+    /// The accuracy (classification losses): higher is better.
+    Accuracy,
+}
+
+impl Watched {
+    /// The watched value of an epoch.
+    pub fn of(self, record: &EpochRecord) -> f64 {
+        match self {
+            Watched::Loss => record.val_loss.unwrap_or(record.loss),
+            // A run that watches accuracy has it (`Trainer::check`).
+            Watched::Accuracy => record.val_accuracy.or(record.accuracy).unwrap_or(f64::NAN),
+        }
+    }
+
+    /// Whether `value` is better than `best` by more than `margin` (≥ 0).
+    pub(crate) fn improves(self, value: f64, best: f64, margin: f64) -> bool {
+        match self {
+            Watched::Loss => value < best - margin,
+            Watched::Accuracy => value > best + margin,
+        }
+    }
 }
 
 /// How a run is trained: the optimizer, the loss, batching and when to stop.
@@ -71,6 +102,7 @@ pub struct Trainer {
     pub(crate) plateau: Option<(usize, f64)>,
     pub(crate) divergence_factor: Option<f64>,
     pub(crate) restore_best: bool,
+    pub(crate) watched: Watched,
     pub(crate) monitor: bool,
     pub(crate) progress: bool,
     pub(crate) checkpoint: Option<std::path::PathBuf>,
@@ -101,6 +133,7 @@ impl Trainer {
             plateau: None,
             divergence_factor: None,
             restore_best: false,
+            watched: Watched::Loss,
             monitor: false,
             progress: false,
             checkpoint: None,
@@ -145,10 +178,11 @@ impl Trainer {
         self
     }
 
-    /// Lowers the learning rate when the validation loss (the training loss without validation
-    /// data) stops improving: `rule` takes each epoch's loss, as PyTorch's `ReduceLROnPlateau`
-    /// does when its `step(val_loss)` is called after every epoch, and the rate it leaves is
-    /// the optimizer's base rate from the next step on. With the default constant schedule
+    /// Lowers the learning rate when the watched value ([`Trainer::watch`]: the validation
+    /// loss, or the training loss without validation data, by default) stops improving: `rule`
+    /// takes each epoch's value, as PyTorch's `ReduceLROnPlateau` does when its
+    /// `step(val_loss)` is called after every epoch, and the rate it leaves is the optimizer's
+    /// base rate from the next step on. With the default constant schedule
     /// that is PyTorch's trajectory; with another schedule, the schedule scales the lowered
     /// base rate (a warm-up climbs to it, a cosine decays from it). Runs (`fit`,
     /// [`Session::run`]) apply it after each epoch, before the epoch's checkpoint is
@@ -194,8 +228,9 @@ impl Trainer {
         self
     }
 
-    /// Stop when the validation loss (the training loss without validation data) has not
-    /// improved by more than `min_delta` for `patience` epochs.
+    /// Stop when the watched value ([`Trainer::watch`]: the validation loss, or the training
+    /// loss without validation data, by default) has not improved by more than `min_delta`
+    /// for `patience` epochs.
     pub fn stop_on_plateau(mut self, patience: usize, min_delta: f64) -> Self {
         self.plateau = Some((patience, min_delta));
         self
@@ -208,13 +243,26 @@ impl Trainer {
     }
 
     /// At the end of the run (its last epoch, a plateau, the gradient tolerance), put back the
-    /// parameters of the epoch whose watched loss was lowest: the validation loss, or the
-    /// training loss without validation data (Keras's `restore_best_weights`). It keeps one
-    /// more copy of the parameters on the backend, copied there (device to device) after each
-    /// epoch that sets a new lowest; checkpoints carry it. [`History::restored_epoch`] says
+    /// parameters of the epoch whose watched value ([`Trainer::watch`]) was best, the first
+    /// of equals: by default the lowest validation loss, or training loss without validation
+    /// data (Keras's `restore_best_weights`). It keeps one more copy of the parameters on the
+    /// backend, copied there (device to device) after each epoch that sets a new best;
+    /// checkpoints carry it. [`History::restored_epoch`] says
     /// which epoch the model holds. A divergence still leaves the last good epoch's.
     pub fn restore_best(mut self, on: bool) -> Self {
         self.restore_best = on;
+        self
+    }
+
+    /// What [`Trainer::stop_on_plateau`], [`Trainer::restore_best`] and
+    /// [`Trainer::reduce_lr_on_plateau`] watch (as Keras's `monitor`): the loss (the default)
+    /// or, for a classification loss, the accuracy, each on the validation data when the run
+    /// has some. A learning-rate rule must agree on which way is better: [`Mode::Max`] for the
+    /// accuracy.
+    ///
+    /// [`Mode::Max`]: crate::optim::Mode::Max
+    pub fn watch(mut self, watched: Watched) -> Self {
+        self.watched = watched;
         self
     }
 
@@ -316,6 +364,32 @@ impl Trainer {
         }
         let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
+        if self.watched == Watched::Accuracy && !self.loss.has_accuracy() {
+            return bad(format!(
+                "watch(Watched::Accuracy) with {}: only the classification losses (softmax and \
+                 binary cross-entropy) measure an accuracy",
+                self.loss.name()
+            ));
+        }
+        if let Some(rule) = self.lr_plateau {
+            let wanted = match self.watched {
+                Watched::Loss => Mode::Min,
+                Watched::Accuracy => Mode::Max,
+            };
+            if rule.mode != wanted {
+                return bad(format!(
+                    "reduce_lr_on_plateau in Mode::{:?} while watching {:?}, where {} is \
+                     better: use ReduceLrOnPlateau::mode(Mode::{wanted:?})",
+                    rule.mode,
+                    self.watched,
+                    if wanted == Mode::Min {
+                        "lower"
+                    } else {
+                        "higher"
+                    }
+                ));
+            }
+        }
         self.check_batch_size(op)?;
         if self.epochs == 0 {
             return bad("0 epochs".into());

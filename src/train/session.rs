@@ -53,7 +53,7 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) last_good: B::Arena,
     /// What the stopping rules remember between epochs.
     pub(super) memory: super::stopping::Memory,
-    /// The parameters of the epoch with the lowest watched loss (`Trainer::restore_best`).
+    /// The parameters of the epoch with the best watched value (`Trainer::restore_best`).
     pub(super) kept: Option<B::Arena>,
     pub(super) history: History,
     pub(super) progress: Option<indicatif::ProgressBar>,
@@ -136,8 +136,10 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             false => None,
         };
         // Only runs of epochs have an epoch's loss to watch.
-        let lr_plateau = (trainer.lr_plateau.is_some() && train.is_some())
-            .then(|| crate::optim::PlateauState::new(trainer.optimizer.lr()));
+        let lr_plateau = trainer
+            .lr_plateau
+            .filter(|_| train.is_some())
+            .map(|rule| rule.start(trainer.optimizer.lr()));
         let progress = (trainer.progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(trainer.epochs as u64);
             bar.set_style(

@@ -12,16 +12,18 @@ use crate::nn::Model;
 use crate::optim::{Optimizer, PlateauState};
 use crate::tensor_file::{File, corrupt};
 
-/// What the stopping rules remember from earlier epochs: the best watched loss and its epoch
-/// (the plateau rule's), the first finite, non-zero loss (divergence's scale), and the lowest
-/// watched loss and its epoch, whose parameters `Trainer::restore_best` keeps; and the state
+/// What the stopping rules remember from earlier epochs: the best watched value and its epoch
+/// (the plateau rule's, better by its `min_delta`), the first finite, non-zero loss
+/// (divergence's scale), and the best watched value and its epoch whose parameters
+/// `Trainer::restore_best` keeps (saved as `lowest_loss`, its name from when only the loss was
+/// watched); and the state
 /// of `Trainer::reduce_lr_on_plateau`. A resumed run that forgot them would stop at another
 /// epoch, restore another or lower its rate at another than the run it continues.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Memory {
     pub best: Option<(f64, usize)>,
     pub first_loss: Option<f64>,
-    pub lowest: Option<(f64, usize)>,
+    pub kept_best: Option<(f64, usize)>,
     pub lr_plateau: Option<PlateauState>,
 }
 
@@ -38,7 +40,7 @@ impl Memory {
     /// same bits).
     pub fn metadata(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (key, value) in [("plateau_best", self.best), ("lowest_loss", self.lowest)] {
+        for (key, value) in [("plateau_best", self.best), ("lowest_loss", self.kept_best)] {
             if let Some((loss, epoch)) = value {
                 out.push((key.to_string(), format!("{loss:?}")));
                 out.push((format!("{key}_epoch"), epoch.to_string()));
@@ -88,7 +90,7 @@ impl Memory {
         Ok(Self {
             best: at_epoch("plateau_best")?,
             first_loss: loss("first_loss")?,
-            lowest: at_epoch("lowest_loss")?,
+            kept_best: at_epoch("lowest_loss")?,
             lr_plateau: lr_plateau_from_metadata(file, path)?,
         })
     }
@@ -138,50 +140,50 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             }
         }
         let (patience, min_delta) = self.trainer.plateau?;
-        let watched = record.val_loss.unwrap_or(record.loss);
+        let (watch, value) = (self.trainer.watched, self.trainer.watched.of(record));
         match self.memory.best {
-            Some((best, _)) if watched >= best - min_delta => {}
-            _ => self.memory.best = Some((watched, record.epoch)),
+            Some((best, _)) if !watch.improves(value, best, min_delta) => {}
+            _ => self.memory.best = Some((value, record.epoch)),
         }
         let (best, at) = self.memory.best?;
         (record.epoch - at >= patience).then_some(StopReason::Plateau { best })
     }
 
-    /// With `Trainer::reduce_lr_on_plateau`, takes `record`'s watched loss into the rule and
+    /// With `Trainer::reduce_lr_on_plateau`, takes `record`'s watched value into the rule and
     /// gives the optimizer the rate it leaves.
     pub(super) fn reduce_lr_on_plateau(&mut self, record: &EpochRecord) -> Result<()> {
         let (Some(rule), Some(state)) = (self.trainer.lr_plateau, &mut self.memory.lr_plateau)
         else {
             return Ok(());
         };
-        let lr = rule.step(state, record.val_loss.unwrap_or(record.loss));
+        let lr = rule.step(state, self.trainer.watched.of(record));
         self.optimizer.set_lr(lr)
     }
 
-    /// With `Trainer::restore_best`, keeps the parameters after an epoch whose watched loss is
-    /// the lowest so far (a copy on the backend, nothing created).
-    pub(super) fn keep_if_lowest(&mut self, record: &EpochRecord) -> Result<()> {
+    /// With `Trainer::restore_best`, keeps the parameters after an epoch whose watched value is
+    /// the best so far (a copy on the backend, nothing created).
+    pub(super) fn keep_if_best(&mut self, record: &EpochRecord) -> Result<()> {
         let Some(kept) = &mut self.kept else {
             return Ok(());
         };
-        let watched = record.val_loss.unwrap_or(record.loss);
+        let (watch, value) = (self.trainer.watched, self.trainer.watched.of(record));
         if self
             .memory
-            .lowest
-            .is_some_and(|(lowest, _)| watched >= lowest)
+            .kept_best
+            .is_some_and(|(best, _)| !watch.improves(value, best, 0.0))
         {
             return Ok(());
         }
         self.backend
             .copy_arena(&self.model.network().params, kept)?;
-        self.memory.lowest = Some((watched, record.epoch));
+        self.memory.kept_best = Some((value, record.epoch));
         Ok(())
     }
 
     /// With `Trainer::restore_best`, gives the model back the kept parameters at the end of
     /// a run, and records whose they are.
-    pub(super) fn restore_lowest(&mut self) -> Result<()> {
-        let (Some(kept), Some((_, epoch))) = (&self.kept, self.memory.lowest) else {
+    pub(super) fn restore_best_epoch(&mut self) -> Result<()> {
+        let (Some(kept), Some((_, epoch))) = (&self.kept, self.memory.kept_best) else {
             return Ok(());
         };
         self.backend

@@ -1,8 +1,11 @@
-//! `Trainer::reduce_lr_on_plateau`: each epoch trains at the rate the rule leaves after the
-//! epochs before it (PyTorch's `ReduceLROnPlateau` stepped with the validation loss after every
-//! epoch), the optimizer really updates at that rate, and a resumed run lowers it at the same
-//! epochs as the run it continues. The rule's own arithmetic is unit-tested in
-//! `src/optim/plateau.rs`; refused settings and files are in `checkpoint_refusals.rs`.
+//! The rules applied after each epoch and what they watch. `Trainer::reduce_lr_on_plateau`:
+//! each epoch trains at the rate the rule leaves after the epochs before it (PyTorch's
+//! `ReduceLROnPlateau` stepped with the validation loss after every epoch), the optimizer
+//! really updates at that rate, and a resumed run lowers it at the same epochs as the run it
+//! continues. `Trainer::watch(Watched::Accuracy)`: the plateau rule, `restore_best` and the
+//! learning-rate rule follow the accuracy, higher being better, also across a resume. The
+//! rule's own arithmetic is unit-tested in `src/optim/plateau.rs`; refused settings are in
+//! `bad_settings.rs`, refused files in `checkpoint_refusals.rs`.
 
 mod common;
 
@@ -10,20 +13,26 @@ use std::path::Path;
 
 use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
-use steepest::optim::{PlateauState, Threshold};
+use steepest::optim::{Mode, Threshold};
 use steepest::{
-    Adam, Backend, CpuBackend, History, Init, Loss, Mlp, ReduceLrOnPlateau, Session, Trainer,
+    Adam, Backend, CpuBackend, History, Init, Loss, Mlp, ReduceLrOnPlateau, Session, StopReason,
+    Trainer, Watched,
 };
 
-/// The rates PyTorch's scheduler would have left for each epoch of `history`, stepped with each
-/// epoch's watched loss (validation, else training) from `lr`.
-fn rates_the_rule_gives(rule: ReduceLrOnPlateau, lr: f64, history: &History) -> Vec<f64> {
-    let mut state = PlateauState::new(lr);
+/// The rates PyTorch's scheduler would have left for each epoch of `history`, stepped from `lr`
+/// with each epoch's `watched` value.
+fn rates_the_rule_gives(
+    rule: ReduceLrOnPlateau,
+    lr: f64,
+    history: &History,
+    watched: Watched,
+) -> Vec<f64> {
+    let mut state = rule.start(lr);
     let mut rate = lr;
     let mut rates = Vec::new();
     for record in &history.epochs {
         rates.push(rate);
-        rate = rule.step(&mut state, record.val_loss.unwrap_or(record.loss));
+        rate = rule.step(&mut state, watched.of(record));
     }
     rates
 }
@@ -53,7 +62,7 @@ fn each_epoch_trains_at_the_rules_rate<B: Backend>(backend: &B) {
         let got = rates(&history);
         assert_eq!(
             got,
-            rates_the_rule_gives(halving(), 0.02, &history),
+            rates_the_rule_gives(halving(), 0.02, &history, Watched::Loss),
             "watching the {watched} loss"
         );
         let lowest = got.iter().copied().fold(f64::INFINITY, f64::min);
@@ -160,4 +169,79 @@ fn a_resumed_run_lowers_the_rate_at_the_same_epochs() {
     let dir = scratch("lr-plateau-resume");
     a_resumed_run_lowers_the_rate_where_it_did(&CpuBackend, &dir);
     a_resumed_run_lowers_the_rate_where_it_did(gpu(), &dir);
+}
+
+/// Watching the validation accuracy (40 samples: steps of 1/40), a run stops five epochs after
+/// the first epoch of its highest accuracy, restores that epoch, lowers the rate as PyTorch's
+/// rule in mode max does, and a run resumed on the way does all of it at the same epochs.
+fn accuracy_is_watched<B: Backend>(backend: &B, dir: &Path) {
+    let (train, val) = blobs().split(0.4, 2).unwrap();
+    let rule = ReduceLrOnPlateau::default()
+        .mode(Mode::Max)
+        .factor(0.5)
+        .patience(1);
+    let run = trainer()
+        .epochs(200)
+        .watch(Watched::Accuracy)
+        .stop_on_plateau(5, 0.0)
+        .restore_best(true)
+        .reduce_lr_on_plateau(rule);
+    let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let history = run.fit(backend, &mut straight, &train, Some(&val)).unwrap();
+    let accuracies: Vec<f64> = history
+        .epochs
+        .iter()
+        .map(|r| r.val_accuracy.unwrap())
+        .collect();
+    let highest = accuracies.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let best_epoch = accuracies.iter().position(|&a| a == highest).unwrap() + 1;
+    assert_eq!(history.stop, StopReason::Plateau { best: highest });
+    assert_eq!(
+        history.last().unwrap().epoch,
+        best_epoch + 5,
+        "{accuracies:?}"
+    );
+    assert_eq!(history.restored_epoch, Some(best_epoch));
+    assert_eq!(
+        rates(&history),
+        rates_the_rule_gives(rule, 0.02, &history, Watched::Accuracy)
+    );
+    assert!(
+        rates(&history).iter().any(|&r| r < 0.02),
+        "the rate fell: {:?}",
+        rates(&history)
+    );
+    // Not the loss's choices: the lowest validation loss is at another epoch here.
+    let lowest_loss = history
+        .epochs
+        .iter()
+        .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
+        .unwrap()
+        .epoch;
+    assert_ne!(lowest_loss, best_epoch, "{history:?}");
+
+    let path = dir.join("accuracy.safetensors");
+    let mut first_part = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    run.clone()
+        .epochs(best_epoch + 2)
+        .checkpoint(&path)
+        .fit(backend, &mut first_part, &train, Some(&val))
+        .unwrap();
+    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+    let mut session = Session::new(&run, backend, &mut resumed, &train, Some(&val)).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    session.run().unwrap();
+    assert_eq!(session.history(), &history);
+    drop(session);
+    assert_eq!(
+        resumed.parameters_flat(backend).unwrap(),
+        straight.parameters_flat(backend).unwrap()
+    );
+}
+
+#[test]
+fn watching_accuracy_stops_restores_and_lowers_the_rate_by_it() {
+    let dir = scratch("watch-accuracy");
+    accuracy_is_watched(&CpuBackend, &dir);
+    accuracy_is_watched(gpu(), &dir);
 }

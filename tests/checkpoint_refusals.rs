@@ -279,7 +279,7 @@ fn what_the_stopping_rules_remember_and_the_history_are_checked_when_loaded() {
             "\"lr_plateau_lr\" = \"-0.5\" is not a learning rate",
         ),
         ("lr_plateau_lr", Some("inf"), "is not a learning rate"),
-        ("lr_plateau_best", Some("NaN"), "is not a loss"),
+        ("lr_plateau_best", Some("NaN"), "is not a watched value"),
         ("lr_plateau_bad_epochs", Some("1.5"), "is not an integer"),
         ("lr_plateau_cooldown_left", None, "but not all"),
     ] {

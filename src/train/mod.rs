@@ -62,11 +62,12 @@ pub enum Watched {
 }
 
 impl Watched {
-    /// The watched value of an epoch.
+    /// The watched value of an epoch (NaN for the accuracy of an epoch that has none: a
+    /// regression loss's).
     pub fn of(self, record: &EpochRecord) -> f64 {
         match self {
             Watched::Loss => record.val_loss.unwrap_or(record.loss),
-            // A run that watches accuracy has it (`Trainer::check`).
+            // A run that watches the accuracy has it (`Trainer::check_settings`).
             Watched::Accuracy => record.val_accuracy.or(record.accuracy).unwrap_or(f64::NAN),
         }
     }

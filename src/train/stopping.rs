@@ -1,7 +1,7 @@
 //! When a run stops: the stopping rules checked after each epoch, and divergence (a non-finite
 //! or runaway loss, or non-finite parameters), which puts the last good parameters back; the
-//! learning-rate rule that watches the same loss; and what the rules remember between epochs,
-//! which checkpoints carry.
+//! learning-rate rule that watches the same value; and what the rules remember between
+//! epochs, which checkpoints carry.
 
 use std::path::Path;
 
@@ -16,9 +16,9 @@ use crate::tensor_file::{File, corrupt};
 /// (the plateau rule's, better by its `min_delta`), the first finite, non-zero loss
 /// (divergence's scale), and the best watched value and its epoch whose parameters
 /// `Trainer::restore_best` keeps (saved as `lowest_loss`, its name from when only the loss was
-/// watched); and the state
-/// of `Trainer::reduce_lr_on_plateau`. A resumed run that forgot them would stop at another
-/// epoch, restore another or lower its rate at another than the run it continues.
+/// watched); and the state of `Trainer::reduce_lr_on_plateau`. A resumed run that forgot them
+/// would stop at another epoch, restore another or lower its rate at another than the run it
+/// continues.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Memory {
     pub best: Option<(f64, usize)>,
@@ -64,18 +64,7 @@ impl Memory {
     /// From a checkpoint's metadata; a file from before these were saved has none, and its
     /// resumed run starts the rules afresh, as it did then.
     pub fn from_metadata(file: &File, path: &Path) -> Result<Self> {
-        let loss = |key: &str| -> Result<Option<f64>> {
-            let Some(text) = file.metadata.get(key) else {
-                return Ok(None);
-            };
-            match text.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(Some(v)),
-                _ => Err(corrupt(
-                    path,
-                    format!("metadata {key:?} = {text:?} is not a finite loss"),
-                )),
-            }
-        };
+        let loss = |key: &str| number(file, path, key, f64::is_finite, "a finite loss");
         let at_epoch = |key: &str| -> Result<Option<(f64, usize)>> {
             let epoch_key = format!("{key}_epoch");
             match (loss(key)?, file.metadata.contains_key(&epoch_key)) {
@@ -96,6 +85,27 @@ impl Memory {
     }
 }
 
+/// The number under `key` in a checkpoint's metadata (`None` when it has none), refused unless
+/// `ok` holds: "is not {what}".
+fn number(
+    file: &File,
+    path: &Path,
+    key: &str,
+    ok: fn(f64) -> bool,
+    what: &str,
+) -> Result<Option<f64>> {
+    let Some(text) = file.metadata.get(key) else {
+        return Ok(None);
+    };
+    match text.parse::<f64>() {
+        Ok(v) if ok(v) => Ok(Some(v)),
+        _ => Err(corrupt(
+            path,
+            format!("metadata {key:?} = {text:?} is not {what}"),
+        )),
+    }
+}
+
 /// A [`PlateauState`] from a checkpoint's metadata: all four keys or none.
 fn lr_plateau_from_metadata(file: &File, path: &Path) -> Result<Option<PlateauState>> {
     let present = LR_PLATEAU_KEYS.map(|k| file.metadata.contains_key(k));
@@ -108,24 +118,17 @@ fn lr_plateau_from_metadata(file: &File, path: &Path) -> Result<Option<PlateauSt
             format!("the file has some of {LR_PLATEAU_KEYS:?} but not all"),
         ));
     }
-    let number = |key: &str, ok: fn(f64) -> bool, rule: &str| -> Result<f64> {
-        let text = file.metadata.get(key).map_or("", String::as_str);
-        match text.parse::<f64>() {
-            Ok(v) if ok(v) => Ok(v),
-            _ => Err(corrupt(
-                path,
-                format!("metadata {key:?} = {text:?} is not {rule}"),
-            )),
-        }
+    let present = |key: &str, ok: fn(f64) -> bool, what: &str| {
+        number(file, path, key, ok, what).map(|v| v.unwrap_or(f64::NAN))
     };
     Ok(Some(PlateauState {
-        lr: number(
+        lr: present(
             LR_PLATEAU_KEYS[0],
             |v| v.is_finite() && v >= 0.0,
             "a learning rate",
         )?,
-        // +∞ before the first epoch.
-        best: number(LR_PLATEAU_KEYS[1], |v| !v.is_nan(), "a loss")?,
+        // ±∞ before the first epoch.
+        best: present(LR_PLATEAU_KEYS[1], |v| !v.is_nan(), "a watched value")?,
         bad_epochs: file.meta_u64(path, LR_PLATEAU_KEYS[2])? as usize,
         cooldown_left: file.meta_u64(path, LR_PLATEAU_KEYS[3])? as usize,
     }))

@@ -1,7 +1,9 @@
 //! A training loop the application drives: batches come from a generator (a stream, never a
 //! stored training set), each step trains on the batch it is given, and the loop logs metrics
 //! of its own: the batch loss, a moving average, and the loss on a held-out set it made
-//! (evaluated through a `Predictor`, which keeps its device memory between evaluations).
+//! (evaluated through a `Predictor`, which keeps its device memory between evaluations). The
+//! held-out loss also drives a `ReduceLrOnPlateau` of the loop's own, as a PyTorch loop steps
+//! its scheduler: the rate it returns goes to the session with `Session::set_lr`.
 //!
 //! The stream samples y = sin(3x₀)·x₁ + 0.05·noise; the model is a GELU network built from
 //! layers. Halfway through, the loop hands the optimizer's state to a new session in memory
@@ -19,9 +21,10 @@ use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::nn::{Elementwise, Layer, Sequential};
+use steepest::optim::Threshold;
 use steepest::{
-    Adam, Backend, CpuBackend, Dataset, Init, Linear, Loss, Nonlinearity, Predictor, Session,
-    Trainer,
+    Adam, Backend, CpuBackend, Dataset, Init, Linear, Loss, Nonlinearity, Predictor,
+    ReduceLrOnPlateau, Session, Trainer,
 };
 
 /// Train on a stream of generated batches with a loop of your own.
@@ -96,9 +99,15 @@ fn train<B: Backend>(backend: &B, args: &Args) -> Result<(), String> {
     // The held-out set is evaluated at every log line: in one pass, through buffers kept.
     let mut predictor = net.predictor(held_out.len()).map_err(err)?;
     let first = held_out_mse(backend, &mut predictor, &net, &held_out).map_err(err)?;
+    // Halve the rate when two evaluations in a row bring no held-out loss 10% below the best.
+    let rule = ReduceLrOnPlateau::default()
+        .factor(0.5)
+        .patience(1)
+        .threshold(0.1, Threshold::Relative);
+    let mut plateau = rule.start(trainer.optimizer().lr());
     println!(
-        "{:>6}  {:>10}  {:>10}  {:>10}",
-        "step", "batch mse", "average", "held-out"
+        "{:>6}  {:>10}  {:>10}  {:>10}  {:>8}",
+        "step", "batch mse", "average", "held-out", "lr"
     );
     println!("{:>6}  {:>10}  {:>10}  {first:>10.5}", 0, "", "");
     let mut average: Option<f64> = None;
@@ -109,6 +118,7 @@ fn train<B: Backend>(backend: &B, args: &Args) -> Result<(), String> {
         let mut session = Session::for_batches(&trainer, backend, &mut net).map_err(err)?;
         if let Some(state) = state.take() {
             session.load_optimizer_state(&state).map_err(err)?;
+            session.set_lr(plateau.lr).map_err(err)?;
             println!("        (a new session continues with the optimizer state handed over)");
         }
         for step in from + 1..=to {
@@ -120,7 +130,9 @@ fn train<B: Backend>(backend: &B, args: &Args) -> Result<(), String> {
                 average = Some(avg);
                 let held = held_out_mse(backend, &mut predictor, session.model(), &held_out)
                     .map_err(err)?;
-                println!("{step:>6}  {loss:>10.5}  {avg:>10.5}  {held:>10.5}");
+                let lr = session.lr();
+                println!("{step:>6}  {loss:>10.5}  {avg:>10.5}  {held:>10.5}  {lr:>8.2e}");
+                session.set_lr(rule.step(&mut plateau, held)).map_err(err)?;
             }
         }
         state = Some(session.optimizer_state().map_err(err)?);

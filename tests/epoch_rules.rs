@@ -126,6 +126,47 @@ fn the_optimizer_steps_at_the_lowered_rate_on_both_backends() {
     the_optimizer_steps_at_the_lowered_rate(gpu(), &dir);
 }
 
+/// A rate set between epochs (`Session::set_lr`) is in the checkpoint: a strict resume
+/// continues at it, bit for bit the run that never stopped.
+fn a_set_rate_survives_a_resume<B: Backend>(backend: &B, dir: &Path) {
+    let data = blobs();
+    let run = trainer().epochs(3);
+    let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&run, backend, &mut straight, &data, None).unwrap();
+    session.run_epoch().unwrap();
+    session.set_lr(0.005).unwrap();
+    session.run_epoch().unwrap();
+    session.run_epoch().unwrap();
+    assert_eq!(rates(session.history()), [0.02, 0.005, 0.005]);
+    drop(session);
+
+    let path = dir.join("set-rate.safetensors");
+    let mut first = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&run, backend, &mut first, &data, None).unwrap();
+    session.run_epoch().unwrap();
+    session.set_lr(0.005).unwrap();
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+    let mut session = Session::new(&run, backend, &mut resumed, &data, None).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    assert_eq!(session.lr(), 0.005);
+    session.run_epoch().unwrap();
+    session.run_epoch().unwrap();
+    drop(session);
+    assert_eq!(
+        resumed.parameters_flat(backend).unwrap(),
+        straight.parameters_flat(backend).unwrap()
+    );
+}
+
+#[test]
+fn a_rate_set_between_epochs_survives_a_resume() {
+    let dir = scratch("set-rate");
+    a_set_rate_survives_a_resume(&CpuBackend, &dir);
+    a_set_rate_survives_a_resume(gpu(), &dir);
+}
+
 /// A run resumed from a checkpoint after the rate has fallen once lowers it again at the epochs
 /// the run it continues did, and ends with the same bits: the rate, the best loss and the
 /// epochs counted since are in the file.

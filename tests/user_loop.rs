@@ -177,6 +177,55 @@ fn optimizer_state_moves_between_sessions_in_memory() {
     assert!(err.contains("parameters"), "{err}");
 }
 
+/// A loop that lowers the rate halfway (as it would with a `ReduceLrOnPlateau` of its own)
+/// trains as a loop that hands its optimizer state to a session built at the lower rate; a
+/// refused rate changes nothing.
+fn a_new_rate_applies_from_the_next_step<B: Backend>(backend: &B) {
+    let data = data(48);
+    let at = |lr: f64| Trainer::new(Adam::default().lr(lr), Loss::MeanSquaredError).batch_size(16);
+    let (fast, slow) = (at(0.02), at(0.01));
+    let batches: Vec<Dataset> = (0..3).map(|i| batch(&data, i * 16, i * 16 + 16)).collect();
+
+    let mut lowered = mlp(backend);
+    let mut session = Session::for_batches(&fast, backend, &mut lowered).unwrap();
+    for b in &batches {
+        session.step_on_batch(b).unwrap();
+    }
+    assert_eq!(session.lr(), 0.02);
+    session.set_lr(0.01).unwrap();
+    assert!(session.set_lr(-1.0).is_err() && session.set_lr(f64::NAN).is_err());
+    assert_eq!(session.lr(), 0.01, "a refused rate changes nothing");
+    for b in &batches {
+        session.step_on_batch(b).unwrap();
+    }
+    drop(session);
+
+    let mut handed = mlp(backend);
+    let state = {
+        let mut first = Session::for_batches(&fast, backend, &mut handed).unwrap();
+        for b in &batches {
+            first.step_on_batch(b).unwrap();
+        }
+        first.optimizer_state().unwrap()
+    };
+    let mut second = Session::for_batches(&slow, backend, &mut handed).unwrap();
+    second.load_optimizer_state(&state).unwrap();
+    for b in &batches {
+        second.step_on_batch(b).unwrap();
+    }
+    drop(second);
+    assert_eq!(
+        lowered.parameters_flat(backend).unwrap(),
+        handed.parameters_flat(backend).unwrap()
+    );
+}
+
+#[test]
+fn a_loop_sets_the_rate_between_steps() {
+    a_new_rate_applies_from_the_next_step(&CpuBackend);
+    a_new_rate_applies_from_the_next_step(gpu());
+}
+
 #[test]
 fn the_same_on_the_gpu_state_handoff() {
     let g = gpu();

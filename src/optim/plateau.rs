@@ -34,7 +34,8 @@ pub enum Threshold {
 /// [`Trainer::reduce_lr_on_plateau`](crate::Trainer::reduce_lr_on_plateau) applies it after
 /// every epoch to what the trainer watches ([`Trainer::watch`](crate::Trainer::watch): the
 /// validation loss by default, in mode min). A loop of your own applies it with
-/// [`ReduceLrOnPlateau::step`] and hands the rate to the optimizer
+/// [`ReduceLrOnPlateau::step`] and hands the rate to its session
+/// ([`Session::set_lr`](crate::Session::set_lr)) or optimizer
 /// ([`GpuOptimizer::set_lr`](crate::GpuOptimizer::set_lr)).
 ///
 /// ```

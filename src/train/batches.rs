@@ -87,6 +87,27 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         Ok(f64::from(totals[[0, slot::TRAIN]]) / self.last_rows as f64)
     }
 
+    /// The optimizer's base learning rate (what the schedule scales): the trainer's, or the
+    /// last one [`Session::set_lr`] or `Trainer::reduce_lr_on_plateau` set.
+    pub fn lr(&self) -> f64 {
+        self.base_lr
+    }
+
+    /// Sets the optimizer's base learning rate from the next step on, as assigning PyTorch's
+    /// `param_group["lr"]` does between steps: a loop of your own that steps a
+    /// [`ReduceLrOnPlateau`](crate::ReduceLrOnPlateau) hands the rate it returns here.
+    /// Checkpoints keep it, so a resumed run continues at it (unless its optimizer settings
+    /// are overridden); a `reduce_lr_on_plateau` rule lowers it from there. A rate that is
+    /// negative or not finite (also once rounded to f32) is refused, changing nothing.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.optimizer.set_lr(lr)?;
+        self.base_lr = lr;
+        if let Some(state) = &mut self.memory.lr_plateau {
+            state.lr = lr;
+        }
+        Ok(())
+    }
+
     /// Continues from optimizer state another session gave ([`Session::optimizer_state`]) for
     /// a model of the same parameter shapes and the same optimizer: momentum, moments and the
     /// step count carry over, in memory. On error nothing changes.

@@ -154,11 +154,12 @@ pub(crate) fn optimizer_state<A: Arena>(
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Saves everything a resumed run needs to continue the same trajectory: parameters,
-    /// optimizer state, the position in the epoch, the running sums, what the stopping rules
-    /// remember (the best loss so far and its epoch, the first loss; with
-    /// `Trainer::restore_best`, the kept parameters and their loss; with
-    /// `Trainer::reduce_lr_on_plateau`, its state and rate), the epochs' history (not
-    /// the logged steps), and the configuration as metadata. Atomic: a crash mid-save leaves the previous file intact. Reads back (waits).
+    /// optimizer state, the base learning rate ([`Session::set_lr`]), the position in the
+    /// epoch, the running sums, what the stopping rules remember (the best watched value so
+    /// far and its epoch, the first loss; with `Trainer::restore_best`, the kept parameters
+    /// and their value; with `Trainer::reduce_lr_on_plateau`, its state), the epochs' history
+    /// (not the logged steps), and the configuration as metadata. Atomic: a crash mid-save
+    /// leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let backend = self.backend;
@@ -189,6 +190,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             ("step".into(), self.step.to_string()),
             ("optimizer_step".into(), state.step.to_string()),
             ("epoch".into(), self.epoch.to_string()),
+            ("lr".into(), format!("{:?}", self.base_lr)),
             (
                 "position".into(),
                 if in_epoch { self.position } else { 0 }.to_string(),
@@ -322,17 +324,25 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             self.trainer,
             &["optimizer_settings", "lr_on_plateau", "watched"],
         );
+        // The rate the saved run trained at last (`Session::set_lr`, the rule), unless the
+        // optimizer's settings are overridden; older files: the trainer's.
+        let saved_lr = super::stopping::number(
+            &file,
+            path,
+            "lr",
+            |v| v.is_finite() && v >= 0.0,
+            "a learning rate",
+        )?;
+        let base = match saved_lr {
+            Some(lr) if unchanged(&file, self.trainer, &["optimizer_settings"]) => lr,
+            _ => self.trainer.optimizer.lr(),
+        };
         memory.lr_plateau = match (self.memory.lr_plateau, memory.lr_plateau) {
             (Some(_), Some(saved)) if rule_unchanged => Some(saved),
-            (Some(_), _) => self
-                .trainer
-                .lr_plateau
-                .map(|rule| rule.start(self.trainer.optimizer.lr())),
+            (Some(_), _) => self.trainer.lr_plateau.map(|rule| rule.start(base)),
             (None, _) => None,
         };
-        let lr = memory
-            .lr_plateau
-            .map_or(self.trainer.optimizer.lr(), |state| state.lr);
+        let lr = memory.lr_plateau.map_or(base, |state| state.lr);
         self.trainer.optimizer.with_lr(lr).validate()?;
         let totals = file.take(path, "trainer.totals", &[slot::LEN])?;
         let totals = ndarray::Array2::from_shape_vec((1, slot::LEN), totals.to_vec())
@@ -340,6 +350,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         // Everything is checked; now apply (the optimizer first: it validates its own state).
         self.optimizer.load_state(&state)?;
         self.optimizer.set_lr(lr)?;
+        self.base_lr = lr;
         if let (Some(arena), Some(values)) = (&mut self.kept, &kept) {
             self.backend.write_arena(arena, values)?;
         }

@@ -9,7 +9,7 @@ use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::nn::Model;
-use crate::optim::{Optimizer, PlateauState};
+use crate::optim::PlateauState;
 use crate::tensor_file::{File, corrupt};
 
 /// What the stopping rules remember from earlier epochs: the best watched value and its epoch
@@ -87,7 +87,7 @@ impl Memory {
 
 /// The number under `key` in a checkpoint's metadata (`None` when it has none), refused unless
 /// `ok` holds: "is not {what}".
-fn number(
+pub(super) fn number(
     file: &File,
     path: &Path,
     key: &str,
@@ -160,7 +160,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             return Ok(());
         };
         let lr = rule.step(state, self.trainer.watched.of(record));
-        self.optimizer.set_lr(lr)
+        self.set_lr(lr)
     }
 
     /// With `Trainer::restore_best`, keeps the parameters after an epoch whose watched value is

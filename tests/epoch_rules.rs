@@ -15,8 +15,8 @@ use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
 use steepest::optim::{Mode, Threshold};
 use steepest::{
-    Adam, Backend, CpuBackend, History, Init, Loss, Mlp, ReduceLrOnPlateau, Session, StopReason,
-    Trainer, Watched,
+    Adam, Backend, CpuBackend, Dataset, History, Init, Loss, Mlp, ReduceLrOnPlateau, Session,
+    StopReason, Trainer, Watched,
 };
 
 /// The rates PyTorch's scheduler would have left for each epoch of `history`, stepped from `lr`
@@ -39,6 +39,30 @@ fn rates_the_rule_gives(
 
 fn rates(history: &History) -> Vec<f64> {
     history.epochs.iter().map(|r| r.lr).collect()
+}
+
+/// `run` in two parts: its first `epochs` epochs checkpointed to `path`, then the rest in a
+/// session of a model with other weights resumed from the file. The whole run's history and
+/// the parameters it ends with.
+fn in_two_parts<B: Backend>(
+    run: &Trainer,
+    backend: &B,
+    (train, val): (&Dataset, &Dataset),
+    epochs: usize,
+    path: &Path,
+) -> (History, Vec<f32>) {
+    let mut first_part = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    run.clone()
+        .epochs(epochs)
+        .checkpoint(path)
+        .fit(backend, &mut first_part, train, Some(val))
+        .unwrap();
+    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+    let mut session = Session::new(run, backend, &mut resumed, train, Some(val)).unwrap();
+    session.load_checkpoint(path).unwrap();
+    session.run().unwrap();
+    let history = session.into_history();
+    (history, resumed.parameters_flat(backend).unwrap())
 }
 
 /// A rule that lowers the rate a few times within 30 epochs of the checkpoint tests' run, on
@@ -187,22 +211,9 @@ fn a_resumed_run_lowers_the_rate_where_it_did<B: Backend>(backend: &B, dir: &Pat
     );
 
     let path = dir.join("resume.safetensors");
-    let mut first_part = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
-    run.clone()
-        .epochs(resume_at)
-        .checkpoint(&path)
-        .fit(backend, &mut first_part, &train, Some(&val))
-        .unwrap();
-    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
-    let mut session = Session::new(&run, backend, &mut resumed, &train, Some(&val)).unwrap();
-    session.load_checkpoint(&path).unwrap();
-    session.run().unwrap();
-    assert_eq!(session.history().epochs, straight_history.epochs);
-    drop(session);
-    assert_eq!(
-        resumed.parameters_flat(backend).unwrap(),
-        straight.parameters_flat(backend).unwrap()
-    );
+    let (history, params) = in_two_parts(&run, backend, (&train, &val), resume_at, &path);
+    assert_eq!(history.epochs, straight_history.epochs);
+    assert_eq!(params, straight.parameters_flat(backend).unwrap());
 }
 
 #[test]
@@ -262,21 +273,10 @@ fn accuracy_is_watched<B: Backend>(backend: &B, dir: &Path) {
     assert_ne!(lowest_loss, best_epoch, "{history:?}");
 
     let path = dir.join("accuracy.safetensors");
-    let mut first_part = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
-    run.clone()
-        .epochs(best_epoch + 2)
-        .checkpoint(&path)
-        .fit(backend, &mut first_part, &train, Some(&val))
-        .unwrap();
-    let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
-    let mut session = Session::new(&run, backend, &mut resumed, &train, Some(&val)).unwrap();
-    session.load_checkpoint(&path).unwrap();
-    session.run().unwrap();
-    assert_eq!(session.history(), &history);
-    drop(session);
+    let resumed = in_two_parts(&run, backend, (&train, &val), best_epoch + 2, &path);
     assert_eq!(
-        resumed.parameters_flat(backend).unwrap(),
-        straight.parameters_flat(backend).unwrap()
+        resumed,
+        (history, straight.parameters_flat(backend).unwrap())
     );
 }
 

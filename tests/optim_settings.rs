@@ -169,13 +169,19 @@ fn schedules_give_the_documented_rates() {
     assert!(LrSchedule::cosine(0, 0.0).validate().is_err());
 }
 
-#[test]
-fn the_optimizer_applies_its_schedule() {
+/// SGD at a base rate of 1 on one parameter, its rate falling tenfold every two updates.
+fn sgd_stepping_down() -> (CpuOptimizer, LrSchedule) {
     let schedule = LrSchedule::step(2, 0.1);
-    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 1)
+    let opt = CpuOptimizer::new(Sgd::default().lr(1.0), 1)
         .unwrap()
         .with_schedule(schedule)
         .unwrap();
+    (opt, schedule)
+}
+
+#[test]
+fn the_optimizer_applies_its_schedule() {
+    let (mut opt, schedule) = sgd_stepping_down();
     let mut theta = [0.0f32];
     let mut moves = Vec::new();
     for update in 1..=5 {
@@ -192,11 +198,7 @@ fn the_optimizer_applies_its_schedule() {
 
 #[test]
 fn a_new_rate_is_the_base_the_schedule_scales_from_the_next_update() {
-    let schedule = LrSchedule::step(2, 0.1);
-    let mut opt = CpuOptimizer::new(Sgd::default().lr(1.0), 1)
-        .unwrap()
-        .with_schedule(schedule)
-        .unwrap();
+    let (mut opt, _) = sgd_stepping_down();
     let mut theta = [0.0f32];
     opt.step(&mut theta, &[-1.0]).unwrap();
     opt.set_lr(0.5).unwrap();

@@ -14,8 +14,8 @@ pub enum Mode {
     Max,
 }
 
-/// How much better than the best value so far a loss must be to count as an improvement
-/// a value must be to count as an improvement (PyTorch's `threshold_mode`).
+/// How much better than the best value so far a value must be to count as an improvement
+/// (PyTorch's `threshold_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Threshold {
     /// Below `best · (1 − threshold)` in [`Mode::Min`], above `best · (1 + threshold)` in
@@ -63,7 +63,7 @@ pub struct ReduceLrOnPlateau {
     pub patience: usize,
     /// The margin an improvement needs (see [`Threshold`]), ≥ 0.
     pub threshold: f64,
-    /// Whether `threshold` is relative to the best loss or absolute.
+    /// Whether `threshold` is relative to the best value or absolute.
     pub threshold_mode: Threshold,
     /// Epochs after a reduction during which epochs without improvement are not counted.
     pub cooldown: usize,
@@ -91,7 +91,7 @@ impl Default for ReduceLrOnPlateau {
 /// What [`ReduceLrOnPlateau`] remembers between epochs. Training checkpoints carry it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlateauState {
-    /// The learning rate after the last epoch's reduction, if any.
+    /// The learning rate the rule leaves: the starting rate until its first reduction.
     pub lr: f64,
     /// The best value so far (the worst possible, ±∞, before the first epoch).
     pub best: f64,
@@ -130,7 +130,7 @@ impl ReduceLrOnPlateau {
         Self { patience, ..self }
     }
 
-    /// An improvement must beat the best loss by `threshold` in `mode`.
+    /// An improvement must beat the best value by `threshold`, measured as `mode` says.
     pub fn threshold(self, threshold: f64, mode: Threshold) -> Self {
         Self {
             threshold,

@@ -27,6 +27,42 @@ pub(super) struct Memory {
     pub lr_plateau: Option<PlateauState>,
 }
 
+/// What the rules applied after each epoch watch: [`Trainer::stop_on_plateau`],
+/// [`Trainer::restore_best`] and [`Trainer::reduce_lr_on_plateau`]. Each is measured on the
+/// validation data, or on the training data in a run without any.
+///
+/// [`Trainer::stop_on_plateau`]: super::Trainer::stop_on_plateau
+/// [`Trainer::restore_best`]: super::Trainer::restore_best
+/// [`Trainer::reduce_lr_on_plateau`]: super::Trainer::reduce_lr_on_plateau
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Watched {
+    /// The mean loss: lower is better.
+    #[default]
+    Loss,
+    /// The accuracy (classification losses): higher is better.
+    Accuracy,
+}
+
+impl Watched {
+    /// The watched value of an epoch (NaN for the accuracy of an epoch that has none: a
+    /// regression loss's).
+    pub fn of(self, record: &EpochRecord) -> f64 {
+        match self {
+            Watched::Loss => record.val_loss.unwrap_or(record.loss),
+            // A run that watches the accuracy has it (`Trainer::check_settings`).
+            Watched::Accuracy => record.val_accuracy.or(record.accuracy).unwrap_or(f64::NAN),
+        }
+    }
+
+    /// Whether `value` is better than `best` by more than `margin` (≥ 0).
+    pub(crate) fn improves(self, value: f64, best: f64, margin: f64) -> bool {
+        match self {
+            Watched::Loss => value < best - margin,
+            Watched::Accuracy => value > best + margin,
+        }
+    }
+}
+
 /// The checkpoint metadata keys of a [`PlateauState`]'s fields.
 const LR_PLATEAU_KEYS: [&str; 4] = [
     "lr_plateau_lr",

@@ -1,0 +1,180 @@
+//! The trainer's settings checked before anything is allocated: alone, and against the data
+//! and the model.
+
+use super::{Trainer, Watched};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::Loss;
+use crate::optim::Mode;
+
+impl Trainer {
+    /// Checks the settings against the data and the model before anything is allocated.
+    /// `op` names the caller in the errors about the data.
+    pub(crate) fn check(
+        &self,
+        op: &'static str,
+        outputs: usize,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<()> {
+        self.check_settings()?;
+        let bad = |detail: String| Err(Error::Data { op, detail });
+        if let Some(b) = self.batch_size.filter(|&b| b > train.len()) {
+            return bad(format!(
+                "batch size {b} is larger than the {} training samples",
+                train.len()
+            ));
+        }
+        for (name, data) in [("training", Some(train)), ("validation", validation)] {
+            let Some(data) = data else { continue };
+            self.check_targets(op, name, outputs, data)?;
+        }
+        if let Some(val) = validation {
+            if val.features() != train.features() {
+                return bad(format!(
+                    "validation data has {} features, training data {}",
+                    val.features(),
+                    train.features()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses batches of 0 samples, naming `op`.
+    pub(crate) fn check_batch_size(&self, op: &'static str) -> Result<()> {
+        match self.batch_size {
+            Some(0) => Err(Error::Data {
+                op,
+                detail: "batch size 0: a batch needs at least one sample".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the settings that do not depend on the data.
+    pub(crate) fn check_settings(&self) -> Result<()> {
+        self.loss.validate()?;
+        self.optimizer.validate()?;
+        self.schedule.validate()?;
+        if let Some(rule) = &self.lr_plateau {
+            rule.validate()?;
+        }
+        let op = "Trainer::fit";
+        let bad = |detail: String| Err(Error::Data { op, detail });
+        if self.watched == Watched::Accuracy && !self.loss.has_accuracy() {
+            return bad(format!(
+                "watch(Watched::Accuracy) with {}: only the classification losses (softmax and \
+                 binary cross-entropy) measure an accuracy",
+                self.loss.name()
+            ));
+        }
+        if let Some(rule) = self.lr_plateau {
+            let wanted = match self.watched {
+                Watched::Loss => Mode::Min,
+                Watched::Accuracy => Mode::Max,
+            };
+            if rule.mode != wanted {
+                return bad(format!(
+                    "reduce_lr_on_plateau in Mode::{:?} while watching {:?}, where {} is \
+                     better: use ReduceLrOnPlateau::mode(Mode::{wanted:?})",
+                    rule.mode,
+                    self.watched,
+                    if wanted == Mode::Min {
+                        "lower"
+                    } else {
+                        "higher"
+                    }
+                ));
+            }
+        }
+        self.check_batch_size(op)?;
+        if self.epochs == 0 {
+            return bad("0 epochs".into());
+        }
+        if self.log_every == Some(0) {
+            return bad("log_every(0): log at least every step".into());
+        }
+        if self.steps_per_submit == 0 {
+            return bad("steps_per_submit(0): submit at least every step".into());
+        }
+        if let Some(tol) = self.grad_tolerance {
+            if !(tol.is_finite() && tol > 0.0) {
+                return bad(format!(
+                    "stop_when_grad_norm_below({tol}): the tolerance must be finite and > 0"
+                ));
+            }
+        }
+        if let Some((patience, min_delta)) = self.plateau {
+            if patience == 0 {
+                return bad(
+                    "stop_on_plateau(0, …): a patience of 0 epochs would stop a run that is \
+                     still improving; use at least 1"
+                        .into(),
+                );
+            }
+            if !(min_delta.is_finite() && min_delta >= 0.0) {
+                return bad(format!(
+                    "stop_on_plateau(…, {min_delta}): min_delta must be finite and ≥ 0"
+                ));
+            }
+        }
+        if let Some(factor) = self.divergence_factor {
+            if !(factor.is_finite() && factor > 0.0) {
+                return bad(format!(
+                    "diverge_above({factor}): the factor must be finite and > 0"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `data`'s targets suit the loss and the model's `outputs` (`name` says which
+    /// data it is in the error, `op` who asked).
+    pub(crate) fn check_targets(
+        &self,
+        op: &'static str,
+        name: &str,
+        outputs: usize,
+        data: &Dataset,
+    ) -> Result<()> {
+        let bad = |detail: String| {
+            Err(Error::Data {
+                op,
+                detail: format!("{name} data: {detail}"),
+            })
+        };
+        match (self.loss, data.classes()) {
+            (Loss::SoftmaxCrossEntropy, Some(classes)) if classes == outputs => Ok(()),
+            (Loss::SoftmaxCrossEntropy, Some(classes)) => bad(format!(
+                "{classes} classes, but the model has {outputs} outputs"
+            )),
+            (Loss::SoftmaxCrossEntropy, None) => {
+                bad("cross-entropy needs class labels (Dataset::classification)".into())
+            }
+            (Loss::BinaryCrossEntropyWithLogits, Some(2)) if outputs == 1 => Ok(()),
+            (Loss::BinaryCrossEntropyWithLogits, Some(classes)) => bad(format!(
+                "binary cross-entropy on labels needs 2 classes and 1 output, got {classes} \
+                 classes and {outputs} outputs"
+            )),
+            (loss, Some(_)) => bad(format!(
+                "{} needs regression targets (Dataset::regression)",
+                loss.name()
+            )),
+            (loss, None) => {
+                if data.y().ncols() != outputs {
+                    return bad(format!(
+                        "targets have {} columns, the model {outputs} outputs",
+                        data.y().ncols()
+                    ));
+                }
+                if loss == Loss::BinaryCrossEntropyWithLogits {
+                    if let Some(t) = data.y().iter().find(|t| !(0.0..=1.0).contains(*t)) {
+                        return bad(format!("binary cross-entropy target {t} is outside [0, 1]"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

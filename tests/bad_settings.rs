@@ -7,10 +7,10 @@ mod common;
 use common::bad::{blobs, cross_entropy, fit_error, spec};
 use common::gpu;
 use ndarray::{Array2, array};
-use steepest::optim::Mode;
+use steepest::optim::{Mode, OneCycle};
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
-    Mlp, MlpSpec, ReduceLrOnPlateau, Sgd, Trainer, Watched, data,
+    LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Sgd, Trainer, Watched, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -221,6 +221,17 @@ fn stopping_rules_and_submits_are_validated() {
         assert!(err.to_string().contains(words), "{err} lacks {words}");
         assert_eq!(model.parameters_flat(g).unwrap(), before);
     }
+    // A one-cycle schedule shorter than the run: 30 samples in batches of 8 are 4 updates an
+    // epoch, 10 epochs 40 updates.
+    let short = cross_entropy()
+        .epochs(10)
+        .schedule(LrSchedule::one_cycle(OneCycle::new(39)));
+    let err = fit_error(short, &blobs());
+    let words = "the schedule ends after 39 updates, but this run takes 40 (10 epochs of 4)";
+    assert!(
+        matches!(err, Error::Data { .. }) && err.to_string().contains(words),
+        "{err}"
+    );
     let rule = ReduceLrOnPlateau::default();
     for (rule, words) in [
         (

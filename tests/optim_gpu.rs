@@ -7,6 +7,7 @@ mod common;
 use common::{gpu, rng};
 use rand::RngExt;
 use rand::rngs::StdRng;
+use steepest::optim::OneCycle;
 use steepest::{
     Adagrad, Adam, AdamW, Clip, CpuOptimizer, Error, GpuBuffer, GpuOptimizer, LrSchedule,
     OptimizerConfig, RmsProp, Sgd,
@@ -400,6 +401,8 @@ fn gpu_schedule_and_worked_example() {
     // A schedule changes the GPU's rate exactly as the CPU's.
     let schedule = LrSchedule::cosine(6, 0.0).with_warmup(2);
     differential_with_schedule(schedule);
+    // So does a one-cycle schedule, and its β1 with it.
+    differential_with_schedule(LrSchedule::one_cycle(OneCycle::new(10)));
 }
 
 fn differential_with_schedule(schedule: LrSchedule) {

@@ -2,7 +2,10 @@
 //! f64 (textbook form, independent of the library's operation order), and worked examples with
 //! known answers (their settings, schedules and state are in `optim_settings.rs`).
 
-use steepest::{Adagrad, Adam, AdamW, CpuOptimizer, OptimizerConfig, RmsProp, Sgd};
+use std::f64::consts::PI;
+
+use steepest::optim::OneCycle;
+use steepest::{Adagrad, Adam, AdamW, CpuOptimizer, LrSchedule, OptimizerConfig, RmsProp, Sgd};
 
 const GRADS: [f64; 4] = [0.5, -0.25, 1.5, 0.125];
 const THETA0: f64 = 1.0;
@@ -178,6 +181,76 @@ fn adam_and_adamw_follow_the_written_out_formula() {
         &grads,
     );
     assert!((plain[2] - ams[2]).abs() > 1e-3, "{plain:?} vs {ams:?}");
+}
+
+/// PyTorch's OneCycleLR for `GRADS.len()` = 4 updates with `pct_start` 0.5 (phases ending at
+/// updates 1 and 3) and a peak of `max`: each update's rate and momentum, written out.
+fn one_cycle_reference(max: f64) -> Vec<(f64, f64)> {
+    let (initial, min) = (max / 25.0, max / 25.0 / 1e4);
+    let anneal = |from: f64, to: f64, pct: f64| to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0);
+    (0..4)
+        .map(|t| match t {
+            0 | 1 => (anneal(initial, max, t as f64), anneal(0.95, 0.85, t as f64)),
+            _ => {
+                let pct = (t as f64 - 1.0) / 2.0;
+                (anneal(max, min, pct), anneal(0.85, 0.95, pct))
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_one_cycle_schedule_sets_each_updates_rate_and_momentum() {
+    let schedule = LrSchedule::one_cycle(OneCycle::new(4).pct_start(0.5));
+    let cycle = one_cycle_reference(0.1);
+    let run = |config: OptimizerConfig| {
+        let mut opt = CpuOptimizer::new(config, 1)
+            .unwrap()
+            .with_schedule(schedule)
+            .unwrap();
+        let mut theta = [THETA0 as f32];
+        let path: Vec<f64> = GRADS
+            .iter()
+            .map(|&g| {
+                opt.step(&mut theta, &[g as f32]).unwrap();
+                f64::from(theta[0])
+            })
+            .collect();
+        // The cycle has four updates; a fifth is refused and changes nothing.
+        let err = opt.step(&mut theta, &[1.0]).unwrap_err().to_string();
+        assert!(
+            err.contains("update 5 is past the schedule's last (4)"),
+            "{err}"
+        );
+        assert_eq!(f64::from(theta[0]), path[3]);
+        path
+    };
+    // Adam: the cycle's momentum is β1, also in the bias correction 1 − β1ₜ^t.
+    let (mut theta, mut m, mut v) = (THETA0, 0.0, 0.0);
+    let mut expected = Vec::new();
+    for (i, (&g, &(lr, b1))) in GRADS.iter().zip(&cycle).enumerate() {
+        let t = (i + 1) as i32;
+        m = b1 * m + (1.0 - b1) * g;
+        v = 0.999 * v + (1.0 - 0.999) * g * g;
+        let (m_hat, v_hat) = (m / (1.0 - b1.powi(t)), v / (1.0 - 0.999f64.powi(t)));
+        theta -= lr * m_hat / (v_hat.sqrt() + 1e-8);
+        expected.push(theta);
+    }
+    assert_trajectory(
+        "Adam, one cycle",
+        &run(Adam::default().lr(0.1).into()),
+        &expected,
+    );
+    // SGD: the cycle's momentum replaces the configured 0.5.
+    let (mut theta, mut b) = (THETA0, 0.0);
+    let mut expected = Vec::new();
+    for (i, (&g, &(lr, mu))) in GRADS.iter().zip(&cycle).enumerate() {
+        b = if i == 0 { g } else { mu * b + g };
+        theta -= lr * b;
+        expected.push(theta);
+    }
+    let sgd = Sgd::default().lr(0.1).momentum(0.5);
+    assert_trajectory("SGD, one cycle", &run(sgd.into()), &expected);
 }
 
 /// RMSprop as in the PyTorch docs, in f64.

@@ -2,7 +2,7 @@
 //! learning-rate schedules, clipping, monitoring, and state that round-trips (the update rules
 //! themselves are in `optim_rules.rs`).
 
-use steepest::optim::Decay;
+use steepest::optim::{Decay, OneCycle};
 use steepest::{
     Adagrad, Adam, AdamW, Clip, CpuOptimizer, Error, LrSchedule, OptimizerConfig, RmsProp, Sgd,
 };
@@ -217,6 +217,53 @@ fn a_new_rate_is_the_base_the_schedule_scales_from_the_next_update() {
         assert_eq!(opt.config().lr(), 0.5, "a refused rate changes nothing");
     }
     assert_eq!(opt.steps(), 3);
+}
+
+#[test]
+fn one_cycle_schedules_are_checked_against_the_optimizer() {
+    let cycle = LrSchedule::one_cycle(OneCycle::new(100));
+    let refused = |config: OptimizerConfig, schedule: LrSchedule, words: &str| {
+        let err = CpuOptimizer::new(config, 1)
+            .unwrap()
+            .with_schedule(schedule)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidHyperparameter { .. }) && err.to_string().contains(words),
+            "{config:?}: {err}"
+        );
+    };
+    // A cycled momentum needs an optimizer that uses one.
+    refused(
+        Sgd::default().into(),
+        cycle,
+        "SGD without momentum would ignore it",
+    );
+    refused(RmsProp::default().into(), cycle, "RMSprop without momentum");
+    refused(
+        Adagrad::default().into(),
+        cycle,
+        "Adagrad, which has no momentum",
+    );
+    // It warms up itself.
+    refused(Adam::default().into(), cycle.with_warmup(5), "warmup");
+    for config in [
+        OptimizerConfig::from(Adam::default()),
+        Sgd::default().momentum(0.9).into(),
+        RmsProp::default().momentum(0.5).into(),
+    ] {
+        CpuOptimizer::new(config, 1)
+            .unwrap()
+            .with_schedule(cycle)
+            .unwrap();
+    }
+    let plain = LrSchedule::one_cycle(OneCycle::new(100).without_momentum_cycle());
+    CpuOptimizer::new(Sgd::default(), 1)
+        .unwrap()
+        .with_schedule(plain)
+        .unwrap();
+    assert_eq!(plain.momentum_at(0), None);
+    assert_eq!(cycle.momentum_at(0), Some(0.95));
+    assert_eq!(cycle.last_update(), Some(100));
 }
 
 #[test]

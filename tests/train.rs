@@ -1,14 +1,15 @@
 //! End-to-end training: GPU vs CPU in lockstep for every loss and activation, a free-running
-//! loss-curve comparison, the wait budget, each stopping rule, evaluation, line search and the
-//! finder.
+//! loss-curve comparison, the wait budget, each stopping rule, evaluation, line search, the
+//! finder and a one-cycle run.
 
 mod common;
 
 use common::gpu;
 use common::lockstep::step_both;
+use steepest::optim::OneCycle;
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder, Mlp,
-    MlpSpec, Session, Sgd, StopReason, Trainer, data,
+    Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder,
+    LrSchedule, Mlp, MlpSpec, Session, Sgd, StopReason, Trainer, data,
 };
 
 /// Data that fits `loss` for a model with `outputs` outputs and 2 inputs.
@@ -532,4 +533,35 @@ fn bad_settings_are_errors_before_training() {
         Err(Error::InvalidHyperparameter { .. })
     ));
     assert_eq!(model.parameters_flat(&CpuBackend).unwrap(), before);
+}
+
+/// A run under a one-cycle schedule of exactly its length: each epoch ends at the rate the
+/// schedule gives its last update, the momentum cycles with it, and the loss falls.
+fn one_cycle_run<B: Backend>(backend: &B) {
+    let (data, mut model) = regression_model(backend);
+    // 120 samples in batches of 16: 8 updates an epoch, 40 in 5 epochs.
+    let schedule = LrSchedule::one_cycle(OneCycle::new(40));
+    let history = Trainer::new(Adam::default().lr(0.2), Loss::MeanSquaredError)
+        .batch_size(16)
+        .epochs(5)
+        .schedule(schedule)
+        .fit(backend, &mut model, &data, None)
+        .unwrap();
+    let rates: Vec<f64> = history.epochs.iter().map(|r| r.lr).collect();
+    let want: Vec<f64> = history
+        .epochs
+        .iter()
+        .map(|r| schedule.lr_at(0.2, r.step - 1))
+        .collect();
+    assert_eq!(rates, want);
+    assert_eq!(history.last().unwrap().step, 40);
+    assert!(rates[1] > rates[0] && rates[4] < 1e-5, "{rates:?}");
+    let (first, last) = (history.epochs[0].loss, history.last().unwrap().loss);
+    assert!(last < first / 10.0, "{first} → {last}");
+}
+
+#[test]
+fn one_cycle_runs_on_both_backends() {
+    one_cycle_run(&CpuBackend);
+    one_cycle_run(gpu());
 }

@@ -9,12 +9,14 @@
 
 mod common;
 mod config;
+mod one_cycle;
 mod optimizer;
 mod plateau;
 mod schedule;
 
 pub(crate) use common::common_optimizer_methods;
 pub use config::{Adagrad, Adam, AdamW, OptimizerConfig, RmsProp, Sgd};
+pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;
 pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};
 pub use schedule::{Decay, LrSchedule};
@@ -144,6 +146,34 @@ pub(crate) struct StepScalars {
     pub _pad: [u32; 2],
 }
 
+/// Whether `schedule` is valid and suits `config`: a schedule that cycles the momentum needs
+/// an optimizer whose momentum (or β1) the update uses, as PyTorch's `OneCycleLR` does.
+pub(crate) fn schedule_fits(config: &OptimizerConfig, schedule: &LrSchedule) -> Result<()> {
+    schedule.validate()?;
+    let Some(momentum) = schedule.momentum_at(0) else {
+        return Ok(());
+    };
+    let unused = match config {
+        OptimizerConfig::Sgd(c) if c.momentum == 0.0 => Some("SGD without momentum"),
+        OptimizerConfig::RmsProp(c) if c.momentum <= 0.0 => Some("RMSprop without momentum"),
+        OptimizerConfig::Adagrad(_) => Some("Adagrad, which has no momentum,"),
+        _ => None,
+    };
+    match unused {
+        Some(what) => Err(Error::InvalidHyperparameter {
+            optimizer: "OneCycle",
+            name: "momentum".into(),
+            value: momentum,
+            rule: format!(
+                "a cycled momentum needs an optimizer that uses one: {what} would ignore it \
+                 (give it a momentum > 0, which the cycle replaces, or use \
+                 OneCycle::without_momentum_cycle)"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// State slot `i` of an update holds the buffer named `names[i]`, if any.
 pub(crate) type SlotNames = [Option<&'static str>; 3];
 
@@ -180,7 +210,7 @@ impl OptimizerCore {
     }
 
     pub fn set_schedule(&mut self, schedule: LrSchedule) -> Result<()> {
-        schedule.validate()?;
+        schedule_fits(&self.config, &schedule)?;
         self.schedule = schedule;
         Ok(())
     }
@@ -284,6 +314,8 @@ impl OptimizerCore {
     /// Scalars for update number `step` (1-based).
     pub fn scalars(&self, step: u64) -> StepScalars {
         let lr = self.lr_for_update(step);
+        // A one-cycle schedule's momentum replaces the configured one (β1 for Adam).
+        let cycled = self.schedule.momentum_at(step.saturating_sub(1));
         let t = step as f64;
         let mut s = StepScalars {
             lr: lr as f32,
@@ -295,12 +327,12 @@ impl OptimizerCore {
         match self.config {
             OptimizerConfig::Sgd(c) => {
                 s.weight_decay = c.weight_decay as f32;
-                s.momentum = c.momentum as f32;
+                s.momentum = cycled.unwrap_or(c.momentum) as f32;
                 s.one_minus_dampening = (1.0 - c.dampening) as f32;
             }
             OptimizerConfig::RmsProp(c) => {
                 s.weight_decay = c.weight_decay as f32;
-                s.momentum = c.momentum as f32;
+                s.momentum = cycled.unwrap_or(c.momentum) as f32;
                 s.beta2 = c.alpha as f32;
                 s.one_minus_beta2 = (1.0 - c.alpha) as f32;
                 s.eps = c.eps as f32;
@@ -317,12 +349,13 @@ impl OptimizerCore {
                 weight_decay,
                 ..
             }) => {
+                let beta1 = cycled.unwrap_or(betas.0);
                 s.weight_decay = weight_decay as f32;
-                s.one_minus_beta1 = (1.0 - betas.0) as f32;
+                s.one_minus_beta1 = (1.0 - beta1) as f32;
                 s.beta2 = betas.1 as f32;
                 s.one_minus_beta2 = (1.0 - betas.1) as f32;
                 s.eps = eps as f32;
-                s.step_size = (lr / (1.0 - betas.0.powf(t))) as f32;
+                s.step_size = (lr / (1.0 - beta1.powf(t))) as f32;
                 s.bias_correction2_sqrt = (1.0 - betas.1.powf(t)).sqrt() as f32;
                 s.decay_factor = (1.0 - lr * weight_decay) as f32;
             }
@@ -354,12 +387,23 @@ impl OptimizerCore {
         Ok(())
     }
 
-    /// The number of the next update (1-based), or an error when the count would wrap.
+    /// The number of the next update (1-based), or an error when the count would wrap or the
+    /// schedule has ended.
     pub fn next_step(&self) -> Result<u64> {
-        self.step.checked_add(1).ok_or_else(|| Error::State {
+        let next = self.step.checked_add(1).ok_or_else(|| Error::State {
             optimizer: self.config.name(),
             detail: format!("step count {} has no next step", self.step),
-        })
+        })?;
+        match self.schedule.last_update() {
+            Some(last) if next > last => Err(Error::State {
+                optimizer: self.config.name(),
+                detail: format!(
+                    "update {next} is past the schedule's last ({last}): a one-cycle schedule \
+                     has a rate for its total_steps updates only"
+                ),
+            }),
+            _ => Ok(next),
+        }
     }
 
     /// Checks a saved state against this optimizer; returns the buffers in slot order.

@@ -2,6 +2,7 @@
 
 use std::f64::consts::PI;
 
+use super::one_cycle::OneCycle;
 use crate::error::{Error, Result};
 
 /// How the learning rate decays after any warm-up. `t` counts updates from 0.
@@ -34,6 +35,9 @@ pub enum Decay {
         /// The final rate (≥ 0).
         min_lr: f64,
     },
+    /// The 1cycle policy with α₀ as its peak (PyTorch's `OneCycleLR` with `max_lr` = α₀),
+    /// which also cycles the momentum; it has its own warm-up, so it takes no other.
+    OneCycle(OneCycle),
 }
 
 /// A decay with an optional linear warm-up in front: for the first `warmup` updates the rate
@@ -89,6 +93,14 @@ impl LrSchedule {
             warmup: 0,
         }
     }
+    /// The 1cycle policy (PyTorch's `OneCycleLR`), peaking at the optimizer's learning rate.
+    pub fn one_cycle(cycle: OneCycle) -> Self {
+        Self {
+            decay: Decay::OneCycle(cycle),
+            warmup: 0,
+        }
+    }
+
     /// The same schedule behind `steps` updates of linear warm-up.
     pub fn with_warmup(self, steps: u64) -> Self {
         Self {
@@ -112,6 +124,12 @@ impl LrSchedule {
             return bad("warmup", self.warmup as f64, "must be < 2^64 − 1 steps");
         }
         match self.decay {
+            Decay::OneCycle(_) if self.warmup > 0 => bad(
+                "warmup",
+                self.warmup as f64,
+                "must be 0 with a one-cycle schedule, which warms up itself",
+            ),
+            Decay::OneCycle(cycle) => cycle.validate(),
             Decay::Constant => Ok(()),
             Decay::Step { every: 0, .. } => bad("every", 0.0, "must be > 0"),
             Decay::Step { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => {
@@ -147,6 +165,24 @@ impl LrSchedule {
                 let progress = t.min(period) as f64 / period.max(1) as f64;
                 min_lr + (base_lr - min_lr) * (1.0 + (PI * progress).cos()) / 2.0
             }
+            Decay::OneCycle(cycle) => cycle.at(base_lr, t).0,
+        }
+    }
+
+    /// The momentum (Adam's β1, SGD's and RMSprop's momentum) for update `t` (0-based), where
+    /// the schedule sets it: a one-cycle schedule that cycles it. `None`: the optimizer's own.
+    pub fn momentum_at(&self, t: u64) -> Option<f64> {
+        match self.decay {
+            Decay::OneCycle(cycle) => cycle.at(0.0, t).1,
+            _ => None,
+        }
+    }
+
+    /// The last update the schedule has a rate for (1-based), if it ends.
+    pub fn last_update(&self) -> Option<u64> {
+        match self.decay {
+            Decay::OneCycle(cycle) => Some(cycle.total_steps),
+            _ => None,
         }
     }
 }

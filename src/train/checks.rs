@@ -38,6 +38,18 @@ impl Trainer {
                 ));
             }
         }
+        // A schedule that ends (one-cycle) must last the whole run.
+        if let Some(last) = self.schedule.last_update() {
+            let per_epoch = self.batch_size.map_or(1, |b| train.len().div_ceil(b));
+            let updates = (per_epoch as u64).saturating_mul(self.epochs as u64);
+            if updates > last {
+                return bad(format!(
+                    "the schedule ends after {last} updates, but this run takes {updates} \
+                     ({} epochs of {per_epoch}): give it that many total_steps, or fewer epochs",
+                    self.epochs
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -56,7 +68,7 @@ impl Trainer {
     pub(crate) fn check_settings(&self) -> Result<()> {
         self.loss.validate()?;
         self.optimizer.validate()?;
-        self.schedule.validate()?;
+        crate::optim::schedule_fits(&self.optimizer, &self.schedule)?;
         if let Some(rule) = &self.lr_plateau {
             rule.validate()?;
         }

@@ -401,7 +401,8 @@ fn gpu_schedule_and_worked_example() {
     // A schedule changes the GPU's rate exactly as the CPU's.
     let schedule = LrSchedule::cosine(6, 0.0).with_warmup(2);
     differential_with_schedule(schedule);
-    // So does a one-cycle schedule, and its β1 with it.
+    // So do warm restarts, and a one-cycle schedule with its β1.
+    differential_with_schedule(LrSchedule::cosine_warm_restarts(2, 2, 0.01));
     differential_with_schedule(LrSchedule::one_cycle(OneCycle::new(10)));
 }
 

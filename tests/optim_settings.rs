@@ -169,6 +169,53 @@ fn schedules_give_the_documented_rates() {
     assert!(LrSchedule::cosine(0, 0.0).validate().is_err());
 }
 
+/// PyTorch's CosineAnnealingWarmRestarts, stepped once per update as its docs do it: `T_cur`
+/// counts up and, on reaching `T_i`, drops by `T_i` while `T_i` grows `T_mult` times.
+#[test]
+fn warm_restarts_count_their_periods_as_pytorch_does() {
+    for (t0, mult) in [(3u64, 1u64), (3, 2), (1, 3), (5, 2)] {
+        let schedule = LrSchedule::cosine_warm_restarts(t0, mult, 0.01);
+        let (mut t_cur, mut t_i) = (0u64, t0);
+        for t in 0..200 {
+            if t > 0 {
+                t_cur += 1;
+                if t_cur >= t_i {
+                    t_cur -= t_i;
+                    t_i *= mult;
+                }
+            }
+            let want = 0.01
+                + (0.5 - 0.01) * (1.0 + (std::f64::consts::PI * t_cur as f64 / t_i as f64).cos())
+                    / 2.0;
+            assert_eq!(
+                schedule.lr_at(0.5, t),
+                want,
+                "T_0 {t0}, T_mult {mult}, update {t}"
+            );
+        }
+    }
+    // Restarts at the base rate: updates 0, 3, 9 and 21 with T_0 = 3, T_mult = 2.
+    let restarts = LrSchedule::cosine_warm_restarts(3, 2, 0.0);
+    for t in [0, 3, 9, 21] {
+        assert!((restarts.lr_at(0.5, t) - 0.5).abs() < 1e-15, "update {t}");
+    }
+    // A far update costs no more than a near one, and a period past u64 never ends.
+    let long = LrSchedule::cosine_warm_restarts(10, 1, 0.0);
+    assert_eq!(long.lr_at(1.0, 10_000_000_007), long.lr_at(1.0, 7));
+    assert!(LrSchedule::cosine_warm_restarts(u64::MAX / 2, 3, 0.0).lr_at(1.0, u64::MAX - 1) > 0.0);
+    for (bad, name) in [
+        (LrSchedule::cosine_warm_restarts(0, 1, 0.0), "period"),
+        (LrSchedule::cosine_warm_restarts(3, 0, 0.0), "mult"),
+        (LrSchedule::cosine_warm_restarts(3, 1, -1.0), "min_lr"),
+    ] {
+        let err = bad.validate().unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidHyperparameter { name: n, .. } if n == name),
+            "{err}"
+        );
+    }
+}
+
 /// SGD at a base rate of 1 on one parameter, its rate falling tenfold every two updates.
 fn sgd_stepping_down() -> (CpuOptimizer, LrSchedule) {
     let schedule = LrSchedule::step(2, 0.1);

@@ -35,6 +35,17 @@ pub enum Decay {
         /// The final rate (≥ 0).
         min_lr: f64,
     },
+    /// Cosine annealing from α₀ to η_min over `period` updates, then a restart at α₀, each
+    /// period `mult` times the last (PyTorch's `CosineAnnealingWarmRestarts` with
+    /// `T_0 = period`, `T_mult = mult`, stepped once per update).
+    WarmRestarts {
+        /// Updates of the first period (> 0).
+        period: u64,
+        /// Each period's length over the last's (≥ 1).
+        mult: u64,
+        /// The rate each period ends at (≥ 0).
+        min_lr: f64,
+    },
     /// The 1cycle policy with α₀ as its peak (PyTorch's `OneCycleLR` with `max_lr` = α₀),
     /// which also cycles the momentum; it has its own warm-up, so it takes no other.
     OneCycle(OneCycle),
@@ -93,6 +104,19 @@ impl LrSchedule {
             warmup: 0,
         }
     }
+    /// Cosine annealing from α₀ to `min_lr` over `period` updates, restarting at α₀ with
+    /// each period `mult` times the last (PyTorch's `CosineAnnealingWarmRestarts`).
+    pub fn cosine_warm_restarts(period: u64, mult: u64, min_lr: f64) -> Self {
+        Self {
+            decay: Decay::WarmRestarts {
+                period,
+                mult,
+                min_lr,
+            },
+            warmup: 0,
+        }
+    }
+
     /// The 1cycle policy (PyTorch's `OneCycleLR`), peaking at the optimizer's learning rate.
     pub fn one_cycle(cycle: OneCycle) -> Self {
         Self {
@@ -138,7 +162,13 @@ impl LrSchedule {
             Decay::Exponential { k } | Decay::InverseTime { k } if !(k.is_finite() && k >= 0.0) => {
                 bad("k", k, "must be ≥ 0")
             }
-            Decay::Cosine { period: 0, .. } => bad("period", 0.0, "must be > 0"),
+            Decay::Cosine { period: 0, .. } | Decay::WarmRestarts { period: 0, .. } => {
+                bad("period", 0.0, "must be > 0")
+            }
+            Decay::WarmRestarts { mult: 0, .. } => bad("mult", 0.0, "must be ≥ 1"),
+            Decay::WarmRestarts { min_lr, .. } if !(min_lr.is_finite() && min_lr >= 0.0) => {
+                bad("min_lr", min_lr, "must be ≥ 0")
+            }
             Decay::Cosine { min_lr, .. } if !(min_lr.is_finite() && min_lr >= 0.0) => {
                 bad("min_lr", min_lr, "must be ≥ 0")
             }
@@ -165,6 +195,14 @@ impl LrSchedule {
                 let progress = t.min(period) as f64 / period.max(1) as f64;
                 min_lr + (base_lr - min_lr) * (1.0 + (PI * progress).cos()) / 2.0
             }
+            Decay::WarmRestarts {
+                period,
+                mult,
+                min_lr,
+            } => {
+                let (into, length) = restart_period(period, mult, t);
+                min_lr + (base_lr - min_lr) * (1.0 + (PI * into as f64 / length as f64).cos()) / 2.0
+            }
             Decay::OneCycle(cycle) => cycle.at(base_lr, t).0,
         }
     }
@@ -185,4 +223,25 @@ impl LrSchedule {
             _ => None,
         }
     }
+}
+
+/// Where update `t` (0-based) falls in warm restarts whose first period is `period` updates,
+/// each later one `mult` times the last: (updates into its period, the period's length), the
+/// integers PyTorch's `CosineAnnealingWarmRestarts` counts as `T_cur` and `T_i`. A period too
+/// long for u64 never ends.
+fn restart_period(period: u64, mult: u64, t: u64) -> (u64, u64) {
+    let period = period.max(1);
+    if mult <= 1 {
+        return (t % period, period);
+    }
+    // Periods grow geometrically: at most 64 of them before one passes any u64.
+    let (mut into, mut length) = (t, period);
+    while into >= length {
+        into -= length;
+        match length.checked_mul(mult) {
+            Some(next) => length = next,
+            None => return (into, u64::MAX),
+        }
+    }
+    (into, length)
 }

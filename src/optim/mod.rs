@@ -146,34 +146,6 @@ pub(crate) struct StepScalars {
     pub _pad: [u32; 2],
 }
 
-/// Whether `schedule` is valid and suits `config`: a schedule that cycles the momentum needs
-/// an optimizer whose momentum (or β1) the update uses, as PyTorch's `OneCycleLR` does.
-pub(crate) fn schedule_fits(config: &OptimizerConfig, schedule: &LrSchedule) -> Result<()> {
-    schedule.validate()?;
-    let Some(momentum) = schedule.momentum_at(0) else {
-        return Ok(());
-    };
-    let unused = match config {
-        OptimizerConfig::Sgd(c) if c.momentum == 0.0 => Some("SGD without momentum"),
-        OptimizerConfig::RmsProp(c) if c.momentum <= 0.0 => Some("RMSprop without momentum"),
-        OptimizerConfig::Adagrad(_) => Some("Adagrad, which has no momentum,"),
-        _ => None,
-    };
-    match unused {
-        Some(what) => Err(Error::InvalidHyperparameter {
-            optimizer: "OneCycle",
-            name: "momentum".into(),
-            value: momentum,
-            rule: format!(
-                "a cycled momentum needs an optimizer that uses one: {what} would ignore it \
-                 (give it a momentum > 0, which the cycle replaces, or use \
-                 OneCycle::without_momentum_cycle)"
-            ),
-        }),
-        None => Ok(()),
-    }
-}
-
 /// State slot `i` of an update holds the buffer named `names[i]`, if any.
 pub(crate) type SlotNames = [Option<&'static str>; 3];
 
@@ -210,7 +182,7 @@ impl OptimizerCore {
     }
 
     pub fn set_schedule(&mut self, schedule: LrSchedule) -> Result<()> {
-        schedule_fits(&self.config, &schedule)?;
+        schedule.check_for(&self.config)?;
         self.schedule = schedule;
         Ok(())
     }

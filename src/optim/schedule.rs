@@ -2,6 +2,7 @@
 
 use std::f64::consts::PI;
 
+use super::OptimizerConfig;
 use super::one_cycle::OneCycle;
 use crate::error::{Error, Result};
 
@@ -173,6 +174,35 @@ impl LrSchedule {
                 bad("min_lr", min_lr, "must be ≥ 0")
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the schedule is valid and suits `config`: a schedule that cycles the momentum
+    /// needs an optimizer whose momentum (or β1) the update uses, as PyTorch's `OneCycleLR`
+    /// does.
+    pub(crate) fn check_for(&self, config: &OptimizerConfig) -> Result<()> {
+        self.validate()?;
+        let Some(momentum) = self.momentum_at(0) else {
+            return Ok(());
+        };
+        let unused = match config {
+            OptimizerConfig::Sgd(c) if c.momentum == 0.0 => Some("SGD without momentum"),
+            OptimizerConfig::RmsProp(c) if c.momentum <= 0.0 => Some("RMSprop without momentum"),
+            OptimizerConfig::Adagrad(_) => Some("Adagrad, which has no momentum,"),
+            _ => None,
+        };
+        match unused {
+            Some(what) => Err(Error::InvalidHyperparameter {
+                optimizer: "OneCycle",
+                name: "momentum".into(),
+                value: momentum,
+                rule: format!(
+                    "a cycled momentum needs an optimizer that uses one: {what} would ignore it \
+                     (give it a momentum > 0, which the cycle replaces, or use \
+                     OneCycle::without_momentum_cycle)"
+                ),
+            }),
+            None => Ok(()),
         }
     }
 

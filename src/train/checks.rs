@@ -68,7 +68,7 @@ impl Trainer {
     pub(crate) fn check_settings(&self) -> Result<()> {
         self.loss.validate()?;
         self.optimizer.validate()?;
-        crate::optim::schedule_fits(&self.optimizer, &self.schedule)?;
+        self.schedule.check_for(&self.optimizer)?;
         if let Some(rule) = &self.lr_plateau {
             rule.validate()?;
         }

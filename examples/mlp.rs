@@ -20,8 +20,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use common::{BackendChoice, OptimizerChoice, Panel, finish, plot_panels, positive_rate};
+use steepest::optim::OneCycle;
 use steepest::{
-    Activation, Backend, CpuBackend, History, Init, Loss, Mlp, MlpSpec, Standardizer, Trainer, data,
+    Activation, Backend, CpuBackend, History, Init, Loss, LrSchedule, Mlp, MlpSpec, Standardizer,
+    Trainer, data,
 };
 
 const TARGET_ACCURACY: f64 = 0.95;
@@ -42,6 +44,12 @@ struct Args {
     /// Epochs to train [default: 150, 60 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
+    /// How the learning rate moves over the run: constant, cosine (annealed to 0 over the
+    /// run), warm-restarts (cosine, restarting after 10 epochs, then 20, 40, …) or one-cycle
+    /// (PyTorch's OneCycleLR over the run, peaking at --lr; it also cycles the momentum of
+    /// momentum, nesterov, adam and adamw).
+    #[arg(long, value_enum, default_value_t = ScheduleChoice::Constant)]
+    schedule: ScheduleChoice,
     /// Samples per mini-batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
@@ -57,6 +65,14 @@ struct Args {
     /// A smaller run (CI) that must still reach the target accuracy.
     #[arg(long)]
     quick: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScheduleChoice {
+    Constant,
+    Cosine,
+    WarmRestarts,
+    OneCycle,
 }
 
 struct Settings {
@@ -75,12 +91,6 @@ fn settings(args: &Args) -> Result<Settings, String> {
     };
     let config = args.optimizer.config(args.lr.unwrap_or(default_lr));
     config.validate().map_err(|e| e.to_string())?;
-    let trainer = Trainer::new(config, Loss::SoftmaxCrossEntropy)
-        .batch_size(args.batch_size as usize)
-        .epochs(args.epochs.unwrap_or(if args.quick { 60 } else { 150 }) as usize)
-        .seed(args.seed)
-        .monitor(true)
-        .progress(true);
     let samples = args.samples.unwrap_or(if args.quick { 1000 } else { 2000 }) as usize;
     let train_samples = samples - (samples as f64 * 0.2).round() as usize;
     if args.batch_size as usize > train_samples {
@@ -89,6 +99,31 @@ fn settings(args: &Args) -> Result<Settings, String> {
             args.batch_size
         ));
     }
+    let epochs = args.epochs.unwrap_or(if args.quick { 60 } else { 150 }) as u64;
+    let per_epoch = train_samples.div_ceil(args.batch_size as usize) as u64;
+    let updates = epochs * per_epoch;
+    let schedule = match args.schedule {
+        ScheduleChoice::Constant => LrSchedule::constant(),
+        ScheduleChoice::Cosine => LrSchedule::cosine(updates, 0.0),
+        ScheduleChoice::WarmRestarts => LrSchedule::cosine_warm_restarts(10 * per_epoch, 2, 0.0),
+        ScheduleChoice::OneCycle => {
+            // The cycle moves the momentum too, where the optimizer has one to move.
+            let cycle = OneCycle::new(updates);
+            LrSchedule::one_cycle(match args.optimizer {
+                OptimizerChoice::Sgd | OptimizerChoice::Rmsprop | OptimizerChoice::Adagrad => {
+                    cycle.without_momentum_cycle()
+                }
+                _ => cycle,
+            })
+        }
+    };
+    let trainer = Trainer::new(config, Loss::SoftmaxCrossEntropy)
+        .batch_size(args.batch_size as usize)
+        .epochs(epochs as usize)
+        .schedule(schedule)
+        .seed(args.seed)
+        .monitor(true)
+        .progress(true);
     Ok(Settings {
         trainer,
         samples,
@@ -126,11 +161,12 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
         .filter(|r| r.epoch % 25 == 0 || r.epoch == 1)
     {
         println!(
-            "epoch {:4}  loss {:.4}  val loss {:.4}  val accuracy {:.1}%",
+            "epoch {:4}  loss {:.4}  val loss {:.4}  val accuracy {:.1}%  lr {:.2e}",
             r.epoch,
             r.loss,
             r.val_loss.unwrap_or(f64::NAN),
-            100.0 * r.val_accuracy.unwrap_or(0.0)
+            100.0 * r.val_accuracy.unwrap_or(0.0),
+            r.lr
         );
     }
     let steps = history.last().map_or(0, |r| r.step);

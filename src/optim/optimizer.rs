@@ -25,6 +25,9 @@ pub trait Optimizer<B: Backend + ?Sized> {
     /// invalid rate changes nothing.
     fn set_lr(&mut self, lr: f64) -> Result<()>;
 
+    /// The base learning rate: the configured one, or the last [`Optimizer::set_lr`] set.
+    fn base_lr(&self) -> f64;
+
     /// The learning rate of update number `update` (1 is the first, as PyTorch counts), after
     /// the schedule.
     fn lr_at(&self, update: u64) -> f64;

@@ -90,7 +90,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// The optimizer's base learning rate (what the schedule scales): the trainer's, or the
     /// last one [`Session::set_lr`] or `Trainer::reduce_lr_on_plateau` set.
     pub fn lr(&self) -> f64 {
-        self.base_lr
+        self.optimizer.base_lr()
     }
 
     /// Sets the optimizer's base learning rate from the next step on, as assigning PyTorch's
@@ -100,12 +100,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// are overridden); a `reduce_lr_on_plateau` rule lowers it from there. A rate that is
     /// negative or not finite (also once rounded to f32) is refused, changing nothing.
     pub fn set_lr(&mut self, lr: f64) -> Result<()> {
-        self.optimizer.set_lr(lr)?;
-        self.base_lr = lr;
-        if let Some(state) = &mut self.memory.lr_plateau {
-            state.lr = lr;
-        }
-        Ok(())
+        self.optimizer.set_lr(lr)
     }
 
     /// Continues from optimizer state another session gave ([`Session::optimizer_state`]) for

@@ -190,7 +190,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             ("step".into(), self.step.to_string()),
             ("optimizer_step".into(), state.step.to_string()),
             ("epoch".into(), self.epoch.to_string()),
-            ("lr".into(), format!("{:?}", self.base_lr)),
+            ("lr".into(), format!("{:?}", self.optimizer.base_lr())),
             (
                 "position".into(),
                 if in_epoch { self.position } else { 0 }.to_string(),
@@ -350,7 +350,6 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         // Everything is checked; now apply (the optimizer first: it validates its own state).
         self.optimizer.load_state(&state)?;
         self.optimizer.set_lr(lr)?;
-        self.base_lr = lr;
         if let (Some(arena), Some(values)) = (&mut self.kept, &kept) {
             self.backend.write_arena(arena, values)?;
         }

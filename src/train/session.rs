@@ -53,8 +53,6 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) last_good: B::Arena,
     /// What the stopping rules remember between epochs.
     pub(super) memory: super::stopping::Memory,
-    /// The optimizer's base learning rate (`Session::set_lr`).
-    pub(super) base_lr: f64,
     /// The parameters of the epoch with the best watched value (`Trainer::restore_best`).
     pub(super) kept: Option<B::Arena>,
     pub(super) history: History,
@@ -169,7 +167,6 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
                 lr_plateau,
                 ..Default::default()
             },
-            base_lr: trainer.optimizer.lr(),
             kept,
             history: History::default(),
             progress,

@@ -9,7 +9,7 @@ use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::nn::Model;
-use crate::optim::PlateauState;
+use crate::optim::{Optimizer, PlateauState};
 use crate::tensor_file::{File, corrupt};
 
 /// What the stopping rules remember from earlier epochs: the best watched value and its epoch
@@ -195,8 +195,11 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         else {
             return Ok(());
         };
+        // As PyTorch's rule, it lowers the rate the optimizer has now (`Session::set_lr` may
+        // have changed it since the last epoch).
+        state.lr = self.optimizer.base_lr();
         let lr = rule.step(state, self.trainer.watched.of(record));
-        self.set_lr(lr)
+        self.optimizer.set_lr(lr)
     }
 
     /// With `Trainer::restore_best`, keeps the parameters after an epoch whose watched value is

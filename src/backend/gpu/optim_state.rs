@@ -88,6 +88,10 @@ impl crate::optim::Optimizer<super::GpuBackend> for GpuOptimizer {
         self.core.set_lr(lr)
     }
 
+    fn base_lr(&self) -> f64 {
+        self.core.config.lr()
+    }
+
     fn lr_at(&self, update: u64) -> f64 {
         self.core.lr_for_update(update)
     }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use steepest::{
-    Adagrad, Adam, AdamW, CpuOptimizer, GpuBuffer, GpuOptimizer, OptimizerConfig, RmsProp, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, CpuOptimizer, GpuBuffer, GpuOptimizer, NAdam,
+    OptimizerConfig, RAdam, RmsProp, Sgd,
 };
 
 const SIZES: [usize; 3] = [10_000, 1_000_000, 10_000_000];
@@ -28,6 +29,10 @@ fn optimizers() -> Vec<(&'static str, OptimizerConfig, u64)> {
         ("adam", Adam::default().into(), 2),
         ("adamw", AdamW::default().into(), 2),
         ("adagrad", Adagrad::default().into(), 1),
+        ("adadelta", Adadelta::default().into(), 2),
+        ("adamax", Adamax::default().into(), 2),
+        ("nadam", NAdam::default().into(), 2),
+        ("radam", RAdam::default().into(), 2),
     ]
 }
 

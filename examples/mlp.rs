@@ -87,6 +87,7 @@ fn settings(args: &Args) -> Result<Settings, String> {
     let default_lr = match args.optimizer {
         OptimizerChoice::Sgd | OptimizerChoice::Adagrad => 0.1,
         OptimizerChoice::Momentum | OptimizerChoice::Nesterov => 0.05,
+        OptimizerChoice::Adadelta => 1.0,
         _ => 0.01,
     };
     let config = args.optimizer.config(args.lr.unwrap_or(default_lr));
@@ -110,9 +111,10 @@ fn settings(args: &Args) -> Result<Settings, String> {
             // The cycle moves the momentum too, where the optimizer has one to move.
             let cycle = OneCycle::new(updates);
             LrSchedule::one_cycle(match args.optimizer {
-                OptimizerChoice::Sgd | OptimizerChoice::Rmsprop | OptimizerChoice::Adagrad => {
-                    cycle.without_momentum_cycle()
-                }
+                OptimizerChoice::Sgd
+                | OptimizerChoice::Rmsprop
+                | OptimizerChoice::Adagrad
+                | OptimizerChoice::Adadelta => cycle.without_momentum_cycle(),
                 _ => cycle,
             })
         }

@@ -8,10 +8,13 @@
 //               rounding lands in the buffer's zero padding, which every update keeps zero)
 //   2 grads:    storage r   array<vec4<f32>>  g, same range
 //   3..5 slot0..slot2: storage rw array<vec4<f32>>  optimizer state, same range:
-//         SGD      slot0 momentum_buffer
-//         RMSprop  slot0 square_avg, slot1 momentum_buffer, slot2 grad_avg
-//         Adam(W)  slot0 exp_avg, slot1 exp_avg_sq, slot2 max_exp_avg_sq
-//         Adagrad  slot0 sum
+//         SGD          slot0 momentum_buffer
+//         RMSprop      slot0 square_avg, slot1 momentum_buffer, slot2 grad_avg
+//         Adam(W)      slot0 exp_avg, slot1 exp_avg_sq, slot2 max_exp_avg_sq
+//         Adagrad      slot0 sum
+//         Adadelta     slot0 square_avg, slot1 acc_delta
+//         Adamax       slot0 exp_avg, slot1 exp_inf
+//         NAdam, RAdam slot0 exp_avg, slot1 exp_avg_sq
 //   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² for clipping (written before the
 //               update by reduce.wgsl's sum_squares and finish_sum, the one sum of squares),
 //               [1] = (Σg², Σθ², ΣΔθ², 0)
@@ -25,15 +28,24 @@
 //
 // Update rules (PyTorch's, element by element, in PyTorch's operation order; g is the raw
 // gradient, first scaled by min(1, max_norm / (‖g‖ + 1e-6)) and/or clamped, then negated if
-// MAXIMIZE; AdamW first decays θ ← θ·(1 − γλ); L2 adds λθ to g):
+// MAXIMIZE; AdamW (and NAdam, RAdam with decoupled decay) first decays θ ← θ·(1 − γλ); L2 adds
+// λθ to g):
 //   SGD      b ← first ? g : b·μ + (1 − τ)·g;  g ← nesterov ? g + μ·b : b;  θ ← θ + (−γ)·g
 //   RMSprop  v ← v·α + ((1 − α)·g)·g;  centered: ḡ ← lerp(ḡ, g, 1 − α), d ← √(v − ḡ·ḡ) + ε,
 //            else d ← √v + ε;  momentum: b ← b·μ + g/d, θ ← θ + (−γ)·b;  else θ ← θ + ((−γ)·g)/d
 //   Adam     m ← lerp(m, g, 1 − β1);  v ← v·β2 + ((1 − β2)·g)·g;  amsgrad: v̂ ← max(v̂, v), use v̂;
 //            θ ← θ + ((−γ/(1 − β1^t))·m) / (√v / √(1 − β2^t) + ε)
 //   Adagrad  s ← s + g·g;  θ ← θ + ((−γ/(1 + (t − 1)·lr_decay))·g) / (√s + ε)
+//   Adadelta v ← v·ρ + ((1 − ρ)·g)·g;  δ ← (√(u + ε) / √(v + ε))·g;  u ← u·ρ + ((1 − ρ)·δ)·δ;
+//            θ ← θ + (−γ)·δ
+//   Adamax   m ← lerp(m, g, 1 − β1);  u ← max(u·β2, |g| + ε);  θ ← θ + ((−γ/(1 − β1^t))·m) / u
+//   NAdam    m, v as Adam;  d ← √(v / (1 − β2^t)) + ε;  θ ← θ + (−c_g·g) / d;  θ ← θ + (−c_m·m) / d
+//            with c_g = γ(1 − μ_t)/(1 − Π_{s≤t} μ_s), c_m = γμ_{t+1}/(1 − Π_{s≤t+1} μ_s) (host)
+//   RAdam    m, v as Adam;  x ← (m / (1 − β1^t))·γ;  if r_t > 0 (ρ_t > 5):
+//            θ ← θ − (x·(√(1 − β2^t) / (√v + ε)))·r_t, else θ ← θ − x
 
-override ALGORITHM: u32 = 0u;  // 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad
+// 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad, 4 Adadelta, 5 Adamax, 6 NAdam, 7 RAdam
+override ALGORITHM: u32 = 0u;
 override MAXIMIZE: bool = false;
 override L2: bool = false;
 override DECOUPLED: bool = false;
@@ -54,15 +66,19 @@ struct Step {
     momentum: f32,
     one_minus_dampening: f32,
     one_minus_beta1: f32,
-    beta2: f32,                 // RMSprop: α
-    one_minus_beta2: f32,       // RMSprop: 1 − α
+    beta2: f32,                 // RMSprop: α; Adadelta: ρ
+    one_minus_beta2: f32,       // RMSprop: 1 − α; Adadelta: 1 − ρ
     eps: f32,
-    step_size: f32,             // Adam: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay)
+    step_size: f32,             // Adam, Adamax: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay); NAdam: c_g
     bias_correction2_sqrt: f32,
-    decay_factor: f32,          // AdamW: 1 − γλ
+    decay_factor: f32,          // decoupled decay (AdamW, NAdam, RAdam): 1 − γλ
     first_step: u32,
     max_norm: f32,
     max_value: f32,
+    bias_correction1: f32,      // RAdam: 1 − β1^t
+    bias_correction2: f32,      // NAdam: 1 − β2^t
+    momentum_step_size: f32,    // NAdam: c_m
+    rectification: f32,         // RAdam: r_t, 0 while ρ_t ≤ 5
     _pad0: u32,
     _pad1: u32,
 }
@@ -172,6 +188,43 @@ fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
             let s = slot0[i] + g * g;
             slot0[i] = s;
             theta = theta + ((-step.step_size) * g) / (sqrt(s) + step.eps);
+        }
+        case 4u: {
+            let v = slot0[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
+            slot0[i] = v;
+            let u = slot1[i];
+            let delta = sqrt(u + step.eps) / sqrt(v + step.eps) * g;
+            slot1[i] = u * step.beta2 + (step.one_minus_beta2 * delta) * delta;
+            theta = theta + (-step.lr) * delta;
+        }
+        case 5u: {
+            let m = lerp(slot0[i], g, step.one_minus_beta1);
+            slot0[i] = m;
+            let u = max(slot1[i] * step.beta2, abs(g) + step.eps);
+            slot1[i] = u;
+            theta = theta + ((-step.step_size) * m) / u;
+        }
+        case 6u: {
+            let m = lerp(slot0[i], g, step.one_minus_beta1);
+            slot0[i] = m;
+            let v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
+            slot1[i] = v;
+            let denom = sqrt(v / step.bias_correction2) + step.eps;
+            theta = theta + ((-step.step_size) * g) / denom;
+            theta = theta + ((-step.momentum_step_size) * m) / denom;
+        }
+        case 7u: {
+            let m = lerp(slot0[i], g, step.one_minus_beta1);
+            slot0[i] = m;
+            let v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
+            slot1[i] = v;
+            let x = m / step.bias_correction1 * step.lr;
+            if (step.rectification > 0.0) {
+                let adaptive = step.bias_correction2_sqrt / (sqrt(v) + step.eps);
+                theta = theta - x * adaptive * step.rectification;
+            } else {
+                theta = theta - x;
+            }
         }
         default: {
             // No algorithm has another code: poison the parameters rather than pick one.

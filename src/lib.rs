@@ -110,8 +110,8 @@ pub use error::{Error, Result};
 pub use ndarray;
 pub use nn::{Init, Layer, Linear, Loss, Mlp, MlpSpec, Model, Predictor, Sequential};
 pub use optim::{
-    Adagrad, Adam, AdamW, Clip, LrSchedule, OptimizerConfig, OptimizerState, ReduceLrOnPlateau,
-    RmsProp, Sgd, UpdateStats,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, LrSchedule, NAdam, OptimizerConfig,
+    OptimizerState, RAdam, ReduceLrOnPlateau, RmsProp, Sgd, UpdateStats,
 };
 pub use train::{
     BatchOrder, EpochRecord, Evaluation, History, LineSearch, LrFinder, LrFinderResult, Session,

@@ -11,9 +11,10 @@ use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
+use steepest::optim::OneCycle;
 use steepest::{
-    Activation, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, Session, Sgd, StopReason,
-    Trainer, data,
+    Activation, Backend, CpuBackend, Error, Init, Loss, LrSchedule, Mlp, MlpSpec, NAdam, Session,
+    Sgd, StopReason, Trainer, data,
 };
 
 /// The header of a safetensors file: its JSON text and where the data starts.
@@ -114,11 +115,11 @@ fn a_file_written_as_pytorch_writes_it_loads() {
 
 /// 2N steps straight, against N steps, a save, a load into a fresh model and session, and N
 /// more: the parameters and optimizer state must be bit-identical.
-fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path) {
-    let (data, trainer) = (blobs(), trainer());
+fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path, trainer: &Trainer) {
+    let data = blobs();
     let n = 10; // 100 samples in batches of 16: step 10 is in the middle of epoch 2
     let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
-    let mut session = Session::new(&trainer, backend, &mut straight, &data, None).unwrap();
+    let mut session = Session::new(trainer, backend, &mut straight, &data, None).unwrap();
     for _ in 0..2 * n {
         session.step().unwrap();
     }
@@ -129,7 +130,7 @@ fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path) {
 
     let path = dir.join("resume.safetensors");
     let mut first = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
-    let mut session = Session::new(&trainer, backend, &mut first, &data, None).unwrap();
+    let mut session = Session::new(trainer, backend, &mut first, &data, None).unwrap();
     for _ in 0..n {
         session.step().unwrap();
     }
@@ -138,7 +139,7 @@ fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path) {
 
     // Another initialisation: everything must come from the file.
     let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
-    let mut session = Session::new(&trainer, backend, &mut resumed, &data, None).unwrap();
+    let mut session = Session::new(trainer, backend, &mut resumed, &data, None).unwrap();
     session.load_checkpoint(&path).unwrap();
     assert_eq!(session.steps(), n as u64);
     for _ in 0..n {
@@ -159,8 +160,16 @@ fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path) {
 #[test]
 fn resuming_continues_a_bit_identical_trajectory() {
     let dir = scratch("resume");
-    resume_is_bit_identical(&CpuBackend, &dir);
-    resume_is_bit_identical(gpu(), &dir);
+    // Adam, and NAdam, whose running product of momentum coefficients is no buffer in the
+    // file: the resumed optimizer rebuilds it from the step count and the one-cycle schedule.
+    let nadam = Trainer::new(NAdam::default().lr(0.02), Loss::SoftmaxCrossEntropy)
+        .batch_size(16)
+        .seed(3)
+        .schedule(LrSchedule::one_cycle(OneCycle::new(100)));
+    for trainer in [trainer(), nadam] {
+        resume_is_bit_identical(&CpuBackend, &dir, &trainer);
+        resume_is_bit_identical(gpu(), &dir, &trainer);
+    }
 }
 
 /// A run that stops on a plateau, resumed from a checkpoint of its best epoch, stops at the

@@ -9,8 +9,8 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use steepest::optim::OneCycle;
 use steepest::{
-    Adagrad, Adam, AdamW, Clip, CpuOptimizer, Error, GpuBuffer, GpuOptimizer, LrSchedule,
-    OptimizerConfig, RmsProp, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, GpuBuffer, GpuOptimizer,
+    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
 };
 
 /// Every option combination of every optimizer, at learning rate `lr`.
@@ -71,6 +71,52 @@ fn all_configs(lr: f64) -> Vec<OptimizerConfig> {
                         eps: 1e-8,
                         weight_decay: wd,
                         amsgrad,
+                        maximize,
+                    }
+                    .into(),
+                );
+            }
+            configs.push(
+                Adadelta {
+                    lr: lr * 10.0,
+                    rho: 0.9,
+                    eps: 1e-6,
+                    weight_decay: wd,
+                    maximize,
+                }
+                .into(),
+            );
+            configs.push(
+                Adamax {
+                    lr,
+                    betas: (0.9, 0.99),
+                    eps: 1e-8,
+                    weight_decay: wd,
+                    maximize,
+                }
+                .into(),
+            );
+            for decoupled_weight_decay in [false, true] {
+                configs.push(
+                    NAdam {
+                        lr,
+                        betas: (0.9, 0.99),
+                        eps: 1e-8,
+                        weight_decay: wd,
+                        momentum_decay: 4e-3,
+                        decoupled_weight_decay,
+                        maximize,
+                    }
+                    .into(),
+                );
+                // β2 = 0.9: the first steps unrectified, the rest rectified.
+                configs.push(
+                    RAdam {
+                        lr,
+                        betas: (0.9, 0.9),
+                        eps: 1e-8,
+                        weight_decay: wd,
+                        decoupled_weight_decay,
                         maximize,
                     }
                     .into(),
@@ -428,4 +474,65 @@ fn differential_with_schedule(schedule: LrSchedule) {
         gpu_opt.step(&mut gpu_params, &grads_buffer).unwrap();
     }
     assert_close_after("scheduled", 10, &gpu_params.read(ctx).unwrap(), &cpu_params);
+}
+
+/// NAdam keeps a running product of its momentum coefficients beside its buffers (PyTorch's
+/// `mu_product`), which a saved state does not hold: a resumed optimizer rebuilds it from the
+/// step count and the schedule, and continues bit for bit on the CPU and as closely as ever
+/// on the GPU, with a constant β1 and with a one-cycle schedule's.
+#[test]
+fn nadam_resumes_with_its_momentum_product() {
+    let ctx = gpu().context();
+    let len = 40;
+    let mut r = rng(7);
+    let grads: Vec<Vec<f32>> = (0..12).map(|_| random_vec(&mut r, len, 1.0)).collect();
+    let start = random_vec(&mut r, len, 1.0);
+    for schedule in [
+        LrSchedule::constant(),
+        LrSchedule::one_cycle(OneCycle::new(12)),
+    ] {
+        let nadam = || {
+            CpuOptimizer::new(NAdam::default().lr(0.01), len)
+                .unwrap()
+                .with_schedule(schedule)
+                .unwrap()
+        };
+        let mut straight = nadam();
+        let mut straight_params = start.clone();
+        for g in &grads {
+            straight.step(&mut straight_params, g).unwrap();
+        }
+        let mut first = nadam();
+        let mut params = start.clone();
+        for g in &grads[..5] {
+            first.step(&mut params, g).unwrap();
+        }
+        let mut resumed = nadam();
+        resumed.load_state(&first.state()).unwrap();
+        let mut resumed_params = params.clone();
+        for g in &grads[5..] {
+            resumed.step(&mut resumed_params, g).unwrap();
+        }
+        assert_eq!(
+            resumed_params, straight_params,
+            "{schedule:?}: resumed on the CPU"
+        );
+
+        let mut on_gpu = GpuOptimizer::new(ctx, NAdam::default().lr(0.01), len)
+            .unwrap()
+            .with_schedule(schedule)
+            .unwrap();
+        on_gpu.load_state(&first.state()).unwrap();
+        let mut gpu_params = GpuBuffer::from_slice(ctx, "p", &params).unwrap();
+        for g in &grads[5..] {
+            let g = GpuBuffer::from_slice(ctx, "g", g).unwrap();
+            on_gpu.step(&mut gpu_params, &g).unwrap();
+        }
+        assert_close_after(
+            &format!("{schedule:?}: resumed on the GPU"),
+            12,
+            &gpu_params.read(ctx).unwrap(),
+            &straight_params,
+        );
+    }
 }

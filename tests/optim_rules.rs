@@ -2,36 +2,13 @@
 //! f64 (textbook form, independent of the library's operation order), and worked examples with
 //! known answers (their settings, schedules and state are in `optim_settings.rs`).
 
+mod common;
+
 use std::f64::consts::PI;
 
+use common::rules::{GRADS, THETA0, assert_trajectory, run_cpu};
 use steepest::optim::OneCycle;
 use steepest::{Adagrad, Adam, AdamW, CpuOptimizer, LrSchedule, OptimizerConfig, RmsProp, Sgd};
-
-const GRADS: [f64; 4] = [0.5, -0.25, 1.5, 0.125];
-const THETA0: f64 = 1.0;
-
-/// Runs `config` on one parameter for `GRADS.len()` steps; returns θ after each.
-fn run_cpu(config: impl Into<OptimizerConfig>, grads: &[f64]) -> Vec<f64> {
-    let mut opt = CpuOptimizer::new(config, 1).unwrap();
-    let mut theta = [THETA0 as f32];
-    grads
-        .iter()
-        .map(|&g| {
-            opt.step(&mut theta, &[g as f32]).unwrap();
-            f64::from(theta[0])
-        })
-        .collect()
-}
-
-fn assert_trajectory(name: &str, actual: &[f64], expected: &[f64]) {
-    for (t, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= 2e-6 * (1.0 + e.abs()),
-            "{name}: step {}: θ = {a}, expected {e}",
-            t + 1
-        );
-    }
-}
 
 /// SGD as in the PyTorch docs, in f64.
 fn sgd_reference(

@@ -4,7 +4,8 @@
 
 use steepest::optim::{Decay, OneCycle};
 use steepest::{
-    Adagrad, Adam, AdamW, Clip, CpuOptimizer, Error, LrSchedule, OptimizerConfig, RmsProp, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, LrSchedule, NAdam,
+    OptimizerConfig, RAdam, RmsProp, Sgd,
 };
 
 #[test]
@@ -45,6 +46,44 @@ fn defaults_are_pytorchs() {
     assert_eq!(
         (ada.lr, ada.lr_decay, ada.initial_accumulator_value, ada.eps),
         (1e-2, 0.0, 0.0, 1e-10)
+    );
+    let adadelta = Adadelta::default();
+    assert_eq!(
+        (
+            adadelta.lr,
+            adadelta.rho,
+            adadelta.eps,
+            adadelta.weight_decay
+        ),
+        (1.0, 0.9, 1e-6, 0.0)
+    );
+    let adamax = Adamax::default();
+    assert_eq!(
+        (adamax.lr, adamax.betas, adamax.eps, adamax.weight_decay),
+        (2e-3, (0.9, 0.999), 1e-8, 0.0)
+    );
+    let nadam = NAdam::default();
+    assert_eq!(
+        (
+            nadam.lr,
+            nadam.betas,
+            nadam.eps,
+            nadam.weight_decay,
+            nadam.momentum_decay,
+            nadam.decoupled_weight_decay
+        ),
+        (2e-3, (0.9, 0.999), 1e-8, 0.0, 4e-3, false)
+    );
+    let radam = RAdam::default();
+    assert_eq!(
+        (
+            radam.lr,
+            radam.betas,
+            radam.eps,
+            radam.weight_decay,
+            radam.decoupled_weight_decay
+        ),
+        (1e-3, (0.9, 0.999), 1e-8, 0.0, false)
     );
     // Builders are named after PyTorch's arguments.
     let built = Adam::default()
@@ -95,6 +134,17 @@ fn invalid_hyperparameters_fail_when_the_optimizer_is_built() {
             "initial_accumulator_value",
         ),
         (Adagrad::default().eps(0.0).into(), "eps"),
+        (Adadelta::default().rho(1.5).into(), "rho"),
+        (Adadelta::default().eps(0.0).into(), "eps"),
+        (Adamax::default().betas(0.9, 1.0).into(), "beta2"),
+        (Adamax::default().weight_decay(-0.1).into(), "weight_decay"),
+        (
+            NAdam::default().momentum_decay(-1e-3).into(),
+            "momentum_decay",
+        ),
+        (NAdam::default().betas(-0.1, 0.999).into(), "beta1"),
+        (RAdam::default().eps(-1e-8).into(), "eps"),
+        (RAdam::default().lr(-1.0).into(), "lr"),
     ];
     for (config, field) in cases {
         match CpuOptimizer::new(config, 4) {
@@ -291,12 +341,20 @@ fn one_cycle_schedules_are_checked_against_the_optimizer() {
         cycle,
         "Adagrad, which has no momentum",
     );
+    refused(
+        Adadelta::default().into(),
+        cycle,
+        "Adadelta, which has no momentum",
+    );
     // It warms up itself.
     refused(Adam::default().into(), cycle.with_warmup(5), "warmup");
     for config in [
         OptimizerConfig::from(Adam::default()),
         Sgd::default().momentum(0.9).into(),
         RmsProp::default().momentum(0.5).into(),
+        Adamax::default().into(),
+        NAdam::default().into(),
+        RAdam::default().into(),
     ] {
         CpuOptimizer::new(config, 1)
             .unwrap()

@@ -14,9 +14,9 @@ use ndarray::{Array2, ArrayD};
 use steepest::nn::{Elementwise, Layer, Sequential};
 use steepest::optim::{Mode, OneCycle, ReduceLrOnPlateau, Threshold};
 use steepest::{
-    Adagrad, Adam, AdamW, Backend, BatchOrder, Clip, CpuBackend, CpuOptimizer, Dataset, GpuBuffer,
-    GpuOptimizer, Init, Linear, Loss, LrSchedule, Nonlinearity, OptimizerConfig, RmsProp, Sgd,
-    Trainer,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Backend, BatchOrder, Clip, CpuBackend, CpuOptimizer,
+    Dataset, GpuBuffer, GpuOptimizer, Init, Linear, Loss, LrSchedule, NAdam, Nonlinearity,
+    OptimizerConfig, RAdam, RmsProp, Sgd, Trainer,
 };
 
 /// The fixture file (written by `torch_optim.py`), compiled in.
@@ -131,6 +131,55 @@ fn cases() -> Vec<Case> {
                 .initial_accumulator_value(0.1)
                 .eps(1e-9),
         ),
+        case("adadelta", Adadelta::default()),
+        case(
+            "adadelta_decay_maximize",
+            Adadelta::default()
+                .lr(0.5)
+                .rho(0.8)
+                .eps(1e-5)
+                .weight_decay(0.05)
+                .maximize(true),
+        ),
+        case("adamax", Adamax::default().lr(0.01)),
+        case(
+            "adamax_decay",
+            Adamax::default()
+                .lr(0.01)
+                .betas(0.8, 0.99)
+                .eps(1e-6)
+                .weight_decay(0.05),
+        ),
+        case("nadam", NAdam::default().lr(0.01)),
+        case(
+            "nadam_l2",
+            NAdam::default()
+                .lr(0.01)
+                .betas(0.8, 0.99)
+                .weight_decay(0.05),
+        ),
+        case(
+            "nadam_decoupled_maximize",
+            NAdam::default()
+                .lr(0.01)
+                .weight_decay(0.1)
+                .momentum_decay(0.01)
+                .decoupled_weight_decay(true)
+                .maximize(true),
+        ),
+        case("radam", RAdam::default().lr(0.01)),
+        case(
+            "radam_l2_maximize",
+            RAdam::default().lr(0.01).weight_decay(0.05).maximize(true),
+        ),
+        case(
+            "radam_decoupled",
+            RAdam::default()
+                .lr(0.01)
+                .betas(0.8, 0.9)
+                .weight_decay(0.1)
+                .decoupled_weight_decay(true),
+        ),
         case("adam_clip_norm", Adam::default().lr(0.01)).clip(Clip {
             max_norm: Some(10.0),
             max_value: None,
@@ -163,6 +212,11 @@ fn cases() -> Vec<Case> {
             RmsProp::default().lr(0.01).momentum(0.9),
         )
         .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
+        case("adamax_step_lr", Adamax::default().lr(0.01)).schedule(LrSchedule::step(4, 0.3)),
+        case("nadam_one_cycle", NAdam::default().lr(0.01))
+            .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
+        case("radam_one_cycle", RAdam::default().lr(0.01))
+            .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
         case("adamw_one_cycle_fixed_momentum", AdamW::default().lr(0.01)).schedule(
             LrSchedule::one_cycle(OneCycle::new(steps).without_momentum_cycle()),
         ),

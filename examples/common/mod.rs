@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use plotters::prelude::*;
-use steepest::{Adagrad, Adam, AdamW, GpuBackend, OptimizerConfig, RmsProp, Sgd};
+use steepest::{
+    Adadelta, Adagrad, Adam, AdamW, Adamax, GpuBackend, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
+};
 
 /// Where an example runs (`--backend`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -54,10 +56,18 @@ pub enum OptimizerChoice {
     Adamw,
     /// Adagrad.
     Adagrad,
+    /// Adadelta (ρ 0.9).
+    Adadelta,
+    /// Adamax (β 0.9, 0.999).
+    Adamax,
+    /// NAdam (β 0.9, 0.999, momentum decay 0.004).
+    Nadam,
+    /// RAdam (β 0.9, 0.999).
+    Radam,
 }
 
 /// Every optimizer, in the order the comparison prints them.
-pub const OPTIMIZERS: [OptimizerChoice; 7] = [
+pub const OPTIMIZERS: [OptimizerChoice; 11] = [
     OptimizerChoice::Sgd,
     OptimizerChoice::Momentum,
     OptimizerChoice::Nesterov,
@@ -65,6 +75,10 @@ pub const OPTIMIZERS: [OptimizerChoice; 7] = [
     OptimizerChoice::Adam,
     OptimizerChoice::Adamw,
     OptimizerChoice::Adagrad,
+    OptimizerChoice::Adadelta,
+    OptimizerChoice::Adamax,
+    OptimizerChoice::Nadam,
+    OptimizerChoice::Radam,
 ];
 
 impl OptimizerChoice {
@@ -78,6 +92,10 @@ impl OptimizerChoice {
             OptimizerChoice::Adam => Adam::default().lr(lr).into(),
             OptimizerChoice::Adamw => AdamW::default().lr(lr).into(),
             OptimizerChoice::Adagrad => Adagrad::default().lr(lr).into(),
+            OptimizerChoice::Adadelta => Adadelta::default().lr(lr).into(),
+            OptimizerChoice::Adamax => Adamax::default().lr(lr).into(),
+            OptimizerChoice::Nadam => NAdam::default().lr(lr).into(),
+            OptimizerChoice::Radam => RAdam::default().lr(lr).into(),
         }
     }
 
@@ -91,6 +109,10 @@ impl OptimizerChoice {
             OptimizerChoice::Adam => "adam",
             OptimizerChoice::Adamw => "adamw",
             OptimizerChoice::Adagrad => "adagrad",
+            OptimizerChoice::Adadelta => "adadelta",
+            OptimizerChoice::Adamax => "adamax",
+            OptimizerChoice::Nadam => "nadam",
+            OptimizerChoice::Radam => "radam",
         }
     }
 }

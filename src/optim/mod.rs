@@ -1,6 +1,7 @@
 //! Optimizers with PyTorch's exact update rules, learning-rate schedules and gradient clipping.
 //!
-//! Configurations ([`Sgd`], [`RmsProp`], [`Adam`], [`AdamW`], [`Adagrad`]) are backend-agnostic;
+//! Configurations ([`Sgd`], [`RmsProp`], [`Adagrad`], [`Adadelta`], [`Adam`], [`AdamW`],
+//! [`Adamax`], [`NAdam`], [`RAdam`]) are backend-agnostic;
 //! the state (momentum buffers, moments, …) lives in the backend, in arenas with the parameters'
 //! layout: [`CpuOptimizer`](crate::CpuOptimizer) on host slices,
 //! [`GpuOptimizer`](crate::GpuOptimizer) on GPU buffers (one dispatch per step for the whole
@@ -15,7 +16,9 @@ mod plateau;
 mod schedule;
 
 pub(crate) use common::common_optimizer_methods;
-pub use config::{Adagrad, Adam, AdamW, OptimizerConfig, RmsProp, Sgd};
+pub use config::{
+    Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
+};
 pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;
 pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};
@@ -88,13 +91,18 @@ pub struct OptimizerState {
     pub buffers: Vec<(String, Vec<f32>)>,
 }
 
-/// The four update kernels (AdamW is Adam with decoupled decay).
+/// The update kernels (AdamW is Adam with decoupled decay; NAdam's and RAdam's decoupled
+/// variants likewise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Algorithm {
     Sgd = 0,
     RmsProp = 1,
     Adam = 2,
     Adagrad = 3,
+    Adadelta = 4,
+    Adamax = 5,
+    NAdam = 6,
+    RAdam = 7,
 }
 
 /// The branches of an update, fixed when the optimizer is built (override constants on the GPU).
@@ -126,23 +134,32 @@ pub(crate) struct StepScalars {
     pub momentum: f32,
     /// SGD: 1 − τ.
     pub one_minus_dampening: f32,
-    /// Adam: 1 − β1, the lerp weight of the first moment.
+    /// The Adam family: 1 − β1, the lerp weight of the first moment.
     pub one_minus_beta1: f32,
-    /// Adam β2; RMSprop α.
+    /// The Adam family's β2; RMSprop's α; Adadelta's ρ.
     pub beta2: f32,
-    /// Adam 1 − β2; RMSprop 1 − α.
+    /// 1 − β2, 1 − α or 1 − ρ.
     pub one_minus_beta2: f32,
     pub eps: f32,
-    /// Adam: γ / (1 − β1^t); Adagrad: γ / (1 + (t − 1)·lr_decay).
+    /// Adam, Adamax: γ / (1 − β1^t); Adagrad: γ / (1 + (t − 1)·lr_decay); NAdam: the
+    /// gradient's coefficient γ(1 − μ_t) / (1 − Π_{s≤t} μ_s).
     pub step_size: f32,
-    /// Adam: √(1 − β2^t).
+    /// Adam, RAdam: √(1 − β2^t).
     pub bias_correction2_sqrt: f32,
-    /// AdamW: 1 − γλ.
+    /// Decoupled weight decay (AdamW, and NAdam and RAdam with it): 1 − γλ.
     pub decay_factor: f32,
     /// 1 on the first update (SGD's momentum buffer starts as the gradient).
     pub first_step: u32,
     pub max_norm: f32,
     pub max_value: f32,
+    /// RAdam: 1 − β1^t, which divides the first moment.
+    pub bias_correction1: f32,
+    /// NAdam: 1 − β2^t, which divides the second moment.
+    pub bias_correction2: f32,
+    /// NAdam: the first moment's coefficient γ·μ_{t+1} / (1 − Π_{s≤t+1} μ_s).
+    pub momentum_step_size: f32,
+    /// RAdam: the rectification r_t, or 0 while ρ_t ≤ 5 (an unrectified step).
+    pub rectification: f32,
     pub _pad: [u32; 2],
 }
 
@@ -160,6 +177,9 @@ pub(crate) struct OptimizerCore {
     /// Updates taken so far; update `t` (from 1) uses `schedule.lr_at(t − 1)`.
     pub step: u64,
     pub len: usize,
+    /// NAdam: Π μ_s over the updates so far, in f32 as PyTorch keeps its `mu_product` (1 for
+    /// the others).
+    pub mu_product: f32,
 }
 
 impl OptimizerCore {
@@ -178,6 +198,7 @@ impl OptimizerCore {
             monitor: false,
             step: 0,
             len,
+            mu_product: 1.0,
         })
     }
 
@@ -252,6 +273,28 @@ impl OptimizerCore {
                 rule.maximize = c.maximize;
                 rule.l2 = c.weight_decay != 0.0;
             }
+            OptimizerConfig::Adadelta(c) => {
+                rule.algorithm = Algorithm::Adadelta;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
+            OptimizerConfig::Adamax(c) => {
+                rule.algorithm = Algorithm::Adamax;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
+            OptimizerConfig::NAdam(c) => {
+                rule.algorithm = Algorithm::NAdam;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+                rule.decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
+            }
+            OptimizerConfig::RAdam(c) => {
+                rule.algorithm = Algorithm::RAdam;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+                rule.decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
+            }
         }
         rule
     }
@@ -272,6 +315,9 @@ impl OptimizerCore {
                 rule.amsgrad.then_some("max_exp_avg_sq"),
             ],
             Algorithm::Adagrad => [Some("sum"), None, None],
+            Algorithm::Adadelta => [Some("square_avg"), Some("acc_delta"), None],
+            Algorithm::Adamax => [Some("exp_avg"), Some("exp_inf"), None],
+            Algorithm::NAdam | Algorithm::RAdam => [Some("exp_avg"), Some("exp_avg_sq"), None],
         }
     }
 
@@ -336,8 +382,99 @@ impl OptimizerCore {
                 s.eps = c.eps as f32;
                 s.step_size = (lr / (1.0 + (t - 1.0) * c.lr_decay)) as f32;
             }
+            OptimizerConfig::Adadelta(c) => {
+                s.weight_decay = c.weight_decay as f32;
+                s.beta2 = c.rho as f32;
+                s.one_minus_beta2 = (1.0 - c.rho) as f32;
+                s.eps = c.eps as f32;
+            }
+            OptimizerConfig::Adamax(c) => {
+                let beta1 = cycled.unwrap_or(c.betas.0);
+                s.weight_decay = c.weight_decay as f32;
+                s.one_minus_beta1 = (1.0 - beta1) as f32;
+                s.beta2 = c.betas.1 as f32;
+                s.eps = c.eps as f32;
+                s.step_size = (lr / (1.0 - beta1.powf(t))) as f32;
+            }
+            OptimizerConfig::NAdam(c) => {
+                let beta1 = cycled.unwrap_or(c.betas.0);
+                let (mu, mu_next) = (nadam_mu(&c, beta1, t), nadam_mu(&c, beta1, t + 1.0));
+                // PyTorch's own order: the f32 product, read back as a Python float, then the
+                // next step's product in f64.
+                let product = f64::from(self.mu_product_through(step));
+                let product_next = product * mu_next;
+                s.weight_decay = c.weight_decay as f32;
+                s.one_minus_beta1 = (1.0 - beta1) as f32;
+                s.beta2 = c.betas.1 as f32;
+                s.one_minus_beta2 = (1.0 - c.betas.1) as f32;
+                s.eps = c.eps as f32;
+                s.bias_correction2 = (1.0 - c.betas.1.powf(t)) as f32;
+                s.step_size = (lr * (1.0 - mu) / (1.0 - product)) as f32;
+                s.momentum_step_size = (lr * mu_next / (1.0 - product_next)) as f32;
+                s.decay_factor = (1.0 - lr * c.weight_decay) as f32;
+            }
+            OptimizerConfig::RAdam(c) => {
+                let beta1 = cycled.unwrap_or(c.betas.0);
+                let (beta2, bias_correction2) = (c.betas.1, 1.0 - c.betas.1.powf(t));
+                let rho_inf = 2.0 / (1.0 - beta2) - 1.0;
+                let rho_t = rho_inf - 2.0 * t * beta2.powf(t) / bias_correction2;
+                s.weight_decay = c.weight_decay as f32;
+                s.one_minus_beta1 = (1.0 - beta1) as f32;
+                s.beta2 = beta2 as f32;
+                s.one_minus_beta2 = (1.0 - beta2) as f32;
+                s.eps = c.eps as f32;
+                s.bias_correction1 = (1.0 - beta1.powf(t)) as f32;
+                s.bias_correction2_sqrt = bias_correction2.sqrt() as f32;
+                s.decay_factor = (1.0 - lr * c.weight_decay) as f32;
+                if rho_t > 5.0 {
+                    s.rectification = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                        / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                        .sqrt() as f32;
+                }
+            }
         }
         s
+    }
+
+    /// NAdam's Π μ_s over updates 1..=`step`, as PyTorch's f32 `mu_product` holds it after
+    /// update `step`; 1 for the other optimizers. From the kept product when `step` is the
+    /// next update, else recomputed from update 1 (a loaded state: every μ_s is a function
+    /// of the configuration, the schedule's momentum and s).
+    pub fn mu_product_through(&self, step: u64) -> f32 {
+        let OptimizerConfig::NAdam(c) = self.config else {
+            return 1.0;
+        };
+        let (mut product, first) = if step > self.step {
+            (self.mu_product, self.step + 1)
+        } else {
+            (1.0, 1)
+        };
+        for s in first..=step {
+            if product == 0.0 {
+                break; // underflowed, as it does within a few thousand updates: it stays 0
+            }
+            let cycled = self.schedule.momentum_at(s.saturating_sub(1));
+            // PyTorch multiplies its f32 tensor by the Python float, rounded to f32.
+            let mu = nadam_mu(&c, cycled.unwrap_or(c.betas.0), s as f64) as f32;
+            if mu == 1.0 && cycled.is_none() {
+                break; // μ_s rises with s, so every later one rounds to 1 as well
+            }
+            product *= mu;
+        }
+        product
+    }
+
+    /// Records update `step` as taken.
+    pub fn finish_step(&mut self, step: u64) {
+        self.mu_product = self.mu_product_through(step);
+        self.step = step;
+    }
+
+    /// Continues from a saved state's step count.
+    pub fn restore_step(&mut self, step: u64) {
+        self.step = 0;
+        self.mu_product = 1.0;
+        self.finish_step(step);
     }
 
     /// Checks that a step's parameter and gradient arenas have the optimizer's length.
@@ -423,4 +560,10 @@ impl OptimizerCore {
         }
         Ok(slots)
     }
+}
+
+/// NAdam's momentum coefficient for update `t`, μ_t = β1·(1 − ½·0.96^(t·ψ)), in PyTorch's
+/// order of operations.
+fn nadam_mu(c: &NAdam, beta1: f64, t: f64) -> f64 {
+    beta1 * (1.0 - 0.5 * 0.96f64.powf(t * c.momentum_decay))
 }

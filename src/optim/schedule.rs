@@ -189,6 +189,7 @@ impl LrSchedule {
             OptimizerConfig::Sgd(c) if c.momentum == 0.0 => Some("SGD without momentum"),
             OptimizerConfig::RmsProp(c) if c.momentum <= 0.0 => Some("RMSprop without momentum"),
             OptimizerConfig::Adagrad(_) => Some("Adagrad, which has no momentum,"),
+            OptimizerConfig::Adadelta(_) => Some("Adadelta, which has no momentum,"),
             _ => None,
         };
         match unused {

@@ -5,6 +5,7 @@ pub mod bad;
 pub mod checkpoint_run;
 pub mod lockstep;
 pub mod matmul;
+pub mod rules;
 
 use std::sync::OnceLock;
 

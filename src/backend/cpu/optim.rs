@@ -95,6 +95,45 @@ fn update_element(
             state.set(0, sum);
             theta + ((-s.step_size) * g) / (sum.sqrt() + s.eps)
         }
+        Algorithm::Adadelta => {
+            let v = state.get(0) * s.beta2 + (s.one_minus_beta2 * g) * g;
+            state.set(0, v);
+            let delta = (state.get(1) + s.eps).sqrt() / (v + s.eps).sqrt() * g;
+            state.set(
+                1,
+                state.get(1) * s.beta2 + (s.one_minus_beta2 * delta) * delta,
+            );
+            theta + (-s.lr) * delta
+        }
+        Algorithm::Adamax => {
+            let m = lerp(state.get(0), g, s.one_minus_beta1);
+            state.set(0, m);
+            let u = (state.get(1) * s.beta2).max(g.abs() + s.eps);
+            state.set(1, u);
+            theta + ((-s.step_size) * m) / u
+        }
+        Algorithm::NAdam => {
+            let m = lerp(state.get(0), g, s.one_minus_beta1);
+            state.set(0, m);
+            let v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
+            state.set(1, v);
+            let denom = (v / s.bias_correction2).sqrt() + s.eps;
+            let theta = theta + ((-s.step_size) * g) / denom;
+            theta + ((-s.momentum_step_size) * m) / denom
+        }
+        Algorithm::RAdam => {
+            let m = lerp(state.get(0), g, s.one_minus_beta1);
+            state.set(0, m);
+            let v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
+            state.set(1, v);
+            let step = m / s.bias_correction1 * s.lr;
+            if s.rectification > 0.0 {
+                let adaptive = s.bias_correction2_sqrt / (v.sqrt() + s.eps);
+                theta - step * adaptive * s.rectification
+            } else {
+                theta - step
+            }
+        }
     }
 }
 
@@ -195,7 +234,7 @@ impl CpuOptimizer {
             &mut self.slots,
             self.core.monitor,
         );
-        self.core.step = step;
+        self.core.finish_step(step);
         self.stats = self.core.monitor.then(|| UpdateStats {
             grad_norm: sums[0].sqrt() as f32,
             param_norm: sums[1].sqrt() as f32,
@@ -245,7 +284,7 @@ impl CpuOptimizer {
     /// current state is kept.
     pub fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         self.slots = self.core.check_state(state)?;
-        self.core.step = state.step;
+        self.core.restore_step(state.step);
         Ok(())
     }
 }

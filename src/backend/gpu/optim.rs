@@ -333,7 +333,7 @@ impl GpuOptimizer {
             }
             recording.ended("optimizer step");
         })?;
-        self.core.step = step;
+        self.core.finish_step(step);
         self.monitored = monitor;
         Ok(())
     }

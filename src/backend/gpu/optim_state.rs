@@ -61,7 +61,7 @@ impl GpuOptimizer {
                 buffer.write(&self.ctx, 0, &values)?;
             }
         }
-        self.core.step = state.step;
+        self.core.restore_step(state.step);
         Ok(())
     }
 }

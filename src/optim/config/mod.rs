@@ -1,159 +1,13 @@
-//! Optimizer configurations: PyTorch's arguments, PyTorch's defaults, checked when built.
+//! Optimizer configurations: PyTorch's arguments, PyTorch's defaults, checked when built. The
+//! structs live by family (`classic.rs`, `adam.rs`); [`OptimizerConfig`] holds any of them.
+
+mod adam;
+mod classic;
+
+pub use adam::{Adam, AdamW, Adamax, NAdam, RAdam};
+pub use classic::{Adadelta, Adagrad, RmsProp, Sgd};
 
 use crate::error::{Error, Result};
-
-/// Stochastic gradient descent, optionally with (Nesterov) momentum, as `torch.optim.SGD`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sgd {
-    /// Learning rate γ (PyTorch's default 1e-3).
-    pub lr: f64,
-    /// Momentum factor μ (0: plain SGD).
-    pub momentum: f64,
-    /// Dampening τ of the momentum buffer's gradient term.
-    pub dampening: f64,
-    /// L2 penalty λ, added to the gradient as λθ.
-    pub weight_decay: f64,
-    /// Nesterov momentum; needs μ > 0 and τ = 0.
-    pub nesterov: bool,
-    /// Ascend instead of descend.
-    pub maximize: bool,
-}
-
-impl Default for Sgd {
-    fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-            maximize: false,
-        }
-    }
-}
-
-/// RMSprop, as `torch.optim.RMSprop`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RmsProp {
-    /// Learning rate γ (default 1e-2).
-    pub lr: f64,
-    /// Smoothing constant α of the squared-gradient average (default 0.99).
-    pub alpha: f64,
-    /// Added to the denominator (default 1e-8).
-    pub eps: f64,
-    /// L2 penalty λ.
-    pub weight_decay: f64,
-    /// Momentum factor μ (0: none).
-    pub momentum: f64,
-    /// Normalise by the gradient's estimated variance instead of its second moment.
-    pub centered: bool,
-    /// Ascend instead of descend.
-    pub maximize: bool,
-}
-
-impl Default for RmsProp {
-    fn default() -> Self {
-        Self {
-            lr: 1e-2,
-            alpha: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            momentum: 0.0,
-            centered: false,
-            maximize: false,
-        }
-    }
-}
-
-/// Adam, as `torch.optim.Adam` (L2 weight decay added to the gradient).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Adam {
-    /// Learning rate γ (default 1e-3).
-    pub lr: f64,
-    /// (β1, β2): decay rates of the first and second moment (default (0.9, 0.999)).
-    pub betas: (f64, f64),
-    /// Added to the denominator (default 1e-8).
-    pub eps: f64,
-    /// L2 penalty λ (default 0).
-    pub weight_decay: f64,
-    /// Use the maximum of all second-moment estimates so far (AMSGrad).
-    pub amsgrad: bool,
-    /// Ascend instead of descend.
-    pub maximize: bool,
-}
-
-impl Default for Adam {
-    fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 0.0,
-            amsgrad: false,
-            maximize: false,
-        }
-    }
-}
-
-/// AdamW, as `torch.optim.AdamW`: Adam with decoupled weight decay θ ← θ(1 − γλ).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamW {
-    /// Learning rate γ (default 1e-3).
-    pub lr: f64,
-    /// (β1, β2) (default (0.9, 0.999)).
-    pub betas: (f64, f64),
-    /// Added to the denominator (default 1e-8).
-    pub eps: f64,
-    /// Decoupled weight decay λ (default 1e-2).
-    pub weight_decay: f64,
-    /// AMSGrad variant.
-    pub amsgrad: bool,
-    /// Ascend instead of descend.
-    pub maximize: bool,
-}
-
-impl Default for AdamW {
-    fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 1e-2,
-            amsgrad: false,
-            maximize: false,
-        }
-    }
-}
-
-/// Adagrad, as `torch.optim.Adagrad`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Adagrad {
-    /// Learning rate γ (default 1e-2).
-    pub lr: f64,
-    /// The rate at step t is γ / (1 + (t − 1)·lr_decay).
-    pub lr_decay: f64,
-    /// L2 penalty λ.
-    pub weight_decay: f64,
-    /// Starting value of the squared-gradient sum.
-    pub initial_accumulator_value: f64,
-    /// Added to the denominator (default 1e-10).
-    pub eps: f64,
-    /// Ascend instead of descend.
-    pub maximize: bool,
-}
-
-impl Default for Adagrad {
-    fn default() -> Self {
-        Self {
-            lr: 1e-2,
-            lr_decay: 0.0,
-            weight_decay: 0.0,
-            initial_accumulator_value: 0.0,
-            eps: 1e-10,
-            maximize: false,
-        }
-    }
-}
 
 /// Builder methods named after PyTorch's arguments, e.g. `Adam::default().lr(3e-4)`.
 macro_rules! builders {
@@ -170,61 +24,7 @@ macro_rules! builders {
     };
 }
 
-builders!(Sgd {
-    lr: f64,
-    momentum: f64,
-    dampening: f64,
-    weight_decay: f64,
-    nesterov: bool,
-    maximize: bool
-});
-builders!(RmsProp {
-    lr: f64,
-    alpha: f64,
-    eps: f64,
-    weight_decay: f64,
-    momentum: f64,
-    centered: bool,
-    maximize: bool
-});
-builders!(Adam {
-    lr: f64,
-    eps: f64,
-    weight_decay: f64,
-    amsgrad: bool,
-    maximize: bool
-});
-builders!(AdamW {
-    lr: f64,
-    eps: f64,
-    weight_decay: f64,
-    amsgrad: bool,
-    maximize: bool
-});
-builders!(Adagrad {
-    lr: f64,
-    lr_decay: f64,
-    weight_decay: f64,
-    initial_accumulator_value: f64,
-    eps: f64,
-    maximize: bool
-});
-
-impl Adam {
-    /// Sets (β1, β2).
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
-        self.betas = (beta1, beta2);
-        self
-    }
-}
-
-impl AdamW {
-    /// Sets (β1, β2).
-    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
-        self.betas = (beta1, beta2);
-        self
-    }
-}
+use builders;
 
 /// Any optimizer's configuration.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -239,6 +39,14 @@ pub enum OptimizerConfig {
     AdamW(AdamW),
     /// [`Adagrad`]
     Adagrad(Adagrad),
+    /// [`Adadelta`]
+    Adadelta(Adadelta),
+    /// [`Adamax`]
+    Adamax(Adamax),
+    /// [`NAdam`]
+    NAdam(NAdam),
+    /// [`RAdam`]
+    RAdam(RAdam),
 }
 
 macro_rules! into_config {
@@ -250,7 +58,9 @@ macro_rules! into_config {
         }
     )*};
 }
-into_config!(Sgd, RmsProp, Adam, AdamW, Adagrad);
+into_config!(
+    Sgd, RmsProp, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam
+);
 
 /// Checks one hyperparameter against `ok`, the condition PyTorch (or DESIGN.md) imposes, both
 /// as given and as the kernels apply it (in f32): 1e-50 is > 0 but rounds to 0 in f32, 1e300
@@ -309,6 +119,10 @@ impl OptimizerConfig {
             OptimizerConfig::Adam(_) => "Adam",
             OptimizerConfig::AdamW(_) => "AdamW",
             OptimizerConfig::Adagrad(_) => "Adagrad",
+            OptimizerConfig::Adadelta(_) => "Adadelta",
+            OptimizerConfig::Adamax(_) => "Adamax",
+            OptimizerConfig::NAdam(_) => "NAdam",
+            OptimizerConfig::RAdam(_) => "RAdam",
         }
     }
 
@@ -320,6 +134,10 @@ impl OptimizerConfig {
             OptimizerConfig::Adam(c) => c.lr,
             OptimizerConfig::AdamW(c) => c.lr,
             OptimizerConfig::Adagrad(c) => c.lr,
+            OptimizerConfig::Adadelta(c) => c.lr,
+            OptimizerConfig::Adamax(c) => c.lr,
+            OptimizerConfig::NAdam(c) => c.lr,
+            OptimizerConfig::RAdam(c) => c.lr,
         }
     }
 
@@ -331,6 +149,10 @@ impl OptimizerConfig {
             OptimizerConfig::Adam(c) => OptimizerConfig::Adam(Adam { lr, ..c }),
             OptimizerConfig::AdamW(c) => OptimizerConfig::AdamW(AdamW { lr, ..c }),
             OptimizerConfig::Adagrad(c) => OptimizerConfig::Adagrad(Adagrad { lr, ..c }),
+            OptimizerConfig::Adadelta(c) => OptimizerConfig::Adadelta(Adadelta { lr, ..c }),
+            OptimizerConfig::Adamax(c) => OptimizerConfig::Adamax(Adamax { lr, ..c }),
+            OptimizerConfig::NAdam(c) => OptimizerConfig::NAdam(NAdam { lr, ..c }),
+            OptimizerConfig::RAdam(c) => OptimizerConfig::RAdam(RAdam { lr, ..c }),
         }
     }
 
@@ -388,6 +210,41 @@ impl OptimizerConfig {
                     c.initial_accumulator_value,
                 )?;
                 positive(name, "eps", c.eps)?;
+            }
+            OptimizerConfig::Adadelta(c) => {
+                require(
+                    name,
+                    "rho",
+                    c.rho,
+                    |v| (0.0..=1.0).contains(&v),
+                    "must be in [0, 1]",
+                )?;
+                positive(name, "eps", c.eps)?;
+                non_negative(name, "weight_decay", c.weight_decay)?;
+            }
+            OptimizerConfig::Adamax(Adamax {
+                betas,
+                eps,
+                weight_decay,
+                ..
+            })
+            | OptimizerConfig::RAdam(RAdam {
+                betas,
+                eps,
+                weight_decay,
+                ..
+            }) => {
+                unit_interval(name, "beta1", betas.0)?;
+                unit_interval(name, "beta2", betas.1)?;
+                positive(name, "eps", eps)?;
+                non_negative(name, "weight_decay", weight_decay)?;
+            }
+            OptimizerConfig::NAdam(c) => {
+                unit_interval(name, "beta1", c.betas.0)?;
+                unit_interval(name, "beta2", c.betas.1)?;
+                positive(name, "eps", c.eps)?;
+                non_negative(name, "weight_decay", c.weight_decay)?;
+                non_negative(name, "momentum_decay", c.momentum_decay)?;
             }
         }
         Ok(())

@@ -1,0 +1,159 @@
+//! Gradient descent with or without momentum and the per-element adaptive rates that keep no
+//! first moment: SGD, RMSprop, Adagrad, Adadelta.
+
+use super::builders;
+
+/// Stochastic gradient descent, optionally with (Nesterov) momentum, as `torch.optim.SGD`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    /// Learning rate γ (PyTorch's default 1e-3).
+    pub lr: f64,
+    /// Momentum factor μ (0: plain SGD).
+    pub momentum: f64,
+    /// Dampening τ of the momentum buffer's gradient term.
+    pub dampening: f64,
+    /// L2 penalty λ, added to the gradient as λθ.
+    pub weight_decay: f64,
+    /// Nesterov momentum; needs μ > 0 and τ = 0.
+    pub nesterov: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
+    }
+}
+
+/// RMSprop, as `torch.optim.RMSprop`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsProp {
+    /// Learning rate γ (default 1e-2).
+    pub lr: f64,
+    /// Smoothing constant α of the squared-gradient average (default 0.99).
+    pub alpha: f64,
+    /// Added to the denominator (default 1e-8).
+    pub eps: f64,
+    /// L2 penalty λ.
+    pub weight_decay: f64,
+    /// Momentum factor μ (0: none).
+    pub momentum: f64,
+    /// Normalise by the gradient's estimated variance instead of its second moment.
+    pub centered: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for RmsProp {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+            maximize: false,
+        }
+    }
+}
+
+/// Adagrad, as `torch.optim.Adagrad`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adagrad {
+    /// Learning rate γ (default 1e-2).
+    pub lr: f64,
+    /// The rate at step t is γ / (1 + (t − 1)·lr_decay).
+    pub lr_decay: f64,
+    /// L2 penalty λ.
+    pub weight_decay: f64,
+    /// Starting value of the squared-gradient sum.
+    pub initial_accumulator_value: f64,
+    /// Added to the denominator (default 1e-10).
+    pub eps: f64,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for Adagrad {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            maximize: false,
+        }
+    }
+}
+
+builders!(Sgd {
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    weight_decay: f64,
+    nesterov: bool,
+    maximize: bool
+});
+builders!(RmsProp {
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+    momentum: f64,
+    centered: bool,
+    maximize: bool
+});
+builders!(Adagrad {
+    lr: f64,
+    lr_decay: f64,
+    weight_decay: f64,
+    initial_accumulator_value: f64,
+    eps: f64,
+    maximize: bool
+});
+
+/// Adadelta, as `torch.optim.Adadelta`: each step is the gradient scaled by the ratio of two
+/// running RMS values, of past updates over past gradients, times γ.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adadelta {
+    /// Learning rate γ, which scales the delta (default 1.0).
+    pub lr: f64,
+    /// ρ, the decay rate of both running averages (default 0.9).
+    pub rho: f64,
+    /// Added inside both square roots (default 1e-6).
+    pub eps: f64,
+    /// L2 penalty λ.
+    pub weight_decay: f64,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for Adadelta {
+    fn default() -> Self {
+        Self {
+            lr: 1.0,
+            rho: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.0,
+            maximize: false,
+        }
+    }
+}
+
+builders!(Adadelta {
+    lr: f64,
+    rho: f64,
+    eps: f64,
+    weight_decay: f64,
+    maximize: bool
+});

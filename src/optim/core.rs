@@ -1,0 +1,301 @@
+//! `OptimizerCore`: what both backends' optimizers share (the validated configuration,
+//! schedule, clipping and step count), the update's branches (`UpdateRule`) and its state
+//! slots. The per-step scalars it computes are in `scalars.rs`.
+
+use super::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
+use crate::error::{Error, Result};
+
+/// The update kernels (AdamW is Adam with decoupled decay; NAdam's and RAdam's decoupled
+/// variants likewise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Algorithm {
+    Sgd = 0,
+    RmsProp = 1,
+    Adam = 2,
+    Adagrad = 3,
+    Adadelta = 4,
+    Adamax = 5,
+    NAdam = 6,
+    RAdam = 7,
+}
+
+/// The branches of an update, fixed when the optimizer is built (override constants on the GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct UpdateRule {
+    pub algorithm: Algorithm,
+    pub maximize: bool,
+    /// L2 term λθ added to the gradient.
+    pub l2: bool,
+    /// AdamW's θ ← θ(1 − γλ).
+    pub decoupled: bool,
+    pub momentum: bool,
+    pub nesterov: bool,
+    pub centered: bool,
+    pub amsgrad: bool,
+    pub clip_norm: bool,
+    pub clip_value: bool,
+}
+
+/// State slot `i` of an update holds the buffer named `names[i]`, if any.
+pub(crate) type SlotNames = [Option<&'static str>; 3];
+
+/// What both backends share: the validated configuration, schedule, clipping, step count, and
+/// the host math of each step.
+#[derive(Clone, Debug)]
+pub(crate) struct OptimizerCore {
+    pub config: OptimizerConfig,
+    pub schedule: LrSchedule,
+    pub clip: Clip,
+    pub monitor: bool,
+    /// Updates taken so far; update `t` (from 1) uses `schedule.lr_at(t − 1)`.
+    pub step: u64,
+    pub len: usize,
+    /// NAdam: Π μ_s over the updates so far, in f32 as PyTorch keeps its `mu_product` (1 for
+    /// the others).
+    pub mu_product: f32,
+}
+
+impl OptimizerCore {
+    pub fn new(config: OptimizerConfig, len: usize) -> Result<Self> {
+        config.validate()?;
+        if len == 0 {
+            return Err(Error::EmptyBuffer {
+                op: "create optimizer",
+                label: "parameters".into(),
+            });
+        }
+        Ok(Self {
+            config,
+            schedule: LrSchedule::constant(),
+            clip: Clip::default(),
+            monitor: false,
+            step: 0,
+            len,
+            mu_product: 1.0,
+        })
+    }
+
+    pub fn set_schedule(&mut self, schedule: LrSchedule) -> Result<()> {
+        schedule.check_for(&self.config)?;
+        self.schedule = schedule;
+        Ok(())
+    }
+
+    /// Replaces the base learning rate, keeping everything else; an invalid rate changes
+    /// nothing.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        let config = self.config.with_lr(lr);
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    pub fn set_clip(&mut self, clip: Clip) -> Result<()> {
+        clip.validate()?;
+        self.clip = clip;
+        Ok(())
+    }
+
+    /// The learning rate update `step` (1-based, as PyTorch counts) will use.
+    pub fn lr_for_update(&self, step: u64) -> f64 {
+        self.schedule
+            .lr_at(self.config.lr(), step.saturating_sub(1))
+    }
+
+    pub fn rule(&self) -> UpdateRule {
+        let mut rule = UpdateRule {
+            algorithm: Algorithm::Sgd,
+            maximize: false,
+            l2: false,
+            decoupled: false,
+            momentum: false,
+            nesterov: false,
+            centered: false,
+            amsgrad: false,
+            clip_norm: self.clip.max_norm.is_some(),
+            clip_value: self.clip.max_value.is_some(),
+        };
+        match self.config {
+            OptimizerConfig::Sgd(c) => {
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+                rule.momentum = c.momentum != 0.0;
+                rule.nesterov = c.nesterov;
+            }
+            OptimizerConfig::RmsProp(c) => {
+                rule.algorithm = Algorithm::RmsProp;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+                rule.momentum = c.momentum > 0.0;
+                rule.centered = c.centered;
+            }
+            OptimizerConfig::Adam(c) => {
+                rule.algorithm = Algorithm::Adam;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+                rule.amsgrad = c.amsgrad;
+            }
+            OptimizerConfig::AdamW(c) => {
+                rule.algorithm = Algorithm::Adam;
+                rule.maximize = c.maximize;
+                rule.decoupled = true;
+                rule.amsgrad = c.amsgrad;
+            }
+            OptimizerConfig::Adagrad(c) => {
+                rule.algorithm = Algorithm::Adagrad;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
+            OptimizerConfig::Adadelta(c) => {
+                rule.algorithm = Algorithm::Adadelta;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
+            OptimizerConfig::Adamax(c) => {
+                rule.algorithm = Algorithm::Adamax;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
+            OptimizerConfig::NAdam(c) => {
+                rule.algorithm = Algorithm::NAdam;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+                rule.decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
+            }
+            OptimizerConfig::RAdam(c) => {
+                rule.algorithm = Algorithm::RAdam;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+                rule.decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
+            }
+        }
+        rule
+    }
+
+    /// Names of the state buffers in slots 0, 1, 2 (PyTorch's state keys).
+    pub fn slot_names(&self) -> SlotNames {
+        let rule = self.rule();
+        match rule.algorithm {
+            Algorithm::Sgd => [rule.momentum.then_some("momentum_buffer"), None, None],
+            Algorithm::RmsProp => [
+                Some("square_avg"),
+                rule.momentum.then_some("momentum_buffer"),
+                rule.centered.then_some("grad_avg"),
+            ],
+            Algorithm::Adam => [
+                Some("exp_avg"),
+                Some("exp_avg_sq"),
+                rule.amsgrad.then_some("max_exp_avg_sq"),
+            ],
+            Algorithm::Adagrad => [Some("sum"), None, None],
+            Algorithm::Adadelta => [Some("square_avg"), Some("acc_delta"), None],
+            Algorithm::Adamax => [Some("exp_avg"), Some("exp_inf"), None],
+            Algorithm::NAdam | Algorithm::RAdam => [Some("exp_avg"), Some("exp_avg_sq"), None],
+        }
+    }
+
+    /// The value each state buffer starts at.
+    pub fn initial_state_value(&self) -> f32 {
+        match self.config {
+            OptimizerConfig::Adagrad(c) => c.initial_accumulator_value as f32,
+            _ => 0.0,
+        }
+    }
+
+    /// Records update `step` as taken.
+    pub fn finish_step(&mut self, step: u64) {
+        self.mu_product = self.mu_product_through(step);
+        self.step = step;
+    }
+
+    /// Continues from a saved state's step count.
+    pub fn restore_step(&mut self, step: u64) {
+        self.step = 0;
+        self.mu_product = 1.0;
+        self.finish_step(step);
+    }
+
+    /// Checks that a step's parameter and gradient arenas have the optimizer's length.
+    pub fn check_lengths(&self, params: usize, grads: usize) -> Result<()> {
+        if params != self.len {
+            return Err(Error::Length {
+                op: "optimizer step (parameters)",
+                expected: self.len,
+                actual: params,
+            });
+        }
+        if grads != self.len {
+            return Err(Error::Length {
+                op: "optimizer step (gradients)",
+                expected: self.len,
+                actual: grads,
+            });
+        }
+        Ok(())
+    }
+
+    /// The number of the next update (1-based), or an error when the count would wrap or the
+    /// schedule has ended.
+    pub fn next_step(&self) -> Result<u64> {
+        let next = self.step.checked_add(1).ok_or_else(|| Error::State {
+            optimizer: self.config.name(),
+            detail: format!("step count {} has no next step", self.step),
+        })?;
+        match self.schedule.last_update() {
+            Some(last) if next > last => Err(Error::State {
+                optimizer: self.config.name(),
+                detail: format!(
+                    "update {next} is past the schedule's last ({last}): a one-cycle schedule \
+                     has a rate for its total_steps updates only"
+                ),
+            }),
+            _ => Ok(next),
+        }
+    }
+
+    /// Checks a saved state against this optimizer; returns the buffers in slot order.
+    pub fn check_state(&self, state: &OptimizerState) -> Result<[Option<Vec<f32>>; 3]> {
+        let optimizer = self.config.name();
+        let fail = |detail: String| Err(Error::State { optimizer, detail });
+        if state.optimizer != optimizer {
+            return fail(format!("the state was saved by {}", state.optimizer));
+        }
+        if state.step == u64::MAX {
+            return fail(format!(
+                "step count {} has no next step (the bias corrections would wrap to step 0)",
+                state.step
+            ));
+        }
+        if let Some((name, i, v)) = state.buffers.iter().find_map(|(name, values)| {
+            values
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| (name, i, values[i]))
+        }) {
+            return fail(format!("buffer {name}[{i}] is {v}: state must be finite"));
+        }
+        let names = self.slot_names();
+        let expected: Vec<&str> = names.iter().flatten().copied().collect();
+        let given: Vec<&str> = state.buffers.iter().map(|(n, _)| n.as_str()).collect();
+        if expected != given {
+            return fail(format!("expected buffers {expected:?}, got {given:?}"));
+        }
+        let mut slots: [Option<Vec<f32>>; 3] = Default::default();
+        let mut given = state.buffers.iter();
+        for (slot, name) in slots.iter_mut().zip(names) {
+            if name.is_some() {
+                if let Some((name, values)) = given.next() {
+                    if values.len() != self.len {
+                        return fail(format!(
+                            "buffer {name} has {} values, the arena has {}",
+                            values.len(),
+                            self.len
+                        ));
+                    }
+                    *slot = Some(values.clone());
+                }
+            }
+        }
+        Ok(slots)
+    }
+}

@@ -18,14 +18,14 @@ mod scalars;
 mod schedule;
 
 pub(crate) use common::common_optimizer_methods;
-pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
-pub(crate) use scalars::StepScalars;
 pub use config::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
 };
+pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
 pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;
 pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};
+pub(crate) use scalars::StepScalars;
 pub use schedule::{Decay, LrSchedule};
 
 use crate::error::{Error, Result};

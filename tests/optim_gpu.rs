@@ -458,7 +458,7 @@ fn differential_with_schedule(schedule: LrSchedule) {
     let config = Adam::default().lr(0.1);
     let mut cpu_opt = CpuOptimizer::new(config, 10)
         .unwrap()
-        .with_schedule(schedule)
+        .with_schedule(schedule.clone())
         .unwrap();
     let mut gpu_opt = GpuOptimizer::new(ctx, config, 10)
         .unwrap()
@@ -494,7 +494,7 @@ fn nadam_resumes_with_its_momentum_product() {
         let nadam = || {
             CpuOptimizer::new(NAdam::default().lr(0.01), len)
                 .unwrap()
-                .with_schedule(schedule)
+                .with_schedule(schedule.clone())
                 .unwrap()
         };
         let mut straight = nadam();
@@ -520,7 +520,7 @@ fn nadam_resumes_with_its_momentum_product() {
 
         let mut on_gpu = GpuOptimizer::new(ctx, NAdam::default().lr(0.01), len)
             .unwrap()
-            .with_schedule(schedule)
+            .with_schedule(schedule.clone())
             .unwrap();
         on_gpu.load_state(&first.state()).unwrap();
         let mut gpu_params = GpuBuffer::from_slice(ctx, "p", &params).unwrap();

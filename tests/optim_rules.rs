@@ -183,7 +183,7 @@ fn a_one_cycle_schedule_sets_each_updates_rate_and_momentum() {
     let run = |config: OptimizerConfig| {
         let mut opt = CpuOptimizer::new(config, 1)
             .unwrap()
-            .with_schedule(schedule)
+            .with_schedule(schedule.clone())
             .unwrap();
         let mut theta = [THETA0 as f32];
         let path: Vec<f64> = GRADS

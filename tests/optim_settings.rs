@@ -217,6 +217,42 @@ fn schedules_give_the_documented_rates() {
     ));
     assert!(LrSchedule::exponential(-1.0).validate().is_err());
     assert!(LrSchedule::cosine(0, 0.0).validate().is_err());
+    // Multi-step: γ at each milestone reached (twice at one given twice), in any order given.
+    let multi = LrSchedule::multi_step(&[30, 10, 30], 0.1);
+    for (t, want) in [
+        (0, 1.0),
+        (9, 1.0),
+        (10, 0.1),
+        (29, 0.1),
+        (30, 1e-3),
+        (1000, 1e-3),
+    ] {
+        close(multi.lr_at(1.0, t), want);
+    }
+    close(LrSchedule::multi_step(&[], 0.1).lr_at(1.0, 1000), 1.0);
+    // Polynomial: (1 − t/total)^power, then 0.
+    let poly = LrSchedule::polynomial(10, 2.0);
+    for (t, want) in [(0, 1.0), (5, 0.25), (9, 0.01), (10, 0.0), (11, 0.0)] {
+        close(poly.lr_at(1.0, t), want);
+    }
+    let refused = |schedule: LrSchedule, name: &str| match schedule.validate() {
+        Err(Error::InvalidHyperparameter { name: n, .. }) => assert_eq!(n, name, "{schedule:?}"),
+        other => panic!("{schedule:?}: expected {name} refused, got {other:?}"),
+    };
+    refused(LrSchedule::multi_step(&[5], 0.0), "gamma");
+    refused(LrSchedule::multi_step(&[5], f64::NAN), "gamma");
+    refused(
+        LrSchedule {
+            decay: Decay::MultiStep {
+                milestones: vec![5, 3],
+                gamma: 0.5,
+            },
+            warmup: 0,
+        },
+        "milestones",
+    );
+    refused(LrSchedule::polynomial(0, 1.0), "total");
+    refused(LrSchedule::polynomial(10, -1.0), "power");
 }
 
 /// PyTorch's CosineAnnealingWarmRestarts, stepped once per update as its docs do it: `T_cur`
@@ -271,7 +307,7 @@ fn sgd_stepping_down() -> (CpuOptimizer, LrSchedule) {
     let schedule = LrSchedule::step(2, 0.1);
     let opt = CpuOptimizer::new(Sgd::default().lr(1.0), 1)
         .unwrap()
-        .with_schedule(schedule)
+        .with_schedule(schedule.clone())
         .unwrap();
     (opt, schedule)
 }
@@ -332,22 +368,30 @@ fn one_cycle_schedules_are_checked_against_the_optimizer() {
     // A cycled momentum needs an optimizer that uses one.
     refused(
         Sgd::default().into(),
-        cycle,
+        cycle.clone(),
         "SGD without momentum would ignore it",
     );
-    refused(RmsProp::default().into(), cycle, "RMSprop without momentum");
+    refused(
+        RmsProp::default().into(),
+        cycle.clone(),
+        "RMSprop without momentum",
+    );
     refused(
         Adagrad::default().into(),
-        cycle,
+        cycle.clone(),
         "Adagrad, which has no momentum",
     );
     refused(
         Adadelta::default().into(),
-        cycle,
+        cycle.clone(),
         "Adadelta, which has no momentum",
     );
     // It warms up itself.
-    refused(Adam::default().into(), cycle.with_warmup(5), "warmup");
+    refused(
+        Adam::default().into(),
+        cycle.clone().with_warmup(5),
+        "warmup",
+    );
     for config in [
         OptimizerConfig::from(Adam::default()),
         Sgd::default().momentum(0.9).into(),
@@ -358,13 +402,13 @@ fn one_cycle_schedules_are_checked_against_the_optimizer() {
     ] {
         CpuOptimizer::new(config, 1)
             .unwrap()
-            .with_schedule(cycle)
+            .with_schedule(cycle.clone())
             .unwrap();
     }
     let plain = LrSchedule::one_cycle(OneCycle::new(100).without_momentum_cycle());
     CpuOptimizer::new(Sgd::default(), 1)
         .unwrap()
-        .with_schedule(plain)
+        .with_schedule(plain.clone())
         .unwrap();
     assert_eq!(plain.momentum_at(0), None);
     assert_eq!(cycle.momentum_at(0), Some(0.95));

@@ -181,6 +181,12 @@ fn cases() -> Vec<Case> {
             .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
         case("radam_one_cycle", RAdam::default().lr(0.01))
             .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
+        case("sgd_multi_step_lr", sgd(0.1, 0.9))
+            .schedule(LrSchedule::multi_step(&[9, 5, 2, 5], 0.5)),
+        case("adam_polynomial_lr", Adam::default().lr(0.01))
+            .schedule(LrSchedule::polynomial(10, 2.0)),
+        case("nadam_polynomial_lr_linear", NAdam::default().lr(0.01))
+            .schedule(LrSchedule::polynomial(steps, 1.0)),
         case("adamw_one_cycle_fixed_momentum", AdamW::default().lr(0.01)).schedule(
             LrSchedule::one_cycle(OneCycle::new(steps).without_momentum_cycle()),
         ),
@@ -245,7 +251,7 @@ fn every_optimizer_follows_pytorchs_trajectory_on_the_cpu() {
         let (_, shape) = fixture("theta0");
         let mut opt = CpuOptimizer::new(case.config, shape[1])
             .unwrap()
-            .with_schedule(case.schedule)
+            .with_schedule(case.schedule.clone())
             .unwrap()
             .with_clip(case.clip)
             .unwrap();
@@ -261,7 +267,7 @@ fn every_optimizer_follows_pytorchs_trajectory_on_the_gpu() {
         let n = shape[1];
         let mut opt = GpuOptimizer::new(ctx, case.config, n)
             .unwrap()
-            .with_schedule(case.schedule)
+            .with_schedule(case.schedule.clone())
             .unwrap()
             .with_clip(case.clip)
             .unwrap();
@@ -282,7 +288,7 @@ fn schedules_run_each_step_at_pytorchs_rate_and_momentum() {
         let (lrs, _) = fixture(&format!("{}.lr", case.name));
         let opt = CpuOptimizer::new(case.config, 1)
             .unwrap()
-            .with_schedule(case.schedule)
+            .with_schedule(case.schedule.clone())
             .unwrap();
         for (t, &want) in lrs.iter().enumerate() {
             let got = opt.lr_at(t as u64 + 1);

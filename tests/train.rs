@@ -544,7 +544,7 @@ fn one_cycle_run<B: Backend>(backend: &B) {
     let history = Trainer::new(Adam::default().lr(0.2), Loss::MeanSquaredError)
         .batch_size(16)
         .epochs(5)
-        .schedule(schedule)
+        .schedule(schedule.clone())
         .fit(backend, &mut model, &data, None)
         .unwrap();
     let rates: Vec<f64> = history.epochs.iter().map(|r| r.lr).collect();

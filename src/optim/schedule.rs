@@ -7,7 +7,7 @@ use super::one_cycle::OneCycle;
 use crate::error::{Error, Result};
 
 /// How the learning rate decays after any warm-up. `t` counts updates from 0.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Decay {
     /// α₀ throughout.
     Constant,
@@ -17,6 +17,22 @@ pub enum Decay {
         every: u64,
         /// Factor applied at each decay (> 0).
         gamma: f64,
+    },
+    /// α₀·γ^(the milestones ≤ t) (PyTorch's `MultiStepLR`): γ once at each milestone, twice
+    /// at one given twice.
+    MultiStep {
+        /// Updates at which the rate is multiplied by γ, in ascending order.
+        milestones: Vec<u64>,
+        /// Factor applied at each milestone (> 0).
+        gamma: f64,
+    },
+    /// α₀·(1 − min(t, total)/total)^power (PyTorch's `PolynomialLR`): down to 0 at `total`
+    /// updates with power 1, a straight line.
+    Polynomial {
+        /// Updates until the rate reaches 0 (> 0).
+        total: u64,
+        /// The exponent (≥ 0).
+        power: f64,
     },
     /// α₀·e^(−k·t).
     Exponential {
@@ -55,7 +71,7 @@ pub enum Decay {
 /// A decay with an optional linear warm-up in front: for the first `warmup` updates the rate
 /// climbs linearly, `lr_at(t) = lr_after_warmup(0)·(t + 1)/(warmup + 1)`; afterwards the decay
 /// runs with its clock starting at 0.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LrSchedule {
     /// The decay.
     pub decay: Decay,
@@ -81,6 +97,22 @@ impl LrSchedule {
     pub fn step(every: u64, gamma: f64) -> Self {
         Self {
             decay: Decay::Step { every, gamma },
+            warmup: 0,
+        }
+    }
+    /// α₀·γ^(the milestones ≤ t), PyTorch's `MultiStepLR`; the milestones in any order.
+    pub fn multi_step(milestones: &[u64], gamma: f64) -> Self {
+        let mut milestones = milestones.to_vec();
+        milestones.sort_unstable();
+        Self {
+            decay: Decay::MultiStep { milestones, gamma },
+            warmup: 0,
+        }
+    }
+    /// α₀·(1 − min(t, total)/total)^power, PyTorch's `PolynomialLR`.
+    pub fn polynomial(total: u64, power: f64) -> Self {
+        Self {
+            decay: Decay::Polynomial { total, power },
             warmup: 0,
         }
     }
@@ -149,6 +181,24 @@ impl LrSchedule {
             return bad("warmup", self.warmup as f64, "must be < 2^64 − 1 steps");
         }
         match self.decay {
+            Decay::MultiStep { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => {
+                bad("gamma", gamma, "must be > 0")
+            }
+            Decay::MultiStep { ref milestones, .. } if !milestones.is_sorted() => {
+                let late = milestones
+                    .windows(2)
+                    .find(|w| w[1] < w[0])
+                    .map_or(0, |w| w[1]);
+                bad(
+                    "milestones",
+                    late as f64,
+                    "must be in ascending order (LrSchedule::multi_step sorts them)",
+                )
+            }
+            Decay::Polynomial { total: 0, .. } => bad("total", 0.0, "must be > 0"),
+            Decay::Polynomial { power, .. } if !(power.is_finite() && power >= 0.0) => {
+                bad("power", power, "must be ≥ 0")
+            }
             Decay::OneCycle(_) if self.warmup > 0 => bad(
                 "warmup",
                 self.warmup as f64,
@@ -220,6 +270,13 @@ impl LrSchedule {
         match self.decay {
             Decay::Constant => base_lr,
             Decay::Step { every, gamma } => base_lr * gamma.powf((t / every.max(1)) as f64),
+            Decay::MultiStep {
+                ref milestones,
+                gamma,
+            } => base_lr * gamma.powf(milestones.partition_point(|&m| m <= t) as f64),
+            Decay::Polynomial { total, power } => {
+                base_lr * (1.0 - t.min(total) as f64 / total.max(1) as f64).powf(power)
+            }
             Decay::Exponential { k } => base_lr * (-k * t as f64).exp(),
             Decay::InverseTime { k } => base_lr / (1.0 + k * t as f64),
             Decay::Cosine { period, min_lr } => {

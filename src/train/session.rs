@@ -108,7 +108,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         let optimizer = backend.optimizer(
             trainer.optimizer,
             &net.params,
-            trainer.schedule,
+            trainer.schedule.clone(),
             trainer.clip,
             trainer.monitor,
         )?;

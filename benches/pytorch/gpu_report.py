@@ -121,6 +121,11 @@ def optim(quick):
     for name, make, bytes_per in (
         ("adam", lambda p: torch.optim.Adam([p], lr=1e-3, fused=True), 28),
         ("sgd_momentum", lambda p: torch.optim.SGD([p], lr=0.01, momentum=0.9), 20),
+        # No fused kernels for these: foreach (CUDA's default) is PyTorch's fastest.
+        ("nadam", lambda p: torch.optim.NAdam([p], foreach=True), 28),
+        ("radam", lambda p: torch.optim.RAdam([p], foreach=True), 28),
+        ("adamax", lambda p: torch.optim.Adamax([p], foreach=True), 28),
+        ("adadelta", lambda p: torch.optim.Adadelta([p], foreach=True), 28),
     ):
         p = torch.nn.Parameter(torch.full((n,), 0.5, device="cuda"))
         p.grad = (torch.arange(n, device="cuda") % 101 - 50).float() * 1e-3

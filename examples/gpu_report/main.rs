@@ -16,8 +16,8 @@
 //! Sections: `matmul` (NN/NT/TN squares 1024–8192 and a fused linear layer), `shapes` (the
 //! bench MLPs' own forward and backward products), `waves` (the large tile's rate over the
 //! number of tiles and over K, in long runs), `copy` (buffer-to-buffer bandwidth, and the
-//! transposes a pretransposed product runs first), `optim` (Adam and SGD with momentum over
-//! 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
+//! transposes a pretransposed product runs first), `optim` (Adam, SGD with momentum, NAdam,
+//! RAdam, Adamax and Adadelta over 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
 //! time to record and submit a step), `host` (that host time taken apart: recording one small
 //! op, and one submit; a small model's prediction with and without a kept `Predictor`; and
 //! the GPU's time per dependent dispatch of small kernels), `kernels`
@@ -40,8 +40,9 @@ use steepest::backend::gpu::{
     Tile, Tiling, linear_backward, linear_chain, matmul_tiled, transpose,
 };
 use steepest::{
-    Activation, Adam, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext, GpuMatrix, GpuOptimizer,
-    Init, LinearLink, Loss, Matmul, Mlp, MlpSpec, OptimizerConfig, Session, Sgd, Trainer,
+    Activation, Adadelta, Adam, Adamax, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext,
+    GpuMatrix, GpuOptimizer, Init, LinearLink, Loss, Matmul, Mlp, MlpSpec, NAdam, OptimizerConfig,
+    RAdam, Session, Sgd, Trainer,
 };
 
 const SECTIONS: [&str; 8] = [
@@ -454,15 +455,19 @@ impl Report {
         let grads: Vec<f32> = (0..len).map(|i| ((i % 101) as f32 - 50.0) * 1e-3).collect();
         let grads = GpuBuffer::from_slice(&ctx, "gradients", &grads)?;
         let mut params = GpuBuffer::from_slice(&ctx, "parameters", &vec![0.5f32; len])?;
-        // Bytes each element moves: Adam reads θ, g, m, v and writes θ, m, v; SGD with
-        // momentum reads θ, g, b and writes θ, b.
-        let configs: [(&str, OptimizerConfig, f64); 2] = [
+        // Bytes each element moves: Adam reads θ, g, m, v and writes θ, m, v (and so do the
+        // others with two state buffers); SGD with momentum reads θ, g, b and writes θ, b.
+        let configs: [(&str, OptimizerConfig, f64); 6] = [
             ("adam", Adam::default().into(), 28.0),
             (
                 "sgd_momentum",
                 Sgd::default().lr(0.01).momentum(0.9).into(),
                 20.0,
             ),
+            ("nadam", NAdam::default().into(), 28.0),
+            ("radam", RAdam::default().into(), 28.0),
+            ("adamax", Adamax::default().into(), 28.0),
+            ("adadelta", Adadelta::default().into(), 28.0),
         ];
         for (name, config, bytes) in configs {
             let mut optimizer = GpuOptimizer::new(&ctx, config, len)?;

@@ -123,6 +123,21 @@ fn workgroup_sum(lid: u32, value: vec4<f32>) -> vec4<f32> {
     return sums[0];
 }
 
+struct Moments {
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+// The Adam family's moments of elements 4i..4i+4, updated in slot0 and slot1 and returned:
+// m ← lerp(m, g, 1 − β1), v ← v·β2 + ((1 − β2)·g)·g.
+fn moments(i: u32, g: vec4<f32>) -> Moments {
+    let m = lerp(slot0[i], g, step.one_minus_beta1);
+    slot0[i] = m;
+    let v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
+    slot1[i] = v;
+    return Moments(m, v);
+}
+
 // The new θ of elements 4i..4i+4 (each component on its own, as the formulas above); updates
 // their state. `g` is already clipped.
 fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
@@ -173,10 +188,9 @@ fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
             }
         }
         case 2u: {
-            let m = lerp(slot0[i], g, step.one_minus_beta1);
-            slot0[i] = m;
-            var v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
-            slot1[i] = v;
+            let moment = moments(i, g);
+            let m = moment.m;
+            var v = moment.v;
             if (AMSGRAD) {
                 v = max(slot2[i], v);
                 slot2[i] = v;
@@ -205,22 +219,16 @@ fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
             theta = theta + ((-step.step_size) * m) / u;
         }
         case 6u: {
-            let m = lerp(slot0[i], g, step.one_minus_beta1);
-            slot0[i] = m;
-            let v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
-            slot1[i] = v;
-            let denom = sqrt(v / step.bias_correction2) + step.eps;
+            let moment = moments(i, g);
+            let denom = sqrt(moment.v / step.bias_correction2) + step.eps;
             theta = theta + ((-step.step_size) * g) / denom;
-            theta = theta + ((-step.momentum_step_size) * m) / denom;
+            theta = theta + ((-step.momentum_step_size) * moment.m) / denom;
         }
         case 7u: {
-            let m = lerp(slot0[i], g, step.one_minus_beta1);
-            slot0[i] = m;
-            let v = slot1[i] * step.beta2 + (step.one_minus_beta2 * g) * g;
-            slot1[i] = v;
-            let x = m / step.bias_correction1 * step.lr;
+            let moment = moments(i, g);
+            let x = moment.m / step.bias_correction1 * step.lr;
             if (step.rectification > 0.0) {
-                let adaptive = step.bias_correction2_sqrt / (sqrt(v) + step.eps);
+                let adaptive = step.bias_correction2_sqrt / (sqrt(moment.v) + step.eps);
                 theta = theta - x * adaptive * step.rectification;
             } else {
                 theta = theta - x;

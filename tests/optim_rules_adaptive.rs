@@ -13,6 +13,24 @@ fn gradient(g: f64, theta: f64, wd: f64, maximize: bool) -> f64 {
     (if maximize { -g } else { g }) + wd * theta
 }
 
+/// NAdam's and RAdam's weight decay: decoupled (θ ← θ(1 − γλ) first, as AdamW's) or an L2
+/// term; returns the effective gradient.
+fn decayed_gradient(
+    theta: &mut f64,
+    g: f64,
+    lr: f64,
+    wd: f64,
+    decoupled: bool,
+    maximize: bool,
+) -> f64 {
+    if decoupled {
+        *theta *= 1.0 - lr * wd;
+        gradient(g, *theta, 0.0, maximize)
+    } else {
+        gradient(g, *theta, wd, maximize)
+    }
+}
+
 /// Adadelta: the update is the gradient times RMS[Δθ]_{t−1} / RMS[g]_t.
 fn adadelta_reference(lr: f64, rho: f64, eps: f64, wd: f64, maximize: bool) -> Vec<f64> {
     let (mut theta, mut v, mut u) = (THETA0, 0.0, 0.0);
@@ -114,10 +132,7 @@ fn nadam_reference(config: NAdam) -> Vec<f64> {
         .enumerate()
         .map(|(i, &g)| {
             let t = (i + 1) as f64;
-            if decoupled {
-                theta *= 1.0 - lr * wd;
-            }
-            let g = gradient(g, theta, if decoupled { 0.0 } else { wd }, maximize);
+            let g = decayed_gradient(&mut theta, g, lr, wd, decoupled, maximize);
             product *= mu(t);
             let product_next = product * mu(t + 1.0);
             m = b1 * m + (1.0 - b1) * g;
@@ -175,10 +190,7 @@ fn radam_reference(config: RAdam, grads: &[f64]) -> (Vec<f64>, usize) {
         .enumerate()
         .map(|(i, &g)| {
             let t = (i + 1) as f64;
-            if decoupled {
-                theta *= 1.0 - lr * wd;
-            }
-            let g = gradient(g, theta, if decoupled { 0.0 } else { wd }, maximize);
+            let g = decayed_gradient(&mut theta, g, lr, wd, decoupled, maximize);
             m = b1 * m + (1.0 - b1) * g;
             v = b2 * v + (1.0 - b2) * g * g;
             let m_hat = m / (1.0 - b1.powf(t));

@@ -2,7 +2,7 @@
 //! schedule, clipping and step count), the update's branches (`UpdateRule`) and its state
 //! slots. The per-step scalars it computes are in `scalars.rs`.
 
-use super::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
+use super::{Clip, LrSchedule, NAdam, OptimizerConfig, OptimizerState, RAdam};
 use crate::error::{Error, Result};
 
 /// The update kernels (AdamW is Adam with decoupled decay; NAdam's and RAdam's decoupled
@@ -156,17 +156,25 @@ impl OptimizerCore {
                 rule.maximize = c.maximize;
                 rule.l2 = c.weight_decay != 0.0;
             }
-            OptimizerConfig::NAdam(c) => {
-                rule.algorithm = Algorithm::NAdam;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
-                rule.decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
-            }
-            OptimizerConfig::RAdam(c) => {
-                rule.algorithm = Algorithm::RAdam;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
-                rule.decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
+            OptimizerConfig::NAdam(NAdam {
+                weight_decay,
+                decoupled_weight_decay,
+                maximize,
+                ..
+            })
+            | OptimizerConfig::RAdam(RAdam {
+                weight_decay,
+                decoupled_weight_decay,
+                maximize,
+                ..
+            }) => {
+                rule.algorithm = match self.config {
+                    OptimizerConfig::NAdam(_) => Algorithm::NAdam,
+                    _ => Algorithm::RAdam,
+                };
+                rule.maximize = maximize;
+                rule.l2 = weight_decay != 0.0 && !decoupled_weight_decay;
+                rule.decoupled = weight_decay != 0.0 && decoupled_weight_decay;
             }
         }
         rule

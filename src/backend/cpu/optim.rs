@@ -29,6 +29,16 @@ impl Slots<'_> {
     }
 }
 
+/// The Adam family's moments, updated in slots 0 and 1 and returned: m ← lerp(m, g, 1 − β1),
+/// v ← v·β2 + ((1 − β2)·g)·g (the twin of `moments` in `shaders/optim.wgsl`).
+fn moments(state: &mut Slots, g: f32, s: &StepScalars) -> (f32, f32) {
+    let m = lerp(state.get(0), g, s.one_minus_beta1);
+    state.set(0, m);
+    let v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
+    state.set(1, v);
+    (m, v)
+}
+
 /// The new θ of one element given its (already clipped) gradient: the twin of `update_element`
 /// in `shaders/optim.wgsl`, operation for operation.
 fn update_element(
@@ -79,10 +89,7 @@ fn update_element(
             }
         }
         Algorithm::Adam => {
-            let m = lerp(state.get(0), g, s.one_minus_beta1);
-            state.set(0, m);
-            let mut v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
-            state.set(1, v);
+            let (m, mut v) = moments(state, g, s);
             if rule.amsgrad {
                 v = state.get(2).max(v);
                 state.set(2, v);
@@ -113,19 +120,13 @@ fn update_element(
             theta + ((-s.step_size) * m) / u
         }
         Algorithm::NAdam => {
-            let m = lerp(state.get(0), g, s.one_minus_beta1);
-            state.set(0, m);
-            let v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
-            state.set(1, v);
+            let (m, v) = moments(state, g, s);
             let denom = (v / s.bias_correction2).sqrt() + s.eps;
             let theta = theta + ((-s.step_size) * g) / denom;
             theta + ((-s.momentum_step_size) * m) / denom
         }
         Algorithm::RAdam => {
-            let m = lerp(state.get(0), g, s.one_minus_beta1);
-            state.set(0, m);
-            let v = state.get(1) * s.beta2 + (s.one_minus_beta2 * g) * g;
-            state.set(1, v);
+            let (m, v) = moments(state, g, s);
             let step = m / s.bias_correction1 * s.lr;
             if s.rectification > 0.0 {
                 let adaptive = s.bias_correction2_sqrt / (v.sqrt() + s.eps);

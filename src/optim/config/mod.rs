@@ -195,11 +195,32 @@ impl OptimizerConfig {
                 eps,
                 weight_decay,
                 ..
+            })
+            | OptimizerConfig::Adamax(Adamax {
+                betas,
+                eps,
+                weight_decay,
+                ..
+            })
+            | OptimizerConfig::NAdam(NAdam {
+                betas,
+                eps,
+                weight_decay,
+                ..
+            })
+            | OptimizerConfig::RAdam(RAdam {
+                betas,
+                eps,
+                weight_decay,
+                ..
             }) => {
                 unit_interval(name, "beta1", betas.0)?;
                 unit_interval(name, "beta2", betas.1)?;
                 positive(name, "eps", eps)?;
                 non_negative(name, "weight_decay", weight_decay)?;
+                if let OptimizerConfig::NAdam(c) = self {
+                    non_negative(name, "momentum_decay", c.momentum_decay)?;
+                }
             }
             OptimizerConfig::Adagrad(c) => {
                 non_negative(name, "lr_decay", c.lr_decay)?;
@@ -221,30 +242,6 @@ impl OptimizerConfig {
                 )?;
                 positive(name, "eps", c.eps)?;
                 non_negative(name, "weight_decay", c.weight_decay)?;
-            }
-            OptimizerConfig::Adamax(Adamax {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            })
-            | OptimizerConfig::RAdam(RAdam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            }) => {
-                unit_interval(name, "beta1", betas.0)?;
-                unit_interval(name, "beta2", betas.1)?;
-                positive(name, "eps", eps)?;
-                non_negative(name, "weight_decay", weight_decay)?;
-            }
-            OptimizerConfig::NAdam(c) => {
-                unit_interval(name, "beta1", c.betas.0)?;
-                unit_interval(name, "beta2", c.betas.1)?;
-                positive(name, "eps", c.eps)?;
-                non_negative(name, "weight_decay", c.weight_decay)?;
-                non_negative(name, "momentum_decay", c.momentum_decay)?;
             }
         }
         Ok(())

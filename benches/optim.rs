@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use steepest::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, CpuOptimizer, GpuBuffer, GpuOptimizer, NAdam,
-    OptimizerConfig, RAdam, RmsProp, Sgd,
+    OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
 const SIZES: [usize; 3] = [10_000, 1_000_000, 10_000_000];
@@ -33,6 +33,7 @@ fn optimizers() -> Vec<(&'static str, OptimizerConfig, u64)> {
         ("adamax", Adamax::default().into(), 2),
         ("nadam", NAdam::default().into(), 2),
         ("radam", RAdam::default().into(), 2),
+        ("rprop", Rprop::default().into(), 2),
     ]
 }
 

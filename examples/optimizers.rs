@@ -1,5 +1,5 @@
-//! SGD, momentum, Nesterov, RMSprop, Adam, AdaGrad, Adadelta, Adamax, NAdam and RAdam side by
-//! side, on the GPU when there is one: on an ill-conditioned quadratic (least squares whose Hessian has condition number 100)
+//! SGD, momentum, Nesterov, RMSprop, Adam, AdaGrad, Adadelta, Adamax, NAdam, RAdam and Rprop
+//! side by side, on the GPU when there is one: on an ill-conditioned quadratic (least squares whose Hessian has condition number 100)
 //! and on the two-spirals MLP. Prints a table (steps to tolerance, final loss) and plots the
 //! curves (`quadratic.svg`, `spirals.svg` in `--out`).
 //!
@@ -33,7 +33,7 @@ struct Args {
 }
 
 /// (name in the table, optimizer, rate on the quadratic, rate on the spirals).
-const CONTENDERS: [(&str, OptimizerChoice, f64, f64); 10] = [
+const CONTENDERS: [(&str, OptimizerChoice, f64, f64); 11] = [
     ("SGD", OptimizerChoice::Sgd, 0.025, 0.1),
     ("momentum 0.9", OptimizerChoice::Momentum, 0.01, 0.05),
     ("Nesterov 0.9", OptimizerChoice::Nesterov, 0.01, 0.05),
@@ -44,6 +44,7 @@ const CONTENDERS: [(&str, OptimizerChoice, f64, f64); 10] = [
     ("Adamax", OptimizerChoice::Adamax, 0.05, 0.02),
     ("NAdam", OptimizerChoice::Nadam, 0.05, 0.01),
     ("RAdam", OptimizerChoice::Radam, 0.05, 0.01),
+    ("Rprop", OptimizerChoice::Rprop, 0.01, 0.001),
 ];
 
 /// Stop counting when the quadratic's loss falls below this.

@@ -15,6 +15,7 @@
 //         Adadelta     slot0 square_avg, slot1 acc_delta
 //         Adamax       slot0 exp_avg, slot1 exp_inf
 //         NAdam, RAdam slot0 exp_avg, slot1 exp_avg_sq
+//         Rprop        slot0 prev, slot1 step_size
 //   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² for clipping (written before the
 //               update by reduce.wgsl's sum_squares and finish_sum, the one sum of squares),
 //               [1] = (Σg², Σθ², ΣΔθ², 0)
@@ -41,10 +42,12 @@
 //   Adamax   m ← lerp(m, g, 1 − β1);  u ← max(u·β2, |g| + ε);  θ ← θ + ((−γ/(1 − β1^t))·m) / u
 //   NAdam    m, v as Adam;  d ← √(v / (1 − β2^t)) + ε;  θ ← θ + (−c_g·g) / d;  θ ← θ + (−c_m·m) / d
 //            with c_g = γ(1 − μ_t)/(1 − Π_{s≤t} μ_s), c_m = γμ_{t+1}/(1 − Π_{s≤t+1} μ_s) (host)
+//   Rprop    f ← η+ where g·p > 0, η− where g·p < 0, else 1;  s ← clamp(s·f, s_min, s_max)
+//            (s from γ on the first update);  g ← 0 where g·p < 0;  p ← g;  θ ← θ + (−sign(g))·s
 //   RAdam    m, v as Adam;  x ← (m / (1 − β1^t))·γ;  if r_t > 0 (ρ_t > 5):
 //            θ ← θ − (x·(√(1 − β2^t) / (√v + ε)))·r_t, else θ ← θ − x
 
-// 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad, 4 Adadelta, 5 Adamax, 6 NAdam, 7 RAdam
+// 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad, 4 Adadelta, 5 Adamax, 6 NAdam, 7 RAdam, 8 Rprop
 override ALGORITHM: u32 = 0u;
 override MAXIMIZE: bool = false;
 override L2: bool = false;
@@ -79,6 +82,10 @@ struct Step {
     bias_correction2: f32,      // NAdam: 1 − β2^t
     momentum_step_size: f32,    // NAdam: c_m
     rectification: f32,         // RAdam: r_t, 0 while ρ_t ≤ 5
+    eta_minus: f32,             // Rprop: η−
+    eta_plus: f32,              // Rprop: η+
+    step_size_min: f32,         // Rprop
+    step_size_max: f32,         // Rprop
     _pad0: u32,
     _pad1: u32,
 }
@@ -233,6 +240,20 @@ fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
             } else {
                 theta = theta - x;
             }
+        }
+        case 8u: {
+            let product = g * slot0[i];
+            var factor = select(vec4<f32>(1.0), vec4<f32>(step.eta_plus), product > vec4<f32>(0.0));
+            factor = select(factor, vec4<f32>(step.eta_minus), product < vec4<f32>(0.0));
+            var size = slot1[i];
+            if (step.first_step == 1u) {
+                size = vec4<f32>(step.lr);
+            }
+            size = min(max(size * factor, vec4<f32>(step.step_size_min)), vec4<f32>(step.step_size_max));
+            slot1[i] = size;
+            let kept = select(g, vec4<f32>(0.0), product < vec4<f32>(0.0));
+            slot0[i] = kept;
+            theta = theta + (-sign(kept)) * size;
         }
         default: {
             // No algorithm has another code: poison the parameters rather than pick one.

@@ -10,7 +10,7 @@ use ndarray::{Array2, array};
 use steepest::optim::{Mode, OneCycle};
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
-    LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Sgd, Trainer, Watched, data,
+    LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -211,6 +211,15 @@ fn stopping_rules_and_submits_are_validated() {
             &blobs(),
             &spec(),
             "reduce_lr_on_plateau in Mode::Max while watching Loss, where lower is better",
+        ),
+        (
+            Trainer::new(Rprop::default(), Loss::SoftmaxCrossEntropy)
+                .full_batch()
+                .reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
+            &blobs(),
+            &spec(),
+            "reduce_lr_on_plateau with Rprop: its learning rate is only the step sizes' \
+             starting value",
         ),
     ] {
         let g = gpu();

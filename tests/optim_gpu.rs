@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use steepest::optim::OneCycle;
 use steepest::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, GpuBuffer, GpuOptimizer,
-    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
+    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
 /// Every option combination of every optimizer, at learning rate `lr`.
@@ -122,6 +122,15 @@ fn all_configs(lr: f64) -> Vec<OptimizerConfig> {
                     .into(),
                 );
             }
+            configs.push(
+                Rprop {
+                    lr,
+                    etas: (0.5, 1.2),
+                    step_sizes: (1e-6, 50.0),
+                    maximize,
+                }
+                .into(),
+            );
             for (lr_decay, init) in [(0.0, 0.0), (0.01, 0.1)] {
                 configs.push(
                     Adagrad {

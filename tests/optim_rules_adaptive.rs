@@ -1,4 +1,4 @@
-//! Adadelta, Adamax, NAdam and RAdam on the CPU backend against their formulas as PyTorch's
+//! Adadelta, Adamax, NAdam, RAdam and Rprop on the CPU backend against their formulas as PyTorch's
 //! documentation writes them, here in f64 (textbook form: bias-corrected moments, the
 //! rectification as a ratio of square roots), independent of the library's operation order.
 //! `torch_optim.rs` follows PyTorch's own trajectories; `optim_rules.rs` holds the first five.
@@ -6,7 +6,7 @@
 mod common;
 
 use common::rules::{GRADS, THETA0, assert_trajectory, run_cpu};
-use steepest::{Adadelta, Adamax, NAdam, RAdam};
+use steepest::{Adadelta, Adamax, NAdam, RAdam, Rprop};
 
 /// The effective gradient: negated for `maximize`, then the L2 term.
 fn gradient(g: f64, theta: f64, wd: f64, maximize: bool) -> f64 {
@@ -234,6 +234,64 @@ fn radam_follows_the_written_out_formula() {
                     assert_trajectory(&format!("{config:?}"), &run_cpu(config, &grads), &expected);
                 }
             }
+        }
+    }
+}
+
+/// Rprop: each step size grows by η+ while its gradient keeps its sign, shrinks by η− when it
+/// flips (and that update is skipped, its gradient forgotten), within the bounds; θ moves by
+/// the step size against the gradient's sign.
+fn rprop_reference(config: Rprop, grads: &[f64]) -> Vec<f64> {
+    let Rprop {
+        lr,
+        etas: (minus, plus),
+        step_sizes: (min, max),
+        maximize,
+    } = config;
+    let (mut theta, mut prev, mut size) = (THETA0, 0.0f64, lr);
+    grads
+        .iter()
+        .map(|&g| {
+            let mut g = gradient(g, theta, 0.0, maximize);
+            let factor = match (g * prev).partial_cmp(&0.0) {
+                Some(std::cmp::Ordering::Greater) => plus,
+                Some(std::cmp::Ordering::Less) => minus,
+                _ => 1.0,
+            };
+            size = (size * factor).clamp(min, max);
+            if factor == minus {
+                g = 0.0;
+            }
+            theta -= if g == 0.0 { 0.0 } else { g.signum() } * size;
+            prev = g;
+            theta
+        })
+        .collect()
+}
+
+#[test]
+fn rprop_follows_the_written_out_formula() {
+    // By hand: the first step moves θ by the starting step size γ·1 (no sign before it).
+    assert_trajectory(
+        "by hand",
+        &run_cpu(Rprop::default().lr(0.1), &GRADS[..1]),
+        &[0.9],
+    );
+    // Signs +, −, +, + (then repeated): shrink, skip, grow.
+    let grads: Vec<f64> = GRADS.iter().cycle().take(8).copied().collect();
+    for (etas, step_sizes) in [((0.5, 1.2), (1e-6, 50.0)), ((0.3, 2.0), (0.05, 0.15))] {
+        for maximize in [false, true] {
+            let config = Rprop {
+                lr: 0.1,
+                etas,
+                step_sizes,
+                maximize,
+            };
+            assert_trajectory(
+                &format!("{config:?}"),
+                &run_cpu(config, &grads),
+                &rprop_reference(config, &grads),
+            );
         }
     }
 }

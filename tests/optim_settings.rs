@@ -5,7 +5,7 @@
 use steepest::optim::{Decay, OneCycle};
 use steepest::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, LrSchedule, NAdam,
-    OptimizerConfig, RAdam, RmsProp, Sgd,
+    OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
 #[test]
@@ -85,6 +85,11 @@ fn defaults_are_pytorchs() {
         ),
         (1e-3, (0.9, 0.999), 1e-8, 0.0, false)
     );
+    let rprop = Rprop::default();
+    assert_eq!(
+        (rprop.lr, rprop.etas, rprop.step_sizes, rprop.maximize),
+        (1e-2, (0.5, 1.2), (1e-6, 50.0), false)
+    );
     // Builders are named after PyTorch's arguments.
     let built = Adam::default()
         .lr(0.5)
@@ -145,6 +150,16 @@ fn invalid_hyperparameters_fail_when_the_optimizer_is_built() {
         (NAdam::default().betas(-0.1, 0.999).into(), "beta1"),
         (RAdam::default().eps(-1e-8).into(), "eps"),
         (RAdam::default().lr(-1.0).into(), "lr"),
+        (Rprop::default().etas(1.0, 1.2).into(), "eta_minus"),
+        (Rprop::default().etas(0.5, 1.0).into(), "eta_plus"),
+        (
+            Rprop::default().step_sizes(-1e-6, 50.0).into(),
+            "step_size_min",
+        ),
+        (
+            Rprop::default().step_sizes(1.0, 0.5).into(),
+            "step_size_max",
+        ),
     ];
     for (config, field) in cases {
         match CpuOptimizer::new(config, 4) {
@@ -386,6 +401,18 @@ fn one_cycle_schedules_are_checked_against_the_optimizer() {
         cycle.clone(),
         "Adadelta, which has no momentum",
     );
+    // Rprop reads its rate once, as its starting step sizes: any schedule is refused.
+    for schedule in [
+        LrSchedule::step(10, 0.5),
+        LrSchedule::constant().with_warmup(5),
+        cycle.clone(),
+    ] {
+        refused(Rprop::default().into(), schedule, "Rprop takes no schedule");
+    }
+    CpuOptimizer::new(Rprop::default(), 1)
+        .unwrap()
+        .with_schedule(LrSchedule::constant())
+        .unwrap();
     // It warms up itself.
     refused(
         Adam::default().into(),

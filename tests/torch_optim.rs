@@ -13,7 +13,7 @@ use common::torch_fixture::{STEPS, fixture, has_fixture};
 use steepest::optim::{Mode, OneCycle, ReduceLrOnPlateau, Threshold};
 use steepest::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, GpuBuffer, GpuOptimizer,
-    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
+    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
 /// One case of `torch_optim.py`'s `CASES`, built with the library's settings.
@@ -143,6 +143,15 @@ fn cases() -> Vec<Case> {
                 .betas(0.8, 0.9)
                 .weight_decay(0.1)
                 .decoupled_weight_decay(true),
+        ),
+        case("rprop", Rprop::default()),
+        case(
+            "rprop_etas_bounds_maximize",
+            Rprop::default()
+                .lr(0.05)
+                .etas(0.3, 1.5)
+                .step_sizes(1e-3, 0.08)
+                .maximize(true),
         ),
         case("adam_clip_norm", Adam::default().lr(0.01)).clip(Clip {
             max_norm: Some(10.0),

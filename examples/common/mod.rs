@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, GpuBackend, NAdam, OptimizerConfig, RAdam, RmsProp, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, GpuBackend, NAdam, OptimizerConfig, RAdam, RmsProp,
+    Rprop, Sgd,
 };
 
 /// Where an example runs (`--backend`).
@@ -64,10 +65,12 @@ pub enum OptimizerChoice {
     Nadam,
     /// RAdam (β 0.9, 0.999).
     Radam,
+    /// Rprop (η 0.5, 1.2): for full batches.
+    Rprop,
 }
 
 /// Every optimizer, in the order the comparison prints them.
-pub const OPTIMIZERS: [OptimizerChoice; 11] = [
+pub const OPTIMIZERS: [OptimizerChoice; 12] = [
     OptimizerChoice::Sgd,
     OptimizerChoice::Momentum,
     OptimizerChoice::Nesterov,
@@ -79,6 +82,7 @@ pub const OPTIMIZERS: [OptimizerChoice; 11] = [
     OptimizerChoice::Adamax,
     OptimizerChoice::Nadam,
     OptimizerChoice::Radam,
+    OptimizerChoice::Rprop,
 ];
 
 impl OptimizerChoice {
@@ -96,6 +100,7 @@ impl OptimizerChoice {
             OptimizerChoice::Adamax => Adamax::default().lr(lr).into(),
             OptimizerChoice::Nadam => NAdam::default().lr(lr).into(),
             OptimizerChoice::Radam => RAdam::default().lr(lr).into(),
+            OptimizerChoice::Rprop => Rprop::default().lr(lr).into(),
         }
     }
 
@@ -113,6 +118,7 @@ impl OptimizerChoice {
             OptimizerChoice::Adamax => "adamax",
             OptimizerChoice::Nadam => "nadam",
             OptimizerChoice::Radam => "radam",
+            OptimizerChoice::Rprop => "rprop",
         }
     }
 }

@@ -17,6 +17,7 @@ pub(crate) enum Algorithm {
     Adamax = 5,
     NAdam = 6,
     RAdam = 7,
+    Rprop = 8,
 }
 
 /// The branches of an update, fixed when the optimizer is built (override constants on the GPU).
@@ -176,6 +177,10 @@ impl OptimizerCore {
                 rule.l2 = weight_decay != 0.0 && !decoupled_weight_decay;
                 rule.decoupled = weight_decay != 0.0 && decoupled_weight_decay;
             }
+            OptimizerConfig::Rprop(c) => {
+                rule.algorithm = Algorithm::Rprop;
+                rule.maximize = c.maximize;
+            }
         }
         rule
     }
@@ -199,14 +204,17 @@ impl OptimizerCore {
             Algorithm::Adadelta => [Some("square_avg"), Some("acc_delta"), None],
             Algorithm::Adamax => [Some("exp_avg"), Some("exp_inf"), None],
             Algorithm::NAdam | Algorithm::RAdam => [Some("exp_avg"), Some("exp_avg_sq"), None],
+            Algorithm::Rprop => [Some("prev"), Some("step_size"), None],
         }
     }
 
-    /// The value each state buffer starts at.
-    pub fn initial_state_value(&self) -> f32 {
+    /// The value each state slot starts at.
+    pub fn initial_state_values(&self) -> [f32; 3] {
         match self.config {
-            OptimizerConfig::Adagrad(c) => c.initial_accumulator_value as f32,
-            _ => 0.0,
+            OptimizerConfig::Adagrad(c) => [c.initial_accumulator_value as f32, 0.0, 0.0],
+            // Every step size starts at the learning rate.
+            OptimizerConfig::Rprop(c) => [0.0, c.lr as f32, 0.0],
+            _ => [0.0; 3],
         }
     }
 

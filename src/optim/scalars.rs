@@ -42,6 +42,14 @@ pub(crate) struct StepScalars {
     pub momentum_step_size: f32,
     /// RAdam: the rectification r_t, or 0 while ρ_t ≤ 5 (an unrectified step).
     pub rectification: f32,
+    /// Rprop: η−, the factor of a step whose gradient changed sign.
+    pub eta_minus: f32,
+    /// Rprop: η+, the factor of a step whose gradient kept its sign.
+    pub eta_plus: f32,
+    /// Rprop: the smallest step size.
+    pub step_size_min: f32,
+    /// Rprop: the largest step size.
+    pub step_size_max: f32,
     pub _pad: [u32; 2],
 }
 
@@ -148,6 +156,12 @@ impl OptimizerCore {
                         / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                         .sqrt() as f32;
                 }
+            }
+            OptimizerConfig::Rprop(c) => {
+                s.eta_minus = c.etas.0 as f32;
+                s.eta_plus = c.etas.1 as f32;
+                s.step_size_min = c.step_sizes.0 as f32;
+                s.step_size_max = c.step_sizes.1 as f32;
             }
         }
         s

@@ -232,6 +232,17 @@ impl LrSchedule {
     /// does.
     pub(crate) fn check_for(&self, config: &OptimizerConfig) -> Result<()> {
         self.validate()?;
+        if matches!(config, OptimizerConfig::Rprop(_)) && *self != LrSchedule::constant() {
+            return Err(Error::InvalidHyperparameter {
+                optimizer: "Rprop",
+                name: "schedule (rate factor at update 2)".into(),
+                value: self.lr_at(1.0, 1),
+                rule: format!(
+                    "Rprop takes no schedule ({self:?}): its learning rate is only the step \
+                     sizes' starting value, as in PyTorch, so a schedule would change no step"
+                ),
+            });
+        }
         let Some(momentum) = self.momentum_at(0) else {
             return Ok(());
         };

@@ -5,7 +5,7 @@ use super::{Trainer, Watched};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Loss;
-use crate::optim::Mode;
+use crate::optim::{Mode, OptimizerConfig};
 
 impl Trainer {
     /// Checks the settings against the data and the model before anything is allocated.
@@ -80,6 +80,13 @@ impl Trainer {
                  binary cross-entropy) measure an accuracy",
                 self.loss.name()
             ));
+        }
+        if self.lr_plateau.is_some() && matches!(self.optimizer, OptimizerConfig::Rprop(_)) {
+            return bad(
+                "reduce_lr_on_plateau with Rprop: its learning rate is only the step sizes' \
+                 starting value, so lowering it later would change no step"
+                    .into(),
+            );
         }
         if let Some(rule) = self.lr_plateau {
             let wanted = match self.watched {

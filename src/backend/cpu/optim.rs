@@ -29,6 +29,17 @@ impl Slots<'_> {
     }
 }
 
+/// `torch.sign`: 0 at 0 (`f32::signum` gives 1 there).
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
+}
+
 /// The Adam family's moments, updated in slots 0 and 1 and returned: m ← lerp(m, g, 1 − β1),
 /// v ← v·β2 + ((1 − β2)·g)·g (the twin of `moments` in `shaders/optim.wgsl`).
 fn moments(state: &mut Slots, g: f32, s: &StepScalars) -> (f32, f32) {
@@ -125,6 +136,28 @@ fn update_element(
             let theta = theta + ((-s.step_size) * g) / denom;
             theta + ((-s.momentum_step_size) * m) / denom
         }
+        Algorithm::Rprop => {
+            // The step size grows while the gradient keeps its sign and shrinks when it flips
+            // (that update is skipped and forgotten); the first update starts from γ.
+            let product = g * state.get(0);
+            let factor = if product > 0.0 {
+                s.eta_plus
+            } else if product < 0.0 {
+                s.eta_minus
+            } else {
+                1.0
+            };
+            let size = if s.first_step == 1 {
+                s.lr
+            } else {
+                state.get(1)
+            };
+            let size = (size * factor).max(s.step_size_min).min(s.step_size_max);
+            state.set(1, size);
+            let g = if product < 0.0 { 0.0 } else { g };
+            state.set(0, g);
+            theta + -sign(g) * size
+        }
         Algorithm::RAdam => {
             let (m, v) = moments(state, g, s);
             let step = m / s.bias_correction1 * s.lr;
@@ -210,10 +243,10 @@ impl CpuOptimizer {
     /// An optimizer for an arena of `len` parameters; fails on invalid hyperparameters.
     pub fn new(config: impl Into<OptimizerConfig>, len: usize) -> Result<Self> {
         let core = OptimizerCore::new(config.into(), len)?;
-        let initial = core.initial_state_value();
+        let mut initial = core.initial_state_values().into_iter();
         let slots = core
             .slot_names()
-            .map(|name| name.map(|_| vec![initial; len]));
+            .map(|name| initial.next().and_then(|v| name.map(|_| vec![v; len])));
         Ok(Self {
             core,
             slots,

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 /// The immediate data every kernel may use (its largest `Params`, the optimizer's step
 /// scalars); Vulkan guarantees 128 bytes, and wgpu 30 offers 128 on DX12 and 4096 on Metal.
-pub(crate) const MIN_IMMEDIATE_SIZE: u32 = 80;
+pub(crate) const MIN_IMMEDIATE_SIZE: u32 = 96;
 
 /// Everything a GPU op needs: device, queue, limits and the caches. Cheap to share (`Arc`).
 pub struct GpuContext {

@@ -126,9 +126,13 @@ impl GpuOptimizer {
     ) -> Result<Self> {
         let core = OptimizerCore::new(config.into(), len)?;
         let name = core.config.name();
-        let initial = core.initial_state_value();
         let mut slots: [Option<GpuBuffer<f32>>; 3] = Default::default();
-        for (slot, state_name) in slots.iter_mut().zip(core.slot_names()) {
+        let slot_names = core.slot_names().into_iter();
+        for ((slot, state_name), initial) in slots
+            .iter_mut()
+            .zip(slot_names)
+            .zip(core.initial_state_values())
+        {
             if let Some(state_name) = state_name {
                 let buffer = GpuBuffer::zeros(ctx, &format!("{name} {state_name}"), len)?;
                 if initial != 0.0 {

@@ -1,5 +1,5 @@
 //! Gradient descent with or without momentum and the per-element adaptive rates that keep no
-//! first moment: SGD, RMSprop, Adagrad, Adadelta.
+//! first moment: SGD, RMSprop, Adagrad, Adadelta, Rprop.
 
 use super::builders;
 
@@ -157,3 +157,52 @@ builders!(Adadelta {
     weight_decay: f64,
     maximize: bool
 });
+
+/// Rprop, as `torch.optim.Rprop`: each parameter moves by its own step size in the direction
+/// against its gradient's sign; the step grows by η+ while the sign holds and shrinks by η−
+/// when it flips (that update is skipped). Meant for full-batch descent.
+///
+/// The learning rate is only every step size's starting value, as in PyTorch: after the first
+/// update nothing reads it, so a schedule other than constant is refused and
+/// [`set_lr`](crate::CpuOptimizer::set_lr) changes no step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rprop {
+    /// The initial step size (default 1e-2).
+    pub lr: f64,
+    /// (η−, η+): how much a step shrinks and grows, 0 < η− < 1 < η+ (default (0.5, 1.2)).
+    pub etas: (f64, f64),
+    /// (smallest, largest) step size (default (1e-6, 50)).
+    pub step_sizes: (f64, f64),
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for Rprop {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            etas: (0.5, 1.2),
+            step_sizes: (1e-6, 50.0),
+            maximize: false,
+        }
+    }
+}
+
+builders!(Rprop {
+    lr: f64,
+    maximize: bool
+});
+
+impl Rprop {
+    /// Sets (η−, η+).
+    pub fn etas(mut self, eta_minus: f64, eta_plus: f64) -> Self {
+        self.etas = (eta_minus, eta_plus);
+        self
+    }
+
+    /// Sets the (smallest, largest) step size.
+    pub fn step_sizes(mut self, min: f64, max: f64) -> Self {
+        self.step_sizes = (min, max);
+        self
+    }
+}

@@ -5,7 +5,7 @@ mod adam;
 mod classic;
 
 pub use adam::{Adam, AdamW, Adamax, NAdam, RAdam};
-pub use classic::{Adadelta, Adagrad, RmsProp, Sgd};
+pub use classic::{Adadelta, Adagrad, RmsProp, Rprop, Sgd};
 
 use crate::error::{Error, Result};
 
@@ -47,6 +47,8 @@ pub enum OptimizerConfig {
     NAdam(NAdam),
     /// [`RAdam`]
     RAdam(RAdam),
+    /// [`Rprop`]
+    Rprop(Rprop),
 }
 
 macro_rules! into_config {
@@ -59,7 +61,7 @@ macro_rules! into_config {
     )*};
 }
 into_config!(
-    Sgd, RmsProp, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam
+    Sgd, RmsProp, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop
 );
 
 /// Checks one hyperparameter against `ok`, the condition PyTorch (or DESIGN.md) imposes, both
@@ -123,6 +125,7 @@ impl OptimizerConfig {
             OptimizerConfig::Adamax(_) => "Adamax",
             OptimizerConfig::NAdam(_) => "NAdam",
             OptimizerConfig::RAdam(_) => "RAdam",
+            OptimizerConfig::Rprop(_) => "Rprop",
         }
     }
 
@@ -138,6 +141,7 @@ impl OptimizerConfig {
             OptimizerConfig::Adamax(c) => c.lr,
             OptimizerConfig::NAdam(c) => c.lr,
             OptimizerConfig::RAdam(c) => c.lr,
+            OptimizerConfig::Rprop(c) => c.lr,
         }
     }
 
@@ -153,6 +157,7 @@ impl OptimizerConfig {
             OptimizerConfig::Adamax(c) => OptimizerConfig::Adamax(Adamax { lr, ..c }),
             OptimizerConfig::NAdam(c) => OptimizerConfig::NAdam(NAdam { lr, ..c }),
             OptimizerConfig::RAdam(c) => OptimizerConfig::RAdam(RAdam { lr, ..c }),
+            OptimizerConfig::Rprop(c) => OptimizerConfig::Rprop(Rprop { lr, ..c }),
         }
     }
 
@@ -242,6 +247,26 @@ impl OptimizerConfig {
                 )?;
                 positive(name, "eps", c.eps)?;
                 non_negative(name, "weight_decay", c.weight_decay)?;
+            }
+            OptimizerConfig::Rprop(c) => {
+                let (minus, plus) = c.etas;
+                require(
+                    name,
+                    "eta_minus",
+                    minus,
+                    |v| v > 0.0 && v < 1.0,
+                    "must be in (0, 1)",
+                )?;
+                require(name, "eta_plus", plus, |v| v > 1.0, "must be > 1")?;
+                let (min, max) = c.step_sizes;
+                non_negative(name, "step_size_min", min)?;
+                require(
+                    name,
+                    "step_size_max",
+                    max,
+                    |v| v >= min,
+                    &format!("must be ≥ step_size_min ({min})"),
+                )?;
             }
         }
         Ok(())

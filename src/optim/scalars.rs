@@ -67,6 +67,17 @@ impl OptimizerCore {
             max_value: self.clip.max_value.unwrap_or(0.0),
             ..StepScalars::default()
         };
+        // The Adam family's shared scalars; β1 is the cycle's where a one-cycle schedule sets it.
+        let family = self.config.adam_family();
+        let beta1 = family.map_or(0.0, |f| cycled.unwrap_or(f.betas.0));
+        if let Some(f) = family {
+            s.weight_decay = f.weight_decay as f32;
+            s.one_minus_beta1 = (1.0 - beta1) as f32;
+            s.beta2 = f.betas.1 as f32;
+            s.one_minus_beta2 = (1.0 - f.betas.1) as f32;
+            s.eps = f.eps as f32;
+            s.decay_factor = (1.0 - lr * f.weight_decay) as f32;
+        }
         match self.config {
             OptimizerConfig::Sgd(c) => {
                 s.weight_decay = c.weight_decay as f32;
@@ -80,27 +91,10 @@ impl OptimizerCore {
                 s.one_minus_beta2 = (1.0 - c.alpha) as f32;
                 s.eps = c.eps as f32;
             }
-            OptimizerConfig::Adam(Adam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            })
-            | OptimizerConfig::AdamW(AdamW {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            }) => {
-                let beta1 = cycled.unwrap_or(betas.0);
-                s.weight_decay = weight_decay as f32;
-                s.one_minus_beta1 = (1.0 - beta1) as f32;
-                s.beta2 = betas.1 as f32;
-                s.one_minus_beta2 = (1.0 - betas.1) as f32;
-                s.eps = eps as f32;
+            OptimizerConfig::Adam(Adam { betas, .. })
+            | OptimizerConfig::AdamW(AdamW { betas, .. }) => {
                 s.step_size = (lr / (1.0 - beta1.powf(t))) as f32;
                 s.bias_correction2_sqrt = (1.0 - betas.1.powf(t)).sqrt() as f32;
-                s.decay_factor = (1.0 - lr * weight_decay) as f32;
             }
             OptimizerConfig::Adagrad(c) => {
                 s.weight_decay = c.weight_decay as f32;
@@ -113,44 +107,25 @@ impl OptimizerCore {
                 s.one_minus_beta2 = (1.0 - c.rho) as f32;
                 s.eps = c.eps as f32;
             }
-            OptimizerConfig::Adamax(c) => {
-                let beta1 = cycled.unwrap_or(c.betas.0);
-                s.weight_decay = c.weight_decay as f32;
-                s.one_minus_beta1 = (1.0 - beta1) as f32;
-                s.beta2 = c.betas.1 as f32;
-                s.eps = c.eps as f32;
+            OptimizerConfig::Adamax(_) => {
                 s.step_size = (lr / (1.0 - beta1.powf(t))) as f32;
             }
             OptimizerConfig::NAdam(c) => {
-                let beta1 = cycled.unwrap_or(c.betas.0);
                 let (mu, mu_next) = (nadam_mu(&c, beta1, t), nadam_mu(&c, beta1, t + 1.0));
                 // PyTorch's own order: the f32 product, read back as a Python float, then the
                 // next step's product in f64.
                 let product = f64::from(self.mu_product_through(step));
                 let product_next = product * mu_next;
-                s.weight_decay = c.weight_decay as f32;
-                s.one_minus_beta1 = (1.0 - beta1) as f32;
-                s.beta2 = c.betas.1 as f32;
-                s.one_minus_beta2 = (1.0 - c.betas.1) as f32;
-                s.eps = c.eps as f32;
                 s.bias_correction2 = (1.0 - c.betas.1.powf(t)) as f32;
                 s.step_size = (lr * (1.0 - mu) / (1.0 - product)) as f32;
                 s.momentum_step_size = (lr * mu_next / (1.0 - product_next)) as f32;
-                s.decay_factor = (1.0 - lr * c.weight_decay) as f32;
             }
             OptimizerConfig::RAdam(c) => {
-                let beta1 = cycled.unwrap_or(c.betas.0);
                 let (beta2, bias_correction2) = (c.betas.1, 1.0 - c.betas.1.powf(t));
                 let rho_inf = 2.0 / (1.0 - beta2) - 1.0;
                 let rho_t = rho_inf - 2.0 * t * beta2.powf(t) / bias_correction2;
-                s.weight_decay = c.weight_decay as f32;
-                s.one_minus_beta1 = (1.0 - beta1) as f32;
-                s.beta2 = beta2 as f32;
-                s.one_minus_beta2 = (1.0 - beta2) as f32;
-                s.eps = c.eps as f32;
                 s.bias_correction1 = (1.0 - beta1.powf(t)) as f32;
                 s.bias_correction2_sqrt = bias_correction2.sqrt() as f32;
-                s.decay_factor = (1.0 - lr * c.weight_decay) as f32;
                 if rho_t > 5.0 {
                     s.rectification = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
                         / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
@@ -167,20 +142,16 @@ impl OptimizerCore {
         s
     }
 
-    /// NAdam's Π μ_s over updates 1..=`step`, as PyTorch's f32 `mu_product` holds it after
-    /// update `step`; 1 for the other optimizers. From the kept product when `step` is the
-    /// next update, else recomputed from update 1 (a loaded state: every μ_s is a function
-    /// of the configuration, the schedule's momentum and s).
+    /// NAdam's Π μ_s over updates 1..=`step` (`step` ≥ the updates taken), as PyTorch's f32
+    /// `mu_product` holds it after update `step`, extended from the kept product; 1 for the
+    /// other optimizers. A loaded state rebuilds it from update 1 (`restore_step`): every μ_s
+    /// is a function of the configuration, the schedule's momentum and s.
     pub fn mu_product_through(&self, step: u64) -> f32 {
         let OptimizerConfig::NAdam(c) = self.config else {
             return 1.0;
         };
-        let (mut product, first) = if step > self.step {
-            (self.mu_product, self.step + 1)
-        } else {
-            (1.0, 1)
-        };
-        for s in first..=step {
+        let mut product = self.mu_product;
+        for s in self.step.saturating_add(1)..=step {
             if product == 0.0 {
                 break; // underflowed, as it does within a few thousand updates: it stays 0
             }

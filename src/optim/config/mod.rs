@@ -112,7 +112,37 @@ fn unit_interval(optimizer: &'static str, name: &str, value: f64) -> Result<()> 
     )
 }
 
+/// What every optimizer of the Adam family (Adam, AdamW, Adamax, NAdam, RAdam) has: its
+/// moments' decay rates, ε and the weight decay.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamFamily {
+    /// (β1, β2).
+    pub betas: (f64, f64),
+    pub eps: f64,
+    /// λ, as an L2 term or decoupled, as the optimizer applies it.
+    pub weight_decay: f64,
+}
+
 impl OptimizerConfig {
+    /// The Adam family's shared settings; `None` for the other optimizers.
+    pub(crate) fn adam_family(&self) -> Option<AdamFamily> {
+        let family = |betas, eps, weight_decay| {
+            Some(AdamFamily {
+                betas,
+                eps,
+                weight_decay,
+            })
+        };
+        match *self {
+            OptimizerConfig::Adam(c) => family(c.betas, c.eps, c.weight_decay),
+            OptimizerConfig::AdamW(c) => family(c.betas, c.eps, c.weight_decay),
+            OptimizerConfig::Adamax(c) => family(c.betas, c.eps, c.weight_decay),
+            OptimizerConfig::NAdam(c) => family(c.betas, c.eps, c.weight_decay),
+            OptimizerConfig::RAdam(c) => family(c.betas, c.eps, c.weight_decay),
+            _ => None,
+        }
+    }
+
     /// The optimizer's name as PyTorch spells its class.
     pub fn name(&self) -> &'static str {
         match self {
@@ -166,6 +196,12 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<()> {
         let name = self.name();
         non_negative(name, "lr", self.lr())?;
+        if let Some(family) = self.adam_family() {
+            unit_interval(name, "beta1", family.betas.0)?;
+            unit_interval(name, "beta2", family.betas.1)?;
+            positive(name, "eps", family.eps)?;
+            non_negative(name, "weight_decay", family.weight_decay)?;
+        }
         match *self {
             OptimizerConfig::Sgd(c) => {
                 non_negative(name, "momentum", c.momentum)?;
@@ -189,44 +225,13 @@ impl OptimizerConfig {
                 non_negative(name, "weight_decay", c.weight_decay)?;
                 non_negative(name, "momentum", c.momentum)?;
             }
-            OptimizerConfig::Adam(Adam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            })
-            | OptimizerConfig::AdamW(AdamW {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            })
-            | OptimizerConfig::Adamax(Adamax {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            })
-            | OptimizerConfig::NAdam(NAdam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            })
-            | OptimizerConfig::RAdam(RAdam {
-                betas,
-                eps,
-                weight_decay,
-                ..
-            }) => {
-                unit_interval(name, "beta1", betas.0)?;
-                unit_interval(name, "beta2", betas.1)?;
-                positive(name, "eps", eps)?;
-                non_negative(name, "weight_decay", weight_decay)?;
-                if let OptimizerConfig::NAdam(c) = self {
-                    non_negative(name, "momentum_decay", c.momentum_decay)?;
-                }
+            OptimizerConfig::NAdam(c) => {
+                non_negative(name, "momentum_decay", c.momentum_decay)?;
             }
+            OptimizerConfig::Adam(_)
+            | OptimizerConfig::AdamW(_)
+            | OptimizerConfig::Adamax(_)
+            | OptimizerConfig::RAdam(_) => {}
             OptimizerConfig::Adagrad(c) => {
                 non_negative(name, "lr_decay", c.lr_decay)?;
                 non_negative(name, "weight_decay", c.weight_decay)?;

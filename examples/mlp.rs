@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use common::{BackendChoice, OptimizerChoice, Panel, finish, plot_panels, positive_rate};
-use steepest::optim::OneCycle;
+use steepest::optim::{OneCycle, ParamGroup};
 use steepest::{
     Activation, Backend, CpuBackend, History, Init, Loss, LrSchedule, Mlp, MlpSpec, Standardizer,
     Trainer, data,
@@ -41,6 +41,11 @@ struct Args {
     /// adadelta, 0.01 otherwise].
     #[arg(long, value_parser = positive_rate)]
     lr: Option<f64>,
+    /// Weight decay λ on the weight matrices (the optimizer's own: L2, or AdamW's decoupled
+    /// decay); the biases train without it, as a parameter group of their own [default:
+    /// none, or AdamW's 0.01 on every parameter with --optimizer adamw].
+    #[arg(long, value_parser = non_negative_decay)]
+    weight_decay: Option<f64>,
     /// Epochs to train [default: 150, 60 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
@@ -85,6 +90,15 @@ struct Settings {
     out: PathBuf,
 }
 
+/// A weight decay: finite and ≥ 0.
+fn non_negative_decay(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a weight decay (finite, ≥ 0)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The run's settings, checked before any device is opened.
 fn settings(args: &Args) -> Result<Settings, String> {
     let default_lr = match args.optimizer {
@@ -94,7 +108,15 @@ fn settings(args: &Args) -> Result<Settings, String> {
         OptimizerChoice::Adadelta => 3.0,
         _ => 0.01,
     };
-    let config = args.optimizer.config(args.lr.unwrap_or(default_lr));
+    let mut config = args.optimizer.config(args.lr.unwrap_or(default_lr));
+    if let Some(decay) = args.weight_decay {
+        config = config.with_weight_decay(decay).ok_or_else(|| {
+            format!(
+                "--weight-decay: {} has no weight decay",
+                args.optimizer.name()
+            )
+        })?;
+    }
     config.validate().map_err(|e| e.to_string())?;
     let samples = args.samples.unwrap_or(if args.quick { 1000 } else { 2000 }) as usize;
     let train_samples = samples - (samples as f64 * 0.2).round() as usize;
@@ -125,7 +147,12 @@ fn settings(args: &Args) -> Result<Settings, String> {
             })
         }
     };
-    let trainer = Trainer::new(config, Loss::SoftmaxCrossEntropy)
+    let mut trainer = Trainer::new(config, Loss::SoftmaxCrossEntropy);
+    if args.weight_decay.is_some() {
+        // The biases (PyTorch's 1-D parameters) in a group without decay.
+        trainer = trainer.param_group(ParamGroup::one_dimensional().weight_decay(0.0));
+    }
+    let trainer = trainer
         .batch_size(args.batch_size as usize)
         .epochs(epochs as usize)
         .schedule(schedule)
@@ -152,12 +179,20 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
         .layer(64, Activation::Relu)
         .layer(2, Activation::Identity);
     let mut model = Mlp::new(backend, &spec, Init::HeUniform, s.seed)?;
+    let optimizer = s.trainer.optimizer();
+    let decay = match s.trainer.param_groups().is_empty() {
+        true => String::new(),
+        false => format!(
+            " (weight decay {} on the weights)",
+            optimizer.weight_decay()
+        ),
+    };
     println!(
-        "training {} parameters on {} spirals samples ({} for validation), {} on {}",
+        "training {} parameters on {} spirals samples ({} for validation), {}{decay} on {}",
         model.parameter_count(),
         train.len() + val.len(),
         val.len(),
-        s.trainer.optimizer().name(),
+        optimizer.name(),
         backend.describe()
     );
     let start = Instant::now();

@@ -7,7 +7,7 @@ mod common;
 use common::bad::{blobs, cross_entropy, fit_error, spec};
 use common::gpu;
 use ndarray::{Array2, array};
-use steepest::optim::{Mode, OneCycle};
+use steepest::optim::{ArenaGroup, GroupSettings, Mode, OneCycle, ParamGroup};
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
     LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched, data,
@@ -399,4 +399,86 @@ fn searches_say_what_went_wrong() {
         before,
         "a rejected step was kept"
     );
+}
+
+/// Parameter groups that cannot be what was meant are refused before the first step, naming
+/// the group, the pattern or the value; the model is untouched.
+#[test]
+// Groups of one range are meant, not a misspelt `vec![0; n]`.
+#[allow(clippy::single_range_in_vec_init)]
+fn parameter_groups_are_validated() {
+    let grouped = |group: ParamGroup| cross_entropy().param_group(group);
+    for (trainer, words) in [
+        (
+            grouped(ParamGroup::matching("*.gamma")),
+            "group 0 (\"*.gamma\") picks no parameter; the model's are layers.0.weight",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias")).param_group(ParamGroup::matching("layers.1.*")),
+            "parameter \"layers.1.bias\" is in group 0 (\"*.bias\") and group 1 (\"layers.1.*\")",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").lr_scale(-0.5)),
+            "lr_scale = -0.5",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").lr_scale(f64::INFINITY)),
+            "lr_scale = inf",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").weight_decay(f64::NAN)),
+            "weight_decay = NaN",
+        ),
+        (
+            // 1e30 × 1e10 is finite in f64 but not as the kernels apply it.
+            Trainer::new(Adam::default().lr(1e30), Loss::SoftmaxCrossEntropy)
+                .batch_size(8)
+                .param_group(ParamGroup::matching("*.bias").lr_scale(1e10)),
+            "invalid lr = ",
+        ),
+        (
+            Trainer::new(Rprop::default(), Loss::SoftmaxCrossEntropy)
+                .batch_size(8)
+                .param_group(ParamGroup::matching("*.bias")),
+            "Rprop takes no parameter groups",
+        ),
+    ] {
+        let err = fit_error(trainer, &blobs());
+        assert!(err.to_string().contains(words), "{err} lacks {words}");
+    }
+    // An optimizer of the application's own: ranges outside the arena, overlapping, or off
+    // the device's alignment are refused, and the optimizer is as it was.
+    let ctx = gpu().context();
+    let align = (ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+    let group = |ranges: Vec<std::ops::Range<usize>>| ArenaGroup {
+        ranges,
+        settings: GroupSettings::default(),
+    };
+    let len = 4 * align;
+    for (groups, words) in [
+        (vec![group(vec![0..len + 1])], "reaches past the arena"),
+        (
+            vec![group(vec![0..2 * align]), group(vec![align..3 * align])],
+            "overlaps",
+        ),
+        (vec![group(vec![1..align])], "multiples of"),
+        (vec![group(vec![0..align + 1])], "multiples of"),
+    ] {
+        let err = GpuOptimizer::new(ctx, Adam::default(), len)
+            .unwrap()
+            .with_groups(groups.clone())
+            .unwrap_err();
+        assert!(err.to_string().contains(words), "{groups:?}: {err}");
+    }
+    let err = steepest::CpuOptimizer::new(Adam::default(), 10)
+        .unwrap()
+        .with_groups(vec![group(vec![3..6, 5..8])])
+        .unwrap_err();
+    assert!(err.to_string().contains("overlaps"), "{err}");
+    // A range that ends at the arena's end, unaligned, is fine.
+    let tail = GpuOptimizer::new(ctx, Adam::default(), len + 3)
+        .unwrap()
+        .with_groups(vec![group(vec![len..len + 3])])
+        .unwrap();
+    assert_eq!(tail.piece_count(), 2);
 }

@@ -11,7 +11,7 @@ use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, ReduceLrOnPlateau,
-    Session, Sgd, Trainer, Watched,
+    Session, Sgd, Trainer, Watched, optim::ParamGroup,
 };
 
 #[test]
@@ -156,6 +156,20 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         trainer(),
         trainer().watch(Watched::Accuracy),
         "watched Loss, this run has Accuracy",
+        &dir,
+    );
+    // Parameter groups change the trajectory: added, or with another setting.
+    let no_decay = ParamGroup::matching("*.bias").weight_decay(0.0);
+    check_settings_refused(
+        trainer(),
+        trainer().param_group(no_decay.clone()),
+        "param_groups [], this run has [ParamGroup",
+        &dir,
+    );
+    check_settings_refused(
+        trainer().param_group(no_decay.clone()),
+        trainer().param_group(no_decay.lr_scale(0.5)),
+        "lr_scale: 1.0, this run has settings: GroupSettings { lr_scale: 0.5",
         &dir,
     );
 }

@@ -13,8 +13,8 @@ use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use steepest::optim::OneCycle;
 use steepest::{
-    Activation, Backend, CpuBackend, Error, Init, Loss, LrSchedule, Mlp, MlpSpec, NAdam, Session,
-    Sgd, StopReason, Trainer, data,
+    Activation, AdamW, Backend, CpuBackend, Error, Init, Loss, LrSchedule, Mlp, MlpSpec, NAdam,
+    ParamGroup, Session, Sgd, StopReason, Trainer, data,
 };
 
 /// The header of a safetensors file: its JSON text and where the data starts.
@@ -166,7 +166,13 @@ fn resuming_continues_a_bit_identical_trajectory() {
         .batch_size(16)
         .seed(3)
         .schedule(LrSchedule::one_cycle(OneCycle::new(100)));
-    for trainer in [trainer(), nadam] {
+    // AdamW with parameter groups (the settings every resume must share, in the file).
+    let grouped = Trainer::new(AdamW::default().lr(0.02), Loss::SoftmaxCrossEntropy)
+        .batch_size(16)
+        .seed(3)
+        .param_group(ParamGroup::matching("*.bias").weight_decay(0.0))
+        .param_group(ParamGroup::matching("layers.0.weight").lr_scale(0.5));
+    for trainer in [trainer(), nadam, grouped] {
         resume_is_bit_identical(&CpuBackend, &dir, &trainer);
         resume_is_bit_identical(gpu(), &dir, &trainer);
     }

@@ -7,7 +7,7 @@ mod common;
 use common::{gpu, rng};
 use rand::RngExt;
 use rand::rngs::StdRng;
-use steepest::optim::OneCycle;
+use steepest::optim::{ArenaGroup, GroupSettings, OneCycle};
 use steepest::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, GpuBuffer, GpuOptimizer,
     LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
@@ -177,6 +177,19 @@ fn differential(
     chunk: Option<usize>,
     seed: u64,
 ) {
+    differential_grouped(config, len, steps, clip, chunk, Vec::new(), seed);
+}
+
+/// [`differential`] with parameter groups.
+fn differential_grouped(
+    config: OptimizerConfig,
+    len: usize,
+    steps: usize,
+    clip: Clip,
+    chunk: Option<usize>,
+    groups: Vec<ArenaGroup>,
+    seed: u64,
+) {
     let gpu = gpu();
     let ctx = gpu.context();
     let mut r = rng(seed);
@@ -184,7 +197,9 @@ fn differential(
         .unwrap()
         .with_clip(clip)
         .unwrap()
-        .with_monitoring(true);
+        .with_monitoring(true)
+        .with_groups(groups.clone())
+        .unwrap();
     let mut gpu_opt = GpuOptimizer::new(ctx, config, len)
         .unwrap()
         .with_clip(clip)
@@ -194,10 +209,18 @@ fn differential(
         gpu_opt = gpu_opt.with_chunk_len(chunk).unwrap();
         assert!(gpu_opt.chunk_count() > 1, "the chunked run has one chunk");
     }
+    let grouped = !groups.is_empty();
+    gpu_opt = gpu_opt.with_groups(groups).unwrap();
+    if grouped {
+        assert!(
+            gpu_opt.piece_count() > gpu_opt.chunk_count(),
+            "the groups split no chunk"
+        );
+    }
     let mut cpu_params = random_vec(&mut r, len, 2.0);
     let mut gpu_params = GpuBuffer::from_slice(ctx, "params", &cpu_params).unwrap();
     let mut grads_buffer = GpuBuffer::from_slice(ctx, "grads", &vec![0.0f32; len]).unwrap();
-    let what = format!("{config:?} len={len} clip={clip:?} chunk={chunk:?}");
+    let what = format!("{config:?} len={len} clip={clip:?} chunk={chunk:?} grouped={grouped}");
     for step in 1..=steps {
         let grads = random_vec(&mut r, len, 3.0);
         grads_buffer.write(ctx, 0, &grads).unwrap();
@@ -288,6 +311,45 @@ fn clipping_matches_the_cpu_including_across_chunks() {
             // 64-element chunks: 17 chunks, so the norm and the monitoring sums cross chunks.
             differential(config, 1025, 5, clip, Some(64), 60 + i as u64);
         }
+    }
+}
+
+#[test]
+// Groups of one range are meant, not a misspelt `vec![0; n]`.
+#[allow(clippy::single_range_in_vec_init)]
+fn grouped_updates_match_the_cpu_for_every_optimizer() {
+    // Group ranges start and end at the device's offset alignment (as a GPU arena's tensors
+    // do) or the arena's end; the chunks, three alignments long, end inside them.
+    let ctx = gpu().context();
+    let align = (ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+    let len = 10 * align + 3;
+    let groups = vec![
+        ArenaGroup {
+            ranges: vec![align..4 * align, 6 * align..7 * align],
+            settings: GroupSettings {
+                lr_scale: 0.5,
+                weight_decay: Some(0.0),
+            },
+        },
+        ArenaGroup {
+            ranges: vec![8 * align..len],
+            settings: GroupSettings {
+                lr_scale: 2.0,
+                weight_decay: Some(0.1),
+            },
+        },
+    ];
+    let clip = Clip {
+        max_norm: Some(5.0),
+        max_value: None,
+    };
+    let configs = all_configs(0.01)
+        .into_iter()
+        .filter(|c| !matches!(c, OptimizerConfig::Rprop(_)));
+    for (i, config) in configs.enumerate().step_by(3) {
+        let seed = 900 + i as u64;
+        differential_grouped(config, len, 3, clip, Some(3 * align), groups.clone(), seed);
+        differential_grouped(config, len, 2, Clip::default(), None, groups.clone(), seed);
     }
 }
 

@@ -9,7 +9,7 @@ use rand::RngExt;
 use steepest::optim::Threshold;
 use steepest::{
     Activation, Adam, Backend, Clip, Dataset, GpuBuffer, GpuCounters, GpuOptimizer, Init, Loss,
-    Mlp, MlpSpec, ReduceLrOnPlateau, Session, Sgd, Trainer, data,
+    Mlp, MlpSpec, ParamGroup, ReduceLrOnPlateau, Session, Sgd, Trainer, data,
 };
 
 /// What changed between two readings of the counters.
@@ -236,6 +236,48 @@ fn dropped_buffers_take_their_op_sites_with_them() {
 /// gradients and, below the top, the gradient into the layer below multiplied by that layer's
 /// activation derivative: a small layer's), and the update. For L layers,
 /// 1 + ⌈L/3⌉ + 1 + L + 1: L + 4 up to three layers.
+#[test]
+fn a_steady_step_with_parameter_groups_creates_nothing() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(32, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let grouped = |trainer: Trainer| {
+        trainer
+            .param_group(ParamGroup::matching("*.bias").weight_decay(0.0))
+            .param_group(ParamGroup::matching("layers.0.weight").lr_scale(0.5))
+    };
+    let trainer = grouped(
+        Trainer::new(
+            Adam::default().lr(0.01).weight_decay(0.01),
+            Loss::SoftmaxCrossEntropy,
+        )
+        .batch_size(64)
+        .clip(Clip {
+            max_norm: Some(10.0),
+            max_value: None,
+        }),
+    );
+    check_steady("grouped MLP", &spec, &trainer, (&train, &val), 6, None);
+
+    // The update runs as one dispatch per run of one group: the six tensors alternate
+    // between groups (weight 0 at half the rate, biases without decay, the other weights
+    // with the optimizer's settings), so a step dispatches five more kernels than without.
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let dispatches = |trainer: &Trainer| {
+        let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
+        let mut session = Session::new(trainer, g, &mut model, &train, None).unwrap();
+        session.step().unwrap();
+        let before = ctx.counters();
+        session.step().unwrap();
+        added(before, ctx.counters()).dispatches
+    };
+    let plain = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy).batch_size(64);
+    assert_eq!(dispatches(&grouped(plain.clone())), dispatches(&plain) + 5);
+}
+
 #[test]
 fn a_step_dispatches_one_kernel_per_layer_and_four_more() {
     let g = &common::own_gpu();

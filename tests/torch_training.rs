@@ -1,7 +1,8 @@
 //! Whole training runs against PyTorch's training loop: `tests/fixtures/torch_optim.py`
 //! trained two small models (layers, loss, batches of 8 in order, optimizer, clipping, a
-//! schedule stepped per update) and committed their starting and final parameters and each
-//! step's loss; both backends must end where PyTorch ended.
+//! schedule stepped per update), each also with parameter groups, and committed their
+//! starting and final parameters and each step's loss; both backends must end where PyTorch
+//! ended.
 
 mod common;
 
@@ -11,7 +12,7 @@ use ndarray::{Array2, ArrayD};
 use steepest::nn::{Elementwise, Layer, Sequential};
 use steepest::{
     AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Linear, Loss, LrSchedule,
-    Nonlinearity, OptimizerConfig, Sgd, Trainer,
+    Nonlinearity, OptimizerConfig, ParamGroup, Sgd, Trainer,
 };
 
 /// How far a training run's batch losses and final parameters may be from PyTorch's,
@@ -103,45 +104,95 @@ fn check_training<B: Backend>(
     eprintln!("{name} on {backend_name}: worst relative difference {worst:.2e}");
 }
 
-fn train_both_cases_on<B: Backend>(backend: &B, backend_name: &str) {
-    let classifier: Vec<Box<dyn Layer<B>>> = vec![
+fn classifier<B: Backend>() -> Vec<Box<dyn Layer<B>>> {
+    vec![
         Box::new(Linear::new(4, 16)),
         Box::new(Elementwise::new(16, Nonlinearity::Tanh)),
         Box::new(Linear::new(16, 16)),
         Box::new(Elementwise::new(16, Nonlinearity::Relu)),
         Box::new(Linear::new(16, 3)),
-    ];
+    ]
+}
+
+fn regression<B: Backend>() -> Vec<Box<dyn Layer<B>>> {
+    vec![
+        Box::new(Linear::new(4, 12)),
+        Box::new(Elementwise::new(12, Nonlinearity::Sigmoid)),
+        Box::new(Linear::new(12, 2)),
+    ]
+}
+
+fn classifier_trainer(t: Trainer) -> Trainer {
+    t.schedule(LrSchedule::cosine(14, 0.001)).clip(Clip {
+        max_norm: Some(0.4),
+        max_value: None,
+    })
+}
+
+fn nesterov() -> Sgd {
+    Sgd::default()
+        .lr(0.2)
+        .momentum(0.9)
+        .nesterov(true)
+        .weight_decay(0.01)
+}
+
+fn train_both_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     check_training(
         backend,
         backend_name,
         "classifier",
-        classifier,
+        classifier(),
         Loss::SoftmaxCrossEntropy,
-        |t| {
-            t.schedule(LrSchedule::cosine(14, 0.001)).clip(Clip {
-                max_norm: Some(0.4),
-                max_value: None,
-            })
-        },
+        classifier_trainer,
         AdamW::default().lr(0.02).weight_decay(0.01),
     );
-    let regression: Vec<Box<dyn Layer<B>>> = vec![
-        Box::new(Linear::new(4, 12)),
-        Box::new(Elementwise::new(12, Nonlinearity::Sigmoid)),
-        Box::new(Linear::new(12, 2)),
-    ];
     check_training(
         backend,
         backend_name,
         "regression",
-        regression,
+        regression(),
         Loss::MeanSquaredError,
         |t| t.schedule(LrSchedule::step(4, 0.5)),
-        Sgd::default()
-            .lr(0.2)
-            .momentum(0.9)
-            .nesterov(true)
-            .weight_decay(0.01),
+        nesterov(),
+    );
+}
+
+/// The same runs with parameter groups, as `torch_optim.py` gave PyTorch's optimizers them:
+/// AdamW's decoupled decay off for the biases (picked as the 1-D parameters) and the first weight at a quarter of the rate
+/// (under a cosine whose η_min holds for every group, clipped over all groups); SGD's L2
+/// decay off for the biases and the output layer at half the rate (under StepLR).
+fn train_grouped_cases_on<B: Backend>(backend: &B, backend_name: &str) {
+    check_training(
+        backend,
+        backend_name,
+        "classifier_groups",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| {
+            classifier_trainer(t)
+                .param_group(ParamGroup::one_dimensional().weight_decay(0.0))
+                .param_group(ParamGroup::matching("0.weight").lr_scale(0.25))
+        },
+        AdamW::default().lr(0.02).weight_decay(0.1),
+    );
+    check_training(
+        backend,
+        backend_name,
+        "regression_groups",
+        regression(),
+        Loss::MeanSquaredError,
+        |t| {
+            t.schedule(LrSchedule::step(4, 0.5))
+                .param_group(ParamGroup::matching("0.bias").weight_decay(0.0))
+                .param_group(ParamGroup::matching("2.weight").lr_scale(0.5))
+                .param_group(
+                    ParamGroup::matching("2.bias")
+                        .lr_scale(0.5)
+                        .weight_decay(0.0),
+                )
+        },
+        nesterov(),
     );
 }
 
@@ -153,4 +204,14 @@ fn training_runs_end_where_pytorchs_end_on_the_cpu() {
 #[test]
 fn training_runs_end_where_pytorchs_end_on_the_gpu() {
     train_both_cases_on(gpu(), "the GPU");
+}
+
+#[test]
+fn parameter_groups_train_as_pytorchs_on_the_cpu() {
+    train_grouped_cases_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn parameter_groups_train_as_pytorchs_on_the_gpu() {
+    train_grouped_cases_on(gpu(), "the GPU");
 }

@@ -136,13 +136,19 @@ def optim(quick):
 
 
 def train(quick):
-    models = [([784, 256, 10], 128, 5), ([2, 64, 64, 2], 64, 50)] if quick else [
-        ([784, 256, 10], 128, 300),
-        ([1024, 1024, 1024, 10], 512, 100),
-        ([4096, 4096, 4096, 10], 1024, 20),
-        ([2, 64, 64, 2], 64, 500),
+    # The last field: AdamW with its decay off for the 1-D parameters (a parameter group).
+    models = [
+        ([784, 256, 10], 128, 5, False),
+        ([784, 256, 10], 128, 5, True),
+        ([2, 64, 64, 2], 64, 50, False),
+    ] if quick else [
+        ([784, 256, 10], 128, 300, False),
+        ([784, 256, 10], 128, 300, True),
+        ([1024, 1024, 1024, 10], 512, 100, False),
+        ([4096, 4096, 4096, 10], 1024, 20, False),
+        ([2, 64, 64, 2], 64, 500, False),
     ]
-    for widths, batch, iters in models:
+    for widths, batch, iters, grouped in models:
         torch.manual_seed(1)
         n = 16 * batch
         x = rand(n, widths[0])
@@ -153,7 +159,15 @@ def train(quick):
             if i + 2 < len(widths):
                 layers.append(torch.nn.ReLU())
         model = torch.nn.Sequential(*layers).cuda()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        if grouped:
+            params = list(model.parameters())
+            groups = [
+                dict(params=[p for p in params if p.ndim == 1], weight_decay=0.0),
+                dict(params=[p for p in params if p.ndim != 1]),
+            ]
+            opt = torch.optim.AdamW(groups, lr=1e-3, fused=True)
+        else:
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
         loss_fn = torch.nn.CrossEntropyLoss()
         order = torch.randperm(n, device="cuda")
         state = {"i": 0}
@@ -174,7 +188,7 @@ def train(quick):
             host.append(time.perf_counter() - start)
 
         dt = timed(host_step, iters, warm=5)
-        key = "-".join(map(str, widths)) + f"_b{batch}"
+        key = "-".join(map(str, widths)) + f"_b{batch}" + ("_groups" if grouped else "")
         print(f"torch_train_{key}_host {sorted(host)[len(host) // 2] * 1e6:.1f} us/step launched before the sync")
         print(f"torch_train_{key} {batch / dt:.0f} samples/s ({dt * 1e3:.3f} ms/step)")
 

@@ -17,9 +17,7 @@ use ash::vk;
 use ndarray::Array2;
 use steepest::backend::gpu::{BuiltKernel, KernelBinding};
 use steepest::wgpu::AdapterInfo;
-use steepest::{
-    Activation, Adam, Backend, Dataset, Init, Loss, Matmul, Mlp, MlpSpec, Session, Trainer,
-};
+use steepest::{Activation, Backend, Dataset, Init, Matmul, Mlp, MlpSpec, Session};
 
 use super::{Report, chosen_tiling, tiling_label};
 
@@ -75,12 +73,12 @@ impl Report {
         let mut out = self.gpu.zeros(m, n)?;
         let spec = Matmul::nt().activation(Activation::Relu);
         self.gpu.matmul_into(spec, &x, &w, Some(&bias), &mut out)?;
-        for &(widths, batch, _, every) in self.models() {
+        for &(widths, batch, _, every, grouped) in self.models() {
             let classes = widths[widths.len() - 1];
             let x = Array2::<f32>::zeros((2 * batch, widths[0]));
             let labels: Vec<usize> = (0..2 * batch).map(|i| i % classes).collect();
             let data = Dataset::classification(x, &labels, classes)?;
-            let trainer = Trainer::new(Adam::default().lr(1e-3), Loss::SoftmaxCrossEntropy)
+            let trainer = super::row_trainer(grouped)
                 .batch_size(batch)
                 .steps_per_submit(every);
             let spec = MlpSpec::stack(widths, Activation::Relu);

@@ -29,7 +29,7 @@ pub(crate) use shapes::{
 };
 
 use crate::error::Result;
-use crate::optim::{Clip, LrSchedule, Optimizer, OptimizerConfig};
+use crate::optim::{ArenaGroup, Clip, LrSchedule, Optimizer, OptimizerConfig};
 
 /// A backend's 2-D matrix of `f32`, stored row-major.
 pub trait Matrix {
@@ -401,7 +401,9 @@ pub trait Backend: 'static {
         slot: usize,
     ) -> Result<()>;
 
-    /// An optimizer for arenas laid out as `params`.
+    /// An optimizer for arenas laid out as `params`, training `groups` (ranges of the arena,
+    /// as [`ParamGroup::resolve`](crate::optim::ParamGroup::resolve) gives them) with their
+    /// own settings.
     fn optimizer(
         &self,
         config: OptimizerConfig,
@@ -409,6 +411,7 @@ pub trait Backend: 'static {
         schedule: LrSchedule,
         clip: Clip,
         monitor: bool,
+        groups: Vec<ArenaGroup>,
     ) -> Result<Self::Optimizer>;
 
     /// `act(op(a) · op(b) + bias)` in a new matrix.

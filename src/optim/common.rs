@@ -15,8 +15,9 @@ macro_rules! common_optimizer_methods {
 
             /// Sets the base learning rate γ (the rate a schedule scales) from the next update
             /// on, as assigning PyTorch's `param_group["lr"]` does; the rest of the
-            /// configuration and the state stay. A rate that is negative or not finite (also
-            /// once rounded to f32) is refused, changing nothing.
+            /// configuration and the state stay; each parameter group's rate follows by its
+            /// `lr_scale`. A rate that is negative or not finite (also once rounded to f32,
+            /// and for every group) is refused, changing nothing.
             pub fn set_lr(&mut self, lr: f64) -> $crate::Result<()> {
                 self.core.set_lr(lr)
             }

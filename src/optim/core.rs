@@ -2,6 +2,7 @@
 //! schedule, clipping and step count), the update's branches (`UpdateRule`) and its state
 //! slots. The per-step scalars it computes are in `scalars.rs`.
 
+use super::groups::{ArenaGroup, Segment, segments};
 use super::{Clip, LrSchedule, NAdam, OptimizerConfig, OptimizerState, RAdam};
 use crate::error::{Error, Result};
 
@@ -54,6 +55,10 @@ pub(crate) struct OptimizerCore {
     /// NAdam: Π μ_s over the updates so far, in f32 as PyTorch keeps its `mu_product` (1 for
     /// the others).
     pub mu_product: f32,
+    /// The parameter groups (`ArenaGroup`s), none by default.
+    pub groups: Vec<ArenaGroup>,
+    /// The arena in runs of one group's settings (one segment of group 0 without groups).
+    pub segments: Vec<Segment>,
 }
 
 impl OptimizerCore {
@@ -73,6 +78,11 @@ impl OptimizerCore {
             step: 0,
             len,
             mu_product: 1.0,
+            groups: Vec::new(),
+            segments: vec![Segment {
+                range: 0..len,
+                group: 0,
+            }],
         })
     }
 
@@ -87,8 +97,55 @@ impl OptimizerCore {
     pub fn set_lr(&mut self, lr: f64) -> Result<()> {
         let config = self.config.with_lr(lr);
         config.validate()?;
+        for group in &self.groups {
+            group.settings.apply(&config)?;
+        }
         self.config = config;
         Ok(())
+    }
+
+    /// Trains the arena's `groups` with their own settings from the next update on; the rest
+    /// keeps the optimizer's. On error (a bad setting, a range outside the arena or in two
+    /// groups) nothing changes.
+    pub fn set_groups(&mut self, groups: Vec<ArenaGroup>) -> Result<()> {
+        if matches!(self.config, OptimizerConfig::Rprop(_)) && !groups.is_empty() {
+            return Err(Error::InvalidHyperparameter {
+                optimizer: "Rprop",
+                name: "param groups".into(),
+                value: groups.len() as f64,
+                rule: "Rprop takes no parameter groups: its learning rate is only the step \
+                       sizes' starting value and it has no weight decay"
+                    .into(),
+            });
+        }
+        for group in &groups {
+            group.settings.apply(&self.config)?;
+        }
+        self.segments = segments(self.len, &groups)?;
+        self.groups = groups;
+        Ok(())
+    }
+
+    /// The configuration of group `group` (0: the optimizer's own; `i + 1`: `groups[i]`).
+    pub fn group_config(&self, group: usize) -> Result<OptimizerConfig> {
+        match group.checked_sub(1).map(|i| self.groups.get(i)) {
+            None => Ok(self.config),
+            Some(Some(g)) => g.settings.apply(&self.config),
+            Some(None) => Err(Error::Data {
+                op: "param groups",
+                detail: format!("group {group} of {} does not exist", self.groups.len()),
+            }),
+        }
+    }
+
+    /// Update `step`'s rule and scalars for each group, the optimizer's own first.
+    pub fn group_steps(&self, step: u64) -> Result<Vec<(UpdateRule, super::StepScalars)>> {
+        (0..=self.groups.len())
+            .map(|group| {
+                let config = self.group_config(group)?;
+                Ok((self.rule_with(&config), self.scalars_with(&config, step)))
+            })
+            .collect()
     }
 
     pub fn set_clip(&mut self, clip: Clip) -> Result<()> {
@@ -104,6 +161,12 @@ impl OptimizerCore {
     }
 
     pub fn rule(&self) -> UpdateRule {
+        self.rule_with(&self.config)
+    }
+
+    /// The branches of an update with `config` (the optimizer's, or a group's) and this
+    /// optimizer's clipping.
+    fn rule_with(&self, config: &OptimizerConfig) -> UpdateRule {
         let mut rule = UpdateRule {
             algorithm: Algorithm::Sgd,
             maximize: false,
@@ -116,7 +179,7 @@ impl OptimizerCore {
             clip_norm: self.clip.max_norm.is_some(),
             clip_value: self.clip.max_value.is_some(),
         };
-        match self.config {
+        match *config {
             OptimizerConfig::Sgd(c) => {
                 rule.maximize = c.maximize;
                 rule.l2 = c.weight_decay != 0.0;
@@ -169,7 +232,7 @@ impl OptimizerCore {
                 maximize,
                 ..
             }) => {
-                rule.algorithm = match self.config {
+                rule.algorithm = match config {
                     OptimizerConfig::NAdam(_) => Algorithm::NAdam,
                     _ => Algorithm::RAdam,
                 };

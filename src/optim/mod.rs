@@ -11,6 +11,7 @@
 mod common;
 mod config;
 mod core;
+mod groups;
 mod one_cycle;
 mod optimizer;
 mod plateau;
@@ -22,6 +23,8 @@ pub use config::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
+pub(crate) use groups::Segment;
+pub use groups::{ArenaGroup, GroupSettings, ParamGroup};
 pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;
 pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};

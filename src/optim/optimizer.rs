@@ -21,8 +21,8 @@ pub trait Optimizer<B: Backend + ?Sized> {
     /// Restores a state read by [`Optimizer::state`]; on error nothing changes.
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
 
-    /// Sets the base learning rate (what the schedule scales) from the next update on; an
-    /// invalid rate changes nothing.
+    /// Sets the base learning rate (what the schedule scales) from the next update on, each
+    /// parameter group's following by its `lr_scale`; an invalid rate changes nothing.
     fn set_lr(&mut self, lr: f64) -> Result<()>;
 
     /// The base learning rate: the configured one, or the last [`Optimizer::set_lr`] set.

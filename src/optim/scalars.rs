@@ -54,9 +54,10 @@ pub(crate) struct StepScalars {
 }
 
 impl OptimizerCore {
-    /// Scalars for update number `step` (1-based).
-    pub fn scalars(&self, step: u64) -> StepScalars {
-        let lr = self.lr_for_update(step);
+    /// Scalars for update number `step` (1-based) with `config` (the optimizer's, or a parameter
+    /// group's: the same optimizer with its own rate and weight decay).
+    pub fn scalars_with(&self, config: &OptimizerConfig, step: u64) -> StepScalars {
+        let lr = self.schedule.lr_at(config.lr(), step.saturating_sub(1));
         // A one-cycle schedule's momentum replaces the configured one (β1 for Adam).
         let cycled = self.schedule.momentum_at(step.saturating_sub(1));
         let t = step as f64;
@@ -68,7 +69,7 @@ impl OptimizerCore {
             ..StepScalars::default()
         };
         // The Adam family's shared scalars; β1 is the cycle's where a one-cycle schedule sets it.
-        let family = self.config.adam_family();
+        let family = config.adam_family();
         let beta1 = family.map_or(0.0, |f| cycled.unwrap_or(f.betas.0));
         if let Some(f) = family {
             s.weight_decay = f.weight_decay as f32;
@@ -78,7 +79,7 @@ impl OptimizerCore {
             s.eps = f.eps as f32;
             s.decay_factor = (1.0 - lr * f.weight_decay) as f32;
         }
-        match self.config {
+        match *config {
             OptimizerConfig::Sgd(c) => {
                 s.weight_decay = c.weight_decay as f32;
                 s.momentum = cycled.unwrap_or(c.momentum) as f32;

@@ -24,7 +24,7 @@ const KEPT: &str = "restore_best.";
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value); those added since the first files have their value in older files
 /// in `saved_setting`.
-fn settings(trainer: &super::Trainer) -> [(String, String); 9] {
+fn settings(trainer: &super::Trainer) -> [(String, String); 10] {
     [
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
@@ -43,6 +43,7 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 9] {
         ("restore_best".into(), trainer.restore_best.to_string()),
         ("lr_on_plateau".into(), format!("{:?}", trainer.lr_plateau)),
         ("watched".into(), format!("{:?}", trainer.watched)),
+        ("param_groups".into(), format!("{:?}", trainer.param_groups)),
     ]
 }
 
@@ -57,6 +58,7 @@ fn saved_setting(file: &File, key: &str) -> Option<String> {
         "restore_best" => Some(false.to_string()),
         "lr_on_plateau" => Some(format!("{:?}", None::<crate::optim::ReduceLrOnPlateau>)),
         "watched" => Some(format!("{:?}", super::Watched::Loss)),
+        "param_groups" => Some(format!("{:?}", Vec::<crate::optim::ParamGroup>::new())),
         _ => None,
     }
 }

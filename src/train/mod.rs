@@ -38,7 +38,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::{Loss, Model};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, ReduceLrOnPlateau, Sgd};
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, ParamGroup, ReduceLrOnPlateau, Sgd};
 
 /// The order an epoch visits the training samples in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -59,6 +59,7 @@ pub enum BatchOrder {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trainer {
     pub(crate) optimizer: OptimizerConfig,
+    pub(crate) param_groups: Vec<ParamGroup>,
     pub(crate) loss: Loss,
     pub(crate) batch_size: Option<usize>,
     pub(crate) batch_order: BatchOrder,
@@ -90,6 +91,7 @@ impl Trainer {
     pub fn new(optimizer: impl Into<OptimizerConfig>, loss: Loss) -> Self {
         Self {
             optimizer: optimizer.into(),
+            param_groups: Vec::new(),
             loss,
             batch_size: Some(32),
             batch_order: BatchOrder::Shuffled,
@@ -109,6 +111,31 @@ impl Trainer {
             progress: false,
             checkpoint: None,
         }
+    }
+
+    /// Trains the parameters `group` picks (by name) with its own learning rate and weight
+    /// decay, as a parameter group of PyTorch's optimizers does; call it once per group. The
+    /// rest train with the optimizer's settings. Building the run fails when a group matches
+    /// no parameter or a parameter is in two groups. Checkpoints record the groups: a resume
+    /// must have the same.
+    ///
+    /// ```
+    /// use steepest::{AdamW, Loss, ParamGroup, Trainer};
+    /// // AdamW's weight decay on the weights only (not on biases and norms), as transformers
+    /// // are usually trained, and the input layer at a tenth of the rate.
+    /// let trainer = Trainer::new(AdamW::default().lr(1e-3), Loss::MeanSquaredError)
+    ///     .param_group(ParamGroup::one_dimensional().weight_decay(0.0))
+    ///     .param_group(ParamGroup::matching("layers.0.weight").lr_scale(0.1));
+    /// assert_eq!(trainer.param_groups().len(), 2);
+    /// ```
+    pub fn param_group(mut self, group: ParamGroup) -> Self {
+        self.param_groups.push(group);
+        self
+    }
+
+    /// The parameter groups, in the order given.
+    pub fn param_groups(&self) -> &[ParamGroup] {
+        &self.param_groups
     }
 
     /// Mini-batches of `size` samples (1: stochastic descent). The last batch of an epoch holds

@@ -11,7 +11,7 @@ use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, Mode, Model, Workspace, seeded};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, ParamGroup};
 
 /// Layout of the totals row the kernels accumulate into (one readback gets everything).
 pub(crate) mod slot {
@@ -105,12 +105,24 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         validation: Option<&Dataset>,
     ) -> Result<Self> {
         let net = model.network();
+        let tensors: Vec<(String, usize)> = net
+            .parameter_specs()
+            .iter()
+            .map(|p| (p.name.clone(), p.torch_shape.len()))
+            .collect();
+        let groups = ParamGroup::resolve(
+            &trainer.param_groups,
+            &tensors,
+            &net.params.offsets(),
+            net.params.storage_len(),
+        )?;
         let optimizer = backend.optimizer(
             trainer.optimizer,
             &net.params,
             trainer.schedule.clone(),
             trainer.clip,
             trainer.monitor,
+            groups,
         )?;
         let validation = match validation {
             Some(v) => {

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::backend::Loss;
 use crate::error::Result;
-use crate::optim::{Clip, LrSchedule, OptimizerConfig};
+use crate::optim::{ArenaGroup, Clip, LrSchedule, OptimizerConfig};
 
 /// Computes every op on the host with ndarray.
 #[derive(Clone, Copy, Debug, Default)]
@@ -407,10 +407,12 @@ impl Backend for CpuBackend {
         schedule: LrSchedule,
         clip: Clip,
         monitor: bool,
+        groups: Vec<ArenaGroup>,
     ) -> Result<CpuOptimizer> {
-        Ok(CpuOptimizer::new(config, params.len())?
+        CpuOptimizer::new(config, params.len())?
             .with_schedule(schedule)?
             .with_clip(clip)?
-            .with_monitoring(monitor))
+            .with_monitoring(monitor)
+            .with_groups(groups)
     }
 }

@@ -3,7 +3,8 @@
 use super::{CpuArena, sum_squares};
 use crate::error::Result;
 use crate::optim::{
-    Algorithm, OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule, UpdateStats,
+    Algorithm, ArenaGroup, OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule,
+    UpdateStats,
 };
 
 /// `torch.lerp`'s formula, including its switch at weight 0.5.
@@ -171,26 +172,30 @@ fn update_element(
     }
 }
 
-/// One update of `params` from `grads`, the twin of the `update` kernel: clipping, the rule,
-/// and, when `monitor` is set, the monitoring sums (Σg², Σθ², ΣΔθ²) in f64.
+/// `torch.nn.utils.clip_grad_norm_`'s factor min(1, max_norm / (‖g‖ + 1e-6)) over the whole
+/// gradient (1 without clipping by norm).
+fn clip_scale(rule: &UpdateRule, s: &StepScalars, grads: &[f32]) -> f32 {
+    if !rule.clip_norm {
+        return 1.0;
+    }
+    let norm = sum_squares(ndarray::aview1(grads).insert_axis(ndarray::Axis(0))).sqrt() as f32;
+    (s.max_norm / (norm + 1e-6)).min(1.0)
+}
+
+/// One update of `params` from `grads` (a run of the arena with one group's rule and
+/// scalars, its state in `slots`), the twin of the `update` kernel: the gradient scaled by
+/// `scale` (clipping by the whole arena's norm) and clamped, the rule, and, when `monitor` is
+/// set, the monitoring sums (Σg², Σθ², ΣΔθ²) in f64.
 pub(crate) fn update(
     rule: &UpdateRule,
     s: &StepScalars,
+    scale: f32,
     params: &mut [f32],
     grads: &[f32],
-    slots: &mut [Option<Vec<f32>>; 3],
+    slots: [Option<&mut [f32]>; 3],
     monitor: bool,
 ) -> [f64; 3] {
-    let scale = if rule.clip_norm {
-        (s.max_norm
-            / (sum_squares(ndarray::aview1(grads).insert_axis(ndarray::Axis(0))).sqrt() as f32
-                + 1e-6))
-            .min(1.0)
-    } else {
-        1.0
-    };
-    let [s0, s1, s2] = slots.each_mut().map(|slot| slot.as_deref_mut());
-    let (mut s0, mut s1, mut s2) = (s0, s1, s2);
+    let [mut s0, mut s1, mut s2] = slots;
     let mut sums = [0.0f64; 3];
     for (i, (theta, &raw)) in params.iter_mut().zip(grads).enumerate() {
         let mut g = raw;
@@ -259,15 +264,32 @@ impl CpuOptimizer {
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) -> Result<()> {
         self.core.check_lengths(params.len(), grads.len())?;
         let step = self.core.next_step()?;
-        let rule = self.core.rule();
-        let sums = update(
-            &rule,
-            &self.core.scalars(step),
-            params,
-            grads,
-            &mut self.slots,
-            self.core.monitor,
-        );
+        let groups = self.core.group_steps(step)?;
+        let (rule, scalars) = &groups[0];
+        let scale = clip_scale(rule, scalars, grads);
+        let mut sums = [0.0f64; 3];
+        // Each run of the arena with its group's rule and scalars, in arena order (so the
+        // monitoring sums add in the order one run over the whole arena would).
+        for segment in &self.core.segments {
+            let (rule, scalars) = &groups[segment.group];
+            let range = segment.range.clone();
+            let slots = self
+                .slots
+                .each_mut()
+                .map(|slot| slot.as_deref_mut().map(|v| &mut v[range.clone()]));
+            let part = update(
+                rule,
+                scalars,
+                scale,
+                &mut params[range.clone()],
+                &grads[range],
+                slots,
+                self.core.monitor,
+            );
+            for (total, x) in sums.iter_mut().zip(part) {
+                *total += x;
+            }
+        }
         self.core.finish_step(step);
         self.stats = self.core.monitor.then(|| UpdateStats {
             grad_norm: sums[0].sqrt() as f32,
@@ -312,6 +334,14 @@ impl CpuOptimizer {
                 .filter_map(|(name, values)| Some((name.as_ref()?.to_string(), values.clone()?)))
                 .collect(),
         }
+    }
+
+    /// Trains the arena's `groups` with their own learning rate and weight decay from the next
+    /// update on ([`ArenaGroup`]); the rest keeps this optimizer's settings. Fails, changing
+    /// nothing, on a bad setting or a range outside the arena or in two groups.
+    pub fn with_groups(mut self, groups: Vec<ArenaGroup>) -> Result<Self> {
+        self.core.set_groups(groups)?;
+        Ok(self)
     }
 
     /// Restores a state read by [`CpuOptimizer::state`] (or a `GpuOptimizer`'s); on error the

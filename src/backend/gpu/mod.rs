@@ -60,7 +60,7 @@ use super::{
 };
 use crate::backend::Loss;
 use crate::error::{Error, Result};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig};
+use crate::optim::{ArenaGroup, Clip, LrSchedule, OptimizerConfig};
 
 /// Runs every op on a GPU through wgpu.
 ///
@@ -412,11 +412,13 @@ impl Backend for GpuBackend {
         schedule: LrSchedule,
         clip: Clip,
         monitor: bool,
+        groups: Vec<ArenaGroup>,
     ) -> Result<GpuOptimizer> {
-        Ok(GpuOptimizer::new(&self.ctx, config, params.buffer().len())?
+        GpuOptimizer::new(&self.ctx, config, params.buffer().len())?
             .with_schedule(schedule)?
             .with_clip(clip)?
-            .with_monitoring(monitor))
+            .with_monitoring(monitor)
+            .with_groups(groups)
     }
 }
 

@@ -1,5 +1,6 @@
 //! `GpuOptimizer`: host side of `shaders/optim.wgsl`. One dispatch per chunk updates the whole
-//! arena; an arena over the device's storage-binding limit is split into aligned chunks.
+//! arena; an arena over the device's storage-binding limit is split into aligned chunks, and
+//! an arena with parameter groups into pieces of one group each (a dispatch apiece).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use super::GpuBuffer;
 use super::context::GpuContext;
 use super::kernel::{Binding, Kernel};
 use crate::error::{Error, Result};
-use crate::optim::{OptimizerConfig, OptimizerCore, StepScalars, UpdateRule};
+use crate::optim::{ArenaGroup, OptimizerConfig, OptimizerCore, Segment, StepScalars, UpdateRule};
 
 const UPDATE: Kernel = Kernel {
     shader: "optim.wgsl",
@@ -43,20 +44,39 @@ const MAX_CHUNK: usize = 1 << 30;
 /// written by `reduce.wgsl`'s `finish_sum`).
 const MONITOR_SLOT: f64 = 1.0;
 
-/// One bound range of the arena.
+/// One bound range of the arena, as clipping's Σg² reads it.
 #[derive(Debug)]
 struct Chunk {
     start: usize,
     len: usize,
-    groups: u32,
     /// Workgroups and first partial of this chunk's Σg² (`reduce.wgsl`'s `sum_squares`).
     square_groups: u32,
     square_base: u32,
-    /// The shader's `Chunk` uniform (index of this chunk's first partial).
+}
+
+/// One update dispatch: a range of one chunk in one parameter group (the whole chunk without
+/// groups).
+#[derive(Debug)]
+struct Piece {
+    start: usize,
+    len: usize,
+    groups: u32,
+    /// The parameter group (0: the optimizer's own settings).
+    group: usize,
+    /// The shader's `Chunk` uniform (index of this piece's first partial).
     uniform: wgpu::Buffer,
 }
 
-/// Bind groups for one (parameters, gradients) pair, one per chunk, kept while the caller
+/// What the update dispatches over: binding chunks, the pieces of the update, and the
+/// partial sums they share.
+#[derive(Debug)]
+struct Layout {
+    chunks: Vec<Chunk>,
+    pieces: Vec<Piece>,
+    partials: wgpu::Buffer,
+}
+
+/// Bind groups for one (parameters, gradients) pair, one per piece, kept while the caller
 /// passes the same buffers.
 #[derive(Debug)]
 struct Bound {
@@ -80,8 +100,9 @@ pub struct GpuOptimizer {
     pub(super) slots: [Option<GpuBuffer<f32>>; 3],
     /// Bound where a slot is unused; one each so no two writable bindings alias.
     placeholders: [wgpu::Buffer; 3],
-    chunks: Vec<Chunk>,
-    partials: wgpu::Buffer,
+    layout: Layout,
+    /// Elements per binding chunk at most.
+    chunk_len: usize,
     /// `stats` in the shader: two vec4 (clip norm², monitoring sums).
     pub(super) stats: GpuBuffer<f32>,
     bound: Option<Bound>,
@@ -155,50 +176,81 @@ impl GpuOptimizer {
         };
         let placeholders = [placeholder(0)?, placeholder(1)?, placeholder(2)?];
         let stats = GpuBuffer::zeros(ctx, &format!("{name} stats"), 8)?;
-        let (chunks, partials) = Self::chunk(ctx, len, max_chunk_len(ctx))?;
+        let chunk_len = max_chunk_len(ctx);
+        let layout = Self::lay_out(ctx, len, chunk_len, &core.segments)?;
         Ok(Self {
             ctx: Arc::clone(ctx),
             core,
             slots,
             placeholders,
-            chunks,
-            partials,
+            layout,
+            chunk_len,
             stats,
             bound: None,
             monitored: false,
         })
     }
 
-    /// Splits `len` elements into chunks of at most `chunk_len` and allocates their partials.
-    fn chunk(ctx: &GpuContext, len: usize, chunk_len: usize) -> Result<(Vec<Chunk>, wgpu::Buffer)> {
+    /// Splits `len` elements into binding chunks of at most `chunk_len`, and those into pieces
+    /// of one segment (parameter group) each, and allocates their partials.
+    fn lay_out(
+        ctx: &GpuContext,
+        len: usize,
+        chunk_len: usize,
+        segments: &[Segment],
+    ) -> Result<Layout> {
+        let op = "create optimizer";
         let mut chunks = Vec::new();
+        let mut pieces = Vec::new();
         let mut partial_base = 0usize;
         let mut square_base = 0usize;
         for start in (0..len).step_by(chunk_len.max(1)) {
-            let len = chunk_len.min(len - start);
-            // Each invocation takes four elements (a vec4) at a time.
-            let groups = len.div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
+            let end = start + chunk_len.min(len - start);
             // The clipping norm's partials share the buffer (as f32s, before the update writes
-            // its own): ⌈len/256⌉ ≤ 4·⌈len/1024⌉, so they always fit.
-            let square_groups = len.div_ceil(WORKGROUP).clamp(1, super::reduce::SUM_GROUPS);
-            let uniform = ctx.create_uniform(
-                "optimizer chunk",
-                bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
-            )?;
+            // its own): ⌈len/256⌉ ≤ 4·⌈len/1024⌉ per chunk, and its pieces have at least
+            // ⌈len/1024⌉ workgroups between them, so they always fit (checked below).
+            let square_groups = (end - start)
+                .div_ceil(WORKGROUP)
+                .clamp(1, super::reduce::SUM_GROUPS);
             chunks.push(Chunk {
                 start,
-                len,
-                groups: groups as u32,
+                len: end - start,
                 square_groups: square_groups as u32,
                 square_base: square_base as u32,
-                uniform,
             });
-            partial_base += groups;
             square_base += square_groups;
+            for segment in segments {
+                let (from, to) = (segment.range.start.max(start), segment.range.end.min(end));
+                if from >= to {
+                    continue;
+                }
+                // Each invocation takes four elements (a vec4) at a time.
+                let groups = (to - from).div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
+                let uniform = ctx.create_uniform(
+                    "optimizer chunk",
+                    bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
+                )?;
+                pieces.push(Piece {
+                    start: from,
+                    len: to - from,
+                    groups: groups as u32,
+                    group: segment.group,
+                    uniform,
+                });
+                partial_base += groups;
+            }
+        }
+        if square_base > 4 * partial_base {
+            return Err(Error::Gpu {
+                op,
+                message: format!(
+                    "{square_base} partial sums of squares do not fit {partial_base} vec4s"
+                ),
+            });
         }
         // Sized exactly: `finalize` sums every partial the buffer holds.
         let partials = ctx.create_buffer(
-            "create optimizer",
+            op,
             &wgpu::BufferDescriptor {
                 label: Some("optimizer partial sums"),
                 size: (partial_base * 16) as u64,
@@ -206,7 +258,11 @@ impl GpuOptimizer {
                 mapped_at_creation: false,
             },
         )?;
-        Ok((chunks, partials))
+        Ok(Layout {
+            chunks,
+            pieces,
+            partials,
+        })
     }
 
     /// Processes the arena in chunks of at most `len` elements (rounded up to the device's
@@ -219,14 +275,52 @@ impl GpuOptimizer {
             .max(1)
             .next_multiple_of(align)
             .min(max_chunk_len(&self.ctx));
-        (self.chunks, self.partials) = Self::chunk(&self.ctx, self.core.len, len)?;
+        self.layout = Self::lay_out(&self.ctx, self.core.len, len, &self.core.segments)?;
+        self.chunk_len = len;
+        self.bound = None;
+        Ok(self)
+    }
+
+    /// Trains the arena's `groups` with their own learning rate and weight decay from the next
+    /// update on ([`ArenaGroup`]); the rest keeps this optimizer's settings. Each range must
+    /// start and end at a multiple of the device's storage offset alignment (in elements: a
+    /// [`GpuArena`](super::GpuArena)'s tensors start there) or at the arena's end. Fails,
+    /// changing nothing, on a bad setting, a range outside the arena or in two groups, or a
+    /// misaligned range.
+    pub fn with_groups(mut self, groups: Vec<ArenaGroup>) -> Result<Self> {
+        let mut core = self.core.clone();
+        core.set_groups(groups)?;
+        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+        let len = self.core.len;
+        if let Some(bad) = core
+            .groups
+            .iter()
+            .flat_map(|g| &g.ranges)
+            .find(|r| r.start % align != 0 || (r.end % align != 0 && r.end != len))
+        {
+            return Err(Error::Data {
+                op: "GpuOptimizer::with_groups",
+                detail: format!(
+                    "range {bad:?} does not start and end at multiples of {align} elements (the \
+                     device's storage offset alignment) or the arena's end ({len})"
+                ),
+            });
+        }
+        self.layout = Self::lay_out(&self.ctx, core.len, self.chunk_len, &core.segments)?;
+        self.core = core;
         self.bound = None;
         Ok(self)
     }
 
     /// Number of chunks the arena is processed in.
     pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
+        self.layout.chunks.len()
+    }
+
+    /// Number of update dispatches a step records: one per chunk, or per run of one
+    /// parameter group within a chunk.
+    pub fn piece_count(&self) -> usize {
+        self.layout.pieces.len()
     }
 
     /// Applies one update to `params` from `grads` (GPU buffers of the arena's length) in one
@@ -260,9 +354,18 @@ impl GpuOptimizer {
         let step = self.core.next_step()?;
         let rule = self.core.rule();
         let monitor = self.core.monitor;
-        let update = self
-            .ctx
-            .pipeline(&UPDATE, &kernel_overrides(&rule, monitor))?;
+        // Each group's pipeline (its branches) and scalars; without groups, the optimizer's.
+        let updates = self
+            .core
+            .group_steps(step)?
+            .into_iter()
+            .map(|(rule, scalars)| {
+                let pipeline = self
+                    .ctx
+                    .pipeline(&UPDATE, &kernel_overrides(&rule, monitor))?;
+                Ok((pipeline, scalars))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let clip = match rule.clip_norm {
             true => Some((
                 self.ctx.pipeline(&super::reduce::SUM_SQUARES, &[])?,
@@ -281,26 +384,42 @@ impl GpuOptimizer {
                 message: "bind groups missing after binding".into(),
             });
         };
+        if let Some(piece) = self.layout.pieces.iter().find(|p| p.group >= updates.len()) {
+            return Err(Error::Gpu {
+                op,
+                message: format!(
+                    "piece at {} is in group {} of {}",
+                    piece.start,
+                    piece.group,
+                    updates.len()
+                ),
+            });
+        }
         // This step's scalars travel with its dispatches as immediate data, so steps recorded
         // into one submit each see their own.
-        let scalars = self.core.scalars(step);
-        let immediates = bytemuck::bytes_of(&scalars);
-        let chunks = &self.chunks;
-        // The update per chunk; with clipping, Σg² per chunk and its finalize first.
-        let passes = 1 + usize::from(clip.is_some());
+        let immediates = bytemuck::bytes_of(&updates[0].1);
+        let (chunks, pieces) = (&self.layout.chunks, &self.layout.pieces);
+        // The update per piece; with clipping, Σg² per chunk and its finalize first.
         self.ctx.count_dispatches(
-            passes * chunks.len()
-                + usize::from(clip.is_some())
+            pieces.len()
+                + usize::from(clip.is_some()) * (chunks.len() + 1)
                 + usize::from(finalize_monitor.is_some()),
         );
         self.ctx.record_ops(|recording| {
             let pass = &mut *recording.pass;
-            let run_chunks = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
-                pass.set_pipeline(pipeline);
-                pass.set_immediates(0, immediates);
-                for (chunk, group) in chunks.iter().zip(&bound.groups) {
-                    pass.set_bind_group(0, group, &[]);
-                    pass.dispatch_workgroups(chunk.groups, 1, 1);
+            let run_pieces = |pass: &mut wgpu::ComputePass| {
+                let mut current = None;
+                for (piece, bind_group) in pieces.iter().zip(&bound.groups) {
+                    let Some((pipeline, scalars)) = updates.get(piece.group) else {
+                        continue; // checked above: every piece's group has an entry
+                    };
+                    if current != Some(piece.group) {
+                        pass.set_pipeline(pipeline);
+                        pass.set_immediates(0, bytemuck::bytes_of(scalars));
+                        current = Some(piece.group);
+                    }
+                    pass.set_bind_group(0, bind_group, &[]);
+                    pass.dispatch_workgroups(piece.groups, 1, 1);
                 }
             };
             let finalize = |pass: &mut wgpu::ComputePass, pipeline: &wgpu::ComputePipeline| {
@@ -331,7 +450,7 @@ impl GpuOptimizer {
                 pass.dispatch_workgroups(1, 1, 1);
                 recording.ended("gradient clipping");
             }
-            run_chunks(&mut *recording.pass, &update);
+            run_pieces(&mut *recording.pass);
             if let Some(finalize_monitor) = &finalize_monitor {
                 finalize(&mut *recording.pass, finalize_monitor);
             }
@@ -352,12 +471,14 @@ impl GpuOptimizer {
             return Ok(());
         }
         let groups = self
-            .chunks
+            .layout
+            .pieces
             .iter()
-            .map(|chunk| {
+            .map(|piece| {
                 // Bound as vec4s: the range rounded up to 4 elements, which stays inside the
-                // buffer (allocations are rounded to 16 bytes) and covers only zero padding.
-                let (start, len) = (chunk.start, chunk.len.next_multiple_of(4));
+                // buffer (allocations are rounded to 16 bytes) and covers only zero padding
+                // (a piece ends at an aligned tensor start or the arena's end).
+                let (start, len) = (piece.start, piece.len.next_multiple_of(4));
                 let slot = |i: usize| match &self.slots[i] {
                     Some(buffer) => buffer.range_binding(start, len),
                     None => self.placeholders[i].as_entire_binding(),
@@ -365,32 +486,34 @@ impl GpuOptimizer {
                 self.ctx.bind_group(
                     &UPDATE,
                     vec![
-                        chunk.uniform.as_entire_binding(),
+                        piece.uniform.as_entire_binding(),
                         params.range_binding(start, len),
                         grads.range_binding(start, len),
                         slot(0),
                         slot(1),
                         slot(2),
                         self.stats.raw().as_entire_binding(),
-                        self.partials.as_entire_binding(),
+                        self.layout.partials.as_entire_binding(),
                     ],
                 )
             })
             .collect::<Result<Vec<_>>>()?;
         // Σg² per chunk through `reduce.wgsl`: (input, out, partials), then the total.
         let square_partials = self
+            .layout
             .chunks
             .iter()
             .map(|c| c.square_groups as u64)
             .sum::<u64>();
         let partials = |size: u64| {
             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.partials,
+                buffer: &self.layout.partials,
                 offset: 0,
                 size: wgpu::BufferSize::new(size * 4),
             })
         };
         let squares = self
+            .layout
             .chunks
             .iter()
             .map(|chunk| {
@@ -399,7 +522,7 @@ impl GpuOptimizer {
                     vec![
                         grads.range_binding(chunk.start, chunk.len.next_multiple_of(4)),
                         self.stats.raw().as_entire_binding(),
-                        self.partials.as_entire_binding(),
+                        self.layout.partials.as_entire_binding(),
                     ],
                 )
             })
@@ -408,7 +531,7 @@ impl GpuOptimizer {
         let squares_total = self.ctx.bind_group(
             &super::reduce::FINISH_SUM,
             vec![
-                grads.range_binding(0, self.chunks[0].len.next_multiple_of(4)),
+                grads.range_binding(0, self.layout.chunks[0].len.next_multiple_of(4)),
                 self.stats.raw().as_entire_binding(),
                 partials(square_partials),
             ],

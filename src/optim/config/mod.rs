@@ -191,6 +191,37 @@ impl OptimizerConfig {
         }
     }
 
+    /// The weight decay λ (0 for Rprop, which has none).
+    pub fn weight_decay(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd(c) => c.weight_decay,
+            OptimizerConfig::RmsProp(c) => c.weight_decay,
+            OptimizerConfig::Adagrad(c) => c.weight_decay,
+            OptimizerConfig::Adadelta(c) => c.weight_decay,
+            OptimizerConfig::Rprop(_) => 0.0,
+            _ => self.adam_family().map_or(0.0, |f| f.weight_decay),
+        }
+    }
+
+    /// The same optimizer with weight decay `weight_decay`, or `None` for Rprop, which has no
+    /// weight decay.
+    pub fn with_weight_decay(self, weight_decay: f64) -> Option<Self> {
+        Some(match self {
+            OptimizerConfig::Sgd(c) => OptimizerConfig::Sgd(Sgd { weight_decay, ..c }),
+            OptimizerConfig::RmsProp(c) => OptimizerConfig::RmsProp(RmsProp { weight_decay, ..c }),
+            OptimizerConfig::Adam(c) => OptimizerConfig::Adam(Adam { weight_decay, ..c }),
+            OptimizerConfig::AdamW(c) => OptimizerConfig::AdamW(AdamW { weight_decay, ..c }),
+            OptimizerConfig::Adagrad(c) => OptimizerConfig::Adagrad(Adagrad { weight_decay, ..c }),
+            OptimizerConfig::Adadelta(c) => {
+                OptimizerConfig::Adadelta(Adadelta { weight_decay, ..c })
+            }
+            OptimizerConfig::Adamax(c) => OptimizerConfig::Adamax(Adamax { weight_decay, ..c }),
+            OptimizerConfig::NAdam(c) => OptimizerConfig::NAdam(NAdam { weight_decay, ..c }),
+            OptimizerConfig::RAdam(c) => OptimizerConfig::RAdam(RAdam { weight_decay, ..c }),
+            OptimizerConfig::Rprop(_) => return None,
+        })
+    }
+
     /// Every hyperparameter in range, or [`Error::InvalidHyperparameter`] naming the first that
     /// is not. Non-finite values are always rejected.
     pub fn validate(&self) -> Result<()> {

@@ -1,0 +1,508 @@
+//! Parameter groups (PyTorch's `param_groups`): parameters picked by name that train with a
+//! learning rate and weight decay of their own, within the one optimizer and its one update
+//! per step. `ParamGroup` picks by name (what a [`crate::Trainer`] takes); `ArenaGroup` is the
+//! same as ranges of an arena (what an optimizer takes); `Segment`s cover an arena with them.
+
+use std::ops::Range;
+
+use super::OptimizerConfig;
+use crate::error::{Error, Result};
+
+/// What a parameter group changes: the learning rate, as a factor of the optimizer's, and
+/// the weight decay. Everything else (betas, momentum, ε, …) is the optimizer's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupSettings {
+    /// The group's learning rate over the optimizer's (1: the same): PyTorch's group `lr` is
+    /// the optimizer's `lr` times this. A schedule runs from the group's rate as PyTorch's
+    /// schedulers run from each group's `initial_lr` (a one-cycle peaks at it; a cosine's
+    /// η_min is the same for every group, as PyTorch's `eta_min` is). The learning-rate rule on
+    /// plateaus and `set_lr` set the optimizer's rate, and every group's follows by its
+    /// factor (PyTorch's `ReduceLROnPlateau` lowers each group's by the same factor too; its
+    /// `min_lr` floor here bounds the optimizer's rate, not each group's).
+    pub lr_scale: f64,
+    /// The group's weight decay λ, or `None` for the optimizer's. For AdamW (and NAdam or
+    /// RAdam with `decoupled_weight_decay`) it is the decoupled decay.
+    pub weight_decay: Option<f64>,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            lr_scale: 1.0,
+            weight_decay: None,
+        }
+    }
+}
+
+impl GroupSettings {
+    /// The configuration the group's parameters are updated with: `config` with the group's
+    /// rate and weight decay, checked.
+    pub(crate) fn apply(&self, config: &OptimizerConfig) -> Result<OptimizerConfig> {
+        let name = config.name();
+        let scale = self.lr_scale;
+        if !(scale.is_finite() && scale >= 0.0) {
+            return Err(Error::InvalidHyperparameter {
+                optimizer: name,
+                name: "param group lr_scale".into(),
+                value: scale,
+                rule: "must be finite and ≥ 0".into(),
+            });
+        }
+        let mut grouped = config.with_lr(config.lr() * scale);
+        if let Some(weight_decay) = self.weight_decay {
+            grouped = grouped.with_weight_decay(weight_decay).ok_or_else(|| {
+                Error::InvalidHyperparameter {
+                    optimizer: name,
+                    name: "param group weight_decay".into(),
+                    value: weight_decay,
+                    rule: format!("{name} has no weight decay"),
+                }
+            })?;
+        }
+        grouped.validate()?;
+        Ok(grouped)
+    }
+}
+
+/// A parameter group: the parameters whose names match one of its patterns (or, with
+/// [`ParamGroup::one_dimensional`], every parameter PyTorch holds as a 1-D tensor), and what
+/// they train with ([`GroupSettings`]). Patterns are names with `*` standing for any run of
+/// characters (`"*.bias"`, `"0.*"`, `"layers.2.weight"`); names are the model's own
+/// ([`crate::Sequential::tensor_names`]: `{layer}.weight`, `{layer}.bias`, `layers.{i}.…` for
+/// an [`crate::Mlp`]). A parameter no group picks trains with the optimizer's own settings,
+/// as PyTorch's parameters outside every explicit group would in a group of the defaults.
+///
+/// ```
+/// use steepest::optim::ParamGroup;
+/// // No weight decay on biases and norms' scales and shifts (the usual recipe for AdamW),
+/// // and the first layer at a tenth of the rate.
+/// let no_decay = ParamGroup::one_dimensional().weight_decay(0.0);
+/// let slow = ParamGroup::matching("layers.0.weight").lr_scale(0.1);
+/// assert!(no_decay.picks("layers.3.bias", 1) && !no_decay.picks("layers.3.weight", 2));
+/// assert!(slow.picks("layers.0.weight", 2) && !slow.picks("layers.1.weight", 2));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGroup {
+    /// The name patterns (`*`: any run of characters); a parameter matching any is in the group.
+    pub patterns: Vec<String>,
+    /// Whether every parameter PyTorch holds as a 1-D tensor (a bias, a norm's weight and
+    /// bias) is in the group too.
+    pub one_dimensional: bool,
+    /// What the group's parameters train with.
+    pub settings: GroupSettings,
+}
+
+impl ParamGroup {
+    /// The parameters whose names match `pattern`, with the optimizer's settings until the
+    /// builder methods change them.
+    pub fn matching(pattern: impl Into<String>) -> Self {
+        Self {
+            patterns: vec![pattern.into()],
+            one_dimensional: false,
+            settings: GroupSettings::default(),
+        }
+    }
+
+    /// Every parameter PyTorch holds as a 1-D tensor: biases, and a layer norm's weight and
+    /// bias (what `p.ndim == 1` picks in a PyTorch script), with the optimizer's settings
+    /// until the builder methods change them.
+    pub fn one_dimensional() -> Self {
+        Self {
+            patterns: Vec::new(),
+            one_dimensional: true,
+            settings: GroupSettings::default(),
+        }
+    }
+
+    /// Adds the parameters matching `pattern` as well.
+    pub fn or_matching(mut self, pattern: impl Into<String>) -> Self {
+        self.patterns.push(pattern.into());
+        self
+    }
+
+    /// The group's learning rate over the optimizer's ([`GroupSettings::lr_scale`]).
+    pub fn lr_scale(mut self, scale: f64) -> Self {
+        self.settings.lr_scale = scale;
+        self
+    }
+
+    /// The group's weight decay ([`GroupSettings::weight_decay`]).
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.settings.weight_decay = Some(weight_decay);
+        self
+    }
+
+    /// Whether the parameter named `name`, which PyTorch holds as a tensor of `dims`
+    /// dimensions, is in the group.
+    pub fn picks(&self, name: &str, dims: usize) -> bool {
+        (self.one_dimensional && dims == 1) || self.patterns.iter().any(|p| glob_matches(p, name))
+    }
+
+    /// The groups as ranges of an arena holding `tensors` (each its name and how many
+    /// dimensions PyTorch gives it) at element `offsets` (ascending, as an arena lays them
+    /// out) in `storage_len` elements: each tensor's range runs to the next one's start (or
+    /// the end), so alignment padding goes with the tensor before it. Fails when a group
+    /// picks no tensor (a misspelt pattern) or a tensor is in two groups (PyTorch refuses a
+    /// parameter in two groups).
+    pub fn resolve(
+        groups: &[ParamGroup],
+        tensors: &[(String, usize)],
+        offsets: &[usize],
+        storage_len: usize,
+    ) -> Result<Vec<ArenaGroup>> {
+        let op = "param groups";
+        let ascending = offsets.windows(2).all(|w| w[0] <= w[1]);
+        if tensors.len() != offsets.len() || !ascending || offsets.last() > Some(&storage_len) {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "{} tensors at offsets {offsets:?} in {storage_len} elements: one ascending \
+                     offset per tensor, inside the arena, is needed",
+                    tensors.len()
+                ),
+            });
+        }
+        let names: Vec<&str> = tensors.iter().map(|(name, _)| name.as_str()).collect();
+        let mut resolved: Vec<ArenaGroup> = groups
+            .iter()
+            .map(|g| ArenaGroup {
+                ranges: Vec::new(),
+                settings: g.settings,
+            })
+            .collect();
+        for (i, (name, dims)) in tensors.iter().enumerate() {
+            let mut matched = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.picks(name, *dims));
+            let Some((first, _)) = matched.next() else {
+                continue;
+            };
+            if let Some((second, _)) = matched.next() {
+                return Err(Error::Data {
+                    op,
+                    detail: format!(
+                        "parameter {name:?} is in group {first} ({}) and group {second} ({}): \
+                         a parameter may be in one group only",
+                        groups[first].describe(),
+                        groups[second].describe()
+                    ),
+                });
+            }
+            let end = offsets.get(i + 1).copied().unwrap_or(storage_len);
+            resolved[first].ranges.push(offsets[i]..end);
+        }
+        if let Some((i, _)) = resolved
+            .iter()
+            .enumerate()
+            .find(|(_, g)| g.ranges.is_empty())
+        {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "group {i} ({}) picks no parameter; the model's are {}",
+                    groups[i].describe(),
+                    names.join(", ")
+                ),
+            });
+        }
+        Ok(resolved)
+    }
+}
+
+impl ParamGroup {
+    /// What the group picks, for messages: its patterns, and `1-D` for the 1-D parameters.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.patterns.iter().map(|p| format!("{p:?}")).collect();
+        if self.one_dimensional {
+            parts.push("1-D".into());
+        }
+        parts.join(" or ")
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters (none included)
+/// and every other character itself.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    // Without a `*` the pattern is one part and must be the whole name.
+    let Some(first) = parts.next() else {
+        return name.is_empty();
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    // Each middle part at its earliest place leaves the most room for the ones after it.
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// A parameter group as an optimizer sees it: ranges of its arena (in elements) and what they
+/// train with. A model's groups come from [`ParamGroup::resolve`]; an application with its own
+/// arena gives them to `CpuOptimizer::with_groups` or `GpuOptimizer::with_groups` directly (on
+/// the GPU every range must start and end at a multiple of the device's storage offset
+/// alignment, or at the arena's end).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArenaGroup {
+    /// Element ranges of the arena (and of every state buffer) in the group.
+    pub ranges: Vec<Range<usize>>,
+    /// What they train with.
+    pub settings: GroupSettings,
+}
+
+/// A run of the arena updated with one group's settings (`group` 0: the optimizer's own,
+/// `i + 1`: the `i`-th [`ArenaGroup`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub range: Range<usize>,
+    pub group: usize,
+}
+
+/// The segments of an arena of `len` elements: the groups' ranges, and the optimizer's own
+/// settings (group 0) for the rest, in arena order, neighbours of one group merged. Fails on a
+/// range that is empty, reaches past the arena or overlaps another.
+pub(crate) fn segments(len: usize, groups: &[ArenaGroup]) -> Result<Vec<Segment>> {
+    let op = "param groups";
+    let mut ranges: Vec<(Range<usize>, usize)> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        for r in &g.ranges {
+            if r.start >= r.end || r.end > len {
+                return Err(Error::Data {
+                    op,
+                    detail: format!(
+                        "group {i}'s range {r:?} is empty or reaches past the arena's {len} \
+                         elements"
+                    ),
+                });
+            }
+            ranges.push((r.clone(), i + 1));
+        }
+    }
+    ranges.sort_by_key(|(r, _)| r.start);
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut push = |range: Range<usize>, group: usize| match segments.last_mut() {
+        Some(last) if last.group == group && last.range.end == range.start => {
+            last.range.end = range.end;
+        }
+        _ => segments.push(Segment { range, group }),
+    };
+    let mut at = 0;
+    for (range, group) in ranges {
+        if range.start < at {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "group {}'s range {range:?} overlaps another group's (which ends at {at})",
+                    group - 1
+                ),
+            });
+        }
+        if range.start > at {
+            push(at..range.start, 0);
+        }
+        at = range.end;
+        push(range, group);
+    }
+    if at < len {
+        push(at..len, 0);
+    }
+    Ok(segments)
+}
+
+#[cfg(test)]
+// Groups of one range are what these tests build, not a misspelt `vec![0; n]`.
+#[allow(clippy::single_range_in_vec_init)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_names() {
+        let cases = [
+            ("*.bias", "0.bias", true),
+            ("*.bias", "layers.12.bias", true),
+            ("*.bias", "0.bias_extra", false),
+            ("*.bias", "bias", false),
+            ("0.*", "0.weight", true),
+            ("0.*", "10.weight", false),
+            ("layers.*.weight", "layers.3.weight", true),
+            ("layers.*.weight", "layers.3.bias", false),
+            ("*", "anything", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxcyyb", false),
+            ("*ab", "aab", true),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("", "", true),
+            ("", "x", false),
+        ];
+        for (pattern, name, expected) in cases {
+            assert_eq!(
+                glob_matches(pattern, name),
+                expected,
+                "{pattern:?} on {name:?}"
+            );
+        }
+    }
+
+    fn group(ranges: &[Range<usize>]) -> ArenaGroup {
+        ArenaGroup {
+            ranges: ranges.to_vec(),
+            settings: GroupSettings::default(),
+        }
+    }
+
+    #[test]
+    fn segments_cover_the_arena_in_order_and_merge_neighbours() {
+        let groups = [group(&[64..128, 192..256]), group(&[128..192])];
+        let got = segments(300, &groups).unwrap();
+        let want = [
+            (0..64, 0),
+            (64..128, 1),
+            (128..192, 2),
+            (192..256, 1),
+            (256..300, 0),
+        ];
+        let want: Vec<Segment> = want
+            .into_iter()
+            .map(|(range, group)| Segment { range, group })
+            .collect();
+        assert_eq!(got, want);
+        // Neighbouring ranges of one group become one segment.
+        let got = segments(10, &[group(&[5..10, 0..5])]).unwrap();
+        assert_eq!(
+            got,
+            vec![Segment {
+                range: 0..10,
+                group: 1
+            }]
+        );
+        assert_eq!(
+            segments(10, &[]).unwrap(),
+            vec![Segment {
+                range: 0..10,
+                group: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn segments_refuse_overlaps_and_ranges_outside() {
+        for groups in [
+            vec![group(&[0..6]), group(&[5..8])],
+            vec![group(&[0..6, 2..3])],
+            vec![group(&[3..3])],
+            vec![group(&[8..11])],
+        ] {
+            assert!(
+                matches!(segments(10, &groups), Err(Error::Data { .. })),
+                "{groups:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_takes_tensors_with_their_padding_and_refuses_ambiguity() {
+        let tensors: Vec<(String, usize)> = [
+            ("0.weight", 2),
+            ("0.bias", 1),
+            ("1.weight", 2),
+            ("1.bias", 1),
+        ]
+        .map(|(n, d)| (n.to_string(), d))
+        .to_vec();
+        let offsets = [0, 128, 192, 448];
+        for groups in [
+            [ParamGroup::matching("*.bias").weight_decay(0.0)],
+            [ParamGroup::one_dimensional().weight_decay(0.0)],
+        ] {
+            let got = ParamGroup::resolve(&groups, &tensors, &offsets, 512).unwrap();
+            assert_eq!(got[0].ranges, vec![128..192, 448..512]);
+            assert_eq!(got[0].settings.weight_decay, Some(0.0));
+        }
+        let two = [ParamGroup::matching("*.bias"), ParamGroup::matching("1.*")];
+        let err = ParamGroup::resolve(&two, &tensors, &offsets, 512).unwrap_err();
+        assert!(
+            err.to_string().contains("\"1.bias\" is in group 0"),
+            "{err}"
+        );
+        let none = [ParamGroup::matching("*.gamma").or_matching("2.*")];
+        let err = ParamGroup::resolve(&none, &tensors, &offsets, 512).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(\"*.gamma\" or \"2.*\") picks no parameter"),
+            "{err}"
+        );
+        for offsets in [&[0, 1, 2][..], &[0, 192, 128, 448], &[0, 128, 192, 600]] {
+            assert!(ParamGroup::resolve(&none, &tensors, offsets, 512).is_err());
+        }
+    }
+
+    #[test]
+    fn a_new_base_rate_scales_every_group_and_each_keeps_its_branches() {
+        use crate::optim::{OptimizerCore, Sgd};
+        let sgd = Sgd::default().lr(0.1).weight_decay(0.01);
+        let mut core = OptimizerCore::new(sgd.into(), 10).unwrap();
+        let halved = GroupSettings {
+            lr_scale: 0.5,
+            weight_decay: Some(0.0),
+        };
+        core.set_groups(vec![ArenaGroup {
+            ranges: vec![0..5],
+            settings: halved,
+        }])
+        .unwrap();
+        core.set_lr(0.02).unwrap();
+        assert_eq!(core.group_config(0).unwrap().lr(), 0.02);
+        assert_eq!(core.group_config(1).unwrap().lr(), 0.01);
+        let steps = core.group_steps(1).unwrap();
+        assert!(steps[0].0.l2 && !steps[1].0.l2, "only group 0 adds λθ");
+        assert_eq!((steps[0].1.lr, steps[1].1.lr), (0.02, 0.01));
+        assert!(core.group_config(2).is_err());
+        // A rate whose group rate would overflow f32 is refused; the rate stays.
+        let mut fast = core.clone();
+        fast.set_groups(vec![ArenaGroup {
+            ranges: vec![0..5],
+            settings: GroupSettings {
+                lr_scale: 1e10,
+                weight_decay: None,
+            },
+        }])
+        .unwrap();
+        assert!(fast.set_lr(1e30).is_err());
+        assert_eq!(fast.config.lr(), 0.02);
+    }
+
+    #[test]
+    fn settings_scale_the_rate_and_replace_the_decay() {
+        let adamw: OptimizerConfig = crate::optim::AdamW::default().lr(0.01).into();
+        let grouped = GroupSettings {
+            lr_scale: 0.5,
+            weight_decay: Some(0.0),
+        }
+        .apply(&adamw)
+        .unwrap();
+        assert_eq!(grouped.lr(), 0.005);
+        assert_eq!(grouped.weight_decay(), 0.0);
+        let bad = GroupSettings {
+            lr_scale: -1.0,
+            weight_decay: None,
+        };
+        assert!(bad.apply(&adamw).is_err());
+        let rprop: OptimizerConfig = crate::optim::Rprop::default().into();
+        let decay = GroupSettings {
+            lr_scale: 1.0,
+            weight_decay: Some(0.1),
+        };
+        assert!(decay.apply(&rprop).is_err());
+    }
+}

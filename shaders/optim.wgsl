@@ -2,8 +2,10 @@
 //
 // Immediate data: Step, this update's scalars, computed on the host (StepScalars).
 // Bindings (group 0), one bind group per chunk of the arena (a chunk is the largest aligned
-// range one storage binding may cover; small arenas are one chunk):
-//   0 chunk:    uniform Chunk: index of this chunk's first workgroup partial
+// range one storage binding may cover; small arenas are one chunk), and with parameter groups
+// one per (chunk, group) present in it:
+//   0 chunk:    uniform Chunk: index of this dispatch's first workgroup partial, and with
+//               GROUPED the group's runs in `runs` (first, count)
 //   1 params:   storage rw  array<vec4<f32>>  θ, this chunk, its length rounded up to 4 (the
 //               rounding lands in the buffer's zero padding, which every update keeps zero)
 //   2 grads:    storage r   array<vec4<f32>>  g, same range
@@ -19,10 +21,13 @@
 //   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² for clipping (written before the
 //               update by reduce.wgsl's sum_squares and finish_sum, the one sum of squares),
 //               [1] = (Σg², Σθ², ΣΔθ², 0)
-//   7 partials: storage rw  array<vec4<f32>>: one per workgroup of every chunk
-// Dispatch: `update` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048,
-// each invocation striding through the chunk four elements (one vec4) at a time, so each
-// load moves 16 bytes; `finalize` with (1, 1, 1) after all chunks.
+//   7 partials: storage rw  array<vec4<f32>>: one per workgroup of every dispatch
+//   8 runs:     storage r   array<vec2<u32>>: with GROUPED, the runs of the chunk each group
+//               owns, as [start, end) in vec4s of the chunk (the host checks each lies in it)
+// Dispatch: `update` with (G, 1, 1) workgroups of 256 per chunk (with GROUPED, per group in
+// the chunk, with that group's Step), G ≤ 2048, each invocation striding through the chunk
+// (or its group's runs, laid end to end) four elements (one vec4) at a time, so each load
+// moves 16 bytes; `finalize` with (1, 1, 1) after all chunks.
 //
 // Reductions are deterministic: a fixed grid, a fixed-order tree in workgroup memory, then one
 // workgroup summing the partials in index order.
@@ -59,6 +64,7 @@ override AMSGRAD: bool = false;
 override CLIP_NORM: bool = false;
 override CLIP_VALUE: bool = false;
 override MONITOR: bool = false;
+override GROUPED: bool = false;  // the dispatch updates its group's runs, not the whole chunk
 override SLOT: u32 = 0u;       // which stats entry `finalize` writes
 
 const WORKGROUP: u32 = 256u;
@@ -92,9 +98,9 @@ struct Step {
 
 struct Chunk {
     partial_base: u32,
+    run_first: u32,             // GROUPED: this group's first run in `runs`
+    run_count: u32,             // GROUPED: and how many
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 var<immediate> step: Step;
@@ -106,6 +112,7 @@ var<immediate> step: Step;
 @group(0) @binding(5) var<storage, read_write> slot2: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> runs: array<vec2<u32>>;
 
 var<workgroup> sums: array<vec4<f32>, WORKGROUP>;
 
@@ -275,21 +282,35 @@ fn update(
         scale = min(1.0, step.max_norm / (sqrt(stats[0].x) + 1e-6));
     }
     var monitored = vec4<f32>(0.0);
-    for (var i = wg.x * WORKGROUP + lid; i < n; i += groups.x * WORKGROUP) {
-        let raw = grads[i];
-        var g = raw;
-        if (CLIP_NORM) {
-            g = g * scale;
+    if (GROUPED) {
+        // The group's runs laid end to end: v counts vec4s along them, and each invocation,
+        // its v only growing, walks forward through the runs to the one holding v.
+        let last = min(chunk.run_first + chunk.run_count, arrayLength(&runs));
+        var r = chunk.run_first;
+        var base = 0u; // v where run r starts
+        for (var v = wg.x * WORKGROUP + lid; r < last; v += groups.x * WORKGROUP) {
+            while (r < last && v >= base + (runs[r].y - runs[r].x)) {
+                base += runs[r].y - runs[r].x;
+                r += 1u;
+            }
+            if (r >= last) {
+                break;
+            }
+            let i = runs[r].x + (v - base);
+            if (i >= n) {
+                break;
+            }
+            let element_sums = update_at(i, scale);
+            if (MONITOR) {
+                monitored += element_sums;
+            }
         }
-        if (CLIP_VALUE) {
-            g = clamp(g, vec4<f32>(-step.max_value), vec4<f32>(step.max_value));
-        }
-        let before = params[i];
-        let after = update_element(i, g);
-        params[i] = after;
-        if (MONITOR) {
-            let delta = after - before;
-            monitored += vec4<f32>(dot(raw, raw), dot(before, before), dot(delta, delta), 0.0);
+    } else {
+        for (var i = wg.x * WORKGROUP + lid; i < n; i += groups.x * WORKGROUP) {
+            let element_sums = update_at(i, scale);
+            if (MONITOR) {
+                monitored += element_sums;
+            }
         }
     }
     if (MONITOR) {
@@ -298,6 +319,28 @@ fn update(
             partials[chunk.partial_base + wg.x] = total;
         }
     }
+}
+
+// Updates the four elements at vec4 `i` (i < arrayLength(&params)) from their gradient,
+// scaled by `scale` (clipping by norm) and clamped; returns their (Σg², Σθ², ΣΔθ², 0) when
+// monitoring, zeros otherwise.
+fn update_at(i: u32, scale: f32) -> vec4<f32> {
+    let raw = grads[i];
+    var g = raw;
+    if (CLIP_NORM) {
+        g = g * scale;
+    }
+    if (CLIP_VALUE) {
+        g = clamp(g, vec4<f32>(-step.max_value), vec4<f32>(step.max_value));
+    }
+    let before = params[i];
+    let after = update_element(i, g);
+    params[i] = after;
+    if (MONITOR) {
+        let delta = after - before;
+        return vec4<f32>(dot(raw, raw), dot(before, before), dot(delta, delta), 0.0);
+    }
+    return vec4<f32>(0.0);
 }
 
 // stats[SLOT] ← Σ partials, in index order per invocation, then the tree.

@@ -242,7 +242,7 @@ impl Report {
     /// (`train`): the small model also with four steps to a submit
     /// (`Trainer::steps_per_submit`), where the submit's fixed cost is most of a step's host
     /// time, and the 784 model also with AdamW and its decay off for the biases (a parameter
-    /// group: four update dispatches instead of one).
+    /// group: two update dispatches instead of one).
     fn models(&self) -> &'static [(&'static [usize], usize, u32, u64, bool)] {
         if self.quick {
             &[

@@ -1,6 +1,7 @@
 //! `GpuOptimizer`: host side of `shaders/optim.wgsl`. One dispatch per chunk updates the whole
-//! arena; an arena over the device's storage-binding limit is split into aligned chunks, and
-//! an arena with parameter groups into pieces of one group each (a dispatch apiece).
+//! arena; an arena over the device's storage-binding limit is split into aligned chunks. With
+//! parameter groups, each chunk is one dispatch per group present in it, over that group's
+//! runs of the chunk (however many tensors it holds there).
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ const UPDATE: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
         Binding::ReadWrite,
+        Binding::ReadOnly,
     ],
     immediate_size: size_of::<StepScalars>() as u32,
 };
@@ -54,25 +56,28 @@ struct Chunk {
     square_base: u32,
 }
 
-/// One update dispatch: a range of one chunk in one parameter group (the whole chunk without
+/// One update dispatch: one parameter group's runs of one chunk (the whole chunk without
 /// groups).
 #[derive(Debug)]
 struct Piece {
-    start: usize,
-    len: usize,
+    /// The chunk (index into `Layout::chunks`).
+    chunk: usize,
+    /// Workgroups of its dispatch.
     groups: u32,
     /// The parameter group (0: the optimizer's own settings).
     group: usize,
-    /// The shader's `Chunk` uniform (index of this piece's first partial).
+    /// The shader's `Chunk` uniform: the index of this piece's first partial and its runs.
     uniform: wgpu::Buffer,
 }
 
-/// What the update dispatches over: binding chunks, the pieces of the update, and the
-/// partial sums they share.
+/// What the update dispatches over: binding chunks, the pieces of the update, the groups'
+/// runs and the partial sums they share.
 #[derive(Debug)]
 struct Layout {
     chunks: Vec<Chunk>,
     pieces: Vec<Piece>,
+    /// `runs` in the shader: each piece's runs of its chunk, [start, end) in vec4s.
+    runs: GpuBuffer<u32>,
     partials: wgpu::Buffer,
 }
 
@@ -110,7 +115,7 @@ pub struct GpuOptimizer {
     pub(super) monitored: bool,
 }
 
-fn kernel_overrides(rule: &UpdateRule, monitor: bool) -> Vec<(&'static str, f64)> {
+fn kernel_overrides(rule: &UpdateRule, monitor: bool, grouped: bool) -> Vec<(&'static str, f64)> {
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     vec![
         ("ALGORITHM", f64::from(rule.algorithm as u32)),
@@ -124,6 +129,7 @@ fn kernel_overrides(rule: &UpdateRule, monitor: bool) -> Vec<(&'static str, f64)
         ("CLIP_NORM", flag(rule.clip_norm)),
         ("CLIP_VALUE", flag(rule.clip_value)),
         ("MONITOR", flag(monitor)),
+        ("GROUPED", flag(grouped)),
     ]
 }
 
@@ -191,8 +197,10 @@ impl GpuOptimizer {
         })
     }
 
-    /// Splits `len` elements into binding chunks of at most `chunk_len`, and those into pieces
-    /// of one segment (parameter group) each, and allocates their partials.
+    /// Splits `len` elements into binding chunks of at most `chunk_len`, each into one piece
+    /// per parameter group present in it (its runs of the chunk in the runs table), and
+    /// allocates their partials. `segments` start at multiples of 4 elements (the offset
+    /// alignment), so every run but the arena's last is whole vec4s.
     fn lay_out(
         ctx: &GpuContext,
         len: usize,
@@ -202,8 +210,16 @@ impl GpuOptimizer {
         let op = "create optimizer";
         let mut chunks = Vec::new();
         let mut pieces = Vec::new();
+        let mut runs: Vec<[u32; 2]> = Vec::new();
         let mut partial_base = 0usize;
         let mut square_base = 0usize;
+        let group_count = segments.iter().map(|s| s.group + 1).max().unwrap_or(1);
+        let vec4s = |elements: usize| -> Result<u32> {
+            u32::try_from(elements.div_ceil(4)).map_err(|_| Error::Gpu {
+                op,
+                message: format!("{elements} elements of a chunk overflow u32 vec4 indices"),
+            })
+        };
         for start in (0..len).step_by(chunk_len.max(1)) {
             let end = start + chunk_len.min(len - start);
             // The clipping norm's partials share the buffer (as f32s, before the update writes
@@ -212,6 +228,7 @@ impl GpuOptimizer {
             let square_groups = (end - start)
                 .div_ceil(WORKGROUP)
                 .clamp(1, super::reduce::SUM_GROUPS);
+            let chunk = chunks.len();
             chunks.push(Chunk {
                 start,
                 len: end - start,
@@ -219,22 +236,30 @@ impl GpuOptimizer {
                 square_base: square_base as u32,
             });
             square_base += square_groups;
-            for segment in segments {
-                let (from, to) = (segment.range.start.max(start), segment.range.end.min(end));
-                if from >= to {
+            for group in 0..group_count {
+                let first = runs.len();
+                let mut elements = 0;
+                for segment in segments.iter().filter(|s| s.group == group) {
+                    let (from, to) = (segment.range.start.max(start), segment.range.end.min(end));
+                    if from < to {
+                        runs.push([vec4s(from - start)?, vec4s(to - start)?]);
+                        elements += to - from;
+                    }
+                }
+                if elements == 0 {
                     continue;
                 }
                 // Each invocation takes four elements (a vec4) at a time.
-                let groups = (to - from).div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
+                let groups = elements.div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
+                let count = runs.len() - first;
                 let uniform = ctx.create_uniform(
                     "optimizer chunk",
-                    bytemuck::cast_slice(&[partial_base as u32, 0, 0, 0]),
+                    bytemuck::cast_slice(&[partial_base as u32, first as u32, count as u32, 0]),
                 )?;
                 pieces.push(Piece {
-                    start: from,
-                    len: to - from,
+                    chunk,
                     groups: groups as u32,
-                    group: segment.group,
+                    group,
                     uniform,
                 });
                 partial_base += groups;
@@ -258,9 +283,11 @@ impl GpuOptimizer {
                 mapped_at_creation: false,
             },
         )?;
+        let runs = GpuBuffer::<u32>::from_slice(ctx, "optimizer group runs", runs.as_flattened())?;
         Ok(Layout {
             chunks,
             pieces,
+            runs,
             partials,
         })
     }
@@ -317,8 +344,8 @@ impl GpuOptimizer {
         self.layout.chunks.len()
     }
 
-    /// Number of update dispatches a step records: one per chunk, or per run of one
-    /// parameter group within a chunk.
+    /// Number of update dispatches a step records: one per chunk, or with parameter groups
+    /// one per group present in each chunk.
     pub fn piece_count(&self) -> usize {
         self.layout.pieces.len()
     }
@@ -360,9 +387,8 @@ impl GpuOptimizer {
             .group_steps(step)?
             .into_iter()
             .map(|(rule, scalars)| {
-                let pipeline = self
-                    .ctx
-                    .pipeline(&UPDATE, &kernel_overrides(&rule, monitor))?;
+                let overrides = kernel_overrides(&rule, monitor, !self.core.groups.is_empty());
+                let pipeline = self.ctx.pipeline(&UPDATE, &overrides)?;
                 Ok((pipeline, scalars))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -388,8 +414,8 @@ impl GpuOptimizer {
             return Err(Error::Gpu {
                 op,
                 message: format!(
-                    "piece at {} is in group {} of {}",
-                    piece.start,
+                    "a piece of chunk {} is in group {} of {}",
+                    piece.chunk,
                     piece.group,
                     updates.len()
                 ),
@@ -475,10 +501,10 @@ impl GpuOptimizer {
             .pieces
             .iter()
             .map(|piece| {
-                // Bound as vec4s: the range rounded up to 4 elements, which stays inside the
-                // buffer (allocations are rounded to 16 bytes) and covers only zero padding
-                // (a piece ends at an aligned tensor start or the arena's end).
-                let (start, len) = (piece.start, piece.len.next_multiple_of(4));
+                // Bound as vec4s: the chunk rounded up to 4 elements, which stays inside the
+                // buffer (allocations are rounded to 16 bytes) and covers only zero padding.
+                let chunk = &self.layout.chunks[piece.chunk];
+                let (start, len) = (chunk.start, chunk.len.next_multiple_of(4));
                 let slot = |i: usize| match &self.slots[i] {
                     Some(buffer) => buffer.range_binding(start, len),
                     None => self.placeholders[i].as_entire_binding(),
@@ -494,6 +520,7 @@ impl GpuOptimizer {
                         slot(2),
                         self.stats.raw().as_entire_binding(),
                         self.layout.partials.as_entire_binding(),
+                        self.layout.runs.raw().as_entire_binding(),
                     ],
                 )
             })

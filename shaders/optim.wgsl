@@ -5,7 +5,7 @@
 // range one storage binding may cover; small arenas are one chunk), and with parameter groups
 // one per (chunk, group) present in it:
 //   0 chunk:    uniform Chunk: index of this dispatch's first workgroup partial, and with
-//               GROUPED the group's runs in `runs` (first, count)
+//               GROUPED the group's blocks in `blocks` (first, count)
 //   1 params:   storage rw  array<vec4<f32>>  θ, this chunk, its length rounded up to 4 (the
 //               rounding lands in the buffer's zero padding, which every update keeps zero)
 //   2 grads:    storage r   array<vec4<f32>>  g, same range
@@ -22,12 +22,14 @@
 //               update by reduce.wgsl's sum_squares and finish_sum, the one sum of squares),
 //               [1] = (Σg², Σθ², ΣΔθ², 0)
 //   7 partials: storage rw  array<vec4<f32>>: one per workgroup of every dispatch
-//   8 runs:     storage r   array<vec2<u32>>: with GROUPED, the runs of the chunk each group
-//               owns, as [start, end) in vec4s of the chunk (the host checks each lies in it)
-// Dispatch: `update` with (G, 1, 1) workgroups of 256 per chunk (with GROUPED, per group in
-// the chunk, with that group's Step), G ≤ 2048, each invocation striding through the chunk
-// (or its group's runs, laid end to end) four elements (one vec4) at a time, so each load
-// moves 16 bytes; `finalize` with (1, 1, 1) after all chunks.
+//   8 blocks:   storage r   array<vec2<u32>>: with GROUPED, the chunk's ranges each group owns
+//               cut into blocks of at most BLOCK vec4s, as [start, end) in vec4s of the chunk
+//               (the host checks each lies in it)
+// Dispatch: `update` with (G, 1, 1) workgroups of 256 per chunk, G ≤ 2048, each invocation
+// striding through the chunk four elements (one vec4) at a time, so each load moves 16 bytes;
+// with GROUPED, one dispatch per group in the chunk, with that group's Step, each workgroup
+// taking the group's blocks in turn (a block table, as PyTorch's multi-tensor apply keeps, so
+// no invocation searches for its element); `finalize` with (1, 1, 1) after all chunks.
 //
 // Reductions are deterministic: a fixed grid, a fixed-order tree in workgroup memory, then one
 // workgroup summing the partials in index order.
@@ -64,7 +66,7 @@ override AMSGRAD: bool = false;
 override CLIP_NORM: bool = false;
 override CLIP_VALUE: bool = false;
 override MONITOR: bool = false;
-override GROUPED: bool = false;  // the dispatch updates its group's runs, not the whole chunk
+override GROUPED: bool = false;  // the dispatch updates its group's blocks, not the whole chunk
 override SLOT: u32 = 0u;       // which stats entry `finalize` writes
 
 const WORKGROUP: u32 = 256u;
@@ -98,8 +100,8 @@ struct Step {
 
 struct Chunk {
     partial_base: u32,
-    run_first: u32,             // GROUPED: this group's first run in `runs`
-    run_count: u32,             // GROUPED: and how many
+    block_first: u32,           // GROUPED: this group's first block in `blocks`
+    block_count: u32,           // GROUPED: and how many
     _pad0: u32,
 }
 
@@ -112,7 +114,7 @@ var<immediate> step: Step;
 @group(0) @binding(5) var<storage, read_write> slot2: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> partials: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> runs: array<vec2<u32>>;
+@group(0) @binding(8) var<storage, read> blocks: array<vec2<u32>>;
 
 var<workgroup> sums: array<vec4<f32>, WORKGROUP>;
 
@@ -283,26 +285,15 @@ fn update(
     }
     var monitored = vec4<f32>(0.0);
     if (GROUPED) {
-        // The group's runs laid end to end: v counts vec4s along them, and each invocation,
-        // its v only growing, walks forward through the runs to the one holding v.
-        let last = min(chunk.run_first + chunk.run_count, arrayLength(&runs));
-        var r = chunk.run_first;
-        var base = 0u; // v where run r starts
-        for (var v = wg.x * WORKGROUP + lid; r < last; v += groups.x * WORKGROUP) {
-            while (r < last && v >= base + (runs[r].y - runs[r].x)) {
-                base += runs[r].y - runs[r].x;
-                r += 1u;
-            }
-            if (r >= last) {
-                break;
-            }
-            let i = runs[r].x + (v - base);
-            if (i >= n) {
-                break;
-            }
-            let element_sums = update_at(i, scale);
-            if (MONITOR) {
-                monitored += element_sums;
+        let last = min(chunk.block_first + chunk.block_count, arrayLength(&blocks));
+        for (var b = chunk.block_first + wg.x; b < last; b += groups.x) {
+            let block = blocks[b];
+            let end = min(block.y, n);
+            for (var i = block.x + lid; i < end; i += WORKGROUP) {
+                let element_sums = update_at(i, scale);
+                if (MONITOR) {
+                    monitored += element_sums;
+                }
             }
         }
     } else {

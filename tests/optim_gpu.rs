@@ -351,6 +351,19 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
         differential_grouped(config, len, 3, clip, Some(3 * align), groups.clone(), seed);
         differential_grouped(config, len, 2, Clip::default(), None, groups.clone(), seed);
     }
+    // Groups of many blocks (1024 elements each): 2 100 blocks in group 1, more than the
+    // 2048 workgroups of its dispatch, so workgroups take a second block in turn; the rest
+    // in blocks of group 0 on both sides of it, one ending with the arena's odd tail.
+    let len = 2100 * 1024 + 2 * 64 * align + 3;
+    let big = vec![ArenaGroup {
+        ranges: vec![64 * align..64 * align + 2100 * 1024],
+        settings: GroupSettings {
+            lr_scale: 0.25,
+            weight_decay: Some(0.01),
+        },
+    }];
+    let adam: OptimizerConfig = Adam::default().lr(0.01).into();
+    differential_grouped(adam, len, 2, clip, None, big, 950);
 }
 
 #[test]

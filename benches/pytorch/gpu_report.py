@@ -133,6 +133,18 @@ def optim(quick):
         dt = timed(opt.step, 20)
         print(f"torch_optim_{name}_{label(n)} {bytes_per * n / dt / 1e9:.1f} GB/s ({dt * 1e3:.3f} ms/step)")
         del opt, p
+    # The same elements as a model of 100 tensors, every other one in a parameter group at
+    # half the rate (the report's optim_adam_groups line); the last tensor takes the rest.
+    per = n // 100 // 64 * 64
+    sizes = [per] * 99 + [n - 99 * per]
+    params = [torch.nn.Parameter(torch.full((k,), 0.5, device="cuda")) for k in sizes]
+    for p in params:
+        p.grad = (torch.arange(p.numel(), device="cuda") % 101 - 50).float() * 1e-3
+    groups = [dict(params=params[0::2]), dict(params=params[1::2], lr=0.5e-3)]
+    opt = torch.optim.Adam(groups, lr=1e-3, fused=True)
+    dt = timed(opt.step, 20)
+    print(f"torch_optim_adam_groups_{label(n)} {28 * n / dt / 1e9:.1f} GB/s ({dt * 1e3:.3f} ms/step)")
+    del opt, params
 
 
 def train(quick):

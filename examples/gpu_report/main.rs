@@ -39,6 +39,7 @@ use rand::{RngExt, SeedableRng};
 use steepest::backend::gpu::{
     Tile, Tiling, linear_backward, linear_chain, matmul_tiled, transpose,
 };
+use steepest::optim::{ArenaGroup, GroupSettings};
 use steepest::{
     Activation, Adadelta, Adam, AdamW, Adamax, Backend, Dataset, GpuBackend, GpuBuffer, GpuContext,
     GpuMatrix, GpuOptimizer, Init, LinearLink, Loss, Matmul, Mlp, MlpSpec, NAdam, OptimizerConfig,
@@ -484,6 +485,32 @@ impl Report {
                 optimizer.chunk_count()
             );
         }
+        // Adam over the same arena laid out as a model of 100 tensors, every other one in a
+        // parameter group at half the rate: the grouped kernel walks each group's 50 runs of
+        // the arena (one dispatch per group and chunk), against the plain line above.
+        let tensors = 100;
+        let per = len / tensors / 64 * 64; // tensors start 256 bytes apart, as in an arena
+        let end = |i: usize| if i + 1 == tensors { len } else { (i + 1) * per }; // the last: the rest
+        let ranges = (1..tensors).step_by(2).map(|i| i * per..end(i)).collect();
+        let group = ArenaGroup {
+            ranges,
+            settings: GroupSettings {
+                lr_scale: 0.5,
+                weight_decay: None,
+            },
+        };
+        let mut optimizer =
+            GpuOptimizer::new(&ctx, Adam::default(), len)?.with_groups(vec![group])?;
+        let dt = time(&self.gpu, 20, || optimizer.step(&mut params, &grads))?;
+        println!(
+            "optim_adam_groups_{} {:.1} GB/s ({:.3} ms/step, {} chunks, {} dispatches: two \
+             groups of 50 tensors)",
+            label(len),
+            28.0 * len as f64 / dt / 1e9,
+            dt * 1e3,
+            optimizer.chunk_count(),
+            optimizer.piece_count()
+        );
         Ok(())
     }
 

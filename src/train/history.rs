@@ -24,7 +24,8 @@ pub struct EpochRecord {
     pub grad_norm: Option<f64>,
     /// ‖Δθ‖/‖θ‖ of the epoch's last step (when monitoring).
     pub update_ratio: Option<f64>,
-    /// The learning rate of the epoch's last step.
+    /// The learning rate of the epoch's last step (the optimizer's own: a parameter group's
+    /// is this times its `lr_scale`).
     pub lr: f64,
 }
 
@@ -37,7 +38,8 @@ pub struct StepRecord {
     pub epoch: usize,
     /// Mean loss of the step's batch (before its update).
     pub loss: f64,
-    /// The step's learning rate.
+    /// The step's learning rate (the optimizer's own; a parameter group's is this times its
+    /// `lr_scale`).
     pub lr: f64,
 }
 

@@ -1,7 +1,7 @@
 //! `GpuOptimizer`: host side of `shaders/optim.wgsl`. One dispatch per chunk updates the whole
 //! arena; an arena over the device's storage-binding limit is split into aligned chunks. With
 //! parameter groups, each chunk is one dispatch per group present in it, over that group's
-//! runs of the chunk (however many tensors it holds there).
+//! blocks of the chunk (however many tensors it holds there).
 
 use std::sync::Arc;
 
@@ -38,6 +38,11 @@ const WORKGROUP: usize = 256;
 /// Workgroups per chunk at most: enough to fill a large GPU, few enough that the partials stay
 /// small. Each invocation strides through the chunk, so any length is covered.
 const MAX_GROUPS: usize = 2048;
+/// A parameter group's ranges are cut into blocks of at most this many vec4s (one an
+/// invocation), which the workgroups of its dispatch take in turn: a range of `n` elements is
+/// at least ⌈n/1024⌉ blocks, as many as the ungrouped kernel's workgroups, so the partial sums
+/// of both (and clipping's, ≤ 4 per such block) fit the same buffer.
+const BLOCK: usize = WORKGROUP;
 /// Elements per chunk at most, so every index fits the kernel's u32 arithmetic with room to
 /// spare.
 const MAX_CHUNK: usize = 1 << 30;
@@ -56,7 +61,7 @@ struct Chunk {
     square_base: u32,
 }
 
-/// One update dispatch: one parameter group's runs of one chunk (the whole chunk without
+/// One update dispatch: one parameter group's blocks of one chunk (the whole chunk without
 /// groups).
 #[derive(Debug)]
 struct Piece {
@@ -66,18 +71,18 @@ struct Piece {
     groups: u32,
     /// The parameter group (0: the optimizer's own settings).
     group: usize,
-    /// The shader's `Chunk` uniform: the index of this piece's first partial and its runs.
+    /// The shader's `Chunk` uniform: the index of this piece's first partial and its blocks.
     uniform: wgpu::Buffer,
 }
 
 /// What the update dispatches over: binding chunks, the pieces of the update, the groups'
-/// runs and the partial sums they share.
+/// blocks and the partial sums they share.
 #[derive(Debug)]
 struct Layout {
     chunks: Vec<Chunk>,
     pieces: Vec<Piece>,
-    /// `runs` in the shader: each piece's runs of its chunk, [start, end) in vec4s.
-    runs: GpuBuffer<u32>,
+    /// `blocks` in the shader: each piece's blocks of its chunk, [start, end) in vec4s.
+    blocks: GpuBuffer<u32>,
     partials: wgpu::Buffer,
 }
 
@@ -183,7 +188,7 @@ impl GpuOptimizer {
         let placeholders = [placeholder(0)?, placeholder(1)?, placeholder(2)?];
         let stats = GpuBuffer::zeros(ctx, &format!("{name} stats"), 8)?;
         let chunk_len = max_chunk_len(ctx);
-        let layout = Self::lay_out(ctx, len, chunk_len, &core.segments)?;
+        let layout = Self::lay_out(ctx, len, chunk_len, &core.segments, !core.groups.is_empty())?;
         Ok(Self {
             ctx: Arc::clone(ctx),
             core,
@@ -198,19 +203,21 @@ impl GpuOptimizer {
     }
 
     /// Splits `len` elements into binding chunks of at most `chunk_len`, each into one piece
-    /// per parameter group present in it (its runs of the chunk in the runs table), and
-    /// allocates their partials. `segments` start at multiples of 4 elements (the offset
-    /// alignment), so every run but the arena's last is whole vec4s.
+    /// per parameter group present in it (its ranges of the chunk cut into blocks in the
+    /// block table), and allocates their partials. `segments` start at multiples of 4
+    /// elements (the offset alignment), so every range but the arena's last is whole vec4s.
+    /// `grouped`: whether the kernel runs `GROUPED` (the optimizer has groups).
     fn lay_out(
         ctx: &GpuContext,
         len: usize,
         chunk_len: usize,
         segments: &[Segment],
+        grouped: bool,
     ) -> Result<Layout> {
         let op = "create optimizer";
         let mut chunks = Vec::new();
         let mut pieces = Vec::new();
-        let mut runs: Vec<[u32; 2]> = Vec::new();
+        let mut blocks: Vec<[u32; 2]> = Vec::new();
         let mut partial_base = 0usize;
         let mut square_base = 0usize;
         let group_count = segments.iter().map(|s| s.group + 1).max().unwrap_or(1);
@@ -237,21 +244,28 @@ impl GpuOptimizer {
             });
             square_base += square_groups;
             for group in 0..group_count {
-                let first = runs.len();
+                let first = blocks.len();
                 let mut elements = 0;
                 for segment in segments.iter().filter(|s| s.group == group) {
                     let (from, to) = (segment.range.start.max(start), segment.range.end.min(end));
                     if from < to {
-                        runs.push([vec4s(from - start)?, vec4s(to - start)?]);
+                        let (from4, to4) = (vec4s(from - start)?, vec4s(to - start)?);
+                        let cut = (from4..to4).step_by(BLOCK);
+                        blocks.extend(cut.map(|b| [b, to4.min(b.saturating_add(BLOCK as u32))]));
                         elements += to - from;
                     }
                 }
                 if elements == 0 {
                     continue;
                 }
-                // Each invocation takes four elements (a vec4) at a time.
-                let groups = elements.div_ceil(4 * WORKGROUP).min(MAX_GROUPS);
-                let count = runs.len() - first;
+                // The ungrouped kernel strides through the chunk four elements at a time; the
+                // grouped one gives each workgroup whole blocks.
+                let count = blocks.len() - first;
+                let groups = match grouped {
+                    false => elements.div_ceil(4 * WORKGROUP),
+                    true => count,
+                }
+                .min(MAX_GROUPS);
                 let uniform = ctx.create_uniform(
                     "optimizer chunk",
                     bytemuck::cast_slice(&[partial_base as u32, first as u32, count as u32, 0]),
@@ -283,11 +297,12 @@ impl GpuOptimizer {
                 mapped_at_creation: false,
             },
         )?;
-        let runs = GpuBuffer::<u32>::from_slice(ctx, "optimizer group runs", runs.as_flattened())?;
+        let blocks =
+            GpuBuffer::<u32>::from_slice(ctx, "optimizer group blocks", blocks.as_flattened())?;
         Ok(Layout {
             chunks,
             pieces,
-            runs,
+            blocks,
             partials,
         })
     }
@@ -302,7 +317,13 @@ impl GpuOptimizer {
             .max(1)
             .next_multiple_of(align)
             .min(max_chunk_len(&self.ctx));
-        self.layout = Self::lay_out(&self.ctx, self.core.len, len, &self.core.segments)?;
+        self.layout = Self::lay_out(
+            &self.ctx,
+            self.core.len,
+            len,
+            &self.core.segments,
+            !self.core.groups.is_empty(),
+        )?;
         self.chunk_len = len;
         self.bound = None;
         Ok(self)
@@ -333,7 +354,13 @@ impl GpuOptimizer {
                 ),
             });
         }
-        self.layout = Self::lay_out(&self.ctx, core.len, self.chunk_len, &core.segments)?;
+        self.layout = Self::lay_out(
+            &self.ctx,
+            core.len,
+            self.chunk_len,
+            &core.segments,
+            !core.groups.is_empty(),
+        )?;
         self.core = core;
         self.bound = None;
         Ok(self)
@@ -520,7 +547,7 @@ impl GpuOptimizer {
                         slot(2),
                         self.stats.raw().as_entire_binding(),
                         self.layout.partials.as_entire_binding(),
-                        self.layout.runs.raw().as_entire_binding(),
+                        self.layout.blocks.raw().as_entire_binding(),
                     ],
                 )
             })

@@ -3,7 +3,8 @@
 # three minutes (159 s on an H200, tenth session), on one card, the reference probe and
 # PyTorch's, the GPU report's products and its PyTorch twin's, what the driver compiled each
 # kernel into, every test binary, the probe's training rows alone (with the in-flight bound
-# and without), the report's training rows (alternated with the baseline's, when staged),
+# and without), the report's training rows (alternated with the baseline's, when staged), the
+# optimizer steps and training rows with parameter groups beside PyTorch's,
 # staged experiments beside it (about 20 s each, and their tests), its products and training rows profiled op
 # by op, and every tiling at the MLPs' shapes.
 # Most important first: a run cut short by the call's time limit loses the last. Everything
@@ -68,6 +69,10 @@ if [ -x gpu_report_baseline ]; then
 else
   report gpu_report gpu_report 2>&1 | tee "$OUT/report_train.txt"; keep
 fi
+# Optimizer steps over 1e8 parameters (Adam also as 100 tensors in two parameter groups) and
+# the training rows (the 784 model also with AdamW and a parameter group), PyTorch's beside.
+timeout 90 ./gpu_report --sections optim 2>&1 | tee "$OUT/report_optim.txt"; keep
+timeout 120 python3 torch_report.py --sections optim,train 2>&1 | tee "$OUT/torch_optim_train.txt"; keep
 # Waits that poll instead of sleeping in the driver: the round trip of one small op, the
 # predictions, and the products' runs of three against their long runs (where a run's fixed
 # costs show), beside the sleeping waits' lines above.

@@ -20,6 +20,7 @@ mod matrix;
 mod memory;
 mod nonlinearity;
 mod optim;
+mod optim_layout;
 mod optim_state;
 mod options;
 mod pending;

@@ -288,6 +288,11 @@ fn what_the_stopping_rules_remember_and_the_history_are_checked_when_loaded() {
             "not a history steepest wrote",
         ),
         (
+            "history.steps",
+            Some("step,epoch,loss,lr\\n3,1,0.5"),
+            "\"history.steps\" is not a history steepest wrote",
+        ),
+        (
             "lr_plateau_lr",
             Some("-0.5"),
             "\"lr_plateau_lr\" = \"-0.5\" is not a learning rate",

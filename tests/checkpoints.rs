@@ -183,7 +183,7 @@ fn resuming_continues_a_bit_identical_trajectory() {
 /// the file (a resumed run that forgot it would wait its patience out from a worse one).
 fn a_plateau_stops_where_it_did<B: Backend>(backend: &B, dir: &Path) {
     let (train, val) = blobs().split(0.4, 2).unwrap();
-    let trainer = trainer().epochs(300).stop_on_plateau(3, 0.0);
+    let trainer = trainer().epochs(300).stop_on_plateau(3, 0.0).log_every(3);
     let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
     let mut session = Session::new(&trainer, backend, &mut straight, &train, Some(&val)).unwrap();
     session.run().unwrap();
@@ -222,6 +222,11 @@ fn a_plateau_stops_where_it_did<B: Backend>(backend: &B, dir: &Path) {
     assert_eq!(
         history.epochs, straight_history.epochs,
         "the epochs before the resume come back from the file"
+    );
+    assert!(!straight_history.steps.is_empty());
+    assert_eq!(
+        history.steps, straight_history.steps,
+        "so do the steps logged before it"
     );
     assert_eq!(resumed.parameters_flat(backend).unwrap(), straight);
 }

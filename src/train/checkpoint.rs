@@ -159,8 +159,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// optimizer state, the base learning rate ([`Session::set_lr`]), the position in the
     /// epoch, the running sums, what the stopping rules remember (the best watched value so
     /// far and its epoch, the first loss; with `Trainer::restore_best`, the kept parameters
-    /// and their value; with `Trainer::reduce_lr_on_plateau`, its state), the epochs' history
-    /// (not the logged steps), and the configuration as metadata. Atomic: a crash mid-save
+    /// and their value; with `Trainer::reduce_lr_on_plateau`, its state), the history (the
+    /// epochs and the logged steps), and the configuration as metadata. Atomic: a crash mid-save
     /// leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
@@ -207,7 +207,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         .into_iter()
         .chain(settings(self.trainer))
         .chain(self.memory.metadata())
-        .chain([("history.epochs".to_string(), self.history.to_csv())])
+        .chain([
+            ("history.epochs".to_string(), self.history.to_csv()),
+            ("history.steps".to_string(), self.history.steps_to_csv()),
+        ])
         .collect();
         let bytes = encode(path, &tensors, metadata)?;
         write_atomic("save checkpoint", path, &bytes)
@@ -301,11 +304,17 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         if !unchanged(&file, self.trainer, &["watched"]) {
             (memory.best, memory.kept_best) = (None, None);
         }
-        // Files from before the history was saved resume with an empty one.
+        // Files from before the history (or its logged steps) was saved resume without it.
         let epochs = match file.metadata.get("history.epochs") {
             None => Vec::new(),
             Some(text) => super::History::epochs_from_csv(text).ok_or_else(|| {
                 bad("metadata \"history.epochs\" is not a history steepest wrote".into())
+            })?,
+        };
+        let steps = match file.metadata.get("history.steps") {
+            None => Vec::new(),
+            Some(text) => super::History::steps_from_csv(text).ok_or_else(|| {
+                bad("metadata \"history.steps\" is not a history steepest wrote".into())
             })?,
         };
         // The kept parameters come with their watched value; a run without restore_best forgets
@@ -366,6 +375,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.memory = memory;
         self.history = super::History {
             epochs,
+            steps,
             ..Default::default()
         };
         self.end_epoch_order();

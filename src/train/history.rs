@@ -208,6 +208,29 @@ impl History {
         out
     }
 
+    /// The logged steps back from [`History::steps_to_csv`]'s text (checkpoints carry it), or
+    /// `None` if the text is not one it wrote.
+    pub(crate) fn steps_from_csv(text: &str) -> Option<Vec<StepRecord>> {
+        let mut lines = text.lines();
+        if lines.next()? != "step,epoch,loss,lr" {
+            return None;
+        }
+        lines
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                let [step, epoch, loss, lr] = fields[..] else {
+                    return None;
+                };
+                Some(StepRecord {
+                    step: step.parse().ok()?,
+                    epoch: epoch.parse().ok()?,
+                    loss: loss.parse().ok()?,
+                    lr: lr.parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
     /// Everything as JSON: `{"stop": …, "restored_epoch": …, "epochs": [{…}, …], "steps":
     /// [{…}, …]}`.
     pub fn to_json(&self) -> String {

@@ -169,7 +169,7 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
     check_settings_refused(
         trainer().param_group(no_decay.clone()),
         trainer().param_group(no_decay.lr_scale(0.5)),
-        "lr_scale: 1.0, this run has settings: GroupSettings { lr_scale: 0.5",
+        "saved with param_groups lr_scale: 1.0, this run has lr_scale: 0.5;",
         &dir,
     );
 }

@@ -72,15 +72,20 @@ fn unchanged(file: &File, trainer: &super::Trainer, keys: &[&str]) -> bool {
 }
 
 /// The first differing `, `-separated parts of two settings' texts (the field that differs,
-/// e.g. `amsgrad: false` and `amsgrad: true`), or the whole texts.
+/// e.g. `amsgrad: false` and `amsgrad: true`; inside a nested struct, from its last `{ ` on,
+/// where both parts open the same structs), or the whole texts.
 fn difference(saved: &str, now: &str) -> (String, String) {
+    let innermost = |a: &str, b: &str| match (a.rfind("{ "), b.rfind("{ ")) {
+        (Some(i), Some(j)) if a[..i] == b[..j] => (a[i + 2..].to_string(), b[j + 2..].to_string()),
+        _ => (a.to_string(), b.to_string()),
+    };
     saved
         .split(", ")
         .zip(now.split(", "))
         .find(|(a, b)| a != b)
         .filter(|_| saved.split(", ").count() == now.split(", ").count())
         .map_or((saved.to_string(), now.to_string()), |(a, b)| {
-            (a.to_string(), b.to_string())
+            innermost(a, b)
         })
 }
 

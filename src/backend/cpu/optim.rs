@@ -268,8 +268,8 @@ impl CpuOptimizer {
         let (rule, scalars) = &groups[0];
         let scale = clip_scale(rule, scalars, grads);
         let mut sums = [0.0f64; 3];
-        // Each run of the arena with its group's rule and scalars, in arena order (so the
-        // monitoring sums add in the order one run over the whole arena would).
+        // Each run of the arena with its group's rule and scalars, in arena order (the
+        // monitoring sums, in f64, add each run's in turn).
         for segment in &self.core.segments {
             let (rule, scalars) = &groups[segment.group];
             let range = segment.range.clone();

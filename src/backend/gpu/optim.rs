@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::GpuBuffer;
 use super::context::GpuContext;
 use super::kernel::{Binding, Kernel};
-use super::optim_layout::{Layout, max_chunk_len};
+use super::optim_layout::{Layout, alignment, max_chunk_len};
 use crate::error::{Error, Result};
 use crate::optim::{ArenaGroup, OptimizerConfig, OptimizerCore, StepScalars, UpdateRule};
 
@@ -130,7 +130,7 @@ impl GpuOptimizer {
         let placeholders = [placeholder(0)?, placeholder(1)?, placeholder(2)?];
         let stats = GpuBuffer::zeros(ctx, &format!("{name} stats"), 8)?;
         let chunk_len = max_chunk_len(ctx);
-        let layout = Layout::new(ctx, len, chunk_len, &core.segments, !core.groups.is_empty())?;
+        let layout = Layout::new(ctx, &core, chunk_len)?;
         Ok(Self {
             ctx: Arc::clone(ctx),
             core,
@@ -149,18 +149,11 @@ impl GpuOptimizer {
     /// exists so tests can exercise many chunks on small arenas.
     #[doc(hidden)]
     pub fn with_chunk_len(mut self, len: usize) -> Result<Self> {
-        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
         let len = len
             .max(1)
-            .next_multiple_of(align)
+            .next_multiple_of(alignment(&self.ctx))
             .min(max_chunk_len(&self.ctx));
-        self.layout = Layout::new(
-            &self.ctx,
-            self.core.len,
-            len,
-            &self.core.segments,
-            !self.core.groups.is_empty(),
-        )?;
+        self.layout = Layout::new(&self.ctx, &self.core, len)?;
         self.chunk_len = len;
         self.bound = None;
         Ok(self)
@@ -175,7 +168,7 @@ impl GpuOptimizer {
     pub fn with_groups(mut self, groups: Vec<ArenaGroup>) -> Result<Self> {
         let mut core = self.core.clone();
         core.set_groups(groups)?;
-        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+        let align = alignment(&self.ctx);
         let len = self.core.len;
         if let Some(bad) = core
             .groups
@@ -191,13 +184,7 @@ impl GpuOptimizer {
                 ),
             });
         }
-        self.layout = Layout::new(
-            &self.ctx,
-            core.len,
-            self.chunk_len,
-            &core.segments,
-            !core.groups.is_empty(),
-        )?;
+        self.layout = Layout::new(&self.ctx, &core, self.chunk_len)?;
         self.core = core;
         self.bound = None;
         Ok(self)
@@ -251,7 +238,7 @@ impl GpuOptimizer {
             .group_steps(step)?
             .into_iter()
             .map(|(rule, scalars)| {
-                let overrides = kernel_overrides(&rule, monitor, !self.core.groups.is_empty());
+                let overrides = kernel_overrides(&rule, monitor, self.layout.grouped);
                 let pipeline = self.ctx.pipeline(&UPDATE, &overrides)?;
                 Ok((pipeline, scalars))
             })
@@ -274,17 +261,23 @@ impl GpuOptimizer {
                 message: "bind groups missing after binding".into(),
             });
         };
-        if let Some(piece) = self.layout.pieces.iter().find(|p| p.group >= updates.len()) {
-            return Err(Error::Gpu {
-                op,
-                message: format!(
-                    "a piece of chunk {} is in group {} of {}",
-                    piece.chunk,
-                    piece.group,
-                    updates.len()
-                ),
-            });
-        }
+        // Each piece's pipeline and scalars: its group's.
+        let piece_updates = self
+            .layout
+            .pieces
+            .iter()
+            .map(|piece| {
+                updates.get(piece.group).ok_or_else(|| Error::Gpu {
+                    op,
+                    message: format!(
+                        "a piece of chunk {} is in group {} of {}",
+                        piece.chunk,
+                        piece.group,
+                        updates.len()
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         // This step's scalars travel with its dispatches as immediate data, so steps recorded
         // into one submit each see their own.
         let immediates = bytemuck::bytes_of(&updates[0].1);
@@ -299,10 +292,8 @@ impl GpuOptimizer {
             let pass = &mut *recording.pass;
             let run_pieces = |pass: &mut wgpu::ComputePass| {
                 let mut current = None;
-                for (piece, bind_group) in pieces.iter().zip(&bound.groups) {
-                    let Some((pipeline, scalars)) = updates.get(piece.group) else {
-                        continue; // checked above: every piece's group has an entry
-                    };
+                let each = pieces.iter().zip(&bound.groups).zip(&piece_updates);
+                for ((piece, bind_group), (pipeline, scalars)) in each {
                     if current != Some(piece.group) {
                         pass.set_pipeline(pipeline);
                         pass.set_immediates(0, bytemuck::bytes_of(scalars));

@@ -6,7 +6,7 @@
 use super::GpuBuffer;
 use super::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::optim::Segment;
+use crate::optim::OptimizerCore;
 
 /// Invocations per workgroup (`WORKGROUP` in the shader).
 const WORKGROUP: usize = 256;
@@ -23,7 +23,7 @@ const BLOCK: usize = WORKGROUP;
 /// spare.
 const MAX_CHUNK: usize = 1 << 30;
 
-/// One bound range of the arena, as clipping's Σg² reads it.
+/// One bound range of the arena: a binding of clipping's Σg² and of the update's pieces in it.
 #[derive(Debug)]
 pub(super) struct Chunk {
     pub(super) start: usize,
@@ -51,6 +51,8 @@ pub(super) struct Piece {
 /// blocks and the partial sums they share.
 #[derive(Debug)]
 pub(super) struct Layout {
+    /// Whether the optimizer has parameter groups: the kernel runs `GROUPED`, over blocks.
+    pub(super) grouped: bool,
     pub(super) chunks: Vec<Chunk>,
     pub(super) pieces: Vec<Piece>,
     /// `blocks` in the shader: each piece's blocks of its chunk, [start, end) in vec4s.
@@ -59,18 +61,14 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    /// Splits `len` elements into binding chunks of at most `chunk_len`, each into one piece
-    /// per parameter group present in it (its ranges of the chunk cut into blocks in the
-    /// block table), and allocates their partials. `segments` start at multiples of 4
-    /// elements (the offset alignment), so every range but the arena's last is whole vec4s.
-    /// `grouped`: whether the kernel runs `GROUPED` (the optimizer has groups).
-    pub(super) fn new(
-        ctx: &GpuContext,
-        len: usize,
-        chunk_len: usize,
-        segments: &[Segment],
-        grouped: bool,
-    ) -> Result<Layout> {
+    /// Splits `core`'s arena into binding chunks of at most `chunk_len` elements, each into
+    /// one piece per parameter group present in it (its ranges of the chunk cut into blocks
+    /// in the block table), and allocates their partials. The groups' segments start at
+    /// multiples of 4 elements (the offset alignment), so every range but the arena's last is
+    /// whole vec4s.
+    pub(super) fn new(ctx: &GpuContext, core: &OptimizerCore, chunk_len: usize) -> Result<Layout> {
+        let (len, segments) = (core.len, &core.segments);
+        let grouped = !core.groups.is_empty();
         let op = "create optimizer";
         let mut chunks = Vec::new();
         let mut pieces = Vec::new();
@@ -157,6 +155,7 @@ impl Layout {
         let blocks =
             GpuBuffer::<u32>::from_slice(ctx, "optimizer group blocks", blocks.as_flattened())?;
         Ok(Layout {
+            grouped,
             chunks,
             pieces,
             blocks,
@@ -165,11 +164,16 @@ impl Layout {
     }
 }
 
+/// The device's storage offset alignment in elements (at least 4, one vec4): where a binding
+/// of part of the arena, so a chunk or a parameter group's range, may start.
+pub(super) fn alignment(ctx: &GpuContext) -> usize {
+    (ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4
+}
+
 /// The largest chunk one storage binding may cover: a multiple of the offset alignment.
 pub(super) fn max_chunk_len(ctx: &GpuContext) -> usize {
-    let limits = ctx.limits();
-    let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-    let bytes = limits.max_storage_buffer_binding_size / align * align;
+    let align = alignment(ctx) as u64 * 4;
+    let bytes = ctx.limits().max_storage_buffer_binding_size / align * align;
     usize::try_from(bytes / 4)
         .unwrap_or(MAX_CHUNK)
         .min(MAX_CHUNK)

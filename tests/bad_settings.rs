@@ -440,7 +440,19 @@ fn parameter_groups_are_validated() {
             Trainer::new(Rprop::default(), Loss::SoftmaxCrossEntropy)
                 .batch_size(8)
                 .param_group(ParamGroup::matching("*.bias")),
-            "Rprop takes no parameter groups",
+            "Rprop takes no parameter groups but frozen ones",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").frozen().lr_scale(0.5)),
+            "frozen param group lr_scale = 0.5",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").frozen().weight_decay(0.0)),
+            "frozen param group weight_decay = 0",
+        ),
+        (
+            grouped(ParamGroup::matching("*").frozen()),
+            "is in a frozen group: nothing is left to train",
         ),
     ] {
         let err = fit_error(trainer, &blobs());

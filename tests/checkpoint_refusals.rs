@@ -172,6 +172,13 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         "saved with param_groups lr_scale: 1.0, this run has lr_scale: 0.5;",
         &dir,
     );
+    let first = ParamGroup::matching("layers.0.*");
+    check_settings_refused(
+        trainer().param_group(first.clone().frozen()),
+        trainer().param_group(first),
+        "saved with param_groups frozen: true, this run has frozen: false",
+        &dir,
+    );
 }
 
 #[test]

@@ -210,14 +210,18 @@ fn differential_grouped(
         assert!(gpu_opt.chunk_count() > 1, "the chunked run has one chunk");
     }
     let grouped = !groups.is_empty();
+    let frozen: Vec<_> = (groups.iter().filter(|g| g.settings.frozen))
+        .flat_map(|g| g.ranges.clone())
+        .collect();
     gpu_opt = gpu_opt.with_groups(groups).unwrap();
-    if grouped {
+    if grouped && frozen.is_empty() {
         assert!(
             gpu_opt.piece_count() > gpu_opt.chunk_count(),
             "the groups split no chunk"
         );
     }
     let mut cpu_params = random_vec(&mut r, len, 2.0);
+    let (start_params, start_state) = (cpu_params.clone(), gpu_opt.state().unwrap());
     let mut gpu_params = GpuBuffer::from_slice(ctx, "params", &cpu_params).unwrap();
     let mut grads_buffer = GpuBuffer::from_slice(ctx, "grads", &vec![0.0f32; len]).unwrap();
     let what = format!("{config:?} len={len} clip={clip:?} chunk={chunk:?} grouped={grouped}");
@@ -249,6 +253,23 @@ fn differential_grouped(
                 grads_buffer.read(ctx).unwrap(),
                 grads,
                 "{what}: the gradients were modified"
+            );
+        }
+    }
+    // Frozen ranges: parameters and state bit for bit as they started, on the GPU.
+    let (params, state) = (gpu_params.read(ctx).unwrap(), gpu_opt.state().unwrap());
+    for range in &frozen {
+        let what = format!("{what}: frozen range {range:?}");
+        assert_eq!(
+            params[range.clone()],
+            start_params[range.clone()],
+            "{what} moved"
+        );
+        for ((name, now), (_, start)) in state.buffers.iter().zip(&start_state.buffers) {
+            assert_eq!(
+                now[range.clone()],
+                start[range.clone()],
+                "{what}: {name} changed"
             );
         }
     }
@@ -329,6 +350,7 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
             settings: GroupSettings {
                 lr_scale: 0.5,
                 weight_decay: Some(0.0),
+                frozen: false,
             },
         },
         ArenaGroup {
@@ -336,6 +358,7 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
             settings: GroupSettings {
                 lr_scale: 2.0,
                 weight_decay: Some(0.1),
+                frozen: false,
             },
         },
     ];
@@ -360,10 +383,59 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
         settings: GroupSettings {
             lr_scale: 0.25,
             weight_decay: Some(0.01),
+            frozen: false,
         },
     }];
     let adam: OptimizerConfig = Adam::default().lr(0.01).into();
     differential_grouped(adam, len, 2, clip, None, big, 950);
+}
+
+#[test]
+// Groups of one range are meant, not a misspelt `vec![0; n]`.
+#[allow(clippy::single_range_in_vec_init)]
+fn frozen_groups_match_the_cpu_and_stay_as_they_were() {
+    // A frozen group at the arena's start and end (its odd tail included) and in a chunk's
+    // middle, beside a group of its own rate: clipping's norm (the gradient's is about 20×
+    // max_norm, so every step clips) and the monitoring sums leave the frozen ranges out.
+    let ctx = gpu().context();
+    let align = (ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+    let len = 10 * align + 3;
+    let frozen = GroupSettings {
+        frozen: true,
+        ..GroupSettings::default()
+    };
+    let groups = vec![
+        ArenaGroup {
+            ranges: vec![0..align, 4 * align..5 * align, 8 * align..len],
+            settings: frozen,
+        },
+        ArenaGroup {
+            ranges: vec![2 * align..4 * align],
+            settings: GroupSettings {
+                lr_scale: 0.5,
+                ..GroupSettings::default()
+            },
+        },
+    ];
+    let clip = Clip {
+        max_norm: Some(2.0),
+        max_value: None,
+    };
+    let mut rprop_runs = 0;
+    for (i, config) in all_configs(0.01).into_iter().enumerate().step_by(2) {
+        let seed = 970 + i as u64;
+        // Rprop takes frozen groups only.
+        let groups = match config {
+            OptimizerConfig::Rprop(_) => {
+                rprop_runs += 1;
+                groups[..1].to_vec()
+            }
+            _ => groups.clone(),
+        };
+        differential_grouped(config, len, 3, clip, Some(3 * align), groups.clone(), seed);
+        differential_grouped(config, len, 2, Clip::default(), None, groups, seed);
+    }
+    assert!(rprop_runs > 0, "no Rprop configuration was run");
 }
 
 #[test]

@@ -278,6 +278,59 @@ fn a_steady_step_with_parameter_groups_creates_nothing() {
     assert_eq!(dispatches(&grouped(plain.clone())), dispatches(&plain) + 2);
 }
 
+/// Frozen layers at the bottom run no backward pass (PyTorch's autograd stops where nothing
+/// below needs a gradient) and no update: counted.
+#[test]
+fn frozen_layers_below_the_trained_ones_run_no_backward_pass() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(32, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let frozen = |trainer: Trainer, patterns: &[&str]| {
+        let group = patterns[1..]
+            .iter()
+            .fold(ParamGroup::matching(patterns[0]), |g, p| g.or_matching(*p));
+        trainer.param_group(group.frozen())
+    };
+    let plain = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(64)
+        .clip(Clip {
+            max_norm: Some(10.0),
+            max_value: None,
+        });
+    let body = frozen(plain.clone(), &["layers.0.*", "layers.1.*"]);
+    check_steady(
+        "MLP with a frozen body",
+        &spec,
+        &body,
+        (&train, &val),
+        6,
+        None,
+    );
+
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let dispatches = |trainer: &Trainer| {
+        let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
+        let mut session = Session::new(trainer, g, &mut model, &train, None).unwrap();
+        session.step().unwrap();
+        let before = ctx.counters();
+        session.step().unwrap();
+        added(before, ctx.counters()).dispatches
+    };
+    let all = dispatches(&plain);
+    // Layer 0 frozen: its backward kernel goes; the update stays one dispatch, over the rest.
+    assert_eq!(dispatches(&frozen(plain.clone(), &["layers.0.*"])), all - 1);
+    // Layers 0 and 1 frozen: two backward kernels go.
+    assert_eq!(dispatches(&body), all - 2);
+    // Only a weight frozen, its bias trained: every layer still runs its backward pass.
+    assert_eq!(
+        dispatches(&frozen(plain.clone(), &["layers.0.weight"])),
+        all
+    );
+}
+
 #[test]
 fn a_step_dispatches_one_kernel_per_layer_and_four_more() {
     let g = &common::own_gpu();

@@ -1,8 +1,8 @@
 //! Whole training runs against PyTorch's training loop: `tests/fixtures/torch_optim.py`
 //! trained two small models (layers, loss, batches of 8 in order, optimizer, clipping, a
-//! schedule stepped per update), each also with parameter groups, and committed their
-//! starting and final parameters and each step's loss; both backends must end where PyTorch
-//! ended.
+//! schedule stepped per update), each also with parameter groups and with frozen parameters,
+//! and committed their starting and final parameters and each step's loss; both backends must
+//! end where PyTorch ended.
 
 mod common;
 
@@ -12,7 +12,7 @@ use ndarray::{Array2, ArrayD};
 use steepest::nn::{Elementwise, Layer, Sequential};
 use steepest::{
     AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Linear, Loss, LrSchedule,
-    Nonlinearity, OptimizerConfig, ParamGroup, Sgd, Trainer,
+    Nonlinearity, OptimizerConfig, ParamGroup, Rprop, Sgd, Trainer,
 };
 
 /// How far a training run's batch losses and final parameters may be from PyTorch's,
@@ -90,8 +90,17 @@ fn check_training<B: Backend>(
         );
     }
     let trained = model.state_dict(backend).unwrap();
-    for ((got_name, got), (want_name, want)) in trained.iter().zip(tensors("final", &model)) {
+    let finals = tensors("final", &model);
+    for (((got_name, got), (want_name, want)), (_, start)) in trained.iter().zip(finals).zip(&init)
+    {
         assert_eq!(*got_name, want_name);
+        // A tensor PyTorch left as it was (frozen) must be left bit for bit.
+        if want.iter().zip(start).all(|(&e, &s)| e == f64::from(s)) {
+            assert_eq!(
+                got, start,
+                "{name} on {backend_name}: frozen {got_name} moved"
+            );
+        }
         for (&a, &e) in got.iter().zip(want.iter()) {
             let err = close(f64::from(a), e);
             worst = worst.max(err);
@@ -196,6 +205,39 @@ fn train_grouped_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     );
 }
 
+/// The runs with frozen parameters, as `torch_optim.py` froze them (`requires_grad_(False)`,
+/// left out of the optimizer and of clipping's norm): the classifier's first layer and its
+/// output weight (AdamW, no decay on the biases, clipped), the regression net's first weight
+/// (Rprop). A frozen tensor must end bit for bit where it started.
+fn train_frozen_cases_on<B: Backend>(backend: &B, backend_name: &str) {
+    check_training(
+        backend,
+        backend_name,
+        "classifier_frozen",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| {
+            classifier_trainer(t)
+                .param_group(ParamGroup::matching("0.*").or_matching("4.weight").frozen())
+                .param_group(
+                    ParamGroup::matching("2.bias")
+                        .or_matching("4.bias")
+                        .weight_decay(0.0),
+                )
+        },
+        AdamW::default().lr(0.02).weight_decay(0.1),
+    );
+    check_training(
+        backend,
+        backend_name,
+        "regression_frozen",
+        regression(),
+        Loss::MeanSquaredError,
+        |t| t.param_group(ParamGroup::matching("0.weight").frozen()),
+        Rprop::default().lr(0.01),
+    );
+}
+
 #[test]
 fn training_runs_end_where_pytorchs_end_on_the_cpu() {
     train_both_cases_on(&CpuBackend, "the CPU");
@@ -214,4 +256,14 @@ fn parameter_groups_train_as_pytorchs_on_the_cpu() {
 #[test]
 fn parameter_groups_train_as_pytorchs_on_the_gpu() {
     train_grouped_cases_on(gpu(), "the GPU");
+}
+
+#[test]
+fn frozen_parameters_train_as_pytorchs_on_the_cpu() {
+    train_frozen_cases_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn frozen_parameters_train_as_pytorchs_on_the_gpu() {
+    train_frozen_cases_on(gpu(), "the GPU");
 }

@@ -496,7 +496,7 @@ impl Report {
             ranges,
             settings: GroupSettings {
                 lr_scale: 0.5,
-                weight_decay: None,
+                ..GroupSettings::default()
             },
         };
         let mut optimizer =

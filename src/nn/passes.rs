@@ -188,13 +188,17 @@ impl<B: Backend> Sequential<B> {
         }
     }
 
-    /// The backward pass: from ∂loss/∂output in the last `acts.output_grads`, every
-    /// parameter's gradient into the gradient arena.
+    /// The backward pass: from ∂loss/∂output in the last `acts.output_grads`, the gradient of
+    /// every parameter of layers `from` and up into the gradient arena. Layer `from` passes no
+    /// gradient down and the layers below it run no backward pass (their parameters are
+    /// frozen: [`Sequential::first_trained_layer`]), as PyTorch's autograd stops where nothing
+    /// below needs a gradient.
     pub(crate) fn backward_batch(
         &mut self,
         backend: &B,
         input: &B::Matrix,
         acts: &mut Activations<B::Matrix>,
+        from: usize,
     ) -> Result<()> {
         let top = self.layers.len() - 1;
         // The top layer's fused activation: its derivative comes from no layer above.
@@ -208,11 +212,11 @@ impl<B: Backend> Sequential<B> {
         }
         let params = self.params.tensors();
         let grads = self.grads.tensors_mut();
-        for i in (0..=top).rev() {
+        for i in (from.min(top)..=top).rev() {
             let (lower, upper) = acts.output_grads.split_at_mut(i);
             let below = i.checked_sub(1);
             let grad_input = match (lower.last_mut(), below) {
-                (Some(grad), Some(b)) => Some(InputGrad {
+                (Some(grad), Some(b)) if i > from => Some(InputGrad {
                     grad,
                     activation: self.layers[b].fused_activation(),
                     below_output: &acts.outputs[b],
@@ -237,6 +241,23 @@ impl<B: Backend> Sequential<B> {
             )?;
         }
         Ok(())
+    }
+}
+
+impl<B: Backend> Sequential<B> {
+    /// The lowest layer with a parameter to train, where `frozen[t]` says whether parameter
+    /// tensor `t` (in [`Sequential::tensor_names`]' order) is frozen: the backward pass needs
+    /// to run no lower. 0 when nothing is frozen (or, with everything frozen, which no
+    /// optimizer accepts).
+    pub(crate) fn first_trained_layer(&self, frozen: &[bool]) -> usize {
+        self.ranges
+            .iter()
+            .position(|range| {
+                range
+                    .clone()
+                    .any(|t| !frozen.get(t).copied().unwrap_or(false))
+            })
+            .unwrap_or(0)
     }
 }
 

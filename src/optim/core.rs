@@ -108,22 +108,49 @@ impl OptimizerCore {
     /// keeps the optimizer's. On error (a bad setting, a range outside the arena or in two
     /// groups) nothing changes.
     pub fn set_groups(&mut self, groups: Vec<ArenaGroup>) -> Result<()> {
-        if matches!(self.config, OptimizerConfig::Rprop(_)) && !groups.is_empty() {
+        let trained = groups.iter().filter(|g| !g.settings.frozen).count();
+        if matches!(self.config, OptimizerConfig::Rprop(_)) && trained > 0 {
             return Err(Error::InvalidHyperparameter {
                 optimizer: "Rprop",
-                name: "param groups".into(),
-                value: groups.len() as f64,
-                rule: "Rprop takes no parameter groups: its learning rate is only the step \
-                       sizes' starting value and it has no weight decay"
+                name: "param groups (not frozen)".into(),
+                value: trained as f64,
+                rule: "Rprop takes no parameter groups but frozen ones: its learning rate is \
+                       only the step sizes' starting value and it has no weight decay"
                     .into(),
             });
         }
         for group in &groups {
             group.settings.apply(&self.config)?;
         }
-        self.segments = segments(self.len, &groups)?;
+        let segments = segments(self.len, &groups)?;
+        let trains = |group: usize| group == 0 || !groups[group - 1].settings.frozen;
+        if !segments.iter().any(|s| trains(s.group)) {
+            return Err(Error::Data {
+                op: "param groups",
+                detail: format!(
+                    "every one of the {} parameters is in a frozen group: nothing is left to \
+                     train (PyTorch refuses an optimizer with no parameters too)",
+                    self.len
+                ),
+            });
+        }
+        self.segments = segments;
         self.groups = groups;
         Ok(())
+    }
+
+    /// Whether group `group` (0: the optimizer's own; `i + 1`: `groups[i]`) is updated: every
+    /// group but a frozen one.
+    pub fn trains(&self, group: usize) -> bool {
+        group
+            .checked_sub(1)
+            .and_then(|i| self.groups.get(i))
+            .is_none_or(|g| !g.settings.frozen)
+    }
+
+    /// The segments the update runs over: every one but the frozen groups'.
+    pub fn trained_segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter().filter(|s| self.trains(s.group))
     }
 
     /// The configuration of group `group` (0: the optimizer's own; `i + 1`: `groups[i]`).
@@ -138,12 +165,19 @@ impl OptimizerCore {
         }
     }
 
-    /// Update `step`'s rule and scalars for each group, the optimizer's own first.
-    pub fn group_steps(&self, step: u64) -> Result<Vec<(UpdateRule, super::StepScalars)>> {
+    /// Update `step`'s rule and scalars for each group, the optimizer's own first; `None` for
+    /// a frozen group, which no update touches.
+    pub fn group_steps(&self, step: u64) -> Result<Vec<Option<(UpdateRule, super::StepScalars)>>> {
         (0..=self.groups.len())
             .map(|group| {
+                if !self.trains(group) {
+                    return Ok(None);
+                }
                 let config = self.group_config(group)?;
-                Ok((self.rule_with(&config), self.scalars_with(&config, step)))
+                Ok(Some((
+                    self.rule_with(&config),
+                    self.scalars_with(&config, step),
+                )))
             })
             .collect()
     }

@@ -1,5 +1,5 @@
 //! Parameter groups (PyTorch's `param_groups`): parameters picked by name that train with a
-//! learning rate and weight decay of their own, within the one optimizer and its one update
+//! learning rate and weight decay of their own (or are frozen), within the one optimizer and its one update
 //! per step. `ParamGroup` picks by name (what a [`crate::Trainer`] takes); `ArenaGroup` is the
 //! same as ranges of an arena (what an optimizer takes); `Segment`s cover an arena with them.
 
@@ -9,7 +9,8 @@ use super::OptimizerConfig;
 use crate::error::{Error, Result};
 
 /// What a parameter group changes: the learning rate, as a factor of the optimizer's, and
-/// the weight decay. Everything else (betas, momentum, ε, …) is the optimizer's.
+/// the weight decay; or that its parameters are frozen. Everything else (betas, momentum, ε,
+/// …) is the optimizer's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupSettings {
     /// The group's learning rate over the optimizer's (1: the same): PyTorch's group `lr` is
@@ -23,6 +24,11 @@ pub struct GroupSettings {
     /// The group's weight decay λ, or `None` for the optimizer's. For AdamW (and NAdam or
     /// RAdam with `decoupled_weight_decay`) it is the decoupled decay.
     pub weight_decay: Option<f64>,
+    /// Whether the group's parameters are frozen (PyTorch's `requires_grad_(False)`, the
+    /// parameter left out of the optimizer): never updated, no weight decay, their state
+    /// left as it started, their gradients left out of clipping's norm and of the monitoring
+    /// sums. A frozen group takes no other setting.
+    pub frozen: bool,
 }
 
 impl Default for GroupSettings {
@@ -30,6 +36,7 @@ impl Default for GroupSettings {
         Self {
             lr_scale: 1.0,
             weight_decay: None,
+            frozen: false,
         }
     }
 }
@@ -40,6 +47,19 @@ impl GroupSettings {
     pub(crate) fn apply(&self, config: &OptimizerConfig) -> Result<OptimizerConfig> {
         let name = config.name();
         let scale = self.lr_scale;
+        if self.frozen && (scale != 1.0 || self.weight_decay.is_some()) {
+            let (setting, value) = match self.weight_decay {
+                Some(weight_decay) => ("weight_decay", weight_decay),
+                None => ("lr_scale", scale),
+            };
+            return Err(Error::InvalidHyperparameter {
+                optimizer: name,
+                name: format!("frozen param group {setting}"),
+                value,
+                rule: "a frozen group trains nothing, so it takes no lr_scale or weight_decay"
+                    .into(),
+            });
+        }
         if !(scale.is_finite() && scale >= 0.0) {
             return Err(Error::InvalidHyperparameter {
                 optimizer: name,
@@ -129,6 +149,14 @@ impl ParamGroup {
     /// The group's weight decay ([`GroupSettings::weight_decay`]).
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.settings.weight_decay = Some(weight_decay);
+        self
+    }
+
+    /// Freezes the group's parameters ([`GroupSettings::frozen`]): PyTorch's
+    /// `requires_grad_(False)` on them. Layers below the lowest one with a parameter left to
+    /// train run no backward pass.
+    pub fn frozen(mut self) -> Self {
+        self.settings.frozen = true;
         self
     }
 
@@ -455,6 +483,7 @@ mod tests {
         let halved = GroupSettings {
             lr_scale: 0.5,
             weight_decay: Some(0.0),
+            frozen: false,
         };
         core.set_groups(vec![ArenaGroup {
             ranges: vec![0..5],
@@ -464,7 +493,7 @@ mod tests {
         core.set_lr(0.02).unwrap();
         assert_eq!(core.group_config(0).unwrap().lr(), 0.02);
         assert_eq!(core.group_config(1).unwrap().lr(), 0.01);
-        let steps = core.group_steps(1).unwrap();
+        let steps: Vec<_> = core.group_steps(1).unwrap().into_iter().flatten().collect();
         assert!(steps[0].0.l2 && !steps[1].0.l2, "only group 0 adds λθ");
         assert_eq!((steps[0].1.lr, steps[1].1.lr), (0.02, 0.01));
         assert!(core.group_config(2).is_err());
@@ -475,6 +504,7 @@ mod tests {
             settings: GroupSettings {
                 lr_scale: 1e10,
                 weight_decay: None,
+                frozen: false,
             },
         }])
         .unwrap();
@@ -488,6 +518,7 @@ mod tests {
         let grouped = GroupSettings {
             lr_scale: 0.5,
             weight_decay: Some(0.0),
+            frozen: false,
         }
         .apply(&adamw)
         .unwrap();
@@ -496,13 +527,83 @@ mod tests {
         let bad = GroupSettings {
             lr_scale: -1.0,
             weight_decay: None,
+            frozen: false,
         };
         assert!(bad.apply(&adamw).is_err());
         let rprop: OptimizerConfig = crate::optim::Rprop::default().into();
         let decay = GroupSettings {
             lr_scale: 1.0,
             weight_decay: Some(0.1),
+            frozen: false,
         };
         assert!(decay.apply(&rprop).is_err());
+    }
+
+    #[test]
+    fn frozen_groups_train_nothing_and_take_no_other_setting() {
+        use crate::optim::{OptimizerCore, Rprop, Sgd};
+        let frozen = GroupSettings {
+            frozen: true,
+            ..GroupSettings::default()
+        };
+        let sgd: OptimizerConfig = Sgd::default().lr(0.1).into();
+        let mut core = OptimizerCore::new(sgd, 10).unwrap();
+        let head = ArenaGroup {
+            ranges: vec![0..4],
+            settings: frozen,
+        };
+        core.set_groups(vec![head.clone()]).unwrap();
+        assert!(core.trains(0) && !core.trains(1));
+        let steps = core.group_steps(1).unwrap();
+        assert!(steps[0].is_some() && steps[1].is_none());
+        let trained: Vec<_> = core.trained_segments().map(|s| s.range.clone()).collect();
+        assert_eq!(trained, vec![4..10]);
+        // Nothing left to train is refused, as PyTorch refuses an empty optimizer.
+        let all = ArenaGroup {
+            ranges: vec![0..10],
+            settings: frozen,
+        };
+        let err = core.set_groups(vec![all]).unwrap_err();
+        assert!(
+            err.to_string().contains("nothing is left to train"),
+            "{err}"
+        );
+        assert_eq!(core.groups, vec![head], "a refused change changes nothing");
+        // A frozen group's rate or decay would be ignored: refused, naming it.
+        for (settings, named) in [
+            (
+                GroupSettings {
+                    lr_scale: 0.5,
+                    ..frozen
+                },
+                "lr_scale",
+            ),
+            (
+                GroupSettings {
+                    weight_decay: Some(0.0),
+                    ..frozen
+                },
+                "weight_decay",
+            ),
+        ] {
+            let err = settings.apply(&sgd).unwrap_err();
+            assert!(err.to_string().contains(named), "{err}");
+        }
+        // Rprop takes frozen groups, and no other.
+        let mut rprop = OptimizerCore::new(Rprop::default().into(), 10).unwrap();
+        assert!(rprop.set_groups(vec![group(&[0..4])]).is_err());
+        rprop
+            .set_groups(vec![ArenaGroup {
+                ranges: vec![0..4],
+                settings: frozen,
+            }])
+            .unwrap();
+    }
+
+    #[test]
+    fn frozen_is_a_builder_setting() {
+        let group = ParamGroup::matching("layers.0.*").frozen();
+        assert!(group.settings.frozen);
+        assert!(!ParamGroup::matching("x").settings.frozen);
     }
 }

@@ -23,6 +23,7 @@ pub use config::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
+pub(crate) use groups::Segment;
 pub use groups::{ArenaGroup, GroupSettings, ParamGroup};
 pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;

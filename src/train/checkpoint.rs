@@ -51,7 +51,10 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 10] {
 /// value every run had then.
 fn saved_setting(file: &File, key: &str) -> Option<String> {
     if let Some(value) = file.metadata.get(key) {
-        return Some(value.clone());
+        return Some(match key {
+            "param_groups" => with_frozen_field(value),
+            _ => value.clone(),
+        });
     }
     match key {
         "batch_order" => Some(format!("{:?}", super::BatchOrder::Shuffled)),
@@ -61,6 +64,28 @@ fn saved_setting(file: &File, key: &str) -> Option<String> {
         "param_groups" => Some(format!("{:?}", Vec::<crate::optim::ParamGroup>::new())),
         _ => None,
     }
+}
+
+/// The saved `param_groups` setting with `frozen: false` in every group's settings that were
+/// saved before groups could be frozen (`GroupSettings { lr_scale: …, weight_decay: … }`, no
+/// braces inside), so such a file resumes under the same groups today.
+fn with_frozen_field(saved: &str) -> String {
+    const OPEN: &str = "GroupSettings {";
+    let mut out = String::with_capacity(saved.len());
+    let mut rest = saved;
+    while let Some(end) = rest
+        .find(OPEN)
+        .and_then(|at| Some(at + rest[at..].find(" }")?))
+    {
+        let fields = &rest[..end];
+        out.push_str(fields);
+        if !fields.ends_with("frozen: false") && !fields.ends_with("frozen: true") {
+            out.push_str(", frozen: false");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether the settings named by `keys` are the same in the file as in `trainer`.
@@ -73,11 +98,20 @@ fn unchanged(file: &File, trainer: &super::Trainer, keys: &[&str]) -> bool {
 
 /// The first differing `, `-separated parts of two settings' texts (the field that differs,
 /// e.g. `amsgrad: false` and `amsgrad: true`; inside a nested struct, from its last `{ ` on,
-/// where both parts open the same structs), or the whole texts.
+/// where both parts open the same structs, and without the ` }` and `]` closing them, where
+/// both close the same), or the whole texts.
 fn difference(saved: &str, now: &str) -> (String, String) {
-    let innermost = |a: &str, b: &str| match (a.rfind("{ "), b.rfind("{ ")) {
-        (Some(i), Some(j)) if a[..i] == b[..j] => (a[i + 2..].to_string(), b[j + 2..].to_string()),
-        _ => (a.to_string(), b.to_string()),
+    let closing = |a: &str| a.len() - a.trim_end_matches([' ', '}', ']']).len();
+    let innermost = |a: &str, b: &str| {
+        let (a, b) = match (a.rfind("{ "), b.rfind("{ ")) {
+            (Some(i), Some(j)) if a[..i] == b[..j] => (&a[i + 2..], &b[j + 2..]),
+            _ => (a, b),
+        };
+        let (end_a, end_b) = (a.len() - closing(a), b.len() - closing(b));
+        match a[end_a..] == b[end_b..] && a[end_a..].starts_with(" }") {
+            true => (a[..end_a].to_string(), b[..end_b].to_string()),
+            false => (a.to_string(), b.to_string()),
+        }
     };
     saved
         .split(", ")
@@ -388,5 +422,40 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             self.order = Some(self.epoch_order()?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_frozen_field;
+    use crate::optim::ParamGroup;
+
+    #[test]
+    fn groups_saved_before_freezing_read_as_not_frozen() {
+        let old = "[ParamGroup { patterns: [\"*.bias\"], one_dimensional: true, settings: \
+                   GroupSettings { lr_scale: 0.5, weight_decay: Some(0.0) } }, ParamGroup { \
+                   patterns: [], one_dimensional: false, settings: GroupSettings { lr_scale: \
+                   1.0, weight_decay: None } }]";
+        let new = "[ParamGroup { patterns: [\"*.bias\"], one_dimensional: true, settings: \
+                   GroupSettings { lr_scale: 0.5, weight_decay: Some(0.0), frozen: false } }, \
+                   ParamGroup { patterns: [], one_dimensional: false, settings: GroupSettings { \
+                   lr_scale: 1.0, weight_decay: None, frozen: false } }]";
+        assert_eq!(with_frozen_field(old), new);
+        let groups = [
+            ParamGroup::one_dimensional()
+                .or_matching("*.bias")
+                .lr_scale(0.5)
+                .weight_decay(0.0),
+            ParamGroup {
+                patterns: Vec::new(),
+                ..ParamGroup::matching("x")
+            },
+        ];
+        assert_eq!(format!("{groups:?}"), new, "today's text of such groups");
+        // Today's text, and one without groups, are left as they are.
+        assert_eq!(with_frozen_field(new), new);
+        let frozen = new.replacen("frozen: false", "frozen: true", 1);
+        assert_eq!(with_frozen_field(&frozen), frozen);
+        assert_eq!(with_frozen_field("[]"), "[]");
     }
 }

@@ -114,9 +114,10 @@ impl Trainer {
     }
 
     /// Trains the parameters `group` picks (by name) with its own learning rate and weight
-    /// decay, as a parameter group of PyTorch's optimizers does; call it once per group. The
-    /// rest train with the optimizer's settings. Building the run fails when a group matches
-    /// no parameter or a parameter is in two groups. Checkpoints record the groups: a resume
+    /// decay, as a parameter group of PyTorch's optimizers does, or freezes them
+    /// ([`ParamGroup::frozen`]); call it once per group. The rest train with the optimizer's
+    /// settings. Building the run fails when a group matches no parameter, a parameter is in
+    /// two groups or every parameter is frozen. Checkpoints record the groups: a resume
     /// must have the same.
     ///
     /// ```
@@ -127,6 +128,10 @@ impl Trainer {
     ///     .param_group(ParamGroup::one_dimensional().weight_decay(0.0))
     ///     .param_group(ParamGroup::matching("layers.0.weight").lr_scale(0.1));
     /// assert_eq!(trainer.param_groups().len(), 2);
+    /// // Fine-tuning: the first two layers frozen, only the layers above them trained.
+    /// let head_only = Trainer::new(AdamW::default().lr(1e-3), Loss::MeanSquaredError)
+    ///     .param_group(ParamGroup::matching("layers.0.*").or_matching("layers.1.*").frozen());
+    /// assert!(head_only.param_groups()[0].settings.frozen);
     /// ```
     pub fn param_group(mut self, group: ParamGroup) -> Self {
         self.param_groups.push(group);

@@ -57,6 +57,8 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) kept: Option<B::Arena>,
     pub(super) history: History,
     pub(super) progress: Option<indicatif::ProgressBar>,
+    /// The lowest layer the backward pass runs (those below have only frozen parameters).
+    backward_from: usize,
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -116,6 +118,13 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             &net.params.offsets(),
             net.params.storage_len(),
         )?;
+        let frozen: Vec<bool> = tensors
+            .iter()
+            .map(|(name, dims)| {
+                (trainer.param_groups.iter()).any(|g| g.settings.frozen && g.picks(name, *dims))
+            })
+            .collect();
+        let backward_from = net.first_trained_layer(&frozen);
         let optimizer = backend.optimizer(
             trainer.optimizer,
             &net.params,
@@ -182,6 +191,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             kept,
             history: History::default(),
             progress,
+            backward_from,
             model,
         })
     }
@@ -306,7 +316,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             totals,
             Mode::Train,
         )?;
-        net.backward_batch(backend, input, acts)?;
+        net.backward_batch(backend, input, acts, self.backward_from)?;
         let (params, grads) = net.parameters_and_gradients();
         self.optimizer.step(params, grads)?;
         if self.trainer.monitor {

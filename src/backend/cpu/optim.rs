@@ -1,10 +1,10 @@
 //! `cpu::update`: the reference for `shaders/optim.wgsl`, and the optimizer on host slices.
 
 use super::{CpuArena, sum_squares};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::optim::{
-    Algorithm, ArenaGroup, OptimizerConfig, OptimizerCore, OptimizerState, StepScalars, UpdateRule,
-    UpdateStats,
+    Algorithm, ArenaGroup, OptimizerConfig, OptimizerCore, OptimizerState, Segment, StepScalars,
+    UpdateRule, UpdateStats,
 };
 
 /// `torch.lerp`'s formula, including its switch at weight 0.5.
@@ -172,14 +172,25 @@ fn update_element(
     }
 }
 
-/// `torch.nn.utils.clip_grad_norm_`'s factor min(1, max_norm / (‖g‖ + 1e-6)) over the whole
-/// gradient (1 without clipping by norm).
-fn clip_scale(rule: &UpdateRule, s: &StepScalars, grads: &[f32]) -> f32 {
+/// `torch.nn.utils.clip_grad_norm_`'s factor min(1, max_norm / (‖g‖ + 1e-6)) over the
+/// gradient of every parameter trained (each of the `trained` runs of `grads`; a frozen one
+/// has none in PyTorch), 1 without clipping by norm.
+fn clip_scale<'a>(
+    rule: &UpdateRule,
+    s: &StepScalars,
+    grads: &[f32],
+    trained: impl Iterator<Item = &'a Segment>,
+) -> f32 {
     if !rule.clip_norm {
         return 1.0;
     }
-    let norm = sum_squares(ndarray::aview1(grads).insert_axis(ndarray::Axis(0))).sqrt() as f32;
-    (s.max_norm / (norm + 1e-6)).min(1.0)
+    let squares: f64 = trained
+        .map(|segment| {
+            let run = ndarray::aview1(&grads[segment.range.clone()]);
+            sum_squares(run.insert_axis(ndarray::Axis(0)))
+        })
+        .sum();
+    (s.max_norm / (squares.sqrt() as f32 + 1e-6)).min(1.0)
 }
 
 /// One update of `params` from `grads` (a run of the arena with one group's rule and
@@ -265,13 +276,21 @@ impl CpuOptimizer {
         self.core.check_lengths(params.len(), grads.len())?;
         let step = self.core.next_step()?;
         let groups = self.core.group_steps(step)?;
-        let (rule, scalars) = &groups[0];
-        let scale = clip_scale(rule, scalars, grads);
+        // Group 0, the optimizer's own, is never frozen; clipping is the same in every group.
+        let Some((rule, scalars)) = &groups[0] else {
+            return Err(Error::State {
+                optimizer: self.core.config.name(),
+                detail: "the optimizer's own settings are frozen".into(),
+            });
+        };
+        let scale = clip_scale(rule, scalars, grads, self.core.trained_segments());
         let mut sums = [0.0f64; 3];
         // Each run of the arena with its group's rule and scalars, in arena order (the
-        // monitoring sums, in f64, add each run's in turn).
+        // monitoring sums, in f64, add each run's in turn); a frozen group's runs untouched.
         for segment in &self.core.segments {
-            let (rule, scalars) = &groups[segment.group];
+            let Some((rule, scalars)) = &groups[segment.group] else {
+                continue;
+            };
             let range = segment.range.clone();
             let slots = self
                 .slots
@@ -336,7 +355,8 @@ impl CpuOptimizer {
         }
     }
 
-    /// Trains the arena's `groups` with their own learning rate and weight decay from the next
+    /// Trains the arena's `groups` with their own learning rate and weight decay (or not at all:
+    /// a frozen group) from the next
     /// update on ([`ArenaGroup`]); the rest keeps this optimizer's settings. Fails, changing
     /// nothing, on a bad setting or a range outside the arena or in two groups.
     pub fn with_groups(mut self, groups: Vec<ArenaGroup>) -> Result<Self> {

@@ -45,7 +45,8 @@ struct Bound {
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
     groups: Vec<wgpu::BindGroup>,
-    /// Per chunk, the bind group of its Σg² (`reduce.wgsl`'s layout), and of their total.
+    /// Per run of trained parameters, the bind group of its Σg² (`reduce.wgsl`'s layout), and
+    /// of their total.
     squares: Vec<wgpu::BindGroup>,
     squares_total: wgpu::BindGroup,
 }
@@ -159,7 +160,8 @@ impl GpuOptimizer {
         Ok(self)
     }
 
-    /// Trains the arena's `groups` with their own learning rate and weight decay from the next
+    /// Trains the arena's `groups` with their own learning rate and weight decay (or not at all:
+    /// a frozen group) from the next
     /// update on ([`ArenaGroup`]); the rest keeps this optimizer's settings. Each range must
     /// start and end at a multiple of the device's storage offset alignment (in elements: a
     /// [`GpuArena`](super::GpuArena)'s tensors start there) or at the arena's end. Fails,
@@ -233,14 +235,18 @@ impl GpuOptimizer {
         let rule = self.core.rule();
         let monitor = self.core.monitor;
         // Each group's pipeline (its branches) and scalars; without groups, the optimizer's.
+        // A frozen group has no piece, so it needs neither.
         let updates = self
             .core
             .group_steps(step)?
             .into_iter()
-            .map(|(rule, scalars)| {
+            .map(|update| {
+                let Some((rule, scalars)) = update else {
+                    return Ok(None);
+                };
                 let overrides = kernel_overrides(&rule, monitor, self.layout.grouped);
                 let pipeline = self.ctx.pipeline(&UPDATE, &overrides)?;
-                Ok((pipeline, scalars))
+                Ok(Some((pipeline, scalars)))
             })
             .collect::<Result<Vec<_>>>()?;
         let clip = match rule.clip_norm {
@@ -267,25 +273,28 @@ impl GpuOptimizer {
             .pieces
             .iter()
             .map(|piece| {
-                updates.get(piece.group).ok_or_else(|| Error::Gpu {
-                    op,
-                    message: format!(
-                        "a piece of chunk {} is in group {} of {}",
-                        piece.chunk,
-                        piece.group,
-                        updates.len()
-                    ),
-                })
+                updates
+                    .get(piece.group)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| Error::Gpu {
+                        op,
+                        message: format!(
+                            "a piece of chunk {} is in group {} of {}, which is frozen or absent",
+                            piece.chunk,
+                            piece.group,
+                            updates.len()
+                        ),
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         // This step's scalars travel with its dispatches as immediate data, so steps recorded
-        // into one submit each see their own.
-        let immediates = bytemuck::bytes_of(&updates[0].1);
-        let (chunks, pieces) = (&self.layout.chunks, &self.layout.pieces);
-        // The update per piece; with clipping, Σg² per chunk and its finalize first.
+        // into one submit each see their own (`finalize` reads none of them).
+        let immediates = bytemuck::bytes_of(&piece_updates[0].1);
+        let (runs, pieces) = (&self.layout.square_runs, &self.layout.pieces);
+        // The update per piece; with clipping, Σg² per run and its finalize first.
         self.ctx.count_dispatches(
             pieces.len()
-                + usize::from(clip.is_some()) * (chunks.len() + 1)
+                + usize::from(clip.is_some()) * (runs.len() + 1)
                 + usize::from(finalize_monitor.is_some()),
         );
         self.ctx.record_ops(|recording| {
@@ -311,19 +320,19 @@ impl GpuOptimizer {
             };
             // The norm must be complete before any chunk is updated: wgpu orders the storage
             // accesses of successive dispatches. Σg² is the one sum of squares (reduce.wgsl),
-            // each chunk's partials from its own base, then one sum of them into stats[0].
+            // each run's partials from its own base, then one sum of them into stats[0].
             if let Some((sum_squares, finish)) = &clip {
                 pass.set_pipeline(sum_squares);
-                for (chunk, group) in chunks.iter().zip(&bound.squares) {
+                for (run, group) in runs.iter().zip(&bound.squares) {
                     let params = super::reduce::Params {
                         rows: 1,
-                        cols: chunk.len as u32,
-                        partial_base: chunk.square_base,
+                        cols: run.len as u32,
+                        partial_base: run.base,
                         ..Default::default()
                     };
                     pass.set_immediates(0, bytemuck::bytes_of(&params));
                     pass.set_bind_group(0, group, &[]);
-                    pass.dispatch_workgroups(chunk.square_groups, 1, 1);
+                    pass.dispatch_workgroups(run.groups, 1, 1);
                 }
                 pass.set_pipeline(finish);
                 pass.set_immediates(0, bytemuck::bytes_of(&super::reduce::Params::default()));
@@ -380,12 +389,12 @@ impl GpuOptimizer {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        // Σg² per chunk through `reduce.wgsl`: (input, out, partials), then the total.
+        // Σg² per run through `reduce.wgsl`: (input, out, partials), then the total.
         let square_partials = self
             .layout
-            .chunks
+            .square_runs
             .iter()
-            .map(|c| c.square_groups as u64)
+            .map(|r| r.groups as u64)
             .sum::<u64>();
         let partials = |size: u64| {
             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -396,13 +405,13 @@ impl GpuOptimizer {
         };
         let squares = self
             .layout
-            .chunks
+            .square_runs
             .iter()
-            .map(|chunk| {
+            .map(|run| {
                 self.ctx.bind_group(
                     &super::reduce::SUM_SQUARES,
                     vec![
-                        grads.range_binding(chunk.start, chunk.len.next_multiple_of(4)),
+                        grads.range_binding(run.start, run.len.next_multiple_of(4)),
                         self.stats.raw().as_entire_binding(),
                         self.layout.partials.as_entire_binding(),
                     ],

@@ -1,7 +1,7 @@
-//! How a `GpuOptimizer` cuts its arena into dispatches: binding chunks (clipping's Σg² and
-//! the update), and with parameter groups one update dispatch per group present in a chunk,
-//! whose workgroups take the group's blocks from a table built once; and the partial sums
-//! they share. Built when the optimizer is (or its chunking or groups change), never per step.
+//! How a `GpuOptimizer` cuts its arena into dispatches: binding chunks, and in each one update
+//! dispatch (with parameter groups one per group present in it, whose workgroups take the
+//! group's blocks from a table built once) and one Σg² for clipping per run of trained
+//! parameters (a frozen group has neither); and the partial sums they share. Built when the optimizer is (or its chunking or groups change), never per step.
 
 use super::GpuBuffer;
 use super::context::GpuContext;
@@ -23,14 +23,23 @@ const BLOCK: usize = WORKGROUP;
 /// spare.
 const MAX_CHUNK: usize = 1 << 30;
 
-/// One bound range of the arena: a binding of clipping's Σg² and of the update's pieces in it.
+/// One bound range of the arena: a binding of the update's pieces in it.
 #[derive(Debug)]
 pub(super) struct Chunk {
     pub(super) start: usize,
     pub(super) len: usize,
-    /// Workgroups and first partial of this chunk's Σg² (`reduce.wgsl`'s `sum_squares`).
-    pub(super) square_groups: u32,
-    pub(super) square_base: u32,
+}
+
+/// One range of clipping's Σg² (`reduce.wgsl`'s `sum_squares`, one dispatch): a run of
+/// trained parameters inside one chunk (the whole chunk when nothing is frozen).
+#[derive(Debug)]
+pub(super) struct SquareRun {
+    /// Where it starts in the arena (a chunk's start or a group's range's end: aligned).
+    pub(super) start: usize,
+    pub(super) len: usize,
+    /// Workgroups and first partial of its dispatch.
+    pub(super) groups: u32,
+    pub(super) base: u32,
 }
 
 /// One update dispatch: one parameter group's blocks of one chunk (the whole chunk without
@@ -48,13 +57,15 @@ pub(super) struct Piece {
 }
 
 /// What the update dispatches over: binding chunks, the pieces of the update, the groups'
-/// blocks and the partial sums they share.
+/// blocks, clipping's runs and the partial sums they share. A frozen group has no piece and
+/// no run.
 #[derive(Debug)]
 pub(super) struct Layout {
     /// Whether the optimizer has parameter groups: the kernel runs `GROUPED`, over blocks.
     pub(super) grouped: bool,
     pub(super) chunks: Vec<Chunk>,
     pub(super) pieces: Vec<Piece>,
+    pub(super) square_runs: Vec<SquareRun>,
     /// `blocks` in the shader: each piece's blocks of its chunk, [start, end) in vec4s.
     pub(super) blocks: GpuBuffer<u32>,
     pub(super) partials: wgpu::Buffer,
@@ -72,6 +83,7 @@ impl Layout {
         let op = "create optimizer";
         let mut chunks = Vec::new();
         let mut pieces = Vec::new();
+        let mut square_runs: Vec<SquareRun> = Vec::new();
         let mut blocks: Vec<[u32; 2]> = Vec::new();
         let mut partial_base = 0usize;
         let mut square_base = 0usize;
@@ -84,21 +96,40 @@ impl Layout {
         };
         for start in (0..len).step_by(chunk_len.max(1)) {
             let end = start + chunk_len.min(len - start);
-            // The clipping norm's partials share the buffer (as f32s, before the update writes
-            // its own): ⌈len/256⌉ ≤ 4·⌈len/1024⌉ per chunk, and its pieces have at least
-            // ⌈len/1024⌉ workgroups between them, so they always fit (checked below).
-            let square_groups = (end - start)
-                .div_ceil(WORKGROUP)
-                .clamp(1, super::reduce::SUM_GROUPS);
             let chunk = chunks.len();
             chunks.push(Chunk {
                 start,
                 len: end - start,
-                square_groups: square_groups as u32,
-                square_base: square_base as u32,
             });
-            square_base += square_groups;
-            for group in 0..group_count {
+            // Clipping's runs: the chunk's trained segments, neighbours merged. Their partials
+            // share the buffer (as f32s, before the update writes its own): ⌈n/256⌉ ≤
+            // 4·⌈n/1024⌉ for a run of n, and the pieces over it have at least ⌈n/1024⌉
+            // workgroups between them, so they always fit (checked below).
+            let runs_from = square_runs.len();
+            for segment in core.trained_segments() {
+                let (from, to) = (segment.range.start.max(start), segment.range.end.min(end));
+                if from >= to {
+                    continue;
+                }
+                match square_runs[runs_from..].last_mut() {
+                    Some(run) if run.start + run.len == from => run.len = to - run.start,
+                    _ => square_runs.push(SquareRun {
+                        start: from,
+                        len: to - from,
+                        groups: 0,
+                        base: 0,
+                    }),
+                }
+            }
+            for run in &mut square_runs[runs_from..] {
+                let groups = run
+                    .len
+                    .div_ceil(WORKGROUP)
+                    .clamp(1, super::reduce::SUM_GROUPS);
+                (run.groups, run.base) = (groups as u32, square_base as u32);
+                square_base += groups;
+            }
+            for group in (0..group_count).filter(|&g| core.trains(g)) {
                 let first = blocks.len();
                 let mut elements = 0;
                 for segment in segments.iter().filter(|s| s.group == group) {
@@ -134,6 +165,12 @@ impl Layout {
                 partial_base += groups;
             }
         }
+        if pieces.is_empty() {
+            return Err(Error::Data {
+                op,
+                detail: "every parameter is frozen: the update has nothing to train".into(),
+            });
+        }
         if square_base > 4 * partial_base {
             return Err(Error::Gpu {
                 op,
@@ -158,6 +195,7 @@ impl Layout {
             grouped,
             chunks,
             pieces,
+            square_runs,
             blocks,
             partials,
         })

@@ -230,6 +230,18 @@ fn dropped_buffers_take_their_op_sites_with_them() {
     );
 }
 
+/// The dispatches of a training step of `spec` by `trainer` on `train`, after a first step.
+fn dispatches_in_a_step(spec: &MlpSpec, trainer: &Trainer, train: &Dataset) -> u64 {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let mut model = Mlp::new(g, spec, Init::HeUniform, 1).unwrap();
+    let mut session = Session::new(trainer, g, &mut model, train, None).unwrap();
+    session.step().unwrap();
+    let before = ctx.counters();
+    session.step().unwrap();
+    added(before, ctx.counters()).dispatches
+}
+
 /// What a step dispatches, counted: the batch's inputs and targets in one gather, the forward
 /// pass of up to three small linear layers in one kernel (a longer chain in one per three),
 /// the one-pass loss, per layer one kernel for its whole backward pass (weight and bias
@@ -264,16 +276,7 @@ fn a_steady_step_with_parameter_groups_creates_nothing() {
     // The update is one dispatch per group, however many tensors each holds: the weights of
     // layers 1 and 2 with the optimizer's settings, layer 0's at half the rate, the three
     // biases without decay; so a step dispatches two more kernels than without groups.
-    let g = &common::own_gpu();
-    let ctx = g.context();
-    let dispatches = |trainer: &Trainer| {
-        let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
-        let mut session = Session::new(trainer, g, &mut model, &train, None).unwrap();
-        session.step().unwrap();
-        let before = ctx.counters();
-        session.step().unwrap();
-        added(before, ctx.counters()).dispatches
-    };
+    let dispatches = |trainer: &Trainer| dispatches_in_a_step(&spec, trainer, &train);
     let plain = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy).batch_size(64);
     assert_eq!(dispatches(&grouped(plain.clone())), dispatches(&plain) + 2);
 }
@@ -309,16 +312,7 @@ fn frozen_layers_below_the_trained_ones_run_no_backward_pass() {
         None,
     );
 
-    let g = &common::own_gpu();
-    let ctx = g.context();
-    let dispatches = |trainer: &Trainer| {
-        let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
-        let mut session = Session::new(trainer, g, &mut model, &train, None).unwrap();
-        session.step().unwrap();
-        let before = ctx.counters();
-        session.step().unwrap();
-        added(before, ctx.counters()).dispatches
-    };
+    let dispatches = |trainer: &Trainer| dispatches_in_a_step(&spec, trainer, &train);
     let all = dispatches(&plain);
     // Layer 0 frozen: its backward kernel goes; the update stays one dispatch, over the rest.
     assert_eq!(dispatches(&frozen(plain.clone(), &["layers.0.*"])), all - 1);

@@ -4,7 +4,7 @@
 // Immediate data: Params (below)
 // Bindings (group 0):
 //   0 logits:   storage r   array<f32>  rows × cols from element logits_offset on
-//   1 targets:  storage r   array<f32>  rows × cols (MSE, BCE) or rows × 1 class indices (CE)
+//   1 targets:  storage r   array<f32>  rows × cols, or rows × 1 class indices (CE, LOSS 2 and 6)
 //   2 grad:     storage rw  array<f32>  rows × cols from grad_offset on (written if WRITE_GRAD)
 //   3 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch
 //   4 totals:   storage rw  array<f32>  from totals_offset on
@@ -21,6 +21,10 @@
 //   CE  (LOSS 2)   m = max x, lse = m + log Σ_c e^(x_c − m), loss = lse − x_label;
 //                  ∂/∂x_c = (e^(x_c − m) / Σ − [c = label]) · scale, scale = 1/rows;
 //                  correct = [first argmax = label]
+//   CE smoothed (LOSS 6), ε = `threshold`, K = cols: the target 1 − ε on the label and ε/K on
+//                  every class: loss = (1 − ε)(lse − x_label) + ε(lse − Σ_c x_c / K);
+//                  ∂/∂x_c = (e^(x_c − m) / Σ − ((1 − ε)[c = label] + ε/K)) · scale, scale = 1/rows;
+//                  correct as CE
 //   With d = x − t, scale = 1/(rows·cols), per element (loss term; ∂/∂x = slope · scale):
 //   L1        (LOSS 3)  |d|;                               slope sign(d) (0 at 0)
 //   Huber     (LOSS 4)  |d| < δ ? d²/2 : δ(|d| − δ/2);     slope |d| < δ ? d : δ·sign(d)
@@ -135,14 +139,31 @@ fn cross_entropy_row(r: u32) -> vec2<f32> {
         total += exp(logits[base + c] - m);
     }
     let lse = m + log(total);
+    let picked = logits[base + min(label, params.cols - 1u)];
+    let correct = select(0.0, 1.0, argmax == label);
+    if (LOSS == 6u) {
+        let e = params.threshold;
+        let spread = e / f32(params.cols);
+        var sum = 0.0;
+        for (var c = 0u; c < params.cols; c++) {
+            let x = logits[base + c];
+            sum += x;
+            if (WRITE_GRAD) {
+                let p = exp(x - m) / total;
+                let wanted = select(spread, (1.0 - e) + spread, c == label);
+                set_grad(r * params.cols + c, (p - wanted) * params.scale);
+            }
+        }
+        let mean = sum / f32(params.cols);
+        return vec2<f32>((1.0 - e) * (lse - picked) + e * (lse - mean), correct);
+    }
     if (WRITE_GRAD) {
         for (var c = 0u; c < params.cols; c++) {
             let p = exp(logits[base + c] - m) / total;
             set_grad(r * params.cols + c, (p - select(0.0, 1.0, c == label)) * params.scale);
         }
     }
-    let picked = logits[base + min(label, params.cols - 1u)];
-    return vec2<f32>(lse - picked, select(0.0, 1.0, argmax == label));
+    return vec2<f32>(lse - picked, correct);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -151,7 +172,7 @@ fn loss_rows(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     for (var r = gid.x; r < params.rows; r += groups.x * WORKGROUP) {
-        if (LOSS == 2u) {
+        if (LOSS == 2u || LOSS == 6u) {
             row_sums[r] = cross_entropy_row(r);
         } else {
             row_sums[r] = elementwise_row(r);
@@ -192,7 +213,7 @@ fn loss_total(@builtin(local_invocation_index) lid: u32) {
 fn loss_one_pass(@builtin(local_invocation_index) lid: u32) {
     var acc = vec2<f32>(0.0);
     for (var r = lid; r < params.rows; r += WORKGROUP) {
-        if (LOSS == 2u) {
+        if (LOSS == 2u || LOSS == 6u) {
             acc += cross_entropy_row(r);
         } else {
             acc += elementwise_row(r);

@@ -217,7 +217,7 @@ fn targets(loss: Loss, rows: usize, cols: usize, r: &mut rand::rngs::StdRng) -> 
         Loss::BinaryCrossEntropyWithLogits => {
             Array2::from_shape_fn((rows, cols), |_| r.random_range(0.0..=1.0f32))
         }
-        Loss::SoftmaxCrossEntropy => {
+        _ if loss.takes_class_indices() => {
             Array2::from_shape_fn((rows, 1), |_| r.random_range(0..cols) as f32)
         }
         _ => random_matrix(r, rows, cols, 3.0),
@@ -254,13 +254,13 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
     // target for the others. One f32 rounding of that difference is worth up to ε times its
     // larger operand, which no relative tolerance covers where it cancels (a probability
     // within a few ε of its target 1, as logits of ±80 give): allow four such roundings.
-    let count = if loss == Loss::SoftmaxCrossEntropy {
+    let count = if loss.takes_class_indices() {
         rows
     } else {
         rows * cols
     };
     let operands = match loss {
-        Loss::SoftmaxCrossEntropy | Loss::BinaryCrossEntropyWithLogits => 1.0,
+        _ if loss.has_accuracy() => 1.0,
         _ => logits.iter().chain(&t).fold(1.0f32, |m, x| m.max(x.abs())),
     };
     let rounding = 4.0 * f32::EPSILON * operands / count as f32;
@@ -292,10 +292,11 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
     assert_eq!(totals[[0, 5]], 0.5, "{what}: slot after the range written");
 }
 
-const LOSSES: [Loss; 6] = [
+const LOSSES: [Loss; 7] = [
     Loss::MeanSquaredError,
     Loss::BinaryCrossEntropyWithLogits,
     Loss::SoftmaxCrossEntropy,
+    Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.2 },
     Loss::L1,
     Loss::Huber { delta: 1.5 },
     Loss::SmoothL1 { beta: 0.25 },
@@ -335,8 +336,8 @@ proptest! {
     }
 
     #[test]
-    fn loss_matches_cpu(loss in 0..6usize, rows in 1usize..=300, cols in 1usize..=40, seed: u64) {
-        let cols = if LOSSES[loss] == Loss::SoftmaxCrossEntropy { cols.max(2) } else { cols };
+    fn loss_matches_cpu(loss in 0..LOSSES.len(), rows in 1usize..=300, cols in 1usize..=40, seed: u64) {
+        let cols = if LOSSES[loss].takes_class_indices() { cols.max(2) } else { cols };
         check_loss(LOSSES[loss], rows, cols, seed);
     }
 }
@@ -356,7 +357,7 @@ fn awkward_sizes_match_cpu() {
             check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
             check_column_sum(rows, cols, seed);
             for loss in LOSSES {
-                let cols = if loss == Loss::SoftmaxCrossEntropy {
+                let cols = if loss.takes_class_indices() {
                     cols.max(2)
                 } else {
                     cols

@@ -226,6 +226,49 @@ fn regression_losses_match_pytorch() {
     losses_match_pytorch_on(gpu(), "gpu");
 }
 
+/// Softmax cross-entropy, plain and with label smoothing, against
+/// `nn.CrossEntropyLoss(label_smoothing=ε)` on 7 rows of 5 logits (one row of ±40 and more).
+fn cross_entropies_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let (x, t) = (fixture("ce.x"), fixture("ce.t"));
+    let (logits, targets) = (
+        backend.upload(x.view()).unwrap(),
+        backend.upload(t.view()).unwrap(),
+    );
+    let smoothed = |smoothing| Loss::SoftmaxCrossEntropySmoothed { smoothing };
+    for (case, loss) in [
+        ("plain", Loss::SoftmaxCrossEntropy),
+        ("plain", smoothed(0.0)),
+        ("0.1", smoothed(0.1)),
+        ("0.35", smoothed(0.35)),
+        ("1", smoothed(1.0)),
+    ] {
+        let mut grad = backend.zeros(x.nrows(), x.ncols()).unwrap();
+        let mut totals = backend.zeros(1, 4).unwrap();
+        backend
+            .loss_into(loss, &logits, &targets, Some(&mut grad), &mut totals, 0)
+            .unwrap();
+        let value = backend.download(&totals).unwrap()[[0, 0]] / x.nrows() as f32;
+        let want = fixture(&format!("ce.{case}.value"))[[0, 0]];
+        assert!(
+            (value - want).abs() <= 1e-6 * want.abs() + 1e-7,
+            "{name} {loss:?}: loss {value}, PyTorch {want}"
+        );
+        let want = fixture(&format!("ce.{case}.grad"));
+        assert_close(
+            &format!("{name} {loss:?} gradient"),
+            &backend.download(&grad).unwrap(),
+            &want,
+            &tol(&want, 1e-6, 1e-8),
+        );
+    }
+}
+
+#[test]
+fn cross_entropies_match_pytorch() {
+    cross_entropies_match_pytorch_on(&CpuBackend, "cpu");
+    cross_entropies_match_pytorch_on(gpu(), "gpu");
+}
+
 /// The fixture model: Linear(3, 8) → LayerNorm(8) → GELU → Residual(Linear(8, 8) → SiLU →
 /// Linear(8, 8)) → Linear(8, 2), with `dropout` after the GELU when given (PyTorch's has
 /// none; in evaluation dropout is the identity).

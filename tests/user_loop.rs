@@ -291,6 +291,16 @@ fn bad_batches_are_refused_before_anything_runs() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("delta") && err.contains("> 0"), "{err}");
+    for smoothing in [-0.1, 1.5, f32::NAN] {
+        let smoothed = Trainer::new(
+            Sgd::default(),
+            Loss::SoftmaxCrossEntropySmoothed { smoothing },
+        );
+        let err = Session::for_batches(&smoothed, &CpuBackend, &mut model)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smoothing") && err.contains("[0, 1]"), "{err}");
+    }
 }
 
 #[test]

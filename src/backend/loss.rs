@@ -16,6 +16,14 @@ pub enum Loss {
     /// Softmax cross-entropy on class indices (`nn.CrossEntropyLoss`), through log-sum-exp;
     /// targets are one class index per row, stored as `f32` in a `rows × 1` matrix.
     SoftmaxCrossEntropy,
+    /// Softmax cross-entropy with label smoothing (`nn.CrossEntropyLoss(label_smoothing=ε)`):
+    /// the target is `1 − ε` on the label plus `ε/K` on each of the K classes, so the loss is
+    /// `(1 − ε)·(lse − x_label) + ε·(lse − Σx/K)` and its gradient `softmax − (1 − ε)·onehot −
+    /// ε/K`. Targets and accuracy as [`Loss::SoftmaxCrossEntropy`], which is ε = 0.
+    SoftmaxCrossEntropySmoothed {
+        /// ε, the share of the target spread over every class (0 ≤ ε ≤ 1, as PyTorch's).
+        smoothing: f32,
+    },
     /// Mean absolute error (`nn.L1Loss`); the gradient of |d| at d = 0 is 0, as PyTorch's.
     L1,
     /// Huber loss (`nn.HuberLoss(delta)`): `d²/2` where |d| < delta, else
@@ -39,6 +47,7 @@ impl Loss {
             Loss::MeanSquaredError => (0, 0.0),
             Loss::BinaryCrossEntropyWithLogits => (1, 0.0),
             Loss::SoftmaxCrossEntropy => (2, 0.0),
+            Loss::SoftmaxCrossEntropySmoothed { smoothing } => (6, smoothing),
             Loss::L1 => (3, 0.0),
             Loss::Huber { delta } => (4, delta),
             Loss::SmoothL1 { beta } => (5, beta),
@@ -47,27 +56,32 @@ impl Loss {
 
     /// Columns the targets have for outputs `cols` wide.
     pub fn target_cols(self, logit_cols: usize) -> usize {
-        match self {
-            Loss::SoftmaxCrossEntropy => 1,
-            _ => logit_cols,
+        match self.takes_class_indices() {
+            true => 1,
+            false => logit_cols,
         }
+    }
+
+    /// Whether the targets are class indices, one per row (the softmax cross-entropies).
+    pub fn takes_class_indices(self) -> bool {
+        matches!(
+            self,
+            Loss::SoftmaxCrossEntropy | Loss::SoftmaxCrossEntropySmoothed { .. }
+        )
     }
 
     /// The factor that turns per-element gradients into the gradient of the batch mean.
     pub(crate) fn grad_scale(self, rows: usize, cols: usize) -> f32 {
-        let count = match self {
-            Loss::SoftmaxCrossEntropy => rows,
-            _ => rows.saturating_mul(cols),
+        let count = match self.takes_class_indices() {
+            true => rows,
+            false => rows.saturating_mul(cols),
         };
         (1.0 / count as f64) as f32
     }
 
     /// Whether "correct predictions" mean anything for this loss (classification).
     pub fn has_accuracy(self) -> bool {
-        matches!(
-            self,
-            Loss::BinaryCrossEntropyWithLogits | Loss::SoftmaxCrossEntropy
-        )
+        self.takes_class_indices() || self == Loss::BinaryCrossEntropyWithLogits
     }
 
     /// Whether the loss takes regression targets (any real numbers, the outputs' shape).
@@ -78,34 +92,42 @@ impl Loss {
         )
     }
 
-    /// A short name for tables and files (`mse`, `bce`, `cross_entropy`, `l1`, `huber`,
-    /// `smooth_l1`).
+    /// A short name for tables and files (`mse`, `bce`, `cross_entropy`,
+    /// `cross_entropy_smoothed`, `l1`, `huber`, `smooth_l1`).
     pub fn name(self) -> &'static str {
         match self {
             Loss::MeanSquaredError => "mse",
             Loss::BinaryCrossEntropyWithLogits => "bce",
             Loss::SoftmaxCrossEntropy => "cross_entropy",
+            Loss::SoftmaxCrossEntropySmoothed { .. } => "cross_entropy_smoothed",
             Loss::L1 => "l1",
             Loss::Huber { .. } => "huber",
             Loss::SmoothL1 { .. } => "smooth_l1",
         }
     }
 
-    /// Checks the loss's own setting: a Huber delta or smooth-L1 beta must be finite and > 0.
+    /// Checks the loss's own setting: a Huber delta or smooth-L1 beta must be finite and > 0,
+    /// a label smoothing in [0, 1].
     pub fn validate(self) -> crate::Result<()> {
-        let (name, value) = match self {
-            Loss::Huber { delta } => ("delta", delta),
-            Loss::SmoothL1 { beta } => ("beta", beta),
+        let (name, value, valid, rule) = match self {
+            Loss::Huber { delta } => ("delta", delta, delta > 0.0, "must be finite and > 0"),
+            Loss::SmoothL1 { beta } => ("beta", beta, beta > 0.0, "must be finite and > 0"),
+            Loss::SoftmaxCrossEntropySmoothed { smoothing } => (
+                "smoothing",
+                smoothing,
+                (0.0..=1.0).contains(&smoothing),
+                "must be in [0, 1]",
+            ),
             _ => return Ok(()),
         };
-        if value.is_finite() && value > 0.0 {
+        if value.is_finite() && valid {
             return Ok(());
         }
         Err(crate::Error::InvalidHyperparameter {
             optimizer: self.name(),
             name: name.into(),
             value: f64::from(value),
-            rule: "must be finite and > 0".into(),
+            rule: rule.into(),
         })
     }
 
@@ -125,7 +147,9 @@ impl Loss {
             } else {
                 (d.abs() - 0.5 * beta, sign(d))
             }),
-            Loss::BinaryCrossEntropyWithLogits | Loss::SoftmaxCrossEntropy => None,
+            Loss::BinaryCrossEntropyWithLogits
+            | Loss::SoftmaxCrossEntropy
+            | Loss::SoftmaxCrossEntropySmoothed { .. } => None,
         }
     }
 }

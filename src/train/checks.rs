@@ -164,11 +164,11 @@ impl Trainer {
             })
         };
         match (self.loss, data.classes()) {
-            (Loss::SoftmaxCrossEntropy, Some(classes)) if classes == outputs => Ok(()),
-            (Loss::SoftmaxCrossEntropy, Some(classes)) => bad(format!(
+            (loss, Some(classes)) if loss.takes_class_indices() && classes == outputs => Ok(()),
+            (loss, Some(classes)) if loss.takes_class_indices() => bad(format!(
                 "{classes} classes, but the model has {outputs} outputs"
             )),
-            (Loss::SoftmaxCrossEntropy, None) => {
+            (loss, None) if loss.takes_class_indices() => {
                 bad("cross-entropy needs class labels (Dataset::classification)".into())
             }
             (Loss::BinaryCrossEntropyWithLogits, Some(2)) if outputs == 1 => Ok(()),

@@ -23,7 +23,7 @@ pub fn loss(
         targets.dim(),
         grad.as_ref().map(|g| g.dim()),
     )?;
-    if loss == Loss::SoftmaxCrossEntropy {
+    if loss.takes_class_indices() {
         crate::backend::check_labels(targets, cols)?;
     }
     let scale = loss.grad_scale(rows, cols);
@@ -55,7 +55,7 @@ pub fn loss(
                 }
                 (sum / cols as f32, 0.0)
             }
-            Loss::SoftmaxCrossEntropy => {
+            Loss::SoftmaxCrossEntropy | Loss::SoftmaxCrossEntropySmoothed { .. } => {
                 let label = targets[[r, 0]] as usize;
                 // The first index of the maximum, as the shader and torch.argmax pick it.
                 let (argmax, m) =
@@ -67,13 +67,35 @@ pub fn loss(
                     );
                 let total: f32 = x.iter().map(|&v| (v - m).exp()).sum();
                 let lse = m + total.ln();
-                if let Some(g) = grad.as_deref_mut() {
-                    for c in 0..cols {
-                        let p = (x[c] - m).exp() / total;
-                        g[[r, c]] = (p - f32::from(u8::from(c == label))) * scale;
+                let correct = f32::from(u8::from(argmax == label));
+                match loss {
+                    Loss::SoftmaxCrossEntropySmoothed { smoothing: e } => {
+                        // The target: 1 − ε on the label and ε/K on every class.
+                        let spread = e / cols as f32;
+                        if let Some(g) = grad.as_deref_mut() {
+                            for c in 0..cols {
+                                let p = (x[c] - m).exp() / total;
+                                let wanted = if c == label {
+                                    (1.0 - e) + spread
+                                } else {
+                                    spread
+                                };
+                                g[[r, c]] = (p - wanted) * scale;
+                            }
+                        }
+                        let mean = x.iter().sum::<f32>() / cols as f32;
+                        ((1.0 - e) * (lse - x[label]) + e * (lse - mean), correct)
+                    }
+                    _ => {
+                        if let Some(g) = grad.as_deref_mut() {
+                            for c in 0..cols {
+                                let p = (x[c] - m).exp() / total;
+                                g[[r, c]] = (p - f32::from(u8::from(c == label))) * scale;
+                            }
+                        }
+                        (lse - x[label], correct)
                     }
                 }
-                (lse - x[label], f32::from(u8::from(argmax == label)))
             }
         };
         loss_sum += f64::from(row_loss);

@@ -3,6 +3,7 @@
 
 /// An elementwise nonlinearity, fused into the matmul epilogue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Activation {
     /// `x`
     #[default]

@@ -5,6 +5,7 @@
 /// The fused op computes the per-row loss, its gradient with respect to the model's outputs
 /// and a correct-prediction count in one pass (`shaders/loss.wgsl`, `cpu::loss`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub enum Loss {
     /// Mean squared error over every element (`nn.MSELoss`); targets have the outputs' shape.
     #[default]

@@ -6,6 +6,7 @@
 /// [`Nonlinearity::apply`] and [`Nonlinearity::derivative`] are the CPU backend's definitions
 /// of truth; `shaders/nonlinearity.wgsl` computes the same formulas.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Nonlinearity {
     /// `max(x, 0)` (`nn.ReLU`); derivative 1 where x > 0, else 0.
     Relu,

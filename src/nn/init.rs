@@ -6,6 +6,7 @@ use rand::{RngExt, SeedableRng};
 
 /// How a linear layer's weight `[out, in]` and bias `[out]` are drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Init {
     /// `nn.Linear`'s own: weight and bias uniform in ±1/√fan_in.
     #[default]

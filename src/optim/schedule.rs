@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 
 /// How the learning rate decays after any warm-up. `t` counts updates from 0.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Decay {
     /// α₀ throughout.
     Constant,

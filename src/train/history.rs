@@ -45,6 +45,7 @@ pub struct StepRecord {
 
 /// Why training stopped.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum StopReason {
     /// Not stopped yet.
     Running,

@@ -42,6 +42,7 @@ use crate::optim::{Clip, LrSchedule, OptimizerConfig, ParamGroup, ReduceLrOnPlat
 
 /// The order an epoch visits the training samples in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BatchOrder {
     /// A fresh permutation each epoch, drawn from a generator seeded by (seed, epoch).
     #[default]

@@ -35,6 +35,7 @@ pub(super) struct Memory {
 /// [`Trainer::restore_best`]: super::Trainer::restore_best
 /// [`Trainer::reduce_lr_on_plateau`]: super::Trainer::reduce_lr_on_plateau
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Watched {
     /// The mean loss: lower is better.
     #[default]

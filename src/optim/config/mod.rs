@@ -28,6 +28,7 @@ use builders;
 
 /// Any optimizer's configuration.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum OptimizerConfig {
     /// [`Sgd`]
     Sgd(Sgd),

@@ -9,8 +9,8 @@ use common::gpu;
 use ndarray::{Array2, array};
 use steepest::optim::{ArenaGroup, GroupSettings, Mode, OneCycle, ParamGroup};
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
-    LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched, data,
+    Activation, Adam, AdamW, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init,
+    Loss, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -453,6 +453,30 @@ fn parameter_groups_are_validated() {
         (
             grouped(ParamGroup::matching("*").frozen()),
             "is in a frozen group: nothing is left to train",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").optimizer(Adam::default().lr(0.5))),
+            "param group optimizer lr = 0.5",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").optimizer(AdamW::default())),
+            "param group optimizer AdamW = 0.001: must configure Adam, the optimizer's kind",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").optimizer(Adam::default().amsgrad(true))),
+            "must keep the optimizer's state buffers [\"exp_avg\", \"exp_avg_sq\"]",
+        ),
+        (
+            grouped(ParamGroup::matching("*.bias").optimizer(Adam::default().eps(-1.0))),
+            "eps = -1",
+        ),
+        (
+            grouped(
+                ParamGroup::matching("*.bias")
+                    .frozen()
+                    .optimizer(Adam::default()),
+            ),
+            "frozen param group optimizer lr",
         ),
     ] {
         let err = fit_error(trainer, &blobs());

@@ -350,7 +350,7 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
             settings: GroupSettings {
                 lr_scale: 0.5,
                 weight_decay: Some(0.0),
-                frozen: false,
+                ..GroupSettings::default()
             },
         },
         ArenaGroup {
@@ -358,7 +358,7 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
             settings: GroupSettings {
                 lr_scale: 2.0,
                 weight_decay: Some(0.1),
-                frozen: false,
+                ..GroupSettings::default()
             },
         },
     ];
@@ -369,11 +369,39 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
     let configs = all_configs(0.01)
         .into_iter()
         .filter(|c| !matches!(c, OptimizerConfig::Rprop(_)));
+    let mut own_configs = 0;
     for (i, config) in configs.enumerate().step_by(3) {
         let seed = 900 + i as u64;
         differential_grouped(config, len, 3, clip, Some(3 * align), groups.clone(), seed);
         differential_grouped(config, len, 2, Clip::default(), None, groups.clone(), seed);
+        // Group 0 with hyperparameters of its own: the first other configuration of the
+        // optimizer's kind that keeps its state buffers (momentum, betas, ε, maximize, …).
+        let own = all_configs(0.01).into_iter().find(|&other| {
+            let settings = GroupSettings {
+                optimizer: Some(other),
+                ..GroupSettings::default()
+            };
+            let group = vec![ArenaGroup {
+                ranges: vec![0..4],
+                settings,
+            }];
+            other != config
+                && CpuOptimizer::new(config, 8)
+                    .unwrap()
+                    .with_groups(group)
+                    .is_ok()
+        });
+        let mut own_groups = groups.clone();
+        own_groups[0].settings.optimizer = own;
+        if own.is_some() {
+            differential_grouped(config, len, 3, clip, Some(3 * align), own_groups, seed + 50);
+            own_configs += 1;
+        }
     }
+    assert!(
+        own_configs >= 10,
+        "{own_configs} optimizers had a group of their kind"
+    );
     // Groups of many blocks (1024 elements each): 2 100 blocks in group 1, more than the
     // 2048 workgroups of its dispatch, so workgroups take a second block in turn; the rest
     // in blocks of group 0 on both sides of it, one ending with the arena's odd tail.
@@ -383,7 +411,7 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
         settings: GroupSettings {
             lr_scale: 0.25,
             weight_decay: Some(0.01),
-            frozen: false,
+            ..GroupSettings::default()
         },
     }];
     let adam: OptimizerConfig = Adam::default().lr(0.01).into();

@@ -11,7 +11,7 @@ use common::torch_fixture::fixture;
 use ndarray::{Array2, ArrayD};
 use steepest::nn::{Elementwise, Layer, Sequential};
 use steepest::{
-    AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Linear, Loss, LrSchedule,
+    Adam, AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Linear, Loss, LrSchedule,
     Nonlinearity, OptimizerConfig, ParamGroup, Rprop, Sgd, Trainer,
 };
 
@@ -238,6 +238,44 @@ fn train_frozen_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     );
 }
 
+/// The runs whose groups set hyperparameters of their own, as `torch_optim.py`'s groups do:
+/// Adam's biases with betas (0.8, 0.95) and ε 1e-6 at half the rate (cosine, clipped); Nesterov
+/// SGD's output layer with momentum 0.5, dampening 0.1, no Nesterov and no decay (StepLR).
+fn train_group_optimizer_cases_on<B: Backend>(backend: &B, backend_name: &str) {
+    let adam = Adam::default().lr(0.02).weight_decay(0.01);
+    check_training(
+        backend,
+        backend_name,
+        "classifier_group_optimizer",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| {
+            classifier_trainer(t).param_group(
+                ParamGroup::one_dimensional()
+                    .lr_scale(0.5)
+                    .optimizer(adam.betas(0.8, 0.95).eps(1e-6)),
+            )
+        },
+        adam,
+    );
+    check_training(
+        backend,
+        backend_name,
+        "regression_group_optimizer",
+        regression(),
+        Loss::MeanSquaredError,
+        |t| {
+            let output = nesterov().momentum(0.5).dampening(0.1).nesterov(false);
+            t.schedule(LrSchedule::step(4, 0.5)).param_group(
+                ParamGroup::matching("2.*")
+                    .optimizer(output)
+                    .weight_decay(0.0),
+            )
+        },
+        nesterov(),
+    );
+}
+
 #[test]
 fn training_runs_end_where_pytorchs_end_on_the_cpu() {
     train_both_cases_on(&CpuBackend, "the CPU");
@@ -266,4 +304,14 @@ fn frozen_parameters_train_as_pytorchs_on_the_cpu() {
 #[test]
 fn frozen_parameters_train_as_pytorchs_on_the_gpu() {
     train_frozen_cases_on(gpu(), "the GPU");
+}
+
+#[test]
+fn groups_with_hyperparameters_of_their_own_train_as_pytorchs_on_the_cpu() {
+    train_group_optimizer_cases_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn groups_with_hyperparameters_of_their_own_train_as_pytorchs_on_the_gpu() {
+    train_group_optimizer_cases_on(gpu(), "the GPU");
 }

@@ -120,7 +120,8 @@ impl OptimizerCore {
             });
         }
         for group in &groups {
-            group.settings.apply(&self.config)?;
+            let grouped = group.settings.apply(&self.config)?;
+            self.check_group_optimizer(group, &grouped)?;
         }
         let segments = segments(self.len, &groups)?;
         let trains = |group: usize| group == 0 || !groups[group - 1].settings.frozen;
@@ -136,6 +137,54 @@ impl OptimizerCore {
         }
         self.segments = segments;
         self.groups = groups;
+        Ok(())
+    }
+
+    /// Checks a group's own optimizer settings (`GroupSettings::optimizer`), `grouped` being
+    /// the configuration its parameters get: the optimizer's rate (the group's is set by
+    /// `lr_scale`), and the same state buffers starting at the same values, since a group
+    /// shares the optimizer's state arenas.
+    fn check_group_optimizer(&self, group: &ArenaGroup, grouped: &OptimizerConfig) -> Result<()> {
+        let Some(own) = group.settings.optimizer else {
+            return Ok(());
+        };
+        let name = self.config.name();
+        let bad = |setting: &str, value: f64, rule: String| {
+            Err(Error::InvalidHyperparameter {
+                optimizer: name,
+                name: format!("param group optimizer {setting}"),
+                value,
+                rule,
+            })
+        };
+        if own.lr() != self.config.lr() {
+            return bad(
+                "lr",
+                own.lr(),
+                format!(
+                    "must be the optimizer's ({}): a group's rate is the optimizer's times its \
+                     lr_scale, so schedules and the plateau rule move every group alike",
+                    self.config.lr()
+                ),
+            );
+        }
+        let (slots, own_slots) = (self.slot_names(), self.slot_names_with(grouped));
+        let starts = Self::initial_state_values_of(grouped);
+        if slots != own_slots || starts != self.initial_state_values() {
+            let state = |names: SlotNames| names.iter().flatten().copied().collect::<Vec<_>>();
+            return bad(
+                "state",
+                f64::from(starts[0]),
+                format!(
+                    "must keep the optimizer's state buffers {:?} starting at {:?}, not {:?} \
+                     starting at {starts:?} (momentum on or off, amsgrad, centered and an \
+                     initial accumulator are the optimizer's for every group)",
+                    state(slots),
+                    self.initial_state_values(),
+                    state(own_slots),
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -284,7 +333,12 @@ impl OptimizerCore {
 
     /// Names of the state buffers in slots 0, 1, 2 (PyTorch's state keys).
     pub fn slot_names(&self) -> SlotNames {
-        let rule = self.rule();
+        self.slot_names_with(&self.config)
+    }
+
+    /// The state slots an update with `config` (the optimizer's, or a group's) keeps.
+    fn slot_names_with(&self, config: &OptimizerConfig) -> SlotNames {
+        let rule = self.rule_with(config);
         match rule.algorithm {
             Algorithm::Sgd => [rule.momentum.then_some("momentum_buffer"), None, None],
             Algorithm::RmsProp => [
@@ -307,7 +361,11 @@ impl OptimizerCore {
 
     /// The value each state slot starts at.
     pub fn initial_state_values(&self) -> [f32; 3] {
-        match self.config {
+        Self::initial_state_values_of(&self.config)
+    }
+
+    fn initial_state_values_of(config: &OptimizerConfig) -> [f32; 3] {
+        match *config {
             OptimizerConfig::Adagrad(c) => [c.initial_accumulator_value as f32, 0.0, 0.0],
             // Every step size starts at the learning rate.
             OptimizerConfig::Rprop(c) => [0.0, c.lr as f32, 0.0],

@@ -8,9 +8,8 @@ use std::ops::Range;
 use super::OptimizerConfig;
 use crate::error::{Error, Result};
 
-/// What a parameter group changes: the learning rate, as a factor of the optimizer's, and
-/// the weight decay; or that its parameters are frozen. Everything else (betas, momentum, ε,
-/// …) is the optimizer's.
+/// What a parameter group changes: the learning rate, as a factor of the optimizer's, the
+/// weight decay and any other hyperparameter (`optimizer`); or that its parameters are frozen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupSettings {
     /// The group's learning rate over the optimizer's (1: the same): PyTorch's group `lr` is
@@ -29,6 +28,13 @@ pub struct GroupSettings {
     /// left as it started, their gradients left out of clipping's norm and of the monitoring
     /// sums. A frozen group takes no other setting.
     pub frozen: bool,
+    /// The group's own hyperparameters (PyTorch lets a group set any of its optimizer's: betas,
+    /// ε, momentum, Nesterov, …), as a configuration of the optimizer's kind, or `None` for the
+    /// optimizer's. Its `lr` must be the optimizer's (the group's rate is set by `lr_scale`),
+    /// and it must keep the optimizer's state buffers (momentum on or off, AMSGrad, centered
+    /// and an initial accumulator as the optimizer's); `weight_decay`, when set, overrides its
+    /// decay.
+    pub optimizer: Option<OptimizerConfig>,
 }
 
 impl Default for GroupSettings {
@@ -37,6 +43,7 @@ impl Default for GroupSettings {
             lr_scale: 1.0,
             weight_decay: None,
             frozen: false,
+            optimizer: None,
         }
     }
 }
@@ -47,16 +54,19 @@ impl GroupSettings {
     pub(crate) fn apply(&self, config: &OptimizerConfig) -> Result<OptimizerConfig> {
         let name = config.name();
         let scale = self.lr_scale;
-        if self.frozen && (scale != 1.0 || self.weight_decay.is_some()) {
-            let (setting, value) = match self.weight_decay {
-                Some(weight_decay) => ("weight_decay", weight_decay),
-                None => ("lr_scale", scale),
+        if self.frozen && (scale != 1.0 || self.weight_decay.is_some() || self.optimizer.is_some())
+        {
+            let (setting, value) = match (self.weight_decay, &self.optimizer) {
+                (Some(weight_decay), _) => ("weight_decay", weight_decay),
+                (None, Some(own)) => ("optimizer lr", own.lr()),
+                (None, None) => ("lr_scale", scale),
             };
             return Err(Error::InvalidHyperparameter {
                 optimizer: name,
                 name: format!("frozen param group {setting}"),
                 value,
-                rule: "a frozen group trains nothing, so it takes no lr_scale or weight_decay"
+                rule: "a frozen group trains nothing, so it takes no lr_scale, weight_decay or \
+                       optimizer"
                     .into(),
             });
         }
@@ -68,7 +78,19 @@ impl GroupSettings {
                 rule: "must be finite and ≥ 0".into(),
             });
         }
-        let mut grouped = config.with_lr(config.lr() * scale);
+        let own = match self.optimizer {
+            Some(own) if own.name() != name => {
+                return Err(Error::InvalidHyperparameter {
+                    optimizer: name,
+                    name: format!("param group optimizer {}", own.name()),
+                    value: own.lr(),
+                    rule: format!("must configure {name}, the optimizer's kind"),
+                });
+            }
+            Some(own) => own,
+            None => *config,
+        };
+        let mut grouped = own.with_lr(config.lr() * scale);
         if let Some(weight_decay) = self.weight_decay {
             grouped = grouped.with_weight_decay(weight_decay).ok_or_else(|| {
                 Error::InvalidHyperparameter {
@@ -149,6 +171,13 @@ impl ParamGroup {
     /// The group's weight decay ([`GroupSettings::weight_decay`]).
     pub fn weight_decay(mut self, weight_decay: f64) -> Self {
         self.settings.weight_decay = Some(weight_decay);
+        self
+    }
+
+    /// The group's own hyperparameters ([`GroupSettings::optimizer`]): a configuration of the
+    /// optimizer's kind, with the optimizer's `lr`.
+    pub fn optimizer(mut self, config: impl Into<OptimizerConfig>) -> Self {
+        self.settings.optimizer = Some(config.into());
         self
     }
 
@@ -483,7 +512,7 @@ mod tests {
         let halved = GroupSettings {
             lr_scale: 0.5,
             weight_decay: Some(0.0),
-            frozen: false,
+            ..GroupSettings::default()
         };
         core.set_groups(vec![ArenaGroup {
             ranges: vec![0..5],
@@ -504,7 +533,7 @@ mod tests {
             settings: GroupSettings {
                 lr_scale: 1e10,
                 weight_decay: None,
-                frozen: false,
+                ..GroupSettings::default()
             },
         }])
         .unwrap();
@@ -518,7 +547,7 @@ mod tests {
         let grouped = GroupSettings {
             lr_scale: 0.5,
             weight_decay: Some(0.0),
-            frozen: false,
+            ..GroupSettings::default()
         }
         .apply(&adamw)
         .unwrap();
@@ -527,14 +556,14 @@ mod tests {
         let bad = GroupSettings {
             lr_scale: -1.0,
             weight_decay: None,
-            frozen: false,
+            ..GroupSettings::default()
         };
         assert!(bad.apply(&adamw).is_err());
         let rprop: OptimizerConfig = crate::optim::Rprop::default().into();
         let decay = GroupSettings {
             lr_scale: 1.0,
             weight_decay: Some(0.1),
-            frozen: false,
+            ..GroupSettings::default()
         };
         assert!(decay.apply(&rprop).is_err());
     }
@@ -598,6 +627,52 @@ mod tests {
                 settings: frozen,
             }])
             .unwrap();
+    }
+
+    #[test]
+    fn a_group_optimizer_keeps_the_kind_the_rate_and_the_state() {
+        use crate::optim::{Adagrad, Adam, AdamW, OptimizerCore, Sgd};
+        let check = |base: OptimizerConfig, own: OptimizerConfig| {
+            let mut core = OptimizerCore::new(base, 10)?;
+            let settings = GroupSettings {
+                optimizer: Some(own),
+                lr_scale: 0.5,
+                ..GroupSettings::default()
+            };
+            core.set_groups(vec![ArenaGroup {
+                ranges: vec![0..4],
+                settings,
+            }])
+            .map(|()| core)
+        };
+        let adam = Adam::default().lr(0.01);
+        let core = check(adam.into(), adam.betas(0.8, 0.95).eps(1e-6).into()).unwrap();
+        // The group's own betas and ε, at half the optimizer's rate (as lr_scale says).
+        let OptimizerConfig::Adam(own) = core.group_config(1).unwrap() else {
+            panic!("not Adam");
+        };
+        assert_eq!((own.betas, own.eps, own.lr), ((0.8, 0.95), 1e-6, 0.005));
+        let sgd = Sgd::default().lr(0.1).momentum(0.9);
+        check(sgd.into(), sgd.momentum(0.5).nesterov(true).into()).unwrap();
+        // Refused: another kind, another rate, other state buffers or starting values.
+        for (base, own, words) in [
+            (
+                adam.into(),
+                AdamW::default().lr(0.01).into(),
+                "must configure Adam",
+            ),
+            (adam.into(), adam.lr(0.02).into(), "lr = 0.02"),
+            (adam.into(), adam.amsgrad(true).into(), "max_exp_avg_sq"),
+            (sgd.into(), sgd.momentum(0.0).into(), "momentum_buffer"),
+            (
+                Adagrad::default().into(),
+                Adagrad::default().initial_accumulator_value(0.1).into(),
+                "starting at",
+            ),
+        ] {
+            let err = check(base, own).unwrap_err();
+            assert!(err.to_string().contains(words), "{err} lacks {words}");
+        }
     }
 
     #[test]

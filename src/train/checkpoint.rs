@@ -52,7 +52,7 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 10] {
 fn saved_setting(file: &File, key: &str) -> Option<String> {
     if let Some(value) = file.metadata.get(key) {
         return Some(match key {
-            "param_groups" => with_frozen_field(value),
+            "param_groups" => with_new_group_fields(value),
             _ => value.clone(),
         });
     }
@@ -66,10 +66,11 @@ fn saved_setting(file: &File, key: &str) -> Option<String> {
     }
 }
 
-/// The saved `param_groups` setting with `frozen: false` in every group's settings that were
-/// saved before groups could be frozen (`GroupSettings { lr_scale: …, weight_decay: … }`, no
-/// braces inside), so such a file resumes under the same groups today.
-fn with_frozen_field(saved: &str) -> String {
+/// The saved `param_groups` setting with the fields `GroupSettings` gained since (`frozen:
+/// false`, `optimizer: None`) in every group's settings saved without them (`GroupSettings {
+/// lr_scale: …, weight_decay: …[, frozen: …] }`, nothing nested), so such a file resumes under
+/// the same groups today.
+fn with_new_group_fields(saved: &str) -> String {
     const OPEN: &str = "GroupSettings {";
     let mut out = String::with_capacity(saved.len());
     let mut rest = saved;
@@ -79,8 +80,12 @@ fn with_frozen_field(saved: &str) -> String {
     {
         let fields = &rest[..end];
         out.push_str(fields);
-        if !fields.ends_with("frozen: false") && !fields.ends_with("frozen: true") {
-            out.push_str(", frozen: false");
+        // Today's settings name an optimizer (whose own braces end `fields` early).
+        if !fields.contains("optimizer:") {
+            if !fields.contains("frozen:") {
+                out.push_str(", frozen: false");
+            }
+            out.push_str(", optimizer: None");
         }
         rest = &rest[end..];
     }
@@ -427,20 +432,20 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_frozen_field;
+    use super::with_new_group_fields;
     use crate::optim::ParamGroup;
 
     #[test]
-    fn groups_saved_before_freezing_read_as_not_frozen() {
-        let old = "[ParamGroup { patterns: [\"*.bias\"], one_dimensional: true, settings: \
-                   GroupSettings { lr_scale: 0.5, weight_decay: Some(0.0) } }, ParamGroup { \
-                   patterns: [], one_dimensional: false, settings: GroupSettings { lr_scale: \
-                   1.0, weight_decay: None } }]";
-        let new = "[ParamGroup { patterns: [\"*.bias\"], one_dimensional: true, settings: \
-                   GroupSettings { lr_scale: 0.5, weight_decay: Some(0.0), frozen: false } }, \
-                   ParamGroup { patterns: [], one_dimensional: false, settings: GroupSettings { \
-                   lr_scale: 1.0, weight_decay: None, frozen: false } }]";
-        assert_eq!(with_frozen_field(old), new);
+    fn groups_saved_before_new_fields_read_with_their_defaults() {
+        // As the seventeenth session saved them (no `frozen`), and as the first commit with
+        // frozen groups did (no `optimizer`).
+        let oldest = "[ParamGroup { patterns: [\"*.bias\"], one_dimensional: true, settings: \
+                      GroupSettings { lr_scale: 0.5, weight_decay: Some(0.0) } }, ParamGroup { \
+                      patterns: [], one_dimensional: false, settings: GroupSettings { lr_scale: \
+                      1.0, weight_decay: None } }]";
+        let older = oldest
+            .replace("Some(0.0) }", "Some(0.0), frozen: false }")
+            .replace("None }", "None, frozen: true }");
         let groups = [
             ParamGroup::one_dimensional()
                 .or_matching("*.bias")
@@ -451,11 +456,23 @@ mod tests {
                 ..ParamGroup::matching("x")
             },
         ];
-        assert_eq!(format!("{groups:?}"), new, "today's text of such groups");
-        // Today's text, and one without groups, are left as they are.
-        assert_eq!(with_frozen_field(new), new);
-        let frozen = new.replacen("frozen: false", "frozen: true", 1);
-        assert_eq!(with_frozen_field(&frozen), frozen);
-        assert_eq!(with_frozen_field("[]"), "[]");
+        let today = format!("{groups:?}");
+        assert_eq!(with_new_group_fields(oldest), today);
+        let frozen = today.replacen(
+            "frozen: false, optimizer: None } }]",
+            "frozen: true, optimizer: None } }]",
+            1,
+        );
+        assert_eq!(with_new_group_fields(&older), frozen);
+        // Today's text (with an optimizer's own braces inside), and no groups, are left alone.
+        assert_eq!(with_new_group_fields(&today), today);
+        let own = format!(
+            "{:?}",
+            [ParamGroup::matching("*.bias")
+                .optimizer(crate::optim::Adam::default().betas(0.8, 0.9))]
+        );
+        assert!(own.contains("optimizer: Some(Adam(Adam {"), "{own}");
+        assert_eq!(with_new_group_fields(&own), own);
+        assert_eq!(with_new_group_fields("[]"), "[]");
     }
 }

@@ -219,13 +219,39 @@ fn schedules_give_the_documented_rates() {
         close(*a, b);
     }
     close(warm.lr_at(1.0, 14), 0.5);
+    // From a start factor of one's own (PyTorch's LinearLR): f, then equal steps to 1.
+    let from = LrSchedule::step(10, 0.5).with_warmup_from(4, 0.2);
+    let rates: Vec<f64> = (0..6).map(|t| from.lr_at(1.0, t)).collect();
+    for (a, b) in rates.iter().zip([0.2, 0.4, 0.6, 0.8, 1.0, 1.0]) {
+        close(*a, b);
+    }
+    let from = LrSchedule::constant().with_warmup_from(5, 0.1);
+    for (t, want) in [(0, 0.1), (1, 0.28), (4, 0.82), (5, 1.0)] {
+        close(from.lr_at(1.0, t), want);
+    }
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        assert!(
+            LrSchedule::constant()
+                .with_warmup_from(5, bad)
+                .validate()
+                .is_err()
+        );
+    }
+    // A start factor without warm-up steps would change nothing: refused.
+    assert!(
+        LrSchedule::constant()
+            .with_warmup_from(0, 0.5)
+            .validate()
+            .is_err()
+    );
     assert!(matches!(
         LrSchedule {
             decay: Decay::Step {
                 every: 0,
                 gamma: 0.5
             },
-            warmup: 0
+            warmup: 0,
+            warmup_start: None,
         }
         .validate(),
         Err(Error::InvalidHyperparameter { .. })
@@ -263,6 +289,7 @@ fn schedules_give_the_documented_rates() {
                 gamma: 0.5,
             },
             warmup: 0,
+            warmup_start: None,
         },
         "milestones",
     );

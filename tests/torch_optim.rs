@@ -170,6 +170,8 @@ fn cases() -> Vec<Case> {
             .schedule(LrSchedule::cosine_warm_restarts(3, 2, 0.01)),
         case("adamw_warmup_cosine", AdamW::default().lr(0.01))
             .schedule(LrSchedule::cosine(steps - 5, 0.0).with_warmup(4)),
+        case("sgd_momentum_linear_warmup_step", sgd(0.1, 0.9))
+            .schedule(LrSchedule::step(3, 0.5).with_warmup_from(5, 0.1)),
         case("adam_one_cycle", Adam::default().lr(0.01))
             .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
         case("sgd_one_cycle_linear_three_phase", sgd(0.1, 0.9)).schedule(LrSchedule::one_cycle(

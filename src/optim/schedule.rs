@@ -70,14 +70,20 @@ pub enum Decay {
 }
 
 /// A decay with an optional linear warm-up in front: for the first `warmup` updates the rate
-/// climbs linearly, `lr_at(t) = lr_after_warmup(0)·(t + 1)/(warmup + 1)`; afterwards the decay
-/// runs with its clock starting at 0.
+/// climbs linearly, `lr_at(t) = lr_after_warmup(0)·(t + 1)/(warmup + 1)` (or from a start
+/// factor of one's own, PyTorch's `LinearLR`); afterwards the decay runs with its clock
+/// starting at 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LrSchedule {
     /// The decay.
     pub decay: Decay,
     /// Updates of linear warm-up before the decay starts (0: none).
     pub warmup: u64,
+    /// Where the warm-up starts, as a fraction f of the rate it climbs to: update t < warmup
+    /// runs at `f + (1 − f)·t/warmup` of it, PyTorch's `LinearLR(start_factor=f,
+    /// total_iters=warmup)` in a `SequentialLR` before the decay. `None`: f = 1/(warmup + 1),
+    /// the rate of update t then being (t + 1)/(warmup + 1) of it.
+    pub warmup_start: Option<f64>,
 }
 
 impl Default for LrSchedule {
@@ -92,6 +98,7 @@ impl LrSchedule {
         Self {
             decay: Decay::Constant,
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// α₀·γ^⌊t/every⌋.
@@ -99,6 +106,7 @@ impl LrSchedule {
         Self {
             decay: Decay::Step { every, gamma },
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// α₀·γ^(the milestones ≤ t), PyTorch's `MultiStepLR`; the milestones in any order.
@@ -108,6 +116,7 @@ impl LrSchedule {
         Self {
             decay: Decay::MultiStep { milestones, gamma },
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// α₀·(1 − min(t, total)/total)^power, PyTorch's `PolynomialLR`.
@@ -115,6 +124,7 @@ impl LrSchedule {
         Self {
             decay: Decay::Polynomial { total, power },
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// α₀·e^(−k·t).
@@ -122,6 +132,7 @@ impl LrSchedule {
         Self {
             decay: Decay::Exponential { k },
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// α₀/(1 + k·t).
@@ -129,6 +140,7 @@ impl LrSchedule {
         Self {
             decay: Decay::InverseTime { k },
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// Cosine annealing from α₀ to `min_lr` over `period` updates.
@@ -136,6 +148,7 @@ impl LrSchedule {
         Self {
             decay: Decay::Cosine { period, min_lr },
             warmup: 0,
+            warmup_start: None,
         }
     }
     /// Cosine annealing from α₀ to `min_lr` over `period` updates, restarting at α₀ with
@@ -148,6 +161,7 @@ impl LrSchedule {
                 min_lr,
             },
             warmup: 0,
+            warmup_start: None,
         }
     }
 
@@ -156,13 +170,27 @@ impl LrSchedule {
         Self {
             decay: Decay::OneCycle(cycle),
             warmup: 0,
+            warmup_start: None,
         }
     }
 
-    /// The same schedule behind `steps` updates of linear warm-up.
+    /// The same schedule behind `steps` updates of linear warm-up, from 1/(steps + 1) of the
+    /// rate it climbs to.
     pub fn with_warmup(self, steps: u64) -> Self {
         Self {
             warmup: steps,
+            warmup_start: None,
+            ..self
+        }
+    }
+
+    /// The same schedule behind `steps` updates of linear warm-up from `start_factor` of the
+    /// rate it climbs to (0 < start_factor ≤ 1), as PyTorch's `LinearLR(start_factor,
+    /// total_iters=steps)` followed by the decay in a `SequentialLR` with `milestones=[steps]`.
+    pub fn with_warmup_from(self, steps: u64, start_factor: f64) -> Self {
+        Self {
+            warmup: steps,
+            warmup_start: Some(start_factor),
             ..self
         }
     }
@@ -180,6 +208,19 @@ impl LrSchedule {
         if self.warmup == u64::MAX {
             // lr_at divides by warmup + 1.
             return bad("warmup", self.warmup as f64, "must be < 2^64 − 1 steps");
+        }
+        match self.warmup_start {
+            Some(f) if !(f.is_finite() && f > 0.0 && f <= 1.0) => {
+                return bad(
+                    "warmup_start",
+                    f,
+                    "must be in (0, 1], as LinearLR's start_factor",
+                );
+            }
+            Some(f) if self.warmup == 0 => {
+                return bad("warmup_start", f, "needs warm-up steps (warmup > 0)");
+            }
+            _ => {}
         }
         match self.decay {
             Decay::MultiStep { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => {
@@ -273,7 +314,11 @@ impl LrSchedule {
     pub fn lr_at(&self, base_lr: f64, t: u64) -> f64 {
         if t < self.warmup {
             // t < warmup, so neither sum overflows (and `validate` refuses warmup = u64::MAX).
-            return self.decayed(base_lr, 0) * (t as f64 + 1.0) / (self.warmup as f64 + 1.0);
+            let start = self.decayed(base_lr, 0);
+            return match self.warmup_start {
+                None => start * (t as f64 + 1.0) / (self.warmup as f64 + 1.0),
+                Some(f) => start * (f + (1.0 - f) * t as f64 / self.warmup as f64),
+            };
         }
         self.decayed(base_lr, t - self.warmup)
     }

@@ -53,6 +53,7 @@ fn saved_setting(file: &File, key: &str) -> Option<String> {
     if let Some(value) = file.metadata.get(key) {
         return Some(match key {
             "param_groups" => with_new_group_fields(value),
+            "schedule" => with_warmup_start_field(value),
             _ => value.clone(),
         });
     }
@@ -91,6 +92,17 @@ fn with_new_group_fields(saved: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The saved `schedule` setting with `warmup_start: None` where it was saved before the
+/// field existed (`LrSchedule { decay: …, warmup: N }`, the warm-up every schedule had then).
+fn with_warmup_start_field(saved: &str) -> String {
+    match saved.strip_suffix(" }") {
+        Some(fields) if !fields.contains("warmup_start:") => {
+            format!("{fields}, warmup_start: None }}")
+        }
+        _ => saved.to_string(),
+    }
 }
 
 /// Whether the settings named by `keys` are the same in the file as in `trainer`.
@@ -474,5 +486,19 @@ mod tests {
         assert!(own.contains("optimizer: Some(Adam(Adam {"), "{own}");
         assert_eq!(with_new_group_fields(&own), own);
         assert_eq!(with_new_group_fields("[]"), "[]");
+    }
+
+    #[test]
+    fn schedules_saved_before_warmup_start_read_as_the_warmup_they_had() {
+        use super::with_warmup_start_field;
+        use crate::optim::LrSchedule;
+        let schedule = LrSchedule::cosine(10, 0.0).with_warmup(3);
+        let today = format!("{schedule:?}");
+        let before = today.replace(", warmup_start: None", "");
+        assert!(!before.contains("warmup_start"), "{before}");
+        assert_eq!(with_warmup_start_field(&before), today);
+        assert_eq!(with_warmup_start_field(&today), today);
+        let own = format!("{:?}", LrSchedule::cosine(10, 0.0).with_warmup_from(3, 0.1));
+        assert_eq!(with_warmup_start_field(&own), own);
     }
 }

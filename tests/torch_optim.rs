@@ -10,7 +10,7 @@ mod common;
 
 use common::gpu;
 use common::torch_fixture::{STEPS, fixture, has_fixture};
-use steepest::optim::{Mode, OneCycle, ReduceLrOnPlateau, Threshold};
+use steepest::optim::{Cyclic, CyclicMode, Mode, OneCycle, ReduceLrOnPlateau, Threshold};
 use steepest::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, GpuBuffer, GpuOptimizer,
     LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
@@ -172,6 +172,16 @@ fn cases() -> Vec<Case> {
             .schedule(LrSchedule::cosine(steps - 5, 0.0).with_warmup(4)),
         case("sgd_momentum_linear_warmup_step", sgd(0.1, 0.9))
             .schedule(LrSchedule::step(3, 0.5).with_warmup_from(5, 0.1)),
+        case("sgd_cyclic_triangular", sgd(0.1, 0.9))
+            .schedule(LrSchedule::cyclic(Cyclic::new(0.01, 3).step_size_down(2))),
+        case("adam_cyclic_exp_range", Adam::default().lr(0.01)).schedule(LrSchedule::cyclic(
+            Cyclic::new(0.001, 4).mode(CyclicMode::ExpRange { gamma: 0.9 }),
+        )),
+        case("sgd_cyclic_triangular2_fixed_momentum", sgd(0.1, 0.0)).schedule(LrSchedule::cyclic(
+            Cyclic::new(0.02, 2)
+                .mode(CyclicMode::Triangular2)
+                .without_momentum_cycle(),
+        )),
         case("adam_one_cycle", Adam::default().lr(0.01))
             .schedule(LrSchedule::one_cycle(OneCycle::new(steps))),
         case("sgd_one_cycle_linear_three_phase", sgd(0.1, 0.9)).schedule(LrSchedule::one_cycle(

@@ -11,6 +11,7 @@
 mod common;
 mod config;
 mod core;
+mod cyclic;
 mod groups;
 mod one_cycle;
 mod optimizer;
@@ -23,6 +24,7 @@ pub use config::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
+pub use cyclic::{Cyclic, CyclicMode};
 pub(crate) use groups::Segment;
 pub use groups::{ArenaGroup, GroupSettings, ParamGroup};
 pub use one_cycle::{Anneal, OneCycle};

@@ -3,6 +3,7 @@
 use std::f64::consts::PI;
 
 use super::OptimizerConfig;
+use super::cyclic::Cyclic;
 use super::one_cycle::OneCycle;
 use crate::error::{Error, Result};
 
@@ -67,6 +68,9 @@ pub enum Decay {
     /// The 1cycle policy with α₀ as its peak (PyTorch's `OneCycleLR` with `max_lr` = α₀),
     /// which also cycles the momentum; it has its own warm-up, so it takes no other.
     OneCycle(OneCycle),
+    /// A cyclical rate peaking at α₀ (PyTorch's `CyclicLR` with `max_lr` = α₀), which also
+    /// cycles the momentum; it starts at its base rate, so it takes no warm-up.
+    Cyclic(Cyclic),
 }
 
 /// A decay with an optional linear warm-up in front: for the first `warmup` updates the rate
@@ -174,6 +178,15 @@ impl LrSchedule {
         }
     }
 
+    /// A cyclical rate (PyTorch's `CyclicLR`), peaking at the optimizer's learning rate.
+    pub fn cyclic(cycle: Cyclic) -> Self {
+        Self {
+            decay: Decay::Cyclic(cycle),
+            warmup: 0,
+            warmup_start: None,
+        }
+    }
+
     /// The same schedule behind `steps` updates of linear warm-up, from 1/(steps + 1) of the
     /// rate it climbs to.
     pub fn with_warmup(self, steps: u64) -> Self {
@@ -247,6 +260,12 @@ impl LrSchedule {
                 "must be 0 with a one-cycle schedule, which warms up itself",
             ),
             Decay::OneCycle(cycle) => cycle.validate(),
+            Decay::Cyclic(_) if self.warmup > 0 => bad(
+                "warmup",
+                self.warmup as f64,
+                "must be 0 with a cyclic schedule, which starts at its base rate and climbs",
+            ),
+            Decay::Cyclic(cycle) => cycle.validate(),
             Decay::Constant => Ok(()),
             Decay::Step { every: 0, .. } => bad("every", 0.0, "must be > 0"),
             Decay::Step { gamma, .. } if !(gamma.is_finite() && gamma > 0.0) => {
@@ -295,15 +314,19 @@ impl LrSchedule {
             OptimizerConfig::Adadelta(_) => Some("Adadelta, which has no momentum,"),
             _ => None,
         };
+        let policy = match self.decay {
+            Decay::Cyclic(_) => "Cyclic",
+            _ => "OneCycle",
+        };
         match unused {
             Some(what) => Err(Error::InvalidHyperparameter {
-                optimizer: "OneCycle",
+                optimizer: policy,
                 name: "momentum".into(),
                 value: momentum,
                 rule: format!(
                     "a cycled momentum needs an optimizer that uses one: {what} would ignore it \
                      (give it a momentum > 0, which the cycle replaces, or use \
-                     OneCycle::without_momentum_cycle)"
+                     {policy}::without_momentum_cycle)"
                 ),
             }),
             None => Ok(()),
@@ -349,14 +372,17 @@ impl LrSchedule {
                 min_lr + (base_lr - min_lr) * (1.0 + (PI * into as f64 / length as f64).cos()) / 2.0
             }
             Decay::OneCycle(cycle) => cycle.at(base_lr, t).0,
+            Decay::Cyclic(cycle) => cycle.at(base_lr, t).0,
         }
     }
 
     /// The momentum (Adam's β1, SGD's and RMSprop's momentum) for update `t` (0-based), where
-    /// the schedule sets it: a one-cycle schedule that cycles it. `None`: the optimizer's own.
+    /// the schedule sets it: a one-cycle or cyclic schedule that cycles it. `None`: the
+    /// optimizer's own.
     pub fn momentum_at(&self, t: u64) -> Option<f64> {
         match self.decay {
             Decay::OneCycle(cycle) => cycle.at(0.0, t).1,
+            Decay::Cyclic(cycle) => cycle.at(0.0, t).1,
             _ => None,
         }
     }

@@ -1,7 +1,8 @@
 //! How a `GpuOptimizer` cuts its arena into dispatches: binding chunks, and in each one update
 //! dispatch (with parameter groups one per group present in it, whose workgroups take the
 //! group's blocks from a table built once) and one Σg² for clipping per run of trained
-//! parameters (a frozen group has neither); and the partial sums they share. Built when the optimizer is (or its chunking or groups change), never per step.
+//! parameters (a frozen group has neither); and the partial sums they share. Built when the
+//! optimizer is (or its chunking or groups change), never per step.
 
 use super::GpuBuffer;
 use super::context::GpuContext;

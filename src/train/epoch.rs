@@ -10,7 +10,11 @@ use crate::nn::Model;
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
-    /// validation pass, and one readback of every measurement.
+    /// validation pass, and one readback of every measurement. What acts between epochs (the
+    /// stopping rules, `restore_best`, the learning-rate rule on plateaus, checkpoints) is
+    /// [`Session::run`]'s: a loop of one's own around `run_epoch` applies what it wants of it
+    /// itself ([`Session::set_lr`], [`Session::save_checkpoint`], a `ReduceLrOnPlateau` stepped by
+    /// hand).
     pub fn run_epoch(&mut self) -> Result<EpochRecord> {
         let len = self.train_len("Session::run_epoch")?;
         while !self.epoch_done() {

@@ -185,75 +185,35 @@ fn linear_and_layer_norm_match_pytorch() {
     linear_and_layer_norm_match_pytorch_on(gpu(), "gpu");
 }
 
-fn losses_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
-    let (x, t) = (fixture("loss.x"), fixture("loss.t"));
+/// `cases` of the fixture's losses under `prefix` (its logits `{prefix}.x`, targets
+/// `{prefix}.t`, and each case's value and gradient) on `backend`, against PyTorch's.
+fn losses_match_pytorch_on<B: Backend>(
+    backend: &B,
+    name: &str,
+    prefix: &str,
+    cases: &[(&str, Loss)],
+) {
+    let (x, t) = (
+        fixture(&format!("{prefix}.x")),
+        fixture(&format!("{prefix}.t")),
+    );
     let (logits, targets) = (
         backend.upload(x.view()).unwrap(),
         backend.upload(t.view()).unwrap(),
     );
-    for (case, loss) in [
-        ("mse", Loss::MeanSquaredError),
-        ("l1", Loss::L1),
-        ("huber_1", Loss::Huber { delta: 1.0 }),
-        ("huber_0.5", Loss::Huber { delta: 0.5 }),
-        ("smooth_l1_1", Loss::SmoothL1 { beta: 1.0 }),
-        ("smooth_l1_0.3", Loss::SmoothL1 { beta: 0.3 }),
-    ] {
+    for &(case, loss) in cases {
         let mut grad = backend.zeros(x.nrows(), x.ncols()).unwrap();
         let mut totals = backend.zeros(1, 4).unwrap();
         backend
             .loss_into(loss, &logits, &targets, Some(&mut grad), &mut totals, 0)
             .unwrap();
         let value = backend.download(&totals).unwrap()[[0, 0]] / x.nrows() as f32;
-        let want = fixture(&format!("loss.{case}.value"))[[0, 0]];
-        assert!(
-            (value - want).abs() <= 1e-6 * want.abs() + 1e-7,
-            "{name} {case}: loss {value}, PyTorch {want}"
-        );
-        let want = fixture(&format!("loss.{case}.grad"));
-        assert_close(
-            &format!("{name} {case} gradient"),
-            &backend.download(&grad).unwrap(),
-            &want,
-            &tol(&want, 1e-6, 1e-8),
-        );
-    }
-}
-
-#[test]
-fn regression_losses_match_pytorch() {
-    losses_match_pytorch_on(&CpuBackend, "cpu");
-    losses_match_pytorch_on(gpu(), "gpu");
-}
-
-/// Softmax cross-entropy, plain and with label smoothing, against
-/// `nn.CrossEntropyLoss(label_smoothing=ε)` on 7 rows of 5 logits (one row of ±40 and more).
-fn cross_entropies_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
-    let (x, t) = (fixture("ce.x"), fixture("ce.t"));
-    let (logits, targets) = (
-        backend.upload(x.view()).unwrap(),
-        backend.upload(t.view()).unwrap(),
-    );
-    let smoothed = |smoothing| Loss::SoftmaxCrossEntropySmoothed { smoothing };
-    for (case, loss) in [
-        ("plain", Loss::SoftmaxCrossEntropy),
-        ("plain", smoothed(0.0)),
-        ("0.1", smoothed(0.1)),
-        ("0.35", smoothed(0.35)),
-        ("1", smoothed(1.0)),
-    ] {
-        let mut grad = backend.zeros(x.nrows(), x.ncols()).unwrap();
-        let mut totals = backend.zeros(1, 4).unwrap();
-        backend
-            .loss_into(loss, &logits, &targets, Some(&mut grad), &mut totals, 0)
-            .unwrap();
-        let value = backend.download(&totals).unwrap()[[0, 0]] / x.nrows() as f32;
-        let want = fixture(&format!("ce.{case}.value"))[[0, 0]];
+        let want = fixture(&format!("{prefix}.{case}.value"))[[0, 0]];
         assert!(
             (value - want).abs() <= 1e-6 * want.abs() + 1e-7,
             "{name} {loss:?}: loss {value}, PyTorch {want}"
         );
-        let want = fixture(&format!("ce.{case}.grad"));
+        let want = fixture(&format!("{prefix}.{case}.grad"));
         assert_close(
             &format!("{name} {loss:?} gradient"),
             &backend.download(&grad).unwrap(),
@@ -263,10 +223,42 @@ fn cross_entropies_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
     }
 }
 
+/// The regression losses on 6 × 3 outputs, a few differences exactly 0 and at the threshold.
+const REGRESSION_LOSSES: [(&str, Loss); 6] = [
+    ("mse", Loss::MeanSquaredError),
+    ("l1", Loss::L1),
+    ("huber_1", Loss::Huber { delta: 1.0 }),
+    ("huber_0.5", Loss::Huber { delta: 0.5 }),
+    ("smooth_l1_1", Loss::SmoothL1 { beta: 1.0 }),
+    ("smooth_l1_0.3", Loss::SmoothL1 { beta: 0.3 }),
+];
+
+#[test]
+fn regression_losses_match_pytorch() {
+    losses_match_pytorch_on(&CpuBackend, "cpu", "loss", &REGRESSION_LOSSES);
+    losses_match_pytorch_on(gpu(), "gpu", "loss", &REGRESSION_LOSSES);
+}
+
+/// Softmax cross-entropy, plain and with label smoothing, against
+/// `nn.CrossEntropyLoss(label_smoothing=ε)` on 7 rows of 5 logits (one row of ±40 and more).
+const CROSS_ENTROPIES: [(&str, Loss); 5] = [
+    ("plain", Loss::SoftmaxCrossEntropy),
+    (
+        "plain",
+        Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.0 },
+    ),
+    ("0.1", Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.1 }),
+    (
+        "0.35",
+        Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.35 },
+    ),
+    ("1", Loss::SoftmaxCrossEntropySmoothed { smoothing: 1.0 }),
+];
+
 #[test]
 fn cross_entropies_match_pytorch() {
-    cross_entropies_match_pytorch_on(&CpuBackend, "cpu");
-    cross_entropies_match_pytorch_on(gpu(), "gpu");
+    losses_match_pytorch_on(&CpuBackend, "cpu", "ce", &CROSS_ENTROPIES);
+    losses_match_pytorch_on(gpu(), "gpu", "ce", &CROSS_ENTROPIES);
 }
 
 /// The fixture model: Linear(3, 8) → LayerNorm(8) → GELU → Residual(Linear(8, 8) → SiLU →

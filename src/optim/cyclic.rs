@@ -153,14 +153,7 @@ impl Cyclic {
                 return bad("gamma", gamma, "must be finite and > 0");
             }
         }
-        if let Some((base, max)) = self.momentum {
-            for (name, m) in [("base_momentum", base), ("max_momentum", max)] {
-                if !(0.0..1.0).contains(&m) {
-                    return bad(name, m, "must be in [0, 1)");
-                }
-            }
-        }
-        Ok(())
+        super::one_cycle::check_momentum_cycle("Cyclic", self.momentum)
     }
 }
 

@@ -204,15 +204,30 @@ impl OneCycle {
                 return bad(name, value, "must be finite and > 0");
             }
         }
-        if let Some((base, max)) = self.momentum {
-            for (name, value) in [("base_momentum", base), ("max_momentum", max)] {
-                if !(0.0..1.0).contains(&value) {
-                    return bad(name, value, "must be in [0, 1)");
-                }
-            }
-        }
-        Ok(())
+        check_momentum_cycle("OneCycle", self.momentum)
     }
+}
+
+/// A cycled momentum's `(base_momentum, max_momentum)`, each in [0, 1), for `policy` (the
+/// one-cycle's and the cyclic schedule's).
+pub(super) fn check_momentum_cycle(
+    policy: &'static str,
+    momentum: Option<(f64, f64)>,
+) -> Result<()> {
+    let Some((base, max)) = momentum else {
+        return Ok(());
+    };
+    for (name, value) in [("base_momentum", base), ("max_momentum", max)] {
+        if !(0.0..1.0).contains(&value) {
+            return Err(Error::InvalidHyperparameter {
+                optimizer: policy,
+                name: name.to_string(),
+                value,
+                rule: "must be in [0, 1)".to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! schedule, clipping and step count), the update's branches (`UpdateRule`) and its state
 //! slots. The per-step scalars it computes are in `scalars.rs`.
 
-use super::groups::{ArenaGroup, Segment, segments};
+use super::segments::{ArenaGroup, Segment, segments};
 use super::{Clip, LrSchedule, NAdam, OptimizerConfig, OptimizerState, RAdam};
 use crate::error::{Error, Result};
 

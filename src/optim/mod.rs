@@ -18,6 +18,7 @@ mod optimizer;
 mod plateau;
 mod scalars;
 mod schedule;
+mod segments;
 
 pub(crate) use common::common_optimizer_methods;
 pub use config::{
@@ -25,13 +26,14 @@ pub use config::{
 };
 pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
 pub use cyclic::{Cyclic, CyclicMode};
-pub(crate) use groups::Segment;
-pub use groups::{ArenaGroup, GroupSettings, ParamGroup};
+pub use groups::{GroupSettings, ParamGroup};
 pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;
 pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};
 pub(crate) use scalars::StepScalars;
 pub use schedule::{Decay, LrSchedule};
+pub use segments::ArenaGroup;
+pub(crate) use segments::Segment;
 
 use crate::error::{Error, Result};
 

@@ -168,6 +168,20 @@ impl OptimizerCore {
                 ),
             );
         }
+        // NAdam keeps one running product of μ_t, a function of β1 and momentum_decay.
+        if let (OptimizerConfig::NAdam(base), OptimizerConfig::NAdam(own)) = (self.config, own) {
+            if (own.betas.0, own.momentum_decay) != (base.betas.0, base.momentum_decay) {
+                return bad(
+                    "beta1 and momentum_decay",
+                    own.betas.0,
+                    format!(
+                        "must be the optimizer's ({} and {}): NAdam keeps one running product \
+                         of its momentum coefficients, which they set",
+                        base.betas.0, base.momentum_decay
+                    ),
+                );
+            }
+        }
         let (slots, own_slots) = (self.slot_names(), self.slot_names_with(grouped));
         let starts = Self::initial_state_values_of(grouped);
         if slots != own_slots || starts != self.initial_state_values() {

@@ -31,8 +31,9 @@ pub struct GroupSettings {
     /// ε, momentum, Nesterov, …), as a configuration of the optimizer's kind, or `None` for the
     /// optimizer's. Its `lr` must be the optimizer's (the group's rate is set by `lr_scale`),
     /// and it must keep the optimizer's state buffers (momentum on or off, AMSGrad, centered
-    /// and an initial accumulator as the optimizer's); `weight_decay`, when set, overrides its
-    /// decay.
+    /// and an initial accumulator as the optimizer's; NAdam's β1 and momentum decay too, which
+    /// set the one running product of its momentum coefficients); `weight_decay`, when set,
+    /// overrides its decay.
     pub optimizer: Option<OptimizerConfig>,
 }
 
@@ -506,7 +507,7 @@ mod tests {
 
     #[test]
     fn a_group_optimizer_keeps_the_kind_the_rate_and_the_state() {
-        use crate::optim::{Adagrad, Adam, AdamW, OptimizerCore, Sgd};
+        use crate::optim::{Adagrad, Adam, AdamW, NAdam, OptimizerCore, Sgd};
         let check = |base: OptimizerConfig, own: OptimizerConfig| {
             let mut core = OptimizerCore::new(base, 10)?;
             let settings = GroupSettings {
@@ -529,6 +530,8 @@ mod tests {
         assert_eq!((own.betas, own.eps, own.lr), ((0.8, 0.95), 1e-6, 0.005));
         let sgd = Sgd::default().lr(0.1).momentum(0.9);
         check(sgd.into(), sgd.momentum(0.5).nesterov(true).into()).unwrap();
+        let nadam = NAdam::default();
+        check(nadam.into(), nadam.betas(0.9, 0.99).eps(1e-6).into()).unwrap();
         // Refused: another kind, another rate, other state buffers or starting values.
         for (base, own, words) in [
             (
@@ -543,6 +546,16 @@ mod tests {
                 Adagrad::default().into(),
                 Adagrad::default().initial_accumulator_value(0.1).into(),
                 "starting at",
+            ),
+            (
+                NAdam::default().into(),
+                NAdam::default().momentum_decay(0.002).into(),
+                "one running product",
+            ),
+            (
+                NAdam::default().into(),
+                NAdam::default().betas(0.8, 0.999).into(),
+                "one running product",
             ),
         ] {
             let err = check(base, own).unwrap_err();

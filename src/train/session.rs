@@ -112,16 +112,19 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             .iter()
             .map(|p| (p.name.clone(), p.torch_shape.len()))
             .collect();
+        let offsets = net.params.offsets();
         let groups = ParamGroup::resolve(
             &trainer.param_groups,
             &tensors,
-            &net.params.offsets(),
+            &offsets,
             net.params.storage_len(),
         )?;
-        let frozen: Vec<bool> = tensors
+        // A tensor is frozen where the resolved groups put its start in a frozen range.
+        let frozen: Vec<bool> = offsets
             .iter()
-            .map(|(name, dims)| {
-                (trainer.param_groups.iter()).any(|g| g.settings.frozen && g.picks(name, *dims))
+            .map(|at| {
+                (groups.iter().filter(|g| g.settings.frozen))
+                    .any(|g| g.ranges.iter().any(|r| r.contains(at)))
             })
             .collect();
         let backward_from = net.first_trained_layer(&frozen);

@@ -16,13 +16,15 @@
 //                   in 32 different banks), so both the global reads and the global writes run
 //                   along rows: coalesced.
 //   transpose_vec4  rows, cols and both offsets multiples of 4 (the host checks): one
-//                   workgroup of 256 invocations per 64 × 64 tile of src, each moving the 4 × 4
-//                   block at rows 4·(t / 16).., columns 4·(t % 16).. of it (t its index in the
-//                   workgroup) as four vec4 loads along src's rows, transposed in registers
-//                   into four vec4 stores along out's rows. A memory-bound kernel moving 16
-//                   bytes per access issues a quarter of the scalar one's loads and stores;
-//                   sixteen neighbouring invocations read 256 contiguous bytes of a src row,
-//                   and each store fills a whole 32-byte sector of an out row.
+//                   workgroup of 256 invocations per 64 × 64 tile of src. Invocation t loads
+//                   the 4 × 4 block at block row t / 16, block column t % 16 of it as four vec4
+//                   loads along src's rows (sixteen neighbouring invocations read 256
+//                   contiguous bytes of a row), transposes it in registers and puts its four
+//                   columns in workgroup memory; after a barrier it stores the vec4 at block
+//                   row t % 16 of out rows 16·i + t / 16 (i < 4) of the tile from there,
+//                   sixteen neighbouring invocations writing 256 contiguous bytes of an out
+//                   row. Both sides move whole vec4s along rows: a quarter of the scalar
+//                   kernel's accesses, and every global access coalesced.
 //
 // Formula: out[c, r] = src[r, c]
 //
@@ -30,7 +32,8 @@
 // block's first row and column; with rows and cols multiples of 4 and blocks starting on
 // multiples of 4, the block's last row and column are then inside too, and every vec4 index
 // is (a multiple of 4) / 4); the host has checked both extents against the bound buffers;
-// the workgroup index is below 32 · 33.
+// workgroup indices are below 32 · 33 (`tile`) and 64 · 16 (`columns`: column < 64, slot
+// q ^ x < 16 for q < 16, x < 8).
 
 const TILE: u32 = 32u;
 const PITCH: u32 = 33u;
@@ -84,6 +87,13 @@ fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 }
 
 const TILE4: u32 = 64u;
+const BLOCKS4: u32 = 16u;  // 4 × 4 blocks along a side of the tile
+
+// The tile's columns (out's rows), each as 16 vec4s of 4 source rows: [column · 16 + slot],
+// the vec4 of block row q in slot q ^ ((column / 4) & 7). The XOR puts the vec4s that eight
+// neighbouring invocations store (one column of eight blocks side by side) and those they
+// load back (eight block rows of one column) in eight different 16-byte bank groups.
+var<workgroup> columns: array<vec4<f32>, 1024>;  // TILE4 × BLOCKS4
 
 @compute @workgroup_size(256, 1, 1)
 fn transpose_vec4(
@@ -94,17 +104,35 @@ fn transpose_vec4(
     if (id >= params.tiles) {
         return;
     }
-    let r = (id / params.tiles_c) * TILE4 + 4u * (t / 16u);
-    let c = (id % params.tiles_c) * TILE4 + 4u * (t % 16u);
-    if (r >= params.rows || c >= params.cols) {
-        return;
+    let r0 = (id / params.tiles_c) * TILE4;
+    let c0 = (id % params.tiles_c) * TILE4;
+    // Loads: the block at block row br, block column bc.
+    let br = t / BLOCKS4;
+    let bc = t % BLOCKS4;
+    let r = r0 + 4u * br;
+    let c = c0 + 4u * bc;
+    if (r < params.rows && c < params.cols) {
+        var block: array<vec4<f32>, 4>;  // rows r..r + 3, columns c..c + 3 of src
+        for (var i = 0u; i < 4u; i++) {
+            block[i] = src[(params.src_offset + (r + i) * params.cols + c) >> 2u];
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let column = vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
+            columns[(4u * bc + j) * BLOCKS4 + (br ^ (bc & 7u))] = column;
+        }
     }
-    var block: array<vec4<f32>, 4>;  // rows r..r + 3, columns c..c + 3 of src
+    workgroupBarrier();
+    // Stores: tile column (out row) 16·i + t / 16, block row t % 16, as loaded above by the
+    // invocation whose block holds it (written there exactly when the checks below hold:
+    // rows and cols are multiples of 4).
+    let q = t % BLOCKS4;
     for (var i = 0u; i < 4u; i++) {
-        block[i] = src[(params.src_offset + (r + i) * params.cols + c) >> 2u];
-    }
-    for (var j = 0u; j < 4u; j++) {
-        let column = vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
-        out[(params.out_offset + (c + j) * params.rows + r) >> 2u] = column;
+        let column = BLOCKS4 * i + t / BLOCKS4;
+        let oc = c0 + column;
+        let orr = r0 + 4u * q;
+        if (oc < params.cols && orr < params.rows) {
+            let v = columns[column * BLOCKS4 + (q ^ ((column / 4u) & 7u))];
+            out[(params.out_offset + oc * params.rows + orr) >> 2u] = v;
+        }
     }
 }

@@ -93,12 +93,12 @@ if [ -s experiments.txt ]; then
     if [ $pass = forward ]; then order=cat; else order=tac; fi
     { echo "main ./gpu_report -"; cat experiments.txt; } | $order | while read -r name bin tests vars; do
       echo "== $pass $name: ${vars:-(no environment)}"
-      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves < /dev/null 2>&1
+      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves,copy < /dev/null 2>      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves < /dev/null 2>&11
     done
   done | tee "$OUT/experiments.txt"; keep
   while read -r name bin tests vars; do
     echo "== $name: ${vars:-(no environment)}"
-    env $vars timeout 60 "./$bin" --sections kernels < /dev/null 2>&1 | grep -E '^kernel.*matmul'
+    env $vars timeout 60 "./$bin" --sections kernels < /dev/null 2>&1 | grep -E '^kernel.*(matmul|transpose)'
   done < experiments.txt | tee "$OUT/experiments_kernels.txt"; keep
 fi
 # Where each row's GPU time goes, op by op (GPU timestamps; every submit then waits).

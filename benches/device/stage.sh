@@ -10,7 +10,7 @@
 # commit, or a `.patch` file applied to this checkout's HEAD: a kernel variant kept on main as
 # a patch, since branches do not outlive a session), which go.sh times beside this one's with
 # each line's
-# environment (its `matmul,shapes,waves` sections, in turn and then in reverse, its `kernels`, and
+# environment (its `matmul,shapes,waves,copy` sections, in turn and then in reverse, its `kernels`, and
 # the matmul tests built there: a variant's bits on the GPU).
 # Then, in one device call: command `bash .devcarry/go.sh`, carry [".devcarry"].
 set -euo pipefail

@@ -325,6 +325,39 @@ fn frozen_layers_below_the_trained_ones_run_no_backward_pass() {
     );
 }
 
+/// A layer frozen whole above a trained one passes the gradient down and computes none of its
+/// own (`Backward::params_trained`): where its backward pass is separate kernels (a layer
+/// over 256 outputs), the kernel of its weight and bias gradients goes; a small layer's one
+/// kernel stays (it computes the gradient passed down). Counted, and steady.
+#[test]
+fn a_frozen_layer_above_a_trained_one_computes_no_gradient_of_its_own() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let plain = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy).batch_size(64);
+    let middle = plain
+        .clone()
+        .param_group(ParamGroup::matching("layers.1.*").frozen());
+    let wide = MlpSpec::new(2)
+        .layer(300, Activation::Relu)
+        .layer(300, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let small = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(32, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let dispatches =
+        |spec: &MlpSpec, trainer: &Trainer| dispatches_in_a_step(spec, trainer, &train);
+    assert_eq!(dispatches(&wide, &middle), dispatches(&wide, &plain) - 1);
+    assert_eq!(dispatches(&small, &middle), dispatches(&small, &plain));
+    check_steady(
+        "MLP with a frozen middle layer",
+        &wide,
+        &middle,
+        (&train, &val),
+        6,
+        None,
+    );
+}
+
 #[test]
 fn a_step_dispatches_one_kernel_per_layer_and_four_more() {
     let g = &common::own_gpu();

@@ -207,8 +207,8 @@ fn train_grouped_cases_on<B: Backend>(backend: &B, backend_name: &str) {
 
 /// The runs with frozen parameters, as `torch_optim.py` froze them (`requires_grad_(False)`,
 /// left out of the optimizer and of clipping's norm): the classifier's first layer and its
-/// output weight (AdamW, no decay on the biases, clipped), the regression net's first weight
-/// (Rprop). A frozen tensor must end bit for bit where it started.
+/// output weight (AdamW, no decay on the biases, clipped), its middle layer (the same), the
+/// regression net's first weight (Rprop). A frozen tensor must end bit for bit where it started.
 fn train_frozen_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     check_training(
         backend,
@@ -221,6 +221,25 @@ fn train_frozen_cases_on<B: Backend>(backend: &B, backend_name: &str) {
                 .param_group(ParamGroup::matching("0.*").or_matching("4.weight").frozen())
                 .param_group(
                     ParamGroup::matching("2.bias")
+                        .or_matching("4.bias")
+                        .weight_decay(0.0),
+                )
+        },
+        AdamW::default().lr(0.02).weight_decay(0.1),
+    );
+    // The middle layer frozen whole, with trained layers below and above it: its backward
+    // pass passes the gradient down and computes none of its own (`Backward::params_trained`).
+    check_training(
+        backend,
+        backend_name,
+        "classifier_frozen_middle",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| {
+            classifier_trainer(t)
+                .param_group(ParamGroup::matching("2.*").frozen())
+                .param_group(
+                    ParamGroup::matching("0.bias")
                         .or_matching("4.bias")
                         .weight_decay(0.0),
                 )

@@ -6,10 +6,11 @@ mod common;
 
 use common::gpu;
 use common::lockstep::step_both;
+use steepest::backend::Arena;
 use steepest::optim::OneCycle;
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder,
-    LrSchedule, Mlp, MlpSpec, Session, Sgd, StopReason, Trainer, data,
+    LrSchedule, Mlp, MlpSpec, Model, ParamGroup, Session, Sgd, StopReason, Trainer, data,
 };
 
 /// Data that fits `loss` for a model with `outputs` outputs and 2 inputs.
@@ -65,6 +66,97 @@ fn lockstep_with(trainer: &Trainer, hidden: Activation, steps: usize) {
     for step in 1..=steps {
         let what = format!("{loss:?}/{hidden:?} step {step}");
         step_both(&mut cpu, (g, &mut gpu_session), &what);
+    }
+}
+
+/// A linear layer frozen whole between trained ones passes the gradient down through its
+/// weight and the activation below (fused here) and computes none of its own: the backends
+/// agree step by step, its parameters stay as they started, and after one step the layer
+/// below is bit for bit where it is with nothing frozen (its gradient is the same product,
+/// by another kernel on the GPU, summed in the same order).
+#[test]
+fn a_frozen_middle_layer_passes_the_gradient_down() {
+    let data = dataset(Loss::SoftmaxCrossEntropy, 3);
+    let spec = MlpSpec::new(2)
+        .layer(17, Activation::Tanh)
+        .layer(9, Activation::Sigmoid)
+        .layer(3, Activation::Identity);
+    let plain = Trainer::new(Adam::default().lr(0.05), Loss::SoftmaxCrossEntropy)
+        .batch_size(40)
+        .seed(3);
+    let middle = plain
+        .clone()
+        .param_group(ParamGroup::matching("layers.1.*").frozen());
+    let g = gpu();
+    let cpu_start = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
+    // The arena's elements of layer 0's tensors and of layer 1's.
+    let offsets = cpu_start.network().parameters().offsets();
+    let specs = cpu_start.network().parameter_specs();
+    let tensors = |layer: &str| -> Vec<usize> {
+        (specs.iter().zip(&offsets))
+            .filter(|(p, _)| p.name.starts_with(layer))
+            .flat_map(|(p, &at)| at..at + p.rows * p.cols)
+            .collect()
+    };
+    let (lower, frozen) = (tensors("layers.0."), tensors("layers.1."));
+    let start = cpu_start.network().parameters_flat(&CpuBackend).unwrap();
+
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
+    let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
+    let mut cpu = Session::new(&middle, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+    let mut gpu_session = Session::new(&middle, g, &mut gpu_model, &data, None).unwrap();
+    for step in 1..=6 {
+        step_both(
+            &mut cpu,
+            (g, &mut gpu_session),
+            &format!("frozen middle, step {step}"),
+        );
+    }
+    let after = cpu.model().network().parameters_flat(&CpuBackend).unwrap();
+    assert!(
+        frozen
+            .iter()
+            .all(|&i| after[i].to_bits() == start[i].to_bits())
+    );
+    assert!(
+        lower.iter().any(|&i| after[i] != start[i]),
+        "layer 0 never moved"
+    );
+
+    // One step from the start, frozen middle and not, on each backend.
+    fn first_step<B: Backend>(b: &B, spec: &MlpSpec, t: &Trainer, data: &Dataset) -> Vec<f32> {
+        let mut model = Mlp::new(b, spec, Init::XavierUniform, 5).unwrap();
+        Session::new(t, b, &mut model, data, None)
+            .unwrap()
+            .step()
+            .unwrap();
+        model.network().parameters_flat(b).unwrap()
+    }
+    for (name, with, without) in [
+        (
+            "cpu",
+            first_step(&CpuBackend, &spec, &middle, &data),
+            first_step(&CpuBackend, &spec, &plain, &data),
+        ),
+        (
+            "gpu",
+            first_step(g, &spec, &middle, &data),
+            first_step(g, &spec, &plain, &data),
+        ),
+    ] {
+        for &i in &lower {
+            assert_eq!(
+                with[i].to_bits(),
+                without[i].to_bits(),
+                "{name}: element {i}"
+            );
+        }
+        assert!(
+            frozen
+                .iter()
+                .all(|&i| with[i].to_bits() == start[i].to_bits())
+        );
+        assert!(frozen.iter().any(|&i| without[i] != start[i]), "{name}");
     }
 }
 

@@ -114,6 +114,12 @@ pub struct Backward<'a, B: Backend> {
     pub grad_output: &'a B::Matrix,
     /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated).
     pub grad_params: &'a mut [B::Matrix],
+    /// Whether the optimizer trains any of `params`: `false` where every one is frozen
+    /// ([`ParamGroup::frozen`](crate::ParamGroup::frozen)) or there are none. Nothing reads
+    /// `grad_params` then, and the layer may leave them as they are (PyTorch's autograd
+    /// computes no gradient for a tensor that requires none); it still passes the gradient
+    /// down. Computing them anyway is correct, only slower.
+    pub params_trained: bool,
     /// The gradient to pass down, or `None` for the model's first layer.
     pub grad_input: Option<InputGrad<'a, B>>,
 }

@@ -109,6 +109,21 @@ impl<B: Backend> Layer<B> for Linear {
         let below = pass
             .grad_input
             .map(|below| (below.activation, below.below_output, below.grad));
+        if !pass.params_trained {
+            // Both frozen: only the gradient passed down, (δ · W) ⊙ act'(output below), as
+            // PyTorch computes no gradient for a tensor that requires none.
+            return match below {
+                Some((activation, below_output, grad)) => backend.matmul_activation_backward_into(
+                    Matmul::nn(),
+                    pass.grad_output,
+                    weight,
+                    activation,
+                    below_output,
+                    grad,
+                ),
+                None => Ok(()),
+            };
+        }
         backend.linear_backward_into(
             pass.grad_output,
             pass.input,

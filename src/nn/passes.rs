@@ -189,17 +189,22 @@ impl<B: Backend> Sequential<B> {
     }
 
     /// The backward pass: from ∂loss/∂output in the last `acts.output_grads`, the gradient of
-    /// every parameter of layers `from` and up into the gradient arena. Layer `from` passes no
-    /// gradient down and the layers below it run no backward pass (their parameters are
-    /// frozen: [`Sequential::first_trained_layer`]), as PyTorch's autograd stops where nothing
-    /// below needs a gradient.
+    /// every parameter tensor `t` that `frozen[t]` does not mark frozen into the gradient
+    /// arena (`frozen` in [`Sequential::tensor_names`]' order; empty, or short: the rest
+    /// train). As PyTorch's autograd does, the layers below the lowest trained one
+    /// ([`Sequential::first_trained_layer`]) run no backward pass and it passes no gradient
+    /// down, and a layer above it whose parameters are all frozen is told so
+    /// ([`Backward::params_trained`]): it passes the gradient down and may skip its own. The
+    /// gradients of frozen tensors are left as they are, or written: nothing reads them.
     pub(crate) fn backward_batch(
         &mut self,
         backend: &B,
         input: &B::Matrix,
         acts: &mut Activations<B::Matrix>,
-        from: usize,
+        frozen: &[bool],
     ) -> Result<()> {
+        let from = self.first_trained_layer(frozen);
+        let is_frozen = |t: usize| frozen.get(t).copied().unwrap_or(false);
         let top = self.layers.len() - 1;
         // The top layer's fused activation: its derivative comes from no layer above.
         let activation = self.layers[top].fused_activation();
@@ -235,7 +240,8 @@ impl<B: Backend> Sequential<B> {
                     output: &acts.outputs[i],
                     saved: &mut acts.saved[i],
                     grad_output: &upper[0],
-                    grad_params: &mut grads[range],
+                    grad_params: &mut grads[range.clone()],
+                    params_trained: range.clone().any(|t| !is_frozen(t)),
                     grad_input,
                 },
             )?;

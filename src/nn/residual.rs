@@ -219,6 +219,8 @@ impl<B: Backend> Layer<B> for Residual<B> {
                     saved: kept,
                     grad_output,
                     grad_params: grads[j],
+                    // The block's flag for each of its layers: frozen whole or not.
+                    params_trained: pass.params_trained,
                     grad_input,
                 },
             )?;

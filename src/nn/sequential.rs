@@ -202,7 +202,10 @@ impl<B: Backend> Sequential<B> {
         &self.params
     }
 
-    /// The gradient arena, as the last backward pass left it.
+    /// The gradient arena, as the last backward pass left it. A training step computes no
+    /// gradient for a layer whose parameters are all frozen (`ParamGroup::frozen`, as
+    /// PyTorch's autograd computes none for a tensor that requires none): their slots keep
+    /// whatever they held.
     pub fn gradients(&self) -> &B::Arena {
         &self.grads
     }

@@ -115,7 +115,7 @@ impl LineSearch {
                 (&mut totals, slot::TRAIN),
                 Mode::Train,
             )?;
-            model.backward_batch(backend, &ws.input, &mut ws.acts, 0)?;
+            model.backward_batch(backend, &ws.input, &mut ws.acts, &[])?;
             backend.sum_squares_into(&model.grads, &mut totals, slot::SCRATCH)?;
             let read = backend.download(&totals)?;
             let f = f64::from(read[[0, slot::TRAIN]]) / n as f64;

@@ -57,8 +57,9 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) kept: Option<B::Arena>,
     pub(super) history: History,
     pub(super) progress: Option<indicatif::ProgressBar>,
-    /// The lowest layer the backward pass runs (those below have only frozen parameters).
-    backward_from: usize,
+    /// Whether each parameter tensor is frozen (`Sequential::tensor_names`' order): what the
+    /// backward pass may skip.
+    frozen: Vec<bool>,
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -127,7 +128,6 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
                     .any(|g| g.ranges.iter().any(|r| r.contains(at)))
             })
             .collect();
-        let backward_from = net.first_trained_layer(&frozen);
         let optimizer = backend.optimizer(
             trainer.optimizer,
             &net.params,
@@ -194,7 +194,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             kept,
             history: History::default(),
             progress,
-            backward_from,
+            frozen,
             model,
         })
     }
@@ -319,7 +319,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             totals,
             Mode::Train,
         )?;
-        net.backward_batch(backend, input, acts, self.backward_from)?;
+        net.backward_batch(backend, input, acts, &self.frozen)?;
         let (params, grads) = net.parameters_and_gradients();
         self.optimizer.step(params, grads)?;
         if self.trainer.monitor {

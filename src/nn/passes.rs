@@ -204,7 +204,6 @@ impl<B: Backend> Sequential<B> {
         frozen: &[bool],
     ) -> Result<()> {
         let from = self.first_trained_layer(frozen);
-        let is_frozen = |t: usize| frozen.get(t).copied().unwrap_or(false);
         let top = self.layers.len() - 1;
         // The top layer's fused activation: its derivative comes from no layer above.
         let activation = self.layers[top].fused_activation();
@@ -241,7 +240,7 @@ impl<B: Backend> Sequential<B> {
                     saved: &mut acts.saved[i],
                     grad_output: &upper[0],
                     grad_params: &mut grads[range.clone()],
-                    params_trained: range.clone().any(|t| !is_frozen(t)),
+                    params_trained: trains(&range, frozen),
                     grad_input,
                 },
             )?;
@@ -258,13 +257,17 @@ impl<B: Backend> Sequential<B> {
     pub(crate) fn first_trained_layer(&self, frozen: &[bool]) -> usize {
         self.ranges
             .iter()
-            .position(|range| {
-                range
-                    .clone()
-                    .any(|t| !frozen.get(t).copied().unwrap_or(false))
-            })
+            .position(|range| trains(range, frozen))
             .unwrap_or(0)
     }
+}
+
+/// Whether any of the parameter tensors `range` holds is trained (`frozen[t]` false, or
+/// past its end).
+fn trains(range: &Range<usize>, frozen: &[bool]) -> bool {
+    range
+        .clone()
+        .any(|t| !frozen.get(t).copied().unwrap_or(false))
 }
 
 /// The runs of two or more consecutive layers whose forward pass is a linear layer's.

@@ -93,7 +93,7 @@ if [ -s experiments.txt ]; then
     if [ $pass = forward ]; then order=cat; else order=tac; fi
     { echo "main ./gpu_report -"; cat experiments.txt; } | $order | while read -r name bin tests vars; do
       echo "== $pass $name: ${vars:-(no environment)}"
-      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves,copy < /dev/null 2>      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves < /dev/null 2>&11
+      env $vars timeout 90 "./$bin" --sections matmul,shapes,waves,copy < /dev/null 2>&1
     done
   done | tee "$OUT/experiments.txt"; keep
   while read -r name bin tests vars; do

@@ -24,6 +24,7 @@ case "$(basename "$0")" in matmul* | train*) printf 'test result: ' ;; esac
 echo "stand-in $(basename "$0") $* [$(env | grep '^STEEPEST_' | sort | tr '\n' ' ')]"
 case "$*" in *kernels*) echo "kernel matmul (stand-in)" ;; esac
 [ -z "${STEEPEST_PROFILE:-}" ] || echo "profile_ (stand-in)"
+case "$*" in *matmul,shapes*) echo "stand_in_rate 100.0 GFLOP/s (stand-in)" ;; esac
 EOF
   chmod +x "$1"
 }
@@ -87,4 +88,8 @@ grep -q 'stand-in train --test-threads 8' "$work/results/tests.txt" ||
   fail "the test binaries did not run"
 [ "$(grep -c '^stand-in gpu_report_baseline --sections host,train' "$work/results/report_train.txt")" = 2 ] ||
   fail "the baseline's training rows were not alternated with this report's"
+# compare.py reads the experiments' blocks as go.sh writes them.
+python3 "$here/compare.py" "$timed" > "$work/compared" || fail "compare.py failed on go.sh's experiments.txt"
+grep -q '^| stand_in_rate | 100 | 100 (1.000) | 100 (1.000) |$' "$work/compared" ||
+  fail "compare.py did not tabulate main and both experiments: $(cat "$work/compared")"
 echo "rehearse: go.sh ran every step, and each experiment in both passes with its environment"

@@ -4,7 +4,8 @@
 # an edit fails here, in CI, and not in a GPU session's few minutes. Each stand-in prints its
 # name, arguments and the experiment environment it was given; the rehearsal then checks that
 # every step's output file reached results.tgz and that each staged experiment (and main) was
-# timed in both passes with its own environment, its kernels listed and its tests run.
+# timed in both passes with its own environment, its kernels listed and its tests run, and
+# that `go.sh experiments` runs those steps alone.
 #   bash benches/device/rehearse.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,4 +93,16 @@ grep -q 'stand-in train --test-threads 8' "$work/results/tests.txt" ||
 python3 "$here/compare.py" "$timed" > "$work/compared" || fail "compare.py failed on go.sh's experiments.txt"
 grep -q '^| stand_in_rate | 100 | 100 (1.000) | 100 (1.000) |$' "$work/compared" ||
   fail "compare.py did not tabulate main and both experiments: $(cat "$work/compared")"
+# `go.sh experiments`: the experiments' three files and nothing else of the report's.
+rm -rf "$work/out" "$work/results" && mkdir -p "$work/out" "$work/results"
+PATH="$bin:$PATH" OUT="$work/out" bash "$carry/go.sh" experiments > "$work/log" 2>&1 ||
+  fail "go.sh experiments failed"
+tar xzf "$work/out/results.tgz" -C "$work/results"
+listed=$(cd "$work/results" && ls -- *.txt | sort | tr '\n' ' ')
+[ "$listed" = "card.txt experiments.txt experiments_kernels.txt experiments_tests.txt " ] ||
+  fail "go.sh experiments wrote $listed"
+grep -q '^== reverse main' "$work/results/experiments.txt" ||
+  fail "go.sh experiments did not time main beside the experiments"
+PATH="$bin:$PATH" OUT="$work/out" bash "$carry/go.sh" everything > "$work/log" 2>&1 &&
+  fail "go.sh took an unknown argument"
 echo "rehearse: go.sh ran every step, and each experiment in both passes with its environment"

@@ -98,6 +98,10 @@ fi
 # then what the driver compiled each into (seconds). Their tests come after the profile: a
 # variant's speed decides whether it is worth merging, and its bits are checked before.
 if [ -s experiments.txt ]; then
+  # PyTorch's products in this call, for compare.py --torch (the whole run has them already).
+  if ! $everything; then
+    timeout 150 python3 torch_report.py --sections matmul,shapes,waves,copy 2>&1 | tee "$OUT/torch_report.txt"; keep
+  fi
   tar xJf exp.txz
   for pass in forward reverse; do
     if [ $pass = forward ]; then order=cat; else order=tac; fi

@@ -90,16 +90,20 @@ grep -q 'stand-in train --test-threads 8' "$work/results/tests.txt" ||
 [ "$(grep -c '^stand-in gpu_report_baseline --sections host,train' "$work/results/report_train.txt")" = 2 ] ||
   fail "the baseline's training rows were not alternated with this report's"
 # compare.py reads the experiments' blocks as go.sh writes them.
-python3 "$here/compare.py" "$timed" > "$work/compared" || fail "compare.py failed on go.sh's experiments.txt"
+echo "torch_stand_in_rate 200.0 GFLOP/s (stand-in)" > "$work/torch_report.txt"
+python3 "$here/compare.py" "$timed" --torch "$work/torch_report.txt" > "$work/compared" ||
+  fail "compare.py failed on go.sh's experiments.txt"
 grep -q '^| stand_in_rate | 100 | 100 (1.000) | 100 (1.000) |$' "$work/compared" ||
   fail "compare.py did not tabulate main and both experiments: $(cat "$work/compared")"
+grep -q '^| stand_in_rate | 200 | 0.500 | 0.500 | 0.500 |$' "$work/compared" ||
+  fail "compare.py did not set each line against PyTorch's: $(cat "$work/compared")"
 # `go.sh experiments`: the experiments' three files and nothing else of the report's.
 rm -rf "$work/out" "$work/results" && mkdir -p "$work/out" "$work/results"
 PATH="$bin:$PATH" OUT="$work/out" bash "$carry/go.sh" experiments > "$work/log" 2>&1 ||
   fail "go.sh experiments failed"
 tar xzf "$work/out/results.tgz" -C "$work/results"
 listed=$(cd "$work/results" && ls -- *.txt | sort | tr '\n' ' ')
-[ "$listed" = "card.txt experiments.txt experiments_kernels.txt experiments_tests.txt " ] ||
+[ "$listed" = "card.txt experiments.txt experiments_kernels.txt experiments_tests.txt torch_report.txt " ] ||
   fail "go.sh experiments wrote $listed"
 grep -q '^== reverse main' "$work/results/experiments.txt" ||
   fail "go.sh experiments did not time main beside the experiments"

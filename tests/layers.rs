@@ -92,7 +92,7 @@ fn run_layer<B: Backend>(
                 saved: &mut saved,
                 grad_output: &grad_output,
                 grad_params: &mut grads,
-                params_trained: true,
+                trained: &vec![true; params.len()],
                 grad_input: Some(steepest::nn::InputGrad {
                     grad: &mut grad_input,
                     activation: steepest::Activation::Identity,

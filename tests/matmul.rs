@@ -4,7 +4,8 @@
 mod common;
 
 use common::matmul::{
-    check, check_linear_backward, check_linear_chain, check_linear_grads, check_tiled, tilings,
+    check, check_linear_backward, check_linear_backward_frozen_weight, check_linear_chain,
+    check_linear_grads, check_tiled, tilings,
 };
 use common::{CANARY, gpu, guarded, random_matrix, rng};
 use ndarray::Array2;
@@ -122,6 +123,31 @@ fn linear_backward_matches_on_awkward_shapes() {
         for below in [None].into_iter().chain(Activation::ALL.map(Some)) {
             check_linear_backward(rows, outputs, inputs, below, 1300 + case);
             case += 1;
+        }
+    }
+}
+
+/// A linear layer's backward pass with its weight frozen, its bias trained (BitFit) or frozen
+/// too, on both sides of the one-kernel limits (128 rows, 256 outputs), with no layer below
+/// and with two activations.
+#[test]
+fn linear_backward_with_a_frozen_weight_matches_on_awkward_shapes() {
+    let shapes = [
+        (1, 1, 1),
+        (3, 7, 9),
+        (64, 65, 17),
+        (128, 256, 64),
+        (128, 257, 3),
+        (129, 5, 3),
+        (100, 300, 120),
+    ];
+    let mut case = 0u64;
+    for shape in shapes {
+        for below in [None, Some(Activation::Relu), Some(Activation::Tanh)] {
+            for bias_trained in [true, false] {
+                check_linear_backward_frozen_weight(shape, below, bias_trained, 1700 + case);
+                case += 1;
+            }
         }
     }
 }

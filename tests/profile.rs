@@ -196,3 +196,53 @@ fn without_profiling_asking_for_times_says_how_to_turn_it_on() {
         assert!(message.contains(needle), "{message:?} lacks {needle:?}");
     }
 }
+
+/// The ops of a step of a 2-300-300-2 MLP (batch 64), every weight frozen or none (BitFit
+/// trains the biases alone), by name: with none frozen, each 300-wide layer's weight and bias
+/// gradients in one `linear_grads` (the weight gradient's product, the bias summed beside it);
+/// with the weights frozen, no such product, only the bias's `column_sum`. The 2-output layer
+/// runs its one small-layer kernel (`linear_backward`) either way, which costs no more than
+/// its product passed down alone. The gradient passed down is the same product both ways.
+#[test]
+fn a_bitfit_step_runs_no_weight_gradient_product() {
+    let g = backend(true);
+    let ctx = g.context();
+    let x = Array2::from_shape_fn((640, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
+    let labels: Vec<usize> = (0..640).map(|i| (i / 3) % 2).collect();
+    let data = Dataset::classification(x, &labels, 2).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(300, Activation::Relu)
+        .layer(300, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let plain = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).batch_size(64);
+    let bitfit = plain
+        .clone()
+        .param_group(steepest::ParamGroup::matching("*.weight").frozen());
+    let step_ops = |trainer: &Trainer| {
+        let mut model = Mlp::new(&g, &spec, Init::HeUniform, 3).unwrap();
+        let mut session = Session::new(trainer, &g, &mut model, &data, None).unwrap();
+        session.step().unwrap();
+        ctx.take_kernel_times().unwrap();
+        session.step().unwrap();
+        ctx.take_kernel_times().unwrap()
+    };
+    let all = step_ops(&plain);
+    let (grads, sums, small, down) = (
+        runs(&all, "linear_grads"),
+        runs(&all, "column_sum"),
+        runs(&all, "linear_backward"),
+        runs(&all, "matmul_activation_backward"),
+    );
+    assert_eq!((grads, sums, small, down), (2, 0, 1, 1), "{all:?}");
+    let frozen = step_ops(&bitfit);
+    assert_eq!(
+        (
+            runs(&frozen, "linear_grads"),
+            runs(&frozen, "column_sum"),
+            runs(&frozen, "linear_backward"),
+            runs(&frozen, "matmul_activation_backward"),
+        ),
+        (0, 2, 1, 1),
+        "{frozen:?}"
+    );
+}

@@ -326,7 +326,7 @@ fn frozen_layers_below_the_trained_ones_run_no_backward_pass() {
 }
 
 /// A layer frozen whole above a trained one passes the gradient down and computes none of its
-/// own (`Backward::params_trained`): where its backward pass is separate kernels (a layer
+/// own (`Backward::trained`): where its backward pass is separate kernels (a layer
 /// over 256 outputs), the kernel of its weight and bias gradients goes; a small layer's one
 /// kernel stays (it computes the gradient passed down). Counted, and steady.
 #[test]
@@ -356,6 +356,13 @@ fn a_frozen_layer_above_a_trained_one_computes_no_gradient_of_its_own() {
         6,
         None,
     );
+    // BitFit, every weight frozen: the wide layers' bias sums and products passed down
+    // (`tests/profile.rs` names them) take the place of their backward kernels one for one.
+    let bitfit = plain
+        .clone()
+        .param_group(ParamGroup::matching("*.weight").frozen());
+    assert_eq!(dispatches(&wide, &bitfit), dispatches(&wide, &plain));
+    check_steady("MLP with BitFit", &wide, &bitfit, (&train, &val), 6, None);
 }
 
 #[test]

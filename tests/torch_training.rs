@@ -228,7 +228,7 @@ fn train_frozen_cases_on<B: Backend>(backend: &B, backend_name: &str) {
         AdamW::default().lr(0.02).weight_decay(0.1),
     );
     // The middle layer frozen whole, with trained layers below and above it: its backward
-    // pass passes the gradient down and computes none of its own (`Backward::params_trained`).
+    // pass passes the gradient down and computes none of its own (`Backward::trained`).
     check_training(
         backend,
         backend_name,
@@ -245,6 +245,17 @@ fn train_frozen_cases_on<B: Backend>(backend: &B, backend_name: &str) {
                 )
         },
         AdamW::default().lr(0.02).weight_decay(0.1),
+    );
+    // BitFit: every weight frozen, only the biases trained. Each linear layer computes its
+    // bias's gradient and the gradient it passes down, and no weight gradient.
+    check_training(
+        backend,
+        backend_name,
+        "classifier_bitfit",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| classifier_trainer(t).param_group(ParamGroup::matching("*.weight").frozen()),
+        Adam::default().lr(0.05),
     );
     check_training(
         backend,

@@ -160,6 +160,87 @@ fn a_frozen_middle_layer_passes_the_gradient_down() {
     }
 }
 
+/// BitFit (every weight frozen, the biases trained): the backends step in lockstep, every
+/// weight ends bit for bit where it started while the biases move, and no weight gradient is
+/// computed: the gradient arena's weight slots keep their zeros on the CPU, and on the GPU
+/// for the 300-wide layer (over the one small-layer kernel's 256 outputs, whose dispatch
+/// writes a weight gradient beside the bias's).
+#[test]
+fn bitfit_trains_the_biases_alone_and_computes_no_weight_gradient() {
+    let data = dataset(Loss::SoftmaxCrossEntropy, 3);
+    let spec = MlpSpec::new(2)
+        .layer(300, Activation::Tanh)
+        .layer(9, Activation::Relu)
+        .layer(3, Activation::Identity);
+    let bitfit = Trainer::new(Adam::default().lr(0.05), Loss::SoftmaxCrossEntropy)
+        .batch_size(40)
+        .seed(3)
+        .param_group(ParamGroup::matching("*.weight").frozen());
+    let g = gpu();
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
+    let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
+    let start = cpu_model.network().parameters_flat(&CpuBackend).unwrap();
+    let offsets = cpu_model.network().parameters().offsets();
+    let specs = cpu_model.network().parameter_specs();
+    let elements = |suffix: &str, layer: &str| -> Vec<usize> {
+        (specs.iter().zip(&offsets))
+            .filter(|(p, _)| p.name.ends_with(suffix) && p.name.starts_with(layer))
+            .flat_map(|(p, &at)| at..at + p.rows * p.cols)
+            .collect()
+    };
+    let (weights, biases) = (elements(".weight", ""), elements(".bias", ""));
+    let wide_weight = elements(".weight", "layers.0.");
+    assert_eq!(wide_weight.len(), 600);
+    {
+        let mut cpu = Session::new(&bitfit, &CpuBackend, &mut cpu_model, &data, None).unwrap();
+        let mut gpu_session = Session::new(&bitfit, g, &mut gpu_model, &data, None).unwrap();
+        for step in 1..=6 {
+            step_both(
+                &mut cpu,
+                (g, &mut gpu_session),
+                &format!("BitFit, step {step}"),
+            );
+        }
+    }
+    for (name, after, grads) in [
+        (
+            "cpu",
+            cpu_model.network().parameters_flat(&CpuBackend).unwrap(),
+            CpuBackend
+                .read_arena(cpu_model.network().gradients())
+                .unwrap(),
+        ),
+        (
+            "gpu",
+            gpu_model.network().parameters_flat(g).unwrap(),
+            g.read_arena(gpu_model.network().gradients()).unwrap(),
+        ),
+    ] {
+        assert!(
+            weights
+                .iter()
+                .all(|&i| after[i].to_bits() == start[i].to_bits()),
+            "{name}: a frozen weight moved"
+        );
+        assert!(
+            biases.iter().filter(|&&i| after[i] != start[i]).count() > biases.len() / 2,
+            "{name}: the biases hardly moved"
+        );
+        assert!(
+            biases.iter().any(|&i| grads[i] != 0.0),
+            "{name}: no bias gradient"
+        );
+        let unwritten = match name {
+            "cpu" => &weights,
+            _ => &wide_weight,
+        };
+        assert!(
+            unwritten.iter().all(|&i| grads[i] == 0.0),
+            "{name}: a frozen weight's gradient was computed"
+        );
+    }
+}
+
 #[test]
 fn lockstep_every_loss_and_activation() {
     for loss in [

@@ -256,6 +256,53 @@ pub trait Backend: 'static {
         }
     }
 
+    /// [`Backend::linear_backward_into`] for a layer whose weight is frozen: the bias gradient
+    /// (where `bias_grad` is given: BitFit trains biases alone) and the gradient passed down,
+    /// with no weight gradient where leaving it out saves work (PyTorch computes none for a
+    /// tensor that requires none). `weight_grad` may still be written: nothing reads a frozen
+    /// parameter's gradient. The default runs [`Backend::column_sum_into`] and the product
+    /// passed down; the GPU runs a small layer's one kernel instead, which costs no more than
+    /// its product passed down alone. Checks everything before writing.
+    fn linear_backward_frozen_weight_into(
+        &self,
+        delta: &Self::Matrix,
+        input: &Self::Matrix,
+        weight: &Self::Matrix,
+        (weight_grad, bias_grad): (&mut Self::Matrix, Option<&mut Self::Matrix>),
+        below: Option<(Activation, &Self::Matrix, &mut Self::Matrix)>,
+    ) -> Result<()> {
+        // Without a bias gradient, the shape it would have.
+        let bias_shape = bias_grad
+            .as_ref()
+            .map_or((1, delta.shape().1), |b| b.shape());
+        linear_backward_dims(
+            delta.shape(),
+            input.shape(),
+            weight.shape(),
+            (weight_grad.shape(), bias_shape),
+            below
+                .as_ref()
+                .map(|(_, output, grad)| (output.shape(), grad.shape())),
+        )?;
+        if let Some(bias_grad) = bias_grad {
+            self.column_sum_into(delta, bias_grad)?;
+        }
+        match below {
+            None => Ok(()),
+            Some((Activation::Identity, _, grad)) => {
+                self.matmul_into(Matmul::nn(), delta, weight, None, grad)
+            }
+            Some((activation, output, grad)) => self.matmul_activation_backward_into(
+                Matmul::nn(),
+                delta,
+                weight,
+                activation,
+                output,
+                grad,
+            ),
+        }
+    }
+
     /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).
     fn gather_rows_into(
         &self,

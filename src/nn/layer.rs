@@ -114,14 +114,21 @@ pub struct Backward<'a, B: Backend> {
     pub grad_output: &'a B::Matrix,
     /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated).
     pub grad_params: &'a mut [B::Matrix],
-    /// Whether the optimizer trains any of `params`: `false` where every one is frozen
-    /// ([`ParamGroup::frozen`](crate::ParamGroup::frozen)) or there are none. Nothing reads
-    /// `grad_params` then, and the layer may leave them as they are (PyTorch's autograd
-    /// computes no gradient for a tensor that requires none); it still passes the gradient
-    /// down. Computing them anyway is correct, only slower.
-    pub params_trained: bool,
+    /// For each of `params`, whether the optimizer trains it: `false` where it is frozen
+    /// ([`ParamGroup::frozen`](crate::ParamGroup::frozen)). Nothing reads a frozen parameter's
+    /// entry of `grad_params`, and the layer may leave it as it is (PyTorch's autograd
+    /// computes no gradient for a tensor that requires none); it passes the gradient down
+    /// either way. Computing it anyway is correct, only slower.
+    pub trained: &'a [bool],
     /// The gradient to pass down, or `None` for the model's first layer.
     pub grad_input: Option<InputGrad<'a, B>>,
+}
+
+impl<B: Backend> Backward<'_, B> {
+    /// Whether the optimizer trains any of the layer's parameters ([`Backward::trained`]).
+    pub fn trains_any(&self) -> bool {
+        self.trained.iter().any(|&t| t)
+    }
 }
 
 /// A layer of a [`Sequential`](super::Sequential) model: a batch forward and backward over the

@@ -109,20 +109,18 @@ impl<B: Backend> Layer<B> for Linear {
         let below = pass
             .grad_input
             .map(|below| (below.activation, below.below_output, below.grad));
-        if !pass.params_trained {
-            // Both frozen: only the gradient passed down, (δ · W) ⊙ act'(output below), as
-            // PyTorch computes no gradient for a tensor that requires none.
-            return match below {
-                Some((activation, below_output, grad)) => backend.matmul_activation_backward_into(
-                    Matmul::nn(),
-                    pass.grad_output,
-                    weight,
-                    activation,
-                    below_output,
-                    grad,
-                ),
-                None => Ok(()),
-            };
+        let trained = |t: usize| pass.trained.get(t).copied().unwrap_or(true);
+        if !trained(0) {
+            // A frozen weight gets no gradient, as PyTorch computes none for a tensor that
+            // requires none: only the bias's, if it trains (BitFit fine-tunes biases alone),
+            // and the gradient passed down.
+            return backend.linear_backward_frozen_weight_into(
+                pass.grad_output,
+                pass.input,
+                weight,
+                (weight_grad, trained(1).then_some(bias_grad)),
+                below,
+            );
         }
         backend.linear_backward_into(
             pass.grad_output,

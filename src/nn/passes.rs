@@ -193,8 +193,8 @@ impl<B: Backend> Sequential<B> {
     /// arena (`frozen` in [`Sequential::tensor_names`]' order; empty, or short: the rest
     /// train). As PyTorch's autograd does, the layers below the lowest trained one
     /// ([`Sequential::first_trained_layer`]) run no backward pass and it passes no gradient
-    /// down, and a layer above it whose parameters are all frozen is told so
-    /// ([`Backward::params_trained`]): it passes the gradient down and may skip its own. The
+    /// down, and every layer above it is told which of its parameters are frozen
+    /// ([`Backward::trained`]): it passes the gradient down and may skip theirs. The
     /// gradients of frozen tensors are left as they are, or written: nothing reads them.
     pub(crate) fn backward_batch(
         &mut self,
@@ -204,6 +204,9 @@ impl<B: Backend> Sequential<B> {
         frozen: &[bool],
     ) -> Result<()> {
         let from = self.first_trained_layer(frozen);
+        for (t, trained) in self.trained.iter_mut().enumerate() {
+            *trained = !frozen.get(t).copied().unwrap_or(false);
+        }
         let top = self.layers.len() - 1;
         // The top layer's fused activation: its derivative comes from no layer above.
         let activation = self.layers[top].fused_activation();
@@ -240,7 +243,7 @@ impl<B: Backend> Sequential<B> {
                     saved: &mut acts.saved[i],
                     grad_output: &upper[0],
                     grad_params: &mut grads[range.clone()],
-                    params_trained: trains(&range, frozen),
+                    trained: &self.trained[range.clone()],
                     grad_input,
                 },
             )?;

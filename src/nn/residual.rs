@@ -181,6 +181,7 @@ impl<B: Backend> Layer<B> for Residual<B> {
 
     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
         let params = chunks(pass.params, &self.tensor_counts);
+        let trained = chunks(pass.trained, &self.tensor_counts);
         let mut grads = chunks_mut(pass.grad_params, &self.tensor_counts);
         let mut saved = chunks_mut(pass.saved, &self.saved_counts);
         let mut below = pass.grad_input;
@@ -219,8 +220,7 @@ impl<B: Backend> Layer<B> for Residual<B> {
                     saved: kept,
                     grad_output,
                     grad_params: grads[j],
-                    // The block's flag for each of its layers: frozen whole or not.
-                    params_trained: pass.params_trained,
+                    trained: trained[j],
                     grad_input,
                 },
             )?;

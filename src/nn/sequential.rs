@@ -39,6 +39,9 @@ pub struct Sequential<B: Backend> {
     specs: Vec<ParamSpec>,
     pub(crate) params: B::Arena,
     pub(crate) grads: B::Arena,
+    /// Whether each parameter tensor is trained, as the last backward pass was told (its
+    /// `Backward::trained` slices; kept here so that a step allocates nothing).
+    pub(super) trained: Vec<bool>,
     /// The preprocessing its inputs get before [`Sequential::predict`], saved with the model.
     pub(crate) standardizer: Option<crate::data::Standardizer>,
 }
@@ -148,6 +151,7 @@ impl<B: Backend> Sequential<B> {
             layers,
             ranges,
             chains,
+            trained: vec![true; specs.len()],
             specs,
             params,
             grads,

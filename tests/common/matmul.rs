@@ -4,7 +4,8 @@
 use ndarray::Array2;
 use steepest::backend::cpu;
 use steepest::backend::gpu::{
-    Tile, Tiling, linear_backward, linear_chain, linear_grads_tiled, matmul_tiled,
+    Tile, Tiling, linear_backward, linear_backward_frozen_weight, linear_chain, linear_grads_tiled,
+    matmul_tiled,
 };
 use steepest::{Activation, Backend, CpuBackend, GpuBuffer, GpuMatrix, LinearLink, Matmul, Matrix};
 
@@ -367,6 +368,168 @@ pub fn check_linear_backward(
     let below_bits = same_bits(&actual_below, &gpu.download(&separate).unwrap());
     assert!(
         below_bits,
+        "{what}: the gradient below differs from the product's"
+    );
+}
+
+/// A linear layer's backward pass with its weight frozen
+/// (`linear_backward_frozen_weight`), its bias trained or not: the bias gradient and the
+/// gradient below against the CPU's twin (the default method: a column sum and the product)
+/// and bit for bit against the GPU's whole backward pass; the outputs NaN inside and guarded
+/// by canaries. The CPU leaves the weight gradient as it was, and so does the GPU wherever its
+/// one small-layer kernel is not used (no bias gradient, or over 128 rows or 256 outputs); an
+/// untrained bias's gradient is left as it was on both.
+pub fn check_linear_backward_frozen_weight(
+    (rows, outputs, inputs): (usize, usize, usize),
+    below: Option<Activation>,
+    bias_trained: bool,
+    seed: u64,
+) {
+    let mut rng = rng(seed);
+    let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
+    let delta = random_matrix(&mut rng, rows, outputs, scale);
+    let input = random_matrix(&mut rng, rows, inputs, 1.0);
+    let weight = random_matrix(&mut rng, outputs, inputs, 1.0);
+    let below_output =
+        below.map(|act| random_matrix(&mut rng, rows, inputs, 3.0).mapv(|x| act.apply(x)));
+    let what = format!(
+        "linear_backward_frozen_weight {rows} rows, {inputs}→{outputs}, below {below:?}, \
+         bias trained {bias_trained}, seed={seed}"
+    );
+
+    // The CPU: the twin, and its full backward pass for the values.
+    let untouched = 7.5f32;
+    let mut cpu_w = Array2::from_elem((outputs, inputs), untouched);
+    let mut cpu_b = Array2::from_elem((1, outputs), untouched);
+    let mut cpu_below = Array2::zeros((rows, inputs));
+    CpuBackend
+        .linear_backward_frozen_weight_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut cpu_w, bias_trained.then_some(&mut cpu_b)),
+            below
+                .zip(below_output.as_ref())
+                .map(|(act, out)| (act, out, &mut cpu_below)),
+        )
+        .unwrap();
+    assert!(
+        cpu_w.iter().all(|&x| x == untouched),
+        "{what}: the CPU wrote the frozen weight's gradient"
+    );
+    let (mut full_w, mut full_b) = (
+        Array2::zeros((outputs, inputs)),
+        Array2::zeros((1, outputs)),
+    );
+    let mut full_below = Array2::zeros((rows, inputs));
+    CpuBackend
+        .linear_backward_into(
+            &delta,
+            &input,
+            &weight,
+            (&mut full_w, &mut full_b),
+            below
+                .zip(below_output.as_ref())
+                .map(|(act, out)| (act, out, &mut full_below)),
+        )
+        .unwrap();
+    match bias_trained {
+        true => assert!(
+            same_bits(&cpu_b, &full_b),
+            "{what}: the CPU's bias gradient"
+        ),
+        false => assert!(
+            cpu_b.iter().all(|&x| x == untouched),
+            "{what}: the CPU wrote the frozen bias's gradient"
+        ),
+    }
+    if below.is_some() {
+        assert!(
+            same_bits(&cpu_below, &full_below),
+            "{what}: the CPU's gradient below"
+        );
+    }
+
+    let gpu = gpu();
+    let ctx = gpu.context();
+    let g_delta = super::placed(&delta, (seed % 5) as usize);
+    let g_input = super::placed(&input, (seed % 3) as usize);
+    let g_weight = gpu.upload(weight.view()).unwrap();
+    let g_output = below_output
+        .as_ref()
+        .map(|m| super::placed(m, (seed % 7) as usize));
+    let grads = GuardedGrads::new(outputs, inputs, seed);
+    let grad_below = guarded(rows, inputs, (seed % 11) as usize);
+    let g_below = below
+        .zip(g_output.as_ref())
+        .map(|(act, out)| (act, out, &grad_below.matrix));
+    linear_backward_frozen_weight(
+        ctx,
+        &g_delta,
+        &g_input,
+        &g_weight,
+        (&grads.weight, bias_trained.then_some(&grads.bias)),
+        g_below,
+    )
+    .unwrap();
+    grads.assert_untouched(&what);
+    grad_below.assert_untouched(&what);
+    let actual_w = gpu.download(&grads.weight).unwrap();
+    if !bias_trained || rows > 128 || outputs > 256 {
+        assert!(
+            actual_w.iter().all(|x| x.is_nan()),
+            "{what}: the GPU computed the frozen weight's gradient"
+        );
+    }
+    let actual_b = gpu.download(&grads.bias).unwrap();
+    if bias_trained {
+        let (_, b_tol) = linear_grads_tolerance(&delta, &input, scale);
+        assert_close(&format!("{what}: bias"), &actual_b, &cpu_b, &b_tol);
+        // The GPU's whole backward pass sums the bias as column_sum does.
+        let (separate_w, separate_b) = (
+            gpu.zeros(outputs, inputs).unwrap(),
+            gpu.zeros(1, outputs).unwrap(),
+        );
+        linear_grads_tiled(ctx, None, &g_delta, &g_input, &separate_w, &separate_b).unwrap();
+        assert!(
+            same_bits(&actual_b, &gpu.download(&separate_b).unwrap()),
+            "{what}: the bias gradient differs from column_sum's"
+        );
+    } else {
+        assert!(
+            actual_b.iter().all(|x| x.is_nan()),
+            "{what}: the GPU wrote the frozen bias's gradient"
+        );
+    }
+    let (Some(act), Some(g_out)) = (below, g_output.as_ref()) else {
+        return;
+    };
+    let actual_below = gpu.download(&grad_below.matrix).unwrap();
+    let below_tol = matmul_tolerance(
+        delta.mapv(f32::abs).view(),
+        weight.mapv(f32::abs).view(),
+        None,
+        outputs,
+        Activation::Identity,
+    ) + 1e-7;
+    assert_close(
+        &format!("{what}: below"),
+        &actual_below,
+        &cpu_below,
+        &below_tol,
+    );
+    let mut separate = gpu.zeros(rows, inputs).unwrap();
+    gpu.matmul_activation_backward_into(
+        Matmul::nn(),
+        &g_delta,
+        &g_weight,
+        act,
+        g_out,
+        &mut separate,
+    )
+    .unwrap();
+    assert!(
+        same_bits(&actual_below, &gpu.download(&separate).unwrap()),
         "{what}: the gradient below differs from the product's"
     );
 }

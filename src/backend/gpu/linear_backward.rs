@@ -295,6 +295,61 @@ pub fn linear_backward(
 /// small, its two gradients are apart in one buffer and the gradient below in another, and
 /// the separate products would not split K (the one kernel sums each element over all of K,
 /// as an unsplit product does).
+/// [`Backend::linear_backward_frozen_weight_into`](crate::Backend::linear_backward_frozen_weight_into)
+/// on the GPU, for a linear layer whose weight is frozen: a small layer whose bias trains (one
+/// [`linear_backward`] runs as one dispatch) runs that dispatch, its weight gradient written
+/// and never read, where two would cost more than the product it leaves out; any other runs
+/// the bias's column sum (if it trains) and the product passed down, and computes no weight
+/// gradient. Checks everything before recording anything.
+pub fn linear_backward_frozen_weight(
+    ctx: &GpuContext,
+    delta: &GpuMatrix,
+    input: &GpuMatrix,
+    weight: &GpuMatrix,
+    (weight_grad, bias_grad): (&GpuMatrix, Option<&GpuMatrix>),
+    below: Option<(Activation, &GpuMatrix, &GpuMatrix)>,
+) -> Result<()> {
+    let op = "linear_backward_frozen_weight";
+    let bias_shape = bias_grad.map_or((1, delta.shape().1), Matrix::shape);
+    linear_backward_dims(
+        delta.shape(),
+        input.shape(),
+        weight.shape(),
+        (weight_grad.shape(), bias_shape),
+        below.map(|(_, output, grad)| (output.shape(), grad.shape())),
+    )?;
+    if let Some(bias_grad) = bias_grad {
+        if one_kernel(ctx, delta, input, (weight_grad, bias_grad), below) {
+            return linear_backward(ctx, delta, input, weight, (weight_grad, bias_grad), below);
+        }
+    }
+    // The column sum is recorded before the product: whatever the product would refuse is
+    // refused here first, so that a refusal records nothing.
+    let below_output = below.map(|b| b.1);
+    let read = [delta, weight, below_output.unwrap_or(delta)];
+    check_bindings(ctx, op, &read)?;
+    let outputs = [bias_grad, below.map(|b| b.2)];
+    for out in outputs.into_iter().flatten() {
+        check_bindings(ctx, op, &[out])?;
+        check_no_alias(op, out, &read)?;
+    }
+    if let (Some(bias_grad), Some((_, _, grad))) = (bias_grad, below) {
+        check_apart(op, ("bias gradient", bias_grad), ("gradient below", grad))?;
+    }
+    if let Some(bias_grad) = bias_grad {
+        column_sum(ctx, delta, bias_grad)?;
+    }
+    match below {
+        None => Ok(()),
+        Some((Activation::Identity, _, grad)) => {
+            matmul(ctx, Matmul::nn(), delta, weight, None, grad)
+        }
+        Some((activation, output, grad)) => {
+            matmul_activation_backward(ctx, Matmul::nn(), delta, weight, activation, output, grad)
+        }
+    }
+}
+
 fn one_kernel(
     ctx: &GpuContext,
     delta: &GpuMatrix,

@@ -40,7 +40,9 @@ pub use elementwise::{activation_backward, add, axpy};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use kernel::{Binding as KernelBinding, BuiltKernel};
 pub use layer_norm::{layer_norm, layer_norm_backward};
-pub use linear_backward::{linear_backward, linear_grads, linear_grads_tiled};
+pub use linear_backward::{
+    linear_backward, linear_backward_frozen_weight, linear_grads, linear_grads_tiled,
+};
 pub use linear_chain::linear_chain;
 pub use matmul::{matmul, matmul_activation_backward, matmul_tiled};
 pub use matrix::GpuMatrix;
@@ -215,6 +217,25 @@ impl Backend for GpuBackend {
             input,
             weight,
             (weight_grad, bias_grad),
+            below,
+        )
+    }
+
+    fn linear_backward_frozen_weight_into(
+        &self,
+        delta: &GpuMatrix,
+        input: &GpuMatrix,
+        weight: &GpuMatrix,
+        (weight_grad, bias_grad): (&mut GpuMatrix, Option<&mut GpuMatrix>),
+        below: Option<(Activation, &GpuMatrix, &mut GpuMatrix)>,
+    ) -> Result<()> {
+        let below = below.map(|(activation, output, grad)| (activation, output, &*grad));
+        linear_backward_frozen_weight(
+            &self.ctx,
+            delta,
+            input,
+            weight,
+            (weight_grad, bias_grad.map(|b| &*b)),
             below,
         )
     }

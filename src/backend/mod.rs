@@ -240,20 +240,7 @@ pub trait Backend: 'static {
                 .map(|(_, output, grad)| (output.shape(), grad.shape())),
         )?;
         self.linear_grads_into(delta, input, weight_grad, bias_grad)?;
-        match below {
-            None => Ok(()),
-            Some((Activation::Identity, _, grad)) => {
-                self.matmul_into(Matmul::nn(), delta, weight, None, grad)
-            }
-            Some((activation, output, grad)) => self.matmul_activation_backward_into(
-                Matmul::nn(),
-                delta,
-                weight,
-                activation,
-                output,
-                grad,
-            ),
-        }
+        passed_down(self, delta, weight, below)
     }
 
     /// [`Backend::linear_backward_into`] for a layer whose weight is frozen: the bias gradient
@@ -287,20 +274,7 @@ pub trait Backend: 'static {
         if let Some(bias_grad) = bias_grad {
             self.column_sum_into(delta, bias_grad)?;
         }
-        match below {
-            None => Ok(()),
-            Some((Activation::Identity, _, grad)) => {
-                self.matmul_into(Matmul::nn(), delta, weight, None, grad)
-            }
-            Some((activation, output, grad)) => self.matmul_activation_backward_into(
-                Matmul::nn(),
-                delta,
-                weight,
-                activation,
-                output,
-                grad,
-            ),
-        }
+        passed_down(self, delta, weight, below)
     }
 
     /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).
@@ -484,6 +458,30 @@ pub trait Backend: 'static {
         let mut out = self.zeros(m, n)?;
         self.matmul_into(spec, a, b, bias, &mut out)?;
         Ok(out)
+    }
+}
+
+/// A linear layer's gradient passed down, given the layer below as `(activation, output,
+/// grad)`: `grad ← (delta · weight) ⊙ act'(output)` (a plain product for identity).
+fn passed_down<B: Backend + ?Sized>(
+    backend: &B,
+    delta: &B::Matrix,
+    weight: &B::Matrix,
+    below: Option<(Activation, &B::Matrix, &mut B::Matrix)>,
+) -> Result<()> {
+    match below {
+        None => Ok(()),
+        Some((Activation::Identity, _, grad)) => {
+            backend.matmul_into(Matmul::nn(), delta, weight, None, grad)
+        }
+        Some((activation, output, grad)) => backend.matmul_activation_backward_into(
+            Matmul::nn(),
+            delta,
+            weight,
+            activation,
+            output,
+            grad,
+        ),
     }
 }
 

@@ -206,21 +206,7 @@ pub fn linear_backward(
     }
     if !one_kernel(ctx, delta, input, (weight_grad, bias_grad), below) {
         linear_grads(ctx, delta, input, weight_grad, bias_grad)?;
-        return match below {
-            None => Ok(()),
-            Some((Activation::Identity, _, grad)) => {
-                matmul(ctx, Matmul::nn(), delta, weight, None, grad)
-            }
-            Some((activation, output, grad)) => matmul_activation_backward(
-                ctx,
-                Matmul::nn(),
-                delta,
-                weight,
-                activation,
-                output,
-                grad,
-            ),
-        };
+        return passed_down(ctx, delta, weight, below);
     }
 
     let ((rows, outputs), inputs) = (delta.shape(), input.shape().1);
@@ -339,6 +325,17 @@ pub fn linear_backward_frozen_weight(
     if let Some(bias_grad) = bias_grad {
         column_sum(ctx, delta, bias_grad)?;
     }
+    passed_down(ctx, delta, weight, below)
+}
+
+/// The gradient a linear layer passes down, given the layer below as `(activation, output,
+/// grad)`: `grad ← (δ · weight) ⊙ act'(output)`, a plain product for identity.
+fn passed_down(
+    ctx: &GpuContext,
+    delta: &GpuMatrix,
+    weight: &GpuMatrix,
+    below: Option<(Activation, &GpuMatrix, &GpuMatrix)>,
+) -> Result<()> {
     match below {
         None => Ok(()),
         Some((Activation::Identity, _, grad)) => {

@@ -248,6 +248,134 @@ impl GuardedGrads {
     }
 }
 
+/// A linear layer's backward pass to check: fresh data from `seed` (δ at one of three scales,
+/// the layer below's output as its activation leaves it, ReLU's zeros included), placed on the
+/// GPU at awkward offsets, and the GPU's outputs NaN inside and guarded by canaries.
+struct LayerCase {
+    scale: f32,
+    delta: Array2<f32>,
+    input: Array2<f32>,
+    weight: Array2<f32>,
+    below: Option<(Activation, Array2<f32>)>,
+    g_delta: GpuMatrix,
+    g_input: GpuMatrix,
+    g_weight: GpuMatrix,
+    g_output: Option<GpuMatrix>,
+    grads: GuardedGrads,
+    grad_below: super::Guarded,
+}
+
+impl LayerCase {
+    fn new(
+        (rows, outputs, inputs): (usize, usize, usize),
+        below: Option<Activation>,
+        seed: u64,
+    ) -> Self {
+        let mut rng = rng(seed);
+        let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
+        let delta = random_matrix(&mut rng, rows, outputs, scale);
+        let input = random_matrix(&mut rng, rows, inputs, 1.0);
+        let weight = random_matrix(&mut rng, outputs, inputs, 1.0);
+        let below = below.map(|act| {
+            (
+                act,
+                random_matrix(&mut rng, rows, inputs, 3.0).mapv(|x| act.apply(x)),
+            )
+        });
+        let g_output = below
+            .as_ref()
+            .map(|(_, m)| super::placed(m, (seed % 7) as usize));
+        Self {
+            scale,
+            g_delta: super::placed(&delta, (seed % 5) as usize),
+            g_input: super::placed(&input, (seed % 3) as usize),
+            g_weight: gpu().upload(weight.view()).unwrap(),
+            g_output,
+            grads: GuardedGrads::new(outputs, inputs, seed),
+            grad_below: guarded(rows, inputs, (seed % 11) as usize),
+            delta,
+            input,
+            weight,
+            below,
+        }
+    }
+
+    /// The layer below for the CPU's ops, its gradient into `grad`.
+    fn cpu_below<'a>(
+        &'a self,
+        grad: &'a mut Array2<f32>,
+    ) -> Option<(Activation, &'a Array2<f32>, &'a mut Array2<f32>)> {
+        self.below.as_ref().map(|(act, out)| (*act, out, grad))
+    }
+
+    /// The layer below for the GPU's ops, its gradient into the guarded output.
+    fn gpu_below(&self) -> Option<(Activation, &GpuMatrix, &GpuMatrix)> {
+        self.below
+            .as_ref()
+            .zip(self.g_output.as_ref())
+            .map(|((act, _), out)| (*act, out, &self.grad_below.matrix))
+    }
+
+    /// The tolerances of the GPU's weight and bias gradients against the CPU's.
+    fn grads_tolerance(&self) -> (Array2<f32>, Array2<f32>) {
+        linear_grads_tolerance(&self.delta, &self.input, self.scale)
+    }
+
+    /// Every canary around the GPU's outputs still in place.
+    fn assert_untouched(&self, what: &str) {
+        self.grads.assert_untouched(what);
+        self.grad_below.assert_untouched(what);
+    }
+
+    /// The GPU's bias gradient bit for bit the one `linear_grads` sums beside the weight's
+    /// (column_sum's), each into a buffer of its own; the two gradients it computed.
+    fn separate_grads(&self) -> (Array2<f32>, Array2<f32>) {
+        let gpu = gpu();
+        let (outputs, inputs) = self.weight.dim();
+        let separate_w = gpu.zeros(outputs, inputs).unwrap();
+        let separate_b = gpu.zeros(1, outputs).unwrap();
+        let (d, x) = (&self.g_delta, &self.g_input);
+        linear_grads_tiled(gpu.context(), None, d, x, &separate_w, &separate_b).unwrap();
+        (
+            gpu.download(&separate_w).unwrap(),
+            gpu.download(&separate_b).unwrap(),
+        )
+    }
+
+    /// The GPU's gradient passed down against `cpu_below`, and bit for bit against the GPU's
+    /// product into the layer below with its activation's derivative.
+    fn assert_passed_down(&self, what: &str, cpu_below: &Array2<f32>) {
+        let (Some((act, _)), Some(g_out)) = (self.below.as_ref(), self.g_output.as_ref()) else {
+            return;
+        };
+        let gpu = gpu();
+        let actual = gpu.download(&self.grad_below.matrix).unwrap();
+        // |act'| ≤ 1 for every activation, so the product's tolerance bounds the result's.
+        let tol = matmul_tolerance(
+            self.delta.mapv(f32::abs).view(),
+            self.weight.mapv(f32::abs).view(),
+            None,
+            self.weight.dim().0,
+            Activation::Identity,
+        ) + 1e-7;
+        assert_close(&format!("{what}: below"), &actual, cpu_below, &tol);
+        let (rows, inputs) = actual.dim();
+        let mut separate = gpu.zeros(rows, inputs).unwrap();
+        let (d, w) = (&self.g_delta, &self.g_weight);
+        match act {
+            Activation::Identity => gpu.matmul_into(Matmul::nn(), d, w, None, &mut separate),
+            _ => {
+                gpu.matmul_activation_backward_into(Matmul::nn(), d, w, *act, g_out, &mut separate)
+            }
+        }
+        .unwrap();
+        assert!(
+            same_bits(&actual, &gpu.download(&separate).unwrap()),
+            "{what}: the gradient below differs from the product's"
+        );
+    }
+}
+
 /// A linear layer's whole backward pass (`linear_backward`: one kernel for a small layer)
 /// against the CPU twin (the separate ops), and bit for bit against the GPU's separate ops
 /// (`linear_grads`, then the product into the layer below with its activation's derivative),
@@ -259,15 +387,7 @@ pub fn check_linear_backward(
     below: Option<Activation>,
     seed: u64,
 ) {
-    let mut rng = rng(seed);
-    let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
-    let delta = random_matrix(&mut rng, rows, outputs, scale);
-    let input = random_matrix(&mut rng, rows, inputs, 1.0);
-    let weight = random_matrix(&mut rng, outputs, inputs, 1.0);
-    // The layer below's output, as its activation leaves it (ReLU's zeros included).
-    let below_output =
-        below.map(|act| random_matrix(&mut rng, rows, inputs, 3.0).mapv(|x| act.apply(x)));
-
+    let case = LayerCase::new((rows, outputs, inputs), below, seed);
     let (mut cpu_w, mut cpu_b) = (
         Array2::zeros((outputs, inputs)),
         Array2::zeros((1, outputs)),
@@ -275,36 +395,23 @@ pub fn check_linear_backward(
     let mut cpu_below = Array2::zeros((rows, inputs));
     CpuBackend
         .linear_backward_into(
-            &delta,
-            &input,
-            &weight,
+            &case.delta,
+            &case.input,
+            &case.weight,
             (&mut cpu_w, &mut cpu_b),
-            below
-                .zip(below_output.as_ref())
-                .map(|(act, out)| (act, out, &mut cpu_below)),
+            case.cpu_below(&mut cpu_below),
         )
         .unwrap();
 
     let gpu = gpu();
-    let ctx = gpu.context();
-    let g_delta = super::placed(&delta, (seed % 5) as usize);
-    let g_input = super::placed(&input, (seed % 3) as usize);
-    let g_weight = gpu.upload(weight.view()).unwrap();
-    let g_output = below_output
-        .as_ref()
-        .map(|m| super::placed(m, (seed % 7) as usize));
-    let grads = GuardedGrads::new(outputs, inputs, seed);
-    let grad_below = guarded(rows, inputs, (seed % 11) as usize);
-    let g_below = below
-        .zip(g_output.as_ref())
-        .map(|(act, out)| (act, out, &grad_below.matrix));
+    let grads = &case.grads;
     linear_backward(
-        ctx,
-        &g_delta,
-        &g_input,
-        &g_weight,
+        gpu.context(),
+        &case.g_delta,
+        &case.g_input,
+        &case.g_weight,
         (&grads.weight, &grads.bias),
-        g_below,
+        case.gpu_below(),
     )
     .unwrap();
 
@@ -312,64 +419,20 @@ pub fn check_linear_backward(
         format!("linear_backward {rows} rows, {inputs}→{outputs}, below {below:?} seed={seed}");
     let actual_w = gpu.download(&grads.weight).unwrap();
     let actual_b = gpu.download(&grads.bias).unwrap();
-    let (w_tol, b_tol) = linear_grads_tolerance(&delta, &input, scale);
+    let (w_tol, b_tol) = case.grads_tolerance();
     assert_close(&format!("{what}: weight"), &actual_w, &cpu_w, &w_tol);
     assert_close(&format!("{what}: bias"), &actual_b, &cpu_b, &b_tol);
-    grads.assert_untouched(&what);
-    grad_below.assert_untouched(&what);
-
-    // The separate GPU ops, each into a buffer of its own: the same bits.
-    let separate_w = gpu.zeros(outputs, inputs).unwrap();
-    let separate_b = gpu.zeros(1, outputs).unwrap();
-    linear_grads_tiled(ctx, None, &g_delta, &g_input, &separate_w, &separate_b).unwrap();
-    let weight_bits = same_bits(&actual_w, &gpu.download(&separate_w).unwrap());
+    case.assert_untouched(&what);
+    let (separate_w, separate_b) = case.separate_grads();
     assert!(
-        weight_bits,
+        same_bits(&actual_w, &separate_w),
         "{what}: the weight gradient differs from matmul's"
     );
-    let bias_bits = same_bits(&actual_b, &gpu.download(&separate_b).unwrap());
     assert!(
-        bias_bits,
+        same_bits(&actual_b, &separate_b),
         "{what}: the bias gradient differs from column_sum's"
     );
-    let (Some(act), Some(g_out)) = (below, g_output.as_ref()) else {
-        return;
-    };
-    let actual_below = gpu.download(&grad_below.matrix).unwrap();
-    // |act'| ≤ 1 for every activation, so the product's tolerance bounds the result's.
-    let below_tol = matmul_tolerance(
-        delta.mapv(f32::abs).view(),
-        weight.mapv(f32::abs).view(),
-        None,
-        outputs,
-        Activation::Identity,
-    ) + 1e-7;
-    assert_close(
-        &format!("{what}: below"),
-        &actual_below,
-        &cpu_below,
-        &below_tol,
-    );
-    let mut separate = gpu.zeros(rows, inputs).unwrap();
-    match act {
-        Activation::Identity => {
-            gpu.matmul_into(Matmul::nn(), &g_delta, &g_weight, None, &mut separate)
-        }
-        _ => gpu.matmul_activation_backward_into(
-            Matmul::nn(),
-            &g_delta,
-            &g_weight,
-            act,
-            g_out,
-            &mut separate,
-        ),
-    }
-    .unwrap();
-    let below_bits = same_bits(&actual_below, &gpu.download(&separate).unwrap());
-    assert!(
-        below_bits,
-        "{what}: the gradient below differs from the product's"
-    );
+    case.assert_passed_down(&what, &cpu_below);
 }
 
 /// A linear layer's backward pass with its weight frozen
@@ -385,57 +448,47 @@ pub fn check_linear_backward_frozen_weight(
     bias_trained: bool,
     seed: u64,
 ) {
-    let mut rng = rng(seed);
-    let scale = [0.01, 1.0, 30.0][(seed % 3) as usize];
-    let delta = random_matrix(&mut rng, rows, outputs, scale);
-    let input = random_matrix(&mut rng, rows, inputs, 1.0);
-    let weight = random_matrix(&mut rng, outputs, inputs, 1.0);
-    let below_output =
-        below.map(|act| random_matrix(&mut rng, rows, inputs, 3.0).mapv(|x| act.apply(x)));
+    let case = LayerCase::new((rows, outputs, inputs), below, seed);
     let what = format!(
         "linear_backward_frozen_weight {rows} rows, {inputs}→{outputs}, below {below:?}, \
          bias trained {bias_trained}, seed={seed}"
     );
 
-    // The CPU: the twin, and its full backward pass for the values.
+    // The CPU: the twin, and its whole backward pass for the values.
     let untouched = 7.5f32;
     let mut cpu_w = Array2::from_elem((outputs, inputs), untouched);
     let mut cpu_b = Array2::from_elem((1, outputs), untouched);
     let mut cpu_below = Array2::zeros((rows, inputs));
     CpuBackend
         .linear_backward_frozen_weight_into(
-            &delta,
-            &input,
-            &weight,
+            &case.delta,
+            &case.input,
+            &case.weight,
             (&mut cpu_w, bias_trained.then_some(&mut cpu_b)),
-            below
-                .zip(below_output.as_ref())
-                .map(|(act, out)| (act, out, &mut cpu_below)),
+            case.cpu_below(&mut cpu_below),
         )
         .unwrap();
     assert!(
         cpu_w.iter().all(|&x| x == untouched),
         "{what}: the CPU wrote the frozen weight's gradient"
     );
-    let (mut full_w, mut full_b) = (
+    let (mut whole_w, mut whole_b) = (
         Array2::zeros((outputs, inputs)),
         Array2::zeros((1, outputs)),
     );
-    let mut full_below = Array2::zeros((rows, inputs));
+    let mut whole_below = Array2::zeros((rows, inputs));
     CpuBackend
         .linear_backward_into(
-            &delta,
-            &input,
-            &weight,
-            (&mut full_w, &mut full_b),
-            below
-                .zip(below_output.as_ref())
-                .map(|(act, out)| (act, out, &mut full_below)),
+            &case.delta,
+            &case.input,
+            &case.weight,
+            (&mut whole_w, &mut whole_b),
+            case.cpu_below(&mut whole_below),
         )
         .unwrap();
     match bias_trained {
         true => assert!(
-            same_bits(&cpu_b, &full_b),
+            same_bits(&cpu_b, &whole_b),
             "{what}: the CPU's bias gradient"
         ),
         false => assert!(
@@ -445,35 +498,23 @@ pub fn check_linear_backward_frozen_weight(
     }
     if below.is_some() {
         assert!(
-            same_bits(&cpu_below, &full_below),
+            same_bits(&cpu_below, &whole_below),
             "{what}: the CPU's gradient below"
         );
     }
 
     let gpu = gpu();
-    let ctx = gpu.context();
-    let g_delta = super::placed(&delta, (seed % 5) as usize);
-    let g_input = super::placed(&input, (seed % 3) as usize);
-    let g_weight = gpu.upload(weight.view()).unwrap();
-    let g_output = below_output
-        .as_ref()
-        .map(|m| super::placed(m, (seed % 7) as usize));
-    let grads = GuardedGrads::new(outputs, inputs, seed);
-    let grad_below = guarded(rows, inputs, (seed % 11) as usize);
-    let g_below = below
-        .zip(g_output.as_ref())
-        .map(|(act, out)| (act, out, &grad_below.matrix));
+    let grads = &case.grads;
     linear_backward_frozen_weight(
-        ctx,
-        &g_delta,
-        &g_input,
-        &g_weight,
+        gpu.context(),
+        &case.g_delta,
+        &case.g_input,
+        &case.g_weight,
         (&grads.weight, bias_trained.then_some(&grads.bias)),
-        g_below,
+        case.gpu_below(),
     )
     .unwrap();
-    grads.assert_untouched(&what);
-    grad_below.assert_untouched(&what);
+    case.assert_untouched(&what);
     let actual_w = gpu.download(&grads.weight).unwrap();
     if !bias_trained || rows > 128 || outputs > 256 {
         assert!(
@@ -483,16 +524,10 @@ pub fn check_linear_backward_frozen_weight(
     }
     let actual_b = gpu.download(&grads.bias).unwrap();
     if bias_trained {
-        let (_, b_tol) = linear_grads_tolerance(&delta, &input, scale);
+        let (_, b_tol) = case.grads_tolerance();
         assert_close(&format!("{what}: bias"), &actual_b, &cpu_b, &b_tol);
-        // The GPU's whole backward pass sums the bias as column_sum does.
-        let (separate_w, separate_b) = (
-            gpu.zeros(outputs, inputs).unwrap(),
-            gpu.zeros(1, outputs).unwrap(),
-        );
-        linear_grads_tiled(ctx, None, &g_delta, &g_input, &separate_w, &separate_b).unwrap();
         assert!(
-            same_bits(&actual_b, &gpu.download(&separate_b).unwrap()),
+            same_bits(&actual_b, &case.separate_grads().1),
             "{what}: the bias gradient differs from column_sum's"
         );
     } else {
@@ -501,37 +536,7 @@ pub fn check_linear_backward_frozen_weight(
             "{what}: the GPU wrote the frozen bias's gradient"
         );
     }
-    let (Some(act), Some(g_out)) = (below, g_output.as_ref()) else {
-        return;
-    };
-    let actual_below = gpu.download(&grad_below.matrix).unwrap();
-    let below_tol = matmul_tolerance(
-        delta.mapv(f32::abs).view(),
-        weight.mapv(f32::abs).view(),
-        None,
-        outputs,
-        Activation::Identity,
-    ) + 1e-7;
-    assert_close(
-        &format!("{what}: below"),
-        &actual_below,
-        &cpu_below,
-        &below_tol,
-    );
-    let mut separate = gpu.zeros(rows, inputs).unwrap();
-    gpu.matmul_activation_backward_into(
-        Matmul::nn(),
-        &g_delta,
-        &g_weight,
-        act,
-        g_out,
-        &mut separate,
-    )
-    .unwrap();
-    assert!(
-        same_bits(&actual_below, &gpu.download(&separate).unwrap()),
-        "{what}: the gradient below differs from the product's"
-    );
+    case.assert_passed_down(&what, &cpu_below);
 }
 
 /// The forward pass of a chain of linear layers (`linear_chain`: two or three small links in

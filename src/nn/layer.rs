@@ -124,13 +124,6 @@ pub struct Backward<'a, B: Backend> {
     pub grad_input: Option<InputGrad<'a, B>>,
 }
 
-impl<B: Backend> Backward<'_, B> {
-    /// Whether the optimizer trains any of the layer's parameters ([`Backward::trained`]).
-    pub fn trains_any(&self) -> bool {
-        self.trained.iter().any(|&t| t)
-    }
-}
-
 /// A layer of a [`Sequential`](super::Sequential) model: a batch forward and backward over the
 /// [`Backend`] ops, its parameters and what it keeps between the two.
 ///

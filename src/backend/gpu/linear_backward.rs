@@ -277,10 +277,6 @@ pub fn linear_backward(
     )
 }
 
-/// Whether this layer's backward pass runs as one kernel (see [`linear_backward`]): it is
-/// small, its two gradients are apart in one buffer and the gradient below in another, and
-/// the separate products would not split K (the one kernel sums each element over all of K,
-/// as an unsplit product does).
 /// [`Backend::linear_backward_frozen_weight_into`](crate::Backend::linear_backward_frozen_weight_into)
 /// on the GPU, for a linear layer whose weight is frozen: a small layer whose bias trains (one
 /// [`linear_backward`] runs as one dispatch) runs that dispatch, its weight gradient written
@@ -347,6 +343,10 @@ fn passed_down(
     }
 }
 
+/// Whether this layer's backward pass runs as one kernel (see [`linear_backward`]): it is
+/// small, its two gradients are apart in one buffer and the gradient below in another, and
+/// the separate products would not split K (the one kernel sums each element over all of K,
+/// as an unsplit product does).
 fn one_kernel(
     ctx: &GpuContext,
     delta: &GpuMatrix,

@@ -69,6 +69,17 @@ fn lockstep_with(trainer: &Trainer, hidden: Activation, steps: usize) {
     }
 }
 
+/// The elements of the parameter arena (as `parameters_flat` lays them out) that hold the
+/// tensors whose names `pick` accepts.
+fn arena_elements<B: Backend>(model: &Mlp<B>, pick: impl Fn(&str) -> bool) -> Vec<usize> {
+    let offsets = model.network().parameters().offsets();
+    let specs = model.network().parameter_specs();
+    (specs.iter().zip(&offsets))
+        .filter(|(p, _)| pick(&p.name))
+        .flat_map(|(p, &at)| at..at + p.rows * p.cols)
+        .collect()
+}
+
 /// A linear layer frozen whole between trained ones passes the gradient down through its
 /// weight and the activation below (fused here) and computes none of its own: the backends
 /// agree step by step, its parameters stay as they started, and after one step the layer
@@ -90,14 +101,7 @@ fn a_frozen_middle_layer_passes_the_gradient_down() {
     let g = gpu();
     let cpu_start = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
     // The arena's elements of layer 0's tensors and of layer 1's.
-    let offsets = cpu_start.network().parameters().offsets();
-    let specs = cpu_start.network().parameter_specs();
-    let tensors = |layer: &str| -> Vec<usize> {
-        (specs.iter().zip(&offsets))
-            .filter(|(p, _)| p.name.starts_with(layer))
-            .flat_map(|(p, &at)| at..at + p.rows * p.cols)
-            .collect()
-    };
+    let tensors = |layer: &str| arena_elements(&cpu_start, |name| name.starts_with(layer));
     let (lower, frozen) = (tensors("layers.0."), tensors("layers.1."));
     let start = cpu_start.network().parameters_flat(&CpuBackend).unwrap();
 
@@ -180,13 +184,10 @@ fn bitfit_trains_the_biases_alone_and_computes_no_weight_gradient() {
     let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
     let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
     let start = cpu_model.network().parameters_flat(&CpuBackend).unwrap();
-    let offsets = cpu_model.network().parameters().offsets();
-    let specs = cpu_model.network().parameter_specs();
-    let elements = |suffix: &str, layer: &str| -> Vec<usize> {
-        (specs.iter().zip(&offsets))
-            .filter(|(p, _)| p.name.ends_with(suffix) && p.name.starts_with(layer))
-            .flat_map(|(p, &at)| at..at + p.rows * p.cols)
-            .collect()
+    let elements = |suffix: &str, layer: &str| {
+        arena_elements(&cpu_model, |name| {
+            name.ends_with(suffix) && name.starts_with(layer)
+        })
     };
     let (weights, biases) = (elements(".weight", ""), elements(".bias", ""));
     let wide_weight = elements(".weight", "layers.0.");

@@ -30,9 +30,12 @@
 //   Huber     (LOSS 4)  |d| < δ ? d²/2 : δ(|d| − δ/2);     slope |d| < δ ? d : δ·sign(d)
 //   SmoothL1  (LOSS 5)  |d| < β ? d²/(2β) : |d| − β/2;     slope |d| < β ? d/β : sign(d)
 //   (δ and β arrive as `threshold`). MSE's term is d², its slope 2d. An unknown code gives NaN.
+//   The host computes `scale`; its `rows` are the update's: the batch's own, or more where the
+//   batch is one of several whose gradients one update sums (gradient accumulation).
 // `loss_total` sums the rows in index order (each invocation a fixed stride, then a fixed tree)
-// and sets totals[slot] = Σ loss, totals[slot+1] = Σ correct, and adds both to
-// totals[slot+2], totals[slot+3] (the running sums of an epoch).
+// and sets totals[slot] = Σ loss, totals[slot+1] = Σ correct (adds to them where `first` is
+// 0: a later batch of the same update), and adds both to totals[slot+2], totals[slot+3] (the
+// running sums of an epoch).
 
 override LOSS: u32 = 0u;
 override WRITE_GRAD: bool = true;
@@ -48,6 +51,8 @@ struct Params {
     totals_offset: u32,
     scale: f32,
     threshold: f32,
+    // 1: the batch is its update's first, and sets totals[slot], totals[slot+1]; 0: it adds.
+    first: u32,
 }
 
 var<immediate> params: Params;
@@ -193,8 +198,13 @@ fn finish_total(lid: u32, acc: vec2<f32>) {
     }
     if (lid == 0u) {
         let at = params.totals_offset;
-        totals[at] = sums[0].x;
-        totals[at + 1u] = sums[0].y;
+        if (params.first != 0u) {
+            totals[at] = sums[0].x;
+            totals[at + 1u] = sums[0].y;
+        } else {
+            totals[at] += sums[0].x;
+            totals[at + 1u] += sums[0].y;
+        }
         totals[at + 2u] += sums[0].x;
         totals[at + 3u] += sums[0].y;
     }

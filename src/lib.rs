@@ -102,7 +102,7 @@ pub use backend::gpu::{
     GpuOptions, KernelTime,
 };
 pub use backend::{
-    Activation, Arena, Backend, LinearLink, Matmul, MatmulDims, Matrix, Nonlinearity,
+    Activation, Arena, Backend, LinearLink, LossShare, Matmul, MatmulDims, Matrix, Nonlinearity,
 };
 pub use data::{Dataset, Standardizer};
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use common::gpu;
 use ndarray::{Array2, array};
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init, Loss,
-    Matmul, Mlp, MlpSpec, Sgd, Trainer, data,
+    LossShare, Matmul, Mlp, MlpSpec, Sgd, Trainer, data,
 };
 
 #[test]
@@ -60,6 +60,7 @@ fn mismatched_loss_shapes() {
             &logits,
             &targets,
             None,
+            LossShare::whole(4),
             &mut totals,
             0,
         )

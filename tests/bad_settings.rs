@@ -10,7 +10,8 @@ use ndarray::{Array2, array};
 use steepest::optim::{ArenaGroup, GroupSettings, Mode, OneCycle, ParamGroup};
 use steepest::{
     Activation, Adam, AdamW, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init,
-    Loss, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched, data,
+    Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Session, Sgd, Trainer,
+    Watched, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -61,6 +62,7 @@ fn inputs_that_used_to_panic_are_errors() {
             &logits,
             &targets,
             None,
+            LossShare::whole(1),
             &mut totals,
             usize::MAX - 1,
         )
@@ -80,6 +82,7 @@ fn inputs_that_used_to_panic_are_errors() {
             &g.upload(logits.view()).unwrap(),
             &g.upload(targets.view()).unwrap(),
             None,
+            LossShare::whole(1),
             &mut totals,
             usize::MAX - 1,
         )
@@ -181,6 +184,14 @@ fn stopping_rules_and_submits_are_validated() {
             "stop_when_grad_norm_below",
         ),
         (cross_entropy().steps_per_submit(0), "steps_per_submit(0)"),
+        (
+            cross_entropy().accumulate_grad_batches(0),
+            "accumulate_grad_batches(0): a step needs the gradient of at least one batch",
+        ),
+        (
+            cross_entropy().full_batch().accumulate_grad_batches(3),
+            "accumulate_grad_batches(3) with full_batch: each step already sees every sample",
+        ),
     ];
     for (trainer, words) in trainers {
         let err = fit_error(trainer, &blobs());
@@ -235,10 +246,38 @@ fn stopping_rules_and_submits_are_validated() {
     let short = cross_entropy()
         .epochs(10)
         .schedule(LrSchedule::one_cycle(OneCycle::new(39)));
-    let err = fit_error(short, &blobs());
+    let err = fit_error(short.clone(), &blobs());
     let words = "the schedule ends after 39 updates, but this run takes 40 (10 epochs of 4)";
     assert!(
         matches!(err, Error::Data { .. }) && err.to_string().contains(words),
+        "{err}"
+    );
+    // With steps of three batches of 8, an epoch is 2 updates (24 samples, then 6).
+    let accumulated = short.accumulate_grad_batches(3);
+    let err = fit_error(
+        accumulated
+            .clone()
+            .schedule(LrSchedule::one_cycle(OneCycle::new(19))),
+        &blobs(),
+    );
+    let words = "the schedule ends after 19 updates, but this run takes 20 (10 epochs of 2)";
+    assert!(
+        matches!(err, Error::Data { .. }) && err.to_string().contains(words),
+        "{err}"
+    );
+    let g = gpu();
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let history = accumulated
+        .schedule(LrSchedule::one_cycle(OneCycle::new(20)))
+        .fit(g, &mut model, &blobs(), None)
+        .unwrap();
+    assert_eq!(history.epochs.last().map(|e| e.step), Some(20));
+    // A session of the application's batches takes one batch a step.
+    let err = Session::for_batches(&cross_entropy().accumulate_grad_batches(2), g, &mut model)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("accumulate_grad_batches(2): a step on a given batch is one batch"),
         "{err}"
     );
     let rule = ReduceLrOnPlateau::default();

@@ -116,6 +116,12 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
     check_settings_refused(trainer(), trainer().seed(4), "seed", &dir);
     check_settings_refused(trainer(), trainer().batch_size(8), "batch_size", &dir);
     check_settings_refused(
+        trainer(),
+        trainer().accumulate_grad_batches(2),
+        "grad_batches",
+        &dir,
+    );
+    check_settings_refused(
         adam(Adam::default().lr(0.02)),
         adam(Adam::default().lr(0.03)),
         "lr: 0.02",

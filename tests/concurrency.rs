@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array2, array};
 use steepest::{
-    Activation, Adam, Backend, Dataset, Error, GpuBackend, Init, Loss, Matmul, Mlp, MlpSpec,
-    Session, Trainer, data,
+    Activation, Adam, Backend, Dataset, Error, GpuBackend, Init, Loss, LossShare, Matmul, Mlp,
+    MlpSpec, Session, Trainer, data,
 };
 
 fn spec() -> MlpSpec {
@@ -61,6 +61,7 @@ fn invalid_calls(g: &GpuBackend) {
         &g.upload(array![[1.0f32]].view()).unwrap(),
         &g.upload(array![[1.0f32]].view()).unwrap(),
         None,
+        LossShare::whole(1),
         &mut totals,
         3,
     ));

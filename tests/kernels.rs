@@ -9,7 +9,7 @@ use ndarray::Array2;
 use proptest::prelude::*;
 use rand::RngExt;
 use steepest::backend::cpu;
-use steepest::{Activation, Arena, Backend, CpuBackend, GpuMatrix, Loss};
+use steepest::{Activation, Arena, Backend, CpuBackend, GpuMatrix, Loss, LossShare};
 
 /// Rows and columns the named cases cover: 1, tile edges and their neighbours, and sizes
 /// that are multiples of nothing.
@@ -230,9 +230,23 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
     let scale = [1.0, 10.0, 80.0][(seed % 3) as usize];
     let logits = random_matrix(&mut r, rows, cols, scale);
     let t = targets(loss, rows, cols, &mut r);
+    // A whole step, or one share of a larger one (gradient accumulation), first or later.
+    let share = match (seed / 3) % 3 {
+        0 => LossShare::whole(rows),
+        more => LossShare {
+            update_rows: rows + r.random_range(0..3 * rows),
+            first: more == 1,
+        },
+    };
     let mut expected_grad = Array2::zeros((rows, cols));
-    let (loss_sum, correct) =
-        cpu::loss(loss, logits.view(), t.view(), Some(&mut expected_grad)).unwrap();
+    let (loss_sum, correct) = cpu::loss(
+        loss,
+        logits.view(),
+        t.view(),
+        Some(&mut expected_grad),
+        share,
+    )
+    .unwrap();
 
     let g = gpu();
     let offset = (seed % 4) as usize;
@@ -243,21 +257,23 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
         &placed(&logits, 3),
         &placed(&t, offset),
         Some(&mut grad),
+        share,
         &mut totals,
         1,
     )
     .unwrap();
-    let what = format!("{loss:?} {rows}×{cols} scale={scale} seed={seed}");
+    let what = format!("{loss:?} {rows}×{cols} scale={scale} {share:?} seed={seed}");
     let actual = g.download(&grad).unwrap();
-    // Each gradient is a difference scaled to the batch mean (by 1/rows for CE, 1/(rows·cols)
-    // otherwise): a probability less its target for the cross-entropies, a logit less its
-    // target for the others. One f32 rounding of that difference is worth up to ε times its
-    // larger operand, which no relative tolerance covers where it cancels (a probability
-    // within a few ε of its target 1, as logits of ±80 give): allow four such roundings.
+    // Each gradient is a difference scaled to the step's mean (by 1/rows for CE,
+    // 1/(rows·cols) otherwise, the step's rows): a probability less its target for the
+    // cross-entropies, a logit less its target for the others. One f32 rounding of that
+    // difference is worth up to ε times its larger operand, which no relative tolerance
+    // covers where it cancels (a probability within a few ε of its target 1, as logits of
+    // ±80 give): allow four such roundings.
     let count = if loss.takes_class_indices() {
-        rows
+        share.update_rows
     } else {
-        rows * cols
+        share.update_rows * cols
     };
     let operands = match loss {
         _ if loss.has_accuracy() => 1.0,
@@ -273,7 +289,10 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
     assert_untouched(&what, &buffer, offset, rows * cols);
     let totals = g.download(&totals).unwrap();
     let loss_tol = 1e-5 * loss_sum.abs() as f32 + 1e-5 * rows as f32;
-    for (slot, want) in [(1, loss_sum as f32), (3, loss_sum as f32 + 0.5)] {
+    // The step's sums are set by its first batch and added to by the others; the epoch's
+    // (slots 3 and 4) are always added to.
+    let before = if share.first { 0.0 } else { 0.5 };
+    for (slot, want) in [(1, loss_sum as f32 + before), (3, loss_sum as f32 + 0.5)] {
         assert!(
             (totals[[0, slot]] - want).abs() <= loss_tol,
             "{what}: totals[{slot}] = {}, expected {want}",
@@ -281,7 +300,7 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
         );
     }
     // Counts are exact for CE; BCE's per-row fractions are sums of k/cols.
-    for (slot, want) in [(2, correct as f32), (4, correct as f32 + 0.5)] {
+    for (slot, want) in [(2, correct as f32 + before), (4, correct as f32 + 0.5)] {
         assert!(
             (totals[[0, slot]] - want).abs() <= 1e-4 * rows as f32,
             "{what}: correct count totals[{slot}] = {}, expected {want}",
@@ -499,7 +518,8 @@ fn bad_shapes_are_errors_on_both_backends() {
             Loss::SoftmaxCrossEntropy,
             logits.view(),
             labels.view(),
-            None
+            None,
+            LossShare::whole(2)
         ),
         Err(steepest::Error::Label {
             row: 1,
@@ -507,6 +527,48 @@ fn bad_shapes_are_errors_on_both_backends() {
             ..
         })
     ));
+    // A batch that is a share of a step with fewer rows than its own is refused by both
+    // backends, writing nothing.
+    let share = LossShare {
+        update_rows: 4,
+        first: false,
+    };
+    let (logits, targets) = (Array2::<f32>::zeros((5, 2)), Array2::<f32>::zeros((5, 2)));
+    let mut grad = Array2::from_elem((5, 2), f32::NAN);
+    let mut totals = Array2::from_elem((1, 4), 0.5f32);
+    let cpu_err = CpuBackend
+        .loss_into(
+            Loss::MeanSquaredError,
+            &logits,
+            &targets,
+            Some(&mut grad),
+            share,
+            &mut totals,
+            0,
+        )
+        .unwrap_err();
+    assert!(grad.iter().all(|v| v.is_nan()) && totals.iter().all(|&v| v == 0.5));
+    let (mut grad, buffer) = poisoned(5, 2, 1);
+    let mut totals = g.upload(Array2::from_elem((1, 4), 0.5f32).view()).unwrap();
+    let gpu_err = g
+        .loss_into(
+            Loss::MeanSquaredError,
+            &placed(&logits, 2),
+            &placed(&targets, 3),
+            Some(&mut grad),
+            share,
+            &mut totals,
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(cpu_err.to_string(), gpu_err.to_string());
+    assert!(
+        gpu_err.to_string().contains("5 rows") && gpu_err.to_string().contains("the 4"),
+        "{gpu_err}"
+    );
+    assert!(g.download(&grad).unwrap().iter().all(|v| v.is_nan()));
+    assert_untouched("refused loss share", &buffer, 1, 10);
+    assert!(g.download(&totals).unwrap().iter().all(|&v| v == 0.5));
 }
 
 /// A case CI drew: logits of ±80 over 10 classes leave some rows' target probability within

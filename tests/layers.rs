@@ -11,7 +11,8 @@ use steepest::nn::{
     Backward, Dropout, Elementwise, Forward, Layer, LayerNorm, Mode, Residual, Sequential,
 };
 use steepest::{
-    Arena, Backend, CpuBackend, Dataset, Init, Linear, Loss, Nonlinearity, Session, Sgd, Trainer,
+    Arena, Backend, CpuBackend, Dataset, Init, Linear, Loss, LossShare, Nonlinearity, Session, Sgd,
+    Trainer,
 };
 
 /// The fixture file (written by `torch_reference.py`), compiled in so the test binary runs
@@ -206,7 +207,15 @@ fn losses_match_pytorch_on<B: Backend>(
         let mut grad = backend.zeros(x.nrows(), x.ncols()).unwrap();
         let mut totals = backend.zeros(1, 4).unwrap();
         backend
-            .loss_into(loss, &logits, &targets, Some(&mut grad), &mut totals, 0)
+            .loss_into(
+                loss,
+                &logits,
+                &targets,
+                Some(&mut grad),
+                LossShare::whole(x.nrows()),
+                &mut totals,
+                0,
+            )
             .unwrap();
         let value = backend.download(&totals).unwrap()[[0, 0]] / x.nrows() as f32;
         let want = fixture(&format!("{prefix}.{case}.value"))[[0, 0]];

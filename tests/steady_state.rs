@@ -397,6 +397,54 @@ fn a_step_dispatches_one_kernel_per_layer_and_four_more() {
     }
 }
 
+/// A step over k accumulated batches runs each batch's gather, forward pass, loss and
+/// backward pass, adds k − 1 gradient arenas (the first is copied, which dispatches nothing)
+/// and updates once, in one submit; steady epochs of such steps (the last of each over what
+/// is left: 330 samples are steps of 96, 96, 96 and 42) create nothing.
+#[test]
+fn a_step_over_accumulated_batches_sums_them_and_creates_nothing() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(32, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(32)
+        .accumulate_grad_batches(3)
+        .monitor(true)
+        .log_every(5);
+    let what = "3 batches a step";
+    check_steady(what, &spec, &trainer, (&train, &val), 4, Some(5));
+    // Gather, chain, loss and a backward kernel per layer; then the adds, the update and
+    // (monitoring) the copy of its sums into the totals.
+    let per_batch = 1 + 1 + 1 + 3;
+    assert_eq!(
+        dispatches_in_a_step(&spec, &trainer, &train),
+        3 * per_batch + 2 + 1 + 1,
+        "{what}"
+    );
+    let alone = trainer.clone().accumulate_grad_batches(1);
+    assert_eq!(
+        dispatches_in_a_step(&spec, &alone, &train),
+        per_batch + 1 + 1
+    );
+    // As many submits as steps of one batch each: the batches of a step go in one.
+    let submits = |trainer: &Trainer| {
+        let g = &common::own_gpu();
+        let mut model = Mlp::new(g, &spec, Init::HeUniform, 1).unwrap();
+        let mut session = Session::new(trainer, g, &mut model, &train, None).unwrap();
+        session.step().unwrap();
+        let before = g.context().counters();
+        for _ in 0..3 {
+            session.step().unwrap();
+        }
+        assert_eq!(session.steps(), 4);
+        added(before, g.context().counters()).submits
+    };
+    assert_eq!(submits(&trainer), 3, "{what}");
+    assert_eq!(submits(&alone), 3);
+}
+
 /// A host further ahead of the GPU than `max_dispatches_in_flight` waits for the oldest
 /// submissions until half the bound is left, never for the newest, and the results are the
 /// ones it computes unthrottled, bit for bit. Counted, not timed: every submission counts as

@@ -306,6 +306,43 @@ fn train_group_optimizer_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     );
 }
 
+/// The runs whose updates each sum several batches' gradients, as PyTorch's accumulation loop
+/// does (each batch's loss scaled by its share of the update's samples): the classifier's
+/// settings over three batches an update, the regression net's over two.
+fn train_accumulated_cases_on<B: Backend>(backend: &B, backend_name: &str) {
+    check_training(
+        backend,
+        backend_name,
+        "classifier_accumulated",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| classifier_trainer(t).accumulate_grad_batches(3),
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+    check_training(
+        backend,
+        backend_name,
+        "regression_accumulated",
+        regression(),
+        Loss::MeanSquaredError,
+        |t| {
+            t.schedule(LrSchedule::step(4, 0.5))
+                .accumulate_grad_batches(2)
+        },
+        nesterov(),
+    );
+}
+
+#[test]
+fn accumulated_gradients_train_as_pytorchs_on_the_cpu() {
+    train_accumulated_cases_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn accumulated_gradients_train_as_pytorchs_on_the_gpu() {
+    train_accumulated_cases_on(gpu(), "the GPU");
+}
+
 #[test]
 fn training_runs_end_where_pytorchs_end_on_the_cpu() {
     train_both_cases_on(&CpuBackend, "the CPU");

@@ -268,6 +268,86 @@ fn stochastic_and_full_batch_descent_in_lockstep() {
     lockstep_with(&full, Activation::Relu, 4);
 }
 
+/// Gradient accumulation: steps of 4 batches of 8 train as batches of 32 do, for each kind of
+/// loss (a mean over rows, over elements, with labels): the same steps, the same logged
+/// losses and parameters, up to the order of the sums. 150 samples make steps of 32, 32,
+/// 32, 32 and 22, the last from batches of 8, 8 and 6, in the same shuffled order.
+fn accumulated_batches_step_as_one<B: Backend>(backend: &B, name: &str) {
+    for loss in [
+        Loss::MeanSquaredError,
+        Loss::SoftmaxCrossEntropy,
+        Loss::BinaryCrossEntropyWithLogits,
+    ] {
+        let outputs = outputs_for(loss);
+        let data = dataset(loss, outputs);
+        let spec = MlpSpec::new(2)
+            .layer(12, Activation::Tanh)
+            .layer(outputs, Activation::Identity);
+        let run = |batch: usize, batches: usize| {
+            let mut model = Mlp::new(backend, &spec, Init::XavierUniform, 9).unwrap();
+            let history = Trainer::new(Sgd::default().lr(0.2).momentum(0.9), loss)
+                .batch_size(batch)
+                .accumulate_grad_batches(batches)
+                .epochs(2)
+                .seed(4)
+                .log_every(1)
+                .fit(backend, &mut model, &data, None)
+                .unwrap();
+            (model.network().parameters_flat(backend).unwrap(), history)
+        };
+        let start = Mlp::new(backend, &spec, Init::XavierUniform, 9)
+            .and_then(|model| model.network().parameters_flat(backend))
+            .unwrap();
+        let (large, large_history) = run(32, 1);
+        let (summed, summed_history) = run(8, 4);
+        let what = format!("{name} {loss:?}");
+        assert_eq!(summed_history.steps.len(), 10, "{what}: steps");
+        for (s, l) in summed_history.steps.iter().zip(&large_history.steps) {
+            assert_eq!((s.step, s.epoch, s.lr), (l.step, l.epoch, l.lr), "{what}");
+            assert!(
+                (s.loss - l.loss).abs() <= 1e-5 * l.loss.abs().max(1.0),
+                "{what}: step {} loss {} summed, {} in one batch",
+                s.step,
+                s.loss,
+                l.loss
+            );
+        }
+        for (s, l) in summed_history.epochs.iter().zip(&large_history.epochs) {
+            assert_eq!(s.step, l.step, "{what}");
+            assert!(
+                (s.loss - l.loss).abs() <= 1e-5 * l.loss.abs().max(1.0),
+                "{what}"
+            );
+        }
+        let moved = (large.iter().zip(&start)).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(moved > 0.05, "{what}: the run hardly trained ({moved})");
+        for (i, (s, l)) in summed.iter().zip(&large).enumerate() {
+            assert!(
+                (s - l).abs() <= 2e-5 * l.abs().max(1.0),
+                "{what}: parameter {i} is {s} summed over batches, {l} from one batch"
+            );
+        }
+    }
+}
+
+#[test]
+fn accumulated_batches_step_as_one_on_both_backends() {
+    accumulated_batches_step_as_one(&CpuBackend, "cpu");
+    accumulated_batches_step_as_one(gpu(), "gpu");
+}
+
+/// Steps over three batches each (the epoch's last over what is left) agree between the
+/// backends step by step, across an epoch's end.
+#[test]
+fn accumulated_steps_in_lockstep() {
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy)
+        .batch_size(16)
+        .accumulate_grad_batches(3)
+        .seed(2);
+    // 150 samples: steps of 48, 48, 48 and 6 an epoch.
+    lockstep_with(&trainer, Activation::Relu, 6);
+}
+
 #[test]
 fn free_running_loss_curves_agree() {
     let (train, val) = data::spirals(300, 0.05, 1).unwrap().split(0.2, 1).unwrap();

@@ -165,3 +165,29 @@ fn sign(d: f32) -> f32 {
         0.0
     }
 }
+
+/// How a batch's fused loss counts in an optimizer update: alone ([`LossShare::whole`], a step
+/// on one batch), or as one of the batches whose gradients one update sums (gradient
+/// accumulation, [`Trainer::accumulate_grad_batches`](crate::Trainer::accumulate_grad_batches)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossShare {
+    /// The rows of the update the batch belongs to (at least the batch's own): the gradient
+    /// written is that of the batch's summed row losses over this many rows (and over the
+    /// columns, for the losses averaged over every element), so the update's batches
+    /// together give the gradient of the mean loss over all of its rows, as one batch of them
+    /// would.
+    pub update_rows: usize,
+    /// Whether the batch is the update's first: its sums then set `totals[slot]` and
+    /// `totals[slot + 1]`; a later one adds to them, so they end holding the update's sums.
+    pub first: bool,
+}
+
+impl LossShare {
+    /// A batch of `rows` rows that is a whole update: the gradient of its own mean loss.
+    pub fn whole(rows: usize) -> Self {
+        Self {
+            update_rows: rows,
+            first: true,
+        }
+    }
+}

@@ -16,7 +16,7 @@ mod shapes;
 pub use activation::Activation;
 pub(crate) use activation::sigmoid;
 pub use dropout::DropoutDraw;
-pub use loss::Loss;
+pub use loss::{Loss, LossShare};
 pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
 pub use nonlinearity::Nonlinearity;
 
@@ -381,20 +381,25 @@ pub trait Backend: 'static {
     /// `out[0, c] ← Σ_r m[r, c]`: the bias gradient.
     fn column_sum_into(&self, m: &Self::Matrix, out: &mut Self::Matrix) -> Result<()>;
 
-    /// The fused loss: writes ∂(batch-mean loss)/∂logits into `grad` (when given), sets
-    /// `totals[slot]` to the batch's summed row losses and `totals[slot + 1]` to its correct
-    /// predictions, and adds both to `totals[slot + 2]` and `totals[slot + 3]`.
+    /// The fused loss: writes ∂(batch-mean loss)/∂logits into `grad` (when given; the mean
+    /// over `share.update_rows` rows, see [`LossShare`]), sets `totals[slot]` to the batch's
+    /// summed row losses and `totals[slot + 1]` to its correct predictions (adds them, for a
+    /// batch that is not its update's first), and adds both to `totals[slot + 2]` and
+    /// `totals[slot + 3]`. An update of fewer rows than the batch is an error.
     ///
     /// Class labels must be integers in `0..cols`. The CPU backend checks them
     /// ([`Error::Label`](crate::Error::Label)); a GPU kernel cannot fail, so the GPU backend trusts them — build
     /// training data with [`Dataset::classification`](crate::Dataset::classification), which
     /// checks every label once.
+    // One fused op: its inputs, its two outputs and the step it is a share of.
+    #[allow(clippy::too_many_arguments)]
     fn loss_into(
         &self,
         loss: Loss,
         logits: &Self::Matrix,
         targets: &Self::Matrix,
         grad: Option<&mut Self::Matrix>,
+        share: LossShare,
         totals: &mut Self::Matrix,
         slot: usize,
     ) -> Result<()>;

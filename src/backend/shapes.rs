@@ -3,7 +3,7 @@
 
 use ndarray::ArrayView2;
 
-use crate::backend::Loss;
+use crate::backend::{Loss, LossShare};
 use crate::error::{Dims, Error, Result};
 
 /// Operands of an elementwise op must have one shape.
@@ -260,14 +260,24 @@ pub(crate) fn column_sum_dims(m: (usize, usize), out: (usize, usize)) -> Result<
     Ok(())
 }
 
-/// Targets and gradient fit the logits for `loss`.
+/// Targets and gradient fit the logits for `loss`, and the batch fits in its update.
 pub(crate) fn loss_dims(
     loss: Loss,
     logits: (usize, usize),
     targets: (usize, usize),
     grad: Option<(usize, usize)>,
+    share: LossShare,
 ) -> Result<()> {
     let op = "loss";
+    if share.update_rows < logits.0 {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "the batch's {} rows are more than the {} of the update it is a share of",
+                logits.0, share.update_rows
+            ),
+        });
+    }
     let expected = (logits.0, loss.target_cols(logits.1));
     if targets != expected {
         return Err(Error::Shape {

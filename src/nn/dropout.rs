@@ -8,7 +8,8 @@ use crate::error::Result;
 /// (PyTorch's `nn.Dropout(p)`); the identity in evaluation.
 ///
 /// The mask of a step is a pure function of (`seed`, the session's step, the element's
-/// index): the same on both backends and after resuming from a checkpoint. Give each dropout
+/// index): the same on both backends and after resuming from a checkpoint. (With gradient
+/// accumulation over k batches a step, batch i of step s draws as step s·k + i would.) Give each dropout
 /// layer of a model its own seed. PyTorch's generator draws other masks, so trajectories
 /// match PyTorch's only in distribution.
 #[derive(Clone, Copy, Debug, PartialEq)]

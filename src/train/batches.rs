@@ -75,7 +75,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.descend(rows, Batch::Device(x, y))
     }
 
-    /// The mean loss of the last step's batch (reads back: waits for the GPU).
+    /// The mean loss of the last step's batch (of its batches together, with
+    /// [`Trainer::accumulate_grad_batches`](crate::Trainer::accumulate_grad_batches); reads
+    /// back: waits for the GPU).
     pub fn last_batch_loss(&self) -> Result<f64> {
         if self.last_rows == 0 {
             return Err(Error::Data {

@@ -24,7 +24,7 @@ const KEPT: &str = "restore_best.";
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value); those added since the first files have their value in older files
 /// in `saved_setting`.
-fn settings(trainer: &super::Trainer) -> [(String, String); 10] {
+fn settings(trainer: &super::Trainer) -> [(String, String); 11] {
     [
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
@@ -44,6 +44,7 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 10] {
         ("lr_on_plateau".into(), format!("{:?}", trainer.lr_plateau)),
         ("watched".into(), format!("{:?}", trainer.watched)),
         ("param_groups".into(), format!("{:?}", trainer.param_groups)),
+        ("grad_batches".into(), trainer.accumulate.to_string()),
     ]
 }
 
@@ -63,6 +64,7 @@ fn saved_setting(file: &File, key: &str) -> Option<String> {
         "lr_on_plateau" => Some(format!("{:?}", None::<crate::optim::ReduceLrOnPlateau>)),
         "watched" => Some(format!("{:?}", super::Watched::Loss)),
         "param_groups" => Some(format!("{:?}", Vec::<crate::optim::ParamGroup>::new())),
+        "grad_batches" => Some(1.to_string()),
         _ => None,
     }
 }
@@ -273,7 +275,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     }
 
     /// Continues from a checkpoint saved by [`Session::save_checkpoint`] for the same model
-    /// shape, optimizer, loss, training data and training settings (seed, batch size, every
+    /// shape, optimizer, loss, training data and training settings (seed, batch size and
+    /// gradient accumulation, every
     /// optimizer option, schedule, clipping, `restore_best`, `reduce_lr_on_plateau`, what the
     /// rules watch): the steps that follow are the ones the saved run would have taken, and
     /// its stopping rules fire, its learning rate falls and `restore_best` restores at the

@@ -40,7 +40,9 @@ impl Trainer {
         }
         // A schedule that ends (one-cycle) must last the whole run.
         if let Some(last) = self.schedule.last_update() {
-            let per_epoch = self.batch_size.map_or(1, |b| train.len().div_ceil(b));
+            let per_epoch = (self.batch_size).map_or(1, |b| {
+                train.len().div_ceil(b.saturating_mul(self.accumulate))
+            });
             let updates = (per_epoch as u64).saturating_mul(self.epochs as u64);
             if updates > last {
                 return bad(format!(
@@ -113,6 +115,19 @@ impl Trainer {
         }
         if self.log_every == Some(0) {
             return bad("log_every(0): log at least every step".into());
+        }
+        if self.accumulate == 0 {
+            return bad(
+                "accumulate_grad_batches(0): a step needs the gradient of at least one batch"
+                    .into(),
+            );
+        }
+        if self.accumulate > 1 && self.batch_size.is_none() {
+            return bad(format!(
+                "accumulate_grad_batches({}) with full_batch: each step already sees every \
+                 sample; give batch_size(B) for steps of {} × B samples",
+                self.accumulate, self.accumulate
+            ));
         }
         if self.steps_per_submit == 0 {
             return bad("steps_per_submit(0): submit at least every step".into());

@@ -36,7 +36,8 @@ pub struct StepRecord {
     pub step: u64,
     /// The epoch it belongs to, from 1.
     pub epoch: usize,
-    /// Mean loss of the step's batch (before its update).
+    /// Mean loss of the step's batch (of its batches together, with gradient accumulation),
+    /// before its update.
     pub loss: f64,
     /// The step's learning rate (the optimizer's own; a parameter group's is this times its
     /// `lr_scale`).

@@ -63,6 +63,7 @@ pub struct Trainer {
     pub(crate) param_groups: Vec<ParamGroup>,
     pub(crate) loss: Loss,
     pub(crate) batch_size: Option<usize>,
+    pub(crate) accumulate: usize,
     pub(crate) batch_order: BatchOrder,
     pub(crate) epochs: usize,
     pub(crate) seed: u64,
@@ -95,6 +96,7 @@ impl Trainer {
             param_groups: Vec::new(),
             loss,
             batch_size: Some(32),
+            accumulate: 1,
             batch_order: BatchOrder::Shuffled,
             epochs: 10,
             seed: 0,
@@ -151,6 +153,39 @@ impl Trainer {
         self
     }
 
+    /// Sums the gradients of `batches` consecutive mini-batches into each optimizer step
+    /// (gradient accumulation; default 1, a step per batch): a step then has the gradient of
+    /// the mean loss over all their samples, as one batch of `batches` × the batch size would,
+    /// while the memory a pass needs stays one mini-batch's. Each mini-batch's gradient is
+    /// scaled by its share of the step's samples, so the epoch's last step, which holds what
+    /// is left, is the mean over its own; PyTorch computes the same with
+    /// `(loss * len(batch) / step_samples).backward()` for each batch and then one
+    /// `optimizer.step()`. Steps (the schedule's, `log_every`'s, `steps_per_submit`'s and
+    /// [`Session::steps`]) are optimizer steps; a logged loss is its step's mean; each batch
+    /// draws its own dropout masks. Needs mini-batches (not `full_batch`); steps on batches
+    /// the application gives ([`Session::for_batches`]) are one batch each and refuse it.
+    /// Costs one more parameter-sized arena (the running sum), and a copy or an add over it
+    /// per batch.
+    ///
+    /// ```
+    /// use steepest::{Adam, Loss, Trainer};
+    /// // Steps of 256 samples with the memory of 64-sample batches.
+    /// let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy)
+    ///     .batch_size(64)
+    ///     .accumulate_grad_batches(4);
+    /// assert_eq!(trainer.grad_batches(), 4);
+    /// ```
+    pub fn accumulate_grad_batches(mut self, batches: usize) -> Self {
+        self.accumulate = batches;
+        self
+    }
+
+    /// The mini-batches whose gradients one optimizer step sums
+    /// ([`Trainer::accumulate_grad_batches`]).
+    pub fn grad_batches(&self) -> usize {
+        self.accumulate
+    }
+
     /// The order each epoch visits the training samples in: a fresh shuffle per epoch (the
     /// default), or the data's own order.
     pub fn batch_order(mut self, order: BatchOrder) -> Self {
@@ -176,7 +211,8 @@ impl Trainer {
         self
     }
 
-    /// The learning-rate schedule, counted in optimizer steps.
+    /// The learning-rate schedule, counted in optimizer steps (with gradient accumulation,
+    /// one per [`Trainer::accumulate_grad_batches`] mini-batches).
     pub fn schedule(mut self, schedule: LrSchedule) -> Self {
         self.schedule = schedule;
         self

@@ -4,7 +4,7 @@
 use super::session::slot;
 use super::step::{DeviceData, batch_loss};
 use super::{EpochRecord, History, StopReason, Trainer};
-use crate::backend::{Arena, Backend, Matrix};
+use crate::backend::{Arena, Backend, LossShare, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Model};
@@ -113,7 +113,7 @@ impl LineSearch {
                 &mut ws.acts,
                 &ws.target,
                 (&mut totals, slot::TRAIN),
-                Mode::Train,
+                (Mode::Train, LossShare::whole(n)),
             )?;
             model.backward_batch(backend, &ws.input, &mut ws.acts, &[])?;
             backend.sum_squares_into(&model.grads, &mut totals, slot::SCRATCH)?;
@@ -161,7 +161,7 @@ impl LineSearch {
                     &mut ws.acts,
                     &ws.target,
                     (&mut totals, slot::VALIDATION),
-                    Mode::Eval,
+                    (Mode::Eval, LossShare::whole(n)),
                 )?;
                 let trial = f64::from(backend.download(&totals)?[[0, slot::VALIDATION]]) / n as f64;
                 if trial.is_finite() && trial <= f - self.c * alpha * g2 {

@@ -1,13 +1,13 @@
 //! `Session`: one training run in progress, step by step. Each step records gather, forward,
-//! loss, backward, clipping and the update, then submits once (or every
-//! `Trainer::steps_per_submit` steps); the host reads back only at epoch ends and at logged
-//! steps.
+//! loss and backward (for each of its batches, with gradient accumulation), clipping and the
+//! update, then submits once (or every `Trainer::steps_per_submit` steps); the host reads
+//! back only at epoch ends and at logged steps.
 
 use std::io::IsTerminal;
 
 use super::step::{Batch, DeviceData, batch_loss, check_features, workspace};
 use super::{BatchOrder, History, StepRecord, Trainer};
-use crate::backend::{Arena, Backend};
+use crate::backend::{Arena, Backend, LossShare};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, Mode, Model, Workspace, seeded};
@@ -60,6 +60,30 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     /// Whether each parameter tensor is frozen (`Sequential::tensor_names`' order): what the
     /// backward pass may skip.
     frozen: Vec<bool>,
+    /// The running sum of a step's batches' gradients, with gradient accumulation
+    /// (`Trainer::accumulate_grad_batches` over 1).
+    grad_sum: Option<B::Arena>,
+}
+
+/// Which of an optimizer step's batches a forward and backward pass is: one of `count`
+/// whose gradients the step sums (gradient accumulation), the step being over `step_rows`
+/// samples.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    index: usize,
+    count: usize,
+    step_rows: usize,
+}
+
+impl Part {
+    /// A batch of `rows` samples that is a whole step.
+    fn whole(rows: usize) -> Self {
+        Self {
+            index: 0,
+            count: 1,
+            step_rows: rows,
+        }
+    }
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -97,6 +121,17 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// `reduce_lr_on_plateau` do not apply.
     pub fn for_batches(trainer: &'a Trainer, backend: &'a B, model: &'a mut M) -> Result<Self> {
         trainer.check_settings()?;
+        if trainer.accumulate > 1 {
+            return Err(Error::Data {
+                op: "Session::for_batches",
+                detail: format!(
+                    "accumulate_grad_batches({}): a step on a given batch is one batch; give \
+                     the step's samples as one batch, or train on a Dataset (Session::new) \
+                     to sum several batches' gradients",
+                    trainer.accumulate
+                ),
+            });
+        }
         Self::build(trainer, backend, model, None, None)
     }
 
@@ -154,6 +189,11 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             .collect();
         let mut last_good = backend.arena("last good parameters", &shapes)?;
         backend.copy_arena(&net.params, &mut last_good)?;
+        // Only steps over several batches need a running sum of their gradients.
+        let grad_sum = match trainer.accumulate > 1 {
+            true => Some(backend.arena("summed gradients", &shapes)?),
+            false => None,
+        };
         // Only runs of epochs restore (a session of the application's batches has none).
         let kept = match trainer.restore_best && train.is_some() {
             true => Some(backend.arena("best epoch's parameters", &shapes)?),
@@ -195,6 +235,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             history: History::default(),
             progress,
             frozen,
+            grad_sum,
             model,
         })
     }
@@ -264,10 +305,11 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         self.optimizer.lr_at(step)
     }
 
-    /// One optimizer step on the next mini-batch, starting a new epoch (a fresh shuffle, or
-    /// the data in order, as [`Trainer::batch_order`] says) when the last one is used up.
-    /// Recorded and submitted once (with the steps before it, every
-    /// [`Trainer::steps_per_submit`] steps); reads back only when this step is logged.
+    /// One optimizer step on the next mini-batch (the next
+    /// [`Trainer::accumulate_grad_batches`] of them, or what the epoch has left), starting a
+    /// new epoch (a fresh shuffle, or the data in order, as [`Trainer::batch_order`] says)
+    /// when the last one is used up. Recorded and submitted once (with the steps before it,
+    /// every [`Trainer::steps_per_submit`] steps); reads back only when this step is logged.
     pub fn step(&mut self) -> Result<()> {
         let len = self.train_len("Session::step")?;
         if self.order.is_none() || self.epoch_done() {
@@ -277,16 +319,36 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             self.position = 0;
             self.order = Some(self.epoch_order()?);
         }
-        let rows = self.batch_rows().min(len - self.position);
-        self.descend(rows, Batch::Epoch(self.position))?;
-        self.position += rows;
+        let batch = self.batch_rows();
+        let step_rows = batch
+            .saturating_mul(self.trainer.accumulate)
+            .min(len - self.position);
+        let count = step_rows.div_ceil(batch);
+        for index in 0..count {
+            let done = index * batch;
+            let part = Part {
+                index,
+                count,
+                step_rows,
+            };
+            let rows = batch.min(step_rows - done);
+            self.gradient(rows, Batch::Epoch(self.position + done), part)?;
+        }
+        self.update(step_rows)?;
+        self.position += step_rows;
         Ok(())
     }
 
-    /// One descent step on `rows` samples of `batch`, recorded and submitted (every
-    /// `steps_per_submit` steps), then counted (and logged when due): what every kind of step
-    /// comes down to.
+    /// One descent step on `rows` samples of `batch`: its gradient and the update.
     pub(super) fn descend(&mut self, rows: usize, batch: Batch<'_, B>) -> Result<()> {
+        self.gradient(rows, batch, Part::whole(rows))?;
+        self.update(rows)
+    }
+
+    /// The forward pass, the loss and the backward pass of `rows` samples of `batch`, as
+    /// `part` of a step: the gradient arena then holds the step's gradient (summed with the
+    /// step's earlier batches', at its last batch).
+    fn gradient(&mut self, rows: usize, batch: Batch<'_, B>, part: Part) -> Result<()> {
         let backend = self.backend;
         let net = self.model.network_mut();
         let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
@@ -309,17 +371,49 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             Batch::Device(x, y) => (x, y),
         };
         let acts = &mut ws.acts;
-        net.forward_batch(backend, input, acts, Mode::Train, self.step)?;
+        // Each of a step's batches draws its own dropout masks (one batch a step: the step's).
+        let draw = (self.step.wrapping_mul(self.trainer.accumulate as u64))
+            .wrapping_add(part.index as u64);
+        net.forward_batch(backend, input, acts, Mode::Train, draw)?;
         let totals = (&mut self.totals, slot::TRAIN);
+        let share = LossShare {
+            update_rows: part.step_rows,
+            first: part.index == 0,
+        };
         batch_loss(
             backend,
             self.trainer.loss,
             acts,
             target,
             totals,
-            Mode::Train,
+            (Mode::Train, share),
         )?;
         net.backward_batch(backend, input, acts, &self.frozen)?;
+        if part.count == 1 {
+            return Ok(());
+        }
+        let Some(sum) = &mut self.grad_sum else {
+            return Err(Error::Data {
+                op: "Session::step",
+                detail: "a step over several batches without their gradients' sum".into(),
+            });
+        };
+        // The first batch's gradients start the sum; the last batch's arena takes it, so
+        // the update reads the arena it always reads. The sum is formed as PyTorch's
+        // `grad += new` forms it: in batch order, two values at a time.
+        match part.index {
+            0 => backend.copy_arena(&net.grads, sum),
+            i if i + 1 < part.count => backend.axpy_arena(1.0, &net.grads, sum),
+            _ => backend.axpy_arena(1.0, sum, &mut net.grads),
+        }
+    }
+
+    /// The optimizer's update from the gradient arena, recorded and submitted (every
+    /// `steps_per_submit` steps), then the step counted (and logged when due) over `rows`
+    /// samples.
+    fn update(&mut self, rows: usize) -> Result<()> {
+        let backend = self.backend;
+        let net = self.model.network_mut();
         let (params, grads) = net.parameters_and_gradients();
         self.optimizer.step(params, grads)?;
         if self.trainer.monitor {

@@ -5,7 +5,7 @@
 
 use ndarray::s;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, LossShare};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Workspace};
@@ -49,19 +49,19 @@ pub(super) fn forward_loss<B: Backend>(
         &mut ws.acts,
         &ws.target,
         (totals, slot),
-        mode,
+        (mode, LossShare::whole(ws.rows)),
     )
 }
 
 /// The fused loss of the model output in `acts` against `target` into `totals[slot..]`; in
-/// training mode, also ∂loss/∂output for the backward pass.
+/// training mode, also ∂loss/∂output for the backward pass, as `share` of its update.
 pub(crate) fn batch_loss<B: Backend>(
     backend: &B,
     loss: crate::nn::Loss,
     acts: &mut crate::nn::Activations<B::Matrix>,
     target: &B::Matrix,
     (totals, slot): (&mut B::Matrix, usize),
-    mode: Mode,
+    (mode, share): (Mode, LossShare),
 ) -> Result<()> {
     let (Some(output), Some(grad)) = (acts.outputs.last(), acts.output_grads.last_mut()) else {
         return Err(Error::Shape {
@@ -70,7 +70,7 @@ pub(crate) fn batch_loss<B: Backend>(
         });
     };
     let grad = (mode == Mode::Train).then_some(grad);
-    backend.loss_into(loss, output, target, grad, totals, slot)
+    backend.loss_into(loss, output, target, grad, share, totals, slot)
 }
 
 /// A dataset on the backend: its inputs and targets, row for row, in one pair of matrices,

@@ -2,18 +2,20 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::backend::Loss;
 use crate::backend::loss_dims;
+use crate::backend::{Loss, LossShare};
 use crate::error::Result;
 
-/// Σ over the batch's rows of (loss, correct predictions), with the gradient of the batch-mean
-/// loss with respect to `logits` written into `grad` when given. The formulas are in
-/// `shaders/loss.wgsl`'s header and on [`Loss`].
+/// Σ over the batch's rows of (loss, correct predictions), with the gradient of the mean loss
+/// over the update's rows (`share`: the batch's own, for a whole update) with respect to
+/// `logits` written into `grad` when given. The formulas are in `shaders/loss.wgsl`'s header
+/// and on [`Loss`].
 pub fn loss(
     loss: Loss,
     logits: ArrayView2<'_, f32>,
     targets: ArrayView2<'_, f32>,
     mut grad: Option<&mut Array2<f32>>,
+    share: LossShare,
 ) -> Result<(f64, f64)> {
     let (rows, cols) = logits.dim();
     loss.validate()?;
@@ -22,11 +24,12 @@ pub fn loss(
         logits.dim(),
         targets.dim(),
         grad.as_ref().map(|g| g.dim()),
+        share,
     )?;
     if loss.takes_class_indices() {
         crate::backend::check_labels(targets, cols)?;
     }
-    let scale = loss.grad_scale(rows, cols);
+    let scale = loss.grad_scale(share.update_rows, cols);
     let (mut loss_sum, mut correct_sum) = (0.0f64, 0.0f64);
     for r in 0..rows {
         let x = logits.row(r);

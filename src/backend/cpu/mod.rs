@@ -29,7 +29,7 @@ use super::{
     Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len, same_shape,
     totals_dims,
 };
-use crate::backend::Loss;
+use crate::backend::{Loss, LossShare};
 use crate::error::Result;
 use crate::optim::{ArenaGroup, Clip, LrSchedule, OptimizerConfig};
 
@@ -334,14 +334,20 @@ impl Backend for CpuBackend {
         logits: &Array2<f32>,
         targets: &Array2<f32>,
         grad: Option<&mut Array2<f32>>,
+        share: LossShare,
         totals: &mut Array2<f32>,
         slot: usize,
     ) -> Result<()> {
         totals_dims("loss", totals.dim(), slot, 4)?;
-        let (loss_sum, correct) = loss(kind, logits.view(), targets.view(), grad)?;
+        let (loss_sum, correct) = loss(kind, logits.view(), targets.view(), grad, share)?;
         let (loss_sum, correct) = (loss_sum as f32, correct as f32);
-        totals[[0, slot]] = loss_sum;
-        totals[[0, slot + 1]] = correct;
+        if share.first {
+            totals[[0, slot]] = loss_sum;
+            totals[[0, slot + 1]] = correct;
+        } else {
+            totals[[0, slot]] += loss_sum;
+            totals[[0, slot + 1]] += correct;
+        }
         totals[[0, slot + 2]] += loss_sum;
         totals[[0, slot + 3]] += correct;
         Ok(())

@@ -6,7 +6,7 @@ use super::dispatch::{
 };
 use super::kernel::{Binding, Kernel};
 use super::{GpuBuffer, GpuMatrix};
-use crate::backend::Loss;
+use crate::backend::{Loss, LossShare};
 use crate::backend::{Matrix, loss_dims, totals_dims};
 use crate::error::Result;
 
@@ -49,10 +49,12 @@ struct Params {
     totals_offset: u32,
     scale: f32,
     threshold: f32,
+    first: u32,
 }
 
 /// The fused loss on the GPU: the twin of [`crate::backend::cpu::loss`], with the batch sums
-/// written to `totals` as [`crate::Backend::loss_into`] says. `row_sums` is scratch of at least
+/// written to `totals` (set, or added for a batch not its update's first) as
+/// [`crate::Backend::loss_into`] says. `row_sums` is scratch of at least
 /// 2 × rows elements. Class labels are not checked here (the GPU cannot fail a kernel): the
 /// dataset checks them once, when it is built.
 #[allow(clippy::too_many_arguments)]
@@ -61,7 +63,7 @@ pub(crate) fn loss(
     kind: Loss,
     logits: &GpuMatrix,
     targets: &GpuMatrix,
-    grad: Option<&GpuMatrix>,
+    (grad, share): (Option<&GpuMatrix>, LossShare),
     totals: &GpuMatrix,
     slot: usize,
     row_sums: &GpuBuffer<f32>,
@@ -73,6 +75,7 @@ pub(crate) fn loss(
         logits.shape(),
         targets.shape(),
         grad.map(Matrix::shape),
+        share,
     )?;
     totals_dims(op, totals.shape(), slot, 4)?;
     check_bindings(ctx, op, &[logits, targets, totals])?;
@@ -95,8 +98,9 @@ pub(crate) fn loss(
         targets_offset: tb.offset(op, "targets offset", targets)?,
         grad_offset: offset_in(op, "gradient offset", gb.zip(grad))?,
         totals_offset: to_u32(op, "totals offset", totals.offset() - sb.base + slot)?,
-        scale: kind.grad_scale(rows, cols),
+        scale: kind.grad_scale(share.update_rows, cols),
         threshold: kind.shader_code().1,
+        first: u32::from(share.first),
     };
     to_u32(op, "elements", rows * cols)?;
     let overrides = [

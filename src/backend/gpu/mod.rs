@@ -61,7 +61,7 @@ use ndarray::{Array2, ArrayView2};
 use super::{
     Activation, Backend, DropoutDraw, LinearLink, Matmul, Matrix, Nonlinearity, arena_len,
 };
-use crate::backend::Loss;
+use crate::backend::{Loss, LossShare};
 use crate::error::{Error, Result};
 use crate::optim::{ArenaGroup, Clip, LrSchedule, OptimizerConfig};
 
@@ -360,6 +360,7 @@ impl Backend for GpuBackend {
         logits: &GpuMatrix,
         targets: &GpuMatrix,
         grad: Option<&mut GpuMatrix>,
+        share: LossShare,
         totals: &mut GpuMatrix,
         slot: usize,
     ) -> Result<()> {
@@ -369,7 +370,7 @@ impl Backend for GpuBackend {
             kind,
             logits,
             targets,
-            grad.map(|g| &*g),
+            (grad.map(|g| &*g), share),
             totals,
             slot,
             &row_sums,

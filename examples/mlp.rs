@@ -59,6 +59,10 @@ struct Args {
     /// Samples per mini-batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// Mini-batches whose gradients each optimizer step sums (gradient accumulation): steps
+    /// of this many × --batch-size samples, with one mini-batch's memory.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    accumulate: u32,
     /// Seed of the data, the initial weights and the shuffles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -127,7 +131,8 @@ fn settings(args: &Args) -> Result<Settings, String> {
         ));
     }
     let epochs = args.epochs.unwrap_or(if args.quick { 60 } else { 150 }) as u64;
-    let per_epoch = train_samples.div_ceil(args.batch_size as usize) as u64;
+    let step_samples = args.batch_size as usize * args.accumulate as usize;
+    let per_epoch = train_samples.div_ceil(step_samples) as u64;
     let updates = epochs * per_epoch;
     let schedule = match args.schedule {
         ScheduleChoice::Constant => LrSchedule::constant(),
@@ -154,6 +159,7 @@ fn settings(args: &Args) -> Result<Settings, String> {
     }
     let trainer = trainer
         .batch_size(args.batch_size as usize)
+        .accumulate_grad_batches(args.accumulate as usize)
         .epochs(epochs as usize)
         .schedule(schedule)
         .seed(args.seed)

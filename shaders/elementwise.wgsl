@@ -15,6 +15,9 @@
 //                        (the gradient through act, computed from what the forward pass kept,
 //                        by `activation.wgsl`, which the host prepends to this file)
 //   axpy                 y[i] ← y[i] + alpha · x[i]
+//   lerp                 y[i] ← y[i] + alpha · (x[i] − y[i]) for |alpha| < 0.5, else
+//                        x[i] − (x[i] − y[i]) · (1 − alpha): PyTorch's `lerp(y, x, alpha)`, in
+//                        its two forms (each exact at its own end: alpha 0 gives y, 1 gives x)
 //   add                  y[i] ← x[i] + z[i]
 // An unknown ACTIVATION code gives NaN, never a formula picked silently.
 
@@ -43,6 +46,21 @@ fn activation_backward(
     for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
         let yi = params.y_offset + i;
         y[yi] = y[yi] * derivative_from_output(ACTIVATION, x[params.x_offset + i]);
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn lerp(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let w = params.alpha;
+    let small = abs(w) < 0.5;
+    for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
+        let yi = params.y_offset + i;
+        let start = y[yi];
+        let end = x[params.x_offset + i];
+        y[yi] = select(end - (end - start) * (1.0 - w), start + w * (end - start), small);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Differential tests of the training kernels (gathers, transpose, activation backward, axpy,
-//! column sum, sum of squares, the fused losses) against their CPU twins, over random and awkward shapes,
+//! lerp, column sum, sum of squares, the fused losses) against their CPU twins, over random and awkward shapes,
 //! with fresh data per case, NaN-poisoned outputs and views that start inside their buffers.
 
 mod common;
@@ -211,6 +211,49 @@ fn check_column_sum(rows: usize, cols: usize, seed: u64) {
     assert_untouched("column_sum", &buffer, offset, cols);
 }
 
+/// The weights `lerp` is checked at: its ends and the point where its form changes, weights
+/// near them, and one drawn from [-1.5, 2.5] (an extrapolation either side).
+fn lerp_weight(r: &mut rand::rngs::StdRng, seed: u64) -> f32 {
+    match seed % 7 {
+        0 => 0.0,
+        1 => 1.0,
+        2 => 0.5,
+        3 => 0.001,
+        4 => 0.999,
+        5 => 0.499_999_97,
+        _ => r.random_range(-1.5..2.5f32),
+    }
+}
+
+/// `y ← lerp(y, end, w)` on a view inside a guarded buffer, against the CPU twin: within an
+/// ulp of the larger operand (the GPU may fuse the multiply and add), exactly `y` at weight 0
+/// and exactly `end` at weight 1, nothing written outside the view.
+fn check_lerp(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let start = random_matrix(&mut r, rows, cols, 4.0);
+    let end = random_matrix(&mut r, rows, cols, 4.0);
+    let weight = lerp_weight(&mut r, seed);
+    let mut expected = start.clone();
+    cpu::lerp(weight, end.view(), &mut expected).unwrap();
+    let g = gpu();
+    let offset = (seed % 4) as usize;
+    let (mut y, buffer) = poisoned(rows, cols, offset);
+    g.write(&mut y, start.view()).unwrap();
+    steepest::backend::gpu::lerp(g.context(), weight, &placed(&end, 3), &y).unwrap();
+    let actual = g.download(&y).unwrap();
+    let what = format!("lerp {rows}×{cols} weight {weight} seed={seed}");
+    match weight {
+        0.0 => assert_eq!(actual, start, "{what}"),
+        1.0 => assert_eq!(actual, end, "{what}"),
+        _ => {
+            let scale = 1.0 + weight.abs().max((1.0 - weight).abs());
+            let tol = start.mapv(|s| 4.0 * f32::EPSILON * s.abs().max(4.0) * scale);
+            assert_close(&what, &actual, &expected, &tol);
+        }
+    }
+    assert_untouched(&what, &buffer, offset, rows * cols);
+}
+
 /// Targets for `loss`: values like the logits (MSE), probabilities (BCE) or class indices (CE).
 fn targets(loss: Loss, rows: usize, cols: usize, r: &mut rand::rngs::StdRng) -> Array2<f32> {
     match loss {
@@ -350,6 +393,11 @@ proptest! {
     }
 
     #[test]
+    fn lerp_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
+        check_lerp(rows, cols, seed);
+    }
+
+    #[test]
     fn column_sum_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
         check_column_sum(rows, cols, seed);
     }
@@ -375,6 +423,7 @@ fn awkward_sizes_match_cpu() {
             check_transpose_at(4 * rows, 4 * cols, (4, 8), seed);
             check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
             check_column_sum(rows, cols, seed);
+            check_lerp(rows, cols, seed);
             for loss in LOSSES {
                 let cols = if loss.takes_class_indices() {
                     cols.max(2)
@@ -440,6 +489,32 @@ fn arena_ops_match_cpu() {
         g.copy_arena(&gy, &mut gz).unwrap();
         assert_eq!(g.read_arena(&gz).unwrap(), actual);
         assert_eq!(gz.tensors().len(), shapes.len());
+
+        // lerp over every tensor of the arena, as an average of the parameters is updated.
+        let weight = lerp_weight(&mut r, seed);
+        CpuBackend.lerp_arena(weight, &cx, &mut cy).unwrap();
+        g.lerp_arena(weight, &gx, &mut gy).unwrap();
+        let expected = CpuBackend.read_arena(&cy).unwrap();
+        let actual = g.read_arena(&gy).unwrap();
+        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+            assert!(
+                (a - e).abs() <= 4.0 * f32::EPSILON * e.abs().max(4.0) * 3.5,
+                "lerp element {i} at weight {weight}: {a} vs {e}"
+            );
+        }
+        // A weight that is not finite is refused on both backends, changing nothing.
+        for backend_err in [
+            CpuBackend.lerp_arena(f32::NAN, &cx, &mut cy).unwrap_err(),
+            g.lerp_arena(f32::INFINITY, &gx, &mut gy).unwrap_err(),
+        ] {
+            assert!(
+                backend_err.to_string().contains("lerp")
+                    && backend_err.to_string().contains("finite"),
+                "{backend_err}"
+            );
+        }
+        assert_eq!(CpuBackend.read_arena(&cy).unwrap(), expected);
+        assert_eq!(g.read_arena(&gy).unwrap(), actual);
     }
 }
 

@@ -23,9 +23,9 @@ pub use nonlinearity::Nonlinearity;
 use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
-    arena_len, check_labels, column_sum_dims, fused_backward_dims, gather_batch_dims, gather_dims,
-    layer_norm_dims, linear_backward_dims, linear_chain_dims, linear_grads_dims, loss_dims,
-    same_shape, totals_dims, transpose_dims,
+    arena_len, check_labels, check_lerp_weight, column_sum_dims, fused_backward_dims,
+    gather_batch_dims, gather_dims, layer_norm_dims, linear_backward_dims, linear_chain_dims,
+    linear_grads_dims, loss_dims, same_shape, totals_dims, transpose_dims,
 };
 
 use crate::error::Result;
@@ -418,6 +418,12 @@ pub trait Backend: 'static {
 
     /// `y ← y + alpha · x` over whole arenas of the same layout.
     fn axpy_arena(&self, alpha: f32, x: &Self::Arena, y: &mut Self::Arena) -> Result<()>;
+
+    /// `y ← lerp(y, end, weight)` over whole arenas of the same layout, as PyTorch's
+    /// `torch.lerp` computes it (`y + weight · (end − y)`, in the form exact at `weight`'s
+    /// nearer end): an exponential moving average's update. A weight that is not finite is
+    /// an error.
+    fn lerp_arena(&self, weight: f32, end: &Self::Arena, y: &mut Self::Arena) -> Result<()>;
 
     /// `totals[slot] ← Σ x²` over the whole arena (the squared global norm).
     fn sum_squares_into(

@@ -385,3 +385,14 @@ pub(crate) fn layer_norm_dims(
     }
     Ok(())
 }
+
+/// A `lerp` weight is finite (a NaN or infinite one would poison every element it touches).
+pub(crate) fn check_lerp_weight(weight: f32) -> Result<()> {
+    match weight.is_finite() {
+        true => Ok(()),
+        false => Err(Error::Shape {
+            op: "lerp",
+            detail: format!("the weight is {weight}; it must be finite"),
+        }),
+    }
+}

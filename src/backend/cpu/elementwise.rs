@@ -1,9 +1,9 @@
-//! `cpu::activation_backward`, `cpu::axpy` and `cpu::add`: the references for
+//! `cpu::activation_backward`, `cpu::axpy`, `cpu::lerp` and `cpu::add`: the references for
 //! `shaders/elementwise.wgsl`.
 
 use ndarray::{Array2, ArrayView2, Zip};
 
-use crate::backend::{Activation, same_shape};
+use crate::backend::{Activation, check_lerp_weight, same_shape};
 use crate::error::Result;
 
 /// `grad ← grad · act'(output)`, where `output` is what the activation produced in the forward
@@ -24,6 +24,22 @@ pub fn activation_backward(
 pub fn axpy(alpha: f32, x: ArrayView2<'_, f32>, y: &mut Array2<f32>) -> Result<()> {
     same_shape("axpy", x.dim(), y.dim())?;
     Zip::from(y).and(x).for_each(|y, &x| *y += alpha * x);
+    Ok(())
+}
+
+/// `y ← lerp(y, end, weight)`, PyTorch's `torch.lerp`: `y + weight · (end − y)` where
+/// |weight| < 0.5, else `end − (end − y) · (1 − weight)` (each form exact at its own end): the
+/// twin of `lerp` in `shaders/elementwise.wgsl`.
+pub fn lerp(weight: f32, end: ArrayView2<'_, f32>, y: &mut Array2<f32>) -> Result<()> {
+    check_lerp_weight(weight)?;
+    same_shape("lerp", end.dim(), y.dim())?;
+    let small = weight.abs() < 0.5;
+    Zip::from(y).and(end).for_each(|y, &end| {
+        *y = match small {
+            true => *y + weight * (end - *y),
+            false => end - (end - *y) * (1.0 - weight),
+        }
+    });
     Ok(())
 }
 

@@ -13,7 +13,7 @@ mod reduce;
 mod transpose;
 
 pub use dropout::{dropout, dropout_backward};
-pub use elementwise::{activation_backward, add, axpy};
+pub use elementwise::{activation_backward, add, axpy, lerp};
 pub use gather::{gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use loss::loss;
@@ -26,8 +26,8 @@ pub use transpose::transpose;
 use ndarray::{Array2, ArrayView2};
 
 use super::{
-    Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len, same_shape,
-    totals_dims,
+    Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len,
+    check_lerp_weight, same_shape, totals_dims,
 };
 use crate::backend::{Loss, LossShare};
 use crate::error::Result;
@@ -387,6 +387,15 @@ impl Backend for CpuBackend {
         arena_len("axpy", y.len(), x.len())?;
         for (x, y) in x.tensors.iter().zip(&mut y.tensors) {
             axpy(alpha, x.view(), y)?;
+        }
+        Ok(())
+    }
+
+    fn lerp_arena(&self, weight: f32, end: &CpuArena, y: &mut CpuArena) -> Result<()> {
+        check_lerp_weight(weight)?;
+        arena_len("lerp", y.len(), end.len())?;
+        for (end, y) in end.tensors.iter().zip(&mut y.tensors) {
+            lerp(weight, end.view(), y)?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward`, `gpu::axpy` and
-//! `gpu::add`.
+//! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward`, `gpu::axpy`,
+//! `gpu::lerp` and `gpu::add`.
 
 use super::GpuMatrix;
 use super::context::GpuContext;
@@ -7,7 +7,7 @@ use super::dispatch::{
     Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
 };
 use super::kernel::{Binding, Kernel};
-use crate::backend::{Activation, Matrix, same_shape};
+use crate::backend::{Activation, Matrix, check_lerp_weight, same_shape};
 use crate::error::Result;
 
 const ACTIVATION_BACKWARD: Kernel = Kernel {
@@ -22,6 +22,10 @@ const ACTIVATION_BACKWARD: Kernel = Kernel {
 };
 const AXPY: Kernel = Kernel {
     entry: "axpy",
+    ..ACTIVATION_BACKWARD
+};
+const LERP: Kernel = Kernel {
+    entry: "lerp",
     ..ACTIVATION_BACKWARD
 };
 const ADD: Kernel = Kernel {
@@ -108,6 +112,18 @@ pub fn axpy(ctx: &GpuContext, alpha: f32, x: &GpuMatrix, y: &GpuMatrix) -> Resul
     check_no_alias(op, y, &[x])?;
     let (rows, cols) = y.shape();
     elementwise(ctx, op, &AXPY, &[], (x, x, y), rows * cols, alpha)
+}
+
+/// `y ← lerp(y, end, weight)` (PyTorch's `torch.lerp`: `y + weight · (end − y)`, in the form
+/// exact at `weight`'s nearer end) on the GPU: the twin of [`crate::backend::cpu::lerp`].
+pub fn lerp(ctx: &GpuContext, weight: f32, end: &GpuMatrix, y: &GpuMatrix) -> Result<()> {
+    let op = "lerp";
+    check_lerp_weight(weight)?;
+    same_shape(op, end.shape(), y.shape())?;
+    check_bindings(ctx, op, &[end, y])?;
+    check_no_alias(op, y, &[end])?;
+    let (rows, cols) = y.shape();
+    elementwise(ctx, op, &LERP, &[], (end, end, y), rows * cols, weight)
 }
 
 /// `out ← a + b` on the GPU: the twin of [`crate::backend::cpu::add`].

@@ -36,7 +36,7 @@ pub use buffer::GpuBuffer;
 pub use context::GpuContext;
 pub use counters::GpuCounters;
 pub use dropout::{dropout, dropout_backward};
-pub use elementwise::{activation_backward, add, axpy};
+pub use elementwise::{activation_backward, add, axpy, lerp};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use kernel::{Binding as KernelBinding, BuiltKernel};
 pub use layer_norm::{layer_norm, layer_norm_backward};
@@ -414,6 +414,19 @@ impl Backend for GpuBackend {
         xs.iter()
             .zip(&ys)
             .try_for_each(|(x, y)| axpy(&self.ctx, alpha, x, y))
+    }
+
+    fn lerp_arena(&self, weight: f32, end: &GpuArena, y: &mut GpuArena) -> Result<()> {
+        crate::backend::check_lerp_weight(weight)?;
+        check_layouts("lerp", end, y)?;
+        let (ends, ys) = (end.as_rows(&self.ctx)?, y.as_rows(&self.ctx)?);
+        // The same layout: the same pieces, which each op checks before it records.
+        for (end, y) in ends.iter().zip(&ys) {
+            dispatch::check_bindings(&self.ctx, "lerp", &[end, y])?;
+        }
+        ends.iter()
+            .zip(&ys)
+            .try_for_each(|(end, y)| lerp(&self.ctx, weight, end, y))
     }
 
     fn sum_squares_into(

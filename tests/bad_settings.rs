@@ -185,6 +185,11 @@ fn stopping_rules_and_submits_are_validated() {
         ),
         (cross_entropy().steps_per_submit(0), "steps_per_submit(0)"),
         (
+            cross_entropy().ema(1.5),
+            "ema(1.5): the decay must be in [0, 1]",
+        ),
+        (cross_entropy().ema(f64::NAN), "ema(NaN)"),
+        (
             cross_entropy().accumulate_grad_batches(0),
             "accumulate_grad_batches(0): a step needs the gradient of at least one batch",
         ),

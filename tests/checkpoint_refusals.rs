@@ -121,6 +121,7 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         "grad_batches",
         &dir,
     );
+    check_settings_refused(trainer(), trainer().ema(0.9), "ema", &dir);
     check_settings_refused(
         adam(Adam::default().lr(0.02)),
         adam(Adam::default().lr(0.03)),

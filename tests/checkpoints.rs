@@ -124,6 +124,7 @@ fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path, trainer: &Traine
         session.step().unwrap();
     }
     let straight_state = session.optimizer_state().unwrap();
+    let straight_average = session.averaged_parameters().unwrap();
     let straight_record = session.run_epoch().unwrap();
     drop(session);
     let straight_params = straight.parameters_flat(backend).unwrap();
@@ -146,6 +147,7 @@ fn resume_is_bit_identical<B: Backend>(backend: &B, dir: &Path, trainer: &Traine
         session.step().unwrap();
     }
     assert_eq!(session.optimizer_state().unwrap(), straight_state);
+    assert_eq!(session.averaged_parameters().unwrap(), straight_average);
     let resumed_record = session.run_epoch().unwrap();
     assert_eq!(
         resumed_record, straight_record,
@@ -176,10 +178,50 @@ fn resuming_continues_a_bit_identical_trajectory() {
     let frozen = trainer().param_group(ParamGroup::matching("layers.0.*").frozen());
     // Steps of three batches (48, 48 and 4 samples an epoch): step 10 is in epoch 4.
     let accumulated = trainer().accumulate_grad_batches(3);
-    for trainer in [trainer(), nadam, grouped, frozen, accumulated] {
+    // A moving average of the parameters, which the file carries with its count.
+    let averaged = trainer().ema(0.8);
+    for trainer in [trainer(), nadam, grouped, frozen, accumulated, averaged] {
         resume_is_bit_identical(&CpuBackend, &dir, &trainer);
         resume_is_bit_identical(gpu(), &dir, &trainer);
     }
+}
+
+/// A moving average turned on at a resume (settings overridden) starts from the parameters
+/// loaded, and its first update replaces them, as a fresh `AveragedModel` would; one turned
+/// off leaves the file's average unused.
+#[test]
+fn a_moving_average_turned_on_at_a_resume_starts_there() {
+    let dir = scratch("ema_on");
+    let path = dir.join("plain.safetensors");
+    let (g, data) = (gpu(), blobs());
+    let mut model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let plain = trainer();
+    let mut session = Session::new(&plain, g, &mut model, &data, None).unwrap();
+    for _ in 0..3 {
+        session.step().unwrap();
+    }
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    let averaged = trainer().ema(0.9);
+    let mut other = Mlp::new(g, &spec(), Init::HeNormal, 7).unwrap();
+    let mut session = Session::new(&averaged, g, &mut other, &data, None).unwrap();
+    session.load_checkpoint_overriding_settings(&path).unwrap();
+    let loaded = session.model().parameters_flat(g).unwrap();
+    assert_eq!(session.averaged_parameters().unwrap(), Some(loaded));
+    session.step().unwrap();
+    let stepped = session.model().parameters_flat(g).unwrap();
+    assert_eq!(session.averaged_parameters().unwrap(), Some(stepped));
+    session
+        .save_checkpoint(dir.join("averaged.safetensors"))
+        .unwrap();
+    drop(session);
+    let mut third = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&plain, g, &mut third, &data, None).unwrap();
+    session
+        .load_checkpoint_overriding_settings(dir.join("averaged.safetensors"))
+        .unwrap();
+    assert_eq!(session.averaged_parameters().unwrap(), None);
+    assert_eq!(session.steps(), 4);
 }
 
 /// A run that stops on a plateau, resumed from a checkpoint of its best epoch, stops at the

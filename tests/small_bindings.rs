@@ -79,7 +79,11 @@ fn models_over_one_binding_step_like_the_cpu() {
     )
     .batch_size(32)
     .monitor(true)
-    .seed(7);
+    .seed(7)
+    // Steps of two batches (their gradients summed over the arena's windows) and a moving
+    // average of the parameters (updated a window at a time).
+    .accumulate_grad_batches(2)
+    .ema(0.5);
     for spec in specs() {
         let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::XavierUniform, 5).unwrap();
         let mut gpu_model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
@@ -93,6 +97,16 @@ fn models_over_one_binding_step_like_the_cpu() {
         for step in 1..=4 {
             let what = format!("{}: step {step}", cpu.model().architecture());
             step_both(&mut cpu, (g, &mut gpu), &what);
+        }
+        let (c_avg, g_avg) = (
+            cpu.averaged_parameters().unwrap().unwrap(),
+            gpu.averaged_parameters().unwrap().unwrap(),
+        );
+        for (i, (c, gv)) in c_avg.iter().zip(&g_avg).enumerate() {
+            assert!(
+                (c - gv).abs() <= 1e-4 * c.abs().max(1.0),
+                "averaged parameter {i}: CPU {c}, GPU {gv}"
+            );
         }
         // The epoch's end reads the monitoring sums (the update in pieces).
         let (c, gr) = (cpu.run_epoch().unwrap(), gpu.run_epoch().unwrap());

@@ -445,6 +445,33 @@ fn a_step_over_accumulated_batches_sums_them_and_creates_nothing() {
     assert_eq!(submits(&alone), 3);
 }
 
+/// A moving average of the parameters (`Trainer::ema`) adds one dispatch to a step (its
+/// update over the arena; the first step's is a copy) and creates nothing in steady epochs,
+/// whose validation passes measure the average, with `restore_best` keeping it.
+#[test]
+fn a_moving_average_adds_one_dispatch_a_step_and_creates_nothing() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(32, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let plain = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy).batch_size(64);
+    let averaged = plain.clone().ema(0.99);
+    assert_eq!(
+        dispatches_in_a_step(&spec, &averaged, &train),
+        dispatches_in_a_step(&spec, &plain, &train) + 1
+    );
+    let what = "a moving average";
+    check_steady(
+        what,
+        &spec,
+        &averaged.restore_best(true).log_every(9),
+        (&train, &val),
+        6,
+        Some(9),
+    );
+}
+
 /// A host further ahead of the GPU than `max_dispatches_in_flight` waits for the oldest
 /// submissions until half the bound is left, never for the newest, and the results are the
 /// ones it computes unthrottled, bit for bit. Counted, not timed: every submission counts as

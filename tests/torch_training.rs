@@ -333,6 +333,31 @@ fn train_accumulated_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     );
 }
 
+/// The classifier's run with a moving average of its parameters (PyTorch's `AveragedModel`
+/// with `get_ema_multi_avg_fn(0.9)`, updated after every step): the steps' losses are the
+/// trained parameters', and the run ends with the average, PyTorch's final average.
+fn train_averaged_case_on<B: Backend>(backend: &B, backend_name: &str) {
+    check_training(
+        backend,
+        backend_name,
+        "classifier_ema",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| classifier_trainer(t).ema(0.9),
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+}
+
+#[test]
+fn a_moving_average_ends_where_pytorchs_ends_on_the_cpu() {
+    train_averaged_case_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn a_moving_average_ends_where_pytorchs_ends_on_the_gpu() {
+    train_averaged_case_on(gpu(), "the GPU");
+}
+
 #[test]
 fn accumulated_gradients_train_as_pytorchs_on_the_cpu() {
     train_accumulated_cases_on(&CpuBackend, "the CPU");

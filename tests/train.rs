@@ -348,6 +348,86 @@ fn accumulated_steps_in_lockstep() {
     lockstep_with(&trainer, Activation::Relu, 6);
 }
 
+/// A moving average of the parameters (`Trainer::ema`) follows PyTorch's formula step by step
+/// (the first step's parameters, then `torch.lerp` toward each step's by 1 − decay, computed
+/// here on the host: bit for bit on the CPU, within rounding on the GPU); the validation pass
+/// measures it (what `Trainer::evaluate` says of a model holding it), and a run ends with it in
+/// the model.
+fn the_moving_average_is_pytorchs<B: Backend>(backend: &B, name: &str) {
+    let (train, val) = data::spirals(200, 0.05, 3).unwrap().split(0.25, 3).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let decay = 0.75;
+    let trainer = Trainer::new(Adam::default().lr(0.05), Loss::SoftmaxCrossEntropy)
+        .batch_size(32)
+        .seed(5)
+        .epochs(2)
+        .ema(decay);
+    let mut model = Mlp::new(backend, &spec, Init::XavierUniform, 2).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut model, &train, Some(&val)).unwrap();
+    let weight = (1.0 - decay) as f32;
+    let mut expected: Vec<f32> = Vec::new();
+    // 150 samples: 5 steps an epoch.
+    for step in 1..=5 {
+        session.step().unwrap();
+        let params = session.model().network().parameters_flat(backend).unwrap();
+        if step == 1 {
+            expected = params;
+        } else {
+            for (e, p) in expected.iter_mut().zip(&params) {
+                *e += weight * (p - *e);
+            }
+        }
+        let average = session.averaged_parameters().unwrap().unwrap();
+        for (i, (a, e)) in average.iter().zip(&expected).enumerate() {
+            let tol = match name {
+                "cpu" => 0.0,
+                _ => 4.0 * f32::EPSILON * e.abs().max(1.0),
+            };
+            assert!(
+                (a - e).abs() <= tol,
+                "{name} step {step}: averaged parameter {i} is {a}, the formula's {e}"
+            );
+        }
+    }
+    let trained = session.model().network().parameters_flat(backend).unwrap();
+    assert!(
+        (trained.iter().zip(&expected)).any(|(t, e)| (t - e).abs() > 1e-3),
+        "{name}: the average is the trained parameters"
+    );
+    let record = session.run_epoch().unwrap();
+    let average = session.averaged_parameters().unwrap().unwrap();
+    // The rest of the run (its second epoch) ends with the average in the model.
+    session.run().unwrap();
+    let final_average = session.averaged_parameters().unwrap().unwrap();
+    assert_eq!(session.into_history().epochs.len(), 2);
+    let ended = model.network().parameters_flat(backend).unwrap();
+    assert!(common::bit_identical(&ended, &final_average), "{name}");
+    assert_ne!(
+        final_average, average,
+        "{name}: the second epoch moved the average"
+    );
+    let mut holding = Mlp::new(backend, &spec, Init::XavierUniform, 2).unwrap();
+    holding
+        .network_mut()
+        .set_parameters_flat(backend, &average)
+        .unwrap();
+    let evaluated = trainer.evaluate(backend, &holding, &val).unwrap();
+    assert!(
+        (evaluated.loss - record.val_loss.unwrap()).abs() <= 1e-6 * evaluated.loss,
+        "{name}: the validation pass measured {:?}, the average evaluates to {}",
+        record.val_loss,
+        evaluated.loss
+    );
+}
+
+#[test]
+fn the_moving_average_is_pytorchs_on_both_backends() {
+    the_moving_average_is_pytorchs(&CpuBackend, "cpu");
+    the_moving_average_is_pytorchs(gpu(), "gpu");
+}
+
 #[test]
 fn free_running_loss_curves_agree() {
     let (train, val) = data::spirals(300, 0.05, 1).unwrap().split(0.2, 1).unwrap();

@@ -89,6 +89,18 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         Ok(f64::from(totals[[0, slot::TRAIN]]) / self.last_rows as f64)
     }
 
+    /// The moving average of the parameters ([`Trainer::ema`](crate::Trainer::ema)), flat as
+    /// [`Sequential::parameters_flat`](crate::Sequential::parameters_flat) lays them out
+    /// (reads back: waits for the GPU); `None` for a run without one. A run ends with it in
+    /// the model; a loop of one's own sets it there itself
+    /// ([`Sequential::set_parameters_flat`](crate::Sequential::set_parameters_flat)).
+    pub fn averaged_parameters(&self) -> Result<Option<Vec<f32>>> {
+        self.average
+            .as_ref()
+            .map(|average| self.backend.read_arena(&average.params))
+            .transpose()
+    }
+
     /// The optimizer's base learning rate (what the schedule scales): the trainer's, or the
     /// last one [`Session::set_lr`] or `Trainer::reduce_lr_on_plateau` set.
     pub fn lr(&self) -> f64 {

@@ -21,10 +21,13 @@ pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
 /// The prefix of the tensors that hold the parameters `Trainer::restore_best` keeps.
 const KEPT: &str = "restore_best.";
 
+/// The prefix of the tensors that hold the parameters' moving average (`Trainer::ema`).
+const AVERAGE: &str = "ema.";
+
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value); those added since the first files have their value in older files
 /// in `saved_setting`.
-fn settings(trainer: &super::Trainer) -> [(String, String); 11] {
+fn settings(trainer: &super::Trainer) -> [(String, String); 12] {
     [
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
@@ -45,6 +48,7 @@ fn settings(trainer: &super::Trainer) -> [(String, String); 11] {
         ("watched".into(), format!("{:?}", trainer.watched)),
         ("param_groups".into(), format!("{:?}", trainer.param_groups)),
         ("grad_batches".into(), trainer.accumulate.to_string()),
+        ("ema".into(), format!("{:?}", trainer.ema)),
     ]
 }
 
@@ -65,6 +69,7 @@ fn saved_setting(file: &File, key: &str) -> Option<String> {
         "watched" => Some(format!("{:?}", super::Watched::Loss)),
         "param_groups" => Some(format!("{:?}", Vec::<crate::optim::ParamGroup>::new())),
         "grad_batches" => Some(1.to_string()),
+        "ema" => Some(format!("{:?}", None::<f64>)),
         _ => None,
     }
 }
@@ -235,6 +240,10 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             let values = backend.read_arena(kept)?;
             tensors.extend(prefixed_tensors(KEPT, &values, net.parameter_specs()));
         }
+        if let Some(average) = &self.average {
+            let values = backend.read_arena(&average.params)?;
+            tensors.extend(prefixed_tensors(AVERAGE, &values, net.parameter_specs()));
+        }
         let totals = backend.download(&self.totals)?;
         tensors.push((
             "trainer.totals".into(),
@@ -263,6 +272,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             ("trainer".into(), format!("{:?}", self.trainer)),
         ]
         .into_iter()
+        .chain((self.average.as_ref()).map(|a| ("ema_count".to_string(), a.count.to_string())))
         .chain(settings(self.trainer))
         .chain(self.memory.metadata())
         .chain([
@@ -385,6 +395,15 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         if self.kept.is_none() {
             memory.kept_best = None;
         }
+        // The moving average continues from the file's; a run that turns it on (settings
+        // overridden) starts averaging afresh from the parameters loaded.
+        let average = match (&self.average, file.metadata.contains_key("ema_count")) {
+            (Some(_), true) => Some((
+                prefixed_values(&file, path, AVERAGE, net.parameter_specs())?,
+                file.meta_u64(path, "ema_count")?,
+            )),
+            _ => None,
+        };
         // The learning-rate rule continues from its saved state when neither it, the
         // optimizer's settings nor what it watches changed (always so in a strict resume);
         // otherwise it starts afresh from this run's rate, and a run without it trains at its
@@ -425,6 +444,18 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         let net = self.model.network_mut();
         net.set_parameters_flat(self.backend, &params)?;
+        if let Some(arena) = &mut self.average {
+            match &average {
+                Some((values, count)) => {
+                    self.backend.write_arena(&mut arena.params, values)?;
+                    arena.count = *count;
+                }
+                None => {
+                    self.backend.copy_arena(&net.params, &mut arena.params)?;
+                    arena.count = 0;
+                }
+            }
+        }
         self.totals = self.backend.upload(totals.view())?;
         self.backend
             .copy_arena(&self.model.network().params, &mut self.last_good)?;

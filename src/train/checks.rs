@@ -116,6 +116,12 @@ impl Trainer {
         if self.log_every == Some(0) {
             return bad("log_every(0): log at least every step".into());
         }
+        if let Some(decay) = self.ema.filter(|d| !(0.0..=1.0).contains(d)) {
+            return bad(format!(
+                "ema({decay}): the decay must be in [0, 1] (the share of the average each \
+                 step keeps)"
+            ));
+        }
         if self.accumulate == 0 {
             return bad(
                 "accumulate_grad_batches(0): a step needs the gradient of at least one batch"

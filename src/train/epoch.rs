@@ -23,15 +23,25 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.end_epoch_order();
         if let Some((data, all)) = &self.validation {
             let batch = self.batch_rows();
-            evaluation_pass(
+            // With a moving average (`Trainer::ema`), the pass measures the average: its
+            // arena stands in for the model's parameters for the pass (swapped, not copied).
+            let net = self.model.network_mut();
+            if let Some(average) = &mut self.average {
+                std::mem::swap(&mut net.params, &mut average.params);
+            }
+            let measured = evaluation_pass(
                 self.backend,
-                (self.model.network(), self.trainer.loss),
+                (net, self.trainer.loss),
                 (data, all),
                 batch,
                 &mut self.workspaces,
                 (&mut self.totals, slot::VALIDATION),
                 self.step,
-            )?;
+            );
+            if let Some(average) = &mut self.average {
+                std::mem::swap(&mut net.params, &mut average.params);
+            }
+            measured?;
         }
         // Σθ² of the parameters as the epoch's last update left them (the epoch's loss was
         // measured before that update): they become the last good ones only if finite.
@@ -107,10 +117,24 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             }
             if let Some(reason) = stop {
                 self.history.stop = reason;
-                return self.restore_best_epoch();
+                return self.end_run();
             }
         }
         self.history.stop = StopReason::MaxEpochs;
-        self.restore_best_epoch()
+        self.end_run()
+    }
+
+    /// What a run ends with in the model: the best epoch's parameters (`restore_best`), else
+    /// the moving average (`Trainer::ema`), else the parameters trained.
+    fn end_run(&mut self) -> Result<()> {
+        if self.restore_best_epoch()? {
+            return Ok(());
+        }
+        match &self.average {
+            Some(average) => self
+                .backend
+                .copy_arena(&average.params, &mut self.model.network_mut().params),
+            None => Ok(()),
+        }
     }
 }

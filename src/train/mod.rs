@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod average;
 mod batches;
 mod checkpoint;
 mod checks;
@@ -64,6 +65,7 @@ pub struct Trainer {
     pub(crate) loss: Loss,
     pub(crate) batch_size: Option<usize>,
     pub(crate) accumulate: usize,
+    pub(crate) ema: Option<f64>,
     pub(crate) batch_order: BatchOrder,
     pub(crate) epochs: usize,
     pub(crate) seed: u64,
@@ -97,6 +99,7 @@ impl Trainer {
             loss,
             batch_size: Some(32),
             accumulate: 1,
+            ema: None,
             batch_order: BatchOrder::Shuffled,
             epochs: 10,
             seed: 0,
@@ -184,6 +187,34 @@ impl Trainer {
     /// ([`Trainer::accumulate_grad_batches`]).
     pub fn grad_batches(&self) -> usize {
         self.accumulate
+    }
+
+    /// Keeps an exponential moving average of the parameters, updated after every optimizer
+    /// step: the first step's parameters, then `average ← average + (1 − decay) · (θ −
+    /// average)` (PyTorch's `AveragedModel(model,
+    /// multi_avg_fn=get_ema_multi_avg_fn(decay))` with `update_parameters(model)` after each
+    /// `optimizer.step()`; timm's model EMA). The average is the model the run produces: the
+    /// validation pass measures it (so the rules that watch the validation loss or accuracy
+    /// follow it, as timm's do), `restore_best` keeps it, and a run ([`Trainer::fit`],
+    /// [`Session::run`]) ends with it in the model (the best epoch's, with `restore_best`);
+    /// training itself goes on from the parameters the optimizer moves. A divergence leaves
+    /// the last good epoch's trained parameters. Checkpoints carry it. Costs one more
+    /// parameter-sized arena and one pass over it per step. `decay` in [0, 1]: typically 0.99
+    /// to 0.9999, the average then spanning about 1/(1 − decay) steps.
+    ///
+    /// ```
+    /// use steepest::{Adam, Loss, Trainer};
+    /// let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy).ema(0.999);
+    /// assert_eq!(trainer.ema_decay(), Some(0.999));
+    /// ```
+    pub fn ema(mut self, decay: f64) -> Self {
+        self.ema = Some(decay);
+        self
+    }
+
+    /// The decay of the parameters' moving average ([`Trainer::ema`]), if the run keeps one.
+    pub fn ema_decay(&self) -> Option<f64> {
+        self.ema
     }
 
     /// The order each epoch visits the training samples in: a fresh shuffle per epoch (the

@@ -63,6 +63,8 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     /// The running sum of a step's batches' gradients, with gradient accumulation
     /// (`Trainer::accumulate_grad_batches` over 1).
     grad_sum: Option<B::Arena>,
+    /// The moving average of the parameters (`Trainer::ema`).
+    pub(super) average: Option<super::average::Average<B>>,
 }
 
 /// Which of an optimizer step's batches a forward and backward pass is: one of `count`
@@ -194,6 +196,10 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             true => Some(backend.arena("summed gradients", &shapes)?),
             false => None,
         };
+        let average = trainer
+            .ema
+            .map(|decay| super::average::Average::new(backend, decay, &net.params, &shapes))
+            .transpose()?;
         // Only runs of epochs restore (a session of the application's batches has none).
         let kept = match trainer.restore_best && train.is_some() {
             true => Some(backend.arena("best epoch's parameters", &shapes)?),
@@ -236,6 +242,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             progress,
             frozen,
             grad_sum,
+            average,
             model,
         })
     }
@@ -416,6 +423,9 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         let net = self.model.network_mut();
         let (params, grads) = net.parameters_and_gradients();
         self.optimizer.step(params, grads)?;
+        if let Some(average) = &mut self.average {
+            average.update(backend, &net.params)?;
+        }
         if self.trainer.monitor {
             self.optimizer.stats_into(&mut self.totals, slot::STATS)?;
         }

@@ -217,22 +217,26 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         {
             return Ok(());
         }
-        self.backend
-            .copy_arena(&self.model.network().params, kept)?;
+        // The parameters the epoch was measured with: the moving average, where there is one.
+        let measured = match &self.average {
+            Some(average) => &average.params,
+            None => &self.model.network().params,
+        };
+        self.backend.copy_arena(measured, kept)?;
         self.memory.kept_best = Some((value, record.epoch));
         Ok(())
     }
 
     /// With `Trainer::restore_best`, gives the model back the kept parameters at the end of
-    /// a run, and records whose they are.
-    pub(super) fn restore_best_epoch(&mut self) -> Result<()> {
+    /// a run, and records whose they are; whether it did.
+    pub(super) fn restore_best_epoch(&mut self) -> Result<bool> {
         let (Some(kept), Some((_, epoch))) = (&self.kept, self.memory.kept_best) else {
-            return Ok(());
+            return Ok(false);
         };
         self.backend
             .copy_arena(kept, &mut self.model.network_mut().params)?;
         self.history.restored_epoch = Some(epoch);
-        Ok(())
+        Ok(true)
     }
 
     /// Fails with [`Error::Diverged`] on a NaN, infinite or runaway loss, first putting the

@@ -63,6 +63,10 @@ struct Args {
     /// of this many × --batch-size samples, with one mini-batch's memory.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     accumulate: u32,
+    /// Keep a moving average of the weights with this decay (in [0, 1], e.g. 0.99), which
+    /// the validation pass measures and the run ends with [default: none].
+    #[arg(long, value_parser = decay_in_unit_interval)]
+    ema: Option<f64>,
     /// Seed of the data, the initial weights and the shuffles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -99,6 +103,15 @@ fn non_negative_decay(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         Ok(v) => Err(format!("{v} is not a weight decay (finite, ≥ 0)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A moving average's decay: in [0, 1].
+fn decay_in_unit_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is not a decay (in [0, 1])")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -156,6 +169,9 @@ fn settings(args: &Args) -> Result<Settings, String> {
     if args.weight_decay.is_some() {
         // The biases (PyTorch's 1-D parameters) in a group without decay.
         trainer = trainer.param_group(ParamGroup::one_dimensional().weight_decay(0.0));
+    }
+    if let Some(decay) = args.ema {
+        trainer = trainer.ema(decay);
     }
     let trainer = trainer
         .batch_size(args.batch_size as usize)

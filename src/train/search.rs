@@ -287,6 +287,8 @@ impl LrFinder {
             monitor: false,
             progress: false,
             checkpoint: None,
+            // The sweep reads the trained parameters' losses: an average would go unused.
+            ema: None,
             ..trainer.clone()
         };
         let saved = model.network().parameters_flat(backend)?;

@@ -405,28 +405,16 @@ impl Backend for GpuBackend {
     }
 
     fn axpy_arena(&self, alpha: f32, x: &GpuArena, y: &mut GpuArena) -> Result<()> {
-        check_layouts("axpy", x, y)?;
-        let (xs, ys) = (x.as_rows(&self.ctx)?, y.as_rows(&self.ctx)?);
-        // The same layout: the same pieces, which each op checks before it records.
-        for (x, y) in xs.iter().zip(&ys) {
-            dispatch::check_bindings(&self.ctx, "axpy", &[x, y])?;
-        }
-        xs.iter()
-            .zip(&ys)
-            .try_for_each(|(x, y)| axpy(&self.ctx, alpha, x, y))
+        over_arena_pieces(&self.ctx, "axpy", (x, y), |x, y| {
+            axpy(&self.ctx, alpha, x, y)
+        })
     }
 
     fn lerp_arena(&self, weight: f32, end: &GpuArena, y: &mut GpuArena) -> Result<()> {
         crate::backend::check_lerp_weight(weight)?;
-        check_layouts("lerp", end, y)?;
-        let (ends, ys) = (end.as_rows(&self.ctx)?, y.as_rows(&self.ctx)?);
-        // The same layout: the same pieces, which each op checks before it records.
-        for (end, y) in ends.iter().zip(&ys) {
-            dispatch::check_bindings(&self.ctx, "lerp", &[end, y])?;
-        }
-        ends.iter()
-            .zip(&ys)
-            .try_for_each(|(end, y)| lerp(&self.ctx, weight, end, y))
+        over_arena_pieces(&self.ctx, "lerp", (end, y), |end, y| {
+            lerp(&self.ctx, weight, end, y)
+        })
     }
 
     fn sum_squares_into(
@@ -456,6 +444,23 @@ impl Backend for GpuBackend {
             .with_monitoring(monitor)
             .with_groups(groups)
     }
+}
+
+/// Records `piece` over the matching pieces (a binding's worth each) of two arenas of one
+/// layout, every piece checked before any is recorded, so a refused op records nothing.
+fn over_arena_pieces(
+    ctx: &GpuContext,
+    op: &'static str,
+    (x, y): (&GpuArena, &GpuArena),
+    piece: impl Fn(&GpuMatrix, &GpuMatrix) -> Result<()>,
+) -> Result<()> {
+    check_layouts(op, x, y)?;
+    let (xs, ys) = (x.as_rows(ctx)?, y.as_rows(ctx)?);
+    // The same layout: the same pieces.
+    for (x, y) in xs.iter().zip(&ys) {
+        dispatch::check_bindings(ctx, op, &[x, y])?;
+    }
+    xs.iter().zip(&ys).try_for_each(|(x, y)| piece(x, y))
 }
 
 /// Arenas combined by one op must share one layout.

@@ -10,8 +10,8 @@ use ndarray::{Array2, array};
 use steepest::optim::{ArenaGroup, GroupSettings, Mode, OneCycle, ParamGroup};
 use steepest::{
     Activation, Adam, AdamW, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init,
-    Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Session, Sgd, Trainer,
-    Watched, data,
+    Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched,
+    data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -277,14 +277,6 @@ fn stopping_rules_and_submits_are_validated() {
         .fit(g, &mut model, &blobs(), None)
         .unwrap();
     assert_eq!(history.epochs.last().map(|e| e.step), Some(20));
-    // A session of the application's batches takes one batch a step.
-    let err = Session::for_batches(&cross_entropy().accumulate_grad_batches(2), g, &mut model)
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("accumulate_grad_batches(2): a step on a given batch is one batch"),
-        "{err}"
-    );
     let rule = ReduceLrOnPlateau::default();
     for (rule, words) in [
         (

@@ -64,6 +64,71 @@ fn steps_on_given_batches_are_the_trainers_steps_in_order() {
     );
 }
 
+/// With `accumulate_grad_batches(3)`, each given batch is a third of a step: the first two
+/// change no parameter and take no step, the third steps as one batch of all 24 samples
+/// would (equal batches: the mean over them all); the logged loss is theirs together. An
+/// epoch's step and a checkpoint wait for the step's batches to be complete.
+fn given_batches_accumulate<B: Backend>(backend: &B, name: &str) {
+    let data = data(48);
+    let trainer = Trainer::new(Sgd::default().lr(0.1).momentum(0.9), Loss::MeanSquaredError)
+        .batch_size(8)
+        .accumulate_grad_batches(3);
+    let one_batch =
+        Trainer::new(Sgd::default().lr(0.1).momentum(0.9), Loss::MeanSquaredError).batch_size(24);
+    let mut summed = mlp(backend);
+    let mut whole = mlp(backend);
+    let start = summed.parameters_flat(backend).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut summed, &data, None).unwrap();
+    let mut reference = Session::for_batches(&one_batch, backend, &mut whole).unwrap();
+    for step in 0..2 {
+        let first = 24 * step;
+        for part in 0..3 {
+            let at = first + 8 * part;
+            session.step_on_batch(&batch(&data, at, at + 8)).unwrap();
+            assert_eq!(session.pending_batches(), (part + 1) % 3, "{name}");
+            if part < 2 && step == 0 {
+                let params = session.model().parameters_flat(backend).unwrap();
+                assert_eq!(params, start, "{name}: a partial step moved the parameters");
+                assert_eq!(session.steps(), 0);
+                let err = session.step().unwrap_err().to_string();
+                assert!(err.contains("await the rest of their step"), "{err}");
+                let err = (session.save_checkpoint(std::env::temp_dir().join("never")))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains("await the rest of their step"), "{err}");
+            }
+        }
+        reference
+            .step_on_batch(&batch(&data, first, first + 24))
+            .unwrap();
+        let (a, b) = (
+            session.last_batch_loss().unwrap(),
+            reference.last_batch_loss().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{name}: loss {a}, {b}"
+        );
+    }
+    assert_eq!(session.steps(), 2);
+    let (got, want) = (
+        session.model().parameters_flat(backend).unwrap(),
+        reference.model().parameters_flat(backend).unwrap(),
+    );
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 2e-5 * w.abs().max(1.0),
+            "{name}: parameter {i} is {g} from three batches, {w} from one"
+        );
+    }
+}
+
+#[test]
+fn given_batches_accumulate_on_both_backends() {
+    given_batches_accumulate(&CpuBackend, "cpu");
+    given_batches_accumulate(gpu(), "gpu");
+}
+
 #[test]
 fn in_order_and_shuffled_epochs_differ_and_in_order_is_reproducible() {
     let data = data(40);

@@ -73,7 +73,10 @@ pub struct Forward<'a, B: Backend> {
     /// Training or evaluation.
     pub mode: Mode,
     /// Optimizer steps taken before this pass: what a random layer (dropout) seeds its draw
-    /// with, so the same step draws the same mask on every backend and after a resume.
+    /// with, so the same step draws the same mask on every backend and after a resume. With
+    /// gradient accumulation over k batches a step
+    /// ([`Trainer::accumulate_grad_batches`](crate::Trainer::accumulate_grad_batches)), the
+    /// steps times k plus the batch's place in its step, so that each batch draws its own.
     pub step: u64,
 }
 

@@ -15,7 +15,12 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// and update recorded and submitted once, as [`Session::step`] does. The batch is checked
     /// as training data is (features, targets for the loss) and written into memory the
     /// session reuses for every batch of its size, so a stream of equal batches allocates
-    /// nothing on the backend after the first.
+    /// nothing on the backend after the first. With
+    /// [`Trainer::accumulate_grad_batches(k)`](crate::Trainer::accumulate_grad_batches), each
+    /// batch is a kth of a step, as PyTorch's `(loss / k).backward()` makes it (the mean over
+    /// all their samples, for batches of one size), and every kth batch takes the step
+    /// ([`Session::pending_batches`] counts those waiting; they are lost if the stream ends
+    /// first).
     ///
     /// ```
     /// use steepest::{Activation, Adam, CpuBackend, Dataset, Init, Loss, Mlp, MlpSpec};
@@ -50,7 +55,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// One optimizer step on inputs `x` (rows × the model's inputs) and targets `y` already on
     /// the backend (rows × the model's outputs, or rows × 1 class indices for softmax
     /// cross-entropy), with no copy. Class indices are trusted as [`Backend::loss_into`]
-    /// trusts them: check them once where they are made.
+    /// trusts them: check them once where they are made. With gradient accumulation, a kth of
+    /// a step, as [`Session::step_on_batch`] says.
     pub fn step_on(&mut self, x: &B::Matrix, y: &B::Matrix) -> Result<()> {
         let op = "Session::step_on";
         let net = self.model.network();
@@ -76,17 +82,22 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     }
 
     /// The mean loss of the last step's batch (of its batches together, with
-    /// [`Trainer::accumulate_grad_batches`](crate::Trainer::accumulate_grad_batches); reads
-    /// back: waits for the GPU).
+    /// [`Trainer::accumulate_grad_batches`](crate::Trainer::accumulate_grad_batches), and
+    /// while given batches await the rest of their step, of those; reads back: waits for the
+    /// GPU).
     pub fn last_batch_loss(&self) -> Result<f64> {
-        if self.last_rows == 0 {
+        let rows = match self.pending {
+            (0, _) => self.last_rows,
+            (_, pending_rows) => pending_rows,
+        };
+        if rows == 0 {
             return Err(Error::Data {
                 op: "Session::last_batch_loss",
                 detail: "no step has been taken".into(),
             });
         }
         let totals = self.backend.download(&self.totals)?;
-        Ok(f64::from(totals[[0, slot::TRAIN]]) / self.last_rows as f64)
+        Ok(f64::from(totals[[0, slot::TRAIN]]) / rows as f64)
     }
 
     /// The moving average of the parameters ([`Trainer::ema`](crate::Trainer::ema)), flat as

@@ -227,6 +227,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// leaves the previous file intact. Reads back (waits).
     pub fn save_checkpoint(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        self.check_no_pending("save checkpoint")?;
         let backend = self.backend;
         let net = self.model.network();
         let state = self.optimizer.state()?;

@@ -165,10 +165,10 @@ impl Trainer {
     /// `(loss * len(batch) / step_samples).backward()` for each batch and then one
     /// `optimizer.step()`. Steps (the schedule's, `log_every`'s, `steps_per_submit`'s and
     /// [`Session::steps`]) are optimizer steps; a logged loss is its step's mean; each batch
-    /// draws its own dropout masks. Needs mini-batches (not `full_batch`); steps on batches
-    /// the application gives ([`Session::for_batches`]) are one batch each and refuse it.
-    /// Costs one more parameter-sized arena (the running sum), and a copy or an add over it
-    /// per batch.
+    /// draws its own dropout masks. Needs mini-batches (not `full_batch`). Batches the
+    /// application gives ([`Session::step_on_batch`], [`Session::step_on`]) are each a kth of
+    /// a step (PyTorch's `(loss / k).backward()`), every kth taking the step. Costs one more
+    /// parameter-sized arena (the running sum), and a copy or an add over it per batch.
     ///
     /// ```
     /// use steepest::{Adam, Loss, Trainer};

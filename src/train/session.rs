@@ -65,6 +65,9 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     grad_sum: Option<B::Arena>,
     /// The moving average of the parameters (`Trainer::ema`).
     pub(super) average: Option<super::average::Average<B>>,
+    /// Given batches whose gradients are summed, awaiting the rest of their step (with
+    /// gradient accumulation), and their samples.
+    pub(super) pending: (usize, usize),
 }
 
 /// Which of an optimizer step's batches a forward and backward pass is: one of `count`
@@ -75,17 +78,6 @@ struct Part {
     index: usize,
     count: usize,
     step_rows: usize,
-}
-
-impl Part {
-    /// A batch of `rows` samples that is a whole step.
-    fn whole(rows: usize) -> Self {
-        Self {
-            index: 0,
-            count: 1,
-            step_rows: rows,
-        }
-    }
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -123,17 +115,6 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// `reduce_lr_on_plateau` do not apply.
     pub fn for_batches(trainer: &'a Trainer, backend: &'a B, model: &'a mut M) -> Result<Self> {
         trainer.check_settings()?;
-        if trainer.accumulate > 1 {
-            return Err(Error::Data {
-                op: "Session::for_batches",
-                detail: format!(
-                    "accumulate_grad_batches({}): a step on a given batch is one batch; give \
-                     the step's samples as one batch, or train on a Dataset (Session::new) \
-                     to sum several batches' gradients",
-                    trainer.accumulate
-                ),
-            });
-        }
         Self::build(trainer, backend, model, None, None)
     }
 
@@ -243,6 +224,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             frozen,
             grad_sum,
             average,
+            pending: (0, 0),
             model,
         })
     }
@@ -319,6 +301,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// every [`Trainer::steps_per_submit`] steps); reads back only when this step is logged.
     pub fn step(&mut self) -> Result<()> {
         let len = self.train_len("Session::step")?;
+        self.check_no_pending("Session::step")?;
         if self.order.is_none() || self.epoch_done() {
             // The finished epoch's order memory takes the new one (nothing allocated).
             self.end_epoch_order();
@@ -346,10 +329,50 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         Ok(())
     }
 
-    /// One descent step on `rows` samples of `batch`: its gradient and the update.
+    /// A given batch of `rows` samples: its gradient, and the update where it completes a
+    /// step. With gradient accumulation over k batches, each given batch is a kth of a step
+    /// (PyTorch's `(loss / k).backward()`), the kth given one updating.
     pub(super) fn descend(&mut self, rows: usize, batch: Batch<'_, B>) -> Result<()> {
-        self.gradient(rows, batch, Part::whole(rows))?;
-        self.update(rows)
+        let (index, count) = (self.pending.0, self.trainer.accumulate);
+        let part = Part {
+            index,
+            count,
+            step_rows: rows.saturating_mul(count),
+        };
+        self.gradient(rows, batch, part)?;
+        let samples = match index {
+            0 => rows,
+            _ => self.pending.1.saturating_add(rows),
+        };
+        if index + 1 < count {
+            self.pending = (index + 1, samples);
+            return Ok(());
+        }
+        self.pending = (0, 0);
+        self.update(samples)
+    }
+
+    /// Given batches whose gradients are summed and await the rest of their step
+    /// ([`Trainer::accumulate_grad_batches`]): from 0 (after a step) to k − 1.
+    pub fn pending_batches(&self) -> usize {
+        self.pending.0
+    }
+
+    /// Fails, naming `op`, while given batches await the rest of their step: what they
+    /// summed would be lost.
+    pub(super) fn check_no_pending(&self, op: &'static str) -> Result<()> {
+        match self.pending.0 {
+            0 => Ok(()),
+            pending => Err(Error::Data {
+                op,
+                detail: format!(
+                    "{pending} given batch(es) of a step of {} await the rest of their step \
+                     (accumulate_grad_batches): give the rest with step_on_batch or step_on \
+                     first",
+                    self.trainer.accumulate
+                ),
+            }),
+        }
     }
 
     /// The forward pass, the loss and the backward pass of `rows` samples of `batch`, as

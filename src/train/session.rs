@@ -1,16 +1,17 @@
-//! `Session`: one training run in progress, step by step. Each step records gather, forward,
-//! loss and backward (for each of its batches, with gradient accumulation), clipping and the
-//! update, then submits once (or every `Trainer::steps_per_submit` steps); the host reads
-//! back only at epoch ends and at logged steps.
+//! `Session`: one training run in progress: what it holds, how it is built, and each epoch's
+//! order. Each step (`step.rs`) records gather, forward, loss and backward (for each of its
+//! batches, with gradient accumulation), clipping and the update, then submits once (or
+//! every `Trainer::steps_per_submit` steps); the host reads back only at epoch ends and at
+//! logged steps.
 
 use std::io::IsTerminal;
 
-use super::step::{Batch, DeviceData, batch_loss, check_features, workspace};
-use super::{BatchOrder, History, StepRecord, Trainer};
-use crate::backend::{Arena, Backend, LossShare};
+use super::step::{DeviceData, check_features};
+use super::{BatchOrder, History, Trainer};
+use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
-use crate::nn::{Mlp, Mode, Model, Workspace, seeded};
+use crate::nn::{Mlp, Model, Workspace, seeded};
 use crate::optim::{Optimizer, ParamGroup};
 
 /// Layout of the totals row the kernels accumulate into (one readback gets everything).
@@ -59,25 +60,15 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     pub(super) progress: Option<indicatif::ProgressBar>,
     /// Whether each parameter tensor is frozen (`Sequential::tensor_names`' order): what the
     /// backward pass may skip.
-    frozen: Vec<bool>,
+    pub(super) frozen: Vec<bool>,
     /// The running sum of a step's batches' gradients, with gradient accumulation
     /// (`Trainer::accumulate_grad_batches` over 1).
-    grad_sum: Option<B::Arena>,
+    pub(super) grad_sum: Option<B::Arena>,
     /// The moving average of the parameters (`Trainer::ema`).
     pub(super) average: Option<super::average::Average<B>>,
     /// Given batches whose gradients are summed, awaiting the rest of their step (with
     /// gradient accumulation), and their samples.
     pub(super) pending: (usize, usize),
-}
-
-/// Which of an optimizer step's batches a forward and backward pass is: one of `count`
-/// whose gradients the step sums (gradient accumulation), the step being over `step_rows`
-/// samples.
-#[derive(Clone, Copy, Debug)]
-struct Part {
-    index: usize,
-    count: usize,
-    step_rows: usize,
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -292,193 +283,6 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// The learning rate of step `step` (1-based).
     pub(super) fn lr_of(&self, step: u64) -> f64 {
         self.optimizer.lr_at(step)
-    }
-
-    /// One optimizer step on the next mini-batch (the next
-    /// [`Trainer::accumulate_grad_batches`] of them, or what the epoch has left), starting a
-    /// new epoch (a fresh shuffle, or the data in order, as [`Trainer::batch_order`] says)
-    /// when the last one is used up. Recorded and submitted once (with the steps before it,
-    /// every [`Trainer::steps_per_submit`] steps); reads back only when this step is logged.
-    pub fn step(&mut self) -> Result<()> {
-        let len = self.train_len("Session::step")?;
-        self.check_no_pending("Session::step")?;
-        if self.order.is_none() || self.epoch_done() {
-            // The finished epoch's order memory takes the new one (nothing allocated).
-            self.end_epoch_order();
-            self.epoch += 1;
-            self.position = 0;
-            self.order = Some(self.epoch_order()?);
-        }
-        let batch = self.batch_rows();
-        let step_rows = batch
-            .saturating_mul(self.trainer.accumulate)
-            .min(len - self.position);
-        let count = step_rows.div_ceil(batch);
-        for index in 0..count {
-            let done = index * batch;
-            let part = Part {
-                index,
-                count,
-                step_rows,
-            };
-            let rows = batch.min(step_rows - done);
-            self.gradient(rows, Batch::Epoch(self.position + done), part)?;
-        }
-        self.update(step_rows)?;
-        self.position += step_rows;
-        Ok(())
-    }
-
-    /// A given batch of `rows` samples: its gradient, and the update where it completes a
-    /// step. With gradient accumulation over k batches, each given batch is a kth of a step
-    /// (PyTorch's `(loss / k).backward()`), the kth given one updating.
-    pub(super) fn descend(&mut self, rows: usize, batch: Batch<'_, B>) -> Result<()> {
-        let (index, count) = (self.pending.0, self.trainer.accumulate);
-        let part = Part {
-            index,
-            count,
-            step_rows: rows.saturating_mul(count),
-        };
-        self.gradient(rows, batch, part)?;
-        let samples = match index {
-            0 => rows,
-            _ => self.pending.1.saturating_add(rows),
-        };
-        if index + 1 < count {
-            self.pending = (index + 1, samples);
-            return Ok(());
-        }
-        self.pending = (0, 0);
-        self.update(samples)
-    }
-
-    /// Given batches whose gradients are summed and await the rest of their step
-    /// ([`Trainer::accumulate_grad_batches`]): from 0 (after a step) to k − 1.
-    pub fn pending_batches(&self) -> usize {
-        self.pending.0
-    }
-
-    /// Fails, naming `op`, while given batches await the rest of their step: what they
-    /// summed would be lost.
-    pub(super) fn check_no_pending(&self, op: &'static str) -> Result<()> {
-        match self.pending.0 {
-            0 => Ok(()),
-            pending => Err(Error::Data {
-                op,
-                detail: format!(
-                    "{pending} given batch(es) of a step of {} await the rest of their step \
-                     (accumulate_grad_batches): give the rest with step_on_batch or step_on \
-                     first",
-                    self.trainer.accumulate
-                ),
-            }),
-        }
-    }
-
-    /// The forward pass, the loss and the backward pass of `rows` samples of `batch`, as
-    /// `part` of a step: the gradient arena then holds the step's gradient (summed with the
-    /// step's earlier batches', at its last batch).
-    fn gradient(&mut self, rows: usize, batch: Batch<'_, B>, part: Part) -> Result<()> {
-        let backend = self.backend;
-        let net = self.model.network_mut();
-        let ws = workspace(&mut self.workspaces, backend, net, self.trainer.loss, rows)?;
-        let (input, target) = match batch {
-            Batch::Epoch(start) => {
-                let (Some(order), Some(train)) = (&self.order, &self.train) else {
-                    return Err(Error::Data {
-                        op: "Session::step",
-                        detail: "no epoch order".into(),
-                    });
-                };
-                train.gather(backend, order, start, (&mut ws.input, &mut ws.target))?;
-                (&ws.input, &ws.target)
-            }
-            Batch::Host(data) => {
-                backend.write(&mut ws.input, data.x().view())?;
-                backend.write(&mut ws.target, data.y().view())?;
-                (&ws.input, &ws.target)
-            }
-            Batch::Device(x, y) => (x, y),
-        };
-        let acts = &mut ws.acts;
-        // Each of a step's batches draws its own dropout masks (one batch a step: the step's).
-        let draw = (self.step.wrapping_mul(self.trainer.accumulate as u64))
-            .wrapping_add(part.index as u64);
-        net.forward_batch(backend, input, acts, Mode::Train, draw)?;
-        let totals = (&mut self.totals, slot::TRAIN);
-        let share = LossShare {
-            update_rows: part.step_rows,
-            first: part.index == 0,
-        };
-        batch_loss(
-            backend,
-            self.trainer.loss,
-            acts,
-            target,
-            totals,
-            (Mode::Train, share),
-        )?;
-        net.backward_batch(backend, input, acts, &self.frozen)?;
-        if part.count == 1 {
-            return Ok(());
-        }
-        let Some(sum) = &mut self.grad_sum else {
-            return Err(Error::Data {
-                op: "Session::step",
-                detail: "a step over several batches without their gradients' sum".into(),
-            });
-        };
-        // The first batch's gradients start the sum; the last batch's arena takes it, so
-        // the update reads the arena it always reads. The sum is formed as PyTorch's
-        // `grad += new` forms it: in batch order, two values at a time.
-        match part.index {
-            0 => backend.copy_arena(&net.grads, sum),
-            i if i + 1 < part.count => backend.axpy_arena(1.0, &net.grads, sum),
-            _ => backend.axpy_arena(1.0, sum, &mut net.grads),
-        }
-    }
-
-    /// The optimizer's update from the gradient arena, recorded and submitted (every
-    /// `steps_per_submit` steps), then the step counted (and logged when due) over `rows`
-    /// samples.
-    fn update(&mut self, rows: usize) -> Result<()> {
-        let backend = self.backend;
-        let net = self.model.network_mut();
-        let (params, grads) = net.parameters_and_gradients();
-        self.optimizer.step(params, grads)?;
-        if let Some(average) = &mut self.average {
-            average.update(backend, &net.params)?;
-        }
-        if self.trainer.monitor {
-            self.optimizer.stats_into(&mut self.totals, slot::STATS)?;
-        }
-        // Every `steps_per_submit`-th step submits what is pending (its own and the steps
-        // recorded since the last submit); anything that reads back submits first.
-        if (self.step + 1).is_multiple_of(self.trainer.steps_per_submit) {
-            backend.flush()?;
-        }
-        self.after_step(rows)
-    }
-
-    /// Counts a step just submitted over `rows` samples, and logs it when due.
-    fn after_step(&mut self, rows: usize) -> Result<()> {
-        self.step += 1;
-        self.last_rows = rows;
-        if self
-            .trainer
-            .log_every
-            .is_some_and(|every| self.step.is_multiple_of(every))
-        {
-            let loss = self.last_batch_loss()?;
-            self.history.steps.push(StepRecord {
-                step: self.step,
-                epoch: self.epoch,
-                loss,
-                lr: self.lr_of(self.step),
-            });
-            self.check_divergence(loss)?;
-        }
-        Ok(())
     }
 
     /// The sample order of the current epoch. A shuffled epoch draws from its own generator,

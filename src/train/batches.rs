@@ -86,9 +86,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// while given batches await the rest of their step, of those; reads back: waits for the
     /// GPU).
     pub fn last_batch_loss(&self) -> Result<f64> {
-        let rows = match self.pending {
-            (0, _) => self.last_rows,
-            (_, pending_rows) => pending_rows,
+        let rows = match self.pending.batches {
+            0 => self.last_rows,
+            _ => self.pending.samples,
         };
         if rows == 0 {
             return Err(Error::Data {

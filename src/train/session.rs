@@ -67,8 +67,17 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     /// The moving average of the parameters (`Trainer::ema`).
     pub(super) average: Option<super::average::Average<B>>,
     /// Given batches whose gradients are summed, awaiting the rest of their step (with
-    /// gradient accumulation), and their samples.
-    pub(super) pending: (usize, usize),
+    /// gradient accumulation).
+    pub(super) pending: Pending,
+}
+
+/// Given batches summed toward a step that has not been taken yet.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Pending {
+    /// How many (0 after a step).
+    pub batches: usize,
+    /// Their samples.
+    pub samples: usize,
 }
 
 impl<B: Backend, M: Model<B>> std::fmt::Debug for Session<'_, B, M> {
@@ -215,7 +224,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             frozen,
             grad_sum,
             average,
-            pending: (0, 0),
+            pending: Pending::default(),
             model,
         })
     }

@@ -6,7 +6,7 @@
 
 use ndarray::s;
 
-use super::session::slot;
+use super::session::{Pending, slot};
 use super::{Session, StepRecord};
 use crate::backend::{Backend, LossShare};
 use crate::data::Dataset;
@@ -212,7 +212,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// step. With gradient accumulation over k batches, each given batch is a kth of a step
     /// (PyTorch's `(loss / k).backward()`), the kth given one updating.
     pub(super) fn descend(&mut self, rows: usize, batch: Batch<'_, B>) -> Result<()> {
-        let (index, count) = (self.pending.0, self.trainer.accumulate);
+        let (index, count) = (self.pending.batches, self.trainer.accumulate);
         let part = Part {
             index,
             count,
@@ -221,26 +221,29 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.gradient(rows, batch, part)?;
         let samples = match index {
             0 => rows,
-            _ => self.pending.1.saturating_add(rows),
+            _ => self.pending.samples.saturating_add(rows),
         };
         if index + 1 < count {
-            self.pending = (index + 1, samples);
+            self.pending = Pending {
+                batches: index + 1,
+                samples,
+            };
             return Ok(());
         }
-        self.pending = (0, 0);
+        self.pending = Pending::default();
         self.update(samples)
     }
 
     /// Given batches whose gradients are summed and await the rest of their step
     /// ([`Trainer::accumulate_grad_batches`]): from 0 (after a step) to k − 1.
     pub fn pending_batches(&self) -> usize {
-        self.pending.0
+        self.pending.batches
     }
 
     /// Fails, naming `op`, while given batches await the rest of their step: what they
     /// summed would be lost.
     pub(super) fn check_no_pending(&self, op: &'static str) -> Result<()> {
-        match self.pending.0 {
+        match self.pending.batches {
             0 => Ok(()),
             pending => Err(Error::Data {
                 op,

@@ -174,10 +174,10 @@ struct Part {
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// One optimizer step on the next mini-batch (the next
-    /// [`Trainer::accumulate_grad_batches`] of them, or what the epoch has left), starting a
-    /// new epoch (a fresh shuffle, or the data in order, as [`Trainer::batch_order`] says)
+    /// [`Trainer::accumulate_grad_batches`](super::Trainer::accumulate_grad_batches) of them, or what the epoch has left), starting a
+    /// new epoch (a fresh shuffle, or the data in order, as [`Trainer::batch_order`](super::Trainer::batch_order) says)
     /// when the last one is used up. Recorded and submitted once (with the steps before it,
-    /// every [`Trainer::steps_per_submit`] steps); reads back only when this step is logged.
+    /// every [`Trainer::steps_per_submit`](super::Trainer::steps_per_submit) steps); reads back only when this step is logged.
     pub fn step(&mut self) -> Result<()> {
         let len = self.train_len("Session::step")?;
         self.check_no_pending("Session::step")?;
@@ -235,7 +235,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     }
 
     /// Given batches whose gradients are summed and await the rest of their step
-    /// ([`Trainer::accumulate_grad_batches`]): from 0 (after a step) to k − 1.
+    /// ([`Trainer::accumulate_grad_batches`](super::Trainer::accumulate_grad_batches)): from 0 (after a step) to k − 1.
     pub fn pending_batches(&self) -> usize {
         self.pending.batches
     }

@@ -20,6 +20,7 @@
 mod average;
 mod batches;
 mod checkpoint;
+mod checkpoint_settings;
 mod checks;
 mod epoch;
 mod evaluate;

@@ -26,8 +26,8 @@ pub use transpose::transpose;
 use ndarray::{Array2, ArrayView2};
 
 use super::{
-    Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len,
-    check_lerp_weight, same_shape, totals_dims,
+    Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len, same_shape,
+    totals_dims,
 };
 use crate::backend::{Loss, LossShare};
 use crate::error::Result;
@@ -392,7 +392,7 @@ impl Backend for CpuBackend {
     }
 
     fn lerp_arena(&self, weight: f32, end: &CpuArena, y: &mut CpuArena) -> Result<()> {
-        check_lerp_weight(weight)?;
+        // `lerp` checks the weight before the first tensor is written.
         arena_len("lerp", y.len(), end.len())?;
         for (end, y) in end.tensors.iter().zip(&mut y.tensors) {
             lerp(weight, end.view(), y)?;

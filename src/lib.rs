@@ -111,7 +111,7 @@ pub use ndarray;
 pub use nn::{Init, Layer, Linear, Loss, Mlp, MlpSpec, Model, Predictor, Sequential};
 pub use optim::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, LrSchedule, NAdam, OptimizerConfig,
-    OptimizerState, ParamGroup, RAdam, ReduceLrOnPlateau, RmsProp, Rprop, Sgd, UpdateStats,
+    OptimizerState, ParamGroup, RAdam, ReduceLrOnPlateau, RmsProp, Rprop, Sgd, Swa, UpdateStats,
 };
 pub use train::{
     BatchOrder, EpochRecord, Evaluation, History, LineSearch, LrFinder, LrFinderResult, Session,

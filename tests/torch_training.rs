@@ -10,9 +10,10 @@ use common::gpu;
 use common::torch_fixture::fixture;
 use ndarray::{Array2, ArrayD};
 use steepest::nn::{Elementwise, Layer, Sequential};
+use steepest::optim::Anneal;
 use steepest::{
     Adam, AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Linear, Loss, LrSchedule,
-    Nonlinearity, OptimizerConfig, ParamGroup, Rprop, Sgd, Trainer,
+    Nonlinearity, OptimizerConfig, ParamGroup, Rprop, Sgd, Swa, Trainer,
 };
 
 /// How far a training run's batch losses and final parameters may be from PyTorch's,
@@ -346,6 +347,45 @@ fn train_averaged_case_on<B: Backend>(backend: &B, backend_name: &str) {
         |t| classifier_trainer(t).ema(0.9),
         AdamW::default().lr(0.02).weight_decay(0.01),
     );
+}
+
+/// Stochastic weight averaging as PyTorch's `swa_utils` loop runs it (`AveragedModel` updated
+/// and `SWALR` stepped after each epoch from the start, the schedule stepped per update
+/// before): the classifier's run from the end of epoch 1, annealed along a cosine over 2
+/// epochs; the regression net's from the end of epoch 2, along a line over 3. The steps'
+/// losses follow the annealed rates; the run ends with the average, PyTorch's final one.
+fn train_swa_cases_on<B: Backend>(backend: &B, backend_name: &str) {
+    check_training(
+        backend,
+        backend_name,
+        "classifier_swa",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| classifier_trainer(t).swa(Swa::new(1, 0.005).anneal_epochs(2)),
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+    check_training(
+        backend,
+        backend_name,
+        "regression_swa",
+        regression(),
+        Loss::MeanSquaredError,
+        |t| {
+            let swa = Swa::new(2, 0.02).anneal_epochs(3).anneal(Anneal::Linear);
+            t.schedule(LrSchedule::step(4, 0.5)).swa(swa)
+        },
+        nesterov(),
+    );
+}
+
+#[test]
+fn weight_averaging_ends_where_pytorchs_ends_on_the_cpu() {
+    train_swa_cases_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn weight_averaging_ends_where_pytorchs_ends_on_the_gpu() {
+    train_swa_cases_on(gpu(), "the GPU");
 }
 
 #[test]

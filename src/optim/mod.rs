@@ -19,6 +19,7 @@ mod plateau;
 mod scalars;
 mod schedule;
 mod segments;
+mod swa;
 
 pub(crate) use common::common_optimizer_methods;
 pub use config::{
@@ -34,6 +35,7 @@ pub(crate) use scalars::StepScalars;
 pub use schedule::{Decay, LrSchedule};
 pub use segments::ArenaGroup;
 pub(crate) use segments::Segment;
+pub use swa::Swa;
 
 use crate::error::{Error, Result};
 

@@ -5,8 +5,8 @@ use std::f64::consts::PI;
 
 use crate::error::{Error, Result};
 
-/// How a phase of a [`OneCycle`] moves from its start to its end value (PyTorch's
-/// `anneal_strategy`).
+/// How a phase of a [`OneCycle`], or the rate of a [`Swa`](super::Swa), moves from its start
+/// to its end value (PyTorch's `anneal_strategy`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Anneal {
     /// Half a cosine (`"cos"`, PyTorch's default).

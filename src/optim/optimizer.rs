@@ -1,6 +1,6 @@
 //! `Optimizer`: one backend's optimizer over a model's arenas, as the training stack uses it.
 
-use super::OptimizerState;
+use super::{LrSchedule, OptimizerState};
 use crate::backend::Backend;
 use crate::error::Result;
 
@@ -27,6 +27,10 @@ pub trait Optimizer<B: Backend + ?Sized> {
 
     /// The base learning rate: the configured one, or the last [`Optimizer::set_lr`] set.
     fn base_lr(&self) -> f64;
+
+    /// Uses `schedule` from the next update on (its clock still counts every update, from
+    /// the first); one that does not suit the optimizer changes nothing.
+    fn set_schedule(&mut self, schedule: LrSchedule) -> Result<()>;
 
     /// The learning rate of update number `update` (1 is the first, as PyTorch counts), after
     /// the schedule.

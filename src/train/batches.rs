@@ -100,10 +100,13 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         Ok(f64::from(totals[[0, slot::TRAIN]]) / rows as f64)
     }
 
-    /// The moving average of the parameters ([`Trainer::ema`](crate::Trainer::ema)), flat as
+    /// The average of the parameters ([`Trainer::ema`](crate::Trainer::ema),
+    /// [`Trainer::swa`](crate::Trainer::swa)), flat as
     /// [`Sequential::parameters_flat`](crate::Sequential::parameters_flat) lays them out
-    /// (reads back: waits for the GPU); `None` for a run without one. A run ends with it in
-    /// the model; a loop of one's own sets it there itself
+    /// (reads back: waits for the GPU); `None` for a run without one. Before its first update
+    /// (an SWA run before its start epoch) it holds the parameters the session started from,
+    /// as PyTorch's `AveragedModel` holds its copy. A run ends with it in the model; a loop
+    /// of one's own sets it there itself
     /// ([`Sequential::set_parameters_flat`](crate::Sequential::set_parameters_flat)).
     pub fn averaged_parameters(&self) -> Result<Option<Vec<f32>>> {
         self.average

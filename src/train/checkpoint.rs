@@ -13,7 +13,7 @@ use crate::backend::{Arena, Backend};
 use crate::error::{Error, Result};
 use crate::nn::{Model, ParamSpec};
 use crate::nn::{parameter_tensors, parameter_values, prefixed_tensors, prefixed_values};
-use crate::optim::{Optimizer, OptimizerState};
+use crate::optim::{LrSchedule, Optimizer, OptimizerState};
 use crate::tensor_file::{File, Tensor, corrupt, decode, encode, read, write_atomic};
 
 /// The `format` metadata value of a full training checkpoint.
@@ -21,9 +21,6 @@ pub(crate) const FORMAT: &str = "steepest.checkpoint.v1";
 
 /// The prefix of the tensors that hold the parameters `Trainer::restore_best` keeps.
 const KEPT: &str = "restore_best.";
-
-/// The prefix of the tensors that hold the parameters' moving average (`Trainer::ema`).
-const AVERAGE: &str = "ema.";
 
 /// The optimizer state split per tensor: `optimizer.{buffer}.{tensor}`, each with its
 /// parameter's shape (the gaps of an aligned arena are left out).
@@ -119,9 +116,13 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             let values = backend.read_arena(kept)?;
             tensors.extend(prefixed_tensors(KEPT, &values, net.parameter_specs()));
         }
+        // The average (`Trainer::ema`, `Trainer::swa`) under its kind's names, with its count.
+        let mut average_count = None;
         if let Some(average) = &self.average {
+            let (prefix, count_key) = average.averaging.checkpoint_names();
             let values = backend.read_arena(&average.params)?;
-            tensors.extend(prefixed_tensors(AVERAGE, &values, net.parameter_specs()));
+            tensors.extend(prefixed_tensors(prefix, &values, net.parameter_specs()));
+            average_count = Some((count_key.to_string(), average.count.to_string()));
         }
         let totals = backend.download(&self.totals)?;
         tensors.push((
@@ -151,7 +152,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             ("trainer".into(), format!("{:?}", self.trainer)),
         ]
         .into_iter()
-        .chain((self.average.as_ref()).map(|a| ("ema_count".to_string(), a.count.to_string())))
+        .chain(average_count)
         .chain(settings(self.trainer))
         .chain(self.memory.metadata())
         .chain([
@@ -274,14 +275,28 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         if self.kept.is_none() {
             memory.kept_best = None;
         }
-        // The moving average continues from the file's; a run that turns it on (settings
-        // overridden) starts averaging afresh from the parameters loaded.
-        let average = match (&self.average, file.metadata.contains_key("ema_count")) {
-            (Some(_), true) => Some((
-                prefixed_values(&file, path, AVERAGE, net.parameter_specs())?,
-                file.meta_u64(path, "ema_count")?,
-            )),
-            _ => None,
+        // The average continues from the file's average of its kind; a run that turns it on
+        // (settings overridden) starts averaging afresh from the parameters loaded.
+        let average = match &self.average {
+            Some(average) => {
+                let (prefix, count_key) = average.averaging.checkpoint_names();
+                match file.metadata.contains_key(count_key) {
+                    true => Some((
+                        prefixed_values(&file, path, prefix, net.parameter_specs())?,
+                        file.meta_u64(path, count_key)?,
+                    )),
+                    false => None,
+                }
+            }
+            None => None,
+        };
+        // Once SWA has averaged an epoch its rate governs and the schedule no longer steps
+        // (the saved base rate is the SWA rate); before, the trainer's schedule applies.
+        let swa_started =
+            self.trainer.swa.is_some() && average.as_ref().is_some_and(|(_, n)| *n > 0);
+        let schedule = match swa_started {
+            true => LrSchedule::constant(),
+            false => self.trainer.schedule.clone(),
         };
         // The learning-rate rule continues from its saved state when neither it, the
         // optimizer's settings nor what it watches changed (always so in a strict resume);
@@ -317,6 +332,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             .map_err(|e| bad(e.to_string()))?;
         // Everything is checked; now apply (the optimizer first: it validates its own state).
         self.optimizer.load_state(&state)?;
+        self.optimizer.set_schedule(schedule)?;
         self.optimizer.set_lr(lr)?;
         if let (Some(arena), Some(values)) = (&mut self.kept, &kept) {
             self.backend.write_arena(arena, values)?;

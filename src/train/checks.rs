@@ -5,7 +5,7 @@ use super::{Trainer, Watched};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::Loss;
-use crate::optim::{Mode, OptimizerConfig};
+use crate::optim::{Decay, Mode, OptimizerConfig, Swa};
 
 impl Trainer {
     /// Checks the settings against the data and the model before anything is allocated.
@@ -122,6 +122,9 @@ impl Trainer {
                  step keeps)"
             ));
         }
+        if let Some(swa) = self.swa {
+            self.check_swa(swa)?;
+        }
         if self.accumulate == 0 {
             return bad(
                 "accumulate_grad_batches(0): a step needs the gradient of at least one batch"
@@ -165,6 +168,49 @@ impl Trainer {
                     "diverge_above({factor}): the factor must be finite and > 0"
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Stochastic weight averaging's settings, alone and against the rest.
+    fn check_swa(&self, swa: Swa) -> Result<()> {
+        swa.validate()?;
+        let bad = |detail: String| {
+            Err(Error::Data {
+                op: "Trainer::fit",
+                detail,
+            })
+        };
+        let with = format!("swa starting after epoch {}", swa.start);
+        if self.ema.is_some() {
+            return bad(format!(
+                "{with} and ema: a run keeps one average of its parameters; choose one"
+            ));
+        }
+        if self.lr_plateau.is_some() {
+            return bad(format!(
+                "{with} and reduce_lr_on_plateau: both would set the learning rate after \
+                 each epoch; SWA anneals it to its own rate"
+            ));
+        }
+        if matches!(self.schedule.decay, Decay::OneCycle(_) | Decay::Cyclic(_)) {
+            return bad(format!(
+                "{with} and a one-cycle or cyclic schedule: they cycle the momentum too, \
+                 which SWA's constant rate would leave where the cycle stopped; use a decay \
+                 before the SWA epochs"
+            ));
+        }
+        if matches!(self.optimizer, OptimizerConfig::Rprop(_)) {
+            return bad(format!(
+                "{with} with Rprop: its learning rate is only the step sizes' starting value, \
+                 so SWA's rate would change no step"
+            ));
+        }
+        if swa.start > self.epochs {
+            return bad(format!(
+                "{with}, but the run has {} epochs: no epoch would join the average",
+                self.epochs
+            ));
         }
         Ok(())
     }

@@ -1,12 +1,14 @@
 //! The end of an epoch: its remaining steps, the validation pass, one readback of every
 //! measurement, the divergence checks; and `run`, epochs until a stopping rule fires.
 
+use super::average::Average;
 use super::evaluate::evaluation_pass;
 use super::session::slot;
 use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::Model;
+use crate::optim::{LrSchedule, Optimizer, Swa};
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
@@ -21,13 +23,22 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             self.step()?;
         }
         self.end_epoch_order();
+        // Stochastic weight averaging (`Trainer::swa`): from its start on, the epoch's
+        // parameters join the average before the validation pass measures it.
+        let swa = self.trainer.swa.filter(|swa| self.epoch >= swa.start);
+        if let (Some(_), Some(average)) = (swa, &mut self.average) {
+            average.update(self.backend, &self.model.network().params)?;
+        }
         if let Some((data, all)) = &self.validation {
             let batch = self.batch_rows();
-            // With a moving average (`Trainer::ema`), the pass measures the average: its
-            // arena stands in for the model's parameters for the pass (swapped, not copied).
+            // With an average that holds an update (`Trainer::ema`, `Trainer::swa`), the
+            // pass measures the average: its arena stands in for the model's parameters for
+            // the pass (swapped, not copied).
             let net = self.model.network_mut();
-            if let Some(average) = &mut self.average {
-                std::mem::swap(&mut net.params, &mut average.params);
+            let average = self.average.as_mut().filter(|a| a.holding().is_some());
+            let mut average = average.map(|a| &mut a.params);
+            if let Some(average) = &mut average {
+                std::mem::swap(&mut net.params, average);
             }
             let measured = evaluation_pass(
                 self.backend,
@@ -38,8 +49,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
                 (&mut self.totals, slot::VALIDATION),
                 self.step,
             );
-            if let Some(average) = &mut self.average {
-                std::mem::swap(&mut net.params, &mut average.params);
+            if let Some(average) = average {
+                std::mem::swap(&mut net.params, average);
             }
             measured?;
         }
@@ -90,6 +101,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         self.backend
             .copy_arena(&self.model.network().params, &mut self.last_good)?;
+        if let Some(swa) = swa {
+            self.anneal_to_swa_rate(swa)?;
+        }
         self.backend.fill(&mut self.totals, 0.0)?;
         self.history.epochs.push(record);
         if let Some(bar) = &self.progress {
@@ -124,16 +138,27 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         self.end_run()
     }
 
+    /// SWA's rate after an averaged epoch: one `SWALR` step from the rate the optimizer has
+    /// now (the schedule's for the next update, or the last SWA rate), the schedule no longer
+    /// stepping.
+    fn anneal_to_swa_rate(&mut self, swa: Swa) -> Result<()> {
+        let steps = self.average.as_ref().map_or(0, |a| a.count);
+        let lr = swa.lr_after(steps, self.optimizer.lr_at(self.step.saturating_add(1)));
+        self.optimizer.set_schedule(LrSchedule::constant())?;
+        self.optimizer.set_lr(lr)
+    }
+
     /// What a run ends with in the model: the best epoch's parameters (`restore_best`), else
-    /// the moving average (`Trainer::ema`), else the parameters trained.
+    /// the average (`Trainer::ema`, `Trainer::swa`) once it holds an update, else the
+    /// parameters trained.
     fn end_run(&mut self) -> Result<()> {
         if self.restore_best_epoch()? {
             return Ok(());
         }
-        match &self.average {
+        match self.average.as_ref().and_then(Average::holding) {
             Some(average) => self
                 .backend
-                .copy_arena(&average.params, &mut self.model.network_mut().params),
+                .copy_arena(average, &mut self.model.network_mut().params),
             None => Ok(()),
         }
     }

@@ -40,7 +40,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::{Loss, Model};
-use crate::optim::{Clip, LrSchedule, OptimizerConfig, ParamGroup, ReduceLrOnPlateau, Sgd};
+use crate::optim::{Clip, LrSchedule, OptimizerConfig, ParamGroup, ReduceLrOnPlateau, Sgd, Swa};
 
 /// The order an epoch visits the training samples in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -67,6 +67,7 @@ pub struct Trainer {
     pub(crate) batch_size: Option<usize>,
     pub(crate) accumulate: usize,
     pub(crate) ema: Option<f64>,
+    pub(crate) swa: Option<Swa>,
     pub(crate) batch_order: BatchOrder,
     pub(crate) epochs: usize,
     pub(crate) seed: u64,
@@ -101,6 +102,7 @@ impl Trainer {
             batch_size: Some(32),
             accumulate: 1,
             ema: None,
+            swa: None,
             batch_order: BatchOrder::Shuffled,
             epochs: 10,
             seed: 0,
@@ -216,6 +218,45 @@ impl Trainer {
     /// The decay of the parameters' moving average ([`Trainer::ema`]), if the run keeps one.
     pub fn ema_decay(&self) -> Option<f64> {
         self.ema
+    }
+
+    /// Stochastic weight averaging ([`Swa`], PyTorch's `swa_utils` loop): from the end of
+    /// epoch `swa.start` on, every epoch's parameters join an equal average
+    /// (`AveragedModel(model)` and `update_parameters(model)` after each of those epochs),
+    /// and the learning rate anneals from the rate the schedule had reached to the SWA rate
+    /// over `swa.anneal_epochs` epochs, one `SWALR` step after each of those epochs, the
+    /// schedule no longer stepping. The epochs up to the start train as without it.
+    ///
+    /// As with [`Trainer::ema`], the average is the model the run produces: once it holds
+    /// an epoch the validation pass measures it, `restore_best` keeps it, and a run ends with
+    /// it in the model (a run stopped before the start ends with its trained parameters);
+    /// training goes on from the parameters the optimizer moves. Checkpoints carry it.
+    /// Costs one parameter-sized arena and one pass over it per epoch.
+    ///
+    /// Refused with `ema` (one average a run), with `reduce_lr_on_plateau` (two rules would
+    /// set the rate), with a one-cycle or cyclic schedule (they cycle the momentum too), with
+    /// Rprop (its rate is only its step sizes' start), when the run has fewer epochs than the
+    /// start, and in a session of the application's batches, which has no epochs. Each
+    /// parameter group anneals to the SWA rate times its `lr_scale` (PyTorch's `SWALR` given
+    /// one rate per group).
+    ///
+    /// ```
+    /// use steepest::{LrSchedule, Loss, Sgd, Swa, Trainer};
+    /// // 60 epochs of cosine decay, then 15 averaged at a rate annealed to 0.01.
+    /// let trainer = Trainer::new(Sgd::default().lr(0.1).momentum(0.9), Loss::SoftmaxCrossEntropy)
+    ///     .epochs(75)
+    ///     .schedule(LrSchedule::cosine(60 * 100, 0.02))
+    ///     .swa(Swa::new(60, 0.01).anneal_epochs(5));
+    /// assert_eq!(trainer.swa_settings().map(|s| s.start), Some(60));
+    /// ```
+    pub fn swa(mut self, swa: Swa) -> Self {
+        self.swa = Some(swa);
+        self
+    }
+
+    /// The stochastic weight averaging settings ([`Trainer::swa`]), if the run averages so.
+    pub fn swa_settings(&self) -> Option<Swa> {
+        self.swa
     }
 
     /// The order each epoch visits the training samples in: a fresh shuffle per epoch (the

@@ -289,6 +289,7 @@ impl LrFinder {
             checkpoint: None,
             // The sweep reads the trained parameters' losses: an average would go unused.
             ema: None,
+            swa: None,
             ..trainer.clone()
         };
         let saved = model.network().parameters_flat(backend)?;

@@ -6,6 +6,7 @@
 
 use std::io::IsTerminal;
 
+use super::average::{Average, Averaging};
 use super::step::{DeviceData, check_features};
 use super::{BatchOrder, History, Trainer};
 use crate::backend::{Arena, Backend};
@@ -64,8 +65,8 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     /// The running sum of a step's batches' gradients, with gradient accumulation
     /// (`Trainer::accumulate_grad_batches` over 1).
     pub(super) grad_sum: Option<B::Arena>,
-    /// The moving average of the parameters (`Trainer::ema`).
-    pub(super) average: Option<super::average::Average<B>>,
+    /// The average of the parameters (`Trainer::ema`, `Trainer::swa`).
+    pub(super) average: Option<Average<B>>,
     /// Given batches whose gradients are summed, awaiting the rest of their step (with
     /// gradient accumulation).
     pub(super) pending: Pending,
@@ -112,8 +113,19 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     /// A session that trains only on batches given to [`Session::step_on_batch`] or
     /// [`Session::step_on`] (a stream, or an order of the application's own): no training set,
     /// no epochs. The trainer's batch size, epochs, stopping rules, `restore_best` and
-    /// `reduce_lr_on_plateau` do not apply.
+    /// `reduce_lr_on_plateau` do not apply; `swa`, which acts at epoch ends, is refused.
     pub fn for_batches(trainer: &'a Trainer, backend: &'a B, model: &'a mut M) -> Result<Self> {
+        if let Some(swa) = trainer.swa {
+            return Err(Error::Data {
+                op: "Session::for_batches",
+                detail: format!(
+                    "swa starting after epoch {}: it averages at the ends of epochs, and a \
+                     session of the application's batches has none (train a dataset with \
+                     Session::new, or keep an average with ema)",
+                    swa.start
+                ),
+            });
+        }
         trainer.check_settings()?;
         Self::build(trainer, backend, model, None, None)
     }
@@ -177,9 +189,13 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             true => Some(backend.arena("summed gradients", &shapes)?),
             false => None,
         };
-        let average = trainer
-            .ema
-            .map(|decay| super::average::Average::new(backend, decay, &net.params, &shapes))
+        let averaging = match (trainer.ema, trainer.swa) {
+            (Some(decay), _) => Some(Averaging::Exponential { decay }),
+            (None, Some(_)) => Some(Averaging::Equal),
+            (None, None) => None,
+        };
+        let average = averaging
+            .map(|averaging| Average::new(backend, averaging, &net.params, &shapes))
             .transpose()?;
         // Only runs of epochs restore (a session of the application's batches has none).
         let kept = match trainer.restore_best && train.is_some() {

@@ -6,6 +6,7 @@
 
 use ndarray::s;
 
+use super::average::{Average, Averaging};
 use super::session::{Pending, slot};
 use super::{Session, StepRecord};
 use crate::backend::{Backend, LossShare};
@@ -328,7 +329,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         let net = self.model.network_mut();
         let (params, grads) = net.parameters_and_gradients();
         self.optimizer.step(params, grads)?;
-        if let Some(average) = &mut self.average {
+        // An exponential average folds in every step (an equal one, every epoch).
+        let every_step = |a: &&mut Average<B>| matches!(a.averaging, Averaging::Exponential { .. });
+        if let Some(average) = self.average.as_mut().filter(every_step) {
             average.update(backend, &net.params)?;
         }
         if self.trainer.monitor {

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::average::Average;
 use super::{EpochRecord, Session, StopReason};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -217,9 +218,9 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         {
             return Ok(());
         }
-        // The parameters the epoch was measured with: the moving average, where there is one.
-        let measured = match &self.average {
-            Some(average) => &average.params,
+        // The parameters the epoch was measured with: the average, once it holds an update.
+        let measured = match self.average.as_ref().and_then(Average::holding) {
+            Some(average) => average,
             None => &self.model.network().params,
         };
         self.backend.copy_arena(measured, kept)?;

@@ -407,6 +407,10 @@ impl crate::optim::Optimizer<super::CpuBackend> for CpuOptimizer {
         self.core.config.lr()
     }
 
+    fn set_schedule(&mut self, schedule: crate::optim::LrSchedule) -> Result<()> {
+        self.core.set_schedule(schedule)
+    }
+
     fn lr_at(&self, update: u64) -> f64 {
         self.core.lr_for_update(update)
     }

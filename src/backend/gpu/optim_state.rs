@@ -92,6 +92,10 @@ impl crate::optim::Optimizer<super::GpuBackend> for GpuOptimizer {
         self.core.config.lr()
     }
 
+    fn set_schedule(&mut self, schedule: crate::optim::LrSchedule) -> Result<()> {
+        self.core.set_schedule(schedule)
+    }
+
     fn lr_at(&self, update: u64) -> f64 {
         self.core.lr_for_update(update)
     }

@@ -10,8 +10,8 @@ use ndarray::{Array2, array};
 use steepest::optim::{ArenaGroup, GroupSettings, Mode, OneCycle, ParamGroup};
 use steepest::{
     Activation, Adam, AdamW, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init,
-    Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Trainer, Watched,
-    data,
+    Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Swa, Trainer,
+    Watched, data,
 };
 
 /// Inputs that used to panic now return errors naming the op.
@@ -160,6 +160,31 @@ fn hyperparameters_are_validated_as_applied() {
     assert_eq!(adam.steps(), 0);
 }
 
+/// Stochastic weight averaging's own settings are refused by name before training, and a
+/// session of the application's batches, which has no epoch ends to average at, refuses it.
+#[test]
+fn weight_averaging_settings_are_validated() {
+    for (swa, words) in [
+        (Swa::new(0, 0.01), "start"),
+        (Swa::new(1, -0.01), "lr"),
+        (Swa::new(1, f64::NAN), "lr"),
+    ] {
+        let err = fit_error(cross_entropy().swa(swa), &blobs());
+        assert!(matches!(err, Error::InvalidHyperparameter { .. }), "{err}");
+        assert!(err.to_string().contains(words), "{err} lacks {words}");
+    }
+    let trainer = cross_entropy().swa(Swa::new(1, 0.01));
+    let mut model = Mlp::new(&CpuBackend, &spec(), Init::default(), 1).unwrap();
+    let err = steepest::Session::for_batches(&trainer, &CpuBackend, &mut model)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("a session of the application's batches has none"),
+        "{err}"
+    );
+}
+
 /// Stopping rules are settings like any other: nonsense is refused before training.
 #[test]
 fn stopping_rules_and_submits_are_validated() {
@@ -189,6 +214,28 @@ fn stopping_rules_and_submits_are_validated() {
             "ema(1.5): the decay must be in [0, 1]",
         ),
         (cross_entropy().ema(f64::NAN), "ema(NaN)"),
+        (
+            cross_entropy().swa(Swa::new(1, 0.01)).ema(0.9),
+            "swa starting after epoch 1 and ema: a run keeps one average",
+        ),
+        (
+            (cross_entropy().swa(Swa::new(2, 0.01)))
+                .reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
+            "swa starting after epoch 2 and reduce_lr_on_plateau: both would set the learning rate",
+        ),
+        (
+            (cross_entropy().swa(Swa::new(1, 0.01)))
+                .schedule(LrSchedule::one_cycle(OneCycle::new(1000))),
+            "and a one-cycle or cyclic schedule",
+        ),
+        (
+            Trainer::new(Rprop::default(), Loss::SoftmaxCrossEntropy).swa(Swa::new(1, 0.01)),
+            "swa starting after epoch 1 with Rprop",
+        ),
+        (
+            cross_entropy().epochs(4).swa(Swa::new(5, 0.01)),
+            "swa starting after epoch 5, but the run has 4 epochs",
+        ),
         (
             cross_entropy().accumulate_grad_batches(0),
             "accumulate_grad_batches(0): a step needs the gradient of at least one batch",

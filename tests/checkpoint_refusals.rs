@@ -11,7 +11,7 @@ use common::checkpoint_run::{blobs, scratch, spec, trainer};
 use common::gpu;
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Error, Init, Loss, Mlp, MlpSpec, ReduceLrOnPlateau,
-    Session, Sgd, Trainer, Watched, optim::ParamGroup,
+    Session, Sgd, Swa, Trainer, Watched, optim::ParamGroup,
 };
 
 #[test]
@@ -122,6 +122,7 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
         &dir,
     );
     check_settings_refused(trainer(), trainer().ema(0.9), "ema", &dir);
+    check_settings_refused(trainer(), trainer().swa(Swa::new(2, 0.01)), "swa", &dir);
     check_settings_refused(
         adam(Adam::default().lr(0.02)),
         adam(Adam::default().lr(0.03)),

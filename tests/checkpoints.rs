@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use steepest::optim::OneCycle;
 use steepest::{
     Activation, AdamW, Backend, CpuBackend, Error, Init, Loss, LrSchedule, Mlp, MlpSpec, NAdam,
-    ParamGroup, Session, Sgd, StopReason, Trainer, data,
+    ParamGroup, Session, Sgd, StopReason, Swa, Trainer, data,
 };
 
 /// The header of a safetensors file: its JSON text and where the data starts.
@@ -184,6 +184,62 @@ fn resuming_continues_a_bit_identical_trajectory() {
         resume_is_bit_identical(&CpuBackend, &dir, &trainer);
         resume_is_bit_identical(gpu(), &dir, &trainer);
     }
+}
+
+/// Stochastic weight averaging resumed from a checkpoint saved in an averaged epoch (the
+/// schedule stopped, the rate SWA's) and from one saved before the start continues the
+/// uninterrupted run bit for bit: epochs, rates, average and parameters.
+fn weight_averaging_resumes_bit_identically<B: Backend>(backend: &B, dir: &Path) {
+    let (x, y) = blobs().split(0.3, 2).unwrap();
+    let trainer = trainer()
+        .epochs(6)
+        .schedule(LrSchedule::step(3, 0.7))
+        .swa(Swa::new(2, 0.005).anneal_epochs(3));
+    let mut straight = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut straight, &x, Some(&y)).unwrap();
+    session.run().unwrap();
+    let history = session.into_history();
+    let want = straight.parameters_flat(backend).unwrap();
+    // 70 samples in batches of 16: 5 steps an epoch. Saved after epoch 1 (before the start),
+    // and in the middle of epoch 4 (two epochs averaged).
+    for (epochs, steps) in [(1, 0), (3, 2)] {
+        let path = dir.join(format!("swa_{epochs}_{steps}.safetensors"));
+        let mut first = Mlp::new(backend, &spec(), Init::default(), 1).unwrap();
+        let mut session = Session::new(&trainer, backend, &mut first, &x, Some(&y)).unwrap();
+        for _ in 0..epochs {
+            session.run_epoch().unwrap();
+        }
+        for _ in 0..steps {
+            session.step().unwrap();
+        }
+        session.save_checkpoint(&path).unwrap();
+        drop(session);
+        let mut resumed = Mlp::new(backend, &spec(), Init::HeNormal, 99).unwrap();
+        let mut session = Session::new(&trainer, backend, &mut resumed, &x, Some(&y)).unwrap();
+        session.load_checkpoint(&path).unwrap();
+        session.run().unwrap();
+        assert_eq!(
+            session.into_history().epochs,
+            history.epochs,
+            "{epochs}, {steps}"
+        );
+        let got = resumed.parameters_flat(backend).unwrap();
+        assert!(common::bit_identical(&got, &want), "{epochs}, {steps}");
+    }
+    // The rates: the schedule's up to the start, then annealed to the SWA rate and kept.
+    let lrs: Vec<f64> = history.epochs.iter().map(|e| e.lr).collect();
+    assert!(
+        lrs[1] < lrs[0] && lrs[2] < lrs[1] && lrs[3] > lrs[4],
+        "{lrs:?}"
+    );
+    assert_eq!(lrs[4..], [0.005, 0.005], "{lrs:?}");
+}
+
+#[test]
+fn weight_averaging_resumes_bit_identically_on_both_backends() {
+    let dir = scratch("swa");
+    weight_averaging_resumes_bit_identically(&CpuBackend, &dir);
+    weight_averaging_resumes_bit_identically(gpu(), &dir);
 }
 
 /// A moving average turned on at a resume (settings overridden) starts from the parameters

@@ -9,7 +9,7 @@ use rand::RngExt;
 use steepest::optim::Threshold;
 use steepest::{
     Activation, Adam, Backend, Clip, Dataset, GpuBuffer, GpuCounters, GpuOptimizer, Init, Loss,
-    Mlp, MlpSpec, ParamGroup, ReduceLrOnPlateau, Session, Sgd, Trainer, data,
+    Mlp, MlpSpec, ParamGroup, ReduceLrOnPlateau, Session, Sgd, Swa, Trainer, data,
 };
 
 /// What changed between two readings of the counters.
@@ -469,6 +469,33 @@ fn a_moving_average_adds_one_dispatch_a_step_and_creates_nothing() {
         (&train, &val),
         6,
         Some(9),
+    );
+}
+
+/// Stochastic weight averaging (`Trainer::swa`) adds nothing to a step (its average is
+/// updated once an epoch) and creates nothing in steady epochs, whose ends fold the
+/// parameters into the average, set SWA's rate and measure the average, with `restore_best`
+/// keeping it.
+#[test]
+fn weight_averaging_adds_nothing_to_a_step_and_creates_nothing() {
+    let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(32, Activation::Relu)
+        .layer(2, Activation::Identity);
+    let plain = Trainer::new(Adam::default().lr(0.01), Loss::SoftmaxCrossEntropy).batch_size(64);
+    // From the first epoch's end: the warm-up epochs copy into the average, then add to it.
+    let averaged = plain.clone().swa(Swa::new(1, 0.001).anneal_epochs(4));
+    assert_eq!(
+        dispatches_in_a_step(&spec, &averaged, &train),
+        dispatches_in_a_step(&spec, &plain, &train)
+    );
+    check_steady(
+        "weight averaging",
+        &spec,
+        &averaged.restore_best(true),
+        (&train, &val),
+        6,
+        None,
     );
 }
 

@@ -7,10 +7,10 @@ mod common;
 use common::gpu;
 use common::lockstep::step_both;
 use steepest::backend::Arena;
-use steepest::optim::OneCycle;
+use steepest::optim::{Anneal, OneCycle};
 use steepest::{
     Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder,
-    LrSchedule, Mlp, MlpSpec, Model, ParamGroup, Session, Sgd, StopReason, Trainer, data,
+    LrSchedule, Mlp, MlpSpec, Model, ParamGroup, Session, Sgd, StopReason, Swa, Trainer, data,
 };
 
 /// Data that fits `loss` for a model with `outputs` outputs and 2 inputs.
@@ -426,6 +426,125 @@ fn the_moving_average_is_pytorchs<B: Backend>(backend: &B, name: &str) {
 fn the_moving_average_is_pytorchs_on_both_backends() {
     the_moving_average_is_pytorchs(&CpuBackend, "cpu");
     the_moving_average_is_pytorchs(gpu(), "gpu");
+}
+
+/// `torch.lerp(start, end, weight)` on the host, in PyTorch's two forms.
+fn lerp(start: f32, end: f32, weight: f32) -> f32 {
+    match weight.abs() < 0.5 {
+        true => start + weight * (end - start),
+        false => end - (end - start) * (1.0 - weight),
+    }
+}
+
+/// Stochastic weight averaging (`Trainer::swa`): epochs up to the start train at the schedule
+/// and are validated as trained; from the start on each epoch's parameters join an equal
+/// average (`torch.lerp` by 1/(n + 1), computed here on the host: bit for bit on the CPU,
+/// within rounding on the GPU), which the validation pass measures, while the rate takes
+/// SWALR's steps from the schedule's; the run ends with the average in the model.
+fn weight_averaging_is_pytorchs<B: Backend>(backend: &B, name: &str) {
+    let (train, val) = data::spirals(200, 0.05, 4).unwrap().split(0.25, 4).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let swa = Swa::new(3, 0.004).anneal_epochs(2).anneal(Anneal::Linear);
+    let schedule = LrSchedule::step(4, 0.8);
+    let trainer = Trainer::new(
+        Sgd::default().lr(0.1).momentum(0.9),
+        Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(32)
+    .seed(6)
+    .epochs(5)
+    .schedule(schedule.clone())
+    .swa(swa);
+    let mut model = Mlp::new(backend, &spec, Init::XavierUniform, 3).unwrap();
+    let mut session = Session::new(&trainer, backend, &mut model, &train, Some(&val)).unwrap();
+    let evaluate = |params: &[f32]| {
+        let mut holding = Mlp::new(backend, &spec, Init::XavierUniform, 3).unwrap();
+        holding
+            .network_mut()
+            .set_parameters_flat(backend, params)
+            .unwrap();
+        trainer.evaluate(backend, &holding, &val).unwrap().loss
+    };
+    let mut expected: Vec<f32> = Vec::new();
+    let mut rate = 0.0;
+    // 150 samples: 5 steps an epoch.
+    for epoch in 1..=4usize {
+        let record = session.run_epoch().unwrap();
+        let trained = session.model().network().parameters_flat(backend).unwrap();
+        let steps = 5 * epoch as u64;
+        let measured = match epoch {
+            1 | 2 => {
+                assert_eq!(record.lr, schedule.lr_at(0.1, steps - 1), "{name} {epoch}");
+                trained
+            }
+            _ => {
+                let weight = 1.0 / (epoch as f32 - 2.0);
+                match epoch {
+                    3 => expected = trained,
+                    _ => (expected.iter_mut().zip(&trained))
+                        .for_each(|(e, t)| *e = lerp(*e, *t, weight)),
+                }
+                let average = session.averaged_parameters().unwrap().unwrap();
+                for (i, (a, e)) in average.iter().zip(&expected).enumerate() {
+                    let tol = match name {
+                        "cpu" => 0.0,
+                        _ => 4.0 * f32::EPSILON * e.abs().max(1.0),
+                    };
+                    assert!(
+                        (a - e).abs() <= tol,
+                        "{name} epoch {epoch}: averaged parameter {i} is {a}, the mean's {e}"
+                    );
+                }
+                // The SWA rate: SWALR's step from the schedule's rate for the next update,
+                // then from its own last.
+                let before = match epoch {
+                    3 => schedule.lr_at(0.1, steps),
+                    _ => rate,
+                };
+                rate = swa.lr_after(epoch as u64 - 2, before);
+                assert_eq!(session.lr(), rate, "{name}: the rate after epoch {epoch}");
+                if epoch == 4 {
+                    assert_eq!(record.lr, swa.lr_after(1, schedule.lr_at(0.1, 15)));
+                }
+                expected.clone()
+            }
+        };
+        let val_loss = record.val_loss.unwrap();
+        assert!(
+            (evaluate(&measured) - val_loss).abs() <= 1e-6 * val_loss,
+            "{name} epoch {epoch}: the validation pass measured {val_loss}, not what it should"
+        );
+    }
+    assert_eq!(rate, 0.004, "{name}: two epochs anneal to the SWA rate");
+    session.run().unwrap();
+    let average = session.averaged_parameters().unwrap().unwrap();
+    drop(session);
+    let ended = model.network().parameters_flat(backend).unwrap();
+    assert!(common::bit_identical(&ended, &average), "{name}");
+    assert_ne!(
+        ended, expected,
+        "{name}: the fifth epoch joined the average"
+    );
+
+    // A run that stops before the start ends with the parameters it trained.
+    let stopping = trainer.clone().stop_when_grad_norm_below(1e9);
+    let mut model = Mlp::new(backend, &spec, Init::XavierUniform, 3).unwrap();
+    let mut session = Session::new(&stopping, backend, &mut model, &train, Some(&val)).unwrap();
+    session.run().unwrap();
+    let trained = session.history().epochs.len();
+    let start = session.averaged_parameters().unwrap().unwrap();
+    drop(session);
+    assert_eq!(trained, 1, "{name}: the rule stops after one epoch");
+    let ended = model.network().parameters_flat(backend).unwrap();
+    assert_ne!(ended, start, "{name}: ended with the untrained copy");
+}
+
+#[test]
+fn weight_averaging_is_pytorchs_on_both_backends() {
+    weight_averaging_is_pytorchs(&CpuBackend, "cpu");
+    weight_averaging_is_pytorchs(gpu(), "gpu");
 }
 
 #[test]

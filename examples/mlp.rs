@@ -23,7 +23,7 @@ use common::{BackendChoice, OptimizerChoice, Panel, finish, plot_panels, positiv
 use steepest::optim::{OneCycle, ParamGroup};
 use steepest::{
     Activation, Backend, CpuBackend, History, Init, Loss, LrSchedule, Mlp, MlpSpec, Standardizer,
-    Trainer, data,
+    Swa, Trainer, data,
 };
 
 const TARGET_ACCURACY: f64 = 0.95;
@@ -67,6 +67,14 @@ struct Args {
     /// the validation pass measures and the run ends with [default: none].
     #[arg(long, value_parser = decay_in_unit_interval)]
     ema: Option<f64>,
+    /// Stochastic weight averaging: from the end of this epoch on, every epoch's weights join
+    /// an equal average, which the validation pass measures and the run ends with, while the
+    /// rate anneals to --swa-lr over 5 epochs [default: none].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    swa: Option<u32>,
+    /// The rate --swa anneals to [default: half the optimizer's rate].
+    #[arg(long, value_parser = positive_rate, requires = "swa")]
+    swa_lr: Option<f64>,
     /// Seed of the data, the initial weights and the shuffles.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -165,6 +173,7 @@ fn settings(args: &Args) -> Result<Settings, String> {
             })
         }
     };
+    let base_lr = config.lr();
     let mut trainer = Trainer::new(config, Loss::SoftmaxCrossEntropy);
     if args.weight_decay.is_some() {
         // The biases (PyTorch's 1-D parameters) in a group without decay.
@@ -172,6 +181,25 @@ fn settings(args: &Args) -> Result<Settings, String> {
     }
     if let Some(decay) = args.ema {
         trainer = trainer.ema(decay);
+    }
+    if let Some(start) = args.swa {
+        if args.ema.is_some() {
+            return Err("--swa with --ema: a run keeps one average of its weights".into());
+        }
+        if matches!(args.schedule, ScheduleChoice::OneCycle) {
+            return Err(
+                "--swa with --schedule one-cycle: the cycle moves the momentum too, \
+                        which SWA's constant rate would leave mid-cycle"
+                    .into(),
+            );
+        }
+        if start as u64 > epochs {
+            return Err(format!(
+                "--swa {start}: the run has {epochs} epochs, so no epoch would be averaged"
+            ));
+        }
+        let lr = args.swa_lr.unwrap_or(base_lr / 2.0);
+        trainer = trainer.swa(Swa::new(start as usize, lr).anneal_epochs(5));
     }
     let trainer = trainer
         .batch_size(args.batch_size as usize)

@@ -11,8 +11,11 @@ use crate::nn::Model;
 use crate::optim::{LrSchedule, Optimizer, Swa};
 
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
-    /// Finishes the current epoch (or runs a whole new one): its remaining steps, the
-    /// validation pass, and one readback of every measurement. What acts between epochs (the
+    /// Finishes the current epoch (or runs a whole new one): its remaining steps, with
+    /// [`Trainer::swa`](crate::Trainer::swa) from its start epoch on the parameters folded
+    /// into the average and SWA's rate step, the validation pass, and one readback of every
+    /// measurement (epochs ended by [`Session::step`] alone are not averaged). What acts
+    /// between epochs (the
     /// stopping rules, `restore_best`, the learning-rate rule on plateaus, checkpoints) is
     /// [`Session::run`]'s: a loop of one's own around `run_epoch` applies what it wants of it
     /// itself ([`Session::set_lr`], [`Session::save_checkpoint`], a `ReduceLrOnPlateau` stepped by

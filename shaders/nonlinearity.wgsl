@@ -1,7 +1,8 @@
 // nonlinearity.wgsl: the activation layers' elementwise functions and their gradients,
 // with derivatives taken from the layer's INPUT (GELU and SiLU need it).
 //
-// Immediate data: Params { len, x_offset, out_offset, grad_offset, slope }
+// Immediate data: Params { len, x_offset, out_offset, grad_offset, p0, p1 } (p0, p1: the
+// function's parameters)
 // Bindings (group 0, shared by both entry points):
 //   0 x:        storage r   array<f32>  the layer's input, from element x_offset on
 //   1 grad_out: storage r   array<f32>  ∂loss/∂output from grad_offset on (backward only; the
@@ -22,6 +23,13 @@
 //   4 silu        x σ(x);                         f' = σ(x)(1 + x(1 − σ(x)))
 //   5 tanh        tanh(x);                        f' = 1 − tanh²(x)
 //   6 sigmoid     σ(x);                           f' = σ(x)(1 − σ(x))
+//   7 elu         x > 0 ? x : p0·expm1(x);        f' = x > 0 ? 1 : p0·eˣ   (p0 = α)
+//   8 selu        λ(x > 0 ? x : α·expm1(x));      f' = λ(x > 0 ? 1 : α·eˣ)
+//   9 softplus    βx > p1 ? x : sp(βx)/β;         f' = βx > p1 ? 1 : σ(βx) (p0 = β, p1 = threshold)
+//  10 mish        x·tanh(sp(x));                  f' = t + x·σ(x)(1 − t²), t = tanh(sp(x))
+//  11 hardswish   x·clamp(x + 3, 0, 6)/6;         f' = x < −3 ? 0 : x ≤ 3 ? x/3 + 1/2 : 1
+// where sp(x) = max(x, 0) + log1p(e^−|x|), and expm1 and log1p take their series near 0 (the
+// CPU twins compute the same).
 // Any other code yields NaN, never a formula picked silently.
 
 override FUNCTION: u32 = 0u;
@@ -31,13 +39,16 @@ const SQRT_2_OVER_PI: f32 = 0.7978846;
 const GELU_CUBIC: f32 = 0.044715;
 const INV_SQRT_2PI: f32 = 0.3989423;
 const FRAC_1_SQRT_2: f32 = 0.70710677;
+const SELU_SCALE: f32 = 1.050701;
+const SELU_ALPHA: f32 = 1.6732632;
 
 struct Params {
     len: u32,
     x_offset: u32,
     out_offset: u32,
     grad_offset: u32,
-    slope: f32,
+    p0: f32,
+    p1: f32,
 }
 
 var<immediate> params: Params;
@@ -52,11 +63,6 @@ fn sigmoid(x: f32) -> f32 {
     return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }
 
-// Built-in tanh is NaN for large |x| on some drivers; this form is finite everywhere.
-fn tanh_finite(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - e) / (1.0 + e);
-}
 
 // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (the CPU twin uses the same formula).
 fn erf(x: f32) -> f32 {
@@ -64,6 +70,45 @@ fn erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.3275911 * a);
     let poly = t * (0.2548296 + t * (-0.28449674 + t * (1.4214138 + t * (-1.453152 + t * 1.0614054))));
     return sign(x) * (1.0 - poly * exp(-a * a));
+}
+
+// Below this magnitude expm1 and log1p take five terms of their Taylor series (relative error
+// under 1e-11). No cancellation trick (Kahan's, Goldberg's): compilers simplify (1 + u) − 1 to
+// u, and drivers' log is a few 1e-8 off near 1.
+const SERIES_BELOW: f32 = 0.01;
+
+// e^x − 1, accurate near 0.
+fn expm1(x: f32) -> f32 {
+    if (abs(x) < SERIES_BELOW) {
+        return x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0))));
+    }
+    return exp(x) - 1.0;
+}
+
+// Built-in tanh is NaN for large |x| on some drivers; this form is finite everywhere, keeps
+// 1 + tanh's digits near −1, and below |x| = 1/2 goes through expm1 (1 − e^−2|x| would keep
+// only exp's error there).
+fn tanh_finite(x: f32) -> f32 {
+    let a = abs(x);
+    if (a < 0.5) {
+        let m = expm1(-2.0 * a);
+        return sign(x) * (-m / (2.0 + m));
+    }
+    let e = exp(-2.0 * a);
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+// ln(1 + u) for u ≥ 0, accurate near 0.
+fn log1p(u: f32) -> f32 {
+    if (u < SERIES_BELOW) {
+        return u * (1.0 - u * (0.5 - u * (1.0 / 3.0 - u * (0.25 - u / 5.0))));
+    }
+    return log(1.0 + u);
+}
+
+// ln(1 + eˣ), finite for every finite x.
+fn softplus(x: f32) -> f32 {
+    return max(x, 0.0) + log1p(exp(-abs(x)));
 }
 
 fn gelu_inner(x: f32) -> f32 {
@@ -74,12 +119,20 @@ fn gelu_inner(x: f32) -> f32 {
 fn apply(x: f32) -> f32 {
     switch FUNCTION {
         case 0u: { return max(x, 0.0); }
-        case 1u: { return select(params.slope * x, x, x > 0.0); }
+        case 1u: { return select(params.p0 * x, x, x > 0.0); }
         case 2u: { return 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2)); }
         case 3u: { return 0.5 * x * (1.0 + tanh_finite(gelu_inner(x))); }
         case 4u: { return x * sigmoid(x); }
         case 5u: { return tanh_finite(x); }
         case 6u: { return sigmoid(x); }
+        case 7u: { return select(params.p0 * expm1(x), x, x > 0.0); }
+        case 8u: { return select(SELU_SCALE * (SELU_ALPHA * expm1(x)), SELU_SCALE * x, x > 0.0); }
+        case 9u: {
+            let bx = params.p0 * x;
+            return select(softplus(bx) / params.p0, x, bx > params.p1);
+        }
+        case 10u: { return x * tanh_finite(softplus(x)); }
+        case 11u: { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; }
         default: { return not_a_number(); }
     }
 }
@@ -87,7 +140,7 @@ fn apply(x: f32) -> f32 {
 fn derivative(x: f32) -> f32 {
     switch FUNCTION {
         case 0u: { return select(0.0, 1.0, x > 0.0); }
-        case 1u: { return select(params.slope, 1.0, x > 0.0); }
+        case 1u: { return select(params.p0, 1.0, x > 0.0); }
         case 2u: {
             let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
             return cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x);
@@ -108,6 +161,22 @@ fn derivative(x: f32) -> f32 {
         case 6u: {
             let s = sigmoid(x);
             return s * (1.0 - s);
+        }
+        case 7u: { return select(params.p0 * exp(x), 1.0, x > 0.0); }
+        case 8u: { return select(SELU_SCALE * SELU_ALPHA * exp(x), SELU_SCALE, x > 0.0); }
+        case 9u: {
+            let bx = params.p0 * x;
+            return select(sigmoid(bx), 1.0, bx > params.p1);
+        }
+        case 10u: {
+            let t = tanh_finite(softplus(x));
+            return t + x * sigmoid(x) * (1.0 - t * t);
+        }
+        case 11u: {
+            if (x < -3.0) {
+                return 0.0;
+            }
+            return select(1.0, x / 3.0 + 0.5, x <= 3.0);
         }
         default: { return not_a_number(); }
     }

@@ -55,7 +55,7 @@
 //! ## Models beyond the MLP
 //!
 //! [`Mlp`] builds a [`Sequential`] model of [`Linear`] layers. Any chain of layers is one:
-//! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, …), `LayerNorm`, `Dropout` and
+//! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, ELU, SELU, Mish, …), `LayerNorm`, `Dropout` and
 //! `Residual`, and the [`Layer`] trait is the seam for layers of your own (its docs show one).
 //! The trainer takes any [`Model`]; [`Session::for_batches`] trains on batches your own loop
 //! produces. [`Sequential::save_safetensors`] keeps any model in a file that names its layers,

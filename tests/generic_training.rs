@@ -127,6 +127,31 @@ fn bad_layer_settings_are_refused_when_the_model_is_built() {
         Nonlinearity::LeakyRelu { slope: f32::NAN },
     )));
     assert!(err.contains("slope = NaN"), "{err}");
+    for (function, words) in [
+        (
+            Nonlinearity::Elu {
+                alpha: f32::INFINITY,
+            },
+            "alpha = inf",
+        ),
+        (
+            Nonlinearity::Softplus {
+                beta: 0.0,
+                threshold: 20.0,
+            },
+            "beta = 0: it must be finite and > 0",
+        ),
+        (
+            Nonlinearity::Softplus {
+                beta: 1.0,
+                threshold: f32::NAN,
+            },
+            "threshold = NaN",
+        ),
+    ] {
+        let err = build(Box::new(Elementwise::new(4, function)));
+        assert!(err.contains(words), "{err} lacks {words}");
+    }
     let err = build(Box::new(Linear::new(3, 1)));
     assert!(
         err.contains("gives 4 features") && err.contains("takes 3"),

@@ -196,10 +196,15 @@ fn check_add(rows: usize, cols: usize, seed: u64) {
 fn nonlinearities_at_awkward_shapes() {
     for (i, &rows) in AWKWARD.iter().enumerate() {
         let cols = AWKWARD[(i + 2) % AWKWARD.len()];
-        for function in Nonlinearity::ALL
-            .into_iter()
-            .chain([Nonlinearity::LeakyRelu { slope: 0.2 }])
-        {
+        let others = [
+            Nonlinearity::LeakyRelu { slope: 0.2 },
+            Nonlinearity::Elu { alpha: 0.5 },
+            Nonlinearity::Softplus {
+                beta: 2.0,
+                threshold: 5.0,
+            },
+        ];
+        for function in Nonlinearity::ALL.into_iter().chain(others) {
             check_nonlinearity(rows, cols, function, i as u64);
         }
     }
@@ -281,7 +286,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn nonlinearities_match_cpu(rows in 1usize..80, cols in 1usize..80, f in 0usize..7, seed: u64) {
+    fn nonlinearities_match_cpu(rows in 1usize..80, cols in 1usize..80, f in 0usize..Nonlinearity::ALL.len(), seed: u64) {
         check_nonlinearity(rows, cols, Nonlinearity::ALL[f], seed);
     }
 

@@ -121,6 +121,25 @@ fn nonlinearities_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
         ("silu", Nonlinearity::Silu),
         ("tanh", Nonlinearity::Tanh),
         ("sigmoid", Nonlinearity::Sigmoid),
+        ("elu_1", Nonlinearity::Elu { alpha: 1.0 }),
+        ("elu_0.5", Nonlinearity::Elu { alpha: 0.5 }),
+        ("selu", Nonlinearity::Selu),
+        (
+            "softplus",
+            Nonlinearity::Softplus {
+                beta: 1.0,
+                threshold: 20.0,
+            },
+        ),
+        (
+            "softplus_2_5",
+            Nonlinearity::Softplus {
+                beta: 2.0,
+                threshold: 5.0,
+            },
+        ),
+        ("mish", Nonlinearity::Mish),
+        ("hardswish", Nonlinearity::Hardswish),
     ] {
         let layer = Elementwise::new(x.ncols(), function);
         let (y, dx, _) = run_layer(backend, &layer, &[], &x, &g);

@@ -25,7 +25,34 @@ pub enum Nonlinearity {
     Tanh,
     /// `1 / (1 + e^−x)` (`nn.Sigmoid`).
     Sigmoid,
+    /// `x` where x > 0, else `alpha · (e^x − 1)` (`nn.ELU(alpha)`, 1 by default); the
+    /// derivative at 0 is `alpha`, as PyTorch's.
+    Elu {
+        /// The value the function tends to for x → −∞ is −alpha.
+        alpha: f32,
+    },
+    /// `λ · x` where x > 0, else `λ · α · (e^x − 1)`, with PyTorch's λ ≈ 1.0507 and α ≈ 1.6733
+    /// (`nn.SELU`): the self-normalising network's function.
+    Selu,
+    /// `ln(1 + e^(beta·x)) / beta`, or `x` where `beta · x > threshold` (`nn.Softplus(beta,
+    /// threshold)`, 1 and 20 by default); computed in the form `max(βx, 0) + ln(1 + e^−|βx|)`,
+    /// which never overflows (PyTorch's is infinite past βx ≈ 88 with a threshold above it).
+    Softplus {
+        /// The sharpness β (> 0).
+        beta: f32,
+        /// Where the function becomes `x` (in units of βx).
+        threshold: f32,
+    },
+    /// `x · tanh(softplus(x))` (`nn.Mish`).
+    Mish,
+    /// `x · min(max(x + 3, 0), 6) / 6` (`nn.Hardswish`).
+    Hardswish,
 }
+
+/// SELU's scale λ, as PyTorch rounds it to f32.
+const SELU_SCALE: f32 = 1.050_701;
+/// SELU's α, as PyTorch rounds it to f32.
+const SELU_ALPHA: f32 = 1.673_263_2;
 
 /// √(2/π), the tanh form's scale.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -36,7 +63,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 impl Nonlinearity {
     /// Every function (leaky ReLU with PyTorch's default slope), for tests and tables.
-    pub const ALL: [Nonlinearity; 7] = [
+    pub const ALL: [Nonlinearity; 12] = [
         Nonlinearity::Relu,
         Nonlinearity::LeakyRelu { slope: 0.01 },
         Nonlinearity::Gelu,
@@ -44,6 +71,14 @@ impl Nonlinearity {
         Nonlinearity::Silu,
         Nonlinearity::Tanh,
         Nonlinearity::Sigmoid,
+        Nonlinearity::Elu { alpha: 1.0 },
+        Nonlinearity::Selu,
+        Nonlinearity::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        },
+        Nonlinearity::Mish,
+        Nonlinearity::Hardswish,
     ];
 
     /// `f(x)`.
@@ -62,6 +97,30 @@ impl Nonlinearity {
             Nonlinearity::Silu => x * super::sigmoid(x),
             Nonlinearity::Tanh => tanh(x),
             Nonlinearity::Sigmoid => super::sigmoid(x),
+            Nonlinearity::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * expm1(x)
+                }
+            }
+            Nonlinearity::Selu => {
+                if x > 0.0 {
+                    SELU_SCALE * x
+                } else {
+                    SELU_SCALE * (SELU_ALPHA * expm1(x))
+                }
+            }
+            Nonlinearity::Softplus { beta, threshold } => {
+                let bx = beta * x;
+                if bx > threshold {
+                    x
+                } else {
+                    softplus(bx) / beta
+                }
+            }
+            Nonlinearity::Mish => x * tanh(softplus(x)),
+            Nonlinearity::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
         }
     }
 
@@ -97,6 +156,41 @@ impl Nonlinearity {
                 let s = super::sigmoid(x);
                 s * (1.0 - s)
             }
+            Nonlinearity::Elu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha * x.exp()
+                }
+            }
+            Nonlinearity::Selu => {
+                if x > 0.0 {
+                    SELU_SCALE
+                } else {
+                    SELU_SCALE * SELU_ALPHA * x.exp()
+                }
+            }
+            Nonlinearity::Softplus { beta, threshold } => {
+                let bx = beta * x;
+                if bx > threshold {
+                    1.0
+                } else {
+                    super::sigmoid(bx)
+                }
+            }
+            Nonlinearity::Mish => {
+                let t = tanh(softplus(x));
+                t + x * super::sigmoid(x) * (1.0 - t * t)
+            }
+            Nonlinearity::Hardswish => {
+                if x < -3.0 {
+                    0.0
+                } else if x <= 3.0 {
+                    x / 3.0 + 0.5
+                } else {
+                    1.0
+                }
+            }
         }
     }
 
@@ -110,21 +204,87 @@ impl Nonlinearity {
             Nonlinearity::Silu => "silu".into(),
             Nonlinearity::Tanh => "tanh".into(),
             Nonlinearity::Sigmoid => "sigmoid".into(),
+            Nonlinearity::Elu { alpha } => format!("elu({alpha:?})"),
+            Nonlinearity::Selu => "selu".into(),
+            Nonlinearity::Softplus { beta, threshold } => {
+                format!("softplus({beta:?}, {threshold:?})")
+            }
+            Nonlinearity::Mish => "mish".into(),
+            Nonlinearity::Hardswish => "hardswish".into(),
         }
     }
 
-    /// The shader's `FUNCTION` override and the slope it passes as immediate data.
-    pub(crate) fn shader_code(self) -> (u32, f32) {
+    /// Its parameters that must be finite (and β, which divides, nonzero), named as
+    /// PyTorch's arguments, or a description of the first that is not.
+    pub(crate) fn check_parameters(self) -> std::result::Result<(), String> {
+        let bad = |name: &str, value: f32, rule: &str| {
+            Err(format!(
+                "{} with {name} = {value}: it must be {rule}",
+                self.name()
+            ))
+        };
         match self {
-            Nonlinearity::Relu => (0, 0.0),
-            Nonlinearity::LeakyRelu { slope } => (1, slope),
-            Nonlinearity::Gelu => (2, 0.0),
-            Nonlinearity::GeluTanh => (3, 0.0),
-            Nonlinearity::Silu => (4, 0.0),
-            Nonlinearity::Tanh => (5, 0.0),
-            Nonlinearity::Sigmoid => (6, 0.0),
+            Nonlinearity::LeakyRelu { slope } if !slope.is_finite() => {
+                bad("slope", slope, "finite")
+            }
+            Nonlinearity::Elu { alpha } if !alpha.is_finite() => bad("alpha", alpha, "finite"),
+            Nonlinearity::Softplus { beta, .. } if !(beta.is_finite() && beta > 0.0) => {
+                bad("beta", beta, "finite and > 0")
+            }
+            Nonlinearity::Softplus { threshold, .. } if threshold.is_nan() => {
+                bad("threshold", threshold, "a number")
+            }
+            _ => Ok(()),
         }
     }
+
+    /// The shader's `FUNCTION` override and the two parameters it passes as immediate data.
+    pub(crate) fn shader_code(self) -> (u32, [f32; 2]) {
+        match self {
+            Nonlinearity::Relu => (0, [0.0; 2]),
+            Nonlinearity::LeakyRelu { slope } => (1, [slope, 0.0]),
+            Nonlinearity::Gelu => (2, [0.0; 2]),
+            Nonlinearity::GeluTanh => (3, [0.0; 2]),
+            Nonlinearity::Silu => (4, [0.0; 2]),
+            Nonlinearity::Tanh => (5, [0.0; 2]),
+            Nonlinearity::Sigmoid => (6, [0.0; 2]),
+            Nonlinearity::Elu { alpha } => (7, [alpha, 0.0]),
+            Nonlinearity::Selu => (8, [0.0; 2]),
+            Nonlinearity::Softplus { beta, threshold } => (9, [beta, threshold]),
+            Nonlinearity::Mish => (10, [0.0; 2]),
+            Nonlinearity::Hardswish => (11, [0.0; 2]),
+        }
+    }
+}
+
+/// Below this magnitude `expm1` and `log1p` take their Taylor series (five terms: a relative
+/// error under 1e-11), which keeps the digits of a tiny argument that `e^x − 1` and
+/// `ln(1 + u)` lose. No cancellation trick (Kahan's, Goldberg's): GPU compilers simplify
+/// `(1 + u) − 1` to `u` and the drivers' `log` is a few 1e-8 off near 1.
+const SERIES_BELOW: f32 = 0.01;
+
+/// `e^x − 1`, accurate near 0 as PyTorch's `expm1` (the kernels compute the same).
+pub(crate) fn expm1(x: f32) -> f32 {
+    if x.abs() < SERIES_BELOW {
+        x * (1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x / 120.0))))
+    } else {
+        x.exp() - 1.0
+    }
+}
+
+/// `ln(1 + u)` for u ≥ 0, accurate near 0 as PyTorch's `log1p` (the kernels compute the
+/// same).
+pub(crate) fn log1p(u: f32) -> f32 {
+    if u < SERIES_BELOW {
+        u * (1.0 - u * (0.5 - u * (1.0 / 3.0 - u * (0.25 - u / 5.0))))
+    } else {
+        (1.0 + u).ln()
+    }
+}
+
+/// `ln(1 + e^x)` as `max(x, 0) + ln(1 + e^−|x|)`: finite for every finite x.
+pub(crate) fn softplus(x: f32) -> f32 {
+    x.max(0.0) + log1p((-x.abs()).exp())
 }
 
 /// The tanh form's argument, clamped where tanh is ±1 in f32 anyway (so x³ never overflows
@@ -134,11 +294,21 @@ fn gelu_inner(x: f32) -> f32 {
     SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)
 }
 
-/// `tanh(x)` as the kernels compute it: `sign(x) · (1 − e^−2|x|) / (1 + e^−2|x|)`, finite
-/// everywhere (some drivers' built-in is NaN for large |x|).
+/// `tanh(x)` as the kernels compute it, finite everywhere (some drivers' built-in is NaN for
+/// large |x|): `sign(x) · (1 − e) / (1 + e)` with `e = e^−2|x|`, whose `1 + tanh` keeps its
+/// digits near −1 (GELU's tanh form differentiates there); below |x| = 1/2, `−m / (2 + m)`
+/// with `m = expm1(−2|x|)`, where `1 − e` would keep only the error of `exp` (Mish multiplies
+/// it by a large x).
 pub(crate) fn tanh(x: f32) -> f32 {
-    let e = (-2.0 * x.abs()).exp();
-    ((1.0 - e) / (1.0 + e)).copysign(x)
+    let a = x.abs();
+    let t = if a < 0.5 {
+        let m = expm1(-2.0 * a);
+        -m / (2.0 + m)
+    } else {
+        let e = (-2.0 * a).exp();
+        (1.0 - e) / (1.0 + e)
+    };
+    t.copysign(x)
 }
 
 /// The error function by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, under

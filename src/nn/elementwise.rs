@@ -29,13 +29,12 @@ impl<B: Backend> Layer<B> for Elementwise {
     }
 
     fn validate(&self) -> Result<()> {
-        match self.function {
-            Nonlinearity::LeakyRelu { slope } if !slope.is_finite() => Err(crate::Error::Shape {
+        self.function
+            .check_parameters()
+            .map_err(|detail| crate::Error::Shape {
                 op: "Elementwise::new",
-                detail: format!("leaky_relu slope = {slope}: it must be finite"),
-            }),
-            _ => Ok(()),
-        }
+                detail,
+            })
     }
 
     fn inputs(&self) -> usize {

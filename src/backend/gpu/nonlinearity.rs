@@ -30,7 +30,8 @@ struct Params {
     x_offset: u32,
     out_offset: u32,
     grad_offset: u32,
-    slope: f32,
+    /// The function's parameters (`Nonlinearity::shader_code`).
+    parameters: [f32; 2],
 }
 
 /// Records `kernel` of `function` over every element of `out`.
@@ -43,7 +44,7 @@ fn run(
 ) -> Result<()> {
     let (rows, cols) = out.shape();
     let len = rows * cols;
-    let (code, slope) = function.shader_code();
+    let (code, parameters) = function.shader_code();
     let (xb, gb, ob) = (
         bound(ctx, op, &[x])?,
         bound(ctx, op, &[grad_out])?,
@@ -54,7 +55,7 @@ fn run(
         x_offset: xb.offset(op, "x offset", x)?,
         out_offset: ob.offset(op, "output offset", out)?,
         grad_offset: gb.offset(op, "gradient offset", grad_out)?,
-        slope,
+        parameters,
     };
     record(
         ctx,

@@ -19,6 +19,7 @@
 //                        x[i] − (x[i] − y[i]) · (1 − alpha): PyTorch's `lerp(y, x, alpha)`, in
 //                        its two forms (each exact at its own end: alpha 0 gives y, 1 gives x)
 //   add                  y[i] ← x[i] + z[i]
+//   scale                y[i] ← alpha · x[i]
 // An unknown ACTIVATION code gives NaN, never a formula picked silently.
 
 override ACTIVATION: u32 = 0u; // 0 identity, 1 relu, 2 sigmoid, 3 tanh
@@ -72,6 +73,16 @@ fn axpy(
     for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
         let yi = params.y_offset + i;
         y[yi] = y[yi] + params.alpha * x[params.x_offset + i];
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn scale(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var i = gid.x; i < params.len; i += groups.x * WORKGROUP) {
+        y[params.y_offset + i] = params.alpha * x[params.x_offset + i];
     }
 }
 

@@ -42,7 +42,7 @@ struct Params {
     block_rows: u32,    // rows per block of `column_sum` (a multiple of 4)
     row_blocks: u32,    // ⌈rows / block_rows⌉
     partial_base: u32,  // where `sum_squares` writes its workgroups' partials
-    _pad: u32,
+    other_offset: u32,  // unused here: the host's `Params` serves reduce_terms.wgsl too
 }
 
 var<immediate> params: Params;

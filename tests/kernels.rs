@@ -254,6 +254,102 @@ fn check_lerp(rows: usize, cols: usize, seed: u64) {
     assert_untouched(&what, &buffer, offset, rows * cols);
 }
 
+/// `y ← alpha · x` on a view inside a guarded buffer, against the CPU twin: bit for bit (one
+/// rounded product each), nothing written outside the view.
+fn check_scale(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, cols, 4.0);
+    let alpha = match seed % 3 {
+        0 => -1.0,
+        _ => r.random_range(-3.0..3.0f32),
+    };
+    let mut expected = Array2::from_elem((rows, cols), f32::NAN);
+    cpu::scale(alpha, x.view(), &mut expected).unwrap();
+    let g = gpu();
+    let offset = (seed % 4) as usize;
+    let (y, buffer) = poisoned(rows, cols, offset);
+    steepest::backend::gpu::scale(g.context(), alpha, &placed(&x, 2), &y).unwrap();
+    let what = format!("scale {rows}×{cols} by {alpha} seed={seed}");
+    assert_eq!(g.download(&y).unwrap(), expected, "{what}");
+    assert_untouched(&what, &buffer, offset, rows * cols);
+}
+
+/// Σ x·y, Σ |x| and max |x| over arenas of `shapes` on both backends, into one slot of a
+/// poisoned totals row whose other slots stay as they were: the sums within f32 rounding of
+/// the CPU's f64 sums (relative to Σ|terms|), the maximum exactly; a NaN anywhere makes the
+/// maximum NaN.
+fn check_arena_reductions(shapes: &[(usize, usize)], seed: u64) {
+    let mut r = rng(seed);
+    let len: usize = shapes.iter().map(|(a, b)| a * b).sum();
+    let x: Vec<f32> = (0..len).map(|_| r.random_range(-3.0..3.0f32)).collect();
+    let y: Vec<f32> = (0..len).map(|_| r.random_range(-3.0..3.0f32)).collect();
+    let g = gpu();
+    let (mut cx, mut cy) = (
+        CpuBackend.arena("x", shapes).unwrap(),
+        CpuBackend.arena("y", shapes).unwrap(),
+    );
+    CpuBackend.write_arena(&mut cx, &x).unwrap();
+    CpuBackend.write_arena(&mut cy, &y).unwrap();
+    let (mut gx, mut gy) = (g.arena("x", shapes).unwrap(), g.arena("y", shapes).unwrap());
+    g.write_arena(&mut gx, &x).unwrap();
+    g.write_arena(&mut gy, &y).unwrap();
+    let slot = 1 + (seed % 3) as usize;
+    let poison = Array2::from_shape_fn((1, 5), |(_, i)| -(i as f32) - 0.5);
+    let what = format!("{shapes:?} seed={seed}");
+    // (name, scale of the terms, the CPU's value, the GPU's value)
+    type Run<'a> =
+        &'a dyn Fn(&mut dyn FnMut(&mut Array2<f32>), &mut dyn FnMut(&mut GpuMatrix)) -> (f32, f32);
+    let run: Run<'_> = &|cpu_op, gpu_op| {
+        let mut c = poison.clone();
+        cpu_op(&mut c);
+        let mut gm = g.upload(poison.view()).unwrap();
+        gpu_op(&mut gm);
+        let got = g.download(&gm).unwrap();
+        for i in (0..5).filter(|&i| i != slot) {
+            assert_eq!(got[[0, i]], poison[[0, i]], "{what}: slot {i} written");
+            assert_eq!(c[[0, i]], poison[[0, i]], "{what}: CPU slot {i} written");
+        }
+        (c[[0, slot]], got[[0, slot]])
+    };
+    let abs_dot: f32 = x.iter().zip(&y).map(|(a, b)| (a * b).abs()).sum();
+    let (e, a) = run(
+        &mut |t| CpuBackend.dot_into(&cx, &cy, t, slot).unwrap(),
+        &mut |t| g.dot_into(&gx, &gy, t, slot).unwrap(),
+    );
+    assert!(
+        (a - e).abs() <= 1e-6 * abs_dot + 1e-6,
+        "{what}: dot {a} vs {e}"
+    );
+    let abs_sum: f32 = x.iter().map(|v| v.abs()).sum();
+    let (e, a) = run(
+        &mut |t| CpuBackend.sum_abs_into(&cx, t, slot).unwrap(),
+        &mut |t| g.sum_abs_into(&gx, t, slot).unwrap(),
+    );
+    assert!(
+        (a - e).abs() <= 1e-6 * abs_sum + 1e-6,
+        "{what}: sum |x| {a} vs {e}"
+    );
+    let (e, a) = run(
+        &mut |t| CpuBackend.max_abs_into(&cx, t, slot).unwrap(),
+        &mut |t| g.max_abs_into(&gx, t, slot).unwrap(),
+    );
+    assert_eq!(a, e, "{what}: max |x|");
+    assert_eq!(e, x.iter().fold(0.0f32, |m, v| m.max(v.abs())), "{what}");
+    // One NaN, anywhere: the maximum is NaN on both backends.
+    let mut with_nan = x.clone();
+    with_nan[(seed % len as u64) as usize] = f32::NAN;
+    CpuBackend.write_arena(&mut cx, &with_nan).unwrap();
+    g.write_arena(&mut gx, &with_nan).unwrap();
+    let (e, a) = run(
+        &mut |t| CpuBackend.max_abs_into(&cx, t, slot).unwrap(),
+        &mut |t| g.max_abs_into(&gx, t, slot).unwrap(),
+    );
+    assert!(
+        a.is_nan() && e.is_nan(),
+        "{what}: max |x| with a NaN: {a}, {e}"
+    );
+}
+
 /// Targets for `loss`: values like the logits (MSE), probabilities (BCE) or class indices (CE).
 fn targets(loss: Loss, rows: usize, cols: usize, r: &mut rand::rngs::StdRng) -> Array2<f32> {
     match loss {
@@ -398,6 +494,16 @@ proptest! {
     }
 
     #[test]
+    fn scale_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
+        check_scale(rows, cols, seed);
+    }
+
+    #[test]
+    fn arena_reductions_match_cpu(shapes in proptest::collection::vec((1usize..=70, 1usize..=70), 1..5), seed: u64) {
+        check_arena_reductions(&shapes, seed);
+    }
+
+    #[test]
     fn column_sum_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
         check_column_sum(rows, cols, seed);
     }
@@ -424,6 +530,8 @@ fn awkward_sizes_match_cpu() {
             check_activation_backward(rows, cols, Activation::ALL[seed as usize % 4], seed);
             check_column_sum(rows, cols, seed);
             check_lerp(rows, cols, seed);
+            check_scale(rows, cols, seed);
+            check_arena_reductions(&[(rows, cols), (1, cols)], seed);
             for loss in LOSSES {
                 let cols = if loss.takes_class_indices() {
                     cols.max(2)

@@ -371,3 +371,63 @@ fn kernels_reach_views_anywhere_in_a_buffer_over_one_binding() {
         "a view longer than a binding was bound"
     );
 }
+
+/// The arena reductions (Σ x·y, Σ |x|, max |x|, Σ x²) and `scale` over an arena of three
+/// bindings' worth of tensors, piece by piece, against the CPU: the sums within rounding, the
+/// maximum and the scaled values exactly.
+#[test]
+fn arena_reductions_over_several_bindings_match_the_cpu() {
+    let g = small();
+    // 10 000 + 8 100 + 17 + 21 000 values: pieces of at most 16 Ki.
+    let shapes = [(100, 100), (90, 90), (1, 17), (210, 100)];
+    let len: usize = shapes.iter().map(|(r, c)| r * c).sum();
+    let mut r = rng(17);
+    let x = random_matrix(&mut r, 1, len, 2.0)
+        .into_raw_vec_and_offset()
+        .0;
+    let y = random_matrix(&mut r, 1, len, 2.0)
+        .into_raw_vec_and_offset()
+        .0;
+    let (mut cx, mut cy) = (
+        CpuBackend.arena("x", &shapes).unwrap(),
+        CpuBackend.arena("y", &shapes).unwrap(),
+    );
+    CpuBackend.write_arena(&mut cx, &x).unwrap();
+    CpuBackend.write_arena(&mut cy, &y).unwrap();
+    let (mut gx, mut gy) = (
+        g.arena("x", &shapes).unwrap(),
+        g.arena("y", &shapes).unwrap(),
+    );
+    g.write_arena(&mut gx, &x).unwrap();
+    g.write_arena(&mut gy, &y).unwrap();
+    assert!(
+        len as u64 > 2 * BINDING / 4,
+        "the arena spans three bindings"
+    );
+    let mut ct = Array2::zeros((1, 4));
+    let mut gt = g.zeros(1, 4).unwrap();
+    CpuBackend.dot_into(&cx, &cy, &mut ct, 0).unwrap();
+    CpuBackend.sum_abs_into(&cx, &mut ct, 1).unwrap();
+    CpuBackend.max_abs_into(&cx, &mut ct, 2).unwrap();
+    CpuBackend.sum_squares_into(&cx, &mut ct, 3).unwrap();
+    g.dot_into(&gx, &gy, &mut gt, 0).unwrap();
+    g.sum_abs_into(&gx, &mut gt, 1).unwrap();
+    g.max_abs_into(&gx, &mut gt, 2).unwrap();
+    g.sum_squares_into(&gx, &mut gt, 3).unwrap();
+    let got = g.download(&gt).unwrap();
+    let abs_dot: f32 = x.iter().zip(&y).map(|(a, b)| (a * b).abs()).sum();
+    let scales = [abs_dot, ct[[0, 1]], 0.0, ct[[0, 3]]];
+    for (i, name) in ["dot", "sum |x|", "max |x|", "sum x²"]
+        .into_iter()
+        .enumerate()
+    {
+        let (a, e) = (got[[0, i]], ct[[0, i]]);
+        assert!((a - e).abs() <= 1e-6 * scales[i], "{name}: {a} vs {e}");
+    }
+    CpuBackend.scale_arena(-0.75, &cx, &mut cy).unwrap();
+    g.scale_arena(-0.75, &gx, &mut gy).unwrap();
+    assert_eq!(
+        g.read_arena(&gy).unwrap(),
+        CpuBackend.read_arena(&cy).unwrap()
+    );
+}

@@ -425,8 +425,36 @@ pub trait Backend: 'static {
     /// an error.
     fn lerp_arena(&self, weight: f32, end: &Self::Arena, y: &mut Self::Arena) -> Result<()>;
 
+    /// `y ← alpha · x` over whole arenas of the same layout.
+    fn scale_arena(&self, alpha: f32, x: &Self::Arena, y: &mut Self::Arena) -> Result<()>;
+
     /// `totals[slot] ← Σ x²` over the whole arena (the squared global norm).
     fn sum_squares_into(
+        &self,
+        arena: &Self::Arena,
+        totals: &mut Self::Matrix,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `totals[slot] ← Σ x·y` over two whole arenas of the same layout (in a fixed order).
+    fn dot_into(
+        &self,
+        x: &Self::Arena,
+        y: &Self::Arena,
+        totals: &mut Self::Matrix,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `totals[slot] ← Σ |x|` over the whole arena.
+    fn sum_abs_into(
+        &self,
+        arena: &Self::Arena,
+        totals: &mut Self::Matrix,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `totals[slot] ← max |x|` over the whole arena (NaN if any element is).
+    fn max_abs_into(
         &self,
         arena: &Self::Arena,
         totals: &mut Self::Matrix,

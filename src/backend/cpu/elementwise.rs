@@ -1,5 +1,5 @@
-//! `cpu::activation_backward`, `cpu::axpy`, `cpu::lerp` and `cpu::add`: the references for
-//! `shaders/elementwise.wgsl`.
+//! `cpu::activation_backward`, `cpu::axpy`, `cpu::lerp`, `cpu::scale` and `cpu::add`: the
+//! references for `shaders/elementwise.wgsl`.
 
 use ndarray::{Array2, ArrayView2, Zip};
 
@@ -24,6 +24,13 @@ pub fn activation_backward(
 pub fn axpy(alpha: f32, x: ArrayView2<'_, f32>, y: &mut Array2<f32>) -> Result<()> {
     same_shape("axpy", x.dim(), y.dim())?;
     Zip::from(y).and(x).for_each(|y, &x| *y += alpha * x);
+    Ok(())
+}
+
+/// `y ← alpha · x`: the twin of `scale` in `shaders/elementwise.wgsl`.
+pub fn scale(alpha: f32, x: ArrayView2<'_, f32>, y: &mut Array2<f32>) -> Result<()> {
+    same_shape("scale", x.dim(), y.dim())?;
+    Zip::from(y).and(x).for_each(|y, &x| *y = alpha * x);
     Ok(())
 }
 

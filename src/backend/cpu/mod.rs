@@ -13,14 +13,14 @@ mod reduce;
 mod transpose;
 
 pub use dropout::{dropout, dropout_backward};
-pub use elementwise::{activation_backward, add, axpy, lerp};
+pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use gather::{gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use loss::loss;
 pub use matmul::matmul;
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::CpuOptimizer;
-pub use reduce::{column_sum, sum_squares};
+pub use reduce::{column_sum, dot, max_abs, sum_abs, sum_squares};
 pub use transpose::transpose;
 
 use ndarray::{Array2, ArrayView2};
@@ -400,6 +400,14 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn scale_arena(&self, alpha: f32, x: &CpuArena, y: &mut CpuArena) -> Result<()> {
+        arena_len("scale", y.len(), x.len())?;
+        for (x, y) in x.tensors.iter().zip(&mut y.tensors) {
+            scale(alpha, x.view(), y)?;
+        }
+        Ok(())
+    }
+
     fn sum_squares_into(
         &self,
         arena: &CpuArena,
@@ -412,6 +420,43 @@ impl Backend for CpuBackend {
             .iter()
             .map(|t| sum_squares(t.view()))
             .sum::<f64>() as f32;
+        Ok(())
+    }
+
+    fn dot_into(
+        &self,
+        x: &CpuArena,
+        y: &CpuArena,
+        totals: &mut Array2<f32>,
+        slot: usize,
+    ) -> Result<()> {
+        totals_dims("dot", totals.dim(), slot, 1)?;
+        arena_len("dot", y.len(), x.len())?;
+        let mut total = 0.0;
+        for (x, y) in x.tensors.iter().zip(&y.tensors) {
+            total += dot(x.view(), y.view())?;
+        }
+        totals[[0, slot]] = total as f32;
+        Ok(())
+    }
+
+    fn sum_abs_into(&self, arena: &CpuArena, totals: &mut Array2<f32>, slot: usize) -> Result<()> {
+        totals_dims("sum_abs", totals.dim(), slot, 1)?;
+        let total: f64 = arena.tensors.iter().map(|t| sum_abs(t.view())).sum();
+        totals[[0, slot]] = total as f32;
+        Ok(())
+    }
+
+    fn max_abs_into(&self, arena: &CpuArena, totals: &mut Array2<f32>, slot: usize) -> Result<()> {
+        totals_dims("max_abs", totals.dim(), slot, 1)?;
+        let maxima = arena.tensors.iter().map(|t| max_abs(t.view()));
+        totals[[0, slot]] = maxima.fold(0.0, |acc: f32, m| {
+            if acc.is_nan() || m.is_nan() {
+                f32::NAN
+            } else {
+                acc.max(m)
+            }
+        });
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! `cpu::column_sum` and `cpu::sum_squares`: the references for `shaders/reduce.wgsl`.
+//! `cpu::column_sum`, `cpu::sum_squares`, `cpu::dot`, `cpu::sum_abs` and `cpu::max_abs`: the
+//! references for `shaders/reduce.wgsl`.
 
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -15,4 +16,28 @@ pub fn column_sum(m: ArrayView2<'_, f32>, out: &mut Array2<f32>) -> Result<()> {
 /// Σ x² over every element, accumulated in f64.
 pub fn sum_squares(m: ArrayView2<'_, f32>) -> f64 {
     m.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+/// Σ x·y over every element of two matrices of one shape (each product in f32, as the
+/// kernel forms it), accumulated in f64: the twin of `reduce_terms` with `TERM` x·y.
+pub fn dot(x: ArrayView2<'_, f32>, y: ArrayView2<'_, f32>) -> Result<f64> {
+    crate::backend::same_shape("dot", x.dim(), y.dim())?;
+    Ok(x.iter().zip(y).map(|(&a, &b)| f64::from(a * b)).sum())
+}
+
+/// Σ |x| over every element, accumulated in f64: the twin of `reduce_terms` with `TERM` |x|.
+pub fn sum_abs(m: ArrayView2<'_, f32>) -> f64 {
+    m.iter().map(|&v| f64::from(v.abs())).sum()
+}
+
+/// max |x| over every element (0 for none; NaN if any is NaN): the twin of `reduce_terms`
+/// with `TERM` |x| and `COMBINE` max.
+pub fn max_abs(m: ArrayView2<'_, f32>) -> f32 {
+    m.iter().fold(0.0, |acc: f32, &v| {
+        if acc.is_nan() || v.is_nan() {
+            f32::NAN
+        } else {
+            acc.max(v.abs())
+        }
+    })
 }

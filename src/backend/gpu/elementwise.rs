@@ -1,5 +1,5 @@
 //! Host side of `shaders/elementwise.wgsl`: `gpu::activation_backward`, `gpu::axpy`,
-//! `gpu::lerp` and `gpu::add`.
+//! `gpu::lerp`, `gpu::scale` and `gpu::add`.
 
 use super::GpuMatrix;
 use super::context::GpuContext;
@@ -30,6 +30,10 @@ const LERP: Kernel = Kernel {
 };
 const ADD: Kernel = Kernel {
     entry: "add",
+    ..ACTIVATION_BACKWARD
+};
+const SCALE: Kernel = Kernel {
+    entry: "scale",
     ..ACTIVATION_BACKWARD
 };
 
@@ -124,6 +128,16 @@ pub fn lerp(ctx: &GpuContext, weight: f32, end: &GpuMatrix, y: &GpuMatrix) -> Re
     check_no_alias(op, y, &[end])?;
     let (rows, cols) = y.shape();
     elementwise(ctx, op, &LERP, &[], (end, end, y), rows * cols, weight)
+}
+
+/// `y ← alpha · x` on the GPU: the twin of [`crate::backend::cpu::scale`].
+pub fn scale(ctx: &GpuContext, alpha: f32, x: &GpuMatrix, y: &GpuMatrix) -> Result<()> {
+    let op = "scale";
+    same_shape(op, x.shape(), y.shape())?;
+    check_bindings(ctx, op, &[x, y])?;
+    check_no_alias(op, y, &[x])?;
+    let (rows, cols) = y.shape();
+    elementwise(ctx, op, &SCALE, &[], (x, x, y), rows * cols, alpha)
 }
 
 /// `out ← a + b` on the GPU: the twin of [`crate::backend::cpu::add`].

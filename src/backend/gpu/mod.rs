@@ -36,7 +36,7 @@ pub use buffer::GpuBuffer;
 pub use context::GpuContext;
 pub use counters::GpuCounters;
 pub use dropout::{dropout, dropout_backward};
-pub use elementwise::{activation_backward, add, axpy, lerp};
+pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use kernel::{Binding as KernelBinding, BuiltKernel};
 pub use layer_norm::{layer_norm, layer_norm_backward};
@@ -50,6 +50,7 @@ pub use nonlinearity::{nonlinearity, nonlinearity_backward};
 pub use optim::GpuOptimizer;
 pub use options::{DEFAULT_MAX_DISPATCHES_IN_FLIGHT, GpuOptions, MIN_STORAGE_BINDING};
 pub use profile::KernelTime;
+use reduce::Reduction;
 pub use reduce::column_sum;
 pub use tiling::{Tile, Tiling};
 pub use transpose::transpose;
@@ -417,16 +418,38 @@ impl Backend for GpuBackend {
         })
     }
 
+    fn scale_arena(&self, alpha: f32, x: &GpuArena, y: &mut GpuArena) -> Result<()> {
+        over_arena_pieces(&self.ctx, "scale", (x, y), |x, y| {
+            scale(&self.ctx, alpha, x, y)
+        })
+    }
+
     fn sum_squares_into(
         &self,
         arena: &GpuArena,
         totals: &mut GpuMatrix,
         slot: usize,
     ) -> Result<()> {
-        crate::backend::totals_dims("sum_squares", totals.shape(), slot, 1)?;
-        let parts = arena.as_rows(&self.ctx)?;
-        let partials = self.ctx.scratch(256 * parts.len())?;
-        reduce::sum_squares_into(&self.ctx, &parts, totals, slot, &partials)
+        self.reduce_arena(Reduction::SumSquares, arena, None, totals, slot)
+    }
+
+    fn dot_into(
+        &self,
+        x: &GpuArena,
+        y: &GpuArena,
+        totals: &mut GpuMatrix,
+        slot: usize,
+    ) -> Result<()> {
+        check_layouts("dot", x, y)?;
+        self.reduce_arena(Reduction::Dot, x, Some(y), totals, slot)
+    }
+
+    fn sum_abs_into(&self, arena: &GpuArena, totals: &mut GpuMatrix, slot: usize) -> Result<()> {
+        self.reduce_arena(Reduction::SumAbs, arena, None, totals, slot)
+    }
+
+    fn max_abs_into(&self, arena: &GpuArena, totals: &mut GpuMatrix, slot: usize) -> Result<()> {
+        self.reduce_arena(Reduction::MaxAbs, arena, None, totals, slot)
     }
 
     fn optimizer(
@@ -443,6 +466,30 @@ impl Backend for GpuBackend {
             .with_clip(clip)?
             .with_monitoring(monitor)
             .with_groups(groups)
+    }
+}
+
+impl GpuBackend {
+    /// `totals[slot] ←` the `reduction` over the whole arena `x` (and `y`, of its layout, for
+    /// a dot product), its pieces (a binding's worth each) reduced in one fixed order.
+    fn reduce_arena(
+        &self,
+        reduction: Reduction,
+        x: &GpuArena,
+        y: Option<&GpuArena>,
+        totals: &GpuMatrix,
+        slot: usize,
+    ) -> Result<()> {
+        crate::backend::totals_dims(reduction.op(), totals.shape(), slot, 1)?;
+        let xs = x.as_rows(&self.ctx)?;
+        let ys = y.map(|y| y.as_rows(&self.ctx)).transpose()?;
+        let parts: Vec<(&GpuMatrix, Option<&GpuMatrix>)> = match &ys {
+            // The same layout: the same pieces.
+            Some(ys) => xs.iter().zip(ys).map(|(x, y)| (x, Some(y))).collect(),
+            None => xs.iter().map(|x| (x, None)).collect(),
+        };
+        let partials = self.ctx.scratch(256 * parts.len())?;
+        reduce::reduce_into(&self.ctx, reduction, &parts, totals, slot, &partials)
     }
 }
 

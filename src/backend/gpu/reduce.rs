@@ -1,4 +1,6 @@
-//! Host side of `shaders/reduce.wgsl`: `gpu::column_sum` and `gpu::sum_squares`.
+//! Host side of `shaders/reduce.wgsl` (`gpu::column_sum`, the sum of squares) and
+//! `shaders/reduce_terms.wgsl` (Σ x·y, Σ |x|, max |x|): [`reduce_into`] runs the arena
+//! reductions.
 
 use super::context::GpuContext;
 use super::dispatch::{
@@ -7,7 +9,7 @@ use super::dispatch::{
 use super::kernel::{Binding, Kernel};
 use super::sites::{Bind, Dispatch, Step};
 use super::{GpuBuffer, GpuMatrix};
-use crate::backend::{Matrix, column_sum_dims};
+use crate::backend::{Matrix, column_sum_dims, same_shape};
 use crate::error::{Error, Result};
 
 const COLUMN_SUM: Kernel = Kernel {
@@ -29,6 +31,22 @@ pub(super) const FINISH_SUM: Kernel = Kernel {
     entry: "finish_sum",
     ..COLUMN_SUM
 };
+const REDUCE_TERMS: Kernel = Kernel {
+    shader: "reduce_terms.wgsl",
+    source: include_str!("../../../shaders/reduce_terms.wgsl"),
+    entry: "reduce_terms",
+    bindings: &[
+        Binding::ReadOnly,
+        Binding::ReadWrite,
+        Binding::ReadWrite,
+        Binding::ReadOnly,
+    ],
+    immediate_size: size_of::<Params>() as u32,
+};
+const FINISH_REDUCE: Kernel = Kernel {
+    entry: "finish_reduce",
+    ..REDUCE_TERMS
+};
 
 /// Workgroups of the first pass of `sum_squares` at most (the partials of the second pass).
 pub(super) const SUM_GROUPS: usize = 256;
@@ -44,7 +62,7 @@ pub(super) struct Params {
     pub block_rows: u32,
     pub row_blocks: u32,
     pub partial_base: u32,
-    pub _pad: u32,
+    pub other_offset: u32,
 }
 
 /// Rows per block of the column sum's first pass: enough work per lane (16 rows) to keep
@@ -94,7 +112,7 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
         block_rows: to_u32(op, "rows per block", block_rows)?,
         row_blocks: to_u32(op, "row blocks", row_blocks)?,
         partial_base: 0,
-        _pad: 0,
+        other_offset: 0,
     };
     let first = Entry {
         kernel: &COLUMN_SUM,
@@ -131,22 +149,77 @@ pub fn column_sum(ctx: &GpuContext, m: &GpuMatrix, out: &GpuMatrix) -> Result<()
     )
 }
 
-/// `out[0, slot] ← Σ x²` over every element of `parts`, in a fixed order: the twin of
-/// [`crate::backend::cpu::sum_squares`]. `parts` are views each bound on its own: one, or an
-/// arena larger than one binding in pieces. `partials` is scratch of at least 256 elements per
-/// part.
-pub(crate) fn sum_squares_into(
+/// What [`reduce_into`] computes over every element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reduction {
+    /// Σ x² (`sum_squares`).
+    SumSquares,
+    /// Σ |x|.
+    SumAbs,
+    /// max |x|.
+    MaxAbs,
+    /// Σ x·y over the elements of two arenas of one layout.
+    Dot,
+}
+
+impl Reduction {
+    /// The two kernels and their `TERM` and `COMBINE` overrides.
+    fn kernels(
+        self,
+    ) -> (
+        &'static Kernel,
+        &'static Kernel,
+        &'static [(&'static str, f64)],
+    ) {
+        match self {
+            Reduction::SumSquares => (&SUM_SQUARES, &FINISH_SUM, &[]),
+            Reduction::SumAbs => (
+                &REDUCE_TERMS,
+                &FINISH_REDUCE,
+                &[("TERM", 0.0), ("COMBINE", 0.0)],
+            ),
+            Reduction::MaxAbs => (
+                &REDUCE_TERMS,
+                &FINISH_REDUCE,
+                &[("TERM", 0.0), ("COMBINE", 1.0)],
+            ),
+            Reduction::Dot => (
+                &REDUCE_TERMS,
+                &FINISH_REDUCE,
+                &[("TERM", 1.0), ("COMBINE", 0.0)],
+            ),
+        }
+    }
+
+    /// The op's name in errors.
+    pub fn op(self) -> &'static str {
+        match self {
+            Reduction::SumSquares => "sum_squares",
+            Reduction::SumAbs => "sum_abs",
+            Reduction::MaxAbs => "max_abs",
+            Reduction::Dot => "dot",
+        }
+    }
+}
+
+/// `out[0, slot] ←` the `reduction` over every element of `parts`, in a fixed order: the twin
+/// of [`crate::backend::cpu::sum_squares`], `cpu::sum_abs`, `cpu::max_abs` and `cpu::dot`.
+/// `parts` are views each bound on its own (one, or an arena larger than one binding in
+/// pieces), each with the matching view of the second arena for [`Reduction::Dot`].
+/// `partials` is scratch of at least 256 elements per part.
+pub(crate) fn reduce_into(
     ctx: &GpuContext,
-    parts: &[GpuMatrix],
+    reduction: Reduction,
+    parts: &[(&GpuMatrix, Option<&GpuMatrix>)],
     out: &GpuMatrix,
     slot: usize,
     partials: &GpuBuffer<f32>,
 ) -> Result<()> {
-    let op = "sum_squares";
+    let op = reduction.op();
     if parts.is_empty() {
         return Err(Error::Gpu {
             op,
-            message: "a sum of squares over no part".into(),
+            message: "a reduction over no part".into(),
         });
     }
     // (`bound` checks each binding.)
@@ -155,11 +228,26 @@ pub(crate) fn sum_squares_into(
     // Each part's values and binding; its partials follow the earlier parts'.
     let mut planned = Vec::with_capacity(parts.len());
     let mut partial_base = 0;
-    for m in parts {
+    for &(m, other) in parts {
         check_no_alias(op, out, &[m])?;
         let (rows, cols) = m.shape();
         to_u32(op, "elements", rows * cols)?;
         let mb = bound(ctx, op, &[m])?;
+        let (other_bind, other_offset) = match (reduction, other) {
+            (Reduction::Dot, Some(o)) => {
+                same_shape(op, o.shape(), m.shape())?;
+                check_no_alias(op, out, &[o])?;
+                let b = bound(ctx, op, &[o])?;
+                (Some(b.bind), b.offset(op, "second input offset", o)?)
+            }
+            (Reduction::Dot, None) | (_, Some(_)) => {
+                return Err(Error::Gpu {
+                    op,
+                    message: "a dot product takes a second input, the others none".into(),
+                });
+            }
+            _ => (None, 0),
+        };
         let groups = (rows * cols).div_ceil(WORKGROUP).clamp(1, SUM_GROUPS);
         let params = Params {
             rows: to_u32(op, "rows", rows)?,
@@ -169,46 +257,53 @@ pub(crate) fn sum_squares_into(
             block_rows: 0,
             row_blocks: 0,
             partial_base: to_u32(op, "partial base", partial_base)?,
-            _pad: 0,
+            other_offset,
         };
-        planned.push((mb.bind, params, groups));
+        planned.push((mb.bind, other_bind, params, groups));
         partial_base += groups;
     }
-    // `finish_sum` sums every partial its binding holds, so bind exactly as many as there are
+    // `finish` combines every partial its binding holds, so bind exactly as many as there are
     // workgroups.
     let partials = partials.bind_range(0, partial_base);
-    let sum = ctx.pipeline(&SUM_SQUARES, &[])?;
-    let finish = ctx.pipeline(&FINISH_SUM, &[])?;
-    if let [(input, params, groups)] = planned[..] {
+    let (first, finish_kernel, overrides) = reduction.kernels();
+    let bindings: Vec<Vec<Bind<'_>>> = planned
+        .iter()
+        .map(|&(input, other, _, _)| {
+            let mut b = vec![input, ob.bind, partials];
+            if first.bindings.len() > 3 {
+                b.push(other.unwrap_or_else(|| ctx.placeholder_bind()));
+            }
+            b
+        })
+        .collect();
+    if let [(_, _, params, groups)] = planned[..] {
         // One part: both passes in one step, as the single-binding case always ran.
         return record(
             ctx,
             op,
             bytemuck::bytes_of(&params),
-            &[input, ob.bind, partials],
+            &bindings[0][..],
             &[
                 Entry {
-                    kernel: &SUM_SQUARES,
-                    overrides: &[],
+                    kernel: first,
+                    overrides,
                     groups: [groups as u32, 1, 1],
                 },
                 Entry {
-                    kernel: &FINISH_SUM,
-                    overrides: &[],
+                    kernel: finish_kernel,
+                    overrides,
                     groups: [1, 1, 1],
                 },
             ],
         );
     }
-    let bindings: Vec<[Bind<'_>; 3]> = planned
-        .iter()
-        .map(|&(input, _, _)| [input, ob.bind, partials])
-        .collect();
+    let pass = ctx.pipeline(first, overrides)?;
+    let finish = ctx.pipeline(finish_kernel, overrides)?;
     let dispatches: Vec<[Dispatch<'_>; 1]> = planned
         .iter()
-        .map(|&(_, _, groups)| {
+        .map(|&(_, _, _, groups)| {
             [Dispatch {
-                pipeline: &sum,
+                pipeline: &pass,
                 groups: [groups as u32, 1, 1],
             }]
         })
@@ -221,17 +316,18 @@ pub(crate) fn sum_squares_into(
         .iter()
         .zip(&bindings)
         .zip(&dispatches)
-        .map(|(((_, params, _), bindings), dispatches)| Step {
-            kernel: &SUM_SQUARES,
+        .map(|(((_, _, params, _), bindings), dispatches)| Step {
+            kernel: first,
             immediates: bytemuck::bytes_of(params),
             bindings,
             dispatches,
         })
         .collect();
-    // The parts' partials, then their sum (through the first part's bind group layout).
+    // The parts' partials, then their combination (through the first part's bind group
+    // layout).
     steps.push(Step {
-        kernel: &FINISH_SUM,
-        immediates: bytemuck::bytes_of(&planned[0].1),
+        kernel: finish_kernel,
+        immediates: bytemuck::bytes_of(&planned[0].2),
         bindings: &bindings[0],
         dispatches: &finish_dispatch,
     });

@@ -1,7 +1,7 @@
 //! Gradient descent on the two classic linear models, on the GPU when there is one:
 //!
-//! - least squares: full-batch descent (and Armijo line search) recovers the line that
-//!   generated the data;
+//! - least squares: full-batch descent (and Armijo line search, and L-BFGS) recovers the
+//!   line that generated the data;
 //! - logistic regression on two Gaussian blobs reaches the Bayes-optimal accuracy
 //!   Φ(d / 2σ) that no classifier can beat, within two points.
 //!
@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::{BackendChoice, finish};
 use steepest::{
-    Activation, Backend, CpuBackend, Init, LineSearch, Loss, Mlp, MlpSpec, Sgd, Trainer, data,
+    Activation, Backend, CpuBackend, Init, Lbfgs, LineSearch, Loss, Mlp, MlpSpec, Sgd, Trainer,
+    data,
 };
 
 /// Least squares and logistic regression by gradient descent, against their known answers.
@@ -31,8 +32,8 @@ struct Args {
 const WEIGHTS: [f32; 2] = [2.0, -3.0];
 const BIAS: f32 = 0.5;
 
-/// Least squares by full-batch gradient descent, then by line search; fails unless both land
-/// within 0.02 of the generating line.
+/// Least squares by full-batch gradient descent, by line search and by L-BFGS; fails unless
+/// each lands within 0.02 of the generating line.
 fn least_squares<B: Backend>(backend: &B, epochs: usize) -> Result<(), String> {
     let err = |e: steepest::Error| e.to_string();
     let data = data::linear(1000, &WEIGHTS, BIAS, 0.1, 1).map_err(err)?;
@@ -68,7 +69,19 @@ fn least_squares<B: Backend>(backend: &B, epochs: usize) -> Result<(), String> {
         line(&ls)
     );
 
-    for p in [&gd, &ls] {
+    let mut model = Mlp::new(backend, &spec, Init::default(), 1).map_err(err)?;
+    let history = Lbfgs::default()
+        .strong_wolfe(true)
+        .run(backend, &mut model, &data, Loss::MeanSquaredError)
+        .map_err(err)?;
+    let quasi_newton = model.parameters_flat(backend).map_err(err)?;
+    println!(
+        "  L-BFGS (strong Wolfe), {} iterations: {}",
+        history.epochs.last().map_or(0, |r| r.step),
+        line(&quasi_newton)
+    );
+
+    for p in [&gd, &ls, &quasi_newton] {
         let off = (p[0] - WEIGHTS[0])
             .abs()
             .max((p[1] - WEIGHTS[1]).abs())

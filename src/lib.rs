@@ -114,8 +114,8 @@ pub use optim::{
     OptimizerState, ParamGroup, RAdam, ReduceLrOnPlateau, RmsProp, Rprop, Sgd, Swa, UpdateStats,
 };
 pub use train::{
-    BatchOrder, EpochRecord, Evaluation, History, LineSearch, LrFinder, LrFinderResult, Session,
-    StepRecord, StopReason, Trainer, Watched,
+    BatchOrder, EpochRecord, Evaluation, History, Lbfgs, LineSearch, LrFinder, LrFinderResult,
+    Session, StepRecord, StopReason, Trainer, Watched,
 };
 /// The wgpu version this crate is built on, for applications that bring their own kernels.
 pub use wgpu;

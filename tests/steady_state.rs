@@ -499,6 +499,38 @@ fn weight_averaging_adds_nothing_to_a_step_and_creates_nothing() {
     );
 }
 
+/// An L-BFGS step waits where PyTorch's synchronises: once per loss evaluation, once per dot
+/// product of the two-loop recursion (2 per pair kept), and once for each other scalar
+/// (the curvature yᵀs with yᵀy, the slope gᵀd, the first step's Σ|g|, the parameter change
+/// max |d|), plus ‖g‖ for the step's record. Five iterations with a memory of 2 pairs:
+/// 2 + (Σ|g|, gᵀd, loss, max|d|) + (1 + 2, gᵀd, loss, max|d|) + 2 × (1 + 4, gᵀd, loss,
+/// max|d|) + (1 + 4, gᵀd) = 34. All recorded work is submitted by its wait: no other submit.
+#[test]
+fn an_lbfgs_step_waits_once_per_scalar_it_reads() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let points = data::linear(48, &[1.0, -2.0], 0.3, 0.1, 4).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Tanh)
+        .layer(1, Activation::Identity);
+    let mut model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
+    let lbfgs = steepest::Lbfgs::default()
+        .lr(0.5)
+        .max_iter(5)
+        .history_size(2)
+        .tolerance_grad(0.0)
+        .tolerance_change(0.0);
+    ctx.wait().unwrap();
+    let before = ctx.counters();
+    let history = lbfgs
+        .run(g, &mut model, &points, Loss::MeanSquaredError)
+        .unwrap();
+    let change = added(before, ctx.counters());
+    assert_eq!(history.epochs[0].step, 5, "{history:?}");
+    assert_eq!(change.waits, 34, "{change:?}");
+    assert_eq!(change.submits, change.waits, "{change:?}");
+}
+
 /// A host further ahead of the GPU than `max_dispatches_in_flight` waits for the oldest
 /// submissions until half the bound is left, never for the newest, and the results are the
 /// ones it computes unthrottled, bit for bit. Counted, not timed: every submission counts as

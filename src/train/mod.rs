@@ -25,6 +25,7 @@ mod checks;
 mod epoch;
 mod evaluate;
 mod history;
+mod lbfgs;
 mod search;
 mod session;
 mod step;
@@ -32,6 +33,7 @@ mod stopping;
 
 pub use evaluate::Evaluation;
 pub use history::{EpochRecord, History, StepRecord, StopReason};
+pub use lbfgs::Lbfgs;
 pub use search::{LineSearch, LrFinder, LrFinderResult};
 pub use session::Session;
 pub use stopping::Watched;

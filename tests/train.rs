@@ -348,6 +348,21 @@ fn accumulated_steps_in_lockstep() {
     lockstep_with(&trainer, Activation::Relu, 6);
 }
 
+/// The averaged parameters against the formula's: bit for bit on the CPU (`name` "cpu"),
+/// within a few ulps on the GPU (which may fuse a multiply and an add).
+fn assert_average(average: &[f32], expected: &[f32], name: &str, when: &str) {
+    for (i, (a, e)) in average.iter().zip(expected).enumerate() {
+        let tol = match name {
+            "cpu" => 0.0,
+            _ => 4.0 * f32::EPSILON * e.abs().max(1.0),
+        };
+        assert!(
+            (a - e).abs() <= tol,
+            "{name} {when}: averaged parameter {i} is {a}, the formula's {e}"
+        );
+    }
+}
+
 /// A moving average of the parameters (`Trainer::ema`) follows PyTorch's formula step by step
 /// (the first step's parameters, then `torch.lerp` toward each step's by 1 − decay, computed
 /// here on the host: bit for bit on the CPU, within rounding on the GPU); the validation pass
@@ -380,16 +395,7 @@ fn the_moving_average_is_pytorchs<B: Backend>(backend: &B, name: &str) {
             }
         }
         let average = session.averaged_parameters().unwrap().unwrap();
-        for (i, (a, e)) in average.iter().zip(&expected).enumerate() {
-            let tol = match name {
-                "cpu" => 0.0,
-                _ => 4.0 * f32::EPSILON * e.abs().max(1.0),
-            };
-            assert!(
-                (a - e).abs() <= tol,
-                "{name} step {step}: averaged parameter {i} is {a}, the formula's {e}"
-            );
-        }
+        assert_average(&average, &expected, name, &format!("step {step}"));
     }
     let trained = session.model().network().parameters_flat(backend).unwrap();
     assert!(
@@ -487,16 +493,7 @@ fn weight_averaging_is_pytorchs<B: Backend>(backend: &B, name: &str) {
                         .for_each(|(e, t)| *e = lerp(*e, *t, weight)),
                 }
                 let average = session.averaged_parameters().unwrap().unwrap();
-                for (i, (a, e)) in average.iter().zip(&expected).enumerate() {
-                    let tol = match name {
-                        "cpu" => 0.0,
-                        _ => 4.0 * f32::EPSILON * e.abs().max(1.0),
-                    };
-                    assert!(
-                        (a - e).abs() <= tol,
-                        "{name} epoch {epoch}: averaged parameter {i} is {a}, the mean's {e}"
-                    );
-                }
+                assert_average(&average, &expected, name, &format!("epoch {epoch}"));
                 // The SWA rate: SWALR's step from the schedule's rate for the next update,
                 // then from its own last.
                 let before = match epoch {

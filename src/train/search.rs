@@ -2,7 +2,7 @@
 //! learning-rate finder.
 
 use super::session::slot;
-use super::step::{DeviceData, batch_loss};
+use super::step::{batch_loss, whole_batch};
 use super::{EpochRecord, History, StopReason, Trainer};
 use crate::backend::{Arena, Backend, LossShare, Matrix};
 use crate::data::Dataset;
@@ -91,15 +91,8 @@ impl LineSearch {
     ) -> Result<History> {
         self.validate()?;
         let model = model.network_mut();
-        Trainer::new(crate::Sgd::default(), loss)
-            .full_batch()
-            .check("LineSearch::run", model.outputs(), data, None)?;
-        let device = DeviceData::upload(backend, data)?;
         let n = data.len();
-        let all: Vec<u32> = (0..n as u32).collect();
-        let all = backend.upload_indices(&all)?;
-        let mut ws = model.workspace(backend, n, loss.target_cols(model.outputs()))?;
-        device.gather(backend, &all, 0, (&mut ws.input, &mut ws.target))?;
+        let mut ws = whole_batch(backend, model, data, loss, "LineSearch::run")?;
         let mut totals = backend.zeros(1, slot::LEN)?;
         let shapes: Vec<(usize, usize)> =
             model.params.tensors().iter().map(Matrix::shape).collect();

@@ -35,6 +35,27 @@ pub(super) fn workspace<'w, B: Backend>(
     Ok(&mut workspaces[index])
 }
 
+/// The whole of `data` as one batch in a new workspace, for the full-batch methods
+/// (`LineSearch`, `Lbfgs`), after the data is checked against `model` and `loss` (`op` names
+/// the caller in the errors).
+pub(super) fn whole_batch<B: Backend>(
+    backend: &B,
+    model: &crate::nn::Sequential<B>,
+    data: &Dataset,
+    loss: crate::nn::Loss,
+    op: &'static str,
+) -> Result<Workspace<B::Matrix>> {
+    super::Trainer::new(crate::Sgd::default(), loss)
+        .full_batch()
+        .check(op, model.outputs(), data, None)?;
+    let device = DeviceData::upload(backend, data)?;
+    let all: Vec<u32> = (0..data.len() as u32).collect();
+    let all = backend.upload_indices(&all)?;
+    let mut ws = model.workspace(backend, data.len(), loss.target_cols(model.outputs()))?;
+    device.gather(backend, &all, 0, (&mut ws.input, &mut ws.target))?;
+    Ok(ws)
+}
+
 /// Gathers the batch at `start` of `data` in `order` into `ws`, runs the forward pass and the
 /// fused loss into `totals[slot..]`; with `grad`, also ∂loss/∂logits for the backward pass.
 pub(super) fn forward_loss<B: Backend>(

@@ -10,7 +10,7 @@ use line_search::StrongWolfe;
 use problem::Problem;
 
 use super::session::slot;
-use super::{EpochRecord, History, StopReason, Trainer};
+use super::{EpochRecord, History, StopReason};
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -158,9 +158,6 @@ impl Lbfgs {
     ) -> Result<History> {
         self.validate()?;
         let model = model.network_mut();
-        Trainer::new(crate::Sgd::default(), loss)
-            .full_batch()
-            .check("Lbfgs::run", model.outputs(), data, None)?;
         let mut problem = Problem::new(backend, model, data, loss)?;
         let mut memory = Memory::default();
         let mut history = History::default();

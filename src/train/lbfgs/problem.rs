@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Sequential, Workspace};
 use crate::train::session::slot;
-use crate::train::step::{DeviceData, batch_loss};
+use crate::train::step::{batch_loss, whole_batch};
 
 /// The model, the whole dataset in one batch, and the vectors of the iterations.
 pub(super) struct Problem<'a, B: Backend> {
@@ -47,12 +47,8 @@ impl<'a, B: Backend> Problem<'a, B> {
         data: &Dataset,
         loss: Loss,
     ) -> Result<Self> {
-        let device = DeviceData::upload(backend, data)?;
         let samples = data.len();
-        let all: Vec<u32> = (0..samples as u32).collect();
-        let all = backend.upload_indices(&all)?;
-        let mut ws = model.workspace(backend, samples, loss.target_cols(model.outputs()))?;
-        device.gather(backend, &all, 0, (&mut ws.input, &mut ws.target))?;
+        let ws = whole_batch(backend, model, data, loss, "Lbfgs::run")?;
         let shapes: Vec<(usize, usize)> =
             model.params.tensors().iter().map(Matrix::shape).collect();
         Ok(Self {

@@ -13,7 +13,7 @@ macro_rules! shader_files {
     };
 }
 
-const SHADERS: [(&str, &str); 13] = shader_files![
+const SHADERS: [(&str, &str); 14] = shader_files![
     "activation.wgsl",
     "dropout.wgsl",
     "elementwise.wgsl",
@@ -26,6 +26,7 @@ const SHADERS: [(&str, &str); 13] = shader_files![
     "nonlinearity.wgsl",
     "optim.wgsl",
     "reduce.wgsl",
+    "reduce_terms.wgsl",
     "transpose.wgsl",
 ];
 

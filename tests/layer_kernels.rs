@@ -53,6 +53,149 @@ fn check_nonlinearity(rows: usize, cols: usize, function: Nonlinearity, seed: u6
     grad.assert_untouched("nonlinearity_backward");
 }
 
+/// Batch norm's three kernels (the batch's statistics, the normalisation with them, the
+/// backward pass with and without ∂x) on views inside guarded buffers, against the CPU twins,
+/// which sum in the kernels' order: within a few ulps, nothing written outside the views.
+fn check_batch_norm(rows: usize, cols: usize, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, cols, 3.0).mapv(|v| v + 0.5);
+    let gamma = random_matrix(&mut r, 1, cols, 2.0);
+    let beta = random_matrix(&mut r, 1, cols, 1.0);
+    let dy = random_matrix(&mut r, rows, cols, 1.0);
+    let eps = 1e-5;
+    let vector = || Array2::<f32>::zeros((1, cols));
+    let (mut mean, mut var, mut unbiased) = (vector(), vector(), vector());
+    cpu::batch_norm_stats(x.view(), &mut mean, &mut var, &mut unbiased).unwrap();
+    let mut y = Array2::zeros((rows, cols));
+    cpu::batch_norm(
+        x.view(),
+        mean.view(),
+        var.view(),
+        gamma.view(),
+        beta.view(),
+        eps,
+        &mut y,
+    )
+    .unwrap();
+    let (mut dgamma, mut dbeta, mut dx) = (vector(), vector(), Array2::zeros((rows, cols)));
+    cpu::batch_norm_backward(
+        x.view(),
+        mean.view(),
+        var.view(),
+        gamma.view(),
+        eps,
+        dy.view(),
+        (&mut dgamma, &mut dbeta),
+        Some(&mut dx),
+    )
+    .unwrap();
+
+    let b = gpu();
+    let gpu_x = placed(&x, 1);
+    let outs = [(1, cols, 3), (1, cols, 1), (1, cols, 2), (rows, cols, 2)]
+        .map(|(r, c, before)| common::guarded(r, c, before));
+    let [mean_out, var_out, unbiased_out, y_out] = &outs;
+    let (mut m, mut v, mut u, mut yy) = (
+        mean_out.matrix.clone(),
+        var_out.matrix.clone(),
+        unbiased_out.matrix.clone(),
+        y_out.matrix.clone(),
+    );
+    b.batch_norm_stats(&gpu_x, &mut m, &mut v, &mut u).unwrap();
+    let (gpu_gamma, gpu_beta) = (placed(&gamma, 2), placed(&beta, 3));
+    b.batch_norm_into(&gpu_x, (&m, &v), &gpu_gamma, &gpu_beta, eps, &mut yy)
+        .unwrap();
+    let grads = [(1, cols, 2), (1, cols, 4), (rows, cols, 1)]
+        .map(|(r, c, before)| common::guarded(r, c, before));
+    let [dgamma_out, dbeta_out, dx_out] = &grads;
+    let (mut dg, mut db, mut dxm) = (
+        dgamma_out.matrix.clone(),
+        dbeta_out.matrix.clone(),
+        dx_out.matrix.clone(),
+    );
+    let gpu_dy = placed(&dy, 3);
+    b.batch_norm_backward(
+        &gpu_x,
+        (&m, &v),
+        &gpu_gamma,
+        eps,
+        &gpu_dy,
+        (&mut dg, &mut db),
+        Some(&mut dxm),
+    )
+    .unwrap();
+    let what = format!("{rows}×{cols} seed={seed}");
+    // Sums over `rows` terms in the same order; the GPU may fuse a multiply and an add.
+    let scale = 64.0 * (rows as f32).sqrt() * f32::EPSILON;
+    for (name, got, want) in [
+        ("mean", &m, &mean),
+        ("variance", &v, &var),
+        ("unbiased variance", &u, &unbiased),
+        ("output", &yy, &y),
+        ("∂γ", &dg, &dgamma),
+        ("∂β", &db, &dbeta),
+        ("∂x", &dxm, &dx),
+    ] {
+        let got = b.download(got).unwrap();
+        let tol = tolerance(want, scale, scale * 4.0);
+        assert_close(&format!("batch_norm {name} {what}"), &got, want, &tol);
+    }
+    for (out, name) in outs
+        .iter()
+        .chain(&grads)
+        .zip(["mean", "var", "unbiased", "y", "∂γ", "∂β", "∂x"])
+    {
+        out.assert_untouched(&format!("batch_norm {name} {what}"));
+    }
+    // Without ∂x (the model's first layer): the sums alone, the same.
+    let (mut dg2, mut db2) = (b.zeros(1, cols).unwrap(), b.zeros(1, cols).unwrap());
+    b.batch_norm_backward(
+        &gpu_x,
+        (&m, &v),
+        &gpu_gamma,
+        eps,
+        &gpu_dy,
+        (&mut dg2, &mut db2),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        b.download(&dg2).unwrap(),
+        b.download(&dg).unwrap(),
+        "{what}"
+    );
+    assert_eq!(
+        b.download(&db2).unwrap(),
+        b.download(&db).unwrap(),
+        "{what}"
+    );
+}
+
+#[test]
+fn batch_norm_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate().filter(|(_, r)| **r >= 2) {
+        let cols = AWKWARD[(i + 3) % AWKWARD.len()];
+        check_batch_norm(rows, cols, i as u64);
+    }
+    // A batch of one row has no variance: refused on both backends, writing nothing.
+    let x = Array2::from_elem((1, 3), 1.0f32);
+    let mut cpu_out = Array2::from_elem((1, 3), -7.0f32);
+    let (mut a, mut b) = (cpu_out.clone(), cpu_out.clone());
+    let err = cpu::batch_norm_stats(x.view(), &mut cpu_out, &mut a, &mut b).unwrap_err();
+    assert!(err.to_string().contains("batch of 1 row"), "{err}");
+    assert_eq!(cpu_out, Array2::from_elem((1, 3), -7.0));
+    let g = gpu();
+    let (mut m, mut v, mut u) = (
+        g.zeros(1, 3).unwrap(),
+        g.zeros(1, 3).unwrap(),
+        g.zeros(1, 3).unwrap(),
+    );
+    let err = g
+        .batch_norm_stats(&placed(&x, 0), &mut m, &mut v, &mut u)
+        .unwrap_err();
+    assert!(err.to_string().contains("batch of 1 row"), "{err}");
+}
+
 fn check_layer_norm(rows: usize, cols: usize, seed: u64) {
     let mut r = rng(seed);
     let x = random_matrix(&mut r, rows, cols, 3.0);
@@ -288,6 +431,11 @@ proptest! {
     #[test]
     fn nonlinearities_match_cpu(rows in 1usize..80, cols in 1usize..80, f in 0usize..Nonlinearity::ALL.len(), seed: u64) {
         check_nonlinearity(rows, cols, Nonlinearity::ALL[f], seed);
+    }
+
+    #[test]
+    fn batch_norm_matches_cpu(rows in 2usize..200, cols in 1usize..70, seed: u64) {
+        check_batch_norm(rows, cols, seed);
     }
 
     #[test]

@@ -23,9 +23,9 @@ pub use nonlinearity::Nonlinearity;
 use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
-    arena_len, check_labels, check_lerp_weight, column_sum_dims, fused_backward_dims,
-    gather_batch_dims, gather_dims, layer_norm_dims, linear_backward_dims, linear_chain_dims,
-    linear_grads_dims, loss_dims, same_shape, totals_dims, transpose_dims,
+    arena_len, batch_norm_dims, batch_rows, check_labels, check_lerp_weight, column_sum_dims,
+    fused_backward_dims, gather_batch_dims, gather_dims, layer_norm_dims, linear_backward_dims,
+    linear_chain_dims, linear_grads_dims, loss_dims, same_shape, totals_dims, transpose_dims,
 };
 
 use crate::error::Result;
@@ -358,6 +358,49 @@ pub trait Backend: 'static {
         grad_in: &mut Self::Matrix,
         prod: &mut Self::Matrix,
     ) -> Result<()>;
+
+    /// A batch's statistics per feature (column) of `x` (at least 2 rows): its mean, its
+    /// biased variance (what batch normalisation divides by) and its unbiased variance (what
+    /// the running variance follows), each `1 × cols`.
+    fn batch_norm_stats(
+        &self,
+        x: &Self::Matrix,
+        mean: &mut Self::Matrix,
+        var: &mut Self::Matrix,
+        unbiased: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// Batch normalisation of each feature (column) of `x` (PyTorch's `nn.BatchNorm1d`):
+    /// `out ← (x − mean) / √(var + eps) · γ + β`, with the batch's statistics in training, the
+    /// running ones in evaluation.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_into(
+        &self,
+        x: &Self::Matrix,
+        stats: (&Self::Matrix, &Self::Matrix),
+        gamma: &Self::Matrix,
+        beta: &Self::Matrix,
+        eps: f32,
+        out: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// The training pass's backward: `dgamma ← Σ dy · x̂` and `dbeta ← Σ dy` per feature, and,
+    /// when asked, `dx ← ∂loss/∂x` through the batch's own statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        x: &Self::Matrix,
+        stats: (&Self::Matrix, &Self::Matrix),
+        gamma: &Self::Matrix,
+        eps: f32,
+        dy: &Self::Matrix,
+        grads: (&mut Self::Matrix, &mut Self::Matrix),
+        dx: Option<&mut Self::Matrix>,
+    ) -> Result<()>;
+
+    /// `y ← lerp(y, end, weight)` over one matrix, as [`Backend::lerp_arena`] (a running
+    /// statistic's update).
+    fn lerp_into(&self, weight: f32, end: &Self::Matrix, y: &mut Self::Matrix) -> Result<()>;
 
     /// Inverted dropout: `mask ← draw` (each element 0 with probability `p`, else
     /// 1/(1 − p); a pure function of the draw's key and the element's index) and

@@ -1,6 +1,7 @@
 //! The reference backend: plain ndarray and loops, written to be obviously correct; the oracle
 //! every GPU kernel is tested against. Each op has the name of its GPU twin.
 
+mod batch_norm;
 mod dropout;
 mod elementwise;
 mod gather;
@@ -12,6 +13,7 @@ mod optim;
 mod reduce;
 mod transpose;
 
+pub use batch_norm::{batch_norm, batch_norm_backward, batch_norm_stats};
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use gather::{gather_batch, gather_rows};
@@ -251,6 +253,62 @@ impl Backend for CpuBackend {
 
     fn add_into(&self, a: &Array2<f32>, b: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
         add(a.view(), b.view(), out)
+    }
+
+    fn batch_norm_stats(
+        &self,
+        x: &Array2<f32>,
+        mean: &mut Array2<f32>,
+        var: &mut Array2<f32>,
+        unbiased: &mut Array2<f32>,
+    ) -> Result<()> {
+        batch_norm_stats(x.view(), mean, var, unbiased)
+    }
+
+    fn batch_norm_into(
+        &self,
+        x: &Array2<f32>,
+        (mean, var): (&Array2<f32>, &Array2<f32>),
+        gamma: &Array2<f32>,
+        beta: &Array2<f32>,
+        eps: f32,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        batch_norm(
+            x.view(),
+            mean.view(),
+            var.view(),
+            gamma.view(),
+            beta.view(),
+            eps,
+            out,
+        )
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &Array2<f32>,
+        (mean, var): (&Array2<f32>, &Array2<f32>),
+        gamma: &Array2<f32>,
+        eps: f32,
+        dy: &Array2<f32>,
+        grads: (&mut Array2<f32>, &mut Array2<f32>),
+        dx: Option<&mut Array2<f32>>,
+    ) -> Result<()> {
+        batch_norm_backward(
+            x.view(),
+            mean.view(),
+            var.view(),
+            gamma.view(),
+            eps,
+            dy.view(),
+            grads,
+            dx,
+        )
+    }
+
+    fn lerp_into(&self, weight: f32, end: &Array2<f32>, y: &mut Array2<f32>) -> Result<()> {
+        lerp(weight, end.view(), y)
     }
 
     fn layer_norm_into(

@@ -1,6 +1,7 @@
 //! The wgpu backend: every op is a WGSL compute kernel from `shaders/`, twin of a CPU op.
 
 mod arena;
+mod batch_norm;
 mod buffer;
 mod context;
 mod counters;
@@ -32,6 +33,7 @@ mod tiling;
 mod transpose;
 
 pub use arena::GpuArena;
+pub use batch_norm::{batch_norm, batch_norm_backward, batch_norm_stats};
 pub use buffer::GpuBuffer;
 pub use context::GpuContext;
 pub use counters::GpuCounters;
@@ -286,6 +288,54 @@ impl Backend for GpuBackend {
 
     fn add_into(&self, a: &GpuMatrix, b: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
         add(&self.ctx, a, b, out)
+    }
+
+    fn batch_norm_stats(
+        &self,
+        x: &GpuMatrix,
+        mean: &mut GpuMatrix,
+        var: &mut GpuMatrix,
+        unbiased: &mut GpuMatrix,
+    ) -> Result<()> {
+        batch_norm_stats(&self.ctx, x, mean, var, unbiased)
+    }
+
+    fn batch_norm_into(
+        &self,
+        x: &GpuMatrix,
+        stats: (&GpuMatrix, &GpuMatrix),
+        gamma: &GpuMatrix,
+        beta: &GpuMatrix,
+        eps: f32,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        batch_norm(&self.ctx, x, stats, gamma, beta, eps, out)
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &GpuMatrix,
+        stats: (&GpuMatrix, &GpuMatrix),
+        gamma: &GpuMatrix,
+        eps: f32,
+        dy: &GpuMatrix,
+        (dgamma, dbeta): (&mut GpuMatrix, &mut GpuMatrix),
+        dx: Option<&mut GpuMatrix>,
+    ) -> Result<()> {
+        batch_norm_backward(
+            &self.ctx,
+            x,
+            stats,
+            gamma,
+            eps,
+            dy,
+            (dgamma, dbeta),
+            dx.map(|d| &*d),
+        )
+    }
+
+    fn lerp_into(&self, weight: f32, end: &GpuMatrix, y: &mut GpuMatrix) -> Result<()> {
+        lerp(&self.ctx, weight, end, y)
     }
 
     fn layer_norm_into(

@@ -85,7 +85,13 @@ pub(crate) fn encode(
         .map_err(|e| corrupt(path, format!("cannot encode: {e}")))
 }
 
-/// Parses safetensors bytes, keeping every F32 tensor; any other dtype is an error.
+/// The suffix of the batch-norm counter PyTorch keeps as an I64 scalar: it counts only for a
+/// momentum of `None`, which no layer of the crate takes, so files PyTorch writes load
+/// without it (and PyTorch loads files without it).
+const BATCH_COUNTER: &str = ".num_batches_tracked";
+
+/// Parses safetensors bytes, keeping every F32 tensor; any other dtype is an error, but for
+/// PyTorch's batch-norm counters, which are left out.
 pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<File> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| corrupt(path, format!("not a safetensors file: {e}")))?;
@@ -93,6 +99,9 @@ pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<File> {
         .map_err(|e| corrupt(path, format!("not a safetensors file: {e}")))?;
     let mut tensors = Vec::new();
     for (name, view) in parsed.tensors() {
+        if view.dtype() == Dtype::I64 && name.ends_with(BATCH_COUNTER) {
+            continue;
+        }
         if view.dtype() != Dtype::F32 {
             return Err(corrupt(
                 path,

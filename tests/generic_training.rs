@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
+use steepest::nn::{BatchNorm, Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
 use steepest::{
     Adam, CpuBackend, Init, LineSearch, Linear, Loss, LrFinder, Nonlinearity, Session, Trainer,
     data,
@@ -209,4 +209,149 @@ impl Layer<CpuBackend> for ClaimsLinear {
     ) -> steepest::Result<()> {
         Ok(())
     }
+}
+
+/// Linear(2, 8) → BatchNorm(8) → GELU → Linear(8, 1).
+fn bn_net(seed: u64) -> Sequential<CpuBackend> {
+    let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+        Box::new(Linear::new(2, 8)),
+        Box::new(BatchNorm::new(8)),
+        Box::new(Elementwise::new(8, Nonlinearity::Gelu)),
+        Box::new(Linear::new(8, 1)),
+    ];
+    Sequential::new(&CpuBackend, layers, Init::default(), seed).unwrap()
+}
+
+/// A batch norm's running statistics are buffers: named in the `state_dict`, not counted as
+/// parameters, moved by training batches but by no optimizer (AdamW's decay, and a group that
+/// picks every 1-D tensor, leave them alone), saved and restored with the model (a resumed run
+/// ends bit for bit where an unbroken one does), and written to model files that load again,
+/// as files PyTorch writes do with their I64 `num_batches_tracked`.
+#[test]
+fn running_statistics_are_buffers_that_train_save_and_resume() {
+    use steepest::optim::ParamGroup;
+    let data = data::linear(90, &[1.0, -0.5], 0.2, 0.1, 4).unwrap();
+    let model = bn_net(1);
+    assert_eq!(
+        model.tensor_names(),
+        [
+            "0.weight",
+            "0.bias",
+            "1.weight",
+            "1.bias",
+            "1.running_mean",
+            "1.running_var",
+            "3.weight",
+            "3.bias"
+        ]
+    );
+    assert_eq!(model.parameter_count(), 2 * 8 + 8 + 8 + 8 + 8 + 1);
+    let trainer = Trainer::new(
+        steepest::AdamW::default().lr(0.01).weight_decay(0.5),
+        Loss::MeanSquaredError,
+    )
+    .batch_size(16)
+    .epochs(3)
+    .param_group(ParamGroup::one_dimensional().lr_scale(2.0));
+    let state = |m: &Sequential<CpuBackend>| m.state_dict(&CpuBackend).unwrap();
+    let mut straight = bn_net(1);
+    trainer
+        .fit(&CpuBackend, &mut straight, &data, None)
+        .unwrap();
+    let trained = state(&straight);
+    let running_mean = &trained[4].1;
+    assert!(
+        running_mean.iter().any(|v| v.abs() > 1e-3),
+        "{running_mean}"
+    );
+
+    // The statistics only the batches move: the same run with the rate 0 moves no parameter,
+    // and the running statistics exactly as far.
+    let mut frozen = bn_net(1);
+    let still = Trainer::new(
+        steepest::AdamW::default().lr(0.0).weight_decay(0.5),
+        Loss::MeanSquaredError,
+    )
+    .batch_size(16)
+    .epochs(3);
+    still.fit(&CpuBackend, &mut frozen, &data, None).unwrap();
+    let (start, after) = (state(&bn_net(1)), state(&frozen));
+    for (i, ((name, a), (_, b))) in start.iter().zip(&after).enumerate() {
+        match i {
+            4 | 5 => assert_ne!(a, b, "{name} did not follow the batches"),
+            _ => assert_eq!(a, b, "{name} moved at rate 0"),
+        }
+    }
+
+    // A checkpoint after epoch 1, resumed in a fresh model: bit for bit.
+    let path = scratch("bn.safetensors");
+    let mut first = bn_net(1);
+    let mut session = Session::new(&trainer, &CpuBackend, &mut first, &data, None).unwrap();
+    session.run_epoch().unwrap();
+    session.save_checkpoint(&path).unwrap();
+    drop(session);
+    let mut resumed = bn_net(2);
+    let mut session = Session::new(&trainer, &CpuBackend, &mut resumed, &data, None).unwrap();
+    session.load_checkpoint(&path).unwrap();
+    session.run().unwrap();
+    drop(session);
+    assert_eq!(state(&resumed), trained);
+
+    // The model file: saved and loaded with its statistics, and a PyTorch file's counter.
+    let file = scratch("bn_model.safetensors");
+    straight.save_safetensors(&CpuBackend, &file).unwrap();
+    let mut loaded = bn_net(3);
+    loaded.load_safetensors(&CpuBackend, &file).unwrap();
+    assert_eq!(state(&loaded), trained);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = trained
+        .iter()
+        .map(|(name, a)| {
+            let bytes = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name.clone(), a.shape().to_vec(), bytes)
+        })
+        .collect();
+    tensors.push((
+        "1.num_batches_tracked".into(),
+        vec![],
+        15i64.to_le_bytes().to_vec(),
+    ));
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let dtype = match name.ends_with("tracked") {
+                true => safetensors::Dtype::I64,
+                false => safetensors::Dtype::F32,
+            };
+            let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes);
+            (name.clone(), view.unwrap())
+        })
+        .collect();
+    let pytorch = scratch("bn_pytorch.safetensors");
+    safetensors::serialize_to_file(views, None, &pytorch).unwrap();
+    let mut from_pytorch = bn_net(4);
+    from_pytorch
+        .load_safetensors(&CpuBackend, &pytorch)
+        .unwrap();
+    assert_eq!(state(&from_pytorch), trained);
+}
+
+/// Groups pick parameters, never buffers: one that picks only running statistics is refused
+/// by name, and a batch norm inside a residual block (which cannot hold buffers yet) is
+/// refused when the block is built.
+#[test]
+fn buffers_are_no_groups_and_no_residual_blocks() {
+    use steepest::optim::ParamGroup;
+    let data = data::linear(40, &[1.0, -0.5], 0.2, 0.1, 4).unwrap();
+    let trainer = Trainer::new(Adam::default(), Loss::MeanSquaredError)
+        .param_group(ParamGroup::matching("*.running_*").weight_decay(0.0));
+    let mut model = bn_net(1);
+    let err = trainer
+        .fit(&CpuBackend, &mut model, &data, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("picks only buffers"), "{err}");
+    let block: Vec<Box<dyn Layer<CpuBackend>>> =
+        vec![Box::new(BatchNorm::new(4)), Box::new(Linear::new(4, 4))];
+    let err = Residual::new(block).unwrap_err().to_string();
+    assert!(err.contains("buffers"), "{err}");
 }

@@ -8,7 +8,8 @@ mod common;
 use common::{assert_close, gpu};
 use ndarray::{Array2, ArrayD};
 use steepest::nn::{
-    Backward, Dropout, Elementwise, Forward, Layer, LayerNorm, Mode, Residual, Sequential,
+    Backward, BatchNorm, BufferUpdate, Dropout, Elementwise, Forward, Layer, LayerNorm, Mode,
+    Residual, Sequential,
 };
 use steepest::{
     Arena, Backend, CpuBackend, Dataset, Init, Linear, Loss, LossShare, Nonlinearity, Session, Sgd,
@@ -161,6 +162,115 @@ fn nonlinearities_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
             &tol(&want_dx, 2e-6, 1e-6),
         );
     }
+}
+
+/// `BatchNorm1d(5)` against PyTorch: the training pass (the batch's statistics, one column
+/// constant), its gradients, the running statistics after it, and the evaluation pass with
+/// them on another batch.
+fn batch_norm_matches_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let layer = BatchNorm::new(5);
+    let up = |a: &Array2<f32>| backend.upload(a.view()).unwrap();
+    let mut params: Vec<B::Matrix> = ["weight", "bias", "running_mean", "running_var"]
+        .map(|k| up(&fixture(&format!("bn.{k}"))))
+        .into();
+    let (x, g) = (up(&fixture("bn.x")), up(&fixture("bn.g")));
+    let mut saved: Vec<B::Matrix> = Layer::<B>::saved_shapes(&layer, 6)
+        .into_iter()
+        .map(|(r, c)| backend.zeros(r, c).unwrap())
+        .collect();
+    let mut y = backend.zeros(6, 5).unwrap();
+    let forward = |params: &[B::Matrix],
+                   input: &B::Matrix,
+                   saved: &mut [B::Matrix],
+                   out: &mut B::Matrix,
+                   mode| {
+        layer
+            .forward(
+                backend,
+                Forward {
+                    params,
+                    input,
+                    output: out,
+                    saved,
+                    mode,
+                    step: 0,
+                },
+            )
+            .unwrap()
+    };
+    forward(&params, &x, &mut saved, &mut y, Mode::Train);
+    let mut grads: Vec<B::Matrix> = (0..4).map(|_| backend.zeros(1, 5).unwrap()).collect();
+    let mut dx = backend.zeros(6, 5).unwrap();
+    layer
+        .backward(
+            backend,
+            Backward {
+                params: &params,
+                input: &x,
+                output: &y,
+                saved: &mut saved,
+                grad_output: &g,
+                grad_params: &mut grads,
+                trained: &[true, true, false, false],
+                grad_input: Some(steepest::nn::InputGrad {
+                    grad: &mut dx,
+                    activation: steepest::Activation::Identity,
+                    below_output: &x,
+                }),
+            },
+        )
+        .unwrap();
+    layer
+        .update_buffers(
+            backend,
+            BufferUpdate {
+                buffers: &mut params[2..],
+                saved: &saved,
+                input: &x,
+            },
+        )
+        .unwrap();
+    let mut y_eval = backend.zeros(4, 5).unwrap();
+    forward(
+        &params,
+        &up(&fixture("bn.eval_x")),
+        &mut saved,
+        &mut y_eval,
+        Mode::Eval,
+    );
+    let down = |m: &B::Matrix| backend.download(m).unwrap();
+    for (what, got, want, abs) in [
+        ("y", down(&y), fixture("bn.y"), 2e-6),
+        ("dx", down(&dx), fixture("bn.dx"), 2e-6),
+        ("dweight", down(&grads[0]), fixture("bn.dweight"), 2e-6),
+        ("dbias", down(&grads[1]), fixture("bn.dbias"), 2e-6),
+        (
+            "running mean",
+            down(&params[2]),
+            fixture("bn.running_mean_after"),
+            1e-6,
+        ),
+        (
+            "running var",
+            down(&params[3]),
+            fixture("bn.running_var_after"),
+            1e-6,
+        ),
+        ("evaluation y", down(&y_eval), fixture("bn.eval_y"), 2e-6),
+    ] {
+        assert_close(
+            &format!("{name} batch norm {what}"),
+            &got,
+            &want,
+            &tol(&want, 1e-5, abs),
+        );
+    }
+}
+
+#[test]
+fn batch_norm_matches_pytorch() {
+    batch_norm_matches_pytorch_on(&CpuBackend, "cpu");
+    batch_norm_matches_pytorch_on(gpu(), "gpu");
 }
 
 #[test]

@@ -13,8 +13,9 @@ macro_rules! shader_files {
     };
 }
 
-const SHADERS: [(&str, &str); 14] = shader_files![
+const SHADERS: [(&str, &str); 15] = shader_files![
     "activation.wgsl",
+    "batch_norm.wgsl",
     "dropout.wgsl",
     "elementwise.wgsl",
     "gather.wgsl",

@@ -586,7 +586,7 @@ fn a_host_far_ahead_of_the_gpu_waits_for_the_oldest_work_at_the_bound() {
 
 #[test]
 fn a_model_of_every_layer_steps_without_creating_anything() {
-    use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
+    use steepest::nn::{BatchNorm, Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
     use steepest::{GpuBackend, Linear, Nonlinearity};
     let g = &common::own_gpu();
     let ctx = g.context();
@@ -599,6 +599,8 @@ fn a_model_of_every_layer_steps_without_creating_anything() {
         Box::new(Linear::new(2, 32)),
         Box::new(LayerNorm::new(32)),
         Box::new(Elementwise::new(32, Nonlinearity::Silu)),
+        // Its running statistics updated every step, read by every validation pass.
+        Box::new(BatchNorm::new(32)),
         Box::new(Dropout::new(32, 0.1, 5)),
         Box::new(Residual::new(block).unwrap()),
         Box::new(Linear::new(32, 1)),

@@ -9,7 +9,7 @@ mod common;
 use common::gpu;
 use common::torch_fixture::fixture;
 use ndarray::{Array2, ArrayD};
-use steepest::nn::{Elementwise, Layer, Sequential};
+use steepest::nn::{BatchNorm, Elementwise, Layer, Sequential};
 use steepest::optim::Anneal;
 use steepest::{
     Adam, AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Lbfgs, Linear, Loss,
@@ -120,6 +120,15 @@ fn classifier<B: Backend>() -> Vec<Box<dyn Layer<B>>> {
         Box::new(Elementwise::new(16, Nonlinearity::Tanh)),
         Box::new(Linear::new(16, 16)),
         Box::new(Elementwise::new(16, Nonlinearity::Relu)),
+        Box::new(Linear::new(16, 3)),
+    ]
+}
+
+fn bn_classifier<B: Backend>() -> Vec<Box<dyn Layer<B>>> {
+    vec![
+        Box::new(Linear::new(4, 16)),
+        Box::new(Elementwise::new(16, Nonlinearity::Tanh)),
+        Box::new(BatchNorm::new(16)),
         Box::new(Linear::new(16, 3)),
     ]
 }
@@ -509,6 +518,31 @@ fn lbfgs_ends_where_pytorchs_ends_on_the_cpu() {
 #[test]
 fn lbfgs_ends_where_pytorchs_ends_on_the_gpu() {
     lbfgs_cases_on(gpu(), "the GPU");
+}
+
+/// The classifier with a batch norm after its first activation (AdamW with decay, clipped,
+/// cosine): the steps' losses use each batch's statistics, and the run ends with PyTorch's
+/// parameters and running statistics (which the optimizer never moves: no decay reaches them).
+fn batch_norm_case_on<B: Backend>(backend: &B, backend_name: &str) {
+    check_training(
+        backend,
+        backend_name,
+        "classifier_bn",
+        bn_classifier(),
+        Loss::SoftmaxCrossEntropy,
+        classifier_trainer,
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+}
+
+#[test]
+fn batch_norm_trains_as_pytorchs_on_the_cpu() {
+    batch_norm_case_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn batch_norm_trains_as_pytorchs_on_the_gpu() {
+    batch_norm_case_on(gpu(), "the GPU");
 }
 
 #[test]

@@ -62,7 +62,9 @@ pub enum Mode {
 
 /// What a layer's forward pass gets.
 pub struct Forward<'a, B: Backend> {
-    /// The layer's parameters, in the order [`Layer::parameters`] declared them.
+    /// The layer's parameters, in the order [`Layer::parameters`] declared them, then its
+    /// buffers ([`Layer::buffers`]), read-only (a training pass updates them afterwards, in
+    /// [`Layer::update_buffers`]).
     pub params: &'a [B::Matrix],
     /// The batch's input, rows × [`Layer::inputs`].
     pub input: &'a B::Matrix,
@@ -103,9 +105,20 @@ impl<B: Backend> InputGrad<'_, B> {
     }
 }
 
+/// After a training-mode forward pass, what a layer with buffers ([`Layer::buffers`]) gets
+/// to update them.
+pub struct BufferUpdate<'a, B: Backend> {
+    /// The buffers, in the order [`Layer::buffers`] declared them.
+    pub buffers: &'a mut [B::Matrix],
+    /// The matrices the forward pass kept.
+    pub saved: &'a [B::Matrix],
+    /// The batch's input.
+    pub input: &'a B::Matrix,
+}
+
 /// What a layer's backward pass gets.
 pub struct Backward<'a, B: Backend> {
-    /// The layer's parameters.
+    /// The layer's parameters, then its buffers (as [`Forward::params`]).
     pub params: &'a [B::Matrix],
     /// The input the forward pass saw.
     pub input: &'a B::Matrix,
@@ -115,7 +128,8 @@ pub struct Backward<'a, B: Backend> {
     pub saved: &'a mut [B::Matrix],
     /// ∂loss/∂output; with a [`Layer::fused_activation`], ∂loss/∂(its pre-activation).
     pub grad_output: &'a B::Matrix,
-    /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated).
+    /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated); a buffer's
+    /// slot is never read.
     pub grad_params: &'a mut [B::Matrix],
     /// For each of `params`, whether the optimizer trains it: `false` where it is frozen
     /// ([`ParamGroup::frozen`](crate::ParamGroup::frozen)). Nothing reads a frozen parameter's
@@ -202,6 +216,28 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
     fn initial_values(&self, init: Init, rng: &mut StdRng) -> Vec<f32> {
         let _ = (init, rng);
         Vec::new()
+    }
+
+    /// Tensors the layer keeps beside its parameters without training them (PyTorch's
+    /// buffers: a batch norm's running statistics), named and shaped as parameters are. They
+    /// live in the model's arena after the layer's parameters, so they are saved, restored
+    /// and averaged with them and named in its `state_dict`; every run keeps them frozen (no
+    /// update, no weight decay, out of clipping's norm), and only [`Layer::update_buffers`]
+    /// moves them. The default: none.
+    fn buffers(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+
+    /// The buffers' starting values, concatenated in [`Layer::buffers`]' order.
+    fn initial_buffers(&self) -> Vec<f32> {
+        Vec::new()
+    }
+
+    /// Updates the buffers after a training-mode forward pass (a batch norm's running
+    /// statistics follow the batch's), from what the pass kept. The default changes nothing.
+    fn update_buffers(&self, backend: &B, pass: BufferUpdate<'_, B>) -> Result<()> {
+        let _ = (backend, pass);
+        Ok(())
     }
 
     /// An activation this layer applies last, fused into its own kernel (a linear layer's

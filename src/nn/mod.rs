@@ -3,6 +3,7 @@
 //!
 //! [`Backend`]: crate::Backend
 
+mod batch_norm;
 mod dropout;
 mod elementwise;
 mod init;
@@ -19,11 +20,12 @@ mod sequential;
 mod state;
 
 pub use crate::backend::Loss;
+pub use batch_norm::BatchNorm;
 pub use dropout::Dropout;
 pub use elementwise::Elementwise;
 pub use init::Init;
 pub(crate) use init::{seeded, standard_normal};
-pub use layer::{Backward, Forward, InputGrad, Layer, Mode, ParamSpec};
+pub use layer::{Backward, BufferUpdate, Forward, InputGrad, Layer, Mode, ParamSpec};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpSpec};

@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::Sequential;
-use super::layer::{Backward, Forward, InputGrad, Layer, Mode};
+use super::layer::{Backward, BufferUpdate, Forward, InputGrad, Layer, Mode};
 use crate::backend::{Activation, Arena, Backend, LinearLink};
 use crate::error::{Error, Result};
 
@@ -167,6 +167,36 @@ impl<B: Backend> Sequential<B> {
         Ok(())
     }
 
+    /// The forward pass of a training step over `input` ([`Sequential::forward_batch`] in
+    /// [`Mode::Train`]), then each layer with buffers updates them from what it kept
+    /// ([`Layer::update_buffers`]): a batch norm's running statistics follow every training
+    /// batch, as PyTorch's do in `model.train()`.
+    pub(crate) fn train_forward_batch(
+        &mut self,
+        backend: &B,
+        input: &B::Matrix,
+        acts: &mut Activations<B::Matrix>,
+        step: u64,
+    ) -> Result<()> {
+        self.forward_batch(backend, input, acts, Mode::Train, step)?;
+        let tensors = self.params.tensors_mut();
+        for (i, buffers) in self.buffer_ranges.iter().enumerate() {
+            if buffers.is_empty() {
+                continue;
+            }
+            let below = i.checked_sub(1).map_or(input, |b| &acts.outputs[b]);
+            self.layers[i].update_buffers(
+                backend,
+                BufferUpdate {
+                    buffers: &mut tensors[buffers.clone()],
+                    saved: &acts.saved[i],
+                    input: below,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// Layer `i` of a chain as a link: its activation and its two parameters (checked when the
     /// model was built).
     fn link<'a>(&self, tensors: &'a [B::Matrix], i: usize) -> Result<LinearLink<'a, B::Matrix>> {
@@ -205,7 +235,7 @@ impl<B: Backend> Sequential<B> {
     ) -> Result<()> {
         let from = self.first_trained_layer(frozen);
         for (t, trained) in self.trained.iter_mut().enumerate() {
-            *trained = !frozen.get(t).copied().unwrap_or(false);
+            *trained = !frozen.get(t).copied().unwrap_or(false) && !self.buffer[t];
         }
         let top = self.layers.len() - 1;
         // The top layer's fused activation: its derivative comes from no layer above.

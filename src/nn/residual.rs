@@ -44,6 +44,13 @@ impl<B: Backend> Residual<B> {
         };
         for layer in &layers {
             layer.validate()?;
+            if !layer.buffers().is_empty() {
+                return bad(format!(
+                    "{} keeps buffers (running statistics), which a residual block cannot hold \
+                     yet; put it before or after the block",
+                    layer.describe()
+                ));
+            }
         }
         let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
             return bad("the block has no layers".into());

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::layer::{Layer, Mode, ParamSpec};
 use super::{Init, seeded};
-use crate::backend::{Backend, Matrix};
+use crate::backend::{Arena, Backend, Matrix};
 use crate::error::{Error, Result};
 
 /// A model on backend `B`: layers applied in order, every parameter in one arena and every
@@ -30,13 +30,18 @@ use crate::error::{Error, Result};
 /// ```
 pub struct Sequential<B: Backend> {
     pub(super) layers: Vec<Box<dyn Layer<B>>>,
-    /// Each layer's parameters as a range of the arena's tensors.
+    /// Each layer's parameters, then its buffers, as a range of the arena's tensors.
     pub(super) ranges: Vec<Range<usize>>,
+    /// Each layer's buffers ([`Layer::buffers`]) as a range of the arena's tensors (the end
+    /// of its range in `ranges`).
+    pub(super) buffer_ranges: Vec<Range<usize>>,
     /// Runs of two or more consecutive layers that are linear ([`Layer::fusable_linear`]),
     /// in order: each one's forward pass is one [`Backend::linear_chain_into`].
     pub(super) chains: Vec<Range<usize>>,
-    /// Every parameter tensor, in arena order, with its full name.
+    /// Every parameter tensor (and buffer), in arena order, with its full name.
     specs: Vec<ParamSpec>,
+    /// Whether each tensor of `specs` is a buffer.
+    pub(super) buffer: Vec<bool>,
     pub(crate) params: B::Arena,
     pub(crate) grads: B::Arena,
     /// Whether each parameter tensor is trained, as the last backward pass was told (its
@@ -94,11 +99,18 @@ impl<B: Backend> Sequential<B> {
             }
         }
         let mut specs = Vec::new();
+        let mut buffer = Vec::new();
         let mut ranges = Vec::new();
+        let mut buffer_ranges = Vec::new();
         let mut count = 0usize;
         for (i, layer) in layers.iter().enumerate() {
             let start = specs.len();
-            for p in layer.parameters() {
+            let params = layer.parameters().into_iter().map(|p| (p, false));
+            let buffers = layer.buffers().into_iter().map(|p| (p, true));
+            for (p, is_buffer) in params.chain(buffers) {
+                if is_buffer && buffer_ranges.len() <= i {
+                    buffer_ranges.push(specs.len()..specs.len());
+                }
                 count = p
                     .rows
                     .checked_mul(p.cols)
@@ -111,7 +123,12 @@ impl<B: Backend> Sequential<B> {
                     name: format!("{prefix}{i}.{}", p.name),
                     ..p
                 });
+                buffer.push(is_buffer);
             }
+            if buffer_ranges.len() <= i {
+                buffer_ranges.push(specs.len()..specs.len());
+            }
+            buffer_ranges[i].end = specs.len();
             ranges.push(start..specs.len());
         }
         for (i, (layer, range)) in layers.iter().zip(&ranges).enumerate() {
@@ -133,26 +150,37 @@ impl<B: Backend> Sequential<B> {
         let grads = backend.arena("gradients", &shapes)?;
         let mut rng = seeded(seed);
         let mut values = Vec::with_capacity(count);
-        for (layer, range) in layers.iter().zip(&ranges) {
-            let drawn = layer.initial_values(init, &mut rng);
-            let want: usize = specs[range.clone()].iter().map(|p| p.rows * p.cols).sum();
-            if drawn.len() != want {
-                return bad(format!(
-                    "layer {} gave {} initial values for {want} parameters",
-                    layer.describe(),
-                    drawn.len()
-                ));
+        for ((layer, range), buffers) in layers.iter().zip(&ranges).zip(&buffer_ranges) {
+            let size =
+                |r: Range<usize>| -> usize { specs[r].iter().map(|p| p.rows * p.cols).sum() };
+            for (drawn, want, what) in [
+                (
+                    layer.initial_values(init, &mut rng),
+                    size(range.start..buffers.start),
+                    "parameters",
+                ),
+                (layer.initial_buffers(), size(buffers.clone()), "buffers"),
+            ] {
+                if drawn.len() != want {
+                    return bad(format!(
+                        "layer {} gave {} initial values for {want} {what}",
+                        layer.describe(),
+                        drawn.len()
+                    ));
+                }
+                values.extend(drawn);
             }
-            values.extend(drawn);
         }
         backend.write_arena(&mut params, &values)?;
         let chains = super::passes::linear_chains(&layers);
         Ok(Self {
             layers,
             ranges,
+            buffer_ranges,
             chains,
             trained: vec![true; specs.len()],
             specs,
+            buffer,
             params,
             grads,
             standardizer: None,
@@ -181,19 +209,50 @@ impl<B: Backend> Sequential<B> {
         parts.join(" | ")
     }
 
-    /// Every parameter tensor with its full name, in arena order.
+    /// Every tensor of the arena with its full name, in arena order: each layer's parameters,
+    /// then its buffers ([`Layer::buffers`]).
     pub fn parameter_specs(&self) -> &[ParamSpec] {
         &self.specs
     }
 
-    /// PyTorch's `state_dict` names in arena order.
+    /// PyTorch's `state_dict` names in arena order (the buffers' too).
     pub fn tensor_names(&self) -> Vec<String> {
         self.specs.iter().map(|p| p.name.clone()).collect()
     }
 
-    /// Number of parameters.
+    /// Whether each tensor of [`Sequential::parameter_specs`] is a buffer, which no optimizer
+    /// trains.
+    pub fn buffer_tensors(&self) -> &[bool] {
+        &self.buffer
+    }
+
+    /// Number of parameters (the buffers not counted, as PyTorch's `parameters()` leaves
+    /// them out).
     pub fn parameter_count(&self) -> usize {
-        self.specs.iter().map(|p| p.rows * p.cols).sum()
+        (self.specs.iter().zip(&self.buffer))
+            .filter(|(_, b)| !**b)
+            .map(|(p, _)| p.rows * p.cols)
+            .sum()
+    }
+
+    /// The buffers' element ranges of the arena (each to the next tensor's start, as
+    /// [`ParamGroup::resolve`](crate::optim::ParamGroup::resolve) lays out ranges), frozen in
+    /// a group of their own: what an optimizer built by hand over the arena takes (with
+    /// `with_groups`) so that no update moves them, as every run's does.
+    pub fn buffer_group(&self) -> Option<crate::optim::ArenaGroup> {
+        let offsets = self.params.offsets();
+        let len = self.params.storage_len();
+        let ranges: Vec<Range<usize>> = (0..self.specs.len())
+            .filter(|&t| self.buffer[t])
+            .map(|t| offsets[t]..offsets.get(t + 1).copied().unwrap_or(len))
+            .collect();
+        (!ranges.is_empty()).then(|| crate::optim::ArenaGroup {
+            ranges,
+            settings: crate::optim::GroupSettings {
+                frozen: true,
+                ..Default::default()
+            },
+        })
     }
 
     /// The rows × outputs shape the model gives for `rows` samples.

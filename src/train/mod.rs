@@ -205,7 +205,9 @@ impl Trainer {
     /// training itself goes on from the parameters the optimizer moves. A divergence leaves
     /// the last good epoch's trained parameters. Checkpoints carry it. Costs one more
     /// parameter-sized arena and one pass over it per step. `decay` in [0, 1]: typically 0.99
-    /// to 0.9999, the average then spanning about 1/(1 − decay) steps.
+    /// to 0.9999, the average then spanning about 1/(1 − decay) steps. The model's buffers (a
+    /// batch norm's running statistics) are averaged with the parameters, as
+    /// `AveragedModel(use_buffers=True)` and timm's EMA average them.
     ///
     /// ```
     /// use steepest::{Adam, Loss, Trainer};

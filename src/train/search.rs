@@ -99,7 +99,7 @@ impl LineSearch {
         let mut start = backend.arena("line search start", &shapes)?;
         let mut history = History::default();
         for iteration in 1..=self.iterations {
-            model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Train, 0)?;
+            model.train_forward_batch(backend, &ws.input, &mut ws.acts, 0)?;
             batch_loss(
                 backend,
                 loss,

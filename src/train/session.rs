@@ -144,12 +144,29 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             .map(|p| (p.name.clone(), p.torch_shape.len()))
             .collect();
         let offsets = net.params.offsets();
-        let groups = ParamGroup::resolve(
+        let mut groups = ParamGroup::resolve(
             &trainer.param_groups,
             &tensors,
             &offsets,
             net.params.storage_len(),
         )?;
+        // The buffers (a batch norm's running statistics) are no group's to train: they form
+        // a frozen group of their own, whatever pattern picked them.
+        if let Some(buffers) = net.buffer_group() {
+            for (i, group) in groups.iter_mut().enumerate() {
+                group.ranges.retain(|r| !buffers.ranges.contains(r));
+                if group.ranges.is_empty() {
+                    return Err(Error::Data {
+                        op: "param groups",
+                        detail: format!(
+                            "group {i} picks only buffers, which no optimizer trains (a batch \
+                             norm's running statistics)"
+                        ),
+                    });
+                }
+            }
+            groups.push(buffers);
+        }
         // A tensor is frozen where the resolved groups put its start in a frozen range.
         let frozen: Vec<bool> = offsets
             .iter()

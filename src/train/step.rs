@@ -308,7 +308,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         // Each of a step's batches draws its own dropout masks (one batch a step: the step's).
         let draw = (self.step.wrapping_mul(self.trainer.accumulate as u64))
             .wrapping_add(part.index as u64);
-        net.forward_batch(backend, input, acts, Mode::Train, draw)?;
+        net.train_forward_batch(backend, input, acts, draw)?;
         let totals = (&mut self.totals, slot::TRAIN);
         let share = LossShare {
             update_rows: part.step_rows,

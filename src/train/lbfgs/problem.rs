@@ -77,13 +77,7 @@ impl<'a, B: Backend> Problem<'a, B> {
     /// gradient arena, recorded; the loss is read back with whatever else was recorded.
     pub(super) fn record_evaluation(&mut self) -> Result<()> {
         let (backend, model) = (self.backend, &mut *self.model);
-        model.forward_batch(
-            backend,
-            &self.ws.input,
-            &mut self.ws.acts,
-            Mode::Train,
-            self.evals,
-        )?;
+        model.train_forward_batch(backend, &self.ws.input, &mut self.ws.acts, self.evals)?;
         self.evals += 1;
         batch_loss(
             backend,

@@ -1,0 +1,192 @@
+//! `BatchNorm`: normalisation of each feature over the batch, with running statistics for
+//! evaluation.
+
+use rand::rngs::StdRng;
+
+use super::layer::{Backward, BufferUpdate, Forward, Layer, Mode, ParamSpec};
+use super::{Init, wrong_tensors};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+/// `(x − mean) / √(var + eps) · γ + β` over each feature (PyTorch's `nn.BatchNorm1d(width, eps,
+/// momentum)` on `rows × width` batches, affine, tracking running statistics): in training the
+/// batch's mean and (biased) variance, in evaluation the running ones. Parameters `weight` (γ,
+/// initially 1) and `bias` (β, initially 0); buffers `running_mean` (initially 0) and
+/// `running_var` (initially 1), which every training batch moves `momentum` of the way to its
+/// own mean and unbiased variance, as PyTorch's (its `num_batches_tracked` counts only for a
+/// momentum of `None`, which this layer does not take: its files load without it).
+///
+/// Training needs batches of 2 rows or more (a batch of one row has no variance, as PyTorch
+/// refuses). The running statistics are buffers ([`Layer::buffers`]): saved in checkpoints and
+/// model files under PyTorch's names, kept by `restore_best` and averaged by `ema` and `swa`
+/// with the parameters (PyTorch's `AveragedModel(use_buffers=True)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNorm {
+    /// Features normalised.
+    pub width: usize,
+    /// Added to the variance (PyTorch's default 1e-5).
+    pub eps: f32,
+    /// How far each training batch moves the running statistics (PyTorch's default 0.1).
+    pub momentum: f32,
+}
+
+impl BatchNorm {
+    /// Batch normalisation over `width` features with PyTorch's `eps` of 1e-5 and momentum
+    /// of 0.1.
+    pub fn new(width: usize) -> Self {
+        Self {
+            width,
+            eps: 1e-5,
+            momentum: 0.1,
+        }
+    }
+}
+
+impl<B: Backend> Layer<B> for BatchNorm {
+    fn describe(&self) -> String {
+        format!(
+            "batch_norm({}, eps={:?}, momentum={:?})",
+            self.width, self.eps, self.momentum
+        )
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |detail: String| {
+            Err(Error::Shape {
+                op: "BatchNorm::new",
+                detail,
+            })
+        };
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad(format!("eps = {}: it must be finite and > 0", self.eps));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return bad(format!(
+                "momentum = {}: it must be in [0, 1]",
+                self.momentum
+            ));
+        }
+        Ok(())
+    }
+
+    fn inputs(&self) -> usize {
+        self.width
+    }
+
+    fn outputs(&self) -> usize {
+        self.width
+    }
+
+    fn parameters(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::vector("weight", self.width),
+            ParamSpec::vector("bias", self.width),
+        ]
+    }
+
+    fn initial_values(&self, _init: Init, _rng: &mut StdRng) -> Vec<f32> {
+        let mut values = vec![1.0; self.width];
+        values.resize(2 * self.width, 0.0);
+        values
+    }
+
+    fn buffers(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::vector("running_mean", self.width),
+            ParamSpec::vector("running_var", self.width),
+        ]
+    }
+
+    fn initial_buffers(&self) -> Vec<f32> {
+        let mut values = vec![0.0; self.width];
+        values.resize(2 * self.width, 1.0);
+        values
+    }
+
+    /// The batch's mean, biased variance (what training normalises by) and unbiased variance
+    /// (what the running variance follows).
+    fn saved_shapes(&self, _rows: usize) -> Vec<(usize, usize)> {
+        vec![(1, self.width); 3]
+    }
+
+    fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
+        let given = (pass.params.len(), pass.saved.len());
+        let ([gamma, beta, running_mean, running_var], [mean, var, unbiased]) =
+            (pass.params, pass.saved)
+        else {
+            return Err(wrong_tensors(
+                "BatchNorm::forward",
+                (given.0, 4),
+                (given.1, 3),
+            ));
+        };
+        match pass.mode {
+            Mode::Train => {
+                backend.batch_norm_stats(pass.input, mean, var, unbiased)?;
+                let stats = (&*mean, &*var);
+                backend.batch_norm_into(pass.input, stats, gamma, beta, self.eps, pass.output)
+            }
+            Mode::Eval => backend.batch_norm_into(
+                pass.input,
+                (running_mean, running_var),
+                gamma,
+                beta,
+                self.eps,
+                pass.output,
+            ),
+        }
+    }
+
+    /// `running ← running + momentum · (batch − running)`, the variance's with the batch's
+    /// unbiased variance.
+    fn update_buffers(&self, backend: &B, pass: BufferUpdate<'_, B>) -> Result<()> {
+        let given = (pass.buffers.len(), pass.saved.len());
+        let ([running_mean, running_var], [mean, _, unbiased]) = (pass.buffers, pass.saved) else {
+            return Err(wrong_tensors(
+                "BatchNorm::update_buffers",
+                (given.0, 2),
+                (given.1, 3),
+            ));
+        };
+        backend.lerp_into(self.momentum, mean, running_mean)?;
+        backend.lerp_into(self.momentum, unbiased, running_var)
+    }
+
+    fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let given = (pass.params.len(), pass.saved.len());
+        let ([gamma, ..], [gamma_grad, beta_grad, ..], [mean, var, _]) =
+            (pass.params, pass.grad_params, &*pass.saved)
+        else {
+            return Err(wrong_tensors(
+                "BatchNorm::backward",
+                (given.0, 4),
+                (given.1, 3),
+            ));
+        };
+        let grads = (gamma_grad, beta_grad);
+        let stats = (mean, var);
+        match pass.grad_input {
+            Some(mut below) => {
+                backend.batch_norm_backward(
+                    pass.input,
+                    stats,
+                    gamma,
+                    self.eps,
+                    pass.grad_output,
+                    grads,
+                    Some(below.grad),
+                )?;
+                below.apply_activation(backend)
+            }
+            None => backend.batch_norm_backward(
+                pass.input,
+                stats,
+                gamma,
+                self.eps,
+                pass.grad_output,
+                grads,
+                None,
+            ),
+        }
+    }
+}

@@ -163,30 +163,19 @@ impl<B: Backend> Layer<B> for BatchNorm {
                 (given.1, 3),
             ));
         };
-        let grads = (gamma_grad, beta_grad);
-        let stats = (mean, var);
-        match pass.grad_input {
-            Some(mut below) => {
-                backend.batch_norm_backward(
-                    pass.input,
-                    stats,
-                    gamma,
-                    self.eps,
-                    pass.grad_output,
-                    grads,
-                    Some(below.grad),
-                )?;
-                below.apply_activation(backend)
-            }
-            None => backend.batch_norm_backward(
-                pass.input,
-                stats,
-                gamma,
-                self.eps,
-                pass.grad_output,
-                grads,
-                None,
-            ),
+        let mut below = pass.grad_input;
+        backend.batch_norm_backward(
+            pass.input,
+            (mean, var),
+            gamma,
+            self.eps,
+            pass.grad_output,
+            (gamma_grad, beta_grad),
+            below.as_mut().map(|b| &mut *b.grad),
+        )?;
+        match &mut below {
+            Some(below) => below.apply_activation(backend),
+            None => Ok(()),
         }
     }
 }

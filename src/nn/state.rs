@@ -8,7 +8,8 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 
 impl<B: Backend> Sequential<B> {
-    /// Every parameter in arena order (layer by layer, each tensor row-major).
+    /// Every parameter in arena order (layer by layer, each tensor row-major), each layer's
+    /// buffers ([`Layer::buffers`](super::Layer::buffers)) after its parameters.
     pub fn parameters_flat(&self, backend: &B) -> Result<Vec<f32>> {
         backend.read_arena(&self.params)
     }
@@ -29,8 +30,10 @@ impl<B: Backend> Sequential<B> {
         backend.write_arena(&mut self.params, values)
     }
 
-    /// The parameters by PyTorch's names and shapes (a linear layer's `weight` `[out, in]`,
-    /// `bias` `[out]`), so weights move between the two.
+    /// The parameters and buffers by PyTorch's names and shapes (a linear layer's `weight`
+    /// `[out, in]`, `bias` `[out]`; a batch norm's `running_mean`), so weights move between
+    /// the two (PyTorch's batch norms also keep an I64 `num_batches_tracked`, which a
+    /// `load_state_dict` without it fills in).
     pub fn state_dict(&self, backend: &B) -> Result<Vec<(String, ArrayD<f32>)>> {
         let flat = self.parameters_flat(backend)?;
         let mut at = 0;

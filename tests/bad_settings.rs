@@ -237,6 +237,10 @@ fn stopping_rules_and_submits_are_validated() {
             "swa starting after epoch 5, but the run has 4 epochs",
         ),
         (
+            cross_entropy().full_batch().drop_last(true),
+            "drop_last with full_batch",
+        ),
+        (
             cross_entropy().accumulate_grad_batches(0),
             "accumulate_grad_batches(0): a step needs the gradient of at least one batch",
         ),

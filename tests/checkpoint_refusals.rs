@@ -123,6 +123,7 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
     );
     check_settings_refused(trainer(), trainer().ema(0.9), "ema", &dir);
     check_settings_refused(trainer(), trainer().swa(Swa::new(2, 0.01)), "swa", &dir);
+    check_settings_refused(trainer(), trainer().drop_last(true), "drop_last", &dir);
     check_settings_refused(
         adam(Adam::default().lr(0.02)),
         adam(Adam::default().lr(0.03)),

@@ -9,8 +9,9 @@ use common::lockstep::step_both;
 use steepest::backend::Arena;
 use steepest::optim::{Anneal, OneCycle};
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Dataset, Error, Init, LineSearch, Loss, LrFinder,
-    LrSchedule, Mlp, MlpSpec, Model, ParamGroup, Session, Sgd, StopReason, Swa, Trainer, data,
+    Activation, Adam, Backend, BatchOrder, CpuBackend, Dataset, Error, Init, LineSearch, Loss,
+    LrFinder, LrSchedule, Mlp, MlpSpec, Model, ParamGroup, Session, Sgd, StopReason, Swa, Trainer,
+    data,
 };
 
 /// Data that fits `loss` for a model with `outputs` outputs and 2 inputs.
@@ -542,6 +543,77 @@ fn weight_averaging_is_pytorchs<B: Backend>(backend: &B, name: &str) {
 fn weight_averaging_is_pytorchs_on_both_backends() {
     weight_averaging_is_pytorchs(&CpuBackend, "cpu");
     weight_averaging_is_pytorchs(gpu(), "gpu");
+}
+
+/// `Trainer::drop_last`: an epoch of 41 samples in batches of 8 takes 5 whole batches and
+/// leaves the 41st sample out (its loss is the mean over the 40 trained on; without it, over
+/// all 41), a one-cycle schedule's length counts those 5, and a model with a batch norm, which
+/// a last batch of one row would stop, trains.
+fn dropping_the_last_batch<B: Backend>(backend: &B, name: &str) {
+    let data = data::blobs(41, &[[1.0, 0.0], [-1.0, 0.5]], 0.6, 3).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(8, Activation::Tanh)
+        .layer(2, Activation::Identity);
+    let still = |drop: bool| {
+        Trainer::new(Sgd::default().lr(0.0), Loss::SoftmaxCrossEntropy)
+            .batch_size(8)
+            .batch_order(BatchOrder::InOrder)
+            .epochs(2)
+            .drop_last(drop)
+    };
+    let first_40: Vec<usize> = (0..40).collect();
+    let kept = data.select(&first_40).unwrap();
+    for (drop, steps, measured) in [(true, 5, &kept), (false, 6, &data)] {
+        let mut model = Mlp::new(backend, &spec, Init::XavierUniform, 2).unwrap();
+        let history = still(drop).fit(backend, &mut model, &data, None).unwrap();
+        let record = history.epochs[1];
+        assert_eq!(record.step, 2 * steps, "{name} drop_last {drop}");
+        let want = still(drop)
+            .evaluate(backend, &model, measured)
+            .unwrap()
+            .loss;
+        assert!(
+            (record.loss - want).abs() <= 1e-6 * want,
+            "{name} drop_last {drop}: the epoch's loss {} is not the mean over {} samples ({want})",
+            record.loss,
+            measured.len()
+        );
+    }
+    // 2 epochs of 5 steps fit a one-cycle of 10 updates only when the last batch is dropped.
+    let cycle = LrSchedule::one_cycle(OneCycle::new(10).without_momentum_cycle());
+    let mut model = Mlp::new(backend, &spec, Init::XavierUniform, 2).unwrap();
+    let err = still(false)
+        .schedule(cycle.clone())
+        .fit(backend, &mut model, &data, None);
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("takes 12"), "{name}: {err}");
+    (still(true).schedule(cycle))
+        .fit(backend, &mut model, &data, None)
+        .unwrap();
+    // A batch norm needs two rows a batch: 41 = 5 × 8 + 1.
+    let layers = || -> Vec<Box<dyn steepest::Layer<B>>> {
+        vec![
+            Box::new(steepest::Linear::new(2, 8)),
+            Box::new(steepest::nn::BatchNorm::new(8)),
+            Box::new(steepest::Linear::new(8, 2)),
+        ]
+    };
+    let train = |drop: bool| {
+        let mut model = steepest::Sequential::new(backend, layers(), Init::default(), 1).unwrap();
+        let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy)
+            .batch_size(8)
+            .drop_last(drop);
+        trainer.fit(backend, &mut model, &data, None).map(|_| ())
+    };
+    let err = train(false).unwrap_err().to_string();
+    assert!(err.contains("batch of 1 row"), "{name}: {err}");
+    train(true).unwrap();
+}
+
+#[test]
+fn dropping_the_last_batch_on_both_backends() {
+    dropping_the_last_batch(&CpuBackend, "cpu");
+    dropping_the_last_batch(gpu(), "gpu");
 }
 
 #[test]

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 /// momentum of `None`, which this layer does not take: its files load without it).
 ///
 /// Training needs batches of 2 rows or more (a batch of one row has no variance, as PyTorch
-/// refuses). The running statistics are buffers ([`Layer::buffers`]): saved in checkpoints and
+/// refuses): where the samples leave one row over, [`Trainer::drop_last`](crate::Trainer::drop_last)
+/// leaves that batch out. The running statistics are buffers ([`Layer::buffers`]): saved in checkpoints and
 /// model files under PyTorch's names, kept by `restore_best` and averaged by `ema` and `swa`
 /// with the parameters (PyTorch's `AveragedModel(use_buffers=True)`).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,7 +6,7 @@ use crate::tensor_file::File;
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value); those added since the first files have their value in older files
 /// in `saved_setting`.
-pub(super) fn settings(trainer: &super::Trainer) -> [(String, String); 13] {
+pub(super) fn settings(trainer: &super::Trainer) -> [(String, String); 14] {
     [
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
@@ -29,6 +29,7 @@ pub(super) fn settings(trainer: &super::Trainer) -> [(String, String); 13] {
         ("grad_batches".into(), trainer.accumulate.to_string()),
         ("ema".into(), format!("{:?}", trainer.ema)),
         ("swa".into(), format!("{:?}", trainer.swa)),
+        ("drop_last".into(), trainer.drop_last.to_string()),
     ]
 }
 
@@ -51,6 +52,7 @@ pub(super) fn saved_setting(file: &File, key: &str) -> Option<String> {
         "grad_batches" => Some(1.to_string()),
         "ema" => Some(format!("{:?}", None::<f64>)),
         "swa" => Some(format!("{:?}", None::<crate::optim::Swa>)),
+        "drop_last" => Some(false.to_string()),
         _ => None,
     }
 }

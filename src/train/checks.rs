@@ -41,7 +41,11 @@ impl Trainer {
         // A schedule that ends (one-cycle) must last the whole run.
         if let Some(last) = self.schedule.last_update() {
             let per_epoch = (self.batch_size).map_or(1, |b| {
-                train.len().div_ceil(b.saturating_mul(self.accumulate))
+                let samples = match self.drop_last {
+                    true => train.len() - train.len() % b.max(1),
+                    false => train.len(),
+                };
+                samples.div_ceil(b.saturating_mul(self.accumulate))
             });
             let updates = (per_epoch as u64).saturating_mul(self.epochs as u64);
             if updates > last {
@@ -128,6 +132,13 @@ impl Trainer {
         if self.accumulate == 0 {
             return bad(
                 "accumulate_grad_batches(0): a step needs the gradient of at least one batch"
+                    .into(),
+            );
+        }
+        if self.drop_last && self.batch_size.is_none() {
+            return bad(
+                "drop_last with full_batch: the one batch of every sample is never shorter; \
+                 give batch_size(B)"
                     .into(),
             );
         }

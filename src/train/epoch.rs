@@ -21,7 +21,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// itself ([`Session::set_lr`], [`Session::save_checkpoint`], a `ReduceLrOnPlateau` stepped by
     /// hand).
     pub fn run_epoch(&mut self) -> Result<EpochRecord> {
-        let len = self.train_len("Session::run_epoch")?;
+        self.train_len("Session::run_epoch")?;
+        let len = self.epoch_len();
         while !self.epoch_done() {
             self.step()?;
         }

@@ -71,6 +71,7 @@ pub struct Trainer {
     pub(crate) ema: Option<f64>,
     pub(crate) swa: Option<Swa>,
     pub(crate) batch_order: BatchOrder,
+    pub(crate) drop_last: bool,
     pub(crate) epochs: usize,
     pub(crate) seed: u64,
     pub(crate) schedule: LrSchedule,
@@ -106,6 +107,7 @@ impl Trainer {
             ema: None,
             swa: None,
             batch_order: BatchOrder::Shuffled,
+            drop_last: false,
             epochs: 10,
             seed: 0,
             schedule: LrSchedule::constant(),
@@ -261,6 +263,21 @@ impl Trainer {
     /// The stochastic weight averaging settings ([`Trainer::swa`]), if the run averages so.
     pub fn swa_settings(&self) -> Option<Swa> {
         self.swa
+    }
+
+    /// Leaves out each epoch's last batch when it is shorter than the others (PyTorch's
+    /// `DataLoader(drop_last=True)`): every step sees a whole batch, which a batch norm
+    /// needs when the samples would leave one row over. The samples left out are the
+    /// epoch's last in its order, so a shuffled run leaves out others each epoch; the epoch's
+    /// loss is the mean over the samples it trained on. Off by default.
+    pub fn drop_last(mut self, drop: bool) -> Self {
+        self.drop_last = drop;
+        self
+    }
+
+    /// Whether each epoch leaves out a last, shorter batch ([`Trainer::drop_last`]).
+    pub fn drops_last(&self) -> bool {
+        self.drop_last
     }
 
     /// The order each epoch visits the training samples in: a fresh shuffle per epoch (the

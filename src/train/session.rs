@@ -360,7 +360,17 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
 
     /// Whether the current epoch has used every sample.
     pub(super) fn epoch_done(&self) -> bool {
-        self.order.is_some() && self.position >= self.train.as_ref().map_or(0, |t| t.len)
+        self.order.is_some() && self.position >= self.epoch_len()
+    }
+
+    /// The samples an epoch trains on: all of them, or with `Trainer::drop_last` those of
+    /// its whole batches.
+    pub(super) fn epoch_len(&self) -> usize {
+        let len = self.train.as_ref().map_or(0, |t| t.len);
+        match (self.trainer.drop_last, self.trainer.batch_size) {
+            (true, Some(b)) if b > 0 && len >= b => len - len % b,
+            _ => len,
+        }
     }
 
     /// The number of training samples, or an error naming `op` for a session built without

@@ -201,7 +201,8 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// when the last one is used up. Recorded and submitted once (with the steps before it,
     /// every [`Trainer::steps_per_submit`](super::Trainer::steps_per_submit) steps); reads back only when this step is logged.
     pub fn step(&mut self) -> Result<()> {
-        let len = self.train_len("Session::step")?;
+        self.train_len("Session::step")?;
+        let len = self.epoch_len();
         self.check_no_pending("Session::step")?;
         if self.order.is_none() || self.epoch_done() {
             // The finished epoch's order memory takes the new one (nothing allocated).

@@ -60,6 +60,11 @@ fn inverse_std(c: u32) -> f32 {
     return 1.0 / sqrt(var_[params.var_offset + c] + params.eps);
 }
 
+// x̂ of element i, whose column's mean is m and 1/σ is s.
+fn x_hat(i: u32, m: f32, s: f32) -> f32 {
+    return (x[params.x_offset + i] - m) * s;
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn stats(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -115,7 +120,7 @@ fn backward_sums(
             let dy = third[params.third_offset + i];
             switch SUM {
                 case 0u: { sum += dy; }
-                case 1u: { sum += dy * ((x[params.x_offset + i] - m) * s); }
+                case 1u: { sum += dy * x_hat(i, m, s); }
                 default: { sum = bitcast<f32>(0x7fc00000u); }
             }
         }
@@ -138,15 +143,14 @@ fn backward_input(
             let i = at(r, c);
             let dy = fourth[params.fourth_offset + i];
             sum_dy += dy;
-            sum_dy_xhat += dy * ((x[params.x_offset + i] - m) * s);
+            sum_dy_xhat += dy * x_hat(i, m, s);
         }
         let scale = third[params.third_offset + c] * s;
         let mean_dy = sum_dy / n;
         let mean_dy_xhat = sum_dy_xhat / n;
         for (var r = 0u; r < params.rows; r++) {
             let i = at(r, c);
-            let xhat = (x[params.x_offset + i] - m) * s;
-            out[params.out_offset + i] = scale * (fourth[params.fourth_offset + i] - mean_dy - xhat * mean_dy_xhat);
+            out[params.out_offset + i] = scale * (fourth[params.fourth_offset + i] - mean_dy - x_hat(i, m, s) * mean_dy_xhat);
         }
     }
 }

@@ -508,13 +508,7 @@ impl Backend for CpuBackend {
     fn max_abs_into(&self, arena: &CpuArena, totals: &mut Array2<f32>, slot: usize) -> Result<()> {
         totals_dims("max_abs", totals.dim(), slot, 1)?;
         let maxima = arena.tensors.iter().map(|t| max_abs(t.view()));
-        totals[[0, slot]] = maxima.fold(0.0, |acc: f32, m| {
-            if acc.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                acc.max(m)
-            }
-        });
+        totals[[0, slot]] = maxima.fold(0.0, reduce::nan_max);
         Ok(())
     }
 

@@ -33,11 +33,15 @@ pub fn sum_abs(m: ArrayView2<'_, f32>) -> f64 {
 /// max |x| over every element (0 for none; NaN if any is NaN): the twin of `reduce_terms`
 /// with `TERM` |x| and `COMBINE` max.
 pub fn max_abs(m: ArrayView2<'_, f32>) -> f32 {
-    m.iter().fold(0.0, |acc: f32, &v| {
-        if acc.is_nan() || v.is_nan() {
-            f32::NAN
-        } else {
-            acc.max(v.abs())
-        }
-    })
+    m.iter().fold(0.0, |acc, &v| nan_max(acc, v.abs()))
+}
+
+/// The larger of two values, NaN where either is (`f32::max` would drop a NaN): the
+/// kernel's `combine` for a maximum.
+pub(crate) fn nan_max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
 }

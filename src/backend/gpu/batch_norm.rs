@@ -68,13 +68,10 @@ fn run(
 ) -> Result<()> {
     let all: Vec<&GpuMatrix> = reads.iter().chain(writes).copied().collect();
     check_bindings(ctx, op, &all)?;
+    // Each output against every input and the outputs before it (so every pair once).
     for (i, w) in writes.iter().enumerate() {
-        let others: Vec<&GpuMatrix> = (reads.iter().chain(writes))
-            .enumerate()
-            .filter(|&(j, _)| j != reads.len() + i)
-            .map(|(_, m)| *m)
-            .collect();
-        check_no_alias(op, w, &others)?;
+        check_no_alias(op, w, &reads)?;
+        check_no_alias(op, w, &writes[..i])?;
     }
     let (rows, cols) = reads[0].shape();
     let reads_bound = reads.map(|m| bound(ctx, op, &[m]));

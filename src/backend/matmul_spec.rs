@@ -49,6 +49,13 @@ impl Matmul {
     pub fn activation(self, activation: Activation) -> Self {
         Self { activation, ..self }
     }
+    /// The output's shape, (M, N), for operands stored as `a` and `b` (unchecked: whether the
+    /// inner dimensions agree is [`matmul_dims`]' question).
+    pub fn output_shape(self, a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+        let m = if self.trans_a { a.1 } else { a.0 };
+        let n = if self.trans_b { b.0 } else { b.1 };
+        (m, n)
+    }
 }
 
 /// The dimensions of one matmul, checked.

@@ -8,17 +8,21 @@ mod activation;
 pub mod cpu;
 mod dropout;
 pub mod gpu;
+mod linear;
 mod loss;
 mod matmul_spec;
 mod nonlinearity;
 mod shapes;
+mod storage;
 
 pub use activation::Activation;
 pub(crate) use activation::sigmoid;
 pub use dropout::DropoutDraw;
+pub use linear::LinearLink;
 pub use loss::{Loss, LossShare};
 pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
 pub use nonlinearity::Nonlinearity;
+pub use storage::{Arena, Matrix};
 
 use ndarray::{Array2, ArrayView2};
 
@@ -30,62 +34,6 @@ pub(crate) use shapes::{
 
 use crate::error::Result;
 use crate::optim::{ArenaGroup, Clip, LrSchedule, Optimizer, OptimizerConfig};
-
-/// A backend's 2-D matrix of `f32`, stored row-major.
-pub trait Matrix {
-    /// (rows, cols).
-    fn shape(&self) -> (usize, usize);
-}
-
-/// Every parameter (or gradient) tensor of a model, in one allocation where the backend can.
-///
-/// On the GPU the tensors are views into one buffer, so one optimizer dispatch updates all of
-/// them; on the CPU each is its own array.
-pub trait Arena {
-    /// The backend's matrix type.
-    type Matrix: Matrix;
-    /// The tensors, in the order they were declared.
-    fn tensors(&self) -> &[Self::Matrix];
-    /// The tensors, writable.
-    fn tensors_mut(&mut self) -> &mut [Self::Matrix];
-    /// Elements over all tensors (without any alignment padding).
-    fn len(&self) -> usize {
-        self.tensors()
-            .iter()
-            .map(|t| t.shape().0 * t.shape().1)
-            .sum()
-    }
-    /// Whether the arena holds no elements.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Where each tensor starts in the arena's storage (what an optimizer's state buffers
-    /// mirror), in elements.
-    fn offsets(&self) -> Vec<usize>;
-    /// Elements of storage, alignment gaps included: the length of the optimizer's buffers.
-    fn storage_len(&self) -> usize;
-}
-
-/// One linear layer of a chain ([`Backend::linear_chain_into`]): `act(x · weightᵀ + bias)`,
-/// with `weight` stored `outputs × inputs` (as [`crate::Linear`] stores it) and `bias`
-/// `1 × outputs`.
-#[derive(Debug)]
-pub struct LinearLink<'a, M> {
-    /// `outputs × inputs`.
-    pub weight: &'a M,
-    /// `1 × outputs`.
-    pub bias: &'a M,
-    /// Applied to the link's output.
-    pub activation: Activation,
-}
-
-impl<M> Clone for LinearLink<'_, M> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<M> Copy for LinearLink<'_, M> {}
 
 /// The ops models and trainers are written against, at kernel granularity.
 ///
@@ -177,21 +125,7 @@ pub trait Backend: 'static {
         links: &[LinearLink<'_, Self::Matrix>],
         outputs: &mut [Self::Matrix],
     ) -> Result<()> {
-        linear_chain_dims(
-            input.shape(),
-            links.iter().map(|l| (l.weight.shape(), l.bias.shape())),
-            outputs.iter().map(Matrix::shape),
-        )?;
-        for (l, link) in links.iter().enumerate() {
-            let (done, rest) = outputs.split_at_mut(l);
-            let x = done.last().unwrap_or(input);
-            // One output per link (checked above), so `rest` holds this one's.
-            if let Some(out) = rest.first_mut() {
-                let spec = Matmul::nt().activation(link.activation);
-                self.matmul_into(spec, x, link.weight, Some(link.bias), out)?;
-            }
-        }
-        Ok(())
+        linear::chain_link_by_link(self, input, links, outputs)
     }
 
     /// A linear layer's parameter gradients from `delta` (∂/∂ its pre-activation output,
@@ -206,13 +140,7 @@ pub trait Backend: 'static {
         weight_grad: &mut Self::Matrix,
         bias_grad: &mut Self::Matrix,
     ) -> Result<()> {
-        linear_grads_dims(
-            delta.shape(),
-            input.shape(),
-            (weight_grad.shape(), bias_grad.shape()),
-        )?;
-        self.matmul_into(Matmul::tn(), delta, input, None, weight_grad)?;
-        self.column_sum_into(delta, bias_grad)
+        linear::grads_op_by_op(self, delta, input, weight_grad, bias_grad)
     }
 
     /// A linear layer's backward pass from `delta` (∂/∂ its pre-activation output, batch ×
@@ -230,17 +158,7 @@ pub trait Backend: 'static {
         (weight_grad, bias_grad): (&mut Self::Matrix, &mut Self::Matrix),
         below: Option<(Activation, &Self::Matrix, &mut Self::Matrix)>,
     ) -> Result<()> {
-        linear_backward_dims(
-            delta.shape(),
-            input.shape(),
-            weight.shape(),
-            (weight_grad.shape(), bias_grad.shape()),
-            below
-                .as_ref()
-                .map(|(_, output, grad)| (output.shape(), grad.shape())),
-        )?;
-        self.linear_grads_into(delta, input, weight_grad, bias_grad)?;
-        passed_down(self, delta, weight, below)
+        linear::backward_op_by_op(self, delta, input, weight, (weight_grad, bias_grad), below)
     }
 
     /// [`Backend::linear_backward_into`] for a layer whose weight is frozen: the bias gradient
@@ -258,23 +176,14 @@ pub trait Backend: 'static {
         (weight_grad, bias_grad): (&mut Self::Matrix, Option<&mut Self::Matrix>),
         below: Option<(Activation, &Self::Matrix, &mut Self::Matrix)>,
     ) -> Result<()> {
-        // Without a bias gradient, the shape it would have.
-        let bias_shape = bias_grad
-            .as_ref()
-            .map_or((1, delta.shape().1), |b| b.shape());
-        linear_backward_dims(
-            delta.shape(),
-            input.shape(),
-            weight.shape(),
-            (weight_grad.shape(), bias_shape),
-            below
-                .as_ref()
-                .map(|(_, output, grad)| (output.shape(), grad.shape())),
-        )?;
-        if let Some(bias_grad) = bias_grad {
-            self.column_sum_into(delta, bias_grad)?;
-        }
-        passed_down(self, delta, weight, below)
+        linear::frozen_weight_backward_op_by_op(
+            self,
+            delta,
+            input,
+            weight,
+            (weight_grad, bias_grad),
+            below,
+        )
     }
 
     /// `out[r, :] ← src[indices[start + r], :]` for every row of `out` (a mini-batch).
@@ -525,48 +434,11 @@ pub trait Backend: 'static {
         b: &Self::Matrix,
         bias: Option<&Self::Matrix>,
     ) -> Result<Self::Matrix> {
-        let (m, _) = if spec.trans_a {
-            swap(a.shape())
-        } else {
-            a.shape()
-        };
-        let (_, n) = if spec.trans_b {
-            swap(b.shape())
-        } else {
-            b.shape()
-        };
+        let (m, n) = spec.output_shape(a.shape(), b.shape());
         // Checked before allocating so a bad call does not cost a buffer.
         matmul_dims(spec, a.shape(), b.shape(), bias.map(Matrix::shape), (m, n))?;
         let mut out = self.zeros(m, n)?;
         self.matmul_into(spec, a, b, bias, &mut out)?;
         Ok(out)
     }
-}
-
-/// A linear layer's gradient passed down, given the layer below as `(activation, output,
-/// grad)`: `grad ← (delta · weight) ⊙ act'(output)` (a plain product for identity).
-fn passed_down<B: Backend + ?Sized>(
-    backend: &B,
-    delta: &B::Matrix,
-    weight: &B::Matrix,
-    below: Option<(Activation, &B::Matrix, &mut B::Matrix)>,
-) -> Result<()> {
-    match below {
-        None => Ok(()),
-        Some((Activation::Identity, _, grad)) => {
-            backend.matmul_into(Matmul::nn(), delta, weight, None, grad)
-        }
-        Some((activation, output, grad)) => backend.matmul_activation_backward_into(
-            Matmul::nn(),
-            delta,
-            weight,
-            activation,
-            output,
-            grad,
-        ),
-    }
-}
-
-fn swap((r, c): (usize, usize)) -> (usize, usize) {
-    (c, r)
 }

@@ -1,45 +1,11 @@
 //! `OptimizerCore`: what both backends' optimizers share (the validated configuration,
-//! schedule, clipping and step count), the update's branches (`UpdateRule`) and its state
-//! slots. The per-step scalars it computes are in `scalars.rs`.
+//! schedule, clipping and step count). The update's branches and state slots are in
+//! `rule.rs`, the per-step scalars it computes in `scalars.rs`.
 
+use super::rule::{SlotNames, UpdateRule, initial_state_values};
 use super::segments::{ArenaGroup, Segment, segments};
-use super::{Clip, LrSchedule, NAdam, OptimizerConfig, OptimizerState, RAdam};
+use super::{Clip, LrSchedule, OptimizerConfig, OptimizerState};
 use crate::error::{Error, Result};
-
-/// The update kernels (AdamW is Adam with decoupled decay; NAdam's and RAdam's decoupled
-/// variants likewise).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Algorithm {
-    Sgd = 0,
-    RmsProp = 1,
-    Adam = 2,
-    Adagrad = 3,
-    Adadelta = 4,
-    Adamax = 5,
-    NAdam = 6,
-    RAdam = 7,
-    Rprop = 8,
-}
-
-/// The branches of an update, fixed when the optimizer is built (override constants on the GPU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct UpdateRule {
-    pub algorithm: Algorithm,
-    pub maximize: bool,
-    /// L2 term λθ added to the gradient.
-    pub l2: bool,
-    /// AdamW's θ ← θ(1 − γλ).
-    pub decoupled: bool,
-    pub momentum: bool,
-    pub nesterov: bool,
-    pub centered: bool,
-    pub amsgrad: bool,
-    pub clip_norm: bool,
-    pub clip_value: bool,
-}
-
-/// State slot `i` of an update holds the buffer named `names[i]`, if any.
-pub(crate) type SlotNames = [Option<&'static str>; 3];
 
 /// What both backends share: the validated configuration, schedule, clipping, step count, and
 /// the host math of each step.
@@ -182,8 +148,11 @@ impl OptimizerCore {
                 );
             }
         }
-        let (slots, own_slots) = (self.slot_names(), self.slot_names_with(grouped));
-        let starts = Self::initial_state_values_of(grouped);
+        let (slots, own_slots) = (
+            self.slot_names(),
+            UpdateRule::new(grouped, &self.clip).slot_names(),
+        );
+        let starts = initial_state_values(grouped);
         if slots != own_slots || starts != self.initial_state_values() {
             let state = |names: SlotNames| names.iter().flatten().copied().collect::<Vec<_>>();
             return bad(
@@ -238,7 +207,7 @@ impl OptimizerCore {
                 }
                 let config = self.group_config(group)?;
                 Ok(Some((
-                    self.rule_with(&config),
+                    UpdateRule::new(&config, &self.clip),
                     self.scalars_with(&config, step),
                 )))
             })
@@ -258,133 +227,17 @@ impl OptimizerCore {
     }
 
     pub fn rule(&self) -> UpdateRule {
-        self.rule_with(&self.config)
-    }
-
-    /// The branches of an update with `config` (the optimizer's, or a group's) and this
-    /// optimizer's clipping.
-    fn rule_with(&self, config: &OptimizerConfig) -> UpdateRule {
-        let mut rule = UpdateRule {
-            algorithm: Algorithm::Sgd,
-            maximize: false,
-            l2: false,
-            decoupled: false,
-            momentum: false,
-            nesterov: false,
-            centered: false,
-            amsgrad: false,
-            clip_norm: self.clip.max_norm.is_some(),
-            clip_value: self.clip.max_value.is_some(),
-        };
-        match *config {
-            OptimizerConfig::Sgd(c) => {
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0;
-                rule.momentum = c.momentum != 0.0;
-                rule.nesterov = c.nesterov;
-            }
-            OptimizerConfig::RmsProp(c) => {
-                rule.algorithm = Algorithm::RmsProp;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0;
-                rule.momentum = c.momentum > 0.0;
-                rule.centered = c.centered;
-            }
-            OptimizerConfig::Adam(c) => {
-                rule.algorithm = Algorithm::Adam;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0;
-                rule.amsgrad = c.amsgrad;
-            }
-            OptimizerConfig::AdamW(c) => {
-                rule.algorithm = Algorithm::Adam;
-                rule.maximize = c.maximize;
-                rule.decoupled = true;
-                rule.amsgrad = c.amsgrad;
-            }
-            OptimizerConfig::Adagrad(c) => {
-                rule.algorithm = Algorithm::Adagrad;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0;
-            }
-            OptimizerConfig::Adadelta(c) => {
-                rule.algorithm = Algorithm::Adadelta;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0;
-            }
-            OptimizerConfig::Adamax(c) => {
-                rule.algorithm = Algorithm::Adamax;
-                rule.maximize = c.maximize;
-                rule.l2 = c.weight_decay != 0.0;
-            }
-            OptimizerConfig::NAdam(NAdam {
-                weight_decay,
-                decoupled_weight_decay,
-                maximize,
-                ..
-            })
-            | OptimizerConfig::RAdam(RAdam {
-                weight_decay,
-                decoupled_weight_decay,
-                maximize,
-                ..
-            }) => {
-                rule.algorithm = match config {
-                    OptimizerConfig::NAdam(_) => Algorithm::NAdam,
-                    _ => Algorithm::RAdam,
-                };
-                rule.maximize = maximize;
-                rule.l2 = weight_decay != 0.0 && !decoupled_weight_decay;
-                rule.decoupled = weight_decay != 0.0 && decoupled_weight_decay;
-            }
-            OptimizerConfig::Rprop(c) => {
-                rule.algorithm = Algorithm::Rprop;
-                rule.maximize = c.maximize;
-            }
-        }
-        rule
+        UpdateRule::new(&self.config, &self.clip)
     }
 
     /// Names of the state buffers in slots 0, 1, 2 (PyTorch's state keys).
     pub fn slot_names(&self) -> SlotNames {
-        self.slot_names_with(&self.config)
-    }
-
-    /// The state slots an update with `config` (the optimizer's, or a group's) keeps.
-    fn slot_names_with(&self, config: &OptimizerConfig) -> SlotNames {
-        let rule = self.rule_with(config);
-        match rule.algorithm {
-            Algorithm::Sgd => [rule.momentum.then_some("momentum_buffer"), None, None],
-            Algorithm::RmsProp => [
-                Some("square_avg"),
-                rule.momentum.then_some("momentum_buffer"),
-                rule.centered.then_some("grad_avg"),
-            ],
-            Algorithm::Adam => [
-                Some("exp_avg"),
-                Some("exp_avg_sq"),
-                rule.amsgrad.then_some("max_exp_avg_sq"),
-            ],
-            Algorithm::Adagrad => [Some("sum"), None, None],
-            Algorithm::Adadelta => [Some("square_avg"), Some("acc_delta"), None],
-            Algorithm::Adamax => [Some("exp_avg"), Some("exp_inf"), None],
-            Algorithm::NAdam | Algorithm::RAdam => [Some("exp_avg"), Some("exp_avg_sq"), None],
-            Algorithm::Rprop => [Some("prev"), Some("step_size"), None],
-        }
+        self.rule().slot_names()
     }
 
     /// The value each state slot starts at.
     pub fn initial_state_values(&self) -> [f32; 3] {
-        Self::initial_state_values_of(&self.config)
-    }
-
-    fn initial_state_values_of(config: &OptimizerConfig) -> [f32; 3] {
-        match *config {
-            OptimizerConfig::Adagrad(c) => [c.initial_accumulator_value as f32, 0.0, 0.0],
-            // Every step size starts at the learning rate.
-            OptimizerConfig::Rprop(c) => [0.0, c.lr as f32, 0.0],
-            _ => [0.0; 3],
-        }
+        initial_state_values(&self.config)
     }
 
     /// Records update `step` as taken.

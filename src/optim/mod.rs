@@ -16,6 +16,7 @@ mod groups;
 mod one_cycle;
 mod optimizer;
 mod plateau;
+mod rule;
 mod scalars;
 mod schedule;
 mod segments;
@@ -25,12 +26,13 @@ pub(crate) use common::common_optimizer_methods;
 pub use config::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
-pub(crate) use core::{Algorithm, OptimizerCore, UpdateRule};
+pub(crate) use core::OptimizerCore;
 pub use cyclic::{Cyclic, CyclicMode};
 pub use groups::{GroupSettings, ParamGroup};
 pub use one_cycle::{Anneal, OneCycle};
 pub use optimizer::Optimizer;
 pub use plateau::{Mode, PlateauState, ReduceLrOnPlateau, Threshold};
+pub(crate) use rule::{Algorithm, UpdateRule};
 pub(crate) use scalars::StepScalars;
 pub use schedule::{Decay, LrSchedule};
 pub use segments::ArenaGroup;

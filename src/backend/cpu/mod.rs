@@ -1,6 +1,7 @@
 //! The reference backend: plain ndarray and loops, written to be obviously correct; the oracle
 //! every GPU kernel is tested against. Each op has the name of its GPU twin.
 
+mod arena;
 mod batch_norm;
 mod dropout;
 mod elementwise;
@@ -13,6 +14,8 @@ mod optim;
 mod reduce;
 mod transpose;
 
+pub use arena::CpuArena;
+use arena::host_zeros;
 pub use batch_norm::{batch_norm, batch_norm_backward, batch_norm_stats};
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy, lerp, scale};
@@ -28,8 +31,7 @@ pub use transpose::transpose;
 use ndarray::{Array2, ArrayView2};
 
 use super::{
-    Activation, Arena, Backend, DropoutDraw, Matmul, Matrix, Nonlinearity, arena_len, same_shape,
-    totals_dims,
+    Activation, Arena, Backend, DropoutDraw, Matmul, Nonlinearity, arena_len, totals_dims,
 };
 use crate::backend::{Loss, LossShare};
 use crate::error::Result;
@@ -38,122 +40,6 @@ use crate::optim::{ArenaGroup, Clip, LrSchedule, OptimizerConfig};
 /// Computes every op on the host with ndarray.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend;
-
-impl Matrix for Array2<f32> {
-    fn shape(&self) -> (usize, usize) {
-        self.dim()
-    }
-}
-
-/// A model's tensors on the host, one array each.
-#[derive(Clone, Debug)]
-pub struct CpuArena {
-    tensors: Vec<Array2<f32>>,
-}
-
-impl Arena for CpuArena {
-    type Matrix = Array2<f32>;
-    fn tensors(&self) -> &[Array2<f32>] {
-        &self.tensors
-    }
-    fn tensors_mut(&mut self) -> &mut [Array2<f32>] {
-        &mut self.tensors
-    }
-    fn offsets(&self) -> Vec<usize> {
-        self.tensors
-            .iter()
-            .scan(0, |at, t| {
-                let start = *at;
-                *at += t.len();
-                Some(start)
-            })
-            .collect()
-    }
-    fn storage_len(&self) -> usize {
-        self.len()
-    }
-}
-
-impl CpuArena {
-    fn flatten(&self) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.len());
-        self.flatten_into(&mut out);
-        out
-    }
-
-    /// Appends every tensor's values, in order, to `out`.
-    pub(crate) fn flatten_into(&self, out: &mut Vec<f32>) {
-        for t in &self.tensors {
-            match t.as_slice() {
-                Some(values) => out.extend_from_slice(values),
-                None => out.extend(t.iter()),
-            }
-        }
-    }
-
-    /// Overwrites the tensors from `values` (laid out as `flatten` gives them).
-    pub(crate) fn assign(&mut self, values: &[f32]) {
-        let mut at = 0;
-        for t in &mut self.tensors {
-            let n = t.len();
-            let Some(values) = values.get(at..at + n) else {
-                return;
-            };
-            match t.as_slice_mut() {
-                Some(dst) => dst.copy_from_slice(values),
-                None => t.iter_mut().zip(values).for_each(|(t, &v)| *t = v),
-            }
-            at += n;
-        }
-    }
-}
-
-/// RAM plus swap in bytes, from `/proc/meminfo` (Linux; `None` elsewhere or if unreadable),
-/// read once.
-fn host_memory_bytes() -> Option<u64> {
-    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    *TOTAL.get_or_init(|| {
-        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let kib = |key: &str| -> Option<u64> {
-            info.lines()
-                .find(|l| l.starts_with(key))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        };
-        Some((kib("MemTotal:")? + kib("SwapTotal:").unwrap_or(0)).saturating_mul(1024))
-    })
-}
-
-/// A `rows × cols` matrix of zeros in host memory, or an error naming `op` when the size
-/// overflows or the memory cannot be had (instead of an abort).
-fn host_zeros(op: &'static str, rows: usize, cols: usize) -> Result<Array2<f32>> {
-    let too_large = |detail: String| crate::error::Error::Shape { op, detail };
-    let len = rows
-        .checked_mul(cols)
-        .filter(|&n| n <= isize::MAX as usize / size_of::<f32>())
-        .ok_or_else(|| too_large(format!("{rows}×{cols} elements overflow the address space")))?;
-    let bytes = len.saturating_mul(size_of::<f32>()) as u64;
-    // Where the kernel overcommits memory, an allocation larger than the machine succeeds and
-    // the process is killed when it is touched: refuse what RAM and swap together cannot hold.
-    if let Some(total) = host_memory_bytes() {
-        if bytes > total {
-            return Err(too_large(format!(
-                "{rows}×{cols} f32 ({bytes} bytes) do not fit in host memory ({total} bytes \
-                 of RAM and swap)"
-            )));
-        }
-    }
-    let mut values: Vec<f32> = Vec::new();
-    values.try_reserve_exact(len).map_err(|e| {
-        too_large(format!(
-            "{rows}×{cols} f32 ({bytes} bytes) do not fit in host memory: {e}"
-        ))
-    })?;
-    values.resize(len, 0.0);
-    Array2::from_shape_vec((rows, cols), values).map_err(|e| too_large(e.to_string()))
-}
 
 impl Backend for CpuBackend {
     type Matrix = Array2<f32>;
@@ -412,12 +298,7 @@ impl Backend for CpuBackend {
     }
 
     fn arena(&self, _label: &str, shapes: &[(usize, usize)]) -> Result<CpuArena> {
-        Ok(CpuArena {
-            tensors: shapes
-                .iter()
-                .map(|&(rows, cols)| host_zeros("arena", rows, cols))
-                .collect::<Result<_>>()?,
-        })
+        CpuArena::zeroed(shapes)
     }
 
     fn read_arena(&self, arena: &CpuArena) -> Result<Vec<f32>> {
@@ -431,19 +312,12 @@ impl Backend for CpuBackend {
     }
 
     fn copy_arena(&self, src: &CpuArena, dst: &mut CpuArena) -> Result<()> {
-        arena_len("copy arena", dst.len(), src.len())?;
-        for (d, s) in dst.tensors.iter_mut().zip(&src.tensors) {
-            same_shape("copy arena", s.dim(), d.dim())?;
-        }
-        for (d, s) in dst.tensors.iter_mut().zip(&src.tensors) {
-            d.assign(s);
-        }
-        Ok(())
+        dst.copy_from(src)
     }
 
     fn axpy_arena(&self, alpha: f32, x: &CpuArena, y: &mut CpuArena) -> Result<()> {
         arena_len("axpy", y.len(), x.len())?;
-        for (x, y) in x.tensors.iter().zip(&mut y.tensors) {
+        for (x, y) in x.tensors().iter().zip(y.tensors_mut()) {
             axpy(alpha, x.view(), y)?;
         }
         Ok(())
@@ -452,7 +326,7 @@ impl Backend for CpuBackend {
     fn lerp_arena(&self, weight: f32, end: &CpuArena, y: &mut CpuArena) -> Result<()> {
         // `lerp` checks the weight before the first tensor is written.
         arena_len("lerp", y.len(), end.len())?;
-        for (end, y) in end.tensors.iter().zip(&mut y.tensors) {
+        for (end, y) in end.tensors().iter().zip(y.tensors_mut()) {
             lerp(weight, end.view(), y)?;
         }
         Ok(())
@@ -460,7 +334,7 @@ impl Backend for CpuBackend {
 
     fn scale_arena(&self, alpha: f32, x: &CpuArena, y: &mut CpuArena) -> Result<()> {
         arena_len("scale", y.len(), x.len())?;
-        for (x, y) in x.tensors.iter().zip(&mut y.tensors) {
+        for (x, y) in x.tensors().iter().zip(y.tensors_mut()) {
             scale(alpha, x.view(), y)?;
         }
         Ok(())
@@ -474,7 +348,7 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         totals_dims("sum_squares", totals.dim(), slot, 1)?;
         totals[[0, slot]] = arena
-            .tensors
+            .tensors()
             .iter()
             .map(|t| sum_squares(t.view()))
             .sum::<f64>() as f32;
@@ -491,7 +365,7 @@ impl Backend for CpuBackend {
         totals_dims("dot", totals.dim(), slot, 1)?;
         arena_len("dot", y.len(), x.len())?;
         let mut total = 0.0;
-        for (x, y) in x.tensors.iter().zip(&y.tensors) {
+        for (x, y) in x.tensors().iter().zip(y.tensors()) {
             total += dot(x.view(), y.view())?;
         }
         totals[[0, slot]] = total as f32;
@@ -500,14 +374,14 @@ impl Backend for CpuBackend {
 
     fn sum_abs_into(&self, arena: &CpuArena, totals: &mut Array2<f32>, slot: usize) -> Result<()> {
         totals_dims("sum_abs", totals.dim(), slot, 1)?;
-        let total: f64 = arena.tensors.iter().map(|t| sum_abs(t.view())).sum();
+        let total: f64 = arena.tensors().iter().map(|t| sum_abs(t.view())).sum();
         totals[[0, slot]] = total as f32;
         Ok(())
     }
 
     fn max_abs_into(&self, arena: &CpuArena, totals: &mut Array2<f32>, slot: usize) -> Result<()> {
         totals_dims("max_abs", totals.dim(), slot, 1)?;
-        let maxima = arena.tensors.iter().map(|t| max_abs(t.view()));
+        let maxima = arena.tensors().iter().map(|t| max_abs(t.view()));
         totals[[0, slot]] = maxima.fold(0.0, reduce::nan_max);
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! `GpuMatrix`: a matrix as a view of a GPU buffer.
 
-use super::GpuBuffer;
+use ndarray::{Array2, ArrayView2};
+
+use super::{GpuBuffer, GpuContext};
 use crate::backend::Matrix;
 use crate::error::{Error, Result};
 
@@ -51,5 +53,51 @@ impl GpuMatrix {
 impl Matrix for GpuMatrix {
     fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
+    }
+}
+
+/// The backend's matrix management ([`Backend`](crate::Backend)'s `upload`, `zeros`,
+/// `download`, `write`, `fill`).
+impl GpuMatrix {
+    /// A new buffer holding `host`.
+    pub(super) fn upload(ctx: &GpuContext, host: ArrayView2<'_, f32>) -> Result<Self> {
+        let (rows, cols) = host.dim();
+        let buffer = GpuBuffer::from_array(ctx, "matrix", host)?;
+        Self::view(buffer, 0, rows, cols)
+    }
+
+    /// A new buffer of zeros.
+    pub(super) fn zeros(ctx: &GpuContext, rows: usize, cols: usize) -> Result<Self> {
+        let buffer = GpuBuffer::zeros(ctx, "matrix", rows.saturating_mul(cols))?;
+        Self::view(buffer, 0, rows, cols)
+    }
+
+    /// The values, read back (pending work is submitted first).
+    pub(super) fn read(&self, ctx: &GpuContext) -> Result<Array2<f32>> {
+        let values = self
+            .buffer
+            .read_range(ctx, self.offset, self.rows * self.cols)?;
+        Array2::from_shape_vec((self.rows, self.cols), values).map_err(|e| Error::Readback {
+            label: self.buffer.label().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Overwrites the values with `host`'s, of the same shape.
+    pub(super) fn write(&mut self, ctx: &GpuContext, host: ArrayView2<'_, f32>) -> Result<()> {
+        crate::backend::same_shape("write", self.shape(), host.dim())?;
+        match host.as_slice() {
+            Some(values) => self.buffer.write(ctx, self.offset, values),
+            None => {
+                let values: Vec<f32> = host.iter().copied().collect();
+                self.buffer.write(ctx, self.offset, &values)
+            }
+        }
+    }
+
+    /// Sets every element to `value`.
+    pub(super) fn fill(&mut self, ctx: &GpuContext, value: f32) -> Result<()> {
+        let values = vec![value; self.rows * self.cols];
+        self.buffer.write(ctx, self.offset, &values)
     }
 }

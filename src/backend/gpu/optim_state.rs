@@ -68,7 +68,7 @@ impl GpuOptimizer {
 
 impl crate::optim::Optimizer<super::GpuBackend> for GpuOptimizer {
     fn step(&mut self, params: &mut GpuArena, grads: &GpuArena) -> Result<()> {
-        super::check_layouts("optimizer step", params, grads)?;
+        super::arena_ops::check_layouts("optimizer step", params, grads)?;
         self.record_step(params.buffer(), grads.buffer())
     }
 

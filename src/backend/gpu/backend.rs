@@ -30,7 +30,7 @@ pub struct GpuBackend {
 
 impl GpuBackend {
     /// A backend on the adapter chosen by wgpu's environment variables
-    /// (see [`GpuOptions::from_env`]).
+    /// (see [`GpuOptions::from_env`](super::GpuOptions::from_env)).
     pub fn new() -> Result<Self> {
         Ok(Self::with_context(GpuContext::new()?))
     }

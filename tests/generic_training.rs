@@ -162,18 +162,28 @@ fn bad_layer_settings_are_refused_when_the_model_is_built() {
     )];
     let err = Residual::new(block).unwrap_err().to_string();
     assert!(err.contains("fuses an activation"), "{err}");
-    let err = build(Box::new(ClaimsLinear));
+    let err = build(Box::new(ClaimsLinear { buffer: false }));
     assert!(
         err.contains("layer 1 (claims-linear) says it is linear")
             && err.contains("[(4, 4), (1, 4)], not [(1, 4)]"),
         "{err}"
     );
+    let err = build(Box::new(ClaimsLinear { buffer: true }));
+    assert!(
+        err.contains(
+            "layer 1 (claims-linear) says it is linear, so it keeps no buffers, yet \
+                      declares 1"
+        ),
+        "{err}"
+    );
 }
 
 /// A layer that says its forward pass is a linear layer's (`Layer::fusable_linear`) with
-/// parameters that are not a weight and a bias.
+/// parameters that are not a weight and a bias, or (`buffer`) a weight and a bias and a buffer.
 #[derive(Debug)]
-struct ClaimsLinear;
+struct ClaimsLinear {
+    buffer: bool,
+}
 
 impl Layer<CpuBackend> for ClaimsLinear {
     fn describe(&self) -> String {
@@ -186,10 +196,23 @@ impl Layer<CpuBackend> for ClaimsLinear {
         4
     }
     fn parameters(&self) -> Vec<steepest::nn::ParamSpec> {
-        vec![steepest::nn::ParamSpec::vector("bias", 4)]
+        let bias = steepest::nn::ParamSpec::vector("bias", 4);
+        match self.buffer {
+            true => vec![steepest::nn::ParamSpec::matrix("weight", 4, 4), bias],
+            false => vec![bias],
+        }
+    }
+    fn buffers(&self) -> Vec<steepest::nn::ParamSpec> {
+        match self.buffer {
+            true => vec![steepest::nn::ParamSpec::vector("count", 1)],
+            false => vec![],
+        }
     }
     fn initial_values(&self, _: Init, _: &mut rand::rngs::StdRng) -> Vec<f32> {
-        vec![0.0; 4]
+        vec![0.0; if self.buffer { 20 } else { 4 }]
+    }
+    fn initial_buffers(&self) -> Vec<f32> {
+        vec![0.0; usize::from(self.buffer)]
     }
     fn fusable_linear(&self) -> Option<steepest::Activation> {
         Some(steepest::Activation::Identity)
@@ -336,10 +359,9 @@ fn running_statistics_are_buffers_that_train_save_and_resume() {
 }
 
 /// Groups pick parameters, never buffers: one that picks only running statistics is refused
-/// by name, and a batch norm inside a residual block (which cannot hold buffers yet) is
-/// refused when the block is built.
+/// by name.
 #[test]
-fn buffers_are_no_groups_and_no_residual_blocks() {
+fn buffers_are_no_groups() {
     use steepest::optim::ParamGroup;
     let data = data::linear(40, &[1.0, -0.5], 0.2, 0.1, 4).unwrap();
     let trainer = Trainer::new(Adam::default(), Loss::MeanSquaredError)
@@ -350,8 +372,87 @@ fn buffers_are_no_groups_and_no_residual_blocks() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("picks only buffers"), "{err}");
+}
+
+fn residual_bn_net(seed: u64) -> Sequential<CpuBackend> {
     let block: Vec<Box<dyn Layer<CpuBackend>>> =
         vec![Box::new(BatchNorm::new(4)), Box::new(Linear::new(4, 4))];
-    let err = Residual::new(block).unwrap_err().to_string();
-    assert!(err.contains("buffers"), "{err}");
+    let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+        Box::new(Linear::new(2, 4)),
+        Box::new(Residual::new(block).unwrap()),
+        Box::new(Linear::new(4, 1)),
+    ];
+    Sequential::new(&CpuBackend, layers, Init::default(), seed).unwrap()
+}
+
+/// A residual block holds its layers' buffers: named under the block (after its parameters),
+/// moved by training batches and by nothing else, saved to a model file that loads back; a
+/// pass handed other buffers than the block declares is refused by name.
+#[test]
+fn a_residual_block_holds_its_layers_buffers() {
+    use steepest::nn::{Forward, Mode};
+    let model = residual_bn_net(1);
+    assert_eq!(
+        model.tensor_names(),
+        [
+            "0.weight",
+            "0.bias",
+            "1.block.0.weight",
+            "1.block.0.bias",
+            "1.block.1.weight",
+            "1.block.1.bias",
+            "1.block.0.running_mean",
+            "1.block.0.running_var",
+            "2.weight",
+            "2.bias"
+        ]
+    );
+    let state = |m: &Sequential<CpuBackend>| m.state_dict(&CpuBackend).unwrap();
+    let data = data::linear(64, &[1.0, -0.5], 0.2, 0.1, 4).unwrap();
+    let still = Trainer::new(Adam::default().lr(0.0), Loss::MeanSquaredError)
+        .batch_size(16)
+        .epochs(2);
+    let mut trained = residual_bn_net(1);
+    still.fit(&CpuBackend, &mut trained, &data, None).unwrap();
+    let (start, after) = (state(&residual_bn_net(1)), state(&trained));
+    for (i, ((name, a), (_, b))) in start.iter().zip(&after).enumerate() {
+        match i {
+            6 | 7 => assert_ne!(a, b, "{name} did not follow the batches"),
+            _ => assert_eq!(a, b, "{name} moved at rate 0"),
+        }
+    }
+    let file = scratch("residual_bn_model.safetensors");
+    trained.save_safetensors(&CpuBackend, &file).unwrap();
+    let mut loaded = residual_bn_net(2);
+    loaded.load_safetensors(&CpuBackend, &file).unwrap();
+    assert_eq!(state(&loaded), after);
+
+    let block = &model.layers()[1];
+    let tensors = steepest::Arena::tensors(model.parameters());
+    let input = ndarray::Array2::<f32>::zeros((3, 4));
+    let mut output = input.clone();
+    let mut saved: Vec<_> = block
+        .saved_shapes(3)
+        .into_iter()
+        .map(ndarray::Array2::<f32>::zeros)
+        .collect();
+    let err = block
+        .forward(
+            &CpuBackend,
+            Forward {
+                params: &tensors[2..6],
+                buffers: &tensors[6..7],
+                input: &input,
+                output: &mut output,
+                saved: &mut saved,
+                mode: Mode::Eval,
+                step: 0,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Residual::forward") && err.contains("given 1 buffers"),
+        "{err}"
+    );
 }

@@ -591,6 +591,8 @@ fn a_model_of_every_layer_steps_without_creating_anything() {
     let g = &common::own_gpu();
     let ctx = g.context();
     let block: Vec<Box<dyn Layer<GpuBackend>>> = vec![
+        // A block's buffers too.
+        Box::new(BatchNorm::new(32)),
         Box::new(Linear::new(32, 32)),
         Box::new(Elementwise::new(32, Nonlinearity::GeluTanh)),
         Box::new(Linear::new(32, 32)),
@@ -676,6 +678,7 @@ fn a_sequential_runs_its_linear_layers_as_chains() {
                 g,
                 Forward {
                     params: &params[first..first + count],
+                    buffers: &[],
                     input: &input,
                     output: &mut output,
                     saved: &mut [],

@@ -9,7 +9,7 @@ mod common;
 use common::gpu;
 use common::torch_fixture::fixture;
 use ndarray::{Array2, ArrayD};
-use steepest::nn::{BatchNorm, Elementwise, Layer, Sequential};
+use steepest::nn::{BatchNorm, Elementwise, Layer, Residual, Sequential};
 use steepest::optim::Anneal;
 use steepest::{
     Adam, AdamW, Backend, BatchOrder, Clip, CpuBackend, Dataset, Init, Lbfgs, Linear, Loss,
@@ -129,6 +129,23 @@ fn bn_classifier<B: Backend>() -> Vec<Box<dyn Layer<B>>> {
         Box::new(Linear::new(4, 16)),
         Box::new(Elementwise::new(16, Nonlinearity::Tanh)),
         Box::new(BatchNorm::new(16)),
+        Box::new(Linear::new(16, 3)),
+    ]
+}
+
+/// The classifier's first layers, then a residual block holding a batch norm (the names
+/// PyTorch's `block` gives: `2.block.0.running_mean`, `2.block.3.weight`), then its last.
+fn residual_bn_classifier<B: Backend>() -> Vec<Box<dyn Layer<B>>> {
+    let block: Vec<Box<dyn Layer<B>>> = vec![
+        Box::new(BatchNorm::new(16)),
+        Box::new(Linear::new(16, 16)),
+        Box::new(Elementwise::new(16, Nonlinearity::Relu)),
+        Box::new(Linear::new(16, 16)),
+    ];
+    vec![
+        Box::new(Linear::new(4, 16)),
+        Box::new(Elementwise::new(16, Nonlinearity::Tanh)),
+        Box::new(Residual::new(block).unwrap()),
         Box::new(Linear::new(16, 3)),
     ]
 }
@@ -529,6 +546,16 @@ fn batch_norm_case_on<B: Backend>(backend: &B, backend_name: &str) {
         backend_name,
         "classifier_bn",
         bn_classifier(),
+        Loss::SoftmaxCrossEntropy,
+        classifier_trainer,
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+    // The batch norm inside a residual block: its running statistics are the block's buffers.
+    check_training(
+        backend,
+        backend_name,
+        "classifier_residual_bn",
+        residual_bn_classifier(),
         Loss::SoftmaxCrossEntropy,
         classifier_trainer,
         AdamW::default().lr(0.02).weight_decay(0.01),

@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 
 use super::layer::{Backward, BufferUpdate, Forward, Layer, Mode, ParamSpec};
-use super::{Init, wrong_tensors};
+use super::{Init, wrong_buffers, wrong_tensors};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
@@ -111,15 +111,13 @@ impl<B: Backend> Layer<B> for BatchNorm {
     }
 
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
+        let op = "BatchNorm::forward";
         let given = (pass.params.len(), pass.saved.len());
-        let ([gamma, beta, running_mean, running_var], [mean, var, unbiased]) =
-            (pass.params, pass.saved)
-        else {
-            return Err(wrong_tensors(
-                "BatchNorm::forward",
-                (given.0, 4),
-                (given.1, 3),
-            ));
+        let ([gamma, beta], [mean, var, unbiased]) = (pass.params, pass.saved) else {
+            return Err(wrong_tensors(op, (given.0, 2), (given.1, 3)));
+        };
+        let [running_mean, running_var] = pass.buffers else {
+            return Err(wrong_buffers(op, pass.buffers.len(), 2));
         };
         match pass.mode {
             Mode::Train => {
@@ -141,13 +139,12 @@ impl<B: Backend> Layer<B> for BatchNorm {
     /// `running ← running + momentum · (batch − running)`, the variance's with the batch's
     /// unbiased variance.
     fn update_buffers(&self, backend: &B, pass: BufferUpdate<'_, B>) -> Result<()> {
-        let given = (pass.buffers.len(), pass.saved.len());
-        let ([running_mean, running_var], [mean, _, unbiased]) = (pass.buffers, pass.saved) else {
-            return Err(wrong_tensors(
-                "BatchNorm::update_buffers",
-                (given.0, 2),
-                (given.1, 3),
-            ));
+        let op = "BatchNorm::update_buffers";
+        let [mean, _, unbiased] = pass.saved else {
+            return Err(wrong_tensors(op, (0, 0), (pass.saved.len(), 3)));
+        };
+        let [running_mean, running_var] = pass.buffers else {
+            return Err(wrong_buffers(op, pass.buffers.len(), 2));
         };
         backend.lerp_into(self.momentum, mean, running_mean)?;
         backend.lerp_into(self.momentum, unbiased, running_var)
@@ -155,12 +152,12 @@ impl<B: Backend> Layer<B> for BatchNorm {
 
     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
         let given = (pass.params.len(), pass.saved.len());
-        let ([gamma, ..], [gamma_grad, beta_grad, ..], [mean, var, _]) =
+        let ([gamma, _], [gamma_grad, beta_grad], [mean, var, _]) =
             (pass.params, pass.grad_params, &*pass.saved)
         else {
             return Err(wrong_tensors(
                 "BatchNorm::backward",
-                (given.0, 4),
+                (given.0, 2),
                 (given.1, 3),
             ));
         };

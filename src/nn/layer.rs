@@ -62,10 +62,11 @@ pub enum Mode {
 
 /// What a layer's forward pass gets.
 pub struct Forward<'a, B: Backend> {
-    /// The layer's parameters, in the order [`Layer::parameters`] declared them, then its
-    /// buffers ([`Layer::buffers`]), read-only (a training pass updates them afterwards, in
-    /// [`Layer::update_buffers`]).
+    /// The layer's parameters, in the order [`Layer::parameters`] declared them.
     pub params: &'a [B::Matrix],
+    /// Its buffers, in the order [`Layer::buffers`] declared them, read-only (a training
+    /// pass updates them afterwards, in [`Layer::update_buffers`]).
+    pub buffers: &'a [B::Matrix],
     /// The batch's input, rows × [`Layer::inputs`].
     pub input: &'a B::Matrix,
     /// Where the output goes, rows × [`Layer::outputs`]; every element must be written.
@@ -118,8 +119,10 @@ pub struct BufferUpdate<'a, B: Backend> {
 
 /// What a layer's backward pass gets.
 pub struct Backward<'a, B: Backend> {
-    /// The layer's parameters, then its buffers (as [`Forward::params`]).
+    /// The layer's parameters (as [`Forward::params`]).
     pub params: &'a [B::Matrix],
+    /// Its buffers (as [`Forward::buffers`]).
+    pub buffers: &'a [B::Matrix],
     /// The input the forward pass saw.
     pub input: &'a B::Matrix,
     /// The output the forward pass wrote.
@@ -128,8 +131,7 @@ pub struct Backward<'a, B: Backend> {
     pub saved: &'a mut [B::Matrix],
     /// ∂loss/∂output; with a [`Layer::fused_activation`], ∂loss/∂(its pre-activation).
     pub grad_output: &'a B::Matrix,
-    /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated); a buffer's
-    /// slot is never read.
+    /// ∂loss/∂parameter for each parameter, to be overwritten (not accumulated).
     pub grad_params: &'a mut [B::Matrix],
     /// For each of `params`, whether the optimizer trains it: `false` where it is frozen
     /// ([`ParamGroup::frozen`](crate::ParamGroup::frozen)). Nothing reads a frozen parameter's

@@ -37,4 +37,4 @@ pub(crate) use passes::{Activations, Workspace};
 pub use predict::Predictor;
 pub use residual::Residual;
 pub use sequential::Sequential;
-pub(crate) use sequential::wrong_tensors;
+pub(crate) use sequential::{wrong_buffers, wrong_tensors};

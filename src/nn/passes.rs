@@ -154,7 +154,8 @@ impl<B: Backend> Sequential<B> {
             layer.forward(
                 backend,
                 Forward {
-                    params: &tensors[self.ranges[i].clone()],
+                    params: &tensors[self.param_ranges[i].clone()],
+                    buffers: &tensors[self.buffer_ranges[i].clone()],
                     input,
                     output,
                     saved: &mut acts.saved[i],
@@ -201,7 +202,10 @@ impl<B: Backend> Sequential<B> {
     /// model was built).
     fn link<'a>(&self, tensors: &'a [B::Matrix], i: usize) -> Result<LinearLink<'a, B::Matrix>> {
         let layer = &self.layers[i];
-        match (&tensors[self.ranges[i].clone()], layer.fusable_linear()) {
+        match (
+            &tensors[self.param_ranges[i].clone()],
+            layer.fusable_linear(),
+        ) {
             ([weight, bias], Some(activation)) => Ok(LinearLink {
                 weight,
                 bias,
@@ -260,7 +264,7 @@ impl<B: Backend> Sequential<B> {
                 }),
                 _ => None,
             };
-            let range = self.ranges[i].clone();
+            let range = self.param_ranges[i].clone();
             if grad_input.is_none() && range.is_empty() {
                 continue; // nothing to compute for a first layer without parameters
             }
@@ -268,6 +272,7 @@ impl<B: Backend> Sequential<B> {
                 backend,
                 Backward {
                     params: &params[range.clone()],
+                    buffers: &params[self.buffer_ranges[i].clone()],
                     input: below.map_or(input, |b| &acts.outputs[b]),
                     output: &acts.outputs[i],
                     saved: &mut acts.saved[i],
@@ -288,7 +293,7 @@ impl<B: Backend> Sequential<B> {
     /// to run no lower. 0 when nothing is frozen (or, with everything frozen, which no
     /// optimizer accepts).
     pub(crate) fn first_trained_layer(&self, frozen: &[bool]) -> usize {
-        self.ranges
+        self.param_ranges
             .iter()
             .position(|range| trains(range, frozen))
             .unwrap_or(0)

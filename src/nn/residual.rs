@@ -3,12 +3,13 @@
 use rand::rngs::StdRng;
 
 use super::Init;
-use super::layer::{Backward, Forward, InputGrad, Layer, ParamSpec};
+use super::layer::{Backward, BufferUpdate, Forward, InputGrad, Layer, ParamSpec};
 use crate::backend::{Activation, Backend};
 use crate::error::{Error, Result};
 
 /// A residual block, `x + f(x)`, with `f` a chain of layers (PyTorch: a module holding them in
-/// an `nn.Sequential` named `block`, so their parameters are `block.{j}.weight`, …).
+/// an `nn.Sequential` named `block`, so their parameters are `block.{j}.weight`, …, and their
+/// buffers `block.{j}.running_mean`, …: a [`BatchNorm`](super::BatchNorm) may sit inside).
 ///
 /// The chain's last layer may not fuse an activation ([`Layer::fused_activation`]): its
 /// output is added to `x` as it is. End the chain with an identity [`Linear`](super::Linear)
@@ -18,6 +19,8 @@ pub struct Residual<B: Backend> {
     layers: Vec<Box<dyn Layer<B>>>,
     /// Parameter tensors of each layer of the chain, counted once.
     tensor_counts: Vec<usize>,
+    /// Buffers of each layer of the chain, counted once.
+    buffer_counts: Vec<usize>,
     /// Saved matrices of each layer of the chain (its output, its output's gradient, and
     /// what it keeps), counted once.
     saved_counts: Vec<usize>,
@@ -44,13 +47,6 @@ impl<B: Backend> Residual<B> {
         };
         for layer in &layers {
             layer.validate()?;
-            if !layer.buffers().is_empty() {
-                return bad(format!(
-                    "{} keeps buffers (running statistics), which a residual block cannot hold \
-                     yet; put it before or after the block",
-                    layer.describe()
-                ));
-            }
         }
         let (Some(first), Some(last)) = (layers.first(), layers.last()) else {
             return bad("the block has no layers".into());
@@ -83,9 +79,38 @@ impl<B: Backend> Residual<B> {
         Ok(Self {
             width: first.inputs(),
             tensor_counts: layers.iter().map(|l| l.parameters().len()).collect(),
+            buffer_counts: layers.iter().map(|l| l.buffers().len()).collect(),
             saved_counts: layers.iter().map(|l| 2 + l.saved_shapes(1).len()).collect(),
             layers,
         })
+    }
+}
+
+impl<B: Backend> Residual<B> {
+    /// Checks that a pass was given the tensors the block declares, so that splitting them
+    /// among its layers cannot come up short.
+    fn check_given(
+        &self,
+        op: &'static str,
+        params: Option<usize>,
+        buffers: usize,
+        saved: usize,
+    ) -> Result<()> {
+        let declared = |counts: &[usize]| counts.iter().sum::<usize>();
+        let (own_params, own_saved) = (declared(&self.tensor_counts), declared(&self.saved_counts));
+        if params.is_some_and(|p| p != own_params) || saved != own_saved {
+            let given = params.unwrap_or(own_params);
+            return Err(super::wrong_tensors(
+                op,
+                (given, own_params),
+                (saved, own_saved),
+            ));
+        }
+        let own_buffers = declared(&self.buffer_counts);
+        if buffers != own_buffers {
+            return Err(super::wrong_buffers(op, buffers, own_buffers));
+        }
+        Ok(())
     }
 }
 
@@ -146,6 +171,51 @@ impl<B: Backend> Layer<B> for Residual<B> {
             .collect()
     }
 
+    fn buffers(&self) -> Vec<ParamSpec> {
+        let mut out = Vec::new();
+        for (j, layer) in self.layers.iter().enumerate() {
+            out.extend(layer.buffers().into_iter().map(|p| ParamSpec {
+                name: format!("block.{j}.{}", p.name),
+                ..p
+            }));
+        }
+        out
+    }
+
+    fn initial_buffers(&self) -> Vec<f32> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.initial_buffers())
+            .collect()
+    }
+
+    /// Each layer of the chain with buffers updates them from what it kept and its input.
+    fn update_buffers(&self, backend: &B, pass: BufferUpdate<'_, B>) -> Result<()> {
+        let op = "Residual::update_buffers";
+        self.check_given(op, None, pass.buffers.len(), pass.saved.len())?;
+        let buffers = chunks_mut(pass.buffers, &self.buffer_counts);
+        let saved = chunks(pass.saved, &self.saved_counts);
+        for (j, (layer, own)) in self.layers.iter().zip(buffers).enumerate() {
+            if own.is_empty() {
+                continue;
+            }
+            // Every layer's chunk starts with its output (checked above).
+            let input = match j.checked_sub(1) {
+                Some(below) => &saved[below][0],
+                None => pass.input,
+            };
+            layer.update_buffers(
+                backend,
+                BufferUpdate {
+                    buffers: own,
+                    saved: &saved[j][2..],
+                    input,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// Per layer of the chain: its output, its output's gradient, then what it keeps.
     fn saved_shapes(&self, rows: usize) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
@@ -158,7 +228,10 @@ impl<B: Backend> Layer<B> for Residual<B> {
     }
 
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
+        let (params, buffers, saved) = (pass.params.len(), pass.buffers.len(), pass.saved.len());
+        self.check_given("Residual::forward", Some(params), buffers, saved)?;
         let params = chunks(pass.params, &self.tensor_counts);
+        let buffers = chunks(pass.buffers, &self.buffer_counts);
         let mut saved = chunks_mut(pass.saved, &self.saved_counts);
         for (j, layer) in self.layers.iter().enumerate() {
             let (done, rest) = saved.split_at_mut(j);
@@ -168,6 +241,7 @@ impl<B: Backend> Layer<B> for Residual<B> {
                 backend,
                 Forward {
                     params: params[j],
+                    buffers: buffers[j],
                     input,
                     output: &mut output[0],
                     saved: kept,
@@ -187,7 +261,16 @@ impl<B: Backend> Layer<B> for Residual<B> {
     }
 
     fn backward(&self, backend: &B, pass: Backward<'_, B>) -> Result<()> {
+        let (buffers, saved) = (pass.buffers.len(), pass.saved.len());
+        for given in [
+            pass.params.len(),
+            pass.grad_params.len(),
+            pass.trained.len(),
+        ] {
+            self.check_given("Residual::backward", Some(given), buffers, saved)?;
+        }
         let params = chunks(pass.params, &self.tensor_counts);
+        let buffers = chunks(pass.buffers, &self.buffer_counts);
         let trained = chunks(pass.trained, &self.tensor_counts);
         let mut grads = chunks_mut(pass.grad_params, &self.tensor_counts);
         let mut saved = chunks_mut(pass.saved, &self.saved_counts);
@@ -222,6 +305,7 @@ impl<B: Backend> Layer<B> for Residual<B> {
                 backend,
                 Backward {
                     params: params[j],
+                    buffers: buffers[j],
                     input,
                     output: &own[0],
                     saved: kept,

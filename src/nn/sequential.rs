@@ -30,10 +30,10 @@ use crate::error::{Error, Result};
 /// ```
 pub struct Sequential<B: Backend> {
     pub(super) layers: Vec<Box<dyn Layer<B>>>,
-    /// Each layer's parameters, then its buffers, as a range of the arena's tensors.
-    pub(super) ranges: Vec<Range<usize>>,
-    /// Each layer's buffers ([`Layer::buffers`]) as a range of the arena's tensors (the end
-    /// of its range in `ranges`).
+    /// Each layer's parameters as a range of the arena's tensors.
+    pub(super) param_ranges: Vec<Range<usize>>,
+    /// Each layer's buffers ([`Layer::buffers`]) as a range of the arena's tensors, right
+    /// after its parameters'.
     pub(super) buffer_ranges: Vec<Range<usize>>,
     /// Runs of two or more consecutive layers that are linear ([`Layer::fusable_linear`]),
     /// in order: each one's forward pass is one [`Backend::linear_chain_into`].
@@ -100,17 +100,17 @@ impl<B: Backend> Sequential<B> {
         }
         let mut specs = Vec::new();
         let mut buffer = Vec::new();
-        let mut ranges = Vec::new();
+        let mut param_ranges = Vec::new();
         let mut buffer_ranges = Vec::new();
         let mut count = 0usize;
         for (i, layer) in layers.iter().enumerate() {
+            let (params, buffers) = (layer.parameters(), layer.buffers());
             let start = specs.len();
-            let params = layer.parameters().into_iter().map(|p| (p, false));
-            let buffers = layer.buffers().into_iter().map(|p| (p, true));
+            param_ranges.push(start..start + params.len());
+            buffer_ranges.push(start + params.len()..start + params.len() + buffers.len());
+            let params = params.into_iter().map(|p| (p, false));
+            let buffers = buffers.into_iter().map(|p| (p, true));
             for (p, is_buffer) in params.chain(buffers) {
-                if is_buffer && buffer_ranges.len() <= i {
-                    buffer_ranges.push(specs.len()..specs.len());
-                }
                 count = p
                     .rows
                     .checked_mul(p.cols)
@@ -125,13 +125,8 @@ impl<B: Backend> Sequential<B> {
                 });
                 buffer.push(is_buffer);
             }
-            if buffer_ranges.len() <= i {
-                buffer_ranges.push(specs.len()..specs.len());
-            }
-            buffer_ranges[i].end = specs.len();
-            ranges.push(start..specs.len());
         }
-        for (i, (layer, range)) in layers.iter().zip(&ranges).enumerate() {
+        for (i, (layer, range)) in layers.iter().zip(&param_ranges).enumerate() {
             let declared: Vec<(usize, usize)> = specs[range.clone()]
                 .iter()
                 .map(|p| (p.rows, p.cols))
@@ -144,19 +139,26 @@ impl<B: Backend> Sequential<B> {
                     layer.describe()
                 ));
             }
+            if layer.fusable_linear().is_some() && !buffer_ranges[i].is_empty() {
+                return bad(format!(
+                    "layer {i} ({}) says it is linear, so it keeps no buffers, yet declares {}",
+                    layer.describe(),
+                    buffer_ranges[i].len()
+                ));
+            }
         }
         let shapes: Vec<(usize, usize)> = specs.iter().map(|p| (p.rows, p.cols)).collect();
         let mut params = backend.arena("parameters", &shapes)?;
         let grads = backend.arena("gradients", &shapes)?;
         let mut rng = seeded(seed);
         let mut values = Vec::with_capacity(count);
-        for ((layer, range), buffers) in layers.iter().zip(&ranges).zip(&buffer_ranges) {
+        for ((layer, range), buffers) in layers.iter().zip(&param_ranges).zip(&buffer_ranges) {
             let size =
                 |r: Range<usize>| -> usize { specs[r].iter().map(|p| p.rows * p.cols).sum() };
             for (drawn, want, what) in [
                 (
                     layer.initial_values(init, &mut rng),
-                    size(range.start..buffers.start),
+                    size(range.clone()),
                     "parameters",
                 ),
                 (layer.initial_buffers(), size(buffers.clone()), "buffers"),
@@ -175,7 +177,7 @@ impl<B: Backend> Sequential<B> {
         let chains = super::passes::linear_chains(&layers);
         Ok(Self {
             layers,
-            ranges,
+            param_ranges,
             buffer_ranges,
             chains,
             trained: vec![true; specs.len()],
@@ -317,5 +319,13 @@ pub(crate) fn wrong_tensors(
             "given {} parameter and {} saved tensors, the layer declares {} and {}",
             params.0, saved.0, params.1, saved.1
         ),
+    }
+}
+
+/// The message for a layer handed another number of buffers than it declared.
+pub(crate) fn wrong_buffers(op: &'static str, given: usize, declared: usize) -> Error {
+    Error::Shape {
+        op,
+        detail: format!("given {given} buffers, the layer declares {declared}"),
     }
 }

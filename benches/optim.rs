@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, CpuOptimizer, GpuBuffer, GpuOptimizer, NAdam,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, CpuOptimizer, GpuBuffer, GpuOptimizer, NAdam,
     OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
@@ -25,6 +25,7 @@ fn optimizers() -> Vec<(&'static str, OptimizerConfig, u64)> {
             Sgd::default().lr(0.01).momentum(0.9).into(),
             1,
         ),
+        ("asgd", Asgd::default().into(), 1),
         ("rmsprop", RmsProp::default().into(), 1),
         ("adam", Adam::default().into(), 2),
         ("adamw", AdamW::default().into(), 2),

@@ -1,4 +1,4 @@
-//! SGD, momentum, Nesterov, RMSprop, Adam, AdaGrad, Adadelta, Adamax, NAdam, RAdam and Rprop
+//! SGD, momentum, Nesterov, ASGD, RMSprop, Adam, AdaGrad, Adadelta, Adamax, NAdam, RAdam and Rprop
 //! side by side, on the GPU when there is one: on an ill-conditioned quadratic (least squares whose Hessian has condition number 100)
 //! and on the two-spirals MLP. Prints a table (steps to tolerance, final loss) and plots the
 //! curves (`quadratic.svg`, `spirals.svg` in `--out`).
@@ -33,10 +33,11 @@ struct Args {
 }
 
 /// (name in the table, optimizer, rate on the quadratic, rate on the spirals).
-const CONTENDERS: [(&str, OptimizerChoice, f64, f64); 11] = [
+const CONTENDERS: [(&str, OptimizerChoice, f64, f64); 12] = [
     ("SGD", OptimizerChoice::Sgd, 0.025, 0.1),
     ("momentum 0.9", OptimizerChoice::Momentum, 0.01, 0.05),
     ("Nesterov 0.9", OptimizerChoice::Nesterov, 0.01, 0.05),
+    ("ASGD", OptimizerChoice::Asgd, 0.025, 0.1),
     ("RMSprop", OptimizerChoice::Rmsprop, 0.005, 0.005),
     ("Adam", OptimizerChoice::Adam, 0.05, 0.01),
     ("AdaGrad", OptimizerChoice::Adagrad, 0.5, 0.1),

@@ -18,6 +18,7 @@
 //         Adamax       slot0 exp_avg, slot1 exp_inf
 //         NAdam, RAdam slot0 exp_avg, slot1 exp_avg_sq
 //         Rprop        slot0 prev, slot1 step_size
+//         ASGD         slot0 ax
 //   6 stats:    storage rw  array<vec4<f32>, 2>: [0].x = Σg² for clipping (written before the
 //               update by reduce.wgsl's sum_squares and finish_sum, the one sum of squares),
 //               [1] = (Σg², Σθ², ΣΔθ², 0)
@@ -53,8 +54,11 @@
 //            (s from γ on the first update);  g ← 0 where g·p < 0;  p ← g;  θ ← θ + (−sign(g))·s
 //   RAdam    m, v as Adam;  x ← (m / (1 − β1^t))·γ;  if r_t > 0 (ρ_t > 5):
 //            θ ← θ − (x·(√(1 − β2^t) / (√v + ε)))·r_t, else θ ← θ − x
+//   ASGD     θ ← θ·(1 − λη_t);  θ ← θ + (−η_t)·g;  ax ← μ_t = 1 ? θ : ax + (θ − ax)·μ_t
+//            (η_t, μ_t from the host: `step_size`, `momentum`)
 
-// 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad, 4 Adadelta, 5 Adamax, 6 NAdam, 7 RAdam, 8 Rprop
+// 0 SGD, 1 RMSprop, 2 Adam/AdamW, 3 Adagrad, 4 Adadelta, 5 Adamax, 6 NAdam, 7 RAdam, 8 Rprop,
+// 9 ASGD
 override ALGORITHM: u32 = 0u;
 override MAXIMIZE: bool = false;
 override L2: bool = false;
@@ -74,15 +78,15 @@ const WORKGROUP: u32 = 256u;
 struct Step {
     lr: f32,
     weight_decay: f32,
-    momentum: f32,
+    momentum: f32,              // SGD, RMSprop: μ; ASGD: the average's weight μ_t
     one_minus_dampening: f32,
     one_minus_beta1: f32,
     beta2: f32,                 // RMSprop: α; Adadelta: ρ
     one_minus_beta2: f32,       // RMSprop: 1 − α; Adadelta: 1 − ρ
     eps: f32,
-    step_size: f32,             // Adam, Adamax: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay); NAdam: c_g
+    step_size: f32,             // Adam, Adamax: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay); NAdam: c_g; ASGD: η_t
     bias_correction2_sqrt: f32,
-    decay_factor: f32,          // decoupled decay (AdamW, NAdam, RAdam): 1 − γλ
+    decay_factor: f32,          // decoupled decay (AdamW, NAdam, RAdam): 1 − γλ; ASGD: 1 − λη_t
     first_step: u32,
     max_norm: f32,
     max_value: f32,
@@ -263,6 +267,16 @@ fn update_element(i: u32, g_in: vec4<f32>) -> vec4<f32> {
             let kept = select(g, vec4<f32>(0.0), product < vec4<f32>(0.0));
             slot0[i] = kept;
             theta = theta + (-sign(kept)) * size;
+        }
+        case 9u: {
+            theta = theta * step.decay_factor;
+            theta = theta + (-step.step_size) * g;
+            if (step.momentum == 1.0) {
+                slot0[i] = theta;
+            } else {
+                let ax = slot0[i];
+                slot0[i] = ax + (theta - ax) * step.momentum;
+            }
         }
         default: {
             // No algorithm has another code: poison the parameters rather than pick one.

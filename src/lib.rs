@@ -110,7 +110,7 @@ pub use error::{Error, Result};
 pub use ndarray;
 pub use nn::{Init, Layer, Linear, Loss, Mlp, MlpSpec, Model, Predictor, Sequential};
 pub use optim::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, LrSchedule, NAdam, OptimizerConfig,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Clip, LrSchedule, NAdam, OptimizerConfig,
     OptimizerState, ParamGroup, RAdam, ReduceLrOnPlateau, RmsProp, Rprop, Sgd, Swa, UpdateStats,
 };
 pub use train::{

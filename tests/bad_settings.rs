@@ -9,8 +9,8 @@ use common::gpu;
 use ndarray::{Array2, array};
 use steepest::optim::{ArenaGroup, GroupSettings, Mode, OneCycle, ParamGroup};
 use steepest::{
-    Activation, Adam, AdamW, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer, Init,
-    Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Swa, Trainer,
+    Activation, Adam, AdamW, Asgd, Backend, CpuBackend, Dataset, Error, GpuBuffer, GpuOptimizer,
+    Init, Loss, LossShare, LrSchedule, Mlp, MlpSpec, ReduceLrOnPlateau, Rprop, Sgd, Swa, Trainer,
     Watched, data,
 };
 
@@ -233,6 +233,10 @@ fn stopping_rules_and_submits_are_validated() {
             "swa starting after epoch 1 with Rprop",
         ),
         (
+            Trainer::new(Asgd::default(), Loss::SoftmaxCrossEntropy).swa(Swa::new(1, 0.01)),
+            "swa starting after epoch 1 with ASGD: PyTorch's ASGD computes each update's rate",
+        ),
+        (
             cross_entropy().epochs(4).swa(Swa::new(5, 0.01)),
             "swa starting after epoch 5, but the run has 4 epochs",
         ),
@@ -287,6 +291,14 @@ fn stopping_rules_and_submits_are_validated() {
             &spec(),
             "reduce_lr_on_plateau with Rprop: its learning rate is only the step sizes' \
              starting value",
+        ),
+        (
+            Trainer::new(Asgd::default(), Loss::SoftmaxCrossEntropy)
+                .reduce_lr_on_plateau(ReduceLrOnPlateau::default()),
+            &blobs(),
+            &spec(),
+            "reduce_lr_on_plateau with ASGD: PyTorch's ASGD computes each update's rate η at \
+             the end of the update before",
         ),
     ] {
         let g = gpu();

@@ -9,8 +9,8 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use steepest::optim::{ArenaGroup, GroupSettings, OneCycle};
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, GpuBuffer, GpuOptimizer,
-    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Clip, CpuOptimizer, Error, GpuBuffer,
+    GpuOptimizer, LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
 /// Every option combination of every optimizer, at learning rate `lr`.
@@ -122,6 +122,18 @@ fn all_configs(lr: f64) -> Vec<OptimizerConfig> {
                     .into(),
                 );
             }
+            // t0 = 2: the average copies θ for two updates, then averages.
+            configs.push(
+                Asgd {
+                    lr,
+                    lambd: 0.01,
+                    alpha: 0.75,
+                    t0: 2.0,
+                    weight_decay: wd,
+                    maximize,
+                }
+                .into(),
+            );
             configs.push(
                 Rprop {
                     lr,
@@ -370,7 +382,11 @@ fn grouped_updates_match_the_cpu_for_every_optimizer() {
         .into_iter()
         .filter(|c| !matches!(c, OptimizerConfig::Rprop(_)));
     let mut own_configs = 0;
-    for (i, config) in configs.enumerate().step_by(3) {
+    // A third of the configurations, and every one of the newest kind.
+    let picked = configs
+        .enumerate()
+        .filter(|(i, c)| i % 3 == 0 || matches!(c, OptimizerConfig::Asgd(_)));
+    for (i, config) in picked {
         let seed = 900 + i as u64;
         differential_grouped(config, len, 3, clip, Some(3 * align), groups.clone(), seed);
         differential_grouped(config, len, 2, Clip::default(), None, groups.clone(), seed);
@@ -454,7 +470,12 @@ fn frozen_groups_match_the_cpu_and_stay_as_they_were() {
         max_value: None,
     };
     let mut rprop_runs = 0;
-    for (i, config) in all_configs(0.01).into_iter().enumerate().step_by(2) {
+    // Half the configurations, and every Rprop one.
+    let picked = all_configs(0.01)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| i % 2 == 0 || matches!(c, OptimizerConfig::Rprop(_)));
+    for (i, config) in picked {
         let seed = 970 + i as u64;
         // Rprop takes frozen groups only.
         let groups = match config {

@@ -4,7 +4,7 @@
 
 use steepest::optim::{Decay, OneCycle};
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, Error, LrSchedule, NAdam,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Clip, CpuOptimizer, Error, LrSchedule, NAdam,
     OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
@@ -90,6 +90,18 @@ fn defaults_are_pytorchs() {
         (rprop.lr, rprop.etas, rprop.step_sizes, rprop.maximize),
         (1e-2, (0.5, 1.2), (1e-6, 50.0), false)
     );
+    let asgd = Asgd::default();
+    assert_eq!(
+        (
+            asgd.lr,
+            asgd.lambd,
+            asgd.alpha,
+            asgd.t0,
+            asgd.weight_decay,
+            asgd.maximize
+        ),
+        (1e-2, 1e-4, 0.75, 1e6, 0.0, false)
+    );
     // Builders are named after PyTorch's arguments.
     let built = Adam::default()
         .lr(0.5)
@@ -160,6 +172,10 @@ fn invalid_hyperparameters_fail_when_the_optimizer_is_built() {
             Rprop::default().step_sizes(1.0, 0.5).into(),
             "step_size_max",
         ),
+        (Asgd::default().lambd(-1e-4).into(), "lambd"),
+        (Asgd::default().alpha(f64::NAN).into(), "alpha"),
+        (Asgd::default().t0(f64::INFINITY).into(), "t0"),
+        (Asgd::default().weight_decay(-0.1).into(), "weight_decay"),
     ];
     for (config, field) in cases {
         match CpuOptimizer::new(config, 4) {

@@ -12,8 +12,8 @@ use common::gpu;
 use common::torch_fixture::{STEPS, fixture, has_fixture};
 use steepest::optim::{Cyclic, CyclicMode, Mode, OneCycle, ReduceLrOnPlateau, Threshold};
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Clip, CpuOptimizer, GpuBuffer, GpuOptimizer,
-    LrSchedule, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Clip, CpuOptimizer, GpuBuffer, GpuOptimizer,
+    LrSchedule, NAdam, OptimizerConfig, OptimizerState, RAdam, RmsProp, Rprop, Sgd,
 };
 
 /// One case of `torch_optim.py`'s `CASES`, built with the library's settings.
@@ -144,6 +144,18 @@ fn cases() -> Vec<Case> {
                 .weight_decay(0.1)
                 .decoupled_weight_decay(true),
         ),
+        case("asgd", Asgd::default().lr(0.05).lambd(0.05).t0(4.0)),
+        case(
+            "asgd_decay_maximize_step_lr",
+            Asgd::default()
+                .lr(0.1)
+                .lambd(0.01)
+                .alpha(0.5)
+                .t0(8.0)
+                .weight_decay(0.05)
+                .maximize(true),
+        )
+        .schedule(LrSchedule::step(3, 0.5)),
         case("rprop", Rprop::default()),
         case(
             "rprop_etas_bounds_maximize",
@@ -265,6 +277,31 @@ fn check_trajectory(case: &Case, backend: &str, mut step: impl FnMut(&mut Vec<f3
     );
 }
 
+/// Where PyTorch's run kept the state buffer of an average (ASGD's `ax`), the optimizer's
+/// after the last step is PyTorch's.
+fn check_average(case: &Case, backend: &str, state: &OptimizerState) {
+    let name = format!("{}.ax", case.name);
+    if !has_fixture(&name) {
+        return;
+    }
+    let (expected, _) = fixture(&name);
+    let ax = state
+        .buffers
+        .iter()
+        .find(|(buffer, _)| buffer == "ax")
+        .map(|(_, values)| values)
+        .unwrap_or_else(|| panic!("{} on {backend} keeps no ax", case.name));
+    assert_eq!(ax.len(), expected.len());
+    for (i, (&a, &e)) in ax.iter().zip(&expected).enumerate() {
+        let err = (f64::from(a) - e).abs() / (1.0 + e.abs());
+        assert!(
+            err <= TOLERANCE,
+            "{} on {backend}: ax[{i}] = {a}, PyTorch {e}",
+            case.name
+        );
+    }
+}
+
 #[test]
 fn every_optimizer_follows_pytorchs_trajectory_on_the_cpu() {
     let cases = cases();
@@ -277,6 +314,7 @@ fn every_optimizer_follows_pytorchs_trajectory_on_the_cpu() {
             .with_clip(case.clip)
             .unwrap();
         check_trajectory(case, "the CPU", |theta, g| opt.step(theta, g).unwrap());
+        check_average(case, "the CPU", &opt.state());
     }
 }
 
@@ -300,6 +338,7 @@ fn every_optimizer_follows_pytorchs_trajectory_on_the_gpu() {
             opt.step(&mut params, &grads).unwrap();
             *theta = params.read(ctx).unwrap();
         });
+        check_average(case, "the GPU", &opt.state().unwrap());
     }
 }
 

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, GpuBackend, NAdam, OptimizerConfig, RAdam, RmsProp,
-    Rprop, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, GpuBackend, NAdam, OptimizerConfig, RAdam,
+    RmsProp, Rprop, Sgd,
 };
 
 /// Where an example runs (`--backend`).
@@ -49,6 +49,8 @@ pub enum OptimizerChoice {
     Momentum,
     /// SGD with Nesterov momentum 0.9.
     Nesterov,
+    /// Averaged SGD (λ 1e-4, α 0.75).
+    Asgd,
     /// RMSprop (α 0.99).
     Rmsprop,
     /// Adam (β 0.9, 0.999).
@@ -70,10 +72,11 @@ pub enum OptimizerChoice {
 }
 
 /// Every optimizer, in the order the comparison prints them.
-pub const OPTIMIZERS: [OptimizerChoice; 12] = [
+pub const OPTIMIZERS: [OptimizerChoice; 13] = [
     OptimizerChoice::Sgd,
     OptimizerChoice::Momentum,
     OptimizerChoice::Nesterov,
+    OptimizerChoice::Asgd,
     OptimizerChoice::Rmsprop,
     OptimizerChoice::Adam,
     OptimizerChoice::Adamw,
@@ -92,6 +95,7 @@ impl OptimizerChoice {
             OptimizerChoice::Sgd => Sgd::default().lr(lr).into(),
             OptimizerChoice::Momentum => Sgd::default().lr(lr).momentum(0.9).into(),
             OptimizerChoice::Nesterov => Sgd::default().lr(lr).momentum(0.9).nesterov(true).into(),
+            OptimizerChoice::Asgd => Asgd::default().lr(lr).into(),
             OptimizerChoice::Rmsprop => RmsProp::default().lr(lr).into(),
             OptimizerChoice::Adam => Adam::default().lr(lr).into(),
             OptimizerChoice::Adamw => AdamW::default().lr(lr).into(),
@@ -110,6 +114,7 @@ impl OptimizerChoice {
             OptimizerChoice::Sgd => "sgd",
             OptimizerChoice::Momentum => "momentum",
             OptimizerChoice::Nesterov => "nesterov",
+            OptimizerChoice::Asgd => "asgd",
             OptimizerChoice::Rmsprop => "rmsprop",
             OptimizerChoice::Adam => "adam",
             OptimizerChoice::Adamw => "adamw",

@@ -1,7 +1,7 @@
 //! Optimizers with PyTorch's exact update rules, learning-rate schedules and gradient clipping.
 //!
-//! Configurations ([`Sgd`], [`RmsProp`], [`Adagrad`], [`Adadelta`], [`Adam`], [`AdamW`],
-//! [`Adamax`], [`NAdam`], [`RAdam`], [`Rprop`]) are backend-agnostic;
+//! Configurations ([`Sgd`], [`Asgd`], [`RmsProp`], [`Adagrad`], [`Adadelta`], [`Adam`],
+//! [`AdamW`], [`Adamax`], [`NAdam`], [`RAdam`], [`Rprop`]) are backend-agnostic;
 //! the state (momentum buffers, moments, …) lives in the backend, in arenas with the parameters'
 //! layout: [`CpuOptimizer`](crate::CpuOptimizer) on host slices,
 //! [`GpuOptimizer`](crate::GpuOptimizer) on GPU buffers (one dispatch per step for the whole
@@ -24,7 +24,8 @@ mod swa;
 
 pub(crate) use common::common_optimizer_methods;
 pub use config::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, NAdam, OptimizerConfig, RAdam, RmsProp, Rprop,
+    Sgd,
 };
 pub(crate) use core::OptimizerCore;
 pub use cyclic::{Cyclic, CyclicMode};

@@ -16,6 +16,7 @@ pub(crate) enum Algorithm {
     NAdam = 6,
     RAdam = 7,
     Rprop = 8,
+    Asgd = 9,
 }
 
 /// The branches of an update, fixed when the optimizer is built (override constants on the GPU).
@@ -115,6 +116,11 @@ impl UpdateRule {
                 rule.l2 = weight_decay != 0.0 && !decoupled_weight_decay;
                 rule.decoupled = weight_decay != 0.0 && decoupled_weight_decay;
             }
+            OptimizerConfig::Asgd(c) => {
+                rule.algorithm = Algorithm::Asgd;
+                rule.maximize = c.maximize;
+                rule.l2 = c.weight_decay != 0.0;
+            }
             OptimizerConfig::Rprop(c) => {
                 rule.algorithm = Algorithm::Rprop;
                 rule.maximize = c.maximize;
@@ -142,6 +148,7 @@ impl UpdateRule {
             Algorithm::Adamax => [Some("exp_avg"), Some("exp_inf"), None],
             Algorithm::NAdam | Algorithm::RAdam => [Some("exp_avg"), Some("exp_avg_sq"), None],
             Algorithm::Rprop => [Some("prev"), Some("step_size"), None],
+            Algorithm::Asgd => [Some("ax"), None, None],
         }
     }
 }

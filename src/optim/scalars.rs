@@ -12,7 +12,7 @@ pub(crate) struct StepScalars {
     /// γ after the schedule.
     pub lr: f32,
     pub weight_decay: f32,
-    /// SGD and RMSprop momentum μ.
+    /// SGD and RMSprop momentum μ; ASGD: the average's weight μ_t (1: a copy of θ).
     pub momentum: f32,
     /// SGD: 1 − τ.
     pub one_minus_dampening: f32,
@@ -24,11 +24,11 @@ pub(crate) struct StepScalars {
     pub one_minus_beta2: f32,
     pub eps: f32,
     /// Adam, Adamax: γ / (1 − β1^t); Adagrad: γ / (1 + (t − 1)·lr_decay); NAdam: the
-    /// gradient's coefficient γ(1 − μ_t) / (1 − Π_{s≤t} μ_s).
+    /// gradient's coefficient γ(1 − μ_t) / (1 − Π_{s≤t} μ_s); ASGD: η_t.
     pub step_size: f32,
     /// Adam, RAdam: √(1 − β2^t).
     pub bias_correction2_sqrt: f32,
-    /// Decoupled weight decay (AdamW, and NAdam and RAdam with it): 1 − γλ.
+    /// Decoupled weight decay (AdamW, and NAdam and RAdam with it): 1 − γλ; ASGD: 1 − λη_t.
     pub decay_factor: f32,
     /// 1 on the first update (SGD's momentum buffer starts as the gradient).
     pub first_step: u32,
@@ -132,6 +132,24 @@ impl OptimizerCore {
                         / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                         .sqrt() as f32;
                 }
+            }
+            OptimizerConfig::Asgd(c) => {
+                s.weight_decay = c.weight_decay as f32;
+                // PyTorch computes η and μ at the end of each step, for the next, from that
+                // step's rate and count, into f32 tensors; the first update's are γ and 1.
+                let (eta, mu) = match step.checked_sub(2) {
+                    None => (lr as f32, 1.0),
+                    Some(before) => {
+                        let (previous_lr, taken) =
+                            (self.schedule.lr_at(config.lr(), before), (step - 1) as f64);
+                        let decayed = 1.0 + c.lambd * previous_lr * taken;
+                        let eta = previous_lr / decayed.powf(c.alpha);
+                        (eta as f32, (1.0 / (taken - c.t0).max(1.0)) as f32)
+                    }
+                };
+                s.step_size = eta;
+                s.decay_factor = (1.0 - c.lambd * f64::from(eta)) as f32;
+                s.momentum = mu;
             }
             OptimizerConfig::Rprop(c) => {
                 s.eta_minus = c.etas.0 as f32;

@@ -7,6 +7,11 @@ use crate::error::{Error, Result};
 use crate::nn::Loss;
 use crate::optim::{Decay, Mode, OptimizerConfig, Swa};
 
+/// Why a rule that sets the rate between updates is refused with ASGD.
+const ASGD_RATE_SET: &str = "{with} with ASGD: PyTorch's ASGD computes each update's rate η \
+    at the end of the update before, from that update's rate, so after a rate set between \
+    epochs its next η still follows the old rate, which this optimizer does not keep";
+
 impl Trainer {
     /// Checks the settings against the data and the model before anything is allocated.
     /// `op` names the caller in the errors about the data.
@@ -93,6 +98,9 @@ impl Trainer {
                  starting value, so lowering it later would change no step"
                     .into(),
             );
+        }
+        if self.lr_plateau.is_some() && matches!(self.optimizer, OptimizerConfig::Asgd(_)) {
+            return bad(ASGD_RATE_SET.replace("{with}", "reduce_lr_on_plateau"));
         }
         if let Some(rule) = self.lr_plateau {
             let wanted = match self.watched {
@@ -216,6 +224,9 @@ impl Trainer {
                 "{with} with Rprop: its learning rate is only the step sizes' starting value, \
                  so SWA's rate would change no step"
             ));
+        }
+        if matches!(self.optimizer, OptimizerConfig::Asgd(_)) {
+            return bad(ASGD_RATE_SET.replace("{with}", &with));
         }
         if swa.start > self.epochs {
             return bad(format!(

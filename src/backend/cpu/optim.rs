@@ -159,6 +159,21 @@ fn update_element(
             state.set(0, g);
             theta + -sign(g) * size
         }
+        Algorithm::Asgd => {
+            let theta = theta * s.decay_factor;
+            let theta = theta + (-s.step_size) * g;
+            // The average: a copy of θ while its weight is 1, then ax + (θ − ax)·μ.
+            let ax = state.get(0);
+            state.set(
+                0,
+                if s.momentum == 1.0 {
+                    theta
+                } else {
+                    ax + (theta - ax) * s.momentum
+                },
+            );
+            theta
+        }
         Algorithm::RAdam => {
             let (m, v) = moments(state, g, s);
             let step = m / s.bias_correction1 * s.lr;

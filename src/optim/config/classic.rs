@@ -1,5 +1,5 @@
-//! Gradient descent with or without momentum and the per-element adaptive rates that keep no
-//! first moment: SGD, RMSprop, Adagrad, Adadelta, Rprop.
+//! Gradient descent with or without momentum, averaged, and the per-element adaptive rates
+//! that keep no first moment: SGD, ASGD, RMSprop, Adagrad, Adadelta, Rprop.
 
 use super::builders;
 
@@ -32,6 +32,56 @@ impl Default for Sgd {
         }
     }
 }
+
+/// Averaged stochastic gradient descent, as `torch.optim.ASGD`: plain descent whose rate η
+/// decays with the update count, θ ← θ·(1 − λη) − η·g, beside a running average of the
+/// parameters (the state buffer `ax`) that starts averaging after update `t0`.
+///
+/// Update t's rate is `lr / (1 + lambd·lr·(t − 1))^alpha` (the first update's is `lr`), from
+/// the rate the schedule gave update t − 1, as PyTorch computes it at the end of each step;
+/// the average's weight is `1 / max(1, t − 1 − t0)`, so `ax` is a copy of θ until update
+/// `t0 + 2`. The average is optimizer state, as PyTorch keeps it: read it with
+/// [`Optimizer::state`](crate::Optimizer::state) (`ax`) or save it in a checkpoint. A run that
+/// sets the rate itself between updates (`reduce_lr_on_plateau`, `swa`) is refused: PyTorch
+/// computes the next η from the rate before the change, which this optimizer does not keep
+/// (after [`set_lr`](crate::Optimizer::set_lr), the next update's η follows the new rate).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Asgd {
+    /// Learning rate (default 1e-2).
+    pub lr: f64,
+    /// The decay term λ (default 1e-4).
+    pub lambd: f64,
+    /// The power of η's decay (default 0.75).
+    pub alpha: f64,
+    /// The update count after which the average starts (default 1e6).
+    pub t0: f64,
+    /// L2 penalty, added to the gradient as λ_wd·θ.
+    pub weight_decay: f64,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for Asgd {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            lambd: 1e-4,
+            alpha: 0.75,
+            t0: 1e6,
+            weight_decay: 0.0,
+            maximize: false,
+        }
+    }
+}
+
+builders!(Asgd {
+    lr: f64,
+    lambd: f64,
+    alpha: f64,
+    t0: f64,
+    weight_decay: f64,
+    maximize: bool
+});
 
 /// RMSprop, as `torch.optim.RMSprop`.
 #[derive(Clone, Copy, Debug, PartialEq)]

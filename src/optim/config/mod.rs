@@ -5,7 +5,7 @@ mod adam;
 mod classic;
 
 pub use adam::{Adam, AdamW, Adamax, NAdam, RAdam};
-pub use classic::{Adadelta, Adagrad, RmsProp, Rprop, Sgd};
+pub use classic::{Adadelta, Adagrad, Asgd, RmsProp, Rprop, Sgd};
 
 use crate::error::{Error, Result};
 
@@ -50,6 +50,8 @@ pub enum OptimizerConfig {
     RAdam(RAdam),
     /// [`Rprop`]
     Rprop(Rprop),
+    /// [`Asgd`]
+    Asgd(Asgd),
 }
 
 macro_rules! into_config {
@@ -62,7 +64,7 @@ macro_rules! into_config {
     )*};
 }
 into_config!(
-    Sgd, RmsProp, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop
+    Sgd, RmsProp, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam, Rprop, Asgd
 );
 
 /// Checks one hyperparameter against `ok`, the condition PyTorch (or DESIGN.md) imposes, both
@@ -157,6 +159,7 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(_) => "NAdam",
             OptimizerConfig::RAdam(_) => "RAdam",
             OptimizerConfig::Rprop(_) => "Rprop",
+            OptimizerConfig::Asgd(_) => "ASGD",
         }
     }
 
@@ -173,6 +176,7 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(c) => c.lr,
             OptimizerConfig::RAdam(c) => c.lr,
             OptimizerConfig::Rprop(c) => c.lr,
+            OptimizerConfig::Asgd(c) => c.lr,
         }
     }
 
@@ -189,6 +193,7 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(c) => OptimizerConfig::NAdam(NAdam { lr, ..c }),
             OptimizerConfig::RAdam(c) => OptimizerConfig::RAdam(RAdam { lr, ..c }),
             OptimizerConfig::Rprop(c) => OptimizerConfig::Rprop(Rprop { lr, ..c }),
+            OptimizerConfig::Asgd(c) => OptimizerConfig::Asgd(Asgd { lr, ..c }),
         }
     }
 
@@ -199,6 +204,7 @@ impl OptimizerConfig {
             OptimizerConfig::RmsProp(c) => c.weight_decay,
             OptimizerConfig::Adagrad(c) => c.weight_decay,
             OptimizerConfig::Adadelta(c) => c.weight_decay,
+            OptimizerConfig::Asgd(c) => c.weight_decay,
             OptimizerConfig::Rprop(_) => 0.0,
             _ => self.adam_family().map_or(0.0, |f| f.weight_decay),
         }
@@ -219,6 +225,7 @@ impl OptimizerConfig {
             OptimizerConfig::Adamax(c) => OptimizerConfig::Adamax(Adamax { weight_decay, ..c }),
             OptimizerConfig::NAdam(c) => OptimizerConfig::NAdam(NAdam { weight_decay, ..c }),
             OptimizerConfig::RAdam(c) => OptimizerConfig::RAdam(RAdam { weight_decay, ..c }),
+            OptimizerConfig::Asgd(c) => OptimizerConfig::Asgd(Asgd { weight_decay, ..c }),
             OptimizerConfig::Rprop(_) => return None,
         })
     }
@@ -284,6 +291,20 @@ impl OptimizerConfig {
                 )?;
                 positive(name, "eps", c.eps)?;
                 non_negative(name, "weight_decay", c.weight_decay)?;
+            }
+            OptimizerConfig::Asgd(c) => {
+                non_negative(name, "lambd", c.lambd)?;
+                non_negative(name, "alpha", c.alpha)?;
+                non_negative(name, "weight_decay", c.weight_decay)?;
+                // PyTorch leaves t0 unchecked and uses it in f64 only: any finite count works.
+                if !c.t0.is_finite() {
+                    return Err(Error::InvalidHyperparameter {
+                        optimizer: name,
+                        name: "t0".into(),
+                        value: c.t0,
+                        rule: "must be finite".into(),
+                    });
+                }
             }
             OptimizerConfig::Rprop(c) => {
                 let (minus, plus) = c.etas;

@@ -13,8 +13,8 @@ use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use steepest::optim::OneCycle;
 use steepest::{
-    Activation, AdamW, Backend, CpuBackend, Error, Init, Loss, LrSchedule, Mlp, MlpSpec, NAdam,
-    ParamGroup, Session, Sgd, StopReason, Swa, Trainer, data,
+    Activation, AdamW, Asgd, Backend, CpuBackend, Error, Init, Loss, LrSchedule, Mlp, MlpSpec,
+    NAdam, ParamGroup, Session, Sgd, StopReason, Swa, Trainer, data,
 };
 
 /// The header of a safetensors file: its JSON text and where the data starts.
@@ -180,7 +180,25 @@ fn resuming_continues_a_bit_identical_trajectory() {
     let accumulated = trainer().accumulate_grad_batches(3);
     // A moving average of the parameters, which the file carries with its count.
     let averaged = trainer().ema(0.8);
-    for trainer in [trainer(), nadam, grouped, frozen, accumulated, averaged] {
+    // ASGD, whose η and averaging weight are no buffer either: the resumed optimizer computes
+    // them from the step count and the previous update's scheduled rate; its average (`ax`,
+    // averaging from update 3) is a buffer.
+    let asgd = Trainer::new(
+        Asgd::default().lr(0.05).lambd(0.01).t0(3.0),
+        Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(16)
+    .seed(3)
+    .schedule(LrSchedule::step(4, 0.7));
+    for trainer in [
+        trainer(),
+        nadam,
+        grouped,
+        frozen,
+        accumulated,
+        averaged,
+        asgd,
+    ] {
         resume_is_bit_identical(&CpuBackend, &dir, &trainer);
         resume_is_bit_identical(gpu(), &dir, &trainer);
     }

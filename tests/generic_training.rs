@@ -3,9 +3,13 @@
 //! checkpoints (a resumed run draws the same dropout masks and ends bit for bit where an
 //! unbroken one does; a checkpoint of another architecture is refused by name).
 
+mod common;
+
 use std::path::PathBuf;
 
-use steepest::nn::{BatchNorm, Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
+use steepest::nn::{
+    BatchNorm, Dropout, Elementwise, Embedding, Layer, LayerNorm, Residual, Sequential,
+};
 use steepest::{
     Adam, CpuBackend, Init, LineSearch, Linear, Loss, LrFinder, Nonlinearity, Session, Trainer,
     data,
@@ -455,4 +459,97 @@ fn a_residual_block_holds_its_layers_buffers() {
         err.contains("Residual::forward") && err.contains("given 1 buffers"),
         "{err}"
     );
+}
+
+/// 400 samples of a numeric feature u and a category c of 5 (column 1): y = sin(2u) + e[c],
+/// the category's effect spread over [−1, 2], so a model must learn it to fit.
+fn categorical_data(seed: u64) -> steepest::Dataset {
+    use rand::{RngExt, SeedableRng};
+    let effect = [-1.0f32, 0.5, 2.0, -0.3, 1.2];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let rows: Vec<(f32, usize)> = (0..400)
+        .map(|_| (rng.random_range(-1.0..1.0), rng.random_range(0..5)))
+        .collect();
+    let x = ndarray::Array2::from_shape_fn((400, 2), |(r, c)| match c {
+        0 => rows[r].0,
+        _ => rows[r].1 as f32,
+    });
+    let y = ndarray::Array2::from_shape_fn((400, 1), |(r, _)| {
+        (2.0 * rows[r].0).sin() + effect[rows[r].1]
+    });
+    steepest::Dataset::regression(x, y).unwrap()
+}
+
+fn embedding_net<B: steepest::Backend>(backend: &B) -> Sequential<B> {
+    let layers: Vec<Box<dyn Layer<B>>> = vec![
+        Box::new(Embedding::new(5, 3).column(1, 2)),
+        Box::new(Linear::new(4, 16).with_activation(steepest::Activation::Tanh)),
+        Box::new(Linear::new(16, 1)),
+    ];
+    Sequential::new(backend, layers, Init::default(), 2).unwrap()
+}
+
+/// A model whose first layer embeds a categorical column learns the categories' effects (a
+/// model without them cannot get below their variance, about 1.1) on both backends, the
+/// table named as PyTorch names `nn.Embedding`'s; indices that name no row are refused by
+/// name in training, evaluation and prediction, before anything runs.
+#[test]
+fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
+    fn train<B: steepest::Backend>(backend: &B) -> f64 {
+        let data = categorical_data(1);
+        let mut model = embedding_net(backend);
+        assert_eq!(model.tensor_names()[0], "0.weight");
+        let trainer = Trainer::new(Adam::default().lr(0.02), Loss::MeanSquaredError)
+            .batch_size(32)
+            .epochs(60);
+        trainer.fit(backend, &mut model, &data, None).unwrap();
+        trainer.evaluate(backend, &model, &data).unwrap().loss
+    }
+    for (name, loss) in [("cpu", train(&CpuBackend)), ("gpu", train(common::gpu()))] {
+        eprintln!("{name}: {loss}");
+        assert!(
+            loss < 0.05,
+            "{name}: the mean squared error is still {loss}"
+        );
+    }
+
+    let data = categorical_data(2);
+    let mut x = data.x().clone();
+    x[[7, 1]] = 5.0;
+    let bad = steepest::Dataset::regression(x, data.y().clone()).unwrap();
+    let mut model = embedding_net(&CpuBackend);
+    let before = model.parameters_flat(&CpuBackend).unwrap();
+    let trainer = Trainer::new(Adam::default(), Loss::MeanSquaredError);
+    let words = "x[7, 1] is 5, which names no row of the embedding's 5";
+    for err in [
+        trainer
+            .fit(&CpuBackend, &mut model, &bad, None)
+            .unwrap_err(),
+        trainer
+            .fit(&CpuBackend, &mut model, &data, Some(&bad))
+            .unwrap_err(),
+        trainer.evaluate(&CpuBackend, &model, &bad).unwrap_err(),
+    ] {
+        assert!(err.to_string().contains(words), "{err}");
+    }
+    assert_eq!(model.parameters_flat(&CpuBackend).unwrap(), before);
+    let err = model
+        .predict(&CpuBackend, ndarray::array![[0.5, 2.5]].view())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("x[0, 1] is 2.5"), "{err}");
+
+    for (layer, words) in [
+        (Embedding::new(0, 3), "a table of 0×3"),
+        (
+            Embedding::new(5, 3).column(2, 2),
+            "the index is column 2 of 2",
+        ),
+    ] {
+        let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![Box::new(layer)];
+        let err = Sequential::new(&CpuBackend, layers, Init::default(), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "{err}");
+    }
 }

@@ -1,12 +1,14 @@
-//! Differential tests of the layers' kernels (nonlinearity, layer norm, dropout, add) against
-//! their CPU twins, over random and awkward shapes, with fresh data per case, outputs
-//! NaN-poisoned inside and canary-guarded around, and inputs placed inside their buffers.
+//! Differential tests of the layers' kernels (nonlinearity, layer norm, batch norm, dropout,
+//! embedding, add) against their CPU twins, over random and awkward shapes, with fresh data
+//! per case, outputs NaN-poisoned inside and canary-guarded around, and inputs placed inside
+//! their buffers.
 
 mod common;
 
 use common::{assert_close, gpu, placed, random_matrix, rng, tolerance};
 use ndarray::Array2;
 use proptest::prelude::*;
+use rand::RngExt;
 use steepest::backend::DropoutDraw;
 use steepest::backend::cpu;
 use steepest::{Backend, Nonlinearity};
@@ -335,6 +337,73 @@ fn check_add(rows: usize, cols: usize, seed: u64) {
     out.assert_untouched("add");
 }
 
+/// The embedding's three kernels (lookup, table gradient, input gradient) on views inside
+/// guarded buffers against the CPU twins: `vocab` rows, the index in column `column` of
+/// `inputs`, about one row in eight naming no row (NaN, negative, past the end, a fraction),
+/// which gives NaN forward and nothing to the table. The table gradient sums in the CPU's
+/// order and the rest are copies: bit for bit.
+fn check_embedding(
+    rows: usize,
+    (inputs, column): (usize, usize),
+    vocab: usize,
+    dim: usize,
+    seed: u64,
+) {
+    let mut r = rng(seed);
+    let mut x = random_matrix(&mut r, rows, inputs, 3.0);
+    for row in 0..rows {
+        let pick = r.random_range(0..vocab + vocab.div_ceil(7));
+        x[[row, column]] = match pick.checked_sub(vocab) {
+            None => pick as f32,
+            Some(k) => [f32::NAN, -1.0, vocab as f32, 0.5][k % 4],
+        };
+    }
+    let table = random_matrix(&mut r, vocab, dim, 2.0);
+    let outputs = inputs - 1 + dim;
+    let g = random_matrix(&mut r, rows, outputs, 1.0);
+    let mut y = Array2::zeros((rows, outputs));
+    cpu::embedding(x.view(), column, table.view(), &mut y).unwrap();
+    let (mut dtable, mut dx) = (Array2::zeros((vocab, dim)), Array2::zeros((rows, inputs)));
+    cpu::embedding_backward(x.view(), column, g.view(), Some(&mut dtable), Some(&mut dx)).unwrap();
+
+    let b = gpu();
+    let (gpu_x, gpu_g) = (placed(&x, 3), placed(&g, 1));
+    let outs = [(rows, outputs, 2), (vocab, dim, 3), (rows, inputs, 1)]
+        .map(|(r, c, before)| common::guarded(r, c, before));
+    let [y_out, dtable_out, dx_out] = &outs;
+    let (mut ym, mut dtm, mut dxm) = (
+        y_out.matrix.clone(),
+        dtable_out.matrix.clone(),
+        dx_out.matrix.clone(),
+    );
+    b.embedding_into(&gpu_x, column, &placed(&table, 2), &mut ym)
+        .unwrap();
+    b.embedding_backward(&gpu_x, column, &gpu_g, Some(&mut dtm), Some(&mut dxm))
+        .unwrap();
+    let what = format!("{rows}×{inputs} column {column}, table {vocab}×{dim}, seed={seed}");
+    let bits = |m: &Array2<f32>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for (name, got, want) in [
+        ("embedding", &ym, &y),
+        ("table gradient", &dtm, &dtable),
+        ("input gradient", &dxm, &dx),
+    ] {
+        assert_eq!(bits(&b.download(got).unwrap()), bits(want), "{name} {what}");
+    }
+    y_out.assert_untouched("embedding");
+    dtable_out.assert_untouched("embedding table gradient");
+    dx_out.assert_untouched("embedding input gradient");
+}
+
+#[test]
+fn embedding_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate() {
+        let dim = AWKWARD[(i + 1) % AWKWARD.len()];
+        let vocab = [1, 2, 7, 65, 300, 1000][i];
+        check_embedding(rows, (3, i % 3), vocab, dim, i as u64);
+        check_embedding(rows, (1, 0), vocab, dim.min(70), i as u64 + 50);
+    }
+}
+
 #[test]
 fn nonlinearities_at_awkward_shapes() {
     for (i, &rows) in AWKWARD.iter().enumerate() {
@@ -441,6 +510,11 @@ proptest! {
     #[test]
     fn layer_norm_matches_cpu(rows in 1usize..40, cols in 1usize..200, seed: u64) {
         check_layer_norm(rows, cols, seed);
+    }
+
+    #[test]
+    fn embedding_matches_cpu(rows in 1usize..120, inputs in 1usize..6, column in 0usize..6, vocab in 1usize..200, dim in 1usize..140, seed: u64) {
+        check_embedding(rows, (inputs, column % inputs), vocab, dim, seed);
     }
 
     #[test]

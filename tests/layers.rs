@@ -280,6 +280,25 @@ fn batch_norm_matches_pytorch() {
     batch_norm_matches_pytorch_on(gpu(), "gpu");
 }
 
+/// An embedding of column 1 of 3 (`torch.cat([x[:, [0, 2]], emb(x[:, 1].long())], 1)`): the
+/// lookup, the table's gradient summed over repeated indices (a row no index names gets 0),
+/// and the input's gradient (the index column's 0, as PyTorch gives a `long` none).
+#[test]
+fn embedding_matches_pytorch() {
+    let layer = steepest::nn::Embedding::new(5, 4).column(1, 3);
+    let (x, g, weight) = (fixture("emb.x"), fixture("emb.g"), fixture("emb.weight"));
+    for name in ["cpu", "gpu"] {
+        let (y, dx, grads) = match name {
+            "cpu" => run_layer(&CpuBackend, &layer, std::slice::from_ref(&weight), &x, &g),
+            _ => run_layer(gpu(), &layer, std::slice::from_ref(&weight), &x, &g),
+        };
+        // A lookup, a copy and sums of up to three terms in PyTorch's order: exact.
+        assert_eq!(y, fixture("emb.y"), "{name} embedding y");
+        assert_eq!(dx, fixture("emb.dx"), "{name} embedding dx");
+        assert_eq!(grads[0], fixture("emb.dweight"), "{name} embedding dweight");
+    }
+}
+
 #[test]
 fn nonlinearities_match_pytorch() {
     nonlinearities_match_pytorch_on(&CpuBackend, "cpu");

@@ -13,11 +13,12 @@ macro_rules! shader_files {
     };
 }
 
-const SHADERS: [(&str, &str); 15] = shader_files![
+const SHADERS: [(&str, &str); 16] = shader_files![
     "activation.wgsl",
     "batch_norm.wgsl",
     "dropout.wgsl",
     "elementwise.wgsl",
+    "embedding.wgsl",
     "gather.wgsl",
     "layer_norm.wgsl",
     "linear_backward.wgsl",

@@ -636,6 +636,44 @@ fn a_model_of_every_layer_steps_without_creating_anything() {
     );
 }
 
+/// A model whose first layer embeds a categorical column (its lookup, table gradient and
+/// input gradient kernels, the data's indices checked once on the host) steps 100 times, with
+/// its validation passes, creating nothing.
+#[test]
+fn an_embedding_model_steps_without_creating_anything() {
+    use steepest::nn::{Embedding, Layer, Sequential};
+    use steepest::{Dataset, GpuBackend, Linear};
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let mut r = common::rng(4);
+    let x = Array2::from_shape_fn((200, 3), |(_, c)| match c {
+        1 => r.random_range(0..7) as f32,
+        _ => r.random_range(-1.0f32..1.0),
+    });
+    let y = x.map_axis(ndarray::Axis(1), |row| row[0] - row[2] + row[1] / 7.0);
+    let data = Dataset::regression(x, y.insert_axis(ndarray::Axis(1))).unwrap();
+    let (train, val) = data.split(0.2, 1).unwrap();
+    let layers: Vec<Box<dyn Layer<GpuBackend>>> = vec![
+        Box::new(Embedding::new(7, 5).column(1, 3)),
+        Box::new(Linear::new(7, 16).with_activation(Activation::Relu)),
+        Box::new(Linear::new(16, 1)),
+    ];
+    let mut model = Sequential::new(g, layers, Init::default(), 1).unwrap();
+    let trainer = Trainer::new(Adam::default().lr(0.01), Loss::MeanSquaredError).batch_size(32);
+    let mut session = Session::new(&trainer, g, &mut model, &train, Some(&val)).unwrap();
+    for _ in 0..2 {
+        session.run_epoch().unwrap();
+    }
+    let before = ctx.counters();
+    let mut steps = 0;
+    while steps < 100 {
+        let start = session.steps();
+        session.run_epoch().unwrap();
+        steps += session.steps() - start;
+    }
+    assert_nothing_created("an embedding model", added(before, ctx.counters()));
+}
+
 /// A `Sequential`'s forward pass runs each run of two or more linear layers as one chain
 /// (three links to a dispatch) and calls every other layer's `forward`: counted, and bit for
 /// bit the layers' own forward passes called one by one.

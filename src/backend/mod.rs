@@ -7,6 +7,7 @@
 mod activation;
 pub mod cpu;
 mod dropout;
+mod embedding;
 pub mod gpu;
 mod linear;
 mod loss;
@@ -18,6 +19,7 @@ mod storage;
 pub use activation::Activation;
 pub(crate) use activation::sigmoid;
 pub use dropout::DropoutDraw;
+pub use embedding::{MAX_EMBEDDING_VOCAB, embedding_index};
 pub use linear::LinearLink;
 pub use loss::{Loss, LossShare};
 pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
@@ -328,6 +330,32 @@ pub trait Backend: 'static {
         grad_out: &Self::Matrix,
         mask: &Self::Matrix,
         grad_in: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// An embedding lookup: row r of `out` (rows × (inputs − 1 + dim)) is row r of `x` (rows
+    /// × inputs) without its column `column`, then the row of `table` (vocab × dim) that
+    /// `x[r, column]` names. A value that names no row (not an integer in [0, vocab)) gives a
+    /// row of NaN: check data before (the [`Embedding`](crate::nn::Embedding) layer does).
+    fn embedding_into(
+        &self,
+        x: &Self::Matrix,
+        column: usize,
+        table: &Self::Matrix,
+        out: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// An embedding lookup's backward pass from `grad_out`: with `table_grad`, each of its
+    /// rows the sum, over the rows of `x` whose index names it and in their order, of
+    /// `grad_out`'s last `dim` columns (0 for a row no index names); with `grad_in`, ∂loss/∂x:
+    /// the other columns' gradients passed through, 0 in the index column. Checks both before
+    /// writing either.
+    fn embedding_backward(
+        &self,
+        x: &Self::Matrix,
+        column: usize,
+        grad_out: &Self::Matrix,
+        table_grad: Option<&mut Self::Matrix>,
+        grad_in: Option<&mut Self::Matrix>,
     ) -> Result<()>;
 
     /// `out[0, c] ← Σ_r m[r, c]`: the bias gradient.

@@ -8,6 +8,7 @@
 //!
 //! [`Sequential`]: super::Sequential
 
+use ndarray::ArrayView2;
 use rand::rngs::StdRng;
 
 use super::Init;
@@ -204,6 +205,16 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
 
     /// Input features.
     fn inputs(&self) -> usize;
+
+    /// Checks input values the layer reads as something other than numbers (an
+    /// [`Embedding`](crate::nn::Embedding)'s indices), when it is a model's first layer: the
+    /// training, validation and evaluation data and every input to predict, on the host,
+    /// before they reach the backend (`op` names the call in the error). The default accepts
+    /// anything.
+    fn check_data(&self, op: &'static str, x: ArrayView2<'_, f32>) -> Result<()> {
+        let _ = (op, x);
+        Ok(())
+    }
 
     /// Output features.
     fn outputs(&self) -> usize;

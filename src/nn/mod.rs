@@ -6,6 +6,7 @@
 mod batch_norm;
 mod dropout;
 mod elementwise;
+mod embedding;
 mod init;
 mod layer;
 mod layer_norm;
@@ -23,6 +24,7 @@ pub use crate::backend::Loss;
 pub use batch_norm::BatchNorm;
 pub use dropout::Dropout;
 pub use elementwise::Elementwise;
+pub use embedding::Embedding;
 pub use init::Init;
 pub(crate) use init::{seeded, standard_normal};
 pub use layer::{Backward, BufferUpdate, Forward, InputGrad, Layer, Mode, ParamSpec};

@@ -3,7 +3,7 @@
 
 use super::Session;
 use super::session::slot;
-use super::step::{Batch, check_features};
+use super::step::{Batch, check_features, check_inputs};
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -41,12 +41,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// ```
     pub fn step_on_batch(&mut self, batch: &Dataset) -> Result<()> {
         let net = self.model.network();
-        check_features(
-            "Session::step_on_batch",
-            "the batch",
-            batch.features(),
-            net.inputs(),
-        )?;
+        check_inputs("Session::step_on_batch", "the batch", batch.x().view(), net)?;
         self.trainer
             .check_targets("Session::step_on_batch", "batch", net.outputs(), batch)?;
         self.descend(batch.len(), Batch::Host(batch))

@@ -4,7 +4,7 @@
 
 use super::Trainer;
 use super::session::slot;
-use super::step::{DeviceData, check_features, forward_loss, workspace};
+use super::step::{DeviceData, check_inputs, forward_loss, workspace};
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -97,7 +97,7 @@ impl Trainer {
         self.loss.validate()?;
         self.check_batch_size(op)?;
         let net = model.network();
-        check_features(op, "the data", data.features(), net.inputs())?;
+        check_inputs(op, "the data", data.x().view(), net)?;
         self.check_targets(op, "evaluation", net.outputs(), data)?;
         let samples = data.len();
         let rows = u32::try_from(samples).map_err(|_| Error::Data {

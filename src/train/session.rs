@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 
 use super::average::{Average, Averaging};
-use super::step::{DeviceData, check_features};
+use super::step::{DeviceData, check_inputs};
 use super::{BatchOrder, History, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
@@ -105,7 +105,15 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
     ) -> Result<Self> {
         let net = model.network();
         trainer.check("Trainer::fit", net.outputs(), train, validation)?;
-        check_features("Trainer::fit", "the data", train.features(), net.inputs())?;
+        check_inputs("Trainer::fit", "the data", train.x().view(), net)?;
+        if let Some(validation) = validation {
+            check_inputs(
+                "Trainer::fit",
+                "the validation data",
+                validation.x().view(),
+                net,
+            )?;
+        }
         let train = DeviceData::upload(backend, train)?;
         Self::build(trainer, backend, model, Some(train), validation)
     }

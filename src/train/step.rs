@@ -48,6 +48,7 @@ pub(super) fn whole_batch<B: Backend>(
     super::Trainer::new(crate::Sgd::default(), loss)
         .full_batch()
         .check(op, model.outputs(), data, None)?;
+    check_inputs(op, "the data", data.x().view(), model)?;
     let device = DeviceData::upload(backend, data)?;
     let all: Vec<u32> = (0..data.len() as u32).collect();
     let all = backend.upload_indices(&all)?;
@@ -166,6 +167,22 @@ pub(super) enum Batch<'b, B: Backend> {
     Host(&'b Dataset),
     /// Inputs and targets already on the backend (used as they are).
     Device(&'b B::Matrix, &'b B::Matrix),
+}
+
+/// Fails unless `what` (the data, a batch) has the features the model takes and values its
+/// first layer accepts ([`Layer::check_data`](crate::nn::Layer::check_data): an
+/// embedding's indices).
+pub(super) fn check_inputs<B: Backend>(
+    op: &'static str,
+    what: &str,
+    x: ndarray::ArrayView2<'_, f32>,
+    net: &crate::nn::Sequential<B>,
+) -> Result<()> {
+    check_features(op, what, x.ncols(), net.inputs())?;
+    match net.layers().first() {
+        Some(first) => first.check_data(op, x),
+        None => Ok(()),
+    }
 }
 
 /// Fails unless `what` (the data, a batch) has the `inputs` features the model takes.

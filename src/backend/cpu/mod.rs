@@ -5,6 +5,7 @@ mod arena;
 mod batch_norm;
 mod dropout;
 mod elementwise;
+mod embedding;
 mod gather;
 mod layer_norm;
 mod loss;
@@ -19,6 +20,7 @@ use arena::host_zeros;
 pub use batch_norm::{batch_norm, batch_norm_backward, batch_norm_stats};
 pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy, lerp, scale};
+pub use embedding::{embedding, embedding_backward};
 pub use gather::{gather_batch, gather_rows};
 pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use loss::loss;
@@ -247,6 +249,27 @@ impl Backend for CpuBackend {
         grad_in: &mut Array2<f32>,
     ) -> Result<()> {
         dropout_backward(grad_out.view(), mask.view(), grad_in)
+    }
+
+    fn embedding_into(
+        &self,
+        x: &Array2<f32>,
+        column: usize,
+        table: &Array2<f32>,
+        out: &mut Array2<f32>,
+    ) -> Result<()> {
+        embedding(x.view(), column, table.view(), out)
+    }
+
+    fn embedding_backward(
+        &self,
+        x: &Array2<f32>,
+        column: usize,
+        grad_out: &Array2<f32>,
+        table_grad: Option<&mut Array2<f32>>,
+        grad_in: Option<&mut Array2<f32>>,
+    ) -> Result<()> {
+        embedding_backward(x.view(), column, grad_out.view(), table_grad, grad_in)
     }
 
     fn nonlinearity_into(

@@ -9,8 +9,8 @@ use super::reduce::Reduction;
 use super::{
     GpuArena, GpuContext, GpuIndices, GpuMatrix, GpuOptimizer, activation_backward, add, arena_ops,
     axpy, batch_norm, batch_norm_backward, batch_norm_stats, column_sum, dropout, dropout_backward,
-    gather_batch, gather_rows, layer_norm, layer_norm_backward, lerp, linear_backward,
-    linear_backward_frozen_weight, linear_chain, linear_grads, loss, matmul,
+    embedding, embedding_backward, gather_batch, gather_rows, layer_norm, layer_norm_backward,
+    lerp, linear_backward, linear_backward_frozen_weight, linear_chain, linear_grads, loss, matmul,
     matmul_activation_backward, nonlinearity, nonlinearity_backward, scale,
 };
 use crate::backend::{Activation, Backend, DropoutDraw, LinearLink, Matmul, Matrix, Nonlinearity};
@@ -310,6 +310,28 @@ impl Backend for GpuBackend {
         grad_in: &mut GpuMatrix,
     ) -> Result<()> {
         dropout_backward(&self.ctx, grad_out, mask, grad_in)
+    }
+
+    fn embedding_into(
+        &self,
+        x: &GpuMatrix,
+        column: usize,
+        table: &GpuMatrix,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        embedding(&self.ctx, x, column, table, out)
+    }
+
+    fn embedding_backward(
+        &self,
+        x: &GpuMatrix,
+        column: usize,
+        grad_out: &GpuMatrix,
+        table_grad: Option<&mut GpuMatrix>,
+        grad_in: Option<&mut GpuMatrix>,
+    ) -> Result<()> {
+        let (table_grad, grad_in) = (table_grad.map(|t| &*t), grad_in.map(|g| &*g));
+        embedding_backward(&self.ctx, x, column, grad_out, table_grad, grad_in)
     }
 
     fn nonlinearity_into(

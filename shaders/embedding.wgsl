@@ -1,0 +1,116 @@
+// embedding.wgsl: an embedding lookup and its gradients. The input x holds, in one of its
+// columns, an index per row stored as f32 (exact up to 2²⁴); the output is the row's other
+// columns, in order, then the table row the index names.
+//
+// Immediate data: Params { rows, inputs, column, vocab, dim, a_offset, b_offset, out_offset }
+// Bindings (group 0, shared by the three entry points):
+//   0 a:    storage r   array<f32>  forward, table_grad: x (rows × inputs); input_grad: ∂loss/∂y
+//   1 b:    storage r   array<f32>  forward: the table (vocab × dim); table_grad: ∂loss/∂y
+//                                   (rows × (inputs − 1 + dim)); input_grad: unread
+//   2 out:  storage rw  array<f32>  forward: y; table_grad: ∂loss/∂table; input_grad: ∂loss/∂x
+// Dispatch: forward and input_grad (G, 1, 1) workgroups of 256, each invocation striding
+// through the output's elements; table_grad (G, 1, 1) workgroups of 64 striding through
+// (table row, block of 64 columns) pairs, an invocation a column.
+//
+// An index names a row when it is an integer in [0, vocab): the host checks data before it
+// reaches a kernel; an index that does not (from a batch given on the device) gives a row of
+// NaN forward and no gradient.
+// forward:     y[r, j] = x[r, j < column ? j : j + 1] for j < inputs − 1,
+//              y[r, inputs − 1 + e] = table[x[r, column], e]
+// table_grad:  ∂table[v, e] = Σ over r in order with x[r, column] = v of ∂y[r, inputs − 1 + e]
+//              (0 for a row no index names; the CPU twin sums in the same order)
+// input_grad:  ∂x[r, c] = ∂y[r, c < column ? c : c − 1], 0 at c = column (an index has none)
+
+const WORKGROUP: u32 = 256u;
+const ROW_WORKGROUP: u32 = 64u;
+
+struct Params {
+    rows: u32,
+    inputs: u32,
+    column: u32,
+    vocab: u32,
+    dim: u32,
+    a_offset: u32,
+    b_offset: u32,
+    out_offset: u32,
+}
+
+var<immediate> params: Params;
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// Whether `v` names a row of the table (vocab ≤ 2²⁴, exact in f32); false for NaN.
+fn names_row(v: f32) -> bool {
+    return v >= 0.0 && v < f32(params.vocab) && v == floor(v);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let others = params.inputs - 1u;
+    let outputs = others + params.dim;
+    let len = params.rows * outputs;
+    for (var i = gid.x; i < len; i += groups.x * WORKGROUP) {
+        let r = i / outputs;
+        let j = i % outputs;
+        let row = params.a_offset + r * params.inputs;
+        var value: f32;
+        if (j < others) {
+            value = a[row + select(j, j + 1u, j >= params.column)];
+        } else {
+            let index = a[row + params.column];
+            value = bitcast<f32>(0x7fc00000u);
+            if (names_row(index)) {
+                value = b[params.b_offset + u32(index) * params.dim + (j - others)];
+            }
+        }
+        out[params.out_offset + i] = value;
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn table_grad(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let others = params.inputs - 1u;
+    let outputs = others + params.dim;
+    let blocks = (params.dim + ROW_WORKGROUP - 1u) / ROW_WORKGROUP;
+    let items = params.vocab * blocks;
+    for (var item = wg.x; item < items; item += groups.x) {
+        let v = item / blocks;
+        let e = (item % blocks) * ROW_WORKGROUP + lid;
+        var sum = 0.0;
+        if (e < params.dim) {
+            for (var r = 0u; r < params.rows; r++) {
+                let index = a[params.a_offset + r * params.inputs + params.column];
+                if (names_row(index) && u32(index) == v) {
+                    sum += b[params.b_offset + r * outputs + others + e];
+                }
+            }
+            out[params.out_offset + v * params.dim + e] = sum;
+        }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn input_grad(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let outputs = params.inputs - 1u + params.dim;
+    let len = params.rows * params.inputs;
+    for (var i = gid.x; i < len; i += groups.x * WORKGROUP) {
+        let r = i / params.inputs;
+        let c = i % params.inputs;
+        var value = 0.0;
+        if (c != params.column) {
+            value = a[params.a_offset + r * outputs + select(c, c - 1u, c > params.column)];
+        }
+        out[params.out_offset + i] = value;
+    }
+}

@@ -1,0 +1,161 @@
+//! Host side of `shaders/embedding.wgsl`: `gpu::embedding` and `gpu::embedding_backward`,
+//! twins of the CPU functions of the same names.
+
+use super::GpuMatrix;
+use super::context::GpuContext;
+use super::dispatch::{
+    Entry, bound, check_bindings, check_no_alias, record, striding_groups, to_u32,
+};
+use super::kernel::{Binding, Kernel};
+use crate::backend::Matrix;
+use crate::backend::embedding::{EmbeddingDims, embedding_backward_dims, embedding_dims};
+use crate::error::Result;
+
+const FORWARD: Kernel = Kernel {
+    shader: "embedding.wgsl",
+    source: include_str!("../../../shaders/embedding.wgsl"),
+    entry: "forward",
+    bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+    immediate_size: size_of::<Params>() as u32,
+};
+const TABLE_GRAD: Kernel = Kernel {
+    entry: "table_grad",
+    ..FORWARD
+};
+const INPUT_GRAD: Kernel = Kernel {
+    entry: "input_grad",
+    ..FORWARD
+};
+
+/// Invocations of a `table_grad` workgroup (`ROW_WORKGROUP`): a table row's columns, 64 at a
+/// time.
+const ROW_WORKGROUP: usize = 64;
+
+/// Workgroups at most for `table_grad`, each striding through (row, column block) pairs.
+const MAX_TABLE_GROUPS: usize = 4096;
+
+/// The shader's `Params`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    inputs: u32,
+    column: u32,
+    vocab: u32,
+    dim: u32,
+    a_offset: u32,
+    b_offset: u32,
+    out_offset: u32,
+}
+
+/// Records `kernel` over (a, b, out) with `dims`, after checking the bindings, aliasing and
+/// 32-bit sizes.
+fn run(
+    ctx: &GpuContext,
+    op: &'static str,
+    kernel: &Kernel,
+    (a, b, out): (&GpuMatrix, &GpuMatrix, &GpuMatrix),
+    dims: EmbeddingDims,
+    groups: u32,
+) -> Result<()> {
+    check_bindings(ctx, op, &[a, b, out])?;
+    check_no_alias(op, out, &[a, b])?;
+    // Every index a kernel forms stays below these (the table's only where there is one).
+    to_u32(
+        op,
+        "output elements",
+        dims.rows.saturating_mul(dims.outputs()),
+    )?;
+    to_u32(op, "input elements", dims.rows.saturating_mul(dims.inputs))?;
+    to_u32(op, "table elements", dims.vocab.saturating_mul(dims.dim))?;
+    let (ab, bb, ob) = (
+        bound(ctx, op, &[a])?,
+        bound(ctx, op, &[b])?,
+        bound(ctx, op, &[out])?,
+    );
+    let params = Params {
+        rows: to_u32(op, "rows", dims.rows)?,
+        inputs: to_u32(op, "inputs", dims.inputs)?,
+        column: to_u32(op, "column", dims.column)?,
+        vocab: to_u32(op, "vocabulary", dims.vocab)?,
+        dim: to_u32(op, "embedding width", dims.dim)?,
+        a_offset: ab.offset(op, "first input offset", a)?,
+        b_offset: bb.offset(op, "second input offset", b)?,
+        out_offset: ob.offset(op, "output offset", out)?,
+    };
+    record(
+        ctx,
+        op,
+        bytemuck::bytes_of(&params),
+        &[ab.bind, bb.bind, ob.bind],
+        &[Entry {
+            kernel,
+            overrides: &[],
+            groups: [groups, 1, 1],
+        }],
+    )
+}
+
+/// Row r of `out` ← row r of `x` without column `column`, then row `x[r, column]` of `table`
+/// (NaN where that value names no row): the twin of [`crate::backend::cpu::embedding`].
+pub fn embedding(
+    ctx: &GpuContext,
+    x: &GpuMatrix,
+    column: usize,
+    table: &GpuMatrix,
+    out: &GpuMatrix,
+) -> Result<()> {
+    let op = "embedding";
+    let dims = embedding_dims(op, x.shape(), column, table.shape(), out.shape())?;
+    let groups = striding_groups(dims.rows.saturating_mul(dims.outputs()));
+    run(ctx, op, &FORWARD, (x, table, out), dims, groups)
+}
+
+/// The lookup's gradients: the twin of [`crate::backend::cpu::embedding_backward`].
+pub fn embedding_backward(
+    ctx: &GpuContext,
+    x: &GpuMatrix,
+    column: usize,
+    grad_out: &GpuMatrix,
+    table_grad: Option<&GpuMatrix>,
+    grad_in: Option<&GpuMatrix>,
+) -> Result<()> {
+    let op = "embedding_backward";
+    let dims = embedding_backward_dims(
+        op,
+        x.shape(),
+        column,
+        grad_out.shape(),
+        table_grad.map(Matrix::shape),
+        grad_in.map(Matrix::shape),
+    )?;
+    // Both checked before either records, so a refused call records nothing.
+    for out in table_grad.iter().chain(&grad_in) {
+        check_bindings(ctx, op, &[x, grad_out, out])?;
+        check_no_alias(op, out, &[x, grad_out])?;
+    }
+    if let Some(table_grad) = table_grad {
+        let items = dims.vocab.saturating_mul(dims.dim.div_ceil(ROW_WORKGROUP));
+        let groups = items.clamp(1, MAX_TABLE_GROUPS) as u32;
+        run(
+            ctx,
+            op,
+            &TABLE_GRAD,
+            (x, grad_out, table_grad),
+            dims,
+            groups,
+        )?;
+    }
+    if let Some(grad_in) = grad_in {
+        let groups = striding_groups(dims.rows.saturating_mul(dims.inputs));
+        run(
+            ctx,
+            op,
+            &INPUT_GRAD,
+            (grad_out, grad_out, grad_in),
+            dims,
+            groups,
+        )?;
+    }
+    Ok(())
+}

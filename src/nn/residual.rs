@@ -1,5 +1,6 @@
 //! `Residual`: `x + f(x)`, where `f` is a chain of layers of the same width at both ends.
 
+use ndarray::ArrayView2;
 use rand::rngs::StdRng;
 
 use super::Init;
@@ -84,9 +85,7 @@ impl<B: Backend> Residual<B> {
             layers,
         })
     }
-}
 
-impl<B: Backend> Residual<B> {
     /// Checks that a pass was given the tensors the block declares, so that splitting them
     /// among its layers cannot come up short.
     fn check_given(
@@ -147,6 +146,14 @@ impl<B: Backend> Layer<B> for Residual<B> {
 
     fn inputs(&self) -> usize {
         self.width
+    }
+
+    /// What the chain's first layer checks: the block's input is its input.
+    fn check_data(&self, op: &'static str, x: ArrayView2<'_, f32>) -> Result<()> {
+        match self.layers.first() {
+            Some(first) => first.check_data(op, x),
+            None => Ok(()),
+        }
     }
 
     fn outputs(&self) -> usize {

@@ -335,7 +335,7 @@ pub trait Backend: 'static {
     /// An embedding lookup: row r of `out` (rows × (inputs − 1 + dim)) is row r of `x` (rows
     /// × inputs) without its column `column`, then the row of `table` (vocab × dim) that
     /// `x[r, column]` names. A value that names no row (not an integer in [0, vocab)) gives a
-    /// row of NaN: check data before (the [`Embedding`](crate::nn::Embedding) layer does).
+    /// row of NaN: check data before (the `Embedding` layer checks what it is given).
     fn embedding_into(
         &self,
         x: &Self::Matrix,

@@ -13,7 +13,7 @@ use super::{
     lerp, linear_backward, linear_backward_frozen_weight, linear_chain, linear_grads, loss, matmul,
     matmul_activation_backward, nonlinearity, nonlinearity_backward, scale,
 };
-use crate::backend::{Activation, Backend, DropoutDraw, LinearLink, Matmul, Matrix, Nonlinearity};
+use crate::backend::{Activation, Backend, DropoutDraw, LinearLink, Matmul, Nonlinearity};
 use crate::backend::{Loss, LossShare};
 use crate::error::Result;
 use crate::optim::{ArenaGroup, Clip, LrSchedule, OptimizerConfig};
@@ -69,14 +69,7 @@ impl Backend for GpuBackend {
     }
 
     fn max_matrix_elements(&self) -> usize {
-        let limits = self.ctx.limits();
-        let bytes = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        // Whole 16-byte blocks (buffers are allocated in them), and elements the kernels'
-        // 32-bit indices reach.
-        let elements = (bytes / 16 * 4).min(u64::from(u32::MAX) / 4 * 4);
-        usize::try_from(elements).unwrap_or(usize::MAX)
+        GpuMatrix::max_elements(&self.ctx)
     }
 
     fn download(&self, matrix: &GpuMatrix) -> Result<Array2<f32>> {
@@ -367,16 +360,15 @@ impl Backend for GpuBackend {
         totals: &mut GpuMatrix,
         slot: usize,
     ) -> Result<()> {
-        let row_sums = self.ctx.scratch(2 * logits.shape().0)?;
+        let grad = grad.map(|g| &*g);
         loss::loss(
             &self.ctx,
             kind,
             logits,
             targets,
-            (grad.map(|g| &*g), share),
+            (grad, share),
             totals,
             slot,
-            &row_sums,
         )
     }
 

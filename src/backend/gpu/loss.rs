@@ -1,11 +1,11 @@
 //! Host side of `shaders/loss.wgsl`: `gpu::loss`.
 
+use super::GpuMatrix;
 use super::context::GpuContext;
 use super::dispatch::{
     Entry, bound, check_bindings, check_no_alias, offset_in, record, striding_groups, to_u32,
 };
 use super::kernel::{Binding, Kernel};
-use super::{GpuBuffer, GpuMatrix};
 use crate::backend::{Loss, LossShare};
 use crate::backend::{Matrix, loss_dims, totals_dims};
 use crate::error::Result;
@@ -54,10 +54,9 @@ struct Params {
 
 /// The fused loss on the GPU: the twin of [`crate::backend::cpu::loss`], with the batch sums
 /// written to `totals` (set, or added for a batch not its update's first) as
-/// [`crate::Backend::loss_into`] says. `row_sums` is scratch of at least
-/// 2 × rows elements. Class labels are not checked here (the GPU cannot fail a kernel): the
-/// dataset checks them once, when it is built.
-#[allow(clippy::too_many_arguments)]
+/// [`crate::Backend::loss_into`] says; each row's sums go through the context's scratch.
+/// Class labels are not checked here (the GPU cannot fail a kernel): the dataset checks them
+/// once, when it is built.
 pub(crate) fn loss(
     ctx: &GpuContext,
     kind: Loss,
@@ -66,7 +65,6 @@ pub(crate) fn loss(
     (grad, share): (Option<&GpuMatrix>, LossShare),
     totals: &GpuMatrix,
     slot: usize,
-    row_sums: &GpuBuffer<f32>,
 ) -> Result<()> {
     let op = "loss";
     kind.validate()?;
@@ -85,6 +83,7 @@ pub(crate) fn loss(
         check_no_alias(op, grad, &[logits, targets, totals])?;
     }
     let (rows, cols) = logits.shape();
+    let row_sums = ctx.scratch(2 * rows)?;
     let (lb, tb, sb) = (
         bound(ctx, op, &[logits])?,
         bound(ctx, op, &[targets])?,

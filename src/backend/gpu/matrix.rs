@@ -66,6 +66,17 @@ impl GpuMatrix {
         Self::view(buffer, 0, rows, cols)
     }
 
+    /// The most elements one matrix may hold: whole 16-byte blocks (buffers are allocated in
+    /// them) of the largest binding, within what the kernels' 32-bit indices reach.
+    pub(super) fn max_elements(ctx: &GpuContext) -> usize {
+        let limits = ctx.limits();
+        let bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let elements = (bytes / 16 * 4).min(u64::from(u32::MAX) / 4 * 4);
+        usize::try_from(elements).unwrap_or(usize::MAX)
+    }
+
     /// A new buffer of zeros.
     pub(super) fn zeros(ctx: &GpuContext, rows: usize, cols: usize) -> Result<Self> {
         let buffer = GpuBuffer::zeros(ctx, "matrix", rows.saturating_mul(cols))?;

@@ -444,6 +444,11 @@ fn one_cycle_schedules_are_checked_against_the_optimizer() {
         cycle.clone(),
         "Adadelta, which has no momentum",
     );
+    refused(
+        Asgd::default().into(),
+        cycle.clone(),
+        "ASGD, which has no momentum",
+    );
     // Rprop reads its rate once, as its starting step sizes: any schedule is refused.
     for schedule in [
         LrSchedule::step(10, 0.5),

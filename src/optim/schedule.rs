@@ -312,6 +312,7 @@ impl LrSchedule {
             OptimizerConfig::RmsProp(c) if c.momentum <= 0.0 => Some("RMSprop without momentum"),
             OptimizerConfig::Adagrad(_) => Some("Adagrad, which has no momentum,"),
             OptimizerConfig::Adadelta(_) => Some("Adadelta, which has no momentum,"),
+            OptimizerConfig::Asgd(_) => Some("ASGD, which has no momentum,"),
             _ => None,
         };
         let policy = match self.decay {

@@ -520,7 +520,8 @@ fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
     let mut model = embedding_net(&CpuBackend);
     let before = model.parameters_flat(&CpuBackend).unwrap();
     let trainer = Trainer::new(Adam::default(), Loss::MeanSquaredError);
-    let words = "x[7, 1] is 5, which names no row of the embedding's 5";
+    let words = "row 7: embedding(5×3, column 1 of 2) reads 5 in its index column, which names \
+                 no row of its 5";
     for err in [
         trainer
             .fit(&CpuBackend, &mut model, &bad, None)
@@ -537,7 +538,10 @@ fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
         .predict(&CpuBackend, ndarray::array![[0.5, 2.5]].view())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("x[0, 1] is 2.5"), "{err}");
+    assert!(
+        err.contains("row 0: embedding(5×3, column 1 of 2) reads 2.5"),
+        "{err}"
+    );
 
     for (layer, words) in [
         (Embedding::new(0, 3), "a table of 0×3"),
@@ -552,4 +556,72 @@ fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
             .to_string();
         assert!(err.contains(words), "{err}");
     }
+}
+
+/// Two categorical columns, each through its own embedding, the second reading its index
+/// through the first (which passes it on): the model fits y, which depends on both
+/// categories, both tables train (the first through the second's input gradient), and the
+/// second's indices are checked on the host as the first's are.
+#[test]
+fn chained_embeddings_learn_two_categories_and_check_both() {
+    use rand::{RngExt, SeedableRng};
+    let (a, b) = ([-1.0f32, 0.5, 2.0, -0.3, 1.2], [0.8f32, -0.6, 0.0, 1.5]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let x = ndarray::Array2::from_shape_fn((400, 3), |(_, c)| match c {
+        0 => rng.random_range(-1.0f32..1.0),
+        1 => rng.random_range(0..5) as f32,
+        _ => rng.random_range(0..4) as f32,
+    });
+    let y = x.map_axis(ndarray::Axis(1), |row| {
+        row[0] + a[row[1] as usize] * b[row[2] as usize]
+    });
+    let data = steepest::Dataset::regression(x, y.insert_axis(ndarray::Axis(1))).unwrap();
+    fn net<B: steepest::Backend>(backend: &B) -> Sequential<B> {
+        let layers: Vec<Box<dyn Layer<B>>> = vec![
+            // [u, c1, c2] → [u, c2, e1(3)] → [u, e1(3), e2(2)]
+            Box::new(Embedding::new(5, 3).column(1, 3)),
+            Box::new(Embedding::new(4, 2).column(1, 5)),
+            Box::new(Linear::new(6, 32).with_activation(steepest::Activation::Tanh)),
+            Box::new(Linear::new(32, 1)),
+        ];
+        Sequential::new(backend, layers, Init::default(), 3).unwrap()
+    }
+    fn train<B: steepest::Backend>(backend: &B, data: &steepest::Dataset) -> f64 {
+        let mut model = net(backend);
+        let tables = |m: &Sequential<B>| {
+            let state = m.state_dict(backend).unwrap();
+            [state[0].1.clone(), state[1].1.clone()]
+        };
+        let start = tables(&model);
+        let trainer = Trainer::new(Adam::default().lr(0.02), Loss::MeanSquaredError)
+            .batch_size(32)
+            .epochs(80);
+        trainer.fit(backend, &mut model, data, None).unwrap();
+        for (i, (before, after)) in start.iter().zip(tables(&model)).enumerate() {
+            let moved = (&after - before).iter().fold(0.0f32, |m, d| m.max(d.abs()));
+            assert!(moved > 0.05, "table {i} moved by at most {moved}");
+        }
+        trainer.evaluate(backend, &model, data).unwrap().loss
+    }
+    for (name, loss) in [
+        ("cpu", train(&CpuBackend, &data)),
+        ("gpu", train(common::gpu(), &data)),
+    ] {
+        eprintln!("{name}: {loss}");
+        // The products a·b spread over about [−1.8, 3]: their variance is about 1.
+        assert!(
+            loss < 0.02,
+            "{name}: the mean squared error is still {loss}"
+        );
+    }
+    let mut x = data.x().clone();
+    x[[11, 2]] = 4.0;
+    let bad = steepest::Dataset::regression(x, data.y().clone()).unwrap();
+    let mut model = net(&CpuBackend);
+    let err = Trainer::new(Adam::default(), Loss::MeanSquaredError)
+        .fit(&CpuBackend, &mut model, &bad, None)
+        .unwrap_err()
+        .to_string();
+    let words = "row 11: embedding(4×2, column 1 of 5) reads 4 in its index column";
+    assert!(err.contains(words), "{err}");
 }

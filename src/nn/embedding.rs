@@ -1,6 +1,6 @@
 //! `Embedding`: a category index, one column of the input, replaced by a learned vector.
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 
 use super::layer::{Backward, Forward, Layer, ParamSpec};
@@ -15,10 +15,12 @@ use crate::error::{Error, Result};
 /// equivalent is `torch.cat([x[:, others], embedding(x[:, column].long())], 1)`.
 ///
 /// The table is the parameter `weight` (vocab × dim), drawn from N(0, 1) as PyTorch's is,
-/// whatever the model's [`Init`]. As a model's first layer it checks its data: an index that
-/// is not an integer in [0, vocab) is an error naming the row, before anything runs (batches
-/// given on the device are not checked: there such an index gives a row of NaN). Keep the
-/// index column out of standardisation (its mean 0 and deviation 1 in a
+/// whatever the model's [`Init`]. Several categorical columns take an embedding each, in a
+/// chain: each passes the others' columns on (its index column gone, so the next one's
+/// column counts without it), and each checks its data ([`Layer::check_data`]): an index that
+/// is not an integer in [0, vocab) is an error naming the row and the layer, before anything
+/// runs (batches given on the device are not checked: there such an index gives a row of
+/// NaN). Keep the index columns out of standardisation (mean 0 and deviation 1 in a
 /// [`Standardizer`](crate::Standardizer)), or the indices are no longer indices.
 ///
 /// ```
@@ -113,12 +115,29 @@ impl<B: Backend> Layer<B> for Embedding {
             Some(r) => Err(Error::Data {
                 op,
                 detail: format!(
-                    "x[{r}, {}] is {}, which names no row of the embedding's {} (an index \
-                     must be an integer in [0, {}))",
-                    self.column, indices[r], self.vocab, self.vocab
+                    "row {r}: {} reads {} in its index column, which names no row of its {} \
+                     (an index must be an integer in [0, {}))",
+                    Layer::<B>::describe(self),
+                    indices[r],
+                    self.vocab,
+                    self.vocab
                 ),
             }),
         }
+    }
+
+    /// The other columns in their output places, NaN in the embedding's.
+    fn data_after(&self, x: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        let outputs = Layer::<B>::outputs(self);
+        let mut out = Array2::from_elem((x.nrows(), outputs), f32::NAN);
+        for (c, column) in x.columns().into_iter().enumerate() {
+            match c.cmp(&self.column) {
+                std::cmp::Ordering::Less => out.column_mut(c).assign(&column),
+                std::cmp::Ordering::Greater => out.column_mut(c - 1).assign(&column),
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        Some(out)
     }
 
     fn parameters(&self) -> Vec<ParamSpec> {

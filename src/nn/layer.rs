@@ -8,7 +8,7 @@
 //!
 //! [`Sequential`]: super::Sequential
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rand::rngs::StdRng;
 
 use super::Init;
@@ -207,13 +207,24 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
     fn inputs(&self) -> usize;
 
     /// Checks input values the layer reads as something other than numbers (an
-    /// [`Embedding`](crate::nn::Embedding)'s indices), when it is a model's first layer: the
-    /// training, validation and evaluation data and every input to predict, on the host,
-    /// before they reach the backend (`op` names the call in the error). The default accepts
-    /// anything.
+    /// [`Embedding`](crate::nn::Embedding)'s indices) where its input is the data's own: as a
+    /// model's first layer, or after layers that pass the data's columns through
+    /// ([`Layer::data_after`]). Called on the host on the training, validation and
+    /// evaluation data and every input to predict, before they reach the backend (`op` names
+    /// the call in the error). The default accepts anything.
     fn check_data(&self, op: &'static str, x: ArrayView2<'_, f32>) -> Result<()> {
         let _ = (op, x);
         Ok(())
+    }
+
+    /// For a layer that passes some of its input columns to its output unchanged (an
+    /// embedding passes every column but its index): its output for the data `x`, those
+    /// columns in place and NaN in the others, which is what the next layer's
+    /// [`Layer::check_data`] is given. The default, `None`: the layer computes every output,
+    /// and the layers after it check nothing.
+    fn data_after(&self, x: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+        let _ = x;
+        None
     }
 
     /// Output features.

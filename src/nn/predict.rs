@@ -221,10 +221,8 @@ impl<B: Backend> Predictor<B> {
             None => None,
         };
         let x = standardised.as_ref().map_or(x, |s| s.view());
-        // What the first layer reads, after standardisation (an embedding's indices).
-        if let Some(first) = model.layers().first() {
-            first.check_data(op, x)?;
-        }
+        // What the layers read, after standardisation (an embedding's indices).
+        model.check_data(op, x)?;
         for start in (0..rows).step_by(self.batch) {
             let end = (start + self.batch).min(rows);
             self.passes += 1;

@@ -2,6 +2,8 @@
 
 use std::ops::Range;
 
+use ndarray::{Array2, ArrayView2};
+
 use super::layer::{Layer, Mode, ParamSpec};
 use super::{Init, seeded};
 use crate::backend::{Arena, Backend, Matrix};
@@ -289,6 +291,22 @@ impl<B: Backend> Sequential<B> {
             op: "Sequential::forward",
             detail: "the model has no layers".into(),
         })
+    }
+
+    /// Runs [`Layer::check_data`] of the first layer on `x` (the data, as the model takes
+    /// it), and of each layer after it as long as the one before passes the data's columns
+    /// through ([`Layer::data_after`]): every embedding of a chain of them checks its indices.
+    pub(crate) fn check_data(&self, op: &'static str, x: ArrayView2<'_, f32>) -> Result<()> {
+        let mut after: Option<Array2<f32>> = None;
+        for layer in &self.layers {
+            let seen = after.as_ref().map_or(x, |a| a.view());
+            layer.check_data(op, seen)?;
+            match layer.data_after(seen) {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// Fails unless inputs of `features` columns are what the model takes.

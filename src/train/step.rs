@@ -170,8 +170,8 @@ pub(super) enum Batch<'b, B: Backend> {
 }
 
 /// Fails unless `what` (the data, a batch) has the features the model takes and values its
-/// first layer accepts ([`Layer::check_data`](crate::nn::Layer::check_data): an
-/// embedding's indices).
+/// layers accept ([`Layer::check_data`](crate::nn::Layer::check_data): an embedding's
+/// indices).
 pub(super) fn check_inputs<B: Backend>(
     op: &'static str,
     what: &str,
@@ -179,10 +179,7 @@ pub(super) fn check_inputs<B: Backend>(
     net: &crate::nn::Sequential<B>,
 ) -> Result<()> {
     check_features(op, what, x.ncols(), net.inputs())?;
-    match net.layers().first() {
-        Some(first) => first.check_data(op, x),
-        None => Ok(()),
-    }
+    net.check_data(op, x)
 }
 
 /// Fails unless `what` (the data, a batch) has the `inputs` features the model takes.

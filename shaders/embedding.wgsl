@@ -2,7 +2,8 @@
 // columns, an index per row stored as f32 (exact up to 2²⁴); the output is the row's other
 // columns, in order, then the table row the index names.
 //
-// Immediate data: Params { rows, inputs, column, vocab, dim, a_offset, b_offset, out_offset }
+// Immediate data: Params { rows, inputs, column, vocab, dim, a_offset, b_offset, out_offset,
+//                          padding } (padding 0xffffffff: none)
 // Bindings (group 0, shared by the three entry points):
 //   0 a:    storage r   array<f32>  forward, table_grad: x (rows × inputs); input_grad: ∂loss/∂y
 //   1 b:    storage r   array<f32>  forward: the table (vocab × dim); table_grad: ∂loss/∂y
@@ -18,7 +19,8 @@
 // forward:     y[r, j] = x[r, j < column ? j : j + 1] for j < inputs − 1,
 //              y[r, inputs − 1 + e] = table[x[r, column], e]
 // table_grad:  ∂table[v, e] = Σ over r in order with x[r, column] = v of ∂y[r, inputs − 1 + e]
-//              (0 for a row no index names; the CPU twin sums in the same order)
+//              (0 for a row no index names and for the padding row, PyTorch's padding_idx;
+//              the CPU twin sums in the same order)
 // input_grad:  ∂x[r, c] = ∂y[r, c < column ? c : c − 1], 0 at c = column (an index has none)
 
 const WORKGROUP: u32 = 256u;
@@ -33,6 +35,10 @@ struct Params {
     a_offset: u32,
     b_offset: u32,
     out_offset: u32,
+    padding: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 var<immediate> params: Params;
@@ -85,13 +91,15 @@ fn table_grad(
         let v = item / blocks;
         let e = (item % blocks) * ROW_WORKGROUP + lid;
         var sum = 0.0;
-        if (e < params.dim) {
+        if (e < params.dim && v != params.padding) {
             for (var r = 0u; r < params.rows; r++) {
                 let index = a[params.a_offset + r * params.inputs + params.column];
                 if (names_row(index) && u32(index) == v) {
                     sum += b[params.b_offset + r * outputs + others + e];
                 }
             }
+        }
+        if (e < params.dim) {
             out[params.out_offset + v * params.dim + e] = sum;
         }
     }

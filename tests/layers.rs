@@ -282,7 +282,8 @@ fn batch_norm_matches_pytorch() {
 
 /// An embedding of column 1 of 3 (`torch.cat([x[:, [0, 2]], emb(x[:, 1].long())], 1)`): the
 /// lookup, the table's gradient summed over repeated indices (a row no index names gets 0),
-/// and the input's gradient (the index column's 0, as PyTorch gives a `long` none).
+/// and the input's gradient (the index column's 0, as PyTorch gives a `long` none); with a
+/// padding row, its zeros and no gradient.
 #[test]
 fn embedding_matches_pytorch() {
     let layer = steepest::nn::Embedding::new(5, 4).column(1, 3);
@@ -296,6 +297,24 @@ fn embedding_matches_pytorch() {
         assert_eq!(y, fixture("emb.y"), "{name} embedding y");
         assert_eq!(dx, fixture("emb.dx"), "{name} embedding dx");
         assert_eq!(grads[0], fixture("emb.dweight"), "{name} embedding dweight");
+    }
+    // With padding_idx=3: the row starts at zeros and, named three times, gets no gradient.
+    let padded = layer.padding_idx(3);
+    let drawn = Layer::<CpuBackend>::initial_values(&padded, Init::default(), &mut common::rng(1));
+    assert!(drawn[12..16].iter().all(|&v| v == 0.0), "{drawn:?}");
+    assert!(drawn[..12].iter().all(|&v| v != 0.0), "{drawn:?}");
+    let weight = fixture("emb_pad.weight");
+    for name in ["cpu", "gpu"] {
+        let (y, _, grads) = match name {
+            "cpu" => run_layer(&CpuBackend, &padded, std::slice::from_ref(&weight), &x, &g),
+            _ => run_layer(gpu(), &padded, std::slice::from_ref(&weight), &x, &g),
+        };
+        assert_eq!(y, fixture("emb_pad.y"), "{name} padded embedding y");
+        assert_eq!(
+            grads[0],
+            fixture("emb_pad.dweight"),
+            "{name} padded embedding dweight"
+        );
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct EmbeddingDims {
     pub vocab: usize,
     /// Columns of the table.
     pub dim: usize,
+    /// The table row that gets no gradient (PyTorch's `padding_idx`), if any.
+    pub padding: Option<usize>,
 }
 
 impl EmbeddingDims {
@@ -64,6 +66,7 @@ pub(crate) fn embedding_dims(
         column,
         vocab,
         dim,
+        padding: None,
     };
     let outputs = (inputs - 1).checked_add(dim);
     if rows == 0 || outputs.is_none_or(|n| out != (rows, n)) {
@@ -79,12 +82,13 @@ pub(crate) fn embedding_dims(
 }
 
 /// Checks a lookup's backward pass: `grad_out` shaped as its output, the table's gradient
-/// (when given) `vocab × dim` with the dim `grad_out` implies, and the input's gradient (when
-/// given) shaped as `x`. Returns the dims (vocab 0 without a table gradient).
+/// (when given) `vocab × dim` with the dim `grad_out` implies and its `padding` row inside
+/// it, and the input's gradient (when given) shaped as `x`. Returns the dims (vocab 0
+/// without a table gradient).
 pub(crate) fn embedding_backward_dims(
     op: &'static str,
     x: (usize, usize),
-    column: usize,
+    (column, padding): (usize, Option<usize>),
     grad_out: (usize, usize),
     table_grad: Option<(usize, usize)>,
     grad_in: Option<(usize, usize)>,
@@ -103,6 +107,11 @@ pub(crate) fn embedding_backward_dims(
         Some(table) => embedding_dims(op, x, column, table, grad_out)?.vocab,
         None => 0,
     };
+    if let Some(p) = padding.filter(|&p| table_grad.is_some() && p >= vocab) {
+        return bad(format!(
+            "the padding row is {p}, but the table has {vocab} rows"
+        ));
+    }
     if let Some(grad_in) = grad_in {
         if grad_in != x {
             return bad(format!(
@@ -117,6 +126,7 @@ pub(crate) fn embedding_backward_dims(
         column,
         vocab,
         dim,
+        padding,
     })
 }
 
@@ -159,10 +169,14 @@ mod tests {
         ] {
             assert!(embedding_dims("e", x, column, table, out).is_err());
         }
-        let back = embedding_backward_dims("e", (4, 3), 1, (4, 7), None, Some((4, 3))).unwrap();
-        assert_eq!((back.dim, back.vocab), (5, 0));
-        assert!(embedding_backward_dims("e", (4, 3), 1, (4, 7), Some((10, 4)), None).is_err());
-        assert!(embedding_backward_dims("e", (4, 3), 1, (4, 2), None, None).is_err());
-        assert!(embedding_backward_dims("e", (4, 3), 1, (4, 7), None, Some((4, 2))).is_err());
+        let column = (1, None);
+        let back = embedding_backward_dims("e", (4, 3), column, (4, 7), None, Some((4, 3)));
+        assert_eq!(back.map(|b| (b.dim, b.vocab)).ok(), Some((5, 0)));
+        let table = Some((10, 5));
+        assert!(embedding_backward_dims("e", (4, 3), (1, Some(9)), (4, 7), table, None).is_ok());
+        assert!(embedding_backward_dims("e", (4, 3), (1, Some(10)), (4, 7), table, None).is_err());
+        assert!(embedding_backward_dims("e", (4, 3), column, (4, 7), Some((10, 4)), None).is_err());
+        assert!(embedding_backward_dims("e", (4, 3), column, (4, 2), None, None).is_err());
+        assert!(embedding_backward_dims("e", (4, 3), column, (4, 7), None, Some((4, 2))).is_err());
     }
 }

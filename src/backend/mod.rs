@@ -346,13 +346,13 @@ pub trait Backend: 'static {
 
     /// An embedding lookup's backward pass from `grad_out`: with `table_grad`, each of its
     /// rows the sum, over the rows of `x` whose index names it and in their order, of
-    /// `grad_out`'s last `dim` columns (0 for a row no index names); with `grad_in`, ∂loss/∂x:
-    /// the other columns' gradients passed through, 0 in the index column. Checks both before
-    /// writing either.
+    /// `grad_out`'s last `dim` columns (0 for a row no index names, and for the `padding`
+    /// row, PyTorch's `padding_idx`); with `grad_in`, ∂loss/∂x: the other columns' gradients
+    /// passed through, 0 in the index column. Checks both before writing either.
     fn embedding_backward(
         &self,
         x: &Self::Matrix,
-        column: usize,
+        column: (usize, Option<usize>),
         grad_out: &Self::Matrix,
         table_grad: Option<&mut Self::Matrix>,
         grad_in: Option<&mut Self::Matrix>,

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// equivalent is `torch.cat([x[:, others], embedding(x[:, column].long())], 1)`.
 ///
 /// The table is the parameter `weight` (vocab × dim), drawn from N(0, 1) as PyTorch's is,
-/// whatever the model's [`Init`]. Several categorical columns take an embedding each, in a
+/// whatever the model's [`Init`]; a [`padding_idx`](Embedding::padding_idx) row starts at
+/// zeros and never trains. Several categorical columns take an embedding each, in a
 /// chain: each passes the others' columns on (its index column gone, so the next one's
 /// column counts without it), and each checks its data ([`Layer::check_data`]): an index that
 /// is not an integer in [0, vocab) is an error naming the row and the layer, before anything
@@ -41,6 +42,9 @@ pub struct Embedding {
     pub inputs: usize,
     /// The column holding the index.
     pub column: usize,
+    /// A row that starts at zeros and gets no gradient (PyTorch's `padding_idx`: a category
+    /// such as "missing" that should contribute nothing), if any.
+    pub padding_idx: Option<usize>,
 }
 
 impl Embedding {
@@ -51,6 +55,15 @@ impl Embedding {
             dim,
             inputs: 1,
             column: 0,
+            padding_idx: None,
+        }
+    }
+
+    /// Row `index` starts at zeros and gets no gradient (PyTorch's `padding_idx`).
+    pub fn padding_idx(self, index: usize) -> Self {
+        Self {
+            padding_idx: Some(index),
+            ..self
         }
     }
 
@@ -66,8 +79,11 @@ impl Embedding {
 
 impl<B: Backend> Layer<B> for Embedding {
     fn describe(&self) -> String {
+        let padding = self
+            .padding_idx
+            .map_or(String::new(), |p| format!(", padding {p}"));
         format!(
-            "embedding({}×{}, column {} of {})",
+            "embedding({}×{}, column {} of {}{padding})",
             self.vocab, self.dim, self.column, self.inputs
         )
     }
@@ -84,6 +100,12 @@ impl<B: Backend> Layer<B> for Embedding {
                 "a table of {}×{}: it needs 1 to {MAX_EMBEDDING_VOCAB} rows (indices exact in \
                  f32) and at least one column",
                 self.vocab, self.dim
+            ));
+        }
+        if let Some(p) = self.padding_idx.filter(|&p| p >= self.vocab) {
+            return bad(format!(
+                "padding_idx {p}: the table has rows 0 to {}",
+                self.vocab - 1
             ));
         }
         if self.column >= self.inputs || self.inputs.checked_add(self.dim).is_none() {
@@ -144,10 +166,16 @@ impl<B: Backend> Layer<B> for Embedding {
         vec![ParamSpec::matrix("weight", self.vocab, self.dim)]
     }
 
-    /// N(0, 1), as `nn.Embedding` draws its weight.
+    /// N(0, 1), as `nn.Embedding` draws its weight, and the padding row then zeroed.
     fn initial_values(&self, _init: Init, rng: &mut StdRng) -> Vec<f32> {
         let count = self.vocab.saturating_mul(self.dim);
-        (0..count).map(|_| standard_normal(rng) as f32).collect()
+        let mut values: Vec<f32> = (0..count).map(|_| standard_normal(rng) as f32).collect();
+        let start = self.padding_idx.and_then(|p| p.checked_mul(self.dim));
+        let row = start.and_then(|s| values.get_mut(s..s.checked_add(self.dim)?));
+        if let Some(row) = row {
+            row.fill(0.0);
+        }
+        values
     }
 
     fn forward(&self, backend: &B, pass: Forward<'_, B>) -> Result<()> {
@@ -181,7 +209,7 @@ impl<B: Backend> Layer<B> for Embedding {
         }
         backend.embedding_backward(
             pass.input,
-            self.column,
+            (self.column, self.padding_idx),
             pass.grad_output,
             table_grad,
             grad_in,

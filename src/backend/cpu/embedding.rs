@@ -30,11 +30,12 @@ pub fn embedding(
 
 /// The lookup's gradients from `grad_out`: with `table_grad`, each table row the sum of
 /// ∂loss/∂output's embedding columns over the rows whose index names it, in row order (0 for
-/// a row none names; the twin of `table_grad`); with `grad_in`, ∂loss/∂x: the other columns'
-/// gradients passed through and 0 in the index column (the twin of `input_grad`).
+/// a row none names, and for the `padding` row; the twin of `table_grad`); with `grad_in`,
+/// ∂loss/∂x: the other columns' gradients passed through and 0 in the index column (the twin
+/// of `input_grad`).
 pub fn embedding_backward(
     x: ArrayView2<'_, f32>,
-    column: usize,
+    (column, padding): (usize, Option<usize>),
     grad_out: ArrayView2<'_, f32>,
     table_grad: Option<&mut Array2<f32>>,
     grad_in: Option<&mut Array2<f32>>,
@@ -42,7 +43,7 @@ pub fn embedding_backward(
     let d = embedding_backward_dims(
         "embedding_backward",
         x.dim(),
-        column,
+        (column, padding),
         grad_out.dim(),
         table_grad.as_ref().map(|t| t.dim()),
         grad_in.as_ref().map(|g| g.dim()),
@@ -51,7 +52,8 @@ pub fn embedding_backward(
     if let Some(table_grad) = table_grad {
         table_grad.fill(0.0);
         for r in 0..d.rows {
-            if let Some(v) = embedding_index(x[[r, column]], d.vocab) {
+            let index = embedding_index(x[[r, column]], d.vocab);
+            if let Some(v) = index.filter(|&v| Some(v) != padding) {
                 for e in 0..d.dim {
                     table_grad[[v, e]] += grad_out[[r, others + e]];
                 }

@@ -264,7 +264,7 @@ impl Backend for CpuBackend {
     fn embedding_backward(
         &self,
         x: &Array2<f32>,
-        column: usize,
+        column: (usize, Option<usize>),
         grad_out: &Array2<f32>,
         table_grad: Option<&mut Array2<f32>>,
         grad_in: Option<&mut Array2<f32>>,

@@ -318,7 +318,7 @@ impl Backend for GpuBackend {
     fn embedding_backward(
         &self,
         x: &GpuMatrix,
-        column: usize,
+        column: (usize, Option<usize>),
         grad_out: &GpuMatrix,
         table_grad: Option<&mut GpuMatrix>,
         grad_in: Option<&mut GpuMatrix>,

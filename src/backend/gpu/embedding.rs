@@ -46,7 +46,13 @@ struct Params {
     a_offset: u32,
     b_offset: u32,
     out_offset: u32,
+    /// The table row that gets no gradient, or `NO_PADDING`.
+    padding: u32,
+    _pad: [u32; 3],
 }
+
+/// `padding` where no row is the padding row (no table has 2³² rows: at most 2²⁴).
+const NO_PADDING: u32 = u32::MAX;
 
 /// Records `kernel` over (a, b, out) with `dims`, after checking the bindings, aliasing and
 /// 32-bit sizes.
@@ -82,6 +88,11 @@ fn run(
         a_offset: ab.offset(op, "first input offset", a)?,
         b_offset: bb.offset(op, "second input offset", b)?,
         out_offset: ob.offset(op, "output offset", out)?,
+        padding: match dims.padding {
+            Some(p) => to_u32(op, "padding row", p)?,
+            None => NO_PADDING,
+        },
+        _pad: [0; 3],
     };
     record(
         ctx,
@@ -115,7 +126,7 @@ pub fn embedding(
 pub fn embedding_backward(
     ctx: &GpuContext,
     x: &GpuMatrix,
-    column: usize,
+    column: (usize, Option<usize>),
     grad_out: &GpuMatrix,
     table_grad: Option<&GpuMatrix>,
     grad_in: Option<&GpuMatrix>,

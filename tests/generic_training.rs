@@ -549,6 +549,10 @@ fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
             Embedding::new(5, 3).column(2, 2),
             "the index is column 2 of 2",
         ),
+        (
+            Embedding::new(5, 3).padding_idx(5),
+            "padding_idx 5: the table has rows 0 to 4",
+        ),
     ] {
         let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![Box::new(layer)];
         let err = Sequential::new(&CpuBackend, layers, Init::default(), 0)

@@ -53,11 +53,7 @@ impl Backend for GpuBackend {
     type Optimizer = GpuOptimizer;
 
     fn describe(&self) -> String {
-        format!(
-            "gpu ({}, {:?})",
-            self.ctx.adapter_name(),
-            self.ctx.backend()
-        )
+        self.ctx.describe()
     }
 
     fn flush(&self) -> Result<()> {

@@ -256,6 +256,12 @@ impl GpuContext {
         self.info.backend
     }
 
+    /// The adapter and API in one line, as [`Backend::describe`](crate::Backend::describe)
+    /// gives it: `gpu (llvmpipe (LLVM 15.0.6, 256 bits), Vulkan)`.
+    pub fn describe(&self) -> String {
+        format!("gpu ({}, {:?})", self.info.name, self.info.backend)
+    }
+
     /// Everything wgpu knows about the adapter.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info

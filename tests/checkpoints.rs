@@ -182,7 +182,7 @@ fn resuming_continues_a_bit_identical_trajectory() {
     let averaged = trainer().ema(0.8);
     // ASGD, whose η and averaging weight are no buffer either: the resumed optimizer computes
     // them from the step count and the previous update's scheduled rate; its average (`ax`,
-    // averaging from update 3) is a buffer.
+    // an average from update 6, t0 + 3, on) is a buffer.
     let asgd = Trainer::new(
         Asgd::default().lr(0.05).lambd(0.01).t0(3.0),
         Loss::SoftmaxCrossEntropy,

@@ -84,7 +84,8 @@ struct Step {
     beta2: f32,                 // RMSprop: α; Adadelta: ρ
     one_minus_beta2: f32,       // RMSprop: 1 − α; Adadelta: 1 − ρ
     eps: f32,
-    step_size: f32,             // Adam, Adamax: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay); NAdam: c_g; ASGD: η_t
+    step_size: f32,             // Adam, Adamax: γ/(1 − β1^t); Adagrad: γ/(1 + (t − 1)·lr_decay);
+                                // NAdam: c_g; ASGD: η_t
     bias_correction2_sqrt: f32,
     decay_factor: f32,          // decoupled decay (AdamW, NAdam, RAdam): 1 − γλ; ASGD: 1 − λη_t
     first_step: u32,

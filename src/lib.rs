@@ -57,7 +57,8 @@
 //! [`Mlp`] builds a [`Sequential`] model of [`Linear`] layers. Any chain of layers is one:
 //! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, ELU, SELU, Mish, …),
 //! `LayerNorm`, `BatchNorm`, `Dropout`, `Residual` and `Embedding` (a categorical input
-//! column's learned vectors), and the [`Layer`] trait is the seam for layers of your own (its docs show one).
+//! column's learned vectors), and the [`Layer`] trait is the seam for layers of your own (its
+//! docs show one).
 //! The trainer takes any [`Model`]; [`Session::for_batches`] trains on batches your own loop
 //! produces. [`Sequential::save_safetensors`] keeps any model in a file that names its layers,
 //! and [`Sequential::load_safetensors`] loads it into the same layers built by the same code.

@@ -40,11 +40,12 @@ impl Default for Sgd {
 /// Update t's rate is `lr / (1 + lambd·lr·(t − 1))^alpha` (the first update's is `lr`), from
 /// the rate the schedule gave update t − 1, as PyTorch computes it at the end of each step;
 /// the average's weight is `1 / max(1, t − 1 − t0)`, so `ax` is a copy of θ through update
-/// `t0 + 2` and an average from the next. The average is optimizer state, as PyTorch keeps it: read it with
-/// [`Optimizer::state`](crate::optim::Optimizer::state) (`ax`) or save it in a checkpoint. A run that
-/// sets the rate itself between updates (`reduce_lr_on_plateau`, `swa`) is refused: PyTorch
-/// computes the next η from the rate before the change, which this optimizer does not keep
-/// (after [`set_lr`](crate::optim::Optimizer::set_lr), the next update's η follows the new rate).
+/// `t0 + 2` and an average from the next. The average is optimizer state, as PyTorch keeps
+/// it: read it with [`Optimizer::state`](crate::optim::Optimizer::state) (`ax`) or save it in
+/// a checkpoint. A run that sets the rate itself between updates (`reduce_lr_on_plateau`,
+/// `swa`) is refused: PyTorch computes the next η from the rate before the change, which this
+/// optimizer does not keep (after [`set_lr`](crate::optim::Optimizer::set_lr), the next
+/// update's η follows the new rate).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Asgd {
     /// Learning rate (default 1e-2).

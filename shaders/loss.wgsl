@@ -18,6 +18,9 @@
 //   BCE (LOSS 1)   loss = Σ_c [max(x, 0) − x·t + log(1 + e^−|x|)] / cols  (never overflows);
 //                  ∂/∂x = (σ(x) − t) · scale, scale = 1/(rows·cols);
 //                  correct = Σ_c [(x > 0) = (t > 0.5)] / cols
+//   BCE weighted (LOSS 7), p = `threshold` (pos_weight), w = 1 + (p − 1)·t:
+//                  loss = Σ_c [(1 − t)·x + w·(log(1 + e^−|x|) + max(−x, 0))] / cols;
+//                  ∂/∂x = (w·σ(x) − p·t) · scale, scale = 1/(rows·cols); correct as BCE
 //   CE  (LOSS 2)   m = max x, lse = m + log Σ_c e^(x_c − m), loss = lse − x_label;
 //                  ∂/∂x_c = (e^(x_c − m) / Σ − [c = label]) · scale, scale = 1/rows;
 //                  correct = [first argmax = label]
@@ -117,6 +120,12 @@ fn elementwise_row(r: u32) -> vec2<f32> {
             loss += max(x, 0.0) - x * t + log(1.0 + exp(-abs(x)));
             correct += select(0.0, 1.0, (x > 0.0) == (t > 0.5));
             set_grad(i, (sigmoid(x) - t) * params.scale);
+        } else if (LOSS == 7u) {
+            let p = params.threshold;
+            let w = 1.0 + (p - 1.0) * t;
+            loss += (1.0 - t) * x + w * (log(1.0 + exp(-abs(x))) + max(-x, 0.0));
+            correct += select(0.0, 1.0, (x > 0.0) == (t > 0.5));
+            set_grad(i, (w * sigmoid(x) - p * t) * params.scale);
         } else {
             let term = regression_term(x - t);
             loss += term.x;

@@ -423,6 +423,31 @@ fn regression_losses_match_pytorch() {
     losses_match_pytorch_on(gpu(), "gpu", "loss", &REGRESSION_LOSSES);
 }
 
+/// Binary cross-entropy on logits, plain and with the positives weighted, against
+/// `nn.BCEWithLogitsLoss(pos_weight=p)` on 6 × 3 logits (one row of ±40), fractional targets
+/// among them; p = 1 is the plain loss.
+const BINARY_CROSS_ENTROPIES: [(&str, Loss); 4] = [
+    ("plain", Loss::BinaryCrossEntropyWithLogits),
+    (
+        "plain",
+        Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight: 1.0 },
+    ),
+    (
+        "pw_3",
+        Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight: 3.0 },
+    ),
+    (
+        "pw_0.4",
+        Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight: 0.4 },
+    ),
+];
+
+#[test]
+fn binary_cross_entropies_match_pytorch() {
+    losses_match_pytorch_on(&CpuBackend, "cpu", "bce", &BINARY_CROSS_ENTROPIES);
+    losses_match_pytorch_on(gpu(), "gpu", "bce", &BINARY_CROSS_ENTROPIES);
+}
+
 /// Softmax cross-entropy, plain and with label smoothing, against
 /// `nn.CrossEntropyLoss(label_smoothing=ε)` on 7 rows of 5 logits (one row of ±40 and more).
 const CROSS_ENTROPIES: [(&str, Loss); 5] = [

@@ -24,7 +24,7 @@ fn dataset(loss: Loss, outputs: usize) -> Dataset {
             3,
         )
         .unwrap(),
-        Loss::BinaryCrossEntropyWithLogits => data::moons(150, 0.1, 4).unwrap(),
+        binary if binary.is_binary() => data::moons(150, 0.1, 4).unwrap(),
         _ => {
             let base = data::linear(150, &[0.7, -1.3], 0.2, 0.05, 5).unwrap();
             let y = ndarray::Array2::from_shape_fn((150, outputs), |(r, c)| {
@@ -38,7 +38,7 @@ fn dataset(loss: Loss, outputs: usize) -> Dataset {
 fn outputs_for(loss: Loss) -> usize {
     match loss {
         Loss::SoftmaxCrossEntropy => 3,
-        Loss::BinaryCrossEntropyWithLogits => 1,
+        binary if binary.is_binary() => 1,
         _ => 2,
     }
 }
@@ -248,6 +248,7 @@ fn lockstep_every_loss_and_activation() {
     for loss in [
         Loss::MeanSquaredError,
         Loss::BinaryCrossEntropyWithLogits,
+        Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight: 2.5 },
         Loss::SoftmaxCrossEntropy,
         Loss::L1,
         Loss::Huber { delta: 0.5 },

@@ -366,6 +366,16 @@ fn bad_batches_are_refused_before_anything_runs() {
             .to_string();
         assert!(err.contains("smoothing") && err.contains("[0, 1]"), "{err}");
     }
+    for pos_weight in [0.0, -1.0, f32::INFINITY] {
+        let weighted = Trainer::new(
+            Sgd::default(),
+            Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight },
+        );
+        let err = Session::for_batches(&weighted, &CpuBackend, &mut model)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pos_weight") && err.contains("> 0"), "{err}");
+    }
 }
 
 #[test]

@@ -14,6 +14,15 @@ pub enum Loss {
     /// `max(x, 0) − x·t + log(1 + e^−|x|)` that never overflows; targets in [0, 1] with the
     /// logits' shape. A prediction is correct when `x > 0` agrees with `t > 0.5`.
     BinaryCrossEntropyWithLogits,
+    /// Binary cross-entropy on logits with the positives weighted
+    /// (`nn.BCEWithLogitsLoss(pos_weight=p)`, one weight for every output): each element's
+    /// loss is `(1 − t)·x + (1 + (p − 1)·t)·(log(1 + e^−|x|) + max(−x, 0))`, its gradient
+    /// `(1 + (p − 1)·t)·σ(x) − p·t`; p > 1 counts the positives more (a rare class), p < 1
+    /// less. Targets and accuracy as [`Loss::BinaryCrossEntropyWithLogits`], which is p = 1.
+    BinaryCrossEntropyWithLogitsWeighted {
+        /// p, the positives' weight (finite, > 0).
+        pos_weight: f32,
+    },
     /// Softmax cross-entropy on class indices (`nn.CrossEntropyLoss`), through log-sum-exp;
     /// targets are one class index per row, stored as `f32` in a `rows × 1` matrix.
     SoftmaxCrossEntropy,
@@ -47,6 +56,7 @@ impl Loss {
         match self {
             Loss::MeanSquaredError => (0, 0.0),
             Loss::BinaryCrossEntropyWithLogits => (1, 0.0),
+            Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight } => (7, pos_weight),
             Loss::SoftmaxCrossEntropy => (2, 0.0),
             Loss::SoftmaxCrossEntropySmoothed { smoothing } => (6, smoothing),
             Loss::L1 => (3, 0.0),
@@ -82,7 +92,15 @@ impl Loss {
 
     /// Whether "correct predictions" mean anything for this loss (classification).
     pub fn has_accuracy(self) -> bool {
-        self.takes_class_indices() || self == Loss::BinaryCrossEntropyWithLogits
+        self.takes_class_indices() || self.is_binary()
+    }
+
+    /// Whether the loss is a binary cross-entropy (targets in [0, 1], the logits' shape).
+    pub fn is_binary(self) -> bool {
+        matches!(
+            self,
+            Loss::BinaryCrossEntropyWithLogits | Loss::BinaryCrossEntropyWithLogitsWeighted { .. }
+        )
     }
 
     /// Whether the loss takes regression targets (any real numbers, the outputs' shape).
@@ -93,12 +111,13 @@ impl Loss {
         )
     }
 
-    /// A short name for tables and files (`mse`, `bce`, `cross_entropy`,
+    /// A short name for tables and files (`mse`, `bce`, `bce_weighted`, `cross_entropy`,
     /// `cross_entropy_smoothed`, `l1`, `huber`, `smooth_l1`).
     pub fn name(self) -> &'static str {
         match self {
             Loss::MeanSquaredError => "mse",
             Loss::BinaryCrossEntropyWithLogits => "bce",
+            Loss::BinaryCrossEntropyWithLogitsWeighted { .. } => "bce_weighted",
             Loss::SoftmaxCrossEntropy => "cross_entropy",
             Loss::SoftmaxCrossEntropySmoothed { .. } => "cross_entropy_smoothed",
             Loss::L1 => "l1",
@@ -107,12 +126,18 @@ impl Loss {
         }
     }
 
-    /// Checks the loss's own setting: a Huber delta or smooth-L1 beta must be finite and > 0,
-    /// a label smoothing in [0, 1].
+    /// Checks the loss's own setting: a Huber delta, smooth-L1 beta or positives' weight must
+    /// be finite and > 0, a label smoothing in [0, 1].
     pub fn validate(self) -> crate::Result<()> {
         let (name, value, valid, rule) = match self {
             Loss::Huber { delta } => ("delta", delta, delta > 0.0, "must be finite and > 0"),
             Loss::SmoothL1 { beta } => ("beta", beta, beta > 0.0, "must be finite and > 0"),
+            Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight } => (
+                "pos_weight",
+                pos_weight,
+                pos_weight > 0.0,
+                "must be finite and > 0",
+            ),
             Loss::SoftmaxCrossEntropySmoothed { smoothing } => (
                 "smoothing",
                 smoothing,
@@ -149,6 +174,7 @@ impl Loss {
                 (d.abs() - 0.5 * beta, sign(d))
             }),
             Loss::BinaryCrossEntropyWithLogits
+            | Loss::BinaryCrossEntropyWithLogitsWeighted { .. }
             | Loss::SoftmaxCrossEntropy
             | Loss::SoftmaxCrossEntropySmoothed { .. } => None,
         }

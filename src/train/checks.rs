@@ -4,7 +4,6 @@
 use super::{Trainer, Watched};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::Loss;
 use crate::optim::{Decay, Mode, OptimizerConfig, Swa};
 
 /// Why a rule that sets the rate between updates is refused with ASGD.
@@ -260,8 +259,8 @@ impl Trainer {
             (loss, None) if loss.takes_class_indices() => {
                 bad("cross-entropy needs class labels (Dataset::classification)".into())
             }
-            (Loss::BinaryCrossEntropyWithLogits, Some(2)) if outputs == 1 => Ok(()),
-            (Loss::BinaryCrossEntropyWithLogits, Some(classes)) => bad(format!(
+            (loss, Some(2)) if loss.is_binary() && outputs == 1 => Ok(()),
+            (loss, Some(classes)) if loss.is_binary() => bad(format!(
                 "binary cross-entropy on labels needs 2 classes and 1 output, got {classes} \
                  classes and {outputs} outputs"
             )),
@@ -276,7 +275,7 @@ impl Trainer {
                         data.y().ncols()
                     ));
                 }
-                if loss == Loss::BinaryCrossEntropyWithLogits {
+                if loss.is_binary() {
                     if let Some(t) = data.y().iter().find(|t| !(0.0..=1.0).contains(*t)) {
                         return bad(format!("binary cross-entropy target {t} is outside [0, 1]"));
                     }

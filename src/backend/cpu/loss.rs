@@ -46,6 +46,21 @@ pub fn loss(
                 }
                 (sum / cols as f32, correct / cols as f32)
             }
+            Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight: p } => {
+                let (mut sum, mut correct) = (0.0f32, 0.0f32);
+                for c in 0..cols {
+                    let (x, t) = (x[c], targets[[r, c]]);
+                    // log σ(−x)'s weight: 1 for a negative target, p for a positive one.
+                    let weight = 1.0 + (p - 1.0) * t;
+                    let softplus = (-x.abs()).exp().ln_1p() + (-x).max(0.0);
+                    sum += (1.0 - t) * x + weight * softplus;
+                    correct += f32::from(u8::from((x > 0.0) == (t > 0.5)));
+                    if let Some(g) = grad.as_deref_mut() {
+                        g[[r, c]] = (weight * crate::backend::sigmoid(x) - p * t) * scale;
+                    }
+                }
+                (sum / cols as f32, correct / cols as f32)
+            }
             Loss::MeanSquaredError | Loss::L1 | Loss::Huber { .. } | Loss::SmoothL1 { .. } => {
                 let mut sum = 0.0f32;
                 for c in 0..cols {

@@ -491,8 +491,9 @@ fn embedding_net<B: steepest::Backend>(backend: &B) -> Sequential<B> {
 
 /// A model whose first layer embeds a categorical column learns the categories' effects (a
 /// model without them cannot get below their variance, about 1.1) on both backends, the
-/// table named as PyTorch names `nn.Embedding`'s; indices that name no row are refused by
-/// name in training, evaluation and prediction, before anything runs.
+/// table named as PyTorch names `nn.Embedding`'s, and its file loads into the same layers;
+/// indices that name no row are refused by name in training, evaluation and prediction,
+/// before anything runs.
 #[test]
 fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
     fn train<B: steepest::Backend>(backend: &B) -> f64 {
@@ -503,6 +504,19 @@ fn an_embedded_category_is_learned_and_bad_indices_are_refused() {
             .batch_size(32)
             .epochs(60);
         trainer.fit(backend, &mut model, &data, None).unwrap();
+        // Its file loads into the same layers, which predict the same.
+        let file = scratch(&format!(
+            "embedding_{}.safetensors",
+            backend.describe().len()
+        ));
+        model.save_safetensors(backend, &file).unwrap();
+        let mut loaded = embedding_net(backend);
+        loaded.load_safetensors(backend, &file).unwrap();
+        let x = data.x().view();
+        assert_eq!(
+            loaded.predict(backend, x).unwrap(),
+            model.predict(backend, x).unwrap()
+        );
         trainer.evaluate(backend, &model, &data).unwrap().loss
     }
     for (name, loss) in [("cpu", train(&CpuBackend)), ("gpu", train(common::gpu()))] {

@@ -274,6 +274,33 @@ fn check_scale(rows: usize, cols: usize, seed: u64) {
     assert_untouched(&what, &buffer, offset, rows * cols);
 }
 
+/// `copy_into` a view inside a poisoned buffer from a view inside another: the values exactly,
+/// nothing around the view written; a copy within one buffer, or of another shape, refused on
+/// both backends with nothing written.
+fn check_copy((rows, cols): (usize, usize), seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, cols, 4.0);
+    let g = gpu();
+    let offset = (seed % 5) as usize;
+    let (mut y, buffer) = poisoned(rows, cols, offset);
+    let source = placed(&x, 3);
+    g.copy_into(&source, &mut y).unwrap();
+    let what = format!("copy {rows}×{cols} seed={seed}");
+    assert_eq!(g.download(&y).unwrap(), x, "{what}");
+    assert_untouched(&what, &buffer, offset, rows * cols);
+    let mut same = source.clone();
+    let err = g.copy_into(&source, &mut same).unwrap_err().to_string();
+    assert!(err.contains("also an input"), "{err}");
+    let (mut other, _) = poisoned(rows + 1, cols, 0);
+    assert!(g.copy_into(&source, &mut other).is_err());
+    assert!(g.download(&other).unwrap().iter().all(|v| v.is_nan()));
+    let mut wrong = Array2::zeros((rows + 1, cols));
+    assert!(CpuBackend.copy_into(&x, &mut wrong).is_err());
+    let mut host = Array2::zeros((rows, cols));
+    CpuBackend.copy_into(&x, &mut host).unwrap();
+    assert_eq!(host, x);
+}
+
 /// Σ x·y, Σ |x| and max |x| over arenas of `shapes` on both backends, into one slot of a
 /// poisoned totals row whose other slots stay as they were: the sums within f32 rounding of
 /// the CPU's f64 sums (relative to Σ|terms|), the maximum exactly; a NaN anywhere makes the
@@ -353,7 +380,7 @@ fn check_arena_reductions(shapes: &[(usize, usize)], seed: u64) {
 /// Targets for `loss`: values like the logits (MSE), probabilities (BCE) or class indices (CE).
 fn targets(loss: Loss, rows: usize, cols: usize, r: &mut rand::rngs::StdRng) -> Array2<f32> {
     match loss {
-        Loss::BinaryCrossEntropyWithLogits => {
+        _ if loss.is_binary() => {
             Array2::from_shape_fn((rows, cols), |_| r.random_range(0.0..=1.0f32))
         }
         _ if loss.takes_class_indices() => {
@@ -450,9 +477,10 @@ fn check_loss(loss: Loss, rows: usize, cols: usize, seed: u64) {
     assert_eq!(totals[[0, 5]], 0.5, "{what}: slot after the range written");
 }
 
-const LOSSES: [Loss; 7] = [
+const LOSSES: [Loss; 8] = [
     Loss::MeanSquaredError,
     Loss::BinaryCrossEntropyWithLogits,
+    Loss::BinaryCrossEntropyWithLogitsWeighted { pos_weight: 2.5 },
     Loss::SoftmaxCrossEntropy,
     Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.2 },
     Loss::L1,
@@ -531,6 +559,7 @@ fn awkward_sizes_match_cpu() {
             check_column_sum(rows, cols, seed);
             check_lerp(rows, cols, seed);
             check_scale(rows, cols, seed);
+            check_copy((rows, cols), seed);
             check_arena_reductions(&[(rows, cols), (1, cols)], seed);
             for loss in LOSSES {
                 let cols = if loss.takes_class_indices() {

@@ -525,6 +525,17 @@ fn lbfgs_cases_on<B: Backend>(backend: &B, backend_name: &str) {
         Loss::SoftmaxCrossEntropy,
         wolfe,
     );
+    // A batch norm in training mode: every evaluation, the line search's trials among them,
+    // moves its running statistics, as each call of PyTorch's closure does.
+    let wolfe = Lbfgs::default().strong_wolfe(true).max_iter(4).steps(2);
+    check_lbfgs(
+        backend,
+        backend_name,
+        "classifier_bn_wolfe",
+        bn_classifier(),
+        Loss::SoftmaxCrossEntropy,
+        wolfe,
+    );
 }
 
 #[test]

@@ -80,6 +80,10 @@ pub trait Backend: 'static {
     /// Sets every element of `matrix` to `value`.
     fn fill(&self, matrix: &mut Self::Matrix, value: f32) -> Result<()>;
 
+    /// `dst ← src`, of one shape, on the backend (on the GPU a recorded copy; `dst` in another
+    /// buffer than `src`).
+    fn copy_into(&self, src: &Self::Matrix, dst: &mut Self::Matrix) -> Result<()>;
+
     /// Copies a host index list to the backend.
     fn upload_indices(&self, indices: &[u32]) -> Result<Self::Indices>;
 

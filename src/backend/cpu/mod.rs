@@ -84,6 +84,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn copy_into(&self, src: &Array2<f32>, dst: &mut Array2<f32>) -> Result<()> {
+        crate::backend::same_shape("copy", src.dim(), dst.dim())?;
+        dst.assign(src);
+        Ok(())
+    }
+
     fn upload_indices(&self, indices: &[u32]) -> Result<Vec<u32>> {
         Ok(indices.to_vec())
     }

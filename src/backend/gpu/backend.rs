@@ -84,6 +84,10 @@ impl Backend for GpuBackend {
         matrix.fill(&self.ctx, value)
     }
 
+    fn copy_into(&self, src: &GpuMatrix, dst: &mut GpuMatrix) -> Result<()> {
+        src.copy_to(&self.ctx, dst)
+    }
+
     fn upload_indices(&self, indices: &[u32]) -> Result<GpuIndices> {
         GpuIndices::new(&self.ctx, indices)
     }

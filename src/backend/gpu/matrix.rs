@@ -106,6 +106,26 @@ impl GpuMatrix {
         }
     }
 
+    /// `dst ← self`, one copy recorded into the pending work (`dst` of this shape, in another
+    /// buffer of this context).
+    pub(super) fn copy_to(&self, ctx: &GpuContext, dst: &mut GpuMatrix) -> Result<()> {
+        let op = "copy";
+        crate::backend::same_shape(op, self.shape(), dst.shape())?;
+        self.buffer.check_context(ctx, op)?;
+        dst.buffer.check_context(ctx, op)?;
+        super::dispatch::check_no_alias(op, dst, &[self])?;
+        let (from, to, bytes) = (self.offset * 4, dst.offset * 4, self.rows * self.cols * 4);
+        ctx.record(|encoder| {
+            encoder.copy_buffer_to_buffer(
+                self.buffer.raw(),
+                from as u64,
+                dst.buffer.raw(),
+                to as u64,
+                bytes as u64,
+            )
+        })
+    }
+
     /// Sets every element to `value`.
     pub(super) fn fill(&mut self, ctx: &GpuContext, value: f32) -> Result<()> {
         let values = vec![value; self.rows * self.cols];

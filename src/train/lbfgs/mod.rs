@@ -29,10 +29,9 @@ use crate::nn::{Loss, Model};
 /// `tolerance_change`, `max_eval` evaluations. The memory between steps (the pairs, the last
 /// direction and step) carries over, as PyTorch's optimizer state does.
 ///
-/// A model's buffers (a batch norm's running statistics) move with every loss evaluation, as
-/// in PyTorch's closure in `model.train()`, but the line search restores them with the
-/// parameters after each trial, so they keep only the accepted points' batches (PyTorch's
-/// keep every trial's).
+/// A model's buffers (a batch norm's running statistics) move with every loss evaluation, the
+/// line search's trials included, as each call of PyTorch's closure in `model.train()` moves
+/// them: a trial puts the parameters back and leaves the buffers as it made them.
 ///
 /// The vectors stay on the backend; each dot product the recursion needs is read back (a wait
 /// on the GPU, as each `.item()` PyTorch's recursion makes is a synchronisation on CUDA), so

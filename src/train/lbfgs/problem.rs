@@ -133,13 +133,21 @@ impl<'a, B: Backend> Problem<'a, B> {
 impl<B: Backend> Line for Problem<'_, B> {
     /// PyTorch's `_directional_evaluate`: the loss at `x + t·d` and its derivative along `d`
     /// (its gradient left in the model's gradient arena), the parameters then back at `x`.
+    /// The buffers keep what the evaluation made of them (a batch norm's running statistics
+    /// follow every evaluation, trials included, as each call of PyTorch's closure moves
+    /// them): they go into `x` before it comes back.
     fn along(&mut self, t: f64) -> Result<(f64, f64)> {
         let backend = self.backend;
         backend.axpy_arena(t as f32, &self.d, &mut self.model.params)?;
         self.record_evaluation()?;
         backend.dot_into(&self.model.grads, &self.d, &mut self.totals, GTD)?;
         let read = backend.download(&self.totals)?;
-        if let Some(search) = &self.search {
+        if let Some(search) = &mut self.search {
+            let (buffers, now) = (self.model.buffer_tensors(), self.model.params.tensors());
+            let x = search.x.tensors_mut().iter_mut();
+            for ((kept, now), _) in x.zip(now).zip(buffers).filter(|(_, buffer)| **buffer) {
+                backend.copy_into(now, kept)?;
+            }
             backend.copy_arena(&search.x, &mut self.model.params)?;
         }
         Ok((self.loss_of(&read)?, f64::from(read[[0, GTD]])))

@@ -6,10 +6,13 @@
 //   0 logits:   storage r   array<f32>  rows × cols from element logits_offset on
 //   1 targets:  storage r   array<f32>  rows × cols, or rows × 1 class indices (CE, LOSS 2 and 6)
 //   2 grad:     storage rw  array<f32>  rows × cols from grad_offset on (written if WRITE_GRAD)
-//   3 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch
+//   3 row_sums: storage rw  array<vec2<f32>>  per row: (loss, correct), scratch; with
+//               WEIGHTED and several workgroups, one more: (rows / W, 0) (`loss_weight`)
 //   4 totals:   storage rw  array<f32>  from totals_offset on
+//   5 weights:  storage r   array<f32>  with WEIGHTED, the K class weights from
+//               weights_offset on (CE, LOSS 2 and 6); otherwise any buffer, unread
 // Dispatch: `loss_rows` (G, 1, 1) workgroups of 256, G ≤ 4096, one invocation per row
-// (striding); then `loss_total` (1, 1, 1). For a batch of at most ONE_PASS_ROWS rows the host
+// (striding), after `loss_weight` (1, 1, 1) with WEIGHTED; then `loss_total` (1, 1, 1). For a batch of at most ONE_PASS_ROWS rows the host
 // dispatches `loss_one_pass` (1, 1, 1) instead: the same rows summed in the same order by the
 // same invocations, without the round trip through row_sums (one dispatch fewer per step).
 //
@@ -35,6 +38,12 @@
 //   (δ and β arrive as `threshold`). MSE's term is d², its slope 2d. An unknown code gives NaN.
 //   The host computes `scale`; its `rows` are the update's: the batch's own, or more where the
 //   batch is one of several whose gradients one update sums (gradient accumulation).
+//   Class weights (WEIGHTED, CE only; PyTorch's CrossEntropyLoss(weight=w), reduction='mean'):
+//   the batch's mean is over W = Σ_rows w_label, each row's loss
+//   w_label·(lse − x_label) (smoothed: (1 − ε)·w_label·(lse − x_label) + (ε/K)·Σ_c w_c·(lse − x_c)),
+//   ∂/∂x_c = w_label·(p_c − [c = label]) (smoothed: (1 − ε)·w_label·(p_c − [c = label])
+//   + (ε/K)·(p_c·Σ_k w_k − w_c)), both times rows/W (the gradient also times `scale`): a
+//   batch's sums hold rows × its weighted mean, as an unweighted batch's hold rows × its mean.
 // `loss_total` sums the rows in index order (each invocation a fixed stride, then a fixed tree)
 // and sets totals[slot] = Σ loss, totals[slot+1] = Σ correct (adds to them where `first` is
 // 0: a later batch of the same update), and adds both to totals[slot+2], totals[slot+3] (the
@@ -42,6 +51,7 @@
 
 override LOSS: u32 = 0u;
 override WRITE_GRAD: bool = true;
+override WEIGHTED: bool = false;
 
 const WORKGROUP: u32 = 256u;
 
@@ -56,6 +66,9 @@ struct Params {
     threshold: f32,
     // 1: the batch is its update's first, and sets totals[slot], totals[slot+1]; 0: it adds.
     first: u32,
+    weights_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 var<immediate> params: Params;
@@ -64,6 +77,7 @@ var<immediate> params: Params;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> row_sums: array<vec2<f32>>;
 @group(0) @binding(4) var<storage, read_write> totals: array<f32>;
+@group(0) @binding(5) var<storage, read> weights: array<f32>;
 
 var<workgroup> sums: array<vec2<f32>, WORKGROUP>;
 
@@ -136,7 +150,16 @@ fn elementwise_row(r: u32) -> vec2<f32> {
     return vec2<f32>(loss / cols, correct / cols);
 }
 
-fn cross_entropy_row(r: u32) -> vec2<f32> {
+// Class `c`'s weight (1 without WEIGHTED).
+fn class_weight(c: u32) -> f32 {
+    if (WEIGHTED) {
+        return weights[params.weights_offset + min(c, params.cols - 1u)];
+    }
+    return 1.0;
+}
+
+// Row r's (loss, correct) and gradient; `norm` is rows / W with WEIGHTED (1 without).
+fn cross_entropy_row(r: u32, norm: f32) -> vec2<f32> {
     let base = params.logits_offset + r * params.cols;
     let label = u32(targets[params.targets_offset + r]);
     var m = logits[base];
@@ -155,6 +178,10 @@ fn cross_entropy_row(r: u32) -> vec2<f32> {
     let lse = m + log(total);
     let picked = logits[base + min(label, params.cols - 1u)];
     let correct = select(0.0, 1.0, argmax == label);
+    if (WEIGHTED) {
+        let loss = weighted_cross_entropy_row(r, m, total, label, norm);
+        return vec2<f32>(loss, correct);
+    }
     if (LOSS == 6u) {
         let e = params.threshold;
         let spread = e / f32(params.cols);
@@ -180,14 +207,77 @@ fn cross_entropy_row(r: u32) -> vec2<f32> {
     return vec2<f32>(lse - picked, correct);
 }
 
+// A cross-entropy row's loss with class weights, times `norm`, and its gradient (the formulas
+// above), from the row's max `m` and Σ e^(x − m) as `cross_entropy_row` found them.
+fn weighted_cross_entropy_row(r: u32, m: f32, total: f32, label: u32, norm: f32) -> f32 {
+    let base = params.logits_offset + r * params.cols;
+    let lse = m + log(total);
+    let w_label = class_weight(label);
+    let picked = logits[base + min(label, params.cols - 1u)];
+    var e = 0.0;
+    if (LOSS == 6u) {
+        e = params.threshold;
+    }
+    let spread = e / f32(params.cols);
+    // Σ_c w_c and Σ_c w_c·x_c, for the smoothing's share.
+    var weight_sum = 0.0;
+    var weighted_x = 0.0;
+    if (LOSS == 6u) {
+        for (var c = 0u; c < params.cols; c++) {
+            let w = class_weight(c);
+            weight_sum += w;
+            weighted_x += w * logits[base + c];
+        }
+    }
+    if (WRITE_GRAD) {
+        for (var c = 0u; c < params.cols; c++) {
+            let p = exp(logits[base + c] - m) / total;
+            var g = (1.0 - e) * w_label * (p - select(0.0, 1.0, c == label));
+            if (LOSS == 6u) {
+                g += spread * (p * weight_sum - class_weight(c));
+            }
+            set_grad(r * params.cols + c, g * params.scale * norm);
+        }
+    }
+    var loss = (1.0 - e) * w_label * (lse - picked);
+    if (LOSS == 6u) {
+        loss += spread * (weight_sum * lse - weighted_x);
+    }
+    return loss * norm;
+}
+
+// rows / W, W the batch's weight Σ_rows w_label, summed by invocation `lid`'s rows in order
+// and then the tree (as the totals are), into `sums`; every invocation gets it.
+fn batch_norm_of_weights(lid: u32) -> f32 {
+    var w = 0.0;
+    for (var r = lid; r < params.rows; r += WORKGROUP) {
+        w += class_weight(u32(targets[params.targets_offset + r]));
+    }
+    sums[lid] = vec2<f32>(w, 0.0);
+    workgroupBarrier();
+    for (var width = WORKGROUP / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            sums[lid] += sums[lid + width];
+        }
+        workgroupBarrier();
+    }
+    let norm = f32(params.rows) / sums[0].x;
+    workgroupBarrier();
+    return norm;
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn loss_rows(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    var norm = 1.0;
+    if (WEIGHTED) {
+        norm = row_sums[params.rows].x;
+    }
     for (var r = gid.x; r < params.rows; r += groups.x * WORKGROUP) {
         if (LOSS == 2u || LOSS == 6u) {
-            row_sums[r] = cross_entropy_row(r);
+            row_sums[r] = cross_entropy_row(r, norm);
         } else {
             row_sums[r] = elementwise_row(r);
         }
@@ -228,12 +318,25 @@ fn loss_total(@builtin(local_invocation_index) lid: u32) {
     finish_total(lid, acc);
 }
 
+// With WEIGHTED, before `loss_rows`: rows / W into row_sums[rows].
+@compute @workgroup_size(256, 1, 1)
+fn loss_weight(@builtin(local_invocation_index) lid: u32) {
+    let norm = batch_norm_of_weights(lid);
+    if (lid == 0u) {
+        row_sums[params.rows] = vec2<f32>(norm, 0.0);
+    }
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn loss_one_pass(@builtin(local_invocation_index) lid: u32) {
+    var norm = 1.0;
+    if (WEIGHTED) {
+        norm = batch_norm_of_weights(lid);
+    }
     var acc = vec2<f32>(0.0);
     for (var r = lid; r < params.rows; r += WORKGROUP) {
         if (LOSS == 2u || LOSS == 6u) {
-            acc += cross_entropy_row(r);
+            acc += cross_entropy_row(r, norm);
         } else {
             acc += elementwise_row(r);
         }

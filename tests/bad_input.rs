@@ -61,6 +61,7 @@ fn mismatched_loss_shapes() {
             &targets,
             None,
             LossShare::whole(4),
+            None,
             &mut totals,
             0,
         )

@@ -63,6 +63,7 @@ fn inputs_that_used_to_panic_are_errors() {
             &targets,
             None,
             LossShare::whole(1),
+            None,
             &mut totals,
             usize::MAX - 1,
         )
@@ -83,6 +84,7 @@ fn inputs_that_used_to_panic_are_errors() {
             &g.upload(targets.view()).unwrap(),
             None,
             LossShare::whole(1),
+            None,
             &mut totals,
             usize::MAX - 1,
         )
@@ -299,6 +301,30 @@ fn stopping_rules_and_submits_are_validated() {
             &spec(),
             "reduce_lr_on_plateau with ASGD: PyTorch's ASGD computes each update's rate η at \
              the end of the update before",
+        ),
+        (
+            Trainer::new(Adam::default(), Loss::MeanSquaredError).class_weights(vec![1.0]),
+            &regression,
+            &spec_1,
+            "mse weighs no classes: class weights go with the softmax cross-entropies",
+        ),
+        (
+            cross_entropy().class_weights(vec![1.0, 2.0]),
+            &blobs(),
+            &spec(),
+            "2 class weights for a model of 3 classes: one per class",
+        ),
+        (
+            cross_entropy().class_weights(vec![1.0, -1.0, 1.0]),
+            &blobs(),
+            &spec(),
+            "class 1's weight is -1: each must be finite and ≥ 0",
+        ),
+        (
+            cross_entropy().class_weights(vec![0.0; 3]),
+            &blobs(),
+            &spec(),
+            "3 class weights, all 0: at least one must count",
         ),
     ] {
         let g = gpu();

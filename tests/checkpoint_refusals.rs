@@ -125,6 +125,12 @@ fn a_checkpoint_saved_under_other_settings_is_refused_by_name() {
     check_settings_refused(trainer(), trainer().swa(Swa::new(2, 0.01)), "swa", &dir);
     check_settings_refused(trainer(), trainer().drop_last(true), "drop_last", &dir);
     check_settings_refused(
+        trainer(),
+        trainer().class_weights(vec![1.0, 2.0, 0.5]),
+        "class_weights",
+        &dir,
+    );
+    check_settings_refused(
         adam(Adam::default().lr(0.02)),
         adam(Adam::default().lr(0.03)),
         "lr: 0.02",

@@ -62,6 +62,7 @@ fn invalid_calls(g: &GpuBackend) {
         &g.upload(array![[1.0f32]].view()).unwrap(),
         None,
         LossShare::whole(1),
+        None,
         &mut totals,
         3,
     ));

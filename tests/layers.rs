@@ -39,6 +39,12 @@ fn fixture(name: &str) -> Array2<f32> {
     Array2::from_shape_vec(shape, values).unwrap()
 }
 
+/// Whether the fixture file holds `name`.
+fn has_fixture(name: &str) -> bool {
+    let file = safetensors::SafeTensors::deserialize(FIXTURES).unwrap();
+    file.tensor(name).is_ok()
+}
+
 fn tol(expected: &Array2<f32>, rel: f32, abs: f32) -> Array2<f32> {
     expected.mapv(|e| rel * e.abs() + abs)
 }
@@ -362,7 +368,8 @@ fn linear_and_layer_norm_match_pytorch() {
 }
 
 /// `cases` of the fixture's losses under `prefix` (its logits `{prefix}.x`, targets
-/// `{prefix}.t`, and each case's value and gradient) on `backend`, against PyTorch's.
+/// `{prefix}.t`, class weights `{prefix}.w` where it has them, and each case's value and
+/// gradient) on `backend`, against PyTorch's.
 fn losses_match_pytorch_on<B: Backend>(
     backend: &B,
     name: &str,
@@ -377,6 +384,11 @@ fn losses_match_pytorch_on<B: Backend>(
         backend.upload(x.view()).unwrap(),
         backend.upload(t.view()).unwrap(),
     );
+    let weights = has_fixture(&format!("{prefix}.w")).then(|| {
+        backend
+            .upload(fixture(&format!("{prefix}.w")).view())
+            .unwrap()
+    });
     for &(case, loss) in cases {
         let mut grad = backend.zeros(x.nrows(), x.ncols()).unwrap();
         let mut totals = backend.zeros(1, 4).unwrap();
@@ -387,6 +399,7 @@ fn losses_match_pytorch_on<B: Backend>(
                 &targets,
                 Some(&mut grad),
                 LossShare::whole(x.nrows()),
+                weights.as_ref(),
                 &mut totals,
                 0,
             )
@@ -446,6 +459,28 @@ const BINARY_CROSS_ENTROPIES: [(&str, Loss); 4] = [
 fn binary_cross_entropies_match_pytorch() {
     losses_match_pytorch_on(&CpuBackend, "cpu", "bce", &BINARY_CROSS_ENTROPIES);
     losses_match_pytorch_on(gpu(), "gpu", "bce", &BINARY_CROSS_ENTROPIES);
+}
+
+/// Softmax cross-entropy with class weights (one of them 0), plain and smoothed, against
+/// `nn.CrossEntropyLoss(weight=w, label_smoothing=ε)`: the batch's mean over Σ w.
+const WEIGHTED_CROSS_ENTROPIES: [(&str, Loss); 4] = [
+    ("plain", Loss::SoftmaxCrossEntropy),
+    (
+        "plain",
+        Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.0 },
+    ),
+    ("0.1", Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.1 }),
+    (
+        "0.35",
+        Loss::SoftmaxCrossEntropySmoothed { smoothing: 0.35 },
+    ),
+];
+
+#[test]
+fn weighted_cross_entropies_match_pytorch() {
+    let cases = &WEIGHTED_CROSS_ENTROPIES;
+    losses_match_pytorch_on(&CpuBackend, "cpu", "ce_weighted", cases);
+    losses_match_pytorch_on(gpu(), "gpu", "ce_weighted", cases);
 }
 
 /// Softmax cross-entropy, plain and with label smoothing, against

@@ -333,6 +333,41 @@ fn train_group_optimizer_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     );
 }
 
+/// The classifier's run with class weights (`CrossEntropyLoss(weight=[1, 2.5, 0.5])`): each
+/// step's loss the batch's weighted mean, the parameters PyTorch's; and over three batches an
+/// update, each batch's weighted mean scaled by its share of the update's samples.
+fn class_weight_cases_on<B: Backend>(backend: &B, backend_name: &str) {
+    let weighted = |t: Trainer| classifier_trainer(t).class_weights(vec![1.0, 2.5, 0.5]);
+    check_training(
+        backend,
+        backend_name,
+        "classifier_weighted",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        weighted,
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+    check_training(
+        backend,
+        backend_name,
+        "classifier_weighted_accumulated",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        |t| weighted(t).accumulate_grad_batches(3),
+        AdamW::default().lr(0.02).weight_decay(0.01),
+    );
+}
+
+#[test]
+fn class_weights_train_as_pytorchs_on_the_cpu() {
+    class_weight_cases_on(&CpuBackend, "the CPU");
+}
+
+#[test]
+fn class_weights_train_as_pytorchs_on_the_gpu() {
+    class_weight_cases_on(gpu(), "the GPU");
+}
+
 /// The runs whose updates each sum several batches' gradients, as PyTorch's accumulation loop
 /// does (each batch's loss scaled by its share of the update's samples): the classifier's
 /// settings over three batches an update, the regression net's over two.

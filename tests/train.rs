@@ -1088,3 +1088,51 @@ fn one_cycle_runs_on_both_backends() {
     one_cycle_run(&CpuBackend);
     one_cycle_run(gpu());
 }
+
+/// With class weights, `Trainer::evaluate` (one chunk here) reports the weighted mean
+/// Σ w_label·(lse − x_label) / Σ w_label over the data, from the model's own logits, on both
+/// backends; the validation pass of a run reports the same for its last epoch's parameters.
+#[test]
+fn evaluation_with_class_weights_is_the_weighted_mean() {
+    let data = dataset(Loss::SoftmaxCrossEntropy, 3);
+    let weights = vec![0.5f32, 2.0, 1.25];
+    let spec = MlpSpec::new(2)
+        .layer(8, Activation::Tanh)
+        .layer(3, Activation::Identity);
+    fn check<B: Backend>(backend: &B, data: &Dataset, spec: &MlpSpec, weights: &[f32]) {
+        let trainer = Trainer::new(Adam::default().lr(0.05), Loss::SoftmaxCrossEntropy)
+            .class_weights(weights.to_vec())
+            .batch_size(150)
+            .epochs(3);
+        let mut model = Mlp::new(backend, spec, Init::default(), 4).unwrap();
+        let history = trainer.fit(backend, &mut model, data, Some(data)).unwrap();
+        let logits = model.predict(backend, data.x().view()).unwrap();
+        let labels = data.labels().unwrap();
+        let (mut sum, mut total) = (0.0f64, 0.0f64);
+        for (row, &label) in logits.rows().into_iter().zip(&labels) {
+            let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let lse = f64::from(m)
+                + row
+                    .iter()
+                    .map(|&v| f64::from(v - m).exp())
+                    .sum::<f64>()
+                    .ln();
+            let w = f64::from(weights[label]);
+            sum += w * (lse - f64::from(row[label]));
+            total += w;
+        }
+        let want = sum / total;
+        let got = trainer.evaluate(backend, &model, data).unwrap().loss;
+        assert!(
+            (got - want).abs() <= 1e-5 * want,
+            "evaluate: {got}, the weighted mean {want}"
+        );
+        let last = history.epochs.last().unwrap().val_loss.unwrap();
+        assert!(
+            (last - want).abs() <= 1e-5 * want,
+            "validation: {last}, the weighted mean {want}"
+        );
+    }
+    check(&CpuBackend, &data, &spec, &weights);
+    check(gpu(), &data, &spec, &weights);
+}

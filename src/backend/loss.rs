@@ -181,6 +181,27 @@ impl Loss {
     }
 }
 
+/// Checks class weights given to a loss: only the softmax cross-entropies take them, one per
+/// class (`1 × classes`).
+pub(crate) fn class_weights_dims(
+    kind: Loss,
+    classes: usize,
+    weights: Option<(usize, usize)>,
+) -> crate::Result<()> {
+    let Some(shape) = weights else {
+        return Ok(());
+    };
+    let detail = match kind.takes_class_indices() {
+        false => format!("{} takes no class weights", kind.name()),
+        true if shape != (1, classes) => format!(
+            "class weights of {}×{} for {classes} classes: they must be 1×{classes}",
+            shape.0, shape.1
+        ),
+        true => return Ok(()),
+    };
+    Err(crate::Error::Shape { op: "loss", detail })
+}
+
 /// −1, 0 or 1, as `torch.sign` (0 at 0, where PyTorch's L1 gradient is 0).
 fn sign(d: f32) -> f32 {
     if d > 0.0 {

@@ -21,6 +21,7 @@ pub(crate) use activation::sigmoid;
 pub use dropout::DropoutDraw;
 pub use embedding::{MAX_EMBEDDING_VOCAB, embedding_index};
 pub use linear::LinearLink;
+pub(crate) use loss::class_weights_dims;
 pub use loss::{Loss, LossShare};
 pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
 pub use nonlinearity::Nonlinearity;
@@ -371,6 +372,12 @@ pub trait Backend: 'static {
     /// batch that is not its update's first), and adds both to `totals[slot + 2]` and
     /// `totals[slot + 3]`. An update of fewer rows than the batch is an error.
     ///
+    /// With `weights` (1 × classes, the softmax cross-entropies only: PyTorch's
+    /// `CrossEntropyLoss(weight=w)`), the batch's mean is over W = Σ w of its rows' labels:
+    /// each row's loss counts w_label times (a smoothed target's share each class's weight
+    /// times), the gradient is that of the weighted mean, and the sums hold the batch's rows
+    /// times its weighted mean, so they add up over batches and updates as unweighted ones do.
+    ///
     /// Class labels must be integers in `0..cols`. The CPU backend checks them
     /// ([`Error::Label`](crate::Error::Label)); a GPU kernel cannot fail, so the GPU backend trusts them — build
     /// training data with [`Dataset::classification`](crate::Dataset::classification), which
@@ -384,6 +391,7 @@ pub trait Backend: 'static {
         targets: &Self::Matrix,
         grad: Option<&mut Self::Matrix>,
         share: LossShare,
+        weights: Option<&Self::Matrix>,
         totals: &mut Self::Matrix,
         slot: usize,
     ) -> Result<()>;

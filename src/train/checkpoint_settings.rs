@@ -6,7 +6,7 @@ use crate::tensor_file::File;
 /// The training settings a resumed run must share to continue the same trajectory, as
 /// (metadata key, value); those added since the first files have their value in older files
 /// in `saved_setting`.
-pub(super) fn settings(trainer: &super::Trainer) -> [(String, String); 14] {
+pub(super) fn settings(trainer: &super::Trainer) -> [(String, String); 15] {
     [
         ("batch_order".into(), format!("{:?}", trainer.batch_order)),
         ("seed".into(), trainer.seed.to_string()),
@@ -30,6 +30,10 @@ pub(super) fn settings(trainer: &super::Trainer) -> [(String, String); 14] {
         ("ema".into(), format!("{:?}", trainer.ema)),
         ("swa".into(), format!("{:?}", trainer.swa)),
         ("drop_last".into(), trainer.drop_last.to_string()),
+        (
+            "class_weights".into(),
+            format!("{:?}", trainer.class_weights),
+        ),
     ]
 }
 
@@ -53,6 +57,7 @@ pub(super) fn saved_setting(file: &File, key: &str) -> Option<String> {
         "ema" => Some(format!("{:?}", None::<f64>)),
         "swa" => Some(format!("{:?}", None::<crate::optim::Swa>)),
         "drop_last" => Some(false.to_string()),
+        "class_weights" => Some(format!("{:?}", None::<Vec<f32>>)),
         _ => None,
     }
 }

@@ -4,6 +4,7 @@
 use super::{Trainer, Watched};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::nn::Loss;
 use crate::optim::{Decay, Mode, OptimizerConfig, Swa};
 
 /// Why a rule that sets the rate between updates is refused with ASGD.
@@ -84,6 +85,9 @@ impl Trainer {
         }
         let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
+        if let Some(weights) = &self.class_weights {
+            check_class_weights(self.loss, weights)?;
+        }
         if self.watched == Watched::Accuracy && !self.loss.has_accuracy() {
             return bad(format!(
                 "watch(Watched::Accuracy) with {}: only the classification losses (softmax and \
@@ -283,5 +287,58 @@ impl Trainer {
                 Ok(())
             }
         }
+    }
+}
+
+/// Class weights' own checks: a softmax cross-entropy to weigh, each weight finite and ≥ 0,
+/// not all 0.
+fn check_class_weights(loss: Loss, weights: &[f32]) -> Result<()> {
+    let bad = |detail: String| {
+        Err(Error::Data {
+            op: "Trainer::class_weights",
+            detail,
+        })
+    };
+    if !loss.takes_class_indices() {
+        return bad(format!(
+            "{} weighs no classes: class weights go with the softmax cross-entropies",
+            loss.name()
+        ));
+    }
+    if let Some((c, w)) = weights
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+    {
+        return bad(format!(
+            "class {c}'s weight is {w}: each must be finite and ≥ 0"
+        ));
+    }
+    if !weights.iter().any(|&w| w > 0.0) {
+        return bad(format!(
+            "{} class weights, all 0: at least one must count",
+            weights.len()
+        ));
+    }
+    Ok(())
+}
+
+impl Trainer {
+    /// Fails unless the class weights, if any, are valid and one per output of the model.
+    pub(crate) fn check_class_weight_count(&self, op: &'static str, outputs: usize) -> Result<()> {
+        let Some(weights) = &self.class_weights else {
+            return Ok(());
+        };
+        check_class_weights(self.loss, weights)?;
+        if weights.len() != outputs {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "{} class weights for a model of {outputs} classes: one per class",
+                    weights.len()
+                ),
+            });
+        }
+        Ok(())
     }
 }

@@ -46,7 +46,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
             }
             let measured = evaluation_pass(
                 self.backend,
-                (net, self.trainer.loss),
+                (net, self.trainer.loss, self.class_weights.as_ref()),
                 (data, all),
                 batch,
                 &mut self.workspaces,

@@ -27,7 +27,7 @@ pub struct Evaluation {
 /// training batch's size, whose workspace exists), or as many as fit, halving.
 pub(super) fn evaluation_pass<B: Backend>(
     backend: &B,
-    (net, loss): (&Sequential<B>, Loss),
+    (net, loss, weights): (&Sequential<B>, Loss, Option<&B::Matrix>),
     (data, all): (&DeviceData<B>, &B::Indices),
     batch: usize,
     workspaces: &mut Vec<Workspace<B::Matrix>>,
@@ -53,7 +53,7 @@ pub(super) fn evaluation_pass<B: Backend>(
         forward_loss(
             backend,
             net,
-            loss,
+            (loss, weights),
             (data, all, start),
             ws,
             (&mut *totals, at),
@@ -99,6 +99,7 @@ impl Trainer {
         let net = model.network();
         check_inputs(op, "the data", data.x().view(), net)?;
         self.check_targets(op, "evaluation", net.outputs(), data)?;
+        self.check_class_weight_count(op, net.outputs())?;
         let samples = data.len();
         let rows = u32::try_from(samples).map_err(|_| Error::Data {
             op,
@@ -108,9 +109,10 @@ impl Trainer {
         let device = DeviceData::upload(backend, data)?;
         let all = backend.upload_indices(&all)?;
         let mut totals = backend.zeros(1, slot::LEN)?;
+        let weights = self.upload_class_weights(backend)?;
         evaluation_pass(
             backend,
-            (net, self.loss),
+            (net, self.loss, weights.as_ref()),
             (&device, &all),
             self.batch_size.unwrap_or(samples),
             &mut Vec::new(),

@@ -87,6 +87,7 @@ pub struct Trainer {
     pub(crate) monitor: bool,
     pub(crate) progress: bool,
     pub(crate) checkpoint: Option<std::path::PathBuf>,
+    pub(crate) class_weights: Option<Vec<f32>>,
 }
 
 impl Default for Trainer {
@@ -123,6 +124,7 @@ impl Trainer {
             monitor: false,
             progress: false,
             checkpoint: None,
+            class_weights: None,
         }
     }
 
@@ -427,6 +429,41 @@ impl Trainer {
     /// The loss.
     pub fn loss(&self) -> Loss {
         self.loss
+    }
+
+    /// Weighs each class in the softmax cross-entropies (PyTorch's
+    /// `CrossEntropyLoss(weight=w)`, reduction `mean`): a sample of class c counts `weights[c]`
+    /// times, and a batch's loss is the weighted mean, over Σ of its samples' weights, so a
+    /// rare class can count as much as a common one. One weight per class, finite and ≥ 0,
+    /// not all 0; refused with the other losses. Training and validation use them; an epoch's
+    /// loss and a validation loss are then the batches' weighted means averaged over their
+    /// samples. With label smoothing each class's share of the target is weighted too, as
+    /// PyTorch's is.
+    pub fn class_weights(mut self, weights: Vec<f32>) -> Self {
+        self.class_weights = Some(weights);
+        self
+    }
+
+    /// The class weights ([`Trainer::class_weights`]), if any.
+    pub fn weights_per_class(&self) -> Option<&[f32]> {
+        self.class_weights.as_deref()
+    }
+
+    /// The class weights as a `1 × classes` matrix on `backend`, if any.
+    pub(crate) fn upload_class_weights<B: Backend>(
+        &self,
+        backend: &B,
+    ) -> Result<Option<B::Matrix>> {
+        let Some(weights) = &self.class_weights else {
+            return Ok(None);
+        };
+        let row = ndarray::ArrayView2::from_shape((1, weights.len()), weights).map_err(|e| {
+            crate::Error::Data {
+                op: "Trainer::class_weights",
+                detail: e.to_string(),
+            }
+        })?;
+        backend.upload(row).map(Some)
     }
 
     /// Trains `model` on `train` until a stopping rule fires, evaluating on `validation` after

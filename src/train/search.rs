@@ -102,7 +102,7 @@ impl LineSearch {
             model.train_forward_batch(backend, &ws.input, &mut ws.acts, 0)?;
             batch_loss(
                 backend,
-                loss,
+                (loss, None),
                 &mut ws.acts,
                 &ws.target,
                 (&mut totals, slot::TRAIN),
@@ -150,7 +150,7 @@ impl LineSearch {
                 model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Eval, 0)?;
                 batch_loss(
                     backend,
-                    loss,
+                    (loss, None),
                     &mut ws.acts,
                     &ws.target,
                     (&mut totals, slot::VALIDATION),

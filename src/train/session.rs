@@ -70,6 +70,8 @@ pub struct Session<'a, B: Backend, M: Model<B> = Mlp<B>> {
     /// Given batches whose gradients are summed, awaiting the rest of their step (with
     /// gradient accumulation).
     pub(super) pending: Pending,
+    /// The loss's class weights on the backend (`Trainer::class_weights`), uploaded once.
+    pub(super) class_weights: Option<B::Matrix>,
 }
 
 /// Given batches summed toward a step that has not been taken yet.
@@ -146,6 +148,8 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         validation: Option<&Dataset>,
     ) -> Result<Self> {
         let net = model.network();
+        trainer.check_class_weight_count("Trainer::fit", net.outputs())?;
+        let class_weights = trainer.upload_class_weights(backend)?;
         let tensors: Vec<(String, usize)> = net
             .parameter_specs()
             .iter()
@@ -266,6 +270,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             grad_sum,
             average,
             pending: Pending::default(),
+            class_weights,
             model,
         })
     }

@@ -62,7 +62,7 @@ pub(super) fn whole_batch<B: Backend>(
 pub(super) fn forward_loss<B: Backend>(
     backend: &B,
     model: &crate::nn::Sequential<B>,
-    loss: crate::nn::Loss,
+    loss: (crate::nn::Loss, Option<&B::Matrix>),
     (data, order, start): (&DeviceData<B>, &B::Indices, usize),
     ws: &mut Workspace<B::Matrix>,
     (totals, slot): (&mut B::Matrix, usize),
@@ -80,11 +80,12 @@ pub(super) fn forward_loss<B: Backend>(
     )
 }
 
-/// The fused loss of the model output in `acts` against `target` into `totals[slot..]`; in
-/// training mode, also ∂loss/∂output for the backward pass, as `share` of its update.
+/// The fused loss of the model output in `acts` against `target` into `totals[slot..]`
+/// (weighted by class where `weights` are given); in training mode, also ∂loss/∂output for the
+/// backward pass, as `share` of its update.
 pub(crate) fn batch_loss<B: Backend>(
     backend: &B,
-    loss: crate::nn::Loss,
+    (loss, weights): (crate::nn::Loss, Option<&B::Matrix>),
     acts: &mut crate::nn::Activations<B::Matrix>,
     target: &B::Matrix,
     (totals, slot): (&mut B::Matrix, usize),
@@ -97,7 +98,7 @@ pub(crate) fn batch_loss<B: Backend>(
         });
     };
     let grad = (mode == Mode::Train).then_some(grad);
-    backend.loss_into(loss, output, target, grad, share, totals, slot)
+    backend.loss_into(loss, output, target, grad, share, weights, totals, slot)
 }
 
 /// A dataset on the backend: its inputs and targets, row for row, in one pair of matrices,
@@ -331,7 +332,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         };
         batch_loss(
             backend,
-            self.trainer.loss,
+            (self.trainer.loss, self.class_weights.as_ref()),
             acts,
             target,
             totals,

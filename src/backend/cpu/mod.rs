@@ -308,11 +308,14 @@ impl Backend for CpuBackend {
         targets: &Array2<f32>,
         grad: Option<&mut Array2<f32>>,
         share: LossShare,
+        weights: Option<&Array2<f32>>,
         totals: &mut Array2<f32>,
         slot: usize,
     ) -> Result<()> {
         totals_dims("loss", totals.dim(), slot, 4)?;
-        let (loss_sum, correct) = loss(kind, logits.view(), targets.view(), grad, share)?;
+        let weights = weights.map(|w| w.view());
+        let (loss_sum, correct) =
+            loss(kind, logits.view(), targets.view(), (grad, share), weights)?;
         let (loss_sum, correct) = (loss_sum as f32, correct as f32);
         if share.first {
             totals[[0, slot]] = loss_sum;

@@ -357,6 +357,7 @@ impl Backend for GpuBackend {
         targets: &GpuMatrix,
         grad: Option<&mut GpuMatrix>,
         share: LossShare,
+        weights: Option<&GpuMatrix>,
         totals: &mut GpuMatrix,
         slot: usize,
     ) -> Result<()> {
@@ -367,8 +368,8 @@ impl Backend for GpuBackend {
             logits,
             targets,
             (grad, share),
-            totals,
-            slot,
+            weights,
+            (totals, slot),
         )
     }
 

@@ -7,7 +7,7 @@ use super::dispatch::{
 };
 use super::kernel::{Binding, Kernel};
 use crate::backend::{Loss, LossShare};
-use crate::backend::{Matrix, loss_dims, totals_dims};
+use crate::backend::{Matrix, class_weights_dims, loss_dims, totals_dims};
 use crate::error::Result;
 
 const LOSS_ROWS: Kernel = Kernel {
@@ -20,11 +20,16 @@ const LOSS_ROWS: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
         Binding::ReadWrite,
+        Binding::ReadOnly,
     ],
     immediate_size: size_of::<Params>() as u32,
 };
 const LOSS_TOTAL: Kernel = Kernel {
     entry: "loss_total",
+    ..LOSS_ROWS
+};
+const LOSS_WEIGHT: Kernel = Kernel {
+    entry: "loss_weight",
     ..LOSS_ROWS
 };
 const LOSS_ONE_PASS: Kernel = Kernel {
@@ -50,6 +55,8 @@ struct Params {
     scale: f32,
     threshold: f32,
     first: u32,
+    weights_offset: u32,
+    _pad: [u32; 2],
 }
 
 /// The fused loss on the GPU: the twin of [`crate::backend::cpu::loss`], with the batch sums
@@ -63,8 +70,8 @@ pub(crate) fn loss(
     logits: &GpuMatrix,
     targets: &GpuMatrix,
     (grad, share): (Option<&GpuMatrix>, LossShare),
-    totals: &GpuMatrix,
-    slot: usize,
+    weights: Option<&GpuMatrix>,
+    (totals, slot): (&GpuMatrix, usize),
 ) -> Result<()> {
     let op = "loss";
     kind.validate()?;
@@ -75,6 +82,10 @@ pub(crate) fn loss(
         grad.map(Matrix::shape),
         share,
     )?;
+    class_weights_dims(kind, logits.shape().1, weights.map(Matrix::shape))?;
+    if let Some(weights) = weights {
+        check_bindings(ctx, op, &[weights])?;
+    }
     totals_dims(op, totals.shape(), slot, 4)?;
     check_bindings(ctx, op, &[logits, targets, totals])?;
     check_no_alias(op, totals, &[logits, targets])?;
@@ -83,13 +94,15 @@ pub(crate) fn loss(
         check_no_alias(op, grad, &[logits, targets, totals])?;
     }
     let (rows, cols) = logits.shape();
-    let row_sums = ctx.scratch(2 * rows)?;
+    // One more pair where a weighted batch's rows / W passes between workgroups.
+    let row_sums = ctx.scratch(2 * rows + 2)?;
     let (lb, tb, sb) = (
         bound(ctx, op, &[logits])?,
         bound(ctx, op, &[targets])?,
         bound(ctx, op, &[totals])?,
     );
     let gb = grad.map(|g| bound(ctx, op, &[g])).transpose()?;
+    let wb = weights.map(|w| bound(ctx, op, &[w])).transpose()?;
     let params = Params {
         rows: to_u32(op, "rows", rows)?,
         cols: to_u32(op, "cols", cols)?,
@@ -100,11 +113,14 @@ pub(crate) fn loss(
         scale: kind.grad_scale(share.update_rows, cols),
         threshold: kind.shader_code().1,
         first: u32::from(share.first),
+        weights_offset: offset_in(op, "weights offset", wb.zip(weights))?,
+        _pad: [0; 2],
     };
     to_u32(op, "elements", rows * cols)?;
     let overrides = [
         ("LOSS", f64::from(kind.shader_code().0)),
         ("WRITE_GRAD", if grad.is_some() { 1.0 } else { 0.0 }),
+        ("WEIGHTED", if weights.is_some() { 1.0 } else { 0.0 }),
     ];
     let entries: Vec<Entry<'_>> = if rows <= ONE_PASS_ROWS {
         vec![Entry {
@@ -113,18 +129,26 @@ pub(crate) fn loss(
             groups: [1, 1, 1],
         }]
     } else {
-        vec![
-            Entry {
-                kernel: &LOSS_ROWS,
-                overrides: &overrides,
-                groups: [striding_groups(rows), 1, 1],
-            },
-            Entry {
-                kernel: &LOSS_TOTAL,
-                overrides: &overrides,
-                groups: [1, 1, 1],
-            },
-        ]
+        let weight = weights.map(|_| Entry {
+            kernel: &LOSS_WEIGHT,
+            overrides: &overrides,
+            groups: [1, 1, 1],
+        });
+        weight
+            .into_iter()
+            .chain([
+                Entry {
+                    kernel: &LOSS_ROWS,
+                    overrides: &overrides,
+                    groups: [striding_groups(rows), 1, 1],
+                },
+                Entry {
+                    kernel: &LOSS_TOTAL,
+                    overrides: &overrides,
+                    groups: [1, 1, 1],
+                },
+            ])
+            .collect()
     };
     record(
         ctx,
@@ -134,8 +158,10 @@ pub(crate) fn loss(
             lb.bind,
             tb.bind,
             gb.map_or(ctx.placeholder_rw_bind(), |g| g.bind),
-            row_sums.bind_range(0, 2 * rows),
+            row_sums.bind_range(0, 2 * rows + 2),
             sb.bind,
+            // Unweighted, the logits stand in for the weights: bound, never read.
+            wb.map_or(lb.bind, |w| w.bind),
         ],
         &entries,
     )

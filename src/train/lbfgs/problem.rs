@@ -81,7 +81,7 @@ impl<'a, B: Backend> Problem<'a, B> {
         self.evals += 1;
         batch_loss(
             backend,
-            self.loss,
+            (self.loss, None),
             &mut self.ws.acts,
             &self.ws.target,
             (&mut self.totals, slot::TRAIN),

@@ -272,6 +272,16 @@ fn a_steady_step_with_parameter_groups_creates_nothing() {
         }),
     );
     check_steady("grouped MLP", &spec, &trainer, (&train, &val), 6, None);
+    // Class weights: uploaded once, bound by the loss's op site like its other inputs.
+    let weighted = trainer.clone().class_weights(vec![0.7, 1.6]);
+    check_steady(
+        "class-weighted MLP",
+        &spec,
+        &weighted,
+        (&train, &val),
+        6,
+        None,
+    );
 
     // The update is one dispatch per group, however many tensors each holds: the weights of
     // layers 1 and 2 with the optimizer's settings, layer 0's at half the rate, the three

@@ -4,8 +4,9 @@
 use super::average::Average;
 use super::evaluate::evaluation_pass;
 use super::session::slot;
-use super::{EpochRecord, Session, StopReason};
+use super::{EpochRecord, History, Session, StopReason, Trainer};
 use crate::backend::Backend;
+use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::Model;
 use crate::optim::{LrSchedule, Optimizer, Swa};
@@ -165,5 +166,22 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
                 .copy_arena(average, &mut self.model.network_mut().params),
             None => Ok(()),
         }
+    }
+}
+
+impl Trainer {
+    /// Trains `model` on `train` until a stopping rule fires, evaluating on `validation` after
+    /// every epoch. On divergence the model keeps the parameters of the last good epoch and
+    /// the error names the step and the loss.
+    pub fn fit<B: Backend, M: Model<B>>(
+        &self,
+        backend: &B,
+        model: &mut M,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+    ) -> Result<History> {
+        let mut session = Session::new(self, backend, model, train, validation)?;
+        session.run()?;
+        Ok(session.into_history())
     }
 }

@@ -35,26 +35,11 @@ pub use evaluate::Evaluation;
 pub use history::{EpochRecord, History, StepRecord, StopReason};
 pub use lbfgs::Lbfgs;
 pub use search::{LineSearch, LrFinder, LrFinderResult};
-pub use session::Session;
+pub use session::{BatchOrder, Session};
 pub use stopping::Watched;
 
-use crate::backend::Backend;
-use crate::data::Dataset;
-use crate::error::Result;
-use crate::nn::{Loss, Model};
+use crate::nn::Loss;
 use crate::optim::{Clip, LrSchedule, OptimizerConfig, ParamGroup, ReduceLrOnPlateau, Sgd, Swa};
-
-/// The order an epoch visits the training samples in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum BatchOrder {
-    /// A fresh permutation each epoch, drawn from a generator seeded by (seed, epoch).
-    #[default]
-    Shuffled,
-    /// The samples in the data's own order, every epoch (for data already arranged, or
-    /// sequences whose order matters).
-    InOrder,
-}
 
 /// How a run is trained: the optimizer, the loss, batching and when to stop.
 ///
@@ -447,37 +432,5 @@ impl Trainer {
     /// The class weights ([`Trainer::class_weights`]), if any.
     pub fn weights_per_class(&self) -> Option<&[f32]> {
         self.class_weights.as_deref()
-    }
-
-    /// The class weights as a `1 × classes` matrix on `backend`, if any.
-    pub(crate) fn upload_class_weights<B: Backend>(
-        &self,
-        backend: &B,
-    ) -> Result<Option<B::Matrix>> {
-        let Some(weights) = &self.class_weights else {
-            return Ok(None);
-        };
-        let row = ndarray::ArrayView2::from_shape((1, weights.len()), weights).map_err(|e| {
-            crate::Error::Data {
-                op: "Trainer::class_weights",
-                detail: e.to_string(),
-            }
-        })?;
-        backend.upload(row).map(Some)
-    }
-
-    /// Trains `model` on `train` until a stopping rule fires, evaluating on `validation` after
-    /// every epoch. On divergence the model keeps the parameters of the last good epoch and
-    /// the error names the step and the loss.
-    pub fn fit<B: Backend, M: Model<B>>(
-        &self,
-        backend: &B,
-        model: &mut M,
-        train: &Dataset,
-        validation: Option<&Dataset>,
-    ) -> Result<History> {
-        let mut session = Session::new(self, backend, model, train, validation)?;
-        session.run()?;
-        Ok(session.into_history())
     }
 }

@@ -8,12 +8,24 @@ use std::io::IsTerminal;
 
 use super::average::{Average, Averaging};
 use super::step::{DeviceData, check_inputs};
-use super::{BatchOrder, History, Trainer};
+use super::{History, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, Model, Workspace, seeded};
 use crate::optim::{Optimizer, ParamGroup};
+
+/// The order an epoch visits the training samples in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BatchOrder {
+    /// A fresh permutation each epoch, drawn from a generator seeded by (seed, epoch).
+    #[default]
+    Shuffled,
+    /// The samples in the data's own order, every epoch (for data already arranged, or
+    /// sequences whose order matters).
+    InOrder,
+}
 
 /// Layout of the totals row the kernels accumulate into (one readback gets everything).
 pub(crate) mod slot {
@@ -398,5 +410,24 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
                     .into(),
             }),
         }
+    }
+}
+
+impl Trainer {
+    /// The class weights as a `1 × classes` matrix on `backend`, if any.
+    pub(crate) fn upload_class_weights<B: Backend>(
+        &self,
+        backend: &B,
+    ) -> Result<Option<B::Matrix>> {
+        let Some(weights) = &self.class_weights else {
+            return Ok(None);
+        };
+        let row = ndarray::ArrayView2::from_shape((1, weights.len()), weights).map_err(|e| {
+            crate::Error::Data {
+                op: "Trainer::class_weights",
+                detail: e.to_string(),
+            }
+        })?;
+        backend.upload(row).map(Some)
     }
 }

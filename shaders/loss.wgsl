@@ -179,7 +179,7 @@ fn cross_entropy_row(r: u32, norm: f32) -> vec2<f32> {
     let picked = logits[base + min(label, params.cols - 1u)];
     let correct = select(0.0, 1.0, argmax == label);
     if (WEIGHTED) {
-        let loss = weighted_cross_entropy_row(r, m, total, label, norm);
+        let loss = weighted_cross_entropy_row(r, vec3<f32>(m, total, lse), label, norm);
         return vec2<f32>(loss, correct);
     }
     if (LOSS == 6u) {
@@ -208,10 +208,12 @@ fn cross_entropy_row(r: u32, norm: f32) -> vec2<f32> {
 }
 
 // A cross-entropy row's loss with class weights, times `norm`, and its gradient (the formulas
-// above), from the row's max `m` and Σ e^(x − m) as `cross_entropy_row` found them.
-fn weighted_cross_entropy_row(r: u32, m: f32, total: f32, label: u32, norm: f32) -> f32 {
+// above), from the row's (max m, Σ e^(x − m), lse) as `cross_entropy_row` found them.
+fn weighted_cross_entropy_row(r: u32, row: vec3<f32>, label: u32, norm: f32) -> f32 {
     let base = params.logits_offset + r * params.cols;
-    let lse = m + log(total);
+    let m = row.x;
+    let total = row.y;
+    let lse = row.z;
     let w_label = class_weight(label);
     let picked = logits[base + min(label, params.cols - 1u)];
     var e = 0.0;

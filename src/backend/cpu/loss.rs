@@ -103,7 +103,13 @@ pub fn loss(
                         Loss::SoftmaxCrossEntropySmoothed { smoothing } => smoothing,
                         _ => 0.0,
                     };
-                    let row = WeightedRow { x, label, m, total };
+                    let row = WeightedRow {
+                        x,
+                        label,
+                        m,
+                        total,
+                        lse,
+                    };
                     let value = row.loss_and_grad(w.row(0), e, (g, scale, norm));
                     (value * norm, correct)
                 } else {
@@ -144,12 +150,13 @@ pub fn loss(
     Ok((loss_sum, correct_sum))
 }
 
-/// One cross-entropy row with class weights: its logits, label, max and Σ e^(x − max).
+/// One cross-entropy row with class weights: its logits, label, max, Σ e^(x − max) and lse.
 struct WeightedRow<'a> {
     x: ArrayView1<'a, f32>,
     label: usize,
     m: f32,
     total: f32,
+    lse: f32,
 }
 
 impl WeightedRow<'_> {
@@ -162,8 +169,7 @@ impl WeightedRow<'_> {
         e: f32,
         (grad, scale, norm): (Option<ArrayViewMut1<'_, f32>>, f32, f32),
     ) -> f32 {
-        let (x, label, cols) = (self.x, self.label, self.x.len());
-        let lse = self.m + self.total.ln();
+        let (x, label, cols, lse) = (self.x, self.label, self.x.len(), self.lse);
         let spread = e / cols as f32;
         // Σ_c w_c and Σ_c w_c·x_c, for the smoothing's share.
         let (mut weight_sum, mut weighted_x) = (0.0f32, 0.0f32);

@@ -165,6 +165,29 @@ fn random_vec(rng: &mut StdRng, len: usize, scale: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-scale..=scale)).collect()
 }
 
+/// Random gradients in ±3 for `params`, none of whose decayed gradient g ± λ·θ (for any λ in
+/// `decays`, either sign: maximizing negates g) lies within 0.01 of zero. Where it nearly
+/// cancels, θ's update is all rounding: the GPU may fuse λ·θ + g into one multiply-add where
+/// the CPU rounds twice, and with RMSprop's or Adam's ε-sized denominator that half-ulp of
+/// λ·θ moved θ 4e-6 in one step on an H200 (g = -5.2e-6 from 0.0778 - 0.05·1.5568): a
+/// difference of rounding, not of formula, which no fixed tolerance should have to absorb.
+fn random_grads(rng: &mut StdRng, params: &[f32], decays: &[f32]) -> Vec<f32> {
+    let mut grads = random_vec(rng, params.len(), 3.0);
+    for (g, &theta) in grads.iter_mut().zip(params) {
+        // Each nudge moves |g| 0.1 past one decay's 0.02-wide band; a few always suffice.
+        for _ in 0..=decays.len() {
+            if decays
+                .iter()
+                .all(|d| (g.abs() - (d * theta).abs()).abs() >= 0.01)
+            {
+                break;
+            }
+            *g += 0.1f32.copysign(*g);
+        }
+    }
+    grads
+}
+
 /// Elementwise closeness after `steps` updates: each update rounds θ and its state a few times
 /// in f32 (and the GPU may fuse multiply-adds the CPU rounds twice), so the bound grows with
 /// the step count, relative to the values' size; 1e-6 absolute covers values crossing zero.
@@ -222,6 +245,14 @@ fn differential_grouped(
         assert!(gpu_opt.chunk_count() > 1, "the chunked run has one chunk");
     }
     let grouped = !groups.is_empty();
+    // Every weight decay some element may get: the optimizer's and its groups'.
+    let decays: Vec<f32> = std::iter::once(config.weight_decay())
+        .chain(groups.iter().flat_map(|g| {
+            let own = g.settings.optimizer.map(|o| o.weight_decay());
+            g.settings.weight_decay.into_iter().chain(own)
+        }))
+        .map(|d| d as f32)
+        .collect();
     let frozen: Vec<_> = (groups.iter().filter(|g| g.settings.frozen))
         .flat_map(|g| g.ranges.clone())
         .collect();
@@ -238,7 +269,7 @@ fn differential_grouped(
     let mut grads_buffer = GpuBuffer::from_slice(ctx, "grads", &vec![0.0f32; len]).unwrap();
     let what = format!("{config:?} len={len} clip={clip:?} chunk={chunk:?} grouped={grouped}");
     for step in 1..=steps {
-        let grads = random_vec(&mut r, len, 3.0);
+        let grads = random_grads(&mut r, &cpu_params, &decays);
         grads_buffer.write(ctx, 0, &grads).unwrap();
         cpu_opt.step(&mut cpu_params, &grads).unwrap();
         gpu_opt.step(&mut gpu_params, &grads_buffer).unwrap();
@@ -287,7 +318,7 @@ fn differential_grouped(
     }
     // Swapping buffers re-binds correctly.
     let mut other = GpuBuffer::from_slice(ctx, "other params", &cpu_params).unwrap();
-    let grads = random_vec(&mut r, len, 3.0);
+    let grads = random_grads(&mut r, &cpu_params, &decays);
     grads_buffer = GpuBuffer::from_slice(ctx, "other grads", &grads).unwrap();
     cpu_opt.step(&mut cpu_params, &grads).unwrap();
     gpu_opt.step(&mut other, &grads_buffer).unwrap();

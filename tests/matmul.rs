@@ -7,7 +7,7 @@ use common::matmul::{
     check, check_linear_backward, check_linear_backward_frozen_weight, check_linear_chain,
     check_linear_grads, check_tiled, tilings,
 };
-use common::{CANARY, gpu, guarded, random_matrix, rng};
+use common::{CANARY, gpu, guarded, own_gpu, random_matrix, rng};
 use ndarray::Array2;
 use proptest::prelude::*;
 use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
@@ -267,6 +267,45 @@ fn a_pretransposed_product_is_the_same_bits() {
             }
         }
     }
+}
+
+/// An NT product transposed first moves both operands in one dispatch where both move whole
+/// vec4s (`transpose_vec4_pair`: two dispatches in all, with the product), and one at a time
+/// where either cannot (three); the pair gives the bits of two separate transposes.
+#[test]
+fn an_nt_product_transposes_both_operands_in_one_dispatch() {
+    // A context of its own: the shared one counts other tests' dispatches too.
+    let gpu = own_gpu();
+    let ctx = gpu.context();
+    let mut r = rng(78);
+    for ((m, n, k), dispatches) in [((128, 64, 300), 2), ((36, 68, 45), 3), ((8, 12, 16), 2)] {
+        let a = gpu.upload(random_matrix(&mut r, m, k, 2.0).view()).unwrap();
+        let b = gpu.upload(random_matrix(&mut r, n, k, 2.0).view()).unwrap();
+        let direct = Tiling::whole(Tile::Small, k);
+        let staged = Tiling {
+            pretranspose: true,
+            ..direct
+        };
+        let mut results = Vec::new();
+        for tiling in [direct, staged] {
+            let out = gpu.zeros(m, n).unwrap();
+            ctx.flush().unwrap();
+            let before = ctx.counters().dispatches;
+            matmul_tiled(ctx, Matmul::nt(), Some(tiling), &a, &b, None, &out).unwrap();
+            let ran = ctx.counters().dispatches - before;
+            if tiling.pretranspose {
+                assert_eq!(ran, dispatches, "{m}×{n}×{k}: dispatches");
+            }
+            results.push(gpu.download(&out).unwrap().mapv(f32::to_bits));
+        }
+        assert_eq!(results[0], results[1], "{m}×{n}×{k}");
+    }
+    assert!(
+        ctx.built_kernels()
+            .iter()
+            .any(|k| k.shader == "transpose.wgsl" && k.entry == "transpose_vec4_pair"),
+        "no transpose_vec4_pair pipeline was built"
+    );
 }
 
 /// A product whose tiles its output fills exactly, with whole K steps and aligned operands, runs

@@ -260,14 +260,22 @@ pub(super) fn record(
         true => pretransposed(op, ctx, spec, (m, n, k))?,
         false => (spec, None, None),
     };
-    let transpose_a = staged_a
-        .as_ref()
-        .map(|t| Planned::new(ctx, a, t))
-        .transpose()?;
-    let transpose_b = staged_b
-        .as_ref()
-        .map(|t| Planned::new(ctx, b, t))
-        .transpose()?;
+    // Both operands transposed (NT): one dispatch for the two where both move whole vec4s.
+    let pair = match (&staged_a, &staged_b) {
+        (Some(ta), Some(tb)) => Planned::pair(ctx, (a, ta), (b, tb))?,
+        _ => None,
+    };
+    let (transpose_a, transpose_b) = match pair {
+        Some(pair) => (Some(pair), None),
+        None => (
+            (staged_a.as_ref())
+                .map(|t| Planned::new(ctx, a, t))
+                .transpose()?,
+            (staged_b.as_ref())
+                .map(|t| Planned::new(ctx, b, t))
+                .transpose()?,
+        ),
+    };
     let a = staged_a.as_ref().unwrap_or(a);
     let b = staged_b.as_ref().unwrap_or(b);
     let split = tiling.splits > 1;
@@ -406,8 +414,8 @@ pub(super) fn record(
     }
     // The transposes and the product are recorded together: nothing else may use the scratch
     // between them.
-    let transposes =
-        [&transpose_a, &transpose_b].map(|t| t.as_ref().map(|t| (t, t.bindings(), [t.dispatch()])));
+    let transposes = [&transpose_a, &transpose_b]
+        .map(|t| t.as_ref().map(|t| (t, t.bindings(ctx), [t.dispatch()])));
     let mut steps: Vec<Step<'_>> = transposes
         .iter()
         .flatten()

@@ -4,14 +4,21 @@
 //
 // Immediate data: Params { rows, inputs, column, vocab, dim, a_offset, b_offset, out_offset,
 //                          padding } (padding 0xffffffff: none)
-// Bindings (group 0, shared by the three entry points):
-//   0 a:    storage r   array<f32>  forward, table_grad: x (rows × inputs); input_grad: ∂loss/∂y
-//   1 b:    storage r   array<f32>  forward: the table (vocab × dim); table_grad: ∂loss/∂y
-//                                   (rows × (inputs − 1 + dim)); input_grad: unread
-//   2 out:  storage rw  array<f32>  forward: y; table_grad: ∂loss/∂table; input_grad: ∂loss/∂x
-// Dispatch: forward and input_grad (G, 1, 1) workgroups of 256, each invocation striding
-// through the output's elements; table_grad (G, 1, 1) workgroups of 64 striding through
-// (table row, block of 64 columns) pairs, an invocation a column.
+// Bindings (group 0, shared by the entry points):
+//   0 a:    storage r   array<f32>  forward, table_grad*: x (rows × inputs); input_grad: ∂loss/∂y
+//   1 b:    storage r   array<f32>  forward: the table (vocab × dim); table_grad*: ∂loss/∂y
+//                                   (rows × (inputs − 1 + dim)); input_grad, table_zero: unread
+//   2 out:  storage rw  array<f32>  forward: y; table_*: ∂loss/∂table; input_grad: ∂loss/∂x
+// Dispatch: forward, input_grad and table_zero (G, 1, 1) workgroups of 256, each invocation
+// striding through the output's elements; table_grad (G, 1, 1) workgroups of 64 striding
+// through (table row, block of 64 columns) pairs, an invocation a column; table_grad_rows
+// likewise through (batch row, block of 64 columns) pairs, after table_zero.
+//
+// Two ways to the same table gradient, the host picking by cost: table_grad scans the batch
+// once for every table row (vocab × rows index reads), for tables no larger than the batch;
+// table_grad_rows, for larger ones, zeroes the table and then lets the first row naming each
+// value sum it (rows² at most, whatever the vocabulary). Both add the same terms in the same
+// order, from 0.0: their bits are the same.
 //
 // An index names a row when it is an integer in [0, vocab): the host checks data before it
 // reaches a kernel; an index that does not (from a batch given on the device) gives a row of
@@ -22,6 +29,10 @@
 //              (0 for a row no index names and for the padding row, PyTorch's padding_idx;
 //              the CPU twin sums in the same order)
 // input_grad:  ∂x[r, c] = ∂y[r, c < column ? c : c − 1], 0 at c = column (an index has none)
+//
+// Bounds: every index is below rows · inputs (a), rows · outputs (b) or vocab · dim (out),
+// which the host has checked against the bound views; a table row comes from an index that
+// names_row admits (< vocab).
 
 const WORKGROUP: u32 = 256u;
 const ROW_WORKGROUP: u32 = 64u;
@@ -102,6 +113,60 @@ fn table_grad(
         if (e < params.dim) {
             out[params.out_offset + v * params.dim + e] = sum;
         }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn table_zero(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let len = params.vocab * params.dim;
+    for (var i = gid.x; i < len; i += groups.x * WORKGROUP) {
+        out[params.out_offset + i] = 0.0;
+    }
+}
+
+// The table gradient by batch row, over a zeroed table: the row holding the first index of
+// each value writes that value's sum; every later row naming it, and every row naming none,
+// writes nothing.
+@compute @workgroup_size(64, 1, 1)
+fn table_grad_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let others = params.inputs - 1u;
+    let outputs = others + params.dim;
+    let blocks = (params.dim + ROW_WORKGROUP - 1u) / ROW_WORKGROUP;
+    let items = params.rows * blocks;
+    for (var item = wg.x; item < items; item += groups.x) {
+        let r = item / blocks;
+        let e = (item % blocks) * ROW_WORKGROUP + lid;
+        let index = a[params.a_offset + r * params.inputs + params.column];
+        if (e >= params.dim || !names_row(index) || u32(index) == params.padding) {
+            continue;
+        }
+        // An earlier row with the same index (an exact integer: equal as f32 means the same
+        // table row) has summed this one already.
+        var first = true;
+        for (var q = 0u; q < r; q++) {
+            if (a[params.a_offset + q * params.inputs + params.column] == index) {
+                first = false;
+                break;
+            }
+        }
+        if (!first) {
+            continue;
+        }
+        // table_grad's sum for this value: the rows before r name other values.
+        var sum = 0.0;
+        for (var q = r; q < params.rows; q++) {
+            if (a[params.a_offset + q * params.inputs + params.column] == index) {
+                sum += b[params.b_offset + q * outputs + others + e];
+            }
+        }
+        out[params.out_offset + u32(index) * params.dim + e] = sum;
     }
 }
 

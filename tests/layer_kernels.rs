@@ -424,6 +424,49 @@ fn embedding_at_awkward_shapes() {
     }
 }
 
+/// The table gradient scans the batch once per table row where the table is no larger than
+/// the batch (`table_grad`), and otherwise zeroes the table and sums each value from its
+/// first row (`table_zero`, `table_grad_rows`: work in the batch's size, not the
+/// vocabulary's). A batch of 40 rows into 10 000 values takes the second way, into 40 the
+/// first; `check_embedding` holds both to the CPU's bits.
+#[test]
+fn the_table_gradient_scans_the_smaller_of_batch_and_table() {
+    for (vocab, rows, entries) in [
+        (10_000, 40, ["table_zero", "table_grad_rows"].as_slice()),
+        (40, 40, ["table_grad"].as_slice()),
+    ] {
+        let b = common::own_gpu();
+        let mut r = rng(vocab as u64);
+        // Twelve values spread over the table, each named by a few rows.
+        let mut x = Array2::zeros((rows, 1));
+        for row in 0..rows {
+            x[[row, 0]] = (r.random_range(0..vocab.min(12)) * (vocab / 12).max(1)) as f32;
+        }
+        let g = random_matrix(&mut r, rows, 5, 1.0);
+        let mut want = Array2::zeros((vocab, 5));
+        cpu::embedding_backward(x.view(), (0, None), g.view(), Some(&mut want), None).unwrap();
+        let mut got = b.zeros(vocab, 5).unwrap();
+        b.fill(&mut got, f32::NAN).unwrap();
+        let (gx, gg) = (b.upload(x.view()).unwrap(), b.upload(g.view()).unwrap());
+        b.embedding_backward(&gx, (0, None), &gg, Some(&mut got), None)
+            .unwrap();
+        let bits = |m: &Array2<f32>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&b.download(&got).unwrap()),
+            bits(&want),
+            "vocab {vocab}"
+        );
+        let mut built: Vec<_> = (b.context().built_kernels().into_iter())
+            .filter(|k| k.shader == "embedding.wgsl")
+            .map(|k| k.entry)
+            .collect();
+        built.sort_unstable();
+        let mut entries = entries.to_vec();
+        entries.sort_unstable();
+        assert_eq!(built, entries, "vocab {vocab}, {rows} rows");
+    }
+}
+
 #[test]
 fn nonlinearities_at_awkward_shapes() {
     for (i, &rows) in AWKWARD.iter().enumerate() {

@@ -22,6 +22,14 @@ const TABLE_GRAD: Kernel = Kernel {
     entry: "table_grad",
     ..FORWARD
 };
+const TABLE_ZERO: Kernel = Kernel {
+    entry: "table_zero",
+    ..FORWARD
+};
+const TABLE_GRAD_ROWS: Kernel = Kernel {
+    entry: "table_grad_rows",
+    ..FORWARD
+};
 const INPUT_GRAD: Kernel = Kernel {
     entry: "input_grad",
     ..FORWARD
@@ -31,7 +39,8 @@ const INPUT_GRAD: Kernel = Kernel {
 /// time.
 const ROW_WORKGROUP: usize = 64;
 
-/// Workgroups at most for `table_grad`, each striding through (row, column block) pairs.
+/// Workgroups at most for `table_grad` and `table_grad_rows`, each striding through (row,
+/// column block) pairs.
 const MAX_TABLE_GROUPS: usize = 4096;
 
 /// The shader's `Params`.
@@ -54,15 +63,14 @@ struct Params {
 /// `padding` where no row is the padding row (no table has 2³² rows: at most 2²⁴).
 const NO_PADDING: u32 = u32::MAX;
 
-/// Records `kernel` over (a, b, out) with `dims`, after checking the bindings, aliasing and
-/// 32-bit sizes.
+/// Records `entries` (kernel and workgroups, run in order) over (a, b, out) with `dims`,
+/// after checking the bindings, aliasing and 32-bit sizes.
 fn run(
     ctx: &GpuContext,
     op: &'static str,
-    kernel: &Kernel,
+    entries: &[(&Kernel, u32)],
     (a, b, out): (&GpuMatrix, &GpuMatrix, &GpuMatrix),
     dims: EmbeddingDims,
-    groups: u32,
 ) -> Result<()> {
     check_bindings(ctx, op, &[a, b, out])?;
     check_no_alias(op, out, &[a, b])?;
@@ -94,16 +102,19 @@ fn run(
         },
         _pad: [0; 3],
     };
+    let entries: Vec<Entry<'_>> = (entries.iter())
+        .map(|&(kernel, groups)| Entry {
+            kernel,
+            overrides: &[],
+            groups: [groups, 1, 1],
+        })
+        .collect();
     record(
         ctx,
         op,
         bytemuck::bytes_of(&params),
         &[ab.bind, bb.bind, ob.bind],
-        &[Entry {
-            kernel,
-            overrides: &[],
-            groups: [groups, 1, 1],
-        }],
+        &entries,
     )
 }
 
@@ -119,7 +130,7 @@ pub fn embedding(
     let op = "embedding";
     let dims = embedding_dims(op, x.shape(), column, table.shape(), out.shape())?;
     let groups = striding_groups(dims.rows.saturating_mul(dims.outputs()));
-    run(ctx, op, &FORWARD, (x, table, out), dims, groups)
+    run(ctx, op, &[(&FORWARD, groups)], (x, table, out), dims)
 }
 
 /// The lookup's gradients: the twin of [`crate::backend::cpu::embedding_backward`].
@@ -146,27 +157,29 @@ pub fn embedding_backward(
         check_no_alias(op, out, &[x, grad_out])?;
     }
     if let Some(table_grad) = table_grad {
-        let items = dims.vocab.saturating_mul(dims.dim.div_ceil(ROW_WORKGROUP));
-        let groups = items.clamp(1, MAX_TABLE_GROUPS) as u32;
-        run(
-            ctx,
-            op,
-            &TABLE_GRAD,
-            (x, grad_out, table_grad),
-            dims,
-            groups,
-        )?;
+        // Scanning the batch for every table row costs vocab · rows index reads a column
+        // block; for a table larger than the batch, zeroing it and scanning the batch for
+        // every batch row costs at most rows². The same sums in the same order either way.
+        let blocks = dims.dim.div_ceil(ROW_WORKGROUP);
+        let groups = |rows_of_items: usize| {
+            (rows_of_items.saturating_mul(blocks)).clamp(1, MAX_TABLE_GROUPS) as u32
+        };
+        let entries = match dims.vocab <= dims.rows {
+            true => vec![(&TABLE_GRAD, groups(dims.vocab))],
+            false => vec![
+                (
+                    &TABLE_ZERO,
+                    striding_groups(dims.vocab.saturating_mul(dims.dim)),
+                ),
+                (&TABLE_GRAD_ROWS, groups(dims.rows)),
+            ],
+        };
+        run(ctx, op, &entries, (x, grad_out, table_grad), dims)?;
     }
     if let Some(grad_in) = grad_in {
         let groups = striding_groups(dims.rows.saturating_mul(dims.inputs));
-        run(
-            ctx,
-            op,
-            &INPUT_GRAD,
-            (grad_out, grad_out, grad_in),
-            dims,
-            groups,
-        )?;
+        let entries = [(&INPUT_GRAD, groups)];
+        run(ctx, op, &entries, (grad_out, grad_out, grad_in), dims)?;
     }
     Ok(())
 }

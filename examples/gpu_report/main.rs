@@ -427,6 +427,19 @@ impl Report {
             2.0 * bytes as f64 / dt / 1e9,
             dt * 1e3
         );
+        // The same bytes through a kernel (`scale` by 1: one read and one write an element):
+        // on an H200 the copy command above ran at a fifth of PyTorch's copy, which a kernel
+        // copy for the arenas' copies (gradient accumulation, L-BFGS) would recover.
+        // (Arenas: a binding's worth at a time where one binding holds less.)
+        let x = self.gpu.arena("copy kernel source", &[(1, len)])?;
+        let mut y = self.gpu.arena("copy kernel destination", &[(1, len)])?;
+        let dt = time(&self.gpu, 20, || self.gpu.scale_arena(1.0, &x, &mut y))?;
+        println!(
+            "copy_kernel_{} {:.1} GB/s read+write ({:.3} ms, `scale` by 1)",
+            label(len),
+            2.0 * bytes as f64 / dt / 1e9,
+            dt * 1e3
+        );
         // The transposes a pretransposed product runs first (the 4096 model's weight and
         // batch), against the copy above: what they cost is what that product pays; and the
         // element-wise kernel on the same shapes, against the whole-vec4 one they run.

@@ -62,6 +62,17 @@ fn names_row(v: f32) -> bool {
     return v >= 0.0 && v < f32(params.vocab) && v == floor(v);
 }
 
+// The index in row `r` of x (binding a, in the entry points that bind x there).
+fn index_at(r: u32) -> f32 {
+    return a[params.a_offset + r * params.inputs + params.column];
+}
+
+// A table row's columns, ∂y's last dim of a batch row, come in blocks of ROW_WORKGROUP: a
+// workgroup item each in table_grad and table_grad_rows.
+fn column_blocks() -> u32 {
+    return (params.dim + ROW_WORKGROUP - 1u) / ROW_WORKGROUP;
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn forward(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -78,7 +89,7 @@ fn forward(
         if (j < others) {
             value = a[row + select(j, j + 1u, j >= params.column)];
         } else {
-            let index = a[row + params.column];
+            let index = index_at(r);
             value = bitcast<f32>(0x7fc00000u);
             if (names_row(index)) {
                 value = b[params.b_offset + u32(index) * params.dim + (j - others)];
@@ -96,15 +107,14 @@ fn table_grad(
 ) {
     let others = params.inputs - 1u;
     let outputs = others + params.dim;
-    let blocks = (params.dim + ROW_WORKGROUP - 1u) / ROW_WORKGROUP;
-    let items = params.vocab * blocks;
-    for (var item = wg.x; item < items; item += groups.x) {
+    let blocks = column_blocks();
+    for (var item = wg.x; item < params.vocab * blocks; item += groups.x) {
         let v = item / blocks;
         let e = (item % blocks) * ROW_WORKGROUP + lid;
         var sum = 0.0;
         if (e < params.dim && v != params.padding) {
             for (var r = 0u; r < params.rows; r++) {
-                let index = a[params.a_offset + r * params.inputs + params.column];
+                let index = index_at(r);
                 if (names_row(index) && u32(index) == v) {
                     sum += b[params.b_offset + r * outputs + others + e];
                 }
@@ -138,12 +148,11 @@ fn table_grad_rows(
 ) {
     let others = params.inputs - 1u;
     let outputs = others + params.dim;
-    let blocks = (params.dim + ROW_WORKGROUP - 1u) / ROW_WORKGROUP;
-    let items = params.rows * blocks;
-    for (var item = wg.x; item < items; item += groups.x) {
+    let blocks = column_blocks();
+    for (var item = wg.x; item < params.rows * blocks; item += groups.x) {
         let r = item / blocks;
         let e = (item % blocks) * ROW_WORKGROUP + lid;
-        let index = a[params.a_offset + r * params.inputs + params.column];
+        let index = index_at(r);
         if (e >= params.dim || !names_row(index) || u32(index) == params.padding) {
             continue;
         }
@@ -151,7 +160,7 @@ fn table_grad_rows(
         // table row) has summed this one already.
         var first = true;
         for (var q = 0u; q < r; q++) {
-            if (a[params.a_offset + q * params.inputs + params.column] == index) {
+            if (index_at(q) == index) {
                 first = false;
                 break;
             }
@@ -162,7 +171,7 @@ fn table_grad_rows(
         // table_grad's sum for this value: the rows before r name other values.
         var sum = 0.0;
         for (var q = r; q < params.rows; q++) {
-            if (a[params.a_offset + q * params.inputs + params.column] == index) {
+            if (index_at(q) == index) {
                 sum += b[params.b_offset + q * outputs + others + e];
             }
         }

@@ -29,10 +29,11 @@
 //                   row. Both sides move whole vec4s along rows: a quarter of the scalar
 //                   kernel's accesses, and every global access coalesced.
 //   transpose_vec4_pair  two such jobs in one dispatch (a pretransposed NT product's two
-//                   operands): flat ids below tiles0 are job 0's tiles, the next job 1's. Job
-//                   1's small operand then streams beside job 0's tiles instead of running as
-//                   a partial wave of its own, with one barrier fewer between dispatches (an
-//                   H200 ran the 4096 model's forward 0.6% faster, twenty-fifth session).
+//                   operands): flat ids below tiles0 are job 0's tiles, the next job 1's. The
+//                   smaller operand's tiles (the forward's batch) then stream beside the
+//                   larger's instead of running as a partial wave of their own, with one
+//                   barrier fewer between dispatches (the patch this came from ran the 4096
+//                   model's forward 0.6% faster on an H200, twenty-fifth session).
 //
 // Formula: out[c, r] = src[r, c]
 //

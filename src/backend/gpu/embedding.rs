@@ -65,10 +65,10 @@ const NO_PADDING: u32 = u32::MAX;
 
 /// Records `entries` (kernel and workgroups, run in order) over (a, b, out) with `dims`,
 /// after checking the bindings, aliasing and 32-bit sizes.
-fn run(
+fn run<const N: usize>(
     ctx: &GpuContext,
     op: &'static str,
-    entries: &[(&Kernel, u32)],
+    entries: [(&Kernel, u32); N],
     (a, b, out): (&GpuMatrix, &GpuMatrix, &GpuMatrix),
     dims: EmbeddingDims,
 ) -> Result<()> {
@@ -102,13 +102,11 @@ fn run(
         },
         _pad: [0; 3],
     };
-    let entries: Vec<Entry<'_>> = (entries.iter())
-        .map(|&(kernel, groups)| Entry {
-            kernel,
-            overrides: &[],
-            groups: [groups, 1, 1],
-        })
-        .collect();
+    let entries = entries.map(|(kernel, groups)| Entry {
+        kernel,
+        overrides: &[],
+        groups: [groups, 1, 1],
+    });
     record(
         ctx,
         op,
@@ -130,7 +128,7 @@ pub fn embedding(
     let op = "embedding";
     let dims = embedding_dims(op, x.shape(), column, table.shape(), out.shape())?;
     let groups = striding_groups(dims.rows.saturating_mul(dims.outputs()));
-    run(ctx, op, &[(&FORWARD, groups)], (x, table, out), dims)
+    run(ctx, op, [(&FORWARD, groups)], (x, table, out), dims)
 }
 
 /// The lookup's gradients: the twin of [`crate::backend::cpu::embedding_backward`].
@@ -164,22 +162,28 @@ pub fn embedding_backward(
         let groups = |rows_of_items: usize| {
             (rows_of_items.saturating_mul(blocks)).clamp(1, MAX_TABLE_GROUPS) as u32
         };
-        let entries = match dims.vocab <= dims.rows {
-            true => vec![(&TABLE_GRAD, groups(dims.vocab))],
-            false => vec![
-                (
-                    &TABLE_ZERO,
-                    striding_groups(dims.vocab.saturating_mul(dims.dim)),
-                ),
-                (&TABLE_GRAD_ROWS, groups(dims.rows)),
-            ],
-        };
-        run(ctx, op, &entries, (x, grad_out, table_grad), dims)?;
+        let views = (x, grad_out, table_grad);
+        match dims.vocab <= dims.rows {
+            true => run(ctx, op, [(&TABLE_GRAD, groups(dims.vocab))], views, dims)?,
+            false => {
+                let zero_groups = striding_groups(dims.vocab.saturating_mul(dims.dim));
+                let entries = [
+                    (&TABLE_ZERO, zero_groups),
+                    (&TABLE_GRAD_ROWS, groups(dims.rows)),
+                ];
+                run(ctx, op, entries, views, dims)?
+            }
+        }
     }
     if let Some(grad_in) = grad_in {
         let groups = striding_groups(dims.rows.saturating_mul(dims.inputs));
-        let entries = [(&INPUT_GRAD, groups)];
-        run(ctx, op, &entries, (grad_out, grad_out, grad_in), dims)?;
+        run(
+            ctx,
+            op,
+            [(&INPUT_GRAD, groups)],
+            (grad_out, grad_out, grad_in),
+            dims,
+        )?;
     }
     Ok(())
 }

@@ -110,6 +110,38 @@ fn line_search_and_the_finder_work_on_a_sequential_model() {
     );
 }
 
+/// The line search's trial points are measured as its gradient point is, in training mode
+/// (dropout's one mask, batch norm's batch statistics): Armijo's condition then holds
+/// between the losses it records, each the one the accepted trial measured. Measured in
+/// evaluation mode, as before, a trial without dropout's noise looked lower than the loss it
+/// was compared with, and steps too long for the training objective were accepted.
+#[test]
+fn line_search_trials_measure_the_objective_the_gradient_is_of() {
+    let data = data::linear(64, &[1.0, -0.5], 0.2, 0.05, 2).unwrap();
+    let search = LineSearch {
+        iterations: 12,
+        ..LineSearch::default()
+    };
+    let mut model = net(0.4, 8);
+    let history = search
+        .run(&CpuBackend, &mut model, &data, Loss::MeanSquaredError)
+        .unwrap();
+    assert!(history.epochs.len() > 2, "{:?}", history.stop);
+    for pair in history.epochs.windows(2) {
+        let (now, next) = (&pair[0], &pair[1]);
+        let g = now.grad_norm.unwrap();
+        let bound = now.loss - search.c * now.lr * g * g;
+        assert!(
+            next.loss <= bound + 1e-6 * now.loss.abs(),
+            "iteration {}: {} after a step of {} from {} (Armijo: ≤ {bound})",
+            now.epoch,
+            next.loss,
+            now.lr,
+            now.loss
+        );
+    }
+}
+
 #[test]
 fn bad_layer_settings_are_refused_when_the_model_is_built() {
     let build = |layer: Box<dyn Layer<CpuBackend>>| {

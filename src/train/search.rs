@@ -12,7 +12,9 @@ use crate::optim::LrSchedule;
 
 /// Full-batch gradient descent whose step length is found each iteration by Armijo
 /// backtracking: start at `initial_step`, shrink by `shrink` until
-/// `f(θ − α∇f) ≤ f(θ) − c·α·‖∇f‖²`.
+/// `f(θ − α∇f) ≤ f(θ) − c·α·‖∇f‖²`. `f` is the training-mode loss over all the data, at the
+/// trial points too: dropout's one mask (draw 0), batch norm on the data's statistics (its
+/// running statistics move once an iteration, at the accepted point).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LineSearch {
     /// α tried first each iteration.
@@ -147,7 +149,10 @@ impl LineSearch {
             for _ in 0..=self.max_backtracks {
                 backend.copy_arena(&start, &mut model.params)?;
                 backend.axpy_arena(-alpha as f32, &model.grads, &mut model.params)?;
-                model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Eval, 0)?;
+                // The objective f and ∇f are of: training mode, dropout's mask of draw 0,
+                // batch norm on the batch's statistics (its running ones move only at the
+                // accepted points, by the next iteration's forward pass).
+                model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Train, 0)?;
                 batch_loss(
                     backend,
                     (loss, None),

@@ -10,7 +10,7 @@ use common::matmul::{
 use common::{CANARY, gpu, guarded, own_gpu, random_matrix, rng};
 use ndarray::Array2;
 use proptest::prelude::*;
-use steepest::backend::gpu::{Tile, Tiling, matmul_tiled};
+use steepest::backend::gpu::{GpuBackend, GpuMatrix, Tile, Tiling, matmul_tiled};
 use steepest::{Activation, Arena, Backend, Matmul};
 
 fn tiling_strategy() -> impl Strategy<Value = (usize, usize, bool)> {
@@ -226,12 +226,37 @@ fn the_mlps_own_shapes_use_their_chosen_tilings_correctly() {
     }
 }
 
+/// The bits of `spec` over `operands` (a, b, bias) with `tiling` whole and then transposed
+/// first, and the dispatches the transposed-first product recorded.
+fn direct_and_staged_bits(
+    gpu: &GpuBackend,
+    spec: Matmul,
+    tiling: Tiling,
+    (a, b, bias): (&GpuMatrix, &GpuMatrix, Option<&GpuMatrix>),
+    (m, n): (usize, usize),
+) -> ([Array2<u32>; 2], u64) {
+    let ctx = gpu.context();
+    let staged = Tiling {
+        pretranspose: true,
+        ..tiling
+    };
+    let mut dispatches = 0;
+    let bits = [tiling, staged].map(|tiling| {
+        let out = gpu.zeros(m, n).unwrap();
+        ctx.flush().unwrap();
+        let before = ctx.counters().dispatches;
+        matmul_tiled(ctx, spec, Some(tiling), a, b, bias, &out).unwrap();
+        dispatches = ctx.counters().dispatches - before;
+        gpu.download(&out).unwrap().mapv(f32::to_bits)
+    });
+    (bits, dispatches)
+}
+
 /// Transposing the K-contiguous operands first changes where the kernel reads them, not what
 /// it sums or in what order: the products are bit for bit the same, in all four forms.
 #[test]
 fn a_pretransposed_product_is_the_same_bits() {
     let gpu = gpu();
-    let ctx = gpu.context();
     let mut r = rng(77);
     for (i, (m, n, k)) in [(37, 70, 45), (128, 64, 300), (5, 257, 9)]
         .into_iter()
@@ -252,18 +277,10 @@ fn a_pretransposed_product_is_the_same_bits() {
                 .unwrap();
             let bias = gpu.upload(random_matrix(&mut r, 1, n, 1.0).view()).unwrap();
             for tile in Tile::ALL {
-                let direct = Tiling::whole(tile, k);
-                let staged = Tiling {
-                    pretranspose: true,
-                    ..direct
-                };
-                let mut results = Vec::new();
-                for tiling in [direct, staged] {
-                    let out = gpu.zeros(m, n).unwrap();
-                    matmul_tiled(ctx, spec, Some(tiling), &a, &b, Some(&bias), &out).unwrap();
-                    results.push(gpu.download(&out).unwrap().mapv(f32::to_bits));
-                }
-                assert_eq!(results[0], results[1], "{m}×{n}×{k} {spec:?} {tile:?}");
+                let operands = (&a, &b, Some(&bias));
+                let ([direct, staged], _) =
+                    direct_and_staged_bits(gpu, spec, Tiling::whole(tile, k), operands, (m, n));
+                assert_eq!(direct, staged, "{m}×{n}×{k} {spec:?} {tile:?}");
             }
         }
     }
@@ -281,24 +298,11 @@ fn an_nt_product_transposes_both_operands_in_one_dispatch() {
     for ((m, n, k), dispatches) in [((128, 64, 300), 2), ((36, 68, 45), 3), ((8, 12, 16), 2)] {
         let a = gpu.upload(random_matrix(&mut r, m, k, 2.0).view()).unwrap();
         let b = gpu.upload(random_matrix(&mut r, n, k, 2.0).view()).unwrap();
-        let direct = Tiling::whole(Tile::Small, k);
-        let staged = Tiling {
-            pretranspose: true,
-            ..direct
-        };
-        let mut results = Vec::new();
-        for tiling in [direct, staged] {
-            let out = gpu.zeros(m, n).unwrap();
-            ctx.flush().unwrap();
-            let before = ctx.counters().dispatches;
-            matmul_tiled(ctx, Matmul::nt(), Some(tiling), &a, &b, None, &out).unwrap();
-            let ran = ctx.counters().dispatches - before;
-            if tiling.pretranspose {
-                assert_eq!(ran, dispatches, "{m}×{n}×{k}: dispatches");
-            }
-            results.push(gpu.download(&out).unwrap().mapv(f32::to_bits));
-        }
-        assert_eq!(results[0], results[1], "{m}×{n}×{k}");
+        let tiling = Tiling::whole(Tile::Small, k);
+        let ([direct, staged], ran) =
+            direct_and_staged_bits(&gpu, Matmul::nt(), tiling, (&a, &b, None), (m, n));
+        assert_eq!(ran, dispatches, "{m}×{n}×{k}: dispatches");
+        assert_eq!(direct, staged, "{m}×{n}×{k}");
     }
     assert!(
         ctx.built_kernels()

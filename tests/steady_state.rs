@@ -20,6 +20,7 @@ fn added(before: GpuCounters, after: GpuCounters) -> GpuCounters {
         pipelines_created: after.pipelines_created - before.pipelines_created,
         shader_modules_created: after.shader_modules_created - before.shader_modules_created,
         dispatches: after.dispatches - before.dispatches,
+        copies: after.copies - before.copies,
         submits: after.submits - before.submits,
         waits: after.waits - before.waits,
         throttles: after.throttles - before.throttles,
@@ -232,6 +233,12 @@ fn dropped_buffers_take_their_op_sites_with_them() {
 
 /// The dispatches of a training step of `spec` by `trainer` on `train`, after a first step.
 fn dispatches_in_a_step(spec: &MlpSpec, trainer: &Trainer, train: &Dataset) -> u64 {
+    added_by_a_step(spec, trainer, train).dispatches
+}
+
+/// What a training step of `spec` by `trainer` on `train` adds to the counters, after a
+/// first step.
+fn added_by_a_step(spec: &MlpSpec, trainer: &Trainer, train: &Dataset) -> GpuCounters {
     let g = &common::own_gpu();
     let ctx = g.context();
     let mut model = Mlp::new(g, spec, Init::HeUniform, 1).unwrap();
@@ -239,7 +246,7 @@ fn dispatches_in_a_step(spec: &MlpSpec, trainer: &Trainer, train: &Dataset) -> u
     session.step().unwrap();
     let before = ctx.counters();
     session.step().unwrap();
-    added(before, ctx.counters()).dispatches
+    added(before, ctx.counters())
 }
 
 /// What a step dispatches, counted: the batch's inputs and targets in one gather, the forward
@@ -408,9 +415,9 @@ fn a_step_dispatches_one_kernel_per_layer_and_four_more() {
 }
 
 /// A step over k accumulated batches runs each batch's gather, forward pass, loss and
-/// backward pass, adds k − 1 gradient arenas (the first is copied, which dispatches nothing)
-/// and updates once, in one submit; steady epochs of such steps (the last of each over what
-/// is left: 330 samples are steps of 96, 96, 96 and 42) create nothing.
+/// backward pass, adds k − 1 gradient arenas (the first batch's arena becomes the sum:
+/// nothing is copied) and updates once, in one submit; steady epochs of such steps (the last
+/// of each over what is left: 330 samples are steps of 96, 96, 96 and 42) create nothing.
 #[test]
 fn a_step_over_accumulated_batches_sums_them_and_creates_nothing() {
     let (train, val) = data::spirals(412, 0.05, 1).unwrap().split(0.2, 1).unwrap();
@@ -438,6 +445,11 @@ fn a_step_over_accumulated_batches_sums_them_and_creates_nothing() {
         dispatches_in_a_step(&spec, &alone, &train),
         per_batch + 1 + 1
     );
+    // One copy a step either way: the update's sums into the totals (monitoring). The
+    // gradients are summed in place, never copied (a copy of a large model's arena costs a
+    // step as much as a kernel that reads and writes it, and ends the compute pass).
+    assert_eq!(added_by_a_step(&spec, &trainer, &train).copies, 1, "{what}");
+    assert_eq!(added_by_a_step(&spec, &alone, &train).copies, 1);
     // As many submits as steps of one batch each: the batches of a step go in one.
     let submits = |trainer: &Trainer| {
         let g = &common::own_gpu();

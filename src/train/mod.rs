@@ -162,7 +162,8 @@ impl Trainer {
     /// draws its own dropout masks. Needs mini-batches (not `full_batch`). Batches the
     /// application gives ([`Session::step_on_batch`], [`Session::step_on`]) are each a kth of
     /// a step (PyTorch's `(loss / k).backward()`), every kth taking the step. Costs one more
-    /// parameter-sized arena (the running sum), and a copy or an add over it per batch.
+    /// parameter-sized arena (the running sum), and an add over it per batch after the first
+    /// (whose gradients become the sum without a copy).
     ///
     /// ```
     /// use steepest::{Adam, Loss, Trainer};

@@ -9,7 +9,7 @@ use ndarray::s;
 use super::average::{Average, Averaging};
 use super::session::{Pending, slot};
 use super::{Session, StepRecord};
-use crate::backend::{Backend, LossShare};
+use crate::backend::{Arena, Backend, LossShare, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Model, Workspace};
@@ -348,14 +348,21 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
                 detail: "a step over several batches without their gradients' sum".into(),
             });
         };
-        // The first batch's gradients start the sum; the last batch's arena takes it, so
-        // the update reads the arena it always reads. The sum is formed as PyTorch's
-        // `grad += new` forms it: in batch order, two values at a time.
-        match part.index {
-            0 => backend.copy_arena(&net.grads, sum),
-            i if i + 1 < part.count => backend.axpy_arena(1.0, &net.grads, sum),
-            _ => backend.axpy_arena(1.0, sum, &mut net.grads),
+        // The first batch's gradients become the sum by trading arenas with it: nothing is
+        // copied, and the later batches' backward passes write into the sum's old arena.
+        // Each later batch's gradients are added to the sum, and the last trades the arenas
+        // back, so the update reads the model's own arena (whose bind groups it keeps). The
+        // sum is formed as PyTorch's `grad += new` forms it: in batch order, two values at a
+        // time.
+        if part.index == 0 {
+            same_tensors("Session::step", sum, &net.grads)?;
+        } else {
+            backend.axpy_arena(1.0, &net.grads, sum)?;
         }
+        if part.index == 0 || part.index + 1 == part.count {
+            std::mem::swap(sum, &mut net.grads);
+        }
+        Ok(())
     }
 
     /// The optimizer's update from the gradient arena, recorded and submitted (every
@@ -402,6 +409,35 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         }
         Ok(())
     }
+}
+
+/// Fails unless arenas `a` and `b` hold tensors of the same shapes in the same storage, so
+/// that one can stand in for the other.
+fn same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<()> {
+    let shapes = |arena: &A| {
+        arena
+            .tensors()
+            .iter()
+            .map(Matrix::shape)
+            .collect::<Vec<_>>()
+    };
+    if a.storage_len() == b.storage_len()
+        && a.tensors().len() == b.tensors().len()
+        && a.tensors()
+            .iter()
+            .zip(b.tensors())
+            .all(|(x, y)| x.shape() == y.shape())
+    {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        op,
+        detail: format!(
+            "the gradients' sum holds tensors {:?}, the model's gradients {:?}",
+            shapes(a),
+            shapes(b)
+        ),
+    })
 }
 
 #[cfg(test)]

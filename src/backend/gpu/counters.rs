@@ -20,6 +20,11 @@ pub struct GpuCounters {
     /// Compute dispatches recorded (each is a kernel launch and, on a GPU, a few µs of
     /// latency between dependent kernels).
     pub dispatches: u64,
+    /// Copy (or clear) commands recorded between buffers: an arena or matrix copied whole,
+    /// an optimizer's sums into the totals. Each ends the open compute pass, so a step's
+    /// dispatches after it go in a pass of their own. A readback's own copy is not counted
+    /// here (its wait is).
+    pub copies: u64,
     /// Submits of recorded work ([`GpuContext::flush`]es that had work; a readback's own
     /// copy is not counted here, its wait is).
     pub submits: u64,
@@ -40,6 +45,7 @@ pub(crate) struct Counters {
     pub(crate) pipelines: AtomicU64,
     pub(crate) shader_modules: AtomicU64,
     pub(crate) dispatches: AtomicU64,
+    pub(crate) copies: AtomicU64,
     pub(crate) submits: AtomicU64,
     pub(crate) waits: AtomicU64,
     pub(crate) throttles: AtomicU64,
@@ -68,6 +74,7 @@ impl GpuContext {
             pipelines_created: get(&c.pipelines),
             shader_modules_created: get(&c.shader_modules),
             dispatches: get(&c.dispatches),
+            copies: get(&c.copies),
             submits: get(&c.submits),
             waits: get(&c.waits),
             throttles: get(&c.throttles),

@@ -31,8 +31,8 @@ pub(crate) struct Pending {
 }
 
 impl GpuContext {
-    /// Records work on the pending command encoder (created on first use), ending the open
-    /// compute pass first. Nothing runs until the next [`GpuContext::flush`], which readback,
+    /// Records one copy or clear on the pending command encoder (created on first use),
+    /// ending the open compute pass first (counted in [`GpuCounters::copies`](super::GpuCounters::copies)). Nothing runs until the next [`GpuContext::flush`], which readback,
     /// host writes and waits do first, so recorded work is always ordered before them. wgpu
     /// reports recording errors when the encoder is finished: at the flush, inside its scope.
     pub(crate) fn record<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> Result<T> {
@@ -40,6 +40,7 @@ impl GpuContext {
         let mut pending = lock(&self.pending);
         let pending = pending.get_or_insert_with(|| self.new_pending());
         pending.pass = None;
+        self.counters.copies.fetch_add(1, Ordering::Relaxed);
         Ok(f(&mut pending.encoder))
     }
 

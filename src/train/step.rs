@@ -473,4 +473,18 @@ mod tests {
         );
         assert_eq!(CpuBackend.max_matrix_elements(), usize::MAX);
     }
+
+    /// Arenas trade places only where they hold the same tensors.
+    #[test]
+    fn arenas_of_other_tensors_cannot_stand_in_for_each_other() {
+        let arena = |shapes: &[(usize, usize)]| CpuBackend.arena("x", shapes).unwrap();
+        let (a, b) = (arena(&[(2, 3), (1, 3)]), arena(&[(2, 3), (1, 3)]));
+        assert!(super::same_tensors("t", &a, &b).is_ok());
+        for other in [arena(&[(3, 2), (1, 3)]), arena(&[(2, 3)])] {
+            let err = super::same_tensors("t", &a, &other)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[(2, 3), (1, 3)]"), "{err}");
+        }
+    }
 }

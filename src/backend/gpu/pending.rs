@@ -32,9 +32,11 @@ pub(crate) struct Pending {
 
 impl GpuContext {
     /// Records one copy or clear on the pending command encoder (created on first use),
-    /// ending the open compute pass first (counted in [`GpuCounters::copies`](super::GpuCounters::copies)). Nothing runs until the next [`GpuContext::flush`], which readback,
-    /// host writes and waits do first, so recorded work is always ordered before them. wgpu
-    /// reports recording errors when the encoder is finished: at the flush, inside its scope.
+    /// ending the open compute pass first (counted in
+    /// [`GpuCounters::copies`](super::GpuCounters::copies)). Nothing runs until the next
+    /// [`GpuContext::flush`], which readback, host writes and waits do first, so recorded work
+    /// is always ordered before them. wgpu reports recording errors when the encoder is
+    /// finished: at the flush, inside its scope.
     pub(crate) fn record<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> Result<T> {
         self.check_health()?;
         let mut pending = lock(&self.pending);

@@ -1,5 +1,7 @@
 //! What the ops work on: a backend's matrices and its arenas of tensors.
 
+use crate::error::{Error, Result};
+
 /// A backend's 2-D matrix of `f32`, stored row-major.
 pub trait Matrix {
     /// (rows, cols).
@@ -33,4 +35,52 @@ pub trait Arena {
     fn offsets(&self) -> Vec<usize>;
     /// Elements of storage, alignment gaps included: the length of the optimizer's buffers.
     fn storage_len(&self) -> usize;
+}
+
+/// Fails unless arenas `a` and `b` hold tensors of the same shapes in the same storage, so
+/// that one can stand in for the other.
+pub(crate) fn same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<()> {
+    let shapes = |arena: &A| {
+        arena
+            .tensors()
+            .iter()
+            .map(Matrix::shape)
+            .collect::<Vec<_>>()
+    };
+    if a.storage_len() == b.storage_len()
+        && a.tensors().len() == b.tensors().len()
+        && a.tensors()
+            .iter()
+            .zip(b.tensors())
+            .all(|(x, y)| x.shape() == y.shape())
+    {
+        return Ok(());
+    }
+    Err(Error::Shape {
+        op,
+        detail: format!(
+            "arenas of other tensors, one of shapes {:?}, the other {:?}",
+            shapes(a),
+            shapes(b)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_tensors;
+    use crate::CpuBackend;
+    use crate::backend::Backend;
+
+    /// Arenas trade places only where they hold the same tensors.
+    #[test]
+    fn arenas_of_other_tensors_cannot_stand_in_for_each_other() {
+        let arena = |shapes: &[(usize, usize)]| CpuBackend.arena("x", shapes).unwrap();
+        let (a, b) = (arena(&[(2, 3), (1, 3)]), arena(&[(2, 3), (1, 3)]));
+        assert!(same_tensors("t", &a, &b).is_ok());
+        for other in [arena(&[(3, 2), (1, 3)]), arena(&[(2, 3)])] {
+            let err = same_tensors("t", &a, &other).unwrap_err().to_string();
+            assert!(err.contains("[(2, 3), (1, 3)]"), "{err}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use ndarray::s;
 use super::average::{Average, Averaging};
 use super::session::{Pending, slot};
 use super::{Session, StepRecord};
-use crate::backend::{Arena, Backend, LossShare, Matrix};
+use crate::backend::{Backend, LossShare};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Model, Workspace};
@@ -355,7 +355,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         // sum is formed as PyTorch's `grad += new` forms it: in batch order, two values at a
         // time.
         if part.index == 0 {
-            same_tensors("Session::step", sum, &net.grads)?;
+            crate::backend::same_tensors("Session::step", sum, &net.grads)?;
         } else {
             backend.axpy_arena(1.0, &net.grads, sum)?;
         }
@@ -411,35 +411,6 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     }
 }
 
-/// Fails unless arenas `a` and `b` hold tensors of the same shapes in the same storage, so
-/// that one can stand in for the other.
-fn same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<()> {
-    let shapes = |arena: &A| {
-        arena
-            .tensors()
-            .iter()
-            .map(Matrix::shape)
-            .collect::<Vec<_>>()
-    };
-    if a.storage_len() == b.storage_len()
-        && a.tensors().len() == b.tensors().len()
-        && a.tensors()
-            .iter()
-            .zip(b.tensors())
-            .all(|(x, y)| x.shape() == y.shape())
-    {
-        return Ok(());
-    }
-    Err(Error::Shape {
-        op,
-        detail: format!(
-            "the gradients' sum holds tensors {:?}, the model's gradients {:?}",
-            shapes(a),
-            shapes(b)
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use ndarray::Array2;
@@ -472,19 +443,5 @@ mod tests {
             vec![40.0, 30.0, 80.0, 20.0, 70.0, 10.0]
         );
         assert_eq!(CpuBackend.max_matrix_elements(), usize::MAX);
-    }
-
-    /// Arenas trade places only where they hold the same tensors.
-    #[test]
-    fn arenas_of_other_tensors_cannot_stand_in_for_each_other() {
-        let arena = |shapes: &[(usize, usize)]| CpuBackend.arena("x", shapes).unwrap();
-        let (a, b) = (arena(&[(2, 3), (1, 3)]), arena(&[(2, 3), (1, 3)]));
-        assert!(super::same_tensors("t", &a, &b).is_ok());
-        for other in [arena(&[(3, 2), (1, 3)]), arena(&[(2, 3)])] {
-            let err = super::same_tensors("t", &a, &other)
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("[(2, 3), (1, 3)]"), "{err}");
-        }
     }
 }

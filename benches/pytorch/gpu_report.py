@@ -148,21 +148,24 @@ def optim(quick):
 
 
 def train(quick):
-    # The last field: AdamW with its decay off for the 1-D parameters (a parameter group).
+    # (widths, batch, steps, grouped: AdamW with its decay off for the 1-D parameters (a
+    # parameter group), batches a step sums: each loss / k, then one update).
     models = [
-        ([784, 256, 10], 128, 5, False),
-        ([784, 256, 10], 128, 5, True),
-        ([2, 64, 64, 2], 64, 50, False),
+        ([784, 256, 10], 128, 5, False, 1),
+        ([784, 256, 10], 128, 5, True, 1),
+        ([2, 64, 64, 2], 64, 50, False, 1),
+        ([2, 64, 64, 2], 16, 12, False, 4),
     ] if quick else [
-        ([784, 256, 10], 128, 300, False),
-        ([784, 256, 10], 128, 300, True),
-        ([1024, 1024, 1024, 10], 512, 100, False),
-        ([4096, 4096, 4096, 10], 1024, 20, False),
-        ([2, 64, 64, 2], 64, 500, False),
+        ([784, 256, 10], 128, 300, False, 1),
+        ([784, 256, 10], 128, 300, True, 1),
+        ([1024, 1024, 1024, 10], 512, 100, False, 1),
+        ([4096, 4096, 4096, 10], 1024, 20, False, 1),
+        ([4096, 4096, 4096, 10], 256, 20, False, 4),
+        ([2, 64, 64, 2], 64, 500, False, 1),
     ]
-    for widths, batch, iters, grouped in models:
+    for widths, batch, iters, grouped, accumulate in models:
         torch.manual_seed(1)
-        n = 16 * batch
+        n = 16 * batch * accumulate
         x = rand(n, widths[0])
         y = torch.randint(0, widths[-1], (n,), device="cuda")
         layers = []
@@ -185,11 +188,13 @@ def train(quick):
         state = {"i": 0}
 
         def step():
-            i = state["i"] % 16
-            state["i"] += 1
-            idx = order[i * batch:(i + 1) * batch]
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(x[idx]), y[idx]).backward()
+            for _ in range(accumulate):
+                i = state["i"] % (16 * accumulate)
+                state["i"] += 1
+                idx = order[i * batch:(i + 1) * batch]
+                loss = loss_fn(model(x[idx]), y[idx])
+                (loss / accumulate if accumulate > 1 else loss).backward()
             opt.step()
 
         host = []
@@ -200,9 +205,10 @@ def train(quick):
             host.append(time.perf_counter() - start)
 
         dt = timed(host_step, iters, warm=5)
-        key = "-".join(map(str, widths)) + f"_b{batch}" + ("_groups" if grouped else "")
+        key = "-".join(map(str, widths)) + f"_b{batch}"
+        key += (f"_acc{accumulate}" if accumulate > 1 else "") + ("_groups" if grouped else "")
         print(f"torch_train_{key}_host {sorted(host)[len(host) // 2] * 1e6:.1f} us/step launched before the sync")
-        print(f"torch_train_{key} {batch / dt:.0f} samples/s ({dt * 1e3:.3f} ms/step)")
+        print(f"torch_train_{key} {batch * accumulate / dt:.0f} samples/s ({dt * 1e3:.3f} ms/step)")
 
 
 def host(quick):

@@ -73,14 +73,16 @@ impl Report {
         let mut out = self.gpu.zeros(m, n)?;
         let spec = Matmul::nt().activation(Activation::Relu);
         self.gpu.matmul_into(spec, &x, &w, Some(&bias), &mut out)?;
-        for &(widths, batch, _, every, grouped) in self.models() {
+        for row in self.models() {
+            let (widths, batch) = (row.widths, row.batch * row.accumulate);
             let classes = widths[widths.len() - 1];
             let x = Array2::<f32>::zeros((2 * batch, widths[0]));
             let labels: Vec<usize> = (0..2 * batch).map(|i| i % classes).collect();
             let data = Dataset::classification(x, &labels, classes)?;
-            let trainer = super::row_trainer(grouped)
-                .batch_size(batch)
-                .steps_per_submit(every);
+            let trainer = super::row_trainer(row.grouped)
+                .batch_size(row.batch)
+                .accumulate_grad_batches(row.accumulate)
+                .steps_per_submit(row.per_submit);
             let spec = MlpSpec::stack(widths, Activation::Relu);
             let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
             let mut session = Session::new(&trainer, &self.gpu, &mut model, &data, None)?;

@@ -17,8 +17,9 @@
 //! bench MLPs' own forward and backward products), `waves` (the large tile's rate over the
 //! number of tiles and over K, in long runs), `copy` (buffer-to-buffer bandwidth, and the
 //! transposes a pretransposed product runs first), `optim` (Adam, SGD with momentum, NAdam,
-//! RAdam, Adamax and Adadelta over 1e8 parameters), `train` (one training step of each bench MLP: samples/s, and the host's
-//! time to record and submit a step), `host` (that host time taken apart: recording one small
+//! RAdam, Adamax and Adadelta over 1e8 parameters), `train` (one training step of each bench
+//! MLP, and of the 4096 model with its step summed over four batches: samples/s, and the
+//! host's time to record and submit a step), `host` (that host time taken apart: recording one small
 //! op, and one submit; a small model's prediction with and without a kept `Predictor`; and
 //! the GPU's time per dependent dispatch of small kernels), `kernels`
 //! (what the driver compiled each pipeline of the other sections into: registers, spills,
@@ -239,29 +240,39 @@ impl Report {
         }
     }
 
-    /// (widths, batch, timed steps, steps per submit, parameter groups) of the training rows
-    /// (`train`): the small model also with four steps to a submit
+    /// The training rows (`train`): the small model also with four steps to a submit
     /// (`Trainer::steps_per_submit`), where the submit's fixed cost is most of a step's host
-    /// time, and the 784 model also with AdamW and its decay off for the biases (a parameter
-    /// group: two update dispatches instead of one).
-    fn models(&self) -> &'static [(&'static [usize], usize, u32, u64, bool)] {
-        if self.quick {
-            &[
-                (&[784, 256, 10], 128, 5, 1, false),
-                (&[784, 256, 10], 128, 5, 1, true),
-                (&[2, 64, 64, 2], 64, 48, 1, false),
-                (&[2, 64, 64, 2], 64, 48, 4, false),
-            ]
-        } else {
-            &[
-                (&[784, 256, 10], 128, 300, 1, false),
-                (&[784, 256, 10], 128, 300, 1, true),
-                (&[1024, 1024, 1024, 10], 512, 100, 1, false),
-                (&[4096, 4096, 4096, 10], 1024, 20, 1, false),
-                (&[2, 64, 64, 2], 64, 500, 1, false),
-                (&[2, 64, 64, 2], 64, 500, 4, false),
-            ]
+    /// time, the 784 model also with AdamW and its decay off for the biases (a parameter
+    /// group: two update dispatches instead of one), and the 4096 model also with its steps
+    /// of 1 024 samples summed over four batches of 256 (`Trainer::accumulate_grad_batches`).
+    fn models(&self) -> &'static [TrainRow] {
+        const fn row(widths: &'static [usize], batch: usize, steps: u32) -> TrainRow {
+            TrainRow {
+                widths,
+                batch,
+                steps,
+                per_submit: 1,
+                grouped: false,
+                accumulate: 1,
+            }
         }
+        const QUICK: &[TrainRow] = &[
+            row(&[784, 256, 10], 128, 5),
+            row(&[784, 256, 10], 128, 5).grouped(),
+            row(&[2, 64, 64, 2], 64, 48),
+            row(&[2, 64, 64, 2], 64, 48).per_submit(4),
+            row(&[2, 64, 64, 2], 16, 12).accumulate(4),
+        ];
+        const FULL: &[TrainRow] = &[
+            row(&[784, 256, 10], 128, 300),
+            row(&[784, 256, 10], 128, 300).grouped(),
+            row(&[1024, 1024, 1024, 10], 512, 100),
+            row(&[4096, 4096, 4096, 10], 1024, 20),
+            row(&[4096, 4096, 4096, 10], 256, 20).accumulate(4),
+            row(&[2, 64, 64, 2], 64, 500),
+            row(&[2, 64, 64, 2], 64, 500).per_submit(4),
+        ];
+        if self.quick { QUICK } else { FULL }
     }
 
     /// The square products NN, NT and TN at each of [`Report::squares`] (`matmul`).
@@ -529,21 +540,18 @@ impl Report {
 
     fn train(&mut self) -> steepest::Result<()> {
         let ctx = self.gpu.context().clone();
-        for &(widths, batch, iters, every, grouped) in self.models() {
-            let label = format!(
-                "{}_b{batch}{}{}",
-                widths
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join("-"),
-                if every > 1 {
-                    format!("_x{every}")
-                } else {
-                    String::new()
-                },
-                if grouped { "_groups" } else { "" }
-            );
+        for &row in self.models() {
+            let TrainRow {
+                widths,
+                batch,
+                steps: iters,
+                per_submit: every,
+                grouped,
+                accumulate,
+            } = row;
+            let label = row.label();
+            // Samples a step (over `accumulate` batches).
+            let batch = batch * accumulate;
             // Enough samples that the timed steps never reach an epoch end (a readback).
             let n = (iters as usize * 3 + 8) * batch;
             let classes = widths[widths.len() - 1];
@@ -552,7 +560,8 @@ impl Report {
             let data = Dataset::classification(x, &labels, classes)?;
             let spec = MlpSpec::stack(widths, Activation::Relu);
             let trainer = row_trainer(grouped)
-                .batch_size(batch)
+                .batch_size(row.batch)
+                .accumulate_grad_batches(accumulate)
                 .steps_per_submit(every);
             let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
             let mut session = warmed_up(&self.gpu, &trainer, &mut model, &data, every)?;
@@ -611,6 +620,58 @@ impl Report {
             );
         }
         Ok(())
+    }
+}
+
+/// One training row of the report (`train`), an MLP of ReLU layers trained on random
+/// classes; PyTorch's twin (`benches/pytorch/gpu_report.py`) trains the same.
+#[derive(Clone, Copy)]
+struct TrainRow {
+    /// The layer widths, inputs first.
+    widths: &'static [usize],
+    /// Rows a batch.
+    batch: usize,
+    /// Steps timed a run.
+    steps: u32,
+    /// Steps a submit (`Trainer::steps_per_submit`).
+    per_submit: u64,
+    /// AdamW with its decay off for the 1-D parameters (a parameter group), else Adam.
+    grouped: bool,
+    /// Batches a step sums (`Trainer::accumulate_grad_batches`).
+    accumulate: usize,
+}
+
+impl TrainRow {
+    const fn per_submit(self, per_submit: u64) -> Self {
+        Self { per_submit, ..self }
+    }
+
+    const fn grouped(self) -> Self {
+        Self {
+            grouped: true,
+            ..self
+        }
+    }
+
+    const fn accumulate(self, accumulate: usize) -> Self {
+        Self { accumulate, ..self }
+    }
+
+    /// The name in the report's lines: widths, batch, then `_x{n}` for n steps a submit,
+    /// `_acc{k}` for k batches a step, `_groups` with the parameter group.
+    fn label(&self) -> String {
+        let widths: Vec<String> = self.widths.iter().map(usize::to_string).collect();
+        let mut label = format!("{}_b{}", widths.join("-"), self.batch);
+        if self.per_submit > 1 {
+            label += &format!("_x{}", self.per_submit);
+        }
+        if self.accumulate > 1 {
+            label += &format!("_acc{}", self.accumulate);
+        }
+        if self.grouped {
+            label += "_groups";
+        }
+        label
     }
 }
 

@@ -19,9 +19,9 @@
 //! transposes a pretransposed product runs first), `optim` (Adam, SGD with momentum, NAdam,
 //! RAdam, Adamax and Adadelta over 1e8 parameters), `train` (one training step of each bench
 //! MLP, and of the 4096 model with its step summed over four batches: samples/s, and the
-//! host's time to record and submit a step), `host` (that host time taken apart: recording one small
-//! op, and one submit; a small model's prediction with and without a kept `Predictor`; and
-//! the GPU's time per dependent dispatch of small kernels), `kernels`
+//! host's time to record and submit a step), `host` (that host time taken apart: recording
+//! one small op, and one submit; a small model's prediction with and without a kept
+//! `Predictor`; and the GPU's time per dependent dispatch of small kernels), `kernels`
 //! (what the driver compiled each pipeline of the other sections into: registers, spills,
 //! instructions, where a Vulkan driver reports them; see `kernels.rs`). `--tilings`
 //! also times every matmul tiling at each shape, to see what the shape-aware choice picked.
@@ -551,16 +551,16 @@ impl Report {
             } = row;
             let label = row.label();
             // Samples a step (over `accumulate` batches).
-            let batch = batch * accumulate;
+            let samples = batch * accumulate;
             // Enough samples that the timed steps never reach an epoch end (a readback).
-            let n = (iters as usize * 3 + 8) * batch;
+            let n = (iters as usize * 3 + 8) * samples;
             let classes = widths[widths.len() - 1];
             let x = Array2::from_shape_fn((n, widths[0]), |_| self.rng.random_range(-1.0f32..1.0));
             let labels: Vec<usize> = (0..n).map(|_| self.rng.random_range(0..classes)).collect();
             let data = Dataset::classification(x, &labels, classes)?;
             let spec = MlpSpec::stack(widths, Activation::Relu);
             let trainer = row_trainer(grouped)
-                .batch_size(row.batch)
+                .batch_size(batch)
                 .accumulate_grad_batches(accumulate)
                 .steps_per_submit(every);
             let mut model = Mlp::new(&self.gpu, &spec, Init::HeUniform, 1)?;
@@ -611,7 +611,7 @@ impl Report {
                 "train_{label} {:.0} samples/s ({:.3} ms/step, median of {runs}; {:.2} \
                  submits/step, {per_step} dispatches/step, {} throttles, {} buffers and {} bind \
                  groups created in {steps} steps)",
-                batch as f64 / total[1],
+                samples as f64 / total[1],
                 total[1] * 1e3,
                 (after.submits - before.submits) as f64 / steps as f64,
                 after.throttles - before.throttles,

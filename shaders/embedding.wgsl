@@ -99,6 +99,20 @@ fn forward(
     }
 }
 
+// Table row v's gradient at column e: ∂y's column others + e summed over the batch rows from
+// `first` on whose index names row v, in row order from 0.0 (both table-gradient kernels sum
+// this way, so they give the same bits).
+fn value_grad(v: u32, first: u32, e: u32, others: u32, outputs: u32) -> f32 {
+    var sum = 0.0;
+    for (var r = first; r < params.rows; r++) {
+        let index = index_at(r);
+        if (names_row(index) && u32(index) == v) {
+            sum += b[params.b_offset + r * outputs + others + e];
+        }
+    }
+    return sum;
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn table_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -113,12 +127,7 @@ fn table_grad(
         let e = (item % blocks) * ROW_WORKGROUP + lid;
         var sum = 0.0;
         if (e < params.dim && v != params.padding) {
-            for (var r = 0u; r < params.rows; r++) {
-                let index = index_at(r);
-                if (names_row(index) && u32(index) == v) {
-                    sum += b[params.b_offset + r * outputs + others + e];
-                }
-            }
+            sum = value_grad(v, 0u, e, others, outputs);
         }
         if (e < params.dim) {
             out[params.out_offset + v * params.dim + e] = sum;
@@ -169,13 +178,8 @@ fn table_grad_rows(
             continue;
         }
         // table_grad's sum for this value: the rows before r name other values.
-        var sum = 0.0;
-        for (var q = r; q < params.rows; q++) {
-            if (index_at(q) == index) {
-                sum += b[params.b_offset + q * outputs + others + e];
-            }
-        }
-        out[params.out_offset + u32(index) * params.dim + e] = sum;
+        let v = u32(index);
+        out[params.out_offset + v * params.dim + e] = value_grad(v, r, e, others, outputs);
     }
 }
 

@@ -25,8 +25,8 @@ pub(crate) use loss::class_weights_dims;
 pub use loss::{Loss, LossShare};
 pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
 pub use nonlinearity::Nonlinearity;
-pub(crate) use storage::same_tensors;
 pub use storage::{Arena, Matrix};
+pub(crate) use storage::{check_same_tensors, same_tensors};
 
 use ndarray::{Array2, ArrayView2};
 

@@ -37,9 +37,24 @@ pub trait Arena {
     fn storage_len(&self) -> usize;
 }
 
-/// Fails unless arenas `a` and `b` hold tensors of the same shapes in the same storage, so
-/// that one can stand in for the other.
-pub(crate) fn same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<()> {
+/// Whether arenas `a` and `b` hold tensors of the same shapes, in order, in storage of one
+/// length: one layout (a backend places tensors by their shapes), so that either can stand in
+/// for the other or be combined with it element by element.
+pub(crate) fn same_tensors<A: Arena>(a: &A, b: &A) -> bool {
+    a.storage_len() == b.storage_len()
+        && a.tensors().len() == b.tensors().len()
+        && a.tensors()
+            .iter()
+            .zip(b.tensors())
+            .all(|(x, y)| x.shape() == y.shape())
+}
+
+/// Fails unless `a` and `b` hold the same tensors ([`same_tensors`]), naming both arenas'
+/// shapes.
+pub(crate) fn check_same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<()> {
+    if same_tensors(a, b) {
+        return Ok(());
+    }
     let shapes = |arena: &A| {
         arena
             .tensors()
@@ -47,15 +62,6 @@ pub(crate) fn same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<(
             .map(Matrix::shape)
             .collect::<Vec<_>>()
     };
-    if a.storage_len() == b.storage_len()
-        && a.tensors().len() == b.tensors().len()
-        && a.tensors()
-            .iter()
-            .zip(b.tensors())
-            .all(|(x, y)| x.shape() == y.shape())
-    {
-        return Ok(());
-    }
     Err(Error::Shape {
         op,
         detail: format!(
@@ -68,7 +74,7 @@ pub(crate) fn same_tensors<A: Arena>(op: &'static str, a: &A, b: &A) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::same_tensors;
+    use super::check_same_tensors;
     use crate::CpuBackend;
     use crate::backend::Backend;
 
@@ -77,9 +83,9 @@ mod tests {
     fn arenas_of_other_tensors_cannot_stand_in_for_each_other() {
         let arena = |shapes: &[(usize, usize)]| CpuBackend.arena("x", shapes).unwrap();
         let (a, b) = (arena(&[(2, 3), (1, 3)]), arena(&[(2, 3), (1, 3)]));
-        assert!(same_tensors("t", &a, &b).is_ok());
+        assert!(check_same_tensors("t", &a, &b).is_ok());
         for other in [arena(&[(3, 2), (1, 3)]), arena(&[(2, 3)])] {
-            let err = same_tensors("t", &a, &other).unwrap_err().to_string();
+            let err = check_same_tensors("t", &a, &other).unwrap_err().to_string();
             assert!(err.contains("[(2, 3), (1, 3)]"), "{err}");
         }
     }

@@ -355,7 +355,7 @@ impl<B: Backend, M: Model<B>> Session<'_, B, M> {
         // sum is formed as PyTorch's `grad += new` forms it: in batch order, two values at a
         // time.
         if part.index == 0 {
-            crate::backend::same_tensors("Session::step", sum, &net.grads)?;
+            crate::backend::check_same_tensors("Session::step", sum, &net.grads)?;
         } else {
             backend.axpy_arena(1.0, &net.grads, sum)?;
         }

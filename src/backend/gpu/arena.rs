@@ -85,14 +85,15 @@ impl GpuArena {
         self.buffer.write(ctx, 0, &all)
     }
 
-    /// Whether `other` has this arena's layout.
+    /// Whether `other` has this arena's layout: the same tensors
+    /// ([`same_tensors`](crate::backend::same_tensors)) at the same offsets.
     pub(crate) fn same_layout(&self, other: &GpuArena) -> bool {
-        self.buffer.len() == other.buffer.len()
+        crate::backend::same_tensors(self, other)
             && self
                 .tensors
                 .iter()
                 .zip(&other.tensors)
-                .all(|(a, b)| a.shape() == b.shape() && a.offset() == b.offset())
+                .all(|(a, b)| a.offset() == b.offset())
     }
 }
 

@@ -530,6 +530,11 @@ proptest! {
     }
 
     #[test]
+    fn copy_arena_matches_cpu(shapes in prop::collection::vec((1usize..=300, 1usize..=300), 1..5), seed: u64) {
+        check_copy_arena(&shapes, seed);
+    }
+
+    #[test]
     fn lerp_matches_cpu(rows in 1usize..=300, cols in 1usize..=300, seed: u64) {
         check_lerp(rows, cols, seed);
     }
@@ -592,6 +597,147 @@ fn awkward_sizes_match_cpu() {
         }
         check_column_sum(rows, 5, 2100 + i as u64);
     }
+}
+
+/// Values of every kind a copy must carry bit for bit: random bit patterns (NaNs with
+/// payloads, subnormals, infinities and zeros of both signs among them) and ordinary numbers.
+fn any_bits(r: &mut rand::rngs::StdRng, len: usize) -> Vec<f32> {
+    const SPECIAL: [u32; 8] = [
+        0x7fc0_1234, // a quiet NaN with a payload
+        0xffa0_0001, // a signalling NaN, negative
+        0x0000_0001, // the smallest subnormal
+        0x8000_0003, // a negative subnormal
+        0x8000_0000, // −0
+        0x7f80_0000, // +∞
+        0xff80_0000, // −∞
+        0x3f80_0000, // 1
+    ];
+    (0..len)
+        .map(|_| match r.random_range(0..4u32) {
+            0 => f32::from_bits(SPECIAL[r.random_range(0..SPECIAL.len())]),
+            1 => f32::from_bits(r.random()),
+            _ => r.random_range(-3.0..3.0f32),
+        })
+        .collect()
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// `copy_arena` against its CPU twin over arenas of `shapes`: every bit arrives, the whole
+/// destination buffer (its gaps included) is written over poison, and the source and an arena
+/// allocated beside them keep theirs.
+fn check_copy_arena(shapes: &[(usize, usize)], seed: u64) {
+    let g = gpu();
+    let ctx = g.context();
+    let mut r = rng(seed);
+    let len: usize = shapes.iter().map(|(a, b)| a * b).sum();
+    let (values, others) = (any_bits(&mut r, len), any_bits(&mut r, len));
+
+    let mut cx = CpuBackend.arena("x", shapes).unwrap();
+    let mut cy = CpuBackend.arena("y", shapes).unwrap();
+    CpuBackend.write_arena(&mut cx, &values).unwrap();
+    CpuBackend.copy_arena(&cx, &mut cy).unwrap();
+
+    let mut gx = g.arena("x", shapes).unwrap();
+    let mut gy = g.arena("y", shapes).unwrap();
+    let mut bystander = g.arena("bystander", shapes).unwrap();
+    g.write_arena(&mut gx, &values).unwrap();
+    g.write_arena(&mut bystander, &others).unwrap();
+    let storage = gy.buffer().len();
+    let poison = vec![f32::from_bits(0x7fbf_dead); storage];
+    gy.buffer().write(ctx, 0, &poison).unwrap();
+    g.copy_arena(&gx, &mut gy).unwrap();
+
+    let expected = CpuBackend.read_arena(&cy).unwrap();
+    assert_eq!(
+        bits(&expected),
+        bits(&values),
+        "the CPU twin copies every bit"
+    );
+    assert_eq!(
+        bits(&g.read_arena(&gy).unwrap()),
+        bits(&expected),
+        "{shapes:?}"
+    );
+    assert_eq!(
+        bits(&gy.buffer().read(ctx).unwrap()),
+        bits(&gx.buffer().read(ctx).unwrap()),
+        "the whole buffer, gaps included, of {shapes:?}"
+    );
+    assert_eq!(
+        bits(&g.read_arena(&gx).unwrap()),
+        bits(&values),
+        "the source"
+    );
+    assert_eq!(
+        bits(&g.read_arena(&bystander).unwrap()),
+        bits(&others),
+        "a bystander"
+    );
+}
+
+/// Sizes around the kernel's unrolled rounds (four strides of 256 invocations a workgroup)
+/// and its striding limit (4096 workgroups), and an arena copied onto itself.
+#[test]
+fn copy_arena_edges() {
+    for (i, words) in [
+        1usize,
+        3,
+        1023,
+        1024,
+        1025,
+        4096 * 1024 - 1,
+        4096 * 1024 + 5,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        check_copy_arena(&[(1, words)], 300 + i as u64);
+    }
+    check_copy_arena(&[(1, 1), (1, 1), (7, 3)], 310);
+    // A clone shares its buffer: it holds the values already, and the copy records nothing.
+    let g = gpu();
+    let mut x = g.arena("x", &[(3, 5)]).unwrap();
+    g.write_arena(&mut x, &[1.5; 15]).unwrap();
+    let mut same = x.clone();
+    g.copy_arena(&x, &mut same).unwrap();
+    assert_eq!(g.read_arena(&same).unwrap(), vec![1.5; 15]);
+    // Another layout is refused, and the destination keeps its values.
+    let mut other = g.arena("other", &[(5, 3)]).unwrap();
+    g.write_arena(&mut other, &[-1.0; 15]).unwrap();
+    let err = g.copy_arena(&x, &mut other).unwrap_err();
+    assert!(err.to_string().contains("copy arena"), "{err}");
+    assert_eq!(g.read_arena(&other).unwrap(), vec![-1.0; 15]);
+}
+
+/// An arena's bind group serves every copy to or from it (the kernel binds each arena in a
+/// group of its own): copying back, or onto a third arena, builds at most that arena's. A copy
+/// is one dispatch, not a copy command (which would end the compute pass).
+#[test]
+fn copies_build_one_bind_group_per_arena() {
+    let g = &common::own_gpu();
+    let ctx = g.context();
+    let shapes = [(5, 7), (1, 3)];
+    let mut a = g.arena("a", &shapes).unwrap();
+    let mut b = g.arena("b", &shapes).unwrap();
+    let mut c = g.arena("c", &shapes).unwrap();
+    g.write_arena(&mut a, &[2.0; 38]).unwrap();
+    g.copy_arena(&a, &mut b).unwrap(); // the pipeline and a's and b's groups
+    let before = ctx.counters();
+    g.copy_arena(&b, &mut a).unwrap();
+    g.copy_arena(&a, &mut b).unwrap();
+    let after = ctx.counters();
+    assert_eq!(after.bind_groups_created, before.bind_groups_created);
+    assert_eq!(after.dispatches - before.dispatches, 2);
+    assert_eq!(after.copies, before.copies, "no copy command");
+    g.copy_arena(&b, &mut c).unwrap();
+    assert_eq!(
+        ctx.counters().bind_groups_created,
+        after.bind_groups_created + 1
+    );
+    assert_eq!(g.read_arena(&c).unwrap(), vec![2.0; 38]);
 }
 
 #[test]

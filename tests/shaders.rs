@@ -13,9 +13,10 @@ macro_rules! shader_files {
     };
 }
 
-const SHADERS: [(&str, &str); 16] = shader_files![
+const SHADERS: [(&str, &str); 17] = shader_files![
     "activation.wgsl",
     "batch_norm.wgsl",
+    "copy.wgsl",
     "dropout.wgsl",
     "elementwise.wgsl",
     "embedding.wgsl",

@@ -430,4 +430,12 @@ fn arena_reductions_over_several_bindings_match_the_cpu() {
         g.read_arena(&gy).unwrap(),
         CpuBackend.read_arena(&cy).unwrap()
     );
+    // A copy a window at a time reaches every element of every piece, and the source keeps
+    // its values.
+    let mut gz = g.arena("z", &shapes).unwrap();
+    g.write_arena(&mut gz, &vec![f32::NAN; len]).unwrap();
+    g.copy_arena(&gy, &mut gz).unwrap();
+    let expected = CpuBackend.read_arena(&cy).unwrap();
+    assert_eq!(g.read_arena(&gz).unwrap(), expected);
+    assert_eq!(g.read_arena(&gy).unwrap(), expected);
 }

@@ -443,17 +443,19 @@ impl Driver {
             flags: naga::back::spv::WriterFlags::LABEL_VARYINGS
                 | naga::back::spv::WriterFlags::FORCE_POINT_SIZE,
             fake_missing_bindings: false,
-            // As wgpu maps a pipeline layout's bindings: group 0's in order.
-            binding_map: (0..kernel.bindings.len() as u32)
-                .map(|binding| {
-                    (
-                        naga::ResourceBinding { group: 0, binding },
-                        naga::back::spv::BindingInfo {
-                            descriptor_set: 0,
-                            binding,
-                            binding_array_size: None,
-                        },
-                    )
+            // As wgpu maps a pipeline layout's bindings: group g's in order, in set g.
+            binding_map: (0..kernel.groups)
+                .flat_map(|group| {
+                    (0..kernel.bindings.len() as u32).map(move |binding| {
+                        (
+                            naga::ResourceBinding { group, binding },
+                            naga::back::spv::BindingInfo {
+                                descriptor_set: group,
+                                binding,
+                                binding_array_size: None,
+                            },
+                        )
+                    })
                 })
                 .collect(),
             capabilities: None,
@@ -521,7 +523,8 @@ impl Driver {
         let ranges = [vk::PushConstantRange::default()
             .stage_flags(vk::ShaderStageFlags::COMPUTE)
             .size(kernel.immediate_size)];
-        let set_layouts = [set_layout];
+        // Every group of a kernel has the one layout.
+        let set_layouts = vec![set_layout; kernel.groups as usize];
         let layout_info = vk::PipelineLayoutCreateInfo::default().set_layouts(&set_layouts);
         let layout_info = match kernel.immediate_size {
             0 => layout_info,

@@ -438,15 +438,14 @@ impl Report {
             2.0 * bytes as f64 / dt / 1e9,
             dt * 1e3
         );
-        // The same bytes through a kernel (`scale` by 1: one read and one write an element):
-        // on an H200 the copy command above ran at a fifth of PyTorch's copy, which a kernel
-        // copy for the arenas' copies (gradient accumulation, L-BFGS) would recover.
-        // (Arenas: a binding's worth at a time where one binding holds less.)
-        let x = self.gpu.arena("copy kernel source", &[(1, len)])?;
-        let mut y = self.gpu.arena("copy kernel destination", &[(1, len)])?;
-        let dt = time(&self.gpu, 20, || self.gpu.scale_arena(1.0, &x, &mut y))?;
+        // The same bytes through the crate's arena copy (`copy.wgsl`, a binding's worth at a
+        // time where one binding holds less): on an H200 the copy command above ran at a
+        // fifth of PyTorch's copy, which is why arenas are copied by a kernel.
+        let x = self.gpu.arena("copy arena source", &[(1, len)])?;
+        let mut y = self.gpu.arena("copy arena destination", &[(1, len)])?;
+        let dt = time(&self.gpu, 20, || self.gpu.copy_arena(&x, &mut y))?;
         println!(
-            "copy_kernel_{} {:.1} GB/s read+write ({:.3} ms, `scale` by 1)",
+            "copy_arena_{} {:.1} GB/s read+write ({:.3} ms, `copy_arena`: a kernel)",
             label(len),
             2.0 * bytes as f64 / dt / 1e9,
             dt * 1e3

@@ -406,7 +406,7 @@ pub trait Backend: 'static {
     /// Overwrites every tensor from `values`, laid out as [`Backend::read_arena`] returns them.
     fn write_arena(&self, arena: &mut Self::Arena, values: &[f32]) -> Result<()>;
 
-    /// `dst ← src` (arenas of the same layout).
+    /// `dst ← src` (arenas of the same layout), bit for bit, NaN payloads included.
     fn copy_arena(&self, src: &Self::Arena, dst: &mut Self::Arena) -> Result<()>;
 
     /// `y ← y + alpha · x` over whole arenas of the same layout.

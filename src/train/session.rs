@@ -239,8 +239,15 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
             .map(|averaging| Average::new(backend, averaging, &net.params, &shapes))
             .transpose()?;
         // Only runs of epochs restore (a session of the application's batches has none).
+        // It holds the initial parameters until an epoch is kept (none is restored before):
+        // that first copy also builds the arena's bind group, which every later copy to or from
+        // it reuses, so keeping and restoring in a steady run create nothing.
         let kept = match trainer.restore_best && train.is_some() {
-            true => Some(backend.arena("best epoch's parameters", &shapes)?),
+            true => {
+                let mut kept = backend.arena("best epoch's parameters", &shapes)?;
+                backend.copy_arena(&net.params, &mut kept)?;
+                Some(kept)
+            }
             false => None,
         };
         // Only runs of epochs have an epoch's loss to watch.

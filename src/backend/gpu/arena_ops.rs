@@ -7,22 +7,6 @@ use super::{GpuArena, GpuContext, GpuMatrix, dispatch};
 use crate::backend::{Matrix, arena_len};
 use crate::error::{Error, Result};
 
-/// `dst ← src`, one copy of the whole buffer (the same layout: gaps are zeros in both).
-pub(super) fn copy(ctx: &GpuContext, src: &GpuArena, dst: &mut GpuArena) -> Result<()> {
-    check_layouts("copy arena", src, dst)?;
-    src.buffer().check_context(ctx, "copy arena")?;
-    dst.buffer().check_context(ctx, "copy arena")?;
-    ctx.record(|encoder| {
-        encoder.copy_buffer_to_buffer(
-            src.buffer().raw(),
-            0,
-            dst.buffer().raw(),
-            0,
-            src.buffer().size_bytes(),
-        )
-    })
-}
-
 /// `totals[slot] ←` the `reduction` over the whole arena `x` (and `y`, of its layout, for a
 /// dot product), its pieces (a binding's worth each) reduced in one fixed order.
 pub(super) fn reduce(

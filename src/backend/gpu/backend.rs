@@ -386,7 +386,7 @@ impl Backend for GpuBackend {
     }
 
     fn copy_arena(&self, src: &GpuArena, dst: &mut GpuArena) -> Result<()> {
-        arena_ops::copy(&self.ctx, src, dst)
+        super::copy::copy_arena(&self.ctx, src, dst)
     }
 
     fn axpy_arena(&self, alpha: f32, x: &GpuArena, y: &mut GpuArena) -> Result<()> {

@@ -24,6 +24,7 @@ const STATS: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const NORMALIZE: Kernel = Kernel {

@@ -20,8 +20,8 @@ pub struct GpuCounters {
     /// Compute dispatches recorded (each is a kernel launch and, on a GPU, a few µs of
     /// latency between dependent kernels).
     pub dispatches: u64,
-    /// Copy (or clear) commands recorded between buffers: an arena or matrix copied whole,
-    /// an optimizer's sums into the totals. Each ends the open compute pass, so a step's
+    /// Copy (or clear) commands recorded between buffers: a matrix copied whole, an
+    /// optimizer's sums into the totals (an arena's copy is a kernel: a dispatch). Each ends the open compute pass, so a step's
     /// dispatches after it go in a pass of their own. A readback's own copy is not counted
     /// here (its wait is).
     pub copies: u64,

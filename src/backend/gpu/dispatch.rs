@@ -196,9 +196,8 @@ pub(crate) struct Entry<'a> {
     pub groups: [u32; 3],
 }
 
-/// Records `entries` (entry points of one shader file, run in order) with one uniform and
-/// one bind group: binding 0 is the uniform holding `values`, binding `i + 1` is
-/// `bindings[i]`.
+/// Records `entries` (entry points of one shader file, run in order) with `values` as their
+/// immediate data and `bindings` in their bind groups (see [`super::sites::Step`]).
 pub(crate) fn record(
     ctx: &GpuContext,
     op: &'static str,

@@ -15,6 +15,7 @@ const FORWARD: Kernel = Kernel {
     source: include_str!("../../../shaders/dropout.wgsl"),
     entry: "forward",
     bindings: &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const BACKWARD: Kernel = Kernel {

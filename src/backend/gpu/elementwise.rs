@@ -18,6 +18,7 @@ const ACTIVATION_BACKWARD: Kernel = Kernel {
     ),
     entry: "activation_backward",
     bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const AXPY: Kernel = Kernel {

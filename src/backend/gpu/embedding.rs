@@ -16,6 +16,7 @@ const FORWARD: Kernel = Kernel {
     source: include_str!("../../../shaders/embedding.wgsl"),
     entry: "forward",
     bindings: &[Binding::ReadOnly, Binding::ReadOnly, Binding::ReadWrite],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const TABLE_GRAD: Kernel = Kernel {

@@ -20,6 +20,7 @@ const GATHER_ROWS: Kernel = Kernel {
         Binding::ReadOnly,
         Binding::ReadWrite,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const GATHER_BATCH: Kernel = Kernel {

@@ -17,8 +17,12 @@ pub(crate) struct Kernel {
     pub source: &'static str,
     /// The `@compute` entry point.
     pub entry: &'static str,
-    /// Binding `i` of group 0 is `bindings[i]`.
+    /// Binding `i` of each group is `bindings[i]`.
     pub bindings: &'static [Binding],
+    /// Bind groups, each laid out as `bindings`: 1 for every kernel but one that binds each
+    /// buffer in a group of its own (the arena copy), so that a buffer's bind group serves
+    /// whichever other buffer it meets, in either role.
+    pub groups: u32,
     /// Bytes of the shader's immediate data (its per-dispatch `Params`; WGSL
     /// `var<immediate>`), the same for every entry point of the file.
     pub immediate_size: u32,
@@ -48,8 +52,10 @@ pub struct BuiltKernel {
     pub source: &'static str,
     /// The `@compute` entry point.
     pub entry: &'static str,
-    /// Binding `i` of group 0 is `bindings[i]`.
+    /// Binding `i` of each group is `bindings[i]`.
     pub bindings: &'static [Binding],
+    /// Bind groups (descriptor sets), each laid out as `bindings`.
+    pub groups: u32,
     /// Bytes of immediate data (push constants) the pipeline layout declares.
     pub immediate_size: u32,
     /// The override constants, by name, as wgpu received them.
@@ -133,6 +139,7 @@ impl KernelCache {
                 source: key.kernel.source,
                 entry: key.kernel.entry,
                 bindings: key.kernel.bindings,
+                groups: key.kernel.groups,
                 immediate_size: key.kernel.immediate_size,
                 overrides: key
                     .overrides
@@ -215,7 +222,8 @@ impl GpuContext {
     }
 
     /// The bind group and pipeline layouts of `kernel`'s shader file (one per file: every entry
-    /// point of a file shares its bindings).
+    /// point of a file shares its bindings); the pipeline layout has `kernel.groups` groups of
+    /// that one bind group layout.
     pub(crate) fn layout(&self, kernel: &Kernel) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
         lock(&self.kernels)
             .layouts
@@ -254,7 +262,7 @@ impl GpuContext {
                     self.device
                         .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                             label: Some(kernel.shader),
-                            bind_group_layouts: &[Some(&group)],
+                            bind_group_layouts: &vec![Some(&group); kernel.groups as usize],
                             immediate_size: kernel.immediate_size,
                         });
                 (group, pipeline)

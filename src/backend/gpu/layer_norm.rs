@@ -22,6 +22,7 @@ const FORWARD: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const BACKWARD: Kernel = Kernel {

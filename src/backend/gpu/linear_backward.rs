@@ -117,6 +117,7 @@ const LINEAR_BACKWARD: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 

@@ -25,6 +25,7 @@ const LINEAR_CHAIN: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadWrite,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 

@@ -22,6 +22,7 @@ const LOSS_ROWS: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadOnly,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const LOSS_TOTAL: Kernel = Kernel {

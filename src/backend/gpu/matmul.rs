@@ -29,6 +29,7 @@ const MATMUL: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadOnly,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const MATMUL_REDUCE: Kernel = Kernel {

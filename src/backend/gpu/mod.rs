@@ -6,6 +6,7 @@ mod backend;
 mod batch_norm;
 mod buffer;
 mod context;
+mod copy;
 mod counters;
 mod dispatch;
 mod dropout;

@@ -27,6 +27,7 @@ const UPDATE: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadOnly,
     ],
+    groups: 1,
     immediate_size: size_of::<StepScalars>() as u32,
 };
 const FINALIZE: Kernel = Kernel {

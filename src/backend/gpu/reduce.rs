@@ -17,6 +17,7 @@ const COLUMN_SUM: Kernel = Kernel {
     source: include_str!("../../../shaders/reduce.wgsl"),
     entry: "column_sum",
     bindings: &[Binding::ReadOnly, Binding::ReadWrite, Binding::ReadWrite],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 pub(super) const SUM_SQUARES: Kernel = Kernel {
@@ -41,6 +42,7 @@ const REDUCE_TERMS: Kernel = Kernel {
         Binding::ReadWrite,
         Binding::ReadOnly,
     ],
+    groups: 1,
     immediate_size: size_of::<Params>() as u32,
 };
 const FINISH_REDUCE: Kernel = Kernel {

@@ -104,8 +104,10 @@ pub(crate) struct Dispatch<'a> {
 }
 
 /// One op's share of a recording: `dispatches` (pipelines of `kernel`'s shader file, run in
-/// order) with one bind group (binding `i` is `bindings[i]`) and `immediates` as each
-/// dispatch's immediate data.
+/// order) with `kernel.groups` bind groups and `immediates` as each dispatch's immediate
+/// data. `bindings` holds each group's bindings in turn (binding `i` of group `g` is
+/// `bindings[g · n + i]`, `n` the kernel's bindings a group), and each group is a site of its
+/// own.
 pub(crate) struct Step<'a> {
     pub kernel: &'a Kernel,
     pub immediates: &'a [u8],
@@ -138,18 +140,33 @@ impl GpuContext {
     /// whose steps pass values through the shared scratch (a matmul's transposed operands)
     /// keeps them its own.
     pub(crate) fn dispatch_steps(&self, op: &'static str, steps: &[Step<'_>]) -> Result<()> {
-        // Up to three steps (a product and its two transposes) without allocating; more (a sum
-        // over an arena larger than one binding, a part at a time) in a vector.
+        // Up to three bind groups (a product and its two transposes, a copy's two) without
+        // allocating; more (a sum over an arena larger than one binding, a part at a time) in
+        // a vector.
         let mut few: [Option<wgpu::BindGroup>; 3] = Default::default();
         let mut many = Vec::new();
-        let groups: &mut [Option<wgpu::BindGroup>] = match steps.len() {
+        let count: usize = steps.iter().map(|s| s.kernel.groups as usize).sum();
+        let groups: &mut [Option<wgpu::BindGroup>] = match count {
             n if n <= few.len() => &mut few,
             n => {
                 many.resize(n, None);
                 &mut many
             }
         };
-        for (step, slot) in steps.iter().zip(groups.iter_mut()) {
+        let mut slots = groups.iter_mut();
+        for step in steps {
+            let per_group = step.kernel.bindings.len();
+            if step.bindings.len() != per_group * step.kernel.groups as usize {
+                return Err(crate::error::Error::Gpu {
+                    op,
+                    message: format!(
+                        "{} bindings for {}, which takes {} groups of {per_group}",
+                        step.bindings.len(),
+                        step.kernel.shader,
+                        step.kernel.groups
+                    ),
+                });
+            }
             if step.immediates.len() != step.kernel.immediate_size as usize {
                 return Err(crate::error::Error::Gpu {
                     op,
@@ -161,13 +178,18 @@ impl GpuContext {
                     ),
                 });
             }
-            *slot = Some(self.site_group(step.kernel, step.bindings)?);
+            for (bindings, slot) in step.bindings.chunks(per_group.max(1)).zip(&mut slots) {
+                *slot = Some(self.site_group(step.kernel, bindings)?);
+            }
         }
         self.count_dispatches(steps.iter().map(|s| s.dispatches.len()).sum());
         self.record_ops(|recording| {
-            for (step, group) in steps.iter().zip(groups.iter().flatten()) {
+            let mut groups = groups.iter().flatten();
+            for step in steps {
                 let pass = &mut *recording.pass;
-                pass.set_bind_group(0, group, &[]);
+                for (index, group) in (0..step.kernel.groups).zip(&mut groups) {
+                    pass.set_bind_group(index, group, &[]);
+                }
                 for d in step.dispatches {
                     // Set after each pipeline change: a new pipeline may not keep earlier data.
                     pass.set_pipeline(d.pipeline);

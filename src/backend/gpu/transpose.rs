@@ -19,6 +19,7 @@ const TRANSPOSE: Kernel = Kernel {
         Binding::ReadOnly,
         Binding::ReadWrite,
     ],
+    groups: 1,
     immediate_size: size_of::<Jobs>() as u32,
 };
 

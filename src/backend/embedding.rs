@@ -112,13 +112,13 @@ pub(crate) fn embedding_backward_dims(
             "the padding row is {p}, but the table has {vocab} rows"
         ));
     }
-    if let Some(grad_in) = grad_in {
-        if grad_in != x {
-            return bad(format!(
-                "∂loss/∂x must be shaped as x, {rows}×{inputs}, not {}×{}",
-                grad_in.0, grad_in.1
-            ));
-        }
+    if let Some(grad_in) = grad_in
+        && grad_in != x
+    {
+        return bad(format!(
+            "∂loss/∂x must be shaped as x, {rows}×{inputs}, not {}×{}",
+            grad_in.0, grad_in.1
+        ));
     }
     Ok(EmbeddingDims {
         rows,

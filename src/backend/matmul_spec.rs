@@ -103,13 +103,13 @@ pub fn matmul_dims(
             detail: format!("inner dimensions differ ({k} vs {kb}): {}", describe()),
         });
     }
-    if let Some(bias) = bias {
-        if bias != (1, n) {
-            return Err(Error::Shape {
-                op,
-                detail: format!("bias is {}, expected {}", Dims(bias.0, bias.1), Dims(1, n)),
-            });
-        }
+    if let Some(bias) = bias
+        && bias != (1, n)
+    {
+        return Err(Error::Shape {
+            op,
+            detail: format!("bias is {}, expected {}", Dims(bias.0, bias.1), Dims(1, n)),
+        });
     }
     if out != (m, n) {
         return Err(Error::Shape {

@@ -87,17 +87,17 @@ impl<B: Backend> Sequential<B> {
             if layer.inputs() == 0 || layer.outputs() == 0 {
                 return bad(format!("layer {i} ({}) has no features", layer.describe()));
             }
-            if let Some(next) = layers.get(i + 1) {
-                if next.inputs() != layer.outputs() {
-                    return bad(format!(
-                        "layer {i} ({}) gives {} features, layer {} ({}) takes {}",
-                        layer.describe(),
-                        layer.outputs(),
-                        i + 1,
-                        next.describe(),
-                        next.inputs()
-                    ));
-                }
+            if let Some(next) = layers.get(i + 1)
+                && next.inputs() != layer.outputs()
+            {
+                return bad(format!(
+                    "layer {i} ({}) gives {} features, layer {} ({}) takes {}",
+                    layer.describe(),
+                    layer.outputs(),
+                    i + 1,
+                    next.describe(),
+                    next.inputs()
+                ));
             }
         }
         let mut specs = Vec::new();

@@ -107,17 +107,17 @@ impl<B: Backend> Sequential<B> {
         &mut self,
         standardizer: Option<crate::data::Standardizer>,
     ) -> Result<()> {
-        if let Some(s) = &standardizer {
-            if s.mean().len() != self.inputs() {
-                return Err(Error::Shape {
-                    op: "set_standardizer",
-                    detail: format!(
-                        "the standardizer was fitted on {} features, the network takes {}",
-                        s.mean().len(),
-                        self.inputs()
-                    ),
-                });
-            }
+        if let Some(s) = &standardizer
+            && s.mean().len() != self.inputs()
+        {
+            return Err(Error::Shape {
+                op: "set_standardizer",
+                detail: format!(
+                    "the standardizer was fitted on {} features, the network takes {}",
+                    s.mean().len(),
+                    self.inputs()
+                ),
+            });
         }
         self.standardizer = standardizer;
         Ok(())

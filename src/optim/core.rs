@@ -135,18 +135,18 @@ impl OptimizerCore {
             );
         }
         // NAdam keeps one running product of μ_t, a function of β1 and momentum_decay.
-        if let (OptimizerConfig::NAdam(base), OptimizerConfig::NAdam(own)) = (self.config, own) {
-            if (own.betas.0, own.momentum_decay) != (base.betas.0, base.momentum_decay) {
-                return bad(
-                    "beta1 and momentum_decay",
-                    own.betas.0,
-                    format!(
-                        "must be the optimizer's ({} and {}): NAdam keeps one running product \
-                         of its momentum coefficients, which they set",
-                        base.betas.0, base.momentum_decay
-                    ),
-                );
-            }
+        if let (OptimizerConfig::NAdam(base), OptimizerConfig::NAdam(own)) = (self.config, own)
+            && (own.betas.0, own.momentum_decay) != (base.betas.0, base.momentum_decay)
+        {
+            return bad(
+                "beta1 and momentum_decay",
+                own.betas.0,
+                format!(
+                    "must be the optimizer's ({} and {}): NAdam keeps one running product \
+                     of its momentum coefficients, which they set",
+                    base.betas.0, base.momentum_decay
+                ),
+            );
         }
         let (slots, own_slots) = (
             self.slot_names(),
@@ -321,17 +321,17 @@ impl OptimizerCore {
         let mut slots: [Option<Vec<f32>>; 3] = Default::default();
         let mut given = state.buffers.iter();
         for (slot, name) in slots.iter_mut().zip(names) {
-            if name.is_some() {
-                if let Some((name, values)) = given.next() {
-                    if values.len() != self.len {
-                        return fail(format!(
-                            "buffer {name} has {} values, the arena has {}",
-                            values.len(),
-                            self.len
-                        ));
-                    }
-                    *slot = Some(values.clone());
+            if name.is_some()
+                && let Some((name, values)) = given.next()
+            {
+                if values.len() != self.len {
+                    return fail(format!(
+                        "buffer {name} has {} values, the arena has {}",
+                        values.len(),
+                        self.len
+                    ));
                 }
+                *slot = Some(values.clone());
             }
         }
         Ok(slots)

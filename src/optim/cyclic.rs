@@ -148,10 +148,10 @@ impl Cyclic {
                 "each must be ≤ 2^52 updates",
             );
         }
-        if let CyclicMode::ExpRange { gamma } = self.mode {
-            if !(gamma.is_finite() && gamma > 0.0) {
-                return bad("gamma", gamma, "must be finite and > 0");
-            }
+        if let CyclicMode::ExpRange { gamma } = self.mode
+            && !(gamma.is_finite() && gamma > 0.0)
+        {
+            return bad("gamma", gamma, "must be finite and > 0");
         }
         super::one_cycle::check_momentum_cycle("Cyclic", self.momentum)
     }

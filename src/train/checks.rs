@@ -34,14 +34,14 @@ impl Trainer {
             let Some(data) = data else { continue };
             self.check_targets(op, name, outputs, data)?;
         }
-        if let Some(val) = validation {
-            if val.features() != train.features() {
-                return bad(format!(
-                    "validation data has {} features, training data {}",
-                    val.features(),
-                    train.features()
-                ));
-            }
+        if let Some(val) = validation
+            && val.features() != train.features()
+        {
+            return bad(format!(
+                "validation data has {} features, training data {}",
+                val.features(),
+                train.features()
+            ));
         }
         // A schedule that ends (one-cycle) must last the whole run.
         if let Some(last) = self.schedule.last_update() {
@@ -163,12 +163,12 @@ impl Trainer {
         if self.steps_per_submit == 0 {
             return bad("steps_per_submit(0): submit at least every step".into());
         }
-        if let Some(tol) = self.grad_tolerance {
-            if !(tol.is_finite() && tol > 0.0) {
-                return bad(format!(
-                    "stop_when_grad_norm_below({tol}): the tolerance must be finite and > 0"
-                ));
-            }
+        if let Some(tol) = self.grad_tolerance
+            && !(tol.is_finite() && tol > 0.0)
+        {
+            return bad(format!(
+                "stop_when_grad_norm_below({tol}): the tolerance must be finite and > 0"
+            ));
         }
         if let Some((patience, min_delta)) = self.plateau {
             if patience == 0 {
@@ -184,12 +184,12 @@ impl Trainer {
                 ));
             }
         }
-        if let Some(factor) = self.divergence_factor {
-            if !(factor.is_finite() && factor > 0.0) {
-                return bad(format!(
-                    "diverge_above({factor}): the factor must be finite and > 0"
-                ));
-            }
+        if let Some(factor) = self.divergence_factor
+            && !(factor.is_finite() && factor > 0.0)
+        {
+            return bad(format!(
+                "diverge_above({factor}): the factor must be finite and > 0"
+            ));
         }
         Ok(())
     }
@@ -279,10 +279,10 @@ impl Trainer {
                         data.y().ncols()
                     ));
                 }
-                if loss.is_binary() {
-                    if let Some(t) = data.y().iter().find(|t| !(0.0..=1.0).contains(*t)) {
-                        return bad(format!("binary cross-entropy target {t} is outside [0, 1]"));
-                    }
+                if loss.is_binary()
+                    && let Some(t) = data.y().iter().find(|t| !(0.0..=1.0).contains(*t))
+                {
+                    return bad(format!("binary cross-entropy target {t} is outside [0, 1]"));
                 }
                 Ok(())
             }

@@ -175,10 +175,10 @@ fn lr_plateau_from_metadata(file: &File, path: &Path) -> Result<Option<PlateauSt
 impl<B: Backend, M: Model<B>> Session<'_, B, M> {
     /// The rule that says to stop after `record`, if any.
     pub(super) fn stop_reason(&mut self, record: &EpochRecord) -> Option<StopReason> {
-        if let (Some(tol), Some(norm)) = (self.trainer.grad_tolerance, record.grad_norm) {
-            if norm < tol {
-                return Some(StopReason::GradientTolerance { grad_norm: norm });
-            }
+        if let (Some(tol), Some(norm)) = (self.trainer.grad_tolerance, record.grad_norm)
+            && norm < tol
+        {
+            return Some(StopReason::GradientTolerance { grad_norm: norm });
         }
         let (patience, min_delta) = self.trainer.plateau?;
         let (watch, value) = (self.trainer.watched, self.trainer.watched.of(record));

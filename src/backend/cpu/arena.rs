@@ -126,13 +126,13 @@ pub(super) fn host_zeros(op: &'static str, rows: usize, cols: usize) -> Result<A
     let bytes = len.saturating_mul(size_of::<f32>()) as u64;
     // Where the kernel overcommits memory, an allocation larger than the machine succeeds and
     // the process is killed when it is touched: refuse what RAM and swap together cannot hold.
-    if let Some(total) = host_memory_bytes() {
-        if bytes > total {
-            return Err(too_large(format!(
-                "{rows}×{cols} f32 ({bytes} bytes) do not fit in host memory ({total} bytes \
-                 of RAM and swap)"
-            )));
-        }
+    if let Some(total) = host_memory_bytes()
+        && bytes > total
+    {
+        return Err(too_large(format!(
+            "{rows}×{cols} f32 ({bytes} bytes) do not fit in host memory ({total} bytes \
+             of RAM and swap)"
+        )));
     }
     let mut values: Vec<f32> = Vec::new();
     values.try_reserve_exact(len).map_err(|e| {

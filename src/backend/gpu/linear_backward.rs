@@ -301,10 +301,10 @@ pub fn linear_backward_frozen_weight(
         (weight_grad.shape(), bias_shape),
         below.map(|(_, output, grad)| (output.shape(), grad.shape())),
     )?;
-    if let Some(bias_grad) = bias_grad {
-        if one_kernel(ctx, delta, input, (weight_grad, bias_grad), below) {
-            return linear_backward(ctx, delta, input, weight, (weight_grad, bias_grad), below);
-        }
+    if let Some(bias_grad) = bias_grad
+        && one_kernel(ctx, delta, input, (weight_grad, bias_grad), below)
+    {
+        return linear_backward(ctx, delta, input, weight, (weight_grad, bias_grad), below);
     }
     // The column sum is recorded before the product: whatever the product would refuse is
     // refused here first, so that a refusal records nothing.

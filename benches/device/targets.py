@@ -109,6 +109,12 @@ def main():
             if v is not None]
     row("Adam over 1e8 parameters, GB/s (PyTorch: its copy)", max(adam, default=None), copy,
         0.9)
+    # Not issue targets: the arena copy's kernel (twenty-seventh session) against PyTorch's
+    # copy, and wgpu's copy command it replaced (824 GB/s on the H200, a fifth of PyTorch's).
+    row("copy_arena over 1e8 f32, GB/s (PyTorch: its copy; no issue target)",
+        median(ours, "copy_arena_1e8_f32"), copy, 0.9)
+    row("wgpu's copy command, 1e8 f32, GB/s (what copy_arena replaced)",
+        median(ours, "copy_1e8_f32"), copy, 0.9)
     for model, target in (("784-256-10_b128", 3.0), ("1024-1024-1024-10_b512", 1.2),
                           ("4096-4096-4096-10_b1024", 0.8), ("2-64-64-2_b64", 3.0)):
         mine = median(train, f"train_{model}")

@@ -526,6 +526,61 @@ fn searches_say_what_went_wrong() {
     );
 }
 
+/// The full-batch methods' class weights are checked as the trainer's are, when `run` is
+/// called: the error names the method's setting, and the model is untouched.
+#[test]
+fn full_batch_class_weights_are_checked() {
+    let g = gpu();
+    let regression = data::linear(30, &[1.0, -1.0], 0.0, 0.1, 2).unwrap();
+    let line = |w: Vec<f32>| steepest::LineSearch::default().class_weights(w);
+    let lbfgs = |w: Vec<f32>| steepest::Lbfgs::default().class_weights(w);
+    let cases: [(Vec<f32>, bool, &str); 4] = [
+        (vec![1.0], false, "mse weighs no classes"),
+        (
+            vec![1.0, 2.0],
+            true,
+            "2 class weights for a model of 3 classes: one per class",
+        ),
+        (vec![1.0, f32::NAN, 1.0], true, "class 1's weight is NaN"),
+        (
+            vec![0.0; 3],
+            true,
+            "3 class weights, all 0: at least one must count",
+        ),
+    ];
+    for (weights, classes, words) in cases {
+        let (data, spec, loss) = match classes {
+            true => (blobs(), spec(), Loss::SoftmaxCrossEntropy),
+            false => (
+                regression.clone(),
+                MlpSpec::new(2).layer(1, Activation::Identity),
+                Loss::MeanSquaredError,
+            ),
+        };
+        let mut model = Mlp::new(g, &spec, Init::default(), 1).unwrap();
+        let before = model.parameters_flat(g).unwrap();
+        for (err, setting) in [
+            (
+                line(weights.clone()).run(g, &mut model, &data, loss),
+                "LineSearch::class_weights",
+            ),
+            (
+                lbfgs(weights.clone()).run(g, &mut model, &data, loss),
+                "Lbfgs::class_weights",
+            ),
+        ] {
+            let err = err.unwrap_err();
+            assert!(matches!(err, Error::Data { .. }), "{err}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(setting) && message.contains(words),
+                "{message} lacks {setting} or {words}"
+            );
+            assert_eq!(model.parameters_flat(g).unwrap(), before);
+        }
+    }
+}
+
 /// Parameter groups that cannot be what was meant are refused before the first step, naming
 /// the group, the pattern or the value; the model is untouched.
 #[test]

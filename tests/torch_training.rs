@@ -523,7 +523,8 @@ fn check_lbfgs<B: Backend>(
 }
 
 /// L-BFGS as `torch.optim.LBFGS` runs it: a fixed step with a short memory, and the
-/// strong-Wolfe line search on the regression net and on the classifier.
+/// strong-Wolfe line search on the regression net and on the classifier (with a batch norm,
+/// and with class weights).
 fn lbfgs_cases_on<B: Backend>(backend: &B, backend_name: &str) {
     let fixed = Lbfgs::default()
         .lr(0.5)
@@ -570,6 +571,22 @@ fn lbfgs_cases_on<B: Backend>(backend: &B, backend_name: &str) {
         bn_classifier(),
         Loss::SoftmaxCrossEntropy,
         wolfe,
+    );
+    // Class weights: every evaluation's loss, the line search's trials among them, is the
+    // weighted mean (`CrossEntropyLoss(weight=[1, 2.5, 0.5])`).
+    let weighted = Lbfgs::default()
+        .strong_wolfe(true)
+        .history_size(4)
+        .max_iter(6)
+        .steps(2)
+        .class_weights(vec![1.0, 2.5, 0.5]);
+    check_lbfgs(
+        backend,
+        backend_name,
+        "classifier_weighted_wolfe",
+        classifier(),
+        Loss::SoftmaxCrossEntropy,
+        weighted,
     );
 }
 

@@ -982,6 +982,55 @@ fn line_search_on<B: Backend>(backend: &B) {
     assert!(!matches!(history.stop, StopReason::Running));
 }
 
+/// With class weights the line search minimises the weighted mean loss: its first record is
+/// the trainer's weighted evaluation of the starting model (which the unweighted one is not),
+/// and every accepted step lowers it.
+fn weighted_line_search_on<B: Backend>(backend: &B) {
+    let data = data::blobs(90, &[[1.0, 1.0], [-1.0, 0.5], [0.0, -1.0]], 0.9, 5).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(8, Activation::Tanh)
+        .layer(3, Activation::Identity);
+    let mut model = Mlp::new(backend, &spec, Init::default(), 6).unwrap();
+    let weights = vec![0.5, 3.0, 1.0];
+    let evaluate = |model: &Mlp<B>, weights: Option<&Vec<f32>>| {
+        let trainer = Trainer::new(Sgd::default(), Loss::SoftmaxCrossEntropy);
+        let trainer = match weights {
+            Some(w) => trainer.class_weights(w.clone()),
+            None => trainer,
+        };
+        trainer.evaluate(backend, model, &data).unwrap().loss
+    };
+    let (weighted, plain) = (evaluate(&model, Some(&weights)), evaluate(&model, None));
+    let search = LineSearch {
+        iterations: 20,
+        ..LineSearch::default()
+    }
+    .class_weights(weights.clone());
+    let history = search
+        .run(backend, &mut model, &data, Loss::SoftmaxCrossEntropy)
+        .unwrap();
+    let first = history.epochs[0].loss;
+    assert!(
+        (first - weighted).abs() <= 1e-6 * weighted,
+        "{first} against {weighted}"
+    );
+    assert!(
+        (weighted - plain).abs() > 1e-3,
+        "the weights change the loss"
+    );
+    for pair in history.epochs.windows(2) {
+        assert!(pair[1].loss < pair[0].loss, "{pair:?}");
+    }
+    let last = evaluate(&model, Some(&weights));
+    assert!(last < 0.8 * weighted, "{weighted} → {last}");
+}
+
+#[test]
+fn a_line_search_minimises_the_weighted_loss() {
+    weighted_line_search_on(&CpuBackend);
+    weighted_line_search_on(gpu());
+}
+
 #[test]
 fn lr_finder_suggests_a_rate_that_trains() {
     let g = gpu();

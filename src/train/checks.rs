@@ -86,7 +86,7 @@ impl Trainer {
         let op = "Trainer::fit";
         let bad = |detail: String| Err(Error::Data { op, detail });
         if let Some(weights) = &self.class_weights {
-            check_class_weights(self.loss, weights)?;
+            check_class_weights("Trainer::class_weights", self.loss, weights)?;
         }
         if self.watched == Watched::Accuracy && !self.loss.has_accuracy() {
             return bad(format!(
@@ -291,14 +291,9 @@ impl Trainer {
 }
 
 /// Class weights' own checks: a softmax cross-entropy to weigh, each weight finite and ≥ 0,
-/// not all 0.
-fn check_class_weights(loss: Loss, weights: &[f32]) -> Result<()> {
-    let bad = |detail: String| {
-        Err(Error::Data {
-            op: "Trainer::class_weights",
-            detail,
-        })
-    };
+/// not all 0; errors name `op`.
+fn check_class_weights(op: &'static str, loss: Loss, weights: &[f32]) -> Result<()> {
+    let bad = |detail: String| Err(Error::Data { op, detail });
     if !loss.takes_class_indices() {
         return bad(format!(
             "{} weighs no classes: class weights go with the softmax cross-entropies",
@@ -329,16 +324,32 @@ impl Trainer {
         let Some(weights) = &self.class_weights else {
             return Ok(());
         };
-        check_class_weights(self.loss, weights)?;
-        if weights.len() != outputs {
-            return Err(Error::Data {
-                op,
-                detail: format!(
-                    "{} class weights for a model of {outputs} classes: one per class",
-                    weights.len()
-                ),
-            });
-        }
-        Ok(())
+        check_class_weights("Trainer::class_weights", self.loss, weights)?;
+        check_weight_count(op, weights, outputs)
     }
+}
+
+/// Fails unless `weights` (a full-batch method's class weights, `op` naming its setting) are
+/// valid for `loss` and one per output of the model.
+pub(crate) fn check_class_weights_for(
+    op: &'static str,
+    loss: Loss,
+    weights: &[f32],
+    outputs: usize,
+) -> Result<()> {
+    check_class_weights(op, loss, weights)?;
+    check_weight_count(op, weights, outputs)
+}
+
+fn check_weight_count(op: &'static str, weights: &[f32], outputs: usize) -> Result<()> {
+    if weights.len() != outputs {
+        return Err(Error::Data {
+            op,
+            detail: format!(
+                "{} class weights for a model of {outputs} classes: one per class",
+                weights.len()
+            ),
+        });
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! learning-rate finder.
 
 use super::session::slot;
-use super::step::{batch_loss, whole_batch};
+use super::step::{WholeBatch, batch_loss, whole_batch};
 use super::{EpochRecord, History, StopReason, Trainer};
 use crate::backend::{Arena, Backend, LossShare, Matrix};
 use crate::data::Dataset;
@@ -15,7 +15,7 @@ use crate::optim::LrSchedule;
 /// `f(θ − α∇f) ≤ f(θ) − c·α·‖∇f‖²`. `f` is the training-mode loss over all the data, at the
 /// trial points too: dropout's one mask (draw 0), batch norm on the data's statistics (its
 /// running statistics move once an iteration, at the accepted point).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LineSearch {
     /// α tried first each iteration.
     pub initial_step: f64,
@@ -29,6 +29,8 @@ pub struct LineSearch {
     pub iterations: usize,
     /// Stop once ‖∇f‖ falls below this (finite, ≥ 0; 0 runs every iteration).
     pub grad_tolerance: f64,
+    /// Each class's weight in a softmax cross-entropy (see [`LineSearch::class_weights`]).
+    pub class_weights: Option<Vec<f32>>,
 }
 
 impl Default for LineSearch {
@@ -41,11 +43,22 @@ impl Default for LineSearch {
             max_backtracks: 40,
             iterations: 100,
             grad_tolerance: 1e-6,
+            class_weights: None,
         }
     }
 }
 
 impl LineSearch {
+    /// Weighs each class in the softmax cross-entropies, as
+    /// [`Trainer::class_weights`](crate::Trainer::class_weights) does: `f` is the weighted
+    /// mean loss over every sample (PyTorch's `CrossEntropyLoss(weight=w)`), at the trial
+    /// points too, and so is each iteration's recorded loss. One weight per class, finite and
+    /// ≥ 0, not all 0; refused with the other losses, when `run` is called.
+    pub fn class_weights(mut self, weights: Vec<f32>) -> Self {
+        self.class_weights = Some(weights);
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         let bad = |name: &str, value: f64, rule: &str| {
             Err(Error::InvalidHyperparameter {
@@ -94,7 +107,11 @@ impl LineSearch {
         self.validate()?;
         let model = model.network_mut();
         let n = data.len();
-        let mut ws = whole_batch(backend, model, data, loss, "LineSearch::run")?;
+        let weights = (self.class_weights.as_deref()).map(|w| ("LineSearch::class_weights", w));
+        let WholeBatch {
+            mut ws,
+            class_weights: weights,
+        } = whole_batch(backend, model, data, loss, ("LineSearch::run", weights))?;
         let mut totals = backend.zeros(1, slot::LEN)?;
         let shapes: Vec<(usize, usize)> =
             model.params.tensors().iter().map(Matrix::shape).collect();
@@ -104,7 +121,7 @@ impl LineSearch {
             model.train_forward_batch(backend, &ws.input, &mut ws.acts, 0)?;
             batch_loss(
                 backend,
-                (loss, None),
+                (loss, weights.as_ref()),
                 &mut ws.acts,
                 &ws.target,
                 (&mut totals, slot::TRAIN),
@@ -155,7 +172,7 @@ impl LineSearch {
                 model.forward_batch(backend, &ws.input, &mut ws.acts, Mode::Train, 0)?;
                 batch_loss(
                     backend,
-                    (loss, None),
+                    (loss, weights.as_ref()),
                     &mut ws.acts,
                     &ws.target,
                     (&mut totals, slot::VALIDATION),

@@ -426,15 +426,23 @@ impl Trainer {
         &self,
         backend: &B,
     ) -> Result<Option<B::Matrix>> {
-        let Some(weights) = &self.class_weights else {
-            return Ok(None);
-        };
-        let row = ndarray::ArrayView2::from_shape((1, weights.len()), weights).map_err(|e| {
-            crate::Error::Data {
-                op: "Trainer::class_weights",
-                detail: e.to_string(),
-            }
-        })?;
-        backend.upload(row).map(Some)
+        (self.class_weights.as_deref())
+            .map(|weights| upload_class_weights(backend, "Trainer::class_weights", weights))
+            .transpose()
     }
+}
+
+/// `weights` as a `1 × classes` matrix on `backend` (`op` names their setting in an error).
+pub(crate) fn upload_class_weights<B: Backend>(
+    backend: &B,
+    op: &'static str,
+    weights: &[f32],
+) -> Result<B::Matrix> {
+    let row = ndarray::ArrayView2::from_shape((1, weights.len()), weights).map_err(|e| {
+        crate::Error::Data {
+            op,
+            detail: e.to_string(),
+        }
+    })?;
+    backend.upload(row)
 }

@@ -35,26 +35,40 @@ pub(super) fn workspace<'w, B: Backend>(
     Ok(&mut workspaces[index])
 }
 
+/// What a full-batch method works with: the whole dataset in one batch, and its loss's class
+/// weights on the backend, if any.
+pub(super) struct WholeBatch<M> {
+    pub ws: Workspace<M>,
+    pub class_weights: Option<M>,
+}
+
 /// The whole of `data` as one batch in a new workspace, for the full-batch methods
 /// (`LineSearch`, `Lbfgs`), after the data is checked against `model` and `loss` (`op` names
-/// the caller in the errors).
+/// the caller in the errors); and their class weights, if any (with the name of their
+/// setting, for its errors), checked and uploaded.
 pub(super) fn whole_batch<B: Backend>(
     backend: &B,
     model: &crate::nn::Sequential<B>,
     data: &Dataset,
     loss: crate::nn::Loss,
-    op: &'static str,
-) -> Result<Workspace<B::Matrix>> {
+    (op, weights): (&'static str, Option<(&'static str, &[f32])>),
+) -> Result<WholeBatch<B::Matrix>> {
     super::Trainer::new(crate::Sgd::default(), loss)
         .full_batch()
         .check(op, model.outputs(), data, None)?;
+    if let Some((setting, weights)) = weights {
+        super::checks::check_class_weights_for(setting, loss, weights, model.outputs())?;
+    }
     check_inputs(op, "the data", data.x().view(), model)?;
     let device = DeviceData::upload(backend, data)?;
     let all: Vec<u32> = (0..data.len() as u32).collect();
     let all = backend.upload_indices(&all)?;
     let mut ws = model.workspace(backend, data.len(), loss.target_cols(model.outputs()))?;
     device.gather(backend, &all, 0, (&mut ws.input, &mut ws.target))?;
-    Ok(ws)
+    let class_weights = weights
+        .map(|(setting, weights)| super::session::upload_class_weights(backend, setting, weights))
+        .transpose()?;
+    Ok(WholeBatch { ws, class_weights })
 }
 
 /// Gathers the batch at `start` of `data` in `order` into `ws`, runs the forward pass and the

@@ -54,7 +54,7 @@ use crate::nn::{Loss, Model};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Lbfgs {
     /// The step length of every iteration after the first, without a line search; the line
     /// search's first trial with one (PyTorch's `lr`, 1 by default).
@@ -76,6 +76,8 @@ pub struct Lbfgs {
     /// Calls of `optimizer.step(closure)` (1 by default); the run stops before them all when a
     /// step starts at a gradient under `tolerance_grad`.
     pub steps: usize,
+    /// Each class's weight in a softmax cross-entropy (see [`Lbfgs::class_weights`]).
+    pub class_weights: Option<Vec<f32>>,
 }
 
 impl Default for Lbfgs {
@@ -90,6 +92,7 @@ impl Default for Lbfgs {
             history_size: 100,
             strong_wolfe: false,
             steps: 1,
+            class_weights: None,
         }
     }
 }
@@ -111,6 +114,16 @@ impl Lbfgs {
     /// Sets `max_eval`.
     pub fn max_eval(mut self, max_eval: usize) -> Self {
         self.max_eval = Some(max_eval);
+        self
+    }
+
+    /// Weighs each class in the softmax cross-entropies, as
+    /// [`Trainer::class_weights`](crate::Trainer::class_weights) does: the closure's loss is
+    /// the weighted mean over every sample (PyTorch's `CrossEntropyLoss(weight=w)`), and so
+    /// is each step's recorded loss. One weight per class, finite and ≥ 0, not all 0; refused
+    /// with the other losses, when `run` is called.
+    pub fn class_weights(mut self, weights: Vec<f32>) -> Self {
+        self.class_weights = Some(weights);
         self
     }
 
@@ -162,7 +175,8 @@ impl Lbfgs {
     ) -> Result<History> {
         self.validate()?;
         let model = model.network_mut();
-        let mut problem = Problem::new(backend, model, data, loss)?;
+        let weights = (self.class_weights.as_deref()).map(|w| ("Lbfgs::class_weights", w));
+        let mut problem = Problem::new(backend, model, data, loss, weights)?;
         let mut memory = Memory::default();
         let mut history = History::default();
         for step in 1..=self.steps {

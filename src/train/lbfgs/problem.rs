@@ -8,13 +8,15 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Sequential, Workspace};
 use crate::train::session::slot;
-use crate::train::step::{batch_loss, whole_batch};
+use crate::train::step::{WholeBatch, batch_loss, whole_batch};
 
 /// The model, the whole dataset in one batch, and the vectors of the iterations.
 pub(super) struct Problem<'a, B: Backend> {
     pub(super) backend: &'a B,
     pub(super) model: &'a mut Sequential<B>,
     pub(super) loss: Loss,
+    /// The loss's class weights on the backend ([`super::Lbfgs::class_weights`]).
+    pub(super) class_weights: Option<B::Matrix>,
     pub(super) ws: Workspace<B::Matrix>,
     pub(super) totals: B::Matrix,
     /// One scalar at a time (a dot product of the recursion).
@@ -46,14 +48,17 @@ impl<'a, B: Backend> Problem<'a, B> {
         model: &'a mut Sequential<B>,
         data: &Dataset,
         loss: Loss,
+        class_weights: Option<(&'static str, &[f32])>,
     ) -> Result<Self> {
         let samples = data.len();
-        let ws = whole_batch(backend, model, data, loss, "Lbfgs::run")?;
+        let WholeBatch { ws, class_weights } =
+            whole_batch(backend, model, data, loss, ("Lbfgs::run", class_weights))?;
         let shapes: Vec<(usize, usize)> =
             model.params.tensors().iter().map(Matrix::shape).collect();
         Ok(Self {
             backend,
             loss,
+            class_weights,
             ws,
             totals: backend.zeros(1, SLOTS)?,
             scalar: backend.zeros(1, 1)?,
@@ -81,7 +86,7 @@ impl<'a, B: Backend> Problem<'a, B> {
         self.evals += 1;
         batch_loss(
             backend,
-            (self.loss, None),
+            (self.loss, self.class_weights.as_ref()),
             &mut self.ws.acts,
             &self.ws.target,
             (&mut self.totals, slot::TRAIN),

@@ -678,18 +678,25 @@ fn check_copy_arena(shapes: &[(usize, usize)], seed: u64) {
     );
 }
 
-/// Sizes around the kernel's unrolled rounds (four strides of 256 invocations a workgroup)
-/// and its striding limit (4096 workgroups), and an arena copied onto itself.
+/// Sizes around the kernel's vec4s (a last partial one), its unrolled round (four strides of
+/// 256 invocations a workgroup, which one round covers until the 4096 workgroups run out) and
+/// past that limit, where each invocation loops over several rounds and a tail; and an arena
+/// copied onto itself.
 #[test]
 fn copy_arena_edges() {
+    // The invocations of 4096 workgroups: the stride once the workgroups are capped, which
+    // 4 · 2^20 vec4s reach. With 7 · 2^20 + 301 (117 MB, inside lavapipe's binding), the
+    // first 301 invocations take two rounds and the rest a round and three strides of tail.
+    let stride = 256 * 4096;
     for (i, words) in [
         1usize,
         3,
-        1023,
-        1024,
-        1025,
-        4096 * 1024 - 1,
-        4096 * 1024 + 5,
+        4,
+        5,
+        4095,
+        4096,
+        4097,
+        4 * (7 * stride + 300) + 3,
     ]
     .into_iter()
     .enumerate()

@@ -13,7 +13,7 @@
 // past its end are the buffer's padding, outside every tensor.
 // Dispatch: (G, 1, 1) workgroups of 256, G ≤ 4096, each invocation striding through `len`
 // vec4s, four independent loads at a time (a copy has no other work to hide their latency
-// behind); the host keeps each offset + len below 2^28, so no index here wraps.
+// behind); the host keeps each offset + len below 2^30, so no index here wraps.
 
 const WORKGROUP: u32 = 256u;
 

@@ -553,6 +553,54 @@ fn an_lbfgs_step_waits_once_per_scalar_it_reads() {
     assert_eq!(change.submits, change.waits, "{change:?}");
 }
 
+/// L-BFGS's iterations create nothing once its memory of pairs is full and its line search
+/// has run: a run of 12 iterations creates what a run of 4 does (buffers, bind groups,
+/// pipelines and modules, each on a context of its own), with a fixed step and with the
+/// strong-Wolfe search. Its arenas are made once; the arena copies' bind groups, one per
+/// arena, by each arena's first copy.
+#[test]
+fn lbfgs_iterations_past_the_first_create_nothing() {
+    let points = data::linear(48, &[1.0, -2.0], 0.3, 0.1, 4).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(16, Activation::Tanh)
+        .layer(1, Activation::Identity);
+    let created = |lbfgs: &steepest::Lbfgs, iterations: usize| {
+        let g = &common::own_gpu();
+        let mut model = Mlp::new(g, &spec, Init::XavierUniform, 5).unwrap();
+        let before = g.context().counters();
+        let history = lbfgs
+            .clone()
+            .max_iter(iterations)
+            .run(g, &mut model, &points, Loss::MeanSquaredError)
+            .unwrap();
+        assert_eq!(history.epochs[0].step, iterations as u64, "{history:?}");
+        let change = added(before, g.context().counters());
+        (
+            change.buffers_created,
+            change.bind_groups_created,
+            change.pipelines_created,
+            change.shader_modules_created,
+        )
+    };
+    let fixed = steepest::Lbfgs::default()
+        .lr(0.1)
+        .history_size(2)
+        .tolerance_grad(0.0)
+        .tolerance_change(0.0);
+    let wolfe = fixed.clone().strong_wolfe(true).max_eval(1000);
+    for (name, lbfgs) in [("fixed step", fixed), ("strong Wolfe", wolfe)] {
+        let (short, long) = (created(&lbfgs, 4), created(&lbfgs, 12));
+        assert_eq!(
+            long, short,
+            "{name}: (buffers, bind groups, pipelines, modules)"
+        );
+        assert!(
+            short.1 > 0,
+            "{name}: the first iterations build their bind groups"
+        );
+    }
+}
+
 /// A host further ahead of the GPU than `max_dispatches_in_flight` waits for the oldest
 /// submissions until half the bound is left, never for the newest, and the results are the
 /// ones it computes unthrottled, bit for bit. Counted, not timed: every submission counts as

@@ -2,8 +2,9 @@
 //! matrices), and optimizer state handed from one session to another in memory.
 
 use super::Session;
+use super::device_data::{check_features, check_inputs};
 use super::session::slot;
-use super::step::{Batch, check_features, check_inputs};
+use super::step::Batch;
 use crate::backend::{Arena, Backend, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};

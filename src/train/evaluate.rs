@@ -3,8 +3,9 @@
 //! measure it.
 
 use super::Trainer;
+use super::device_data::{DeviceData, check_inputs};
 use super::session::slot;
-use super::step::{DeviceData, check_inputs, forward_loss, workspace};
+use super::step::{forward_loss, workspace};
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};

@@ -22,6 +22,7 @@ mod batches;
 mod checkpoint;
 mod checkpoint_settings;
 mod checks;
+mod device_data;
 mod epoch;
 mod evaluate;
 mod history;

@@ -1,8 +1,9 @@
 //! Beyond plain descent: Armijo backtracking line search for full-batch descent, and a
 //! learning-rate finder.
 
+use super::device_data::{WholeBatch, whole_batch};
 use super::session::slot;
-use super::step::{WholeBatch, batch_loss, whole_batch};
+use super::step::batch_loss;
 use super::{EpochRecord, History, StopReason, Trainer};
 use crate::backend::{Arena, Backend, LossShare, Matrix};
 use crate::data::Dataset;

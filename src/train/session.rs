@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 
 use super::average::{Average, Averaging};
-use super::step::{DeviceData, check_inputs};
+use super::device_data::{DeviceData, check_inputs};
 use super::{History, Trainer};
 use crate::backend::{Arena, Backend};
 use crate::data::{Dataset, shuffled};

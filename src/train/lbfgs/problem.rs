@@ -7,8 +7,9 @@ use crate::backend::{Arena, Backend, LossShare, Matrix};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Sequential, Workspace};
+use crate::train::device_data::{WholeBatch, whole_batch};
 use crate::train::session::slot;
-use crate::train::step::{WholeBatch, batch_loss, whole_batch};
+use crate::train::step::batch_loss;
 
 /// The model, the whole dataset in one batch, and the vectors of the iterations.
 pub(super) struct Problem<'a, B: Backend> {

@@ -115,6 +115,36 @@ pub(crate) struct Step<'a> {
     pub dispatches: &'a [Dispatch<'a>],
 }
 
+impl Step<'_> {
+    /// Fails unless the step brings what its kernel takes: `groups` groups of its bindings and
+    /// its immediate data's size.
+    fn check(&self, op: &'static str) -> Result<()> {
+        let kernel = self.kernel;
+        let per_group = kernel.bindings.len();
+        let mismatch = |got: usize, what: &str, takes: String| {
+            Err(crate::error::Error::Gpu {
+                op,
+                message: format!("{got} {what} for {}, which takes {takes}", kernel.shader),
+            })
+        };
+        if self.bindings.len() != per_group * kernel.groups as usize {
+            return mismatch(
+                self.bindings.len(),
+                "bindings",
+                format!("{} groups of {per_group}", kernel.groups),
+            );
+        }
+        if self.immediates.len() != kernel.immediate_size as usize {
+            return mismatch(
+                self.immediates.len(),
+                "bytes of immediate data",
+                kernel.immediate_size.to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl GpuContext {
     /// Records one op's dispatches (see [`Step`]).
     pub(crate) fn dispatch(
@@ -153,32 +183,11 @@ impl GpuContext {
                 &mut many
             }
         };
+        steps.iter().try_for_each(|step| step.check(op))?;
         let mut slots = groups.iter_mut();
         for step in steps {
-            let per_group = step.kernel.bindings.len();
-            if step.bindings.len() != per_group * step.kernel.groups as usize {
-                return Err(crate::error::Error::Gpu {
-                    op,
-                    message: format!(
-                        "{} bindings for {}, which takes {} groups of {per_group}",
-                        step.bindings.len(),
-                        step.kernel.shader,
-                        step.kernel.groups
-                    ),
-                });
-            }
-            if step.immediates.len() != step.kernel.immediate_size as usize {
-                return Err(crate::error::Error::Gpu {
-                    op,
-                    message: format!(
-                        "{} bytes of immediate data for {}, which takes {}",
-                        step.immediates.len(),
-                        step.kernel.shader,
-                        step.kernel.immediate_size
-                    ),
-                });
-            }
-            for (bindings, slot) in step.bindings.chunks(per_group.max(1)).zip(&mut slots) {
+            let per_group = step.kernel.bindings.len().max(1);
+            for (bindings, slot) in step.bindings.chunks(per_group).zip(&mut slots) {
                 *slot = Some(self.site_group(step.kernel, bindings)?);
             }
         }

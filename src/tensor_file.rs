@@ -1,6 +1,6 @@
 //! The safetensors files steepest reads and writes: f32 tensors and metadata, encoded and
-//! decoded, and saved atomically (a temporary file per save, fsync, rename, the directory
-//! synced; temporaries left by killed processes removed).
+//! decoded, and saved atomically (a temporary file per save, locked while it is written, fsync,
+//! rename, the directory synced; temporaries left by killed processes removed).
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -149,6 +149,11 @@ pub(crate) fn write_atomic(op: &'static str, path: &Path, bytes: &[u8]) -> Resul
     remove_stale_temporaries(path, &prefix, pid);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
+        // Held until the rename (the handle lives to the end of this closure) and released by
+        // the system if the process dies: another process's cleanup can tell a save in flight
+        // from a temporary left by a killed one. A file system without locks saves all the
+        // same; its temporaries are then never taken for stale ones.
+        let _ = file.try_lock();
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -165,9 +170,10 @@ pub(crate) fn write_atomic(op: &'static str, path: &Path, bytes: &[u8]) -> Resul
     result.map_err(io)
 }
 
-/// Removes temporaries of earlier saves of `path` left by other processes (a process killed
-/// mid-save leaves one); this process's own are in flight in other threads and stay. Best
-/// effort: what cannot be listed or removed is left alone.
+/// Removes temporaries of earlier saves of `path` left by killed processes. This process's own
+/// are in flight in other threads and stay; another process's stays while its lock is held
+/// (that process is still writing it) and, for a moment after it appears, before its writer
+/// has locked it. Best effort: what cannot be listed, locked or removed is left alone.
 fn remove_stale_temporaries(path: &Path, prefix: &str, pid: u32) {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -180,10 +186,30 @@ fn remove_stale_temporaries(path: &Path, prefix: &str, pid: u32) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(prefix) && !name.starts_with(&ours) {
+        if name.starts_with(prefix) && !name.starts_with(&ours) && abandoned(&entry.path()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// How long a new temporary is left alone whatever its lock says: its writer creates it and
+/// then locks it, and a cleanup between the two must not take it for abandoned.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether no process is writing the temporary at `path`: older than [`LOCK_GRACE`], and its
+/// lock free (a killed writer's lock went with it). Whatever cannot be read says no.
+fn abandoned(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let old = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age >= LOCK_GRACE);
+    // The lock taken here, if any, goes when `file` does, before the removal.
+    old && file.try_lock().is_ok()
 }
 
 /// Reads a file whole, naming it and `op` in the error.

@@ -141,7 +141,7 @@ fn threads_saving_one_checkpoint_never_leave_a_bad_file() {
     let path = dir.join("shared.safetensors");
     // A temporary left by a process killed mid-save goes with the next save.
     let stale = dir.join("shared.safetensors.tmp-4000000000-0");
-    std::fs::write(&stale, b"half a file").unwrap();
+    left_by_a_killed_save(&stale);
     let g = &steepest::CpuBackend;
     let data = blobs();
     let done = AtomicBool::new(false);
@@ -190,4 +190,46 @@ fn threads_saving_one_checkpoint_never_leave_a_bad_file() {
         .filter(|n| n != "shared.safetensors")
         .collect();
     assert!(left.is_empty(), "temporaries left behind: {left:?}");
+}
+
+/// A temporary as a process killed mid-save leaves it: unlocked, and written a minute ago.
+fn left_by_a_killed_save(path: &std::path::Path) {
+    std::fs::write(path, b"half a file").unwrap();
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(minute_ago).unwrap();
+}
+
+#[test]
+fn a_save_leaves_another_processs_save_in_flight_alone() {
+    let dir = std::env::temp_dir().join(format!("steepest-in-flight-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.safetensors");
+    let g = &steepest::CpuBackend;
+    let model = Mlp::new(g, &spec(), Init::default(), 1).unwrap();
+    // Another process's save in flight: its temporary locked by its writer (here this test,
+    // under another process id), written long enough ago that only the lock can tell.
+    let writing = dir.join("run.safetensors.tmp-4000000001-0");
+    left_by_a_killed_save(&writing);
+    let writer = std::fs::File::open(&writing).unwrap();
+    writer.lock().unwrap();
+    // One just created, its writer about to lock it.
+    let new = dir.join("run.safetensors.tmp-4000000002-0");
+    std::fs::write(&new, b"").unwrap();
+    model.save_safetensors(g, &path).unwrap();
+    assert!(
+        writing.exists(),
+        "a save removed a temporary whose writer holds its lock"
+    );
+    assert!(
+        new.exists(),
+        "a save removed a temporary created a moment ago"
+    );
+    // The writer killed: its lock goes with it, and the next save removes what it left.
+    drop(writer);
+    model.save_safetensors(g, &path).unwrap();
+    assert!(!writing.exists(), "an abandoned temporary survived a save");
+    assert!(new.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

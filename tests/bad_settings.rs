@@ -698,3 +698,72 @@ fn parameter_groups_are_validated() {
         .unwrap();
     assert_eq!(tail.piece_count(), 2);
 }
+
+/// A model with a batch norm, which trains on batches of 2 rows or more: a run whose batches
+/// (or the epoch's last one, where it is kept) would be smaller is refused before it starts,
+/// naming the layer, the rows and the remedy, and the model is unchanged; the same run with
+/// the last batch dropped, or batches that leave enough over, trains.
+#[test]
+fn batches_too_small_for_a_batch_norm_are_refused_before_training() {
+    use steepest::nn::{BatchNorm, Layer, Residual, Sequential};
+    use steepest::{Linear, Session};
+    fn net(nested: bool) -> Sequential<CpuBackend> {
+        let norm: Box<dyn Layer<CpuBackend>> = if nested {
+            let block: Vec<Box<dyn Layer<CpuBackend>>> = vec![Box::new(BatchNorm::new(8))];
+            Box::new(Residual::new(block).unwrap())
+        } else {
+            Box::new(BatchNorm::new(8))
+        };
+        let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+            Box::new(Linear::new(2, 8).with_activation(Activation::Tanh)),
+            norm,
+            Box::new(Linear::new(8, 3)),
+        ];
+        Sequential::new(&CpuBackend, layers, Init::default(), 4).unwrap()
+    }
+    let data = blobs().select(&(0..21).collect::<Vec<_>>()).unwrap();
+    for nested in [false, true] {
+        let mut model = net(nested);
+        let before = model.parameters_flat(&CpuBackend).unwrap();
+        for (trainer, rows, which) in [
+            (
+                cross_entropy().batch_size(10),
+                1,
+                "the last batch of each epoch",
+            ),
+            (cross_entropy().batch_size(1), 1, "every batch"),
+        ] {
+            let err = Session::new(&trainer, &CpuBackend, &mut model, &data, None).unwrap_err();
+            let message = err.to_string();
+            let s = if rows == 1 { "" } else { "s" };
+            assert!(
+                message.contains(&format!("{which} would have {rows} row{s} (21 samples"))
+                    && message.contains("batch_norm(8")
+                    && message.contains("2 rows or more"),
+                "{message}"
+            );
+            let fit = trainer
+                .fit(&CpuBackend, &mut model, &data, None)
+                .unwrap_err();
+            assert_eq!(fit.to_string(), message);
+            assert_eq!(model.parameters_flat(&CpuBackend).unwrap(), before);
+        }
+        let search = steepest::LineSearch::default();
+        let one = data.select(&[3]).unwrap();
+        let err = search.run(&CpuBackend, &mut model, &one, Loss::SoftmaxCrossEntropy);
+        let message = err.unwrap_err().to_string();
+        assert!(
+            message.contains("every batch would have 1 row (1 sample in"),
+            "{message}"
+        );
+        for fine in [
+            cross_entropy().batch_size(10).drop_last(true),
+            cross_entropy().batch_size(7),
+            cross_entropy().batch_size(19),
+        ] {
+            fine.epochs(1)
+                .fit(&CpuBackend, &mut model, &data, None)
+                .unwrap();
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Random training setups, the GPU against the CPU step by step: a random stack of layers
-//! (linear layers with fused activations, layer and batch norms, nonlinearities, dropout,
-//! residual blocks), a random loss, optimizer and hyperparameters, clipping, schedule,
+//! (an embedding of a categorical column, linear layers with fused activations, layer and
+//! batch norms, nonlinearities, dropout, residual blocks), a random loss, optimizer and hyperparameters, clipping, schedule,
 //! parameter groups, batch size, accumulation, order and steps per submit. Each step starts
 //! both backends from the same parameters; the GPU's must move as the CPU's do, and a setup or
 //! step one backend refuses the other must refuse with the same message.

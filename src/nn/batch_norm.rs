@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 /// momentum of `None`, which this layer does not take: its files load without it).
 ///
 /// Training needs batches of 2 rows or more (a batch of one row has no variance, as PyTorch
-/// refuses): where the samples leave one row over, [`Trainer::drop_last`](crate::Trainer::drop_last)
-/// leaves that batch out. The running statistics are buffers ([`Layer::buffers`]): saved in checkpoints and
+/// refuses): a run whose batches would be smaller, the epoch's last included, is refused
+/// before it starts ([`Layer::min_training_rows`]); where the samples leave one row over,
+/// [`Trainer::drop_last`](crate::Trainer::drop_last) leaves that batch out. The running statistics are buffers ([`Layer::buffers`]): saved in checkpoints and
 /// model files under PyTorch's names, kept by `restore_best` and averaged by `ema` and `swa`
 /// with the parameters (PyTorch's `AveragedModel(use_buffers=True)`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,6 +45,10 @@ impl BatchNorm {
 }
 
 impl<B: Backend> Layer<B> for BatchNorm {
+    fn min_training_rows(&self) -> usize {
+        2
+    }
+
     fn describe(&self) -> String {
         format!(
             "batch_norm({}, eps={:?}, momentum={:?})",

@@ -230,6 +230,13 @@ pub trait Layer<B: Backend>: Send + Sync + std::fmt::Debug {
     /// Output features.
     fn outputs(&self) -> usize;
 
+    /// The fewest rows a training batch through this layer may have (a batch norm's 2: one
+    /// row has no variance), so that a run whose batches would be smaller is refused before it
+    /// starts instead of failing at that batch. The default: 1.
+    fn min_training_rows(&self) -> usize {
+        1
+    }
+
     /// The parameter tensors, in arena order.
     fn parameters(&self) -> Vec<ParamSpec> {
         Vec::new()

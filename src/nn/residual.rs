@@ -160,6 +160,14 @@ impl<B: Backend> Layer<B> for Residual<B> {
         self.width
     }
 
+    fn min_training_rows(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.min_training_rows())
+            .max()
+            .unwrap_or(1)
+    }
+
     fn parameters(&self) -> Vec<ParamSpec> {
         let mut out = Vec::new();
         for (j, layer) in self.layers.iter().enumerate() {

@@ -206,6 +206,18 @@ impl<B: Backend> Sequential<B> {
         self.layers.last().map_or(0, |l| l.outputs())
     }
 
+    /// The fewest rows a training batch may have ([`Layer::min_training_rows`] of the first
+    /// layer that needs the most), with that layer's description; `None` when any will do.
+    pub(crate) fn min_training_rows(&self) -> Option<(usize, String)> {
+        let layer = self
+            .layers
+            .iter()
+            .rev()
+            .max_by_key(|l| l.min_training_rows())?;
+        let rows = layer.min_training_rows();
+        (rows > 1).then(|| (rows, layer.describe()))
+    }
+
     /// The layers described in one line (`linear(2→16, identity) | gelu(16) | …`), stored
     /// in checkpoints and model files so that one from another model is refused by name.
     pub fn architecture(&self) -> String {

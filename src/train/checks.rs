@@ -2,9 +2,10 @@
 //! and the model.
 
 use super::{Trainer, Watched};
+use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::Loss;
+use crate::nn::{Loss, Sequential};
 use crate::optim::{Decay, Mode, OptimizerConfig, Swa};
 
 /// Why a rule that sets the rate between updates is refused with ASGD.
@@ -15,14 +16,15 @@ const ASGD_RATE_SET: &str = "{with} with ASGD: PyTorch's ASGD computes each upda
 impl Trainer {
     /// Checks the settings against the data and the model before anything is allocated.
     /// `op` names the caller in the errors about the data.
-    pub(crate) fn check(
+    pub(crate) fn check<B: Backend>(
         &self,
         op: &'static str,
-        outputs: usize,
+        net: &Sequential<B>,
         train: &Dataset,
         validation: Option<&Dataset>,
     ) -> Result<()> {
         self.check_settings()?;
+        let outputs = net.outputs();
         let bad = |detail: String| Err(Error::Data { op, detail });
         if let Some(b) = self.batch_size.filter(|&b| b > train.len()) {
             return bad(format!(
@@ -30,6 +32,7 @@ impl Trainer {
                 train.len()
             ));
         }
+        self.check_batch_rows(op, net, train.len())?;
         for (name, data) in [("training", Some(train)), ("validation", validation)] {
             let Some(data) = data else { continue };
             self.check_targets(op, name, outputs, data)?;
@@ -62,6 +65,43 @@ impl Trainer {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a run with a batch smaller than a layer trains on (a batch norm: 2 rows), the
+    /// epoch's last batch of what is left over included where it is kept, before the run
+    /// starts: the batch itself would fail only when it comes, after the steps before it.
+    fn check_batch_rows<B: Backend>(
+        &self,
+        op: &'static str,
+        net: &Sequential<B>,
+        samples: usize,
+    ) -> Result<()> {
+        let Some((least, layer)) = net.min_training_rows() else {
+            return Ok(());
+        };
+        let batch = self.batch_size.unwrap_or(samples).max(1);
+        let left = if self.drop_last { 0 } else { samples % batch };
+        let (rows, which, fix) = if batch < least {
+            (batch, "every batch", "a larger batch size".to_string())
+        } else if left != 0 && left < least {
+            (
+                left,
+                "the last batch of each epoch",
+                format!("drop_last(true), or a batch size that leaves 0 or {least}+ samples over"),
+            )
+        } else {
+            return Ok(());
+        };
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        Err(Error::Data {
+            op,
+            detail: format!(
+                "{which} would have {rows} row{} ({samples} sample{} in batches of {batch}), and \
+                 {layer} trains on batches of {least} rows or more: set {fix}",
+                plural(rows),
+                plural(samples),
+            ),
+        })
     }
 
     /// Refuses batches of 0 samples, naming `op`.

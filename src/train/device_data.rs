@@ -117,7 +117,7 @@ pub(super) fn whole_batch<B: Backend>(
 ) -> Result<WholeBatch<B::Matrix>> {
     super::Trainer::new(crate::Sgd::default(), loss)
         .full_batch()
-        .check(op, model.outputs(), data, None)?;
+        .check(op, model, data, None)?;
     if let Some((setting, weights)) = weights {
         super::checks::check_class_weights_for(setting, loss, weights, model.outputs())?;
     }

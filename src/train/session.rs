@@ -118,7 +118,7 @@ impl<'a, B: Backend, M: Model<B>> Session<'a, B, M> {
         validation: Option<&Dataset>,
     ) -> Result<Self> {
         let net = model.network();
-        trainer.check("Trainer::fit", net.outputs(), train, validation)?;
+        trainer.check("Trainer::fit", net, train, validation)?;
         check_inputs("Trainer::fit", "the data", train.x().view(), net)?;
         if let Some(validation) = validation {
             check_inputs(

@@ -6,6 +6,7 @@ pub mod checkpoint_run;
 pub mod lockstep;
 pub mod matmul;
 pub mod rules;
+pub mod setups;
 pub mod torch_fixture;
 
 use std::sync::OnceLock;

@@ -1,6 +1,7 @@
 //! Random training setups (`common/setups.rs`), the GPU against the CPU step by step. Each
 //! step starts both backends from the same parameters; the GPU's must move as the CPU's do,
-//! and a setup or step one backend refuses the other must refuse with the same message.
+//! and a setup or step one backend refuses the other must refuse with the same message. The
+//! trained model then predicts and is evaluated alike on both.
 
 mod common;
 
@@ -73,6 +74,38 @@ fn lockstep(seed: u64) {
             }
         }
     }
+    drop((cpu, gpu_session));
+    // The trained model in evaluation mode (a batch norm's running statistics, no dropout),
+    // from the same parameters and buffers: its predictions and its evaluation.
+    let trained = cpu_net.parameters_flat(&CpuBackend).unwrap();
+    gpu_net.set_parameters_flat(g, &trained).unwrap();
+    let expected = cpu_net.predict(&CpuBackend, data.x().view()).unwrap();
+    let actual = gpu_net.predict(g, data.x().view()).unwrap();
+    let tolerance = common::tolerance(&expected, 1e-4, 1e-5);
+    common::assert_close(
+        &format!("{what}: predictions"),
+        &actual,
+        &expected,
+        &tolerance,
+    );
+    let cpu_eval = setup
+        .trainer
+        .evaluate(&CpuBackend, &cpu_net, &data)
+        .unwrap();
+    let gpu_eval = setup.trainer.evaluate(g, &gpu_net, &data).unwrap();
+    let close = (gpu_eval.loss - cpu_eval.loss).abs() <= 1e-4 * cpu_eval.loss.abs() + 1e-6;
+    assert!(
+        close,
+        "{what}: evaluated loss {gpu_eval:?} on the GPU, {cpu_eval:?} on the CPU"
+    );
+    // A sample whose top two logits tie to rounding may go either way.
+    let (ga, ca) = (gpu_eval.accuracy, cpu_eval.accuracy);
+    let one = 1.0 / data.len() as f64;
+    assert!(
+        ga.zip(ca)
+            .map_or(ga == ca, |(ga, ca)| (ga - ca).abs() <= one + 1e-12),
+        "{what}: evaluated accuracy {ga:?} on the GPU, {ca:?} on the CPU"
+    );
 }
 
 proptest! {

@@ -72,27 +72,16 @@ fn width(inputs: usize, parts: &[Part]) -> usize {
     })
 }
 
-/// Whether a batch norm may follow `last`. Not where a parameter's shift reaches it unbent
-/// (a bias or a norm's shift, through a linear layer, a ReLU's linear half, another norm or a
-/// residual sum): the batch norm takes out each feature's mean, so that parameter's gradient
-/// is zero but for rounding, which each backend rounds its own way, and the adaptive
-/// optimizers (Adam, Adagrad, Rprop, ...) scale rounding noise up to a whole step.
+/// Whether a batch norm may follow `last`: first only, on the data (or an embedding's
+/// output). After a layer with parameters, the batch norm takes out each feature's mean, so
+/// the gradient of a shift that reaches it unbent (a bias, through a linear layer, a ReLU's
+/// linear half, another norm or a residual sum) is zero but for rounding; and a feature that
+/// barely varies over the batch (a bottleneck's sigmoid) has its rounding multiplied by up to
+/// 1/√eps. Each backend rounds its own way, and the adaptive optimizers (Adam, Adagrad, Rprop,
+/// ...) scale the difference up to a step. The batch norm's kernels have differential tests
+/// of their own (`layer_kernels.rs`).
 fn normalisable(last: Option<&Part>) -> bool {
-    let bends = |f: Nonlinearity| {
-        matches!(
-            f,
-            Nonlinearity::Tanh
-                | Nonlinearity::Sigmoid
-                | Nonlinearity::Gelu
-                | Nonlinearity::GeluTanh
-        )
-    };
-    match last {
-        None => true,
-        Some(Part::Linear(_, act)) => matches!(act, Activation::Tanh | Activation::Sigmoid),
-        Some(Part::Nonlinearity(f)) => bends(*f),
-        _ => false,
-    }
+    last.is_none()
 }
 
 /// An optimizer of a random kind with random settings in the ranges PyTorch accepts; with

@@ -1,13 +1,17 @@
 // layer_norm.wgsl: layer normalisation over each row's `cols` features (PyTorch's
-// nn.LayerNorm(cols) with its affine gain γ and shift β), forward and backward.
+// nn.LayerNorm(cols) with its affine gain γ and shift β), forward and backward; with CENTERED
+// false, root-mean-square normalisation (nn.RMSNorm(cols) with its gain γ: no mean taken out,
+// no shift).
 //
 // Immediate data: Params { rows, cols, x_offset, gamma_offset, third_offset, stats_offset,
 //                          out_offset, prod_offset, eps }
 // Bindings (group 0, shared by both entry points):
 //   0 x:      storage r   array<f32>  rows × cols, the layer's input
 //   1 gamma:  storage r   array<f32>  cols
-//   2 third:  storage r   array<f32>  forward: β (cols); backward: ∂loss/∂y (rows × cols)
-//   3 stats:  storage rw  array<f32>  rows × 2: (mean, 1/σ) per row, written forward, read back
+//   2 third:  storage r   array<f32>  forward: β (cols; not read unless CENTERED); backward:
+//                                     ∂loss/∂y (rows × cols)
+//   3 stats:  storage rw  array<f32>  rows × 2: (mean, 1/σ) per row (mean 0 unless CENTERED),
+//                                     written forward, read back
 //   4 out:    storage rw  array<f32>  forward: y; backward: ∂loss/∂x (rows × cols)
 //   5 prod:   storage rw  array<f32>  backward: g ⊙ x̂ (rows × cols), whose column sums are
 //                                     ∂loss/∂γ; untouched forward
@@ -16,7 +20,11 @@
 // Per row, with n = cols, biased variance and x̂ = (x − mean) / σ, σ = sqrt(var + eps):
 //   forward   mean = Σx / n; var = Σ(x − mean)² / n; y = x̂ · γ + β
 //   backward  h = g · γ; dx = (h − Σh / n − x̂ · Σ(h · x̂) / n) / σ; prod = g · x̂
+// and without CENTERED, mean = 0 (var is then the mean square) and neither β nor Σh / n:
+//   forward   y = x̂ · γ; backward dx = (h − x̂ · Σ(h · x̂) / n) / σ
 // Each sum is a fixed strided order per invocation, then a fixed tree: deterministic.
+
+override CENTERED: bool = true;
 
 const WORKGROUP: u32 = 64u;
 
@@ -66,11 +74,14 @@ fn forward(
     let n = f32(params.cols);
     for (var r = wid.x; r < params.rows; r += groups.x) {
         let row = params.x_offset + r * params.cols;
-        var s = 0.0;
-        for (var c = lid; c < params.cols; c += WORKGROUP) {
-            s += x[row + c];
+        var mean = 0.0;
+        if (CENTERED) {
+            var s = 0.0;
+            for (var c = lid; c < params.cols; c += WORKGROUP) {
+                s += x[row + c];
+            }
+            mean = workgroup_sum(lid, vec2<f32>(s, 0.0)).x / n;
         }
-        let mean = workgroup_sum(lid, vec2<f32>(s, 0.0)).x / n;
         var q = 0.0;
         for (var c = lid; c < params.cols; c += WORKGROUP) {
             let d = x[row + c] - mean;
@@ -81,7 +92,11 @@ fn forward(
         let o = params.out_offset + r * params.cols;
         for (var c = lid; c < params.cols; c += WORKGROUP) {
             let xhat = (x[row + c] - mean) * rstd;
-            out[o + c] = xhat * gamma[params.gamma_offset + c] + third[params.third_offset + c];
+            var y = xhat * gamma[params.gamma_offset + c];
+            if (CENTERED) {
+                y += third[params.third_offset + c];
+            }
+            out[o + c] = y;
         }
         if (lid == 0u) {
             stats[params.stats_offset + 2u * r] = mean;
@@ -115,7 +130,11 @@ fn backward(
             let xhat = (x[row + c] - mean) * rstd;
             let g = third[grow + c];
             let h = g * gamma[params.gamma_offset + c];
-            out[o + c] = (h - total.x - xhat * total.y) * rstd;
+            var centered = h;
+            if (CENTERED) {
+                centered -= total.x;
+            }
+            out[o + c] = (centered - xhat * total.y) * rstd;
             prod[p + c] = g * xhat;
         }
     }

@@ -56,7 +56,7 @@
 //!
 //! [`Mlp`] builds a [`Sequential`] model of [`Linear`] layers. Any chain of layers is one:
 //! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, ELU, SELU, Mish, …),
-//! `LayerNorm`, `BatchNorm`, `Dropout`, `Residual` and `Embedding` (a categorical input
+//! `LayerNorm`, `RmsNorm`, `BatchNorm`, `Dropout`, `Residual` and `Embedding` (a categorical input
 //! column's learned vectors), and the [`Layer`] trait is the seam for layers of your own (its
 //! docs show one).
 //! The trainer takes any [`Model`]; [`Session::for_batches`] trains on batches your own loop

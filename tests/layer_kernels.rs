@@ -198,32 +198,26 @@ fn batch_norm_at_awkward_shapes() {
     assert!(err.to_string().contains("batch of 1 row"), "{err}");
 }
 
-fn check_layer_norm(rows: usize, cols: usize, seed: u64) {
+/// The layer norm's kernels, or with `rms` the RMS norm's (the same kernels without the mean
+/// and the shift), against their CPU twins.
+fn check_layer_norm(rows: usize, cols: usize, seed: u64, rms: bool) {
+    let name = if rms { "rms_norm" } else { "layer_norm" };
     let mut r = rng(seed);
     let x = random_matrix(&mut r, rows, cols, 3.0);
     let gamma = random_matrix(&mut r, 1, cols, 2.0);
     let beta = random_matrix(&mut r, 1, cols, 1.0);
     let g = random_matrix(&mut r, rows, cols, 1.0);
+    let eps = if rms { f32::EPSILON } else { 1e-5 };
     let (mut stats, mut y) = (Array2::zeros((rows, 2)), Array2::zeros((rows, cols)));
-    cpu::layer_norm(
-        x.view(),
-        gamma.view(),
-        beta.view(),
-        1e-5,
-        &mut stats,
-        &mut y,
-    )
-    .unwrap();
     let (mut dx, mut prod) = (Array2::zeros((rows, cols)), Array2::zeros((rows, cols)));
-    cpu::layer_norm_backward(
-        x.view(),
-        gamma.view(),
-        g.view(),
-        stats.view(),
-        &mut dx,
-        &mut prod,
-    )
-    .unwrap();
+    let (xv, gv) = (x.view(), gamma.view());
+    if rms {
+        cpu::rms_norm(xv, gv, eps, &mut stats, &mut y).unwrap();
+        cpu::rms_norm_backward(xv, gv, g.view(), stats.view(), &mut dx, &mut prod).unwrap();
+    } else {
+        cpu::layer_norm(xv, gv, beta.view(), eps, &mut stats, &mut y).unwrap();
+        cpu::layer_norm_backward(xv, gv, g.view(), stats.view(), &mut dx, &mut prod).unwrap();
+    }
 
     let b = gpu();
     let gpu_x = placed(&x, 1);
@@ -236,58 +230,54 @@ fn check_layer_norm(rows: usize, cols: usize, seed: u64) {
         y_out.matrix.clone(),
         spare.matrix.clone(),
     );
-    b.layer_norm_into(
-        &gpu_x,
-        &gpu_gamma,
-        &placed(&beta, 3),
-        1e-5,
-        &mut s_m,
-        &mut y_m,
-        &mut spare_m,
-    )
+    let (gx, gg) = (&gpu_x, &gpu_gamma);
+    if rms {
+        b.rms_norm_into(gx, gg, eps, &mut s_m, &mut y_m, &mut spare_m)
+    } else {
+        let beta = placed(&beta, 3);
+        b.layer_norm_into(gx, gg, &beta, eps, &mut s_m, &mut y_m, &mut spare_m)
+    }
     .unwrap();
     let dx_out = common::guarded(rows, cols, 1);
     let (mut dx_m, mut prod_m) = (dx_out.matrix.clone(), spare.matrix.clone());
-    b.layer_norm_backward(
-        &gpu_x,
-        &gpu_gamma,
-        &placed(&g, 1),
-        &s_m,
-        &mut dx_m,
-        &mut prod_m,
-    )
+    let grad = placed(&g, 1);
+    if rms {
+        b.rms_norm_backward(gx, gg, &grad, &s_m, &mut dx_m, &mut prod_m)
+    } else {
+        b.layer_norm_backward(gx, gg, &grad, &s_m, &mut dx_m, &mut prod_m)
+    }
     .unwrap();
     let what = format!("{rows}×{cols} seed={seed}");
     // Sums over `cols` terms in another order: errors grow like √cols ulps of the terms.
     let scale = 16.0 * (cols as f32).sqrt() * f32::EPSILON;
     assert_close(
-        &format!("layer_norm stats {what}"),
+        &format!("{name} stats {what}"),
         &b.download(&s_m).unwrap(),
         &stats,
         &tolerance(&stats, scale, scale * 3.0),
     );
     assert_close(
-        &format!("layer_norm {what}"),
+        &format!("{name} {what}"),
         &b.download(&y_m).unwrap(),
         &y,
         &tolerance(&y, scale, scale * 6.0),
     );
     assert_close(
-        &format!("layer_norm_backward dx {what}"),
+        &format!("{name}_backward dx {what}"),
         &b.download(&dx_m).unwrap(),
         &dx,
         &tolerance(&dx, scale * 4.0, scale * 20.0),
     );
     assert_close(
-        &format!("layer_norm_backward prod {what}"),
+        &format!("{name}_backward prod {what}"),
         &b.download(&prod_m).unwrap(),
         &prod,
         &tolerance(&prod, scale, scale * 3.0),
     );
-    stats_out.assert_untouched("layer_norm stats");
-    y_out.assert_untouched("layer_norm");
-    dx_out.assert_untouched("layer_norm_backward");
-    spare.assert_untouched("layer_norm_backward prod");
+    stats_out.assert_untouched(&format!("{name} stats"));
+    y_out.assert_untouched(name);
+    dx_out.assert_untouched(&format!("{name}_backward"));
+    spare.assert_untouched(&format!("{name}_backward prod"));
 }
 
 fn check_dropout(rows: usize, cols: usize, p: f32, seed: u64) {
@@ -486,10 +476,11 @@ fn nonlinearities_at_awkward_shapes() {
 }
 
 #[test]
-fn layer_norm_at_awkward_shapes() {
+fn layer_and_rms_norms_at_awkward_shapes() {
     for (i, &rows) in AWKWARD.iter().enumerate() {
         for &cols in &[1, 7, 64, 65, 300] {
-            check_layer_norm(rows, cols, (i * 7 + cols) as u64);
+            check_layer_norm(rows, cols, (i * 7 + cols) as u64, false);
+            check_layer_norm(rows, cols, (i * 11 + cols) as u64, true);
         }
     }
 }
@@ -572,7 +563,12 @@ proptest! {
 
     #[test]
     fn layer_norm_matches_cpu(rows in 1usize..40, cols in 1usize..200, seed: u64) {
-        check_layer_norm(rows, cols, seed);
+        check_layer_norm(rows, cols, seed, false);
+    }
+
+    #[test]
+    fn rms_norm_matches_cpu(rows in 1usize..40, cols in 1usize..200, seed: u64) {
+        check_layer_norm(rows, cols, seed, true);
     }
 
     #[test]

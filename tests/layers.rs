@@ -9,7 +9,7 @@ use common::{assert_close, gpu};
 use ndarray::{Array2, ArrayD};
 use steepest::nn::{
     Backward, BatchNorm, BufferUpdate, Dropout, Elementwise, Forward, Layer, LayerNorm, Mode,
-    Residual, Sequential,
+    Residual, RmsNorm, Sequential,
 };
 use steepest::{
     Arena, Backend, CpuBackend, Dataset, Init, Linear, Loss, LossShare, Nonlinearity, Session, Sgd,
@@ -365,6 +365,40 @@ fn linear_and_layer_norm_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
 fn linear_and_layer_norm_match_pytorch() {
     linear_and_layer_norm_match_pytorch_on(&CpuBackend, "cpu");
     linear_and_layer_norm_match_pytorch_on(gpu(), "gpu");
+}
+
+/// `nn.RMSNorm(6)` at PyTorch's default eps and at 1e-5, a constant row and a row of zeros
+/// among its five: output, input gradient and gain gradient.
+fn rms_norm_matches_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let f = |k: &str| fixture(&format!("rms_norm.{k}"));
+    let default = RmsNorm::new(6);
+    assert_eq!(default.eps, f32::EPSILON);
+    let with_eps = RmsNorm {
+        eps: 1e-5,
+        ..default
+    };
+    for (case, layer) in [("default", default), ("1e-5", with_eps)] {
+        let (y, dx, grads) = run_layer(backend, &layer, &[f("weight")], &f("x"), &f("g"));
+        for (what, got, want) in [
+            ("y", &y, f(&format!("{case}.y"))),
+            ("dx", &dx, f(&format!("{case}.dx"))),
+            ("dweight", &grads[0], f(&format!("{case}.dweight"))),
+        ] {
+            // The zero row's gradient is 1/√eps ≈ 2 900 times h at the default eps.
+            assert_close(
+                &format!("{name} rms_norm {case} {what}"),
+                got,
+                &want,
+                &tol(&want, 1e-5, 2e-6),
+            );
+        }
+    }
+}
+
+#[test]
+fn rms_norm_matches_pytorch() {
+    rms_norm_matches_pytorch_on(&CpuBackend, "cpu");
+    rms_norm_matches_pytorch_on(gpu(), "gpu");
 }
 
 /// `cases` of the fixture's losses under `prefix` (its logits `{prefix}.x`, targets

@@ -276,6 +276,32 @@ pub trait Backend: 'static {
         prod: &mut Self::Matrix,
     ) -> Result<()>;
 
+    /// Root-mean-square normalisation of each row of `x` (PyTorch's `nn.RMSNorm` over the
+    /// last dimension): `out ← x / √(Σx²/n + eps) · γ`, with each row's (0, 1/σ) into `stats`
+    /// (rows × 2, the layer norm's layout) for the backward pass. `spare` (shaped as `x`) is
+    /// not written, as [`Backend::layer_norm_into`]'s.
+    fn rms_norm_into(
+        &self,
+        x: &Self::Matrix,
+        gamma: &Self::Matrix,
+        eps: f32,
+        stats: &mut Self::Matrix,
+        out: &mut Self::Matrix,
+        spare: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// The RMS norm's backward pass: `grad_in ← ∂loss/∂x` from `grad_out` and the forward
+    /// pass's `stats`, and `prod ← grad_out ⊙ x̂`, whose column sums are ∂loss/∂γ.
+    fn rms_norm_backward(
+        &self,
+        x: &Self::Matrix,
+        gamma: &Self::Matrix,
+        grad_out: &Self::Matrix,
+        stats: &Self::Matrix,
+        grad_in: &mut Self::Matrix,
+        prod: &mut Self::Matrix,
+    ) -> Result<()>;
+
     /// A batch's statistics per feature (column) of `x` (at least 2 rows): its mean, its
     /// biased variance (what batch normalisation divides by) and its unbiased variance (what
     /// the running variance follows), each `1 × cols`.

@@ -17,6 +17,7 @@ mod model_file;
 mod passes;
 mod predict;
 mod residual;
+mod rms_norm;
 mod sequential;
 mod state;
 
@@ -38,5 +39,6 @@ pub(crate) use model_file::{
 pub(crate) use passes::{Activations, Workspace};
 pub use predict::Predictor;
 pub use residual::Residual;
+pub use rms_norm::RmsNorm;
 pub use sequential::Sequential;
 pub(crate) use sequential::{wrong_buffers, wrong_tensors};

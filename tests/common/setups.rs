@@ -1,6 +1,6 @@
 //! Random training setups for the tests that run many of them (`lockstep_setups.rs`,
 //! `resume_setups.rs`): a random stack of layers (an embedding of a categorical column,
-//! linear layers with fused activations, layer and batch norms, nonlinearities, dropout,
+//! linear layers with fused activations, layer, RMS and batch norms, nonlinearities, dropout,
 //! residual blocks), a random loss, optimizer and hyperparameters, clipping, schedule,
 //! parameter groups, moving averages, batch size, accumulation, order and steps per submit,
 //! with data to match. The draws stay out of the numerically degenerate corners where the two
@@ -9,7 +9,7 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::nn::{
-    BatchNorm, Dropout, Elementwise, Embedding, Layer, LayerNorm, Residual, Sequential,
+    BatchNorm, Dropout, Elementwise, Embedding, Layer, LayerNorm, Residual, RmsNorm, Sequential,
 };
 use steepest::optim::{OneCycle, ParamGroup};
 use steepest::{
@@ -23,6 +23,7 @@ use steepest::{
 pub enum Part {
     Linear(usize, Activation),
     LayerNorm,
+    RmsNorm,
     BatchNorm,
     Nonlinearity(Nonlinearity),
     Dropout(f32, u64),
@@ -207,7 +208,8 @@ pub fn draw(seed: u64) -> Setup {
             3 if normalisable(parts.last()) => Part::BatchNorm,
             // A layer norm over one or two features gives (nearly) constant outputs, whose
             // gradients are rounding: over three or more only.
-            2 | 3 if width(features, &parts) >= 3 => Part::LayerNorm,
+            2 | 3 if width(features, &parts) >= 3 && rng.random_bool(0.5) => Part::LayerNorm,
+            2 | 3 if width(features, &parts) >= 3 => Part::RmsNorm,
             2 | 3 => Part::Linear(rng.random_range(3..=19), Activation::Tanh),
             4 if rng.random_bool(0.5) => Part::Nonlinearity(nonlinearity(rng)),
             4 => Part::Dropout(rng.random_range(0.05..0.5), rng.random()),
@@ -334,6 +336,7 @@ pub fn network<B: Backend>(backend: &B, setup: &Setup) -> steepest::Result<Seque
                 width = outputs;
             }
             Part::LayerNorm => layers.push(Box::new(LayerNorm::new(width))),
+            Part::RmsNorm => layers.push(Box::new(RmsNorm::new(width))),
             Part::BatchNorm => layers.push(Box::new(BatchNorm::new(width))),
             Part::Nonlinearity(f) => layers.push(Box::new(Elementwise::new(width, f))),
             Part::Dropout(p, seed) => layers.push(Box::new(Dropout::new(width, p, seed))),

@@ -1,5 +1,6 @@
-//! `cpu::layer_norm` and `cpu::layer_norm_backward`: the references for
-//! `shaders/layer_norm.wgsl`.
+//! `cpu::layer_norm`, `cpu::layer_norm_backward`, `cpu::rms_norm` and
+//! `cpu::rms_norm_backward`: the references for `shaders/layer_norm.wgsl` (the last two for its
+//! kernels with `CENTERED` off).
 
 use ndarray::{Array2, ArrayView2};
 
@@ -64,6 +65,65 @@ pub fn layer_norm_backward(
             let g = grad_out[[r, c]];
             let h = g * gamma[[0, c]];
             grad_in[[r, c]] = (h - mean_h - xhat(c) * mean_hx) * rstd;
+            prod[[r, c]] = g * xhat(c);
+        }
+    }
+    Ok(())
+}
+
+/// `out ← x / σ · γ` per row, σ = √(Σx²/n + eps) (PyTorch's `nn.RMSNorm`), with (0, 1/σ) of
+/// each row into `stats` (rows × 2): the twin of `forward` in `shaders/layer_norm.wgsl` without
+/// `CENTERED`.
+pub fn rms_norm(
+    x: ArrayView2<'_, f32>,
+    gamma: ArrayView2<'_, f32>,
+    eps: f32,
+    stats: &mut Array2<f32>,
+    out: &mut Array2<f32>,
+) -> Result<()> {
+    let op = "rms_norm";
+    layer_norm_dims(op, x.dim(), gamma.dim(), stats.dim(), eps)?;
+    same_shape(op, x.dim(), out.dim())?;
+    let n = x.ncols() as f32;
+    for (r, row) in x.rows().into_iter().enumerate() {
+        let square = row.iter().map(|&v| v * v).sum::<f32>() / n;
+        let rstd = 1.0 / (square + eps).sqrt();
+        for (c, &v) in row.iter().enumerate() {
+            out[[r, c]] = v * rstd * gamma[[0, c]];
+        }
+        stats[[r, 0]] = 0.0;
+        stats[[r, 1]] = rstd;
+    }
+    Ok(())
+}
+
+/// `grad_in ← (h − x̂ · Σ(h·x̂)/n) / σ` with `h = g · γ` and `x̂ = x / σ`, and `prod ← g ⊙ x̂`,
+/// from the forward pass's `stats`: the twin of `backward` in `shaders/layer_norm.wgsl`
+/// without `CENTERED`.
+pub fn rms_norm_backward(
+    x: ArrayView2<'_, f32>,
+    gamma: ArrayView2<'_, f32>,
+    grad_out: ArrayView2<'_, f32>,
+    stats: ArrayView2<'_, f32>,
+    grad_in: &mut Array2<f32>,
+    prod: &mut Array2<f32>,
+) -> Result<()> {
+    let op = "rms_norm_backward";
+    layer_norm_dims(op, x.dim(), gamma.dim(), stats.dim(), 1.0)?;
+    same_shape(op, x.dim(), grad_out.dim())?;
+    same_shape(op, x.dim(), grad_in.dim())?;
+    same_shape(op, x.dim(), prod.dim())?;
+    let n = x.ncols() as f32;
+    for r in 0..x.nrows() {
+        let rstd = stats[[r, 1]];
+        let xhat = |c: usize| x[[r, c]] * rstd;
+        let sum_hx: f32 = (0..x.ncols())
+            .map(|c| grad_out[[r, c]] * gamma[[0, c]] * xhat(c))
+            .sum();
+        let mean_hx = sum_hx / n;
+        for c in 0..x.ncols() {
+            let g = grad_out[[r, c]];
+            grad_in[[r, c]] = (g * gamma[[0, c]] - xhat(c) * mean_hx) * rstd;
             prod[[r, c]] = g * xhat(c);
         }
     }

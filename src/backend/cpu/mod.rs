@@ -22,7 +22,7 @@ pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use embedding::{embedding, embedding_backward};
 pub use gather::{gather_batch, gather_rows};
-pub use layer_norm::{layer_norm, layer_norm_backward};
+pub use layer_norm::{layer_norm, layer_norm_backward, rms_norm, rms_norm_backward};
 pub use loss::loss;
 pub use matmul::matmul;
 pub use nonlinearity::{nonlinearity, nonlinearity_backward};
@@ -229,6 +229,38 @@ impl Backend for CpuBackend {
         prod: &mut Array2<f32>,
     ) -> Result<()> {
         layer_norm_backward(
+            x.view(),
+            gamma.view(),
+            grad_out.view(),
+            stats.view(),
+            grad_in,
+            prod,
+        )
+    }
+
+    fn rms_norm_into(
+        &self,
+        x: &Array2<f32>,
+        gamma: &Array2<f32>,
+        eps: f32,
+        stats: &mut Array2<f32>,
+        out: &mut Array2<f32>,
+        spare: &mut Array2<f32>,
+    ) -> Result<()> {
+        let _ = spare;
+        rms_norm(x.view(), gamma.view(), eps, stats, out)
+    }
+
+    fn rms_norm_backward(
+        &self,
+        x: &Array2<f32>,
+        gamma: &Array2<f32>,
+        grad_out: &Array2<f32>,
+        stats: &Array2<f32>,
+        grad_in: &mut Array2<f32>,
+        prod: &mut Array2<f32>,
+    ) -> Result<()> {
+        rms_norm_backward(
             x.view(),
             gamma.view(),
             grad_out.view(),

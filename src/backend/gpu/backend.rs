@@ -11,7 +11,8 @@ use super::{
     axpy, batch_norm, batch_norm_backward, batch_norm_stats, column_sum, dropout, dropout_backward,
     embedding, embedding_backward, gather_batch, gather_rows, layer_norm, layer_norm_backward,
     lerp, linear_backward, linear_backward_frozen_weight, linear_chain, linear_grads, loss, matmul,
-    matmul_activation_backward, nonlinearity, nonlinearity_backward, scale,
+    matmul_activation_backward, nonlinearity, nonlinearity_backward, rms_norm, rms_norm_backward,
+    scale,
 };
 use crate::backend::{Activation, Backend, DropoutDraw, LinearLink, Matmul, Nonlinearity};
 use crate::backend::{Loss, LossShare};
@@ -284,6 +285,30 @@ impl Backend for GpuBackend {
         prod: &mut GpuMatrix,
     ) -> Result<()> {
         layer_norm_backward(&self.ctx, x, gamma, grad_out, stats, grad_in, prod)
+    }
+
+    fn rms_norm_into(
+        &self,
+        x: &GpuMatrix,
+        gamma: &GpuMatrix,
+        eps: f32,
+        stats: &mut GpuMatrix,
+        out: &mut GpuMatrix,
+        spare: &mut GpuMatrix,
+    ) -> Result<()> {
+        rms_norm(&self.ctx, x, gamma, eps, stats, out, spare)
+    }
+
+    fn rms_norm_backward(
+        &self,
+        x: &GpuMatrix,
+        gamma: &GpuMatrix,
+        grad_out: &GpuMatrix,
+        stats: &GpuMatrix,
+        grad_in: &mut GpuMatrix,
+        prod: &mut GpuMatrix,
+    ) -> Result<()> {
+        rms_norm_backward(&self.ctx, x, gamma, grad_out, stats, grad_in, prod)
     }
 
     fn dropout_into(

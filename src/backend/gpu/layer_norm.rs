@@ -1,5 +1,6 @@
-//! Host side of `shaders/layer_norm.wgsl`: `gpu::layer_norm` and `gpu::layer_norm_backward`,
-//! twins of the CPU functions of the same names.
+//! Host side of `shaders/layer_norm.wgsl`: `gpu::layer_norm`, `gpu::layer_norm_backward`,
+//! `gpu::rms_norm` and `gpu::rms_norm_backward` (the kernels with `CENTERED` off), twins of the
+//! CPU functions of the same names.
 
 use super::GpuMatrix;
 use super::context::GpuContext;
@@ -45,12 +46,17 @@ struct Params {
     eps: f32,
 }
 
+/// Layer normalisation, or root-mean-square normalisation (the shader's `CENTERED`).
+#[derive(Clone, Copy)]
+enum Norm {
+    Layer,
+    Rms,
+}
+
 /// Records `kernel` with its six bindings, one workgroup per row.
-#[allow(clippy::too_many_arguments)]
 fn run(
     ctx: &GpuContext,
-    op: &'static str,
-    kernel: &Kernel,
+    (op, kernel, norm): (&'static str, &Kernel, Norm),
     [x, gamma, third, stats, out, prod]: [&GpuMatrix; 6],
     eps: f32,
 ) -> Result<()> {
@@ -81,7 +87,10 @@ fn run(
         &[xb.bind, gb.bind, tb.bind, sb.bind, ob.bind, pb.bind],
         &[Entry {
             kernel,
-            overrides: &[],
+            overrides: match norm {
+                Norm::Layer => &[],
+                Norm::Rms => &[("CENTERED", 0.0)],
+            },
             // One workgroup per row: `striding_groups` counts 256-wide groups, so ask for rows
             // × 256 items to get one group per row (up to its cap, then rows stride).
             groups: [striding_groups(rows.saturating_mul(256)), 1, 1],
@@ -106,7 +115,12 @@ pub fn layer_norm(
     let op = "layer_norm";
     layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), eps)?;
     layer_norm_dims(op, out.shape(), beta.shape(), stats.shape(), eps)?;
-    run(ctx, op, &FORWARD, [x, gamma, beta, stats, out, spare], eps)
+    run(
+        ctx,
+        (op, &FORWARD, Norm::Layer),
+        [x, gamma, beta, stats, out, spare],
+        eps,
+    )
 }
 
 /// `grad_in ← ∂loss/∂x` from `grad_out` and the forward pass's `stats`, and `prod ← g ⊙ x̂`
@@ -128,8 +142,55 @@ pub fn layer_norm_backward(
     crate::backend::same_shape(op, x.shape(), prod.shape())?;
     run(
         ctx,
-        op,
-        &BACKWARD,
+        (op, &BACKWARD, Norm::Layer),
+        [x, gamma, grad_out, stats, grad_in, prod],
+        0.0,
+    )
+}
+
+/// `out ← x / σ · γ` per row, σ = √(Σx²/n + eps), with (0, 1/σ) per row into `stats` (rows ×
+/// 2, the layer norm's layout): the twin of [`crate::backend::cpu::rms_norm`]. `spare` is
+/// bound but not written, as the layer norm's.
+pub fn rms_norm(
+    ctx: &GpuContext,
+    x: &GpuMatrix,
+    gamma: &GpuMatrix,
+    eps: f32,
+    stats: &GpuMatrix,
+    out: &GpuMatrix,
+    spare: &GpuMatrix,
+) -> Result<()> {
+    let op = "rms_norm";
+    layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), eps)?;
+    crate::backend::same_shape(op, x.shape(), out.shape())?;
+    // γ stands in for β, which the kernel does not read without CENTERED.
+    run(
+        ctx,
+        (op, &FORWARD, Norm::Rms),
+        [x, gamma, gamma, stats, out, spare],
+        eps,
+    )
+}
+
+/// `grad_in ← ∂loss/∂x` from `grad_out` and the forward pass's `stats`, and `prod ← g ⊙ x̂`
+/// (whose column sums are ∂loss/∂γ): the twin of [`crate::backend::cpu::rms_norm_backward`].
+pub fn rms_norm_backward(
+    ctx: &GpuContext,
+    x: &GpuMatrix,
+    gamma: &GpuMatrix,
+    grad_out: &GpuMatrix,
+    stats: &GpuMatrix,
+    grad_in: &GpuMatrix,
+    prod: &GpuMatrix,
+) -> Result<()> {
+    let op = "rms_norm_backward";
+    layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), 1.0)?;
+    crate::backend::same_shape(op, x.shape(), grad_out.shape())?;
+    crate::backend::same_shape(op, x.shape(), grad_in.shape())?;
+    crate::backend::same_shape(op, x.shape(), prod.shape())?;
+    run(
+        ctx,
+        (op, &BACKWARD, Norm::Rms),
         [x, gamma, grad_out, stats, grad_in, prod],
         0.0,
     )

@@ -47,7 +47,7 @@ pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use embedding::{embedding, embedding_backward};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
 pub use kernel::{Binding as KernelBinding, BuiltKernel};
-pub use layer_norm::{layer_norm, layer_norm_backward};
+pub use layer_norm::{layer_norm, layer_norm_backward, rms_norm, rms_norm_backward};
 pub use linear_backward::{
     linear_backward, linear_backward_frozen_weight, linear_grads, linear_grads_tiled,
 };

@@ -55,7 +55,7 @@
 //! ## Models beyond the MLP
 //!
 //! [`Mlp`] builds a [`Sequential`] model of [`Linear`] layers. Any chain of layers is one:
-//! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, ELU, SELU, Mish, …),
+//! the [`nn`] module has `Elementwise` (GELU, SiLU, leaky ReLU, ELU, SELU, Mish, …), `Glu`,
 //! `LayerNorm`, `RmsNorm`, `BatchNorm`, `Dropout`, `Residual` and `Embedding` (a categorical input
 //! column's learned vectors), and the [`Layer`] trait is the seam for layers of your own (its
 //! docs show one).

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rand::RngExt;
 use steepest::backend::DropoutDraw;
 use steepest::backend::cpu;
-use steepest::{Backend, Nonlinearity};
+use steepest::{Backend, CpuBackend, Nonlinearity};
 
 /// Rows and columns the named cases cover: 1, workgroup edges and their neighbours.
 const AWKWARD: [usize; 6] = [1, 3, 63, 65, 257, 300];
@@ -312,6 +312,54 @@ fn check_dropout(rows: usize, cols: usize, p: f32, seed: u64) {
     dx_out.assert_untouched("dropout_backward");
 }
 
+/// The gated linear unit's kernels over `half`-wide halves on views inside guarded buffers
+/// against the CPU twins. `exp` may round differently on the GPU: within a few ulps.
+fn check_glu(rows: usize, half: usize, seed: u64) {
+    let mut r = rng(seed);
+    let x = random_matrix(&mut r, rows, 2 * half, 4.0);
+    let g = random_matrix(&mut r, rows, half, 2.0);
+    let mut y = Array2::zeros((rows, half));
+    cpu::glu(x.view(), &mut y).unwrap();
+    let mut dx = Array2::zeros((rows, 2 * half));
+    cpu::glu_backward(x.view(), g.view(), &mut dx).unwrap();
+
+    let b = gpu();
+    let y_out = common::guarded(rows, half, 3);
+    let dx_out = common::guarded(rows, 2 * half, 1);
+    let (mut y_m, mut dx_m) = (y_out.matrix.clone(), dx_out.matrix.clone());
+    let gpu_x = placed(&x, 2);
+    b.glu_into(&gpu_x, &mut y_m).unwrap();
+    b.glu_backward(&gpu_x, &placed(&g, 1), &mut dx_m).unwrap();
+    let what = format!("{rows}×(2·{half}) seed={seed}");
+    let ulps = 8.0 * f32::EPSILON;
+    assert_close(
+        &format!("glu {what}"),
+        &b.download(&y_m).unwrap(),
+        &y,
+        &tolerance(&y, ulps, ulps),
+    );
+    assert_close(
+        &format!("glu_backward {what}"),
+        &b.download(&dx_m).unwrap(),
+        &dx,
+        &tolerance(&dx, ulps, ulps),
+    );
+    y_out.assert_untouched("glu");
+    dx_out.assert_untouched("glu_backward");
+    // An odd width has no halves; an output of the wrong width is refused; nothing is written.
+    let odd = placed(&random_matrix(&mut r, rows, 2 * half + 1, 1.0), 0);
+    let err = b.glu_into(&odd, &mut y_m).unwrap_err().to_string();
+    assert!(err.contains("even number of columns"), "{err}");
+    let mut wide = b.zeros(rows, half + 1).unwrap();
+    assert!(b.glu_into(&gpu_x, &mut wide).is_err());
+    assert!(
+        CpuBackend
+            .glu_into(&x, &mut Array2::zeros((rows, half + 1)))
+            .is_err()
+    );
+    y_out.assert_untouched("glu after refusals");
+}
+
 fn check_add(rows: usize, cols: usize, seed: u64) {
     let mut r = rng(seed);
     let a = random_matrix(&mut r, rows, cols, 3.0);
@@ -486,6 +534,15 @@ fn layer_and_rms_norms_at_awkward_shapes() {
 }
 
 #[test]
+fn glu_at_awkward_shapes() {
+    for (i, &rows) in AWKWARD.iter().enumerate() {
+        for &half in &[1, 2, 63, 65, 150] {
+            check_glu(rows, half, (i * 13 + half) as u64);
+        }
+    }
+}
+
+#[test]
 fn dropout_at_awkward_shapes() {
     for (i, &rows) in AWKWARD.iter().enumerate() {
         for p in [0.0, 0.1, 0.5, 0.9] {
@@ -564,6 +621,11 @@ proptest! {
     #[test]
     fn layer_norm_matches_cpu(rows in 1usize..40, cols in 1usize..200, seed: u64) {
         check_layer_norm(rows, cols, seed, false);
+    }
+
+    #[test]
+    fn glu_matches_cpu(rows in 1usize..80, half in 1usize..160, seed: u64) {
+        check_glu(rows, half, seed);
     }
 
     #[test]

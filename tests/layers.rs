@@ -8,7 +8,7 @@ mod common;
 use common::{assert_close, gpu};
 use ndarray::{Array2, ArrayD};
 use steepest::nn::{
-    Backward, BatchNorm, BufferUpdate, Dropout, Elementwise, Forward, Layer, LayerNorm, Mode,
+    Backward, BatchNorm, BufferUpdate, Dropout, Elementwise, Forward, Glu, Layer, LayerNorm, Mode,
     Residual, RmsNorm, Sequential,
 };
 use steepest::{
@@ -393,6 +393,23 @@ fn rms_norm_matches_pytorch_on<B: Backend>(backend: &B, name: &str) {
             );
         }
     }
+}
+
+/// `nn.GLU()` on 4 rows of two 5-wide halves, gates saturated at ±30 among them: output and
+/// input gradient.
+fn glu_matches_pytorch_on<B: Backend>(backend: &B, name: &str) {
+    let f = |k: &str| fixture(&format!("glu.{k}"));
+    let (y, dx, _) = run_layer(backend, &Glu::new(10), &[], &f("x"), &f("g"));
+    for (what, got, want) in [("y", &y, f("y")), ("dx", &dx, f("dx"))] {
+        let within = tol(&want, 1e-6, 1e-7);
+        assert_close(&format!("{name} glu {what}"), got, &want, &within);
+    }
+}
+
+#[test]
+fn glu_matches_pytorch() {
+    glu_matches_pytorch_on(&CpuBackend, "cpu");
+    glu_matches_pytorch_on(gpu(), "gpu");
 }
 
 #[test]

@@ -13,7 +13,7 @@ macro_rules! shader_files {
     };
 }
 
-const SHADERS: [(&str, &str); 17] = shader_files![
+const SHADERS: [(&str, &str); 18] = shader_files![
     "activation.wgsl",
     "batch_norm.wgsl",
     "copy.wgsl",
@@ -21,6 +21,7 @@ const SHADERS: [(&str, &str); 17] = shader_files![
     "elementwise.wgsl",
     "embedding.wgsl",
     "gather.wgsl",
+    "glu.wgsl",
     "layer_norm.wgsl",
     "linear_backward.wgsl",
     "linear_chain.wgsl",

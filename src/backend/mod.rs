@@ -32,8 +32,9 @@ use ndarray::{Array2, ArrayView2};
 
 pub(crate) use shapes::{
     arena_len, batch_norm_dims, batch_rows, check_labels, check_lerp_weight, column_sum_dims,
-    fused_backward_dims, gather_batch_dims, gather_dims, layer_norm_dims, linear_backward_dims,
-    linear_chain_dims, linear_grads_dims, loss_dims, same_shape, totals_dims, transpose_dims,
+    fused_backward_dims, gather_batch_dims, gather_dims, glu_dims, layer_norm_dims,
+    linear_backward_dims, linear_chain_dims, linear_grads_dims, loss_dims, same_shape, totals_dims,
+    transpose_dims,
 };
 
 use crate::error::Result;
@@ -243,6 +244,19 @@ pub trait Backend: 'static {
     fn nonlinearity_backward(
         &self,
         function: Nonlinearity,
+        x: &Self::Matrix,
+        grad_out: &Self::Matrix,
+        grad_in: &mut Self::Matrix,
+    ) -> Result<()>;
+
+    /// The gated linear unit (PyTorch's `nn.GLU` over the last dimension): `out ← a ⊙ σ(b)`,
+    /// where `a` and `b` are the two halves of each row of `x` (rows × 2h; `out` rows × h).
+    fn glu_into(&self, x: &Self::Matrix, out: &mut Self::Matrix) -> Result<()>;
+
+    /// The gated linear unit's backward pass: `grad_in ← ∂loss/∂x` (rows × 2h: `σ(b) ⊙ g`,
+    /// then `(1 − σ(b)) ⊙ σ(b) ⊙ a ⊙ g`) from `grad_out` (rows × h).
+    fn glu_backward(
+        &self,
         x: &Self::Matrix,
         grad_out: &Self::Matrix,
         grad_in: &mut Self::Matrix,

@@ -244,6 +244,24 @@ pub(crate) fn gather_batch_dims(
     Ok(rows)
 }
 
+/// `x` holds each row's two halves, and `half` (its output, or the output's gradient) is
+/// `rows × cols/2` of it: a gated linear unit's shapes. Returns the half width.
+pub(crate) fn glu_dims(op: &'static str, x: (usize, usize), half: (usize, usize)) -> Result<usize> {
+    if !x.1.is_multiple_of(2) || half != (x.0, x.1 / 2) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "input {} (an even number of columns: two halves) against output {}: the \
+                 output must be {}",
+                Dims(x.0, x.1),
+                Dims(half.0, half.1),
+                Dims(x.0, x.1 / 2)
+            ),
+        });
+    }
+    Ok(x.1 / 2)
+}
+
 /// `out` is the 1×cols row of column sums of `m`.
 pub(crate) fn column_sum_dims(m: (usize, usize), out: (usize, usize)) -> Result<()> {
     if out != (1, m.1) {

@@ -1,7 +1,7 @@
 //! Random training setups for the tests that run many of them (`lockstep_setups.rs`,
 //! `resume_setups.rs`): a random stack of layers (an embedding of a categorical column,
-//! linear layers with fused activations, layer, RMS and batch norms, nonlinearities, dropout,
-//! residual blocks), a random loss, optimizer and hyperparameters, clipping, schedule,
+//! linear layers with fused activations, layer, RMS and batch norms, nonlinearities, gated
+//! linear units, dropout, residual blocks), a random loss, optimizer and hyperparameters, clipping, schedule,
 //! parameter groups, moving averages, batch size, accumulation, order and steps per submit,
 //! with data to match. The draws stay out of the numerically degenerate corners where the two
 //! backends' roundings, both right, differ by a whole step (each rule says which).
@@ -9,7 +9,8 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::nn::{
-    BatchNorm, Dropout, Elementwise, Embedding, Layer, LayerNorm, Residual, RmsNorm, Sequential,
+    BatchNorm, Dropout, Elementwise, Embedding, Glu, Layer, LayerNorm, Residual, RmsNorm,
+    Sequential,
 };
 use steepest::optim::{OneCycle, ParamGroup};
 use steepest::{
@@ -27,6 +28,8 @@ pub enum Part {
     BatchNorm,
     Nonlinearity(Nonlinearity),
     Dropout(f32, u64),
+    /// A gated linear unit: half the features out.
+    Glu,
     /// LayerNorm, a square linear layer and a nonlinearity, added to the block's input.
     Residual(Nonlinearity),
 }
@@ -69,6 +72,7 @@ fn nonlinearity(rng: &mut StdRng) -> Nonlinearity {
 fn width(inputs: usize, parts: &[Part]) -> usize {
     parts.iter().fold(inputs, |width, part| match part {
         Part::Linear(outputs, _) => *outputs,
+        Part::Glu => width / 2,
         _ => width,
     })
 }
@@ -203,7 +207,9 @@ pub fn draw(seed: u64) -> Setup {
     let features = embedding.map_or(inputs, |e| inputs - 1 + e.dim);
     let mut parts: Vec<Part> = Vec::new();
     for _ in 0..rng.random_range(1..=4) {
-        let part = match rng.random_range(0..6) {
+        let part = match rng.random_range(0..7) {
+            6 if width(features, &parts).is_multiple_of(2) => Part::Glu,
+            6 => Part::Linear(2 * rng.random_range(1..=9), pick(rng, &Activation::ALL)),
             0 | 1 => Part::Linear(rng.random_range(2..=19), pick(rng, &Activation::ALL)),
             3 if normalisable(parts.last()) => Part::BatchNorm,
             // A layer norm over one or two features gives (nearly) constant outputs, whose
@@ -340,6 +346,10 @@ pub fn network<B: Backend>(backend: &B, setup: &Setup) -> steepest::Result<Seque
             Part::BatchNorm => layers.push(Box::new(BatchNorm::new(width))),
             Part::Nonlinearity(f) => layers.push(Box::new(Elementwise::new(width, f))),
             Part::Dropout(p, seed) => layers.push(Box::new(Dropout::new(width, p, seed))),
+            Part::Glu => {
+                layers.push(Box::new(Glu::new(width)));
+                width /= 2;
+            }
             Part::Residual(f) => {
                 let block: Vec<Box<dyn Layer<B>>> = vec![
                     Box::new(LayerNorm::new(width)),

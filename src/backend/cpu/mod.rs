@@ -7,6 +7,7 @@ mod dropout;
 mod elementwise;
 mod embedding;
 mod gather;
+mod glu;
 mod layer_norm;
 mod loss;
 mod matmul;
@@ -22,6 +23,7 @@ pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use embedding::{embedding, embedding_backward};
 pub use gather::{gather_batch, gather_rows};
+pub use glu::{glu, glu_backward};
 pub use layer_norm::{layer_norm, layer_norm_backward, rms_norm, rms_norm_backward};
 pub use loss::loss;
 pub use matmul::matmul;
@@ -236,6 +238,19 @@ impl Backend for CpuBackend {
             grad_in,
             prod,
         )
+    }
+
+    fn glu_into(&self, x: &Array2<f32>, out: &mut Array2<f32>) -> Result<()> {
+        glu(x.view(), out)
+    }
+
+    fn glu_backward(
+        &self,
+        x: &Array2<f32>,
+        grad_out: &Array2<f32>,
+        grad_in: &mut Array2<f32>,
+    ) -> Result<()> {
+        glu_backward(x.view(), grad_out.view(), grad_in)
     }
 
     fn rms_norm_into(

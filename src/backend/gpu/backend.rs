@@ -9,10 +9,10 @@ use super::reduce::Reduction;
 use super::{
     GpuArena, GpuContext, GpuIndices, GpuMatrix, GpuOptimizer, activation_backward, add, arena_ops,
     axpy, batch_norm, batch_norm_backward, batch_norm_stats, column_sum, dropout, dropout_backward,
-    embedding, embedding_backward, gather_batch, gather_rows, layer_norm, layer_norm_backward,
-    lerp, linear_backward, linear_backward_frozen_weight, linear_chain, linear_grads, loss, matmul,
-    matmul_activation_backward, nonlinearity, nonlinearity_backward, rms_norm, rms_norm_backward,
-    scale,
+    embedding, embedding_backward, gather_batch, gather_rows, glu, glu_backward, layer_norm,
+    layer_norm_backward, lerp, linear_backward, linear_backward_frozen_weight, linear_chain,
+    linear_grads, loss, matmul, matmul_activation_backward, nonlinearity, nonlinearity_backward,
+    rms_norm, rms_norm_backward, scale,
 };
 use crate::backend::{Activation, Backend, DropoutDraw, LinearLink, Matmul, Nonlinearity};
 use crate::backend::{Loss, LossShare};
@@ -285,6 +285,19 @@ impl Backend for GpuBackend {
         prod: &mut GpuMatrix,
     ) -> Result<()> {
         layer_norm_backward(&self.ctx, x, gamma, grad_out, stats, grad_in, prod)
+    }
+
+    fn glu_into(&self, x: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        glu(&self.ctx, x, out)
+    }
+
+    fn glu_backward(
+        &self,
+        x: &GpuMatrix,
+        grad_out: &GpuMatrix,
+        grad_in: &mut GpuMatrix,
+    ) -> Result<()> {
+        glu_backward(&self.ctx, x, grad_out, grad_in)
     }
 
     fn rms_norm_into(

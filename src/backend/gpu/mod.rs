@@ -14,6 +14,7 @@ mod elementwise;
 mod embedding;
 mod fingerprint;
 mod gather;
+mod glu;
 mod in_flight;
 mod kernel;
 mod layer_norm;
@@ -46,6 +47,7 @@ pub use dropout::{dropout, dropout_backward};
 pub use elementwise::{activation_backward, add, axpy, lerp, scale};
 pub use embedding::{embedding, embedding_backward};
 pub use gather::{GpuIndices, gather_batch, gather_rows};
+pub use glu::{glu, glu_backward};
 pub use kernel::{Binding as KernelBinding, BuiltKernel};
 pub use layer_norm::{layer_norm, layer_norm_backward, rms_norm, rms_norm_backward};
 pub use linear_backward::{

@@ -1,6 +1,7 @@
 //! A steady training step creates nothing: after a warm-up, 100 steps (epoch ends, validation
 //! passes, logged steps and a shorter last batch included) add no buffer, bind group or
-//! pipeline, submit once per step and wait once per epoch. So does `GpuOptimizer::step`.
+//! pipeline, submit once per step and wait once per epoch. So does `GpuOptimizer::step`, and
+//! so do random setups of every layer, loss, optimizer and setting (`common/setups.rs`).
 
 mod common;
 
@@ -803,4 +804,45 @@ fn a_sequential_runs_its_linear_layers_as_chains() {
         common::bit_identical(&chained, &one_by_one),
         "the chained forward pass differs from the layers' own"
     );
+}
+
+/// Random setups (`common/setups.rs`: any stack of layers, loss, optimizer, groups, averages,
+/// batching and submits) on a device of their own: after four warm-up epochs (SWA has begun
+/// averaging by then), three more epochs with a validation pass each create no buffer, bind
+/// group, pipeline or op site.
+fn random_setup_is_steady(g: &steepest::GpuBackend, seed: u64) {
+    use common::setups::{dataset, draw, network};
+    let setup = draw(seed);
+    let data = dataset(&setup);
+    let (train, val) = data.split(0.25, seed).unwrap();
+    let mut net = network(g, &setup).unwrap();
+    let Ok(mut session) = Session::new(&setup.trainer, g, &mut net, &train, Some(&val)) else {
+        return; // refused alike on both backends (`lockstep_setups.rs`)
+    };
+    let ctx = g.context();
+    for _ in 0..4 {
+        if session.run_epoch().is_err() {
+            return;
+        }
+    }
+    let (before, sites) = (ctx.counters(), ctx.site_count());
+    for _ in 0..3 {
+        session.run_epoch().unwrap();
+    }
+    let what = format!("seed {seed}: {setup:?}");
+    assert_nothing_created(&what, added(before, ctx.counters()));
+    assert_eq!(ctx.site_count(), sites, "{what}: the op sites grew");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 16,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_setups_are_steady(seed in proptest::prelude::any::<u64>()) {
+        static DEVICE: std::sync::OnceLock<steepest::GpuBackend> = std::sync::OnceLock::new();
+        random_setup_is_steady(DEVICE.get_or_init(common::own_gpu), seed);
+    }
 }

@@ -2,7 +2,9 @@
 //! checkpoint after a random number of steps and runs on; a new session of a freshly built
 //! model loads the checkpoint and takes the same steps. On the same backend the two must end
 //! bit for bit alike (parameters, buffers, optimizer state, moving averages, history), on the
-//! CPU and on the GPU: whatever a setup adds to a run's state, a checkpoint must keep.
+//! CPU and on the GPU: whatever a setup adds to a run's state, a checkpoint must keep. The
+//! trained model, saved as a model file and loaded, and through a predictor, predicts the same
+//! bits.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use common::gpu;
 use common::setups::{Setup, dataset, draw, network};
 use proptest::prelude::*;
+use steepest::nn::Sequential;
 use steepest::{Backend, CpuBackend, Model, Session};
 
 /// Steps taken before the save, at most, and after it.
@@ -57,6 +60,7 @@ fn resume_on<B: Backend>(backend: &B, setup: &Setup, before: u64, path: &Path) -
         run.step().ok()?;
     }
     let unbroken = state(backend, &run);
+    drop(run);
     // A model built afresh (another initialisation: the checkpoint brings the parameters).
     let mut fresh = network(backend, setup).unwrap();
     fresh
@@ -71,11 +75,38 @@ fn resume_on<B: Backend>(backend: &B, setup: &Setup, before: u64, path: &Path) -
         resumed.step().unwrap();
     }
     let again = state(backend, &resumed);
+    drop(resumed);
+    files_and_predictors(backend, setup, (&net, &mut fresh), path);
     assert!(
         unbroken == again,
         "resumed after {before} steps:\nunbroken {unbroken}\nresumed  {again}"
     );
     Some(())
+}
+
+/// The trained model saved as a model file and loaded into `fresh` predicts the same bits, and
+/// so does a predictor of a small batch (several passes, a shorter last one) over either.
+fn files_and_predictors<B: Backend>(
+    backend: &B,
+    setup: &Setup,
+    (trained, fresh): (&Sequential<B>, &mut Sequential<B>),
+    path: &Path,
+) {
+    let file = path.with_extension("model.safetensors");
+    trained.save_safetensors(backend, &file).unwrap();
+    fresh.load_safetensors(backend, &file).unwrap();
+    let x = dataset(setup).x().clone();
+    let bits = |a: &ndarray::Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let expected = bits(&trained.predict(backend, x.view()).unwrap());
+    assert!(
+        bits(&fresh.predict(backend, x.view()).unwrap()) == expected,
+        "loaded from a file"
+    );
+    let mut predictor = trained.predictor(7).unwrap();
+    for model in [trained, &*fresh] {
+        let got = predictor.predict(backend, model, x.view()).unwrap();
+        assert!(bits(&got) == expected, "through a predictor of 7 rows");
+    }
 }
 
 fn resume(seed: u64) {

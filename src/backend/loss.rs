@@ -1,4 +1,9 @@
-//! Loss functions, each computed with its gradient in one fused pass on either backend.
+//! Loss functions, each computed with its gradient in one fused pass on either backend, and
+//! the shape and label checks of that pass.
+
+use ndarray::ArrayView2;
+
+use crate::error::{Dims, Error, Result};
 
 /// A loss over a batch, averaged as PyTorch's `reduction='mean'` does.
 ///
@@ -236,5 +241,65 @@ impl LossShare {
             update_rows: rows,
             first: true,
         }
+    }
+}
+
+/// Targets and gradient fit the logits for `loss`, and the batch fits in its update.
+pub(crate) fn loss_dims(
+    loss: Loss,
+    logits: (usize, usize),
+    targets: (usize, usize),
+    grad: Option<(usize, usize)>,
+    share: LossShare,
+) -> Result<()> {
+    let op = "loss";
+    if share.update_rows < logits.0 {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "the batch's {} rows are more than the {} of the update it is a share of",
+                logits.0, share.update_rows
+            ),
+        });
+    }
+    let expected = (logits.0, loss.target_cols(logits.1));
+    if targets != expected {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "{} targets are {}, expected {} for logits of {}",
+                loss.name(),
+                Dims(targets.0, targets.1),
+                Dims(expected.0, expected.1),
+                Dims(logits.0, logits.1)
+            ),
+        });
+    }
+    if let Some(grad) = grad.filter(|&g| g != logits) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "gradient is {}, logits are {}",
+                Dims(grad.0, grad.1),
+                Dims(logits.0, logits.1)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Every class label is an integer in `0..classes`.
+pub(crate) fn check_labels(labels: ArrayView2<'_, f32>, classes: usize) -> Result<()> {
+    match labels
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| !(l >= 0.0 && l.fract() == 0.0 && (l as usize) < classes))
+    {
+        Some((row, &label)) => Err(Error::Label {
+            row,
+            label,
+            classes,
+        }),
+        None => Ok(()),
     }
 }

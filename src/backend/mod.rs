@@ -13,6 +13,7 @@ mod linear;
 mod loss;
 mod matmul_spec;
 mod nonlinearity;
+mod normalization;
 mod shapes;
 mod storage;
 
@@ -21,8 +22,8 @@ pub(crate) use activation::sigmoid;
 pub use dropout::DropoutDraw;
 pub use embedding::{MAX_EMBEDDING_VOCAB, embedding_index};
 pub use linear::LinearLink;
-pub(crate) use loss::class_weights_dims;
 pub use loss::{Loss, LossShare};
+pub(crate) use loss::{check_labels, class_weights_dims, loss_dims};
 pub use matmul_spec::{Matmul, MatmulDims, matmul_dims};
 pub use nonlinearity::Nonlinearity;
 pub use storage::{Arena, Matrix};
@@ -30,11 +31,11 @@ pub(crate) use storage::{check_same_tensors, same_tensors};
 
 use ndarray::{Array2, ArrayView2};
 
+pub(crate) use normalization::{batch_norm_dims, batch_rows, layer_norm_dims};
 pub(crate) use shapes::{
-    arena_len, batch_norm_dims, batch_rows, check_labels, check_lerp_weight, column_sum_dims,
-    fused_backward_dims, gather_batch_dims, gather_dims, glu_dims, layer_norm_dims,
-    linear_backward_dims, linear_chain_dims, linear_grads_dims, loss_dims, same_shape, totals_dims,
-    transpose_dims,
+    arena_len, check_lerp_weight, column_sum_dims, fused_backward_dims, gather_batch_dims,
+    gather_dims, glu_dims, linear_backward_dims, linear_chain_dims, linear_grads_dims, same_shape,
+    totals_dims, transpose_dims,
 };
 
 use crate::error::Result;

@@ -1,9 +1,6 @@
 //! Shape checks shared by both backends, run before any allocation or dispatch so that both
 //! fail alike and a rejected call changes nothing.
 
-use ndarray::ArrayView2;
-
-use crate::backend::{Loss, LossShare};
 use crate::error::{Dims, Error, Result};
 
 /// Operands of an elementwise op must have one shape.
@@ -278,66 +275,6 @@ pub(crate) fn column_sum_dims(m: (usize, usize), out: (usize, usize)) -> Result<
     Ok(())
 }
 
-/// Targets and gradient fit the logits for `loss`, and the batch fits in its update.
-pub(crate) fn loss_dims(
-    loss: Loss,
-    logits: (usize, usize),
-    targets: (usize, usize),
-    grad: Option<(usize, usize)>,
-    share: LossShare,
-) -> Result<()> {
-    let op = "loss";
-    if share.update_rows < logits.0 {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "the batch's {} rows are more than the {} of the update it is a share of",
-                logits.0, share.update_rows
-            ),
-        });
-    }
-    let expected = (logits.0, loss.target_cols(logits.1));
-    if targets != expected {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "{} targets are {}, expected {} for logits of {}",
-                loss.name(),
-                Dims(targets.0, targets.1),
-                Dims(expected.0, expected.1),
-                Dims(logits.0, logits.1)
-            ),
-        });
-    }
-    if let Some(grad) = grad.filter(|&g| g != logits) {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "gradient is {}, logits are {}",
-                Dims(grad.0, grad.1),
-                Dims(logits.0, logits.1)
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Every class label is an integer in `0..classes`.
-pub(crate) fn check_labels(labels: ArrayView2<'_, f32>, classes: usize) -> Result<()> {
-    match labels
-        .iter()
-        .enumerate()
-        .find(|&(_, &l)| !(l >= 0.0 && l.fract() == 0.0 && (l as usize) < classes))
-    {
-        Some((row, &label)) => Err(Error::Label {
-            row,
-            label,
-            classes,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// `slots` consecutive entries starting at `slot` exist in a `totals` row.
 pub(crate) fn totals_dims(
     op: &'static str,
@@ -370,40 +307,6 @@ pub(crate) fn arena_len(op: &'static str, expected: usize, actual: usize) -> Res
     Ok(())
 }
 
-/// A layer norm over `x` (rows × cols): γ (and β) are 1 × cols, the statistics rows × 2, and
-/// `eps` is finite and > 0.
-pub(crate) fn layer_norm_dims(
-    op: &'static str,
-    x: (usize, usize),
-    gamma: (usize, usize),
-    stats: (usize, usize),
-    eps: f32,
-) -> Result<()> {
-    let bad = |detail: String| Err(Error::Shape { op, detail });
-    if x.0 == 0 || x.1 == 0 {
-        return bad(format!("empty input {}", Dims(x.0, x.1)));
-    }
-    if gamma != (1, x.1) {
-        return bad(format!(
-            "the gain (or shift) is {}, expected {} for input {}",
-            Dims(gamma.0, gamma.1),
-            Dims(1, x.1),
-            Dims(x.0, x.1)
-        ));
-    }
-    if stats != (x.0, 2) {
-        return bad(format!(
-            "the statistics are {}, expected {}",
-            Dims(stats.0, stats.1),
-            Dims(x.0, 2)
-        ));
-    }
-    if !(eps.is_finite() && eps > 0.0) {
-        return bad(format!("eps = {eps}: it must be finite and > 0"));
-    }
-    Ok(())
-}
-
 /// A `lerp` weight is finite (a NaN or infinite one would poison every element it touches).
 pub(crate) fn check_lerp_weight(weight: f32) -> Result<()> {
     match weight.is_finite() {
@@ -412,46 +315,5 @@ pub(crate) fn check_lerp_weight(weight: f32) -> Result<()> {
             op: "lerp",
             detail: format!("the weight is {weight}; it must be finite"),
         }),
-    }
-}
-
-/// A batch norm's shapes: a non-empty `x` and every per-feature vector `1 × cols`; `eps`
-/// finite and > 0.
-pub(crate) fn batch_norm_dims(
-    op: &'static str,
-    x: (usize, usize),
-    vectors: &[(usize, usize)],
-    eps: f32,
-) -> Result<()> {
-    let bad = |detail: String| Err(Error::Shape { op, detail });
-    if x.0 == 0 || x.1 == 0 {
-        return bad(format!("empty input {}", Dims(x.0, x.1)));
-    }
-    if let Some(v) = vectors.iter().find(|&&v| v != (1, x.1)) {
-        return bad(format!(
-            "a per-feature vector is {}, expected {} for input {}",
-            Dims(v.0, v.1),
-            Dims(1, x.1),
-            Dims(x.0, x.1)
-        ));
-    }
-    if !(eps.is_finite() && eps > 0.0) {
-        return bad(format!("eps = {eps}: it must be finite and > 0"));
-    }
-    Ok(())
-}
-
-/// A batch's statistics need two rows at least (PyTorch's "expected more than 1 value per
-/// channel when training").
-pub(crate) fn batch_rows(op: &'static str, rows: usize) -> Result<()> {
-    match rows {
-        0 | 1 => Err(Error::Shape {
-            op,
-            detail: format!(
-                "a batch of {rows} row has no variance across it: batch norm trains on \
-                 batches of 2 rows or more"
-            ),
-        }),
-        _ => Ok(()),
     }
 }

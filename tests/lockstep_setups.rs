@@ -1,14 +1,16 @@
 //! Random training setups (`common/setups.rs`), the GPU against the CPU step by step. Each
 //! step starts both backends from the same parameters; the GPU's must move as the CPU's do,
 //! and a setup or step one backend refuses the other must refuse with the same message. The
-//! trained model then predicts and is evaluated alike on both.
+//! trained model then predicts and is evaluated alike on both. The same on batches of the
+//! application's own, of random rows and sizes.
 
 mod common;
 
 use common::gpu;
-use common::setups::{dataset, draw, network};
+use common::setups::{Part, dataset, draw, network};
 use proptest::prelude::*;
-use steepest::{Backend, CpuBackend, Model, Session};
+use rand::RngExt;
+use steepest::{Backend, CpuBackend, GpuBackend, Model, Session};
 
 const STEPS: usize = 6;
 
@@ -48,31 +50,7 @@ fn lockstep(seed: u64) {
             }
             (c, gs) => panic!("{what}: step {step}: CPU {c:?}, GPU {gs:?}"),
         }
-        let expected = cpu.model().network().parameters_flat(&CpuBackend).unwrap();
-        let actual = gpu_session.model().network().parameters_flat(g).unwrap();
-        let cpu_grads = CpuBackend
-            .read_arena(cpu.model().network().gradients())
-            .unwrap();
-        let gpu_grads = g
-            .read_arena(gpu_session.model().network().gradients())
-            .unwrap();
-        // A gradient both backends put at rounding level (the terms of its sum cancel) is
-        // rounding on each, which an adaptive optimizer scales up to a step of either sign:
-        // its parameter's move is not compared. A gradient one backend loses or makes up is
-        // not at rounding level on the other.
-        let largest = cpu_grads.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let rounding = 1e-5 * largest;
-        for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(&start).enumerate() {
-            let tol = 2e-3 * (e - s).abs() + 1e-5 * e.abs().max(1.0);
-            let (gg, cg) = (gpu_grads[i], cpu_grads[i]);
-            if (a - e).abs() > tol && !(gg.abs() <= rounding && cg.abs() <= rounding) {
-                panic!(
-                    "{what}: step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from \
-                     {s}); its last gradient {gg} on the GPU, {cg} on the CPU (the largest \
-                     {largest})"
-                );
-            }
-        }
+        assert_moved_alike((&what, step), &start, &cpu, &gpu_session);
     }
     drop((cpu, gpu_session));
     // The trained model in evaluation mode (a batch norm's running statistics, no dropout),
@@ -108,11 +86,102 @@ fn lockstep(seed: u64) {
     );
 }
 
+/// The setup's trainer on batches of the application's own (`Session::for_batches`): random
+/// rows of random sizes, a step each (a kth of one with accumulation), the GPU against the CPU.
+fn lockstep_on_batches(seed: u64) {
+    let setup = draw(seed);
+    let what = format!("seed {seed} on batches: {setup:?}");
+    let data = dataset(&setup);
+    let g = gpu();
+    let mut cpu_net = network(&CpuBackend, &setup).unwrap();
+    let mut gpu_net = network(g, &setup).unwrap();
+    let cpu = Session::for_batches(&setup.trainer, &CpuBackend, &mut cpu_net);
+    let gpu_session = Session::for_batches(&setup.trainer, g, &mut gpu_net);
+    let (mut cpu, mut gpu_session) = match (cpu, gpu_session) {
+        (Ok(c), Ok(gs)) => (c, gs),
+        (Err(c), Err(gs)) => {
+            assert_eq!(c.to_string(), gs.to_string(), "{what}: refused differently");
+            return;
+        }
+        (c, gs) => panic!("{what}: CPU {:?}, GPU {:?}", c.err(), gs.err()),
+    };
+    let mut rng = common::rng(seed);
+    // A batch norm trains on 4 rows or more here (`common/setups.rs` says why).
+    let least = if format!("{:?}", setup.parts).contains("BatchNorm") {
+        4
+    } else {
+        1
+    };
+    for step in 1..=STEPS {
+        let size = rng.random_range(least..=setup.rows / 2);
+        let rows: Vec<usize> = (0..size).map(|_| rng.random_range(0..setup.rows)).collect();
+        let batch = data.select(&rows).unwrap();
+        let start = cpu.model().network().parameters_flat(&CpuBackend).unwrap();
+        let gpu_net = gpu_session.model_mut().network_mut();
+        gpu_net.set_parameters_flat(g, &start).unwrap();
+        match (cpu.step_on_batch(&batch), gpu_session.step_on_batch(&batch)) {
+            (Ok(()), Ok(())) => {}
+            (Err(c), Err(gs)) => {
+                assert_eq!(c.to_string(), gs.to_string(), "{what}: batch {step}");
+                return;
+            }
+            (c, gs) => panic!("{what}: batch {step}: CPU {c:?}, GPU {gs:?}"),
+        }
+        assert_eq!(
+            cpu.pending_batches(),
+            gpu_session.pending_batches(),
+            "{what}"
+        );
+        assert_moved_alike((&what, step), &start, &cpu, &gpu_session);
+    }
+}
+
+/// Asserts that every parameter moved alike on both backends in the step just taken from
+/// `start` (`what` and `step` name the case).
+fn assert_moved_alike<C: Model<CpuBackend>, G: Model<GpuBackend>>(
+    (what, step): (&str, usize),
+    start: &[f32],
+    cpu: &Session<'_, CpuBackend, C>,
+    gpu_session: &Session<'_, GpuBackend, G>,
+) {
+    let g = gpu();
+    let expected = cpu.model().network().parameters_flat(&CpuBackend).unwrap();
+    let actual = gpu_session.model().network().parameters_flat(g).unwrap();
+    let cpu_grads = CpuBackend
+        .read_arena(cpu.model().network().gradients())
+        .unwrap();
+    let gpu_grads = g
+        .read_arena(gpu_session.model().network().gradients())
+        .unwrap();
+    // A gradient both backends put at rounding level (the terms of its sum cancel) is
+    // rounding on each, which an adaptive optimizer scales up to a step of either sign:
+    // its parameter's move is not compared. A gradient one backend loses or makes up is
+    // not at rounding level on the other.
+    let largest = cpu_grads.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let rounding = 1e-5 * largest;
+    for (i, ((a, e), s)) in actual.iter().zip(&expected).zip(start).enumerate() {
+        let tol = 2e-3 * (e - s).abs() + 1e-5 * e.abs().max(1.0);
+        let (gg, cg) = (gpu_grads[i], cpu_grads[i]);
+        if (a - e).abs() > tol && !(gg.abs() <= rounding && cg.abs() <= rounding) {
+            panic!(
+                "{what}: step {step}: parameter {i} is {a} on the GPU, {e} on the CPU (from \
+                 {s}); its last gradient {gg} on the GPU, {cg} on the CPU (the largest \
+                 {largest})"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn random_setups_train_alike_on_both_backends(seed in any::<u64>()) {
         lockstep(seed);
+    }
+
+    #[test]
+    fn random_setups_train_alike_on_batches_of_their_own(seed in any::<u64>()) {
+        lockstep_on_batches(seed);
     }
 }

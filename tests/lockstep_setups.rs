@@ -107,11 +107,8 @@ fn lockstep_on_batches(seed: u64) {
     };
     let mut rng = common::rng(seed);
     // A batch norm trains on 4 rows or more here (`common/setups.rs` says why).
-    let least = if format!("{:?}", setup.parts).contains("BatchNorm") {
-        4
-    } else {
-        1
-    };
+    let normed = setup.parts.iter().any(|p| matches!(p, Part::BatchNorm));
+    let least = if normed { 4 } else { 1 };
     for step in 1..=STEPS {
         let size = rng.random_range(least..=setup.rows / 2);
         let rows: Vec<usize> = (0..size).map(|_| rng.random_range(0..setup.rows)).collect();

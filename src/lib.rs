@@ -21,7 +21,8 @@
 //! let labels: Vec<usize> = rows.iter().map(|r| usize::from(r[0] > 10.0)).collect();
 //! let x = Array2::from_shape_fn((rows.len(), 2), |(i, j)| rows[i][j]);
 //! let data = Dataset::classification(x, &labels, 2)?;
-//! let (train, val) = data.split(0.2, 1)?;
+//! // A fifth held out, each class in its share (`split` for any data, unstratified).
+//! let (train, val) = data.split_stratified(0.2, 1)?;
 //!
 //! // Standardise with the training split's statistics, and keep them with the model.
 //! let standardizer = Standardizer::fit(&train);

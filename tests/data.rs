@@ -49,6 +49,77 @@ fn linear_data_follows_its_line() {
     assert!((std - 0.3).abs() < 0.02, "noise σ {std}");
 }
 
+/// Classes of 97, 3, 40 and 1 samples (row i's first feature is i, so rows can be told apart):
+/// a stratified split keeps each class's share to within one sample, the total at
+/// round(fraction · n), every row in exactly one part, the rare classes in proportion where
+/// a plain split may drop them, the classes mixed in both parts, and the same parts for the
+/// same seed.
+#[test]
+fn a_stratified_split_keeps_each_class_share() {
+    let sizes = [97usize, 3, 40, 1];
+    let labels: Vec<usize> = (0..sizes.len())
+        .flat_map(|c| std::iter::repeat_n(c, sizes[c]))
+        .collect();
+    let n = labels.len();
+    let x = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { i as f32 } else { 0.5 });
+    let d = Dataset::classification(x, &labels, 4).unwrap();
+    for (fraction, seed) in [(0.2, 1), (0.25, 2), (0.5, 3), (0.1, 4), (0.7, 5)] {
+        let (train, val) = d.split_stratified(fraction, seed).unwrap();
+        let what = format!("fraction {fraction} seed {seed}");
+        assert_eq!(val.len(), (fraction * n as f64).round() as usize, "{what}");
+        let mut rows: Vec<usize> = (train.x().column(0).iter())
+            .chain(val.x().column(0).iter())
+            .map(|&v| v as usize)
+            .collect();
+        rows.sort_unstable();
+        assert_eq!(
+            rows,
+            (0..n).collect::<Vec<_>>(),
+            "{what}: a row lost or doubled"
+        );
+        for (c, &size) in sizes.iter().enumerate() {
+            let in_val = val.labels().unwrap().iter().filter(|&&l| l == c).count();
+            let share = fraction * size as f64;
+            assert!(
+                (in_val as f64 - share).abs() < 1.0,
+                "{what}: class {c} of {size} has {in_val} in validation, its share {share}"
+            );
+            let in_train = train.labels().unwrap().iter().filter(|&&l| l == c).count();
+            assert_eq!(in_train + in_val, size, "{what}: class {c}");
+        }
+        // The classes rounded up are those whose shares lost the most to rounding down.
+        let counts: Vec<usize> = (0..sizes.len())
+            .map(|c| val.labels().unwrap().iter().filter(|&&l| l == c).count())
+            .collect();
+        let remainder =
+            |c: usize| fraction * sizes[c] as f64 - (fraction * sizes[c] as f64).floor();
+        let up = |c: usize| counts[c] as f64 > (fraction * sizes[c] as f64).floor();
+        for (a, b) in (0..4).flat_map(|a| (0..4).map(move |b| (a, b))) {
+            if up(a) && !up(b) {
+                assert!(
+                    remainder(a) >= remainder(b),
+                    "{what}: class {a} rounded up before {b}"
+                );
+            }
+        }
+        // Shuffled: not class after class.
+        let val_labels = val.labels().unwrap();
+        assert!(!val_labels.is_sorted(), "{what}: {val_labels:?}");
+        assert_eq!(d.split_stratified(fraction, seed).unwrap().1, val, "{what}");
+    }
+    assert_ne!(
+        d.split_stratified(0.2, 1).unwrap().1,
+        d.split_stratified(0.2, 6).unwrap().1
+    );
+    for bad in [0.0, 1.0, -0.1, f64::NAN, 0.001] {
+        let err = d.split_stratified(bad, 1).unwrap_err().to_string();
+        assert!(err.contains("empty part"), "{bad}: {err}");
+    }
+    let regression = Dataset::regression(d.x().clone(), d.x().clone()).unwrap();
+    let err = regression.split_stratified(0.2, 1).unwrap_err().to_string();
+    assert!(err.contains("no class labels"), "{err}");
+}
+
 #[test]
 fn split_is_a_seeded_partition() {
     let d = spirals(100, 0.0, 1).unwrap();

@@ -188,6 +188,68 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// A seeded shuffle split that keeps each class's share (scikit-learn's
+    /// `train_test_split(stratify=y)`): `round(fraction · n)` validation samples, as
+    /// [`Dataset::split`] takes, drawn from each class in proportion to its size (its
+    /// `fraction` of the class rounded down, the samples left over going to the classes with
+    /// the largest remainders, the lower class first on a tie), so that a rare class is not
+    /// left out of either part by chance. Both parts come shuffled. For classification data
+    /// only ([`Dataset::classification`]); both parts must end up non-empty.
+    pub fn split_stratified(&self, validation_fraction: f64, seed: u64) -> Result<(Self, Self)> {
+        let op = "Dataset::split_stratified";
+        let Some(labels) = self.labels() else {
+            return Err(Error::Data {
+                op,
+                detail: "the data has no class labels (build it with Dataset::classification) \
+                         to stratify by; Dataset::split splits any data"
+                    .into(),
+            });
+        };
+        let n = self.len();
+        let n_val = (validation_fraction * n as f64).round() as usize;
+        if !(0.0..1.0).contains(&validation_fraction) || n_val == 0 || n_val >= n {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "a validation fraction of {validation_fraction} of {n} samples leaves an \
+                     empty part"
+                ),
+            });
+        }
+        let rng = &mut seeded(seed);
+        // Each class's rows, in a seeded order.
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.classes.unwrap_or(0)];
+        for row in shuffled(n, rng) {
+            by_class[labels[row]].push(row);
+        }
+        // Largest remainders: every class its share rounded down, then one more each for the
+        // classes whose share lost the most, until the counts add up to n_val.
+        let share = |rows: usize| validation_fraction * rows as f64;
+        let mut counts: Vec<usize> = by_class.iter().map(|c| share(c.len()) as usize).collect();
+        let mut order: Vec<usize> = (0..by_class.len()).collect();
+        let remainder = |c: usize| share(by_class[c].len()) - counts[c] as f64;
+        order.sort_by(|&a, &b| remainder(b).total_cmp(&remainder(a)).then(a.cmp(&b)));
+        let mut missing = n_val.saturating_sub(counts.iter().sum());
+        for c in order {
+            if missing > 0 && counts[c] < by_class[c].len() {
+                counts[c] += 1;
+                missing -= 1;
+            }
+        }
+        let (mut train, mut val) = (Vec::with_capacity(n - n_val), Vec::with_capacity(n_val));
+        for (rows, &count) in by_class.iter().zip(&counts) {
+            val.extend_from_slice(&rows[..count]);
+            train.extend_from_slice(&rows[count..]);
+        }
+        // Class by class no longer: each part in a seeded order of its own.
+        let (train_order, val_order) = (shuffled(train.len(), rng), shuffled(val.len(), rng));
+        let train: Vec<usize> = train_order.iter().map(|&i| train[i]).collect();
+        let val: Vec<usize> = val_order.iter().map(|&i| val[i]).collect();
+        Ok((self.select(&train)?, self.select(&val)?))
+    }
+}
+
 /// `0..n` in a seeded random order (Fisher–Yates).
 pub(crate) fn shuffled(n: usize, rng: &mut rand::rngs::StdRng) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();

@@ -120,6 +120,28 @@ fn a_stratified_split_keeps_each_class_share() {
     assert!(err.contains("no class labels"), "{err}");
 }
 
+/// Balanced class weights: n / (classes · n_c), 0 for a class with no sample; they make each
+/// class's weights sum to the same; refused for data without labels.
+#[test]
+fn balanced_class_weights_count_each_class_alike() {
+    let labels = [0, 0, 0, 0, 0, 0, 1, 1, 3, 0, 0, 1];
+    let x = Array2::from_shape_fn((labels.len(), 1), |(i, _)| i as f32);
+    let d = Dataset::classification(x.clone(), &labels, 4).unwrap();
+    let weights = d.balanced_class_weights().unwrap();
+    let n = labels.len() as f32;
+    assert_eq!(
+        weights,
+        vec![n / (4.0 * 8.0), n / (4.0 * 3.0), 0.0, n / 4.0]
+    );
+    for c in [0, 1, 3] {
+        let count = labels.iter().filter(|&&l| l == c).count() as f32;
+        assert!((weights[c] * count - n / 4.0).abs() < 1e-6, "class {c}");
+    }
+    let regression = Dataset::regression(x.clone(), x).unwrap();
+    let err = regression.balanced_class_weights().unwrap_err().to_string();
+    assert!(err.contains("no class labels"), "{err}");
+}
+
 #[test]
 fn split_is_a_seeded_partition() {
     let d = spirals(100, 0.0, 1).unwrap();

@@ -189,6 +189,33 @@ impl Dataset {
 }
 
 impl Dataset {
+    /// Class weights that make every class count as much in total (scikit-learn's
+    /// `compute_class_weight("balanced")`): class c's weight is n / (classes · n_c), n_c its
+    /// samples, for [`Trainer::class_weights`](crate::Trainer::class_weights). A class with no
+    /// sample gets 0 (it has nothing to weigh). For classification data only
+    /// ([`Dataset::classification`]); compute them on the training split.
+    pub fn balanced_class_weights(&self) -> Result<Vec<f32>> {
+        let (Some(labels), Some(classes)) = (self.labels(), self.classes) else {
+            return Err(Error::Data {
+                op: "Dataset::balanced_class_weights",
+                detail: "the data has no class labels (build it with Dataset::classification)"
+                    .into(),
+            });
+        };
+        let mut counts = vec![0usize; classes];
+        for label in labels {
+            counts[label] += 1;
+        }
+        let n = self.len() as f64;
+        Ok(counts
+            .iter()
+            .map(|&count| match count {
+                0 => 0.0,
+                _ => (n / (classes as f64 * count as f64)) as f32,
+            })
+            .collect())
+    }
+
     /// A seeded shuffle split that keeps each class's share (scikit-learn's
     /// `train_test_split(stratify=y)`): `round(fraction · n)` validation samples, as
     /// [`Dataset::split`] takes, drawn from each class in proportion to its size (its

@@ -425,7 +425,8 @@ impl Trainer {
     /// not all 0; refused with the other losses. Training and validation use them; an epoch's
     /// loss and a validation loss are then the batches' weighted means averaged over their
     /// samples. With label smoothing each class's share of the target is weighted too, as
-    /// PyTorch's is.
+    /// PyTorch's is. [`Dataset::balanced_class_weights`](crate::Dataset::balanced_class_weights)
+    /// gives weights that make every class count alike.
     pub fn class_weights(mut self, weights: Vec<f32>) -> Self {
         self.class_weights = Some(weights);
         self

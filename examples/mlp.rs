@@ -245,6 +245,7 @@ fn train<B: Backend>(backend: &B, s: &Settings) -> steepest::Result<History> {
         optimizer.name(),
         backend.describe()
     );
+    println!("{model}");
     let start = Instant::now();
     let history = s.trainer.fit(backend, &mut model, &train, Some(&val))?;
     let seconds = start.elapsed().as_secs_f64();

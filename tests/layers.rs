@@ -713,3 +713,28 @@ fn a_model_of_every_layer_trains_in_lockstep_on_both_backends() {
         a.epochs
     );
 }
+
+/// A model prints as a table of its layers: what it takes and gives, its parameters (the
+/// buffers apart), and a row per layer.
+#[test]
+fn a_model_prints_as_a_table_of_its_layers() {
+    let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+        Box::new(Linear::new(2, 16).with_activation(steepest::Activation::Relu)),
+        Box::new(BatchNorm::new(16)),
+        Box::new(Glu::new(16)),
+        Box::new(RmsNorm::new(8)),
+        Box::new(Linear::new(8, 3)),
+    ];
+    let model = Sequential::new(&CpuBackend, layers, Init::default(), 1).unwrap();
+    let printed = model.to_string();
+    let expected = "\
+Sequential: 2 inputs → 3 outputs, 115 parameters and 32 buffer values
+  #  layer                                   outputs  parameters
+  0  linear(2→16, relu)                           16          48
+  1  batch_norm(16, eps=1e-5, momentum=0.1)       16          32 (+32 buffer values)
+  2  glu(16→8)                                     8           0
+  3  rms_norm(8, eps=1.1920929e-7)                 8           8
+  4  linear(8→3, identity)                         3          27";
+    assert_eq!(printed, expected);
+    assert_eq!(model.parameter_count(), 48 + 32 + 8 + 27);
+}

@@ -21,6 +21,7 @@ mod residual;
 mod rms_norm;
 mod sequential;
 mod state;
+mod summary;
 
 pub use crate::backend::Loss;
 pub use batch_norm::BatchNorm;

@@ -63,9 +63,7 @@ impl<B: Backend> Layer<B> for BatchNorm {
                 detail,
             })
         };
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return bad(format!("eps = {}: it must be finite and > 0", self.eps));
-        }
+        super::layer_norm::check_eps("BatchNorm::new", self.eps)?;
         if !(0.0..=1.0).contains(&self.momentum) {
             return bad(format!(
                 "momentum = {}: it must be in [0, 1]",

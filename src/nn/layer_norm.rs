@@ -25,19 +25,25 @@ impl LayerNorm {
     }
 }
 
+/// A normalisation's `eps` (layer, RMS and batch norms): finite and > 0, or an error naming
+/// `op`.
+pub(super) fn check_eps(op: &'static str, eps: f32) -> Result<()> {
+    if eps.is_finite() && eps > 0.0 {
+        return Ok(());
+    }
+    Err(crate::Error::Shape {
+        op,
+        detail: format!("eps = {eps}: it must be finite and > 0"),
+    })
+}
+
 impl<B: Backend> Layer<B> for LayerNorm {
     fn describe(&self) -> String {
         format!("layer_norm({}, eps={:?})", self.width, self.eps)
     }
 
     fn validate(&self) -> Result<()> {
-        if self.eps.is_finite() && self.eps > 0.0 {
-            return Ok(());
-        }
-        Err(crate::Error::Shape {
-            op: "LayerNorm::new",
-            detail: format!("eps = {}: it must be finite and > 0", self.eps),
-        })
+        check_eps("LayerNorm::new", self.eps)
     }
 
     fn inputs(&self) -> usize {

@@ -35,13 +35,7 @@ impl<B: Backend> Layer<B> for RmsNorm {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.eps.is_finite() && self.eps > 0.0 {
-            return Ok(());
-        }
-        Err(crate::Error::Shape {
-            op: "RmsNorm::new",
-            detail: format!("eps = {}: it must be finite and > 0", self.eps),
-        })
+        super::layer_norm::check_eps("RmsNorm::new", self.eps)
     }
 
     fn inputs(&self) -> usize {

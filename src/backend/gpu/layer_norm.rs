@@ -135,17 +135,7 @@ pub fn layer_norm_backward(
     grad_in: &GpuMatrix,
     prod: &GpuMatrix,
 ) -> Result<()> {
-    let op = "layer_norm_backward";
-    layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), 1.0)?;
-    crate::backend::same_shape(op, x.shape(), grad_out.shape())?;
-    crate::backend::same_shape(op, x.shape(), grad_in.shape())?;
-    crate::backend::same_shape(op, x.shape(), prod.shape())?;
-    run(
-        ctx,
-        (op, &BACKWARD, Norm::Layer),
-        [x, gamma, grad_out, stats, grad_in, prod],
-        0.0,
-    )
+    backward(ctx, Norm::Layer, [x, gamma, grad_out, stats, grad_in, prod])
 }
 
 /// `out ← x / σ · γ` per row, σ = √(Σx²/n + eps), with (0, 1/σ) per row into `stats` (rows ×
@@ -183,15 +173,20 @@ pub fn rms_norm_backward(
     grad_in: &GpuMatrix,
     prod: &GpuMatrix,
 ) -> Result<()> {
-    let op = "rms_norm_backward";
+    backward(ctx, Norm::Rms, [x, gamma, grad_out, stats, grad_in, prod])
+}
+
+/// Either backward pass, after checking its shapes: the forward's, and `grad_out`, `grad_in`
+/// and `prod` as `x`.
+fn backward(ctx: &GpuContext, norm: Norm, matrices: [&GpuMatrix; 6]) -> Result<()> {
+    let op = match norm {
+        Norm::Layer => "layer_norm_backward",
+        Norm::Rms => "rms_norm_backward",
+    };
+    let [x, gamma, grad_out, stats, grad_in, prod] = matrices;
     layer_norm_dims(op, x.shape(), gamma.shape(), stats.shape(), 1.0)?;
-    crate::backend::same_shape(op, x.shape(), grad_out.shape())?;
-    crate::backend::same_shape(op, x.shape(), grad_in.shape())?;
-    crate::backend::same_shape(op, x.shape(), prod.shape())?;
-    run(
-        ctx,
-        (op, &BACKWARD, Norm::Rms),
-        [x, gamma, grad_out, stats, grad_in, prod],
-        0.0,
-    )
+    for m in [grad_out, grad_in, prod] {
+        crate::backend::same_shape(op, x.shape(), m.shape())?;
+    }
+    run(ctx, (op, &BACKWARD, norm), matrices, 0.0)
 }

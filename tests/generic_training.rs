@@ -8,7 +8,8 @@ mod common;
 use std::path::PathBuf;
 
 use steepest::nn::{
-    BatchNorm, Dropout, Elementwise, Embedding, Layer, LayerNorm, Residual, Sequential,
+    BatchNorm, Dropout, Elementwise, Embedding, Glu, Layer, LayerNorm, Residual, RmsNorm,
+    Sequential,
 };
 use steepest::{
     Adam, CpuBackend, Init, LineSearch, Linear, Loss, LrFinder, Nonlinearity, Session, Trainer,
@@ -158,6 +159,25 @@ fn bad_layer_settings_are_refused_when_the_model_is_built() {
     assert!(err.contains("p = 1") && err.contains("[0, 1)"), "{err}");
     let err = build(Box::new(LayerNorm { width: 4, eps: 0.0 }));
     assert!(err.contains("eps = 0"), "{err}");
+    let err = build(Box::new(RmsNorm {
+        width: 4,
+        eps: f32::NAN,
+    }));
+    assert!(
+        err.contains("RmsNorm") && err.contains("eps = NaN"),
+        "{err}"
+    );
+    let err = build(Box::new(Glu::new(4)));
+    assert!(
+        err.contains("4 inputs → 2 outputs") || err.contains("glu"),
+        "{err}"
+    );
+    let odd = Sequential::new(&CpuBackend, vec![Box::new(Glu::new(3))], Init::default(), 0);
+    let err = odd.unwrap_err().to_string();
+    assert!(
+        err.contains("Glu::new") && err.contains("3 inputs"),
+        "{err}"
+    );
     let err = build(Box::new(Elementwise::new(
         4,
         Nonlinearity::LeakyRelu { slope: f32::NAN },

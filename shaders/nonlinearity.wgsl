@@ -28,6 +28,11 @@
 //   9 softplus    βx > p1 ? x : sp(βx)/β;         f' = βx > p1 ? 1 : σ(βx) (p0 = β, p1 = threshold)
 //  10 mish        x·tanh(sp(x));                  f' = t + x·σ(x)(1 − t²), t = tanh(sp(x))
 //  11 hardswish   x·clamp(x + 3, 0, 6)/6;         f' = x < −3 ? 0 : x ≤ 3 ? x/3 + 1/2 : 1
+//  12 hardtanh    x ≤ p0 ? p0 : x ≥ p1 ? p1 : x;  f' = p0 < x < p1 ? 1 : 0  (relu6: p0 = 0, p1 = 6)
+//  13 hardsigmoid clamp(x + 3, 0, 6)/6;           f' = −3 < x < 3 ? 1/6 : 0
+//  14 softsign    x/(1 + |x|);                    f' = 1/(1 + |x|)²
+//  15 log_sigmoid min(x, 0) − log1p(e^−|x|);      f' = x < 0 ? 1 − z/(1 + z) : z/(1 + z), z = e^−|x|
+//  16 celu        x > 0 ? x : p0·expm1(x/p0);     f' = x > 0 ? 1 : e^(x/p0)   (p0 = α)
 // where sp(x) = max(x, 0) + log1p(e^−|x|), and expm1 and log1p take their series near 0 (the
 // CPU twins compute the same).
 // Any other code yields NaN, never a formula picked silently.
@@ -133,6 +138,11 @@ fn apply(x: f32) -> f32 {
         }
         case 10u: { return x * tanh_finite(softplus(x)); }
         case 11u: { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; }
+        case 12u: { return select(select(x, params.p1, x >= params.p1), params.p0, x <= params.p0); }
+        case 13u: { return clamp(x + 3.0, 0.0, 6.0) / 6.0; }
+        case 14u: { return x / (1.0 + abs(x)); }
+        case 15u: { return min(x, 0.0) - log1p(exp(-abs(x))); }
+        case 16u: { return select(params.p0 * expm1(x / params.p0), x, x > 0.0); }
         default: { return not_a_number(); }
     }
 }
@@ -178,6 +188,17 @@ fn derivative(x: f32) -> f32 {
             }
             return select(1.0, x / 3.0 + 0.5, x <= 3.0);
         }
+        case 12u: { return select(0.0, 1.0, x > params.p0 && x < params.p1); }
+        case 13u: { return select(0.0, 1.0 / 6.0, x > -3.0 && x < 3.0); }
+        case 14u: {
+            let b = 1.0 + abs(x);
+            return 1.0 / (b * b);
+        }
+        case 15u: {
+            let z = exp(-abs(x));
+            return select(z / (1.0 + z), 1.0 - z / (1.0 + z), x < 0.0);
+        }
+        case 16u: { return select(exp(x / params.p0), 1.0, x > 0.0); }
         default: { return not_a_number(); }
     }
 }

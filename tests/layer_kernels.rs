@@ -516,6 +516,11 @@ fn nonlinearities_at_awkward_shapes() {
                 beta: 2.0,
                 threshold: 5.0,
             },
+            Nonlinearity::Hardtanh {
+                min_val: -2.0,
+                max_val: 0.5,
+            },
+            Nonlinearity::Celu { alpha: 0.5 },
         ];
         for function in Nonlinearity::ALL.into_iter().chain(others) {
             check_nonlinearity(rows, cols, function, i as u64);

@@ -149,6 +149,26 @@ fn nonlinearities_match_pytorch_on<B: Backend>(backend: &B, name: &str) {
         ),
         ("mish", Nonlinearity::Mish),
         ("hardswish", Nonlinearity::Hardswish),
+        ("relu6", Nonlinearity::Relu6),
+        (
+            "hardtanh",
+            Nonlinearity::Hardtanh {
+                min_val: -1.0,
+                max_val: 1.0,
+            },
+        ),
+        (
+            "hardtanh_-2_0.5",
+            Nonlinearity::Hardtanh {
+                min_val: -2.0,
+                max_val: 0.5,
+            },
+        ),
+        ("hardsigmoid", Nonlinearity::Hardsigmoid),
+        ("softsign", Nonlinearity::Softsign),
+        ("log_sigmoid", Nonlinearity::LogSigmoid),
+        ("celu_1", Nonlinearity::Celu { alpha: 1.0 }),
+        ("celu_0.5", Nonlinearity::Celu { alpha: 0.5 }),
     ] {
         let layer = Elementwise::new(x.ncols(), function);
         let (y, dx, _) = run_layer(backend, &layer, &[], &x, &g);

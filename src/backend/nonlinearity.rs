@@ -47,6 +47,27 @@ pub enum Nonlinearity {
     Mish,
     /// `x · min(max(x + 3, 0), 6) / 6` (`nn.Hardswish`).
     Hardswish,
+    /// `min(max(x, 0), 6)` (`nn.ReLU6`); derivative 1 where 0 < x < 6, else 0.
+    Relu6,
+    /// `min(max(x, min_val), max_val)` (`nn.Hardtanh(min_val, max_val)`, −1 and 1 by
+    /// default); derivative 1 where min_val < x < max_val, else 0.
+    Hardtanh {
+        /// The lower bound.
+        min_val: f32,
+        /// The upper bound (> min_val).
+        max_val: f32,
+    },
+    /// `min(max(x + 3, 0), 6) / 6` (`nn.Hardsigmoid`); derivative 1/6 where −3 < x < 3.
+    Hardsigmoid,
+    /// `x / (1 + |x|)` (`nn.Softsign`).
+    Softsign,
+    /// `ln σ(x) = min(x, 0) − ln(1 + e^−|x|)` (`nn.LogSigmoid`).
+    LogSigmoid,
+    /// `x` where x > 0, else `alpha · (e^(x/alpha) − 1)` (`nn.CELU(alpha)`, 1 by default).
+    Celu {
+        /// The value the function tends to for x → −∞ is −alpha (≠ 0).
+        alpha: f32,
+    },
 }
 
 /// SELU's scale λ, as PyTorch rounds it to f32.
@@ -63,7 +84,7 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 impl Nonlinearity {
     /// Every function (leaky ReLU with PyTorch's default slope), for tests and tables.
-    pub const ALL: [Nonlinearity; 12] = [
+    pub const ALL: [Nonlinearity; 18] = [
         Nonlinearity::Relu,
         Nonlinearity::LeakyRelu { slope: 0.01 },
         Nonlinearity::Gelu,
@@ -79,6 +100,15 @@ impl Nonlinearity {
         },
         Nonlinearity::Mish,
         Nonlinearity::Hardswish,
+        Nonlinearity::Relu6,
+        Nonlinearity::Hardtanh {
+            min_val: -1.0,
+            max_val: 1.0,
+        },
+        Nonlinearity::Hardsigmoid,
+        Nonlinearity::Softsign,
+        Nonlinearity::LogSigmoid,
+        Nonlinearity::Celu { alpha: 1.0 },
     ];
 
     /// `f(x)`.
@@ -121,6 +151,18 @@ impl Nonlinearity {
             }
             Nonlinearity::Mish => x * tanh(softplus(x)),
             Nonlinearity::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Nonlinearity::Relu6 => hardtanh(x, 0.0, 6.0),
+            Nonlinearity::Hardtanh { min_val, max_val } => hardtanh(x, min_val, max_val),
+            Nonlinearity::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Nonlinearity::Softsign => x / (1.0 + x.abs()),
+            Nonlinearity::LogSigmoid => x.min(0.0) - log1p((-x.abs()).exp()),
+            Nonlinearity::Celu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * expm1(x / alpha)
+                }
+            }
         }
     }
 
@@ -191,6 +233,29 @@ impl Nonlinearity {
                     1.0
                 }
             }
+            Nonlinearity::Relu6 => inside(x, 0.0, 6.0, 1.0),
+            Nonlinearity::Hardtanh { min_val, max_val } => inside(x, min_val, max_val, 1.0),
+            Nonlinearity::Hardsigmoid => inside(x, -3.0, 3.0, 1.0 / 6.0),
+            Nonlinearity::Softsign => {
+                let b = 1.0 + x.abs();
+                1.0 / (b * b)
+            }
+            Nonlinearity::LogSigmoid => {
+                // PyTorch's form: 1 − σ(|x|) below 0, σ(−|x|) from 0.
+                let z = (-x.abs()).exp();
+                if x < 0.0 {
+                    1.0 - z / (1.0 + z)
+                } else {
+                    z / (1.0 + z)
+                }
+            }
+            Nonlinearity::Celu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    (x / alpha).exp()
+                }
+            }
         }
     }
 
@@ -211,6 +276,14 @@ impl Nonlinearity {
             }
             Nonlinearity::Mish => "mish".into(),
             Nonlinearity::Hardswish => "hardswish".into(),
+            Nonlinearity::Relu6 => "relu6".into(),
+            Nonlinearity::Hardtanh { min_val, max_val } => {
+                format!("hardtanh({min_val:?}, {max_val:?})")
+            }
+            Nonlinearity::Hardsigmoid => "hardsigmoid".into(),
+            Nonlinearity::Softsign => "softsign".into(),
+            Nonlinearity::LogSigmoid => "log_sigmoid".into(),
+            Nonlinearity::Celu { alpha } => format!("celu({alpha:?})"),
         }
     }
 
@@ -234,6 +307,17 @@ impl Nonlinearity {
             Nonlinearity::Softplus { threshold, .. } if threshold.is_nan() => {
                 bad("threshold", threshold, "a number")
             }
+            Nonlinearity::Hardtanh { min_val, .. } if !min_val.is_finite() => {
+                bad("min_val", min_val, "finite")
+            }
+            Nonlinearity::Hardtanh { min_val, max_val }
+                if !(max_val.is_finite() && max_val > min_val) =>
+            {
+                bad("max_val", max_val, "finite and > min_val")
+            }
+            Nonlinearity::Celu { alpha } if !(alpha.is_finite() && alpha != 0.0) => {
+                bad("alpha", alpha, "finite and ≠ 0")
+            }
             _ => Ok(()),
         }
     }
@@ -253,8 +337,30 @@ impl Nonlinearity {
             Nonlinearity::Softplus { beta, threshold } => (9, [beta, threshold]),
             Nonlinearity::Mish => (10, [0.0; 2]),
             Nonlinearity::Hardswish => (11, [0.0; 2]),
+            Nonlinearity::Relu6 => (12, [0.0, 6.0]),
+            Nonlinearity::Hardtanh { min_val, max_val } => (12, [min_val, max_val]),
+            Nonlinearity::Hardsigmoid => (13, [0.0; 2]),
+            Nonlinearity::Softsign => (14, [0.0; 2]),
+            Nonlinearity::LogSigmoid => (15, [0.0; 2]),
+            Nonlinearity::Celu { alpha } => (16, [alpha, 0.0]),
         }
     }
+}
+
+/// `x` clamped to `[low, high]` in PyTorch's form (a NaN stays NaN).
+fn hardtanh(x: f32, low: f32, high: f32) -> f32 {
+    if x <= low {
+        low
+    } else if x >= high {
+        high
+    } else {
+        x
+    }
+}
+
+/// `slope` where `low < x < high`, else 0: the clamps' derivative (PyTorch's, 0 at the bounds).
+fn inside(x: f32, low: f32, high: f32, slope: f32) -> f32 {
+    if x > low && x < high { slope } else { 0.0 }
 }
 
 /// Below this magnitude `expm1` and `log1p` take their Taylor series (five terms: a relative

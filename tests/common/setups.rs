@@ -64,6 +64,17 @@ fn nonlinearity(rng: &mut StdRng) -> Nonlinearity {
             Nonlinearity::Sigmoid,
             Nonlinearity::Elu { alpha: 0.7 },
             Nonlinearity::Selu,
+            Nonlinearity::Mish,
+            Nonlinearity::Hardswish,
+            Nonlinearity::Relu6,
+            Nonlinearity::Hardtanh {
+                min_val: -1.5,
+                max_val: 2.0,
+            },
+            Nonlinearity::Hardsigmoid,
+            Nonlinearity::Softsign,
+            Nonlinearity::LogSigmoid,
+            Nonlinearity::Celu { alpha: 0.6 },
         ],
     )
 }

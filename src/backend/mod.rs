@@ -15,6 +15,7 @@ mod matmul_spec;
 mod nonlinearity;
 mod normalization;
 mod shapes;
+mod special;
 mod storage;
 
 pub use activation::Activation;

@@ -9,7 +9,8 @@ use common::{bare_safetensors, gpu, random_matrix, rng};
 use ndarray::{Array2, array};
 use steepest::nn::{Dropout, Elementwise, Layer, LayerNorm, Residual, Sequential};
 use steepest::{
-    Activation, Backend, CpuBackend, Error, Init, Linear, Mlp, MlpSpec, Nonlinearity, Standardizer,
+    Activation, Backend, CpuBackend, Dataset, Error, Init, Linear, Mlp, MlpSpec, Model,
+    Nonlinearity, Standardizer,
 };
 
 fn scratch(test: &str) -> std::path::PathBuf {
@@ -574,4 +575,75 @@ fn a_model_file_carries_its_standardisation() {
             .unwrap();
     assert_eq!(restored, standardizer);
     assert!(restored.transform_x(array![[1.0f32]].view()).is_err());
+}
+
+/// The confusion matrix counts each true class's predictions: a trained blob classifier's
+/// against the predictions themselves, on both backends alike; a one-logit binary model's
+/// two classes; data without labels and a model of the wrong width refused.
+#[test]
+fn the_confusion_matrix_counts_predictions_by_true_class() {
+    let data = steepest::data::blobs(90, &[[2.0, 0.0], [-2.0, 0.5], [0.0, -2.0]], 0.8, 5).unwrap();
+    let spec = MlpSpec::new(2)
+        .layer(12, Activation::Tanh)
+        .layer(3, Activation::Identity);
+    let trainer = steepest::Trainer::new(
+        steepest::Adam::default().lr(0.05),
+        steepest::Loss::SoftmaxCrossEntropy,
+    )
+    .batch_size(16)
+    .epochs(5);
+    let mut cpu_model = Mlp::new(&CpuBackend, &spec, Init::default(), 2).unwrap();
+    trainer
+        .fit(&CpuBackend, &mut cpu_model, &data, None)
+        .unwrap();
+    let matrix = cpu_model.confusion_matrix(&CpuBackend, &data).unwrap();
+    let predicted = cpu_model
+        .predict_classes(&CpuBackend, data.x().view())
+        .unwrap();
+    let labels = data.labels().unwrap();
+    for t in 0..3 {
+        for p in 0..3 {
+            let count = (labels.iter().zip(&predicted))
+                .filter(|&(&l, &q)| l == t && q == p)
+                .count() as u64;
+            assert_eq!(matrix[[t, p]], count, "[{t}, {p}]");
+        }
+    }
+    assert_eq!(matrix.sum(), 90);
+    assert!(
+        matrix.diag().sum() > 60,
+        "a trained classifier is mostly right: {matrix}"
+    );
+    let mut gpu_model = Mlp::new(gpu(), &spec, Init::default(), 2).unwrap();
+    let trained = cpu_model.network().parameters_flat(&CpuBackend).unwrap();
+    gpu_model
+        .network_mut()
+        .set_parameters_flat(gpu(), &trained)
+        .unwrap();
+    assert_eq!(gpu_model.confusion_matrix(gpu(), &data).unwrap(), matrix);
+    // One logit for two classes.
+    let binary = steepest::data::moons(40, 0.1, 3).unwrap();
+    let labels: Vec<usize> = binary.y().column(0).iter().map(|&v| v as usize).collect();
+    let binary = Dataset::classification(binary.x().clone(), &labels, 2).unwrap();
+    let one = Mlp::new(
+        &CpuBackend,
+        &MlpSpec::stack(&[2, 4, 1], Activation::Tanh),
+        Init::default(),
+        1,
+    )
+    .unwrap();
+    let two_by_two = one.confusion_matrix(&CpuBackend, &binary).unwrap();
+    assert_eq!((two_by_two.dim(), two_by_two.sum()), ((2, 2), 40));
+    // Refusals.
+    let regression = Dataset::regression(data.x().clone(), data.x().clone()).unwrap();
+    let err = cpu_model
+        .confusion_matrix(&CpuBackend, &regression)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no class labels"), "{err}");
+    let err = cpu_model
+        .confusion_matrix(&CpuBackend, &binary)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("2 classes and the model 3 outputs"), "{err}");
 }

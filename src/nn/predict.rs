@@ -1,6 +1,7 @@
-//! Prediction on host data: `predict` and `predict_classes` on any model, in batches so that a
-//! large input never needs all its activations on the device at once, and [`Predictor`], the
-//! same with its device memory kept from one call to the next (a serving loop's).
+//! Prediction on host data: `predict`, `predict_classes` and `confusion_matrix` on any model,
+//! in batches so that a large input never needs all its activations on the device at once,
+//! and [`Predictor`], the same with its device memory kept from one call to the next (a
+//! serving loop's).
 
 use ndarray::{Array2, ArrayView2, s};
 
@@ -57,6 +58,39 @@ impl<B: Backend> Sequential<B> {
     /// one output, a logit as binary cross-entropy trains it, class 1 when it is above 0.
     pub fn predict_classes(&self, backend: &B, x: ArrayView2<'_, f32>) -> Result<Vec<usize>> {
         Ok(classes(&self.predict(backend, x)?))
+    }
+
+    /// The confusion matrix of the model's predictions on `data` (classification data, as
+    /// [`Dataset::classification`](crate::Dataset::classification) builds it): entry
+    /// `[t, p]` counts the samples of class `t` predicted as class `p` (scikit-learn's
+    /// `confusion_matrix`: rows the true classes), classes × classes, the predictions as
+    /// [`Sequential::predict_classes`] makes them. The model has an output per class, or one
+    /// for two classes (a logit, as binary cross-entropy trains it).
+    pub fn confusion_matrix(&self, backend: &B, data: &crate::Dataset) -> Result<Array2<u64>> {
+        let op = "Sequential::confusion_matrix";
+        let (Some(labels), Some(classes)) = (data.labels(), data.classes()) else {
+            return Err(Error::Data {
+                op,
+                detail: "the data has no class labels (build it with Dataset::classification)"
+                    .into(),
+            });
+        };
+        let outputs = self.outputs();
+        if outputs != classes && !(outputs == 1 && classes == 2) {
+            return Err(Error::Data {
+                op,
+                detail: format!(
+                    "the data has {classes} classes and the model {outputs} outputs: one per \
+                     class, or one for two classes"
+                ),
+            });
+        }
+        let predicted = self.predict_classes(backend, data.x().view())?;
+        let mut counts = Array2::zeros((classes, classes));
+        for (truth, guess) in labels.into_iter().zip(predicted) {
+            counts[[truth, guess]] += 1;
+        }
+        Ok(counts)
     }
 
     /// A [`Predictor`] for this model (or any of its architecture) that runs up to `batch`

@@ -7,7 +7,7 @@
 mod common;
 
 use common::gpu;
-use common::setups::{Part, dataset, draw, network};
+use common::setups::{Part, dataset, draw_smooth, network};
 use proptest::prelude::*;
 use rand::RngExt;
 use steepest::{Backend, CpuBackend, GpuBackend, Model, Session};
@@ -15,7 +15,7 @@ use steepest::{Backend, CpuBackend, GpuBackend, Model, Session};
 const STEPS: usize = 6;
 
 fn lockstep(seed: u64) {
-    let setup = draw(seed);
+    let setup = draw_smooth(seed);
     let what = format!("seed {seed}: {setup:?}");
     let data = dataset(&setup);
     let g = gpu();
@@ -89,7 +89,7 @@ fn lockstep(seed: u64) {
 /// The setup's trainer on batches of the application's own (`Session::for_batches`): random
 /// rows of random sizes, a step each (a kth of one with accumulation), the GPU against the CPU.
 fn lockstep_on_batches(seed: u64) {
-    let setup = draw(seed);
+    let setup = draw_smooth(seed);
     let what = format!("seed {seed} on batches: {setup:?}");
     let data = dataset(&setup);
     let g = gpu();

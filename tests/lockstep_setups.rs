@@ -14,6 +14,19 @@ use steepest::{Backend, CpuBackend, GpuBackend, Model, Session};
 
 const STEPS: usize = 6;
 
+/// Both results when both backends succeed; `None` when both fail, with one message (the case
+/// then ends there); a failure on one backend alone fails the test.
+fn alike<C, G>(what: &str, cpu: steepest::Result<C>, gpu: steepest::Result<G>) -> Option<(C, G)> {
+    match (cpu, gpu) {
+        (Ok(c), Ok(g)) => Some((c, g)),
+        (Err(c), Err(g)) => {
+            assert_eq!(c.to_string(), g.to_string(), "{what}: refused differently");
+            None
+        }
+        (c, g) => panic!("{what}: CPU {:?}, GPU {:?}", c.err(), g.err()),
+    }
+}
+
 fn lockstep(seed: u64) {
     let setup = draw_smooth(seed);
     let what = format!("seed {seed}: {setup:?}");
@@ -23,32 +36,16 @@ fn lockstep(seed: u64) {
     let mut gpu_net = network(g, &setup).unwrap();
     let cpu = Session::new(&setup.trainer, &CpuBackend, &mut cpu_net, &data, None);
     let gpu_session = Session::new(&setup.trainer, g, &mut gpu_net, &data, None);
-    let (mut cpu, mut gpu_session) = match (cpu, gpu_session) {
-        (Ok(c), Ok(gs)) => (c, gs),
-        (Err(c), Err(gs)) => {
-            assert_eq!(c.to_string(), gs.to_string(), "{what}: refused differently");
-            return;
-        }
-        (c, gs) => panic!("{what}: CPU {:?}, GPU {:?}", c.err(), gs.err()),
+    let Some((mut cpu, mut gpu_session)) = alike(&what, cpu, gpu_session) else {
+        return;
     };
     for step in 1..=STEPS {
         let start = cpu.model().network().parameters_flat(&CpuBackend).unwrap();
-        gpu_session
-            .model_mut()
-            .network_mut()
-            .set_parameters_flat(g, &start)
-            .unwrap();
-        match (cpu.step(), gpu_session.step()) {
-            (Ok(()), Ok(())) => {}
-            (Err(c), Err(gs)) => {
-                assert_eq!(
-                    c.to_string(),
-                    gs.to_string(),
-                    "{what}: step {step} failed differently"
-                );
-                return;
-            }
-            (c, gs) => panic!("{what}: step {step}: CPU {c:?}, GPU {gs:?}"),
+        let gpu_net = gpu_session.model_mut().network_mut();
+        gpu_net.set_parameters_flat(g, &start).unwrap();
+        let what = format!("{what}: step {step}");
+        if alike(&what, cpu.step(), gpu_session.step()).is_none() {
+            return;
         }
         assert_moved_alike((&what, step), &start, &cpu, &gpu_session);
     }
@@ -97,13 +94,8 @@ fn lockstep_on_batches(seed: u64) {
     let mut gpu_net = network(g, &setup).unwrap();
     let cpu = Session::for_batches(&setup.trainer, &CpuBackend, &mut cpu_net);
     let gpu_session = Session::for_batches(&setup.trainer, g, &mut gpu_net);
-    let (mut cpu, mut gpu_session) = match (cpu, gpu_session) {
-        (Ok(c), Ok(gs)) => (c, gs),
-        (Err(c), Err(gs)) => {
-            assert_eq!(c.to_string(), gs.to_string(), "{what}: refused differently");
-            return;
-        }
-        (c, gs) => panic!("{what}: CPU {:?}, GPU {:?}", c.err(), gs.err()),
+    let Some((mut cpu, mut gpu_session)) = alike(&what, cpu, gpu_session) else {
+        return;
     };
     let mut rng = common::rng(seed);
     // A batch norm trains on 4 rows or more here (`common/setups.rs` says why).
@@ -116,13 +108,9 @@ fn lockstep_on_batches(seed: u64) {
         let start = cpu.model().network().parameters_flat(&CpuBackend).unwrap();
         let gpu_net = gpu_session.model_mut().network_mut();
         gpu_net.set_parameters_flat(g, &start).unwrap();
-        match (cpu.step_on_batch(&batch), gpu_session.step_on_batch(&batch)) {
-            (Ok(()), Ok(())) => {}
-            (Err(c), Err(gs)) => {
-                assert_eq!(c.to_string(), gs.to_string(), "{what}: batch {step}");
-                return;
-            }
-            (c, gs) => panic!("{what}: batch {step}: CPU {c:?}, GPU {gs:?}"),
+        let (on_cpu, on_gpu) = (cpu.step_on_batch(&batch), gpu_session.step_on_batch(&batch));
+        if alike(&format!("{what}: batch {step}"), on_cpu, on_gpu).is_none() {
+            return;
         }
         assert_eq!(
             cpu.pending_batches(),

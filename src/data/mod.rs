@@ -196,6 +196,22 @@ impl Dataset {
     /// samples, for [`Trainer::class_weights`](crate::Trainer::class_weights). A class with no
     /// sample gets 0 (it has nothing to weigh). For classification data only
     /// ([`Dataset::classification`]); compute them on the training split.
+    ///
+    /// ```
+    /// use steepest::{Adam, Dataset, Loss, Trainer, ndarray::Array2};
+    /// # fn main() -> steepest::Result<()> {
+    /// // Nine samples of class 0, three of class 1: class 1 counts three times as much.
+    /// let labels = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1];
+    /// let x = Array2::from_shape_fn((12, 2), |(i, j)| (i + j) as f32);
+    /// let data = Dataset::classification(x, &labels, 2)?;
+    /// let weights = data.balanced_class_weights()?;
+    /// assert!((weights[0] - 2.0 / 3.0).abs() < 1e-7 && weights[1] == 2.0); // 12/(2·9), 12/(2·3)
+    /// let trainer = Trainer::new(Adam::default(), Loss::SoftmaxCrossEntropy);
+    /// let trainer = trainer.class_weights(weights);
+    /// # let _ = trainer;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn balanced_class_weights(&self) -> Result<Vec<f32>> {
         let (Some(labels), Some(classes)) = (self.labels(), self.classes) else {
             return Err(Error::Data {
@@ -225,6 +241,19 @@ impl Dataset {
     /// the largest remainders, the lower class first on a tie), so that a rare class is not
     /// left out of either part by chance. Both parts come shuffled. For classification data
     /// only ([`Dataset::classification`]); both parts must end up non-empty.
+    ///
+    /// ```
+    /// use steepest::{Dataset, ndarray::Array2};
+    /// # fn main() -> steepest::Result<()> {
+    /// // 95 samples of class 0 and 5 of class 1: a fifth held out keeps one of class 1.
+    /// let labels: Vec<usize> = (0..100).map(|i| usize::from(i >= 95)).collect();
+    /// let x = Array2::from_shape_fn((100, 1), |(i, _)| i as f32);
+    /// let (train, val) = Dataset::classification(x, &labels, 2)?.split_stratified(0.2, 7)?;
+    /// assert_eq!((train.len(), val.len()), (80, 20));
+    /// assert_eq!(val.labels().unwrap().iter().filter(|&&l| l == 1).count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn split_stratified(&self, validation_fraction: f64, seed: u64) -> Result<(Self, Self)> {
         let op = "Dataset::split_stratified";
         let Some(labels) = self.labels() else {

@@ -9,6 +9,22 @@ use crate::error::Result;
 /// features (PyTorch's `nn.GLU()`, over the last dimension): `inputs / 2` outputs, no
 /// parameters. After a [`Linear`](super::Linear) of twice the width it makes a gated layer
 /// (`GLU(x·Wᵀ + b)`).
+///
+/// ```
+/// use steepest::nn::{Glu, Layer, Sequential};
+/// use steepest::{CpuBackend, Init, Linear};
+/// # fn main() -> steepest::Result<()> {
+/// // 4 features → 2·16 → gated to 16 → 3.
+/// let layers: Vec<Box<dyn Layer<CpuBackend>>> = vec![
+///     Box::new(Linear::new(4, 32)),
+///     Box::new(Glu::new(32)),
+///     Box::new(Linear::new(16, 3)),
+/// ];
+/// let model = Sequential::new(&CpuBackend, layers, Init::default(), 1)?;
+/// assert_eq!(model.outputs(), 3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Glu {
     /// Features in: an even number, the two halves.

@@ -66,6 +66,20 @@ impl<B: Backend> Sequential<B> {
     /// `confusion_matrix`: rows the true classes), classes × classes, the predictions as
     /// [`Sequential::predict_classes`] makes them. The model has an output per class, or one
     /// for two classes (a logit, as binary cross-entropy trains it).
+    ///
+    /// ```
+    /// use steepest::{Activation, CpuBackend, Init, Mlp, MlpSpec, data};
+    /// # fn main() -> steepest::Result<()> {
+    /// let blobs = data::blobs(60, &[[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]], 0.5, 1)?;
+    /// let spec = MlpSpec::stack(&[2, 8, 3], Activation::Tanh);
+    /// let model = Mlp::new(&CpuBackend, &spec, Init::default(), 1)?;
+    /// let counts = model.confusion_matrix(&CpuBackend, &blobs)?;
+    /// assert_eq!((counts.dim(), counts.sum()), ((3, 3), 60)); // rows: true classes
+    /// let right = counts.diag().sum(); // the samples classified right
+    /// # let _ = right;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn confusion_matrix(&self, backend: &B, data: &crate::Dataset) -> Result<Array2<u64>> {
         let op = "Sequential::confusion_matrix";
         let (Some(labels), Some(classes)) = (data.labels(), data.classes()) else {

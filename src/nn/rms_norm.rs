@@ -11,6 +11,13 @@ use crate::error::Result;
 /// `elementwise_affine=True`): unlike [`LayerNorm`](super::LayerNorm), no mean is taken out
 /// and there is no shift. Parameter `weight` (γ, initially 1); PyTorch's default `eps` of
 /// `None` is the float's machine epsilon, `f32::EPSILON`.
+///
+/// ```
+/// use steepest::nn::RmsNorm;
+/// let norm = RmsNorm::new(64); // nn.RMSNorm(64)
+/// let with_eps = RmsNorm { eps: 1e-6, ..norm }; // nn.RMSNorm(64, eps=1e-6)
+/// assert_eq!((norm.eps, with_eps.width), (f32::EPSILON, 64));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsNorm {
     /// Features normalised over.

@@ -25,11 +25,14 @@ CARGO_TARGET_DIR="$target" bash "$probe/prepare.sh" --tests
 # the loader, then no adapter).
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 (cd .devcarry/gl && apt-get $o download -qq libglvnd0 libegl1 libglx0 libgl1 libopengl0 libgles2)
-# The test binaries as xz: a third smaller than gzip, which keeps the carry under its limit.
+# The test binaries as xz at -9, whose 64 MiB window spans several binaries (each links the
+# same wgpu and naga): 18.5 MB where -6's 8 MiB window gave 38.7 (twenty-eighth session,
+# 215 MB of binaries, about two minutes on two cores), which keeps the carry well under its
+# 64 MiB.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 tar xzf .devcarry/t.tgz -C "$scratch"
-tar cf - -C "$scratch" t | xz -6 -T2 > .devcarry/t.txz
+tar cf - -C "$scratch" t | xz -9 -T2 > .devcarry/t.txz
 rm .devcarry/t.tgz
 CARGO_TARGET_DIR="$target" cargo build --release --locked --example gpu_report
 cp "$target/release/examples/gpu_report" .devcarry/gpu_report
@@ -64,8 +67,8 @@ if [ -n "${1:-}" ]; then
   report_at "$1" gpu_report_baseline
   git rev-parse --short "$1" > .devcarry/baseline
 fi
-# Each experiment's report and matmul tests, xz-compressed (a third of their size: the
-# carry holds 64 MiB); go.sh unpacks them.
+# Each experiment's report and matmul tests, xz-compressed at -9 as the test binaries are
+# (the carry holds 64 MiB); go.sh unpacks them.
 if [ -n "${EXPERIMENTS:-}" ]; then
   mkdir -p "$scratch/exp"
   : > .devcarry/experiments.txt
@@ -90,7 +93,7 @@ if [ -n "${EXPERIMENTS:-}" ]; then
     fi
     echo "$name exp/gpu_report_$short exp/matmul_$short $vars" >> .devcarry/experiments.txt
   done < "$EXPERIMENTS"
-  tar cf - -C "$scratch" exp | xz -6 -T2 > .devcarry/exp.txz
+  tar cf - -C "$scratch" exp | xz -9 -T2 > .devcarry/exp.txz
   cat .devcarry/experiments.txt
 fi
 du -sh .devcarry

@@ -111,8 +111,8 @@ fn width(inputs: usize, parts: &[Part]) -> usize {
     })
 }
 
-/// Whether a batch norm may follow `last`: first only, on the data (or an embedding's
-/// output). After a layer with parameters, the batch norm takes out each feature's mean, so
+/// Whether a batch norm may follow `last`: first only, on the data (not on an embedding's
+/// output, whose columns take a value per category: all one in a small batch). After a layer with parameters, the batch norm takes out each feature's mean, so
 /// the gradient of a shift that reaches it unbent (a bias, through a linear layer, a ReLU's
 /// linear half, another norm or a residual sum) is zero but for rounding; and a feature that
 /// barely varies over the batch (a bottleneck's sigmoid) has its rounding multiplied by up to
@@ -262,7 +262,7 @@ fn draw_setup(seed: u64, smooth: bool) -> Setup {
             6 if width(features, &parts).is_multiple_of(2) => Part::Glu,
             6 => Part::Linear(2 * rng.random_range(1..=9), activation(rng, smooth)),
             0 | 1 => Part::Linear(rng.random_range(2..=19), activation(rng, smooth)),
-            3 if normalisable(parts.last()) => Part::BatchNorm,
+            3 if embedding.is_none() && normalisable(parts.last()) => Part::BatchNorm,
             // A layer norm over one or two features gives (nearly) constant outputs, whose
             // gradients are rounding: over three or more only.
             2 | 3 if width(features, &parts) >= 3 && rng.random_bool(0.5) => Part::LayerNorm,

@@ -64,7 +64,10 @@ fn lockstep(seed: u64) {
     gpu_net.set_parameters_flat(g, &trained).unwrap();
     let expected = cpu_net.predict(&CpuBackend, data.x().view()).unwrap();
     let actual = gpu_net.predict(g, data.x().view()).unwrap();
-    let tolerance = common::tolerance(&expected, 1e-4, 1e-5);
+    // Loose enough for a row a layer norm finds nearly constant (its 1/σ multiplies the
+    // backends' rounding: 4e-5 off once in 2 500 cases at 1e-4), tight against an evaluation
+    // pass that trains (batch statistics, dropout), which moves outputs by far more.
+    let tolerance = common::tolerance(&expected, 1e-3, 1e-4);
     common::assert_close(
         &format!("{what}: predictions"),
         &actual,
@@ -76,7 +79,7 @@ fn lockstep(seed: u64) {
         .evaluate(&CpuBackend, &cpu_net, &data)
         .unwrap();
     let gpu_eval = setup.trainer.evaluate(g, &gpu_net, &data).unwrap();
-    let close = (gpu_eval.loss - cpu_eval.loss).abs() <= 1e-4 * cpu_eval.loss.abs() + 1e-6;
+    let close = (gpu_eval.loss - cpu_eval.loss).abs() <= 1e-3 * cpu_eval.loss.abs() + 1e-6;
     assert!(
         close,
         "{what}: evaluated loss {gpu_eval:?} on the GPU, {cpu_eval:?} on the CPU"

@@ -16,14 +16,14 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{BackendChoice, finish};
+use common::{BackendChoice, finish, on_backend};
 use ndarray::{Array2, array};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::nn::{Embedding, Layer, Sequential};
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Dataset, Init, Linear, Loss, Mlp, MlpSpec, Model,
-    Standardizer, Trainer,
+    Activation, Adam, Backend, Dataset, Init, Linear, Loss, Mlp, MlpSpec, Model, Standardizer,
+    Trainer,
 };
 
 /// A categorical feature as a number against an embedding of it, on one budget.
@@ -183,13 +183,11 @@ fn run(mut args: Args) -> Result<(), String> {
     if args.quick {
         args.epochs = args.epochs.min(20);
     }
-    match args.backend.open()? {
-        Some(gpu) => {
-            println!("backend: {}", gpu.describe());
-            compare(&gpu, &args)
-        }
-        None => compare(&CpuBackend, &args),
-    }
+    on_backend(
+        args.backend,
+        |gpu| compare(gpu, &args),
+        |cpu| compare(cpu, &args),
+    )
 }
 
 fn main() -> ExitCode {

@@ -14,12 +14,12 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{BackendChoice, finish};
+use common::{BackendChoice, finish, on_backend};
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steepest::{
-    Activation, Adam, Backend, CpuBackend, Dataset, Init, Loss, Mlp, MlpSpec, Standardizer, Trainer,
+    Activation, Adam, Backend, Dataset, Init, Loss, Mlp, MlpSpec, Standardizer, Trainer,
 };
 
 /// A rare class with and without balanced class weights, on one budget.
@@ -143,13 +143,11 @@ fn run(mut args: Args) -> Result<(), String> {
     if args.quick {
         args.epochs = args.epochs.min(15);
     }
-    match args.backend.open()? {
-        Some(gpu) => {
-            println!("backend: {}", gpu.describe());
-            compare(&gpu, &args)
-        }
-        None => compare(&CpuBackend, &args),
-    }
+    on_backend(
+        args.backend,
+        |gpu| compare(gpu, &args),
+        |cpu| compare(cpu, &args),
+    )
 }
 
 fn main() -> ExitCode {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{BackendChoice, finish};
+use common::{BackendChoice, finish, on_backend};
 use ndarray::Array2;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -209,13 +209,11 @@ fn run(mut args: Args) -> Result<(), String> {
     if args.quick {
         args.epochs = args.epochs.min(25);
     }
-    match args.backend.open()? {
-        Some(gpu) => {
-            println!("backend: {}", gpu.describe());
-            compare(&gpu, &args)
-        }
-        None => compare(&CpuBackend, &args),
-    }
+    on_backend(
+        args.backend,
+        |gpu| compare(gpu, &args),
+        |cpu| compare(cpu, &args),
+    )
 }
 
 fn main() -> ExitCode {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 use steepest::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, GpuBackend, NAdam, OptimizerConfig, RAdam,
-    RmsProp, Rprop, Sgd,
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Backend, CpuBackend, GpuBackend, NAdam,
+    OptimizerConfig, RAdam, RmsProp, Rprop, Sgd,
 };
 
 /// Where an example runs (`--backend`).
@@ -37,6 +37,23 @@ impl BackendChoice {
                 }
             },
         }
+    }
+}
+
+/// Runs `on_gpu` with the GPU backend when `choice` opens one (printing the adapter), else
+/// `on_cpu` with the CPU backend: the two calls of an example's job, generic over the
+/// backend, that a closure cannot be.
+pub fn on_backend<T>(
+    choice: BackendChoice,
+    on_gpu: impl FnOnce(&GpuBackend) -> Result<T, String>,
+    on_cpu: impl FnOnce(&CpuBackend) -> Result<T, String>,
+) -> Result<T, String> {
+    match choice.open()? {
+        Some(gpu) => {
+            println!("backend: {}", gpu.describe());
+            on_gpu(&gpu)
+        }
+        None => on_cpu(&CpuBackend),
     }
 }
 
